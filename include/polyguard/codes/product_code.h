@@ -1,0 +1,138 @@
+// ProductCode: one small interface for every protection strategy of a
+// distributed product C = A * B, where A is stored (split and encoded across
+// P peers, e.g. a layer's weights) and B is replicated (e.g. a batch).
+//
+// Every peer r runs the same three verbs; nothing here talks to the network:
+//   shard  = code.EncodeShard(A, r)      once, when A is stored
+//   piece  = code.EncodeInput(B, r)      per product, local, O(size of B)
+//   result = code.PeerProduct(shard, piece)
+// and any peer that holds the results of R >= K peers calls
+//   code.Decode(results)  ->  C, plus the peers found wrong.
+//
+// Strategies (see each header for thresholds, errors corrected, costs):
+//   PolyDotCode      Generalized PolyDot (Polynomial and MatDot codes too)
+//   MdsCode          systematic real (P, Q) MDS code on row blocks of A
+//   ReplicationCode  r-fold replication with agreement voting
+//   AbftCode         Huang-Abraham checksums on each peer's block
+//   UncodedCode      plain split, no protection (the baseline)
+//
+// Thread safety: all methods are const and safe to call concurrently.
+#ifndef POLYGUARD_CODES_PRODUCT_CODE_H_
+#define POLYGUARD_CODES_PRODUCT_CODE_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "polyguard/base/matrix.h"
+#include "polyguard/base/status.h"
+#include "polyguard/codes/errors_and_erasures_decoder.h"
+#include "polyguard/codes/evaluation_points.h"
+
+namespace polyguard {
+
+// C (rows x cols) = A (rows x inner) * B (inner x cols).
+struct ProductShape {
+  int64_t rows = 0;
+  int64_t inner = 0;
+  int64_t cols = 0;
+};
+
+// One peer's result as it arrived.
+struct PeerResult {
+  int peer = 0;
+  Matrix value;
+};
+
+struct DecodedProduct {
+  Matrix product;                // rows x cols
+  std::vector<int> wrong_peers;  // sorted; peers whose results were wrong
+  // True when the result was checked by redundancy (at least one more
+  // consistent result than needed). False for unprotected strategies and for
+  // decodes from exactly K results.
+  bool verified = false;
+};
+
+enum class Strategy { kUncoded, kReplication, kMds, kPolyDot, kAbft };
+std::string_view StrategyName(Strategy strategy);
+StatusOr<Strategy> ParseStrategy(std::string_view name);  // "genpolydot", ...
+
+class ProductCode {
+ public:
+  virtual ~ProductCode() = default;
+
+  virtual Strategy strategy() const = 0;
+  const ProductShape& shape() const { return shape_; }
+  int num_peers() const { return peers_; }
+  // K: the fewest results from which Decode can return C.
+  virtual int recovery_threshold() const = 0;
+  // Wrong results among all P that are always corrected, under the
+  // probabilistic model (continuous errors) and in the worst case.
+  virtual int errors_corrected_probabilistic() const = 0;
+  virtual int errors_corrected_adversarial() const = 0;
+  // Doubles each peer stores for A, and sends as its result.
+  virtual int64_t stored_doubles_per_peer() const = 0;
+  virtual int64_t result_doubles_per_peer() const = 0;
+  // One-line description with the parameters, e.g. "genpolydot P=8 m=2 n=2 d=1".
+  virtual std::string Describe() const = 0;
+
+  // Peer r's stored shard of A (rows x inner).
+  virtual StatusOr<Matrix> EncodeShard(const MatrixRef& a, int peer) const = 0;
+  // Peer r's input piece of B (inner x cols).
+  virtual StatusOr<Matrix> EncodeInput(const MatrixRef& b, int peer) const = 0;
+  // The local product at a peer. Shapes come from EncodeShard/EncodeInput.
+  virtual Matrix PeerProduct(const MatrixRef& shard, const MatrixRef& piece) const {
+    return shard * piece;
+  }
+  // C from any R >= K results (missing peers are erasures).
+  // InvalidArgument: unknown or duplicate peer, wrong result shape.
+  // Unavailable: too few results. DataLoss: uncorrectable errors (the message
+  // names the suspect peers).
+  virtual StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const = 0;
+
+  // Convenience: every peer's shard.
+  StatusOr<std::vector<Matrix>> EncodeShards(const MatrixRef& a) const;
+
+ protected:
+  ProductCode(ProductShape shape, int peers) : shape_(shape), peers_(peers) {}
+  Status CheckA(const MatrixRef& a) const;
+  Status CheckB(const MatrixRef& b) const;
+  Status CheckPeer(int peer) const;
+  // Checks peers (known, distinct) and result shapes.
+  Status CheckResults(std::span<const PeerResult> results, int64_t rows, int64_t cols) const;
+
+ private:
+  ProductShape shape_;
+  int peers_;
+};
+
+// Everything needed to build any strategy.
+struct ProductCodeOptions {
+  Strategy strategy = Strategy::kPolyDot;
+  ProductShape shape;
+  int peers = 1;            // P
+  int m = 1, n = 1, d = 1;  // PolyDot split of A (m x n) and B (n x d)
+  int data_blocks = 1;      // Q of the MDS code
+  int replicas = 2;         // r of replication
+  PointKind points = PointKind::kChebyshev;
+  DecoderOptions decoder;
+};
+
+// Validates the options once and builds the code; the error names the field.
+StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions& options);
+
+namespace internal {
+// Splits [0, total) into `parts` equal blocks of ceil(total / parts) (the last
+// ones zero-padded); returns the block size.
+int64_t BlockSize(int64_t total, int64_t parts);
+// Row block i of m (zero-padded to `block` rows).
+Matrix RowBlock(const MatrixRef& m, int64_t i, int64_t block);
+Status ValidateShape(const ProductShape& shape);
+}  // namespace internal
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_CODES_PRODUCT_CODE_H_

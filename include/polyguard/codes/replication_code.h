@@ -1,0 +1,65 @@
+// r-fold replication with agreement voting.
+//
+// A is split into g = P / r row blocks (zero-padded); peer p stores block
+// p mod g, so block b is held by peers b, b + g, b + 2g, ... Every peer
+// computes its block times B. A block is trusted when at least two of its
+// copies agree and no other group of copies is as large; copies that
+// disagree with it are reported wrong.
+//
+// Threshold: any K = P - r + 1 results cover every block.
+// Errors (per block of r copies; all P answering):
+//   probabilistic model: r - 2 wrong copies of one block (two honest copies
+//     still agree, wrong ones agree with nothing); adversarial: floor((r-1)/2).
+//   With r = 2 a disagreement is detected (DataLoss) but not corrected; a
+//   block with a single answering copy is returned unverified.
+// Costs per peer: stores r*rows*inner/P doubles, sends r*rows*cols/P.
+//
+// Thread safety: all methods are const and safe to call concurrently.
+#ifndef POLYGUARD_CODES_REPLICATION_CODE_H_
+#define POLYGUARD_CODES_REPLICATION_CODE_H_
+
+#include <cfloat>
+#include <memory>
+
+#include "polyguard/codes/product_code.h"
+
+namespace polyguard {
+
+struct ReplicationOptions {
+  int peers = 1;     // P, a multiple of replicas
+  int replicas = 2;  // r >= 1
+  // Two copies agree when every entry differs by at most
+  // tolerance * (|x| + |y| + RMS of the block). Default as the decoder's.
+  double tolerance = 32768.0 * DBL_EPSILON;
+};
+
+class ReplicationCode : public ProductCode {
+ public:
+  static StatusOr<std::unique_ptr<ReplicationCode>> Create(ProductShape shape,
+                                                           ReplicationOptions options);
+
+  Strategy strategy() const override { return Strategy::kReplication; }
+  int recovery_threshold() const override { return num_peers() - options_.replicas + 1; }
+  int errors_corrected_probabilistic() const override { return std::max(0, options_.replicas - 2); }
+  int errors_corrected_adversarial() const override { return (options_.replicas - 1) / 2; }
+  int64_t stored_doubles_per_peer() const override { return block_rows_ * shape().inner; }
+  int64_t result_doubles_per_peer() const override { return block_rows_ * shape().cols; }
+  std::string Describe() const override;
+
+  StatusOr<Matrix> EncodeShard(const MatrixRef& a, int peer) const override;
+  StatusOr<Matrix> EncodeInput(const MatrixRef& b, int peer) const override;
+  StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override;
+
+  int groups() const { return groups_; }
+
+ private:
+  ReplicationCode(ProductShape shape, ReplicationOptions options);
+
+  ReplicationOptions options_;
+  int groups_ = 1;
+  int64_t block_rows_ = 0;
+};
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_CODES_REPLICATION_CODE_H_

@@ -1,0 +1,10 @@
+// Everything public in polyguard.
+#ifndef POLYGUARD_POLYGUARD_H_
+#define POLYGUARD_POLYGUARD_H_
+
+#include "polyguard/base/matrix.h"
+#include "polyguard/base/random.h"
+#include "polyguard/base/status.h"
+#include "polyguard/codes.h"
+
+#endif  // POLYGUARD_POLYGUARD_H_

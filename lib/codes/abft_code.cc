@@ -1,0 +1,109 @@
+#include "polyguard/codes/abft_code.h"
+
+#include <cmath>
+#include <string>
+
+namespace polyguard {
+
+StatusOr<std::unique_ptr<AbftCode>> AbftCode::Create(ProductShape shape, AbftOptions o) {
+  POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("abft"));
+  if (o.peers < 1 || o.peers > 64) {
+    return InvalidArgumentError("abft: peers must be in [1, 64], got " + std::to_string(o.peers));
+  }
+  if (!(o.tolerance > 0.0 && o.tolerance < 1.0)) {
+    return InvalidArgumentError("abft: tolerance must be in (0, 1)");
+  }
+  return std::unique_ptr<AbftCode>(new AbftCode(shape, o));
+}
+
+AbftCode::AbftCode(ProductShape shape, AbftOptions o) : ProductCode(shape, o.peers), options_(o) {
+  block_rows_ = internal::BlockSize(shape.rows, o.peers);
+}
+
+std::string AbftCode::Describe() const { return "abft P=" + std::to_string(num_peers()); }
+
+StatusOr<Matrix> AbftCode::EncodeShard(const MatrixRef& a, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckA(a).WithContext("abft shard"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("abft shard"));
+  Matrix shard(block_rows_ + 1, a.cols());
+  shard.topRows(block_rows_) = internal::RowBlock(a, peer, block_rows_);
+  shard.row(block_rows_) = shard.topRows(block_rows_).colwise().sum();
+  return shard;
+}
+
+StatusOr<Matrix> AbftCode::EncodeInput(const MatrixRef& b, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckB(b).WithContext("abft input"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("abft input"));
+  Matrix piece(b.rows(), b.cols() + 1);
+  piece.leftCols(b.cols()) = b;
+  piece.col(b.cols()) = b.rowwise().sum();
+  return piece;
+}
+
+StatusOr<bool> AbftCode::CheckAndCorrect(Matrix* res, int peer) const {
+  const Eigen::Index br = block_rows_, bc = shape().cols;
+  const double tol = options_.tolerance;
+  auto data = res->topLeftCorner(br, bc);
+  // A checksum disagrees when either side is non-finite or the difference
+  // exceeds the tolerance scaled by the magnitudes involved.
+  auto disagree = [tol](const auto& values, double check) {
+    const double sum = values.sum();
+    if (!std::isfinite(sum) || !std::isfinite(check)) return true;
+    const double scale = values.cwiseAbs().sum() + std::abs(check);
+    return !(std::abs(sum - check) <= tol * scale + DBL_MIN);
+  };
+  auto row_bad = [&](Eigen::Index i) { return disagree(data.row(i), (*res)(i, bc)); };
+  auto col_bad = [&](Eigen::Index j) { return disagree(data.col(j), (*res)(br, j)); };
+  std::vector<Eigen::Index> bad_rows, bad_cols;
+  for (Eigen::Index i = 0; i < br; ++i)
+    if (row_bad(i)) bad_rows.push_back(i);
+  for (Eigen::Index j = 0; j < bc; ++j)
+    if (col_bad(j)) bad_cols.push_back(j);
+  if (bad_rows.empty() || bad_cols.empty()) {
+    // At most a checksum entry itself is wrong; the data agree with the rest.
+    // The corner (the sum of all) is checked against both checksum vectors.
+    const double corner = (*res)(br, bc);
+    const bool corner_bad = disagree(res->row(br).head(bc), corner) &&
+                            disagree(res->col(bc).head(br), corner);
+    if (bad_rows.size() <= 1 && bad_cols.size() <= 1)
+      return !bad_rows.empty() || !bad_cols.empty() || corner_bad;
+  } else if (bad_rows.size() == 1 && bad_cols.size() == 1) {
+    const Eigen::Index i = bad_rows[0], j = bad_cols[0];
+    // Recompute from the row checksum (works for NaN/Inf too), then confirm
+    // with the column checksum.
+    double others = 0.0;
+    for (Eigen::Index c = 0; c < bc; ++c)
+      if (c != j) others += data(i, c);
+    data(i, j) = (*res)(i, bc) - others;
+    if (!row_bad(i) && !col_bad(j)) return true;
+  }
+  return DataLossError("abft: peer " + std::to_string(peer) + " has " +
+                       std::to_string(bad_rows.size()) + " rows and " +
+                       std::to_string(bad_cols.size()) +
+                       " columns disagreeing with its checksums (one wrong entry is "
+                       "correctable); suspect peers: " +
+                       std::to_string(peer));
+}
+
+StatusOr<DecodedProduct> AbftCode::Decode(std::span<const PeerResult> results) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_rows_ + 1, shape().cols + 1));
+  if (static_cast<int>(results.size()) < num_peers()) {
+    return UnavailableError("abft: needs all " + std::to_string(num_peers()) +
+                            " results (no redundancy across peers), got " +
+                            std::to_string(results.size()));
+  }
+  DecodedProduct out;
+  out.verified = true;
+  Matrix full(block_rows_ * num_peers(), shape().cols);
+  for (const PeerResult& r : results) {
+    Matrix value = r.value;
+    POLYGUARD_ASSIGN_OR_RETURN(bool corrected, CheckAndCorrect(&value, r.peer));
+    if (corrected) out.wrong_peers.push_back(r.peer);
+    full.middleRows(r.peer * block_rows_, block_rows_) = value.topLeftCorner(block_rows_, shape().cols);
+  }
+  std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
+  out.product = full.topRows(shape().rows);
+  return out;
+}
+
+}  // namespace polyguard

@@ -1,0 +1,438 @@
+#include "polyguard/codes/errors_and_erasures_decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include <Eigen/QR>
+#include <Eigen/SVD>
+
+#include "polyguard/base/check.h"
+#include "polyguard/base/random.h"
+#include "polyguard/codes/evaluation_points.h"
+
+namespace polyguard {
+
+struct ErrorsAndErasuresDecoder::Plan {
+  std::vector<int> rows;  // peer ids kept, ascending
+  Matrix parity;          // (R - K) x R, orthonormal rows, parity * V = 0
+  Matrix probe;           // p x R, orthonormal rows inside parity's row space
+  Matrix wanted_pinv;     // |wanted| x R: rows of the generator's pseudo-inverse
+  Matrix chebyshev_pinv;  // K x R: pseudo-inverse of the Chebyshev basis rows
+};
+
+namespace {
+
+// Results this large are treated as wrong outright: no product of sane data
+// gets there, and squaring them would overflow.
+constexpr double kHuge = 1e150;
+
+std::string PeerList(const std::vector<int>& peers) {
+  std::vector<int> sorted = peers;
+  std::sort(sorted.begin(), sorted.end());
+  return FormatPeers(sorted);
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  const size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(mid), v.end());
+  return v[mid];
+}
+
+// Per-entry tolerances: tol * (rms + |entry across peers| / sqrt(R)).
+// An error inflates its own entry's tolerance only by the factor tol.
+Vector EntryTolerances(const Matrix& yt, double tol) {
+  const Eigen::Index l = yt.rows(), r = yt.cols();
+  std::vector<double> norms(static_cast<size_t>(r));
+  for (Eigen::Index j = 0; j < r; ++j) norms[static_cast<size_t>(j)] = yt.col(j).norm();
+  const double rms = Median(norms) / std::sqrt(static_cast<double>(std::max<Eigen::Index>(l, 1)));
+  Vector cs = (yt.rowwise().norm() / std::sqrt(static_cast<double>(r))).array() + rms;
+  cs *= tol;
+  // All-zero entries are exact (padding): any deviation is an error.
+  for (Eigen::Index i = 0; i < l; ++i) cs(i) = std::max(cs(i), DBL_MIN);
+  return cs;
+}
+
+// Berlekamp-Welch for one entry across the kept peers, in a Chebyshev basis:
+// find E (degree t) and Q (degree < K + t) with Q(a_r) = y_r E(a_r). E
+// vanishes at the wrong peers. Corrects y in place; returns false when no
+// t <= t_max explains the values.
+bool CorrectEntry(const std::vector<double>& a, Eigen::Ref<Vector> y, int k,
+                  int t_max, double tol_abs, std::vector<int>* wrong) {
+  const int r = static_cast<int>(a.size());
+  const double ymax = y.cwiseAbs().maxCoeff();
+  if (ymax == 0.0) return true;
+  for (int t = 1; t <= t_max; ++t) {
+    const Matrix tq = ChebyshevBasis(a, k + t);
+    const Matrix te = ChebyshevBasis(a, t + 1);
+    Matrix m(r, (k + t) + (t + 1));
+    m.leftCols(k + t) = tq;
+    m.rightCols(t + 1) = -((y / ymax).asDiagonal() * te);
+    Eigen::JacobiSVD<Matrix> svd(m, Eigen::ComputeFullV);
+    const Vector e_coef = svd.matrixV().col(m.cols() - 1).tail(t + 1);
+    const Vector e_vals = (te * e_coef).cwiseAbs();
+    std::vector<int> order(static_cast<size_t>(r));
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + t, order.end(),
+                      [&](int x, int z) { return e_vals(x) < e_vals(z); });
+    std::vector<bool> suspect(static_cast<size_t>(r), false);
+    for (int i = 0; i < t; ++i) suspect[static_cast<size_t>(order[static_cast<size_t>(i)])] = true;
+    std::vector<double> rest_pts, sus_pts;
+    std::vector<int> rest_idx, sus_idx;
+    for (int i = 0; i < r; ++i) {
+      if (suspect[static_cast<size_t>(i)]) {
+        sus_pts.push_back(a[static_cast<size_t>(i)]);
+        sus_idx.push_back(i);
+      } else {
+        rest_pts.push_back(a[static_cast<size_t>(i)]);
+        rest_idx.push_back(i);
+      }
+    }
+    const Matrix basis_rest = ChebyshevBasis(rest_pts, k);
+    Vector y_rest(static_cast<Eigen::Index>(rest_idx.size()));
+    for (size_t i = 0; i < rest_idx.size(); ++i) y_rest(static_cast<Eigen::Index>(i)) = y(rest_idx[i]);
+    const Vector coef = basis_rest.colPivHouseholderQr().solve(y_rest);
+    if ((y_rest - basis_rest * coef).norm() > tol_abs) continue;
+    const Vector pred = ChebyshevBasis(sus_pts, k) * coef;
+    for (size_t i = 0; i < sus_idx.size(); ++i) {
+      const int pos = sus_idx[i];
+      if (!(std::abs(y(pos) - pred(static_cast<Eigen::Index>(i))) <= tol_abs)) wrong->push_back(pos);
+      y(pos) = pred(static_cast<Eigen::Index>(i));
+    }
+    return true;
+  }
+  return false;
+}
+
+uint64_t MaskOf(const std::vector<int>& peers) {
+  uint64_t mask = 0;
+  for (int p : peers) mask |= uint64_t{1} << p;
+  return mask;
+}
+
+Matrix SelectColumns(const Matrix& m, const std::vector<int>& cols) {
+  Matrix out(m.rows(), static_cast<Eigen::Index>(cols.size()));
+  for (size_t j = 0; j < cols.size(); ++j) out.col(static_cast<Eigen::Index>(j)) = m.col(cols[j]);
+  return out;
+}
+
+}  // namespace
+
+std::string FormatPeers(std::span<const int> peers) {
+  std::string out;
+  for (size_t i = 0; i < peers.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(peers[i]);
+  }
+  return out.empty() ? "none" : out;
+}
+
+StatusOr<std::unique_ptr<ErrorsAndErasuresDecoder>> ErrorsAndErasuresDecoder::Create(
+    std::vector<double> points, Matrix generator, std::vector<int> wanted,
+    DecoderOptions options) {
+  const int p = static_cast<int>(points.size());
+  if (p < 1 || p > 64) {
+    return InvalidArgumentError("decoder: number of peers must be in [1, 64], got " +
+                                std::to_string(p));
+  }
+  if (generator.rows() != p || generator.cols() < 1 || generator.cols() > p) {
+    return InvalidArgumentError("decoder: generator must be P x K with 1 <= K <= P = " +
+                                std::to_string(p) + ", got " + std::to_string(generator.rows()) +
+                                " x " + std::to_string(generator.cols()));
+  }
+  for (int w : wanted) {
+    if (w < 0 || w >= generator.cols()) {
+      return InvalidArgumentError("decoder: wanted coefficient " + std::to_string(w) +
+                                  " out of range [0, " + std::to_string(generator.cols()) + ")");
+    }
+  }
+  if (!(options.tolerance > 0.0 && options.tolerance < 1.0)) {
+    return InvalidArgumentError("decoder: tolerance must be in (0, 1), got " +
+                                std::to_string(options.tolerance));
+  }
+  std::vector<double> sorted = points;
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (!std::isfinite(sorted[i]) || std::abs(sorted[i]) > 1.0 ||
+        (i > 0 && sorted[i] == sorted[i - 1])) {
+      return InvalidArgumentError("decoder: evaluation points must be distinct and in [-1, 1]");
+    }
+  }
+  return std::unique_ptr<ErrorsAndErasuresDecoder>(new ErrorsAndErasuresDecoder(
+      std::move(points), std::move(generator), std::move(wanted), options));
+}
+
+ErrorsAndErasuresDecoder::ErrorsAndErasuresDecoder(std::vector<double> points,
+                                                   Matrix generator, std::vector<int> wanted,
+                                                   DecoderOptions options)
+    : points_(std::move(points)),
+      generator_(std::move(generator)),
+      wanted_(std::move(wanted)),
+      options_(options) {
+  chebyshev_ = ChebyshevBasis(points_, static_cast<int>(generator_.cols()));
+}
+
+std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::GetPlan(
+    uint64_t mask) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(mask);
+    if (it != cache_.end()) return it->second;
+  }
+  auto plan = std::make_shared<Plan>();
+  for (int p = 0; p < num_peers(); ++p)
+    if (mask & (uint64_t{1} << p)) plan->rows.push_back(p);
+  const int r = static_cast<int>(plan->rows.size());
+  const int k = recovery_threshold();
+  POLYGUARD_CHECK(r >= k);
+  Matrix cheb(r, k), gen(r, k);
+  for (int i = 0; i < r; ++i) {
+    cheb.row(i) = chebyshev_.row(plan->rows[static_cast<size_t>(i)]);
+    gen.row(i) = generator_.row(plan->rows[static_cast<size_t>(i)]);
+  }
+  Eigen::HouseholderQR<Matrix> qr(cheb);
+  const Matrix q_full = qr.householderQ() * Matrix::Identity(r, r);
+  plan->parity = q_full.rightCols(r - k).transpose();
+  const Matrix r_factor = qr.matrixQR().topRows(k).triangularView<Eigen::Upper>();
+  plan->chebyshev_pinv =
+      r_factor.triangularView<Eigen::Upper>().solve(q_full.leftCols(k).transpose());
+
+  Eigen::JacobiSVD<Matrix> svd(gen, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  const Matrix pinv = svd.matrixV() *
+                      svd.singularValues().cwiseInverse().asDiagonal() *
+                      svd.matrixU().transpose();
+  plan->wanted_pinv.resize(static_cast<Eigen::Index>(wanted_.size()), r);
+  for (size_t w = 0; w < wanted_.size(); ++w)
+    plan->wanted_pinv.row(static_cast<Eigen::Index>(w)) = pinv.row(wanted_[w]);
+
+  // Probe: a few combinations of parity rows, drawn so that no peer's error
+  // is strongly attenuated (best of several draws, seeded by the peer set).
+  const int redundancy = r - k;
+  const int p_rows = std::min(2, redundancy);
+  if (p_rows > 0) {
+    Random rng(DeriveSeed(0x5eed, {mask}));
+    double best = -1.0;
+    const Vector h_norms = plan->parity.colwise().norm().transpose();
+    for (int draw = 0; draw < 16; ++draw) {
+      Matrix g = rng.NormalMatrix(redundancy, p_rows);
+      Eigen::HouseholderQR<Matrix> gq(g);
+      const Matrix g_orth = (gq.householderQ() * Matrix::Identity(redundancy, p_rows)).transpose();
+      const Matrix w = g_orth * plan->parity;
+      const double score =
+          (w.colwise().norm().transpose().array() / h_norms.array()).minCoeff();
+      if (score > best) {
+        best = score;
+        plan->probe = w;
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (static_cast<int>(cache_.size()) >= options_.cache_capacity) cache_.clear();
+  cache_.emplace(mask, plan);
+  return plan;
+}
+
+StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> peers,
+                                                         const MatrixRef& results) const {
+  const int k = recovery_threshold();
+  const int total = static_cast<int>(peers.size());
+  if (results.cols() != total) {
+    return InvalidArgumentError("decode: " + std::to_string(results.cols()) +
+                                " result columns for " + std::to_string(total) + " peers");
+  }
+  std::vector<int> col_of(static_cast<size_t>(num_peers()), -1);
+  for (int j = 0; j < total; ++j) {
+    const int p = peers[static_cast<size_t>(j)];
+    if (p < 0 || p >= num_peers()) {
+      return InvalidArgumentError("decode: result from unknown peer " + std::to_string(p) +
+                                  " (code has " + std::to_string(num_peers()) + " peers)");
+    }
+    if (col_of[static_cast<size_t>(p)] != -1) {
+      return InvalidArgumentError("decode: two results from peer " + std::to_string(p));
+    }
+    col_of[static_cast<size_t>(p)] = j;
+  }
+  if (total < k) {
+    return UnavailableError("decode: need " + std::to_string(k) + " results (threshold K), got " +
+                            std::to_string(total));
+  }
+
+  // Screen: non-finite or absurdly large results are wrong outright.
+  std::vector<int> kept, bad;
+  for (int p = 0; p < num_peers(); ++p) {
+    const int j = col_of[static_cast<size_t>(p)];
+    if (j < 0) continue;
+    const auto col = results.col(j);
+    if (!col.allFinite() || (col.size() > 0 && col.cwiseAbs().maxCoeff() > kHuge)) {
+      bad.push_back(p);
+    } else {
+      kept.push_back(p);
+    }
+  }
+  const double tol = options_.tolerance;
+  auto gather = [&](const std::vector<int>& ids) {
+    Matrix yt(results.rows(), static_cast<Eigen::Index>(ids.size()));
+    for (size_t i = 0; i < ids.size(); ++i)
+      yt.col(static_cast<Eigen::Index>(i)) = results.col(col_of[static_cast<size_t>(ids[i])]);
+    return yt;
+  };
+  if (static_cast<int>(kept.size()) < k ||
+      (static_cast<int>(kept.size()) == k && !bad.empty())) {
+    return DataLossError("decode: only " + std::to_string(kept.size()) + " of " +
+                         std::to_string(total) + " results are finite, threshold K = " +
+                         std::to_string(k) + "; suspect peers: " + PeerList(bad));
+  }
+  Matrix yt = gather(kept);
+
+  DecodeOutcome out;
+  if (static_cast<int>(kept.size()) == k) {
+    // No redundancy: decode, but nothing can be verified.
+    auto plan = GetPlan(MaskOf(kept));
+    out.coefficients = yt * plan->wanted_pinv.transpose();
+    out.verified = false;
+    return out;
+  }
+
+  std::vector<int> peeled;           // dropped by the locator
+  std::vector<int> entry_wrong;      // corrected entry by entry
+  bool first = true;
+  std::shared_ptr<const Plan> plan;
+  while (true) {
+    const int r = static_cast<int>(kept.size());
+    if (r <= k) {
+      std::vector<int> suspects = bad;
+      suspects.insert(suspects.end(), peeled.begin(), peeled.end());
+      return DataLossError("decode: errors beyond what the code corrects (" +
+                           std::to_string(total) + " results, threshold K = " +
+                           std::to_string(k) + "); suspect peers: " + PeerList(suspects));
+    }
+    plan = GetPlan(MaskOf(kept));
+    const Vector cs = EntryTolerances(yt, tol);
+    if (first) {
+      first = false;
+      const Matrix z = yt * plan->probe.transpose();
+      if ((z.rowwise().norm().array() <= cs.array()).all()) break;
+    }
+    Matrix st = yt * plan->parity.transpose();
+    st.array().colwise() /= cs.array();
+    std::vector<Eigen::Index> dirty;
+    for (Eigen::Index i = 0; i < st.rows(); ++i)
+      if (!(st.row(i).norm() <= 1.0)) dirty.push_back(i);
+    if (dirty.empty()) break;
+
+    // Span of the syndrome over the dirty entries.
+    const int red = r - k;
+    Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
+    for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
+    const double scale = dmat.cwiseAbs().maxCoeff();
+    dmat /= scale;
+    Matrix small = dmat;
+    if (dmat.rows() > red) {
+      Eigen::HouseholderQR<Matrix> qr(dmat);
+      small = qr.matrixQR().topRows(red).triangularView<Eigen::Upper>();
+    }
+    Eigen::JacobiSVD<Matrix> svd(small, Eigen::ComputeFullV);
+    const Vector sigma = svd.singularValues() * scale;
+    const double floor_abs = std::max(0.5, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r)));
+    int rank = 0;
+    while (rank < sigma.size() && sigma(rank) > floor_abs) ++rank;
+
+    std::vector<int> flag;  // positions in kept
+    if (rank > 0 && rank < red) {
+      const Matrix u = svd.matrixV().leftCols(rank);
+      std::vector<std::pair<double, int>> dist;
+      for (int j = 0; j < r; ++j) {
+        const Vector h = plan->parity.col(j);
+        dist.emplace_back((h - u * (u.transpose() * h)).norm() / h.norm(), j);
+      }
+      std::sort(dist.begin(), dist.end());
+      const bool clear_gap = dist[static_cast<size_t>(rank - 1)].first <=
+                             0.05 * dist[static_cast<size_t>(rank)].first;
+      // Wrong peers sit in the span up to roundoff; honest ones can come
+      // close to it (at R - K - 1 errors the span is a hyperplane), so take
+      // the `rank` closest only when they are clearly separated, and
+      // otherwise only peers that are in the span beyond doubt.
+      for (int j = 0; j < r; ++j) {
+        const auto& [d, pos] = dist[static_cast<size_t>(j)];
+        if (clear_gap ? j < rank : d < 1e-9) flag.push_back(pos);
+      }
+    }
+    if (flag.empty()) {
+      // Not separable by the subspace test: correct entry by entry.
+      if (!options_.entry_fallback) {
+        return DataLossError("decode: errors not separable (" + std::to_string(dirty.size()) +
+                             " inconsistent entries); suspect peers: " + PeerList(peeled));
+      }
+      const int t_max = red / 2;
+      std::vector<double> pts;
+      for (int p : kept) pts.push_back(points_[static_cast<size_t>(p)]);
+      std::vector<int> wrong_pos;
+      for (Eigen::Index row : dirty) {
+        Vector y = yt.row(row).transpose();
+        if (!CorrectEntry(pts, y, k, t_max, cs(row), &wrong_pos)) {
+          std::vector<int> suspects = bad;
+          suspects.insert(suspects.end(), peeled.begin(), peeled.end());
+          for (int pos : wrong_pos) suspects.push_back(kept[static_cast<size_t>(pos)]);
+          std::sort(suspects.begin(), suspects.end());
+          suspects.erase(std::unique(suspects.begin(), suspects.end()), suspects.end());
+          return DataLossError(
+              "decode: errors beyond what the code corrects (" + std::to_string(total) +
+              " results, threshold K = " + std::to_string(k) + ", entry " +
+              std::to_string(row) + " has more than " + std::to_string(t_max) +
+              " wrong values); suspect peers: " + PeerList(suspects));
+        }
+        yt.row(row) = y.transpose();
+      }
+      // Verify the corrected results form a code word.
+      Matrix check = yt * plan->parity.transpose();
+      check.array().colwise() /= cs.array();
+      if (!(check.rowwise().norm().maxCoeff() <= 2.0)) {
+        return DataLossError("decode: entry-wise correction did not verify; suspect peers: " +
+                             PeerList(bad));
+      }
+      for (int pos : wrong_pos) entry_wrong.push_back(kept[static_cast<size_t>(pos)]);
+      break;
+    }
+    std::sort(flag.begin(), flag.end());
+    std::vector<int> next_kept, keep_cols;
+    size_t fi = 0;
+    for (int j = 0; j < r; ++j) {
+      if (fi < flag.size() && flag[fi] == j) {
+        peeled.push_back(kept[static_cast<size_t>(j)]);
+        ++fi;
+      } else {
+        next_kept.push_back(kept[static_cast<size_t>(j)]);
+        keep_cols.push_back(j);
+      }
+    }
+    yt = SelectColumns(yt, keep_cols);
+    kept = std::move(next_kept);
+  }
+
+  out.coefficients = yt * plan->wanted_pinv.transpose();
+  out.verified = true;
+  out.wrong_peers = bad;
+  out.wrong_peers.insert(out.wrong_peers.end(), entry_wrong.begin(), entry_wrong.end());
+  if (!peeled.empty()) {
+    // Report only peeled peers that really disagree with the verified decode.
+    const Vector cs = EntryTolerances(yt, tol);
+    std::vector<double> pts;
+    for (int p : peeled) pts.push_back(points_[static_cast<size_t>(p)]);
+    const Matrix eval = ChebyshevBasis(pts, k) * plan->chebyshev_pinv;  // f x r
+    const Matrix pred = yt * eval.transpose();                          // L x f
+    for (size_t i = 0; i < peeled.size(); ++i) {
+      const auto y = results.col(col_of[static_cast<size_t>(peeled[i])]);
+      const auto diff = (y - pred.col(static_cast<Eigen::Index>(i))).cwiseAbs();
+      if (!(diff.array() <= cs.array()).all()) out.wrong_peers.push_back(peeled[i]);
+    }
+  }
+  std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
+  out.wrong_peers.erase(std::unique(out.wrong_peers.begin(), out.wrong_peers.end()),
+                        out.wrong_peers.end());
+  return out;
+}
+
+}  // namespace polyguard
+

@@ -1,0 +1,95 @@
+#include "polyguard/codes/mds_code.h"
+
+#include <cmath>
+#include <numeric>
+#include <string>
+
+namespace polyguard {
+
+StatusOr<std::unique_ptr<MdsCode>> MdsCode::Create(ProductShape shape, MdsOptions o) {
+  POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("mds"));
+  if (o.peers < 1 || o.peers > 64) {
+    return InvalidArgumentError("mds: peers must be in [1, 64], got " + std::to_string(o.peers));
+  }
+  if (o.data_blocks < 1 || o.data_blocks > o.peers) {
+    return InvalidArgumentError("mds: data blocks Q must be in [1, P = " +
+                                std::to_string(o.peers) + "], got " +
+                                std::to_string(o.data_blocks));
+  }
+  auto code = std::unique_ptr<MdsCode>(new MdsCode(shape, o));
+  std::vector<int> wanted(static_cast<size_t>(o.data_blocks));
+  std::iota(wanted.begin(), wanted.end(), 0);
+  POLYGUARD_ASSIGN_OR_RETURN(code->decoder_, ErrorsAndErasuresDecoder::Create(
+                                                 code->points_, code->generator_, wanted,
+                                                 o.decoder));
+  return code;
+}
+
+MdsCode::MdsCode(ProductShape shape, MdsOptions o) : ProductCode(shape, o.peers), options_(o) {
+  block_rows_ = internal::BlockSize(shape.rows, o.data_blocks);
+  // Give the systematic peers 0..Q-1 evenly spread points; parity peers the rest.
+  const std::vector<double> base = MakeEvaluationPoints(o.points, o.peers);
+  std::vector<bool> used(base.size(), false);
+  const int q = o.data_blocks, p = o.peers;
+  for (int i = 0; i < q; ++i) {
+    const int idx = q == 1 ? p / 2 : static_cast<int>(std::lround(double(i) * (p - 1) / (q - 1)));
+    points_.push_back(base[static_cast<size_t>(idx)]);
+    used[static_cast<size_t>(idx)] = true;
+  }
+  for (int idx = 0; idx < p; ++idx)
+    if (!used[static_cast<size_t>(idx)]) points_.push_back(base[static_cast<size_t>(idx)]);
+  const Matrix v = MonomialBasis(points_, q);
+  generator_ = v * v.topRows(q).inverse();
+  generator_.topRows(q).setIdentity();  // exact, not just to roundoff
+}
+
+int MdsCode::errors_corrected_probabilistic() const {
+  return std::max(0, num_peers() - options_.data_blocks - 1);
+}
+int MdsCode::errors_corrected_adversarial() const {
+  return (num_peers() - options_.data_blocks) / 2;
+}
+
+std::string MdsCode::Describe() const {
+  return "mds P=" + std::to_string(num_peers()) + " Q=" + std::to_string(options_.data_blocks) +
+         " points=" + std::string(PointKindName(options_.points));
+}
+
+StatusOr<Matrix> MdsCode::EncodeShard(const MatrixRef& a, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckA(a).WithContext("mds shard"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("mds shard"));
+  Matrix shard = Matrix::Zero(block_rows_, a.cols());
+  for (int i = 0; i < options_.data_blocks; ++i) {
+    const double g = generator_(peer, i);
+    if (g != 0.0) shard.noalias() += g * internal::RowBlock(a, i, block_rows_);
+  }
+  return shard;
+}
+
+StatusOr<Matrix> MdsCode::EncodeInput(const MatrixRef& b, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckB(b).WithContext("mds input"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("mds input"));
+  return Matrix(b);
+}
+
+StatusOr<DecodedProduct> MdsCode::Decode(std::span<const PeerResult> results) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_rows_, shape().cols));
+  Matrix yt(block_rows_ * shape().cols, static_cast<Eigen::Index>(results.size()));
+  std::vector<int> peers;
+  for (size_t j = 0; j < results.size(); ++j) {
+    yt.col(static_cast<Eigen::Index>(j)) = results[j].value.reshaped();
+    peers.push_back(results[j].peer);
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, decoder_->Decode(peers, yt));
+  Matrix full(block_rows_ * options_.data_blocks, shape().cols);
+  for (int i = 0; i < options_.data_blocks; ++i)
+    full.middleRows(i * block_rows_, block_rows_) =
+        outcome.coefficients.col(i).reshaped(block_rows_, shape().cols);
+  DecodedProduct out;
+  out.product = full.topRows(shape().rows);
+  out.wrong_peers = std::move(outcome.wrong_peers);
+  out.verified = outcome.verified;
+  return out;
+}
+
+}  // namespace polyguard

@@ -1,0 +1,206 @@
+#include "polyguard/codes/polydot_code.h"
+
+#include <cmath>
+#include <string>
+
+namespace polyguard {
+namespace {
+
+// Block (i, j) of size br x bc of m, zero-padded where m ends.
+Matrix Block(const MatrixRef& m, int64_t i, int64_t j, int64_t br, int64_t bc) {
+  Matrix out = Matrix::Zero(br, bc);
+  const int64_t r0 = i * br, c0 = j * bc;
+  const int64_t nr = std::clamp<int64_t>(m.rows() - r0, 0, br);
+  const int64_t nc = std::clamp<int64_t>(m.cols() - c0, 0, bc);
+  if (nr > 0 && nc > 0) out.topLeftCorner(nr, nc) = m.block(r0, c0, nr, nc);
+  return out;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<PolyDotCode>> PolyDotCode::Create(ProductShape shape,
+                                                           PolyDotOptions o) {
+  POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("genpolydot"));
+  if (o.m < 1 || o.n < 1 || o.d < 1) {
+    return InvalidArgumentError("genpolydot: m, n and d must be >= 1, got m=" +
+                                std::to_string(o.m) + " n=" + std::to_string(o.n) +
+                                " d=" + std::to_string(o.d));
+  }
+  const int64_t k = int64_t{o.m} * o.n * o.d + o.n - 1;
+  if (o.peers < 1 || o.peers > 64) {
+    return InvalidArgumentError("genpolydot: peers must be in [1, 64], got " +
+                                std::to_string(o.peers));
+  }
+  if (o.peers < k) {
+    return InvalidArgumentError("genpolydot: too few peers: m=" + std::to_string(o.m) +
+                                " n=" + std::to_string(o.n) + " d=" + std::to_string(o.d) +
+                                " needs at least K = mnd + n - 1 = " + std::to_string(k) +
+                                " peers, got " + std::to_string(o.peers));
+  }
+  auto code = std::unique_ptr<PolyDotCode>(new PolyDotCode(shape, o));
+  std::vector<int> wanted;
+  for (int l = 0; l < o.d; ++l)
+    for (int i = 0; i < o.m; ++i) wanted.push_back(o.n * i + o.n - 1 + o.m * o.n * l);
+  POLYGUARD_ASSIGN_OR_RETURN(
+      code->forward_decoder_,
+      ErrorsAndErasuresDecoder::Create(code->points_,
+                                       MonomialBasis(code->points_, code->forward_threshold_),
+                                       wanted, o.decoder));
+  if (o.peers >= code->transpose_threshold_) {
+    std::vector<int> wanted_t;
+    for (int l = 0; l < o.d; ++l)
+      for (int j = 0; j < o.n; ++j) wanted_t.push_back(o.n * (o.m - 1) + j + o.m * o.n * l);
+    POLYGUARD_ASSIGN_OR_RETURN(
+        code->transpose_decoder_,
+        ErrorsAndErasuresDecoder::Create(
+            code->points_, MonomialBasis(code->points_, code->transpose_threshold_), wanted_t,
+            o.decoder));
+  }
+  return code;
+}
+
+PolyDotCode::PolyDotCode(ProductShape shape, PolyDotOptions o)
+    : ProductCode(shape, o.peers), options_(o) {
+  points_ = MakeEvaluationPoints(o.points, o.peers);
+  forward_threshold_ = o.m * o.n * o.d + o.n - 1;
+  transpose_threshold_ = o.m * o.n * o.d + o.m * o.n - o.n;
+  block_rows_ = internal::BlockSize(shape.rows, o.m);
+  block_inner_ = internal::BlockSize(shape.inner, o.n);
+  block_cols_ = internal::BlockSize(shape.cols, o.d);
+}
+
+int PolyDotCode::errors_corrected_probabilistic() const {
+  return std::max(0, num_peers() - forward_threshold_ - 1);
+}
+int PolyDotCode::errors_corrected_adversarial() const {
+  return (num_peers() - forward_threshold_) / 2;
+}
+
+std::string PolyDotCode::Describe() const {
+  return "genpolydot P=" + std::to_string(num_peers()) + " m=" + std::to_string(options_.m) +
+         " n=" + std::to_string(options_.n) + " d=" + std::to_string(options_.d) +
+         " K=" + std::to_string(forward_threshold_) + " points=" +
+         std::string(PointKindName(options_.points));
+}
+
+double PolyDotCode::Power(int peer, int exponent) const {
+  return std::pow(points_[static_cast<size_t>(peer)], exponent);
+}
+
+StatusOr<Matrix> PolyDotCode::EncodeShard(const MatrixRef& a, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckA(a).WithContext("genpolydot shard"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("genpolydot shard"));
+  const int m = options_.m, n = options_.n;
+  Matrix shard = Matrix::Zero(block_rows_, block_inner_);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j)
+      shard.noalias() += Power(peer, n * i + j) * Block(a, i, j, block_rows_, block_inner_);
+  return shard;
+}
+
+StatusOr<Matrix> PolyDotCode::EncodeInput(const MatrixRef& b, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckB(b).WithContext("genpolydot input"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("genpolydot input"));
+  const int m = options_.m, n = options_.n, d = options_.d;
+  Matrix piece = Matrix::Zero(block_inner_, block_cols_);
+  for (int k = 0; k < n; ++k)
+    for (int l = 0; l < d; ++l)
+      piece.noalias() +=
+          Power(peer, (n - 1 - k) + m * n * l) * Block(b, k, l, block_inner_, block_cols_);
+  return piece;
+}
+
+StatusOr<Matrix> PolyDotCode::EncodeTransposeInput(const MatrixRef& dm, int peer) const {
+  if (!transpose_decoder_) {
+    return FailedPreconditionError("genpolydot: the transpose product needs K_t = " +
+                                   std::to_string(transpose_threshold_) + " peers, code has " +
+                                   std::to_string(num_peers()));
+  }
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("genpolydot transpose input"));
+  if (dm.rows() != shape().rows || dm.cols() != shape().cols) {
+    return InvalidArgumentError("genpolydot transpose input: D is " + std::to_string(dm.rows()) +
+                                " x " + std::to_string(dm.cols()) + ", expected " +
+                                std::to_string(shape().rows) + " x " +
+                                std::to_string(shape().cols));
+  }
+  if (!dm.allFinite()) return InvalidArgumentError("genpolydot transpose input: D contains NaN or Inf");
+  const int m = options_.m, n = options_.n, d = options_.d;
+  Matrix piece = Matrix::Zero(block_rows_, block_cols_);
+  for (int i = 0; i < m; ++i)
+    for (int l = 0; l < d; ++l)
+      piece.noalias() +=
+          Power(peer, n * (m - 1 - i) + m * n * l) * Block(dm, i, l, block_rows_, block_cols_);
+  return piece;
+}
+
+Status PolyDotCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& dm,
+                                const MatrixRef& x, double eta) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("genpolydot update"));
+  if (shard == nullptr || shard->rows() != block_rows_ || shard->cols() != block_inner_) {
+    return InvalidArgumentError("genpolydot update: shard must be " + std::to_string(block_rows_) +
+                                " x " + std::to_string(block_inner_));
+  }
+  if (dm.rows() != shape().rows || x.rows() != shape().inner || dm.cols() != x.cols() ||
+      dm.cols() < 1) {
+    return InvalidArgumentError("genpolydot update: D must be " + std::to_string(shape().rows) +
+                                " x b and X " + std::to_string(shape().inner) +
+                                " x b with the same b >= 1, got D " + std::to_string(dm.rows()) +
+                                " x " + std::to_string(dm.cols()) + " and X " +
+                                std::to_string(x.rows()) + " x " + std::to_string(x.cols()));
+  }
+  if (!dm.allFinite() || !x.allFinite() || !std::isfinite(eta)) {
+    return InvalidArgumentError("genpolydot update: D, X or eta contains NaN or Inf");
+  }
+  const int m = options_.m, n = options_.n;
+  const int64_t b = dm.cols();
+  Matrix left = Matrix::Zero(block_rows_, b), right = Matrix::Zero(block_inner_, b);
+  for (int i = 0; i < m; ++i)
+    left.noalias() += Power(peer, n * i) * Block(dm, i, 0, block_rows_, b);
+  for (int j = 0; j < n; ++j)
+    right.noalias() += Power(peer, j) * Block(x, j, 0, block_inner_, b);
+  shard->noalias() -= eta * left * right.transpose();
+  return Status::Ok();
+}
+
+StatusOr<DecodedProduct> PolyDotCode::DecodeWith(const ErrorsAndErasuresDecoder& decoder,
+                                                 std::span<const PeerResult> results,
+                                                 int64_t block_r, int64_t block_c, int grid_r,
+                                                 int grid_c, int64_t out_r,
+                                                 int64_t out_c) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_r, block_c));
+  const int64_t l = block_r * block_c;
+  Matrix yt(l, static_cast<Eigen::Index>(results.size()));
+  std::vector<int> peers;
+  for (size_t j = 0; j < results.size(); ++j) {
+    yt.col(static_cast<Eigen::Index>(j)) = results[j].value.reshaped();
+    peers.push_back(results[j].peer);
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, decoder.Decode(peers, yt));
+  Matrix full(grid_r * block_r, grid_c * block_c);
+  for (int c = 0; c < grid_c; ++c)
+    for (int r = 0; r < grid_r; ++r)
+      full.block(r * block_r, c * block_c, block_r, block_c) =
+          outcome.coefficients.col(r + grid_r * c).reshaped(block_r, block_c);
+  DecodedProduct out;
+  out.product = full.topLeftCorner(out_r, out_c);
+  out.wrong_peers = std::move(outcome.wrong_peers);
+  out.verified = outcome.verified;
+  return out;
+}
+
+StatusOr<DecodedProduct> PolyDotCode::Decode(std::span<const PeerResult> results) const {
+  return DecodeWith(*forward_decoder_, results, block_rows_, block_cols_, options_.m,
+                    options_.d, shape().rows, shape().cols);
+}
+
+StatusOr<DecodedProduct> PolyDotCode::DecodeTranspose(std::span<const PeerResult> results) const {
+  if (!transpose_decoder_) {
+    return FailedPreconditionError("genpolydot: the transpose product needs K_t = " +
+                                   std::to_string(transpose_threshold_) + " peers, code has " +
+                                   std::to_string(num_peers()));
+  }
+  return DecodeWith(*transpose_decoder_, results, block_inner_, block_cols_, options_.n,
+                    options_.d, shape().inner, shape().cols);
+}
+
+}  // namespace polyguard

@@ -1,0 +1,151 @@
+#include "polyguard/codes/product_code.h"
+
+#include <algorithm>
+#include <string>
+
+#include "polyguard/codes/abft_code.h"
+#include "polyguard/codes/mds_code.h"
+#include "polyguard/codes/polydot_code.h"
+#include "polyguard/codes/replication_code.h"
+#include "polyguard/codes/uncoded_code.h"
+
+namespace polyguard {
+
+std::string_view StrategyName(Strategy strategy) {
+  switch (strategy) {
+    case Strategy::kUncoded: return "uncoded";
+    case Strategy::kReplication: return "replication";
+    case Strategy::kMds: return "mds";
+    case Strategy::kPolyDot: return "genpolydot";
+    case Strategy::kAbft: return "abft";
+  }
+  return "unknown";
+}
+
+StatusOr<Strategy> ParseStrategy(std::string_view name) {
+  if (name == "uncoded") return Strategy::kUncoded;
+  if (name == "replication") return Strategy::kReplication;
+  if (name == "mds") return Strategy::kMds;
+  if (name == "genpolydot" || name == "polydot") return Strategy::kPolyDot;
+  if (name == "abft") return Strategy::kAbft;
+  return InvalidArgumentError("unknown strategy '" + std::string(name) +
+                              "' (expected genpolydot, mds, replication, abft or uncoded)");
+}
+
+StatusOr<std::vector<Matrix>> ProductCode::EncodeShards(const MatrixRef& a) const {
+  std::vector<Matrix> shards;
+  shards.reserve(static_cast<size_t>(num_peers()));
+  for (int r = 0; r < num_peers(); ++r) {
+    POLYGUARD_ASSIGN_OR_RETURN(Matrix shard, EncodeShard(a, r));
+    shards.push_back(std::move(shard));
+  }
+  return shards;
+}
+
+Status ProductCode::CheckA(const MatrixRef& a) const {
+  if (a.rows() != shape_.rows || a.cols() != shape_.inner) {
+    return InvalidArgumentError("A is " + std::to_string(a.rows()) + " x " +
+                                std::to_string(a.cols()) + ", the code expects " +
+                                std::to_string(shape_.rows) + " x " + std::to_string(shape_.inner));
+  }
+  if (!a.allFinite()) return InvalidArgumentError("A contains NaN or Inf");
+  return Status::Ok();
+}
+
+Status ProductCode::CheckB(const MatrixRef& b) const {
+  if (b.rows() != shape_.inner || b.cols() != shape_.cols) {
+    return InvalidArgumentError("B is " + std::to_string(b.rows()) + " x " +
+                                std::to_string(b.cols()) + ", the code expects " +
+                                std::to_string(shape_.inner) + " x " + std::to_string(shape_.cols));
+  }
+  if (!b.allFinite()) return InvalidArgumentError("B contains NaN or Inf");
+  return Status::Ok();
+}
+
+Status ProductCode::CheckPeer(int peer) const {
+  if (peer < 0 || peer >= peers_) {
+    return InvalidArgumentError("peer " + std::to_string(peer) + " out of range [0, " +
+                                std::to_string(peers_) + ")");
+  }
+  return Status::Ok();
+}
+
+Status ProductCode::CheckResults(std::span<const PeerResult> results, int64_t rows,
+                                 int64_t cols) const {
+  std::vector<bool> seen(static_cast<size_t>(peers_), false);
+  for (const PeerResult& r : results) {
+    if (r.peer < 0 || r.peer >= peers_) {
+      return InvalidArgumentError("result from unknown peer " + std::to_string(r.peer) +
+                                  " (code has " + std::to_string(peers_) + " peers)");
+    }
+    if (seen[static_cast<size_t>(r.peer)]) {
+      return InvalidArgumentError("two results from peer " + std::to_string(r.peer));
+    }
+    seen[static_cast<size_t>(r.peer)] = true;
+    if (r.value.rows() != rows || r.value.cols() != cols) {
+      return InvalidArgumentError("result of peer " + std::to_string(r.peer) + " is " +
+                                  std::to_string(r.value.rows()) + " x " +
+                                  std::to_string(r.value.cols()) + ", expected " +
+                                  std::to_string(rows) + " x " + std::to_string(cols));
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions& o) {
+  switch (o.strategy) {
+    case Strategy::kPolyDot: {
+      PolyDotOptions p{.peers = o.peers, .m = o.m, .n = o.n, .d = o.d,
+                       .points = o.points, .decoder = o.decoder};
+      POLYGUARD_ASSIGN_OR_RETURN(auto code, PolyDotCode::Create(o.shape, p));
+      return std::unique_ptr<ProductCode>(std::move(code));
+    }
+    case Strategy::kMds: {
+      MdsOptions p{.peers = o.peers, .data_blocks = o.data_blocks, .points = o.points,
+                   .decoder = o.decoder};
+      POLYGUARD_ASSIGN_OR_RETURN(auto code, MdsCode::Create(o.shape, p));
+      return std::unique_ptr<ProductCode>(std::move(code));
+    }
+    case Strategy::kReplication: {
+      ReplicationOptions p{.peers = o.peers, .replicas = o.replicas,
+                           .tolerance = o.decoder.tolerance};
+      POLYGUARD_ASSIGN_OR_RETURN(auto code, ReplicationCode::Create(o.shape, p));
+      return std::unique_ptr<ProductCode>(std::move(code));
+    }
+    case Strategy::kAbft: {
+      AbftOptions p{.peers = o.peers, .tolerance = o.decoder.tolerance};
+      POLYGUARD_ASSIGN_OR_RETURN(auto code, AbftCode::Create(o.shape, p));
+      return std::unique_ptr<ProductCode>(std::move(code));
+    }
+    case Strategy::kUncoded: {
+      POLYGUARD_ASSIGN_OR_RETURN(auto code, UncodedCode::Create(o.shape, o.peers));
+      return std::unique_ptr<ProductCode>(std::move(code));
+    }
+  }
+  return InvalidArgumentError("unknown strategy");
+}
+
+namespace internal {
+
+int64_t BlockSize(int64_t total, int64_t parts) { return (total + parts - 1) / parts; }
+
+Matrix RowBlock(const MatrixRef& m, int64_t i, int64_t block) {
+  Matrix out = Matrix::Zero(block, m.cols());
+  const int64_t start = i * block;
+  const int64_t count = std::clamp<int64_t>(m.rows() - start, 0, block);
+  if (count > 0) out.topRows(count) = m.middleRows(start, count);
+  return out;
+}
+
+Status ValidateShape(const ProductShape& s) {
+  if (s.rows < 1 || s.inner < 1 || s.cols < 1) {
+    return InvalidArgumentError("shape must have rows, inner and cols >= 1, got " +
+                                std::to_string(s.rows) + " x " + std::to_string(s.inner) +
+                                " times " + std::to_string(s.inner) + " x " +
+                                std::to_string(s.cols));
+  }
+  return Status::Ok();
+}
+
+}  // namespace internal
+}  // namespace polyguard

@@ -1,0 +1,54 @@
+#include "polyguard/codes/uncoded_code.h"
+
+#include <string>
+
+namespace polyguard {
+
+StatusOr<std::unique_ptr<UncodedCode>> UncodedCode::Create(ProductShape shape, int peers) {
+  POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("uncoded"));
+  if (peers < 1 || peers > 64) {
+    return InvalidArgumentError("uncoded: peers must be in [1, 64], got " + std::to_string(peers));
+  }
+  return std::unique_ptr<UncodedCode>(new UncodedCode(shape, peers));
+}
+
+UncodedCode::UncodedCode(ProductShape shape, int peers) : ProductCode(shape, peers) {
+  block_rows_ = internal::BlockSize(shape.rows, peers);
+}
+
+StatusOr<Matrix> UncodedCode::EncodeShard(const MatrixRef& a, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckA(a).WithContext("uncoded shard"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("uncoded shard"));
+  return internal::RowBlock(a, peer, block_rows_);
+}
+
+StatusOr<Matrix> UncodedCode::EncodeInput(const MatrixRef& b, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckB(b).WithContext("uncoded input"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("uncoded input"));
+  return Matrix(b);
+}
+
+StatusOr<DecodedProduct> UncodedCode::Decode(std::span<const PeerResult> results) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_rows_, shape().cols));
+  if (static_cast<int>(results.size()) < num_peers()) {
+    return UnavailableError("uncoded: needs all " + std::to_string(num_peers()) +
+                            " results, got " + std::to_string(results.size()));
+  }
+  Matrix full(block_rows_ * num_peers(), shape().cols);
+  std::vector<int> bad;
+  for (const PeerResult& r : results) {
+    if (!r.value.allFinite()) bad.push_back(r.peer);
+    full.middleRows(r.peer * block_rows_, block_rows_) = r.value;
+  }
+  if (!bad.empty()) {
+    std::sort(bad.begin(), bad.end());
+    return DataLossError("uncoded: non-finite results cannot be corrected; suspect peers: " +
+                         FormatPeers(bad));
+  }
+  DecodedProduct out;
+  out.product = full.topRows(shape().rows);
+  out.verified = false;
+  return out;
+}
+
+}  // namespace polyguard

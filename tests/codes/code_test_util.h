@@ -1,0 +1,116 @@
+// Helpers shared by the codes tests: run a ProductCode end to end on random
+// data with stragglers and injected errors.
+#ifndef POLYGUARD_TESTS_CODES_CODE_TEST_UTIL_H_
+#define POLYGUARD_TESTS_CODES_CODE_TEST_UTIL_H_
+
+#include <algorithm>
+#include <cstring>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "polyguard/base/random.h"
+#include "polyguard/codes/product_code.h"
+
+namespace polyguard::testing {
+
+enum class ErrorKind { kDense, kEntry, kNaN, kInf, kBitflip };
+
+// Adds an error to one result. magnitude is relative to the RMS of the result.
+// entry < 0 picks a random entry for the single-entry kinds.
+// `scale` is the typical magnitude of the data (0: the RMS of this result).
+inline void InjectError(Matrix* value, ErrorKind kind, double magnitude, Random* rng,
+                        Eigen::Index entry = -1, double scale = 0.0) {
+  double rms = scale > 0.0 ? scale : value->norm() / std::sqrt(double(value->size()));
+  if (rms == 0.0) rms = 1.0;
+  if (entry < 0) entry = static_cast<Eigen::Index>(rng->UniformInt(0, value->size() - 1));
+  switch (kind) {
+    case ErrorKind::kDense:
+      *value += magnitude * rms * rng->NormalMatrix(value->rows(), value->cols());
+      break;
+    case ErrorKind::kEntry: {
+      const double sign = rng->Uniform() < 0.5 ? -1.0 : 1.0;
+      value->data()[entry] += sign * magnitude * rms * (0.5 + rng->Uniform());
+      break;
+    }
+    case ErrorKind::kNaN:
+      value->data()[entry] = std::numeric_limits<double>::quiet_NaN();
+      break;
+    case ErrorKind::kInf:
+      value->data()[entry] = std::numeric_limits<double>::infinity();
+      break;
+    case ErrorKind::kBitflip: {
+      // High bits only (exponent and top mantissa), so the error is visible.
+      uint64_t bits;
+      std::memcpy(&bits, &value->data()[entry], sizeof bits);
+      bits ^= uint64_t{1} << rng->UniformInt(40, 62);
+      std::memcpy(&value->data()[entry], &bits, sizeof bits);
+      break;
+    }
+  }
+}
+
+inline double RelativeError(const Matrix& got, const Matrix& want) {
+  const double denom = std::max(want.norm(), 1e-300);
+  return (got - want).norm() / denom;
+}
+
+struct ProductRun {
+  Matrix a, b, expected;
+  std::vector<PeerResult> results;  // answering peers only, in random order
+  std::vector<int> wrong;           // sorted peers given an error
+  std::vector<int> missing;         // sorted stragglers
+};
+
+// The most wrong results the decoder promises to correct with R results,
+// threshold K and results of L numbers: R - K - 1 when the error vectors can
+// be generic (L >= e), else floor((R - K)/2).
+inline int MaxCorrectable(int r, int k, int64_t l) {
+  return std::max((r - k) / 2, static_cast<int>(std::min<int64_t>(l, r - k - 1)));
+}
+
+// Encodes random A and B, lets `stragglers` random peers not answer, gives
+// `errors` random answering peers an error. Single-entry errors of different
+// peers land in different entries when there are enough entries (so that the
+// error vectors are generic).
+inline ProductRun RunProduct(const ProductCode& code, Random* rng, int stragglers, int errors,
+                             ErrorKind kind, double magnitude) {
+  ProductRun run;
+  const ProductShape s = code.shape();
+  run.a = rng->NormalMatrix(s.rows, s.inner);
+  run.b = rng->NormalMatrix(s.inner, s.cols);
+  run.expected = run.a * run.b;
+  std::vector<int> order = rng->Sample(code.num_peers(), code.num_peers());
+  run.missing.assign(order.begin(), order.begin() + stragglers);
+  std::vector<int> answering(order.begin() + stragglers, order.end());
+  run.wrong.assign(answering.begin(), answering.begin() + errors);
+  std::vector<int> entries;
+  std::vector<double> rms;
+  for (int p : answering) {
+    Matrix shard = code.EncodeShard(run.a, p).value();
+    Matrix piece = code.EncodeInput(run.b, p).value();
+    run.results.push_back({p, code.PeerProduct(shard, piece)});
+    rms.push_back(run.results.back().value.norm() /
+                  std::sqrt(double(run.results.back().value.size())));
+  }
+  // Errors are relative to the typical result (some peers' results are
+  // nearly zero, e.g. at a point near 0 where only padding remains).
+  std::sort(rms.begin(), rms.end());
+  const double scale = rms[rms.size() / 2];
+  for (PeerResult& res : run.results) {
+    if (entries.empty()) entries = rng->Sample(int(res.value.size()), int(res.value.size()));
+    auto it = std::find(run.wrong.begin(), run.wrong.end(), res.peer);
+    if (it != run.wrong.end()) {
+      const size_t i = static_cast<size_t>(it - run.wrong.begin());
+      const Eigen::Index entry = i < entries.size() ? entries[i] : -1;
+      InjectError(&res.value, kind, magnitude, rng, entry, scale);
+    }
+  }
+  std::sort(run.wrong.begin(), run.wrong.end());
+  std::sort(run.missing.begin(), run.missing.end());
+  return run;
+}
+
+}  // namespace polyguard::testing
+
+#endif  // POLYGUARD_TESTS_CODES_CODE_TEST_UTIL_H_

@@ -1,0 +1,148 @@
+#include "polyguard/codes/errors_and_erasures_decoder.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <bit>
+#include <numeric>
+#include <thread>
+
+#include "polyguard/base/random.h"
+#include "polyguard/codes/evaluation_points.h"
+
+namespace polyguard {
+namespace {
+
+struct Setup {
+  std::unique_ptr<ErrorsAndErasuresDecoder> decoder;
+  Matrix coefficients;  // L x K
+  Matrix results;       // L x P, exact code words
+};
+
+Setup MakeSetup(int p, int k, int l, Random& rng) {
+  const auto points = MakeEvaluationPoints(PointKind::kChebyshev, p);
+  std::vector<int> wanted(static_cast<size_t>(k));
+  std::iota(wanted.begin(), wanted.end(), 0);
+  Setup s;
+  s.decoder = ErrorsAndErasuresDecoder::Create(points, MonomialBasis(points, k), wanted).value();
+  s.coefficients = rng.NormalMatrix(l, k);
+  s.results = s.coefficients * MonomialBasis(points, k).transpose();
+  return s;
+}
+
+TEST(ErrorsAndErasuresDecoder, RejectsBadConstruction) {
+  const auto pts = MakeEvaluationPoints(PointKind::kChebyshev, 4);
+  EXPECT_FALSE(ErrorsAndErasuresDecoder::Create(pts, Matrix::Ones(3, 2), {0}).ok());
+  EXPECT_FALSE(ErrorsAndErasuresDecoder::Create(pts, MonomialBasis(pts, 5), {0}).ok());
+  EXPECT_FALSE(ErrorsAndErasuresDecoder::Create(pts, MonomialBasis(pts, 2), {2}).ok());
+  EXPECT_FALSE(ErrorsAndErasuresDecoder::Create({0.1, 0.1, 0.3}, Matrix::Ones(3, 1), {0}).ok());
+  DecoderOptions bad;
+  bad.tolerance = 0;
+  EXPECT_FALSE(ErrorsAndErasuresDecoder::Create(pts, MonomialBasis(pts, 2), {0}, bad).ok());
+}
+
+TEST(ErrorsAndErasuresDecoder, RejectsBadResults) {
+  Random rng(1);
+  auto s = MakeSetup(6, 3, 4, rng);
+  std::vector<int> dup = {0, 1, 1, 2};
+  EXPECT_EQ(s.decoder->Decode(dup, s.results.leftCols(4)).status().code(),
+            StatusCode::kInvalidArgument);
+  std::vector<int> unknown = {0, 1, 9};
+  EXPECT_EQ(s.decoder->Decode(unknown, s.results.leftCols(3)).status().code(),
+            StatusCode::kInvalidArgument);
+  std::vector<int> few = {0, 1};
+  auto st = s.decoder->Decode(few, s.results.leftCols(2)).status();
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+  EXPECT_NE(st.message().find("need 3"), std::string::npos) << st;
+  std::vector<int> mismatch = {0, 1, 2};
+  EXPECT_EQ(s.decoder->Decode(mismatch, s.results.leftCols(4)).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+// Every subset of answering peers decodes (small P, exhaustive).
+TEST(ErrorsAndErasuresDecoder, DecodesFromEverySubsetOfAnsweringPeers) {
+  Random rng(2);
+  const int p = 10, k = 4;
+  auto s = MakeSetup(p, k, 6, rng);
+  for (uint32_t mask = 0; mask < (1u << p); ++mask) {
+    if (std::popcount(mask) < k) continue;
+    std::vector<int> peers;
+    for (int i = 0; i < p; ++i)
+      if (mask & (1u << i)) peers.push_back(i);
+    Matrix y(6, static_cast<Eigen::Index>(peers.size()));
+    for (size_t j = 0; j < peers.size(); ++j) y.col(Eigen::Index(j)) = s.results.col(peers[j]);
+    auto out = s.decoder->Decode(peers, y);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_LT((out->coefficients - s.coefficients).norm(), 1e-10 * s.coefficients.norm());
+    EXPECT_EQ(out->verified, int(peers.size()) > k);
+    EXPECT_TRUE(out->wrong_peers.empty());
+  }
+}
+
+// Every error count up to R - K - 1, including with L < e (scalar results
+// fall back to the per-entry decode, which corrects floor((R - K)/2)).
+TEST(ErrorsAndErasuresDecoder, LocatesUpToRMinusKMinusOneErrors) {
+  for (uint64_t seed = 1; seed <= 150; ++seed) {
+    Random rng(seed);
+    const int p = int(rng.UniformInt(4, 24));
+    const int k = int(rng.UniformInt(1, std::min(p - 2, 10)));
+    const int l = int(rng.UniformInt(1, 40));
+    auto s = MakeSetup(p, k, l, rng);
+    const int max_e = std::max((p - k) / 2, std::min(l, p - k - 1));
+    const int e = int(rng.UniformInt(0, max_e));
+    std::vector<int> wrong = rng.Sample(p, e);
+    Matrix y = s.results;
+    for (int w : wrong) y.col(w) += std::pow(10.0, rng.Uniform(-6, 6)) * rng.NormalMatrix(l, 1);
+    std::vector<int> peers(static_cast<size_t>(p));
+    std::iota(peers.begin(), peers.end(), 0);
+    auto out = s.decoder->Decode(peers, y);
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " P=" + std::to_string(p) + " K=" +
+                 std::to_string(k) + " L=" + std::to_string(l) + " e=" + std::to_string(e));
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_TRUE(out->verified);
+    std::sort(wrong.begin(), wrong.end());
+    EXPECT_EQ(out->wrong_peers, wrong);
+    EXPECT_LT((out->coefficients - s.coefficients).norm(), 1e-8 * s.coefficients.norm());
+  }
+}
+
+// Errors of wildly different sizes at once are peeled off one scale at a time.
+TEST(ErrorsAndErasuresDecoder, MixedMagnitudes) {
+  Random rng(9);
+  auto s = MakeSetup(16, 5, 30, rng);
+  Matrix y = s.results;
+  y.col(2) += 1e8 * rng.NormalMatrix(30, 1);
+  y.col(7) += 1e-8 * rng.NormalMatrix(30, 1);
+  y.col(11) += rng.NormalMatrix(30, 1);
+  std::vector<int> peers(16);
+  std::iota(peers.begin(), peers.end(), 0);
+  auto out = s.decoder->Decode(peers, y);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->wrong_peers, (std::vector<int>{2, 7, 11}));
+  EXPECT_LT((out->coefficients - s.coefficients).norm(), 1e-10 * s.coefficients.norm());
+}
+
+TEST(ErrorsAndErasuresDecoder, DecodePlansAreCachedAndThreadSafe) {
+  Random rng(4);
+  auto s = MakeSetup(12, 4, 8, rng);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        std::vector<int> peers;
+        for (int p = 0; p < 12; ++p)
+          if ((p + i + t) % 3 != 0) peers.push_back(p);
+        Matrix y(8, Eigen::Index(peers.size()));
+        for (size_t j = 0; j < peers.size(); ++j) y.col(Eigen::Index(j)) = s.results.col(peers[j]);
+        auto out = s.decoder->Decode(peers, y);
+        if (!out.ok() || (out->coefficients - s.coefficients).norm() > 1e-9) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+}  // namespace
+}  // namespace polyguard
