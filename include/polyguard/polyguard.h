@@ -6,5 +6,6 @@
 #include "polyguard/base/random.h"
 #include "polyguard/base/status.h"
 #include "polyguard/codes.h"
+#include "polyguard/fault.h"
 
 #endif  // POLYGUARD_POLYGUARD_H_

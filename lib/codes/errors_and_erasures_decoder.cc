@@ -20,6 +20,8 @@ struct ErrorsAndErasuresDecoder::Plan {
   Matrix probe;           // p x R, orthonormal rows inside parity's row space
   Matrix wanted_pinv;     // |wanted| x R: rows of the generator's pseudo-inverse
   Matrix chebyshev_pinv;  // K x R: pseudo-inverse of the Chebyshev basis rows
+  // R x (p + |wanted|), row-major: [probe; wanted_pinv]^T for the fused pass.
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> fused;
 };
 
 namespace {
@@ -104,6 +106,71 @@ bool CorrectEntry(const std::vector<double>& a, Eigen::Ref<Vector> y, int k,
     return true;
   }
   return false;
+}
+
+// out(l, w) = sum_r cols[r][l] * m(r, w) and norms(r) = |cols[r]|^2, in one
+// pass over the results: 4 entries at a time with WB accumulators each (kept
+// in registers; the decode is bound by reading the results).
+template <int WB>
+void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m,
+                int m_cols, int w0, double* out, double* norms) {
+  constexpr int kLanes = 4;
+  int64_t l0 = 0;
+  for (; l0 + kLanes <= length; l0 += kLanes) {
+    double acc[WB][kLanes] = {};
+    for (int r = 0; r < r_count; ++r) {
+      const double* y = cols[r] + l0;
+      if (norms != nullptr) {
+        double sq = 0.0;
+        for (int i = 0; i < kLanes; ++i) sq += y[i] * y[i];
+        norms[r] += sq;
+      }
+      const double* mr = m + static_cast<int64_t>(r) * m_cols + w0;
+      for (int w = 0; w < WB; ++w)
+        for (int i = 0; i < kLanes; ++i) acc[w][i] += y[i] * mr[w];
+    }
+    for (int w = 0; w < WB; ++w)
+      for (int i = 0; i < kLanes; ++i) out[(w0 + w) * length + l0 + i] = acc[w][i];
+  }
+  for (; l0 < length; ++l0) {
+    for (int r = 0; r < r_count && norms != nullptr; ++r) norms[r] += cols[r][l0] * cols[r][l0];
+    for (int w = 0; w < WB; ++w) {
+      double a = 0.0;
+      for (int r = 0; r < r_count; ++r) a += cols[r][l0] * m[static_cast<int64_t>(r) * m_cols + w0 + w];
+      out[(w0 + w) * length + l0] = a;
+    }
+  }
+}
+
+// out (length x m_cols, col-major) = [cols] * m; norms: squared column norms.
+void FusedProduct(const std::vector<const double*>& cols, int64_t length,
+                  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& m,
+                  Matrix* out, Vector* norms) {
+  const int r_count = static_cast<int>(cols.size());
+  const int w_total = static_cast<int>(m.cols());
+  out->resize(length, w_total);
+  norms->setZero(r_count);
+  int w0 = 0;
+  double* nrm = norms->data();
+  while (w0 < w_total) {
+    const int left = w_total - w0;
+    const int wb = std::min(left, 8);
+    switch (wb) {
+#define POLYGUARD_FUSED_CASE(N) \
+  case N: FusedBlock<N>(cols.data(), r_count, length, m.data(), w_total, w0, out->data(), nrm); break;
+      POLYGUARD_FUSED_CASE(1)
+      POLYGUARD_FUSED_CASE(2)
+      POLYGUARD_FUSED_CASE(3)
+      POLYGUARD_FUSED_CASE(4)
+      POLYGUARD_FUSED_CASE(5)
+      POLYGUARD_FUSED_CASE(6)
+      POLYGUARD_FUSED_CASE(7)
+      POLYGUARD_FUSED_CASE(8)
+#undef POLYGUARD_FUSED_CASE
+    }
+    nrm = nullptr;  // norms on the first pass only
+    w0 += wb;
+  }
 }
 
 uint64_t MaskOf(const std::vector<int>& peers) {
@@ -228,6 +295,9 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
       }
     }
   }
+  plan->fused.resize(r, plan->probe.rows() + plan->wanted_pinv.rows());
+  plan->fused.leftCols(plan->probe.rows()) = plan->probe.transpose();
+  plan->fused.rightCols(plan->wanted_pinv.rows()) = plan->wanted_pinv.transpose();
   std::lock_guard<std::mutex> lock(mu_);
   if (static_cast<int>(cache_.size()) >= options_.cache_capacity) cache_.clear();
   cache_.emplace(mask, plan);
@@ -236,6 +306,93 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> peers,
                                                          const MatrixRef& results) const {
+  if (results.cols() != static_cast<Eigen::Index>(peers.size())) {
+    return InvalidArgumentError("decode: " + std::to_string(results.cols()) +
+                                " result columns for " + std::to_string(peers.size()) + " peers");
+  }
+  std::vector<const double*> columns;
+  Matrix owned;
+  if (results.outerStride() == results.rows() || results.cols() <= 1) {
+    for (Eigen::Index j = 0; j < results.cols(); ++j) columns.push_back(results.col(j).data());
+  } else {
+    owned = results;
+    for (Eigen::Index j = 0; j < owned.cols(); ++j) columns.push_back(owned.col(j).data());
+  }
+  return Decode(peers, columns, results.rows());
+}
+
+StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> peers,
+                                                         std::span<const double* const> columns,
+                                                         int64_t length) const {
+  const int k = recovery_threshold();
+  const int total = static_cast<int>(peers.size());
+  if (static_cast<int>(columns.size()) != total || length < 0) {
+    return InvalidArgumentError("decode: " + std::to_string(columns.size()) +
+                                " result columns for " + std::to_string(total) + " peers");
+  }
+  std::vector<int> col_of(static_cast<size_t>(num_peers()), -1);
+  for (int j = 0; j < total; ++j) {
+    const int p = peers[static_cast<size_t>(j)];
+    if (p < 0 || p >= num_peers()) {
+      return InvalidArgumentError("decode: result from unknown peer " + std::to_string(p) +
+                                  " (code has " + std::to_string(num_peers()) + " peers)");
+    }
+    if (col_of[static_cast<size_t>(p)] != -1) {
+      return InvalidArgumentError("decode: two results from peer " + std::to_string(p));
+    }
+    col_of[static_cast<size_t>(p)] = j;
+  }
+  if (total < k) {
+    return UnavailableError("decode: need " + std::to_string(k) + " results (threshold K), got " +
+                            std::to_string(total));
+  }
+  // Fast path: one pass over the results, in ascending peer order (the plan's).
+  std::vector<int> sorted_peers;
+  std::vector<const double*> sorted_cols;
+  for (int p = 0; p < num_peers(); ++p) {
+    const int j = col_of[static_cast<size_t>(p)];
+    if (j < 0) continue;
+    sorted_peers.push_back(p);
+    sorted_cols.push_back(columns[static_cast<size_t>(j)]);
+  }
+  auto plan = GetPlan(MaskOf(sorted_peers));
+  Matrix fused;
+  Vector norms;
+  FusedProduct(sorted_cols, length, plan->fused, &fused, &norms);
+  const int probes = static_cast<int>(plan->probe.rows());
+  if (norms.allFinite()) {
+    std::vector<double> col_norms(static_cast<size_t>(total));
+    for (int j = 0; j < total; ++j) col_norms[static_cast<size_t>(j)] = std::sqrt(norms(j));
+    const double rms =
+        Median(col_norms) / std::sqrt(static_cast<double>(std::max<int64_t>(length, 1)));
+    const double tol = options_.tolerance;
+    bool consistent = true;
+    if (probes > 0) {
+      const Vector z = fused.leftCols(probes).rowwise().norm();
+      for (int64_t l = 0; l < length && consistent; ++l) {
+        if (z(l) <= tol * rms) continue;  // the common case: no need for the entry's scale
+        double sq = 0.0;
+        for (const double* c : sorted_cols) sq += c[l] * c[l];
+        const double cs = std::max(tol * (rms + std::sqrt(sq / total)), DBL_MIN);
+        if (!(z(l) <= cs)) consistent = false;
+      }
+    }
+    if (consistent) {
+      DecodeOutcome out;
+      out.coefficients = fused.rightCols(static_cast<Eigen::Index>(wanted_.size()));
+      out.verified = total > k;
+      return out;
+    }
+  }
+  // Errors (or non-finite values): the full errors-and-erasures decode.
+  Matrix results(length, total);
+  for (int j = 0; j < total; ++j)
+    results.col(j) = Eigen::Map<const Vector>(columns[static_cast<size_t>(j)], length);
+  return DecodeSlow(peers, results);
+}
+
+StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int> peers,
+                                                             const MatrixRef& results) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(peers.size());
   if (results.cols() != total) {
@@ -297,7 +454,6 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
 
   std::vector<int> peeled;           // dropped by the locator
   std::vector<int> entry_wrong;      // corrected entry by entry
-  bool first = true;
   std::shared_ptr<const Plan> plan;
   while (true) {
     const int r = static_cast<int>(kept.size());
@@ -310,11 +466,6 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
     }
     plan = GetPlan(MaskOf(kept));
     const Vector cs = EntryTolerances(yt, tol);
-    if (first) {
-      first = false;
-      const Matrix z = yt * plan->probe.transpose();
-      if ((z.rowwise().norm().array() <= cs.array()).all()) break;
-    }
     Matrix st = yt * plan->parity.transpose();
     st.array().colwise() /= cs.array();
     std::vector<Eigen::Index> dirty;

@@ -74,13 +74,14 @@ StatusOr<Matrix> MdsCode::EncodeInput(const MatrixRef& b, int peer) const {
 
 StatusOr<DecodedProduct> MdsCode::Decode(std::span<const PeerResult> results) const {
   POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_rows_, shape().cols));
-  Matrix yt(block_rows_ * shape().cols, static_cast<Eigen::Index>(results.size()));
   std::vector<int> peers;
-  for (size_t j = 0; j < results.size(); ++j) {
-    yt.col(static_cast<Eigen::Index>(j)) = results[j].value.reshaped();
-    peers.push_back(results[j].peer);
+  std::vector<const double*> columns;
+  for (const PeerResult& r : results) {
+    peers.push_back(r.peer);
+    columns.push_back(r.value.data());
   }
-  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, decoder_->Decode(peers, yt));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
+                             decoder_->Decode(peers, columns, block_rows_ * shape().cols));
   Matrix full(block_rows_ * options_.data_blocks, shape().cols);
   for (int i = 0; i < options_.data_blocks; ++i)
     full.middleRows(i * block_rows_, block_rows_) =

@@ -6,14 +6,14 @@
 namespace polyguard {
 namespace {
 
-// Block (i, j) of size br x bc of m, zero-padded where m ends.
-Matrix Block(const MatrixRef& m, int64_t i, int64_t j, int64_t br, int64_t bc) {
-  Matrix out = Matrix::Zero(br, bc);
+// out += coef * (block (i, j) of size br x bc of m), where the block is
+// zero-padded past m's edge: only the part inside m is read.
+void AddBlock(Matrix* out, double coef, const MatrixRef& m, int64_t i, int64_t j, int64_t br,
+              int64_t bc) {
   const int64_t r0 = i * br, c0 = j * bc;
   const int64_t nr = std::clamp<int64_t>(m.rows() - r0, 0, br);
   const int64_t nc = std::clamp<int64_t>(m.cols() - c0, 0, bc);
-  if (nr > 0 && nc > 0) out.topLeftCorner(nr, nc) = m.block(r0, c0, nr, nc);
-  return out;
+  if (nr > 0 && nc > 0) out->topLeftCorner(nr, nc).noalias() += coef * m.block(r0, c0, nr, nc);
 }
 
 }  // namespace
@@ -94,7 +94,7 @@ StatusOr<Matrix> PolyDotCode::EncodeShard(const MatrixRef& a, int peer) const {
   Matrix shard = Matrix::Zero(block_rows_, block_inner_);
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j)
-      shard.noalias() += Power(peer, n * i + j) * Block(a, i, j, block_rows_, block_inner_);
+      AddBlock(&shard, Power(peer, n * i + j), a, i, j, block_rows_, block_inner_);
   return shard;
 }
 
@@ -105,8 +105,7 @@ StatusOr<Matrix> PolyDotCode::EncodeInput(const MatrixRef& b, int peer) const {
   Matrix piece = Matrix::Zero(block_inner_, block_cols_);
   for (int k = 0; k < n; ++k)
     for (int l = 0; l < d; ++l)
-      piece.noalias() +=
-          Power(peer, (n - 1 - k) + m * n * l) * Block(b, k, l, block_inner_, block_cols_);
+      AddBlock(&piece, Power(peer, (n - 1 - k) + m * n * l), b, k, l, block_inner_, block_cols_);
   return piece;
 }
 
@@ -128,8 +127,8 @@ StatusOr<Matrix> PolyDotCode::EncodeTransposeInput(const MatrixRef& dm, int peer
   Matrix piece = Matrix::Zero(block_rows_, block_cols_);
   for (int i = 0; i < m; ++i)
     for (int l = 0; l < d; ++l)
-      piece.noalias() +=
-          Power(peer, n * (m - 1 - i) + m * n * l) * Block(dm, i, l, block_rows_, block_cols_);
+      AddBlock(&piece, Power(peer, n * (m - 1 - i) + m * n * l), dm, i, l, block_rows_,
+               block_cols_);
   return piece;
 }
 
@@ -154,10 +153,8 @@ Status PolyDotCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& dm,
   const int m = options_.m, n = options_.n;
   const int64_t b = dm.cols();
   Matrix left = Matrix::Zero(block_rows_, b), right = Matrix::Zero(block_inner_, b);
-  for (int i = 0; i < m; ++i)
-    left.noalias() += Power(peer, n * i) * Block(dm, i, 0, block_rows_, b);
-  for (int j = 0; j < n; ++j)
-    right.noalias() += Power(peer, j) * Block(x, j, 0, block_inner_, b);
+  for (int i = 0; i < m; ++i) AddBlock(&left, Power(peer, n * i), dm, i, 0, block_rows_, b);
+  for (int j = 0; j < n; ++j) AddBlock(&right, Power(peer, j), x, j, 0, block_inner_, b);
   shard->noalias() -= eta * left * right.transpose();
   return Status::Ok();
 }
@@ -168,14 +165,14 @@ StatusOr<DecodedProduct> PolyDotCode::DecodeWith(const ErrorsAndErasuresDecoder&
                                                  int grid_c, int64_t out_r,
                                                  int64_t out_c) const {
   POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_r, block_c));
-  const int64_t l = block_r * block_c;
-  Matrix yt(l, static_cast<Eigen::Index>(results.size()));
   std::vector<int> peers;
-  for (size_t j = 0; j < results.size(); ++j) {
-    yt.col(static_cast<Eigen::Index>(j)) = results[j].value.reshaped();
-    peers.push_back(results[j].peer);
+  std::vector<const double*> columns;
+  for (const PeerResult& r : results) {
+    peers.push_back(r.peer);
+    columns.push_back(r.value.data());
   }
-  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, decoder.Decode(peers, yt));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
+                             decoder.Decode(peers, columns, block_r * block_c));
   Matrix full(grid_r * block_r, grid_c * block_c);
   for (int c = 0; c < grid_c; ++c)
     for (int r = 0; r < grid_r; ++r)

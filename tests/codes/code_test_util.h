@@ -11,43 +11,15 @@
 
 #include "polyguard/base/random.h"
 #include "polyguard/codes/product_code.h"
+#include "polyguard/fault/soft_error.h"
 
 namespace polyguard::testing {
 
-enum class ErrorKind { kDense, kEntry, kNaN, kInf, kBitflip };
+using ErrorKind = SoftErrorKind;
 
-// Adds an error to one result. magnitude is relative to the RMS of the result.
-// entry < 0 picks a random entry for the single-entry kinds.
-// `scale` is the typical magnitude of the data (0: the RMS of this result).
 inline void InjectError(Matrix* value, ErrorKind kind, double magnitude, Random* rng,
                         Eigen::Index entry = -1, double scale = 0.0) {
-  double rms = scale > 0.0 ? scale : value->norm() / std::sqrt(double(value->size()));
-  if (rms == 0.0) rms = 1.0;
-  if (entry < 0) entry = static_cast<Eigen::Index>(rng->UniformInt(0, value->size() - 1));
-  switch (kind) {
-    case ErrorKind::kDense:
-      *value += magnitude * rms * rng->NormalMatrix(value->rows(), value->cols());
-      break;
-    case ErrorKind::kEntry: {
-      const double sign = rng->Uniform() < 0.5 ? -1.0 : 1.0;
-      value->data()[entry] += sign * magnitude * rms * (0.5 + rng->Uniform());
-      break;
-    }
-    case ErrorKind::kNaN:
-      value->data()[entry] = std::numeric_limits<double>::quiet_NaN();
-      break;
-    case ErrorKind::kInf:
-      value->data()[entry] = std::numeric_limits<double>::infinity();
-      break;
-    case ErrorKind::kBitflip: {
-      // High bits only (exponent and top mantissa), so the error is visible.
-      uint64_t bits;
-      std::memcpy(&bits, &value->data()[entry], sizeof bits);
-      bits ^= uint64_t{1} << rng->UniformInt(40, 62);
-      std::memcpy(&value->data()[entry], &bits, sizeof bits);
-      break;
-    }
-  }
+  ApplySoftError(value, kind, magnitude, rng, scale, entry);
 }
 
 inline double RelativeError(const Matrix& got, const Matrix& want) {

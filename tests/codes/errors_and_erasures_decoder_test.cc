@@ -146,3 +146,73 @@ TEST(ErrorsAndErasuresDecoder, DecodePlansAreCachedAndThreadSafe) {
 
 }  // namespace
 }  // namespace polyguard
+
+namespace polyguard {
+namespace {
+
+// The slow, obviously correct reference: the largest set of results that fit
+// one polynomial of degree < K (by trying every subset, largest first). Under
+// the probabilistic model the honest results are that set.
+std::vector<int> ReferenceWrongPeers(const std::vector<double>& points, int k, const Matrix& y) {
+  const int p = static_cast<int>(points.size());
+  for (int size = p; size > k; --size) {
+    for (uint32_t mask = 0; mask < (1u << p); ++mask) {
+      if (std::popcount(mask) != size) continue;
+      std::vector<double> pts;
+      std::vector<int> idx;
+      for (int i = 0; i < p; ++i)
+        if (mask & (1u << i)) {
+          pts.push_back(points[size_t(i)]);
+          idx.push_back(i);
+        }
+      const Matrix v = ChebyshevBasis(pts, k);
+      Matrix ys(y.rows(), Eigen::Index(idx.size()));
+      for (size_t j = 0; j < idx.size(); ++j) ys.col(Eigen::Index(j)) = y.col(idx[j]);
+      const Matrix fit = v * v.colPivHouseholderQr().solve(ys.transpose());
+      if ((fit - ys.transpose()).norm() <= 1e-9 * (1 + ys.norm())) {
+        std::vector<int> wrong;
+        for (int i = 0; i < p; ++i)
+          if (!(mask & (1u << i))) wrong.push_back(i);
+        return wrong;
+      }
+    }
+  }
+  return {-1};
+}
+
+TEST(ErrorsAndErasuresDecoder, AgreesWithTheExhaustiveReference) {
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    Random rng(seed * 31);
+    const int p = int(rng.UniformInt(4, 10));
+    const int k = int(rng.UniformInt(1, p - 2));
+    const int l = int(rng.UniformInt(p, p + 5));
+    auto s = MakeSetup(p, k, l, rng);
+    const int e = int(rng.UniformInt(0, p - k - 1));
+    Matrix y = s.results;
+    for (int w : rng.Sample(p, e)) y.col(w) += rng.NormalMatrix(l, 1);
+    std::vector<int> peers(static_cast<size_t>(p));
+    std::iota(peers.begin(), peers.end(), 0);
+    auto out = s.decoder->Decode(peers, y);
+    ASSERT_TRUE(out.ok()) << out.status() << " seed=" << seed;
+    EXPECT_EQ(out->wrong_peers,
+              ReferenceWrongPeers(MakeEvaluationPoints(PointKind::kChebyshev, p), k, y))
+        << "seed=" << seed;
+  }
+}
+
+// The numbers evaluation_points.h states.
+TEST(EvaluationPointsSafety, WorstCaseConditionNumbersAsDocumented) {
+  const auto cheb16 = MakeEvaluationPoints(PointKind::kChebyshev, 16);
+  const auto cheb20 = MakeEvaluationPoints(PointKind::kChebyshev, 20);
+  const double c16 = WorstCaseConditionNumber(cheb16, 11);
+  const double c20 = WorstCaseConditionNumber(cheb20, 15);
+  RecordProperty("cond_P16_K11", std::to_string(c16));
+  RecordProperty("cond_P20_K15", std::to_string(c20));
+  EXPECT_LT(c16, 1e6);
+  EXPECT_LT(c20, 1e8);
+  EXPECT_LT(WorstCaseConditionNumber(cheb16, 11),
+            WorstCaseConditionNumber(MakeEvaluationPoints(PointKind::kEquispaced, 16), 11));
+}
+
+}  // namespace
+}  // namespace polyguard

@@ -30,8 +30,10 @@
 // across peers (DecoderOptions::tolerance): errors smaller than that are
 // indistinguishable from roundoff.
 //
-// Cost: without errors, one GEMM of (|wanted| + 2) x R by R x L; with errors
-// add (R - K) x R x L for the syndrome and a QR of the dirty syndrome rows.
+// Cost: without errors, one pass over the R results computing (|wanted| + 2)
+// combinations of them (memory-bound: about twice the time of reading them);
+// with errors add (R - K) x R x L for the syndrome and a QR of the dirty
+// syndrome rows.
 // Decode plans (parity checks, pseudo-inverses) are cached per set of
 // answering peers.
 //
@@ -92,6 +94,13 @@ class ErrorsAndErasuresDecoder {
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
                                  const MatrixRef& results) const;
 
+  // The same, without copying: columns[j] points at the `length` numbers of
+  // peer peers[j]'s result (e.g. a result matrix's data()). The error-free
+  // case reads every result once.
+  StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
+                                 std::span<const double* const> columns,
+                                 int64_t length) const;
+
   int num_peers() const { return static_cast<int>(points_.size()); }
   int recovery_threshold() const { return static_cast<int>(generator_.cols()); }
   const std::vector<int>& wanted() const { return wanted_; }
@@ -104,6 +113,8 @@ class ErrorsAndErasuresDecoder {
   ErrorsAndErasuresDecoder(std::vector<double> points, Matrix generator,
                            std::vector<int> wanted, DecoderOptions options);
   std::shared_ptr<const Plan> GetPlan(uint64_t mask) const;
+  StatusOr<DecodeOutcome> DecodeSlow(std::span<const int> peers,
+                                     const MatrixRef& results) const;
 
   std::vector<double> points_;
   Matrix generator_;

@@ -4,13 +4,23 @@
 // peer's point a_r. Which points are used decides the conditioning of the
 // decode (codes.md §4). Points are an option of each code, not a new type.
 //
-// Numerical safety (worst case over every choice of K answering peers,
-// monomial basis, double precision; measured by tests/codes and by
-// `polyguard-experiment codes`):
-//   Chebyshev points (default): condition number below about 1e6 for
-//     P <= 16, K <= 11, i.e. decode relative error around 1e-10; usable up to
-//     P = 20, K = 15 (cond ~1e7); not safe beyond.
-//   Equispaced points: about 2-10x worse than Chebyshev at the same P, K.
+// Numerical safety: worst-case condition number of the monomial basis over
+// every choice of exactly K answering peers (WorstCaseConditionNumber; the
+// test EvaluationPointsSafety checks the P = 16 and P = 20 rows):
+//     P   K   Chebyshev   equispaced
+//     8   5   3.4e2       3.2e2
+//    12   8   1.7e4       2.3e4
+//    16   9   2.0e6       9.7e5
+//    16  11   8.2e5       1.7e6
+//    20  15   2.1e7       1.2e8
+//    24   8   1.2e9       2.5e7
+//    24  12   1.6e10      1.7e9
+// The decode's relative error is about cond x 1e-16, so decoding from exactly
+// K results is safe (<= ~1e-10) for P <= 16; at P = 20 to 24 it is safe when
+// a few more than K results arrive (least squares over R > K rows is far
+// better conditioned than the worst square subset) and loses digits when
+// only K clustered peers answer. Chebyshev nodes crowd at +-1, which hurts at
+// large P and small K; equispaced points are then the better choice.
 // The errors-and-erasures decoder locates errors in a well-conditioned
 // (Chebyshev-polynomial) basis, so *locating* wrong peers does not depend on
 // these numbers; only the accuracy of the returned product does.

@@ -10,8 +10,9 @@
 // floor((R - Q)/2) in the worst case (ErrorsAndErasuresDecoder).
 // Costs per peer: stores rows*inner/Q doubles, multiplies (rows/Q x inner) by
 // (inner x cols), sends rows*cols/Q doubles. The input is not split.
-// Numerically safe for Q <= 11 at P <= 16 (Chebyshev points); the systematic
-// peers get well-spread points to keep G's parity rows small.
+// Numerical safety as for Generalized PolyDot with K = Q (table in
+// evaluation_points.h); the systematic peers get well-spread points to keep
+// G's parity rows small.
 //
 // This is the 1-D MDS code for one product; the row/column product-code
 // layout used for training (CodeNet) builds on it in the training engine.

@@ -21,8 +21,9 @@
 // rows*cols/(m*d) doubles (forward) or inner*cols/(n*d) (transpose).
 // Encoding B~_r is O(inner * cols) per peer; the decode's cost is in
 // errors_and_erasures_decoder.h.
-// Numerically safe (Chebyshev points, relative error <= ~1e-9): K <= 11 for
-// P <= 16, K <= 15 for P <= 20; see evaluation_points.h.
+// Numerically safe (relative error <= ~1e-10 even from exactly K results) for
+// P <= 16 with Chebyshev points; at P = 20 to 24 when a few more than K answer.
+// Table in evaluation_points.h.
 //
 // Coded update (SGD on the coded A, no re-encoding): A_ij -= eta D_i X_j^T
 // becomes at every peer the local rank-B update

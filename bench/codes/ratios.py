@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Reads codes_bench JSON (--benchmark_format=json) and prints, per case,
+(encode + decode) / (local shard product), for clean decodes and for decodes
+with the most correctable errors.
+
+    build/bench/codes_bench --benchmark_format=json > codes.json
+    bench/codes/ratios.py codes.json
+"""
+import json
+import re
+import sys
+
+data = json.load(open(sys.argv[1]))
+times = {}
+for b in data["benchmarks"]:
+    if b.get("error_occurred"):
+        continue
+    m = re.match(r"BM_(\w+)/N:(\d+)/B:(\d+)(?:/P:(\d+))?", b["name"])
+    if not m:
+        continue
+    kind, n, batch, p = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
+    times[(kind, n, batch, int(p) if p else None)] = b["cpu_time"]
+
+print("N,B,P,local_product_us,encode_us,decode_clean_us,decode_errors_us,"
+      "ratio_clean,ratio_errors,uncoded_over_local")
+for (kind, n, batch, p), t in sorted(times.items()):
+    if kind != "LocalProduct":
+        continue
+    enc = times.get(("Encode", n, batch, p))
+    dc = times.get(("DecodeClean", n, batch, p))
+    de = times.get(("DecodeErrors", n, batch, p))
+    unc = times.get(("Uncoded", n, batch, None))
+    if None in (enc, dc, de):
+        continue
+    print(f"{n},{batch},{p},{t:.1f},{enc:.1f},{dc:.1f},{de:.1f},"
+          f"{(enc + dc) / t:.3f},{(enc + de) / t:.3f},{(unc / t) if unc else float('nan'):.2f}")
