@@ -1,5 +1,6 @@
 // Coding-core costs per peer, with the uncoded product of the same size in the
-// same binary. Names carry the parameters: N (A is N x N), B (batch), P.
+// same binary. Names carry the parameters: N (A is N x N), B (batch), P, and
+// n (the inner split: 1 is a Polynomial code, 2 Generalized PolyDot).
 //   Encode        the per-step input encode at one peer (B~_r)
 //   EncodeShard   the one-time shard encode at one peer
 //   LocalProduct  shard * piece at one peer
@@ -21,11 +22,12 @@ struct Case {
   std::vector<PeerResult> clean, wrong;
 };
 
-// P = 8: m = n = 2 (K = 5); P = 16: m = 4, n = 2 (K = 9).
-Case MakeCase(int64_t n, int64_t batch, int peers) {
+// split n = 1 (a Polynomial code) or 2 (Generalized PolyDot), d = 1, and
+// m = P / (2 split): P = 8 gives K = 4 or 5, P = 16 gives K = 8 or 9.
+Case MakeCase(int64_t n, int64_t batch, int peers, int split) {
   Case c;
-  const int m = peers >= 16 ? 4 : 2;
-  c.code = PolyDotCode::Create({n, n, batch}, {.peers = peers, .m = m, .n = 2, .d = 1}).value();
+  const int m = peers / (2 * split);
+  c.code = PolyDotCode::Create({n, n, batch}, {.peers = peers, .m = m, .n = split, .d = 1}).value();
   Random rng(1);
   c.a = rng.NormalMatrix(n, n);
   c.b = rng.NormalMatrix(n, batch);
@@ -51,19 +53,19 @@ void Label(benchmark::State& state, const Case& c) {
 }
 
 void BM_Encode(benchmark::State& state) {
-  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)));
+  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
   for (auto _ : state) benchmark::DoNotOptimize(c.code->EncodeInput(c.b, 3));
   Label(state, c);
 }
 
 void BM_EncodeShard(benchmark::State& state) {
-  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)));
+  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
   for (auto _ : state) benchmark::DoNotOptimize(c.code->EncodeShard(c.a, 3));
   Label(state, c);
 }
 
 void BM_LocalProduct(benchmark::State& state) {
-  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)));
+  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
   Matrix y(c.shard.rows(), c.piece.cols());
   for (auto _ : state) {
     y.noalias() = c.shard * c.piece;
@@ -76,7 +78,7 @@ void BM_LocalProduct(benchmark::State& state) {
 }
 
 void BM_DecodeClean(benchmark::State& state) {
-  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)));
+  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
   for (auto _ : state) {
     auto d = c.code->Decode(c.clean);
     if (!d.ok()) state.SkipWithError(d.status().ToString().c_str());
@@ -86,7 +88,7 @@ void BM_DecodeClean(benchmark::State& state) {
 }
 
 void BM_DecodeErrors(benchmark::State& state) {
-  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)));
+  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
   for (auto _ : state) {
     auto d = c.code->Decode(c.wrong);
     if (!d.ok() || int(d->wrong_peers.size()) != c.code->errors_corrected_probabilistic())
@@ -108,10 +110,11 @@ void BM_Uncoded(benchmark::State& state) {
 }
 
 void Args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"N", "B", "P"});
+  b->ArgNames({"N", "B", "P", "n"});
   for (int64_t n : {1024, 4096})
     for (int64_t batch : {1, 64})
-      for (int64_t p : {8, 16}) b->Args({n, batch, p});
+      for (int64_t p : {8, 16})
+        for (int64_t split : {1, 2}) b->Args({n, batch, p, split});
   b->Unit(benchmark::kMicrosecond);
 }
 

@@ -15,13 +15,14 @@ times = {}
 for b in data["benchmarks"]:
     if b.get("error_occurred"):
         continue
-    m = re.match(r"BM_(\w+)/N:(\d+)/B:(\d+)(?:/P:(\d+))?", b["name"])
+    m = re.match(r"BM_(\w+)/N:(\d+)/B:(\d+)(?:/P:(\d+)/n:(\d+))?", b["name"])
     if not m:
         continue
-    kind, n, batch, p = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
-    times[(kind, n, batch, int(p) if p else None)] = b["cpu_time"]
+    kind, n, batch = m.group(1), int(m.group(2)), int(m.group(3))
+    p = (int(m.group(4)), int(m.group(5))) if m.group(4) else None
+    times[(kind, n, batch, p)] = b["cpu_time"]
 
-print("N,B,P,local_product_us,encode_us,decode_clean_us,decode_errors_us,"
+print("N,B,P,n,local_product_us,encode_us,decode_clean_us,decode_errors_us,"
       "ratio_clean,ratio_errors,uncoded_over_local")
 for (kind, n, batch, p), t in sorted(times.items()):
     if kind != "LocalProduct":
@@ -32,5 +33,5 @@ for (kind, n, batch, p), t in sorted(times.items()):
     unc = times.get(("Uncoded", n, batch, None))
     if None in (enc, dc, de):
         continue
-    print(f"{n},{batch},{p},{t:.1f},{enc:.1f},{dc:.1f},{de:.1f},"
+    print(f"{n},{batch},{p[0]},{p[1]},{t:.1f},{enc:.1f},{dc:.1f},{de:.1f},"
           f"{(enc + dc) / t:.3f},{(enc + de) / t:.3f},{(unc / t) if unc else float('nan'):.2f}")

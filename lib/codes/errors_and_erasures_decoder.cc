@@ -108,23 +108,17 @@ bool CorrectEntry(const std::vector<double>& a, Eigen::Ref<Vector> y, int k,
   return false;
 }
 
-// out(l, w) = sum_r cols[r][l] * m(r, w) and norms(r) = |cols[r]|^2, in one
-// pass over the results: 4 entries at a time with WB accumulators each (kept
-// in registers; the decode is bound by reading the results).
+// out(l, w) = sum_r cols[r][l] * m(r, w) for l in [l_begin, l_end): 4 entries
+// at a time with WB accumulators each, kept in registers.
 template <int WB>
-void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m,
-                int m_cols, int w0, double* out, double* norms) {
+void FusedBlock(const double* const* cols, int r_count, int64_t length, int64_t l_begin,
+                int64_t l_end, const double* m, int m_cols, int w0, double* out) {
   constexpr int kLanes = 4;
-  int64_t l0 = 0;
-  for (; l0 + kLanes <= length; l0 += kLanes) {
+  int64_t l0 = l_begin;
+  for (; l0 + kLanes <= l_end; l0 += kLanes) {
     double acc[WB][kLanes] = {};
     for (int r = 0; r < r_count; ++r) {
       const double* y = cols[r] + l0;
-      if (norms != nullptr) {
-        double sq = 0.0;
-        for (int i = 0; i < kLanes; ++i) sq += y[i] * y[i];
-        norms[r] += sq;
-      }
       const double* mr = m + static_cast<int64_t>(r) * m_cols + w0;
       for (int w = 0; w < WB; ++w)
         for (int i = 0; i < kLanes; ++i) acc[w][i] += y[i] * mr[w];
@@ -132,8 +126,7 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
     for (int w = 0; w < WB; ++w)
       for (int i = 0; i < kLanes; ++i) out[(w0 + w) * length + l0 + i] = acc[w][i];
   }
-  for (; l0 < length; ++l0) {
-    for (int r = 0; r < r_count && norms != nullptr; ++r) norms[r] += cols[r][l0] * cols[r][l0];
+  for (; l0 < l_end; ++l0) {
     for (int w = 0; w < WB; ++w) {
       double a = 0.0;
       for (int r = 0; r < r_count; ++r) a += cols[r][l0] * m[static_cast<int64_t>(r) * m_cols + w0 + w];
@@ -142,22 +135,20 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
   }
 }
 
-// out (length x m_cols, col-major) = [cols] * m; norms: squared column norms.
+// out (length x m_cols, col-major) = [cols] * m, in one pass over the results.
 void FusedProduct(const std::vector<const double*>& cols, int64_t length,
                   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& m,
-                  Matrix* out, Vector* norms) {
+                  Matrix* out) {
   const int r_count = static_cast<int>(cols.size());
   const int w_total = static_cast<int>(m.cols());
   out->resize(length, w_total);
-  norms->setZero(r_count);
-  int w0 = 0;
-  double* nrm = norms->data();
-  while (w0 < w_total) {
-    const int left = w_total - w0;
-    const int wb = std::min(left, 8);
+  for (int w0 = 0; w0 < w_total;) {
+    const int wb = std::min(w_total - w0, 8);
     switch (wb) {
-#define POLYGUARD_FUSED_CASE(N) \
-  case N: FusedBlock<N>(cols.data(), r_count, length, m.data(), w_total, w0, out->data(), nrm); break;
+#define POLYGUARD_FUSED_CASE(N)                                                              \
+  case N:                                                                                    \
+    FusedBlock<N>(cols.data(), r_count, length, 0, length, m.data(), w_total, w0, out->data()); \
+    break;
       POLYGUARD_FUSED_CASE(1)
       POLYGUARD_FUSED_CASE(2)
       POLYGUARD_FUSED_CASE(3)
@@ -168,9 +159,33 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length,
       POLYGUARD_FUSED_CASE(8)
 #undef POLYGUARD_FUSED_CASE
     }
-    nrm = nullptr;  // norms on the first pass only
     w0 += wb;
   }
+}
+
+// The RMS magnitude of the results, estimated from 8 evenly spaced runs of
+// 512 entries of each (contiguous, so cheap to read), median over peers: the
+// scale of the tolerances.
+double SampledRms(const std::vector<const double*>& cols, int64_t length) {
+  if (length == 0) return 0.0;
+  constexpr int64_t kRuns = 8, kRun = 512;
+  std::vector<double> rms;
+  for (const double* c : cols) {
+    double sq = 0.0;
+    int64_t n = 0;
+    if (length <= kRuns * kRun) {
+      sq = Eigen::Map<const Vector>(c, length).squaredNorm();
+      n = length;
+    } else {
+      for (int64_t i = 0; i < kRuns; ++i) {
+        const int64_t start = i * (length - kRun) / (kRuns - 1);
+        sq += Eigen::Map<const Vector>(c + start, kRun).squaredNorm();
+        n += kRun;
+      }
+    }
+    rms.push_back(std::sqrt(sq / double(n)));
+  }
+  return Median(rms);
 }
 
 uint64_t MaskOf(const std::vector<int>& peers) {
@@ -356,25 +371,33 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
     sorted_cols.push_back(columns[static_cast<size_t>(j)]);
   }
   auto plan = GetPlan(MaskOf(sorted_peers));
-  Matrix fused;
-  Vector norms;
-  FusedProduct(sorted_cols, length, plan->fused, &fused, &norms);
+  // Reused across calls: a fresh multi-megabyte buffer per decode costs more
+  // in page faults than the arithmetic.
+  thread_local Matrix fused;
+  FusedProduct(sorted_cols, length, plan->fused, &fused);
   const int probes = static_cast<int>(plan->probe.rows());
-  if (norms.allFinite()) {
-    std::vector<double> col_norms(static_cast<size_t>(total));
-    for (int j = 0; j < total; ++j) col_norms[static_cast<size_t>(j)] = std::sqrt(norms(j));
-    const double rms =
-        Median(col_norms) / std::sqrt(static_cast<double>(std::max<int64_t>(length, 1)));
+  // A NaN or Inf in any result reaches every combination of its entry, and
+  // so the sum of the outputs (vectorised, unlike a per-entry test).
+  const double rms = SampledRms(sorted_cols, length);
+  if (std::isfinite(rms) && std::isfinite(fused.sum())) {
     const double tol = options_.tolerance;
     bool consistent = true;
     if (probes > 0) {
-      const Vector z = fused.leftCols(probes).rowwise().norm();
-      for (int64_t l = 0; l < length && consistent; ++l) {
-        if (z(l) <= tol * rms) continue;  // the common case: no need for the entry's scale
-        double sq = 0.0;
-        for (const double* c : sorted_cols) sq += c[l] * c[l];
-        const double cs = std::max(tol * (rms + std::sqrt(sq / total)), DBL_MIN);
-        if (!(z(l) <= cs)) consistent = false;
+      thread_local Vector zsq;
+      zsq = fused.col(0).array().square();
+      for (int i = 1; i < probes; ++i) zsq.array() += fused.col(i).array().square();
+      const double quick = tol * rms;
+      // The common case: every entry passes against the global scale alone.
+      if ((zsq.array() > quick * quick).any()) {
+        for (int64_t l = 0; l < length && consistent; ++l) {
+          if (zsq(l) <= quick * quick) continue;
+          double sq = 0.0;
+          for (const double* c : sorted_cols) sq += c[l] * c[l];
+          const double cs = std::max(tol * (rms + std::sqrt(sq / total)), DBL_MIN);
+          const double z = std::sqrt(zsq(l));
+          // Huge values overflow the squares: never consistent.
+          if (!(z <= cs) || !std::isfinite(cs) || !std::isfinite(z)) consistent = false;
+        }
       }
     }
     if (consistent) {

@@ -173,13 +173,19 @@ StatusOr<DecodedProduct> PolyDotCode::DecodeWith(const ErrorsAndErasuresDecoder&
   }
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
                              decoder.Decode(peers, columns, block_r * block_c));
-  Matrix full(grid_r * block_r, grid_c * block_c);
-  for (int c = 0; c < grid_c; ++c)
-    for (int r = 0; r < grid_r; ++r)
-      full.block(r * block_r, c * block_c, block_r, block_c) =
-          outcome.coefficients.col(r + grid_r * c).reshaped(block_r, block_c);
+  // Block (r, c) of the product is wanted coefficient r + grid_r * c; only
+  // the part inside the (unpadded) product is copied.
   DecodedProduct out;
-  out.product = full.topLeftCorner(out_r, out_c);
+  out.product.resize(out_r, out_c);
+  for (int c = 0; c < grid_c; ++c) {
+    for (int r = 0; r < grid_r; ++r) {
+      const int64_t r0 = r * block_r, c0 = c * block_c;
+      const int64_t nr = std::min(block_r, out_r - r0), nc = std::min(block_c, out_c - c0);
+      if (nr <= 0 || nc <= 0) continue;
+      const auto block = outcome.coefficients.col(r + grid_r * c).reshaped(block_r, block_c);
+      out.product.block(r0, c0, nr, nc) = block.topLeftCorner(nr, nc);
+    }
+  }
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
   return out;

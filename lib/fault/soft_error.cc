@@ -62,4 +62,19 @@ void ApplySoftError(Matrix* value, SoftErrorKind kind, double magnitude, Random*
   }
 }
 
+
+
+void ApplySoftErrorToEntries(Matrix* value, SoftErrorKind kind, double magnitude, int entries,
+                             Random* rng, double scale) {
+  if (value->size() == 0) return;
+  if (kind == SoftErrorKind::kDense) {
+    ApplySoftError(value, kind, magnitude, rng, scale);
+    return;
+  }
+  if (scale <= 0.0) scale = value->norm() / std::sqrt(double(value->size()));
+  const int k = static_cast<int>(std::min<Eigen::Index>(std::max(entries, 1), value->size()));
+  for (int e : rng->Sample(static_cast<int>(value->size()), k))
+    ApplySoftError(value, kind, magnitude, rng, scale, e);
+}
+
 }  // namespace polyguard

@@ -15,10 +15,10 @@ namespace polyguard {
 
 enum class SoftErrorKind {
   kDense,    // every entry += magnitude * scale * N(0, 1)
-  kEntry,    // one entry += +-magnitude * scale * U(0.5, 1.5)
-  kBitflip,  // one entry has one of its high bits (40..62) flipped
-  kNaN,      // one entry becomes NaN
-  kInf,      // one entry becomes +Inf
+  kEntry,    // k entries += +-magnitude * scale * U(0.5, 1.5)
+  kBitflip,  // k entries each have one of their high bits (40..62) flipped
+  kNaN,      // k entries become NaN
+  kInf,      // k entries become +Inf
 };
 
 std::string_view SoftErrorKindName(SoftErrorKind kind);
@@ -29,6 +29,10 @@ StatusOr<SoftErrorKind> ParseSoftErrorKind(std::string_view name);
 // is 0). `entry` picks the entry for the single-entry kinds (-1: random).
 void ApplySoftError(Matrix* value, SoftErrorKind kind, double magnitude, Random* rng,
                     double scale = 0.0, Eigen::Index entry = -1);
+
+// The same in `entries` distinct random entries (all of them for kDense).
+void ApplySoftErrorToEntries(Matrix* value, SoftErrorKind kind, double magnitude, int entries,
+                             Random* rng, double scale = 0.0);
 
 }  // namespace polyguard
 

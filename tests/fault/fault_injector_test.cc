@@ -1,0 +1,99 @@
+#include "polyguard/fault/fault_injector.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace polyguard {
+namespace {
+
+TEST(FaultInjector, HitRateFollowsTheModel) {
+  FaultModel model;
+  model.error_rate = 0.05;
+  FaultInjector inj(model, 7, 3);
+  int hits = 0, total = 0;
+  for (int64_t step = 0; step < 4000; ++step)
+    for (int point = 0; point < kNumStepPoints; ++point, ++total)
+      hits += inj.Hits(step, 0, static_cast<StepPoint>(point));
+  const double p = 0.05, sd = std::sqrt(p * (1 - p) / total);
+  EXPECT_NEAR(double(hits) / total, p, 5 * sd);
+}
+
+TEST(FaultInjector, ReplaysFromSeedPeerStepPoint) {
+  FaultModel model;
+  model.error_rate = 0.3;
+  model.kind = SoftErrorKind::kEntry;
+  model.entries = 2;
+  FaultInjector a(model, 11, 2), b(model, 11, 2), other_peer(model, 11, 1);
+  const Matrix base = Random(1).NormalMatrix(5, 4);
+  int differ = 0;
+  for (int64_t step = 0; step < 200; ++step) {
+    Matrix x = base, y = base, z = base;
+    const bool ha = a.MaybeCorrupt(step, 1, StepPoint::kProduct, &x);
+    const bool hb = b.MaybeCorrupt(step, 1, StepPoint::kProduct, &y);
+    other_peer.MaybeCorrupt(step, 1, StepPoint::kProduct, &z);
+    EXPECT_EQ(ha, hb);
+    EXPECT_EQ(x, y);
+    if (ha) {
+      EXPECT_EQ(((x.array() != base.array())).count(), 2);
+    }
+    differ += (x != z);
+  }
+  EXPECT_GT(differ, 0);
+  EXPECT_EQ(a.record(), b.record());
+  EXPECT_EQ(a.faults_injected(), int64_t(a.record().size()));
+  for (const InjectedFault& f : a.record()) {
+    EXPECT_EQ(f.peer, 2);
+    EXPECT_EQ(f.point, StepPoint::kProduct);
+  }
+}
+
+TEST(FaultInjector, OnlyChosenPointsAndPeers) {
+  FaultModel model;
+  model.error_rate = 1.0;
+  model.points = {StepPoint::kUpdate};
+  model.faulty_peers = {4};
+  FaultInjector hit(model, 1, 4), spared(model, 1, 0);
+  EXPECT_TRUE(hit.Hits(0, 0, StepPoint::kUpdate));
+  EXPECT_FALSE(hit.Hits(0, 0, StepPoint::kShard));
+  EXPECT_FALSE(spared.Hits(0, 0, StepPoint::kUpdate));
+}
+
+TEST(FaultInjector, StragglersAndCrashes) {
+  FaultModel model;
+  model.straggler_delay = FaultModel::Delay::kFixed;
+  model.straggler_delay_ms = 250;
+  model.straggler_peers = {1};
+  model.crash_peer = 2;
+  model.crash_step = 10;
+  EXPECT_EQ(FaultInjector(model, 1, 1).StragglerDelay(5), std::chrono::milliseconds(250));
+  EXPECT_EQ(FaultInjector(model, 1, 0).StragglerDelay(5), std::chrono::microseconds(0));
+  EXPECT_FALSE(FaultInjector(model, 1, 2).ShouldCrash(9));
+  EXPECT_TRUE(FaultInjector(model, 1, 2).ShouldCrash(10));
+  EXPECT_FALSE(FaultInjector(model, 1, 1).ShouldCrash(10));
+
+  model.straggler_delay = FaultModel::Delay::kExponential;
+  model.straggler_delay_ms = 10;
+  FaultInjector exp(model, 3, 1);
+  double sum = 0;
+  for (int s = 0; s < 2000; ++s) sum += double(exp.StragglerDelay(s).count()) / 1000.0;
+  EXPECT_NEAR(sum / 2000, 10.0, 1.5);
+}
+
+TEST(FaultInjector, ValidationNamesTheField) {
+  FaultModel model;
+  model.error_rate = 1.5;
+  EXPECT_NE(ValidateFaultModel(model, 4).message().find("error_rate"), std::string::npos);
+  model = {};
+  model.straggler_peers = {9};
+  EXPECT_NE(ValidateFaultModel(model, 4).message().find("straggler_peers"), std::string::npos);
+  model = {};
+  model.entries = 0;
+  EXPECT_FALSE(ValidateFaultModel(model, 4).ok());
+  EXPECT_TRUE(ValidateFaultModel(FaultModel{}, 4).ok());
+  EXPECT_EQ(ParseStepPoint("hadamard").value(), StepPoint::kHadamard);
+  EXPECT_FALSE(ParseStepPoint("everywhere").ok());
+}
+
+}  // namespace
+}  // namespace polyguard
