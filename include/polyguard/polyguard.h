@@ -7,5 +7,6 @@
 #include "polyguard/base/status.h"
 #include "polyguard/codes.h"
 #include "polyguard/fault.h"
+#include "polyguard/runtime.h"
 
 #endif  // POLYGUARD_POLYGUARD_H_

@@ -1,0 +1,72 @@
+// The coded distributed product: what every peer runs for one layer's
+// products, with no master. Peer r takes its stored shard and the replicated
+// input, encodes its input piece, multiplies, exchanges its result with every
+// peer, and decodes for itself while locating and correcting wrong results
+// (codes.md §1, §3). Forward (A B), transpose (A^T D) and the coded update
+// (A -= eta D X^T, local to each shard) are all here.
+//
+// Faults: an optional FaultInjector is consulted at the step points this
+// layer owns: kShard (the stored shard, before use: a hit persists), kEncode,
+// kProduct, kSend (only what is sent), kDecode (this peer's decoded copy) and
+// kUpdate (the shard after its update). Stragglers sleep before sending.
+//
+// Agreement: when every result is awaited (wait_for = 0, the default), every
+// peer decodes the same P results, so every honest peer ends with the same
+// product and the same wrong peers. With wait_for < P, peers decode from the
+// first results that arrive; products agree to roundoff, but a wrong result
+// that reached only some peers is reported only by those.
+//
+// Thread safety: one product at a time per CodedProduct (like its PeerGroup).
+#ifndef POLYGUARD_RUNTIME_CODED_PRODUCT_H_
+#define POLYGUARD_RUNTIME_CODED_PRODUCT_H_
+
+#include <chrono>
+#include <memory>
+
+#include "polyguard/codes/polydot_code.h"
+#include "polyguard/fault/fault_injector.h"
+#include "polyguard/runtime/peer_group.h"
+
+namespace polyguard {
+
+struct CodedProductOptions {
+  // Results to wait for before decoding: 0 means all P; otherwise in [K, P]
+  // (a straggler-tolerant step). Default 0.
+  int wait_for = 0;
+  // How long a straggler-tolerant step waits for `wait_for` results before
+  // decoding what arrived (if at least K). Default 10 s.
+  std::chrono::milliseconds deadline{10000};
+};
+
+class CodedProduct {
+ public:
+  // `group`, `code` and `faults` (may be null) must outlive the product.
+  static StatusOr<std::unique_ptr<CodedProduct>> Create(PeerGroup* group, const PolyDotCode* code,
+                                                        FaultInjector* faults,
+                                                        CodedProductOptions options = {});
+
+  // A B, from this peer's shard of A (which a kShard fault may corrupt).
+  StatusOr<DecodedProduct> Forward(Matrix* shard, const MatrixRef& b, int64_t step, int layer);
+  // A^T D, from the same shard.
+  StatusOr<DecodedProduct> Transpose(Matrix* shard, const MatrixRef& d, int64_t step, int layer);
+  // shard of A -= eta * shard of D X^T: local, no communication.
+  Status Update(Matrix* shard, const MatrixRef& d, const MatrixRef& x, double eta, int64_t step,
+                int layer);
+
+ private:
+  CodedProduct(PeerGroup* group, const PolyDotCode* code, FaultInjector* faults,
+               CodedProductOptions options)
+      : group_(group), code_(code), faults_(faults), options_(options) {}
+  void Fault(int64_t step, int layer, StepPoint point, Matrix* value);
+  StatusOr<std::vector<PeerResult>> Exchange(const Matrix& result, int threshold, int64_t step,
+                                             int layer, int op);
+
+  PeerGroup* group_;
+  const PolyDotCode* code_;
+  FaultInjector* faults_;
+  CodedProductOptions options_;
+};
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_RUNTIME_CODED_PRODUCT_H_

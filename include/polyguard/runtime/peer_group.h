@@ -1,0 +1,131 @@
+// PeerGroup: P peer processes (or threads) connected by gloo over TCP, with
+// no master. The one place where gloo is called: every gloo exception or
+// timeout becomes a Status (Unavailable or DeadlineExceeded) naming the
+// operation, and nothing aborts.
+//
+// Rendezvous (where peers meet, chosen by a URL-like string):
+//   "file:/some/dir" or "/some/dir"   gloo FileStore in a folder shared by the
+//                                     peers of one machine (use a fresh folder
+//                                     per job)
+//   "redis://host:port"               gloo RedisStore, for several machines
+//   "inproc:name"                     gloo HashStore shared by the threads of
+//                                     this process (tests)
+// Every job id gets its own key prefix (gloo PrefixStore), so concurrent jobs
+// sharing a store never meet.
+//
+// Exchanges are direct peer-to-peer messages tagged by (step, layer, op): a
+// message can only ever match an exchange with the same tag, so a late result
+// is never taken for a later step's. Each peer sends its piece to every other
+// peer once:
+//   cost per peer and exchange: (P - 1) sends and (P - 1) receives of n
+//   numbers; one communication step.
+//
+// Straggler tolerance: GatherAtLeast returns as soon as `need` pieces (its own
+// included) have arrived, or at the deadline; receives still pending for that
+// tag are left to complete into buffers that are kept (and never read) until
+// the group is destroyed. gloo's own timeout (Options::timeout) is reserved
+// for detecting failure: when it expires gloo closes every connection, so the
+// group is unusable afterwards (every later call fails fast).
+//
+// Thread safety: one exchange at a time per PeerGroup (calls are serialised
+// by an internal mutex); distinct groups are independent.
+#ifndef POLYGUARD_RUNTIME_PEER_GROUP_H_
+#define POLYGUARD_RUNTIME_PEER_GROUP_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "polyguard/base/matrix.h"
+#include "polyguard/base/status.h"
+
+namespace polyguard {
+
+struct PeerGroupOptions {
+  int rank = 0;  // this peer, in [0, size)
+  int size = 1;  // P, >= 1
+  // Where peers meet (see above). Required.
+  std::string rendezvous;
+  // Keeps concurrent jobs apart. Default "polyguard".
+  std::string job_id = "polyguard";
+  // Host name or address this peer listens on and announces. Default loopback.
+  std::string hostname = "127.0.0.1";
+  // Connect timeout, and how long any exchange may wait before a silent peer
+  // is declared failed. Default 30 s.
+  std::chrono::milliseconds timeout{30000};
+};
+
+// Identifies one exchange. Every peer must use the same tag for it.
+struct ExchangeTag {
+  int64_t step = 0;
+  int layer = 0;
+  int op = 0;  // e.g. forward / transpose / scrub
+};
+
+struct GatherResult {
+  Matrix values;            // n x P; column r is peer r's piece if it arrived
+  std::vector<int> peers;   // sorted peers whose pieces arrived (self included)
+};
+
+class PeerGroup {
+ public:
+  static StatusOr<std::unique_ptr<PeerGroup>> Connect(const PeerGroupOptions& options);
+  ~PeerGroup();
+  PeerGroup(const PeerGroup&) = delete;
+  PeerGroup& operator=(const PeerGroup&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  // Every peer's piece (all of length n): column r of the result is peer r's.
+  // Unavailable or DeadlineExceeded when a peer fails or stays silent.
+  StatusOr<Matrix> AllGather(std::span<const double> mine, ExchangeTag tag);
+
+  // Pieces of any lengths: element r is peer r's.
+  StatusOr<std::vector<std::vector<double>>> AllGatherV(std::span<const double> mine,
+                                                        ExchangeTag tag);
+
+  // root's data to every peer; on the others `data` is replaced.
+  Status Broadcast(int root, std::vector<double>* data, ExchangeTag tag);
+
+  // Sends `mine` to every peer and returns once `need` pieces (own included)
+  // have arrived, or at `deadline` with whatever arrived (need <= size). A
+  // failed connection is an error only when it makes `need` unreachable.
+  StatusOr<GatherResult> GatherAtLeast(std::span<const double> mine, int need,
+                                       std::chrono::steady_clock::time_point deadline,
+                                       ExchangeTag tag);
+
+  // Waits until every piece this peer sent has been taken by its receiver
+  // (gloo moves data only once the receiver asks for it), or the timeout.
+  // The destructor flushes with the group's timeout, so that a fast peer that
+  // finishes early does not strand a slow one.
+  Status Flush(std::chrono::milliseconds timeout);
+
+  // Bytes this peer has handed to the transport so far.
+  int64_t bytes_sent() const { return bytes_sent_; }
+
+  struct Impl;  // gloo state; defined in peer_group.cc
+
+ private:
+  PeerGroup(int rank, int size, std::chrono::milliseconds timeout, std::unique_ptr<Impl> impl);
+  StatusOr<GatherResult> GatherLocked(std::span<const double> mine, int need,
+                                      std::chrono::steady_clock::time_point deadline,
+                                      uint64_t slot, const std::string& what);
+
+  int rank_;
+  int size_;
+  std::chrono::milliseconds timeout_;
+  std::unique_ptr<Impl> impl_;
+  std::mutex mu_;
+  int64_t bytes_sent_ = 0;
+  bool broken_ = false;  // after a gloo failure every call fails fast
+  std::string broken_reason_;
+};
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_RUNTIME_PEER_GROUP_H_

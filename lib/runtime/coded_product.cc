@@ -1,0 +1,104 @@
+#include "polyguard/runtime/coded_product.h"
+
+#include <string>
+#include <thread>
+
+namespace polyguard {
+namespace {
+enum Op { kForwardOp = 0, kTransposeOp = 1 };
+}  // namespace
+
+StatusOr<std::unique_ptr<CodedProduct>> CodedProduct::Create(PeerGroup* group,
+                                                             const PolyDotCode* code,
+                                                             FaultInjector* faults,
+                                                             CodedProductOptions options) {
+  if (group == nullptr || code == nullptr) {
+    return InvalidArgumentError("coded product: needs a peer group and a code");
+  }
+  if (group->size() != code->num_peers()) {
+    return InvalidArgumentError("coded product: the code is for " +
+                                std::to_string(code->num_peers()) + " peers, the group has " +
+                                std::to_string(group->size()));
+  }
+  if (options.wait_for != 0 &&
+      (options.wait_for < code->recovery_threshold() || options.wait_for > group->size())) {
+    return InvalidArgumentError("coded product: wait_for must be 0 (all) or in [K = " +
+                                std::to_string(code->recovery_threshold()) + ", P = " +
+                                std::to_string(group->size()) + "], got " +
+                                std::to_string(options.wait_for));
+  }
+  if (options.deadline.count() <= 0) {
+    return InvalidArgumentError("coded product: deadline must be > 0");
+  }
+  return std::unique_ptr<CodedProduct>(new CodedProduct(group, code, faults, options));
+}
+
+void CodedProduct::Fault(int64_t step, int layer, StepPoint point, Matrix* value) {
+  if (faults_ != nullptr) faults_->MaybeCorrupt(step, layer, point, value);
+}
+
+StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, int threshold,
+                                                         int64_t step, int layer, int op) {
+  Matrix sent = result;
+  Fault(step, layer, StepPoint::kSend, &sent);
+  if (faults_ != nullptr) std::this_thread::sleep_for(faults_->StragglerDelay(step));
+  const int p = group_->size();
+  const int need = options_.wait_for == 0 ? p : options_.wait_for;
+  // Waiting for everyone is bounded by the group's failure timeout instead.
+  const auto deadline = options_.wait_for == 0
+                            ? std::chrono::steady_clock::time_point::max()
+                            : std::chrono::steady_clock::now() + options_.deadline;
+  POLYGUARD_ASSIGN_OR_RETURN(
+      GatherResult g, group_->GatherAtLeast(std::span<const double>(sent.data(), size_t(sent.size())),
+                                            need, deadline,
+                                            {.step = step, .layer = layer, .op = op}));
+  if (int(g.peers.size()) < threshold) {
+    return UnavailableError("coded product (step " + std::to_string(step) + ", layer " +
+                            std::to_string(layer) + "): only " + std::to_string(g.peers.size()) +
+                            " of " + std::to_string(p) + " results arrived, need K = " +
+                            std::to_string(threshold));
+  }
+  std::vector<PeerResult> results;
+  results.reserve(g.peers.size());
+  for (int q : g.peers)
+    results.push_back({q, g.values.col(q).reshaped(result.rows(), result.cols())});
+  return results;
+}
+
+StatusOr<DecodedProduct> CodedProduct::Forward(Matrix* shard, const MatrixRef& b, int64_t step,
+                                               int layer) {
+  const int r = group_->rank();
+  Fault(step, layer, StepPoint::kShard, shard);
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, code_->EncodeInput(b, r));
+  Fault(step, layer, StepPoint::kEncode, &piece);
+  Matrix y = code_->PeerProduct(*shard, piece);
+  Fault(step, layer, StepPoint::kProduct, &y);
+  POLYGUARD_ASSIGN_OR_RETURN(auto results,
+                             Exchange(y, code_->recovery_threshold(), step, layer, kForwardOp));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct decoded, code_->Decode(results));
+  Fault(step, layer, StepPoint::kDecode, &decoded.product);
+  return decoded;
+}
+
+StatusOr<DecodedProduct> CodedProduct::Transpose(Matrix* shard, const MatrixRef& d, int64_t step,
+                                                 int layer) {
+  const int r = group_->rank();
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, code_->EncodeTransposeInput(d, r));
+  Fault(step, layer, StepPoint::kEncode, &piece);
+  Matrix y = code_->PeerTransposeProduct(*shard, piece);
+  Fault(step, layer, StepPoint::kProduct, &y);
+  POLYGUARD_ASSIGN_OR_RETURN(auto results,
+                             Exchange(y, code_->transpose_threshold(), step, layer, kTransposeOp));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct decoded, code_->DecodeTranspose(results));
+  Fault(step, layer, StepPoint::kDecode, &decoded.product);
+  return decoded;
+}
+
+Status CodedProduct::Update(Matrix* shard, const MatrixRef& d, const MatrixRef& x, double eta,
+                            int64_t step, int layer) {
+  POLYGUARD_RETURN_IF_ERROR(code_->UpdateShard(shard, group_->rank(), d, x, eta));
+  Fault(step, layer, StepPoint::kUpdate, shard);
+  return Status::Ok();
+}
+
+}  // namespace polyguard
