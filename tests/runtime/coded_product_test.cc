@@ -1,0 +1,245 @@
+#include "polyguard/runtime/coded_product.h"
+
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "runtime/multiprocess.h"
+
+namespace polyguard {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FreshFolder;
+using testing::RunPeers;
+
+struct Job {
+  int peers, m, n, d;
+  ProductShape shape;
+};
+
+// What every peer of a job knows: the same data from the same seed.
+struct World {
+  Matrix a, b, dm, x;
+  explicit World(const ProductShape& s, uint64_t seed = 99) {
+    Random rng(seed);
+    a = rng.NormalMatrix(s.rows, s.inner);
+    b = rng.NormalMatrix(s.inner, s.cols);
+    dm = rng.NormalMatrix(s.rows, s.cols);
+    x = rng.NormalMatrix(s.inner, s.cols);
+  }
+};
+
+double Rel(const Matrix& got, const Matrix& want) { return (got - want).norm() / want.norm(); }
+
+// One peer: forward, transpose, update, forward again; 0 when all is right.
+int ForwardTransposeUpdate(const Job& job, int rank, const std::string& rendezvous) {
+  PeerGroupOptions o;
+  o.rank = rank;
+  o.size = job.peers;
+  o.rendezvous = rendezvous;
+  o.timeout = 20s;
+  auto group = PeerGroup::Connect(o);
+  if (!group.ok()) {
+    std::fprintf(stderr, "%s\n", group.status().ToString().c_str());
+    return 1;
+  }
+  auto code = PolyDotCode::Create(job.shape, {.peers = job.peers, .m = job.m, .n = job.n, .d = job.d});
+  if (!code.ok()) return 2;
+  auto product = CodedProduct::Create(group->get(), code->get(), nullptr);
+  if (!product.ok()) return 3;
+  World w(job.shape);
+  Matrix shard = (*code)->EncodeShard(w.a, rank).value();
+  auto fwd = (*product)->Forward(&shard, w.b, 1, 0);
+  if (!fwd.ok() || !fwd->verified || Rel(fwd->product, w.a * w.b) > 1e-9) return 4;
+  auto bwd = (*product)->Transpose(&shard, w.dm, 1, 0);
+  if (!bwd.ok() || Rel(bwd->product, w.a.transpose() * w.dm) > 1e-9) return 5;
+  const double eta = 0.05;
+  if (!(*product)->Update(&shard, w.dm, w.x, eta, 1, 0).ok()) return 6;
+  auto again = (*product)->Forward(&shard, w.b, 2, 0);
+  const Matrix updated = w.a - eta * w.dm * w.x.transpose();
+  if (!again.ok() || Rel(again->product, updated * w.b) > 1e-9) return 7;
+  return 0;
+}
+
+TEST(CodedProduct, RejectsMismatchedGroupAndCode) {
+  PeerGroupOptions o;
+  o.rendezvous = "inproc:mismatch";
+  auto group = PeerGroup::Connect(o).value();
+  auto code = PolyDotCode::Create({4, 4, 2}, {.peers = 3, .m = 1, .n = 1}).value();
+  EXPECT_EQ(CodedProduct::Create(group.get(), code.get(), nullptr).status().code(),
+            StatusCode::kInvalidArgument);
+  auto one = PolyDotCode::Create({4, 4, 2}, {.peers = 1}).value();
+  EXPECT_EQ(CodedProduct::Create(group.get(), one.get(), nullptr, {.wait_for = 2}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(CodedProduct, ThreadsMatchTheUncodedProducts) {
+  const Job job{5, 2, 1, 1, {7, 6, 3}};
+  std::vector<std::thread> threads;
+  std::vector<int> codes(5, -1);
+  for (int r = 0; r < job.peers; ++r)
+    threads.emplace_back([&, r] { codes[size_t(r)] = ForwardTransposeUpdate(job, r, "inproc:ftu"); });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < job.peers; ++r) EXPECT_EQ(codes[size_t(r)], 0) << "rank " << r;
+}
+
+TEST(CodedProductProcesses, ForwardTransposeUpdateMatchUncodedFrom5To12Processes) {
+  for (const Job& job : {Job{5, 2, 1, 1, {9, 8, 4}}, Job{8, 2, 2, 1, {10, 9, 5}},
+                         Job{12, 2, 2, 2, {11, 13, 6}}}) {
+    const std::string dir = FreshFolder("ftu");
+    auto results = RunPeers(job.peers, [&](int rank) {
+      return ForwardTransposeUpdate(job, rank, "file:" + dir);
+    }, 120s);
+    for (int r = 0; r < job.peers; ++r)
+      EXPECT_EQ(results[size_t(r)].exit_code, 0) << "P=" << job.peers << " rank " << r;
+    std::filesystem::remove_all(dir);
+  }
+}
+
+// Peers in `faulty` send wrong results; every peer must agree on the outcome.
+// Returns 0 if corrected with exactly those peers found wrong (or, when
+// expect_loss, if the decode reports DataLoss).
+int WithWrongResults(int p, int rank, const std::string& dir, std::vector<int> faulty,
+                     bool expect_loss) {
+  PeerGroupOptions o;
+  o.rank = rank;
+  o.size = p;
+  o.rendezvous = "file:" + dir;
+  o.timeout = 20s;
+  auto group = PeerGroup::Connect(o);
+  if (!group.ok()) return 1;
+  const ProductShape shape{12, 10, 4};
+  auto code = PolyDotCode::Create(shape, {.peers = p, .m = 2, .n = 2, .d = 1}).value();
+  FaultModel model;
+  model.error_rate = 1.0;
+  model.points = {StepPoint::kProduct};
+  model.faulty_peers = faulty;
+  FaultInjector faults(model, 5, rank);
+  auto product = CodedProduct::Create(group->get(), code.get(), &faults).value();
+  World w(shape);
+  Matrix shard = code->EncodeShard(w.a, rank).value();
+  auto fwd = product->Forward(&shard, w.b, 3, 1);
+  if (expect_loss) return (!fwd.ok() && fwd.status().code() == StatusCode::kDataLoss) ? 0 : 2;
+  if (!fwd.ok()) {
+    std::fprintf(stderr, "rank %d: %s\n", rank, fwd.status().ToString().c_str());
+    return 3;
+  }
+  std::sort(faulty.begin(), faulty.end());
+  if (fwd->wrong_peers != faulty) return 4;
+  if (Rel(fwd->product, w.a * w.b) > 1e-9) return 5;
+  const bool injected = faults.faults_injected() == (std::binary_search(faulty.begin(), faulty.end(), rank) ? 1 : 0);
+  return injected ? 0 : 6;
+}
+
+TEST(CodedProductProcesses, EveryPeerCorrectsAndNamesTheSameWrongPeers) {
+  // P = 10, K = 5: P - K - 1 = 4 wrong results are corrected.
+  const std::string dir = FreshFolder("wrong");
+  auto results = RunPeers(10, [&](int rank) {
+    return WithWrongResults(10, rank, dir, {1, 4, 6, 8}, false);
+  }, 120s);
+  for (int r = 0; r < 10; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CodedProductProcesses, OneMoreThanCorrectableIsReportedByEveryPeer) {
+  const std::string dir = FreshFolder("loss");
+  auto results = RunPeers(10, [&](int rank) {
+    return WithWrongResults(10, rank, dir, {0, 2, 3, 7, 9}, true);
+  }, 120s);
+  for (int r = 0; r < 10; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CodedProductProcesses, AStragglerDelayedTwoSecondsIsNotWaitedFor) {
+  const int p = 6;
+  const std::string dir = FreshFolder("slow");
+  auto results = RunPeers(p, [&](int rank) {
+    PeerGroupOptions o;
+    o.rank = rank;
+    o.size = p;
+    o.rendezvous = "file:" + dir;
+    o.timeout = 20s;
+    auto group = PeerGroup::Connect(o);
+    if (!group.ok()) return 1;
+    const ProductShape shape{8, 8, 2};
+    auto code = PolyDotCode::Create(shape, {.peers = p, .m = 2, .n = 1}).value();  // K = 2
+    FaultModel model;
+    model.straggler_delay = FaultModel::Delay::kFixed;
+    model.straggler_delay_ms = 2000;
+    model.straggler_peers = {5};
+    FaultInjector faults(model, 1, rank);
+    auto product = CodedProduct::Create(group->get(), code.get(), &faults,
+                                        {.wait_for = p - 1, .deadline = 10s}).value();
+    World w(shape);
+    Matrix shard = code->EncodeShard(w.a, rank).value();
+    const auto start = std::chrono::steady_clock::now();
+    auto fwd = product->Forward(&shard, w.b, 1, 0);
+    const auto took = std::chrono::steady_clock::now() - start;
+    if (!fwd.ok() || Rel(fwd->product, w.a * w.b) > 1e-9) return 2;
+    if (rank != 5 && took > 1500ms) return 3;
+    return 0;
+  }, 120s);
+  for (int r = 0; r < p; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  std::filesystem::remove_all(dir);
+}
+
+// A real redis-server on a free port, started and stopped by the test.
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+bool CanConnect(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+TEST(CodedProductProcesses, FourProcessesMeetThroughARealRedisServer) {
+  const char* server = "/usr/bin/redis-server";
+  ASSERT_TRUE(std::filesystem::exists(server)) << "redis-server missing: run scripts/setup";
+  const int port = FreePort();
+  const std::string dir = FreshFolder("redis");
+  const pid_t redis = ::fork();
+  if (redis == 0) {
+    const std::string port_s = std::to_string(port);
+    ::execl(server, server, "--port", port_s.c_str(), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", dir.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 200 && !CanConnect(port); ++i) std::this_thread::sleep_for(25ms);
+  ASSERT_TRUE(CanConnect(port)) << "redis-server did not start on port " << port;
+  const Job job{4, 2, 1, 1, {6, 5, 2}};
+  const std::string url = "redis://127.0.0.1:" + std::to_string(port);
+  auto results = RunPeers(job.peers, [&](int rank) {
+    return ForwardTransposeUpdate(job, rank, url);
+  }, 120s);
+  ::kill(redis, SIGTERM);
+  int status = 0;
+  ::waitpid(redis, &status, 0);
+  for (int r = 0; r < job.peers; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace polyguard
