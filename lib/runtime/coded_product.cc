@@ -1,5 +1,6 @@
 #include "polyguard/runtime/coded_product.h"
 
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -68,6 +69,7 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
 StatusOr<DecodedProduct> CodedProduct::Forward(Matrix* shard, const MatrixRef& b, int64_t step,
                                                int layer) {
   const int r = group_->rank();
+  if (faults_ != nullptr && faults_->ShouldCrash(step)) std::_Exit(FaultInjector::kCrashExitCode);
   Fault(step, layer, StepPoint::kShard, shard);
   POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, code_->EncodeInput(b, r));
   Fault(step, layer, StepPoint::kEncode, &piece);

@@ -189,6 +189,56 @@ TEST(CodedProductProcesses, AStragglerDelayedTwoSecondsIsNotWaitedFor) {
   std::filesystem::remove_all(dir);
 }
 
+// A peer that crashes mid-job: with every result awaited the others fail
+// cleanly within the timeout; with a straggler-tolerant step they go on.
+TEST(CodedProductProcesses, ACrashedPeer) {
+  for (int wait_for : {0, 5}) {
+    const int p = 6;
+    const std::string dir = FreshFolder("crash");
+    auto results = RunPeers(p, [&](int rank) {
+      PeerGroupOptions o;
+      o.rank = rank;
+      o.size = p;
+      o.rendezvous = "file:" + dir;
+      o.timeout = 3s;
+      auto group = PeerGroup::Connect(o);
+      if (!group.ok()) return 1;
+      const ProductShape shape{8, 8, 2};
+      auto code = PolyDotCode::Create(shape, {.peers = p, .m = 2, .n = 1}).value();
+      FaultModel model;
+      model.crash_peer = 4;
+      model.crash_step = 2;
+      FaultInjector faults(model, 1, rank);
+      auto product = CodedProduct::Create(group->get(), code.get(), &faults,
+                                          {.wait_for = wait_for, .deadline = 2s}).value();
+      World w(shape);
+      Matrix shard = code->EncodeShard(w.a, rank).value();
+      for (int64_t step = 1; step <= 3; ++step) {
+        const auto start = std::chrono::steady_clock::now();
+        auto fwd = product->Forward(&shard, w.b, step, 0);
+        const auto took = std::chrono::steady_clock::now() - start;
+        if (took > 5s) return 10;
+        if (step == 1 && !fwd.ok()) return 11;
+        if (step >= 2 && wait_for == 0) {
+          if (fwd.ok()) return 12;  // a result is missing: must not pass silently
+          const auto c = fwd.status().code();
+          return (c == StatusCode::kUnavailable || c == StatusCode::kDeadlineExceeded) ? 0 : 13;
+        }
+        if (step >= 2 && (!fwd.ok() || Rel(fwd->product, w.a * w.b) > 1e-9)) return 14;
+      }
+      return 0;
+    }, 120s);
+    for (int r = 0; r < p; ++r) {
+      if (r == 4) {
+        EXPECT_EQ(results[size_t(r)].exit_code, FaultInjector::kCrashExitCode);
+      } else {
+        EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r << " wait_for " << wait_for;
+      }
+    }
+    std::filesystem::remove_all(dir);
+  }
+}
+
 // A real redis-server on a free port, started and stopped by the test.
 int FreePort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -80,6 +80,9 @@ struct InjectedFault {
 
 class FaultInjector {
  public:
+  // The exit code of a peer that crashes on purpose (FaultModel::crash_step).
+  static constexpr int kCrashExitCode = 86;
+
   // A model that was not validated is validated here; an invalid one injects
   // nothing (check with ValidateFaultModel first).
   FaultInjector(FaultModel model, uint64_t seed, int peer);

@@ -8,7 +8,9 @@
 // Faults: an optional FaultInjector is consulted at the step points this
 // layer owns: kShard (the stored shard, before use: a hit persists), kEncode,
 // kProduct, kSend (only what is sent), kDecode (this peer's decoded copy) and
-// kUpdate (the shard after its update). Stragglers sleep before sending.
+// kUpdate (the shard after its update). Stragglers sleep before sending. A
+// peer told to crash (FaultModel::crash_step) exits the process with
+// FaultInjector::kCrashExitCode at the start of that step's forward product.
 //
 // Agreement: when every result is awaited (wait_for = 0, the default), every
 // peer decodes the same P results, so every honest peer ends with the same

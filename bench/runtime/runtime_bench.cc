@@ -1,0 +1,179 @@
+// A coded product step across P local processes against the same product
+// uncoded across the same processes (a plain row split plus an all-gather).
+// With 2 cores, P processes share the machine, so the primary figures are per
+// peer: the CPU time of its own work (encode, product, decode / assemble) and
+// the bytes it sends and receives; wall time per step is reported too.
+//
+//   runtime_bench [--peers P] [--steps S]     (default P = 8, S = 5)
+// prints CSV: mode,N,B,P,K,cpu_own_ms,cpu_process_ms,wall_ms,bytes_sent,bytes_received
+// (per peer and step, averaged over peers).
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "polyguard/polyguard.h"
+
+namespace polyguard {
+namespace {
+
+double ThreadCpuMs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+double ProcessCpuMs() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct Figures {
+  double cpu_own = 0, cpu_process = 0, wall = 0, sent = 0, received = 0;
+};
+
+// One peer's run; writes its figures to `out` (a pipe).
+int Peer(int rank, int p, int64_t n, int64_t b, int steps, bool coded, const std::string& dir,
+         int out) {
+  PeerGroupOptions o;
+  o.rank = rank;
+  o.size = p;
+  o.rendezvous = "file:" + dir;
+  o.timeout = std::chrono::seconds(120);
+  auto group = PeerGroup::Connect(o);
+  if (!group.ok()) return 1;
+  Random rng(7);
+  const Matrix a = rng.NormalMatrix(n, n), x = rng.NormalMatrix(n, b);
+  Figures f;
+  if (coded) {
+    // m = P / 4, n = 2 (K = P/2 + 1): half the peers are redundancy.
+    auto code = PolyDotCode::Create({n, n, b}, {.peers = p, .m = p / 4, .n = 2, .d = 1}).value();
+    Matrix shard = code->EncodeShard(a, rank).value();
+    for (int s = -1; s < steps; ++s) {  // step -1 warms up
+      const double c0 = ThreadCpuMs(), p0 = ProcessCpuMs();
+      const auto w0 = std::chrono::steady_clock::now();
+      const int64_t sent0 = (*group)->bytes_sent();
+      Matrix piece = code->EncodeInput(x, rank).value();
+      Matrix y = code->PeerProduct(shard, piece);
+      double own = ThreadCpuMs() - c0;
+      auto g = (*group)->AllGather(std::span<const double>(y.data(), size_t(y.size())),
+                                   {.step = s + 1});
+      if (!g.ok()) return 2;
+      const double c1 = ThreadCpuMs();
+      std::vector<PeerResult> results;
+      for (int q = 0; q < p; ++q) results.push_back({q, g->col(q).reshaped(y.rows(), y.cols())});
+      auto d = code->Decode(results);
+      if (!d.ok()) return 3;
+      own += ThreadCpuMs() - c1;
+      if (s < 0) continue;
+      f.cpu_own += own;
+      f.cpu_process += ProcessCpuMs() - p0;
+      f.wall += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
+      f.sent += double((*group)->bytes_sent() - sent0);
+      f.received += double(y.size()) * 8.0 * (p - 1);
+    }
+  } else {
+    auto code = UncodedCode::Create({n, n, b}, p).value();
+    Matrix shard = code->EncodeShard(a, rank).value();
+    for (int s = -1; s < steps; ++s) {
+      const double c0 = ThreadCpuMs(), p0 = ProcessCpuMs();
+      const auto w0 = std::chrono::steady_clock::now();
+      const int64_t sent0 = (*group)->bytes_sent();
+      Matrix y = shard * x;
+      double own = ThreadCpuMs() - c0;
+      auto g = (*group)->AllGather(std::span<const double>(y.data(), size_t(y.size())),
+                                   {.step = s + 1});
+      if (!g.ok()) return 2;
+      const double c1 = ThreadCpuMs();
+      Matrix full(y.rows() * p, y.cols());
+      for (int q = 0; q < p; ++q) full.middleRows(q * y.rows(), y.rows()) = g->col(q).reshaped(y.rows(), y.cols());
+      own += ThreadCpuMs() - c1;
+      if (s < 0) continue;
+      f.cpu_own += own;
+      f.cpu_process += ProcessCpuMs() - p0;
+      f.wall += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
+      f.sent += double((*group)->bytes_sent() - sent0);
+      f.received += double(y.size()) * 8.0 * (p - 1);
+    }
+  }
+  for (double* v : {&f.cpu_own, &f.cpu_process, &f.wall, &f.sent, &f.received}) *v /= steps;
+  if (::write(out, &f, sizeof f) != sizeof f) return 4;
+  return 0;
+}
+
+}  // namespace
+
+using BenchFigures = Figures;
+}  // namespace polyguard
+
+int main(int argc, char** argv) {
+  using namespace polyguard;
+  int p = 8, steps = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--peers") p = std::atoi(argv[i + 1]);
+    else if (flag == "--steps") steps = std::atoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "usage: runtime_bench [--peers P] [--steps S]\n");
+      return 2;
+    }
+  }
+  if (p < 4 || p % 4 != 0 || steps < 1) {
+    std::fprintf(stderr, "runtime_bench: --peers must be a multiple of 4, --steps >= 1\n");
+    return 2;
+  }
+  std::printf("mode,N,B,P,cpu_own_ms,cpu_process_ms,wall_ms,bytes_sent,bytes_received\n");
+  for (int64_t n : {1024, 4096}) {
+    for (int64_t b : {1, 64}) {
+      for (bool coded : {false, true}) {
+        std::random_device rd;
+        const std::string dir = (std::filesystem::temp_directory_path() /
+                                 ("polyguard-bench-" + std::to_string(rd()))).string();
+        int fds[2];
+        if (::pipe(fds) != 0) return 1;
+        std::fflush(nullptr);
+        std::vector<pid_t> pids;
+        for (int r = 0; r < p; ++r) {
+          const pid_t pid = ::fork();
+          if (pid == 0) ::_exit(Peer(r, p, n, b, steps, coded, dir, fds[1]));
+          pids.push_back(pid);
+        }
+        ::close(fds[1]);
+        bool ok = true;
+        for (pid_t pid : pids) {
+          int status = 0;
+          ::waitpid(pid, &status, 0);
+          ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        }
+        BenchFigures sum;
+        BenchFigures one;
+        int got = 0;
+        while (::read(fds[0], &one, sizeof one) == sizeof one) {
+          sum.cpu_own += one.cpu_own;
+          sum.cpu_process += one.cpu_process;
+          sum.wall += one.wall;
+          sum.sent += one.sent;
+          sum.received += one.received;
+          ++got;
+        }
+        ::close(fds[0]);
+        std::filesystem::remove_all(dir);
+        if (!ok || got != p) {
+          std::fprintf(stderr, "runtime_bench: a peer failed (N=%ld B=%ld)\n", long(n), long(b));
+          return 1;
+        }
+        std::printf("%s,%ld,%ld,%d,%.3f,%.3f,%.3f,%.0f,%.0f\n", coded ? "genpolydot" : "uncoded",
+                    long(n), long(b), p, sum.cpu_own / p, sum.cpu_process / p, sum.wall / p,
+                    sum.sent / p, sum.received / p);
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
