@@ -2,6 +2,8 @@
 // becomes a Status.
 #include "polyguard/runtime/peer_group.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
@@ -127,6 +129,15 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Connect(const PeerGroupOptions& 
   }
   if (o.timeout.count() <= 0) return InvalidArgumentError("peer group: timeout must be > 0");
   if (o.job_id.empty()) return InvalidArgumentError("peer group: empty job id");
+  // gloo writes to sockets without MSG_NOSIGNAL: a peer that disappears
+  // would kill this process with SIGPIPE instead of becoming an error. Ignore
+  // SIGPIPE unless the application installed its own handler.
+  {
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      ::signal(SIGPIPE, SIG_IGN);
+    }
+  }
   auto impl = std::make_unique<Impl>();
   POLYGUARD_ASSIGN_OR_RETURN(impl->base_store, MakeStore(o.rendezvous));
   const std::string what = "connect rank " + std::to_string(o.rank) + " of " +
@@ -169,30 +180,29 @@ Status PeerGroup::Flush(std::chrono::milliseconds timeout) {
     }
   });
   Status status;
-  try {
-    for (Impl::Pending& p : impl_->pending) {
-      while (p.sends > 0) {
-        {
-          std::lock_guard<std::mutex> l(mu);
-          if (expired) break;
-          waiting = p.buffer.get();
-        }
-        const bool ok = p.buffer->waitSend(nullptr, timeout_);
-        {
-          std::lock_guard<std::mutex> l(mu);
-          waiting = nullptr;
-        }
-        if (!ok) break;
-        --p.sends;
-      }
-      if (p.sends > 0) {
-        status = DeadlineExceededError("flush: pieces not taken within " +
-                                       std::to_string(timeout.count()) + " ms");
-        break;
-      }
+  for (Impl::Pending& p : impl_->pending) {
+    if (p.sends == 0) continue;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (expired) break;
+      waiting = p.buffer.get();
     }
-  } catch (const std::exception& e) {
-    status = FromGloo("flush", e);  // a receiver is gone: nothing left to wait for
+    bool ok = false;
+    try {
+      ok = p.buffer->waitSend(nullptr, timeout_ + std::chrono::milliseconds(2000));
+    } catch (const std::exception&) {
+      ok = true;  // that receiver is gone: nothing left to wait for
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      waiting = nullptr;
+    }
+    if (!ok) {
+      status = DeadlineExceededError("flush: pieces not taken within " +
+                                     std::to_string(timeout.count()) + " ms");
+      break;
+    }
+    p.sends = 0;
   }
   {
     std::lock_guard<std::mutex> l(mu);
@@ -207,6 +217,8 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
                                                std::chrono::steady_clock::time_point deadline,
                                                uint64_t slot, const std::string& what) {
   if (broken_) return UnavailableError(what + ": peer group failed earlier: " + broken_reason_);
+  // No exchange waits longer than the failure timeout.
+  deadline = std::min(deadline, std::chrono::steady_clock::now() + timeout_);
   const int64_t n = static_cast<int64_t>(mine.size());
   GatherResult out;
   out.values.resize(n, size_);
@@ -215,92 +227,125 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   if (size_ == 1 || need <= 1) return out;
 
   // gloo buffers may not be empty: pieces travel with at least one number.
+  // One buffer per peer and direction: a connection that closes (a crashed
+  // peer, or one that finished and left) poisons only its own buffers.
   const size_t len = static_cast<size_t>(std::max<int64_t>(n, 1));
-  std::vector<int> others, unreachable;
+  const size_t bytes = len * sizeof(double);
+  std::vector<int> others;
   for (int p = 0; p < size_; ++p)
     if (p != rank_) others.push_back(p);
-
+  std::vector<int> unreachable;
+  std::vector<Impl::Pending*> recvs(others.size(), nullptr);
   try {
-    Impl::Pending send;
-    send.memory.assign(len, 0.0);
-    if (n > 0) std::memcpy(send.memory.data(), mine.data(), sizeof(double) * size_t(n));
-    send.buffer = impl_->context->createUnboundBuffer(send.memory.data(), len * sizeof(double));
+    auto memory = std::vector<double>(len, 0.0);
+    if (n > 0) std::memcpy(memory.data(), mine.data(), sizeof(double) * size_t(n));
     for (int p : others) {
+      Impl::Pending send;
+      send.memory = memory;
+      send.buffer = impl_->context->createUnboundBuffer(send.memory.data(), bytes);
       try {
         send.buffer->send(p, slot);
-        ++send.sends;
-        bytes_sent_ += static_cast<int64_t>(len * sizeof(double));
+        send.sends = 1;
+        bytes_sent_ += static_cast<int64_t>(bytes);
       } catch (const std::exception&) {
-        unreachable.push_back(p);  // that connection is gone; others may do
+        unreachable.push_back(p);
       }
+      impl_->pending.push_back(std::move(send));
     }
-    impl_->pending.push_back(std::move(send));
-
-    const size_t first = impl_->pending.size();
     for (size_t i = 0; i < others.size(); ++i) {
       Impl::Pending recv;
       recv.memory.assign(len, 0.0);
-      recv.buffer = impl_->context->createUnboundBuffer(recv.memory.data(), len * sizeof(double));
-      recv.buffer->recv(others, slot);
+      recv.buffer = impl_->context->createUnboundBuffer(recv.memory.data(), bytes);
+      try {
+        recv.buffer->recv(others[i], slot);
+      } catch (const std::exception&) {
+        // That connection is gone (posting on a failed pair throws); its
+        // waiter below fails at once.
+        if (std::find(unreachable.begin(), unreachable.end(), others[i]) == unreachable.end())
+          unreachable.push_back(others[i]);
+      }
       impl_->pending.push_back(std::move(recv));
     }
-
-    // The deadline is enforced by aborting the wait in progress, which (unlike
-    // a gloo timeout) leaves the connections usable.
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false, expired = false;
-    gloo::transport::UnboundBuffer* waiting = nullptr;
-    std::thread watchdog([&] {
-      std::unique_lock<std::mutex> lock(mu);
-      if (!cv.wait_until(lock, deadline, [&] { return done; })) {
-        expired = true;
-        if (waiting != nullptr) waiting->abortWaitRecv();
-      }
-    });
-    auto stop_watchdog = [&] {
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        done = true;
-      }
-      cv.notify_all();
-      watchdog.join();
-    };
-    try {
-      for (size_t i = 0; i < others.size() && int(out.peers.size()) < need; ++i) {
-        Impl::Pending& r = impl_->pending[first + i];
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          if (expired) break;
-          waiting = r.buffer.get();
-        }
-        int src = -1;
-        const bool ok = r.buffer->waitRecv(&src, timeout_);
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          waiting = nullptr;
-        }
-        if (!ok) break;  // deadline
-        if (src >= 0 && src < size_ && src != rank_) {
-          if (n > 0) out.values.col(src) = Eigen::Map<const Vector>(r.memory.data(), n);
-          out.peers.push_back(src);
-        }
-      }
-    } catch (...) {
-      stop_watchdog();
-      throw;
-    }
-    stop_watchdog();
   } catch (const std::exception& e) {
     broken_ = true;
     broken_reason_ = e.what();
     return FromGloo(what, e);
   }
+  for (size_t i = 0; i < others.size(); ++i)
+    recvs[i] = &impl_->pending[impl_->pending.size() - others.size() + i];
+
+  // One waiter per source. The deadline (and an early finish) abort the
+  // waits still in progress, which unlike a gloo timeout leaves every
+  // connection usable; gloo's own timeout, a little later, only catches a
+  // wait nobody aborted.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> arrived;
+  std::vector<std::pair<int, std::string>> failed;
+  int finished = 0;
+  const auto gloo_timeout = timeout_ + std::chrono::milliseconds(2000);
+  std::vector<std::thread> waiters;
+  for (size_t i = 0; i < others.size(); ++i) {
+    const bool posted =
+        std::find(unreachable.begin(), unreachable.end(), others[i]) == unreachable.end();
+    waiters.emplace_back([&, i, posted] {
+      bool ok = false;
+      std::string error = posted ? "" : "connection gone";
+      if (posted) {
+        try {
+          ok = recvs[i]->buffer->waitRecv(nullptr, gloo_timeout);
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (ok) arrived.push_back(others[i]);
+      if (!error.empty()) failed.emplace_back(others[i], error);
+      ++finished;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    // Peers known gone: a failed send or a failed receive (counted once).
+    auto gone_count = [&] {
+      std::vector<int> gone = unreachable;
+      for (const auto& f : failed) gone.push_back(f.first);
+      std::sort(gone.begin(), gone.end());
+      return static_cast<int>(std::unique(gone.begin(), gone.end()) - gone.begin());
+    };
+    cv.wait_until(lock, deadline, [&] {
+      return int(arrived.size()) + 1 >= need || finished == int(others.size()) ||
+             size_ - gone_count() < need;
+    });
+  }
+  for (Impl::Pending* r : recvs) r->buffer->abortWaitRecv();
+  for (std::thread& t : waiters) t.join();
+
+  for (int q : arrived) {
+    const size_t i = static_cast<size_t>(std::find(others.begin(), others.end(), q) - others.begin());
+    if (n > 0) out.values.col(q) = Eigen::Map<const Vector>(recvs[i]->memory.data(), n);
+    out.peers.push_back(q);
+  }
   std::sort(out.peers.begin(), out.peers.end());
-  if (int(out.peers.size()) < need && !unreachable.empty() &&
-      size_ - int(unreachable.size()) < need) {
-    return UnavailableError(what + ": need " + std::to_string(need) + " pieces but peers " +
-                            FormatPeers(unreachable) + " are unreachable");
+  if (int(out.peers.size()) < need) {
+    std::vector<int> gone = unreachable;
+    std::string reason;
+    for (const auto& [q, msg] : failed) {
+      gone.push_back(q);
+      if (reason.empty()) reason = msg;
+      if (msg.find("Timed out") != std::string::npos) {
+        broken_ = true;  // gloo closed every connection
+        broken_reason_ = msg;
+      }
+    }
+    std::sort(gone.begin(), gone.end());
+    gone.erase(std::unique(gone.begin(), gone.end()), gone.end());
+    if (size_ - int(gone.size()) < need) {
+      return UnavailableError(what + ": need " + std::to_string(need) + " pieces but peers " +
+                              FormatPeers(gone) + " are gone" +
+                              (reason.empty() ? std::string() : " (" + reason + ")"));
+    }
   }
   return out;
 }

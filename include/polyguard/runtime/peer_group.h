@@ -27,6 +27,10 @@
 // for detecting failure: when it expires gloo closes every connection, so the
 // group is unusable afterwards (every later call fails fast).
 //
+// Signals: Connect sets SIGPIPE to be ignored when it still has its default
+// action (gloo writes to sockets without MSG_NOSIGNAL, so a vanished peer
+// would otherwise kill this process instead of becoming an error).
+//
 // Thread safety: one exchange at a time per PeerGroup (calls are serialised
 // by an internal mutex); distinct groups are independent.
 #ifndef POLYGUARD_RUNTIME_PEER_GROUP_H_
