@@ -319,6 +319,32 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
   return plan;
 }
 
+StatusOr<std::vector<int>> ErrorsAndErasuresDecoder::IndexPeers(std::span<const int> peers,
+                                                                 size_t columns) const {
+  const int total = static_cast<int>(peers.size());
+  if (columns != peers.size()) {
+    return InvalidArgumentError("decode: " + std::to_string(columns) + " result columns for " +
+                                std::to_string(total) + " peers");
+  }
+  std::vector<int> col_of(static_cast<size_t>(num_peers()), -1);
+  for (int j = 0; j < total; ++j) {
+    const int p = peers[static_cast<size_t>(j)];
+    if (p < 0 || p >= num_peers()) {
+      return InvalidArgumentError("decode: result from unknown peer " + std::to_string(p) +
+                                  " (code has " + std::to_string(num_peers()) + " peers)");
+    }
+    if (col_of[static_cast<size_t>(p)] != -1) {
+      return InvalidArgumentError("decode: two results from peer " + std::to_string(p));
+    }
+    col_of[static_cast<size_t>(p)] = j;
+  }
+  if (total < recovery_threshold()) {
+    return UnavailableError("decode: need " + std::to_string(recovery_threshold()) +
+                            " results (threshold K), got " + std::to_string(total));
+  }
+  return col_of;
+}
+
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> peers,
                                                          const MatrixRef& results) const {
   if (results.cols() != static_cast<Eigen::Index>(peers.size())) {
@@ -341,26 +367,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
                                                          int64_t length) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(peers.size());
-  if (static_cast<int>(columns.size()) != total || length < 0) {
-    return InvalidArgumentError("decode: " + std::to_string(columns.size()) +
-                                " result columns for " + std::to_string(total) + " peers");
-  }
-  std::vector<int> col_of(static_cast<size_t>(num_peers()), -1);
-  for (int j = 0; j < total; ++j) {
-    const int p = peers[static_cast<size_t>(j)];
-    if (p < 0 || p >= num_peers()) {
-      return InvalidArgumentError("decode: result from unknown peer " + std::to_string(p) +
-                                  " (code has " + std::to_string(num_peers()) + " peers)");
-    }
-    if (col_of[static_cast<size_t>(p)] != -1) {
-      return InvalidArgumentError("decode: two results from peer " + std::to_string(p));
-    }
-    col_of[static_cast<size_t>(p)] = j;
-  }
-  if (total < k) {
-    return UnavailableError("decode: need " + std::to_string(k) + " results (threshold K), got " +
-                            std::to_string(total));
-  }
+  if (length < 0) return InvalidArgumentError("decode: negative result length");
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> col_of, IndexPeers(peers, columns.size()));
   // Fast path: one pass over the results, in ascending peer order (the plan's).
   std::vector<int> sorted_peers;
   std::vector<const double*> sorted_cols;
@@ -418,26 +426,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int
                                                              const MatrixRef& results) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(peers.size());
-  if (results.cols() != total) {
-    return InvalidArgumentError("decode: " + std::to_string(results.cols()) +
-                                " result columns for " + std::to_string(total) + " peers");
-  }
-  std::vector<int> col_of(static_cast<size_t>(num_peers()), -1);
-  for (int j = 0; j < total; ++j) {
-    const int p = peers[static_cast<size_t>(j)];
-    if (p < 0 || p >= num_peers()) {
-      return InvalidArgumentError("decode: result from unknown peer " + std::to_string(p) +
-                                  " (code has " + std::to_string(num_peers()) + " peers)");
-    }
-    if (col_of[static_cast<size_t>(p)] != -1) {
-      return InvalidArgumentError("decode: two results from peer " + std::to_string(p));
-    }
-    col_of[static_cast<size_t>(p)] = j;
-  }
-  if (total < k) {
-    return UnavailableError("decode: need " + std::to_string(k) + " results (threshold K), got " +
-                            std::to_string(total));
-  }
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> col_of,
+                             IndexPeers(peers, static_cast<size_t>(results.cols())));
 
   // Screen: non-finite or absurdly large results are wrong outright.
   std::vector<int> kept, bad;

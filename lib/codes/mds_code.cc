@@ -74,14 +74,9 @@ StatusOr<Matrix> MdsCode::EncodeInput(const MatrixRef& b, int peer) const {
 
 StatusOr<DecodedProduct> MdsCode::Decode(std::span<const PeerResult> results) const {
   POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_rows_, shape().cols));
-  std::vector<int> peers;
-  std::vector<const double*> columns;
-  for (const PeerResult& r : results) {
-    peers.push_back(r.peer);
-    columns.push_back(r.value.data());
-  }
-  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
-                             decoder_->Decode(peers, columns, block_rows_ * shape().cols));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      DecodeOutcome outcome,
+      internal::DecodeResults(*decoder_, results, block_rows_ * shape().cols));
   Matrix full(block_rows_ * options_.data_blocks, shape().cols);
   for (int i = 0; i < options_.data_blocks; ++i)
     full.middleRows(i * block_rows_, block_rows_) =

@@ -165,14 +165,8 @@ StatusOr<DecodedProduct> PolyDotCode::DecodeWith(const ErrorsAndErasuresDecoder&
                                                  int grid_c, int64_t out_r,
                                                  int64_t out_c) const {
   POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_r, block_c));
-  std::vector<int> peers;
-  std::vector<const double*> columns;
-  for (const PeerResult& r : results) {
-    peers.push_back(r.peer);
-    columns.push_back(r.value.data());
-  }
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
-                             decoder.Decode(peers, columns, block_r * block_c));
+                             internal::DecodeResults(decoder, results, block_r * block_c));
   // Block (r, c) of the product is wanted coefficient r + grid_r * c; only
   // the part inside the (unpadded) product is copied.
   DecodedProduct out;

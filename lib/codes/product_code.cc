@@ -147,5 +147,18 @@ Status ValidateShape(const ProductShape& s) {
   return Status::Ok();
 }
 
+StatusOr<DecodeOutcome> DecodeResults(const ErrorsAndErasuresDecoder& decoder,
+                                      std::span<const PeerResult> results, int64_t length) {
+  std::vector<int> peers;
+  std::vector<const double*> columns;
+  peers.reserve(results.size());
+  columns.reserve(results.size());
+  for (const PeerResult& r : results) {
+    peers.push_back(r.peer);
+    columns.push_back(r.value.data());
+  }
+  return decoder.Decode(peers, columns, length);
+}
+
 }  // namespace internal
 }  // namespace polyguard

@@ -115,6 +115,9 @@ class ErrorsAndErasuresDecoder {
   std::shared_ptr<const Plan> GetPlan(uint64_t mask) const;
   StatusOr<DecodeOutcome> DecodeSlow(std::span<const int> peers,
                                      const MatrixRef& results) const;
+  // Checks peers (known, distinct, one per column, at least K); returns the
+  // column of each peer (-1 when it did not answer).
+  StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, size_t columns) const;
 
   std::vector<double> points_;
   Matrix generator_;

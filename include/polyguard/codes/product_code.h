@@ -131,6 +131,10 @@ int64_t BlockSize(int64_t total, int64_t parts);
 // Row block i of m (zero-padded to `block` rows).
 Matrix RowBlock(const MatrixRef& m, int64_t i, int64_t block);
 Status ValidateShape(const ProductShape& shape);
+// Decodes results with an evaluation decoder, without copying them: each
+// result matrix is one column of `length` numbers.
+StatusOr<DecodeOutcome> DecodeResults(const ErrorsAndErasuresDecoder& decoder,
+                                      std::span<const PeerResult> results, int64_t length);
 }  // namespace internal
 
 }  // namespace polyguard
