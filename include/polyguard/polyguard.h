@@ -7,6 +7,7 @@
 #include "polyguard/base/status.h"
 #include "polyguard/codes.h"
 #include "polyguard/fault.h"
+#include "polyguard/nn.h"
 #include "polyguard/runtime.h"
 
 #endif  // POLYGUARD_POLYGUARD_H_

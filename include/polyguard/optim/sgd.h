@@ -1,0 +1,36 @@
+// SGD with momentum and weight decay, acting on coded shards.
+//
+// For a layer A (weights with the bias folded in) the step is
+//   V <- momentum * V + G,   A <- A - lr * (V + weight_decay * A),
+// with G = D X^T (the batch gradient). Every operation is linear, so each peer
+// applies it to its own coded shards: G's shard is the local rank-B update of
+// codes.md §1 and the velocity V lives in the same coded form as A. Nothing
+// is re-encoded and no peer holds a plain copy of anything across steps.
+//
+// Thread safety: stateless.
+#ifndef POLYGUARD_OPTIM_SGD_H_
+#define POLYGUARD_OPTIM_SGD_H_
+
+#include "polyguard/base/matrix.h"
+#include "polyguard/base/status.h"
+#include "polyguard/codes/polydot_code.h"
+
+namespace polyguard {
+
+struct SgdOptions {
+  double learning_rate = 0.01;  // > 0
+  double momentum = 0.0;        // in [0, 1)
+  double weight_decay = 0.0;    // >= 0
+};
+
+Status ValidateSgdOptions(const SgdOptions& options);
+
+// One coded SGD step at `peer`: d is rows x b (the gradient w.r.t. the layer's
+// outputs), x is inner x b (its inputs, with the constant row of ones when the
+// bias is folded in). `velocity` may be null when momentum is 0.
+Status CodedSgdStep(const PolyDotCode& code, int peer, const SgdOptions& options,
+                    const MatrixRef& d, const MatrixRef& x, Matrix* shard, Matrix* velocity);
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_OPTIM_SGD_H_

@@ -1,0 +1,96 @@
+#include "polyguard/nn/coded_linear.h"
+
+#include <algorithm>
+#include <string>
+
+namespace polyguard {
+
+StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOptions& o,
+                                                           PeerGroup* group,
+                                                           FaultInjector* faults,
+                                                           const MatrixRef& initial_weights) {
+  if (group == nullptr) return InvalidArgumentError("coded linear: no peer group");
+  if (o.inputs < 1 || o.outputs < 1 || o.batch < 1) {
+    return InvalidArgumentError("coded linear: inputs, outputs and batch must be >= 1, got " +
+                                std::to_string(o.inputs) + ", " + std::to_string(o.outputs) +
+                                ", " + std::to_string(o.batch));
+  }
+  if (initial_weights.rows() != o.outputs || initial_weights.cols() != o.inputs + 1) {
+    return InvalidArgumentError("coded linear: initial weights must be outputs x (inputs + 1) = " +
+                                std::to_string(o.outputs) + " x " + std::to_string(o.inputs + 1) +
+                                " ([W | b]), got " + std::to_string(initial_weights.rows()) +
+                                " x " + std::to_string(initial_weights.cols()));
+  }
+  auto layer = std::unique_ptr<CodedLinear>(new CodedLinear());
+  layer->options_ = o;
+  layer->group_ = group;
+  layer->faults_ = faults;
+  POLYGUARD_ASSIGN_OR_RETURN(
+      layer->code_,
+      PolyDotCode::Create({o.outputs, o.inputs + 1, o.batch},
+                          {.peers = group->size(), .m = o.m, .n = o.n, .d = o.d,
+                           .points = o.points, .decoder = o.decoder}));
+  if (group->size() < layer->code_->transpose_threshold()) {
+    return InvalidArgumentError(
+        "coded linear: the backward product needs K = mnd + mn - n = " +
+        std::to_string(layer->code_->transpose_threshold()) + " peers, the group has " +
+        std::to_string(group->size()));
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(layer->product_, CodedProduct::Create(group, layer->code_.get(),
+                                                                   faults, o.product));
+  POLYGUARD_ASSIGN_OR_RETURN(layer->shard_,
+                             layer->code_->EncodeShard(initial_weights, group->rank()));
+  layer->velocity_ = Matrix::Zero(layer->shard_.rows(), layer->shard_.cols());
+  return layer;
+}
+
+StatusOr<Matrix> CodedLinear::Forward(const MatrixRef& x, int64_t step) {
+  if (x.rows() != options_.inputs || x.cols() != options_.batch) {
+    return InvalidArgumentError("coded linear (layer " + std::to_string(options_.layer) +
+                                "): input is " + std::to_string(x.rows()) + " x " +
+                                std::to_string(x.cols()) + ", expected " +
+                                std::to_string(options_.inputs) + " x " +
+                                std::to_string(options_.batch));
+  }
+  x_aug_.resize(options_.inputs + 1, options_.batch);
+  x_aug_.topRows(options_.inputs) = x;
+  x_aug_.row(options_.inputs).setOnes();
+  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct s,
+                             product_->Forward(&shard_, x_aug_, step, options_.layer));
+  last_wrong_ = s.wrong_peers;
+  s_ = std::move(s.product);
+  Matrix a = Activate(options_.activation, s_);
+  if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kActivation, &a);
+  return a;
+}
+
+StatusOr<Matrix> CodedLinear::Backward(const MatrixRef& grad_output, int64_t step,
+                                       bool need_input_gradient) {
+  if (grad_output.rows() != s_.rows() || grad_output.cols() != s_.cols() || s_.size() == 0) {
+    return FailedPreconditionError("coded linear (layer " + std::to_string(options_.layer) +
+                                   "): Backward needs a Forward of the same batch first");
+  }
+  ds_ = grad_output.cwiseProduct(ActivationDerivative(options_.activation, s_));
+  if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kHadamard, &ds_);
+  if (!need_input_gradient) return Matrix();
+  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct g,
+                             product_->Transpose(&shard_, ds_, step, options_.layer));
+  for (int p : g.wrong_peers)
+    if (std::find(last_wrong_.begin(), last_wrong_.end(), p) == last_wrong_.end())
+      last_wrong_.push_back(p);
+  std::sort(last_wrong_.begin(), last_wrong_.end());
+  return Matrix(g.product.topRows(options_.inputs));
+}
+
+Status CodedLinear::Update(const SgdOptions& sgd, int64_t step) {
+  if (ds_.size() == 0) {
+    return FailedPreconditionError("coded linear (layer " + std::to_string(options_.layer) +
+                                   "): Update needs a Backward first");
+  }
+  POLYGUARD_RETURN_IF_ERROR(
+      CodedSgdStep(*code_, group_->rank(), sgd, ds_, x_aug_, &shard_, &velocity_));
+  if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kUpdate, &shard_);
+  return Status::Ok();
+}
+
+}  // namespace polyguard
