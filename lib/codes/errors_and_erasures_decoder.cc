@@ -108,14 +108,14 @@ bool CorrectEntry(const std::vector<double>& a, Eigen::Ref<Vector> y, int k,
   return false;
 }
 
-// out(l, w) = sum_r cols[r][l] * m(r, w) for l in [l_begin, l_end): 4 entries
-// at a time with WB accumulators each, kept in registers.
+// out(l, w0 + w) = sum_r cols[r][l] * m(r, w0 + w) for w < WB: 4 entries at a
+// time with WB accumulators each, kept in registers.
 template <int WB>
-void FusedBlock(const double* const* cols, int r_count, int64_t length, int64_t l_begin,
-                int64_t l_end, const double* m, int m_cols, int w0, double* out) {
+void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m,
+                int m_cols, int w0, double* out) {
   constexpr int kLanes = 4;
-  int64_t l0 = l_begin;
-  for (; l0 + kLanes <= l_end; l0 += kLanes) {
+  int64_t l0 = 0;
+  for (; l0 + kLanes <= length; l0 += kLanes) {
     double acc[WB][kLanes] = {};
     for (int r = 0; r < r_count; ++r) {
       const double* y = cols[r] + l0;
@@ -126,7 +126,7 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, int64_t 
     for (int w = 0; w < WB; ++w)
       for (int i = 0; i < kLanes; ++i) out[(w0 + w) * length + l0 + i] = acc[w][i];
   }
-  for (; l0 < l_end; ++l0) {
+  for (; l0 < length; ++l0) {
     for (int w = 0; w < WB; ++w) {
       double a = 0.0;
       for (int r = 0; r < r_count; ++r) a += cols[r][l0] * m[static_cast<int64_t>(r) * m_cols + w0 + w];
@@ -147,7 +147,7 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length,
     switch (wb) {
 #define POLYGUARD_FUSED_CASE(N)                                                              \
   case N:                                                                                    \
-    FusedBlock<N>(cols.data(), r_count, length, 0, length, m.data(), w_total, w0, out->data()); \
+    FusedBlock<N>(cols.data(), r_count, length, m.data(), w_total, w0, out->data()); \
     break;
       POLYGUARD_FUSED_CASE(1)
       POLYGUARD_FUSED_CASE(2)

@@ -40,9 +40,15 @@ void CodedProduct::Fault(int64_t step, int layer, StepPoint point, Matrix* value
 
 StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, int threshold,
                                                          int64_t step, int layer, int op) {
-  Matrix sent = result;
-  Fault(step, layer, StepPoint::kSend, &sent);
-  if (faults_ != nullptr) std::this_thread::sleep_for(faults_->StragglerDelay(step));
+  // A send fault corrupts only what is sent, so it needs its own copy.
+  Matrix corrupted;
+  const Matrix* sent = &result;
+  if (faults_ != nullptr) {
+    corrupted = result;
+    Fault(step, layer, StepPoint::kSend, &corrupted);
+    sent = &corrupted;
+    std::this_thread::sleep_for(faults_->StragglerDelay(step));
+  }
   const int p = group_->size();
   const int need = options_.wait_for == 0 ? p : options_.wait_for;
   // Waiting for everyone is bounded by the group's failure timeout instead.
@@ -50,7 +56,7 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
                             ? std::chrono::steady_clock::time_point::max()
                             : std::chrono::steady_clock::now() + options_.deadline;
   POLYGUARD_ASSIGN_OR_RETURN(
-      GatherResult g, group_->GatherAtLeast(std::span<const double>(sent.data(), size_t(sent.size())),
+      GatherResult g, group_->GatherAtLeast(std::span<const double>(sent->data(), size_t(sent->size())),
                                             need, deadline,
                                             {.step = step, .layer = layer, .op = op}));
   if (int(g.peers.size()) < threshold) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -27,12 +28,16 @@
 namespace polyguard {
 
 struct PeerGroup::Impl {
-  // A buffer whose gloo operation may still complete, with its memory. Kept
-  // until the group is destroyed: gloo may write into (or read from) it late.
+  // A buffer whose gloo operation may still complete, with its memory. gloo
+  // may write into (or read from) it late, so it lives until its operation is
+  // known to be complete (then it is freed) or the group is destroyed.
   struct Pending {
-    std::vector<double> memory;
+    std::shared_ptr<std::vector<double>> memory;  // one copy per exchange for all sends
     std::unique_ptr<gloo::transport::UnboundBuffer> buffer;
-    int sends = 0;  // sends posted from this buffer and not yet confirmed
+    int sends = 0;        // sends posted from this buffer and not yet confirmed
+    int peer = -1;        // the other end
+    uint64_t exchange = 0;
+    bool done = false;    // its operation completed: safe to free
   };
 
   std::shared_ptr<gloo::rendezvous::Store> base_store;
@@ -40,6 +45,12 @@ struct PeerGroup::Impl {
   std::shared_ptr<gloo::transport::Device> device;
   std::shared_ptr<gloo::rendezvous::Context> context;
   std::vector<Pending> pending;
+  uint64_t exchanges = 0;
+  std::vector<uint64_t> last_heard;  // per peer: the latest exchange it delivered to us
+
+  void FreeDone() {
+    std::erase_if(pending, [](const Pending& p) { return p.done; });
+  }
 
   ~Impl() {
     pending.clear();  // buffers before the context they belong to
@@ -162,12 +173,26 @@ PeerGroup::PeerGroup(int rank, int size, std::chrono::milliseconds timeout,
 
 PeerGroup::~PeerGroup() { (void)Flush(timeout_); }
 
+int64_t PeerGroup::pending_buffers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(impl_->pending.size());
+}
+
 Status PeerGroup::Flush(std::chrono::milliseconds timeout) {
   std::lock_guard<std::mutex> lock(mu_);
   if (broken_ || !impl_ || !impl_->context) return Status::Ok();
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  // As in GatherLocked: abort at the deadline instead of a gloo timeout, which
-  // would close every connection.
+  if (!WaitForSends(std::chrono::steady_clock::now() + timeout,
+                    [](int, uint64_t) { return true; })) {
+    return DeadlineExceededError("flush: pieces not taken within " +
+                                 std::to_string(timeout.count()) + " ms");
+  }
+  return Status::Ok();
+}
+
+bool PeerGroup::WaitForSends(std::chrono::steady_clock::time_point deadline,
+                             const std::function<bool(int, uint64_t)>& which) {
+  // Aborted at the deadline instead of a gloo timeout, which would close
+  // every connection.
   std::mutex mu;
   std::condition_variable cv;
   bool done = false, expired = false;
@@ -179,30 +204,38 @@ Status PeerGroup::Flush(std::chrono::milliseconds timeout) {
       if (waiting != nullptr) waiting->abortWaitSend();
     }
   });
-  Status status;
+  bool all = true;
   for (Impl::Pending& p : impl_->pending) {
-    if (p.sends == 0) continue;
+    if (p.sends == 0 || !which(p.peer, p.exchange)) continue;
     {
       std::lock_guard<std::mutex> l(mu);
-      if (expired) break;
+      if (expired) {
+        all = false;
+        break;
+      }
       waiting = p.buffer.get();
     }
     bool ok = false;
+    bool failed = false;
     try {
       ok = p.buffer->waitSend(nullptr, timeout_ + std::chrono::milliseconds(2000));
     } catch (const std::exception&) {
-      ok = true;  // that receiver is gone: nothing left to wait for
+      failed = true;  // that receiver is gone: nothing left to wait for
     }
     {
       std::lock_guard<std::mutex> l(mu);
       waiting = nullptr;
     }
+    if (failed) {
+      p.sends = 0;  // kept: gloo may still hold it after the failure
+      continue;
+    }
     if (!ok) {
-      status = DeadlineExceededError("flush: pieces not taken within " +
-                                     std::to_string(timeout.count()) + " ms");
+      all = false;
       break;
     }
     p.sends = 0;
+    p.done = true;
   }
   {
     std::lock_guard<std::mutex> l(mu);
@@ -210,7 +243,8 @@ Status PeerGroup::Flush(std::chrono::milliseconds timeout) {
   }
   cv.notify_all();
   watchdog.join();
-  return status;
+  impl_->FreeDone();
+  return all;
 }
 
 StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int need,
@@ -229,6 +263,16 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   // gloo buffers may not be empty: pieces travel with at least one number.
   // One buffer per peer and direction: a connection that closes (a crashed
   // peer, or one that finished and left) poisons only its own buffers.
+  // Sends of earlier exchanges whose receiver has since delivered a later
+  // piece: it posted our receive before that, so they are complete (or about
+  // to be). Freeing them keeps memory bounded over a long job.
+  const uint64_t exchange = ++impl_->exchanges;
+  if (impl_->last_heard.empty()) impl_->last_heard.assign(static_cast<size_t>(size_), 0);
+  WaitForSends(std::chrono::steady_clock::now() + std::chrono::milliseconds(200),
+               [&](int peer, uint64_t sent_in) {
+                 return impl_->last_heard[static_cast<size_t>(peer)] > sent_in;
+               });
+
   const size_t len = static_cast<size_t>(std::max<int64_t>(n, 1));
   const size_t bytes = len * sizeof(double);
   std::vector<int> others;
@@ -237,12 +281,14 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   std::vector<int> unreachable;
   std::vector<Impl::Pending*> recvs(others.size(), nullptr);
   try {
-    auto memory = std::vector<double>(len, 0.0);
-    if (n > 0) std::memcpy(memory.data(), mine.data(), sizeof(double) * size_t(n));
+    auto memory = std::make_shared<std::vector<double>>(len, 0.0);
+    if (n > 0) std::memcpy(memory->data(), mine.data(), sizeof(double) * size_t(n));
     for (int p : others) {
       Impl::Pending send;
       send.memory = memory;
-      send.buffer = impl_->context->createUnboundBuffer(send.memory.data(), bytes);
+      send.peer = p;
+      send.exchange = exchange;
+      send.buffer = impl_->context->createUnboundBuffer(memory->data(), bytes);
       try {
         send.buffer->send(p, slot);
         send.sends = 1;
@@ -254,8 +300,10 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
     }
     for (size_t i = 0; i < others.size(); ++i) {
       Impl::Pending recv;
-      recv.memory.assign(len, 0.0);
-      recv.buffer = impl_->context->createUnboundBuffer(recv.memory.data(), bytes);
+      recv.memory = std::make_shared<std::vector<double>>(len, 0.0);
+      recv.peer = others[i];
+      recv.exchange = exchange;
+      recv.buffer = impl_->context->createUnboundBuffer(recv.memory->data(), bytes);
       try {
         recv.buffer->recv(others[i], slot);
       } catch (const std::exception&) {
@@ -324,9 +372,12 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
 
   for (int q : arrived) {
     const size_t i = static_cast<size_t>(std::find(others.begin(), others.end(), q) - others.begin());
-    if (n > 0) out.values.col(q) = Eigen::Map<const Vector>(recvs[i]->memory.data(), n);
+    if (n > 0) out.values.col(q) = Eigen::Map<const Vector>(recvs[i]->memory->data(), n);
     out.peers.push_back(q);
+    recvs[i]->done = true;  // completed: gloo holds it no longer
+    impl_->last_heard[static_cast<size_t>(q)] = exchange;
   }
+  impl_->FreeDone();
   std::sort(out.peers.begin(), out.peers.end());
   if (int(out.peers.size()) < need) {
     std::vector<int> gone = unreachable;

@@ -78,6 +78,24 @@ TEST(PeerGroup, ExchangesBetweenThreads) {
   }), 0);
 }
 
+// Buffers are freed as their operations complete: a long job's memory stays
+// bounded (only the latest exchanges' sends may still be in flight).
+TEST(PeerGroup, BuffersStayBoundedOverManyExchanges) {
+  const int p = 4;
+  EXPECT_EQ(RunThreads(p, "bounded", [&](PeerGroup& g) {
+    std::vector<double> mine(100, double(g.rank()));
+    for (int64_t step = 1; step <= 300; ++step) {
+      auto all = g.AllGather(mine, {.step = step});
+      if (!all.ok()) { ADD_FAILURE() << all.status(); return false; }
+    }
+    if (g.pending_buffers() > 3 * (p - 1)) {
+      ADD_FAILURE() << g.pending_buffers() << " buffers held after 300 exchanges";
+      return false;
+    }
+    return true;
+  }), 0);
+}
+
 TEST(PeerGroup, StragglerTolerantGatherDoesNotWaitForTheSlowPeer) {
   const int p = 4;
   EXPECT_EQ(RunThreads(p, "straggler", [&](PeerGroup& g) {

@@ -22,8 +22,10 @@
 //
 // Straggler tolerance: GatherAtLeast returns as soon as `need` pieces (its own
 // included) have arrived, or at the deadline; receives still pending for that
-// tag are left to complete into buffers that are kept (and never read) until
-// the group is destroyed. gloo's own timeout (Options::timeout) is reserved
+// tag are left to complete into buffers that are kept and never read. Buffers
+// are freed once their operation is known complete: receives at once, sends
+// when their receiver has delivered a later piece. Those of a peer that died
+// stay until the group is destroyed. gloo's own timeout (Options::timeout) is reserved
 // for detecting failure: when it expires gloo closes every connection, so the
 // group is unusable afterwards (every later call fails fast).
 //
@@ -38,6 +40,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -112,10 +115,19 @@ class PeerGroup {
   // Bytes this peer has handed to the transport so far.
   int64_t bytes_sent() const { return bytes_sent_; }
 
+  // gloo buffers still held because their operation may complete later
+  // (diagnostics; stays bounded while every peer keeps exchanging).
+  int64_t pending_buffers() const;
+
   struct Impl;  // gloo state; defined in peer_group.cc
 
  private:
   PeerGroup(int rank, int size, std::chrono::milliseconds timeout, std::unique_ptr<Impl> impl);
+  // Waits (aborting at `deadline`) for the posted sends `which` selects; frees
+  // the completed ones. False when the deadline cut it short.
+  // `which(peer, exchange)` selects sends by receiver and exchange number.
+  bool WaitForSends(std::chrono::steady_clock::time_point deadline,
+                    const std::function<bool(int, uint64_t)>& which);
   StatusOr<GatherResult> GatherLocked(std::span<const double> mine, int need,
                                       std::chrono::steady_clock::time_point deadline,
                                       uint64_t slot, const std::string& what);
@@ -124,7 +136,7 @@ class PeerGroup {
   int size_;
   std::chrono::milliseconds timeout_;
   std::unique_ptr<Impl> impl_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   int64_t bytes_sent_ = 0;
   bool broken_ = false;  // after a gloo failure every call fails fast
   std::string broken_reason_;
