@@ -1,5 +1,6 @@
 #include "polyguard/codes/abft_code.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -25,8 +26,9 @@ std::string AbftCode::Describe() const { return "abft P=" + std::to_string(num_p
 StatusOr<Matrix> AbftCode::EncodeShard(const MatrixRef& a, int peer) const {
   POLYGUARD_RETURN_IF_ERROR(CheckA(a).WithContext("abft shard"));
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("abft shard"));
-  Matrix shard(block_rows_ + 1, a.cols());
-  shard.topRows(block_rows_) = internal::RowBlock(a, peer, block_rows_);
+  Matrix shard(block_rows_ + 1, a.cols() + 1);
+  shard.topLeftCorner(block_rows_, a.cols()) = internal::RowBlock(a, peer, block_rows_);
+  shard.col(a.cols()).head(block_rows_) = shard.topLeftCorner(block_rows_, a.cols()).rowwise().sum();
   shard.row(block_rows_) = shard.topRows(block_rows_).colwise().sum();
   return shard;
 }
@@ -40,17 +42,18 @@ StatusOr<Matrix> AbftCode::EncodeInput(const MatrixRef& b, int peer) const {
   return piece;
 }
 
-StatusOr<bool> AbftCode::CheckAndCorrect(Matrix* res, int peer) const {
-  const Eigen::Index br = block_rows_, bc = shape().cols;
-  const double tol = options_.tolerance;
-  auto data = res->topLeftCorner(br, bc);
+bool AbftCode::Disagree(double sum, double scale, double check) const {
   // A checksum disagrees when either side is non-finite or the difference
   // exceeds the tolerance scaled by the magnitudes involved.
-  auto disagree = [tol](const auto& values, double check) {
-    const double sum = values.sum();
-    if (!std::isfinite(sum) || !std::isfinite(check)) return true;
-    const double scale = values.cwiseAbs().sum() + std::abs(check);
-    return !(std::abs(sum - check) <= tol * scale + DBL_MIN);
+  if (!std::isfinite(sum) || !std::isfinite(check)) return true;
+  return !(std::abs(sum - check) <= options_.tolerance * (scale + std::abs(check)) + DBL_MIN);
+}
+
+StatusOr<bool> AbftCode::CheckAndCorrect(Matrix* res, int peer, Eigen::Index br,
+                                         Eigen::Index bc) const {
+  auto data = res->topLeftCorner(br, bc);
+  auto disagree = [this](const auto& values, double check) {
+    return Disagree(values.sum(), values.cwiseAbs().sum(), check);
   };
   auto row_bad = [&](Eigen::Index i) { return disagree(data.row(i), (*res)(i, bc)); };
   auto col_bad = [&](Eigen::Index j) { return disagree(data.col(j), (*res)(br, j)); };
@@ -87,6 +90,7 @@ StatusOr<bool> AbftCode::CheckAndCorrect(Matrix* res, int peer) const {
 
 StatusOr<DecodedProduct> AbftCode::Decode(std::span<const PeerResult> results) const {
   POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_rows_ + 1, shape().cols + 1));
+  // Without redundancy across peers every result is needed.
   if (static_cast<int>(results.size()) < num_peers()) {
     return UnavailableError("abft: needs all " + std::to_string(num_peers()) +
                             " results (no redundancy across peers), got " +
@@ -97,13 +101,85 @@ StatusOr<DecodedProduct> AbftCode::Decode(std::span<const PeerResult> results) c
   Matrix full(block_rows_ * num_peers(), shape().cols);
   for (const PeerResult& r : results) {
     Matrix value = r.value;
-    POLYGUARD_ASSIGN_OR_RETURN(bool corrected, CheckAndCorrect(&value, r.peer));
+    POLYGUARD_ASSIGN_OR_RETURN(bool corrected,
+                               CheckAndCorrect(&value, r.peer, block_rows_, shape().cols));
     if (corrected) out.wrong_peers.push_back(r.peer);
     full.middleRows(r.peer * block_rows_, block_rows_) = value.topLeftCorner(block_rows_, shape().cols);
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   out.product = full.topRows(shape().rows);
   return out;
+}
+
+StatusOr<Matrix> AbftCode::EncodeTransposeInput(const MatrixRef& d, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(internal::CheckTransposeInput(*this, d).WithContext("abft"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("abft transpose input"));
+  Matrix piece(block_rows_, d.cols() + 1);
+  piece.leftCols(d.cols()) = internal::RowBlock(d, peer, block_rows_);
+  piece.col(d.cols()) = piece.leftCols(d.cols()).rowwise().sum();
+  return piece;
+}
+
+StatusOr<DecodedProduct> AbftCode::DecodeTranspose(std::span<const PeerResult> results) const {
+  const Eigen::Index inner = shape().inner, cols = shape().cols;
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(results, inner + 1, cols + 1));
+  if (static_cast<int>(results.size()) < num_peers()) {
+    return UnavailableError("abft: the transpose needs all " + std::to_string(num_peers()) +
+                            " results (no redundancy across peers), got " +
+                            std::to_string(results.size()));
+  }
+  DecodedProduct out;
+  out.verified = true;
+  out.product = Matrix::Zero(inner, cols);
+  for (const PeerResult& r : results) {
+    Matrix value = r.value;
+    POLYGUARD_ASSIGN_OR_RETURN(bool corrected, CheckAndCorrect(&value, r.peer, inner, cols));
+    if (corrected) out.wrong_peers.push_back(r.peer);
+    out.product += value.topLeftCorner(inner, cols);
+  }
+  std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
+  return out;
+}
+
+Status AbftCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
+                             double eta) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("abft update"));
+  POLYGUARD_RETURN_IF_ERROR(
+      internal::CheckUpdate(*this, shard, block_rows_ + 1, shape().inner + 1, d, x, eta)
+          .WithContext("abft update"));
+  // [D_r; 1^T D_r] [X; 1^T X]^T is the full-checksum form of D_r X^T.
+  Matrix left(block_rows_ + 1, d.cols()), right(x.rows() + 1, x.cols());
+  left.topRows(block_rows_) = internal::RowBlock(d, peer, block_rows_);
+  left.row(block_rows_) = left.topRows(block_rows_).colwise().sum();
+  right.topRows(x.rows()) = x;
+  right.row(x.rows()) = x.colwise().sum();
+  shard->noalias() -= eta * left * right.transpose();
+  return Status::Ok();
+}
+
+StatusOr<std::vector<int>> AbftCode::CheckProbes(std::span<const PeerResult> probes) const {
+  // A probe of a shard stacked with others (e.g. the momentum buffer): each
+  // consecutive (block_rows + 1) numbers are one matrix's, whose last is the
+  // checksum of the others.
+  const Eigen::Index piece = block_rows_ + 1;
+  const int64_t length = probes.empty() ? 0 : probes[0].value.rows();
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(probes, length, 1));
+  if (length % piece != 0) {
+    return InvalidArgumentError("abft scrub: probe length " + std::to_string(length) +
+                                " is not a multiple of " + std::to_string(piece));
+  }
+  std::vector<int> wrong;
+  for (const PeerResult& r : probes) {
+    for (Eigen::Index start = 0; start < length; start += piece) {
+      const auto data = r.value.col(0).segment(start, block_rows_);
+      if (Disagree(data.sum(), data.cwiseAbs().sum(), r.value(start + block_rows_, 0))) {
+        wrong.push_back(r.peer);
+        break;
+      }
+    }
+  }
+  std::sort(wrong.begin(), wrong.end());
+  return wrong;
 }
 
 }  // namespace polyguard

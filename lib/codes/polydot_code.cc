@@ -1,6 +1,7 @@
 #include "polyguard/codes/polydot_code.h"
 
 #include <cmath>
+#include <numeric>
 #include <string>
 
 namespace polyguard {
@@ -55,6 +56,13 @@ StatusOr<std::unique_ptr<PolyDotCode>> PolyDotCode::Create(ProductShape shape,
         ErrorsAndErasuresDecoder::Create(
             code->points_, MonomialBasis(code->points_, code->transpose_threshold_), wanted_t,
             o.decoder));
+  }
+  const int mn = o.m * o.n;
+  if (o.peers > mn) {
+    POLYGUARD_ASSIGN_OR_RETURN(
+        code->shard_decoder_,
+        ErrorsAndErasuresDecoder::Create(code->points_, MonomialBasis(code->points_, mn), {0},
+                                         o.decoder));
   }
   return code;
 }
@@ -116,13 +124,7 @@ StatusOr<Matrix> PolyDotCode::EncodeTransposeInput(const MatrixRef& dm, int peer
                                    std::to_string(num_peers()));
   }
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("genpolydot transpose input"));
-  if (dm.rows() != shape().rows || dm.cols() != shape().cols) {
-    return InvalidArgumentError("genpolydot transpose input: D is " + std::to_string(dm.rows()) +
-                                " x " + std::to_string(dm.cols()) + ", expected " +
-                                std::to_string(shape().rows) + " x " +
-                                std::to_string(shape().cols));
-  }
-  if (!dm.allFinite()) return InvalidArgumentError("genpolydot transpose input: D contains NaN or Inf");
+  POLYGUARD_RETURN_IF_ERROR(internal::CheckTransposeInput(*this, dm).WithContext("genpolydot"));
   const int m = options_.m, n = options_.n, d = options_.d;
   Matrix piece = Matrix::Zero(block_rows_, block_cols_);
   for (int i = 0; i < m; ++i)
@@ -135,21 +137,9 @@ StatusOr<Matrix> PolyDotCode::EncodeTransposeInput(const MatrixRef& dm, int peer
 Status PolyDotCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& dm,
                                 const MatrixRef& x, double eta) const {
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("genpolydot update"));
-  if (shard == nullptr || shard->rows() != block_rows_ || shard->cols() != block_inner_) {
-    return InvalidArgumentError("genpolydot update: shard must be " + std::to_string(block_rows_) +
-                                " x " + std::to_string(block_inner_));
-  }
-  if (dm.rows() != shape().rows || x.rows() != shape().inner || dm.cols() != x.cols() ||
-      dm.cols() < 1) {
-    return InvalidArgumentError("genpolydot update: D must be " + std::to_string(shape().rows) +
-                                " x b and X " + std::to_string(shape().inner) +
-                                " x b with the same b >= 1, got D " + std::to_string(dm.rows()) +
-                                " x " + std::to_string(dm.cols()) + " and X " +
-                                std::to_string(x.rows()) + " x " + std::to_string(x.cols()));
-  }
-  if (!dm.allFinite() || !x.allFinite() || !std::isfinite(eta)) {
-    return InvalidArgumentError("genpolydot update: D, X or eta contains NaN or Inf");
-  }
+  POLYGUARD_RETURN_IF_ERROR(
+      internal::CheckUpdate(*this, shard, block_rows_, block_inner_, dm, x, eta)
+          .WithContext("genpolydot update"));
   const int m = options_.m, n = options_.n;
   const int64_t b = dm.cols();
   Matrix left = Matrix::Zero(block_rows_, b), right = Matrix::Zero(block_inner_, b);
@@ -198,6 +188,61 @@ StatusOr<DecodedProduct> PolyDotCode::DecodeTranspose(std::span<const PeerResult
   }
   return DecodeWith(*transpose_decoder_, results, block_inner_, block_cols_, options_.n,
                     options_.d, shape().inner, shape().cols);
+}
+
+StatusOr<std::vector<int>> PolyDotCode::CheckProbes(std::span<const PeerResult> probes) const {
+  if (!shard_decoder_) return std::vector<int>{};  // P = mn: no redundancy to check with
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(probes, probes.empty() ? 0 : probes[0].value.rows(), 1));
+  const int64_t length = probes.empty() ? 0 : probes[0].value.rows();
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
+                             internal::DecodeResults(*shard_decoder_, probes, length));
+  return outcome.wrong_peers;
+}
+
+StatusOr<std::vector<int>> PolyDotCode::RepairSources(int target,
+                                                      std::span<const int> healthy) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(target).WithContext("genpolydot repair"));
+  const size_t k = static_cast<size_t>(options_.m * options_.n);
+  std::vector<int> sources;
+  for (int p : healthy)
+    if (p != target && p >= 0 && p < num_peers()) sources.push_back(p);
+  if (sources.size() < k) {
+    return FailedPreconditionError("genpolydot repair of peer " + std::to_string(target) +
+                                   ": needs mn = " + std::to_string(k) + " healthy shards, have " +
+                                   std::to_string(sources.size()));
+  }
+  // The nearest points interpolate best.
+  const double at = points_[static_cast<size_t>(target)];
+  std::stable_sort(sources.begin(), sources.end(), [&](int a, int b) {
+    return std::abs(points_[size_t(a)] - at) < std::abs(points_[size_t(b)] - at);
+  });
+  sources.resize(k);
+  std::sort(sources.begin(), sources.end());
+  return sources;
+}
+
+StatusOr<Matrix> PolyDotCode::RepairShard(int target, std::span<const PeerResult> sources) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(target).WithContext("genpolydot repair"));
+  const int k = options_.m * options_.n;
+  if (static_cast<int>(sources.size()) != k) {
+    return InvalidArgumentError("genpolydot repair: needs exactly mn = " + std::to_string(k) +
+                                " source shards, got " + std::to_string(sources.size()));
+  }
+  const int64_t rows = sources[0].value.rows(), cols = sources[0].value.cols();
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(sources, rows, cols));
+  // W(a_t) = sum_s c_s W(a_s) with Lagrange weights c (basis-free; solved in
+  // the Chebyshev basis, which is far better conditioned than monomials).
+  std::vector<double> src_points;
+  for (const PeerResult& r : sources) {
+    if (r.peer == target) return InvalidArgumentError("genpolydot repair: target among sources");
+    src_points.push_back(points_[static_cast<size_t>(r.peer)]);
+  }
+  const Matrix basis = ChebyshevBasis(src_points, k);  // k x k
+  const Matrix at = ChebyshevBasis({points_[static_cast<size_t>(target)]}, k);  // 1 x k
+  const Vector weights = basis.transpose().colPivHouseholderQr().solve(at.transpose());
+  Matrix out = Matrix::Zero(rows, cols);
+  for (int s = 0; s < k; ++s) out.noalias() += weights(s) * sources[size_t(s)].value;
+  return out;
 }
 
 }  // namespace polyguard

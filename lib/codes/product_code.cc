@@ -1,6 +1,7 @@
 #include "polyguard/codes/product_code.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "polyguard/codes/abft_code.h"
@@ -40,6 +41,33 @@ StatusOr<std::vector<Matrix>> ProductCode::EncodeShards(const MatrixRef& a) cons
     shards.push_back(std::move(shard));
   }
   return shards;
+}
+
+namespace {
+Status NoTraining(const ProductCode& code) {
+  return FailedPreconditionError(code.Describe() +
+                                 ": cannot train (no transpose product or coded update; the "
+                                 "MDS strategy trains with the product-code layout)");
+}
+}  // namespace
+
+StatusOr<Matrix> ProductCode::EncodeTransposeInput(const MatrixRef&, int) const {
+  return NoTraining(*this);
+}
+StatusOr<DecodedProduct> ProductCode::DecodeTranspose(std::span<const PeerResult>) const {
+  return NoTraining(*this);
+}
+Status ProductCode::UpdateShard(Matrix*, int, const MatrixRef&, const MatrixRef&, double) const {
+  return NoTraining(*this);
+}
+StatusOr<std::vector<int>> ProductCode::CheckProbes(std::span<const PeerResult>) const {
+  return NoTraining(*this);
+}
+StatusOr<std::vector<int>> ProductCode::RepairSources(int, std::span<const int>) const {
+  return NoTraining(*this);
+}
+StatusOr<Matrix> ProductCode::RepairShard(int, std::span<const PeerResult>) const {
+  return NoTraining(*this);
 }
 
 Status ProductCode::CheckA(const MatrixRef& a) const {
@@ -143,6 +171,37 @@ Status ValidateShape(const ProductShape& s) {
                                 std::to_string(s.rows) + " x " + std::to_string(s.inner) +
                                 " times " + std::to_string(s.inner) + " x " +
                                 std::to_string(s.cols));
+  }
+  return Status::Ok();
+}
+
+Status CheckTransposeInput(const ProductCode& code, const MatrixRef& d) {
+  if (d.rows() != code.shape().rows || d.cols() != code.shape().cols) {
+    return InvalidArgumentError("transpose input D is " + std::to_string(d.rows()) + " x " +
+                                std::to_string(d.cols()) + ", expected " +
+                                std::to_string(code.shape().rows) + " x " +
+                                std::to_string(code.shape().cols));
+  }
+  if (!d.allFinite()) return InvalidArgumentError("transpose input D contains NaN or Inf");
+  return Status::Ok();
+}
+
+Status CheckUpdate(const ProductCode& code, const Matrix* shard, int64_t shard_rows,
+                   int64_t shard_cols, const MatrixRef& d, const MatrixRef& x, double eta) {
+  if (shard == nullptr || shard->rows() != shard_rows || shard->cols() != shard_cols) {
+    return InvalidArgumentError("shard must be " + std::to_string(shard_rows) + " x " +
+                                std::to_string(shard_cols));
+  }
+  const ProductShape& s = code.shape();
+  if (d.rows() != s.rows || x.rows() != s.inner || d.cols() != x.cols() || d.cols() < 1) {
+    return InvalidArgumentError("D must be " + std::to_string(s.rows) + " x b and X " +
+                                std::to_string(s.inner) + " x b with the same b >= 1, got D " +
+                                std::to_string(d.rows()) + " x " + std::to_string(d.cols()) +
+                                " and X " + std::to_string(x.rows()) + " x " +
+                                std::to_string(x.cols()));
+  }
+  if (!d.allFinite() || !x.allFinite() || !std::isfinite(eta)) {
+    return InvalidArgumentError("D, X or eta contains NaN or Inf");
   }
   return Status::Ok();
 }

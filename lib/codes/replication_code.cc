@@ -47,79 +47,158 @@ StatusOr<Matrix> ReplicationCode::EncodeInput(const MatrixRef& b, int peer) cons
   return Matrix(b);
 }
 
-StatusOr<DecodedProduct> ReplicationCode::Decode(std::span<const PeerResult> results) const {
-  POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_rows_, shape().cols));
+StatusOr<const Matrix*> ReplicationCode::Vote(std::span<const PeerResult* const> copies,
+                                              const std::string& what,
+                                              std::vector<int>* wrong, bool* verified) const {
+  if (copies.empty()) return UnavailableError("replication: no copy of " + what + " arrived");
+  // Non-finite copies are wrong outright.
+  std::vector<const PeerResult*> finite;
+  for (const PeerResult* r : copies) {
+    if (r->value.allFinite()) finite.push_back(r);
+    else wrong->push_back(r->peer);
+  }
+  auto suspects = [&] {
+    std::vector<int> sus;
+    for (const PeerResult* r : copies) sus.push_back(r->peer);
+    return FormatPeers(sus);
+  };
+  if (finite.empty()) {
+    return DataLossError("replication: every copy of " + what + " is non-finite; suspect peers: " +
+                         suspects());
+  }
+  const size_t n = finite.size();
+  double sq = 0.0;
+  for (const PeerResult* r : finite) sq += r->value.squaredNorm();
+  const double rms =
+      std::sqrt(sq / (double(n) * double(std::max<Eigen::Index>(finite[0]->value.size(), 1))));
+  auto agree = [&](const Matrix& x, const Matrix& y) {
+    return ((x - y).array().abs() <=
+            options_.tolerance * (x.array().abs() + y.array().abs() + rms))
+        .all();
+  };
+  // Largest group of mutually agreeing copies (agreement is transitive for
+  // honest copies up to roundoff, so group by the first member).
+  std::vector<int> group(n, -1);
+  std::vector<size_t> sizes;
+  for (size_t i = 0; i < n; ++i) {
+    if (group[i] != -1) continue;
+    group[i] = static_cast<int>(sizes.size());
+    size_t size = 1;
+    for (size_t j = i + 1; j < n; ++j)
+      if (group[j] == -1 && agree(finite[i]->value, finite[j]->value)) {
+        group[j] = group[i];
+        ++size;
+      }
+    sizes.push_back(size);
+  }
+  const size_t best = static_cast<size_t>(std::max_element(sizes.begin(), sizes.end()) - sizes.begin());
+  const size_t ties = static_cast<size_t>(std::count(sizes.begin(), sizes.end(), sizes[best]));
+  if (n == 1) {
+    *verified = false;  // a single finite copy: nothing to compare with
+  } else if (sizes[best] < 2 || ties > 1) {
+    return DataLossError("replication: copies of " + what +
+                         " disagree with no majority; suspect peers: " + suspects());
+  }
+  const PeerResult* chosen = nullptr;
+  for (size_t i = 0; i < n; ++i) {
+    if (group[i] != static_cast<int>(best)) wrong->push_back(finite[i]->peer);
+    else if (chosen == nullptr) chosen = finite[i];
+  }
+  return &chosen->value;
+}
+
+StatusOr<std::vector<std::vector<const PeerResult*>>> ReplicationCode::Copies(
+    std::span<const PeerResult> results, int64_t rows, int64_t cols) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(results, rows, cols));
   std::vector<std::vector<const PeerResult*>> copies(static_cast<size_t>(groups_));
   for (const PeerResult& r : results) copies[static_cast<size_t>(r.peer % groups_)].push_back(&r);
+  return copies;
+}
+
+std::string ReplicationCode::BlockName(int b) const {
+  return "block " + std::to_string(b) + " (held by peers " + std::to_string(b) + " + k*" +
+         std::to_string(groups_) + ")";
+}
+
+StatusOr<DecodedProduct> ReplicationCode::Decode(std::span<const PeerResult> results) const {
+  POLYGUARD_ASSIGN_OR_RETURN(auto copies, Copies(results, block_rows_, shape().cols));
   DecodedProduct out;
   out.verified = true;
   Matrix full(block_rows_ * groups_, shape().cols);
   for (int b = 0; b < groups_; ++b) {
-    auto& c = copies[static_cast<size_t>(b)];
-    // Non-finite copies are wrong outright.
-    std::vector<const PeerResult*> finite;
-    for (const PeerResult* r : c) {
-      if (r->value.allFinite()) finite.push_back(r);
-      else out.wrong_peers.push_back(r->peer);
-    }
-    if (c.empty()) {
-      return UnavailableError("replication: no copy of block " + std::to_string(b) +
-                              " arrived (held by peers " + std::to_string(b) + " + k*" +
-                              std::to_string(groups_) + ")");
-    }
-    if (finite.empty()) {
-      std::vector<int> sus;
-      for (const PeerResult* r : c) sus.push_back(r->peer);
-      return DataLossError("replication: every copy of block " + std::to_string(b) +
-                           " is non-finite; suspect peers: " + FormatPeers(sus));
-    }
-    const size_t n = finite.size();
-    double sq = 0.0;
-    for (const PeerResult* r : finite) sq += r->value.squaredNorm();
-    const double rms = std::sqrt(sq / (double(n) * double(std::max<Eigen::Index>(finite[0]->value.size(), 1))));
-    auto agree = [&](const Matrix& x, const Matrix& y) {
-      return ((x - y).array().abs() <=
-              options_.tolerance * (x.array().abs() + y.array().abs() + rms))
-          .all();
-    };
-    // Largest group of mutually agreeing copies (agreement is transitive for
-    // honest copies up to roundoff, so group by the first member).
-    std::vector<int> group(n, -1);
-    std::vector<size_t> sizes;
-    for (size_t i = 0; i < n; ++i) {
-      if (group[i] != -1) continue;
-      group[i] = static_cast<int>(sizes.size());
-      size_t size = 1;
-      for (size_t j = i + 1; j < n; ++j)
-        if (group[j] == -1 && agree(finite[i]->value, finite[j]->value)) {
-          group[j] = group[i];
-          ++size;
-        }
-      sizes.push_back(size);
-    }
-    const size_t best = static_cast<size_t>(std::max_element(sizes.begin(), sizes.end()) - sizes.begin());
-    const size_t ties = static_cast<size_t>(std::count(sizes.begin(), sizes.end(), sizes[best]));
-    if (n == 1) {
-      out.verified = false;  // a single finite copy: nothing to compare with
-    } else if (sizes[best] < 2 || ties > 1) {
-      std::vector<int> sus;
-      for (const PeerResult* r : c) sus.push_back(r->peer);
-      return DataLossError("replication: copies of block " + std::to_string(b) +
-                           " disagree with no majority; suspect peers: " + FormatPeers(sus));
-    }
-    for (size_t i = 0; i < n; ++i) {
-      if (group[i] != static_cast<int>(best)) out.wrong_peers.push_back(finite[i]->peer);
-    }
-    for (size_t i = 0; i < n; ++i) {
-      if (group[i] == static_cast<int>(best)) {
-        full.middleRows(b * block_rows_, block_rows_) = finite[i]->value;
-        break;
-      }
-    }
+    POLYGUARD_ASSIGN_OR_RETURN(const Matrix* value,
+                               Vote(copies[size_t(b)], BlockName(b), &out.wrong_peers,
+                                    &out.verified));
+    full.middleRows(b * block_rows_, block_rows_) = *value;
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   out.product = full.topRows(shape().rows);
   return out;
+}
+
+StatusOr<Matrix> ReplicationCode::EncodeTransposeInput(const MatrixRef& d, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(internal::CheckTransposeInput(*this, d).WithContext("replication"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("replication transpose input"));
+  return internal::RowBlock(d, peer % groups_, block_rows_);
+}
+
+StatusOr<DecodedProduct> ReplicationCode::DecodeTranspose(
+    std::span<const PeerResult> results) const {
+  POLYGUARD_ASSIGN_OR_RETURN(auto copies, Copies(results, shape().inner, shape().cols));
+  DecodedProduct out;
+  out.verified = true;
+  out.product = Matrix::Zero(shape().inner, shape().cols);
+  for (int b = 0; b < groups_; ++b) {
+    POLYGUARD_ASSIGN_OR_RETURN(const Matrix* value,
+                               Vote(copies[size_t(b)], BlockName(b), &out.wrong_peers,
+                                    &out.verified));
+    out.product += *value;
+  }
+  std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
+  return out;
+}
+
+Status ReplicationCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& d,
+                                    const MatrixRef& x, double eta) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("replication update"));
+  POLYGUARD_RETURN_IF_ERROR(internal::CheckUpdate(*this, shard, block_rows_, shape().inner, d, x, eta)
+                                .WithContext("replication update"));
+  shard->noalias() -= eta * internal::RowBlock(d, peer % groups_, block_rows_) * x.transpose();
+  return Status::Ok();
+}
+
+StatusOr<std::vector<int>> ReplicationCode::CheckProbes(std::span<const PeerResult> probes) const {
+  const int64_t length = probes.empty() ? 0 : probes[0].value.rows();
+  POLYGUARD_ASSIGN_OR_RETURN(auto copies, Copies(probes, length, 1));
+  std::vector<int> wrong;
+  bool verified = true;
+  for (int b = 0; b < groups_; ++b) {
+    if (copies[size_t(b)].empty()) continue;
+    POLYGUARD_RETURN_IF_ERROR(Vote(copies[size_t(b)], BlockName(b), &wrong, &verified).status());
+  }
+  std::sort(wrong.begin(), wrong.end());
+  return wrong;
+}
+
+StatusOr<std::vector<int>> ReplicationCode::RepairSources(int target,
+                                                          std::span<const int> healthy) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(target).WithContext("replication repair"));
+  for (int p : healthy)
+    if (p != target && p >= 0 && p < num_peers() && p % groups_ == target % groups_)
+      return std::vector<int>{p};
+  return FailedPreconditionError("replication repair of peer " + std::to_string(target) +
+                                 ": no healthy replica of " + BlockName(target % groups_));
+}
+
+StatusOr<Matrix> ReplicationCode::RepairShard(int target,
+                                              std::span<const PeerResult> sources) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(target).WithContext("replication repair"));
+  if (sources.size() != 1 || sources[0].peer % groups_ != target % groups_ ||
+      sources[0].peer == target) {
+    return InvalidArgumentError("replication repair of peer " + std::to_string(target) +
+                                ": needs one other replica of " + BlockName(target % groups_));
+  }
+  return sources[0].value;
 }
 
 }  // namespace polyguard

@@ -51,4 +51,32 @@ StatusOr<DecodedProduct> UncodedCode::Decode(std::span<const PeerResult> results
   return out;
 }
 
+StatusOr<Matrix> UncodedCode::EncodeTransposeInput(const MatrixRef& d, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(internal::CheckTransposeInput(*this, d).WithContext("uncoded"));
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("uncoded transpose input"));
+  return internal::RowBlock(d, peer, block_rows_);
+}
+
+StatusOr<DecodedProduct> UncodedCode::DecodeTranspose(std::span<const PeerResult> results) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(results, shape().inner, shape().cols));
+  if (static_cast<int>(results.size()) < num_peers()) {
+    return UnavailableError("uncoded: the transpose needs all " + std::to_string(num_peers()) +
+                            " results, got " + std::to_string(results.size()));
+  }
+  DecodedProduct out;
+  out.product = Matrix::Zero(shape().inner, shape().cols);
+  for (const PeerResult& r : results) out.product += r.value;
+  return out;
+}
+
+Status UncodedCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
+                                double eta) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("uncoded update"));
+  POLYGUARD_RETURN_IF_ERROR(
+      internal::CheckUpdate(*this, shard, block_rows_, shape().inner, d, x, eta)
+          .WithContext("uncoded update"));
+  shard->noalias() -= eta * internal::RowBlock(d, peer, block_rows_) * x.transpose();
+  return Status::Ok();
+}
+
 }  // namespace polyguard

@@ -25,16 +25,19 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
   layer->options_ = o;
   layer->group_ = group;
   layer->faults_ = faults;
-  POLYGUARD_ASSIGN_OR_RETURN(
-      layer->code_,
-      PolyDotCode::Create({o.outputs, o.inputs + 1, o.batch},
-                          {.peers = group->size(), .m = o.m, .n = o.n, .d = o.d,
-                           .points = o.points, .decoder = o.decoder}));
+  ProductCodeOptions code = o.code;
+  code.shape = {o.outputs, o.inputs + 1, o.batch};
+  code.peers = group->size();
+  POLYGUARD_ASSIGN_OR_RETURN(layer->code_, MakeProductCode(code));
+  if (!layer->code_->supports_training()) {
+    return InvalidArgumentError("coded linear (layer " + std::to_string(o.layer) + "): " +
+                                layer->code_->Describe() + " cannot train");
+  }
   if (group->size() < layer->code_->transpose_threshold()) {
-    return InvalidArgumentError(
-        "coded linear: the backward product needs K = mnd + mn - n = " +
-        std::to_string(layer->code_->transpose_threshold()) + " peers, the group has " +
-        std::to_string(group->size()));
+    return InvalidArgumentError("coded linear (layer " + std::to_string(o.layer) +
+                                "): the backward product of " + layer->code_->Describe() +
+                                " needs " + std::to_string(layer->code_->transpose_threshold()) +
+                                " peers, the group has " + std::to_string(group->size()));
   }
   POLYGUARD_ASSIGN_OR_RETURN(layer->product_, CodedProduct::Create(group, layer->code_.get(),
                                                                    faults, o.product));
@@ -55,10 +58,15 @@ StatusOr<Matrix> CodedLinear::Forward(const MatrixRef& x, int64_t step) {
   x_aug_.resize(options_.inputs + 1, options_.batch);
   x_aug_.topRows(options_.inputs) = x;
   x_aug_.row(options_.inputs).setOnes();
-  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct s,
-                             product_->Forward(&shard_, x_aug_, step, options_.layer));
-  last_wrong_ = s.wrong_peers;
-  s_ = std::move(s.product);
+  StatusOr<DecodedProduct> s = product_->Forward(&shard_, x_aug_, step, options_.layer);
+  if (!s.ok()) {
+    // Stay usable for the rest of the step (see the header).
+    s_ = Matrix::Zero(options_.outputs, options_.batch);
+    last_wrong_.clear();
+    return s.status();
+  }
+  last_wrong_ = s->wrong_peers;
+  s_ = std::move(s->product);
   Matrix a = Activate(options_.activation, s_);
   if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kActivation, &a);
   return a;

@@ -21,7 +21,7 @@ Status ValidateSgdOptions(const SgdOptions& o) {
   return Status::Ok();
 }
 
-Status CodedSgdStep(const PolyDotCode& code, int peer, const SgdOptions& o, const MatrixRef& d,
+Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& o, const MatrixRef& d,
                     const MatrixRef& x, Matrix* shard, Matrix* velocity) {
   POLYGUARD_RETURN_IF_ERROR(ValidateSgdOptions(o));
   if (shard == nullptr) return InvalidArgumentError("sgd: no shard");

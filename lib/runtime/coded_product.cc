@@ -1,6 +1,8 @@
 #include "polyguard/runtime/coded_product.h"
 
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <thread>
 
@@ -10,7 +12,7 @@ enum Op { kForwardOp = 0, kTransposeOp = 1 };
 }  // namespace
 
 StatusOr<std::unique_ptr<CodedProduct>> CodedProduct::Create(PeerGroup* group,
-                                                             const PolyDotCode* code,
+                                                             const ProductCode* code,
                                                              FaultInjector* faults,
                                                              CodedProductOptions options) {
   if (group == nullptr || code == nullptr) {
@@ -72,14 +74,30 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
   return results;
 }
 
+namespace {
+// A peer whose local copy of an input went non-finite (a soft error) must
+// still take part in the exchange, or every other peer would wait for it: it
+// encodes a finite stand-in and sends a result that every decoder treats as
+// wrong.
+bool Sanitize(const MatrixRef& in, Matrix* out) {
+  if (in.allFinite()) return false;
+  *out = in.unaryExpr([](double v) { return std::isfinite(v) ? v : 0.0; });
+  return true;
+}
+void Spoil(Matrix* y) { y->setConstant(std::numeric_limits<double>::quiet_NaN()); }
+}  // namespace
+
 StatusOr<DecodedProduct> CodedProduct::Forward(Matrix* shard, const MatrixRef& b, int64_t step,
                                                int layer) {
   const int r = group_->rank();
   if (faults_ != nullptr && faults_->ShouldCrash(step)) std::_Exit(FaultInjector::kCrashExitCode);
   Fault(step, layer, StepPoint::kShard, shard);
-  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, code_->EncodeInput(b, r));
+  Matrix clean;
+  const bool spoiled = Sanitize(b, &clean);
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, code_->EncodeInput(spoiled ? MatrixRef(clean) : b, r));
   Fault(step, layer, StepPoint::kEncode, &piece);
   Matrix y = code_->PeerProduct(*shard, piece);
+  if (spoiled) Spoil(&y);
   Fault(step, layer, StepPoint::kProduct, &y);
   POLYGUARD_ASSIGN_OR_RETURN(auto results,
                              Exchange(y, code_->recovery_threshold(), step, layer, kForwardOp));
@@ -91,9 +109,13 @@ StatusOr<DecodedProduct> CodedProduct::Forward(Matrix* shard, const MatrixRef& b
 StatusOr<DecodedProduct> CodedProduct::Transpose(Matrix* shard, const MatrixRef& d, int64_t step,
                                                  int layer) {
   const int r = group_->rank();
-  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, code_->EncodeTransposeInput(d, r));
+  Matrix clean;
+  const bool spoiled = Sanitize(d, &clean);
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece,
+                             code_->EncodeTransposeInput(spoiled ? MatrixRef(clean) : d, r));
   Fault(step, layer, StepPoint::kEncode, &piece);
   Matrix y = code_->PeerTransposeProduct(*shard, piece);
+  if (spoiled) Spoil(&y);
   Fault(step, layer, StepPoint::kProduct, &y);
   POLYGUARD_ASSIGN_OR_RETURN(auto results,
                              Exchange(y, code_->transpose_threshold(), step, layer, kTransposeOp));

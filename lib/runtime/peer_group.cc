@@ -60,7 +60,7 @@ struct PeerGroup::Impl {
 
 namespace {
 
-enum Phase : uint64_t { kData = 1, kSizes = 2 };
+enum Phase : uint64_t { kData = 1, kSizes = 2, kDirect = 3 };
 
 uint64_t SlotOf(const ExchangeTag& tag, uint64_t phase) {
   return DeriveSeed(0x9100, {uint64_t(tag.step), uint64_t(tag.layer), uint64_t(tag.op), phase});
@@ -469,6 +469,79 @@ Status PeerGroup::Broadcast(int root, std::vector<double>* data, ExchangeTag tag
   POLYGUARD_ASSIGN_OR_RETURN(auto all, AllGatherV(mine, tag));
   if (rank_ != root) *data = std::move(all[static_cast<size_t>(root)]);
   return Status::Ok();
+}
+
+StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
+    const std::vector<std::vector<double>>& to, const std::vector<int64_t>& from_lengths,
+    ExchangeTag tag) {
+  const std::string what = Describe("send-recv", tag);
+  if (int(to.size()) != size_ || int(from_lengths.size()) != size_) {
+    return InvalidArgumentError(what + ": needs one entry per peer (" + std::to_string(size_) +
+                                ")");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (broken_) return UnavailableError(what + ": peer group failed earlier: " + broken_reason_);
+  const uint64_t slot = SlotOf(tag, kDirect);
+  const uint64_t exchange = ++impl_->exchanges;
+  if (impl_->last_heard.empty()) impl_->last_heard.assign(static_cast<size_t>(size_), 0);
+  std::vector<std::vector<double>> out(static_cast<size_t>(size_));
+  std::vector<size_t> recv_index(static_cast<size_t>(size_), SIZE_MAX);
+  try {
+    for (int p = 0; p < size_; ++p) {
+      const auto& data = to[static_cast<size_t>(p)];
+      if (p == rank_ || data.empty()) continue;
+      Impl::Pending send;
+      send.memory = std::make_shared<std::vector<double>>(data);
+      send.peer = p;
+      send.exchange = exchange;
+      send.buffer = impl_->context->createUnboundBuffer(send.memory->data(),
+                                                        data.size() * sizeof(double));
+      send.buffer->send(p, slot);
+      send.sends = 1;
+      bytes_sent_ += static_cast<int64_t>(data.size() * sizeof(double));
+      impl_->pending.push_back(std::move(send));
+    }
+    for (int q = 0; q < size_; ++q) {
+      const int64_t len = from_lengths[static_cast<size_t>(q)];
+      if (q == rank_ || len <= 0) continue;
+      Impl::Pending recv;
+      recv.memory = std::make_shared<std::vector<double>>(static_cast<size_t>(len), 0.0);
+      recv.peer = q;
+      recv.exchange = exchange;
+      recv.buffer = impl_->context->createUnboundBuffer(recv.memory->data(),
+                                                        size_t(len) * sizeof(double));
+      recv.buffer->recv(q, slot);
+      recv_index[static_cast<size_t>(q)] = impl_->pending.size();
+      impl_->pending.push_back(std::move(recv));
+    }
+    for (int q = 0; q < size_; ++q) {
+      const size_t i = recv_index[static_cast<size_t>(q)];
+      if (i == SIZE_MAX) continue;
+      Impl::Pending& recv = impl_->pending[i];
+      bool ok = false;
+      try {
+        ok = recv.buffer->waitRecv(nullptr, timeout_);
+      } catch (const std::exception& e) {
+        broken_ = true;
+        broken_reason_ = e.what();
+        return UnavailableError(what + ": peer " + std::to_string(q) + " is gone (" + e.what() +
+                                ")");
+      }
+      if (!ok) {
+        return DeadlineExceededError(what + ": nothing from peer " + std::to_string(q) +
+                                     " within " + std::to_string(timeout_.count()) + " ms");
+      }
+      out[static_cast<size_t>(q)] = *recv.memory;
+      recv.done = true;
+      impl_->last_heard[static_cast<size_t>(q)] = exchange;
+    }
+  } catch (const std::exception& e) {
+    broken_ = true;
+    broken_reason_ = e.what();
+    return FromGloo(what, e);
+  }
+  impl_->FreeDone();
+  return out;
 }
 
 }  // namespace polyguard

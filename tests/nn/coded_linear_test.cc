@@ -80,8 +80,8 @@ std::vector<double> CodedLosses(PeerGroup* group, FaultInjector* faults, int* lo
     o.outputs = kMlp[i].outputs;
     o.batch = kBatch;
     o.activation = kMlp[i].activation;
-    o.m = 2;
-    o.n = 2;
+    o.code.m = 2;
+    o.code.n = 2;
     o.layer = int(i);
     auto layer = CodedLinear::Create(o, group, faults, w0[i]);
     if (!layer.ok()) {
@@ -150,11 +150,11 @@ TEST(CodedLinear, RejectsBadShapesAndTooFewPeers) {
   l.outputs = 2;
   EXPECT_EQ(CodedLinear::Create(l, group.get(), nullptr, Matrix::Zero(2, 3)).status().code(),
             StatusCode::kInvalidArgument);  // missing the bias column
-  l.m = 2;
-  l.n = 2;
+  l.code.m = 2;
+  l.code.n = 2;
   EXPECT_EQ(CodedLinear::Create(l, group.get(), nullptr, Matrix::Zero(2, 4)).status().code(),
             StatusCode::kInvalidArgument);  // 1 peer < K
-  l.m = l.n = 1;
+  l.code.m = l.code.n = 1;
   auto layer = CodedLinear::Create(l, group.get(), nullptr, Matrix::Zero(2, 4)).value();
   EXPECT_EQ(layer->Forward(Matrix::Zero(4, 1), 1).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(layer->Backward(Matrix::Zero(2, 1), 1).status().code(),

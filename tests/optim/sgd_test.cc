@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "polyguard/codes/polydot_code.h"
+
 #include "polyguard/base/random.h"
 
 namespace polyguard {

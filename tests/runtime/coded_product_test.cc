@@ -9,6 +9,8 @@
 #include <fstream>
 #include <thread>
 
+#include "polyguard/codes/polydot_code.h"
+
 #include "runtime/multiprocess.h"
 
 namespace polyguard {

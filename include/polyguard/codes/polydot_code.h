@@ -33,6 +33,7 @@
 #ifndef POLYGUARD_CODES_POLYDOT_CODE_H_
 #define POLYGUARD_CODES_POLYDOT_CODE_H_
 
+#include <algorithm>
 #include <memory>
 
 #include "polyguard/codes/product_code.h"
@@ -63,20 +64,25 @@ class PolyDotCode : public ProductCode {
   StatusOr<Matrix> EncodeInput(const MatrixRef& b, int peer) const override;
   StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override;
 
-  // --- The transpose product A^T D (backward pass), from the same shard. ---
-  // D is rows x cols. Needs P >= transpose_threshold(), else FailedPrecondition.
-  int transpose_threshold() const { return transpose_threshold_; }
-  StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& d, int peer) const;
-  Matrix PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const {
-    return shard.transpose() * piece;
+  // --- Training: A^T D from the same shard (D is rows x cols; needs P >=
+  // transpose_threshold(), else FailedPrecondition), the coded update
+  // A -= eta D X^T on one shard, and the scrub: the shard is one evaluation
+  // of W(a) = sum_ij A_ij a^(n*i + j), so every peer's shard times the same
+  // probe is a code word of degree mn - 1 (threshold mn), checked by the
+  // locator; a corrupted shard is interpolated from mn healthy ones. ---
+  bool supports_training() const override { return true; }
+  int transpose_threshold() const override { return transpose_threshold_; }
+  int transpose_errors_corrected_probabilistic() const override {
+    return std::max(0, num_peers() - transpose_threshold_ - 1);
   }
-  // Returns A^T D (inner x cols).
-  StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const;
-
-  // --- The coded update A -= eta * D X^T, applied to one peer's shard. ---
-  // D is rows x b, X is inner x b, for any batch b >= 1.
+  StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& d, int peer) const override;
+  StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const override;
   Status UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
-                     double eta) const;
+                     double eta) const override;
+  int64_t probe_length() const override { return block_inner_; }
+  StatusOr<std::vector<int>> CheckProbes(std::span<const PeerResult> probes) const override;
+  StatusOr<std::vector<int>> RepairSources(int target, std::span<const int> healthy) const override;
+  StatusOr<Matrix> RepairShard(int target, std::span<const PeerResult> sources) const override;
 
   int m() const { return options_.m; }
   int n() const { return options_.n; }
@@ -98,6 +104,7 @@ class PolyDotCode : public ProductCode {
   int64_t block_rows_ = 0, block_inner_ = 0, block_cols_ = 0;
   std::unique_ptr<ErrorsAndErasuresDecoder> forward_decoder_;
   std::unique_ptr<ErrorsAndErasuresDecoder> transpose_decoder_;  // null if P < K_t
+  std::unique_ptr<ErrorsAndErasuresDecoder> shard_decoder_;      // null if P <= mn
 };
 
 }  // namespace polyguard

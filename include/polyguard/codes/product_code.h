@@ -96,6 +96,44 @@ class ProductCode {
   // Convenience: every peer's shard.
   StatusOr<std::vector<Matrix>> EncodeShards(const MatrixRef& a) const;
 
+  // --- Training (codes.md §1, §2): the transpose product A^T D from the same
+  // shards, the coded update, and checks and repair of the stored shards.
+  // Strategies that cannot train (the 1-D MdsCode: its row code says nothing
+  // about A^T D) return FailedPrecondition from every verb. ---
+  virtual bool supports_training() const { return false; }
+  // Results needed to decode A^T D, and wrong ones corrected there.
+  virtual int transpose_threshold() const { return num_peers(); }
+  virtual int transpose_errors_corrected_probabilistic() const { return 0; }
+  // Peer r's piece of D (rows x cols) for the transpose product.
+  virtual StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& d, int peer) const;
+  virtual Matrix PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const {
+    return shard.transpose() * piece;
+  }
+  // A^T D (inner x cols) from any R >= transpose_threshold() results.
+  virtual StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const;
+  // Peer r's shard of A -= eta * D X^T (D rows x b, X inner x b, any b >= 1),
+  // local: nothing is re-encoded. Any matrix stored in the shard's coded form
+  // (a momentum buffer) is updated the same way.
+  virtual Status UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
+                             double eta) const;
+
+  // Scrub. Every peer reduces its stored shard with the same random probe
+  // (ProbeShard); from every peer's reduction CheckProbes names the peers
+  // whose shards disagree with the code (sorted; empty when all agree, and
+  // always empty for a strategy without redundancy). DataLoss when more are
+  // corrupted than can be told apart.
+  virtual int64_t probe_length() const { return 0; }
+  virtual Vector ProbeShard(const MatrixRef& shard, const Vector& probe) const {
+    return shard * probe;
+  }
+  virtual StatusOr<std::vector<int>> CheckProbes(std::span<const PeerResult> probes) const;
+  // Repair: the peers whose shards regenerate `target`'s, chosen from
+  // `healthy`; FailedPrecondition when the strategy has no redundancy or too
+  // few are healthy. RepairShard rebuilds the target's shard (or any matrix
+  // in the same coded form) from those peers' shards.
+  virtual StatusOr<std::vector<int>> RepairSources(int target, std::span<const int> healthy) const;
+  virtual StatusOr<Matrix> RepairShard(int target, std::span<const PeerResult> sources) const;
+
  protected:
   ProductCode(ProductShape shape, int peers) : shape_(shape), peers_(peers) {}
   Status CheckA(const MatrixRef& a) const;
@@ -131,6 +169,12 @@ int64_t BlockSize(int64_t total, int64_t parts);
 // Row block i of m (zero-padded to `block` rows).
 Matrix RowBlock(const MatrixRef& m, int64_t i, int64_t block);
 Status ValidateShape(const ProductShape& shape);
+// D for a transpose product: rows x cols, finite.
+Status CheckTransposeInput(const ProductCode& code, const MatrixRef& d);
+// An update's operands: shard (shard_rows x shard_cols), D (rows x b),
+// X (inner x b), b >= 1, all finite.
+Status CheckUpdate(const ProductCode& code, const Matrix* shard, int64_t shard_rows,
+                   int64_t shard_cols, const MatrixRef& d, const MatrixRef& x, double eta);
 // Decodes results with an evaluation decoder, without copying them: each
 // result matrix is one column of `length` numbers.
 StatusOr<DecodeOutcome> DecodeResults(const ErrorsAndErasuresDecoder& decoder,

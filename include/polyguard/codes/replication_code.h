@@ -20,6 +20,7 @@
 
 #include <cfloat>
 #include <memory>
+#include <string>
 
 #include "polyguard/codes/product_code.h"
 
@@ -50,9 +51,32 @@ class ReplicationCode : public ProductCode {
   StatusOr<Matrix> EncodeInput(const MatrixRef& b, int peer) const override;
   StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override;
 
+  // Training: A^T D sums the voted copies of each block's A_b^T D_b; the
+  // update is local; the scrub votes on the probes of each block's replicas,
+  // and a corrupted replica is copied from a healthy one.
+  bool supports_training() const override { return true; }
+  int transpose_threshold() const override { return recovery_threshold(); }
+  int transpose_errors_corrected_probabilistic() const override {
+    return errors_corrected_probabilistic();
+  }
+  StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& d, int peer) const override;
+  StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const override;
+  Status UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
+                     double eta) const override;
+  int64_t probe_length() const override { return shape().inner; }
+  StatusOr<std::vector<int>> CheckProbes(std::span<const PeerResult> probes) const override;
+  StatusOr<std::vector<int>> RepairSources(int target, std::span<const int> healthy) const override;
+  StatusOr<Matrix> RepairShard(int target, std::span<const PeerResult> sources) const override;
+
   int groups() const { return groups_; }
 
  private:
+  // The value most copies agree on; the others join `wrong`.
+  StatusOr<const Matrix*> Vote(std::span<const PeerResult* const> copies, const std::string& what,
+                               std::vector<int>* wrong, bool* verified) const;
+  StatusOr<std::vector<std::vector<const PeerResult*>>> Copies(
+      std::span<const PeerResult> results, int64_t rows, int64_t cols) const;
+  std::string BlockName(int block) const;
   ReplicationCode(ProductShape shape, ReplicationOptions options);
 
   ReplicationOptions options_;

@@ -31,6 +31,18 @@ class UncodedCode : public ProductCode {
   StatusOr<Matrix> EncodeInput(const MatrixRef& b, int peer) const override;
   StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override;
 
+  // Training: A^T D = sum_r A_r^T D_r (every result needed); the update is
+  // local; no redundancy, so the scrub finds nothing and nothing is repaired.
+  bool supports_training() const override { return true; }
+  StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& d, int peer) const override;
+  StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const override;
+  Status UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
+                     double eta) const override;
+  int64_t probe_length() const override { return shape().inner; }
+  StatusOr<std::vector<int>> CheckProbes(std::span<const PeerResult>) const override {
+    return std::vector<int>{};
+  }
+
  private:
   UncodedCode(ProductShape shape, int peers);
   int64_t block_rows_ = 0;

@@ -1,5 +1,6 @@
 // CodedLinear: a fully connected layer whose weights exist only as per-peer
-// coded shards (Generalized PolyDot). The bias is folded into the coded
+// coded shards, under any training strategy of codes/product_code.h
+// (Generalized PolyDot by default; uncoded, replication, ABFT). The bias is folded into the coded
 // weights, W_aug = [W | b] acting on [x; 1], so it is protected and updated
 // like every other weight (architecture.md, lesson 1); the momentum buffer is
 // coded too. Every peer runs the same calls, with no master:
@@ -10,8 +11,14 @@
 // fault injector is consulted at kActivation and kHadamard here, and at the
 // product's points in CodedProduct.
 //
-// Thresholds: forward K = mnd + n - 1, backward mnd + mn - n; P must cover
-// both (Create says so otherwise).
+// Thresholds: the code's forward and backward thresholds (Generalized
+// PolyDot: K = mnd + n - 1 and mnd + mn - n); P must cover both, and the
+// strategy must support training (Create says so otherwise).
+//
+// An uncorrectable decode (DataLoss) is returned as the error, but the layer
+// stays usable for the rest of the step: its decoded value is taken as zero,
+// so the caller can keep taking part in the step's exchanges (every peer must)
+// and then recompute the step.
 //
 // Thread safety: one call at a time (like the PeerGroup it uses).
 #ifndef POLYGUARD_NN_CODED_LINEAR_H_
@@ -20,7 +27,7 @@
 #include <memory>
 #include <vector>
 
-#include "polyguard/codes/polydot_code.h"
+#include "polyguard/codes/product_code.h"
 #include "polyguard/fault/fault_injector.h"
 #include "polyguard/nn/activation.h"
 #include "polyguard/optim/sgd.h"
@@ -34,9 +41,9 @@ struct CodedLinearOptions {
   int outputs = 1;  // >= 1
   int batch = 1;    // B >= 1: every call uses exactly this many samples
   Activation activation = Activation::kRelu;
-  int m = 1, n = 1, d = 1;  // Generalized PolyDot splits of W_aug and the batch
-  PointKind points = PointKind::kChebyshev;
-  DecoderOptions decoder;
+  // The strategy and its parameters (m, n, d, replicas, points, decoder);
+  // shape and peers are filled in from the layer and the group.
+  ProductCodeOptions code;
   CodedProductOptions product;
   int layer = 0;  // tags this layer's exchanges; distinct per layer
 };
@@ -58,9 +65,19 @@ class CodedLinear {
   // The coded SGD step with the dS and [x; 1] of the last Backward/Forward.
   Status Update(const SgdOptions& sgd, int64_t step);
 
-  const PolyDotCode& code() const { return *code_; }
+  const CodedLinearOptions& options() const { return options_; }
+  const ProductCode& code() const { return *code_; }
+  // This peer's stored state: its shard of W_aug and of the velocity (the
+  // momentum buffer, same coded form). Snapshots and repair replace them.
   const Matrix& shard() const { return shard_; }
   Matrix* mutable_shard() { return &shard_; }
+  const Matrix& velocity() const { return velocity_; }
+  Matrix* mutable_velocity() { return &velocity_; }
+  // This step's decoded values that the update uses: [x; 1] from Forward and
+  // dS from Backward. A peer whose copies disagree with the other peers'
+  // replaces them before the update (train/trainer.h).
+  Matrix* mutable_saved_input() { return &x_aug_; }
+  Matrix* mutable_saved_gradient() { return &ds_; }
   // Peers found wrong by this layer's last forward and backward decodes.
   const std::vector<int>& last_wrong_peers() const { return last_wrong_; }
 
@@ -70,7 +87,7 @@ class CodedLinear {
   CodedLinearOptions options_;
   PeerGroup* group_ = nullptr;
   FaultInjector* faults_ = nullptr;
-  std::unique_ptr<PolyDotCode> code_;
+  std::unique_ptr<ProductCode> code_;
   std::unique_ptr<CodedProduct> product_;
   Matrix shard_, velocity_;
   Matrix x_aug_, s_, ds_;  // this step's decoded values, not kept across steps' updates

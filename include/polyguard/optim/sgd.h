@@ -13,7 +13,7 @@
 
 #include "polyguard/base/matrix.h"
 #include "polyguard/base/status.h"
-#include "polyguard/codes/polydot_code.h"
+#include "polyguard/codes/product_code.h"
 
 namespace polyguard {
 
@@ -28,7 +28,7 @@ Status ValidateSgdOptions(const SgdOptions& options);
 // One coded SGD step at `peer`: d is rows x b (the gradient w.r.t. the layer's
 // outputs), x is inner x b (its inputs, with the constant row of ones when the
 // bias is folded in). `velocity` may be null when momentum is 0.
-Status CodedSgdStep(const PolyDotCode& code, int peer, const SgdOptions& options,
+Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& options,
                     const MatrixRef& d, const MatrixRef& x, Matrix* shard, Matrix* velocity);
 
 }  // namespace polyguard

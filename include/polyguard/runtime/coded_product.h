@@ -25,7 +25,7 @@
 #include <chrono>
 #include <memory>
 
-#include "polyguard/codes/polydot_code.h"
+#include "polyguard/codes/product_code.h"
 #include "polyguard/fault/fault_injector.h"
 #include "polyguard/runtime/peer_group.h"
 
@@ -43,7 +43,7 @@ struct CodedProductOptions {
 class CodedProduct {
  public:
   // `group`, `code` and `faults` (may be null) must outlive the product.
-  static StatusOr<std::unique_ptr<CodedProduct>> Create(PeerGroup* group, const PolyDotCode* code,
+  static StatusOr<std::unique_ptr<CodedProduct>> Create(PeerGroup* group, const ProductCode* code,
                                                         FaultInjector* faults,
                                                         CodedProductOptions options = {});
 
@@ -56,7 +56,7 @@ class CodedProduct {
                 int layer);
 
  private:
-  CodedProduct(PeerGroup* group, const PolyDotCode* code, FaultInjector* faults,
+  CodedProduct(PeerGroup* group, const ProductCode* code, FaultInjector* faults,
                CodedProductOptions options)
       : group_(group), code_(code), faults_(faults), options_(options) {}
   void Fault(int64_t step, int layer, StepPoint point, Matrix* value);
@@ -64,7 +64,7 @@ class CodedProduct {
                                              int layer, int op);
 
   PeerGroup* group_;
-  const PolyDotCode* code_;
+  const ProductCode* code_;
   FaultInjector* faults_;
   CodedProductOptions options_;
 };

@@ -106,6 +106,16 @@ class PeerGroup {
                                        std::chrono::steady_clock::time_point deadline,
                                        ExchangeTag tag);
 
+  // Point to point: sends to[p] to each peer p whose entry is non-empty, and
+  // receives from_lengths[q] numbers from each peer q whose length is > 0
+  // (both vectors have size() entries; own entries are ignored). Every peer
+  // calls it with the same tag, and the lengths match pairwise. Costs only
+  // what is sent (e.g. rebuilding one shard from K others). Unavailable or
+  // DeadlineExceeded when a source fails or stays silent.
+  StatusOr<std::vector<std::vector<double>>> SendRecv(
+      const std::vector<std::vector<double>>& to, const std::vector<int64_t>& from_lengths,
+      ExchangeTag tag);
+
   // Waits until every piece this peer sent has been taken by its receiver
   // (gloo moves data only once the receiver asks for it), or the timeout.
   // The destructor flushes with the group's timeout, so that a fast peer that
