@@ -4,6 +4,7 @@
 
 #include "polyguard/nn/activation.h"
 #include "polyguard/nn/coded_linear.h"
+#include "polyguard/nn/sequential.h"
 #include "polyguard/nn/softmax_cross_entropy.h"
 #include "polyguard/optim/sgd.h"
 

@@ -9,5 +9,6 @@
 #include "polyguard/fault.h"
 #include "polyguard/nn.h"
 #include "polyguard/runtime.h"
+#include "polyguard/train.h"
 
 #endif  // POLYGUARD_POLYGUARD_H_

@@ -63,9 +63,11 @@ StatusOr<Matrix> CodedLinear::Forward(const MatrixRef& x, int64_t step) {
     // Stay usable for the rest of the step (see the header).
     s_ = Matrix::Zero(options_.outputs, options_.batch);
     last_wrong_.clear();
+    last_wrong_results_ = 0;
     return s.status();
   }
   last_wrong_ = s->wrong_peers;
+  last_wrong_results_ = static_cast<int64_t>(last_wrong_.size());
   s_ = std::move(s->product);
   Matrix a = Activate(options_.activation, s_);
   if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kActivation, &a);
@@ -83,6 +85,7 @@ StatusOr<Matrix> CodedLinear::Backward(const MatrixRef& grad_output, int64_t ste
   if (!need_input_gradient) return Matrix();
   POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct g,
                              product_->Transpose(&shard_, ds_, step, options_.layer));
+  last_wrong_results_ += static_cast<int64_t>(g.wrong_peers.size());
   for (int p : g.wrong_peers)
     if (std::find(last_wrong_.begin(), last_wrong_.end(), p) == last_wrong_.end())
       last_wrong_.push_back(p);

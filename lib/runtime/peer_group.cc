@@ -252,7 +252,10 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
                                                uint64_t slot, const std::string& what) {
   if (broken_) return UnavailableError(what + ": peer group failed earlier: " + broken_reason_);
   // No exchange waits longer than the failure timeout.
-  deadline = std::min(deadline, std::chrono::steady_clock::now() + timeout_);
+  const auto failure_deadline = std::chrono::steady_clock::now() + timeout_;
+  // Waiting for everyone until the failure timeout needs no waiter threads.
+  const bool wait_for_all = need >= size_ && deadline >= failure_deadline;
+  deadline = std::min(deadline, failure_deadline);
   const int64_t n = static_cast<int64_t>(mine.size());
   GatherResult out;
   out.values.resize(n, size_);
@@ -321,6 +324,50 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   }
   for (size_t i = 0; i < others.size(); ++i)
     recvs[i] = &impl_->pending[impl_->pending.size() - others.size() + i];
+
+  if (wait_for_all) {
+    // Every piece is needed and the deadline is the failure timeout: wait for
+    // each in turn (live peers send before they wait, so a gone peer does not
+    // hide the others). A gone peer fails its wait at once; a silent one at
+    // gloo's timeout, which (as for any failure) leaves the group unusable.
+    std::vector<int> gone;
+    std::string reason;
+    for (size_t i = 0; i < others.size(); ++i) {
+      const int q = others[i];
+      std::string error;
+      if (std::find(unreachable.begin(), unreachable.end(), q) != unreachable.end()) {
+        error = "connection gone";
+      } else {
+        try {
+          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+              deadline - std::chrono::steady_clock::now());
+          if (recvs[i]->buffer->waitRecv(nullptr, std::max(left, std::chrono::milliseconds(1)))) {
+            if (n > 0) out.values.col(q) = Eigen::Map<const Vector>(recvs[i]->memory->data(), n);
+            out.peers.push_back(q);
+            recvs[i]->done = true;
+            impl_->last_heard[static_cast<size_t>(q)] = exchange;
+            continue;
+          }
+          error = "no piece within the timeout";
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+        if (error.find("imed out") != std::string::npos || error.find("timeout") != std::string::npos) {
+          broken_ = true;  // gloo closed every connection
+          broken_reason_ = error;
+        }
+      }
+      gone.push_back(q);
+      if (reason.empty()) reason = error;
+    }
+    impl_->FreeDone();
+    if (!gone.empty()) {
+      return UnavailableError(what + ": need every piece but peers " + FormatPeers(gone) +
+                              " are gone (" + reason + ")");
+    }
+    std::sort(out.peers.begin(), out.peers.end());
+    return out;
+  }
 
   // One waiter per source. The deadline (and an early finish) abort the
   // waits still in progress, which unlike a gloo timeout leaves every

@@ -80,6 +80,9 @@ class CodedLinear {
   Matrix* mutable_saved_gradient() { return &ds_; }
   // Peers found wrong by this layer's last forward and backward decodes.
   const std::vector<int>& last_wrong_peers() const { return last_wrong_; }
+  // Wrong results located by those decodes (forward and backward counted
+  // separately).
+  int64_t last_wrong_results() const { return last_wrong_results_; }
 
  private:
   CodedLinear() = default;
@@ -92,6 +95,7 @@ class CodedLinear {
   Matrix shard_, velocity_;
   Matrix x_aug_, s_, ds_;  // this step's decoded values, not kept across steps' updates
   std::vector<int> last_wrong_;
+  int64_t last_wrong_results_ = 0;
 };
 
 }  // namespace polyguard

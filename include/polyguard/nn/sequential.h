@@ -1,0 +1,86 @@
+// Sequential: a stack of CodedLinear layers trained together, every peer
+// holding only its coded shards of every layer.
+//
+// Initial weights are a pure function of (seed, layer) and the layer's shape
+// (InitialWeights), so a coded model and an uncoded reference built from the
+// same seed start from the same W_aug and can be compared step by step.
+//
+// A step through the model keeps going when a decode is uncorrectable: the
+// peer must still take part in every later exchange of the step (the other
+// peers wait for its results), so the failing layer's value is taken as zero
+// and the first DataLoss is reported at the end. The caller then recomputes
+// the step (train/trainer.h). Any other error (a peer gone, bad shapes) is
+// returned at once.
+//
+// Thread safety: one call at a time (like the PeerGroup it uses).
+#ifndef POLYGUARD_NN_SEQUENTIAL_H_
+#define POLYGUARD_NN_SEQUENTIAL_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "polyguard/nn/coded_linear.h"
+
+namespace polyguard {
+
+struct LayerSpec {
+  int inputs = 1;
+  int outputs = 1;
+  Activation activation = Activation::kRelu;
+};
+
+struct SequentialOptions {
+  // Consecutive layers: layers[i].outputs == layers[i + 1].inputs. The last
+  // layer's outputs are the logits (use Activation::kIdentity there).
+  std::vector<LayerSpec> layers;
+  int batch = 1;  // B >= 1
+  // Strategy and code parameters, the same for every layer.
+  ProductCodeOptions code;
+  CodedProductOptions product;
+  uint64_t seed = 1;  // initial weights
+};
+
+// Seeded initial [W | b] (outputs x (inputs + 1)): W uniform in +-limit with
+// limit = sqrt(6 / inputs) for ReLU (He) and sqrt(6 / (inputs + outputs))
+// otherwise (Glorot); b = 0.
+Matrix InitialWeights(const LayerSpec& layer, uint64_t seed, int index);
+
+// Checks the layer chain and batch; the message names the layer.
+Status ValidateSequentialOptions(const SequentialOptions& options);
+
+class Sequential {
+ public:
+  // Builds every layer from InitialWeights(options.seed); a job the code
+  // cannot run (too few peers, a strategy that cannot train) is refused here.
+  static StatusOr<std::unique_ptr<Sequential>> Create(const SequentialOptions& options,
+                                                      PeerGroup* group, FaultInjector* faults);
+
+  // x: inputs x B. Sets *logits (outputs x B) and returns Ok, or the first
+  // DataLoss after finishing every layer's exchange (see above).
+  Status Forward(const MatrixRef& x, int64_t round, Matrix* logits);
+  // grad: dLoss/dlogits. Runs every layer's backward (the first layer needs
+  // no input gradient), with the same DataLoss rule.
+  Status Backward(const MatrixRef& grad, int64_t round);
+  // The coded SGD step on every layer.
+  Status Update(const SgdOptions& sgd, int64_t round);
+
+  int num_layers() const { return static_cast<int>(layers_.size()); }
+  CodedLinear& layer(int i) { return *layers_[static_cast<size_t>(i)]; }
+  const CodedLinear& layer(int i) const { return *layers_[static_cast<size_t>(i)]; }
+  const SequentialOptions& options() const { return options_; }
+  // Sorted union of the peers the last Forward and Backward found wrong.
+  std::vector<int> last_wrong_peers() const;
+  // Wrong results located by the last Forward and Backward (a peer wrong in
+  // two decodes counts twice).
+  int64_t last_wrong_results() const;
+
+ private:
+  Sequential() = default;
+  SequentialOptions options_;
+  std::vector<std::unique_ptr<CodedLinear>> layers_;
+};
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_NN_SEQUENTIAL_H_

@@ -1,0 +1,9 @@
+// The training loop and data: the decentralised step with retry, guard,
+// scrub, repair and rollback; synthetic data.
+#ifndef POLYGUARD_TRAIN_H_
+#define POLYGUARD_TRAIN_H_
+
+#include "polyguard/data/synthetic.h"
+#include "polyguard/train/trainer.h"
+
+#endif  // POLYGUARD_TRAIN_H_

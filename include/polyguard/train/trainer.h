@@ -1,0 +1,154 @@
+// Trainer: the decentralised training step with protection of stored state
+// (architecture.md, "One training step"; the lessons from the prototype).
+// Every peer runs the same Trainer on its own Sequential; no peer is special.
+//
+// One step (every call of Step):
+//  1. Forward and backward through the coded model (every decode locates and
+//     corrects wrong results; an uncorrectable one is noted, and the peer keeps
+//     taking part in the step's exchanges).
+//  2. Agreement: every peer sends a few numbers — whether a decode failed, its
+//     loss, and fingerprints of the decoded values each layer's update will
+//     use ([x; 1] and dS) — to every peer. All peers get the same numbers and
+//     so take the same decision, even a peer whose own decode went wrong:
+//       - a failed decode anywhere, or a layer with no majority fingerprint:
+//         recompute the whole step from its batch (a product retry cannot
+//         clear a peer's corrupted local copy), after a scrub;
+//       - peers whose fingerprints disagree with the majority's get the
+//         majority's copies point to point before the update (the guard:
+//         otherwise they would corrupt their own shards, the main source of
+//         shard corruption);
+//       - after max_retries recomputations, every peer rolls back to the last
+//         verified snapshot and the step to run next is the one after it.
+//  3. The coded update of every layer.
+//  4. Scrub every scrub_interval steps, and at once when a peer is located
+//     wrong in two consecutive steps (a corrupted shard repeats): every peer
+//     multiplies its shard and velocity by the same random probe, the results
+//     go through the code's check, and each named shard is regenerated from
+//     the code's repair sources point to point. A corruption the code cannot
+//     repair rolls back.
+//  5. A snapshot of the shards and velocities (in memory) after a scrub that
+//     found them all consistent, at most every snapshot_interval steps.
+//
+// The agreement and scrub are full exchanges (every peer waits for every
+// other): with wait_for < P a straggler's results are not awaited within the
+// step's products, but each step still ends together.
+//
+// Rounds: every attempt of a step is one exchange round (tags, fault
+// injection), counted identically at every peer, so a recomputed step sees
+// fresh faults; with no retries the round equals the step. A FaultModel's
+// crash_step is a round.
+//
+// Thread safety: one call at a time.
+#ifndef POLYGUARD_TRAIN_TRAINER_H_
+#define POLYGUARD_TRAIN_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "polyguard/nn/sequential.h"
+
+namespace polyguard {
+
+struct TrainerOptions {
+  SgdOptions sgd;
+  int64_t scrub_interval = 10;     // steps between scrubs; 0: only when triggered
+  int64_t snapshot_interval = 10;  // steps between snapshots (>= 1)
+  int max_retries = 3;             // recomputations of a step before a rollback
+  int max_rollbacks = 20;          // rollbacks without progress before giving up
+  bool guard = true;               // compare decoded copies before the update
+  uint64_t seed = 1;               // scrub probes
+  // Two fingerprints agree within this relative tolerance (decodes from
+  // different sets of results differ by roundoff only).
+  double fingerprint_tolerance = 1e-9;
+};
+
+Status ValidateTrainerOptions(const TrainerOptions& options);
+
+// What this peer saw and did. Summing over peers gives the job's totals
+// (except steps, and the decisions all peers take together: uncorrectable
+// steps, recomputations, scrubs, rollbacks, shard repairs, which are the same
+// at every peer).
+struct TrainingCounters {
+  int64_t steps = 0;                 // steps completed (replays after a rollback count again)
+  int64_t faults_injected = 0;       // by this peer's injector
+  int64_t results_located_wrong = 0; // wrong results this peer's decodes located
+  int64_t results_corrected = 0;     // ... in steps whose decodes all succeeded
+  int64_t uncorrectable_steps = 0;   // attempts with a decode that failed somewhere
+  int64_t recomputations = 0;        // whole-step retries
+  int64_t copies_replaced = 0;       // this peer's decoded copies fixed by the guard
+  int64_t scrubs = 0;
+  int64_t shard_repairs = 0;         // shards regenerated (any peer's)
+  int64_t rollbacks = 0;
+};
+std::string FormatCounters(const TrainingCounters& counters);
+
+struct StepResult {
+  double loss = 0.0;       // the majority's loss of this step
+  double accuracy = 0.0;   // the majority's fraction of correct predictions
+  int64_t next_step = 0;   // step + 1, or the step after the snapshot after a rollback
+  bool rolled_back = false;
+};
+
+class Trainer {
+ public:
+  // `group`, `model` and `faults` (may be null) must outlive the trainer.
+  // Takes the first snapshot (step 0: the initial weights).
+  static StatusOr<std::unique_ptr<Trainer>> Create(PeerGroup* group, Sequential* model,
+                                                   FaultInjector* faults, TrainerOptions options);
+
+  // Runs `step` (>= 1) on the batch x (inputs x B) with labels (B classes).
+  // Errors: InvalidArgument (shapes, labels), Unavailable / DeadlineExceeded
+  // (a peer is gone: the message names it), DataLoss (training cannot make
+  // progress: max_rollbacks in a row), FailedPrecondition (non-finite values
+  // that no strategy protection caught: training diverged).
+  StatusOr<StepResult> Step(int64_t step, const MatrixRef& x, std::span<const int> labels);
+
+  // Trains steps 1..steps; batch(step, x, labels) supplies each step's batch
+  // (called again for replayed steps), on_step sees each completed step.
+  using BatchFn = std::function<Status(int64_t step, Matrix* x, std::vector<int>* labels)>;
+  using StepFn = std::function<void(int64_t step, const StepResult& result)>;
+  Status Train(int64_t steps, const BatchFn& batch, const StepFn& on_step = nullptr);
+
+  // Checks every layer's shards now (and repairs what it can). Returns the
+  // peers found corrupted in any layer. Collective: every peer calls it.
+  StatusOr<std::vector<int>> Scrub();
+
+  const TrainingCounters& counters() const;
+  int64_t last_snapshot_step() const { return snapshot_.step; }
+
+ private:
+  struct Snapshot {
+    int64_t step = 0;
+    std::vector<Matrix> shards, velocities;
+  };
+  struct Decision;
+
+  Trainer(PeerGroup* group, Sequential* model, FaultInjector* faults, TrainerOptions options)
+      : group_(group), model_(model), faults_(faults), options_(options) {}
+  StatusOr<Decision> Agree(bool failed, double loss, double accuracy, int64_t round);
+  Status ReplaceStaleCopies(const Decision& decision, int64_t round);
+  // Scrub at `round`; sets *repairable to false when a corruption cannot be
+  // repaired (then the caller rolls back).
+  StatusOr<std::vector<int>> ScrubAt(int64_t round, bool* repairable);
+  void TakeSnapshot(int64_t step);
+  void Restore();
+
+  PeerGroup* group_;
+  Sequential* model_;
+  FaultInjector* faults_;
+  TrainerOptions options_;
+  int64_t round_ = 0;
+  Snapshot snapshot_;
+  std::vector<int> previous_wrong_;  // peers located wrong in the previous step
+  int rollbacks_in_a_row_ = 0;
+  int64_t rollback_step_ = 0;  // the furthest step that needed a rollback
+  mutable TrainingCounters counters_;
+};
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_TRAIN_TRAINER_H_

@@ -1,0 +1,127 @@
+#include "polyguard/nn/sequential.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "polyguard/base/random.h"
+
+namespace polyguard {
+
+Matrix InitialWeights(const LayerSpec& l, uint64_t seed, int index) {
+  Random rng(DeriveSeed(seed, {0x1417, uint64_t(index)}));
+  const double fan = l.activation == Activation::kRelu ? double(l.inputs)
+                                                        : double(l.inputs + l.outputs);
+  const double limit = std::sqrt(6.0 / fan);
+  Matrix w = Matrix::Zero(l.outputs, l.inputs + 1);
+  for (Eigen::Index j = 0; j < l.inputs; ++j)
+    for (Eigen::Index i = 0; i < l.outputs; ++i) w(i, j) = rng.Uniform(-limit, limit);
+  return w;
+}
+
+Status ValidateSequentialOptions(const SequentialOptions& o) {
+  if (o.layers.empty()) return InvalidArgumentError("model: needs at least one layer");
+  if (o.batch < 1) {
+    return InvalidArgumentError("model: batch must be >= 1, got " + std::to_string(o.batch));
+  }
+  for (size_t i = 0; i < o.layers.size(); ++i) {
+    const LayerSpec& l = o.layers[i];
+    if (l.inputs < 1 || l.outputs < 1) {
+      return InvalidArgumentError("model: layer " + std::to_string(i) +
+                                  " needs inputs and outputs >= 1, got " +
+                                  std::to_string(l.inputs) + " -> " + std::to_string(l.outputs));
+    }
+    if (i > 0 && o.layers[i - 1].outputs != l.inputs) {
+      return InvalidArgumentError("model: layer " + std::to_string(i) + " takes " +
+                                  std::to_string(l.inputs) + " inputs but layer " +
+                                  std::to_string(i - 1) + " gives " +
+                                  std::to_string(o.layers[i - 1].outputs));
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Sequential>> Sequential::Create(const SequentialOptions& o,
+                                                         PeerGroup* group, FaultInjector* faults) {
+  POLYGUARD_RETURN_IF_ERROR(ValidateSequentialOptions(o));
+  auto model = std::unique_ptr<Sequential>(new Sequential());
+  model->options_ = o;
+  for (size_t i = 0; i < o.layers.size(); ++i) {
+    CodedLinearOptions lo;
+    lo.inputs = o.layers[i].inputs;
+    lo.outputs = o.layers[i].outputs;
+    lo.batch = o.batch;
+    lo.activation = o.layers[i].activation;
+    lo.code = o.code;
+    lo.product = o.product;
+    lo.layer = static_cast<int>(i);
+    POLYGUARD_ASSIGN_OR_RETURN(
+        auto layer, CodedLinear::Create(lo, group, faults,
+                                        InitialWeights(o.layers[i], o.seed, int(i))));
+    model->layers_.push_back(std::move(layer));
+  }
+  return model;
+}
+
+namespace {
+// Keeps the first DataLoss; any other error ends the step at once.
+bool Note(const Status& s, Status* first) {
+  if (s.ok()) return true;
+  if (s.code() != StatusCode::kDataLoss) return false;
+  if (first->ok()) *first = s;
+  return true;
+}
+}  // namespace
+
+Status Sequential::Forward(const MatrixRef& x, int64_t round, Matrix* logits) {
+  Status first;
+  Matrix a = x;
+  for (auto& layer : layers_) {
+    StatusOr<Matrix> out = layer->Forward(a, round);
+    if (out.ok()) {
+      a = std::move(out).value();
+    } else {
+      if (!Note(out.status(), &first)) return out.status();
+      a = Matrix::Zero(layer->options().outputs, options_.batch);
+    }
+  }
+  *logits = std::move(a);
+  return first;
+}
+
+Status Sequential::Backward(const MatrixRef& grad, int64_t round) {
+  Status first;
+  Matrix g = grad;
+  for (size_t i = layers_.size(); i-- > 0;) {
+    StatusOr<Matrix> out = layers_[i]->Backward(g, round, i > 0);
+    if (out.ok()) {
+      g = std::move(out).value();
+    } else {
+      if (!Note(out.status(), &first)) return out.status();
+      g = Matrix::Zero(layers_[i]->options().inputs, options_.batch);
+    }
+  }
+  return first;
+}
+
+Status Sequential::Update(const SgdOptions& sgd, int64_t round) {
+  for (auto& layer : layers_) POLYGUARD_RETURN_IF_ERROR(layer->Update(sgd, round));
+  return Status::Ok();
+}
+
+std::vector<int> Sequential::last_wrong_peers() const {
+  std::vector<int> all;
+  for (const auto& layer : layers_)
+    all.insert(all.end(), layer->last_wrong_peers().begin(), layer->last_wrong_peers().end());
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  return all;
+}
+
+int64_t Sequential::last_wrong_results() const {
+  int64_t n = 0;
+  for (const auto& layer : layers_) n += layer->last_wrong_results();
+  return n;
+}
+
+}  // namespace polyguard

@@ -1,0 +1,395 @@
+#include "polyguard/train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "polyguard/base/random.h"
+#include "polyguard/nn/softmax_cross_entropy.h"
+
+namespace polyguard {
+namespace {
+
+// Exchanges of the trainer itself use a layer id no model layer has.
+constexpr int kControlLayer = 1 << 20;
+enum ControlOp { kAgreeOp = 0, kScrubOp = 1 << 10, kRepairOp = 2 << 10, kFixOp = 3 << 10 };
+
+// A weighted sum with fixed, position-dependent weights in [1, 2): equal
+// copies give equal numbers; a copy differing anywhere (or non-finite) gives
+// a different one with probability 1. `scale` bounds its magnitude.
+void Fingerprint(const Matrix& m, double* fp, double* scale) {
+  double f = 0.0, s = 0.0;
+  const double* p = m.data();
+  for (Eigen::Index k = 0; k < m.size(); ++k) {
+    const double w = 1.0 + std::fmod(double(k) * 0.6180339887498949, 1.0);
+    f += w * p[k];
+    s += 2.0 * std::abs(p[k]);
+  }
+  *fp = f;
+  *scale = s;
+}
+
+std::vector<double> Flatten(const Matrix& a, const Matrix& b) {
+  std::vector<double> out(static_cast<size_t>(a.size() + b.size()));
+  std::copy(a.data(), a.data() + a.size(), out.begin());
+  std::copy(b.data(), b.data() + b.size(), out.begin() + a.size());
+  return out;
+}
+
+void Unflatten(const std::vector<double>& in, Matrix* a, Matrix* b) {
+  std::copy(in.begin(), in.begin() + a->size(), a->data());
+  std::copy(in.begin() + a->size(), in.end(), b->data());
+}
+
+}  // namespace
+
+Status ValidateTrainerOptions(const TrainerOptions& o) {
+  POLYGUARD_RETURN_IF_ERROR(ValidateSgdOptions(o.sgd));
+  if (o.scrub_interval < 0) {
+    return InvalidArgumentError("trainer: scrub_interval must be >= 0, got " +
+                                std::to_string(o.scrub_interval));
+  }
+  if (o.snapshot_interval < 1) {
+    return InvalidArgumentError("trainer: snapshot_interval must be >= 1, got " +
+                                std::to_string(o.snapshot_interval));
+  }
+  if (o.max_retries < 0 || o.max_rollbacks < 0) {
+    return InvalidArgumentError("trainer: max_retries and max_rollbacks must be >= 0");
+  }
+  if (!(o.fingerprint_tolerance > 0.0 && o.fingerprint_tolerance < 1.0)) {
+    return InvalidArgumentError("trainer: fingerprint_tolerance must be in (0, 1)");
+  }
+  return Status::Ok();
+}
+
+std::string FormatCounters(const TrainingCounters& c) {
+  return "steps=" + std::to_string(c.steps) + " faults_injected=" +
+         std::to_string(c.faults_injected) + " located_wrong=" +
+         std::to_string(c.results_located_wrong) + " corrected=" +
+         std::to_string(c.results_corrected) + " uncorrectable_steps=" +
+         std::to_string(c.uncorrectable_steps) + " recomputations=" +
+         std::to_string(c.recomputations) + " copies_replaced=" +
+         std::to_string(c.copies_replaced) + " scrubs=" + std::to_string(c.scrubs) +
+         " shard_repairs=" + std::to_string(c.shard_repairs) + " rollbacks=" +
+         std::to_string(c.rollbacks);
+}
+
+struct Trainer::Decision {
+  bool retry = false;
+  bool any_failed = false;
+  std::vector<std::vector<int>> stale;  // per layer: peers whose copies are off
+  std::vector<int> root;                // per layer: a peer with the majority's copies
+  double loss = 0.0, accuracy = 0.0;
+};
+
+StatusOr<std::unique_ptr<Trainer>> Trainer::Create(PeerGroup* group, Sequential* model,
+                                                   FaultInjector* faults,
+                                                   TrainerOptions options) {
+  if (group == nullptr || model == nullptr) {
+    return InvalidArgumentError("trainer: needs a peer group and a model");
+  }
+  POLYGUARD_RETURN_IF_ERROR(ValidateTrainerOptions(options));
+  auto t = std::unique_ptr<Trainer>(new Trainer(group, model, faults, options));
+  t->TakeSnapshot(0);
+  return t;
+}
+
+const TrainingCounters& Trainer::counters() const {
+  counters_.faults_injected = faults_ != nullptr ? faults_->faults_injected() : 0;
+  return counters_;
+}
+
+void Trainer::TakeSnapshot(int64_t step) {
+  snapshot_.step = step;
+  snapshot_.shards.clear();
+  snapshot_.velocities.clear();
+  for (int l = 0; l < model_->num_layers(); ++l) {
+    snapshot_.shards.push_back(model_->layer(l).shard());
+    snapshot_.velocities.push_back(model_->layer(l).velocity());
+  }
+}
+
+void Trainer::Restore() {
+  for (int l = 0; l < model_->num_layers(); ++l) {
+    *model_->layer(l).mutable_shard() = snapshot_.shards[size_t(l)];
+    *model_->layer(l).mutable_velocity() = snapshot_.velocities[size_t(l)];
+  }
+}
+
+StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accuracy,
+                                           int64_t round) {
+  const int layers = model_->num_layers();
+  std::vector<double> mine = {failed ? 1.0 : 0.0, loss, accuracy};
+  for (int l = 0; l < layers; ++l) {
+    double fp, scale;
+    Fingerprint(*model_->layer(l).mutable_saved_input(), &fp, &scale);
+    mine.push_back(fp);
+    mine.push_back(scale);
+    Fingerprint(*model_->layer(l).mutable_saved_gradient(), &fp, &scale);
+    mine.push_back(fp);
+    mine.push_back(scale);
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, {round, kControlLayer, kAgreeOp}));
+  const int p = group_->size();
+  Decision d;
+  for (int q = 0; q < p; ++q) d.any_failed = d.any_failed || all(0, q) != 0.0;
+  d.retry = d.any_failed;
+  const double tol = options_.fingerprint_tolerance;
+  // The peers agreeing with the best-supported value of row `row`; empty when
+  // no value has a strict majority.
+  auto majority = [&](Eigen::Index row) {
+    auto agree = [&](int a, int b) {
+      const double va = all(row, a), vb = all(row, b);
+      if (!std::isfinite(va) || !std::isfinite(vb)) return false;
+      return std::abs(va - vb) <= tol * (all(row + 1, a) + all(row + 1, b)) + DBL_MIN;
+    };
+    int best = -1, best_count = 0;
+    for (int a = 0; a < p; ++a) {
+      int count = 0;
+      for (int b = 0; b < p; ++b) count += agree(a, b) ? 1 : 0;
+      if (count > best_count) best = a, best_count = count;
+    }
+    std::vector<bool> in(static_cast<size_t>(p), false);
+    if (best < 0 || 2 * best_count <= p) return std::vector<bool>();
+    for (int b = 0; b < p; ++b) in[size_t(b)] = agree(best, b);
+    return in;
+  };
+  d.stale.resize(size_t(layers));
+  d.root.assign(size_t(layers), 0);
+  for (int l = 0; l < layers && options_.guard; ++l) {
+    const std::vector<bool> x = majority(3 + 4 * l), g = majority(3 + 4 * l + 2);
+    if (x.empty() || g.empty()) {
+      d.retry = true;
+      continue;
+    }
+    int root = -1;
+    for (int q = 0; q < p; ++q) {
+      if (x[size_t(q)] && g[size_t(q)]) {
+        if (root < 0) root = q;
+      } else {
+        d.stale[size_t(l)].push_back(q);
+      }
+    }
+    if (root < 0) d.retry = true;  // cannot happen with two strict majorities
+    d.root[size_t(l)] = std::max(root, 0);
+  }
+  const int reporter = layers > 0 ? d.root[size_t(layers - 1)] : 0;
+  d.loss = all(1, reporter);
+  d.accuracy = all(2, reporter);
+  return d;
+}
+
+Status Trainer::ReplaceStaleCopies(const Decision& d, int64_t round) {
+  const int p = group_->size(), me = group_->rank();
+  for (int l = 0; l < model_->num_layers(); ++l) {
+    const std::vector<int>& stale = d.stale[size_t(l)];
+    if (stale.empty()) continue;
+    CodedLinear& layer = model_->layer(l);
+    Matrix* x = layer.mutable_saved_input();
+    Matrix* g = layer.mutable_saved_gradient();
+    const int root = d.root[size_t(l)];
+    std::vector<std::vector<double>> to(static_cast<size_t>(p));
+    std::vector<int64_t> from(static_cast<size_t>(p), 0);
+    const bool i_am_stale = std::find(stale.begin(), stale.end(), me) != stale.end();
+    if (me == root) {
+      const std::vector<double> copy = Flatten(*x, *g);
+      for (int q : stale) to[size_t(q)] = copy;
+    }
+    if (i_am_stale) from[size_t(root)] = x->size() + g->size();
+    POLYGUARD_ASSIGN_OR_RETURN(auto got, group_->SendRecv(to, from, {round, kControlLayer, kFixOp + l}));
+    if (i_am_stale) {
+      Unflatten(got[size_t(root)], x, g);
+      ++counters_.copies_replaced;
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, bool* repairable) {
+  *repairable = true;
+  ++counters_.scrubs;
+  const int p = group_->size(), me = group_->rank();
+  std::vector<int> corrupted;
+  for (int l = 0; l < model_->num_layers(); ++l) {
+    CodedLinear& layer = model_->layer(l);
+    const ProductCode& code = layer.code();
+    Random rng(DeriveSeed(options_.seed, {0x5c7b, uint64_t(round), uint64_t(l)}));
+    const Vector probe = rng.NormalMatrix(code.probe_length(), 1).col(0);
+    const Vector a = code.ProbeShard(layer.shard(), probe);
+    const Vector b = code.ProbeShard(layer.velocity(), probe);
+    Vector mine(a.size() + b.size());
+    mine << a, b;
+    POLYGUARD_ASSIGN_OR_RETURN(
+        Matrix all, group_->AllGather(std::span<const double>(mine.data(), size_t(mine.size())),
+                                      {round, kControlLayer, kScrubOp + l}));
+    std::vector<PeerResult> probes;
+    for (int q = 0; q < p; ++q) probes.push_back({q, all.col(q)});
+    StatusOr<std::vector<int>> wrong = code.CheckProbes(probes);
+    if (!wrong.ok()) {
+      if (wrong.status().code() != StatusCode::kDataLoss) return wrong.status();
+      *repairable = false;  // more corrupted shards than the code can tell apart
+      return corrupted;
+    }
+    if (wrong->empty()) continue;
+    corrupted.insert(corrupted.end(), wrong->begin(), wrong->end());
+    std::vector<int> healthy;
+    for (int q = 0; q < p; ++q)
+      if (!std::binary_search(wrong->begin(), wrong->end(), q)) healthy.push_back(q);
+    // Every peer computes every target's sources: the same plan everywhere.
+    std::vector<std::vector<int>> sources;
+    for (int t : *wrong) {
+      StatusOr<std::vector<int>> s = code.RepairSources(t, healthy);
+      if (!s.ok()) {
+        *repairable = false;
+        return corrupted;
+      }
+      sources.push_back(std::move(s).value());
+    }
+    Matrix* shard = layer.mutable_shard();
+    Matrix* velocity = layer.mutable_velocity();
+    std::vector<std::vector<double>> to(static_cast<size_t>(p));
+    std::vector<int64_t> from(static_cast<size_t>(p), 0);
+    int my_target = -1;
+    for (size_t i = 0; i < wrong->size(); ++i) {
+      const int t = (*wrong)[i];
+      for (int s : sources[i]) {
+        if (s == me) to[size_t(t)] = Flatten(*shard, *velocity);
+        if (t == me) from[size_t(s)] = shard->size() + velocity->size();
+      }
+      if (t == me) my_target = int(i);
+    }
+    POLYGUARD_ASSIGN_OR_RETURN(auto got,
+                               group_->SendRecv(to, from, {round, kControlLayer, kRepairOp + l}));
+    if (my_target >= 0) {
+      std::vector<PeerResult> shards, velocities;
+      for (int s : sources[size_t(my_target)]) {
+        Matrix sh(shard->rows(), shard->cols()), ve(velocity->rows(), velocity->cols());
+        Unflatten(got[size_t(s)], &sh, &ve);
+        shards.push_back({s, std::move(sh)});
+        velocities.push_back({s, std::move(ve)});
+      }
+      POLYGUARD_ASSIGN_OR_RETURN(*shard, code.RepairShard(me, shards));
+      POLYGUARD_ASSIGN_OR_RETURN(*velocity, code.RepairShard(me, velocities));
+    }
+    counters_.shard_repairs += static_cast<int64_t>(wrong->size());
+  }
+  std::sort(corrupted.begin(), corrupted.end());
+  corrupted.erase(std::unique(corrupted.begin(), corrupted.end()), corrupted.end());
+  return corrupted;
+}
+
+StatusOr<std::vector<int>> Trainer::Scrub() {
+  bool repairable = true;
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(++round_, &repairable));
+  if (!repairable) {
+    return DataLossError("scrub: shards of peers " + FormatPeers(found) +
+                         " are corrupted beyond what the code can repair");
+  }
+  return found;
+}
+
+StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<const int> labels) {
+  const SequentialOptions& mo = model_->options();
+  const int classes = mo.layers.back().outputs;
+  if (step < 1) return InvalidArgumentError("trainer: steps count from 1, got " + std::to_string(step));
+  if (x.rows() != mo.layers.front().inputs || x.cols() != mo.batch) {
+    return InvalidArgumentError("trainer: batch is " + std::to_string(x.rows()) + " x " +
+                                std::to_string(x.cols()) + ", the model takes " +
+                                std::to_string(mo.layers.front().inputs) + " x " +
+                                std::to_string(mo.batch));
+  }
+  if (static_cast<int>(labels.size()) != mo.batch) {
+    return InvalidArgumentError("trainer: " + std::to_string(labels.size()) + " labels for a batch of " +
+                                std::to_string(mo.batch));
+  }
+  for (int label : labels) {
+    if (label < 0 || label >= classes) {
+      return InvalidArgumentError("trainer: label " + std::to_string(label) + " outside [0, " +
+                                  std::to_string(classes) + ")");
+    }
+  }
+  const std::vector<int> label_vec(labels.begin(), labels.end());
+  bool repairable = true;
+  for (int attempt = 0; attempt <= options_.max_retries && repairable; ++attempt) {
+    const int64_t round = ++round_;
+    Matrix logits;
+    Status forward = model_->Forward(x, round, &logits);
+    if (!forward.ok() && forward.code() != StatusCode::kDataLoss) return forward;
+    bool failed = !forward.ok();
+    double loss = std::numeric_limits<double>::quiet_NaN(), accuracy = 0.0;
+    Matrix grad;
+    StatusOr<LossAndGradient> lg = SoftmaxCrossEntropy(logits, label_vec);
+    if (lg.ok()) {
+      loss = lg->loss;
+      accuracy = double(lg->correct) / double(mo.batch);
+      grad = std::move(lg->gradient);
+    } else {
+      // Non-finite logits here only: the guard replaces this peer's copies.
+      grad = Matrix::Constant(classes, mo.batch, std::numeric_limits<double>::quiet_NaN());
+    }
+    Status backward = model_->Backward(grad, round);
+    if (!backward.ok() && backward.code() != StatusCode::kDataLoss) return backward;
+    failed = failed || !backward.ok();
+    const int64_t located = model_->last_wrong_results();
+    counters_.results_located_wrong += located;
+    POLYGUARD_ASSIGN_OR_RETURN(Decision d, Agree(failed, loss, accuracy, round));
+    if (d.retry) {
+      ++counters_.recomputations;
+      if (d.any_failed) ++counters_.uncorrectable_steps;
+      // A corrupted stored shard would fail the retry too.
+      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, &repairable).status());
+      continue;
+    }
+    POLYGUARD_RETURN_IF_ERROR(ReplaceStaleCopies(d, round));
+    Status update = model_->Update(options_.sgd, round);
+    if (!update.ok()) {
+      return FailedPreconditionError("step " + std::to_string(step) +
+                                     ": training diverged (" + update.message() + ")");
+    }
+    counters_.results_corrected += located;
+    ++counters_.steps;
+    if (step > rollback_step_) rollbacks_in_a_row_ = 0;
+
+    // A corrupted stored shard is located again and again.
+    const std::vector<int> wrong = model_->last_wrong_peers();
+    bool repeated = false;
+    for (int q : wrong) repeated = repeated || std::binary_search(previous_wrong_.begin(), previous_wrong_.end(), q);
+    previous_wrong_ = wrong;
+    const bool snapshot_due = step - snapshot_.step >= options_.snapshot_interval;
+    if (repeated || snapshot_due ||
+        (options_.scrub_interval > 0 && step % options_.scrub_interval == 0)) {
+      POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(round, &repairable));
+      if (!repairable) break;
+      if (found.empty() && snapshot_due) TakeSnapshot(step);
+    }
+    return StepResult{.loss = d.loss, .accuracy = d.accuracy, .next_step = step + 1,
+                      .rolled_back = false};
+  }
+  // Recomputing did not help (or a shard cannot be repaired): roll back.
+  if (++rollbacks_in_a_row_ > options_.max_rollbacks) {
+    return DataLossError("step " + std::to_string(step) + ": no progress after " +
+                         std::to_string(options_.max_rollbacks) +
+                         " rollbacks in a row (errors beyond what the code corrects)");
+  }
+  rollback_step_ = std::max(rollback_step_, step);
+  Restore();
+  ++counters_.rollbacks;
+  previous_wrong_.clear();
+  return StepResult{.loss = std::numeric_limits<double>::quiet_NaN(), .accuracy = 0.0,
+                    .next_step = snapshot_.step + 1, .rolled_back = true};
+}
+
+Status Trainer::Train(int64_t steps, const BatchFn& batch, const StepFn& on_step) {
+  Matrix x;
+  std::vector<int> labels;
+  for (int64_t step = 1; step <= steps;) {
+    POLYGUARD_RETURN_IF_ERROR(batch(step, &x, &labels).WithContext("batch of step " + std::to_string(step)));
+    POLYGUARD_ASSIGN_OR_RETURN(StepResult r, Step(step, x, labels));
+    if (!r.rolled_back && on_step) on_step(step, r);
+    step = r.next_step;
+  }
+  return Status::Ok();
+}
+
+}  // namespace polyguard

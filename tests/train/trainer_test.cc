@@ -1,0 +1,326 @@
+#include "polyguard/train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include "polyguard/data/synthetic.h"
+#include "runtime/multiprocess.h"
+#include "train/reference_mlp.h"
+
+namespace polyguard {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Job {
+  std::string name;
+  int peers = 8;
+  SequentialOptions model;
+  TrainerOptions trainer;
+  const FaultModel* faults = nullptr;
+  uint64_t fault_seed = 11;
+  int steps = 100;
+  // Called on every peer after each completed step.
+  std::function<void(int rank, int64_t step, Trainer&, Sequential&)> after_step;
+};
+
+struct PeerOutcome {
+  Status status;
+  std::vector<double> losses;  // per step; a replayed step overwrites
+  TrainingCounters counters;
+};
+
+SequentialOptions SmallMlp(Strategy strategy) {
+  SequentialOptions m;
+  m.layers = {{6, 8, Activation::kTanh}, {8, 5, Activation::kRelu}, {5, 3, Activation::kIdentity}};
+  m.batch = 4;
+  m.code.strategy = strategy;
+  m.code.m = 2;
+  m.code.n = 2;
+  m.code.replicas = 2;
+  m.seed = 2024;
+  return m;
+}
+
+TrainerOptions Sgd() {
+  TrainerOptions t;
+  t.sgd = {.learning_rate = 0.05, .momentum = 0.9, .weight_decay = 1e-4};
+  return t;
+}
+
+std::vector<PeerOutcome> RunOnThreads(const Job& job, const SyntheticClassification& data) {
+  std::vector<PeerOutcome> out(static_cast<size_t>(job.peers));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < job.peers; ++r) {
+    threads.emplace_back([&, r] {
+      PeerOutcome& me = out[size_t(r)];
+      auto group = PeerGroup::Connect({.rank = r, .size = job.peers,
+                                       .rendezvous = "inproc:" + job.name,
+                                       .job_id = job.name, .timeout = 20s});
+      if (!group.ok()) { me.status = group.status(); return; }
+      std::unique_ptr<FaultInjector> faults;
+      if (job.faults != nullptr) faults = std::make_unique<FaultInjector>(*job.faults, job.fault_seed, r);
+      auto model = Sequential::Create(job.model, group->get(), faults.get());
+      if (!model.ok()) { me.status = model.status(); return; }
+      auto trainer = Trainer::Create(group->get(), model->get(), faults.get(), job.trainer);
+      if (!trainer.ok()) { me.status = trainer.status(); return; }
+      me.losses.assign(size_t(job.steps), std::nan(""));
+      me.status = (*trainer)->Train(
+          job.steps,
+          [&](int64_t step, Matrix* x, std::vector<int>* labels) {
+            data.Batch(step, job.model.batch, x, labels);
+            return Status::Ok();
+          },
+          [&](int64_t step, const StepResult& result) {
+            me.losses[size_t(step - 1)] = result.loss;
+            if (job.after_step) job.after_step(r, step, **trainer, **model);
+          });
+      me.counters = (*trainer)->counters();
+    });
+  }
+  for (auto& t : threads) t.join();
+  return out;
+}
+
+double RelativeDifference(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-300); }
+
+// Correctness test 1: without faults every strategy follows uncoded
+// single-process training of the same seed.
+TEST(Trainer, EveryStrategyFollowsTheUncodedReferenceWithoutFaults) {
+  auto data = SyntheticClassification::Create(6, 3, 5).value();
+  for (Strategy strategy : {Strategy::kPolyDot, Strategy::kReplication, Strategy::kAbft,
+                            Strategy::kUncoded}) {
+    SCOPED_TRACE(std::string(StrategyName(strategy)));
+    Job job;
+    job.name = "follow-" + std::string(StrategyName(strategy));
+    job.model = SmallMlp(strategy);
+    job.trainer = Sgd();
+    const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
+    EXPECT_LT(ref.back(), 0.8 * ref.front());  // it learns
+    for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+      ASSERT_TRUE(peer.status.ok()) << peer.status;
+      for (int s = 0; s < job.steps; ++s)
+        ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8) << "step " << s + 1;
+      EXPECT_EQ(peer.counters.results_located_wrong, 0);
+      EXPECT_EQ(peer.counters.recomputations, 0);
+      EXPECT_EQ(peer.counters.rollbacks, 0);
+      EXPECT_EQ(peer.counters.steps, job.steps);
+    }
+  }
+}
+
+SequentialOptions FaultMlp(Strategy strategy) {
+  SequentialOptions m = SmallMlp(strategy);
+  m.layers = {{10, 16, Activation::kTanh}, {16, 12, Activation::kTanh}, {12, 4, Activation::kIdentity}};
+  m.batch = 8;
+  return m;
+}
+
+// Correctness test 2: faults at every step point of every peer with
+// probability 0.02 per step; Generalized PolyDot ends on the fault-free loss,
+// the uncoded strategy does not.
+TEST(Trainer, PolyDotTrainsThroughFaultsAtEveryPointAndUncodedDoesNot) {
+  auto data = SyntheticClassification::Create(10, 4, 9).value();
+  FaultModel faults;
+  faults.error_rate = 0.02;
+  Job job;
+  job.name = "faults-polydot";
+  job.model = FaultMlp(Strategy::kPolyDot);
+  job.trainer = Sgd();
+  job.faults = &faults;
+  job.steps = 300;
+  const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
+  TrainingCounters total;
+  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+    ASSERT_TRUE(peer.status.ok()) << peer.status;
+    EXPECT_LE(RelativeDifference(peer.losses.back(), ref.back()), 1e-6);
+    for (int s = 0; s < job.steps; ++s)
+      EXPECT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-6) << "step " << s + 1;
+    total.faults_injected += peer.counters.faults_injected;
+    total.results_corrected += peer.counters.results_corrected;
+    total.copies_replaced += peer.counters.copies_replaced;
+    total.recomputations = peer.counters.recomputations;
+    total.shard_repairs = peer.counters.shard_repairs;
+    total.rollbacks = peer.counters.rollbacks;
+    total.scrubs = peer.counters.scrubs;
+  }
+  std::cout << "genpolydot at eps = 0.02: " << FormatCounters(total) << "\n";
+  EXPECT_GT(total.faults_injected, 100);
+  EXPECT_GT(total.results_corrected, 100);
+  EXPECT_GT(total.copies_replaced, 0);
+
+  job.name = "faults-uncoded";
+  job.model = FaultMlp(Strategy::kUncoded);
+  const auto uncoded = RunOnThreads(job, *data);
+  const PeerOutcome& u = uncoded[0];
+  if (u.status.ok()) {
+    // Mean loss of the last 50 steps, against the fault-free run's.
+    double mean = 0, mean_ref = 0;
+    for (int s = job.steps - 50; s < job.steps; ++s) mean += u.losses[size_t(s)], mean_ref += ref[size_t(s)];
+    std::cout << "uncoded at eps = 0.02: final loss " << u.losses.back() << " vs fault-free "
+              << ref.back() << "; mean of the last 50 steps " << mean / 50 << " vs "
+              << mean_ref / 50 << "\n";
+    EXPECT_TRUE(!std::isfinite(mean) || mean > 1.05 * mean_ref);
+  } else {
+    std::cout << "uncoded at eps = 0.02 failed: " << u.status << "\n";
+  }
+}
+
+// Correctness test 3: a shard corrupted at step 20 is located, repaired from
+// healthy shards, and training stays on the fault-free trajectory.
+TEST(Trainer, CorruptedShardIsFoundAndRepaired) {
+  auto data = SyntheticClassification::Create(6, 3, 5).value();
+  for (Strategy strategy : {Strategy::kPolyDot, Strategy::kReplication}) {
+    SCOPED_TRACE(std::string(StrategyName(strategy)));
+    Job job;
+    job.name = "repair-" + std::string(StrategyName(strategy));
+    job.model = SmallMlp(strategy);
+    if (strategy == Strategy::kReplication) {
+      // Two replicas only detect a wrong copy; three outvote it.
+      job.peers = 6;
+      job.model.code.replicas = 3;
+    }
+    job.trainer = Sgd();
+    job.trainer.scrub_interval = 0;  // only the repeated location triggers it
+    job.steps = 60;
+    job.after_step = [](int rank, int64_t step, Trainer&, Sequential& model) {
+      if (rank == 2 && step == 20) {
+        Matrix* shard = model.layer(1).mutable_shard();
+        *shard += Random(3).NormalMatrix(shard->rows(), shard->cols());
+      }
+    };
+    const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
+    for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+      ASSERT_TRUE(peer.status.ok()) << peer.status;
+      EXPECT_EQ(peer.counters.shard_repairs, 1);
+      EXPECT_GE(peer.counters.results_located_wrong, 1);
+      EXPECT_EQ(peer.counters.rollbacks, 0);
+      for (int s = 0; s < job.steps; ++s)
+        ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8) << "step " << s + 1;
+    }
+  }
+}
+
+// The periodic scrub finds corruption that has not shown yet (here in the
+// momentum buffer) and restores the exact shard from healthy peers.
+TEST(Trainer, ScrubRestoresTheShardAndVelocity) {
+  auto data = SyntheticClassification::Create(6, 3, 5).value();
+  Job job;
+  job.name = "scrub";
+  job.model = SmallMlp(Strategy::kPolyDot);
+  job.trainer = Sgd();
+  job.trainer.scrub_interval = 0;
+  job.steps = 6;
+  std::mutex mu;
+  std::vector<std::string> failures;
+  job.after_step = [&](int rank, int64_t step, Trainer& trainer, Sequential& model) {
+    if (step != 5) return;
+    const Matrix shard = model.layer(2).shard(), velocity = model.layer(2).velocity();
+    if (rank == 6) {
+      model.layer(2).mutable_shard()->array() += 0.5;
+      (*model.layer(0).mutable_velocity())(0, 0) += 1.0;
+    }
+    auto found = trainer.Scrub();
+    std::lock_guard<std::mutex> lock(mu);
+    if (!found.ok()) {
+      failures.push_back(found.status().ToString());
+    } else if (*found != std::vector<int>{6}) {
+      failures.push_back("rank " + std::to_string(rank) + ": scrub found " + FormatPeers(*found));
+    } else if ((model.layer(2).shard() - shard).norm() > 1e-9 * shard.norm() ||
+               (model.layer(2).velocity() - velocity).norm() > 1e-9 * (1 + velocity.norm())) {
+      failures.push_back("rank " + std::to_string(rank) + ": shard not restored");
+    }
+  };
+  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+    ASSERT_TRUE(peer.status.ok()) << peer.status;
+    EXPECT_EQ(peer.counters.shard_repairs, 2);  // layer 2's shard, layer 0's velocity
+  }
+  for (const std::string& f : failures) ADD_FAILURE() << f;
+}
+
+// A job the code cannot run is refused before it starts, with the reason.
+TEST(Trainer, RefusesImpossibleJobs) {
+  auto data = SyntheticClassification::Create(6, 3, 5).value();
+  Job job;
+  job.name = "refuse";
+  job.peers = 5;  // m = n = 2: the backward product needs 6
+  job.model = SmallMlp(Strategy::kPolyDot);
+  job.trainer = Sgd();
+  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+    EXPECT_EQ(peer.status.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(peer.status.message().find("needs 6 peers"), std::string::npos) << peer.status;
+  }
+  job.name = "refuse-mds";
+  job.peers = 4;
+  job.model = SmallMlp(Strategy::kMds);
+  job.model.code.data_blocks = 2;
+  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+    EXPECT_EQ(peer.status.code(), StatusCode::kInvalidArgument) << peer.status;
+  }
+  SequentialOptions bad = SmallMlp(Strategy::kPolyDot);
+  bad.layers[1].inputs = 7;
+  EXPECT_NE(ValidateSequentialOptions(bad).message().find("layer 1 takes 7 inputs"), std::string::npos);
+  TrainerOptions t;
+  t.snapshot_interval = 0;
+  EXPECT_FALSE(ValidateTrainerOptions(t).ok());
+}
+
+// Correctness test 4: a peer process killed mid-training makes every other
+// peer stop with a clear error naming it, within the failure timeout.
+TEST(TrainerProcesses, AKilledPeerIsNamedByEveryOtherPeer) {
+  const std::string dir = testing::FreshFolder("train-kill");
+  constexpr int kPeers = 4, kVictim = 3;
+  const auto timeout = 4s;
+  auto results = testing::RunPeers(kPeers, [&](int rank) {
+    auto data = SyntheticClassification::Create(6, 3, 5).value();
+    auto group = PeerGroup::Connect({.rank = rank, .size = kPeers, .rendezvous = "file:" + dir,
+                                     .job_id = "kill", .timeout = timeout});
+    if (!group.ok()) return 10;
+    SequentialOptions m = SmallMlp(Strategy::kPolyDot);
+    m.code.m = 2;
+    m.code.n = 1;  // K = 2, backward 3: four peers suffice
+    FaultModel fm;
+    fm.crash_peer = kVictim;
+    fm.crash_step = 15;
+    FaultInjector faults(fm, 1, rank);
+    auto model = Sequential::Create(m, group->get(), &faults);
+    if (!model.ok()) return 11;
+    auto trainer = Trainer::Create(group->get(), model->get(), &faults, Sgd());
+    const auto start = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last_step = start;
+    Status s = (*trainer)->Train(40, [&](int64_t step, Matrix* x, std::vector<int>* labels) {
+      data->Batch(step, m.batch, x, labels);
+      last_step = std::chrono::steady_clock::now();
+      return Status::Ok();
+    });
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_step).count();
+    std::ofstream(dir + "/rank" + std::to_string(rank)) << s.ToString() << "\n" << waited << "\n";
+    return s.ok() ? 1 : 0;
+  }, 120s);
+  for (int r = 0; r < kPeers; ++r) {
+    if (r == kVictim) {
+      EXPECT_EQ(results[size_t(r)].exit_code, FaultInjector::kCrashExitCode);
+      continue;
+    }
+    EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+    std::ifstream in(dir + "/rank" + std::to_string(r));
+    std::string message;
+    double waited = 0;
+    std::getline(in, message);
+    in >> waited;
+    // Peers that stopped because of the victim may be named too.
+    EXPECT_TRUE(std::regex_search(message, std::regex("peers ([0-9]+, )*3[ ,]")))
+        << "rank " << r << ": " << message;
+    EXPECT_LT(waited, std::chrono::duration<double>(timeout).count() + 10.0) << message;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace polyguard
