@@ -8,6 +8,7 @@
 #include "polyguard/codes/mds_code.h"
 #include "polyguard/codes/polydot_code.h"
 #include "polyguard/codes/product_code.h"
+#include "polyguard/codes/product_mds_code.h"
 #include "polyguard/codes/replication_code.h"
 #include "polyguard/codes/uncoded_code.h"
 

@@ -25,22 +25,29 @@ StatusOr<std::unique_ptr<MdsCode>> MdsCode::Create(ProductShape shape, MdsOption
   return code;
 }
 
-MdsCode::MdsCode(ProductShape shape, MdsOptions o) : ProductCode(shape, o.peers), options_(o) {
-  block_rows_ = internal::BlockSize(shape.rows, o.data_blocks);
+SystematicMds MakeSystematicMds(PointKind kind, int p, int q) {
   // Give the systematic peers 0..Q-1 evenly spread points; parity peers the rest.
-  const std::vector<double> base = MakeEvaluationPoints(o.points, o.peers);
+  SystematicMds out;
+  const std::vector<double> base = MakeEvaluationPoints(kind, p);
   std::vector<bool> used(base.size(), false);
-  const int q = o.data_blocks, p = o.peers;
   for (int i = 0; i < q; ++i) {
     const int idx = q == 1 ? p / 2 : static_cast<int>(std::lround(double(i) * (p - 1) / (q - 1)));
-    points_.push_back(base[static_cast<size_t>(idx)]);
+    out.points.push_back(base[static_cast<size_t>(idx)]);
     used[static_cast<size_t>(idx)] = true;
   }
   for (int idx = 0; idx < p; ++idx)
-    if (!used[static_cast<size_t>(idx)]) points_.push_back(base[static_cast<size_t>(idx)]);
-  const Matrix v = MonomialBasis(points_, q);
-  generator_ = v * v.topRows(q).inverse();
-  generator_.topRows(q).setIdentity();  // exact, not just to roundoff
+    if (!used[static_cast<size_t>(idx)]) out.points.push_back(base[static_cast<size_t>(idx)]);
+  const Matrix v = MonomialBasis(out.points, q);
+  out.generator = v * v.topRows(q).inverse();
+  out.generator.topRows(q).setIdentity();  // exact, not just to roundoff
+  return out;
+}
+
+MdsCode::MdsCode(ProductShape shape, MdsOptions o) : ProductCode(shape, o.peers), options_(o) {
+  block_rows_ = internal::BlockSize(shape.rows, o.data_blocks);
+  SystematicMds mds = MakeSystematicMds(o.points, o.peers, o.data_blocks);
+  points_ = std::move(mds.points);
+  generator_ = std::move(mds.generator);
 }
 
 int MdsCode::errors_corrected_probabilistic() const {

@@ -5,19 +5,7 @@
 #include <string>
 
 namespace polyguard {
-namespace {
-
-// out += coef * (block (i, j) of size br x bc of m), where the block is
-// zero-padded past m's edge: only the part inside m is read.
-void AddBlock(Matrix* out, double coef, const MatrixRef& m, int64_t i, int64_t j, int64_t br,
-              int64_t bc) {
-  const int64_t r0 = i * br, c0 = j * bc;
-  const int64_t nr = std::clamp<int64_t>(m.rows() - r0, 0, br);
-  const int64_t nc = std::clamp<int64_t>(m.cols() - c0, 0, bc);
-  if (nr > 0 && nc > 0) out->topLeftCorner(nr, nc).noalias() += coef * m.block(r0, c0, nr, nc);
-}
-
-}  // namespace
+using internal::AddBlock;
 
 StatusOr<std::unique_ptr<PolyDotCode>> PolyDotCode::Create(ProductShape shape,
                                                            PolyDotOptions o) {

@@ -7,6 +7,7 @@
 #include "polyguard/codes/abft_code.h"
 #include "polyguard/codes/mds_code.h"
 #include "polyguard/codes/polydot_code.h"
+#include "polyguard/codes/product_mds_code.h"
 #include "polyguard/codes/replication_code.h"
 #include "polyguard/codes/uncoded_code.h"
 
@@ -129,6 +130,20 @@ StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions&
       return std::unique_ptr<ProductCode>(std::move(code));
     }
     case Strategy::kMds: {
+      if (o.row_blocks > 0) {
+        ProductMdsOptions p{.row_peers = o.row_peers, .row_blocks = o.row_blocks,
+                            .col_peers = o.col_peers, .col_blocks = o.col_blocks,
+                            .points = o.points, .decoder = o.decoder};
+        if (ProductMdsPeers(p) != o.peers) {
+          return InvalidArgumentError(
+              "mds: the product-code layout P_r=" + std::to_string(o.row_peers) +
+              " Q_r=" + std::to_string(o.row_blocks) + " P_c=" + std::to_string(o.col_peers) +
+              " Q_c=" + std::to_string(o.col_blocks) + " needs Q_r P_c + (P_r - Q_r) Q_c = " +
+              std::to_string(ProductMdsPeers(p)) + " peers, got " + std::to_string(o.peers));
+        }
+        POLYGUARD_ASSIGN_OR_RETURN(auto code, ProductMdsCode::Create(o.shape, p));
+        return std::unique_ptr<ProductCode>(std::move(code));
+      }
       MdsOptions p{.peers = o.peers, .data_blocks = o.data_blocks, .points = o.points,
                    .decoder = o.decoder};
       POLYGUARD_ASSIGN_OR_RETURN(auto code, MdsCode::Create(o.shape, p));
@@ -156,6 +171,14 @@ StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions&
 namespace internal {
 
 int64_t BlockSize(int64_t total, int64_t parts) { return (total + parts - 1) / parts; }
+
+void AddBlock(Matrix* out, double coef, const MatrixRef& m, int64_t i, int64_t j, int64_t br,
+              int64_t bc) {
+  const int64_t r0 = i * br, c0 = j * bc;
+  const int64_t nr = std::clamp<int64_t>(m.rows() - r0, 0, br);
+  const int64_t nc = std::clamp<int64_t>(m.cols() - c0, 0, bc);
+  if (nr > 0 && nc > 0) out->topLeftCorner(nr, nc).noalias() += coef * m.block(r0, c0, nr, nc);
+}
 
 Matrix RowBlock(const MatrixRef& m, int64_t i, int64_t block) {
   Matrix out = Matrix::Zero(block, m.cols());

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "polyguard/codes/product_mds_code.h"
+
 namespace polyguard {
 
 StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOptions& o,
@@ -28,6 +30,14 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
   ProductCodeOptions code = o.code;
   code.shape = {o.outputs, o.inputs + 1, o.batch};
   code.peers = group->size();
+  if (code.strategy == Strategy::kMds && code.row_blocks == 0) {
+    // Training needs the product-code layout (the 1-D code has no backward).
+    POLYGUARD_ASSIGN_OR_RETURN(ProductMdsOptions layout, DefaultProductMdsLayout(code.peers));
+    code.row_peers = layout.row_peers;
+    code.row_blocks = layout.row_blocks;
+    code.col_peers = layout.col_peers;
+    code.col_blocks = layout.col_blocks;
+  }
   POLYGUARD_ASSIGN_OR_RETURN(layer->code_, MakeProductCode(code));
   if (!layer->code_->supports_training()) {
     return InvalidArgumentError("coded linear (layer " + std::to_string(o.layer) + "): " +

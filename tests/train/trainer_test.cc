@@ -94,8 +94,8 @@ double RelativeDifference(double a, double b) { return std::abs(a - b) / std::ma
 // single-process training of the same seed.
 TEST(Trainer, EveryStrategyFollowsTheUncodedReferenceWithoutFaults) {
   auto data = SyntheticClassification::Create(6, 3, 5).value();
-  for (Strategy strategy : {Strategy::kPolyDot, Strategy::kReplication, Strategy::kAbft,
-                            Strategy::kUncoded}) {
+  for (Strategy strategy : {Strategy::kPolyDot, Strategy::kMds, Strategy::kReplication,
+                            Strategy::kAbft, Strategy::kUncoded}) {
     SCOPED_TRACE(std::string(StrategyName(strategy)));
     Job job;
     job.name = "follow-" + std::string(StrategyName(strategy));

@@ -22,6 +22,7 @@
 #define POLYGUARD_CODES_MDS_CODE_H_
 
 #include <memory>
+#include <vector>
 
 #include "polyguard/codes/product_code.h"
 
@@ -33,6 +34,14 @@ struct MdsOptions {
   PointKind points = PointKind::kChebyshev;
   DecoderOptions decoder;
 };
+
+// A systematic real (P, Q) MDS code: the first Q peers get evenly spread
+// points and identity rows, the others parity rows of G = V V_Q^-1.
+struct SystematicMds {
+  std::vector<double> points;  // per peer
+  Matrix generator;            // P x Q
+};
+SystematicMds MakeSystematicMds(PointKind kind, int peers, int data_blocks);
 
 class MdsCode : public ProductCode {
  public:

@@ -153,7 +153,10 @@ struct ProductCodeOptions {
   ProductShape shape;
   int peers = 1;            // P
   int m = 1, n = 1, d = 1;  // PolyDot split of A (m x n) and B (n x d)
-  int data_blocks = 1;      // Q of the MDS code
+  int data_blocks = 1;      // Q of the 1-D MDS code
+  // The MDS product-code layout for training (product_mds_code.h): used when
+  // row_blocks > 0, else the 1-D MDS code with data_blocks.
+  int row_peers = 0, row_blocks = 0, col_peers = 0, col_blocks = 0;
   int replicas = 2;         // r of replication
   PointKind points = PointKind::kChebyshev;
   DecoderOptions decoder;
@@ -166,6 +169,10 @@ namespace internal {
 // Splits [0, total) into `parts` equal blocks of ceil(total / parts) (the last
 // ones zero-padded); returns the block size.
 int64_t BlockSize(int64_t total, int64_t parts);
+// out += coef * (block (i, j) of size br x bc of m), where the block is
+// zero-padded past m's edge: only the part inside m is read.
+void AddBlock(Matrix* out, double coef, const MatrixRef& m, int64_t i, int64_t j, int64_t br,
+              int64_t bc);
 // Row block i of m (zero-padded to `block` rows).
 Matrix RowBlock(const MatrixRef& m, int64_t i, int64_t block);
 Status ValidateShape(const ProductShape& shape);
