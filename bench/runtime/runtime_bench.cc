@@ -7,40 +7,27 @@
 //   runtime_bench [--peers P] [--steps S]     (default P = 8, S = 5)
 // prints CSV: mode,N,B,P,K,cpu_own_ms,cpu_process_ms,wall_ms,bytes_sent,bytes_received
 // (per peer and step, averaged over peers).
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "common/local_peers.h"
 #include "polyguard/polyguard.h"
 
 namespace polyguard {
 namespace {
 
-double ThreadCpuMs() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-double ProcessCpuMs() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+using bench::ProcessCpuMs;
+using bench::ThreadCpuMs;
 
 struct Figures {
   double cpu_own = 0, cpu_process = 0, wall = 0, sent = 0, received = 0;
 };
 
-// One peer's run; writes its figures to `out` (a pipe).
+// One peer's run; fills its figures.
 int Peer(int rank, int p, int64_t n, int64_t b, int steps, bool coded, const std::string& dir,
-         int out) {
+         Figures* out) {
   PeerGroupOptions o;
   o.rank = rank;
   o.size = p;
@@ -103,7 +90,7 @@ int Peer(int rank, int p, int64_t n, int64_t b, int steps, bool coded, const std
     }
   }
   for (double* v : {&f.cpu_own, &f.cpu_process, &f.wall, &f.sent, &f.received}) *v /= steps;
-  if (::write(out, &f, sizeof f) != sizeof f) return 4;
+  *out = f;
   return 0;
 }
 
@@ -132,41 +119,21 @@ int main(int argc, char** argv) {
   for (int64_t n : {1024, 4096}) {
     for (int64_t b : {1, 64}) {
       for (bool coded : {false, true}) {
-        std::random_device rd;
-        const std::string dir = (std::filesystem::temp_directory_path() /
-                                 ("polyguard-bench-" + std::to_string(rd()))).string();
-        int fds[2];
-        if (::pipe(fds) != 0) return 1;
-        std::fflush(nullptr);
-        std::vector<pid_t> pids;
-        for (int r = 0; r < p; ++r) {
-          const pid_t pid = ::fork();
-          if (pid == 0) ::_exit(Peer(r, p, n, b, steps, coded, dir, fds[1]));
-          pids.push_back(pid);
-        }
-        ::close(fds[1]);
-        bool ok = true;
-        for (pid_t pid : pids) {
-          int status = 0;
-          ::waitpid(pid, &status, 0);
-          ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        auto records = bench::RunLocalPeers<BenchFigures>(
+            p, [&](int r, const std::string& dir, BenchFigures* out) {
+              return Peer(r, p, n, b, steps, coded, dir, out);
+            });
+        if (!records) {
+          std::fprintf(stderr, "runtime_bench: a peer failed (N=%ld B=%ld)\n", long(n), long(b));
+          return 1;
         }
         BenchFigures sum;
-        BenchFigures one;
-        int got = 0;
-        while (::read(fds[0], &one, sizeof one) == sizeof one) {
+        for (const BenchFigures& one : *records) {
           sum.cpu_own += one.cpu_own;
           sum.cpu_process += one.cpu_process;
           sum.wall += one.wall;
           sum.sent += one.sent;
           sum.received += one.received;
-          ++got;
-        }
-        ::close(fds[0]);
-        std::filesystem::remove_all(dir);
-        if (!ok || got != p) {
-          std::fprintf(stderr, "runtime_bench: a peer failed (N=%ld B=%ld)\n", long(n), long(b));
-          return 1;
         }
         std::printf("%s,%ld,%ld,%d,%.3f,%.3f,%.3f,%.0f,%.0f\n", coded ? "genpolydot" : "uncoded",
                     long(n), long(b), p, sum.cpu_own / p, sum.cpu_process / p, sum.wall / p,

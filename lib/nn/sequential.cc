@@ -124,4 +124,10 @@ int64_t Sequential::last_wrong_results() const {
   return n;
 }
 
+int64_t Sequential::results_not_awaited() const {
+  int64_t n = 0;
+  for (const auto& layer : layers_) n += layer->results_not_awaited();
+  return n;
+}
+
 }  // namespace polyguard

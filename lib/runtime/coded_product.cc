@@ -1,5 +1,6 @@
 #include "polyguard/runtime/coded_product.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -52,7 +53,8 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
     std::this_thread::sleep_for(faults_->StragglerDelay(step));
   }
   const int p = group_->size();
-  const int need = options_.wait_for == 0 ? p : options_.wait_for;
+  // The transpose may need more results than the forward product.
+  const int need = options_.wait_for == 0 ? p : std::max(options_.wait_for, threshold);
   // Waiting for everyone is bounded by the group's failure timeout instead.
   const auto deadline = options_.wait_for == 0
                             ? std::chrono::steady_clock::time_point::max()
@@ -67,6 +69,7 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
                             " of " + std::to_string(p) + " results arrived, need K = " +
                             std::to_string(threshold));
   }
+  results_not_awaited_ += p - static_cast<int64_t>(g.peers.size());
   std::vector<PeerResult> results;
   results.reserve(g.peers.size());
   for (int q : g.peers)

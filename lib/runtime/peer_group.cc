@@ -346,6 +346,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
             out.peers.push_back(q);
             recvs[i]->done = true;
             impl_->last_heard[static_cast<size_t>(q)] = exchange;
+            bytes_received_ += static_cast<int64_t>(bytes);
             continue;
           }
           error = "no piece within the timeout";
@@ -421,6 +422,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
     const size_t i = static_cast<size_t>(std::find(others.begin(), others.end(), q) - others.begin());
     if (n > 0) out.values.col(q) = Eigen::Map<const Vector>(recvs[i]->memory->data(), n);
     out.peers.push_back(q);
+    bytes_received_ += static_cast<int64_t>(bytes);
     recvs[i]->done = true;  // completed: gloo holds it no longer
     impl_->last_heard[static_cast<size_t>(q)] = exchange;
   }
@@ -579,6 +581,7 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
                                      " within " + std::to_string(timeout_.count()) + " ms");
       }
       out[static_cast<size_t>(q)] = *recv.memory;
+      bytes_received_ += static_cast<int64_t>(recv.memory->size() * sizeof(double));
       recv.done = true;
       impl_->last_heard[static_cast<size_t>(q)] = exchange;
     }

@@ -22,7 +22,9 @@ void Fingerprint(const Matrix& m, double* fp, double* scale) {
   double f = 0.0, s = 0.0;
   const double* p = m.data();
   for (Eigen::Index k = 0; k < m.size(); ++k) {
-    const double w = 1.0 + std::fmod(double(k) * 0.6180339887498949, 1.0);
+    // A multiplicative hash of the position (cheap; fmod was not).
+    const uint32_t h = static_cast<uint32_t>(k) * 2654435761u;
+    const double w = 1.0 + double(h >> 8) * (1.0 / 16777216.0);
     f += w * p[k];
     s += 2.0 * std::abs(p[k]);
   }
@@ -67,7 +69,8 @@ std::string FormatCounters(const TrainingCounters& c) {
   return "steps=" + std::to_string(c.steps) + " faults_injected=" +
          std::to_string(c.faults_injected) + " located_wrong=" +
          std::to_string(c.results_located_wrong) + " corrected=" +
-         std::to_string(c.results_corrected) + " uncorrectable_steps=" +
+         std::to_string(c.results_corrected) + " not_awaited=" +
+         std::to_string(c.results_not_awaited) + " uncorrectable_steps=" +
          std::to_string(c.uncorrectable_steps) + " recomputations=" +
          std::to_string(c.recomputations) + " copies_replaced=" +
          std::to_string(c.copies_replaced) + " scrubs=" + std::to_string(c.scrubs) +
@@ -97,6 +100,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(PeerGroup* group, Sequential*
 
 const TrainingCounters& Trainer::counters() const {
   counters_.faults_injected = faults_ != nullptr ? faults_->faults_injected() : 0;
+  counters_.results_not_awaited = model_->results_not_awaited();
   return counters_;
 }
 

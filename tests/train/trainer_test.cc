@@ -244,6 +244,32 @@ TEST(Trainer, ScrubRestoresTheShardAndVelocity) {
   for (const std::string& f : failures) ADD_FAILURE() << f;
 }
 
+// Straggler-tolerant products: each decode waits for the first 6 of 8
+// results, so peer 7's late results are left out, and training still follows
+// the reference (decodes from other subsets agree to roundoff).
+TEST(Trainer, StragglerResultsAreNotAwaited) {
+  auto data = SyntheticClassification::Create(6, 3, 5).value();
+  FaultModel slow;
+  slow.straggler_delay = FaultModel::Delay::kFixed;
+  slow.straggler_delay_ms = 30;
+  slow.straggler_peers = {7};
+  Job job;
+  job.name = "straggler";
+  job.model = SmallMlp(Strategy::kPolyDot);
+  job.model.product.wait_for = 6;
+  job.trainer = Sgd();
+  job.faults = &slow;
+  job.steps = 20;
+  const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
+  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+    ASSERT_TRUE(peer.status.ok()) << peer.status;
+    for (int s = 0; s < job.steps; ++s)
+      ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8) << "step " << s + 1;
+    EXPECT_EQ(peer.counters.recomputations, 0);
+    EXPECT_GT(peer.counters.results_not_awaited, 0);
+  }
+}
+
 // A job the code cannot run is refused before it starts, with the reason.
 TEST(Trainer, RefusesImpossibleJobs) {
   auto data = SyntheticClassification::Create(6, 3, 5).value();

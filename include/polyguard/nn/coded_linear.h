@@ -83,6 +83,8 @@ class CodedLinear {
   // Wrong results located by those decodes (forward and backward counted
   // separately).
   int64_t last_wrong_results() const { return last_wrong_results_; }
+  // Results this layer's decodes went without (stragglers), so far.
+  int64_t results_not_awaited() const { return product_->results_not_awaited(); }
 
  private:
   CodedLinear() = default;

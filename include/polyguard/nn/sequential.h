@@ -74,6 +74,8 @@ class Sequential {
   // Wrong results located by the last Forward and Backward (a peer wrong in
   // two decodes counts twice).
   int64_t last_wrong_results() const;
+  // Results the decodes of every layer went without (stragglers), so far.
+  int64_t results_not_awaited() const;
 
  private:
   Sequential() = default;

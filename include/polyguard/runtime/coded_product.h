@@ -55,6 +55,9 @@ class CodedProduct {
   Status Update(Matrix* shard, const MatrixRef& d, const MatrixRef& x, double eta, int64_t step,
                 int layer);
 
+  // Results decoded without waiting for them (straggler-tolerant steps), so far.
+  int64_t results_not_awaited() const { return results_not_awaited_; }
+
  private:
   CodedProduct(PeerGroup* group, const ProductCode* code, FaultInjector* faults,
                CodedProductOptions options)
@@ -67,6 +70,7 @@ class CodedProduct {
   const ProductCode* code_;
   FaultInjector* faults_;
   CodedProductOptions options_;
+  int64_t results_not_awaited_ = 0;
 };
 
 }  // namespace polyguard

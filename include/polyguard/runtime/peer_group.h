@@ -124,6 +124,8 @@ class PeerGroup {
 
   // Bytes this peer has handed to the transport so far.
   int64_t bytes_sent() const { return bytes_sent_; }
+  // Bytes of pieces this peer has received so far (those it waited for).
+  int64_t bytes_received() const { return bytes_received_; }
 
   // gloo buffers still held because their operation may complete later
   // (diagnostics; stays bounded while every peer keeps exchanging).
@@ -148,6 +150,7 @@ class PeerGroup {
   std::unique_ptr<Impl> impl_;
   mutable std::mutex mu_;
   int64_t bytes_sent_ = 0;
+  int64_t bytes_received_ = 0;
   bool broken_ = false;  // after a gloo failure every call fails fast
   std::string broken_reason_;
 };

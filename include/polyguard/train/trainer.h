@@ -77,6 +77,7 @@ struct TrainingCounters {
   int64_t faults_injected = 0;       // by this peer's injector
   int64_t results_located_wrong = 0; // wrong results this peer's decodes located
   int64_t results_corrected = 0;     // ... in steps whose decodes all succeeded
+  int64_t results_not_awaited = 0;   // stragglers' results decoded without
   int64_t uncorrectable_steps = 0;   // attempts with a decode that failed somewhere
   int64_t recomputations = 0;        // whole-step retries
   int64_t copies_replaced = 0;       // this peer's decoded copies fixed by the guard
