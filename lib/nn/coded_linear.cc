@@ -28,6 +28,12 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
   layer->group_ = group;
   layer->faults_ = faults;
   ProductCodeOptions code = o.code;
+  // With wait_for < P peers decode from different sets of results, so their
+  // copies of the activations differ by the decode's roundoff, and so do the
+  // next products they compute: results of honest peers then disagree by far
+  // more than products of identical inputs. The default tolerance is too
+  // tight for that; soft errors stay many orders of magnitude above 1e-9.
+  if (o.product.wait_for != 0) code.decoder.tolerance = std::max(code.decoder.tolerance, 1e-9);
   code.shape = {o.outputs, o.inputs + 1, o.batch};
   code.peers = group->size();
   if (code.strategy == Strategy::kMds && code.row_blocks == 0) {
