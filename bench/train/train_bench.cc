@@ -6,12 +6,15 @@
 // process CPU and wall time are reported too.
 //
 //   train_bench [--steps S] [--error-rate E] [--layers 784,1024,1024,10]
-//               [--batch B] [--only label,label,...]
+//               [--batch B] [--only label,label,...] [--repeat R]
 // Labels: uncoded4 uncoded8 genpolydot8 mds8 replication8 abft8, each fault
 // free and with faults at rate E at every step point ("+faults").
-// Prints CSV, one row per run, then the ratios to uncoded4 (the uncoded
+// Prints CSV, one row per run (the runs are interleaved R times: the machine
+// is shared and noisy), then the medians' ratios to uncoded4 (the uncoded
 // split with the same memory per peer as Generalized PolyDot m = n = 2).
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -131,6 +134,7 @@ int main(int argc, char** argv) {
   using namespace polyguard;
   Setup setup;
   double error_rate = 0.003;
+  int repeat = 3;
   std::string only, layers = "784,1024,1024,10";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
@@ -139,13 +143,14 @@ int main(int argc, char** argv) {
     else if (flag == "--layers") layers = value;
     else if (flag == "--batch") setup.batch = std::atoi(value.c_str());
     else if (flag == "--only") only = "," + value + ",";
+    else if (flag == "--repeat") repeat = std::atoi(value.c_str());
     else {
       std::fprintf(stderr, "train_bench: unknown flag %s\n", flag.c_str());
       return 2;
     }
   }
   const std::vector<int> widths = ParseInts(layers);
-  if (widths.size() < 2 || setup.steps < 1 || setup.batch < 1 || !(error_rate > 0 && error_rate < 1)) {
+  if (widths.size() < 2 || setup.steps < 1 || repeat < 1 || setup.batch < 1 || !(error_rate > 0 && error_rate < 1)) {
     std::fprintf(stderr, "train_bench: needs --layers with >= 2 widths, --steps >= 1, --batch >= 1, "
                          "--error-rate in (0, 1)\n");
     return 2;
@@ -165,7 +170,9 @@ int main(int argc, char** argv) {
   }
   std::printf("run,strategy,P,error_rate,steps,cpu_own_ms,cpu_process_ms,wall_ms,bytes_sent,"
               "bytes_received,faults,recomputations,rollbacks,shard_repairs,final_loss,status\n");
-  std::vector<std::pair<std::string, Record>> means;
+  std::map<std::string, std::vector<Record>> means;
+  std::vector<std::string> order;
+  for (int rep = 0; rep < repeat; ++rep)
   for (const Run& run : runs) {
     if (!only.empty() && only.find("," + run.label + ",") == std::string::npos) continue;
     auto records = bench::RunLocalPeers<Record>(
@@ -200,16 +207,25 @@ int main(int argc, char** argv) {
                 mean.received, mean.faults, mean.recomputations, mean.rollbacks, mean.repairs,
                 mean.loss, status.c_str());
     std::fflush(stdout);
-    means.emplace_back(run.label, mean);
+    if (rep == 0) order.push_back(run.label);
+    means[run.label].push_back(mean);
   }
-  const Record* base = nullptr;
-  for (const auto& [label, m] : means)
-    if (label == "uncoded4") base = &m;
-  if (base != nullptr) {
-    std::printf("\nratios to uncoded4 (per peer and step): run,cpu_own,bytes_sent,wall\n");
-    for (const auto& [label, m] : means)
-      std::printf("%s,%.3f,%.3f,%.3f\n", label.c_str(), m.cpu_own / base->cpu_own,
-                  m.sent / base->sent, m.wall / base->wall);
+  auto median = [&](const std::string& label, double Record::*field) {
+    std::vector<double> v;
+    for (const Record& r : means[label]) v.push_back(r.*field);
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  if (means.count("uncoded4") != 0) {
+    std::printf("\nmedians of %d runs, and ratios to uncoded4 (per peer and step):\n"
+                "run,cpu_own_ms,cpu_own_ratio,bytes_sent_ratio,wall_ratio\n", repeat);
+    const double cpu = median("uncoded4", &Record::cpu_own);
+    const double sent = median("uncoded4", &Record::sent);
+    const double wall = median("uncoded4", &Record::wall);
+    for (const std::string& label : order)
+      std::printf("%s,%.2f,%.3f,%.3f,%.3f\n", label.c_str(), median(label, &Record::cpu_own),
+                  median(label, &Record::cpu_own) / cpu, median(label, &Record::sent) / sent,
+                  median(label, &Record::wall) / wall);
   }
   return 0;
 }

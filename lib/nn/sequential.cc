@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "polyguard/base/random.h"
@@ -59,6 +60,13 @@ StatusOr<std::unique_ptr<Sequential>> Sequential::Create(const SequentialOptions
         auto layer, CodedLinear::Create(lo, group, faults,
                                         InitialWeights(o.layers[i], o.seed, int(i))));
     model->layers_.push_back(std::move(layer));
+  }
+  if (model->errors_corrected_per_product() < o.errors_to_correct) {
+    return InvalidArgumentError(
+        "model: " + model->layers_[0]->code().Describe() + " corrects " +
+        std::to_string(model->errors_corrected_per_product()) +
+        " wrong results per product (forward and backward), the job asks for " +
+        std::to_string(o.errors_to_correct) + "; add peers or change the code");
   }
   return model;
 }
@@ -122,6 +130,15 @@ int64_t Sequential::last_wrong_results() const {
   int64_t n = 0;
   for (const auto& layer : layers_) n += layer->last_wrong_results();
   return n;
+}
+
+int Sequential::errors_corrected_per_product() const {
+  int n = std::numeric_limits<int>::max();
+  for (const auto& layer : layers_) {
+    n = std::min({n, layer->code().errors_corrected_probabilistic(),
+                  layer->code().transpose_errors_corrected_probabilistic()});
+  }
+  return layers_.empty() ? 0 : n;
 }
 
 int64_t Sequential::results_not_awaited() const {

@@ -72,8 +72,11 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
   results_not_awaited_ += p - static_cast<int64_t>(g.peers.size());
   std::vector<PeerResult> results;
   results.reserve(g.peers.size());
-  for (int q : g.peers)
-    results.push_back({q, g.values.col(q).reshaped(result.rows(), result.cols())});
+  for (int q : g.peers) {
+    Matrix& piece = g.pieces[size_t(q)];
+    piece.resize(result.rows(), result.cols());  // same size: a reshape, no copy
+    results.push_back({q, std::move(piece)});
+  }
   return results;
 }
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -26,13 +27,33 @@
 #include "polyguard/codes/errors_and_erasures_decoder.h"  // FormatPeers
 
 namespace polyguard {
+namespace {
+// Receive buffers are overwritten by gloo: zeroing them first cost a pass
+// over every piece of every exchange.
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <class U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) {}
+  template <class U>
+  void construct(U* p) { ::new (static_cast<void*>(p)) U; }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) { ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...); }
+};
+using Memory = std::vector<double, UninitializedAllocator<double>>;
+}  // namespace
 
 struct PeerGroup::Impl {
   // A buffer whose gloo operation may still complete, with its memory. gloo
   // may write into (or read from) it late, so it lives until its operation is
   // known to be complete (then it is freed) or the group is destroyed.
   struct Pending {
-    std::shared_ptr<std::vector<double>> memory;  // one copy per exchange for all sends
+    std::shared_ptr<Memory> memory;  // sends: one copy per exchange for all of them
+    Matrix piece;                    // receives: handed to the caller once complete
     std::unique_ptr<gloo::transport::UnboundBuffer> buffer;
     int sends = 0;        // sends posted from this buffer and not yet confirmed
     int peer = -1;        // the other end
@@ -247,6 +268,16 @@ bool PeerGroup::WaitForSends(std::chrono::steady_clock::time_point deadline,
   return all;
 }
 
+namespace {
+// A completed receive's memory, as an n x 1 matrix (no copy). gloo holds the
+// buffer no longer, so the memory can change hands.
+Matrix TakePiece(PeerGroup::Impl::Pending* recv, int64_t n) {
+  Matrix piece = std::move(recv->piece);
+  if (piece.rows() != n) piece.conservativeResize(n, 1);  // empty pieces travel as one number
+  return piece;
+}
+}  // namespace
+
 StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int need,
                                                std::chrono::steady_clock::time_point deadline,
                                                uint64_t slot, const std::string& what) {
@@ -258,8 +289,8 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   deadline = std::min(deadline, failure_deadline);
   const int64_t n = static_cast<int64_t>(mine.size());
   GatherResult out;
-  out.values.resize(n, size_);
-  if (n > 0) out.values.col(rank_) = Eigen::Map<const Vector>(mine.data(), n);
+  out.pieces.resize(static_cast<size_t>(size_));
+  out.pieces[size_t(rank_)] = Eigen::Map<const Vector>(mine.data(), n);
   out.peers.push_back(rank_);
   if (size_ == 1 || need <= 1) return out;
 
@@ -284,7 +315,8 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   std::vector<int> unreachable;
   std::vector<Impl::Pending*> recvs(others.size(), nullptr);
   try {
-    auto memory = std::make_shared<std::vector<double>>(len, 0.0);
+    auto memory = std::make_shared<Memory>(len);
+    (*memory)[0] = 0.0;  // an empty piece still travels as one number
     if (n > 0) std::memcpy(memory->data(), mine.data(), sizeof(double) * size_t(n));
     for (int p : others) {
       Impl::Pending send;
@@ -303,10 +335,10 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
     }
     for (size_t i = 0; i < others.size(); ++i) {
       Impl::Pending recv;
-      recv.memory = std::make_shared<std::vector<double>>(len, 0.0);
+      recv.piece.resize(static_cast<Eigen::Index>(len), 1);
       recv.peer = others[i];
       recv.exchange = exchange;
-      recv.buffer = impl_->context->createUnboundBuffer(recv.memory->data(), bytes);
+      recv.buffer = impl_->context->createUnboundBuffer(recv.piece.data(), bytes);
       try {
         recv.buffer->recv(others[i], slot);
       } catch (const std::exception&) {
@@ -342,7 +374,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
           const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
               deadline - std::chrono::steady_clock::now());
           if (recvs[i]->buffer->waitRecv(nullptr, std::max(left, std::chrono::milliseconds(1)))) {
-            if (n > 0) out.values.col(q) = Eigen::Map<const Vector>(recvs[i]->memory->data(), n);
+            out.pieces[size_t(q)] = TakePiece(recvs[i], n);
             out.peers.push_back(q);
             recvs[i]->done = true;
             impl_->last_heard[static_cast<size_t>(q)] = exchange;
@@ -420,7 +452,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
 
   for (int q : arrived) {
     const size_t i = static_cast<size_t>(std::find(others.begin(), others.end(), q) - others.begin());
-    if (n > 0) out.values.col(q) = Eigen::Map<const Vector>(recvs[i]->memory->data(), n);
+    out.pieces[size_t(q)] = TakePiece(recvs[i], n);
     out.peers.push_back(q);
     bytes_received_ += static_cast<int64_t>(bytes);
     recvs[i]->done = true;  // completed: gloo holds it no longer
@@ -475,7 +507,9 @@ StatusOr<Matrix> PeerGroup::AllGather(std::span<const double> mine, ExchangeTag 
     return DeadlineExceededError(what + ": no piece from peers " + FormatPeers(missing) +
                                  " within " + std::to_string(timeout_.count()) + " ms");
   }
-  return std::move(g.values);
+  Matrix values(mine.size(), size_);
+  for (int p = 0; p < size_; ++p) values.col(p) = g.pieces[size_t(p)];
+  return values;
 }
 
 StatusOr<std::vector<std::vector<double>>> PeerGroup::AllGatherV(std::span<const double> mine,
@@ -491,7 +525,8 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::AllGatherV(std::span<const
     return DeadlineExceededError(what + ": sizes did not arrive within " +
                                  std::to_string(timeout_.count()) + " ms");
   }
-  const int64_t longest = static_cast<int64_t>(sizes.values.maxCoeff());
+  int64_t longest = 0;
+  for (const Matrix& s : sizes.pieces) longest = std::max(longest, static_cast<int64_t>(s(0, 0)));
   std::vector<double> padded(static_cast<size_t>(longest), 0.0);
   std::copy(mine.begin(), mine.end(), padded.begin());
   POLYGUARD_ASSIGN_OR_RETURN(GatherResult data,
@@ -502,8 +537,9 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::AllGatherV(std::span<const
   }
   std::vector<std::vector<double>> out(static_cast<size_t>(size_));
   for (int p = 0; p < size_; ++p) {
-    const auto len = static_cast<int64_t>(sizes.values(0, p));
-    out[static_cast<size_t>(p)].assign(data.values.col(p).data(), data.values.col(p).data() + len);
+    const auto len = static_cast<int64_t>(sizes.pieces[size_t(p)](0, 0));
+    const double* values = data.pieces[size_t(p)].data();
+    out[static_cast<size_t>(p)].assign(values, values + len);
   }
   return out;
 }
@@ -540,7 +576,7 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
       const auto& data = to[static_cast<size_t>(p)];
       if (p == rank_ || data.empty()) continue;
       Impl::Pending send;
-      send.memory = std::make_shared<std::vector<double>>(data);
+      send.memory = std::make_shared<Memory>(data.begin(), data.end());
       send.peer = p;
       send.exchange = exchange;
       send.buffer = impl_->context->createUnboundBuffer(send.memory->data(),
@@ -554,7 +590,7 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
       const int64_t len = from_lengths[static_cast<size_t>(q)];
       if (q == rank_ || len <= 0) continue;
       Impl::Pending recv;
-      recv.memory = std::make_shared<std::vector<double>>(static_cast<size_t>(len), 0.0);
+      recv.memory = std::make_shared<Memory>(static_cast<size_t>(len));
       recv.peer = q;
       recv.exchange = exchange;
       recv.buffer = impl_->context->createUnboundBuffer(recv.memory->data(),
@@ -580,7 +616,7 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
         return DeadlineExceededError(what + ": nothing from peer " + std::to_string(q) +
                                      " within " + std::to_string(timeout_.count()) + " ms");
       }
-      out[static_cast<size_t>(q)] = *recv.memory;
+      out[static_cast<size_t>(q)].assign(recv.memory->begin(), recv.memory->end());
       bytes_received_ += static_cast<int64_t>(recv.memory->size() * sizeof(double));
       recv.done = true;
       impl_->last_heard[static_cast<size_t>(q)] = exchange;

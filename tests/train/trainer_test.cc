@@ -94,12 +94,20 @@ double RelativeDifference(double a, double b) { return std::abs(a - b) / std::ma
 // single-process training of the same seed.
 TEST(Trainer, EveryStrategyFollowsTheUncodedReferenceWithoutFaults) {
   auto data = SyntheticClassification::Create(6, 3, 5).value();
+  std::vector<std::pair<std::string, SequentialOptions>> variants;
   for (Strategy strategy : {Strategy::kPolyDot, Strategy::kMds, Strategy::kReplication,
-                            Strategy::kAbft, Strategy::kUncoded}) {
-    SCOPED_TRACE(std::string(StrategyName(strategy)));
+                            Strategy::kAbft, Strategy::kUncoded})
+    variants.emplace_back(std::string(StrategyName(strategy)), SmallMlp(strategy));
+  variants.emplace_back("genpolydot-matrix-vector", SmallMlp(Strategy::kPolyDot));
+  variants.back().second.batch = 1;
+  variants.emplace_back("genpolydot-m2-n1-d2", SmallMlp(Strategy::kPolyDot));
+  variants.back().second.code.n = 1;
+  variants.back().second.code.d = 2;  // K = 4, backward 5
+  for (const auto& [label, model] : variants) {
+    SCOPED_TRACE(label);
     Job job;
-    job.name = "follow-" + std::string(StrategyName(strategy));
-    job.model = SmallMlp(strategy);
+    job.name = "follow-" + label;
+    job.model = model;
     job.trainer = Sgd();
     const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
     EXPECT_LT(ref.back(), 0.8 * ref.front());  // it learns
@@ -290,6 +298,14 @@ TEST(Trainer, RefusesImpossibleJobs) {
   job.model.code.data_blocks = 2;
   for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
     EXPECT_EQ(peer.status.code(), StatusCode::kInvalidArgument) << peer.status;
+  }
+  job.name = "refuse-budget";
+  job.peers = 8;
+  job.model = SmallMlp(Strategy::kPolyDot);
+  job.model.errors_to_correct = 2;  // m = n = 2 on 8 peers: the backward corrects 1
+  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+    EXPECT_NE(peer.status.message().find("corrects 1 wrong results per product"), std::string::npos)
+        << peer.status;
   }
   SequentialOptions bad = SmallMlp(Strategy::kPolyDot);
   bad.layers[1].inputs = 7;

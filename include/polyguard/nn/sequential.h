@@ -39,6 +39,10 @@ struct SequentialOptions {
   ProductCodeOptions code;
   CodedProductOptions product;
   uint64_t seed = 1;  // initial weights
+  // The error budget: wrong results per product the job must correct (under
+  // the probabilistic model). Create refuses a strategy and P that correct
+  // fewer, and says how many they do. Default 0.
+  int errors_to_correct = 0;
 };
 
 // Seeded initial [W | b] (outputs x (inputs + 1)): W uniform in +-limit with
@@ -64,6 +68,12 @@ class Sequential {
   Status Backward(const MatrixRef& grad, int64_t round);
   // The coded SGD step on every layer.
   Status Update(const SgdOptions& sgd, int64_t round);
+
+  // Wrong results per product that every forward and backward decode of
+  // every layer corrects (probabilistic model): what the job tolerates per
+  // product. 0 for uncoded, 2-way replication, ABFT (whole results), and the
+  // MDS layout with one parity row and column (they detect instead).
+  int errors_corrected_per_product() const;
 
   int num_layers() const { return static_cast<int>(layers_.size()); }
   CodedLinear& layer(int i) { return *layers_[static_cast<size_t>(i)]; }

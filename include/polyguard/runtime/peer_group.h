@@ -74,7 +74,9 @@ struct ExchangeTag {
 };
 
 struct GatherResult {
-  Matrix values;            // n x P; column r is peer r's piece if it arrived
+  // P entries: pieces[r] is peer r's piece (n x 1) if it arrived, else empty.
+  // Each received piece is the memory gloo wrote into, handed over uncopied.
+  std::vector<Matrix> pieces;
   std::vector<int> peers;   // sorted peers whose pieces arrived (self included)
 };
 
