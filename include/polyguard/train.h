@@ -3,6 +3,7 @@
 #ifndef POLYGUARD_TRAIN_H_
 #define POLYGUARD_TRAIN_H_
 
+#include "polyguard/data/idx.h"
 #include "polyguard/data/synthetic.h"
 #include "polyguard/train/trainer.h"
 

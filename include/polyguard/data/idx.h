@@ -1,0 +1,61 @@
+// IDX files (the MNIST format): a big-endian header — two zero bytes, the
+// element type (0x08: unsigned byte), the number of dimensions — then one
+// 32-bit big-endian size per dimension, then the elements.
+//
+// ReadIdx checks the magic number, the type, the sizes and that the file
+// holds exactly the elements its header announces; every error names the
+// file and what is wrong. LoadIdxDataset pairs an image file (N x rows x
+// cols) with a label file (N) into features x N columns scaled to [0, 1].
+//
+// Thread safety: free functions; a Dataset is immutable after loading.
+#ifndef POLYGUARD_DATA_IDX_H_
+#define POLYGUARD_DATA_IDX_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "polyguard/base/matrix.h"
+#include "polyguard/base/status.h"
+
+namespace polyguard {
+
+struct IdxArray {
+  std::vector<int64_t> dims;  // 1 to 4 sizes, each >= 1
+  std::vector<uint8_t> data;  // product(dims) elements, row-major
+};
+
+StatusOr<IdxArray> ReadIdx(const std::string& path);
+Status WriteIdx(const std::string& path, const IdxArray& array);
+
+struct Dataset {
+  Matrix inputs;            // features x N, in [0, 1]
+  std::vector<int> labels;  // N labels in [0, classes)
+  int classes = 10;
+  int64_t size() const { return static_cast<int64_t>(labels.size()); }
+};
+
+// Images (N x rows x cols, or N x features) and labels (N, each < classes).
+StatusOr<Dataset> LoadIdxDataset(const std::string& images, const std::string& labels,
+                                 int classes = 10);
+
+// Mini-batches of a dataset in epochs: each epoch is a fresh seeded
+// permutation, cut into size() / batch batches (the remainder is dropped).
+// Batch(step) is a pure function of (seed, step), steps counted from 1, so a
+// replayed step (after a rollback or a resume) sees the same samples.
+class BatchSampler {
+ public:
+  BatchSampler(const Dataset* data, int batch, uint64_t seed);
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  void Batch(int64_t step, Matrix* x, std::vector<int>* labels) const;
+
+ private:
+  const Dataset* data_;
+  int batch_;
+  uint64_t seed_;
+  int64_t steps_per_epoch_;
+};
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_DATA_IDX_H_

@@ -1,0 +1,142 @@
+#include "polyguard/data/idx.h"
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <numeric>
+#include <random>
+
+#include "polyguard/base/random.h"
+
+namespace polyguard {
+namespace {
+
+uint32_t BigEndian(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+}  // namespace
+
+StatusOr<IdxArray> ReadIdx(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("idx: cannot open " + path);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
+  if (bytes.size() < 4) {
+    return InvalidArgumentError("idx: " + path + " is " + std::to_string(bytes.size()) +
+                                " bytes, shorter than a header");
+  }
+  if (bytes[0] != 0 || bytes[1] != 0) {
+    return InvalidArgumentError("idx: " + path + " has a bad magic number (first two bytes must "
+                                "be zero; is this an IDX file, or still gzip-compressed?)");
+  }
+  if (bytes[2] != 0x08) {
+    return InvalidArgumentError("idx: " + path + " has element type 0x" +
+                                std::to_string(int(bytes[2])) +
+                                "; only unsigned bytes (0x08) are supported");
+  }
+  const int rank = bytes[3];
+  if (rank < 1 || rank > 4) {
+    return InvalidArgumentError("idx: " + path + " has " + std::to_string(rank) +
+                                " dimensions, expected 1 to 4");
+  }
+  const size_t header = 4 + 4 * size_t(rank);
+  if (bytes.size() < header) {
+    return InvalidArgumentError("idx: " + path + " is truncated inside its header");
+  }
+  IdxArray out;
+  uint64_t count = 1;
+  for (int k = 0; k < rank; ++k) {
+    const uint32_t d = BigEndian(&bytes[4 + 4 * size_t(k)]);
+    if (d == 0 || d > (1u << 28)) {
+      return InvalidArgumentError("idx: " + path + " dimension " + std::to_string(k) + " is " +
+                                  std::to_string(d));
+    }
+    out.dims.push_back(d);
+    count *= d;
+    if (count > (uint64_t(1) << 34)) return InvalidArgumentError("idx: " + path + " is too large");
+  }
+  if (bytes.size() - header != count) {
+    return InvalidArgumentError("idx: " + path + " holds " + std::to_string(bytes.size() - header) +
+                                " elements but its header announces " + std::to_string(count) +
+                                (bytes.size() - header < count ? " (truncated)" : " (trailing bytes)"));
+  }
+  out.data.assign(bytes.begin() + std::ptrdiff_t(header), bytes.end());
+  return out;
+}
+
+Status WriteIdx(const std::string& path, const IdxArray& a) {
+  if (a.dims.empty() || a.dims.size() > 4) return InvalidArgumentError("idx: 1 to 4 dimensions");
+  const int64_t count = std::accumulate(a.dims.begin(), a.dims.end(), int64_t{1}, std::multiplies<>());
+  if (count != static_cast<int64_t>(a.data.size())) {
+    return InvalidArgumentError("idx: dims announce " + std::to_string(count) + " elements, data has " +
+                                std::to_string(a.data.size()));
+  }
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return NotFoundError("idx: cannot write " + path);
+  const uint8_t magic[4] = {0, 0, 0x08, uint8_t(a.dims.size())};
+  out.write(reinterpret_cast<const char*>(magic), 4);
+  for (int64_t d : a.dims) {
+    const uint8_t be[4] = {uint8_t(d >> 24), uint8_t(d >> 16), uint8_t(d >> 8), uint8_t(d)};
+    out.write(reinterpret_cast<const char*>(be), 4);
+  }
+  out.write(reinterpret_cast<const char*>(a.data.data()), std::streamsize(a.data.size()));
+  if (!out) return InternalError("idx: writing " + path + " failed");
+  return Status::Ok();
+}
+
+StatusOr<Dataset> LoadIdxDataset(const std::string& images_path, const std::string& labels_path,
+                                 int classes) {
+  POLYGUARD_ASSIGN_OR_RETURN(IdxArray images, ReadIdx(images_path));
+  POLYGUARD_ASSIGN_OR_RETURN(IdxArray labels, ReadIdx(labels_path));
+  if (images.dims.size() < 2) {
+    return InvalidArgumentError("idx: " + images_path + " must hold N images (N x rows x cols)");
+  }
+  if (labels.dims.size() != 1) {
+    return InvalidArgumentError("idx: " + labels_path + " must hold N labels (one dimension)");
+  }
+  const int64_t n = images.dims[0];
+  if (labels.dims[0] != n) {
+    return InvalidArgumentError("idx: " + images_path + " has " + std::to_string(n) + " images but " +
+                                labels_path + " has " + std::to_string(labels.dims[0]) + " labels");
+  }
+  const int64_t features = static_cast<int64_t>(images.data.size()) / n;
+  Dataset out;
+  out.classes = classes;
+  out.inputs.resize(features, n);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < features; ++i)
+      out.inputs(i, j) = double(images.data[size_t(j * features + i)]) / 255.0;
+  out.labels.resize(size_t(n));
+  for (int64_t j = 0; j < n; ++j) {
+    const int label = labels.data[size_t(j)];
+    if (label >= classes) {
+      return InvalidArgumentError("idx: " + labels_path + " label " + std::to_string(j) + " is " +
+                                  std::to_string(label) + ", outside [0, " + std::to_string(classes) + ")");
+    }
+    out.labels[size_t(j)] = label;
+  }
+  return out;
+}
+
+BatchSampler::BatchSampler(const Dataset* data, int batch, uint64_t seed)
+    : data_(data), batch_(batch), seed_(seed) {
+  steps_per_epoch_ = batch > 0 ? data->size() / batch : 0;
+}
+
+void BatchSampler::Batch(int64_t step, Matrix* x, std::vector<int>* labels) const {
+  const int64_t epoch = (step - 1) / steps_per_epoch_, index = (step - 1) % steps_per_epoch_;
+  std::vector<int64_t> order(static_cast<size_t>(data_->size()));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(DeriveSeed(seed_, {0xe90c, uint64_t(epoch)}));
+  std::shuffle(order.begin(), order.end(), rng);
+  x->resize(data_->inputs.rows(), batch_);
+  labels->resize(size_t(batch_));
+  for (int k = 0; k < batch_; ++k) {
+    const int64_t j = order[size_t(index * batch_ + k)];
+    x->col(k) = data_->inputs.col(j);
+    (*labels)[size_t(k)] = data_->labels[size_t(j)];
+  }
+}
+
+}  // namespace polyguard
