@@ -1,0 +1,55 @@
+// JobSpec: a whole training job — model, strategy and code parameters, peers,
+// fault model, optimiser, data, seeds, steps or epochs, intervals — read from
+// a Protocol Buffers text file (models/*.textproto; the schema is
+// lib/proto/job.proto, documented in the README).
+//
+// Errors name the file, line and field: a syntax error, an unknown field or a
+// wrong type comes from the parser as "FILE:LINE:COLUMN: ..."; an impossible
+// value as "FILE:LINE: field: ..." (e.g. "mlp.textproto:7: code.m: must be
+// >= 1, got 0").
+//
+// Thread safety: free functions.
+#ifndef POLYGUARD_TRAIN_JOB_SPEC_H_
+#define POLYGUARD_TRAIN_JOB_SPEC_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "polyguard/fault/fault_injector.h"
+#include "polyguard/nn/sequential.h"
+#include "polyguard/train/trainer.h"
+
+namespace polyguard {
+
+struct DataSpec {
+  enum class Kind { kMnist, kSynthetic };
+  Kind kind = Kind::kMnist;
+  std::string dir = "data/mnist";  // IDX files (train-*, t10k-*)
+  int classes = 10;
+  uint64_t seed = 1;  // shuffling, or the synthetic task
+};
+
+struct JobSpec {
+  std::string source;  // the file it came from
+  std::string name = "job";
+  int peers = 8;
+  SequentialOptions model;  // layers, batch, code, product (wait_for), seed, error budget
+  TrainerOptions trainer;   // sgd, intervals, retries
+  FaultModel faults;
+  uint64_t fault_seed = 1;
+  DataSpec data;
+  int64_t steps = 0;  // 0: epochs * steps per epoch
+  int epochs = 1;
+  int64_t checkpoint_interval = 0;
+  std::chrono::milliseconds timeout{30000};
+};
+
+StatusOr<JobSpec> LoadJobSpec(const std::string& path);
+StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filename);
+// Checks a spec as a whole (after command-line overrides, say).
+Status ValidateJobSpec(const JobSpec& spec);
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_TRAIN_JOB_SPEC_H_

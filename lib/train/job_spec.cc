@@ -1,0 +1,237 @@
+#include "polyguard/train/job_spec.h"
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "lib/proto/job.pb.h"
+
+namespace polyguard {
+namespace {
+
+namespace pb = google::protobuf;
+
+class Collector : public pb::io::ErrorCollector {
+ public:
+  explicit Collector(std::string file) : file_(std::move(file)) {}
+  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
+    if (first_.empty())
+      first_ = file_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
+  }
+  void AddWarning(int, pb::io::ColumnNumber, const std::string&) override {}
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string file_;
+  std::string first_;
+};
+
+// Names a field with its line: "FILE:LINE: path: ".
+class Where {
+ public:
+  Where(std::string file, const pb::TextFormat::ParseInfoTree* tree) : file_(std::move(file)), tree_(tree) {}
+
+  // `path` like {"code", "m"}; index for repeated fields.
+  std::string operator()(const std::vector<std::string>& path, int index = -1) const {
+    const pb::Descriptor* d = proto::Job::descriptor();
+    const pb::TextFormat::ParseInfoTree* tree = tree_;
+    int line = -1;
+    std::string name;
+    for (size_t i = 0; i < path.size() && d != nullptr && tree != nullptr; ++i) {
+      const pb::FieldDescriptor* f = d->FindFieldByName(path[i]);
+      if (f == nullptr) break;
+      const bool last = i + 1 == path.size();
+      const int at = last ? (f->is_repeated() ? std::max(index, 0) : -1) : -1;
+      const pb::TextFormat::ParseLocation loc = tree->GetLocation(f, at);
+      if (loc.line >= 0) line = loc.line;
+      if (!last) {
+        tree = tree->GetTreeForNested(f, f->is_repeated() ? std::max(index, 0) : -1);
+        d = f->message_type();
+      }
+    }
+    for (size_t i = 0; i < path.size(); ++i) {
+      if (i > 0) name += '.';
+      name += path[i];
+    }
+    // (Appended piece by piece: GCC 12 warns falsely on some concatenations.)
+    if (index >= 0) {
+      name += '[';
+      name += std::to_string(index);
+      name += ']';
+    }
+    std::string out = file_;
+    if (line >= 0) {
+      out += ':';
+      out += std::to_string(line + 1);
+    }
+    out += ": ";
+    out += name;
+    out += ": ";
+    return out;
+  }
+
+ private:
+  std::string file_;
+  const pb::TextFormat::ParseInfoTree* tree_;
+};
+
+Status Bad(const std::string& where, const std::string& what) {
+  return InvalidArgumentError(where + what);
+}
+
+}  // namespace
+
+StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filename) {
+  proto::Job job;
+  pb::TextFormat::Parser parser;
+  Collector errors(filename);
+  pb::TextFormat::ParseInfoTree tree;
+  parser.RecordErrorsTo(&errors);
+  parser.WriteLocationsTo(&tree);
+  if (!parser.ParseFromString(text, &job)) {
+    return InvalidArgumentError(errors.first().empty() ? filename + ": cannot parse" : errors.first());
+  }
+  const Where at(filename, &tree);
+  JobSpec s;
+  s.source = filename;
+  s.name = job.name();
+  s.peers = job.peers();
+  if (s.peers < 1 || s.peers > 64) return Bad(at({"peers"}), "must be in [1, 64], got " + std::to_string(s.peers));
+
+  // Model.
+  if (!job.has_model()) return Bad(filename + ": ", "model: missing (inputs and layers)");
+  if (job.model().inputs() < 1) return Bad(at({"model", "inputs"}), "must be >= 1, got " + std::to_string(job.model().inputs()));
+  if (job.model().layer_size() == 0) return Bad(at({"model"}), "needs at least one layer");
+  int inputs = job.model().inputs();
+  for (int i = 0; i < job.model().layer_size(); ++i) {
+    const proto::Layer& l = job.model().layer(i);
+    if (l.outputs() < 1) return Bad(at({"model", "layer"}, i), "outputs must be >= 1, got " + std::to_string(l.outputs()));
+    StatusOr<Activation> a = ParseActivation(l.activation());
+    if (!a.ok()) return Bad(at({"model", "layer"}, i), a.status().message());
+    s.model.layers.push_back({inputs, l.outputs(), *a});
+    inputs = l.outputs();
+  }
+  s.model.batch = job.batch();
+  if (s.model.batch < 1) return Bad(at({"batch"}), "must be >= 1, got " + std::to_string(s.model.batch));
+  s.model.seed = job.seed();
+
+  // Code.
+  const proto::Code& c = job.code();
+  StatusOr<Strategy> strategy = ParseStrategy(c.strategy());
+  if (!strategy.ok()) return Bad(at({"code", "strategy"}), strategy.status().message());
+  s.model.code.strategy = *strategy;
+  for (const auto& [name, value] : {std::pair<const char*, int>{"m", c.m()}, {"n", c.n()}, {"d", c.d()}, {"replicas", c.replicas()}}) {
+    if (value < 1) return Bad(at({"code", name}), "must be >= 1, got " + std::to_string(value));
+  }
+  s.model.code.m = c.m();
+  s.model.code.n = c.n();
+  s.model.code.d = c.d();
+  s.model.code.replicas = c.replicas();
+  s.model.code.row_peers = c.row_peers();
+  s.model.code.row_blocks = c.row_blocks();
+  s.model.code.col_peers = c.col_peers();
+  s.model.code.col_blocks = c.col_blocks();
+  StatusOr<PointKind> points = ParsePointKind(c.points());
+  if (!points.ok()) return Bad(at({"code", "points"}), points.status().message());
+  s.model.code.points = *points;
+  if (c.tolerance() < 0 || c.tolerance() >= 1) return Bad(at({"code", "tolerance"}), "must be in [0, 1)");
+  if (c.tolerance() > 0) s.model.code.decoder.tolerance = c.tolerance();
+  if (c.wait_for() < 0 || c.wait_for() > s.peers) {
+    return Bad(at({"code", "wait_for"}), "must be 0 (all) or in [K, peers], got " + std::to_string(c.wait_for()));
+  }
+  s.model.product.wait_for = c.wait_for();
+  if (c.errors_to_correct() < 0) return Bad(at({"code", "errors_to_correct"}), "must be >= 0");
+  s.model.errors_to_correct = c.errors_to_correct();
+
+  // Faults.
+  const proto::Faults& f = job.faults();
+  s.faults.error_rate = f.error_rate();
+  if (f.points_size() > 0) {
+    s.faults.points.clear();
+    for (int i = 0; i < f.points_size(); ++i) {
+      StatusOr<StepPoint> p = ParseStepPoint(f.points(i));
+      if (!p.ok()) return Bad(at({"faults", "points"}, i), p.status().message());
+      s.faults.points.push_back(*p);
+    }
+  }
+  StatusOr<SoftErrorKind> kind = ParseSoftErrorKind(f.kind());
+  if (!kind.ok()) return Bad(at({"faults", "kind"}), kind.status().message());
+  s.faults.kind = *kind;
+  s.faults.entries = f.entries();
+  s.faults.magnitude = f.magnitude();
+  s.faults.faulty_peers.assign(f.faulty_peers().begin(), f.faulty_peers().end());
+  if (f.straggler_delay() == "none") s.faults.straggler_delay = FaultModel::Delay::kNone;
+  else if (f.straggler_delay() == "fixed") s.faults.straggler_delay = FaultModel::Delay::kFixed;
+  else if (f.straggler_delay() == "exponential") s.faults.straggler_delay = FaultModel::Delay::kExponential;
+  else return Bad(at({"faults", "straggler_delay"}), "must be none, fixed or exponential, got '" + f.straggler_delay() + "'");
+  s.faults.straggler_delay_ms = f.straggler_delay_ms();
+  s.faults.straggler_peers.assign(f.straggler_peers().begin(), f.straggler_peers().end());
+  s.faults.straggler_fraction = f.straggler_fraction();
+  s.faults.crash_peer = f.crash_peer();
+  s.faults.crash_step = f.crash_step();
+  s.fault_seed = f.seed();
+  if (Status v = ValidateFaultModel(s.faults, s.peers); !v.ok()) return Bad(at({"faults"}), v.message());
+
+  // Optimizer.
+  s.trainer.sgd = {.learning_rate = job.optimizer().learning_rate(),
+                   .momentum = job.optimizer().momentum(),
+                   .weight_decay = job.optimizer().weight_decay()};
+  if (Status v = ValidateSgdOptions(s.trainer.sgd); !v.ok()) return Bad(at({"optimizer"}), v.message());
+
+  // Data.
+  const proto::Data& d = job.data();
+  if (d.kind() == "mnist") s.data.kind = DataSpec::Kind::kMnist;
+  else if (d.kind() == "synthetic") s.data.kind = DataSpec::Kind::kSynthetic;
+  else return Bad(at({"data", "kind"}), "must be mnist or synthetic, got '" + d.kind() + "'");
+  s.data.dir = d.dir();
+  s.data.classes = d.classes();
+  s.data.seed = d.seed();
+  if (s.data.classes != s.model.layers.back().outputs) {
+    return Bad(at({"data", "classes"}), std::to_string(s.data.classes) + " classes but the last layer has " +
+                                            std::to_string(s.model.layers.back().outputs) + " outputs");
+  }
+
+  // Schedule.
+  s.steps = job.steps();
+  if (s.steps < 0) return Bad(at({"steps"}), "must be >= 0, got " + std::to_string(s.steps));
+  s.epochs = job.epochs();
+  if (s.steps == 0 && s.epochs < 1) return Bad(at({"epochs"}), "must be >= 1 when steps is 0");
+  s.checkpoint_interval = job.checkpoint_interval();
+  if (s.checkpoint_interval < 0) return Bad(at({"checkpoint_interval"}), "must be >= 0");
+  s.trainer.scrub_interval = job.scrub_interval();
+  if (s.trainer.scrub_interval < 0) return Bad(at({"scrub_interval"}), "must be >= 0");
+  s.trainer.snapshot_interval = job.snapshot_interval();
+  if (s.trainer.snapshot_interval < 1) return Bad(at({"snapshot_interval"}), "must be >= 1");
+  s.trainer.max_retries = job.max_retries();
+  if (s.trainer.max_retries < 0) return Bad(at({"max_retries"}), "must be >= 0");
+  if (job.timeout_ms() < 100) return Bad(at({"timeout_ms"}), "must be >= 100, got " + std::to_string(job.timeout_ms()));
+  s.timeout = std::chrono::milliseconds(job.timeout_ms());
+  POLYGUARD_RETURN_IF_ERROR(ValidateJobSpec(s).WithContext(filename));
+  return s;
+}
+
+Status ValidateJobSpec(const JobSpec& s) {
+  if (s.peers < 1 || s.peers > 64) return InvalidArgumentError("peers must be in [1, 64], got " + std::to_string(s.peers));
+  POLYGUARD_RETURN_IF_ERROR(ValidateSequentialOptions(s.model));
+  POLYGUARD_RETURN_IF_ERROR(ValidateTrainerOptions(s.trainer));
+  POLYGUARD_RETURN_IF_ERROR(ValidateFaultModel(s.faults, s.peers));
+  if (s.model.product.wait_for < 0 || s.model.product.wait_for > s.peers) {
+    return InvalidArgumentError("code.wait_for must be 0 or in [K, " + std::to_string(s.peers) + "]");
+  }
+  if (s.steps < 0 || (s.steps == 0 && s.epochs < 1)) {
+    return InvalidArgumentError("needs steps >= 1 or epochs >= 1");
+  }
+  return Status::Ok();
+}
+
+StatusOr<JobSpec> LoadJobSpec(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFoundError("job spec: cannot open " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseJobSpec(text.str(), path);
+}
+
+}  // namespace polyguard
