@@ -1,0 +1,76 @@
+#include "polyguard/train/job_spec.h"
+
+#include <gtest/gtest.h>
+
+namespace polyguard {
+namespace {
+
+const char kGood[] = R"(name: "t"
+peers: 8
+model {
+  inputs: 784
+  layer { outputs: 32 activation: "relu" }
+  layer { outputs: 10 activation: "identity" }
+}
+code { strategy: "genpolydot" m: 2 n: 2 }
+faults { error_rate: 0.01 points: "decode" points: "send" }
+optimizer { learning_rate: 0.1 momentum: 0.5 }
+batch: 16
+steps: 100
+)";
+
+TEST(JobSpec, ParsesAGoodSpec) {
+  auto spec = ParseJobSpec(kGood, "good.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->peers, 8);
+  ASSERT_EQ(spec->model.layers.size(), 2u);
+  EXPECT_EQ(spec->model.layers[1].inputs, 32);
+  EXPECT_EQ(spec->model.layers[1].activation, Activation::kIdentity);
+  EXPECT_EQ(spec->model.code.strategy, Strategy::kPolyDot);
+  EXPECT_EQ(spec->faults.points.size(), 2u);
+  EXPECT_DOUBLE_EQ(spec->trainer.sgd.momentum, 0.5);
+  EXPECT_EQ(spec->model.batch, 16);
+  EXPECT_EQ(spec->steps, 100);
+}
+
+TEST(JobSpec, BundledSpecsParse) {
+  for (const char* name : {"mlp_mnist", "mlp_synthetic_small"}) {
+    auto spec = LoadJobSpec(std::string(POLYGUARD_SOURCE_DIR) + "/models/" + name + ".textproto");
+    EXPECT_TRUE(spec.ok()) << spec.status();
+  }
+}
+
+// Each error names the file, the line and the field.
+TEST(JobSpec, ErrorsNameFileLineAndField) {
+  auto error = [](const std::string& from, const std::string& to) {
+    std::string text = kGood;
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    auto spec = ParseJobSpec(text, "bad.textproto");
+    EXPECT_FALSE(spec.ok()) << to;
+    return spec.status().message();
+  };
+  EXPECT_EQ(error("batch: 16", "batchsize: 16"),
+            "bad.textproto:11:10: Message type \"polyguard.proto.Job\" has no field named \"batchsize\".");
+  EXPECT_NE(error("peers: 8", "peers: \"eight\"").find("bad.textproto:2:8:"), std::string::npos);
+  EXPECT_EQ(error("m: 2 n: 2", "m: 0 n: 2"), "bad.textproto:8: code.m: must be >= 1, got 0");
+  EXPECT_NE(error("\"relu\"", "\"swish\"").find("bad.textproto:5: model.layer[0]: unknown activation"),
+            std::string::npos);
+  EXPECT_NE(error("\"genpolydot\"", "\"fountain\"").find("bad.textproto:8: code.strategy: unknown strategy 'fountain'"),
+            std::string::npos);
+  EXPECT_NE(error("error_rate: 0.01", "error_rate: 1.5").find("bad.textproto:9: faults: "),
+            std::string::npos);
+  EXPECT_NE(error("learning_rate: 0.1", "learning_rate: -1").find("bad.textproto:10: optimizer: "),
+            std::string::npos);
+  EXPECT_NE(error("\"send\"", "\"teleport\"").find("bad.textproto:9: faults.points[1]: "),
+            std::string::npos);
+  EXPECT_NE(error("outputs: 10", "outputs: 0").find("bad.textproto:6: model.layer[1]: outputs must be >= 1"),
+            std::string::npos);
+  EXPECT_EQ(error("peers: 8", "peers: 0"), "bad.textproto:2: peers: must be in [1, 64], got 0");
+  EXPECT_NE(LoadJobSpec("/nonexistent/job.textproto").status().message().find("cannot open"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace polyguard
