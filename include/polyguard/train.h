@@ -5,6 +5,8 @@
 
 #include "polyguard/data/idx.h"
 #include "polyguard/data/synthetic.h"
+#include "polyguard/train/checkpoint.h"
+#include "polyguard/train/job_spec.h"
 #include "polyguard/train/trainer.h"
 
 #endif  // POLYGUARD_TRAIN_H_

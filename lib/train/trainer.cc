@@ -106,6 +106,7 @@ const TrainingCounters& Trainer::counters() const {
 
 void Trainer::TakeSnapshot(int64_t step) {
   snapshot_.step = step;
+  snapshot_.round = round_;
   snapshot_.shards.clear();
   snapshot_.velocities.clear();
   for (int l = 0; l < model_->num_layers(); ++l) {
@@ -281,6 +282,82 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, bool* repairable) {
   std::sort(corrupted.begin(), corrupted.end());
   corrupted.erase(std::unique(corrupted.begin(), corrupted.end()), corrupted.end());
   return corrupted;
+}
+
+Trainer::State Trainer::LastSnapshot() const {
+  return {snapshot_.step, snapshot_.round, snapshot_.shards, snapshot_.velocities};
+}
+
+Status Trainer::Resume(const State& state) {
+  const int layers = model_->num_layers();
+  if (static_cast<int>(state.shards.size()) != layers ||
+      static_cast<int>(state.velocities.size()) != layers) {
+    return InvalidArgumentError("resume: the state has " + std::to_string(state.shards.size()) +
+                                " layers, the model " + std::to_string(layers));
+  }
+  for (int l = 0; l < layers; ++l) {
+    const Matrix& shard = model_->layer(l).shard();
+    for (const Matrix* m : {&state.shards[size_t(l)], &state.velocities[size_t(l)]}) {
+      if (m->rows() != shard.rows() || m->cols() != shard.cols()) {
+        return InvalidArgumentError("resume: layer " + std::to_string(l) + " state is " +
+                                    std::to_string(m->rows()) + " x " + std::to_string(m->cols()) +
+                                    ", this peer's shard is " + std::to_string(shard.rows()) +
+                                    " x " + std::to_string(shard.cols()));
+      }
+    }
+  }
+  if (state.step < 0 || state.round < 0) return InvalidArgumentError("resume: negative step or round");
+  snapshot_ = {state.step, state.round, state.shards, state.velocities};
+  round_ = state.round;
+  previous_wrong_.clear();
+  Restore();
+  return Status::Ok();
+}
+
+StatusOr<bool> Trainer::SnapshotNow(int64_t step) {
+  bool repairable = true;
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(++round_, &repairable));
+  if (!repairable || !found.empty()) return false;
+  TakeSnapshot(step);
+  return true;
+}
+
+StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels, int count) {
+  const SequentialOptions& mo = model_->options();
+  if (x.rows() != mo.layers.front().inputs || x.cols() != mo.batch || count < 0 ||
+      count > mo.batch || static_cast<int>(labels.size()) < count) {
+    return InvalidArgumentError("evaluate: needs a " + std::to_string(mo.layers.front().inputs) +
+                                " x " + std::to_string(mo.batch) + " batch and labels for the " +
+                                std::to_string(count) + " counted columns");
+  }
+  for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
+    const int64_t round = ++round_;
+    Matrix logits;
+    Status forward = model_->Forward(x, round, &logits);
+    if (!forward.ok() && forward.code() != StatusCode::kDataLoss) return forward;
+    int correct = 0;
+    for (int j = 0; j < count; ++j) {
+      Eigen::Index best = 0;
+      logits.col(j).maxCoeff(&best);
+      correct += static_cast<int>(best) == labels[size_t(j)] ? 1 : 0;
+    }
+    // Every peer must take the same decision: agree on failure and on the count.
+    const std::vector<double> mine = {forward.ok() ? 0.0 : 1.0, double(correct)};
+    POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, {round, kControlLayer, kAgreeOp}));
+    if ((all.row(0).array() != 0.0).any()) {
+      // A corrupted stored shard would fail the retry too.
+      bool repairable = true;
+      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, &repairable).status());
+      if (!repairable) break;
+      continue;
+    }
+    // The count most peers computed (a peer's local copy may be wrong).
+    std::vector<double> counts(all.row(1).data(), all.row(1).data() + all.cols());
+    std::sort(counts.begin(), counts.end());
+    return static_cast<int>(counts[counts.size() / 2]);
+  }
+  return DataLossError("evaluate: uncorrectable errors in " + std::to_string(options_.max_retries + 1) +
+                       " attempts (or stored shards beyond repair)");
 }
 
 StatusOr<std::vector<int>> Trainer::Scrub() {

@@ -12,6 +12,7 @@
 #include "polyguard/codes/polydot_code.h"
 
 #include "runtime/multiprocess.h"
+#include "runtime/redis_server.h"
 
 namespace polyguard {
 namespace {
@@ -249,54 +250,15 @@ TEST(CodedProductProcesses, ACrashedPeer) {
   }
 }
 
-// A real redis-server on a free port, started and stopped by the test.
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
-
-bool CanConnect(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
 TEST(CodedProductProcesses, FourProcessesMeetThroughARealRedisServer) {
-  const char* server = "/usr/bin/redis-server";
-  ASSERT_TRUE(std::filesystem::exists(server)) << "redis-server missing: run scripts/setup";
-  const int port = FreePort();
   const std::string dir = FreshFolder("redis");
-  const pid_t redis = ::fork();
-  if (redis == 0) {
-    const std::string port_s = std::to_string(port);
-    ::execl(server, server, "--port", port_s.c_str(), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", dir.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  for (int i = 0; i < 200 && !CanConnect(port); ++i) std::this_thread::sleep_for(25ms);
-  ASSERT_TRUE(CanConnect(port)) << "redis-server did not start on port " << port;
+  testing::RedisServer redis(dir);
+  ASSERT_TRUE(redis.ok()) << "redis-server did not start (missing? run scripts/setup)";
   const Job job{4, 2, 1, 1, {6, 5, 2}};
-  const std::string url = "redis://127.0.0.1:" + std::to_string(port);
+  const std::string url = redis.url();
   auto results = RunPeers(job.peers, [&](int rank) {
     return ForwardTransposeUpdate(job, rank, url);
   }, 120s);
-  ::kill(redis, SIGTERM);
-  int status = 0;
-  ::waitpid(redis, &status, 0);
   for (int r = 0; r < job.peers; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }

@@ -118,12 +118,35 @@ class Trainer {
   // peers found corrupted in any layer. Collective: every peer calls it.
   StatusOr<std::vector<int>> Scrub();
 
+  // Classifies x (inputs x B, the model's batch) with the current weights:
+  // the number of correct predictions among the first `count` columns (the
+  // rest may be padding). A forward pass only; an uncorrectable decode is
+  // recomputed (max_retries times). Collective: every peer calls it.
+  StatusOr<int> Evaluate(const MatrixRef& x, std::span<const int> labels, int count);
+
+  // Scrubs and, when every shard is consistent, takes a snapshot at `step`
+  // (e.g. before writing a checkpoint). Returns whether it did. Collective.
+  StatusOr<bool> SnapshotNow(int64_t step);
+
+  // The last verified snapshot (what a checkpoint stores) and resuming from
+  // one: the model's shards and velocities are replaced, training continues
+  // at state.step + 1 with the same exchange rounds and fault decisions as an
+  // uninterrupted run. InvalidArgument when the shapes do not match.
+  struct State {
+    int64_t step = 0;
+    int64_t round = 0;
+    std::vector<Matrix> shards, velocities;  // per layer
+  };
+  State LastSnapshot() const;
+  Status Resume(const State& state);
+
   const TrainingCounters& counters() const;
   int64_t last_snapshot_step() const { return snapshot_.step; }
 
  private:
   struct Snapshot {
     int64_t step = 0;
+    int64_t round = 0;
     std::vector<Matrix> shards, velocities;
   };
   struct Decision;

@@ -1,0 +1,374 @@
+// polyguard-train: trains a job spec (models/*.textproto) on P peers.
+//
+//   polyguard-train --spec FILE [overrides]
+//     local mode (no --rank): starts the P peer processes on this machine,
+//     meeting in a fresh temporary folder; one progress line; a summary.
+//   polyguard-train --spec FILE --rank R --rendezvous redis://host:port
+//     one peer of a multi-host job (every machine runs one, R = 0..P-1).
+//
+// Overrides: --peers --strategy --error-rate --epochs --steps --seed
+// --rendezvous --rank --checkpoint-dir --resume --timeout-ms --quiet.
+// Exit status: 0 on success; 1 when training failed (a peer's message says
+// why); 2 for bad arguments or a bad spec.
+//
+// This program is also the example of driving the library from your own
+// trainer: see RunPeer.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "polyguard/polyguard.h"
+
+namespace polyguard {
+namespace {
+
+struct Args {
+  std::string spec;
+  std::optional<int> peers, rank;
+  std::optional<std::string> strategy, rendezvous, checkpoint_dir;
+  std::optional<double> error_rate;
+  std::optional<int> epochs;
+  std::optional<int64_t> steps, timeout_ms;
+  std::optional<uint64_t> seed;
+  bool resume = false;
+  bool quiet = false;
+  bool progress = true;  // rank 0 of a local job draws the progress line
+};
+
+const char kUsage[] =
+    "usage: polyguard-train --spec FILE [--peers P] [--strategy S] [--error-rate E]\n"
+    "                       [--epochs N] [--steps N] [--seed N] [--rank R --rendezvous URL]\n"
+    "                       [--checkpoint-dir DIR] [--resume] [--timeout-ms MS] [--quiet]\n";
+
+StatusOr<Args> ParseArgs(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    auto value = [&]() -> StatusOr<std::string> {
+      if (i + 1 >= argc) return InvalidArgumentError(flag + " needs a value");
+      return std::string(argv[++i]);
+    };
+    auto number = [&](auto* out) -> Status {
+      POLYGUARD_ASSIGN_OR_RETURN(std::string v, value());
+      char* end = nullptr;
+      const double d = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0') return InvalidArgumentError(flag + ": not a number: '" + v + "'");
+      using T = typename std::remove_reference_t<decltype(*out)>::value_type;
+      if (!std::is_floating_point_v<T> && d != std::floor(d)) {
+        return InvalidArgumentError(flag + ": not an integer: '" + v + "'");
+      }
+      *out = static_cast<T>(d);
+      return Status::Ok();
+    };
+    if (flag == "--spec") { POLYGUARD_ASSIGN_OR_RETURN(a.spec, value()); }
+    else if (flag == "--peers") POLYGUARD_RETURN_IF_ERROR(number(&a.peers));
+    else if (flag == "--rank") POLYGUARD_RETURN_IF_ERROR(number(&a.rank));
+    else if (flag == "--strategy") { POLYGUARD_ASSIGN_OR_RETURN(a.strategy, value()); }
+    else if (flag == "--rendezvous") { POLYGUARD_ASSIGN_OR_RETURN(a.rendezvous, value()); }
+    else if (flag == "--checkpoint-dir") { POLYGUARD_ASSIGN_OR_RETURN(a.checkpoint_dir, value()); }
+    else if (flag == "--error-rate") POLYGUARD_RETURN_IF_ERROR(number(&a.error_rate));
+    else if (flag == "--epochs") POLYGUARD_RETURN_IF_ERROR(number(&a.epochs));
+    else if (flag == "--steps") POLYGUARD_RETURN_IF_ERROR(number(&a.steps));
+    else if (flag == "--seed") POLYGUARD_RETURN_IF_ERROR(number(&a.seed));
+    else if (flag == "--timeout-ms") POLYGUARD_RETURN_IF_ERROR(number(&a.timeout_ms));
+    else if (flag == "--resume") a.resume = true;
+    else if (flag == "--quiet") a.quiet = true;
+    else if (flag == "--no-progress") a.progress = false;
+    else return InvalidArgumentError("unknown option " + flag);
+  }
+  if (a.spec.empty()) return InvalidArgumentError("--spec FILE is required");
+  if (a.rank && !a.rendezvous) return InvalidArgumentError("--rank needs --rendezvous");
+  if (a.resume && !a.checkpoint_dir) return InvalidArgumentError("--resume needs --checkpoint-dir");
+  return a;
+}
+
+StatusOr<JobSpec> SpecWithOverrides(const Args& a) {
+  POLYGUARD_ASSIGN_OR_RETURN(JobSpec s, LoadJobSpec(a.spec));
+  if (a.peers) s.peers = *a.peers;
+  if (a.strategy) {
+    POLYGUARD_ASSIGN_OR_RETURN(s.model.code.strategy, ParseStrategy(*a.strategy));
+  }
+  if (a.error_rate) s.faults.error_rate = *a.error_rate;
+  if (a.epochs) {
+    s.epochs = *a.epochs;
+    if (!a.steps) s.steps = 0;
+  }
+  if (a.steps) s.steps = *a.steps;
+  if (a.seed) s.model.seed = s.fault_seed = s.data.seed = *a.seed;
+  if (a.timeout_ms) s.timeout = std::chrono::milliseconds(*a.timeout_ms);
+  if (a.rank && (*a.rank < 0 || *a.rank >= s.peers)) {
+    return InvalidArgumentError("--rank " + std::to_string(*a.rank) + " outside [0, " +
+                                std::to_string(s.peers) + ")");
+  }
+  POLYGUARD_RETURN_IF_ERROR(ValidateJobSpec(s).WithContext("after the command-line overrides"));
+  return s;
+}
+
+// The data of a job: training batches and a test set.
+struct JobData {
+  std::unique_ptr<Dataset> train, test;  // stable addresses: the sampler points at train
+  std::unique_ptr<BatchSampler> sampler;
+  std::unique_ptr<SyntheticClassification> synthetic;
+  int64_t steps_per_epoch = 0;
+};
+
+StatusOr<JobData> LoadData(const JobSpec& s) {
+  JobData d;
+  const int features = s.model.layers.front().inputs;
+  if (s.data.kind == DataSpec::Kind::kMnist) {
+    POLYGUARD_ASSIGN_OR_RETURN(Dataset train, LoadIdxDataset(s.data.dir + "/train-images-idx3-ubyte",
+                                                              s.data.dir + "/train-labels-idx1-ubyte",
+                                                              s.data.classes));
+    POLYGUARD_ASSIGN_OR_RETURN(Dataset test, LoadIdxDataset(s.data.dir + "/t10k-images-idx3-ubyte",
+                                                             s.data.dir + "/t10k-labels-idx1-ubyte",
+                                                             s.data.classes));
+    d.train = std::make_unique<Dataset>(std::move(train));
+    d.test = std::make_unique<Dataset>(std::move(test));
+    if (d.train->inputs.rows() != features) {
+      return InvalidArgumentError("data: images have " + std::to_string(d.train->inputs.rows()) +
+                                  " pixels, the model takes " + std::to_string(features) + " inputs");
+    }
+    if (d.train->size() < s.model.batch) return InvalidArgumentError("data: fewer samples than one batch");
+    d.sampler = std::make_unique<BatchSampler>(d.train.get(), s.model.batch, s.data.seed);
+    d.steps_per_epoch = d.sampler->steps_per_epoch();
+  } else {
+    POLYGUARD_ASSIGN_OR_RETURN(d.synthetic, SyntheticClassification::Create(features, s.data.classes, s.data.seed));
+    d.steps_per_epoch = 100;  // an "epoch" of synthetic data: 100 batches
+    // A fixed test set from batches no training step uses.
+    Dataset test;
+    test.classes = s.data.classes;
+    test.inputs.resize(features, 0);
+    for (int64_t k = 0; k < 8; ++k) {
+      Matrix x;
+      std::vector<int> y;
+      d.synthetic->Batch(-1 - k, 64, &x, &y);
+      test.inputs.conservativeResize(features, test.inputs.cols() + 64);
+      test.inputs.rightCols(64) = x;
+      test.labels.insert(test.labels.end(), y.begin(), y.end());
+    }
+    d.test = std::make_unique<Dataset>(std::move(test));
+  }
+  return d;
+}
+
+// One progress line, redrawn in place on a terminal; elsewhere (a log, a
+// pipe) a line at every tenth of the job.
+void Progress(int64_t step, int64_t total, const StepResult& r, const TrainingCounters& c,
+              double seconds) {
+  static const bool tty = ::isatty(STDOUT_FILENO) != 0;
+  static auto last = std::chrono::steady_clock::time_point();
+  const auto now = std::chrono::steady_clock::now();
+  const bool tenth = (step * 10 / std::max<int64_t>(total, 1)) != ((step - 1) * 10 / std::max<int64_t>(total, 1));
+  if (tty ? (now - last < std::chrono::milliseconds(100) && step != total) : !tenth) return;
+  last = now;
+  const int width = 24;
+  const int filled = static_cast<int>(width * step / std::max<int64_t>(total, 1));
+  std::string bar(size_t(filled), '#');
+  bar.resize(size_t(width), '.');
+  std::fprintf(stdout, "%s[%s] step %ld/%ld  loss %.4f  acc %.3f  located %ld corrected %ld  %.1f steps/s %s",
+               tty ? "\r" : "", bar.c_str(), long(step), long(total), r.loss, r.accuracy, long(c.results_located_wrong),
+               long(c.results_corrected), double(step) / std::max(seconds, 1e-9), tty ? "" : "\n");
+  std::fflush(stdout);
+}
+
+// One peer of the job: connect, build the coded model, train, evaluate.
+int RunPeer(const Args& args, const JobSpec& spec) {
+  const int rank = *args.rank;
+  auto fail = [&](const Status& s) {
+    std::fprintf(stderr, "polyguard-train: peer %d: %s\n", rank, s.ToString().c_str());
+    return 1;
+  };
+  auto data = LoadData(spec);
+  if (!data.ok()) return fail(data.status());
+  const int64_t total = spec.steps > 0 ? spec.steps : spec.epochs * data->steps_per_epoch;
+  auto group = PeerGroup::Connect({.rank = rank, .size = spec.peers, .rendezvous = *args.rendezvous,
+                                   .job_id = spec.name, .timeout = spec.timeout});
+  if (!group.ok()) return fail(group.status());
+  FaultInjector faults(spec.faults, spec.fault_seed, rank);
+  auto model = Sequential::Create(spec.model, group->get(), &faults);
+  if (!model.ok()) return fail(model.status());
+  auto trainer = Trainer::Create(group->get(), model->get(), &faults, spec.trainer);
+  if (!trainer.ok()) return fail(trainer.status());
+  const CheckpointIdentity identity{spec.name, (*model)->layer(0).code().Describe(), spec.peers, rank};
+  int64_t first = 1;
+  if (args.resume) {
+    auto state = ReadCheckpoint(CheckpointPath(*args.checkpoint_dir, rank), identity);
+    if (!state.ok()) return fail(state.status());
+    if (Status s = (*trainer)->Resume(*state); !s.ok()) return fail(s);
+    first = state->step + 1;
+  }
+  if (args.checkpoint_dir) std::filesystem::create_directories(*args.checkpoint_dir);
+  const bool draw = rank == 0 && args.progress && !args.quiet;
+  const auto start = std::chrono::steady_clock::now();
+  int64_t last_checkpoint = first - 1, done = 0;
+  Matrix x;
+  std::vector<int> labels;
+  for (int64_t step = first; step <= total;) {
+    if (data->sampler) data->sampler->Batch(step, &x, &labels);
+    else data->synthetic->Batch(step, spec.model.batch, &x, &labels);
+    auto r = (*trainer)->Step(step, x, labels);
+    if (!r.ok()) return fail(r.status());
+    if (!r->rolled_back) {
+      ++done;
+      if (rank == 0 && args.quiet && step % 10 == 0) std::printf("step %ld loss %.6f\n", long(step), r->loss);
+      if (draw) {
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        Progress(step, total, *r, (*trainer)->counters(), seconds * double(step) / double(done));
+      }
+    }
+    const int64_t snap = (*trainer)->last_snapshot_step();
+    if (args.checkpoint_dir && spec.checkpoint_interval > 0 && snap - last_checkpoint >= spec.checkpoint_interval) {
+      if (Status s = WriteCheckpoint(CheckpointPath(*args.checkpoint_dir, rank), identity,
+                                     (*trainer)->LastSnapshot()); !s.ok()) {
+        return fail(s);
+      }
+      last_checkpoint = snap;
+    }
+    step = r->next_step;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (draw && ::isatty(STDOUT_FILENO)) std::printf("\n");
+  if (args.checkpoint_dir) {
+    auto snapped = (*trainer)->SnapshotNow(total);
+    if (!snapped.ok()) return fail(snapped.status());
+    if (Status s = WriteCheckpoint(CheckpointPath(*args.checkpoint_dir, rank), identity,
+                                   (*trainer)->LastSnapshot()); !s.ok()) {
+      return fail(s);
+    }
+  }
+  // Test accuracy, batch by batch (the last one padded).
+  int64_t correct = 0;
+  const Dataset& test = *data->test;
+  for (int64_t begin = 0; begin < test.size(); begin += spec.model.batch) {
+    const int count = static_cast<int>(std::min<int64_t>(spec.model.batch, test.size() - begin));
+    Matrix xb = Matrix::Zero(test.inputs.rows(), spec.model.batch);
+    xb.leftCols(count) = test.inputs.middleCols(begin, count);
+    std::vector<int> yb(test.labels.begin() + begin, test.labels.begin() + begin + count);
+    auto c = (*trainer)->Evaluate(xb, yb, count);
+    if (!c.ok()) return fail(c.status());
+    correct += *c;
+  }
+  // The job's fault tally: every peer's counters, summed.
+  const TrainingCounters& c = (*trainer)->counters();
+  const std::vector<double> mine = {double(c.faults_injected), double(c.results_located_wrong),
+                                    double(c.results_corrected), double(c.copies_replaced)};
+  auto all = (*group)->AllGather(mine, {.step = 1 << 30, .layer = 1 << 21});
+  if (!all.ok()) return fail(all.status());
+  if (rank == 0) {
+    const Vector sum = all->rowwise().sum();
+    std::printf("%s: %s on %d peers, %ld steps in %.1f s (%.1f steps/s)\n", spec.name.c_str(),
+                (*model)->layer(0).code().Describe().c_str(), spec.peers, long(done), seconds,
+                double(done) / std::max(seconds, 1e-9));
+    std::printf("test accuracy: %.4f (%ld of %ld)\n", double(correct) / double(test.size()),
+                long(correct), long(test.size()));
+    std::printf("faults: %.0f injected, %.0f wrong results located, %.0f corrected, %.0f local copies "
+                "replaced; %ld uncorrectable steps, %ld recomputations, %ld shard repairs, %ld "
+                "rollbacks\n",
+                sum(0), sum(1), sum(2), sum(3), long(c.uncorrectable_steps), long(c.recomputations),
+                long(c.shard_repairs), long(c.rollbacks));
+  }
+  return 0;
+}
+
+// Local mode: the P peers as child processes of this one.
+int RunLocal(int argc, char** argv, const JobSpec& spec) {
+  std::error_code ec;
+  char pattern[] = "/tmp/polyguard-train-XXXXXX";
+  const char* dir = ::mkdtemp(pattern);
+  if (dir == nullptr) {
+    std::fprintf(stderr, "polyguard-train: cannot create a rendezvous folder in /tmp\n");
+    return 1;
+  }
+  std::vector<pid_t> pids;
+  std::fflush(nullptr);
+  for (int r = 0; r < spec.peers; ++r) {
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      std::perror("polyguard-train: fork");
+      break;
+    }
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the launcher
+      std::vector<std::string> args(argv, argv + argc);
+      args.insert(args.end(), {"--rank", std::to_string(r), "--rendezvous", std::string("file:") + dir});
+      if (r != 0) args.push_back("--no-progress");
+      std::vector<char*> cargs;
+      for (std::string& a : args) cargs.push_back(a.data());
+      cargs.push_back(nullptr);
+      ::execv("/proc/self/exe", cargs.data());
+      std::perror("polyguard-train: exec");
+      ::_exit(127);
+    }
+    pids.push_back(pid);
+  }
+  // Wait for every peer; once one fails, the others get the failure timeout
+  // to notice and stop, then they are killed.
+  std::map<pid_t, int> rank_of;
+  for (size_t r = 0; r < pids.size(); ++r) rank_of[pids[r]] = int(r);
+  int failures = int(spec.peers) - int(pids.size());
+  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  size_t remaining = pids.size();
+  while (remaining > 0) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid > 0) {
+      --remaining;
+      const int rank = rank_of[pid];
+      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      if (!ok) {
+        ++failures;
+        if (WIFSIGNALED(status)) {
+          std::fprintf(stderr, "polyguard-train: peer %d was killed by signal %d\n", rank, WTERMSIG(status));
+        } else {
+          std::fprintf(stderr, "polyguard-train: peer %d failed (exit code %d)\n", rank, WEXITSTATUS(status));
+        }
+        if (!kill_at) kill_at = std::chrono::steady_clock::now() + spec.timeout + std::chrono::seconds(5);
+      }
+      continue;
+    }
+    if (kill_at && std::chrono::steady_clock::now() > *kill_at) {
+      for (pid_t p : pids) ::kill(p, SIGKILL);
+      kill_at.reset();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::filesystem::remove_all(dir, ec);
+  if (failures > 0) {
+    std::fprintf(stderr, "polyguard-train: %d of %d peers failed\n", failures, spec.peers);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace polyguard
+
+int main(int argc, char** argv) {
+  using namespace polyguard;
+  auto args = ParseArgs(argc, argv);
+  if (!args.ok()) {
+    std::fprintf(stderr, "polyguard-train: %s\n%s", args.status().message().c_str(), kUsage);
+    return 2;
+  }
+  auto spec = SpecWithOverrides(*args);
+  if (!spec.ok()) {
+    std::fprintf(stderr, "polyguard-train: %s\n", spec.status().message().c_str());
+    return 2;
+  }
+  if (args->rank) return RunPeer(*args, *spec);
+  return RunLocal(argc, argv, *spec);
+}
