@@ -7,7 +7,9 @@
 //     one peer of a multi-host job (every machine runs one, R = 0..P-1).
 //
 // Overrides: --peers --strategy --error-rate --epochs --steps --seed
-// --rendezvous --rank --checkpoint-dir --resume --timeout-ms --quiet.
+// --rendezvous --rank --checkpoint-dir --resume --timeout-ms --quiet
+// --status-port (peer r serves /metrics and /healthz on PORT + r, on
+// 127.0.0.1 unless --status-address says otherwise).
 // Exit status: 0 on success; 1 when training failed (a peer's message says
 // why); 2 for bad arguments or a bad spec.
 //
@@ -43,6 +45,8 @@ struct Args {
   std::optional<double> error_rate;
   std::optional<int> epochs;
   std::optional<int64_t> steps, timeout_ms;
+  std::optional<int> status_port;           // peer r serves on status_port + r
+  std::string status_address = "127.0.0.1";
   std::optional<uint64_t> seed;
   bool resume = false;
   bool quiet = false;
@@ -52,7 +56,9 @@ struct Args {
 const char kUsage[] =
     "usage: polyguard-train --spec FILE [--peers P] [--strategy S] [--error-rate E]\n"
     "                       [--epochs N] [--steps N] [--seed N] [--rank R --rendezvous URL]\n"
-    "                       [--checkpoint-dir DIR] [--resume] [--timeout-ms MS] [--quiet]\n";
+    "                       [--checkpoint-dir DIR] [--resume] [--timeout-ms MS] [--quiet]\n"
+    "                       [--status-port PORT [--status-address ADDR]]\n"
+    "  (peer r serves GET /metrics and /healthz on PORT + r)\n";
 
 StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
@@ -85,6 +91,8 @@ StatusOr<Args> ParseArgs(int argc, char** argv) {
     else if (flag == "--steps") POLYGUARD_RETURN_IF_ERROR(number(&a.steps));
     else if (flag == "--seed") POLYGUARD_RETURN_IF_ERROR(number(&a.seed));
     else if (flag == "--timeout-ms") POLYGUARD_RETURN_IF_ERROR(number(&a.timeout_ms));
+    else if (flag == "--status-port") POLYGUARD_RETURN_IF_ERROR(number(&a.status_port));
+    else if (flag == "--status-address") { POLYGUARD_ASSIGN_OR_RETURN(a.status_address, value()); }
     else if (flag == "--resume") a.resume = true;
     else if (flag == "--quiet") a.quiet = true;
     else if (flag == "--no-progress") a.progress = false;
@@ -93,6 +101,9 @@ StatusOr<Args> ParseArgs(int argc, char** argv) {
   if (a.spec.empty()) return InvalidArgumentError("--spec FILE is required");
   if (a.rank && !a.rendezvous) return InvalidArgumentError("--rank needs --rendezvous");
   if (a.resume && !a.checkpoint_dir) return InvalidArgumentError("--resume needs --checkpoint-dir");
+  if (a.status_port && (*a.status_port < 1 || *a.status_port > 65000)) {
+    return InvalidArgumentError("--status-port must be in [1, 65000]");
+  }
   return a;
 }
 
@@ -212,6 +223,14 @@ int RunPeer(const Args& args, const JobSpec& spec) {
     first = state->step + 1;
   }
   if (args.checkpoint_dir) std::filesystem::create_directories(*args.checkpoint_dir);
+  TrainingMetrics metrics(rank);
+  std::unique_ptr<StatusServer> status;
+  if (args.status_port) {
+    auto server = StatusServer::Start(args.status_address, *args.status_port + rank,
+                                      [&metrics] { return metrics.Render(); });
+    if (!server.ok()) return fail(server.status());
+    status = std::move(server).value();
+  }
   const bool draw = rank == 0 && args.progress && !args.quiet;
   const auto start = std::chrono::steady_clock::now();
   int64_t last_checkpoint = first - 1, done = 0;
@@ -220,10 +239,14 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   for (int64_t step = first; step <= total;) {
     if (data->sampler) data->sampler->Batch(step, &x, &labels);
     else data->synthetic->Batch(step, spec.model.batch, &x, &labels);
+    const auto step_start = std::chrono::steady_clock::now();
     auto r = (*trainer)->Step(step, x, labels);
     if (!r.ok()) return fail(r.status());
     if (!r->rolled_back) {
       ++done;
+      metrics.Update(step, r->loss,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count(),
+                     (*trainer)->counters());
       if (rank == 0 && args.quiet && step % 10 == 0) std::printf("step %ld loss %.6f\n", long(step), r->loss);
       if (draw) {
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

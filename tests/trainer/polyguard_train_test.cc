@@ -5,11 +5,13 @@
 #include <dirent.h>
 
 #include <fstream>
+#include <thread>
 #include <regex>
 #include <sstream>
 
 #include "runtime/multiprocess.h"
 #include "runtime/redis_server.h"
+#include "train/http_get.h"
 
 namespace polyguard {
 namespace {
@@ -143,6 +145,21 @@ TEST_F(PolyguardTrain, ResumeContinuesExactlyAndBadCheckpointsAreRefused) {
   bad = Train("--spec " + kSmall + " --strategy uncoded --quiet --steps 40 --resume --checkpoint-dir " + ckpt, dir_);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("is for code 'genpolydot"), std::string::npos) << bad.err;
+}
+
+TEST_F(PolyguardTrain, EveryPeerServesItsStatus) {
+  const int base = testing::FreePort();
+  std::thread job([&] { Train("--spec " + kSmall + " --steps 400 --quiet --status-port " + std::to_string(base), dir_); });
+  std::string health, metrics;
+  for (int i = 0; i < 400 && metrics.find("polyguard_steps_total{peer=\"3\"} ") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    health = testing::Get(base + 2, "GET", "/healthz");
+    metrics = testing::Get(base + 3, "GET", "/metrics");
+  }
+  job.join();
+  EXPECT_NE(health.find("200 OK"), std::string::npos) << health;
+  EXPECT_NE(metrics.find("polyguard_steps_total{peer=\"3\"} "), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("polyguard_rollbacks_total{peer=\"3\"} 0"), std::string::npos) << metrics;
 }
 
 TEST_F(PolyguardTrain, FourHostsMeetThroughRedis) {
