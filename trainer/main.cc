@@ -47,6 +47,7 @@ struct Args {
   std::optional<int64_t> steps, timeout_ms;
   std::optional<int> status_port;           // peer r serves on status_port + r
   std::string status_address = "127.0.0.1";
+  std::string hostname = "127.0.0.1";  // the address this peer listens on and announces
   std::optional<uint64_t> seed;
   bool resume = false;
   bool quiet = false;
@@ -57,7 +58,7 @@ const char kUsage[] =
     "usage: polyguard-train --spec FILE [--peers P] [--strategy S] [--error-rate E]\n"
     "                       [--epochs N] [--steps N] [--seed N] [--rank R --rendezvous URL]\n"
     "                       [--checkpoint-dir DIR] [--resume] [--timeout-ms MS] [--quiet]\n"
-    "                       [--status-port PORT [--status-address ADDR]]\n"
+    "                       [--status-port PORT [--status-address ADDR]] [--hostname ADDR]\n"
     "  (peer r serves GET /metrics and /healthz on PORT + r)\n";
 
 StatusOr<Args> ParseArgs(int argc, char** argv) {
@@ -93,6 +94,7 @@ StatusOr<Args> ParseArgs(int argc, char** argv) {
     else if (flag == "--timeout-ms") POLYGUARD_RETURN_IF_ERROR(number(&a.timeout_ms));
     else if (flag == "--status-port") POLYGUARD_RETURN_IF_ERROR(number(&a.status_port));
     else if (flag == "--status-address") { POLYGUARD_ASSIGN_OR_RETURN(a.status_address, value()); }
+    else if (flag == "--hostname") { POLYGUARD_ASSIGN_OR_RETURN(a.hostname, value()); }
     else if (flag == "--resume") a.resume = true;
     else if (flag == "--quiet") a.quiet = true;
     else if (flag == "--no-progress") a.progress = false;
@@ -207,7 +209,8 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   if (!data.ok()) return fail(data.status());
   const int64_t total = spec.steps > 0 ? spec.steps : spec.epochs * data->steps_per_epoch;
   auto group = PeerGroup::Connect({.rank = rank, .size = spec.peers, .rendezvous = *args.rendezvous,
-                                   .job_id = spec.name, .timeout = spec.timeout});
+                                   .job_id = spec.name, .hostname = args.hostname,
+                                   .timeout = spec.timeout});
   if (!group.ok()) return fail(group.status());
   FaultInjector faults(spec.faults, spec.fault_seed, rank);
   auto model = Sequential::Create(spec.model, group->get(), &faults);
