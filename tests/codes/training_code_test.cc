@@ -208,3 +208,34 @@ TEST(ProductMdsCode, LayoutAndDefaults) {
 
 }  // namespace
 }  // namespace polyguard
+
+namespace polyguard {
+namespace {
+
+// The README's table: wrong results corrected per product on 8 peers
+// (probabilistic model), forward and backward.
+TEST(TrainingCode, ErrorsCorrectedPerProductAsDocumented) {
+  struct Row {
+    ProductCodeOptions options;
+    int forward, backward;
+  };
+  const ProductShape s{16, 17, 4};
+  const Row rows[] = {
+      {{.strategy = Strategy::kPolyDot, .shape = s, .peers = 8, .m = 2, .n = 2}, 2, 1},
+      {{.strategy = Strategy::kMds, .shape = s, .peers = 8, .row_peers = 3, .row_blocks = 2,
+        .col_peers = 3, .col_blocks = 2}, 0, 0},
+      {{.strategy = Strategy::kReplication, .shape = s, .peers = 8, .replicas = 2}, 0, 0},
+      {{.strategy = Strategy::kReplication, .shape = s, .peers = 6, .replicas = 3}, 1, 1},
+      {{.strategy = Strategy::kAbft, .shape = s, .peers = 8}, 0, 0},
+      {{.strategy = Strategy::kUncoded, .shape = s, .peers = 8}, 0, 0},
+  };
+  for (const Row& row : rows) {
+    auto code = MakeProductCode(row.options).value();
+    SCOPED_TRACE(code->Describe());
+    EXPECT_EQ(code->errors_corrected_probabilistic(), row.forward);
+    EXPECT_EQ(code->transpose_errors_corrected_probabilistic(), row.backward);
+  }
+}
+
+}  // namespace
+}  // namespace polyguard

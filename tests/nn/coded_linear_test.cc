@@ -5,85 +5,50 @@
 #include <atomic>
 #include <thread>
 
+#include "polyguard/data/synthetic.h"
+#include "polyguard/nn/sequential.h"
 #include "polyguard/nn/softmax_cross_entropy.h"
+#include "train/reference_mlp.h"
 
 namespace polyguard {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct LayerSpec {
-  int inputs, outputs;
-  Activation activation;
-};
-const std::vector<LayerSpec> kMlp = {{6, 8, Activation::kTanh},
-                                     {8, 5, Activation::kRelu},
-                                     {5, 3, Activation::kIdentity}};
-constexpr int kBatch = 4, kSteps = 100;
+// The model, data and optimiser shared with the uncoded reference
+// (tests/train/reference_mlp.h): the same seeded initial weights and batches.
+SequentialOptions Mlp() {
+  SequentialOptions m;
+  m.layers = {{6, 8, Activation::kTanh}, {8, 5, Activation::kRelu}, {5, 3, Activation::kIdentity}};
+  m.batch = 4;
+  m.seed = 2024;
+  return m;
+}
+constexpr int kSteps = 100;
 const SgdOptions kSgd{.learning_rate = 0.05, .momentum = 0.9, .weight_decay = 1e-4};
-
-// Seeded initial [W | b] per layer: the same for coded and uncoded runs.
-std::vector<Matrix> InitialWeights() {
-  Random rng(2024);
-  std::vector<Matrix> w;
-  for (const LayerSpec& l : kMlp)
-    w.push_back(rng.NormalMatrix(l.outputs, l.inputs + 1) / std::sqrt(double(l.inputs)));
-  return w;
+const SyntheticClassification& Data() {
+  static const auto data = SyntheticClassification::Create(6, 3, 77).value();
+  return *data;
 }
 
-void Batch(int64_t step, Matrix* x, std::vector<int>* labels) {
-  Random rng(DeriveSeed(77, {uint64_t(step)}));
-  *x = rng.NormalMatrix(kMlp.front().inputs, kBatch);
-  labels->resize(kBatch);
-  for (int j = 0; j < kBatch; ++j) (*labels)[size_t(j)] = int(rng.UniformInt(0, kMlp.back().outputs - 1));
-}
-
-// The uncoded single-process reference: the same math on plain matrices.
 std::vector<double> UncodedLosses() {
-  std::vector<Matrix> w = InitialWeights(), v;
-  for (const Matrix& m : w) v.push_back(Matrix::Zero(m.rows(), m.cols()));
-  std::vector<double> losses;
-  for (int64_t step = 1; step <= kSteps; ++step) {
-    Matrix x;
-    std::vector<int> labels;
-    Batch(step, &x, &labels);
-    std::vector<Matrix> x_aug, s;
-    Matrix a = x;
-    for (size_t i = 0; i < kMlp.size(); ++i) {
-      Matrix xa(a.rows() + 1, a.cols());
-      xa.topRows(a.rows()) = a;
-      xa.row(a.rows()).setOnes();
-      x_aug.push_back(xa);
-      s.push_back(w[i] * xa);
-      a = Activate(kMlp[i].activation, s.back());
-    }
-    auto loss = SoftmaxCrossEntropy(a, labels).value();
-    losses.push_back(loss.loss);
-    Matrix grad = loss.gradient;
-    for (size_t i = kMlp.size(); i-- > 0;) {
-      const Matrix ds = grad.cwiseProduct(ActivationDerivative(kMlp[i].activation, s[i]));
-      grad = (w[i].transpose() * ds).topRows(kMlp[i].inputs);
-      v[i] = kSgd.momentum * v[i] + ds * x_aug[i].transpose();
-      w[i] = (1 - kSgd.learning_rate * kSgd.weight_decay) * w[i] - kSgd.learning_rate * v[i];
-    }
-  }
-  return losses;
+  return testing::ReferenceLosses(Mlp(), kSgd, Data(), kSteps);
 }
 
 // One peer's coded training; returns its losses, or empty on failure.
 std::vector<double> CodedLosses(PeerGroup* group, FaultInjector* faults, int* located) {
-  const std::vector<Matrix> w0 = InitialWeights();
+  const SequentialOptions mlp = Mlp();
   std::vector<std::unique_ptr<CodedLinear>> layers;
-  for (size_t i = 0; i < kMlp.size(); ++i) {
+  for (size_t i = 0; i < mlp.layers.size(); ++i) {
     CodedLinearOptions o;
-    o.inputs = kMlp[i].inputs;
-    o.outputs = kMlp[i].outputs;
-    o.batch = kBatch;
-    o.activation = kMlp[i].activation;
+    o.inputs = mlp.layers[i].inputs;
+    o.outputs = mlp.layers[i].outputs;
+    o.batch = mlp.batch;
+    o.activation = mlp.layers[i].activation;
     o.code.m = 2;
     o.code.n = 2;
     o.layer = int(i);
-    auto layer = CodedLinear::Create(o, group, faults, w0[i]);
+    auto layer = CodedLinear::Create(o, group, faults, InitialWeights(mlp.layers[i], mlp.seed, int(i)));
     if (!layer.ok()) {
       ADD_FAILURE() << layer.status();
       return {};
@@ -94,7 +59,7 @@ std::vector<double> CodedLosses(PeerGroup* group, FaultInjector* faults, int* lo
   for (int64_t step = 1; step <= kSteps; ++step) {
     Matrix a;
     std::vector<int> labels;
-    Batch(step, &a, &labels);
+    Data().Batch(step, mlp.batch, &a, &labels);
     for (auto& l : layers) {
       auto out = l->Forward(a, step);
       if (!out.ok()) { ADD_FAILURE() << out.status(); return {}; }
