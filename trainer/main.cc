@@ -289,7 +289,7 @@ int RunPeer(const Args& args, const JobSpec& spec) {
     correct += *c;
   }
   // The job's fault tally: every peer's counters, summed.
-  const TrainingCounters& c = (*trainer)->counters();
+  const TrainingCounters c = (*trainer)->counters();
   const std::vector<double> mine = {double(c.faults_injected), double(c.results_located_wrong),
                                     double(c.results_corrected), double(c.copies_replaced)};
   auto all = (*group)->AllGather(mine, {.step = 1 << 30, .layer = 1 << 21});

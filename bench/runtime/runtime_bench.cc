@@ -37,57 +37,33 @@ int Peer(int rank, int p, int64_t n, int64_t b, int steps, bool coded, const std
   if (!group.ok()) return 1;
   Random rng(7);
   const Matrix a = rng.NormalMatrix(n, n), x = rng.NormalMatrix(n, b);
+  // Coded: m = P / 4, n = 2 (K = P/2 + 1): half the peers are redundancy.
+  // Uncoded: a plain row split; its decode is the assembly of the pieces.
+  ProductCodeOptions options{.strategy = coded ? Strategy::kPolyDot : Strategy::kUncoded,
+                             .shape = {n, n, b}, .peers = p, .m = p / 4, .n = 2, .d = 1};
+  auto code = MakeProductCode(options).value();
+  const Matrix shard = code->EncodeShard(a, rank).value();
   Figures f;
-  if (coded) {
-    // m = P / 4, n = 2 (K = P/2 + 1): half the peers are redundancy.
-    auto code = PolyDotCode::Create({n, n, b}, {.peers = p, .m = p / 4, .n = 2, .d = 1}).value();
-    Matrix shard = code->EncodeShard(a, rank).value();
-    for (int s = -1; s < steps; ++s) {  // step -1 warms up
-      const double c0 = ThreadCpuMs(), p0 = ProcessCpuMs();
-      const auto w0 = std::chrono::steady_clock::now();
-      const int64_t sent0 = (*group)->bytes_sent();
-      Matrix piece = code->EncodeInput(x, rank).value();
-      Matrix y = code->PeerProduct(shard, piece);
-      double own = ThreadCpuMs() - c0;
-      auto g = (*group)->AllGather(std::span<const double>(y.data(), size_t(y.size())),
-                                   {.step = s + 1});
-      if (!g.ok()) return 2;
-      const double c1 = ThreadCpuMs();
-      std::vector<PeerResult> results;
-      for (int q = 0; q < p; ++q) results.push_back({q, g->col(q).reshaped(y.rows(), y.cols())});
-      auto d = code->Decode(results);
-      if (!d.ok()) return 3;
-      own += ThreadCpuMs() - c1;
-      if (s < 0) continue;
-      f.cpu_own += own;
-      f.cpu_process += ProcessCpuMs() - p0;
-      f.wall += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
-      f.sent += double((*group)->bytes_sent() - sent0);
-      f.received += double(y.size()) * 8.0 * (p - 1);
-    }
-  } else {
-    auto code = UncodedCode::Create({n, n, b}, p).value();
-    Matrix shard = code->EncodeShard(a, rank).value();
-    for (int s = -1; s < steps; ++s) {
-      const double c0 = ThreadCpuMs(), p0 = ProcessCpuMs();
-      const auto w0 = std::chrono::steady_clock::now();
-      const int64_t sent0 = (*group)->bytes_sent();
-      Matrix y = shard * x;
-      double own = ThreadCpuMs() - c0;
-      auto g = (*group)->AllGather(std::span<const double>(y.data(), size_t(y.size())),
-                                   {.step = s + 1});
-      if (!g.ok()) return 2;
-      const double c1 = ThreadCpuMs();
-      Matrix full(y.rows() * p, y.cols());
-      for (int q = 0; q < p; ++q) full.middleRows(q * y.rows(), y.rows()) = g->col(q).reshaped(y.rows(), y.cols());
-      own += ThreadCpuMs() - c1;
-      if (s < 0) continue;
-      f.cpu_own += own;
-      f.cpu_process += ProcessCpuMs() - p0;
-      f.wall += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
-      f.sent += double((*group)->bytes_sent() - sent0);
-      f.received += double(y.size()) * 8.0 * (p - 1);
-    }
+  for (int s = -1; s < steps; ++s) {  // step -1 warms up
+    const double c0 = ThreadCpuMs(), p0 = ProcessCpuMs();
+    const auto w0 = std::chrono::steady_clock::now();
+    const int64_t sent0 = (*group)->bytes_sent(), received0 = (*group)->bytes_received();
+    Matrix y = code->PeerProduct(shard, code->EncodeInput(x, rank).value());
+    double own = ThreadCpuMs() - c0;
+    auto g = (*group)->AllGather(std::span<const double>(y.data(), size_t(y.size())),
+                                 {.step = s + 1});
+    if (!g.ok()) return 2;
+    const double c1 = ThreadCpuMs();
+    std::vector<PeerResult> results;
+    for (int q = 0; q < p; ++q) results.push_back({q, g->col(q).reshaped(y.rows(), y.cols())});
+    if (!code->Decode(results).ok()) return 3;
+    own += ThreadCpuMs() - c1;
+    if (s < 0) continue;
+    f.cpu_own += own;
+    f.cpu_process += ProcessCpuMs() - p0;
+    f.wall += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
+    f.sent += double((*group)->bytes_sent() - sent0);
+    f.received += double((*group)->bytes_received() - received0);
   }
   for (double* v : {&f.cpu_own, &f.cpu_process, &f.wall, &f.sent, &f.received}) *v /= steps;
   *out = f;

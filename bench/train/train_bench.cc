@@ -110,7 +110,7 @@ int Peer(const Run& run, const Setup& setup, int rank, const std::string& dir, R
     }
     step = result->next_step;
   }
-  const TrainingCounters& c = (*trainer)->counters();
+  const TrainingCounters c = (*trainer)->counters();
   r.faults = double(c.faults_injected);
   r.recomputations = double(c.recomputations);
   r.rollbacks = double(c.rollbacks);

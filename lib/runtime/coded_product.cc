@@ -95,37 +95,33 @@ void Spoil(Matrix* y) { y->setConstant(std::numeric_limits<double>::quiet_NaN())
 
 StatusOr<DecodedProduct> CodedProduct::Forward(Matrix* shard, const MatrixRef& b, int64_t step,
                                                int layer) {
-  const int r = group_->rank();
   if (faults_ != nullptr && faults_->ShouldCrash(step)) std::_Exit(FaultInjector::kCrashExitCode);
   Fault(step, layer, StepPoint::kShard, shard);
-  Matrix clean;
-  const bool spoiled = Sanitize(b, &clean);
-  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, code_->EncodeInput(spoiled ? MatrixRef(clean) : b, r));
-  Fault(step, layer, StepPoint::kEncode, &piece);
-  Matrix y = code_->PeerProduct(*shard, piece);
-  if (spoiled) Spoil(&y);
-  Fault(step, layer, StepPoint::kProduct, &y);
-  POLYGUARD_ASSIGN_OR_RETURN(auto results,
-                             Exchange(y, code_->recovery_threshold(), step, layer, kForwardOp));
-  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct decoded, code_->Decode(results));
-  Fault(step, layer, StepPoint::kDecode, &decoded.product);
-  return decoded;
+  return Product(*shard, b, /*transpose=*/false, step, layer);
 }
 
 StatusOr<DecodedProduct> CodedProduct::Transpose(Matrix* shard, const MatrixRef& d, int64_t step,
                                                  int layer) {
+  return Product(*shard, d, /*transpose=*/true, step, layer);
+}
+
+StatusOr<DecodedProduct> CodedProduct::Product(const Matrix& shard, const MatrixRef& input,
+                                               bool transpose, int64_t step, int layer) {
   const int r = group_->rank();
   Matrix clean;
-  const bool spoiled = Sanitize(d, &clean);
-  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece,
-                             code_->EncodeTransposeInput(spoiled ? MatrixRef(clean) : d, r));
+  const bool spoiled = Sanitize(input, &clean);
+  const MatrixRef in = spoiled ? MatrixRef(clean) : input;
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, transpose ? code_->EncodeTransposeInput(in, r)
+                                                     : code_->EncodeInput(in, r));
   Fault(step, layer, StepPoint::kEncode, &piece);
-  Matrix y = code_->PeerTransposeProduct(*shard, piece);
+  Matrix y = transpose ? code_->PeerTransposeProduct(shard, piece) : code_->PeerProduct(shard, piece);
   if (spoiled) Spoil(&y);
   Fault(step, layer, StepPoint::kProduct, &y);
-  POLYGUARD_ASSIGN_OR_RETURN(auto results,
-                             Exchange(y, code_->transpose_threshold(), step, layer, kTransposeOp));
-  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct decoded, code_->DecodeTranspose(results));
+  const int threshold = transpose ? code_->transpose_threshold() : code_->recovery_threshold();
+  POLYGUARD_ASSIGN_OR_RETURN(
+      auto results, Exchange(y, threshold, step, layer, transpose ? kTransposeOp : kForwardOp));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct decoded, transpose ? code_->DecodeTranspose(results)
+                                                               : code_->Decode(results));
   Fault(step, layer, StepPoint::kDecode, &decoded.product);
   return decoded;
 }

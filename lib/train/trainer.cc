@@ -98,10 +98,11 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(PeerGroup* group, Sequential*
   return t;
 }
 
-const TrainingCounters& Trainer::counters() const {
-  counters_.faults_injected = faults_ != nullptr ? faults_->faults_injected() : 0;
-  counters_.results_not_awaited = model_->results_not_awaited();
-  return counters_;
+TrainingCounters Trainer::counters() const {
+  TrainingCounters c = counters_;
+  c.faults_injected = faults_ != nullptr ? faults_->faults_injected() : 0;
+  c.results_not_awaited = model_->results_not_awaited();
+  return c;
 }
 
 void Trainer::TakeSnapshot(int64_t step) {

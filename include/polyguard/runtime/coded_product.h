@@ -63,6 +63,9 @@ class CodedProduct {
                CodedProductOptions options)
       : group_(group), code_(code), faults_(faults), options_(options) {}
   void Fault(int64_t step, int layer, StepPoint point, Matrix* value);
+  // Encode, multiply, exchange and decode: A B, or A^T D when `transpose`.
+  StatusOr<DecodedProduct> Product(const Matrix& shard, const MatrixRef& input, bool transpose,
+                                   int64_t step, int layer);
   StatusOr<std::vector<PeerResult>> Exchange(const Matrix& result, int threshold, int64_t step,
                                              int layer, int op);
 

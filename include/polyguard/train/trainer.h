@@ -140,7 +140,8 @@ class Trainer {
   State LastSnapshot() const;
   Status Resume(const State& state);
 
-  const TrainingCounters& counters() const;
+  // (faults_injected and results_not_awaited are read at the call.)
+  TrainingCounters counters() const;
   int64_t last_snapshot_step() const { return snapshot_.step; }
 
  private:
@@ -170,7 +171,7 @@ class Trainer {
   std::vector<int> previous_wrong_;  // peers located wrong in the previous step
   int rollbacks_in_a_row_ = 0;
   int64_t rollback_step_ = 0;  // the furthest step that needed a rollback
-  mutable TrainingCounters counters_;
+  TrainingCounters counters_;
 };
 
 }  // namespace polyguard
