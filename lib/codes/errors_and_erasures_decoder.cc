@@ -11,6 +11,7 @@
 #include "polyguard/base/check.h"
 #include "polyguard/base/random.h"
 #include "polyguard/codes/evaluation_points.h"
+#include "lib/codes/decode_kernels.h"
 
 namespace polyguard {
 
@@ -26,36 +27,14 @@ struct ErrorsAndErasuresDecoder::Plan {
 
 namespace {
 
-// Results this large are treated as wrong outright: no product of sane data
-// gets there, and squaring them would overflow.
-constexpr double kHuge = 1e150;
-
-std::string PeerList(const std::vector<int>& peers) {
-  std::vector<int> sorted = peers;
-  std::sort(sorted.begin(), sorted.end());
-  return FormatPeers(sorted);
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  const size_t mid = v.size() / 2;
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(mid), v.end());
-  return v[mid];
-}
-
-// Per-entry tolerances: tol * (rms + |entry across peers| / sqrt(R)).
-// An error inflates its own entry's tolerance only by the factor tol.
-Vector EntryTolerances(const Matrix& yt, double tol) {
-  const Eigen::Index l = yt.rows(), r = yt.cols();
-  std::vector<double> norms(static_cast<size_t>(r));
-  for (Eigen::Index j = 0; j < r; ++j) norms[static_cast<size_t>(j)] = yt.col(j).norm();
-  const double rms = Median(norms) / std::sqrt(static_cast<double>(std::max<Eigen::Index>(l, 1)));
-  Vector cs = (yt.rowwise().norm() / std::sqrt(static_cast<double>(r))).array() + rms;
-  cs *= tol;
-  // All-zero entries are exact (padding): any deviation is an error.
-  for (Eigen::Index i = 0; i < l; ++i) cs(i) = std::max(cs(i), DBL_MIN);
-  return cs;
-}
+using internal::EntryTolerances;
+using internal::FusedProduct;
+using internal::kHuge;
+using internal::MaskOf;
+using internal::Median;
+using internal::PeerList;
+using internal::SampledRms;
+using internal::SelectColumns;
 
 // Berlekamp-Welch for one entry across the kept peers, in a Chebyshev basis:
 // find E (degree t) and Q (degree < K + t) with Q(a_r) = y_r E(a_r). E
@@ -106,98 +85,6 @@ bool CorrectEntry(const std::vector<double>& a, Eigen::Ref<Vector> y, int k,
     return true;
   }
   return false;
-}
-
-// out(l, w0 + w) = sum_r cols[r][l] * m(r, w0 + w) for w < WB: 4 entries at a
-// time with WB accumulators each, kept in registers.
-template <int WB>
-void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m,
-                int m_cols, int w0, double* out) {
-  constexpr int kLanes = 4;
-  int64_t l0 = 0;
-  for (; l0 + kLanes <= length; l0 += kLanes) {
-    double acc[WB][kLanes] = {};
-    for (int r = 0; r < r_count; ++r) {
-      const double* y = cols[r] + l0;
-      const double* mr = m + static_cast<int64_t>(r) * m_cols + w0;
-      for (int w = 0; w < WB; ++w)
-        for (int i = 0; i < kLanes; ++i) acc[w][i] += y[i] * mr[w];
-    }
-    for (int w = 0; w < WB; ++w)
-      for (int i = 0; i < kLanes; ++i) out[(w0 + w) * length + l0 + i] = acc[w][i];
-  }
-  for (; l0 < length; ++l0) {
-    for (int w = 0; w < WB; ++w) {
-      double a = 0.0;
-      for (int r = 0; r < r_count; ++r) a += cols[r][l0] * m[static_cast<int64_t>(r) * m_cols + w0 + w];
-      out[(w0 + w) * length + l0] = a;
-    }
-  }
-}
-
-// out (length x m_cols, col-major) = [cols] * m, in one pass over the results.
-void FusedProduct(const std::vector<const double*>& cols, int64_t length,
-                  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& m,
-                  Matrix* out) {
-  const int r_count = static_cast<int>(cols.size());
-  const int w_total = static_cast<int>(m.cols());
-  out->resize(length, w_total);
-  for (int w0 = 0; w0 < w_total;) {
-    const int wb = std::min(w_total - w0, 8);
-    switch (wb) {
-#define POLYGUARD_FUSED_CASE(N)                                                              \
-  case N:                                                                                    \
-    FusedBlock<N>(cols.data(), r_count, length, m.data(), w_total, w0, out->data()); \
-    break;
-      POLYGUARD_FUSED_CASE(1)
-      POLYGUARD_FUSED_CASE(2)
-      POLYGUARD_FUSED_CASE(3)
-      POLYGUARD_FUSED_CASE(4)
-      POLYGUARD_FUSED_CASE(5)
-      POLYGUARD_FUSED_CASE(6)
-      POLYGUARD_FUSED_CASE(7)
-      POLYGUARD_FUSED_CASE(8)
-#undef POLYGUARD_FUSED_CASE
-    }
-    w0 += wb;
-  }
-}
-
-// The RMS magnitude of the results, estimated from 8 evenly spaced runs of
-// 512 entries of each (contiguous, so cheap to read), median over peers: the
-// scale of the tolerances.
-double SampledRms(const std::vector<const double*>& cols, int64_t length) {
-  if (length == 0) return 0.0;
-  constexpr int64_t kRuns = 8, kRun = 512;
-  std::vector<double> rms;
-  for (const double* c : cols) {
-    double sq = 0.0;
-    int64_t n = 0;
-    if (length <= kRuns * kRun) {
-      sq = Eigen::Map<const Vector>(c, length).squaredNorm();
-      n = length;
-    } else {
-      for (int64_t i = 0; i < kRuns; ++i) {
-        const int64_t start = i * (length - kRun) / (kRuns - 1);
-        sq += Eigen::Map<const Vector>(c + start, kRun).squaredNorm();
-        n += kRun;
-      }
-    }
-    rms.push_back(std::sqrt(sq / double(n)));
-  }
-  return Median(rms);
-}
-
-uint64_t MaskOf(const std::vector<int>& peers) {
-  uint64_t mask = 0;
-  for (int p : peers) mask |= uint64_t{1} << p;
-  return mask;
-}
-
-Matrix SelectColumns(const Matrix& m, const std::vector<int>& cols) {
-  Matrix out(m.rows(), static_cast<Eigen::Index>(cols.size()));
-  for (size_t j = 0; j < cols.size(); ++j) out.col(static_cast<Eigen::Index>(j)) = m.col(cols[j]);
-  return out;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "polyguard/codes/abft_code.h"
+#include "polyguard/codes/low_weight_code.h"
 #include "polyguard/codes/mds_code.h"
 #include "polyguard/codes/polydot_code.h"
 #include "polyguard/codes/product_mds_code.h"
@@ -20,6 +21,7 @@ std::string_view StrategyName(Strategy strategy) {
     case Strategy::kMds: return "mds";
     case Strategy::kPolyDot: return "genpolydot";
     case Strategy::kAbft: return "abft";
+    case Strategy::kLowWeight: return "lowweight";
   }
   return "unknown";
 }
@@ -30,8 +32,10 @@ StatusOr<Strategy> ParseStrategy(std::string_view name) {
   if (name == "mds") return Strategy::kMds;
   if (name == "genpolydot" || name == "polydot") return Strategy::kPolyDot;
   if (name == "abft") return Strategy::kAbft;
+  if (name == "lowweight") return Strategy::kLowWeight;
   return InvalidArgumentError("unknown strategy '" + std::string(name) +
-                              "' (expected genpolydot, mds, replication, abft or uncoded)");
+                              "' (expected genpolydot, mds, replication, abft, lowweight or "
+                              "uncoded)");
 }
 
 StatusOr<std::vector<Matrix>> ProductCode::EncodeShards(const MatrixRef& a) const {
@@ -89,6 +93,40 @@ Status ProductCode::CheckB(const MatrixRef& b) const {
   }
   if (!b.allFinite()) return InvalidArgumentError("B contains NaN or Inf");
   return Status::Ok();
+}
+
+Status ProductCode::CheckSparseA(const SparseMatrix& a) const {
+  if (a.rows() != shape_.rows || a.cols() != shape_.inner) {
+    return InvalidArgumentError("sparse A is " + std::to_string(a.rows()) + " x " +
+                                std::to_string(a.cols()) + ", the code expects " +
+                                std::to_string(shape_.rows) + " x " + std::to_string(shape_.inner));
+  }
+  for (Eigen::Index i = 0; i < a.nonZeros(); ++i)
+    if (!std::isfinite(a.valuePtr()[i])) return InvalidArgumentError("sparse A contains NaN or Inf");
+  return Status::Ok();
+}
+
+Status ProductCode::CheckSparseB(const SparseMatrix& b) const {
+  if (b.rows() != shape_.inner || b.cols() != shape_.cols) {
+    return InvalidArgumentError("sparse B is " + std::to_string(b.rows()) + " x " +
+                                std::to_string(b.cols()) + ", the code expects " +
+                                std::to_string(shape_.inner) + " x " + std::to_string(shape_.cols));
+  }
+  for (Eigen::Index i = 0; i < b.nonZeros(); ++i)
+    if (!std::isfinite(b.valuePtr()[i])) return InvalidArgumentError("sparse B contains NaN or Inf");
+  return Status::Ok();
+}
+
+StatusOr<SparseMatrix> ProductCode::EncodeSparseShard(const SparseMatrix& a, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckSparseA(a));
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix shard, EncodeShard(Matrix(a), peer));
+  return SparseMatrix(shard.sparseView(1.0, 0.0));
+}
+
+StatusOr<SparseMatrix> ProductCode::EncodeSparseInput(const SparseMatrix& b, int peer) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckSparseB(b));
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, EncodeInput(Matrix(b), peer));
+  return SparseMatrix(piece.sparseView(1.0, 0.0));
 }
 
 Status ProductCode::CheckPeer(int peer) const {
@@ -162,6 +200,12 @@ StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions&
     }
     case Strategy::kUncoded: {
       POLYGUARD_ASSIGN_OR_RETURN(auto code, UncodedCode::Create(o.shape, o.peers));
+      return std::unique_ptr<ProductCode>(std::move(code));
+    }
+    case Strategy::kLowWeight: {
+      LowWeightOptions p{.peers = o.peers, .k_a = o.k_a, .k_b = o.k_b, .weight_a = o.weight_a,
+                         .weight_b = o.weight_b, .decoder = o.decoder};
+      POLYGUARD_ASSIGN_OR_RETURN(auto code, LowWeightCode::Create(o.shape, p));
       return std::unique_ptr<ProductCode>(std::move(code));
     }
   }

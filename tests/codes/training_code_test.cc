@@ -42,6 +42,10 @@ ProductCodeOptions RandomOptions(Strategy strategy, Random* rng) {
     case Strategy::kUncoded:
       o.peers = int(rng->UniformInt(1, 8));
       break;
+    case Strategy::kLowWeight:  // forward only: not among kTraining
+      o.k_a = int(rng->UniformInt(1, 3));
+      o.peers = o.k_a + int(rng->UniformInt(0, 3));
+      break;
   }
   return o;
 }

@@ -15,6 +15,7 @@
 //   ReplicationCode  r-fold replication with agreement voting
 //   AbftCode         Huang-Abraham checksums on each peer's block
 //   UncodedCode      plain split, no protection (the baseline)
+//   LowWeightCode    sparsity-preserving low-weight code (sparse A, B)
 //
 // Thread safety: all methods are const and safe to call concurrently.
 #ifndef POLYGUARD_CODES_PRODUCT_CODE_H_
@@ -56,7 +57,7 @@ struct DecodedProduct {
   bool verified = false;
 };
 
-enum class Strategy { kUncoded, kReplication, kMds, kPolyDot, kAbft };
+enum class Strategy { kUncoded, kReplication, kMds, kPolyDot, kAbft, kLowWeight };
 std::string_view StrategyName(Strategy strategy);
 StatusOr<Strategy> ParseStrategy(std::string_view name);  // "genpolydot", ...
 
@@ -95,6 +96,21 @@ class ProductCode {
 
   // Convenience: every peer's shard.
   StatusOr<std::vector<Matrix>> EncodeShards(const MatrixRef& a) const;
+
+  // --- Sparse A and B (Eigen sparse, column-major). The same verbs on sparse
+  // operands: a peer's product is sparse times sparse (or dense) into a dense
+  // result, decoded as above. Codes that mix few blocks (LowWeightCode) keep
+  // shards sparse; the default encodes densely and keeps the nonzeros, which
+  // is what a dense code does to sparsity (and costs O(rows x inner) memory
+  // while encoding). ---
+  virtual StatusOr<SparseMatrix> EncodeSparseShard(const SparseMatrix& a, int peer) const;
+  virtual StatusOr<SparseMatrix> EncodeSparseInput(const SparseMatrix& b, int peer) const;
+  Matrix SparsePeerProduct(const SparseMatrix& shard, const SparseMatrix& piece) const {
+    return Matrix(shard * piece);
+  }
+  Matrix SparsePeerProduct(const SparseMatrix& shard, const MatrixRef& piece) const {
+    return shard * piece;
+  }
 
   // --- Training (codes.md §1, §2): the transpose product A^T D from the same
   // shards, the coded update, and checks and repair of the stored shards.
@@ -138,6 +154,8 @@ class ProductCode {
   ProductCode(ProductShape shape, int peers) : shape_(shape), peers_(peers) {}
   Status CheckA(const MatrixRef& a) const;
   Status CheckB(const MatrixRef& b) const;
+  Status CheckSparseA(const SparseMatrix& a) const;
+  Status CheckSparseB(const SparseMatrix& b) const;
   Status CheckPeer(int peer) const;
   // Checks peers (known, distinct) and result shapes.
   Status CheckResults(std::span<const PeerResult> results, int64_t rows, int64_t cols) const;
@@ -158,6 +176,9 @@ struct ProductCodeOptions {
   // row_blocks > 0, else the 1-D MDS code with data_blocks.
   int row_peers = 0, row_blocks = 0, col_peers = 0, col_blocks = 0;
   int replicas = 2;         // r of replication
+  // Low-weight code (low_weight_code.h): A in k_a row blocks, B in k_b column
+  // blocks, weights 0 = the lower bound.
+  int k_a = 1, k_b = 1, weight_a = 0, weight_b = 0;
   PointKind points = PointKind::kChebyshev;
   DecoderOptions decoder;
 };

@@ -1,0 +1,88 @@
+// The errors-and-erasures decoder of any real MDS code given by its generator
+// (codes.md §3), for codes that are not evaluation codes, such as the
+// low-weight codes of low_weight_code.h.
+//
+// The R results that arrived form Y = G_R C + E: G_R is the R x K generator
+// restricted to the answering peers, C the K coefficient blocks (each
+// flattened to length L), E nonzero only at wrong peers. The generator must
+// be MDS: every K of its rows invertible (then its dual is MDS too, which is
+// what locating errors needs).
+//
+// Guarantees, with R results and K = generator columns (as for the
+// evaluation decoder):
+//   * Probabilistic model (errors drawn from a continuous distribution):
+//     up to R - K - 1 wrong results are located and corrected, with
+//     probability 1 (subspace test on the syndrome).
+//   * Otherwise (errors confined to the same few entries): up to
+//     floor((R - K)/2) wrong results are found by trying every set of that
+//     many suspects on the inconsistent entries (at most 20,000 sets tried;
+//     beyond that, DataLoss).
+//   * A result is trusted ("verified") only when at least K + 1 results agree
+//     with it; with more errors the decoder returns DataLoss naming the
+//     suspect peers. With exactly K results nothing is checked.
+//   * NaN, Inf and absurdly large values mark their peer wrong.
+//
+// How: an orthonormal parity check H (H G_R = 0, from a QR of G_R) gives the
+// syndrome S = H Y = H E; the peers whose column of H lies in the span of S
+// are the wrong ones. The decode is G_R's pseudo-inverse, whose conditioning
+// is what the code's design minimised (low_weight_code.h). Tolerances as in
+// DecoderOptions.
+//
+// Cost: without errors, one pass over the R results computing K + 2
+// combinations of them; with errors add (R - K) x R x L for the syndrome.
+// Plans are cached per set of answering peers.
+//
+// Thread safety: Decode is const and may be called concurrently.
+#ifndef POLYGUARD_CODES_LINEAR_CODE_DECODER_H_
+#define POLYGUARD_CODES_LINEAR_CODE_DECODER_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "polyguard/base/matrix.h"
+#include "polyguard/base/status.h"
+#include "polyguard/codes/errors_and_erasures_decoder.h"
+
+namespace polyguard {
+
+class LinearCodeDecoder {
+ public:
+  // generator: P x K (1 <= K <= P <= 64), finite. Its MDS property is the
+  // caller's (the code design's) responsibility; a subset of rows that is
+  // singular makes Decode return DataLoss for that subset.
+  static StatusOr<std::unique_ptr<LinearCodeDecoder>> Create(Matrix generator,
+                                                             DecoderOptions options = {});
+
+  // columns[j]: the `length` numbers of peer peers[j]'s result. Returns all K
+  // coefficients (L x K). Errors: InvalidArgument (unknown or duplicated
+  // peer), Unavailable (fewer than K results), DataLoss (uncorrectable).
+  StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
+                                 std::span<const double* const> columns, int64_t length) const;
+  // The same for results given as the columns of an L x R matrix.
+  StatusOr<DecodeOutcome> Decode(std::span<const int> peers, const MatrixRef& results) const;
+
+  int num_peers() const { return static_cast<int>(generator_.rows()); }
+  int recovery_threshold() const { return static_cast<int>(generator_.cols()); }
+  const Matrix& generator() const { return generator_; }
+
+  struct Plan;  // per set of answering peers; defined in the .cc
+
+ private:
+  LinearCodeDecoder(Matrix generator, DecoderOptions options)
+      : generator_(std::move(generator)), options_(options) {}
+  std::shared_ptr<const Plan> GetPlan(const std::vector<int>& peers) const;
+  StatusOr<DecodeOutcome> DecodeSlow(const std::vector<int>& peers, Matrix results) const;
+
+  Matrix generator_;
+  DecoderOptions options_;
+  mutable std::mutex mu_;
+  mutable std::unordered_map<uint64_t, std::shared_ptr<const Plan>> cache_;
+};
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_CODES_LINEAR_CODE_DECODER_H_

@@ -1,0 +1,43 @@
+// Kernels shared by the decoders (errors_and_erasures_decoder.cc for
+// evaluation codes, linear_code_decoder.cc for any real MDS generator):
+// tolerances, the one-pass combination of results, and small helpers.
+// Private to lib/.
+#ifndef POLYGUARD_LIB_CODES_DECODE_KERNELS_H_
+#define POLYGUARD_LIB_CODES_DECODE_KERNELS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "polyguard/base/matrix.h"
+
+namespace polyguard::internal {
+
+// Results this large are treated as wrong outright: no product of sane data
+// gets there, and squaring them would overflow.
+constexpr double kHuge = 1e150;
+
+using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// "1, 4, 7" after sorting.
+std::string PeerList(const std::vector<int>& peers);
+double Median(std::vector<double> v);
+// Per-entry tolerances: tol * (rms + |entry across peers| / sqrt(R)), for
+// results yt (L x R). An error inflates its own entry's tolerance only by the
+// factor tol; all-zero entries (padding) get DBL_MIN.
+Vector EntryTolerances(const Matrix& yt, double tol);
+// out (length x m.cols(), col-major) = [cols] * m, in one pass over the
+// results: cols[r] points at `length` numbers.
+void FusedProduct(const std::vector<const double*>& cols, int64_t length,
+                  const RowMajorMatrix& m, Matrix* out);
+// The RMS magnitude of the results, estimated from evenly spaced runs of each
+// (median over peers).
+double SampledRms(const std::vector<const double*>& cols, int64_t length);
+uint64_t MaskOf(const std::vector<int>& peers);
+Matrix SelectColumns(const Matrix& m, const std::vector<int>& cols);
+
+}  // namespace polyguard::internal
+
+#endif  // POLYGUARD_LIB_CODES_DECODE_KERNELS_H_

@@ -1,0 +1,369 @@
+#include "polyguard/codes/linear_code_decoder.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <string>
+
+#include <Eigen/QR>
+#include <Eigen/SVD>
+
+#include "lib/codes/decode_kernels.h"
+#include "polyguard/base/random.h"
+
+namespace polyguard {
+
+using internal::EntryTolerances;
+using internal::kHuge;
+using internal::MaskOf;
+using internal::PeerList;
+
+struct LinearCodeDecoder::Plan {
+  std::vector<int> rows;            // peers, ascending
+  bool singular = false;            // these rows do not determine C
+  Matrix parity;                    // (R - K) x R, orthonormal rows, parity * G_R = 0
+  Matrix pinv;                      // K x R
+  int probes = 0;                   // leading columns of `fused` that are parity probes
+  internal::RowMajorMatrix fused;   // R x (probes + K): [probe; pinv]^T
+};
+
+namespace {
+
+// Sets of suspects tried by the combinatorial fallback, at most.
+constexpr int64_t kMaxSuspectSets = 20000;
+
+int64_t Binomial(int n, int k) {
+  if (k < 0 || k > n) return 0;
+  double b = 1.0;
+  for (int i = 1; i <= k; ++i) b = b * (n - k + i) / i;
+  return static_cast<int64_t>(std::llround(b));
+}
+
+// Advances idx (ascending, size t, values < n) to the next combination.
+bool NextCombination(std::vector<int>* idx, int n) {
+  const int t = static_cast<int>(idx->size());
+  int i = t - 1;
+  while (i >= 0 && (*idx)[static_cast<size_t>(i)] == n - t + i) --i;
+  if (i < 0) return false;
+  ++(*idx)[static_cast<size_t>(i)];
+  for (int j = i + 1; j < t; ++j) (*idx)[static_cast<size_t>(j)] = (*idx)[static_cast<size_t>(j - 1)] + 1;
+  return true;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<LinearCodeDecoder>> LinearCodeDecoder::Create(Matrix generator,
+                                                                       DecoderOptions options) {
+  const Eigen::Index p = generator.rows(), k = generator.cols();
+  if (p < 1 || p > 64 || k < 1 || k > p) {
+    return InvalidArgumentError("linear decoder: generator must be P x K with 1 <= K <= P <= 64, got " +
+                                std::to_string(p) + " x " + std::to_string(k));
+  }
+  if (!generator.allFinite()) return InvalidArgumentError("linear decoder: generator has NaN or Inf");
+  if (!(options.tolerance > 0.0 && options.tolerance < 1.0)) {
+    return InvalidArgumentError("linear decoder: tolerance must be in (0, 1), got " +
+                                std::to_string(options.tolerance));
+  }
+  return std::unique_ptr<LinearCodeDecoder>(new LinearCodeDecoder(std::move(generator), options));
+}
+
+std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
+    const std::vector<int>& peers) const {
+  const uint64_t mask = MaskOf(peers);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(mask);
+    if (it != cache_.end()) return it->second;
+  }
+  auto plan = std::make_shared<Plan>();
+  plan->rows = peers;
+  const int r = static_cast<int>(peers.size());
+  const int k = recovery_threshold();
+  Matrix gen(r, k);
+  for (int i = 0; i < r; ++i) gen.row(i) = generator_.row(peers[static_cast<size_t>(i)]);
+  Eigen::JacobiSVD<Matrix> svd(gen, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  const Vector sigma = svd.singularValues();
+  // Singular to working precision: the decode would amplify roundoff beyond
+  // any tolerance, so these peers do not determine C.
+  plan->singular = !(sigma(k - 1) > 1e-13 * sigma(0));
+  plan->pinv = svd.matrixV() * sigma.cwiseInverse().asDiagonal() * svd.matrixU().transpose();
+  Eigen::HouseholderQR<Matrix> qr(gen);
+  const Matrix q_full = qr.householderQ() * Matrix::Identity(r, r);
+  plan->parity = q_full.rightCols(r - k).transpose();
+  // Probes: up to two combinations of parity rows that attenuate no peer's
+  // error much (best of several seeded draws).
+  const int redundancy = r - k;
+  plan->probes = std::min(2, redundancy);
+  Matrix probe(plan->probes, r);
+  if (plan->probes > 0) {
+    Random rng(DeriveSeed(0x10e1, {mask}));
+    const Vector h_norms = plan->parity.colwise().norm().transpose();
+    double best = -1.0;
+    for (int draw = 0; draw < 16; ++draw) {
+      Eigen::HouseholderQR<Matrix> gq(rng.NormalMatrix(redundancy, plan->probes));
+      const Matrix g = (gq.householderQ() * Matrix::Identity(redundancy, plan->probes)).transpose();
+      const Matrix w = g * plan->parity;
+      const double score = (w.colwise().norm().transpose().array() /
+                            h_norms.array().max(DBL_MIN)).minCoeff();
+      if (score > best) {
+        best = score;
+        probe = w;
+      }
+    }
+  }
+  plan->fused.resize(r, plan->probes + k);
+  plan->fused.leftCols(plan->probes) = probe.transpose();
+  plan->fused.rightCols(k) = plan->pinv.transpose();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (static_cast<int>(cache_.size()) >= options_.cache_capacity) cache_.clear();
+  cache_.emplace(mask, plan);
+  return plan;
+}
+
+StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
+                                                  const MatrixRef& results) const {
+  if (results.cols() != static_cast<Eigen::Index>(peers.size())) {
+    return InvalidArgumentError("decode: " + std::to_string(results.cols()) +
+                                " result columns for " + std::to_string(peers.size()) + " peers");
+  }
+  Matrix owned = results;
+  std::vector<const double*> columns;
+  for (Eigen::Index j = 0; j < owned.cols(); ++j) columns.push_back(owned.col(j).data());
+  return Decode(peers, columns, owned.rows());
+}
+
+StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
+                                                  std::span<const double* const> columns,
+                                                  int64_t length) const {
+  const int k = recovery_threshold();
+  const int total = static_cast<int>(peers.size());
+  if (length < 0) return InvalidArgumentError("decode: negative result length");
+  if (columns.size() != peers.size()) {
+    return InvalidArgumentError("decode: " + std::to_string(columns.size()) +
+                                " result columns for " + std::to_string(total) + " peers");
+  }
+  std::vector<int> col_of(static_cast<size_t>(num_peers()), -1);
+  for (int j = 0; j < total; ++j) {
+    const int p = peers[static_cast<size_t>(j)];
+    if (p < 0 || p >= num_peers()) {
+      return InvalidArgumentError("decode: result from unknown peer " + std::to_string(p) +
+                                  " (code has " + std::to_string(num_peers()) + " peers)");
+    }
+    if (col_of[static_cast<size_t>(p)] != -1) {
+      return InvalidArgumentError("decode: two results from peer " + std::to_string(p));
+    }
+    col_of[static_cast<size_t>(p)] = j;
+  }
+  if (total < k) {
+    return UnavailableError("decode: need " + std::to_string(k) + " results (threshold K), got " +
+                            std::to_string(total));
+  }
+  std::vector<int> sorted_peers;
+  std::vector<const double*> sorted_cols;
+  for (int p = 0; p < num_peers(); ++p) {
+    const int j = col_of[static_cast<size_t>(p)];
+    if (j < 0) continue;
+    sorted_peers.push_back(p);
+    sorted_cols.push_back(columns[static_cast<size_t>(j)]);
+  }
+  auto plan = GetPlan(sorted_peers);
+  if (!plan->singular) {
+    thread_local Matrix fused;
+    internal::FusedProduct(sorted_cols, length, plan->fused, &fused);
+    const double rms = internal::SampledRms(sorted_cols, length);
+    if (std::isfinite(rms) && std::isfinite(fused.sum())) {
+      const double tol = options_.tolerance;
+      bool consistent = true;
+      for (int64_t l = 0; l < length && consistent && plan->probes > 0; ++l) {
+        double zsq = 0.0;
+        for (int i = 0; i < plan->probes; ++i) zsq += fused(l, i) * fused(l, i);
+        const double quick = tol * rms;
+        if (zsq <= quick * quick) continue;
+        double sq = 0.0;
+        for (const double* c : sorted_cols) sq += c[l] * c[l];
+        const double cs = std::max(tol * (rms + std::sqrt(sq / total)), DBL_MIN);
+        if (!(std::sqrt(zsq) <= cs)) consistent = false;
+      }
+      if (consistent) {
+        DecodeOutcome out;
+        out.coefficients = fused.rightCols(k);
+        out.verified = total > k;
+        return out;
+      }
+    }
+  }
+  Matrix results(length, total);
+  for (int j = 0; j < total; ++j)
+    results.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
+  return DecodeSlow(sorted_peers, std::move(results));
+}
+
+StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& peers,
+                                                      Matrix results) const {
+  const int k = recovery_threshold();
+  const int total = static_cast<int>(peers.size());
+  const double tol = options_.tolerance;
+  std::vector<int> kept, kept_cols, bad;
+  for (int j = 0; j < total; ++j) {
+    const auto col = results.col(j);
+    if (!col.allFinite() || (col.size() > 0 && col.cwiseAbs().maxCoeff() > kHuge)) {
+      bad.push_back(peers[static_cast<size_t>(j)]);
+    } else {
+      kept.push_back(peers[static_cast<size_t>(j)]);
+      kept_cols.push_back(j);
+    }
+  }
+  const int finite = static_cast<int>(kept.size());
+  if (finite < k || (finite == k && !bad.empty())) {
+    return DataLossError("decode: only " + std::to_string(finite) + " of " +
+                         std::to_string(total) + " results are finite, threshold K = " +
+                         std::to_string(k) + "; suspect peers: " + PeerList(bad));
+  }
+  Matrix yt = internal::SelectColumns(results, kept_cols);
+  auto singular_error = [&](const std::vector<int>& rows) {
+    return DataLossError("decode: the results of peers " + PeerList(rows) +
+                         " do not determine the product (their generator rows are singular)");
+  };
+
+  std::vector<int> peeled;
+  std::shared_ptr<const Plan> plan;
+  while (true) {
+    const int r = static_cast<int>(kept.size());
+    plan = GetPlan(kept);
+    if (plan->singular) return singular_error(kept);
+    if (r == k) {
+      if (!peeled.empty() || !bad.empty()) {
+        std::vector<int> suspects = bad;
+        suspects.insert(suspects.end(), peeled.begin(), peeled.end());
+        return DataLossError("decode: errors beyond what the code corrects (" +
+                             std::to_string(total) + " results, threshold K = " +
+                             std::to_string(k) + "); suspect peers: " + PeerList(suspects));
+      }
+      DecodeOutcome out;  // nothing to check against
+      out.coefficients = yt * plan->pinv.transpose();
+      return out;
+    }
+    const Vector cs = EntryTolerances(yt, tol);
+    Matrix st = yt * plan->parity.transpose();
+    st.array().colwise() /= cs.array();
+    std::vector<int> dirty;
+    for (Eigen::Index i = 0; i < st.rows(); ++i)
+      if (!(st.row(i).norm() <= 1.0)) dirty.push_back(static_cast<int>(i));
+    if (dirty.empty()) break;
+
+    const int red = r - k;
+    std::vector<int> flag;  // positions in kept
+    // Subspace test: the wrong peers' parity columns span the syndrome.
+    Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
+    for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
+    const double scale = dmat.cwiseAbs().maxCoeff();
+    if (std::isfinite(scale) && scale > 0.0) {
+      dmat /= scale;
+      Matrix small = dmat;
+      if (dmat.rows() > red) {
+        Eigen::HouseholderQR<Matrix> qr(dmat);
+        small = qr.matrixQR().topRows(red).triangularView<Eigen::Upper>();
+      }
+      Eigen::JacobiSVD<Matrix> svd(small, Eigen::ComputeFullV);
+      const Vector sigma = svd.singularValues() * scale;
+      const double floor_abs = std::max(0.5, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r)));
+      int rank = 0;
+      while (rank < sigma.size() && sigma(rank) > floor_abs) ++rank;
+      if (rank > 0 && rank < red) {
+        const Matrix u = svd.matrixV().leftCols(rank);
+        std::vector<std::pair<double, int>> dist;
+        for (int j = 0; j < r; ++j) {
+          const Vector h = plan->parity.col(j);
+          const double hn = h.norm();
+          dist.emplace_back(hn > 0 ? (h - u * (u.transpose() * h)).norm() / hn : 1.0, j);
+        }
+        std::sort(dist.begin(), dist.end());
+        const bool clear_gap = dist[static_cast<size_t>(rank - 1)].first <=
+                               0.05 * dist[static_cast<size_t>(rank)].first;
+        for (int j = 0; j < r; ++j) {
+          const auto& [d, pos] = dist[static_cast<size_t>(j)];
+          if (clear_gap ? j < rank : d < 1e-9) flag.push_back(pos);
+        }
+      }
+    }
+    if (flag.empty()) {
+      // Errors not separable by their span (e.g. confined to a few entries):
+      // the smallest set of suspects whose removal makes the dirty entries
+      // consistent, if it is unique.
+      Matrix yd(static_cast<Eigen::Index>(dirty.size()), r);
+      Vector csd(static_cast<Eigen::Index>(dirty.size()));
+      for (size_t i = 0; i < dirty.size(); ++i) {
+        yd.row(static_cast<Eigen::Index>(i)) = yt.row(dirty[i]);
+        csd(static_cast<Eigen::Index>(i)) = cs(dirty[i]);
+      }
+      int64_t tried = 0;
+      for (int t = 1; t <= red / 2 && flag.empty(); ++t) {
+        if (tried + Binomial(r, t) > kMaxSuspectSets) break;
+        std::vector<std::vector<int>> found;
+        std::vector<int> idx(static_cast<size_t>(t));
+        for (int i = 0; i < t; ++i) idx[static_cast<size_t>(i)] = i;
+        do {
+          ++tried;
+          std::vector<int> rest_peers, rest_cols;
+          size_t w = 0;
+          for (int j = 0; j < r; ++j) {
+            if (w < idx.size() && idx[w] == j) {
+              ++w;
+              continue;
+            }
+            rest_peers.push_back(kept[static_cast<size_t>(j)]);
+            rest_cols.push_back(j);
+          }
+          auto rest_plan = GetPlan(rest_peers);
+          if (rest_plan->singular) continue;
+          Matrix sr = internal::SelectColumns(yd, rest_cols) * rest_plan->parity.transpose();
+          sr.array().colwise() /= csd.array();
+          if (sr.rowwise().norm().maxCoeff() <= 1.0) found.push_back(idx);
+        } while (NextCombination(&idx, r) && found.size() < 2);
+        if (found.size() == 1) flag = found[0];
+        if (found.size() > 1) break;  // ambiguous: more errors than can be told apart
+      }
+    }
+    if (flag.empty()) {
+      std::vector<int> suspects = bad;
+      suspects.insert(suspects.end(), peeled.begin(), peeled.end());
+      return DataLossError("decode: errors beyond what the code corrects (" +
+                           std::to_string(total) + " results, threshold K = " +
+                           std::to_string(k) + ", " + std::to_string(dirty.size()) +
+                           " inconsistent entries); suspect peers: " + PeerList(suspects));
+    }
+    std::sort(flag.begin(), flag.end());
+    std::vector<int> next_kept, keep_cols;
+    size_t fi = 0;
+    for (int j = 0; j < r; ++j) {
+      if (fi < flag.size() && flag[fi] == j) {
+        peeled.push_back(kept[static_cast<size_t>(j)]);
+        ++fi;
+      } else {
+        next_kept.push_back(kept[static_cast<size_t>(j)]);
+        keep_cols.push_back(j);
+      }
+    }
+    yt = internal::SelectColumns(yt, keep_cols);
+    kept = std::move(next_kept);
+  }
+
+  DecodeOutcome out;
+  out.coefficients = yt * plan->pinv.transpose();
+  out.verified = true;
+  out.wrong_peers = bad;
+  if (!peeled.empty()) {
+    // Report only peeled peers that really disagree with the verified decode.
+    const Vector cs = EntryTolerances(yt, tol);
+    for (int p : peeled) {
+      const auto pos = std::find(peers.begin(), peers.end(), p) - peers.begin();
+      const Vector pred = out.coefficients * generator_.row(p).transpose();
+      if (!((results.col(pos) - pred).cwiseAbs().array() <= cs.array()).all())
+        out.wrong_peers.push_back(p);
+    }
+  }
+  std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
+  return out;
+}
+
+}  // namespace polyguard

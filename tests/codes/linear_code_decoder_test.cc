@@ -1,0 +1,111 @@
+#include "polyguard/codes/linear_code_decoder.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "polyguard/base/random.h"
+
+namespace polyguard {
+namespace {
+
+struct Trial {
+  std::vector<int> peers;
+  Matrix results;  // L x R
+  Matrix coefficients;
+  std::vector<int> wrong;
+};
+
+// R of the P peers answer; `errors` of them get a random error vector.
+Trial MakeTrial(const Matrix& g, int r, int errors, int64_t length, Random* rng) {
+  Trial t;
+  t.coefficients = rng->NormalMatrix(length, g.cols());
+  t.peers = rng->Sample(static_cast<int>(g.rows()), r);
+  t.results.resize(length, r);
+  for (int j = 0; j < r; ++j)
+    t.results.col(j) = t.coefficients * g.row(t.peers[static_cast<size_t>(j)]).transpose();
+  for (int e = 0; e < errors; ++e) {
+    t.results.col(e) += rng->NormalMatrix(length, 1) * std::pow(10.0, rng->Uniform(-5, 3));
+    t.wrong.push_back(t.peers[static_cast<size_t>(e)]);
+  }
+  std::sort(t.wrong.begin(), t.wrong.end());
+  return t;
+}
+
+TEST(LinearCodeDecoder, CorrectsUpToRedundancyMinusOneGenericErrors) {
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    Random rng(seed);
+    const int k = int(rng.UniformInt(1, 8));
+    const int p = k + int(rng.UniformInt(1, 8));
+    const Matrix g = rng.NormalMatrix(p, k);
+    auto dec = LinearCodeDecoder::Create(g).value();
+    const int r = int(rng.UniformInt(k + 1, p));
+    const int errors = int(rng.UniformInt(0, r - k - 1));
+    Trial t = MakeTrial(g, r, errors, int(rng.UniformInt(errors + 1, 40)), &rng);
+    SCOPED_TRACE("seed=" + std::to_string(seed));
+    auto out = dec->Decode(t.peers, t.results);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_TRUE(out->verified);
+    EXPECT_EQ(out->wrong_peers, t.wrong);
+    EXPECT_LT((out->coefficients - t.coefficients).norm() / t.coefficients.norm(), 1e-9);
+  }
+}
+
+TEST(LinearCodeDecoder, ExactlyKResultsAreDecodedUnverified) {
+  Random rng(2);
+  const Matrix g = rng.NormalMatrix(6, 4);
+  auto dec = LinearCodeDecoder::Create(g).value();
+  Trial t = MakeTrial(g, 4, 0, 10, &rng);
+  auto out = dec->Decode(t.peers, t.results).value();
+  EXPECT_FALSE(out.verified);
+  EXPECT_LT((out.coefficients - t.coefficients).norm(), 1e-10);
+}
+
+TEST(LinearCodeDecoder, NonFiniteResultsAreWrong) {
+  Random rng(4);
+  const Matrix g = rng.NormalMatrix(7, 3);
+  auto dec = LinearCodeDecoder::Create(g).value();
+  Trial t = MakeTrial(g, 7, 0, 12, &rng);
+  t.results(3, 2) = std::numeric_limits<double>::quiet_NaN();
+  t.results(5, 4) = std::numeric_limits<double>::infinity();
+  auto out = dec->Decode(t.peers, t.results).value();
+  std::vector<int> want = {t.peers[2], t.peers[4]};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(out.wrong_peers, want);
+  EXPECT_LT((out.coefficients - t.coefficients).norm(), 1e-9);
+}
+
+TEST(LinearCodeDecoder, ReportsTooManyErrorsAndSingularSubsets) {
+  Random rng(6);
+  Matrix g = rng.NormalMatrix(6, 3);
+  auto dec = LinearCodeDecoder::Create(g).value();
+  Trial t = MakeTrial(g, 6, 3, 20, &rng);
+  auto out = dec->Decode(t.peers, t.results);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kDataLoss);
+
+  g.row(1) = 2.0 * g.row(0);  // not MDS: peers 0, 1 and any other are singular
+  auto bad = LinearCodeDecoder::Create(g).value();
+  Matrix y = rng.NormalMatrix(5, 3);
+  auto singular = bad->Decode(std::vector<int>{0, 1, 2}, y);
+  ASSERT_FALSE(singular.ok());
+  EXPECT_NE(singular.status().message().find("singular"), std::string::npos);
+}
+
+TEST(LinearCodeDecoder, RejectsBadInput) {
+  Random rng(8);
+  EXPECT_FALSE(LinearCodeDecoder::Create(rng.NormalMatrix(3, 4)).ok());
+  Matrix nan = rng.NormalMatrix(4, 2);
+  nan(0, 0) = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_FALSE(LinearCodeDecoder::Create(nan).ok());
+  auto dec = LinearCodeDecoder::Create(rng.NormalMatrix(4, 2)).value();
+  Matrix y = rng.NormalMatrix(3, 2);
+  EXPECT_EQ(dec->Decode(std::vector<int>{0, 0}, y).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(dec->Decode(std::vector<int>{0, 9}, y).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(dec->Decode(std::vector<int>{0}, Matrix(y.leftCols(1))).status().code(),
+            StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace polyguard
