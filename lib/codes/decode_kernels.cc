@@ -94,6 +94,24 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
 // The RMS magnitude of the results, estimated from 8 evenly spaced runs of
 // 512 entries of each (contiguous, so cheap to read), median over peers: the
 // scale of the tolerances.
+bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length,
+                    const RowMajorMatrix& m,
+                    const std::function<bool(int64_t l0, const Matrix& chunk)>& visit) {
+  const Eigen::Index r_count = static_cast<Eigen::Index>(cols.size());
+  // 1024 rows x R results stay in L2 next to their slice of the output.
+  constexpr int64_t kChunk = 1024;
+  thread_local Matrix block, chunk;
+  for (int64_t l0 = 0; l0 < length; l0 += kChunk) {
+    const int64_t rows = std::min(kChunk, length - l0);
+    block.resize(rows, r_count);
+    for (Eigen::Index j = 0; j < r_count; ++j)
+      block.col(j) = Eigen::Map<const Vector>(cols[static_cast<size_t>(j)] + l0, rows);
+    chunk.noalias() = block * m;
+    if (!visit(l0, chunk)) return false;
+  }
+  return true;
+}
+
 double SampledRms(const std::vector<const double*>& cols, int64_t length) {
   if (length == 0) return 0.0;
   constexpr int64_t kRuns = 8, kRun = 512;

@@ -6,6 +6,7 @@
 #define POLYGUARD_LIB_CODES_DECODE_KERNELS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,14 @@ Vector EntryTolerances(const Matrix& yt, double tol);
 // results: cols[r] points at `length` numbers.
 void FusedProduct(const std::vector<const double*>& cols, int64_t length,
                   const RowMajorMatrix& m, Matrix* out);
+// The same product through GEMM on row chunks of the results, each copied
+// into a small contiguous block first (faster than FusedProduct when m has
+// many columns), handed chunk by chunk to `visit` (rows l0.. of the product)
+// instead of being stored: the caller keeps what it needs where it needs it.
+// Stops early, returning false, when visit returns false.
+bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length,
+                    const RowMajorMatrix& m,
+                    const std::function<bool(int64_t l0, const Matrix& chunk)>& visit);
 // The RMS magnitude of the results, estimated from evenly spaced runs of each
 // (median over peers).
 double SampledRms(const std::vector<const double*>& cols, int64_t length);

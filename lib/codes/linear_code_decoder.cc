@@ -135,6 +135,21 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
 StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
                                                   std::span<const double* const> columns,
                                                   int64_t length) const {
+  Matrix coefficients;
+  auto sink = [&](int64_t l0, const MatrixRef& chunk) {
+    if (coefficients.rows() != length) coefficients.resize(length, recovery_threshold());
+    coefficients.middleRows(l0, chunk.rows()) = chunk;
+  };
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, Decode(peers, columns, length, sink));
+  if (coefficients.rows() != length) coefficients.resize(length, recovery_threshold());
+  out.coefficients = std::move(coefficients);
+  return out;
+}
+
+StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
+                                                  std::span<const double* const> columns,
+                                                  int64_t length,
+                                                  const CoefficientSink& sink) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(peers.size());
   if (length < 0) return InvalidArgumentError("decode: negative result length");
@@ -167,35 +182,56 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
     sorted_cols.push_back(columns[static_cast<size_t>(j)]);
   }
   auto plan = GetPlan(sorted_peers);
-  if (!plan->singular) {
-    thread_local Matrix fused;
-    internal::FusedProduct(sorted_cols, length, plan->fused, &fused);
-    const double rms = internal::SampledRms(sorted_cols, length);
-    if (std::isfinite(rms) && std::isfinite(fused.sum())) {
-      const double tol = options_.tolerance;
-      bool consistent = true;
-      for (int64_t l = 0; l < length && consistent && plan->probes > 0; ++l) {
+  const double rms = internal::SampledRms(sorted_cols, length);
+  if (!plan->singular && std::isfinite(rms)) {
+    const double tol = options_.tolerance;
+    const int probes = plan->probes;
+    // Rows [l0, l0 + chunk.rows()) of [probes | coefficients]: consistent
+    // when every probe entry is within its tolerance.
+    auto consistent = [&](int64_t l0, const Matrix& chunk) {
+      if (!chunk.allFinite()) return false;
+      for (Eigen::Index i = 0; i < chunk.rows() && probes > 0; ++i) {
         double zsq = 0.0;
-        for (int i = 0; i < plan->probes; ++i) zsq += fused(l, i) * fused(l, i);
+        for (int p = 0; p < probes; ++p) zsq += chunk(i, p) * chunk(i, p);
         const double quick = tol * rms;
         if (zsq <= quick * quick) continue;
         double sq = 0.0;
-        for (const double* c : sorted_cols) sq += c[l] * c[l];
+        for (const double* c : sorted_cols) sq += c[l0 + i] * c[l0 + i];
         const double cs = std::max(tol * (rms + std::sqrt(sq / total)), DBL_MIN);
-        if (!(std::sqrt(zsq) <= cs)) consistent = false;
+        if (!(std::sqrt(zsq) <= cs)) return false;
       }
-      if (consistent) {
-        DecodeOutcome out;
-        out.coefficients = fused.rightCols(k);
-        out.verified = total > k;
-        return out;
-      }
+      return true;
+    };
+    bool clean;
+    if (plan->fused.cols() > 8) {
+      // Many coefficients: GEMM on chunks, each checked and handed over
+      // while in cache. An inconsistent chunk stops the pass; the slow path
+      // below then overwrites whatever was handed over.
+      clean = internal::ChunkedProduct(sorted_cols, length, plan->fused,
+                                       [&](int64_t l0, const Matrix& chunk) {
+                                         if (!consistent(l0, chunk)) return false;
+                                         sink(l0, chunk.rightCols(k));
+                                         return true;
+                                       });
+    } else {
+      thread_local Matrix fused;
+      internal::FusedProduct(sorted_cols, length, plan->fused, &fused);
+      clean = consistent(0, fused);
+      if (clean) sink(0, fused.rightCols(k));
+    }
+    if (clean) {
+      DecodeOutcome out;
+      out.verified = total > k;
+      return out;
     }
   }
   Matrix results(length, total);
   for (int j = 0; j < total; ++j)
     results.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
-  return DecodeSlow(sorted_peers, std::move(results));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, DecodeSlow(sorted_peers, std::move(results)));
+  sink(0, out.coefficients);
+  out.coefficients = Matrix();
+  return out;
 }
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& peers,

@@ -37,6 +37,7 @@
 #define POLYGUARD_CODES_LINEAR_CODE_DECODER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -62,6 +63,16 @@ class LinearCodeDecoder {
   // peer), Unavailable (fewer than K results), DataLoss (uncorrectable).
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
                                  std::span<const double* const> columns, int64_t length) const;
+  // The same, handing the coefficients to `sink` in row chunks (rows l0 ..
+  // l0 + chunk.rows() - 1 of the L x K coefficients) instead of returning
+  // them (DecodeOutcome::coefficients stays empty): a caller that lays C out
+  // differently saves writing and copying an L x K matrix. Chunks may be
+  // handed over more than once (a later pass overwrites an earlier one), and
+  // only a successful decode's last pass counts.
+  using CoefficientSink = std::function<void(int64_t l0, const MatrixRef& chunk)>;
+  StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
+                                 std::span<const double* const> columns, int64_t length,
+                                 const CoefficientSink& sink) const;
   // The same for results given as the columns of an L x R matrix.
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers, const MatrixRef& results) const;
 
