@@ -40,19 +40,45 @@ std::vector<std::string> SplitComma(const std::string& v) {
   return out;
 }
 
+SparseMatrix RandomSparse(int64_t rows, int64_t cols, double density, Random& rng) {
+  std::vector<Eigen::Triplet<double>> t;
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t r = 0; r < rows; ++r)
+      if (rng.Uniform() < density) t.emplace_back(int(r), int(c), rng.Normal());
+  SparseMatrix m(rows, cols);
+  m.setFromTriplets(t.begin(), t.end());
+  return m;
+}
+
 // One trial: fresh data, random stragglers and wrong peers.
 void RunTrial(const ProductCode& code, const CodesTrialOptions& o, int errors, double rate,
               Random& rng, CodesTrialRow& row) {
   const ProductShape s = code.shape();
-  const Matrix a = rng.NormalMatrix(s.rows, s.inner), b = rng.NormalMatrix(s.inner, s.cols);
-  const Matrix expected = a * b;
+  const bool sparse = o.density < 1.0;
+  SparseMatrix sa, sb;
+  Matrix a, b;
+  if (sparse) {
+    sa = RandomSparse(s.rows, s.inner, o.density, rng);
+    sb = RandomSparse(s.inner, s.cols, o.density, rng);
+  } else {
+    a = rng.NormalMatrix(s.rows, s.inner);
+    b = rng.NormalMatrix(s.inner, s.cols);
+  }
+  const Matrix expected = sparse ? Matrix(sa * sb) : Matrix(a * b);
   const int p = code.num_peers();
   std::vector<int> order = rng.Sample(p, p);
   std::vector<PeerResult> results;
   std::vector<double> rms;
   for (int i = o.stragglers; i < p; ++i) {
     const int peer = order[static_cast<size_t>(i)];
-    Matrix y = code.PeerProduct(code.EncodeShard(a, peer).value(), code.EncodeInput(b, peer).value());
+    Matrix y;
+    if (sparse) {
+      const SparseMatrix shard = code.EncodeSparseShard(sa, peer).value();
+      row.shard_nonzeros += double(shard.nonZeros()) / double(p - o.stragglers) / o.trials;
+      y = code.SparsePeerProduct(shard, code.EncodeSparseInput(sb, peer).value());
+    } else {
+      y = code.PeerProduct(code.EncodeShard(a, peer).value(), code.EncodeInput(b, peer).value());
+    }
     rms.push_back(y.norm() / std::sqrt(double(std::max<Eigen::Index>(y.size(), 1))));
     results.push_back({peer, std::move(y)});
   }
@@ -114,7 +140,7 @@ StatusOr<std::vector<CodesTrialRow>> RunCodesTrials(const CodesTrialOptions& o) 
 
 std::string CodesUsage() {
   return "usage: polyguard-experiment codes [options]\n"
-         "  --strategy genpolydot|mds|replication|abft|uncoded   (default genpolydot)\n"
+         "  --strategy genpolydot|mds|replication|abft|lowweight|uncoded   (default genpolydot)\n"
          "  --peers P            (default 8)\n"
          "  --m M --n N --d D    Generalized PolyDot splits (default 2, 2, 1)\n"
          "  --data-blocks Q      MDS data blocks (default m*n: the same storage per peer)\n"
@@ -138,7 +164,7 @@ StatusOr<CodesTrialOptions> ParseCodesOptions(const std::vector<std::string>& ar
   o.code.d = 1;
   o.code.replicas = 2;
   o.code.shape = {64, 64, 8};
-  int data_blocks = -1;
+  int data_blocks = -1, k_a = -1, k_b = -1;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i], value;
     if (flag.rfind("--", 0) != 0) return InvalidArgumentError("unexpected argument '" + flag + "'");
@@ -162,6 +188,14 @@ StatusOr<CodesTrialOptions> ParseCodesOptions(const std::vector<std::string>& ar
     } else if (flag == "data-blocks") {
       POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 1, 64));
       data_blocks = int(v);
+    } else if (flag == "ka" || flag == "kb") {
+      POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 1, 64));
+      (flag == "ka" ? k_a : k_b) = int(v);
+    } else if (flag == "weight-a" || flag == "weight-b") {
+      POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 0, 64));
+      (flag == "weight-a" ? o.code.weight_a : o.code.weight_b) = int(v);
+    } else if (flag == "density") {
+      POLYGUARD_ASSIGN_OR_RETURN(o.density, ParseDouble(flag, value, 1e-6, 1.0));
     } else if (flag == "replicas") {
       POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 1, 64));
       o.code.replicas = int(v);
@@ -200,18 +234,24 @@ StatusOr<CodesTrialOptions> ParseCodesOptions(const std::vector<std::string>& ar
     }
   }
   o.code.data_blocks = data_blocks > 0 ? data_blocks : std::min(o.code.peers, o.code.m * o.code.n);
+  o.code.k_a = k_a > 0 ? k_a : o.code.m;
+  o.code.k_b = k_b > 0 ? k_b : o.code.d;
   return o;
 }
 
 void WriteCodesCsv(std::ostream& out, const CodesTrialOptions& o, int threshold,
                    const std::vector<CodesTrialRow>& rows) {
   out << "strategy,peers,m,n,d,threshold,stragglers,errors,trials,corrected,"
-         "detected_uncorrectable,undetected_wrong,max_rel_error\n";
+         "detected_uncorrectable,undetected_wrong,max_rel_error,density,shard_nonzeros\n";
   for (const CodesTrialRow& r : rows) {
-    out << StrategyName(o.code.strategy) << ',' << o.code.peers << ',' << o.code.m << ','
-        << o.code.n << ',' << o.code.d << ',' << threshold << ',' << o.stragglers << ','
+    // The low-weight code's split is k_a x k_b: its m, n, d columns.
+    const bool low = o.code.strategy == Strategy::kLowWeight;
+    out << StrategyName(o.code.strategy) << ',' << o.code.peers << ','
+        << (low ? o.code.k_a : o.code.m) << ',' << (low ? 1 : o.code.n) << ','
+        << (low ? o.code.k_b : o.code.d) << ',' << threshold << ',' << o.stragglers << ','
         << r.errors << ',' << r.trials << ',' << r.corrected << ',' << r.detected_uncorrectable
-        << ',' << r.undetected_wrong << ',' << r.max_rel_error << '\n';
+        << ',' << r.undetected_wrong << ',' << r.max_rel_error << ',' << o.density << ','
+        << r.shard_nonzeros << '\n';
   }
 }
 

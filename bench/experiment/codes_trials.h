@@ -22,6 +22,9 @@ struct CodesTrialOptions {
   double error_magnitude = 1.0;       // relative to the typical result
   int trials = 100;
   uint64_t seed = 1;
+  // Below 1: A and B are sparse with this density and every peer encodes,
+  // multiplies and decodes through the sparse verbs (product_code.h).
+  double density = 1.0;
 };
 
 struct CodesTrialRow {
@@ -31,6 +34,7 @@ struct CodesTrialRow {
   int detected_uncorrectable = 0;  // DataLoss or Unavailable
   int undetected_wrong = 0;        // decoded, trusted, and wrong
   double max_rel_error = 0.0;      // over decoded trials
+  double shard_nonzeros = 0.0;     // mean nonzeros of a stored shard (sparse runs)
 };
 
 // Runs every row. Fails on bad options (the message names the option).

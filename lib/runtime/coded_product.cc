@@ -115,6 +115,11 @@ StatusOr<DecodedProduct> CodedProduct::Product(const Matrix& shard, const Matrix
                                                      : code_->EncodeInput(in, r));
   Fault(step, layer, StepPoint::kEncode, &piece);
   Matrix y = transpose ? code_->PeerTransposeProduct(shard, piece) : code_->PeerProduct(shard, piece);
+  return ExchangeAndDecode(std::move(y), spoiled, transpose, step, layer);
+}
+
+StatusOr<DecodedProduct> CodedProduct::ExchangeAndDecode(Matrix y, bool spoiled, bool transpose,
+                                                         int64_t step, int layer) {
   if (spoiled) Spoil(&y);
   Fault(step, layer, StepPoint::kProduct, &y);
   const int threshold = transpose ? code_->transpose_threshold() : code_->recovery_threshold();
@@ -124,6 +129,44 @@ StatusOr<DecodedProduct> CodedProduct::Product(const Matrix& shard, const Matrix
                                                                : code_->Decode(results));
   Fault(step, layer, StepPoint::kDecode, &decoded.product);
   return decoded;
+}
+
+void CodedProduct::FaultSparse(int64_t step, int layer, StepPoint point, SparseMatrix* value) {
+  if (faults_ == nullptr || value->nonZeros() == 0) return;
+  Matrix values = Eigen::Map<const Vector>(value->valuePtr(), value->nonZeros());
+  if (faults_->MaybeCorrupt(step, layer, point, &values))
+    Eigen::Map<Vector>(value->valuePtr(), value->nonZeros()) = values;
+}
+
+StatusOr<DecodedProduct> CodedProduct::ForwardSparse(SparseMatrix* shard, const MatrixRef& b,
+                                                     int64_t step, int layer) {
+  if (faults_ != nullptr && faults_->ShouldCrash(step)) std::_Exit(FaultInjector::kCrashExitCode);
+  FaultSparse(step, layer, StepPoint::kShard, shard);
+  Matrix clean;
+  const bool spoiled = Sanitize(b, &clean);
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece,
+                             code_->EncodeInput(spoiled ? MatrixRef(clean) : b, group_->rank()));
+  Fault(step, layer, StepPoint::kEncode, &piece);
+  return ExchangeAndDecode(code_->SparsePeerProduct(*shard, piece), spoiled, false, step, layer);
+}
+
+StatusOr<DecodedProduct> CodedProduct::ForwardSparse(SparseMatrix* shard, const SparseMatrix& b,
+                                                     int64_t step, int layer) {
+  if (faults_ != nullptr && faults_->ShouldCrash(step)) std::_Exit(FaultInjector::kCrashExitCode);
+  FaultSparse(step, layer, StepPoint::kShard, shard);
+  // As for dense inputs: a non-finite input still takes part (see Sanitize).
+  bool spoiled = !Eigen::Map<const Vector>(b.valuePtr(), b.nonZeros()).allFinite();
+  SparseMatrix clean;
+  if (spoiled) {
+    clean = b;
+    for (Eigen::Index i = 0; i < clean.nonZeros(); ++i)
+      if (!std::isfinite(clean.valuePtr()[i])) clean.valuePtr()[i] = 0.0;
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(SparseMatrix piece,
+                             code_->EncodeSparseInput(spoiled ? clean : b, group_->rank()));
+  FaultSparse(step, layer, StepPoint::kEncode, &piece);
+  spoiled = spoiled || !Eigen::Map<const Vector>(piece.valuePtr(), piece.nonZeros()).allFinite();
+  return ExchangeAndDecode(code_->SparsePeerProduct(*shard, piece), spoiled, false, step, layer);
 }
 
 Status CodedProduct::Update(Matrix* shard, const MatrixRef& d, const MatrixRef& x, double eta,

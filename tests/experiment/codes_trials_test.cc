@@ -45,8 +45,30 @@ TEST(CodesTrials, ErrorRateRows) {
   WriteCodesCsv(csv, o, 7, rows);
   EXPECT_EQ(csv.str().substr(0, csv.str().find('\n')),
             "strategy,peers,m,n,d,threshold,stragglers,errors,trials,corrected,"
-            "detected_uncorrectable,undetected_wrong,max_rel_error");
+            "detected_uncorrectable,undetected_wrong,max_rel_error,density,shard_nonzeros");
   EXPECT_NE(csv.str().find("replication,9,2,2,1,7,0,eps=0.5,20,"), std::string::npos);
+}
+
+TEST(CodesTrials, LowWeightOnSparseMatricesCorrectsAndStaysSparse) {
+  auto low = Parse({"--strategy", "lowweight", "--peers", "10", "--ka", "2", "--kb", "3",
+                    "--density", "0.05", "--errors", "0,3", "--trials", "10", "--rows", "40",
+                    "--cols", "30", "--batch", "36"});
+  auto rows = RunCodesTrials(low).value();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].corrected, 10);
+  EXPECT_EQ(rows[1].corrected, 10);  // n - K - 1 = 3 wrong results
+  EXPECT_LT(rows[1].max_rel_error, 1e-9);
+  // (Here w_a = k_a = 2: the bound needs every A block in 7 of 10 shards.)
+  auto mv = Parse({"--strategy", "lowweight", "--peers", "12", "--ka", "8", "--density", "0.05",
+                   "--errors", "0", "--trials", "5", "--rows", "64", "--cols", "40", "--batch",
+                   "1"});
+  auto mv_dense = mv;
+  mv_dense.code.weight_a = 8;
+  const double low_nnz = RunCodesTrials(mv).value()[0].shard_nonzeros;
+  const double dense_nnz = RunCodesTrials(mv_dense).value()[0].shard_nonzeros;
+  // Weight ceil(8 * 5 / 12) = 4 of 8 blocks: about half the nonzeros.
+  EXPECT_LT(low_nnz, 0.6 * dense_nnz);
+  EXPECT_GT(low_nnz, 0.4 * dense_nnz);
 }
 
 TEST(CodesTrials, BadOptionsNameTheOption) {
@@ -57,7 +79,8 @@ TEST(CodesTrials, BadOptionsNameTheOption) {
            {{"--error-kind", "cosmic"}, "cosmic"},
            {{"--error-rate", "2"}, "--error-rate"},
            {{"--frobnicate", "1"}, "--frobnicate"},
-           {{"--trials"}, "--trials"}}) {
+           {{"--trials"}, "--trials"},
+           {{"--density", "0"}, "--density"}}) {
     auto o = ParseCodesOptions(args);
     ASSERT_FALSE(o.ok());
     EXPECT_NE(o.status().message().find(word), std::string::npos) << o.status();

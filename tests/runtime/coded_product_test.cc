@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "polyguard/codes/low_weight_code.h"
 #include "polyguard/codes/polydot_code.h"
 
 #include "runtime/multiprocess.h"
@@ -146,6 +147,59 @@ TEST(CodedProductProcesses, EveryPeerCorrectsAndNamesTheSameWrongPeers) {
   auto results = RunPeers(10, [&](int rank) {
     return WithWrongResults(10, rank, dir, {1, 4, 6, 8}, false);
   }, 120s);
+  for (int r = 0; r < 10; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  std::filesystem::remove_all(dir);
+}
+
+SparseMatrix SparseFrom(uint64_t seed, int64_t rows, int64_t cols, double density) {
+  Random rng(seed);
+  Matrix m = rng.NormalMatrix(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i)
+    if (rng.Uniform() >= density) m.data()[i] = 0.0;
+  return m.sparseView();
+}
+
+// One peer of a low-weight code on sparse operands: matrix-matrix (sparse B)
+// and matrix-vector (dense x), with `faulty` peers' shards and products hit.
+int LowWeightSparse(int rank, const std::string& dir, const std::vector<int>& faulty) {
+  const int p = 10;
+  PeerGroupOptions o;
+  o.rank = rank;
+  o.size = p;
+  o.rendezvous = "file:" + dir;
+  o.timeout = 20s;
+  auto group = PeerGroup::Connect(o);
+  if (!group.ok()) return 1;
+  const ProductShape mm{40, 30, 36}, mv{40, 30, 1};
+  auto code_mm = LowWeightCode::Create(mm, {.peers = p, .k_a = 2, .k_b = 3}).value();
+  auto code_mv = LowWeightCode::Create(mv, {.peers = p, .k_a = 6}).value();
+  FaultModel model;
+  model.error_rate = 1.0;
+  model.points = {StepPoint::kShard, StepPoint::kProduct};
+  model.faulty_peers = faulty;
+  FaultInjector faults(model, 7, rank);
+  const SparseMatrix a = SparseFrom(1, 40, 30, 0.1), b = SparseFrom(2, 30, 36, 0.1);
+  const Matrix x = Random(3).NormalMatrix(30, 1);
+  for (const auto* code : {code_mm.get(), code_mv.get()}) {
+    auto product = CodedProduct::Create(group->get(), code, &faults).value();
+    SparseMatrix shard = code->EncodeSparseShard(a, rank).value();
+    const bool matrix = code == code_mm.get();
+    auto got = matrix ? product->ForwardSparse(&shard, b, 1, 0) : product->ForwardSparse(&shard, x, 1, 1);
+    if (!got.ok()) {
+      std::fprintf(stderr, "rank %d: %s\n", rank, got.status().ToString().c_str());
+      return 2;
+    }
+    if (got->wrong_peers != faulty) return 3;
+    const Matrix want = matrix ? Matrix(a * b) : Matrix(a * x);
+    if (Rel(got->product, want) > 1e-9) return 4;
+  }
+  return 0;
+}
+
+TEST(CodedProductProcesses, LowWeightSparseProductsCorrectWrongShardsAndResults) {
+  // n = 10: K = 6 for both codes, so n - K - 1 = 3 wrong results are corrected.
+  const std::string dir = FreshFolder("lowweight");
+  auto results = RunPeers(10, [&](int rank) { return LowWeightSparse(rank, dir, {2, 7}); }, 120s);
   for (int r = 0; r < 10; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }

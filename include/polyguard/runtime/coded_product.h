@@ -51,6 +51,14 @@ class CodedProduct {
   StatusOr<DecodedProduct> Forward(Matrix* shard, const MatrixRef& b, int64_t step, int layer);
   // A^T D, from the same shard.
   StatusOr<DecodedProduct> Transpose(Matrix* shard, const MatrixRef& d, int64_t step, int layer);
+  // A B from a sparse shard (ProductCode::EncodeSparseShard; a low-weight
+  // code keeps it sparse): the peer's product is sparse times dense B, or
+  // sparse times sparse B; the exchange and decode are as for Forward. A
+  // kShard fault hits the shard's stored nonzeros.
+  StatusOr<DecodedProduct> ForwardSparse(SparseMatrix* shard, const MatrixRef& b, int64_t step,
+                                         int layer);
+  StatusOr<DecodedProduct> ForwardSparse(SparseMatrix* shard, const SparseMatrix& b, int64_t step,
+                                         int layer);
   // shard of A -= eta * shard of D X^T: local, no communication.
   Status Update(Matrix* shard, const MatrixRef& d, const MatrixRef& x, double eta, int64_t step,
                 int layer);
@@ -66,6 +74,11 @@ class CodedProduct {
   // Encode, multiply, exchange and decode: A B, or A^T D when `transpose`.
   StatusOr<DecodedProduct> Product(const Matrix& shard, const MatrixRef& input, bool transpose,
                                    int64_t step, int layer);
+  // Faults the local result, exchanges it and decodes.
+  StatusOr<DecodedProduct> ExchangeAndDecode(Matrix y, bool spoiled, bool transpose, int64_t step,
+                                             int layer);
+  // A fault at `point` on a sparse matrix's stored nonzeros.
+  void FaultSparse(int64_t step, int layer, StepPoint point, SparseMatrix* value);
   StatusOr<std::vector<PeerResult>> Exchange(const Matrix& result, int threshold, int64_t step,
                                              int layer, int op);
 
