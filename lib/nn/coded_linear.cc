@@ -45,6 +45,15 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
     code.col_blocks = layout.col_blocks;
   }
   POLYGUARD_ASSIGN_OR_RETURN(layer->code_, MakeProductCode(code));
+  if (code.strategy == Strategy::kLowWeight) {
+    layer->sparse_ = true;
+    POLYGUARD_ASSIGN_OR_RETURN(layer->product_, CodedProduct::Create(group, layer->code_.get(),
+                                                                     faults, o.product));
+    POLYGUARD_ASSIGN_OR_RETURN(
+        layer->sparse_shard_,
+        layer->code_->EncodeSparseShard(SparseMatrix(initial_weights.sparseView()), group->rank()));
+    return layer;
+  }
   if (!layer->code_->supports_training()) {
     return InvalidArgumentError("coded linear (layer " + std::to_string(o.layer) + "): " +
                                 layer->code_->Describe() + " cannot train");
@@ -74,7 +83,9 @@ StatusOr<Matrix> CodedLinear::Forward(const MatrixRef& x, int64_t step) {
   x_aug_.resize(options_.inputs + 1, options_.batch);
   x_aug_.topRows(options_.inputs) = x;
   x_aug_.row(options_.inputs).setOnes();
-  StatusOr<DecodedProduct> s = product_->Forward(&shard_, x_aug_, step, options_.layer);
+  StatusOr<DecodedProduct> s = sparse_
+                                   ? product_->ForwardSparse(&sparse_shard_, x_aug_, step, options_.layer)
+                                   : product_->Forward(&shard_, x_aug_, step, options_.layer);
   if (!s.ok()) {
     // Stay usable for the rest of the step (see the header).
     s_ = Matrix::Zero(options_.outputs, options_.batch);
@@ -90,8 +101,19 @@ StatusOr<Matrix> CodedLinear::Forward(const MatrixRef& x, int64_t step) {
   return a;
 }
 
+namespace {
+Status ForwardOnly(const CodedLinear& layer) {
+  return FailedPreconditionError(
+      "coded linear (layer " + std::to_string(layer.options().layer) + "): " +
+      layer.code().Describe() +
+      " is forward only (sparse weights for inference): a code on row blocks of W says nothing "
+      "about W^T dS");
+}
+}  // namespace
+
 StatusOr<Matrix> CodedLinear::Backward(const MatrixRef& grad_output, int64_t step,
                                        bool need_input_gradient) {
+  if (sparse_) return ForwardOnly(*this);
   if (grad_output.rows() != s_.rows() || grad_output.cols() != s_.cols() || s_.size() == 0) {
     return FailedPreconditionError("coded linear (layer " + std::to_string(options_.layer) +
                                    "): Backward needs a Forward of the same batch first");
@@ -110,6 +132,7 @@ StatusOr<Matrix> CodedLinear::Backward(const MatrixRef& grad_output, int64_t ste
 }
 
 Status CodedLinear::Update(const SgdOptions& sgd, int64_t step) {
+  if (sparse_) return ForwardOnly(*this);
   if (ds_.size() == 0) {
     return FailedPreconditionError("coded linear (layer " + std::to_string(options_.layer) +
                                    "): Update needs a Backward first");

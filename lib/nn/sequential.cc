@@ -45,6 +45,11 @@ Status ValidateSequentialOptions(const SequentialOptions& o) {
 StatusOr<std::unique_ptr<Sequential>> Sequential::Create(const SequentialOptions& o,
                                                          PeerGroup* group, FaultInjector* faults) {
   POLYGUARD_RETURN_IF_ERROR(ValidateSequentialOptions(o));
+  if (o.code.strategy == Strategy::kLowWeight) {
+    return InvalidArgumentError(
+        "model: the lowweight strategy is forward only (sparse weights for inference, "
+        "CodedLinear); a training model needs genpolydot, mds, replication, abft or uncoded");
+  }
   auto model = std::unique_ptr<Sequential>(new Sequential());
   model->options_ = o;
   for (size_t i = 0; i < o.layers.size(); ++i) {

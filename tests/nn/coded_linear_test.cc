@@ -166,3 +166,79 @@ TEST(CodedLinear, WrongResultsOfOnePeerAreCorrectedEveryStep) {
 
 }  // namespace
 }  // namespace polyguard
+
+namespace polyguard {
+namespace {
+
+// Sparse (pruned) weights under the low-weight strategy: forward only, each
+// peer's shard mixes 3 of 4 row blocks and stays sparse; one peer's shard
+// and products are wrong and every peer corrects them.
+TEST(CodedLinear, PrunedWeightsForwardThroughTheLowWeightCode) {
+  const int p = 8, inputs = 40, outputs = 24, batch = 5;
+  Random rng(31);
+  Matrix w = rng.NormalMatrix(outputs, inputs + 1);
+  for (Eigen::Index i = 0; i < w.size(); ++i)
+    if (rng.Uniform() < 0.9) w.data()[i] = 0.0;  // pruned to 10%
+  const Matrix x = rng.NormalMatrix(inputs, batch);
+  Matrix x_aug(inputs + 1, batch);
+  x_aug << x, Matrix::Ones(1, batch);
+  const Matrix want = Activate(Activation::kRelu, w * x_aug);
+  FaultModel model;
+  model.error_rate = 1.0;
+  model.points = {StepPoint::kShard, StepPoint::kProduct};
+  model.faulty_peers = {5};
+  std::vector<int> ok(p, 0);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < p; ++r) {
+    threads.emplace_back([&, r] {
+      PeerGroupOptions g;
+      g.rank = r;
+      g.size = p;
+      g.rendezvous = "inproc:pruned";
+      g.timeout = 30s;
+      auto group = PeerGroup::Connect(g).value();
+      FaultInjector faults(model, 4, r);
+      CodedLinearOptions o;
+      o.inputs = inputs;
+      o.outputs = outputs;
+      o.batch = batch;
+      o.code.strategy = Strategy::kLowWeight;
+      o.code.k_a = 4;
+      auto layer = CodedLinear::Create(o, group.get(), &faults, w);
+      if (!layer.ok()) {
+        ADD_FAILURE() << layer.status();
+        return;
+      }
+      EXPECT_TRUE((*layer)->forward_only());
+      // Weight ceil(4 * 5 / 8) = 3 of 4 blocks of a 10%-dense matrix.
+      EXPECT_LT((*layer)->sparse_shard().nonZeros(), outputs * (inputs + 1) * 3 / 4 / 4);
+      for (int64_t step = 1; step <= 3; ++step) {
+        auto a = (*layer)->Forward(x, step);
+        if (!a.ok()) {
+          ADD_FAILURE() << a.status();
+          return;
+        }
+        EXPECT_LT((*a - want).norm(), 1e-9 * want.norm());
+        EXPECT_EQ((*layer)->last_wrong_peers(), std::vector<int>{5});
+      }
+      auto back = (*layer)->Backward(Matrix::Zero(outputs, batch), 4);
+      EXPECT_EQ(back.status().code(), StatusCode::kFailedPrecondition);
+      EXPECT_NE(back.status().message().find("forward only"), std::string::npos);
+      ok[size_t(r)] = 1;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < p; ++r) EXPECT_EQ(ok[size_t(r)], 1) << "rank " << r;
+
+  PeerGroupOptions g;
+  g.rendezvous = "inproc:pruned-model";
+  auto group = PeerGroup::Connect(g).value();
+  SequentialOptions m = Mlp();
+  m.code.strategy = Strategy::kLowWeight;
+  auto refused = Sequential::Create(m, group.get(), nullptr);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("forward only"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace polyguard

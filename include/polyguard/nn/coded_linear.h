@@ -15,6 +15,13 @@
 // PolyDot: K = mnd + n - 1 and mnd + mn - n); P must cover both, and the
 // strategy must support training (Create says so otherwise).
 //
+// Sparse weights (e.g. after pruning): with the low-weight strategy
+// (code.strategy = kLowWeight, code.k_a row blocks of W_aug) each peer keeps
+// its shard as a sparse matrix that mixes only a few row blocks, and Forward
+// multiplies sparse times dense. That strategy is forward only (inference):
+// a code on row blocks of W says nothing about W^T dS, so Backward and Update
+// return FailedPrecondition, and Sequential (a training model) refuses it.
+//
 // An uncorrectable decode (DataLoss) is returned as the error, but the layer
 // stays usable for the rest of the step: its decoded value is taken as zero,
 // so the caller can keep taking part in the step's exchanges (every peer must)
@@ -73,6 +80,10 @@ class CodedLinear {
   // This peer's stored state: its shard of W_aug and of the velocity (the
   // momentum buffer, same coded form). Snapshots and repair replace them.
   const Matrix& shard() const { return shard_; }
+  // Forward-only layers with sparse shards (the low-weight strategy); their
+  // shard() and velocity() are empty.
+  bool forward_only() const { return sparse_; }
+  const SparseMatrix& sparse_shard() const { return sparse_shard_; }
   Matrix* mutable_shard() { return &shard_; }
   const Matrix& velocity() const { return velocity_; }
   Matrix* mutable_velocity() { return &velocity_; }
@@ -98,6 +109,8 @@ class CodedLinear {
   std::unique_ptr<ProductCode> code_;
   std::unique_ptr<CodedProduct> product_;
   Matrix shard_, velocity_;
+  bool sparse_ = false;
+  SparseMatrix sparse_shard_;
   Matrix x_aug_, s_, ds_;  // this step's decoded values, not kept across steps' updates
   std::vector<int> last_wrong_;
   int64_t last_wrong_results_ = 0;
