@@ -1,7 +1,7 @@
 # Runs polyguard-experiment: good options print the CSV header, bad ones exit 2.
 execute_process(COMMAND ${EXE} codes --peers 8 --errors 0,2 --trials 5
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0 OR NOT out MATCHES "^strategy,peers,m,n,d,threshold,stragglers,errors,trials,corrected,detected_uncorrectable,undetected_wrong,max_rel_error\ngenpolydot,8,2,2,1,5,0,0,5,5,0,0,")
+if(NOT rc EQUAL 0 OR NOT out MATCHES "^strategy,peers,m,n,d,threshold,stragglers,errors,trials,corrected,detected_uncorrectable,undetected_wrong,max_rel_error,density,shard_nonzeros\ngenpolydot,8,2,2,1,5,0,0,5,5,0,0,")
   message(FATAL_ERROR "good run failed (${rc}):\n${out}\n${err}")
 endif()
 foreach(bad "--peers;zero" "--strategy;magic" "--errors;1,x" "--m;0")
