@@ -1,23 +1,81 @@
 // polyguard-experiment: experiments on polyguard's protection strategies.
+//   polyguard-experiment run SPEC.textproto... [--out DIR]
+//       runs (or resumes) experiment specs: DIR/NAME/NAME.csv, NAME.png,
+//       summary.md (default DIR: experiments-out)
+//   polyguard-experiment readme README.md [--out DIR]
+//       regenerates README's result sections from DIR/NAME/summary.md
 //   polyguard-experiment codes [options]   Monte Carlo decode trials (CSV)
-// Bad options print a message and exit with code 2.
+// Bad options print a message and exit with code 2; a failed run exits 1.
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "experiment/codes_trials.h"
+#include "experiment/experiments.h"
 
 int main(int argc, char** argv) {
   using namespace polyguard::experiment;
   const std::vector<std::string> args(argv + 1, argv + argc);
+  const char* usage =
+      "usage: polyguard-experiment run SPEC.textproto... [--out DIR]\n"
+      "       polyguard-experiment readme README.md [--out DIR]\n"
+      "       polyguard-experiment codes [options]\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::cerr << "usage: polyguard-experiment codes [options]\n\n" << CodesUsage();
+    std::cerr << usage << "\n" << CodesUsage();
     return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "run" || args[0] == "readme") {
+    std::string out = "experiments-out";
+    std::vector<std::string> files;
+    for (size_t i = 1; i < args.size(); ++i) {
+      if (args[i] == "--out") {
+        if (i + 1 >= args.size()) {
+          std::cerr << "polyguard-experiment: --out needs a folder\n";
+          return 2;
+        }
+        out = args[++i];
+      } else if (args[i].rfind("--", 0) == 0) {
+        std::cerr << "polyguard-experiment: unknown option " << args[i] << "\n" << usage;
+        return 2;
+      } else {
+        files.push_back(args[i]);
+      }
+    }
+    if (files.empty() || (args[0] == "readme" && files.size() != 1)) {
+      std::cerr << usage;
+      return 2;
+    }
+    if (args[0] == "readme") {
+      const polyguard::Status s = UpdateReadme(files[0], out);
+      if (!s.ok()) {
+        std::cerr << "polyguard-experiment readme: " << s.message() << "\n";
+        return 1;
+      }
+      return 0;
+    }
+    std::vector<polyguard::experiment::proto::Experiment> specs;
+    for (const std::string& f : files) {  // all specs checked before any runs
+      auto spec = LoadExperiment(f);
+      if (!spec.ok()) {
+        std::cerr << "polyguard-experiment: " << spec.status().message() << "\n";
+        return 2;
+      }
+      specs.push_back(*spec);
+    }
+    for (const auto& spec : specs) {
+      auto r = RunExperiment(spec, out);
+      if (!r.ok()) {
+        std::cerr << "polyguard-experiment: " << spec.name() << ": " << r.status().message() << "\n";
+        return 1;
+      }
+      std::cout << "## " << spec.name() << " (" << r->dir << ")\n\n" << r->summary << "\n";
+    }
+    return 0;
   }
   if (args[0] != "codes") {
     std::cerr << "polyguard-experiment: unknown experiment '" << args[0]
-              << "' (available: codes)\n";
+              << "' (available: run, readme, codes)\n";
     return 2;
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());

@@ -1,0 +1,327 @@
+// Experiments 4 (training under faults) and 5 (stragglers): real peer
+// processes on this machine, over gloo TCP on loopback.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <thread>
+
+#include "common/local_peers.h"
+#include "experiment/experiments.h"
+#include "experiment/results.h"
+#include "polyguard/polyguard.h"
+
+namespace polyguard::experiment {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kMaxEvals = 201;
+
+struct TrainingRecord {
+  int evals = 0;
+  int64_t eval_step[kMaxEvals] = {};
+  double accuracy[kMaxEvals] = {};
+  double ms_per_step = 0, cpu_ms_per_step = 0;
+  int64_t steps = 0;
+  double faults = 0, corrected = 0, repairs = 0, recomputations = 0, rollbacks = 0;
+  char error[200] = {};
+};
+
+Dataset FirstSamples(const Dataset& d, int count) {
+  if (count <= 0 || count >= d.size()) return d;
+  Dataset out;
+  out.classes = d.classes;
+  out.inputs = d.inputs.leftCols(count);
+  out.labels.assign(d.labels.begin(), d.labels.begin() + count);
+  return out;
+}
+
+int TrainingPeer(const proto::Experiment& spec, const proto::Code& pc, int peers, int rank,
+                 const std::string& dir, TrainingRecord* out) {
+  const auto& t = spec.training();
+  auto fail = [&](const Status& s) {
+    std::snprintf(out->error, sizeof out->error, "%s", s.ToString().c_str());
+    return 0;  // report the error as the record
+  };
+  auto group = PeerGroup::Connect({.rank = rank, .size = peers, .rendezvous = "file:" + dir,
+                                   .job_id = "experiment", .timeout = 120s});
+  if (!group.ok()) return 1;
+  const std::string data = t.data_dir().empty() ? "data/mnist" : t.data_dir();
+  auto train = LoadIdxDataset(data + "/train-images-idx3-ubyte", data + "/train-labels-idx1-ubyte");
+  auto test = LoadIdxDataset(data + "/t10k-images-idx3-ubyte", data + "/t10k-labels-idx1-ubyte");
+  if (!train.ok()) return fail(train.status().WithContext("run scripts/fetch-mnist"));
+  if (!test.ok()) return fail(test.status().WithContext("run scripts/fetch-mnist"));
+  const Dataset train_set = FirstSamples(*train, t.train_samples());
+  const Dataset test_set = FirstSamples(*test, t.test_samples());
+  SequentialOptions mo;
+  int width = static_cast<int>(train_set.inputs.rows());
+  for (int h : t.hidden()) {
+    mo.layers.push_back({width, h, Activation::kRelu});
+    width = h;
+  }
+  mo.layers.push_back({width, 10, Activation::kIdentity});
+  mo.batch = t.batch();
+  mo.seed = spec.seed();
+  auto code = CodeOptions(pc, peers, {1, 1, 1});
+  if (!code.ok()) return fail(code.status());
+  mo.code = *code;
+  FaultModel fm;
+  fm.error_rate = t.error_rate();
+  if (!t.points().empty()) {
+    fm.points.clear();
+    for (const std::string& p : t.points()) fm.points.push_back(ParseStepPoint(p).value());
+  }
+  FaultInjector faults(fm, DeriveSeed(spec.seed(), {17}), rank);
+  FaultInjector* injector = t.error_rate() > 0 ? &faults : nullptr;
+  auto model = Sequential::Create(mo, group->get(), injector);
+  if (!model.ok()) return fail(model.status());
+  TrainerOptions to;
+  to.sgd = {.learning_rate = t.learning_rate() > 0 ? t.learning_rate() : 0.05,
+            .momentum = t.momentum(), .weight_decay = 0.0};
+  if (t.scrub_interval() > 0) to.scrub_interval = t.scrub_interval();
+  auto trainer = Trainer::Create(group->get(), model->get(), injector, to);
+  if (!trainer.ok()) return fail(trainer.status());
+  BatchSampler sampler(&train_set, t.batch(), spec.seed());
+  Matrix x;
+  std::vector<int> labels;
+  auto evaluate = [&](int64_t step) -> Status {
+    int correct = 0;
+    const int b = t.batch();
+    Matrix xb(test_set.inputs.rows(), b);
+    std::vector<int> yb(static_cast<size_t>(b));
+    for (int64_t i0 = 0; i0 < test_set.size(); i0 += b) {
+      const int count = static_cast<int>(std::min<int64_t>(b, test_set.size() - i0));
+      xb.setZero();
+      xb.leftCols(count) = test_set.inputs.middleCols(i0, count);
+      for (int i = 0; i < b; ++i) yb[size_t(i)] = i < count ? test_set.labels[size_t(i0 + i)] : 0;
+      POLYGUARD_ASSIGN_OR_RETURN(int c, (*trainer)->Evaluate(xb, yb, count));
+      correct += c;
+    }
+    if (out->evals < kMaxEvals) {
+      out->eval_step[out->evals] = step;
+      out->accuracy[out->evals] = double(correct) / double(test_set.size());
+      ++out->evals;
+    }
+    return Status::Ok();
+  };
+  if (Status s = evaluate(0); !s.ok()) return fail(s);
+  double wall_ms = 0, cpu_ms = 0;
+  int64_t step = 1, done = 0;
+  while (step <= t.steps()) {
+    sampler.Batch(step, &x, &labels);
+    const double c0 = bench::ThreadCpuMs();
+    const auto w0 = std::chrono::steady_clock::now();
+    auto r = (*trainer)->Step(step, x, labels);
+    wall_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
+    cpu_ms += bench::ThreadCpuMs() - c0;
+    ++done;
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kUnavailable ||
+          r.status().code() == StatusCode::kDeadlineExceeded)
+        return 4;
+      fail(r.status());
+      break;
+    }
+    if (!r->rolled_back && step % t.eval_every() == 0) {
+      if (Status s = evaluate(step); !s.ok()) return fail(s);
+    }
+    step = r->next_step;
+  }
+  const TrainingCounters c = (*trainer)->counters();
+  out->ms_per_step = wall_ms / double(std::max<int64_t>(done, 1));
+  out->cpu_ms_per_step = cpu_ms / double(std::max<int64_t>(done, 1));
+  out->steps = c.steps;
+  out->faults = double(c.faults_injected);
+  out->corrected = double(c.results_corrected);
+  out->repairs = double(c.shard_repairs);
+  out->recomputations = double(c.recomputations);
+  out->rollbacks = double(c.rollbacks);
+  return 0;
+}
+
+struct StragglerRecord {
+  int rank = 0;
+  int straggler = 0;
+  double median_ms = 0;
+  double undecoded = 0;
+};
+
+}  // namespace
+
+StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::string& dir,
+                                  bool* plotted) {
+  const auto& t = spec.training();
+  POLYGUARD_ASSIGN_OR_RETURN(
+      ResultTable table,
+      ResultTable::Open(dir + "/" + spec.name() + ".csv",
+                        {"point", "code", "describe", "peers", "step", "test_accuracy",
+                         "ms_per_step", "cpu_ms_per_step", "faults_injected", "wrong_results_corrected",
+                         "shard_repairs", "recomputations", "rollbacks", "status"}));
+  Progress progress(spec.name(), t.codes_size());
+  PlotSpec acc{.title = spec.title(), .xlabel = "training step", .ylabel = "test accuracy"};
+  std::ostringstream md;
+  md << "| code | final test accuracy | ms per step (wall) | CPU ms per step (peer 0) | faults "
+        "injected (peer 0) | wrong results corrected (peer 0) | shard repairs | rollbacks | "
+        "status |\n|---|---|---|---|---|---|---|---|---|\n";
+  for (int ci = 0; ci < t.codes_size(); ++ci) {
+    const proto::Code& pc = t.codes(ci);
+    const std::string label = CodeLabel(pc);
+    const int peers = pc.peers() > 0 ? pc.peers() : 8;
+    const std::string done_key = label + ";done";
+    if (!table.Has(done_key)) {
+      auto records = bench::RunLocalPeers<TrainingRecord>(
+          peers, [&](int rank, const std::string& rdv, TrainingRecord* r) {
+            return TrainingPeer(spec, pc, peers, rank, rdv, r);
+          });
+      if (!records) {
+        return UnavailableError("training run '" + label + "': a peer process failed (see stderr)");
+      }
+      const TrainingRecord& r = records->front();
+      const std::string status = r.error[0] ? r.error : "ok";
+      std::string describe = label;
+      if (auto o = CodeOptions(pc, peers, {1, 1, 1}); o.ok())
+        if (auto code = MakeProductCode(*o); code.ok()) describe = (*code)->Describe();
+      for (int i = 0; i < r.evals; ++i) {
+        POLYGUARD_RETURN_IF_ERROR(table.Append(
+            {label + ";step=" + std::to_string(r.eval_step[i]), label, describe, std::to_string(peers),
+             std::to_string(r.eval_step[i]), Num(r.accuracy[i]), Num(r.ms_per_step),
+             Num(r.cpu_ms_per_step), Num(r.faults), Num(r.corrected), Num(r.repairs),
+             Num(r.recomputations), Num(r.rollbacks), status}));
+      }
+      // Written last: a run counts as done only with all its rows.
+      std::string last_step = r.evals > 0 ? std::to_string(r.eval_step[r.evals - 1]) : "0";
+      POLYGUARD_RETURN_IF_ERROR(table.Append(
+          {done_key, label, describe, std::to_string(peers), last_step,
+           Num(r.evals > 0 ? r.accuracy[r.evals - 1] : 0.0), Num(r.ms_per_step),
+           Num(r.cpu_ms_per_step), Num(r.faults), Num(r.corrected), Num(r.repairs),
+           Num(r.recomputations), Num(r.rollbacks), status}));
+      progress.Done(label, false);
+    } else {
+      progress.Done(label, true);
+    }
+    Series s{.title = label};
+    for (const auto& row : table.rows())
+      if (row[1] == label && row[0] != done_key) s.points.emplace_back(std::stod(row[4]), std::stod(row[5]));
+    std::sort(s.points.begin(), s.points.end());
+    acc.series.push_back(s);
+    md << "| " << label << " | " << table.Get(done_key, "test_accuracy") << " | "
+       << table.Get(done_key, "ms_per_step") << " | " << table.Get(done_key, "cpu_ms_per_step") << " | "
+       << table.Get(done_key, "faults_injected") << " | " << table.Get(done_key, "wrong_results_corrected")
+       << " | " << table.Get(done_key, "shard_repairs") << " | " << table.Get(done_key, "rollbacks")
+       << " | " << table.Get(done_key, "status") << " |\n";
+  }
+  acc.extra = "set yrange [0:1]\nset key bottom right inside\n";
+  const Status st = Plot(dir, spec.name(), acc);
+  *plotted = st.ok();
+  if (!st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());
+  md << "\nMNIST (" << (t.train_samples() > 0 ? std::to_string(t.train_samples()) : "all")
+     << " training, " << (t.test_samples() > 0 ? std::to_string(t.test_samples()) : "all")
+     << " test digits), batch " << t.batch() << ", " << t.steps() << " steps, faults at rate "
+     << t.error_rate() << " per peer per step point"
+     << (t.points().empty() ? std::string(" (all points)") : " (" + t.points(0) + (t.points_size() > 1 ? ", ..." : "") + ")")
+     << ". Wall time is P processes sharing this machine's cores.\n";
+  return md.str();
+}
+
+StatusOr<std::string> RunStragglers(const proto::Experiment& spec, const std::string& dir,
+                                    bool* plotted) {
+  const auto& s = spec.stragglers();
+  POLYGUARD_ASSIGN_OR_RETURN(
+      ResultTable table,
+      ResultTable::Open(dir + "/" + spec.name() + ".csv",
+                        {"point", "code", "describe", "peers", "delayed", "delay_ms", "wait_for",
+                         "ms_per_step", "results_not_awaited_per_step"}));
+  Progress progress(spec.name(), s.codes_size() * s.delayed_size());
+  PlotSpec plot{.title = spec.title(), .xlabel = "delayed peers",
+                .ylabel = "time per product step at a prompt peer (ms, median)"};
+  std::ostringstream md;
+  md << "| code | delayed peers | ms per step | results not awaited per step |\n|---|---|---|---|\n";
+  const ProductShape shape{s.shape().rows(), s.shape().inner(), s.shape().cols()};
+  for (int ci = 0; ci < s.codes_size(); ++ci) {
+    const proto::Code& pc = s.codes(ci);
+    const std::string label = CodeLabel(pc);
+    const int peers = pc.peers() > 0 ? pc.peers() : 8;
+    POLYGUARD_ASSIGN_OR_RETURN(ProductCodeOptions o, CodeOptions(pc, peers, shape));
+    POLYGUARD_ASSIGN_OR_RETURN(auto code, MakeProductCode(o));
+    // Coded strategies decode from the first K results; uncoded waits for all.
+    const int wait_for = code->recovery_threshold() < peers ? code->recovery_threshold() : 0;
+    Series series{.title = label + (wait_for ? " (decodes from the first K)" : " (waits for all)")};
+    for (int d : s.delayed()) {
+      const std::string key = label + ";delayed=" + std::to_string(d);
+      if (d < 0 || d >= peers) return InvalidArgumentError("stragglers.delayed: " + std::to_string(d) + " of " + std::to_string(peers) + " peers");
+      if (!table.Has(key)) {
+        Random pick(DeriveSeed(spec.seed(), {uint64_t(ci), uint64_t(d)}));
+        std::vector<int> slow = pick.Sample(peers, d);
+        auto records = bench::RunLocalPeers<StragglerRecord>(
+            peers, [&](int rank, const std::string& rdv, StragglerRecord* out) {
+              auto group = PeerGroup::Connect({.rank = rank, .size = peers, .rendezvous = "file:" + rdv,
+                                               .job_id = "stragglers", .timeout = 120s});
+              if (!group.ok()) return 1;
+              FaultModel fm;
+              fm.straggler_delay = FaultModel::Delay::kFixed;
+              fm.straggler_delay_ms = s.delay_ms();
+              fm.straggler_peers = slow;
+              FaultInjector faults(fm, 1, rank);
+              const auto deadline = std::chrono::milliseconds(int64_t(10 * s.delay_ms()) + 10000);
+              auto product = CodedProduct::Create(group->get(), code.get(), d > 0 ? &faults : nullptr,
+                                                  {.wait_for = wait_for, .deadline = deadline});
+              if (!product.ok()) return 2;
+              Random rng(DeriveSeed(spec.seed(), {99}));
+              const Matrix a = rng.NormalMatrix(shape.rows, shape.inner);
+              const Matrix b = rng.NormalMatrix(shape.inner, shape.cols);
+              Matrix shard = code->EncodeShard(a, rank).value();
+              std::vector<double> ms;
+              for (int64_t step = 1; step <= s.steps(); ++step) {
+                const auto w0 = std::chrono::steady_clock::now();
+                auto got = (*product)->Forward(&shard, b, step, 0);
+                ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count());
+                if (!got.ok()) {
+                  std::fprintf(stderr, "rank %d step %lld: %s\n", rank, (long long)step, got.status().ToString().c_str());
+                  return 3;
+                }
+              }
+              // Everyone, stragglers included, finishes before anyone leaves.
+              const double one = 1.0;
+              if (!(*group)->AllGather(std::span<const double>(&one, 1), {.step = s.steps() + 1, .layer = 9, .op = 9}).ok()) return 5;
+              std::sort(ms.begin(), ms.end());
+              out->rank = rank;
+              out->straggler = std::find(slow.begin(), slow.end(), rank) != slow.end();
+              out->median_ms = ms[ms.size() / 2];
+              out->undecoded = double((*product)->results_not_awaited()) / double(s.steps());
+              return 0;
+            });
+        if (!records) return UnavailableError("straggler run '" + key + "': a peer process failed");
+        std::vector<double> prompt, skipped;
+        for (const auto& r : *records) {
+          if (r.straggler) continue;
+          prompt.push_back(r.median_ms);
+          skipped.push_back(r.undecoded);
+        }
+        std::sort(prompt.begin(), prompt.end());
+        std::sort(skipped.begin(), skipped.end());
+        POLYGUARD_RETURN_IF_ERROR(table.Append(
+            {key, label, code->Describe(), std::to_string(peers), std::to_string(d), Num(s.delay_ms()),
+             std::to_string(wait_for), Num(prompt[prompt.size() / 2]), Num(skipped[skipped.size() / 2])}));
+        progress.Done(key, false);
+      } else {
+        progress.Done(key, true);
+      }
+      series.points.emplace_back(d, table.GetNumber(key, "ms_per_step"));
+      md << "| " << label << " | " << d << " | " << table.Get(key, "ms_per_step") << " | "
+         << table.Get(key, "results_not_awaited_per_step") << " |\n";
+    }
+    plot.series.push_back(series);
+  }
+  plot.extra = "set key top left inside\nset yrange [0:*]\n";
+  const Status st = Plot(dir, spec.name(), plot);
+  *plotted = st.ok();
+  if (!st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());
+  md << "\nEach delayed peer sleeps " << Num(s.delay_ms()) << " ms before sending each result; "
+     << s.steps() << " product steps of " << shape.rows << " x " << shape.inner << " times "
+     << shape.inner << " x " << shape.cols << "; the median over prompt peers of their median step time.\n";
+  return md.str();
+}
+
+}  // namespace polyguard::experiment
