@@ -11,6 +11,9 @@
 // r - 2 wrong copies (counted exactly); uncoded and ABFT (dense errors)
 // fail on any error. The MDS product-code layout has no simple count: its
 // f_k is measured with the real decoder over every k-pattern (or a sample).
+// The closed forms assume every peer's result carries data: choose shapes
+// whose rows divide evenly among the blocks, or peers holding only zero
+// padding make errors harmless that the formulas count.
 #ifndef POLYGUARD_BENCH_EXPERIMENT_ANALYTIC_H_
 #define POLYGUARD_BENCH_EXPERIMENT_ANALYTIC_H_
 

@@ -1,0 +1,220 @@
+// Quick versions of the bundled experiments 1-3 (bench/experiments), with
+// the measured rates checked against the analytic ones within their
+// statistical error; spec errors; resuming an interrupted sweep.
+#include "experiment/experiments.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <random>
+
+#include "experiment/results.h"
+
+namespace polyguard::experiment {
+namespace {
+
+std::string TempDir(const std::string& name) {
+  std::random_device rd;
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("polyguard-exp-" + name + "-" + std::to_string(rd()));
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+std::vector<std::vector<std::string>> ReadCsv(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> row;
+    std::stringstream ss(line);
+    std::string item;
+    while (std::getline(ss, item, ',')) row.push_back(item);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// Column index by header name.
+size_t Col(const std::vector<std::vector<std::string>>& csv, const std::string& name) {
+  for (size_t i = 0; i < csv[0].size(); ++i)
+    if (csv[0][i] == name) return i;
+  ADD_FAILURE() << "no column " << name;
+  return 0;
+}
+
+TEST(Experiments, CorrectionMatchesBothModelsAndResumes) {
+  const std::string out = TempDir("correction");
+  auto spec = ParseExperiment(R"pb(
+    name: "correction" title: "quick" seed: 11
+    correction {
+      code { strategy: "genpolydot" m: 2 n: 2 d: 1 }
+      peers: [7, 9, 10]
+      trials: 25
+      shape { rows: 16 inner: 12 cols: 6 }
+    })pb", "quick.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto run = RunExperiment(*spec, out);
+  ASSERT_TRUE(run.ok()) << run.status();
+  const auto csv = ReadCsv(out + "/correction/correction.csv");
+  const size_t p_col = Col(csv, "peers"), model = Col(csv, "model"), wrong = Col(csv, "wrong"),
+               trials = Col(csv, "trials"), corrected = Col(csv, "corrected"), silent = Col(csv, "silent");
+  int checked = 0;
+  for (size_t i = 1; i < csv.size(); ++i) {
+    const int p = std::stoi(csv[i][p_col]), t = std::stoi(csv[i][wrong]), red = p - 5;
+    const int bound = csv[i][model] == "probabilistic" ? red - 1 : red / 2;
+    SCOPED_TRACE(csv[i][0]);
+    EXPECT_EQ(csv[i][silent], "0");  // never a wrong product passed as right
+    if (t <= bound) {
+      EXPECT_EQ(csv[i][corrected], csv[i][trials]);
+    } else if (t == bound + 1) {
+      EXPECT_EQ(csv[i][corrected], "0");
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2 * (3 + 5 + 6));
+  EXPECT_NE(run->summary.find("| 10 | 5 | 5 | 4 / 4 | 2 / 2 | 0 |"), std::string::npos) << run->summary;
+
+  // Interrupted: drop the last rows and cut one short; the rerun redoes only those.
+  {
+    std::ifstream in(out + "/correction/correction.csv");
+    std::stringstream all;
+    all << in.rdbuf();
+    std::string text = all.str();
+    for (int i = 0; i < 4; ++i) text.erase(text.rfind('\n', text.size() - 2) + 1);
+    text += "P=10;model=adversarial;wro";  // a partial line
+    std::ofstream(out + "/correction/correction.csv", std::ios::trunc) << text;
+  }
+  auto table = ResultTable::Open(out + "/correction/correction.csv",
+                                 {"point", "peers", "threshold", "redundancy", "model", "wrong",
+                                  "trials", "corrected", "detected", "silent"});
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_EQ(table->resumed(), checked - 4);
+  auto again = RunExperiment(*spec, out);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->summary, run->summary);
+  EXPECT_EQ(ReadCsv(out + "/correction/correction.csv").size(), csv.size());
+  // A file from another experiment's columns is refused, not mixed.
+  EXPECT_EQ(ResultTable::Open(out + "/correction/correction.csv", {"point", "x"}).status().code(),
+            StatusCode::kFailedPrecondition);
+  std::filesystem::remove_all(out);
+}
+
+TEST(Experiments, FailureProbabilityAgreesWithBinomialTailsWithinStatisticalError) {
+  const std::string out = TempDir("failure");
+  auto spec = ParseExperiment(R"pb(
+    name: "failure" title: "quick" seed: 12
+    failure {
+      codes { label: "uncoded" strategy: "uncoded" peers: 8 }
+      codes { label: "rep2" strategy: "replication" replicas: 2 peers: 8 }
+      codes { label: "mds" strategy: "mds" peers: 8 }
+      codes { label: "polydot" strategy: "genpolydot" m: 2 n: 2 d: 1 peers: 8 }
+      error_rates: [0.05, 0.2, 0.4]
+      trials: 800
+      pattern_trials: 100
+      # Rows divisible by every split: no peer holds only padding (an
+      # error there would not matter, which the closed forms ignore).
+      shape { rows: 16 inner: 8 cols: 4 }
+    })pb", "quick.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto run = RunExperiment(*spec, out);
+  ASSERT_TRUE(run.ok()) << run.status();
+  const auto csv = ReadCsv(out + "/failure/failure.csv");
+  ASSERT_EQ(csv.size(), 1u + 4 * 3);
+  const size_t meas = Col(csv, "measured_failure"), ana = Col(csv, "analytic_failure"),
+               trials = Col(csv, "trials");
+  for (size_t i = 1; i < csv.size(); ++i) {
+    SCOPED_TRACE(csv[i][0]);
+    const double m = std::stod(csv[i][meas]), a = std::stod(csv[i][ana]);
+    const double n = std::stod(csv[i][trials]);
+    // 5 standard deviations of a binomial proportion (plus one count).
+    const double sigma = std::sqrt(std::max(a * (1 - a), 1e-12) / n);
+    EXPECT_NEAR(m, a, 5 * sigma + 1.0 / n);
+  }
+  // PolyDot (t = 8 - 5 - 1 = 2) fails far less often than uncoded at eps = 0.05.
+  EXPECT_NE(run->summary.find("| polydot |"), std::string::npos);
+  std::filesystem::remove_all(out);
+}
+
+TEST(Experiments, TolerableEpsMeasuredAgreesWithAnalyticAndPolyDotGains) {
+  const std::string out = TempDir("tolerable");
+  auto spec = ParseExperiment(R"pb(
+    name: "tolerable" title: "quick" seed: 13
+    tolerable { peers: [8, 12] target_failure: 0.001 pattern_trials: 1000
+                shape { rows: 12 inner: 8 cols: 4 } })pb", "quick.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto run = RunExperiment(*spec, out);
+  ASSERT_TRUE(run.ok()) << run.status();
+  const auto csv = ReadCsv(out + "/tolerable/tolerable.csv");
+  ASSERT_EQ(csv.size(), 1u + 2 * 3);
+  const size_t strategy = Col(csv, "strategy"), ana = Col(csv, "eps_analytic"),
+               meas = Col(csv, "eps_measured"), p_col = Col(csv, "peers");
+  std::map<std::string, double> eps;  // "P/strategy"
+  for (size_t i = 1; i < csv.size(); ++i) {
+    SCOPED_TRACE(csv[i][0]);
+    const double a = std::stod(csv[i][ana]), m = std::stod(csv[i][meas]);
+    // Every k-pattern is enumerated here (at most 1000 per k), so the
+    // measured f_k are exact and the two agree closely.
+    EXPECT_NEAR(m, a, 0.02 * a);
+    eps[csv[i][p_col] + "/" + csv[i][strategy]] = a;
+  }
+  for (const std::string p : {"8", "12"}) {
+    EXPECT_GT(eps[p + "/genpolydot"], 3 * eps[p + "/replication"]) << p;
+    EXPECT_GT(eps[p + "/genpolydot"], 3 * eps[p + "/mds"]) << p;
+  }
+  // Analytic PolyDot at P = 8: t = 2, so P(Bin(8, eps) >= 3) = 1e-3.
+  EXPECT_NEAR(eps["8/genpolydot"], 0.027, 0.001);
+  std::filesystem::remove_all(out);
+}
+
+TEST(Experiments, BadSpecsNameTheProblem) {
+  auto syntax = ParseExperiment("name: \"x\"\ncorrection { peers: [7 }", "bad.textproto");
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_NE(syntax.status().message().find("bad.textproto:2:"), std::string::npos)
+      << syntax.status();
+  for (const auto& [text, word] : std::vector<std::pair<std::string, std::string>>{
+           {"name: \"Bad Name\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { strategy: \"genpolydot\" } }", "name"},
+           {"name: \"x\"", "kind"},
+           {"name: \"x\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { strategy: \"magic\" } }", "correction.code.strategy"},
+           {"name: \"x\" failure { codes { strategy: \"uncoded\" peers: 4 } error_rates: 1.5 trials: 1 shape { rows: 1 inner: 1 cols: 1 } }", "failure.error_rates"},
+           {"name: \"x\" tolerable { peers: 10 shape { rows: 1 inner: 1 cols: 1 } }", "tolerable.peers"},
+           {"name: \"x\" training { codes { strategy: \"uncoded\" } batch: 1 steps: 1 eval_every: 1 points: \"cosmic\" }", "training.points"},
+           {"name: \"x\" stragglers { codes { strategy: \"uncoded\" } steps: 1 shape { rows: 1 inner: 1 cols: 1 } }", "stragglers"}}) {
+    auto s = ParseExperiment(text, "f.textproto");
+    ASSERT_FALSE(s.ok()) << text;
+    EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.status().message().find(word), std::string::npos) << s.status();
+  }
+  EXPECT_EQ(LoadExperiment("/nonexistent/spec.textproto").status().code(), StatusCode::kNotFound);
+}
+
+TEST(Experiments, BundledSpecsParse) {
+  for (const auto& entry : std::filesystem::directory_iterator(POLYGUARD_SOURCE_DIR "/bench/experiments")) {
+    if (entry.path().extension() != ".textproto") continue;
+    auto spec = LoadExperiment(entry.path().string());
+    EXPECT_TRUE(spec.ok()) << spec.status();
+  }
+}
+
+TEST(Experiments, ReadmeSectionsAreRegeneratedFromSummaries) {
+  const std::string out = TempDir("readme");
+  std::filesystem::create_directories(out + "/one");
+  std::ofstream(out + "/one/summary.md") << "| a | b |\n";
+  const std::string readme = out + "/README.md";
+  std::ofstream(readme) << "intro\n<!-- results:one -->\nold\n<!-- /results:one -->\n"
+                           "<!-- results:two -->\nkept\n<!-- /results:two -->\n";
+  ASSERT_TRUE(UpdateReadme(readme, out).ok());
+  std::ifstream in(readme);
+  std::stringstream all;
+  all << in.rdbuf();
+  EXPECT_EQ(all.str(), "intro\n<!-- results:one -->\n| a | b |\n<!-- /results:one -->\n"
+                       "<!-- results:two -->\nkept\n<!-- /results:two -->\n");
+  std::filesystem::remove_all(out);
+}
+
+}  // namespace
+}  // namespace polyguard::experiment
