@@ -287,7 +287,6 @@ StatusOr<std::string> RunCorrection(const proto::Experiment& spec, const std::st
        << " | " << best[1] << " / " << red / 2 << " | " << silent << " |\n";
   }
   plot.series = {ana[0], ana[1], meas[0], meas[1]};
-  plot.extra = "set key top left inside\n";
   const Status st = Plot(dir, spec.name(), plot);
   *plotted = st.ok();
   if (!st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());
@@ -326,8 +325,10 @@ StatusOr<std::string> RunFailure(const proto::Experiment& spec, const std::strin
     Random pattern_rng(DeriveSeed(spec.seed(), {uint64_t(ci), 77}));
     const std::vector<double> fk = closed ? *closed : MeasuredFailureByCount(*code, patterns, &pattern_rng);
     const std::string kind = closed ? "binomial tail" : "exact over k-error patterns";
-    Series meas{.title = label + " (Monte Carlo)", .style = "points pointsize 1.5"};
-    Series ana{.title = label + " (" + kind + ")", .style = "lines"};
+    // One colour per code for both of its series.
+    const std::string colour = " lc " + std::to_string(ci + 1);
+    Series meas{.title = label + " (Monte Carlo)", .style = "points pointsize 1.5 pt 7" + colour};
+    Series ana{.title = label + " (" + kind + ")", .style = "lines lw 2" + colour};
     for (double eps = 1e-4; eps <= 0.31; eps *= 1.25) ana.points.emplace_back(eps, FailureProbability(fk, eps));
     for (int ei = 0; ei < f.error_rates_size(); ++ei) {
       const double eps = f.error_rates(ei);
@@ -389,10 +390,11 @@ StatusOr<std::string> RunTolerable(const proto::Experiment& spec, const std::str
   Progress progress(spec.name(), 3 * t.peers_size());
   Series ana[3], meas[3];
   for (int si = 0; si < 3; ++si) {
+    const std::string colour = " lc " + std::to_string(si + 1);
     ana[si].title = std::string(strategies[si]) + (si == 2 ? " (measured k-patterns)" : " (analytic)");
-    ana[si].style = "linespoints";
+    ana[si].style = "linespoints lw 2" + colour;
     meas[si].title = std::string(strategies[si]) + " (measured k-patterns)";
-    meas[si].style = "points pointsize 2";
+    meas[si].style = "points pointsize 2 pt 6" + colour;
   }
   std::ostringstream md;
   md << "| P | PolyDot eps* | replication eps* | MDS product eps* | PolyDot / replication | "
@@ -435,7 +437,6 @@ StatusOr<std::string> RunTolerable(const proto::Experiment& spec, const std::str
   PlotSpec plot{.title = spec.title(), .xlabel = "peers P (each stores 1/4 of A)",
                 .ylabel = "largest eps with step failure <= " + Num(target), .logy = true};
   plot.series = {ana[0], ana[1], ana[2], meas[0], meas[1]};
-  plot.extra = "set key bottom right inside\n";
   const Status st = Plot(dir, spec.name(), plot);
   *plotted = st.ok();
   if (!st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());

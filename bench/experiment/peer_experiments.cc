@@ -212,7 +212,7 @@ StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::stri
        << " | " << table.Get(done_key, "shard_repairs") << " | " << table.Get(done_key, "rollbacks")
        << " | " << table.Get(done_key, "status") << " |\n";
   }
-  acc.extra = "set yrange [0:1]\nset key bottom right inside\n";
+  acc.extra = "set yrange [0:1]\n";
   const Status st = Plot(dir, spec.name(), acc);
   *plotted = st.ok();
   if (!st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());
@@ -314,7 +314,7 @@ StatusOr<std::string> RunStragglers(const proto::Experiment& spec, const std::st
     }
     plot.series.push_back(series);
   }
-  plot.extra = "set key top left inside\nset yrange [0:*]\n";
+  plot.extra = "set yrange [0:*]\n";
   const Status st = Plot(dir, spec.name(), plot);
   *plotted = st.ok();
   if (!st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());

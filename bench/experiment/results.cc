@@ -140,12 +140,12 @@ Status Plot(const std::string& dir, const std::string& name, const PlotSpec& plo
   }
   POLYGUARD_RETURN_IF_ERROR(WriteText(dir + "/" + name + ".dat", dat.str()));
   std::ostringstream gp;
-  gp << "set terminal pngcairo size 960,640 enhanced font 'sans,11'\n"
+  gp << "set terminal pngcairo size 1000,720 enhanced font 'sans,11'\n"
      << "set output '" << name << ".png'\n"
      << "set title \"" << plot.title << "\"\n"
      << "set xlabel \"" << plot.xlabel << "\"\n"
      << "set ylabel \"" << plot.ylabel << "\"\n"
-     << "set grid\nset key outside right\n";
+     << "set grid\nset key below maxrows 4 font ',10'\n";
   if (plot.logx) gp << "set logscale x\nset format x '10^{%L}'\n";
   if (plot.logy) gp << "set logscale y\nset format y '10^{%L}'\n";
   gp << plot.extra;
