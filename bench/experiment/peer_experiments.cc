@@ -161,6 +161,8 @@ StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::stri
                          "shard_repairs", "recomputations", "rollbacks", "status"}));
   Progress progress(spec.name(), t.codes_size());
   PlotSpec acc{.title = spec.title(), .xlabel = "training step", .ylabel = "test accuracy"};
+  PlotSpec timed{.title = spec.title(), .xlabel = "training time (s, wall, P processes on this machine)",
+                 .ylabel = "test accuracy"};
   std::ostringstream md;
   md << "| code | final test accuracy | ms per step (wall) | CPU ms per step (peer 0) | faults "
         "injected (peer 0) | wrong results corrected (peer 0) | shard repairs | rollbacks | "
@@ -206,6 +208,10 @@ StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::stri
       if (row[1] == label && row[0] != done_key) s.points.emplace_back(std::stod(row[4]), std::stod(row[5]));
     std::sort(s.points.begin(), s.points.end());
     acc.series.push_back(s);
+    Series st{.title = label};
+    const double ms = table.GetNumber(done_key, "ms_per_step");
+    for (const auto& [step, a] : s.points) st.points.emplace_back(step * ms / 1000.0, a);
+    timed.series.push_back(st);
     md << "| " << label << " | " << table.Get(done_key, "test_accuracy") << " | "
        << table.Get(done_key, "ms_per_step") << " | " << table.Get(done_key, "cpu_ms_per_step") << " | "
        << table.Get(done_key, "faults_injected") << " | " << table.Get(done_key, "wrong_results_corrected")
@@ -213,7 +219,9 @@ StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::stri
        << " | " << table.Get(done_key, "status") << " |\n";
   }
   acc.extra = "set yrange [0:1]\n";
-  const Status st = Plot(dir, spec.name(), acc);
+  timed.extra = acc.extra;
+  Status st = Plot(dir, spec.name(), acc);
+  if (st.ok()) st = Plot(dir, spec.name() + "-time", timed);
   *plotted = st.ok();
   if (!st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());
   md << "\nMNIST (" << (t.train_samples() > 0 ? std::to_string(t.train_samples()) : "all")
