@@ -86,7 +86,14 @@ int TrainingPeer(const proto::Experiment& spec, const proto::Code& pc, int peers
   BatchSampler sampler(&train_set, t.batch(), spec.seed());
   Matrix x;
   std::vector<int> labels;
+  // Test accuracy measures the model, not fault-tolerant inference: no
+  // faults while evaluating.
   auto evaluate = [&](int64_t step) -> Status {
+    faults.set_paused(true);
+    struct Resume {
+      FaultInjector* f;
+      ~Resume() { f->set_paused(false); }
+    } resume{&faults};
     int correct = 0;
     const int b = t.batch();
     Matrix xb(test_set.inputs.rows(), b);
@@ -106,9 +113,12 @@ int TrainingPeer(const proto::Experiment& spec, const proto::Code& pc, int peers
     }
     return Status::Ok();
   };
-  if (Status s = evaluate(0); !s.ok()) return fail(s);
   double wall_ms = 0, cpu_ms = 0;
   int64_t step = 1, done = 0;
+  if (Status s = evaluate(0); !s.ok()) {
+    fail(s);
+    step = t.steps() + 1;
+  }
   while (step <= t.steps()) {
     sampler.Batch(step, &x, &labels);
     const double c0 = bench::ThreadCpuMs();
@@ -125,7 +135,10 @@ int TrainingPeer(const proto::Experiment& spec, const proto::Code& pc, int peers
       break;
     }
     if (!r->rolled_back && step % t.eval_every() == 0) {
-      if (Status s = evaluate(step); !s.ok()) return fail(s);
+      if (Status s = evaluate(step); !s.ok()) {
+        fail(s);
+        break;
+      }
     }
     step = r->next_step;
   }

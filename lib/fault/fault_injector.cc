@@ -89,7 +89,7 @@ FaultInjector::FaultInjector(FaultModel model, uint64_t seed, int peer)
 }
 
 bool FaultInjector::Hits(int64_t step, int layer, StepPoint point) const {
-  if (!valid_ || !faulty_ || model_.error_rate <= 0.0) return false;
+  if (!valid_ || !faulty_ || model_.error_rate <= 0.0 || paused_.load()) return false;
   if (!(point_mask_ & (1u << static_cast<int>(point)))) return false;
   Random rng(DeriveSeed(seed_, {kHitStream, uint64_t(peer_), uint64_t(step), uint64_t(layer),
                                 uint64_t(point)}));
@@ -108,7 +108,8 @@ bool FaultInjector::MaybeCorrupt(int64_t step, int layer, StepPoint point, Matri
 }
 
 std::chrono::microseconds FaultInjector::StragglerDelay(int64_t step) const {
-  if (model_.straggler_delay == FaultModel::Delay::kNone) return std::chrono::microseconds(0);
+  if (model_.straggler_delay == FaultModel::Delay::kNone || paused_.load())
+    return std::chrono::microseconds(0);
   Random rng(DeriveSeed(seed_, {kDelayStream, uint64_t(peer_), uint64_t(step)}));
   const bool straggles =
       chosen_straggler_ || (model_.straggler_fraction > 0.0 && rng.Uniform() < model_.straggler_fraction);

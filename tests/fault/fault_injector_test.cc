@@ -97,3 +97,38 @@ TEST(FaultInjector, ValidationNamesTheField) {
 
 }  // namespace
 }  // namespace polyguard
+
+namespace polyguard {
+namespace {
+
+TEST(FaultInjector, PausedInjectsNothingAndShiftsNothing) {
+  FaultModel m;
+  m.error_rate = 0.5;
+  m.straggler_delay = FaultModel::Delay::kFixed;
+  m.straggler_delay_ms = 5;
+  m.straggler_fraction = 1.0;
+  FaultInjector paused_meanwhile(m, 3, 1), never_paused(m, 3, 1);
+  Matrix a = Matrix::Ones(3, 3), b = a;
+  paused_meanwhile.set_paused(true);
+  EXPECT_TRUE(paused_meanwhile.paused());
+  for (int64_t step = 1; step <= 20; ++step) {
+    Matrix v = a;
+    EXPECT_FALSE(paused_meanwhile.MaybeCorrupt(step, 0, StepPoint::kProduct, &v));
+    EXPECT_EQ(v, a);
+    EXPECT_EQ(paused_meanwhile.StragglerDelay(step).count(), 0);
+  }
+  EXPECT_EQ(paused_meanwhile.faults_injected(), 0);
+  paused_meanwhile.set_paused(false);
+  // Afterwards both decide alike: decisions are functions of coordinates.
+  for (int64_t step = 21; step <= 60; ++step) {
+    Matrix x = a, y = b;
+    EXPECT_EQ(paused_meanwhile.MaybeCorrupt(step, 0, StepPoint::kProduct, &x),
+              never_paused.MaybeCorrupt(step, 0, StepPoint::kProduct, &y));
+    EXPECT_EQ(x, y);
+    EXPECT_EQ(paused_meanwhile.StragglerDelay(step), never_paused.StragglerDelay(step));
+  }
+  EXPECT_GT(paused_meanwhile.faults_injected(), 0);
+}
+
+}  // namespace
+}  // namespace polyguard

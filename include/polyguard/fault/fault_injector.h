@@ -16,6 +16,7 @@
 #ifndef POLYGUARD_FAULT_FAULT_INJECTOR_H_
 #define POLYGUARD_FAULT_FAULT_INJECTOR_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -97,6 +98,12 @@ class FaultInjector {
   // Whether this peer must crash at the start of `step`.
   bool ShouldCrash(int64_t step) const;
 
+  // While paused nothing is injected and nobody straggles (e.g. while a
+  // trainer measures test accuracy); every decision stays a pure function of
+  // its coordinates, so pausing shifts nothing after it.
+  void set_paused(bool paused) { paused_.store(paused); }
+  bool paused() const { return paused_.load(); }
+
   std::vector<InjectedFault> record() const;
   int64_t faults_injected() const;
   int peer() const { return peer_; }
@@ -110,6 +117,7 @@ class FaultInjector {
   bool faulty_ = true;
   bool chosen_straggler_ = false;
   uint32_t point_mask_ = 0;
+  std::atomic<bool> paused_{false};
   mutable std::mutex mu_;
   std::vector<InjectedFault> record_;
 };

@@ -1,0 +1,50 @@
+// 2-D convolution (cross-correlation, as in ML libraries) on batches, the
+// uncoded reference of the coded convolution (conv.md).
+//
+// Layout: a batch of B samples of C x H x W is a (C*H*W) x B matrix, each
+// column one sample in channel-major, then row, then column order; filters
+// F (N x C x kh x kw) are an N x (C*kh*kw) matrix, each row one filter in the
+// same order. The output (N x H' x W' per sample) is (N*H'*W') x B, with
+//   H' = floor((H + 2 pad - kh) / stride) + 1  (W' likewise).
+// Computed by im2col and one GEMM per sample.
+#ifndef POLYGUARD_CONV_CONVOLUTION_H_
+#define POLYGUARD_CONV_CONVOLUTION_H_
+
+#include <cstdint>
+#include <string>
+
+#include "polyguard/base/matrix.h"
+#include "polyguard/base/status.h"
+
+namespace polyguard {
+
+struct ConvShape {
+  int channels = 1;  // C
+  int height = 1;    // H
+  int width = 1;     // W
+  int filters = 1;   // N
+  int kernel_h = 1;  // kh
+  int kernel_w = 1;  // kw
+  int stride = 1;
+  int pad = 0;       // zeros on every side
+
+  int out_height() const { return (height + 2 * pad - kernel_h) / stride + 1; }
+  int out_width() const { return (width + 2 * pad - kernel_w) / stride + 1; }
+  int64_t input_size() const { return int64_t(channels) * height * width; }
+  int64_t output_size() const { return int64_t(filters) * out_height() * out_width(); }
+  int64_t filter_size() const { return int64_t(channels) * kernel_h * kernel_w; }
+  std::string Describe() const;
+};
+
+// InvalidArgument naming the field: sizes >= 1, pad >= 0, a kernel that fits
+// the padded input.
+Status ValidateConvShape(const ConvShape& shape);
+
+// The output of `filters` (N x C kh kw) on `input` ((C H W) x B). Shapes are
+// the caller's contract (checked by CheckConvOperands).
+Matrix Conv2d(const ConvShape& shape, const MatrixRef& filters, const MatrixRef& input);
+Status CheckConvOperands(const ConvShape& shape, const MatrixRef& filters, const MatrixRef& input);
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_CONV_CONVOLUTION_H_

@@ -1,0 +1,85 @@
+#include "polyguard/conv/convolution.h"
+
+namespace polyguard {
+
+std::string ConvShape::Describe() const {
+  // (Piece by piece: GCC 12 warns falsely on some string concatenations.)
+  std::string out = std::to_string(channels);
+  for (const auto& [sep, v] : {std::pair<const char*, int>{"x", height}, {"x", width},
+                               {" * ", filters}, {"x", channels}, {"x", kernel_h},
+                               {"x", kernel_w}, {" stride ", stride}, {" pad ", pad}}) {
+    out.append(sep);
+    out.append(std::to_string(v));
+  }
+  return out;
+}
+
+Status ValidateConvShape(const ConvShape& s) {
+  auto bad = [&](const std::string& field, const std::string& what) {
+    std::string m = "conv ";
+    m += s.Describe();
+    m += ": ";
+    m += field;
+    m += " ";
+    m += what;
+    return InvalidArgumentError(m);
+  };
+  if (s.channels < 1) return bad("channels", "must be >= 1");
+  if (s.height < 1 || s.width < 1) return bad("height and width", "must be >= 1");
+  if (s.filters < 1) return bad("filters", "must be >= 1");
+  if (s.kernel_h < 1 || s.kernel_w < 1) return bad("kernel", "must be >= 1");
+  if (s.stride < 1) return bad("stride", "must be >= 1");
+  if (s.pad < 0) return bad("pad", "must be >= 0");
+  if (s.kernel_h > s.height + 2 * s.pad || s.kernel_w > s.width + 2 * s.pad)
+    return bad("kernel", "is larger than the padded input");
+  return Status::Ok();
+}
+
+Status CheckConvOperands(const ConvShape& s, const MatrixRef& filters, const MatrixRef& input) {
+  POLYGUARD_RETURN_IF_ERROR(ValidateConvShape(s));
+  if (filters.rows() != s.filters || filters.cols() != s.filter_size()) {
+    return InvalidArgumentError("conv " + s.Describe() + ": filters are " +
+                                std::to_string(filters.rows()) + " x " +
+                                std::to_string(filters.cols()) + ", expected " +
+                                std::to_string(s.filters) + " x " + std::to_string(s.filter_size()));
+  }
+  if (input.rows() != s.input_size() || input.cols() < 1) {
+    return InvalidArgumentError("conv " + s.Describe() + ": input is " +
+                                std::to_string(input.rows()) + " x " +
+                                std::to_string(input.cols()) + ", expected " +
+                                std::to_string(s.input_size()) + " x B");
+  }
+  return Status::Ok();
+}
+
+Matrix Conv2d(const ConvShape& s, const MatrixRef& filters, const MatrixRef& input) {
+  const int ho = s.out_height(), wo = s.out_width();
+  const int64_t spatial = int64_t(ho) * wo;
+  Matrix out(s.output_size(), input.cols());
+  Matrix cols(s.filter_size(), spatial);  // im2col of one sample
+  for (Eigen::Index b = 0; b < input.cols(); ++b) {
+    const double* x = input.col(b).data();
+    int64_t row = 0;
+    for (int c = 0; c < s.channels; ++c) {
+      for (int i = 0; i < s.kernel_h; ++i) {
+        for (int j = 0; j < s.kernel_w; ++j, ++row) {
+          for (int oy = 0; oy < ho; ++oy) {
+            const int y = oy * s.stride + i - s.pad;
+            for (int ox = 0; ox < wo; ++ox) {
+              const int xx = ox * s.stride + j - s.pad;
+              const bool inside = y >= 0 && y < s.height && xx >= 0 && xx < s.width;
+              cols(row, int64_t(oy) * wo + ox) =
+                  inside ? x[(int64_t(c) * s.height + y) * s.width + xx] : 0.0;
+            }
+          }
+        }
+      }
+    }
+    // (H' W') x N column-major is channel-major: the output column's order.
+    Eigen::Map<Matrix>(out.col(b).data(), spatial, s.filters).noalias() =
+        cols.transpose() * filters.transpose();
+  }
+  return out;
+}
+
+}  // namespace polyguard
