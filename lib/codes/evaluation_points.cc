@@ -13,6 +13,7 @@ std::string_view PointKindName(PointKind kind) {
   switch (kind) {
     case PointKind::kChebyshev: return "chebyshev";
     case PointKind::kEquispaced: return "equispaced";
+    case PointKind::kRotation: return "rotation";
   }
   return "unknown";
 }
@@ -20,8 +21,9 @@ std::string_view PointKindName(PointKind kind) {
 StatusOr<PointKind> ParsePointKind(std::string_view name) {
   if (name == "chebyshev") return PointKind::kChebyshev;
   if (name == "equispaced") return PointKind::kEquispaced;
+  if (name == "rotation") return PointKind::kRotation;
   return InvalidArgumentError("unknown evaluation points '" + std::string(name) +
-                              "' (expected chebyshev or equispaced)");
+                              "' (expected chebyshev, equispaced or rotation)");
 }
 
 std::vector<double> MakeEvaluationPoints(PointKind kind, int peers) {

@@ -53,18 +53,27 @@ bool NextCombination(std::vector<int>* idx, int n) {
 }  // namespace
 
 StatusOr<std::unique_ptr<LinearCodeDecoder>> LinearCodeDecoder::Create(Matrix generator,
-                                                                       DecoderOptions options) {
-  const Eigen::Index p = generator.rows(), k = generator.cols();
-  if (p < 1 || p > 64 || k < 1 || k > p) {
-    return InvalidArgumentError("linear decoder: generator must be P x K with 1 <= K <= P <= 64, got " +
-                                std::to_string(p) + " x " + std::to_string(k));
+                                                                       DecoderOptions options,
+                                                                       int rows_per_peer) {
+  const Eigen::Index rows = generator.rows(), k = generator.cols();
+  if (rows_per_peer < 1 || rows % rows_per_peer != 0) {
+    return InvalidArgumentError("linear decoder: rows per peer must be >= 1 and divide the " +
+                                std::to_string(rows) + " generator rows, got " +
+                                std::to_string(rows_per_peer));
+  }
+  const Eigen::Index p = rows / rows_per_peer;
+  if (p < 1 || p > 64 || k < 1 || k > rows) {
+    return InvalidArgumentError("linear decoder: generator must be (g P) x K with P <= 64 and "
+                                "1 <= K <= g P, got " + std::to_string(rows) + " x " +
+                                std::to_string(k) + " with g = " + std::to_string(rows_per_peer));
   }
   if (!generator.allFinite()) return InvalidArgumentError("linear decoder: generator has NaN or Inf");
   if (!(options.tolerance > 0.0 && options.tolerance < 1.0)) {
     return InvalidArgumentError("linear decoder: tolerance must be in (0, 1), got " +
                                 std::to_string(options.tolerance));
   }
-  return std::unique_ptr<LinearCodeDecoder>(new LinearCodeDecoder(std::move(generator), options));
+  return std::unique_ptr<LinearCodeDecoder>(
+      new LinearCodeDecoder(std::move(generator), options, rows_per_peer));
 }
 
 std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
@@ -77,15 +86,22 @@ std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
   }
   auto plan = std::make_shared<Plan>();
   plan->rows = peers;
-  const int r = static_cast<int>(peers.size());
-  const int k = recovery_threshold();
+  const int g = rows_per_peer_;
+  const int r = static_cast<int>(peers.size()) * g;  // generator rows kept
+  const int k = static_cast<int>(generator_.cols());
   Matrix gen(r, k);
-  for (int i = 0; i < r; ++i) gen.row(i) = generator_.row(peers[static_cast<size_t>(i)]);
+  for (size_t i = 0; i < peers.size(); ++i)
+    gen.middleRows(static_cast<Eigen::Index>(i) * g, g) = generator_.middleRows(peers[i] * g, g);
   Eigen::JacobiSVD<Matrix> svd(gen, Eigen::ComputeThinU | Eigen::ComputeThinV);
   const Vector sigma = svd.singularValues();
   // Singular to working precision: the decode would amplify roundoff beyond
   // any tolerance, so these peers do not determine C.
-  plan->singular = !(sigma(k - 1) > 1e-13 * sigma(0));
+  plan->singular = r < k || !(sigma(k - 1) > 1e-13 * sigma(0));
+  if (r < k) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cache_.emplace(mask, plan);
+    return plan;
+  }
   plan->pinv = svd.matrixV() * sigma.cwiseInverse().asDiagonal() * svd.matrixU().transpose();
   Eigen::HouseholderQR<Matrix> qr(gen);
   const Matrix q_full = qr.householderQ() * Matrix::Identity(r, r);
@@ -122,7 +138,7 @@ std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
                                                   const MatrixRef& results) const {
-  if (results.cols() != static_cast<Eigen::Index>(peers.size())) {
+  if (results.cols() != static_cast<Eigen::Index>(peers.size()) * rows_per_peer_) {
     return InvalidArgumentError("decode: " + std::to_string(results.cols()) +
                                 " result columns for " + std::to_string(peers.size()) + " peers");
   }
@@ -151,11 +167,13 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
                                                   int64_t length,
                                                   const CoefficientSink& sink) const {
   const int k = recovery_threshold();
+  const int g = rows_per_peer_;
   const int total = static_cast<int>(peers.size());
   if (length < 0) return InvalidArgumentError("decode: negative result length");
-  if (columns.size() != peers.size()) {
+  if (columns.size() != peers.size() * static_cast<size_t>(g)) {
     return InvalidArgumentError("decode: " + std::to_string(columns.size()) +
-                                " result columns for " + std::to_string(total) + " peers");
+                                " result columns for " + std::to_string(total) + " peers of " +
+                                std::to_string(g) + " blocks");
   }
   std::vector<int> col_of(static_cast<size_t>(num_peers()), -1);
   for (int j = 0; j < total; ++j) {
@@ -179,9 +197,10 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
     const int j = col_of[static_cast<size_t>(p)];
     if (j < 0) continue;
     sorted_peers.push_back(p);
-    sorted_cols.push_back(columns[static_cast<size_t>(j)]);
+    for (int b = 0; b < g; ++b) sorted_cols.push_back(columns[static_cast<size_t>(j * g + b)]);
   }
   auto plan = GetPlan(sorted_peers);
+  const int col_count = static_cast<int>(sorted_cols.size());
   const double rms = internal::SampledRms(sorted_cols, length);
   if (!plan->singular && std::isfinite(rms)) {
     const double tol = options_.tolerance;
@@ -197,7 +216,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
         if (zsq <= quick * quick) continue;
         double sq = 0.0;
         for (const double* c : sorted_cols) sq += c[l0 + i] * c[l0 + i];
-        const double cs = std::max(tol * (rms + std::sqrt(sq / total)), DBL_MIN);
+        const double cs = std::max(tol * (rms + std::sqrt(sq / col_count)), DBL_MIN);
         if (!(std::sqrt(zsq) <= cs)) return false;
       }
       return true;
@@ -210,23 +229,23 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       clean = internal::ChunkedProduct(sorted_cols, length, plan->fused,
                                        [&](int64_t l0, const Matrix& chunk) {
                                          if (!consistent(l0, chunk)) return false;
-                                         sink(l0, chunk.rightCols(k));
+                                         sink(l0, chunk.rightCols(generator_.cols()));
                                          return true;
                                        });
     } else {
       thread_local Matrix fused;
       internal::FusedProduct(sorted_cols, length, plan->fused, &fused);
       clean = consistent(0, fused);
-      if (clean) sink(0, fused.rightCols(k));
+      if (clean) sink(0, fused.rightCols(generator_.cols()));
     }
     if (clean) {
       DecodeOutcome out;
-      out.verified = total > k;
+      out.verified = col_count > generator_.cols();
       return out;
     }
   }
-  Matrix results(length, total);
-  for (int j = 0; j < total; ++j)
+  Matrix results(length, col_count);
+  for (int j = 0; j < col_count; ++j)
     results.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, DecodeSlow(sorted_peers, std::move(results)));
   sink(0, out.coefficients);
@@ -236,17 +255,25 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& peers,
                                                       Matrix results) const {
+  // results: L x (R g), peer-major (peers ascending), g blocks each.
+  const int g = rows_per_peer_;
   const int k = recovery_threshold();
   const int total = static_cast<int>(peers.size());
   const double tol = options_.tolerance;
-  std::vector<int> kept, kept_cols, bad;
+  auto columns_of = [&](const std::vector<int>& positions) {
+    std::vector<int> cols;
+    for (int pos : positions)
+      for (int b = 0; b < g; ++b) cols.push_back(pos * g + b);
+    return cols;
+  };
+  std::vector<int> kept, kept_pos, bad;
   for (int j = 0; j < total; ++j) {
-    const auto col = results.col(j);
-    if (!col.allFinite() || (col.size() > 0 && col.cwiseAbs().maxCoeff() > kHuge)) {
+    const auto block = results.middleCols(j * g, g);
+    if (!block.allFinite() || (block.size() > 0 && block.cwiseAbs().maxCoeff() > kHuge)) {
       bad.push_back(peers[static_cast<size_t>(j)]);
     } else {
       kept.push_back(peers[static_cast<size_t>(j)]);
-      kept_cols.push_back(j);
+      kept_pos.push_back(j);
     }
   }
   const int finite = static_cast<int>(kept.size());
@@ -255,7 +282,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
                          std::to_string(total) + " results are finite, threshold K = " +
                          std::to_string(k) + "; suspect peers: " + PeerList(bad));
   }
-  Matrix yt = internal::SelectColumns(results, kept_cols);
+  Matrix yt = internal::SelectColumns(results, columns_of(kept_pos));
   auto singular_error = [&](const std::vector<int>& rows) {
     return DataLossError("decode: the results of peers " + PeerList(rows) +
                          " do not determine the product (their generator rows are singular)");
@@ -267,7 +294,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
     const int r = static_cast<int>(kept.size());
     plan = GetPlan(kept);
     if (plan->singular) return singular_error(kept);
-    if (r == k) {
+    const int red = static_cast<int>(plan->parity.rows());  // redundant rows
+    if (red == 0) {
       if (!peeled.empty() || !bad.empty()) {
         std::vector<int> suspects = bad;
         suspects.insert(suspects.end(), peeled.begin(), peeled.end());
@@ -287,7 +315,6 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(static_cast<int>(i));
     if (dirty.empty()) break;
 
-    const int red = r - k;
     std::vector<int> flag;  // positions in kept
     // Subspace test: the wrong peers' parity columns span the syndrome.
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
@@ -302,23 +329,25 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
       }
       Eigen::JacobiSVD<Matrix> svd(small, Eigen::ComputeFullV);
       const Vector sigma = svd.singularValues() * scale;
-      const double floor_abs = std::max(0.5, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r)));
+      const double floor_abs = std::max(0.5, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r * g)));
       int rank = 0;
       while (rank < sigma.size() && sigma(rank) > floor_abs) ++rank;
-      if (rank > 0 && rank < red) {
+      // Each wrong peer adds up to g dimensions.
+      const int wrong_guess = (rank + g - 1) / g;
+      if (rank > 0 && rank < red && wrong_guess < r) {
         const Matrix u = svd.matrixV().leftCols(rank);
         std::vector<std::pair<double, int>> dist;
         for (int j = 0; j < r; ++j) {
-          const Vector h = plan->parity.col(j);
+          const Matrix h = plan->parity.middleCols(j * g, g);
           const double hn = h.norm();
           dist.emplace_back(hn > 0 ? (h - u * (u.transpose() * h)).norm() / hn : 1.0, j);
         }
         std::sort(dist.begin(), dist.end());
-        const bool clear_gap = dist[static_cast<size_t>(rank - 1)].first <=
-                               0.05 * dist[static_cast<size_t>(rank)].first;
+        const bool clear_gap = dist[static_cast<size_t>(wrong_guess - 1)].first <=
+                               0.05 * dist[static_cast<size_t>(wrong_guess)].first;
         for (int j = 0; j < r; ++j) {
           const auto& [d, pos] = dist[static_cast<size_t>(j)];
-          if (clear_gap ? j < rank : d < 1e-9) flag.push_back(pos);
+          if (clear_gap ? j < wrong_guess : d < 1e-9) flag.push_back(pos);
         }
       }
     }
@@ -326,21 +355,22 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
       // Errors not separable by their span (e.g. confined to a few entries):
       // the smallest set of suspects whose removal makes the dirty entries
       // consistent, if it is unique.
-      Matrix yd(static_cast<Eigen::Index>(dirty.size()), r);
+      Matrix yd(static_cast<Eigen::Index>(dirty.size()), yt.cols());
       Vector csd(static_cast<Eigen::Index>(dirty.size()));
       for (size_t i = 0; i < dirty.size(); ++i) {
         yd.row(static_cast<Eigen::Index>(i)) = yt.row(dirty[i]);
         csd(static_cast<Eigen::Index>(i)) = cs(dirty[i]);
       }
       int64_t tried = 0;
-      for (int t = 1; t <= red / 2 && flag.empty(); ++t) {
+      const int t_max = (r - k) / 2;
+      for (int t = 1; t <= t_max && flag.empty(); ++t) {
         if (tried + Binomial(r, t) > kMaxSuspectSets) break;
         std::vector<std::vector<int>> found;
         std::vector<int> idx(static_cast<size_t>(t));
         for (int i = 0; i < t; ++i) idx[static_cast<size_t>(i)] = i;
         do {
           ++tried;
-          std::vector<int> rest_peers, rest_cols;
+          std::vector<int> rest_peers, rest_pos;
           size_t w = 0;
           for (int j = 0; j < r; ++j) {
             if (w < idx.size() && idx[w] == j) {
@@ -348,13 +378,13 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
               continue;
             }
             rest_peers.push_back(kept[static_cast<size_t>(j)]);
-            rest_cols.push_back(j);
+            rest_pos.push_back(j);
           }
           auto rest_plan = GetPlan(rest_peers);
           if (rest_plan->singular) continue;
-          Matrix sr = internal::SelectColumns(yd, rest_cols) * rest_plan->parity.transpose();
+          Matrix sr = internal::SelectColumns(yd, columns_of(rest_pos)) * rest_plan->parity.transpose();
           sr.array().colwise() /= csd.array();
-          if (sr.rowwise().norm().maxCoeff() <= 1.0) found.push_back(idx);
+          if (sr.size() == 0 || sr.rowwise().norm().maxCoeff() <= 1.0) found.push_back(idx);
         } while (NextCombination(&idx, r) && found.size() < 2);
         if (found.size() == 1) flag = found[0];
         if (found.size() > 1) break;  // ambiguous: more errors than can be told apart
@@ -369,7 +399,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
                            " inconsistent entries); suspect peers: " + PeerList(suspects));
     }
     std::sort(flag.begin(), flag.end());
-    std::vector<int> next_kept, keep_cols;
+    std::vector<int> next_kept, keep_pos;
     size_t fi = 0;
     for (int j = 0; j < r; ++j) {
       if (fi < flag.size() && flag[fi] == j) {
@@ -377,10 +407,10 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
         ++fi;
       } else {
         next_kept.push_back(kept[static_cast<size_t>(j)]);
-        keep_cols.push_back(j);
+        keep_pos.push_back(j);
       }
     }
-    yt = internal::SelectColumns(yt, keep_cols);
+    yt = internal::SelectColumns(yt, columns_of(keep_pos));
     kept = std::move(next_kept);
   }
 
@@ -393,9 +423,11 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
     const Vector cs = EntryTolerances(yt, tol);
     for (int p : peeled) {
       const auto pos = std::find(peers.begin(), peers.end(), p) - peers.begin();
-      const Vector pred = out.coefficients * generator_.row(p).transpose();
-      if (!((results.col(pos) - pred).cwiseAbs().array() <= cs.array()).all())
-        out.wrong_peers.push_back(p);
+      const Matrix pred = out.coefficients * generator_.middleRows(p * g, g).transpose();
+      const Matrix diff = (results.middleCols(pos * g, g) - pred).cwiseAbs();
+      bool agrees = true;
+      for (int b = 0; b < g && agrees; ++b) agrees = (diff.col(b).array() <= cs.array()).all();
+      if (!agrees) out.wrong_peers.push_back(p);
     }
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());

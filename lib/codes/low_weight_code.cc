@@ -371,25 +371,9 @@ StatusOr<DecodedProduct> LowWeightCode::Decode(std::span<const PeerResult> resul
   const int64_t rows = shape().rows, cols = shape().cols;
   DecodedProduct out;
   out.product.resize(rows, cols);
-  // Coefficient i k_b + j is block (i, j), column-major block_rows x
-  // block_cols: scatter each chunk straight into C, cropping the padding.
   auto sink = [&](int64_t l0, const MatrixRef& chunk) {
-    for (int i = 0; i < design_.k_a; ++i) {
-      for (int j = 0; j < design_.k_b; ++j) {
-        const auto coef = chunk.col(i * design_.k_b + j);
-        int64_t l = l0;
-        const int64_t end = l0 + chunk.rows();
-        while (l < end) {
-          const int64_t bc = l / block_rows_, br = l % block_rows_;
-          const int64_t run = std::min(end - l, block_rows_ - br);
-          const int64_t row = i * block_rows_ + br, col = j * block_cols_ + bc;
-          const int64_t keep = std::min(run, rows - row);
-          if (col < cols && keep > 0)
-            out.product.col(col).segment(row, keep) = coef.segment(l - l0, keep);
-          l += run;
-        }
-      }
-    }
+    internal::ScatterBlockChunk(&out.product, l0, chunk, design_.k_a, design_.k_b, block_rows_,
+                                block_cols_);
   };
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
                              decoder_->Decode(peers, columns, block_rows_ * block_cols_, sink));

@@ -8,6 +8,9 @@ namespace polyguard {
 
 StatusOr<std::unique_ptr<MdsCode>> MdsCode::Create(ProductShape shape, MdsOptions o) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("mds"));
+  if (o.points == PointKind::kRotation) {
+    return InvalidArgumentError("mds: rotation points are for Polynomial codes (genpolydot, n = 1)");
+  }
   if (o.peers < 1 || o.peers > 64) {
     return InvalidArgumentError("mds: peers must be in [1, 64], got " + std::to_string(o.peers));
   }

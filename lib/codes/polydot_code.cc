@@ -10,6 +10,11 @@ using internal::AddBlock;
 StatusOr<std::unique_ptr<PolyDotCode>> PolyDotCode::Create(ProductShape shape,
                                                            PolyDotOptions o) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("genpolydot"));
+  if (o.points == PointKind::kRotation) {
+    return InvalidArgumentError(
+        "genpolydot: rotation points are built by RotationCode (Polynomial codes, n = 1; "
+        "MakeProductCode picks it)");
+  }
   if (o.m < 1 || o.n < 1 || o.d < 1) {
     return InvalidArgumentError("genpolydot: m, n and d must be >= 1, got m=" +
                                 std::to_string(o.m) + " n=" + std::to_string(o.n) +

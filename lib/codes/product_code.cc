@@ -10,6 +10,7 @@
 #include "polyguard/codes/polydot_code.h"
 #include "polyguard/codes/product_mds_code.h"
 #include "polyguard/codes/replication_code.h"
+#include "polyguard/codes/rotation_code.h"
 #include "polyguard/codes/uncoded_code.h"
 
 namespace polyguard {
@@ -162,6 +163,16 @@ Status ProductCode::CheckResults(std::span<const PeerResult> results, int64_t ro
 StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions& o) {
   switch (o.strategy) {
     case Strategy::kPolyDot: {
+      if (o.points == PointKind::kRotation) {
+        if (o.n != 1) {
+          return InvalidArgumentError(
+              "genpolydot: rotation points are built for the Polynomial code (n = 1), got n = " +
+              std::to_string(o.n) + " (rotation_code.h derives the n > 1 case)");
+        }
+        RotationOptions p{.peers = o.peers, .m = o.m, .d = o.d, .decoder = o.decoder};
+        POLYGUARD_ASSIGN_OR_RETURN(auto code, RotationCode::Create(o.shape, p));
+        return std::unique_ptr<ProductCode>(std::move(code));
+      }
       PolyDotOptions p{.peers = o.peers, .m = o.m, .n = o.n, .d = o.d,
                        .points = o.points, .decoder = o.decoder};
       POLYGUARD_ASSIGN_OR_RETURN(auto code, PolyDotCode::Create(o.shape, p));
@@ -222,6 +233,26 @@ void AddBlock(Matrix* out, double coef, const MatrixRef& m, int64_t i, int64_t j
   const int64_t nr = std::clamp<int64_t>(m.rows() - r0, 0, br);
   const int64_t nc = std::clamp<int64_t>(m.cols() - c0, 0, bc);
   if (nr > 0 && nc > 0) out->topLeftCorner(nr, nc).noalias() += coef * m.block(r0, c0, nr, nc);
+}
+
+void ScatterBlockChunk(Matrix* c, int64_t l0, const MatrixRef& chunk, int row_blocks,
+                       int col_blocks, int64_t br, int64_t bc) {
+  const int64_t rows = c->rows(), cols = c->cols();
+  for (int u = 0; u < row_blocks; ++u) {
+    for (int v = 0; v < col_blocks; ++v) {
+      const auto coef = chunk.col(u * col_blocks + v);
+      int64_t l = l0;
+      const int64_t end = l0 + chunk.rows();
+      while (l < end) {
+        const int64_t bcol = l / br, brow = l % br;
+        const int64_t run = std::min(end - l, br - brow);
+        const int64_t row = u * br + brow, col = v * bc + bcol;
+        const int64_t keep = std::min(run, rows - row);
+        if (col < cols && keep > 0) c->col(col).segment(row, keep) = coef.segment(l - l0, keep);
+        l += run;
+      }
+    }
+  }
 }
 
 Matrix RowBlock(const MatrixRef& m, int64_t i, int64_t block) {

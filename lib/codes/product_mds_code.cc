@@ -40,6 +40,9 @@ StatusOr<ProductMdsOptions> DefaultProductMdsLayout(int peers) {
 StatusOr<std::unique_ptr<ProductMdsCode>> ProductMdsCode::Create(ProductShape shape,
                                                                  ProductMdsOptions o) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("mds"));
+  if (o.points == PointKind::kRotation) {
+    return InvalidArgumentError("mds: rotation points are for Polynomial codes (genpolydot, n = 1)");
+  }
   if (o.row_blocks < 1 || o.row_peers < o.row_blocks || o.col_blocks < 1 ||
       o.col_peers < o.col_blocks || o.row_peers > 64 || o.col_peers > 64) {
     return InvalidArgumentError("mds: the product-code layout needs 1 <= Q_r <= P_r and 1 <= Q_c "

@@ -41,6 +41,10 @@ namespace polyguard {
 enum class PointKind {
   kChebyshev,   // a_r = cos((2r + 1) pi / (2P)), first-kind Chebyshev nodes
   kEquispaced,  // a_r = -1 + 2r / (P - 1) (a_0 = 0 when P = 1)
+  // Unit-circle points e^(2 pi i r / q) embedded as 2 x 2 rotations acting on
+  // pairs of blocks (rotation_code.h): no real points. Only the Polynomial
+  // code takes it; codes built on real points refuse it.
+  kRotation,
 };
 
 std::string_view PointKindName(PointKind kind);

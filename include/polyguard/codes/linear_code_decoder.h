@@ -8,6 +8,11 @@
 // be MDS: every K of its rows invertible (then its dual is MDS too, which is
 // what locating errors needs).
 //
+// A peer's result may be several blocks (rows_per_peer = g, e.g. the four
+// products of a rotation-embedded code): generator rows g p .. g p + g - 1
+// are peer p's, the threshold K is ceil(columns / g) peers, and a wrong peer
+// is one whose blocks disagree (the guarantees below count peers).
+//
 // Guarantees, with R results and K = generator columns (as for the
 // evaluation decoder):
 //   * Probabilistic model (errors drawn from a continuous distribution):
@@ -56,10 +61,11 @@ class LinearCodeDecoder {
   // caller's (the code design's) responsibility; a subset of rows that is
   // singular makes Decode return DataLoss for that subset.
   static StatusOr<std::unique_ptr<LinearCodeDecoder>> Create(Matrix generator,
-                                                             DecoderOptions options = {});
+                                                             DecoderOptions options = {},
+                                                             int rows_per_peer = 1);
 
-  // columns[j]: the `length` numbers of peer peers[j]'s result. Returns all K
-  // coefficients (L x K). Errors: InvalidArgument (unknown or duplicated
+  // columns[j g + b]: the `length` numbers of block b of peer peers[j]'s
+  // result. Returns all generator-column coefficients (L x columns). Errors: InvalidArgument (unknown or duplicated
   // peer), Unavailable (fewer than K results), DataLoss (uncorrectable).
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
                                  std::span<const double* const> columns, int64_t length) const;
@@ -73,23 +79,28 @@ class LinearCodeDecoder {
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
                                  std::span<const double* const> columns, int64_t length,
                                  const CoefficientSink& sink) const;
-  // The same for results given as the columns of an L x R matrix.
+  // The same for results given as the columns of an L x (R g) matrix.
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers, const MatrixRef& results) const;
 
-  int num_peers() const { return static_cast<int>(generator_.rows()); }
-  int recovery_threshold() const { return static_cast<int>(generator_.cols()); }
+  int num_peers() const { return static_cast<int>(generator_.rows()) / rows_per_peer_; }
+  int rows_per_peer() const { return rows_per_peer_; }
+  // K: the fewest peers whose results determine the coefficients.
+  int recovery_threshold() const {
+    return (static_cast<int>(generator_.cols()) + rows_per_peer_ - 1) / rows_per_peer_;
+  }
   const Matrix& generator() const { return generator_; }
 
   struct Plan;  // per set of answering peers; defined in the .cc
 
  private:
-  LinearCodeDecoder(Matrix generator, DecoderOptions options)
-      : generator_(std::move(generator)), options_(options) {}
+  LinearCodeDecoder(Matrix generator, DecoderOptions options, int rows_per_peer)
+      : generator_(std::move(generator)), options_(options), rows_per_peer_(rows_per_peer) {}
   std::shared_ptr<const Plan> GetPlan(const std::vector<int>& peers) const;
   StatusOr<DecodeOutcome> DecodeSlow(const std::vector<int>& peers, Matrix results) const;
 
   Matrix generator_;
   DecoderOptions options_;
+  int rows_per_peer_ = 1;
   mutable std::mutex mu_;
   mutable std::unordered_map<uint64_t, std::shared_ptr<const Plan>> cache_;
 };

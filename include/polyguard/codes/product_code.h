@@ -203,6 +203,11 @@ Status CheckTransposeInput(const ProductCode& code, const MatrixRef& d);
 // X (inner x b), b >= 1, all finite.
 Status CheckUpdate(const ProductCode& code, const Matrix* shard, int64_t shard_rows,
                    int64_t shard_cols, const MatrixRef& d, const MatrixRef& x, double eta);
+// Writes rows l0.. of decoded coefficients (chunk: rows x (row_blocks *
+// col_blocks), coefficient u * col_blocks + v being block (u, v) of C,
+// flattened column-major br x bc) into C, cropping the padding.
+void ScatterBlockChunk(Matrix* c, int64_t l0, const MatrixRef& chunk, int row_blocks,
+                       int col_blocks, int64_t br, int64_t bc);
 // Decodes results with an evaluation decoder, without copying them: each
 // result matrix is one column of `length` numbers.
 StatusOr<DecodeOutcome> DecodeResults(const ErrorsAndErasuresDecoder& decoder,
