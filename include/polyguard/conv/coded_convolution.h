@@ -1,0 +1,82 @@
+// Coded distributed convolution (FCDCC, conv.md): APCP input slabs and KCCP
+// filter groups encoded with rotation-matrix embedded unit-circle points
+// (NSCTC), so that any k_a k_b of P peers' small convolutions decode the
+// exact output and wrong ones are located and corrected.
+//
+// The filters are cut into 2 k_b groups and the input into 2 k_a slabs
+// (apcp_kccp.h); groups pair into k_b complex symbols, slabs into k_a.
+// Peer r stores two coded filter groups [F~_0; F~_1] = G_F,r applied to the
+// groups (rotations R(k_a l theta_r), as the Polynomial code's B side), forms
+// two coded slabs [X~_0, X~_1] from the replicated input (rotations
+// R(i theta_r)), and computes the 4 convolutions conv(X~_a, F~_b): a bilinear
+// map, so its 4 results combine the 4 k_a k_b true blocks conv(slab_u,
+// group_v) with the coefficients kron(G_X,r, G_F,r) of rotation_code.h. The
+// same decoder therefore applies (LinearCodeDecoder, 4 blocks per peer):
+// threshold K = k_a k_b, P - K - 1 wrong peers located under the
+// probabilistic model, floor((P - K)/2) in the worst case, and the
+// conditioning of unit-circle Vandermonde matrices.
+//
+// Costs per peer: stores 2/(2 k_b) = 1/k_b of the filters; computes 4
+// convolutions of one slab (about 1/k_a of the input's rows, plus the
+// kernel overlap) with 1/(2 k_b) of the filters, i.e. 1/(k_a k_b) of the
+// layer's work; sends 4 blocks, 1/(k_a k_b) of the output.
+//
+// Thread safety: all methods are const and safe to call concurrently.
+#ifndef POLYGUARD_CONV_CODED_CONVOLUTION_H_
+#define POLYGUARD_CONV_CODED_CONVOLUTION_H_
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "polyguard/codes/linear_code_decoder.h"
+#include "polyguard/codes/product_code.h"
+#include "polyguard/conv/apcp_kccp.h"
+
+namespace polyguard {
+
+struct CodedConvolutionOptions {
+  int peers = 1;  // P, 1..64
+  int k_a = 1;    // complex input symbols: 2 k_a slabs (2 k_a <= H')
+  int k_b = 1;    // complex filter symbols: 2 k_b groups (2 k_b <= N)
+  DecoderOptions decoder;
+};
+
+class CodedConvolution {
+ public:
+  // InvalidArgument names the bad option (shape, too few output rows or
+  // filters for the split, K = k_a k_b > P).
+  static StatusOr<std::unique_ptr<CodedConvolution>> Create(const ConvShape& shape,
+                                                            CodedConvolutionOptions options);
+
+  int num_peers() const { return options_.peers; }
+  int recovery_threshold() const { return options_.k_a * options_.k_b; }
+  const ConvPartition& partition() const { return partition_; }
+  const Matrix& generator() const { return generator_; }
+
+  // Peer r's stored shard: its two coded filter groups stacked, (2 g) x
+  // (C kh kw).
+  StatusOr<Matrix> EncodeFilters(const MatrixRef& filters, int peer) const;
+  // Peer r's two coded slabs of a batch ((C H W) x B), side by side:
+  // (C Hs (W + 2 pad)) x (2 B).
+  StatusOr<Matrix> EncodeInput(const MatrixRef& input, int peer) const;
+  // The peer's 4 convolutions; its result, blocks p_00, p_01, p_10, p_11
+  // side by side: (g h W') x (4 B).
+  Matrix PeerConvolution(const MatrixRef& shard, const MatrixRef& slabs) const;
+  // The layer's output ((N H' W') x B) from any R >= K results (missing
+  // peers are erasures), with the peers found wrong. Errors as for
+  // ProductCode::Decode.
+  StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const;
+
+ private:
+  CodedConvolution(ConvPartition partition, CodedConvolutionOptions options);
+
+  ConvPartition partition_;
+  CodedConvolutionOptions options_;
+  Matrix generator_;  // 4P x (2 k_a)(2 k_b), as RotationCode's
+  std::unique_ptr<LinearCodeDecoder> decoder_;
+};
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_CONV_CODED_CONVOLUTION_H_

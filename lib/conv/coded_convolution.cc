@@ -1,0 +1,141 @@
+#include "polyguard/conv/coded_convolution.h"
+
+#include "polyguard/codes/rotation_code.h"
+
+namespace polyguard {
+
+CodedConvolution::CodedConvolution(ConvPartition partition, CodedConvolutionOptions o)
+    : partition_(std::move(partition)), options_(o) {
+  const int ka = 2 * o.k_a, kb = 2 * o.k_b;
+  generator_.resize(4 * o.peers, ka * kb);
+  for (int r = 0; r < o.peers; ++r) {
+    const Matrix gx = RotationEncoder(r, o.peers, o.k_a, 1);
+    const Matrix gf = RotationEncoder(r, o.peers, o.k_b, o.k_a);
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b)
+        for (int u = 0; u < ka; ++u)
+          for (int v = 0; v < kb; ++v) generator_(4 * r + 2 * a + b, u * kb + v) = gx(a, u) * gf(b, v);
+  }
+}
+
+StatusOr<std::unique_ptr<CodedConvolution>> CodedConvolution::Create(const ConvShape& shape,
+                                                                     CodedConvolutionOptions o) {
+  if (o.peers < 1 || o.peers > 64) {
+    return InvalidArgumentError("coded convolution: peers must be in [1, 64], got " +
+                                std::to_string(o.peers));
+  }
+  if (o.k_a < 1 || o.k_b < 1 || int64_t{o.k_a} * o.k_b > o.peers) {
+    return InvalidArgumentError("coded convolution: k_a, k_b >= 1 with K = k_a k_b <= P = " +
+                                std::to_string(o.peers) + ", got k_a=" + std::to_string(o.k_a) +
+                                " k_b=" + std::to_string(o.k_b));
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(ConvPartition p, PartitionConv(shape, 2 * o.k_a, 2 * o.k_b));
+  auto code = std::unique_ptr<CodedConvolution>(new CodedConvolution(std::move(p), o));
+  POLYGUARD_ASSIGN_OR_RETURN(code->decoder_, LinearCodeDecoder::Create(code->generator_, o.decoder, 4));
+  return code;
+}
+
+StatusOr<Matrix> CodedConvolution::EncodeFilters(const MatrixRef& filters, int peer) const {
+  const ConvShape& s = partition_.full;
+  if (peer < 0 || peer >= options_.peers) {
+    return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) + " out of range");
+  }
+  if (filters.rows() != s.filters || filters.cols() != s.filter_size() || !filters.allFinite()) {
+    return InvalidArgumentError("coded convolution: filters must be " + std::to_string(s.filters) +
+                                " x " + std::to_string(s.filter_size()) + " and finite, got " +
+                                std::to_string(filters.rows()) + " x " + std::to_string(filters.cols()));
+  }
+  const Matrix g = RotationEncoder(peer, options_.peers, options_.k_b, options_.k_a);
+  const int group = partition_.group;
+  Matrix shard = Matrix::Zero(2 * group, filters.cols());
+  for (int v = 0; v < 2 * options_.k_b; ++v) {
+    const Matrix f = KccpGroup(partition_, filters, v);
+    for (int b = 0; b < 2; ++b)
+      if (g(b, v) != 0.0) shard.middleRows(b * group, group).noalias() += g(b, v) * f;
+  }
+  return shard;
+}
+
+StatusOr<Matrix> CodedConvolution::EncodeInput(const MatrixRef& input, int peer) const {
+  const ConvShape& s = partition_.full;
+  if (peer < 0 || peer >= options_.peers) {
+    return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) + " out of range");
+  }
+  if (input.rows() != s.input_size() || input.cols() < 1 || !input.allFinite()) {
+    return InvalidArgumentError("coded convolution: input must be " + std::to_string(s.input_size()) +
+                                " x B (B >= 1) and finite, got " + std::to_string(input.rows()) +
+                                " x " + std::to_string(input.cols()));
+  }
+  const Matrix g = RotationEncoder(peer, options_.peers, options_.k_a, 1);
+  const Eigen::Index b = input.cols();
+  Matrix slabs = Matrix::Zero(partition_.slab.input_size(), 2 * b);
+  for (int u = 0; u < 2 * options_.k_a; ++u) {
+    const Matrix x = ApcpSlab(partition_, input, u);
+    for (int a = 0; a < 2; ++a)
+      if (g(a, u) != 0.0) slabs.middleCols(a * b, b).noalias() += g(a, u) * x;
+  }
+  return slabs;
+}
+
+Matrix CodedConvolution::PeerConvolution(const MatrixRef& shard, const MatrixRef& slabs) const {
+  const Eigen::Index b = slabs.cols() / 2;
+  const int group = partition_.group;
+  Matrix out(partition_.slab.output_size(), 4 * b);
+  // conv(X~_a, F~_b) for both slabs at once: the filters of both groups on
+  // both slabs is one convolution with 2 g filters on 2 B samples.
+  ConvShape both = partition_.slab;
+  both.filters = 2 * group;
+  const Matrix y = Conv2d(both, shard, slabs);  // (2g h W') x 2B, channel-major
+  const int64_t per_group = int64_t(group) * partition_.slab.out_height() * partition_.slab.out_width();
+  for (int a = 0; a < 2; ++a)
+    for (int f = 0; f < 2; ++f)
+      out.middleCols((2 * a + f) * b, b) = y.block(f * per_group, a * b, per_group, b);
+  return out;
+}
+
+StatusOr<DecodedProduct> CodedConvolution::Decode(std::span<const PeerResult> results) const {
+  const int64_t rows = partition_.slab.output_size();
+  std::vector<int> peers;
+  Eigen::Index batch = -1;
+  std::vector<bool> seen(static_cast<size_t>(options_.peers), false);
+  for (const PeerResult& r : results) {
+    if (r.peer < 0 || r.peer >= options_.peers || seen[static_cast<size_t>(r.peer)]) {
+      return InvalidArgumentError("coded convolution: unknown or repeated peer " + std::to_string(r.peer));
+    }
+    seen[static_cast<size_t>(r.peer)] = true;
+    if (batch < 0) batch = r.value.cols() / 4;
+    if (r.value.rows() != rows || r.value.cols() != 4 * batch || batch < 1) {
+      return InvalidArgumentError("coded convolution: result of peer " + std::to_string(r.peer) +
+                                  " is " + std::to_string(r.value.rows()) + " x " +
+                                  std::to_string(r.value.cols()) + ", expected " + std::to_string(rows) +
+                                  " x 4B");
+    }
+    peers.push_back(r.peer);
+  }
+  if (static_cast<int>(results.size()) < recovery_threshold()) {
+    return UnavailableError("coded convolution: need " + std::to_string(recovery_threshold()) +
+                            " results (threshold K), got " + std::to_string(results.size()));
+  }
+  // Each block (a, b) of a peer is rows x batch, contiguous: one column of
+  // rows * batch numbers for the decoder.
+  const int64_t l = rows * batch;
+  std::vector<const double*> columns;
+  for (const PeerResult& r : results)
+    for (int c = 0; c < 4; ++c) columns.push_back(r.value.data() + c * l);
+  const int kb = 2 * options_.k_b;
+  DecodedProduct out;
+  out.product.resize(partition_.full.output_size(), batch);
+  Matrix coefficients(l, 2 * options_.k_a * kb);
+  auto sink = [&](int64_t l0, const MatrixRef& chunk) {
+    coefficients.middleRows(l0, chunk.rows()) = chunk;
+  };
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, decoder_->Decode(peers, columns, l, sink));
+  for (int u = 0; u < 2 * options_.k_a; ++u)
+    for (int v = 0; v < kb; ++v)
+      PlaceConvBlock(partition_, u, v, coefficients.col(u * kb + v).reshaped(rows, batch), &out.product);
+  out.wrong_peers = std::move(outcome.wrong_peers);
+  out.verified = outcome.verified;
+  return out;
+}
+
+}  // namespace polyguard

@@ -1,0 +1,117 @@
+#include "polyguard/conv/coded_convolution.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "polyguard/base/random.h"
+
+namespace polyguard {
+namespace {
+
+double Rel(const Matrix& got, const Matrix& want) { return (got - want).norm() / want.norm(); }
+
+ConvShape RandomShape(Random* rng, int min_out_rows, int min_filters) {
+  while (true) {
+    ConvShape s;
+    s.channels = int(rng->UniformInt(1, 3));
+    s.height = int(rng->UniformInt(4, 16));
+    s.width = int(rng->UniformInt(2, 9));
+    s.filters = int(rng->UniformInt(min_filters, min_filters + 5));
+    s.pad = int(rng->UniformInt(0, 2));
+    s.stride = int(rng->UniformInt(1, 2));
+    s.kernel_h = int(rng->UniformInt(1, 5));
+    s.kernel_w = int(rng->UniformInt(1, std::min(5, s.width + 2 * s.pad)));
+    if (ValidateConvShape(s).ok() && s.out_height() >= min_out_rows) return s;
+  }
+}
+
+struct ConvRun {
+  ConvShape shape;
+  Matrix filters, input, expected;
+  std::vector<PeerResult> all;
+};
+
+ConvRun Compute(const CodedConvolution& code, const ConvShape& s, Random* rng, int batch) {
+  ConvRun run;
+  run.shape = s;
+  run.filters = rng->NormalMatrix(s.filters, s.filter_size());
+  run.input = rng->NormalMatrix(s.input_size(), batch);
+  run.expected = Conv2d(s, run.filters, run.input);
+  for (int r = 0; r < code.num_peers(); ++r) {
+    const Matrix shard = code.EncodeFilters(run.filters, r).value();
+    run.all.push_back({r, code.PeerConvolution(shard, code.EncodeInput(run.input, r).value())});
+  }
+  return run;
+}
+
+TEST(CodedConvolution, AnyKPeersDecodeTheExactOutput) {
+  Random rng(1);
+  for (int t = 0; t < 12; ++t) {
+    const int k_a = int(rng.UniformInt(1, 2)), k_b = int(rng.UniformInt(1, 2));
+    const int p = k_a * k_b + int(rng.UniformInt(1, 3));
+    const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
+    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b}).value();
+    const ConvRun run = Compute(*code, s, &rng, int(rng.UniformInt(1, 3)));
+    const int k = code->recovery_threshold();
+    std::vector<int> idx(static_cast<size_t>(k));
+    for (int i = 0; i < k; ++i) idx[size_t(i)] = i;
+    int subsets = 0;
+    while (true) {
+      std::vector<PeerResult> some;
+      for (int r : idx) some.push_back(run.all[size_t(r)]);
+      auto got = code->Decode(some);
+      ASSERT_TRUE(got.ok()) << got.status();
+      EXPECT_LT(Rel(got->product, run.expected), 1e-11) << s.Describe();
+      ++subsets;
+      int i = k - 1;
+      while (i >= 0 && idx[size_t(i)] == p - k + i) --i;
+      if (i < 0) break;
+      ++idx[size_t(i)];
+      for (int j = i + 1; j < k; ++j) idx[size_t(j)] = idx[size_t(j - 1)] + 1;
+    }
+    EXPECT_GT(subsets, 0);
+  }
+}
+
+TEST(CodedConvolution, WrongPeersAreLocatedAndCorrected) {
+  Random rng(2);
+  for (int t = 0; t < 30; ++t) {
+    const int k_a = int(rng.UniformInt(1, 2)), k_b = int(rng.UniformInt(1, 2));
+    const int p = k_a * k_b + int(rng.UniformInt(2, 5));
+    const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
+    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b}).value();
+    ConvRun run = Compute(*code, s, &rng, 2);
+    const int k = code->recovery_threshold();
+    const int64_t l = run.all[0].value.size() / 4;
+    const int most = std::max<int>((p - k) / 2, int(std::min<int64_t>(l / 4, p - k - 1)));
+    const int errors = int(rng.UniformInt(1, most));
+    std::vector<int> wrong = rng.Sample(p, errors);
+    std::sort(wrong.begin(), wrong.end());
+    for (int w : wrong) run.all[size_t(w)].value += rng.NormalMatrix(run.all[0].value.rows(), run.all[0].value.cols());
+    auto got = code->Decode(run.all);
+    ASSERT_TRUE(got.ok()) << got.status() << " " << s.Describe();
+    EXPECT_TRUE(got->verified);
+    EXPECT_EQ(got->wrong_peers, wrong);
+    EXPECT_LT(Rel(got->product, run.expected), 1e-9);
+  }
+}
+
+TEST(CodedConvolution, RejectsBadInput) {
+  ConvShape s{.channels = 2, .height = 8, .width = 8, .filters = 4, .kernel_h = 3, .kernel_w = 3};
+  EXPECT_FALSE(CodedConvolution::Create(s, {.peers = 3, .k_a = 2, .k_b = 2}).ok());  // K > P
+  EXPECT_FALSE(CodedConvolution::Create(s, {.peers = 8, .k_a = 4, .k_b = 1}).ok());  // 8 slabs > H' = 6
+  EXPECT_FALSE(CodedConvolution::Create(s, {.peers = 8, .k_a = 1, .k_b = 3}).ok());  // 6 groups > N = 4
+  auto code = CodedConvolution::Create(s, {.peers = 6, .k_a = 2, .k_b = 2}).value();
+  EXPECT_FALSE(code->EncodeFilters(Matrix::Zero(4, 17), 0).ok());
+  EXPECT_FALSE(code->EncodeFilters(Matrix::Zero(4, 18), 6).ok());
+  EXPECT_FALSE(code->EncodeInput(Matrix::Zero(127, 1), 0).ok());
+  auto few = code->Decode(std::vector<PeerResult>{});
+  EXPECT_EQ(few.status().code(), StatusCode::kUnavailable);
+  auto shape = code->Decode(std::vector<PeerResult>{{0, Matrix::Zero(3, 4)}});
+  EXPECT_EQ(shape.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace polyguard
