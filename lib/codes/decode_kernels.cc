@@ -4,6 +4,9 @@
 #include <cfloat>
 #include <cmath>
 
+#include <Eigen/QR>
+#include <Eigen/SVD>
+
 #include "polyguard/codes/errors_and_erasures_decoder.h"
 
 namespace polyguard::internal {
@@ -132,6 +135,43 @@ double SampledRms(const std::vector<const double*>& cols, int64_t length) {
     rms.push_back(std::sqrt(sq / double(n)));
   }
   return Median(rms);
+}
+
+std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g) {
+  std::vector<int> flag;
+  const int red = static_cast<int>(parity.rows());
+  const int r = static_cast<int>(parity.cols()) / g;
+  const double scale = dmat.size() > 0 ? dmat.cwiseAbs().maxCoeff() : 0.0;
+  if (!std::isfinite(scale) || scale <= 0.0 || red == 0) return flag;
+  dmat /= scale;
+  Matrix small = dmat;
+  if (dmat.rows() > red) {
+    Eigen::HouseholderQR<Matrix> qr(dmat);
+    small = qr.matrixQR().topRows(red).triangularView<Eigen::Upper>();
+  }
+  Eigen::JacobiSVD<Matrix> svd(small, Eigen::ComputeFullV);
+  const Vector sigma = svd.singularValues() * scale;
+  const double floor_abs = std::max(0.5, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r * g)));
+  int rank = 0;
+  while (rank < sigma.size() && sigma(rank) > floor_abs) ++rank;
+  // Each wrong peer adds up to g dimensions.
+  const int wrong = (rank + g - 1) / g;
+  if (rank == 0 || rank >= red || wrong >= r) return flag;
+  const Matrix u = svd.matrixV().leftCols(rank);
+  std::vector<std::pair<double, int>> dist;
+  for (int j = 0; j < r; ++j) {
+    const Matrix h = parity.middleCols(j * g, g);
+    const double hn = h.norm();
+    dist.emplace_back(hn > 0 ? (h - u * (u.transpose() * h)).norm() / hn : 1.0, j);
+  }
+  std::sort(dist.begin(), dist.end());
+  const bool clear_gap = dist[static_cast<size_t>(wrong - 1)].first <=
+                         0.05 * dist[static_cast<size_t>(wrong)].first;
+  for (int j = 0; j < r; ++j) {
+    const auto& [d, pos] = dist[static_cast<size_t>(j)];
+    if (clear_gap ? j < wrong : d < 1e-9) flag.push_back(pos);
+  }
+  return flag;
 }
 
 uint64_t MaskOf(const std::vector<int>& peers) {

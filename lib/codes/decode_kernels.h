@@ -45,6 +45,15 @@ bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length,
 // (median over peers).
 double SampledRms(const std::vector<const double*>& cols, int64_t length);
 uint64_t MaskOf(const std::vector<int>& peers);
+// The subspace locator (codes.md §3): given the syndrome rows of the dirty
+// entries (each scaled by its tolerance; dirty x parity rows) and the
+// orthonormal parity check (parity rows x peers * rows_per_peer), the
+// positions of the peers whose parity columns lie in the syndrome's span.
+// Wrong peers sit in the span up to roundoff; honest ones can come close to
+// it (at R - K - 1 errors the span is a hyperplane), so the closest are taken
+// only when clearly separated from the rest, and otherwise only peers in the
+// span beyond doubt. Empty when the errors are not separable this way.
+std::vector<int> LocateBySpan(Matrix dirty_syndrome, const Matrix& parity, int rows_per_peer);
 Matrix SelectColumns(const Matrix& m, const std::vector<int>& cols);
 
 }  // namespace polyguard::internal

@@ -373,43 +373,10 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(i);
     if (dirty.empty()) break;
 
-    // Span of the syndrome over the dirty entries.
     const int red = r - k;
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
     for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
-    const double scale = dmat.cwiseAbs().maxCoeff();
-    dmat /= scale;
-    Matrix small = dmat;
-    if (dmat.rows() > red) {
-      Eigen::HouseholderQR<Matrix> qr(dmat);
-      small = qr.matrixQR().topRows(red).triangularView<Eigen::Upper>();
-    }
-    Eigen::JacobiSVD<Matrix> svd(small, Eigen::ComputeFullV);
-    const Vector sigma = svd.singularValues() * scale;
-    const double floor_abs = std::max(0.5, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r)));
-    int rank = 0;
-    while (rank < sigma.size() && sigma(rank) > floor_abs) ++rank;
-
-    std::vector<int> flag;  // positions in kept
-    if (rank > 0 && rank < red) {
-      const Matrix u = svd.matrixV().leftCols(rank);
-      std::vector<std::pair<double, int>> dist;
-      for (int j = 0; j < r; ++j) {
-        const Vector h = plan->parity.col(j);
-        dist.emplace_back((h - u * (u.transpose() * h)).norm() / h.norm(), j);
-      }
-      std::sort(dist.begin(), dist.end());
-      const bool clear_gap = dist[static_cast<size_t>(rank - 1)].first <=
-                             0.05 * dist[static_cast<size_t>(rank)].first;
-      // Wrong peers sit in the span up to roundoff; honest ones can come
-      // close to it (at R - K - 1 errors the span is a hyperplane), so take
-      // the `rank` closest only when they are clearly separated, and
-      // otherwise only peers that are in the span beyond doubt.
-      for (int j = 0; j < r; ++j) {
-        const auto& [d, pos] = dist[static_cast<size_t>(j)];
-        if (clear_gap ? j < rank : d < 1e-9) flag.push_back(pos);
-      }
-    }
+    std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan->parity, 1);  // positions in kept
     if (flag.empty()) {
       // Not separable by the subspace test: correct entry by entry.
       if (!options_.entry_fallback) {

@@ -315,42 +315,10 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(static_cast<int>(i));
     if (dirty.empty()) break;
 
-    std::vector<int> flag;  // positions in kept
     // Subspace test: the wrong peers' parity columns span the syndrome.
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
     for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
-    const double scale = dmat.cwiseAbs().maxCoeff();
-    if (std::isfinite(scale) && scale > 0.0) {
-      dmat /= scale;
-      Matrix small = dmat;
-      if (dmat.rows() > red) {
-        Eigen::HouseholderQR<Matrix> qr(dmat);
-        small = qr.matrixQR().topRows(red).triangularView<Eigen::Upper>();
-      }
-      Eigen::JacobiSVD<Matrix> svd(small, Eigen::ComputeFullV);
-      const Vector sigma = svd.singularValues() * scale;
-      const double floor_abs = std::max(0.5, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r * g)));
-      int rank = 0;
-      while (rank < sigma.size() && sigma(rank) > floor_abs) ++rank;
-      // Each wrong peer adds up to g dimensions.
-      const int wrong_guess = (rank + g - 1) / g;
-      if (rank > 0 && rank < red && wrong_guess < r) {
-        const Matrix u = svd.matrixV().leftCols(rank);
-        std::vector<std::pair<double, int>> dist;
-        for (int j = 0; j < r; ++j) {
-          const Matrix h = plan->parity.middleCols(j * g, g);
-          const double hn = h.norm();
-          dist.emplace_back(hn > 0 ? (h - u * (u.transpose() * h)).norm() / hn : 1.0, j);
-        }
-        std::sort(dist.begin(), dist.end());
-        const bool clear_gap = dist[static_cast<size_t>(wrong_guess - 1)].first <=
-                               0.05 * dist[static_cast<size_t>(wrong_guess)].first;
-        for (int j = 0; j < r; ++j) {
-          const auto& [d, pos] = dist[static_cast<size_t>(j)];
-          if (clear_gap ? j < wrong_guess : d < 1e-9) flag.push_back(pos);
-        }
-      }
-    }
+    std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan->parity, g);  // positions in kept
     if (flag.empty()) {
       // Errors not separable by their span (e.g. confined to a few entries):
       // the smallest set of suspects whose removal makes the dirty entries

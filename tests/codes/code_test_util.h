@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -25,6 +26,20 @@ inline void InjectError(Matrix* value, ErrorKind kind, double magnitude, Random*
 inline double RelativeError(const Matrix& got, const Matrix& want) {
   const double denom = std::max(want.norm(), 1e-300);
   return (got - want).norm() / denom;
+}
+
+// Visits every k-subset of [0, n), ascending.
+inline void ForEachSubset(int n, int k, const std::function<void(const std::vector<int>&)>& visit) {
+  std::vector<int> idx(static_cast<size_t>(k));
+  for (int i = 0; i < k; ++i) idx[static_cast<size_t>(i)] = i;
+  while (true) {
+    visit(idx);
+    int i = k - 1;
+    while (i >= 0 && idx[static_cast<size_t>(i)] == n - k + i) --i;
+    if (i < 0) return;
+    ++idx[static_cast<size_t>(i)];
+    for (int j = i + 1; j < k; ++j) idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
+  }
 }
 
 struct ProductRun {

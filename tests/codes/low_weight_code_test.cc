@@ -12,23 +12,12 @@ namespace {
 
 using testing::ErrorKind;
 using testing::RelativeError;
+using testing::ForEachSubset;
 using testing::RunProduct;
 
 int CeilDiv(int a, int b) { return (a + b - 1) / b; }
 
 // Visits every k-subset of [0, n).
-void ForEachSubset(int n, int k, const std::function<void(const std::vector<int>&)>& visit) {
-  std::vector<int> idx(static_cast<size_t>(k));
-  for (int i = 0; i < k; ++i) idx[static_cast<size_t>(i)] = i;
-  while (true) {
-    visit(idx);
-    int i = k - 1;
-    while (i >= 0 && idx[static_cast<size_t>(i)] == n - k + i) --i;
-    if (i < 0) return;
-    ++idx[static_cast<size_t>(i)];
-    for (int j = i + 1; j < k; ++j) idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
-  }
-}
 
 // A generator with Gaussian coefficients on the given supports.
 Matrix GeneratorOn(const std::vector<std::vector<int>>& sa, const std::vector<std::vector<int>>& sb,

@@ -13,20 +13,9 @@ namespace {
 
 using testing::ErrorKind;
 using testing::RelativeError;
+using testing::ForEachSubset;
 using testing::RunProduct;
 
-void ForEachSubset(int n, int k, const std::function<void(const std::vector<int>&)>& visit) {
-  std::vector<int> idx(static_cast<size_t>(k));
-  for (int i = 0; i < k; ++i) idx[static_cast<size_t>(i)] = i;
-  while (true) {
-    visit(idx);
-    int i = k - 1;
-    while (i >= 0 && idx[static_cast<size_t>(i)] == n - k + i) --i;
-    if (i < 0) return;
-    ++idx[static_cast<size_t>(i)];
-    for (int j = i + 1; j < k; ++j) idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
-  }
-}
 
 TEST(RotationCode, RotationsComposeLikeUnitCirclePoints) {
   EXPECT_LT((Rotation(0.3) * Rotation(0.4) - Rotation(0.7)).norm(), 1e-15);
