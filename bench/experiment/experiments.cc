@@ -290,8 +290,8 @@ StatusOr<std::string> RunCorrection(const proto::Experiment& spec, const std::st
   const Status st = Plot(dir, spec.name(), plot);
   *plotted = st.ok();
   if (!st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());
-  md << "\n" << c.trials() << " trials per point, " << configs.front().code->Describe()
-     << " (P varied), results of " << c.shape().rows() << " x " << c.shape().inner() << " times "
+  md << "\n" << c.trials() << " trials per point, " << c.code().strategy() << " with K = "
+     << configs.front().code->recovery_threshold() << " on P peers, results of " << c.shape().rows() << " x " << c.shape().inner() << " times "
      << c.shape().inner() << " x " << c.shape().cols() << " products.\n";
   return md.str();
 }
