@@ -151,7 +151,10 @@ TEST_F(PolyguardTrain, EveryPeerServesItsStatus) {
   const int base = testing::FreePort();
   std::thread job([&] { Train("--spec " + kSmall + " --steps 400 --quiet --status-port " + std::to_string(base), dir_); });
   std::string health, metrics;
-  for (int i = 0; i < 400 && metrics.find("polyguard_steps_total{peer=\"3\"} ") == std::string::npos; ++i) {
+  // Up to a minute: on a loaded machine the 4 peers take a while to start.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline &&
+         metrics.find("polyguard_steps_total{peer=\"3\"} ") == std::string::npos) {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
     health = testing::Get(base + 2, "GET", "/healthz");
     metrics = testing::Get(base + 3, "GET", "/metrics");
