@@ -40,7 +40,8 @@ struct Layer {
 
 void RunLayer(const Layer& layer, int repeat) {
   const ConvShape& s = layer.shape;
-  auto code = CodedConvolution::Create(s, {.peers = layer.peers, .k_a = layer.k_a, .k_b = layer.k_b});
+  auto code = CodedConvolution::Create(
+      s, {.peers = layer.peers, .k_a = layer.k_a, .k_b = layer.k_b, .batch = layer.batch});
   if (!code.ok()) {
     std::fprintf(stderr, "%s: %s\n", layer.name, code.status().ToString().c_str());
     std::exit(1);

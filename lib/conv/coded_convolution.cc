@@ -5,7 +5,9 @@
 namespace polyguard {
 
 CodedConvolution::CodedConvolution(ConvPartition partition, CodedConvolutionOptions o)
-    : partition_(std::move(partition)), options_(o) {
+    : ProductCode({partition.full.filters, partition.full.filter_size(), o.batch}, o.peers),
+      partition_(std::move(partition)),
+      options_(o) {
   const int ka = 2 * o.k_a, kb = 2 * o.k_b;
   generator_.resize(4 * o.peers, ka * kb);
   for (int r = 0; r < o.peers; ++r) {
@@ -29,10 +31,35 @@ StatusOr<std::unique_ptr<CodedConvolution>> CodedConvolution::Create(const ConvS
                                 std::to_string(o.peers) + ", got k_a=" + std::to_string(o.k_a) +
                                 " k_b=" + std::to_string(o.k_b));
   }
+  if (o.batch < 1) {
+    return InvalidArgumentError("coded convolution: batch must be >= 1, got " + std::to_string(o.batch));
+  }
   POLYGUARD_ASSIGN_OR_RETURN(ConvPartition p, PartitionConv(shape, 2 * o.k_a, 2 * o.k_b));
   auto code = std::unique_ptr<CodedConvolution>(new CodedConvolution(std::move(p), o));
   POLYGUARD_ASSIGN_OR_RETURN(code->decoder_, LinearCodeDecoder::Create(code->generator_, o.decoder, 4));
   return code;
+}
+
+int CodedConvolution::errors_corrected_probabilistic() const {
+  return std::max(0, num_peers() - recovery_threshold() - 1);
+}
+int CodedConvolution::errors_corrected_adversarial() const {
+  return (num_peers() - recovery_threshold()) / 2;
+}
+int64_t CodedConvolution::stored_doubles_per_peer() const {
+  return 2 * int64_t{partition_.group} * partition_.full.filter_size();
+}
+int64_t CodedConvolution::result_doubles_per_peer() const {
+  return 4 * partition_.slab.output_size() * options_.batch;
+}
+std::string CodedConvolution::Describe() const {
+  std::string out = "fcdcc P=" + std::to_string(num_peers());
+  out += " k_a=" + std::to_string(options_.k_a);
+  out += " k_b=" + std::to_string(options_.k_b);
+  out += " K=" + std::to_string(recovery_threshold());
+  out += " conv " + partition_.full.Describe();
+  out += " points=rotation";
+  return out;
 }
 
 StatusOr<Matrix> CodedConvolution::EncodeFilters(const MatrixRef& filters, int peer) const {
@@ -61,10 +88,10 @@ StatusOr<Matrix> CodedConvolution::EncodeInput(const MatrixRef& input, int peer)
   if (peer < 0 || peer >= options_.peers) {
     return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) + " out of range");
   }
-  if (input.rows() != s.input_size() || input.cols() < 1 || !input.allFinite()) {
+  if (input.rows() != s.input_size() || input.cols() != options_.batch || !input.allFinite()) {
     return InvalidArgumentError("coded convolution: input must be " + std::to_string(s.input_size()) +
-                                " x B (B >= 1) and finite, got " + std::to_string(input.rows()) +
-                                " x " + std::to_string(input.cols()));
+                                " x " + std::to_string(options_.batch) + " and finite, got " +
+                                std::to_string(input.rows()) + " x " + std::to_string(input.cols()));
   }
   const Matrix g = RotationEncoder(peer, options_.peers, options_.k_a, 1);
   const Eigen::Index b = input.cols();

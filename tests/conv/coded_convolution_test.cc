@@ -52,8 +52,9 @@ TEST(CodedConvolution, AnyKPeersDecodeTheExactOutput) {
     const int k_a = int(rng.UniformInt(1, 2)), k_b = int(rng.UniformInt(1, 2));
     const int p = k_a * k_b + int(rng.UniformInt(1, 3));
     const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
-    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b}).value();
-    const ConvRun run = Compute(*code, s, &rng, int(rng.UniformInt(1, 3)));
+    auto code = CodedConvolution::Create(
+        s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = int(rng.UniformInt(1, 3))}).value();
+    const ConvRun run = Compute(*code, s, &rng, int(code->shape().cols));
     const int k = code->recovery_threshold();
     std::vector<int> idx(static_cast<size_t>(k));
     for (int i = 0; i < k; ++i) idx[size_t(i)] = i;
@@ -81,7 +82,7 @@ TEST(CodedConvolution, WrongPeersAreLocatedAndCorrected) {
     const int k_a = int(rng.UniformInt(1, 2)), k_b = int(rng.UniformInt(1, 2));
     const int p = k_a * k_b + int(rng.UniformInt(2, 5));
     const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
-    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b}).value();
+    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = 2}).value();
     ConvRun run = Compute(*code, s, &rng, 2);
     const int k = code->recovery_threshold();
     const int64_t l = run.all[0].value.size() / 4;
@@ -107,6 +108,8 @@ TEST(CodedConvolution, RejectsBadInput) {
   EXPECT_FALSE(code->EncodeFilters(Matrix::Zero(4, 17), 0).ok());
   EXPECT_FALSE(code->EncodeFilters(Matrix::Zero(4, 18), 6).ok());
   EXPECT_FALSE(code->EncodeInput(Matrix::Zero(127, 1), 0).ok());
+  EXPECT_FALSE(code->EncodeInput(Matrix::Zero(128, 2), 0).ok());  // batch 1
+  EXPECT_FALSE(CodedConvolution::Create(s, {.peers = 6, .k_a = 2, .k_b = 2, .batch = 0}).ok());
   auto few = code->Decode(std::vector<PeerResult>{});
   EXPECT_EQ(few.status().code(), StatusCode::kUnavailable);
   auto shape = code->Decode(std::vector<PeerResult>{{0, Matrix::Zero(3, 4)}});

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "polyguard/codes/low_weight_code.h"
+#include "polyguard/conv/coded_convolution.h"
 #include "polyguard/codes/polydot_code.h"
 
 #include "runtime/multiprocess.h"
@@ -201,6 +202,48 @@ TEST(CodedProductProcesses, LowWeightSparseProductsCorrectWrongShardsAndResults)
   const std::string dir = FreshFolder("lowweight");
   auto results = RunPeers(10, [&](int rank) { return LowWeightSparse(rank, dir, {2, 7}); }, 120s);
   for (int r = 0; r < 10; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  std::filesystem::remove_all(dir);
+}
+
+// A coded convolution across 8 processes: two peers' stored filter groups
+// and products are wrong; every peer decodes the exact output and names them.
+int CodedConvolutionPeer(int rank, const std::string& dir) {
+  PeerGroupOptions o;
+  o.rank = rank;
+  o.size = 8;
+  o.rendezvous = "file:" + dir;
+  o.timeout = 20s;
+  auto group = PeerGroup::Connect(o);
+  if (!group.ok()) return 1;
+  const ConvShape shape{.channels = 6, .height = 14, .width = 14, .filters = 16, .kernel_h = 5,
+                        .kernel_w = 5};
+  auto code = CodedConvolution::Create(shape, {.peers = 8, .k_a = 2, .k_b = 2, .batch = 3}).value();
+  FaultModel model;
+  model.error_rate = 1.0;
+  model.points = {StepPoint::kShard, StepPoint::kProduct};
+  model.faulty_peers = {1, 5};
+  FaultInjector faults(model, 3, rank);
+  auto product = CodedProduct::Create(group->get(), code.get(), &faults).value();
+  Random rng(21);
+  const Matrix filters = rng.NormalMatrix(16, shape.filter_size());
+  const Matrix input = rng.NormalMatrix(shape.input_size(), 3);
+  Matrix shard = code->EncodeShard(filters, rank).value();
+  for (int64_t step = 1; step <= 2; ++step) {
+    auto got = product->Forward(&shard, input, step, 0);
+    if (!got.ok()) {
+      std::fprintf(stderr, "rank %d: %s\n", rank, got.status().ToString().c_str());
+      return 2;
+    }
+    if (got->wrong_peers != std::vector<int>{1, 5}) return 3;
+    if (Rel(got->product, Conv2d(shape, filters, input)) > 1e-10) return 4;
+  }
+  return 0;
+}
+
+TEST(CodedProductProcesses, CodedConvolutionCorrectsWrongPeersOverGloo) {
+  const std::string dir = FreshFolder("conv");
+  auto results = RunPeers(8, [&](int rank) { return CodedConvolutionPeer(rank, dir); }, 120s);
+  for (int r = 0; r < 8; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }
 

@@ -21,11 +21,18 @@
 // kernel overlap) with 1/(2 k_b) of the filters, i.e. 1/(k_a k_b) of the
 // layer's work; sends 4 blocks, 1/(k_a k_b) of the output.
 //
+// It is a ProductCode (forward only, like the 1-D MDS code): the filters are
+// the stored "A" (shape() rows = N, inner = C kh kw), the batch the
+// replicated "B" (cols = B, its rows C H W), and the decoded product is the
+// layer's output ((N H' W') x B). So CodedProduct::Forward runs it across
+// peers over gloo, with the fault points of any product.
+//
 // Thread safety: all methods are const and safe to call concurrently.
 #ifndef POLYGUARD_CONV_CODED_CONVOLUTION_H_
 #define POLYGUARD_CONV_CODED_CONVOLUTION_H_
 
 #include <memory>
+#include <string>
 #include <span>
 #include <vector>
 
@@ -39,34 +46,46 @@ struct CodedConvolutionOptions {
   int peers = 1;  // P, 1..64
   int k_a = 1;    // complex input symbols: 2 k_a slabs (2 k_a <= H')
   int k_b = 1;    // complex filter symbols: 2 k_b groups (2 k_b <= N)
+  int batch = 1;  // B: samples per call (the ProductCode's cols)
   DecoderOptions decoder;
 };
 
-class CodedConvolution {
+class CodedConvolution : public ProductCode {
  public:
   // InvalidArgument names the bad option (shape, too few output rows or
   // filters for the split, K = k_a k_b > P).
   static StatusOr<std::unique_ptr<CodedConvolution>> Create(const ConvShape& shape,
                                                             CodedConvolutionOptions options);
 
-  int num_peers() const { return options_.peers; }
-  int recovery_threshold() const { return options_.k_a * options_.k_b; }
+  Strategy strategy() const override { return Strategy::kPolyDot; }
+  int recovery_threshold() const override { return options_.k_a * options_.k_b; }
+  int errors_corrected_probabilistic() const override;
+  int errors_corrected_adversarial() const override;
+  int64_t stored_doubles_per_peer() const override;
+  int64_t result_doubles_per_peer() const override;
+  std::string Describe() const override;
   const ConvPartition& partition() const { return partition_; }
   const Matrix& generator() const { return generator_; }
 
   // Peer r's stored shard: its two coded filter groups stacked, (2 g) x
   // (C kh kw).
   StatusOr<Matrix> EncodeFilters(const MatrixRef& filters, int peer) const;
+  StatusOr<Matrix> EncodeShard(const MatrixRef& filters, int peer) const override {
+    return EncodeFilters(filters, peer);
+  }
   // Peer r's two coded slabs of a batch ((C H W) x B), side by side:
   // (C Hs (W + 2 pad)) x (2 B).
-  StatusOr<Matrix> EncodeInput(const MatrixRef& input, int peer) const;
+  StatusOr<Matrix> EncodeInput(const MatrixRef& input, int peer) const override;
   // The peer's 4 convolutions; its result, blocks p_00, p_01, p_10, p_11
   // side by side: (g h W') x (4 B).
   Matrix PeerConvolution(const MatrixRef& shard, const MatrixRef& slabs) const;
+  Matrix PeerProduct(const MatrixRef& shard, const MatrixRef& slabs) const override {
+    return PeerConvolution(shard, slabs);
+  }
   // The layer's output ((N H' W') x B) from any R >= K results (missing
   // peers are erasures), with the peers found wrong. Errors as for
   // ProductCode::Decode.
-  StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const;
+  StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override;
 
  private:
   CodedConvolution(ConvPartition partition, CodedConvolutionOptions options);
