@@ -13,7 +13,9 @@
 // f_k is measured with the real decoder over every k-pattern (or a sample).
 // The closed forms assume every peer's result carries data: choose shapes
 // whose rows divide evenly among the blocks, or peers holding only zero
-// padding make errors harmless that the formulas count.
+// padding make errors harmless that the formulas count; and results long
+// enough that generic errors are located (at least as many entries as wrong
+// results, times the blocks per peer of the rotation codes).
 #ifndef POLYGUARD_BENCH_EXPERIMENT_ANALYTIC_H_
 #define POLYGUARD_BENCH_EXPERIMENT_ANALYTIC_H_
 

@@ -57,6 +57,10 @@ Status CheckShape(const std::string& file, const std::string& field, const proto
 Status CheckCode(const std::string& file, const std::string& field, const proto::Code& c) {
   auto s = ParseStrategy(c.strategy());
   if (!s.ok()) return Bad(file, field + ".strategy", std::string(s.status().message()));
+  if (!c.points().empty()) {
+    auto p = ParsePointKind(c.points());
+    if (!p.ok()) return Bad(file, field + ".points", std::string(p.status().message()));
+  }
   return Status::Ok();
 }
 
@@ -166,6 +170,13 @@ StatusOr<ProductCodeOptions> CodeOptions(const proto::Code& c, int peers, Produc
   o.row_blocks = c.row_blocks();
   o.col_peers = c.col_peers();
   o.col_blocks = c.col_blocks();
+  o.k_a = c.k_a() > 0 ? c.k_a() : o.m;
+  o.k_b = c.k_b() > 0 ? c.k_b() : o.d;
+  o.weight_a = c.weight_a();
+  o.weight_b = c.weight_b();
+  if (!c.points().empty()) {
+    POLYGUARD_ASSIGN_OR_RETURN(o.points, ParsePointKind(c.points()));
+  }
   if (o.strategy == Strategy::kMds && o.row_blocks == 0) {
     POLYGUARD_ASSIGN_OR_RETURN(ProductMdsOptions layout, DefaultProductMdsLayout(peers));
     o.row_peers = layout.row_peers;

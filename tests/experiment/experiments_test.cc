@@ -113,18 +113,22 @@ TEST(Experiments, FailureProbabilityAgreesWithBinomialTailsWithinStatisticalErro
       codes { label: "rep2" strategy: "replication" replicas: 2 peers: 8 }
       codes { label: "mds" strategy: "mds" peers: 8 }
       codes { label: "polydot" strategy: "genpolydot" m: 2 n: 2 d: 1 peers: 8 }
+      codes { label: "lowweight" strategy: "lowweight" k_a: 4 peers: 8 }
+      codes { label: "rotation" strategy: "genpolydot" m: 2 n: 1 d: 2 points: "rotation" peers: 8 }
       error_rates: [0.05, 0.2, 0.4]
       trials: 800
       pattern_trials: 100
       # Rows divisible by every split: no peer holds only padding (an
-      # error there would not matter, which the closed forms ignore).
-      shape { rows: 16 inner: 8 cols: 4 }
+      # error there would not matter, which the closed forms ignore); and
+      # results long enough that generic errors are located (rotation: 4
+      # entries per block per wrong peer).
+      shape { rows: 16 inner: 8 cols: 16 }
     })pb", "quick.textproto");
   ASSERT_TRUE(spec.ok()) << spec.status();
   auto run = RunExperiment(*spec, out);
   ASSERT_TRUE(run.ok()) << run.status();
   const auto csv = ReadCsv(out + "/failure/failure.csv");
-  ASSERT_EQ(csv.size(), 1u + 4 * 3);
+  ASSERT_EQ(csv.size(), 1u + 6 * 3);
   const size_t meas = Col(csv, "measured_failure"), ana = Col(csv, "analytic_failure"),
                trials = Col(csv, "trials");
   for (size_t i = 1; i < csv.size(); ++i) {
@@ -180,6 +184,7 @@ TEST(Experiments, BadSpecsNameTheProblem) {
            {"name: \"Bad Name\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { strategy: \"genpolydot\" } }", "name"},
            {"name: \"x\"", "kind"},
            {"name: \"x\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { strategy: \"magic\" } }", "correction.code.strategy"},
+           {"name: \"x\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { strategy: \"genpolydot\" points: \"spiral\" } }", "correction.code.points"},
            {"name: \"x\" failure { codes { strategy: \"uncoded\" peers: 4 } error_rates: 1.5 trials: 1 shape { rows: 1 inner: 1 cols: 1 } }", "failure.error_rates"},
            {"name: \"x\" tolerable { peers: 10 shape { rows: 1 inner: 1 cols: 1 } }", "tolerable.peers"},
            {"name: \"x\" training { codes { strategy: \"uncoded\" } batch: 1 steps: 1 eval_every: 1 points: \"cosmic\" }", "training.points"},
