@@ -2,21 +2,52 @@
 
 #include "polyguard/codes/rotation_code.h"
 
+#include <cmath>
+#include <numbers>
+#include <numeric>
+
 namespace polyguard {
+
+namespace {
+// The fewest points q >= P with gcd(k_a, q) = 1: the transpose evaluates at
+// w = z^k_a, which must stay distinct; the forward is best conditioned with
+// q as close to P as possible (the points then cover the circle evenly).
+int PointCount(int peers, int k_a) {
+  for (int q = std::max(peers, 1);; ++q)
+    if (std::gcd(q, k_a) == 1) return q;
+}
+}  // namespace
 
 CodedConvolution::CodedConvolution(ConvPartition partition, CodedConvolutionOptions o)
     : ProductCode({partition.full.filters, partition.full.filter_size(), o.batch}, o.peers),
       partition_(std::move(partition)),
       options_(o) {
+  q_ = PointCount(o.peers, o.k_a);
+  group_shape_ = partition_.full;
+  group_shape_.filters = partition_.group;
   const int ka = 2 * o.k_a, kb = 2 * o.k_b;
   generator_.resize(4 * o.peers, ka * kb);
   for (int r = 0; r < o.peers; ++r) {
-    const Matrix gx = RotationEncoder(r, o.peers, o.k_a, 1);
-    const Matrix gf = RotationEncoder(r, o.peers, o.k_b, o.k_a);
+    const Matrix gx = RotationEncoder(r, q_, o.k_a, 1);
+    const Matrix gf = RotationEncoder(r, q_, o.k_b, o.k_a);
     for (int a = 0; a < 2; ++a)
       for (int b = 0; b < 2; ++b)
         for (int u = 0; u < ka; ++u)
           for (int v = 0; v < kb; ++v) generator_(4 * r + 2 * a + b, u * kb + v) = gx(a, u) * gf(b, v);
+  }
+  // Transpose: y_r = sum_E c_E w_r^(E - (k_b - 1)), w_r = z_r^k_a, E in
+  // [0, 2 k_b - 2]; real rows Re y, Im y; columns (Re c_E, Im c_E).
+  const int exps = 2 * o.k_b - 1;
+  transpose_generator_.resize(2 * o.peers, 2 * exps);
+  for (int r = 0; r < o.peers; ++r) {
+    for (int e = 0; e < exps; ++e) {
+      const int64_t k = (int64_t(r) * o.k_a % q_) * (e - (o.k_b - 1));
+      const double phi = 2.0 * std::numbers::pi * double(((k % q_) + q_) % q_) / q_;
+      transpose_generator_(2 * r, 2 * e) = std::cos(phi);
+      transpose_generator_(2 * r, 2 * e + 1) = -std::sin(phi);
+      transpose_generator_(2 * r + 1, 2 * e) = std::sin(phi);
+      transpose_generator_(2 * r + 1, 2 * e + 1) = std::cos(phi);
+    }
   }
 }
 
@@ -37,6 +68,8 @@ StatusOr<std::unique_ptr<CodedConvolution>> CodedConvolution::Create(const ConvS
   POLYGUARD_ASSIGN_OR_RETURN(ConvPartition p, PartitionConv(shape, 2 * o.k_a, 2 * o.k_b));
   auto code = std::unique_ptr<CodedConvolution>(new CodedConvolution(std::move(p), o));
   POLYGUARD_ASSIGN_OR_RETURN(code->decoder_, LinearCodeDecoder::Create(code->generator_, o.decoder, 4));
+  POLYGUARD_ASSIGN_OR_RETURN(code->transpose_decoder_,
+                             LinearCodeDecoder::Create(code->transpose_generator_, o.decoder, 2));
   return code;
 }
 
@@ -58,7 +91,7 @@ std::string CodedConvolution::Describe() const {
   out += " k_b=" + std::to_string(options_.k_b);
   out += " K=" + std::to_string(recovery_threshold());
   out += " conv " + partition_.full.Describe();
-  out += " points=rotation";
+  out += " points=rotation q=" + std::to_string(q_);
   return out;
 }
 
@@ -72,7 +105,7 @@ StatusOr<Matrix> CodedConvolution::EncodeFilters(const MatrixRef& filters, int p
                                 " x " + std::to_string(s.filter_size()) + " and finite, got " +
                                 std::to_string(filters.rows()) + " x " + std::to_string(filters.cols()));
   }
-  const Matrix g = RotationEncoder(peer, options_.peers, options_.k_b, options_.k_a);
+  const Matrix g = RotationEncoder(peer, q_, options_.k_b, options_.k_a);
   const int group = partition_.group;
   Matrix shard = Matrix::Zero(2 * group, filters.cols());
   for (int v = 0; v < 2 * options_.k_b; ++v) {
@@ -93,7 +126,7 @@ StatusOr<Matrix> CodedConvolution::EncodeInput(const MatrixRef& input, int peer)
                                 " x " + std::to_string(options_.batch) + " and finite, got " +
                                 std::to_string(input.rows()) + " x " + std::to_string(input.cols()));
   }
-  const Matrix g = RotationEncoder(peer, options_.peers, options_.k_a, 1);
+  const Matrix g = RotationEncoder(peer, q_, options_.k_a, 1);
   const Eigen::Index b = input.cols();
   Matrix slabs = Matrix::Zero(partition_.slab.input_size(), 2 * b);
   for (int u = 0; u < 2 * options_.k_a; ++u) {
@@ -163,6 +196,87 @@ StatusOr<DecodedProduct> CodedConvolution::Decode(std::span<const PeerResult> re
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
   return out;
+}
+
+StatusOr<Matrix> CodedConvolution::EncodeTransposeInput(const MatrixRef& d, int peer) const {
+  const ConvShape& s = partition_.full;
+  if (peer < 0 || peer >= options_.peers) {
+    return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) + " out of range");
+  }
+  if (d.rows() != s.output_size() || d.cols() != options_.batch || !d.allFinite()) {
+    return InvalidArgumentError("coded convolution: the output gradient must be " +
+                                std::to_string(s.output_size()) + " x " + std::to_string(options_.batch) +
+                                " and finite, got " + std::to_string(d.rows()) + " x " +
+                                std::to_string(d.cols()));
+  }
+  const Matrix g = RotationEncoder(peer, q_, options_.k_b, options_.k_a);
+  const int64_t per_group = int64_t(partition_.group) * s.out_height() * s.out_width();
+  const Eigen::Index b = d.cols();
+  Matrix piece = Matrix::Zero(per_group, 2 * b);
+  for (int v = 0; v < 2 * options_.k_b; ++v) {
+    // Channel group v of dY: rows [v per_group, (v + 1) per_group), zero past N.
+    const int64_t first = v * per_group;
+    const int64_t count = std::clamp<int64_t>(d.rows() - first, 0, per_group);
+    if (count == 0) continue;
+    for (int a = 0; a < 2; ++a)
+      if (g(a, v) != 0.0) piece.block(0, a * b, count, b).noalias() += g(a, v) * d.middleRows(first, count);
+  }
+  return piece;
+}
+
+Matrix CodedConvolution::PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const {
+  const Eigen::Index b = piece.cols() / 2;
+  const int g = partition_.group;
+  Matrix p[2][2];
+  for (int a = 0; a < 2; ++a)
+    for (int f = 0; f < 2; ++f)
+      p[a][f] = Conv2dInputGradient(group_shape_, shard.middleRows(f * g, g), piece.middleCols(a * b, b));
+  Matrix out(partition_.full.input_size(), 2 * b);
+  out.leftCols(b) = p[0][0] + p[1][1];
+  out.rightCols(b) = p[1][0] - p[0][1];
+  return out;
+}
+
+StatusOr<DecodedProduct> CodedConvolution::DecodeTranspose(std::span<const PeerResult> results) const {
+  const int64_t rows = partition_.full.input_size();
+  const Eigen::Index b = options_.batch;
+  std::vector<int> peers;
+  std::vector<const double*> columns;
+  for (const PeerResult& r : results) {
+    if (r.value.rows() != rows || r.value.cols() != 2 * b) {
+      return InvalidArgumentError("coded convolution: transpose result of peer " +
+                                  std::to_string(r.peer) + " is " + std::to_string(r.value.rows()) +
+                                  " x " + std::to_string(r.value.cols()) + ", expected " +
+                                  std::to_string(rows) + " x " + std::to_string(2 * b));
+    }
+    peers.push_back(r.peer);
+    columns.push_back(r.value.data());
+    columns.push_back(r.value.data() + rows * b);
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, transpose_decoder_->Decode(peers, columns, rows * b));
+  DecodedProduct out;
+  out.product = outcome.coefficients.col(2 * (options_.k_b - 1)).reshaped(rows, b);
+  out.wrong_peers = std::move(outcome.wrong_peers);
+  out.verified = outcome.verified;
+  return out;
+}
+
+Status CodedConvolution::UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
+                                     double eta) const {
+  const ConvShape& s = partition_.full;
+  if (shard == nullptr || shard->rows() != 2 * partition_.group || shard->cols() != s.filter_size()) {
+    return InvalidArgumentError("coded convolution: update needs this code's shard");
+  }
+  if (x.rows() != s.input_size() || x.cols() != d.cols() || !x.allFinite() || !std::isfinite(eta)) {
+    return InvalidArgumentError("coded convolution: update input must be " +
+                                std::to_string(s.input_size()) + " x B like the output gradient, finite");
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, EncodeTransposeInput(d, peer));
+  const Eigen::Index b = d.cols();
+  const int g = partition_.group;
+  for (int f = 0; f < 2; ++f)
+    shard->middleRows(f * g, g).noalias() -= eta * Conv2dFilterGradient(group_shape_, x, piece.middleCols(f * b, b));
+  return Status::Ok();
 }
 
 }  // namespace polyguard

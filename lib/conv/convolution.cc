@@ -52,34 +52,92 @@ Status CheckConvOperands(const ConvShape& s, const MatrixRef& filters, const Mat
   return Status::Ok();
 }
 
-Matrix Conv2d(const ConvShape& s, const MatrixRef& filters, const MatrixRef& input) {
+namespace {
+
+// im2col of one sample: (C kh kw) x (H' W').
+void Im2Col(const ConvShape& s, const double* x, Matrix* cols) {
   const int ho = s.out_height(), wo = s.out_width();
-  const int64_t spatial = int64_t(ho) * wo;
-  Matrix out(s.output_size(), input.cols());
-  Matrix cols(s.filter_size(), spatial);  // im2col of one sample
-  for (Eigen::Index b = 0; b < input.cols(); ++b) {
-    const double* x = input.col(b).data();
-    int64_t row = 0;
-    for (int c = 0; c < s.channels; ++c) {
-      for (int i = 0; i < s.kernel_h; ++i) {
-        for (int j = 0; j < s.kernel_w; ++j, ++row) {
-          for (int oy = 0; oy < ho; ++oy) {
-            const int y = oy * s.stride + i - s.pad;
-            for (int ox = 0; ox < wo; ++ox) {
-              const int xx = ox * s.stride + j - s.pad;
-              const bool inside = y >= 0 && y < s.height && xx >= 0 && xx < s.width;
-              cols(row, int64_t(oy) * wo + ox) =
-                  inside ? x[(int64_t(c) * s.height + y) * s.width + xx] : 0.0;
-            }
+  cols->resize(s.filter_size(), int64_t(ho) * wo);
+  int64_t row = 0;
+  for (int c = 0; c < s.channels; ++c) {
+    for (int i = 0; i < s.kernel_h; ++i) {
+      for (int j = 0; j < s.kernel_w; ++j, ++row) {
+        for (int oy = 0; oy < ho; ++oy) {
+          const int y = oy * s.stride + i - s.pad;
+          for (int ox = 0; ox < wo; ++ox) {
+            const int xx = ox * s.stride + j - s.pad;
+            const bool inside = y >= 0 && y < s.height && xx >= 0 && xx < s.width;
+            (*cols)(row, int64_t(oy) * wo + ox) =
+                inside ? x[(int64_t(c) * s.height + y) * s.width + xx] : 0.0;
           }
         }
       }
     }
+  }
+}
+
+// The adjoint of Im2Col: scatter-adds cols into one sample's input.
+void Col2Im(const ConvShape& s, const Matrix& cols, double* x) {
+  const int ho = s.out_height(), wo = s.out_width();
+  int64_t row = 0;
+  for (int c = 0; c < s.channels; ++c) {
+    for (int i = 0; i < s.kernel_h; ++i) {
+      for (int j = 0; j < s.kernel_w; ++j, ++row) {
+        for (int oy = 0; oy < ho; ++oy) {
+          const int y = oy * s.stride + i - s.pad;
+          if (y < 0 || y >= s.height) continue;
+          for (int ox = 0; ox < wo; ++ox) {
+            const int xx = ox * s.stride + j - s.pad;
+            if (xx < 0 || xx >= s.width) continue;
+            x[(int64_t(c) * s.height + y) * s.width + xx] += cols(row, int64_t(oy) * wo + ox);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Sample b of the output (channel-major) as an N x (H' W') matrix view.
+Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> OutputOf(
+    const ConvShape& s, const MatrixRef& out, Eigen::Index b) {
+  return {out.col(b).data(), s.filters, int64_t(s.out_height()) * s.out_width()};
+}
+
+}  // namespace
+
+Matrix Conv2d(const ConvShape& s, const MatrixRef& filters, const MatrixRef& input) {
+  const int64_t spatial = int64_t(s.out_height()) * s.out_width();
+  Matrix out(s.output_size(), input.cols());
+  Matrix cols;
+  for (Eigen::Index b = 0; b < input.cols(); ++b) {
+    Im2Col(s, input.col(b).data(), &cols);
     // (H' W') x N column-major is channel-major: the output column's order.
     Eigen::Map<Matrix>(out.col(b).data(), spatial, s.filters).noalias() =
         cols.transpose() * filters.transpose();
   }
   return out;
+}
+
+Matrix Conv2dInputGradient(const ConvShape& s, const MatrixRef& filters,
+                           const MatrixRef& grad_output) {
+  Matrix dx = Matrix::Zero(s.input_size(), grad_output.cols());
+  Matrix cols;
+  for (Eigen::Index b = 0; b < grad_output.cols(); ++b) {
+    cols.noalias() = filters.transpose() * OutputOf(s, grad_output, b);
+    Col2Im(s, cols, dx.col(b).data());
+  }
+  return dx;
+}
+
+Matrix Conv2dFilterGradient(const ConvShape& s, const MatrixRef& input,
+                            const MatrixRef& grad_output) {
+  Matrix df = Matrix::Zero(s.filters, s.filter_size());
+  Matrix cols;
+  for (Eigen::Index b = 0; b < input.cols(); ++b) {
+    Im2Col(s, input.col(b).data(), &cols);
+    df.noalias() += OutputOf(s, grad_output, b) * cols.transpose();
+  }
+  return df;
 }
 
 }  // namespace polyguard

@@ -99,6 +99,71 @@ TEST(CodedConvolution, WrongPeersAreLocatedAndCorrected) {
   }
 }
 
+// <conv(X, F), dY> = <X, dX> = <F, dF>: the gradients are the adjoints.
+TEST(Conv2dGradients, AreTheAdjointsOfTheConvolution) {
+  Random rng(3);
+  for (int t = 0; t < 100; ++t) {
+    const ConvShape s = RandomShape(&rng, 1, 1);
+    const Matrix f = rng.NormalMatrix(s.filters, s.filter_size());
+    const Matrix x = rng.NormalMatrix(s.input_size(), 2);
+    const Matrix dy = rng.NormalMatrix(s.output_size(), 2);
+    const double y_dy = Conv2d(s, f, x).cwiseProduct(dy).sum();
+    EXPECT_NEAR(x.cwiseProduct(Conv2dInputGradient(s, f, dy)).sum(), y_dy, 1e-10 * (1 + std::abs(y_dy)));
+    EXPECT_NEAR(f.cwiseProduct(Conv2dFilterGradient(s, x, dy)).sum(), y_dy, 1e-10 * (1 + std::abs(y_dy)));
+  }
+}
+
+// The input gradient from any 2 k_b - 1 peers, wrong ones located; the
+// coded filter update equals the uncoded one.
+TEST(CodedConvolution, TransposeAndUpdateMatchTheUncodedGradients) {
+  Random rng(4);
+  for (int t = 0; t < 12; ++t) {
+    const int k_a = int(rng.UniformInt(1, 2)), k_b = int(rng.UniformInt(1, 3));
+    const int p = std::max(k_a * k_b, 2 * k_b - 1) + int(rng.UniformInt(2, 4));
+    const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
+    const int batch = int(rng.UniformInt(1, 2));
+    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = batch}).value();
+    SCOPED_TRACE(code->Describe());
+    EXPECT_EQ(code->transpose_threshold(), 2 * k_b - 1);
+    const Matrix f = rng.NormalMatrix(s.filters, s.filter_size());
+    const Matrix x = rng.NormalMatrix(s.input_size(), batch);
+    const Matrix dy = rng.NormalMatrix(s.output_size(), batch);
+    const Matrix want_dx = Conv2dInputGradient(s, f, dy);
+    std::vector<Matrix> shards;
+    std::vector<PeerResult> all;
+    for (int r = 0; r < p; ++r) {
+      shards.push_back(code->EncodeShard(f, r).value());
+      all.push_back({r, code->PeerTransposeProduct(shards.back(), code->EncodeTransposeInput(dy, r).value())});
+    }
+    const int kt = code->transpose_threshold();
+    for (int first = 0; first + kt <= p; ++first) {
+      std::vector<PeerResult> some(all.begin() + first, all.begin() + first + kt);
+      auto got = code->DecodeTranspose(some);
+      ASSERT_TRUE(got.ok()) << got.status();
+      EXPECT_LT(Rel(got->product, want_dx), 1e-10);
+    }
+    // One wrong peer among all P (P - kt - 1 >= 1), enough entries to locate it.
+    std::vector<PeerResult> wrong = all;
+    const int bad = int(rng.UniformInt(0, p - 1));
+    wrong[size_t(bad)].value += rng.NormalMatrix(wrong[0].value.rows(), wrong[0].value.cols());
+    auto located = code->DecodeTranspose(wrong);
+    ASSERT_TRUE(located.ok()) << located.status();
+    EXPECT_EQ(located->wrong_peers, std::vector<int>{bad});
+    EXPECT_LT(Rel(located->product, want_dx), 1e-9);
+    // Update every shard locally, then the forward decode uses F - eta dF.
+    const double eta = 0.1;
+    std::vector<PeerResult> fwd;
+    for (int r = 0; r < p; ++r) {
+      ASSERT_TRUE(code->UpdateShard(&shards[size_t(r)], r, dy, x, eta).ok());
+      fwd.push_back({r, code->PeerProduct(shards[size_t(r)], code->EncodeInput(x, r).value())});
+    }
+    const Matrix f_new = f - eta * Conv2dFilterGradient(s, x, dy);
+    auto after = code->Decode(fwd);
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_LT(Rel(after->product, Conv2d(s, f_new, x)), 1e-10);
+  }
+}
+
 TEST(CodedConvolution, RejectsBadInput) {
   ConvShape s{.channels = 2, .height = 8, .width = 8, .filters = 4, .kernel_h = 3, .kernel_w = 3};
   EXPECT_FALSE(CodedConvolution::Create(s, {.peers = 3, .k_a = 2, .k_b = 2}).ok());  // K > P

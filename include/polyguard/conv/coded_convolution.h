@@ -21,7 +21,21 @@
 // kernel overlap) with 1/(2 k_b) of the filters, i.e. 1/(k_a k_b) of the
 // layer's work; sends 4 blocks, 1/(k_a k_b) of the output.
 //
-// It is a ProductCode (forward only, like the 1-D MDS code): the filters are
+// Backward (derived in rotation_code.h for MatDot, here over filter groups):
+// the input gradient dX = sum_v convT(dY_v, F_v) sums over the 2 k_b
+// groups. Peer r encodes dY's channel groups with the shard's exponents
+// (D~ = G_F,r applied to them), computes the 4 full-size transposed
+// convolutions p_ab = convT(D~_a, F~_b) and sends (p_00 + p_11) and
+// (p_10 - p_01): the conjugate family, whose coefficient at exponent 0 has
+// real part dX among 2 k_b - 1 exponents k_a (l - l'). Threshold 2 k_b - 1;
+// the points must have gcd(k_a, q) = 1 or peers' w = z^k_a collide, so q is
+// the smallest such q >= P (P itself when coprime to k_a; at P = 20, k_a = 4:
+// q = 21, worst forward condition 1.6e3 instead of 463 at q = P; the
+// smallest prime, 23, would give 1.2e4). The filter update is local: F~_b -=
+// eta corr(X, D~_b), since the filter gradient is linear in dY.
+//
+// It is a ProductCode (forward, transpose and update; not yet scrub and
+// repair, so supports_training() is false): the filters are
 // the stored "A" (shape() rows = N, inner = C kh kw), the batch the
 // replicated "B" (cols = B, its rows C H W), and the decoded product is the
 // layer's output ((N H' W') x B). So CodedProduct::Forward runs it across
@@ -31,6 +45,7 @@
 #ifndef POLYGUARD_CONV_CODED_CONVOLUTION_H_
 #define POLYGUARD_CONV_CODED_CONVOLUTION_H_
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <span>
@@ -64,6 +79,12 @@ class CodedConvolution : public ProductCode {
   int64_t stored_doubles_per_peer() const override;
   int64_t result_doubles_per_peer() const override;
   std::string Describe() const override;
+  int transpose_threshold() const override { return 2 * options_.k_b - 1; }
+  int transpose_errors_corrected_probabilistic() const override {
+    return std::max(0, num_peers() - transpose_threshold() - 1);
+  }
+  // q: the points are e^(2 pi i r / q), q the smallest >= P coprime to k_a.
+  int point_count() const { return q_; }
   const ConvPartition& partition() const { return partition_; }
   const Matrix& generator() const { return generator_; }
 
@@ -87,13 +108,28 @@ class CodedConvolution : public ProductCode {
   // ProductCode::Decode.
   StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override;
 
+  // Peer r's coded output gradient: dY ((N H' W') x B) in 2 k_b channel
+  // groups, encoded as the shard: [D~_0, D~_1], (g H' W') x 2B.
+  StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& grad_output, int peer) const override;
+  // (p_00 + p_11, p_10 - p_01), side by side: (C H W) x 2B.
+  Matrix PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const override;
+  // dX ((C H W) x B) from any R >= 2 k_b - 1 results.
+  StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const override;
+  // shard -= eta * (coded filter gradient of input x and grad_output d).
+  Status UpdateShard(Matrix* shard, int peer, const MatrixRef& grad_output, const MatrixRef& input,
+                     double eta) const override;
+
  private:
   CodedConvolution(ConvPartition partition, CodedConvolutionOptions options);
 
   ConvPartition partition_;
   CodedConvolutionOptions options_;
+  int q_ = 1;
+  ConvShape group_shape_;  // the full convolution with one group's g filters
   Matrix generator_;  // 4P x (2 k_a)(2 k_b), as RotationCode's
   std::unique_ptr<LinearCodeDecoder> decoder_;
+  Matrix transpose_generator_;  // 2P x 2(2 k_b - 1): real, imaginary parts
+  std::unique_ptr<LinearCodeDecoder> transpose_decoder_;
 };
 
 }  // namespace polyguard

@@ -45,6 +45,16 @@ Status ValidateConvShape(const ConvShape& shape);
 Matrix Conv2d(const ConvShape& shape, const MatrixRef& filters, const MatrixRef& input);
 Status CheckConvOperands(const ConvShape& shape, const MatrixRef& filters, const MatrixRef& input);
 
+// The gradients of a convolution's output w.r.t. its input and its filters,
+// given grad_output ((N H' W') x B): the input gradient (the transposed
+// convolution, (C H W) x B) and the filter gradient (N x C kh kw, summed over
+// the batch). Both are linear in grad_output, which is what lets a coded
+// layer compute them on coded operands.
+Matrix Conv2dInputGradient(const ConvShape& shape, const MatrixRef& filters,
+                           const MatrixRef& grad_output);
+Matrix Conv2dFilterGradient(const ConvShape& shape, const MatrixRef& input,
+                            const MatrixRef& grad_output);
+
 }  // namespace polyguard
 
 #endif  // POLYGUARD_CONV_CONVOLUTION_H_
