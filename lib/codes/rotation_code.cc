@@ -28,21 +28,26 @@ Matrix RotationEncoder(int peer, int q, int symbols, int step) {
   return g;
 }
 
+Matrix RotationProductGenerator(int peers, int q, int m, int d) {
+  const int ka = 2 * m, kb = 2 * d;
+  Matrix g(4 * peers, ka * kb);
+  for (int r = 0; r < peers; ++r) {
+    const Matrix ga = RotationEncoder(r, q, m, 1);
+    const Matrix gb = RotationEncoder(r, q, d, m);
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b)
+        for (int u = 0; u < ka; ++u)
+          for (int v = 0; v < kb; ++v) g(4 * r + 2 * a + b, u * kb + v) = ga(a, u) * gb(b, v);
+  }
+  return g;
+}
+
 RotationCode::RotationCode(ProductShape shape, RotationOptions o)
     : ProductCode(shape, o.peers), options_(o) {
   q_ = o.peers;
   block_rows_ = internal::BlockSize(shape.rows, 2 * int64_t{o.m});
   block_cols_ = internal::BlockSize(shape.cols, 2 * int64_t{o.d});
-  const int ka = 2 * o.m, kb = 2 * o.d;
-  generator_.resize(4 * o.peers, ka * kb);
-  for (int r = 0; r < o.peers; ++r) {
-    const Matrix ga = RotationEncoder(r, q_, o.m, 1);
-    const Matrix gb = RotationEncoder(r, q_, o.d, o.m);
-    for (int a = 0; a < 2; ++a)
-      for (int b = 0; b < 2; ++b)
-        for (int u = 0; u < ka; ++u)
-          for (int v = 0; v < kb; ++v) generator_(4 * r + 2 * a + b, u * kb + v) = ga(a, u) * gb(b, v);
-  }
+  generator_ = RotationProductGenerator(o.peers, q_, o.m, o.d);
 }
 
 StatusOr<std::unique_ptr<RotationCode>> RotationCode::Create(ProductShape shape, RotationOptions o) {

@@ -25,16 +25,7 @@ CodedConvolution::CodedConvolution(ConvPartition partition, CodedConvolutionOpti
   q_ = PointCount(o.peers, o.k_a);
   group_shape_ = partition_.full;
   group_shape_.filters = partition_.group;
-  const int ka = 2 * o.k_a, kb = 2 * o.k_b;
-  generator_.resize(4 * o.peers, ka * kb);
-  for (int r = 0; r < o.peers; ++r) {
-    const Matrix gx = RotationEncoder(r, q_, o.k_a, 1);
-    const Matrix gf = RotationEncoder(r, q_, o.k_b, o.k_a);
-    for (int a = 0; a < 2; ++a)
-      for (int b = 0; b < 2; ++b)
-        for (int u = 0; u < ka; ++u)
-          for (int v = 0; v < kb; ++v) generator_(4 * r + 2 * a + b, u * kb + v) = gx(a, u) * gf(b, v);
-  }
+  generator_ = RotationProductGenerator(o.peers, q_, o.k_a, o.k_b);
   // Transpose: y_r = sum_E c_E w_r^(E - (k_b - 1)), w_r = z_r^k_a, E in
   // [0, 2 k_b - 2]; real rows Re y, Im y; columns (Re c_E, Im c_E).
   const int exps = 2 * o.k_b - 1;

@@ -71,6 +71,11 @@ Matrix Rotation(double t);
 // Peer r's real encoding of `symbols` pairs with exponents e_s = step * s:
 // the 2 x (2 symbols) matrix [R(e_0 t_r) | R(e_1 t_r) | ...], t_r = 2 pi r / q.
 Matrix RotationEncoder(int peer, int q, int symbols, int step);
+// The real generator of a rotation-embedded product of 2m by 2d blocks on P
+// peers with q points: 4P x 4md, peer r's rows 4r + 2a + b (its blocks
+// p_ab), column u 2d + v for block (u, v); the rows are kron(G_A,r, G_B,r)
+// with G_A,r = RotationEncoder(r, q, m, 1), G_B,r = RotationEncoder(r, q, d, m).
+Matrix RotationProductGenerator(int peers, int q, int m, int d);
 
 class RotationCode : public ProductCode {
  public:
