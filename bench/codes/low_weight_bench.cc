@@ -19,8 +19,6 @@
 //   build/bench/low_weight_bench [--scale 0.5] [--densities 0.01,0.02,0.05]
 //                                [--peers-sampled 3] [--repeat 2] [--cases mm,mv]
 // Every timed product starts with cold caches (EvictCaches).
-#include <time.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -28,17 +26,14 @@
 #include <string>
 #include <vector>
 
+#include "common/local_peers.h"
 #include "polyguard/base/random.h"
 #include "polyguard/codes/low_weight_code.h"
 
 namespace polyguard {
 namespace {
 
-double ThreadCpuSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
+double ThreadCpuSeconds() { return bench::ThreadCpuMs() / 1e3; }
 
 // Evicts the caches (a 64 MB pass), so that every timed product starts cold,
 // as a peer's product does in a step: otherwise a small uncoded block that

@@ -7,25 +7,20 @@
 // direct convolution; the ideal per-peer convolution is 1/K of it.
 //
 //   build/bench/conv_bench [--repeat 5]
-#include <time.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "common/local_peers.h"
 #include "polyguard/base/random.h"
 #include "polyguard/conv/coded_convolution.h"
 
 namespace polyguard {
 namespace {
 
-double CpuMs() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6;
-}
+double CpuMs() { return bench::ThreadCpuMs(); }
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

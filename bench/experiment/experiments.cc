@@ -232,14 +232,18 @@ StatusOr<std::string> RunCorrection(const proto::Experiment& spec, const std::st
   }
   Progress progress(spec.name(), total);
   const char* models[] = {"probabilistic", "adversarial"};
+  auto point = [&](int p, int model, int wrong) {
+    std::string key = "P=" + std::to_string(p);
+    key += ";model=";
+    key += models[model];
+    key += ";wrong=" + std::to_string(wrong);
+    return key;
+  };
   for (const Config& cfg : configs) {
     const int k = cfg.code->recovery_threshold();
     for (int mi = 0; mi < 2; ++mi) {
       for (int t = 0; t <= cfg.p - k; ++t) {
-        std::string key = "P=" + std::to_string(cfg.p);
-        key += ";model=";
-        key += models[mi];
-        key += ";wrong=" + std::to_string(t);
+        const std::string key = point(cfg.p, mi, t);
         if (table.Has(key)) {
           progress.Done(key, true);
           continue;
@@ -282,10 +286,7 @@ StatusOr<std::string> RunCorrection(const proto::Experiment& spec, const std::st
     int silent = 0;
     for (int mi = 0; mi < 2; ++mi) {
       for (int t = 0; t <= red; ++t) {
-        std::string key = "P=" + std::to_string(cfg.p);
-        key += ";model=";
-        key += models[mi];
-        key += ";wrong=" + std::to_string(t);
+        const std::string key = point(cfg.p, mi, t);
         silent += int(table.GetNumber(key, "silent"));
         if (table.GetNumber(key, "corrected") == table.GetNumber(key, "trials") && best[mi] == t - 1)
           best[mi] = t;

@@ -174,6 +174,26 @@ std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g) {
   return flag;
 }
 
+StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, int num_peers, int threshold) {
+  std::vector<int> col_of(static_cast<size_t>(num_peers), -1);
+  for (size_t j = 0; j < peers.size(); ++j) {
+    const int p = peers[j];
+    if (p < 0 || p >= num_peers) {
+      return InvalidArgumentError("decode: result from unknown peer " + std::to_string(p) +
+                                  " (code has " + std::to_string(num_peers) + " peers)");
+    }
+    if (col_of[static_cast<size_t>(p)] != -1) {
+      return InvalidArgumentError("decode: two results from peer " + std::to_string(p));
+    }
+    col_of[static_cast<size_t>(p)] = static_cast<int>(j);
+  }
+  if (static_cast<int>(peers.size()) < threshold) {
+    return UnavailableError("decode: need " + std::to_string(threshold) +
+                            " results (threshold K), got " + std::to_string(peers.size()));
+  }
+  return col_of;
+}
+
 uint64_t MaskOf(const std::vector<int>& peers) {
   uint64_t mask = 0;
   for (int p : peers) mask |= uint64_t{1} << p;

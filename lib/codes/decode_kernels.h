@@ -7,12 +7,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include <Eigen/Dense>
 
 #include "polyguard/base/matrix.h"
+#include "polyguard/base/status.h"
 
 namespace polyguard::internal {
 
@@ -45,6 +47,10 @@ bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length,
 // (median over peers).
 double SampledRms(const std::vector<const double*>& cols, int64_t length);
 uint64_t MaskOf(const std::vector<int>& peers);
+// For each of num_peers peers, the position of its result in `peers` (-1
+// when it did not answer). InvalidArgument names an unknown or repeated
+// peer; Unavailable when fewer than `threshold` answered.
+StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, int num_peers, int threshold);
 // The subspace locator (codes.md §3): given the syndrome rows of the dirty
 // entries (each scaled by its tolerance; dirty x parity rows) and the
 // orthonormal parity check (parity rows x peers * rows_per_peer), the

@@ -213,23 +213,7 @@ StatusOr<std::vector<int>> ErrorsAndErasuresDecoder::IndexPeers(std::span<const 
     return InvalidArgumentError("decode: " + std::to_string(columns) + " result columns for " +
                                 std::to_string(total) + " peers");
   }
-  std::vector<int> col_of(static_cast<size_t>(num_peers()), -1);
-  for (int j = 0; j < total; ++j) {
-    const int p = peers[static_cast<size_t>(j)];
-    if (p < 0 || p >= num_peers()) {
-      return InvalidArgumentError("decode: result from unknown peer " + std::to_string(p) +
-                                  " (code has " + std::to_string(num_peers()) + " peers)");
-    }
-    if (col_of[static_cast<size_t>(p)] != -1) {
-      return InvalidArgumentError("decode: two results from peer " + std::to_string(p));
-    }
-    col_of[static_cast<size_t>(p)] = j;
-  }
-  if (total < recovery_threshold()) {
-    return UnavailableError("decode: need " + std::to_string(recovery_threshold()) +
-                            " results (threshold K), got " + std::to_string(total));
-  }
-  return col_of;
+  return internal::IndexPeers(peers, num_peers(), recovery_threshold());
 }
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> peers,

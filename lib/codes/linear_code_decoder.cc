@@ -142,10 +142,14 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
     return InvalidArgumentError("decode: " + std::to_string(results.cols()) +
                                 " result columns for " + std::to_string(peers.size()) + " peers");
   }
-  Matrix owned = results;
+  // Columns of a Ref are contiguous; only a strided one needs a copy.
+  Matrix owned;
+  const bool strided = results.outerStride() != results.rows() && results.cols() > 1;
+  if (strided) owned = results;
   std::vector<const double*> columns;
-  for (Eigen::Index j = 0; j < owned.cols(); ++j) columns.push_back(owned.col(j).data());
-  return Decode(peers, columns, owned.rows());
+  for (Eigen::Index j = 0; j < results.cols(); ++j)
+    columns.push_back(strided ? owned.col(j).data() : results.col(j).data());
+  return Decode(peers, columns, results.rows());
 }
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
@@ -153,11 +157,11 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
                                                   int64_t length) const {
   Matrix coefficients;
   auto sink = [&](int64_t l0, const MatrixRef& chunk) {
-    if (coefficients.rows() != length) coefficients.resize(length, recovery_threshold());
+    if (coefficients.rows() != length) coefficients.resize(length, generator_.cols());
     coefficients.middleRows(l0, chunk.rows()) = chunk;
   };
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, Decode(peers, columns, length, sink));
-  if (coefficients.rows() != length) coefficients.resize(length, recovery_threshold());
+  if (coefficients.rows() != length) coefficients.resize(length, generator_.cols());
   out.coefficients = std::move(coefficients);
   return out;
 }
@@ -175,22 +179,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
                                 " result columns for " + std::to_string(total) + " peers of " +
                                 std::to_string(g) + " blocks");
   }
-  std::vector<int> col_of(static_cast<size_t>(num_peers()), -1);
-  for (int j = 0; j < total; ++j) {
-    const int p = peers[static_cast<size_t>(j)];
-    if (p < 0 || p >= num_peers()) {
-      return InvalidArgumentError("decode: result from unknown peer " + std::to_string(p) +
-                                  " (code has " + std::to_string(num_peers()) + " peers)");
-    }
-    if (col_of[static_cast<size_t>(p)] != -1) {
-      return InvalidArgumentError("decode: two results from peer " + std::to_string(p));
-    }
-    col_of[static_cast<size_t>(p)] = j;
-  }
-  if (total < k) {
-    return UnavailableError("decode: need " + std::to_string(k) + " results (threshold K), got " +
-                            std::to_string(total));
-  }
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> col_of, internal::IndexPeers(peers, num_peers(), k));
   std::vector<int> sorted_peers;
   std::vector<const double*> sorted_cols;
   for (int p = 0; p < num_peers(); ++p) {

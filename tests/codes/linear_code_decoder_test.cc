@@ -93,6 +93,27 @@ TEST(LinearCodeDecoder, ReportsTooManyErrorsAndSingularSubsets) {
   EXPECT_NE(singular.status().message().find("singular"), std::string::npos);
 }
 
+// Peers whose result is several blocks: every generator column comes back,
+// through the plain overload too, and a wrong peer is named once.
+TEST(LinearCodeDecoder, PeersWithSeveralBlocks) {
+  Random rng(10);
+  const int p = 6, g = 2, k = 5;  // threshold ceil(5 / 2) = 3 peers
+  const Matrix gen = rng.NormalMatrix(g * p, k);
+  auto dec = LinearCodeDecoder::Create(gen, {}, g).value();
+  EXPECT_EQ(dec->num_peers(), p);
+  EXPECT_EQ(dec->recovery_threshold(), 3);
+  const Matrix c = rng.NormalMatrix(20, k);
+  Matrix y = c * gen.transpose();  // L x (g P), peer-major
+  y.middleCols(2 * g, g) += rng.NormalMatrix(20, g);
+  const std::vector<int> peers = {0, 1, 2, 3, 4, 5};
+  auto out = dec->Decode(peers, y);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->coefficients.cols(), k);
+  EXPECT_LT((out->coefficients - c).norm(), 1e-9 * c.norm());
+  EXPECT_EQ(out->wrong_peers, std::vector<int>{2});
+  EXPECT_FALSE(LinearCodeDecoder::Create(gen, {}, 5).ok());  // 5 does not divide 12 rows
+}
+
 TEST(LinearCodeDecoder, RejectsBadInput) {
   Random rng(8);
   EXPECT_FALSE(LinearCodeDecoder::Create(rng.NormalMatrix(3, 4)).ok());
