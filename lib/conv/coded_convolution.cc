@@ -19,10 +19,14 @@ int PointCount(int peers, int k_a) {
 }  // namespace
 
 CodedConvolution::CodedConvolution(ConvPartition partition, CodedConvolutionOptions o)
-    : ProductCode({partition.full.filters, partition.full.filter_size(), o.batch}, o.peers),
+    : ProductCode({partition.full.filters, partition.full.filter_size() + (o.bias ? 1 : 0), o.batch},
+                  o.peers),
       partition_(std::move(partition)),
       options_(o) {
   q_ = PointCount(o.peers, o.k_a);
+  filter_size_ = partition_.full.filter_size();
+  shard_generator_.resize(2 * o.peers, 2 * o.k_b);
+  for (int r = 0; r < o.peers; ++r) shard_generator_.middleRows(2 * r, 2) = RotationEncoder(r, q_, o.k_b, o.k_a);
   group_shape_ = partition_.full;
   group_shape_.filters = partition_.group;
   generator_ = RotationProductGenerator(o.peers, q_, o.k_a, o.k_b);
@@ -61,6 +65,8 @@ StatusOr<std::unique_ptr<CodedConvolution>> CodedConvolution::Create(const ConvS
   POLYGUARD_ASSIGN_OR_RETURN(code->decoder_, LinearCodeDecoder::Create(code->generator_, o.decoder, 4));
   POLYGUARD_ASSIGN_OR_RETURN(code->transpose_decoder_,
                              LinearCodeDecoder::Create(code->transpose_generator_, o.decoder, 2));
+  POLYGUARD_ASSIGN_OR_RETURN(code->shard_decoder_,
+                             LinearCodeDecoder::Create(code->shard_generator_, o.decoder, 2));
   return code;
 }
 
@@ -71,7 +77,7 @@ int CodedConvolution::errors_corrected_adversarial() const {
   return (num_peers() - recovery_threshold()) / 2;
 }
 int64_t CodedConvolution::stored_doubles_per_peer() const {
-  return 2 * int64_t{partition_.group} * partition_.full.filter_size();
+  return 2 * int64_t{partition_.group} * shape().inner;
 }
 int64_t CodedConvolution::result_doubles_per_peer() const {
   return 4 * partition_.slab.output_size() * options_.batch;
@@ -83,6 +89,7 @@ std::string CodedConvolution::Describe() const {
   out += " K=" + std::to_string(recovery_threshold());
   out += " conv " + partition_.full.Describe();
   out += " points=rotation q=" + std::to_string(q_);
+  if (options_.bias) out += " bias";
   return out;
 }
 
@@ -91,9 +98,10 @@ StatusOr<Matrix> CodedConvolution::EncodeFilters(const MatrixRef& filters, int p
   if (peer < 0 || peer >= options_.peers) {
     return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) + " out of range");
   }
-  if (filters.rows() != s.filters || filters.cols() != s.filter_size() || !filters.allFinite()) {
+  if (filters.rows() != s.filters || filters.cols() != shape().inner || !filters.allFinite()) {
     return InvalidArgumentError("coded convolution: filters must be " + std::to_string(s.filters) +
-                                " x " + std::to_string(s.filter_size()) + " and finite, got " +
+                                " x " + std::to_string(shape().inner) +
+                                (options_.bias ? " ([F | b])" : "") + " and finite, got " +
                                 std::to_string(filters.rows()) + " x " + std::to_string(filters.cols()));
   }
   const Matrix g = RotationEncoder(peer, q_, options_.k_b, options_.k_a);
@@ -119,12 +127,16 @@ StatusOr<Matrix> CodedConvolution::EncodeInput(const MatrixRef& input, int peer)
   }
   const Matrix g = RotationEncoder(peer, q_, options_.k_a, 1);
   const Eigen::Index b = input.cols();
-  Matrix slabs = Matrix::Zero(partition_.slab.input_size(), 2 * b);
+  const int64_t n = partition_.slab.input_size();
+  Matrix slabs = Matrix::Zero(n + (options_.bias ? 1 : 0), 2 * b);
   for (int u = 0; u < 2 * options_.k_a; ++u) {
     const Matrix x = ApcpSlab(partition_, input, u);
     for (int a = 0; a < 2; ++a)
-      if (g(a, u) != 0.0) slabs.middleCols(a * b, b).noalias() += g(a, u) * x;
+      if (g(a, u) != 0.0) slabs.block(0, a * b, n, b).noalias() += g(a, u) * x;
   }
+  // The coded constant 1 of each side: what multiplies the coded bias.
+  if (options_.bias)
+    for (int a = 0; a < 2; ++a) slabs.block(n, a * b, 1, b).setConstant(g.row(a).sum());
   return slabs;
 }
 
@@ -136,11 +148,21 @@ Matrix CodedConvolution::PeerConvolution(const MatrixRef& shard, const MatrixRef
   // both slabs is one convolution with 2 g filters on 2 B samples.
   ConvShape both = partition_.slab;
   both.filters = 2 * group;
-  const Matrix y = Conv2d(both, shard, slabs);  // (2g h W') x 2B, channel-major
-  const int64_t per_group = int64_t(group) * partition_.slab.out_height() * partition_.slab.out_width();
+  const int64_t n = partition_.slab.input_size();
+  const Matrix y = Conv2d(both, shard.leftCols(filter_size_), slabs.topRows(n));  // (2g h W') x 2B
+  const int64_t spatial = int64_t(partition_.slab.out_height()) * partition_.slab.out_width();
+  const int64_t per_group = group * spatial;
   for (int a = 0; a < 2; ++a)
-    for (int f = 0; f < 2; ++f)
-      out.middleCols((2 * a + f) * b, b) = y.block(f * per_group, a * b, per_group, b);
+    for (int f = 0; f < 2; ++f) {
+      auto block = out.middleCols((2 * a + f) * b, b);
+      block = y.block(f * per_group, a * b, per_group, b);
+      if (!options_.bias) continue;
+      // + s_a b~_f on every output position of each channel.
+      for (Eigen::Index j = 0; j < b; ++j)
+        for (int c = 0; c < group; ++c)
+          block.col(j).segment(c * spatial, spatial).array() +=
+              slabs(n, a * b + j) * shard(f * group + c, filter_size_);
+    }
   return out;
 }
 
@@ -221,7 +243,8 @@ Matrix CodedConvolution::PeerTransposeProduct(const MatrixRef& shard, const Matr
   Matrix p[2][2];
   for (int a = 0; a < 2; ++a)
     for (int f = 0; f < 2; ++f)
-      p[a][f] = Conv2dInputGradient(group_shape_, shard.middleRows(f * g, g), piece.middleCols(a * b, b));
+      p[a][f] = Conv2dInputGradient(group_shape_, shard.block(f * g, 0, g, filter_size_),
+                                    piece.middleCols(a * b, b));
   Matrix out(partition_.full.input_size(), 2 * b);
   out.leftCols(b) = p[0][0] + p[1][1];
   out.rightCols(b) = p[1][0] - p[0][1];
@@ -255,7 +278,7 @@ StatusOr<DecodedProduct> CodedConvolution::DecodeTranspose(std::span<const PeerR
 Status CodedConvolution::UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
                                      double eta) const {
   const ConvShape& s = partition_.full;
-  if (shard == nullptr || shard->rows() != 2 * partition_.group || shard->cols() != s.filter_size()) {
+  if (shard == nullptr || shard->rows() != 2 * partition_.group || shard->cols() != shape().inner) {
     return InvalidArgumentError("coded convolution: update needs this code's shard");
   }
   if (x.rows() != s.input_size() || x.cols() != d.cols() || !x.allFinite() || !std::isfinite(eta)) {
@@ -265,9 +288,78 @@ Status CodedConvolution::UpdateShard(Matrix* shard, int peer, const MatrixRef& d
   POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, EncodeTransposeInput(d, peer));
   const Eigen::Index b = d.cols();
   const int g = partition_.group;
-  for (int f = 0; f < 2; ++f)
-    shard->middleRows(f * g, g).noalias() -= eta * Conv2dFilterGradient(group_shape_, x, piece.middleCols(f * b, b));
+  const int64_t spatial = int64_t(s.out_height()) * s.out_width();
+  for (int f = 0; f < 2; ++f) {
+    const auto d_f = piece.middleCols(f * b, b);
+    shard->block(f * g, 0, g, filter_size_).noalias() -= eta * Conv2dFilterGradient(group_shape_, x, d_f);
+    // The bias gradient: each channel's sum over positions and samples.
+    if (options_.bias)
+      for (int c = 0; c < g; ++c) (*shard)(f * g + c, filter_size_) -= eta * d_f.middleRows(c * spatial, spatial).sum();
+  }
   return Status::Ok();
+}
+
+StatusOr<std::vector<int>> CodedConvolution::CheckProbes(std::span<const PeerResult> probes) const {
+  const int64_t g = partition_.group;
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(probes, 2 * g, 1).WithContext("coded convolution probes"));
+  std::vector<int> peers;
+  std::vector<const double*> columns;
+  for (const PeerResult& r : probes) {
+    peers.push_back(r.peer);
+    columns.push_back(r.value.data());
+    columns.push_back(r.value.data() + g);
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, shard_decoder_->Decode(peers, columns, g));
+  return outcome.wrong_peers;
+}
+
+StatusOr<std::vector<int>> CodedConvolution::RepairSources(int target, std::span<const int> healthy) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(target).WithContext("coded convolution repair"));
+  const int k = options_.k_b;
+  std::vector<int> candidates;
+  for (int p : healthy)
+    if (p != target && p >= 0 && p < num_peers()) candidates.push_back(p);
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  if (static_cast<int>(candidates.size()) < k) {
+    return FailedPreconditionError("coded convolution repair of peer " + std::to_string(target) +
+                                   ": needs k_b = " + std::to_string(k) + " healthy shards, have " +
+                                   std::to_string(candidates.size()));
+  }
+  // Spread around the circle of w = z^k_a: a well-conditioned interpolation.
+  auto angle = [&](int p) { return int64_t(p) * options_.k_a % q_; };
+  std::sort(candidates.begin(), candidates.end(), [&](int a, int b) { return angle(a) < angle(b); });
+  std::vector<int> sources;
+  for (int i = 0; i < k; ++i) sources.push_back(candidates[size_t(int64_t(i) * int64_t(candidates.size()) / k)]);
+  std::sort(sources.begin(), sources.end());
+  return sources;
+}
+
+StatusOr<Matrix> CodedConvolution::RepairShard(int target, std::span<const PeerResult> sources) const {
+  POLYGUARD_RETURN_IF_ERROR(CheckPeer(target).WithContext("coded convolution repair"));
+  const int k = options_.k_b;
+  if (static_cast<int>(sources.size()) != k) {
+    return InvalidArgumentError("coded convolution repair: needs exactly k_b = " + std::to_string(k) +
+                                " source shards, got " + std::to_string(sources.size()));
+  }
+  const int64_t g = partition_.group;
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(sources, 2 * g, sources[0].value.cols())
+                                .WithContext("coded convolution repair"));
+  Matrix gs(2 * k, 2 * k);
+  for (int s = 0; s < k; ++s) {
+    if (sources[size_t(s)].peer == target) return InvalidArgumentError("coded convolution repair: target among sources");
+    gs.middleRows(2 * s, 2) = shard_generator_.middleRows(2 * sources[size_t(s)].peer, 2);
+  }
+  // target = G_t G_S^-1 [sources' blocks]: 2 x 2k weights on the blocks.
+  const Eigen::FullPivLU<Matrix> lu(gs);
+  if (!lu.isInvertible()) return DataLossError("coded convolution repair: singular source set");
+  const Matrix w = shard_generator_.middleRows(2 * target, 2) * lu.inverse();
+  Matrix out = Matrix::Zero(2 * g, sources[0].value.cols());
+  for (int b = 0; b < 2; ++b)
+    for (int s = 0; s < k; ++s)
+      for (int h = 0; h < 2; ++h)
+        out.middleRows(b * g, g).noalias() += w(b, 2 * s + h) * sources[size_t(s)].value.middleRows(h * g, g);
+  return out;
 }
 
 }  // namespace polyguard

@@ -105,6 +105,46 @@ Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 
 }  // namespace
 
+Matrix Im2ColBatch(const ConvShape& s, const MatrixRef& input) {
+  const int64_t spatial = int64_t(s.out_height()) * s.out_width();
+  Matrix out(s.filter_size(), spatial * input.cols());
+  Matrix cols;
+  for (Eigen::Index b = 0; b < input.cols(); ++b) {
+    Im2Col(s, input.col(b).data(), &cols);
+    out.middleCols(b * spatial, spatial) = cols;
+  }
+  return out;
+}
+
+Matrix Col2ImBatch(const ConvShape& s, const MatrixRef& cols, Eigen::Index batch) {
+  const int64_t spatial = int64_t(s.out_height()) * s.out_width();
+  Matrix x = Matrix::Zero(s.input_size(), batch);
+  Matrix one;
+  for (Eigen::Index b = 0; b < batch; ++b) {
+    one = cols.middleCols(b * spatial, spatial);
+    Col2Im(s, one, x.col(b).data());
+  }
+  return x;
+}
+
+Matrix OutputToProductLayout(const ConvShape& s, const MatrixRef& output) {
+  const int64_t spatial = int64_t(s.out_height()) * s.out_width();
+  Matrix out(s.filters, spatial * output.cols());
+  for (Eigen::Index b = 0; b < output.cols(); ++b)
+    out.middleCols(b * spatial, spatial) = OutputOf(s, output, b);
+  return out;
+}
+
+Matrix ProductToOutputLayout(const ConvShape& s, const MatrixRef& product) {
+  const int64_t spatial = int64_t(s.out_height()) * s.out_width();
+  const Eigen::Index batch = product.cols() / spatial;
+  Matrix out(s.output_size(), batch);
+  for (Eigen::Index b = 0; b < batch; ++b)
+    Eigen::Map<Matrix>(out.col(b).data(), spatial, s.filters) =
+        product.middleCols(b * spatial, spatial).transpose();
+  return out;
+}
+
 Matrix Conv2d(const ConvShape& s, const MatrixRef& filters, const MatrixRef& input) {
   const int64_t spatial = int64_t(s.out_height()) * s.out_width();
   Matrix out(s.output_size(), input.cols());

@@ -25,8 +25,6 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
   }
   auto layer = std::unique_ptr<CodedLinear>(new CodedLinear());
   layer->options_ = o;
-  layer->group_ = group;
-  layer->faults_ = faults;
   ProductCodeOptions code = o.code;
   // With wait_for < P peers decode from different sets of results, so their
   // copies of the activations differ by the decode's roundoff, and so do the
@@ -44,9 +42,13 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
     code.col_peers = layout.col_peers;
     code.col_blocks = layout.col_blocks;
   }
-  POLYGUARD_ASSIGN_OR_RETURN(layer->code_, MakeProductCode(code));
+  POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> made, MakeProductCode(code));
   if (code.strategy == Strategy::kLowWeight) {
     layer->sparse_ = true;
+    layer->group_ = group;
+    layer->faults_ = faults;
+    layer->layer_ = o.layer;
+    layer->code_ = std::move(made);
     POLYGUARD_ASSIGN_OR_RETURN(layer->product_, CodedProduct::Create(group, layer->code_.get(),
                                                                      faults, o.product));
     POLYGUARD_ASSIGN_OR_RETURN(
@@ -54,21 +56,9 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
         layer->code_->EncodeSparseShard(SparseMatrix(initial_weights.sparseView()), group->rank()));
     return layer;
   }
-  if (!layer->code_->supports_training()) {
-    return InvalidArgumentError("coded linear (layer " + std::to_string(o.layer) + "): " +
-                                layer->code_->Describe() + " cannot train");
-  }
-  if (group->size() < layer->code_->transpose_threshold()) {
-    return InvalidArgumentError("coded linear (layer " + std::to_string(o.layer) +
-                                "): the backward product of " + layer->code_->Describe() +
-                                " needs " + std::to_string(layer->code_->transpose_threshold()) +
-                                " peers, the group has " + std::to_string(group->size()));
-  }
-  POLYGUARD_ASSIGN_OR_RETURN(layer->product_, CodedProduct::Create(group, layer->code_.get(),
-                                                                   faults, o.product));
-  POLYGUARD_ASSIGN_OR_RETURN(layer->shard_,
-                             layer->code_->EncodeShard(initial_weights, group->rank()));
-  layer->velocity_ = Matrix::Zero(layer->shard_.rows(), layer->shard_.cols());
+  POLYGUARD_RETURN_IF_ERROR(layer->InitTraining("coded linear (layer " + std::to_string(o.layer) + ")",
+                                                group, faults, std::move(made), initial_weights,
+                                                o.product, o.layer));
   return layer;
 }
 
@@ -80,22 +70,18 @@ StatusOr<Matrix> CodedLinear::Forward(const MatrixRef& x, int64_t step) {
                                 std::to_string(options_.inputs) + " x " +
                                 std::to_string(options_.batch));
   }
-  x_aug_.resize(options_.inputs + 1, options_.batch);
-  x_aug_.topRows(options_.inputs) = x;
-  x_aug_.row(options_.inputs).setOnes();
-  StatusOr<DecodedProduct> s = sparse_
-                                   ? product_->ForwardSparse(&sparse_shard_, x_aug_, step, options_.layer)
-                                   : product_->Forward(&shard_, x_aug_, step, options_.layer);
-  if (!s.ok()) {
-    // Stay usable for the rest of the step (see the header).
-    s_ = Matrix::Zero(options_.outputs, options_.batch);
-    last_wrong_.clear();
-    last_wrong_results_ = 0;
-    return s.status();
+  input_.resize(options_.inputs + 1, options_.batch);
+  input_.topRows(options_.inputs) = x;
+  input_.row(options_.inputs).setOnes();
+  if (sparse_) {
+    StatusOr<DecodedProduct> s = product_->ForwardSparse(&sparse_shard_, input_, step, options_.layer);
+    if (!s.ok()) return s.status();
+    last_wrong_ = s->wrong_peers;
+    last_wrong_results_ = static_cast<int64_t>(last_wrong_.size());
+    s_ = std::move(s->product);
+  } else {
+    POLYGUARD_RETURN_IF_ERROR(ForwardProduct(step, options_.outputs));
   }
-  last_wrong_ = s->wrong_peers;
-  last_wrong_results_ = static_cast<int64_t>(last_wrong_.size());
-  s_ = std::move(s->product);
   Matrix a = Activate(options_.activation, s_);
   if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kActivation, &a);
   return a;
@@ -121,26 +107,13 @@ StatusOr<Matrix> CodedLinear::Backward(const MatrixRef& grad_output, int64_t ste
   ds_ = grad_output.cwiseProduct(ActivationDerivative(options_.activation, s_));
   if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kHadamard, &ds_);
   if (!need_input_gradient) return Matrix();
-  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct g,
-                             product_->Transpose(&shard_, ds_, step, options_.layer));
-  last_wrong_results_ += static_cast<int64_t>(g.wrong_peers.size());
-  for (int p : g.wrong_peers)
-    if (std::find(last_wrong_.begin(), last_wrong_.end(), p) == last_wrong_.end())
-      last_wrong_.push_back(p);
-  std::sort(last_wrong_.begin(), last_wrong_.end());
-  return Matrix(g.product.topRows(options_.inputs));
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix g, TransposeProduct(step));
+  return Matrix(g.topRows(options_.inputs));
 }
 
 Status CodedLinear::Update(const SgdOptions& sgd, int64_t step) {
   if (sparse_) return ForwardOnly(*this);
-  if (ds_.size() == 0) {
-    return FailedPreconditionError("coded linear (layer " + std::to_string(options_.layer) +
-                                   "): Update needs a Backward first");
-  }
-  POLYGUARD_RETURN_IF_ERROR(
-      CodedSgdStep(*code_, group_->rank(), sgd, ds_, x_aug_, &shard_, &velocity_));
-  if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kUpdate, &shard_);
-  return Status::Ok();
+  return CodedLayer::Update(sgd, step);
 }
 
 }  // namespace polyguard

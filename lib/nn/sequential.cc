@@ -9,16 +9,50 @@
 
 namespace polyguard {
 
+LayerSpec ConvLayerSpec(const ConvShape& conv, int pool, int pool_stride, Activation activation) {
+  LayerSpec l;
+  l.kind = LayerKind::kConv;
+  l.conv = conv;
+  l.pool = pool;
+  l.pool_stride = pool_stride;
+  l.activation = activation;
+  l.inputs = static_cast<int>(conv.input_size());
+  CodedConv2dOptions o;
+  o.conv = conv;
+  o.pool = pool;
+  o.pool_stride = pool_stride;
+  l.outputs = static_cast<int>(Conv2dLayerOutputs(o));
+  return l;
+}
+
 Matrix InitialWeights(const LayerSpec& l, uint64_t seed, int index) {
   Random rng(DeriveSeed(seed, {0x1417, uint64_t(index)}));
-  const double fan = l.activation == Activation::kRelu ? double(l.inputs)
-                                                        : double(l.inputs + l.outputs);
+  const bool conv = l.kind == LayerKind::kConv;
+  const int64_t rows = conv ? l.conv.filters : l.outputs;
+  const int64_t fan_in = conv ? l.conv.filter_size() : l.inputs;
+  const double fan = l.activation == Activation::kRelu ? double(fan_in) : double(fan_in + rows);
   const double limit = std::sqrt(6.0 / fan);
-  Matrix w = Matrix::Zero(l.outputs, l.inputs + 1);
-  for (Eigen::Index j = 0; j < l.inputs; ++j)
-    for (Eigen::Index i = 0; i < l.outputs; ++i) w(i, j) = rng.Uniform(-limit, limit);
+  Matrix w = Matrix::Zero(rows, fan_in + 1);
+  for (Eigen::Index j = 0; j < fan_in; ++j)
+    for (Eigen::Index i = 0; i < rows; ++i) w(i, j) = rng.Uniform(-limit, limit);
   return w;
 }
+
+namespace {
+CodedConv2dOptions ConvOptions(const LayerSpec& l, const SequentialOptions& o, int index) {
+  CodedConv2dOptions c;
+  c.conv = l.conv;
+  c.pool = l.pool;
+  c.pool_stride = l.pool_stride;
+  c.batch = o.batch;
+  c.activation = l.activation;
+  c.code = o.code;
+  c.fcdcc = o.fcdcc;
+  c.product = o.product;
+  c.layer = index;
+  return c;
+}
+}  // namespace
 
 Status ValidateSequentialOptions(const SequentialOptions& o) {
   if (o.layers.empty()) return InvalidArgumentError("model: needs at least one layer");
@@ -31,6 +65,17 @@ Status ValidateSequentialOptions(const SequentialOptions& o) {
       return InvalidArgumentError("model: layer " + std::to_string(i) +
                                   " needs inputs and outputs >= 1, got " +
                                   std::to_string(l.inputs) + " -> " + std::to_string(l.outputs));
+    }
+    if (l.kind == LayerKind::kConv) {
+      const CodedConv2dOptions c = ConvOptions(l, o, int(i));
+      if (Status v = ValidateCodedConv2dOptions(c); !v.ok())
+        return InvalidArgumentError("model: layer " + std::to_string(i) + ": " + v.message());
+      if (l.inputs != c.conv.input_size() || l.outputs != Conv2dLayerOutputs(c)) {
+        return InvalidArgumentError("model: layer " + std::to_string(i) + " (conv " + c.conv.Describe() +
+                                    ") takes " + std::to_string(c.conv.input_size()) + " and gives " +
+                                    std::to_string(Conv2dLayerOutputs(c)) + " values per sample, not " +
+                                    std::to_string(l.inputs) + " -> " + std::to_string(l.outputs));
+      }
     }
     if (i > 0 && o.layers[i - 1].outputs != l.inputs) {
       return InvalidArgumentError("model: layer " + std::to_string(i) + " takes " +
@@ -53,6 +98,13 @@ StatusOr<std::unique_ptr<Sequential>> Sequential::Create(const SequentialOptions
   auto model = std::unique_ptr<Sequential>(new Sequential());
   model->options_ = o;
   for (size_t i = 0; i < o.layers.size(); ++i) {
+    const Matrix initial = InitialWeights(o.layers[i], o.seed, int(i));
+    if (o.layers[i].kind == LayerKind::kConv) {
+      POLYGUARD_ASSIGN_OR_RETURN(auto layer,
+                                 CodedConv2d::Create(ConvOptions(o.layers[i], o, int(i)), group, faults, initial));
+      model->layers_.push_back(std::move(layer));
+      continue;
+    }
     CodedLinearOptions lo;
     lo.inputs = o.layers[i].inputs;
     lo.outputs = o.layers[i].outputs;
@@ -61,9 +113,7 @@ StatusOr<std::unique_ptr<Sequential>> Sequential::Create(const SequentialOptions
     lo.code = o.code;
     lo.product = o.product;
     lo.layer = static_cast<int>(i);
-    POLYGUARD_ASSIGN_OR_RETURN(
-        auto layer, CodedLinear::Create(lo, group, faults,
-                                        InitialWeights(o.layers[i], o.seed, int(i))));
+    POLYGUARD_ASSIGN_OR_RETURN(auto layer, CodedLinear::Create(lo, group, faults, initial));
     model->layers_.push_back(std::move(layer));
   }
   if (model->errors_corrected_per_product() < o.errors_to_correct) {
@@ -95,7 +145,7 @@ Status Sequential::Forward(const MatrixRef& x, int64_t round, Matrix* logits) {
       a = std::move(out).value();
     } else {
       if (!Note(out.status(), &first)) return out.status();
-      a = Matrix::Zero(layer->options().outputs, options_.batch);
+      a = Matrix::Zero(layer->outputs(), options_.batch);
     }
   }
   *logits = std::move(a);
@@ -111,7 +161,7 @@ Status Sequential::Backward(const MatrixRef& grad, int64_t round) {
       g = std::move(out).value();
     } else {
       if (!Note(out.status(), &first)) return out.status();
-      g = Matrix::Zero(layers_[i]->options().inputs, options_.batch);
+      g = Matrix::Zero(layers_[i]->inputs(), options_.batch);
     }
   }
   return first;

@@ -3,6 +3,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -105,13 +106,57 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   if (job.model().inputs() < 1) return Bad(at({"model", "inputs"}), "must be >= 1, got " + std::to_string(job.model().inputs()));
   if (job.model().layer_size() == 0) return Bad(at({"model"}), "needs at least one layer");
   int inputs = job.model().inputs();
+  // The image shape flowing into a convolution: the input's, then each
+  // convolution's output; none after a dense layer.
+  int channels = job.model().input_channels(), height = job.model().input_height(), width = job.model().input_width();
+  if (channels < 1 || inputs % channels != 0) {
+    return Bad(at({"model", "input_channels"}), "must be >= 1 and divide inputs (" + std::to_string(inputs) + ")");
+  }
+  if (height == 0 && width == 0) {
+    const int side = static_cast<int>(std::lround(std::sqrt(double(inputs / channels))));
+    height = width = side;
+  }
+  if (int64_t{channels} * height * width != inputs) {
+    return Bad(at({"model", "input_height"}), "channels x height x width = " + std::to_string(channels) + " x " +
+                                                  std::to_string(height) + " x " + std::to_string(width) +
+                                                  " must equal inputs (" + std::to_string(inputs) + ")");
+  }
+  bool image = true;
   for (int i = 0; i < job.model().layer_size(); ++i) {
     const proto::Layer& l = job.model().layer(i);
-    if (l.outputs() < 1) return Bad(at({"model", "layer"}, i), "outputs must be >= 1, got " + std::to_string(l.outputs()));
     StatusOr<Activation> a = ParseActivation(l.activation());
     if (!a.ok()) return Bad(at({"model", "layer"}, i), a.status().message());
-    s.model.layers.push_back({inputs, l.outputs(), *a});
+    if (l.type() == "conv") {
+      if (!image) return Bad(at({"model", "layer"}, i), "a conv layer cannot follow a dense layer");
+      if (l.filters() < 1 || l.kernel() < 1) {
+        return Bad(at({"model", "layer"}, i), "conv needs filters >= 1 and kernel >= 1, got " +
+                                                   std::to_string(l.filters()) + " and " + std::to_string(l.kernel()));
+      }
+      if (l.has_outputs()) return Bad(at({"model", "layer"}, i), "outputs is for dense layers (a conv layer's follow from its shapes)");
+      ConvShape c{.channels = channels, .height = height, .width = width, .filters = l.filters(),
+                  .kernel_h = l.kernel(), .kernel_w = l.kernel(), .stride = l.stride(), .pad = l.pad()};
+      if (Status v = ValidateConvShape(c); !v.ok()) return Bad(at({"model", "layer"}, i), v.message());
+      CodedConv2dOptions co;
+      co.conv = c;
+      co.pool = l.pool();
+      co.pool_stride = l.pool_stride();
+      if (Status v = ValidateCodedConv2dOptions(co); !v.ok()) return Bad(at({"model", "layer"}, i), v.message());
+      s.model.layers.push_back(ConvLayerSpec(c, l.pool(), l.pool_stride(), *a));
+      channels = c.filters;
+      height = l.pool() > 0 ? PoolAfter(c, l.pool(), l.pool_stride()).out_height() : c.out_height();
+      width = l.pool() > 0 ? PoolAfter(c, l.pool(), l.pool_stride()).out_width() : c.out_width();
+      inputs = s.model.layers.back().outputs;
+      continue;
+    }
+    if (l.type() != "dense") return Bad(at({"model", "layer"}, i), "type must be dense or conv, got '" + l.type() + "'");
+    if (l.outputs() < 1) return Bad(at({"model", "layer"}, i), "outputs must be >= 1, got " + std::to_string(l.outputs()));
+    LayerSpec dense;
+    dense.inputs = inputs;
+    dense.outputs = l.outputs();
+    dense.activation = *a;
+    s.model.layers.push_back(dense);
     inputs = l.outputs();
+    image = false;
   }
   s.model.batch = job.batch();
   if (s.model.batch < 1) return Bad(at({"batch"}), "must be >= 1, got " + std::to_string(s.model.batch));
@@ -142,6 +187,14 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
     return Bad(at({"code", "wait_for"}), "must be 0 (all) or in [K, peers], got " + std::to_string(c.wait_for()));
   }
   s.model.product.wait_for = c.wait_for();
+  if (c.conv_code() != "fcdcc" && c.conv_code() != "im2col") {
+    return Bad(at({"code", "conv_code"}), "must be fcdcc or im2col, got '" + c.conv_code() + "'");
+  }
+  s.model.fcdcc = c.conv_code() == "fcdcc";
+  if (c.conv_k_a() < 1) return Bad(at({"code", "conv_k_a"}), "must be >= 1, got " + std::to_string(c.conv_k_a()));
+  if (c.conv_k_b() < 1) return Bad(at({"code", "conv_k_b"}), "must be >= 1, got " + std::to_string(c.conv_k_b()));
+  s.model.code.k_a = c.conv_k_a();
+  s.model.code.k_b = c.conv_k_b();
   if (c.errors_to_correct() < 0) return Bad(at({"code", "errors_to_correct"}), "must be >= 0");
   s.model.errors_to_correct = c.errors_to_correct();
 

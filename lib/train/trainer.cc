@@ -191,7 +191,7 @@ Status Trainer::ReplaceStaleCopies(const Decision& d, int64_t round) {
   for (int l = 0; l < model_->num_layers(); ++l) {
     const std::vector<int>& stale = d.stale[size_t(l)];
     if (stale.empty()) continue;
-    CodedLinear& layer = model_->layer(l);
+    CodedLayer& layer = model_->layer(l);
     Matrix* x = layer.mutable_saved_input();
     Matrix* g = layer.mutable_saved_gradient();
     const int root = d.root[size_t(l)];
@@ -218,7 +218,7 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, bool* repairable) {
   const int p = group_->size(), me = group_->rank();
   std::vector<int> corrupted;
   for (int l = 0; l < model_->num_layers(); ++l) {
-    CodedLinear& layer = model_->layer(l);
+    CodedLayer& layer = model_->layer(l);
     const ProductCode& code = layer.code();
     Random rng(DeriveSeed(options_.seed, {0x5c7b, uint64_t(round), uint64_t(l)}));
     const Vector probe = rng.NormalMatrix(code.probe_length(), 1).col(0);

@@ -34,12 +34,24 @@
 // smallest prime, 23, would give 1.2e4). The filter update is local: F~_b -=
 // eta corr(X, D~_b), since the filter gradient is linear in dY.
 //
-// It is a ProductCode (forward, transpose and update; not yet scrub and
-// repair, so supports_training() is false): the filters are
-// the stored "A" (shape() rows = N, inner = C kh kw), the batch the
+// Bias (options.bias): the stored matrix is [F | b] (N x (C kh kw + 1)), as
+// CodedLinear folds b into W. The bias column is coded with its filter
+// group, and each coded slab pair carries the coded constant 1 (s_a, the sum
+// of its slab coefficients), so a peer adds s_a b~_b to conv(X~_a, F~_b): the
+// coded form of conv(slab_u, group_v) + b_v. The bias is decoded, checked,
+// updated (by the spatial sums of D~_b) and repaired with the filters.
+//
+// Scrub and repair: a peer's shard is the filter-side code alone, a
+// unit-circle code of k_b complex symbols at w_r = z_r^k_a (distinct since
+// gcd(k_a, q) = 1), so any k_b shards regenerate any other (RepairShard,
+// sources spread around the circle) and a probe of every shard locates up to
+// P - k_b - 1 corrupted ones (probabilistic model).
+//
+// It is a ProductCode that supports training: the filters are the stored
+// "A" (shape() rows = N, inner = C kh kw (+ 1 with the bias)), the batch the
 // replicated "B" (cols = B, its rows C H W), and the decoded product is the
-// layer's output ((N H' W') x B). So CodedProduct::Forward runs it across
-// peers over gloo, with the fault points of any product.
+// layer's output ((N H' W') x B). So CodedProduct runs it across peers over
+// gloo, with the fault points of any product.
 //
 // Thread safety: all methods are const and safe to call concurrently.
 #ifndef POLYGUARD_CONV_CODED_CONVOLUTION_H_
@@ -62,6 +74,7 @@ struct CodedConvolutionOptions {
   int k_a = 1;    // complex input symbols: 2 k_a slabs (2 k_a <= H')
   int k_b = 1;    // complex filter symbols: 2 k_b groups (2 k_b <= N)
   int batch = 1;  // B: samples per call (the ProductCode's cols)
+  bool bias = false;  // the stored matrix is [F | b] (see above)
   DecoderOptions decoder;
 };
 
@@ -79,6 +92,7 @@ class CodedConvolution : public ProductCode {
   int64_t stored_doubles_per_peer() const override;
   int64_t result_doubles_per_peer() const override;
   std::string Describe() const override;
+  bool supports_training() const override { return true; }
   int transpose_threshold() const override { return 2 * options_.k_b - 1; }
   int transpose_errors_corrected_probabilistic() const override {
     return std::max(0, num_peers() - transpose_threshold() - 1);
@@ -89,13 +103,13 @@ class CodedConvolution : public ProductCode {
   const Matrix& generator() const { return generator_; }
 
   // Peer r's stored shard: its two coded filter groups stacked, (2 g) x
-  // (C kh kw).
+  // (C kh kw (+ 1)); filters are N x (C kh kw (+ 1)), [F | b] with the bias.
   StatusOr<Matrix> EncodeFilters(const MatrixRef& filters, int peer) const;
   StatusOr<Matrix> EncodeShard(const MatrixRef& filters, int peer) const override {
     return EncodeFilters(filters, peer);
   }
   // Peer r's two coded slabs of a batch ((C H W) x B), side by side:
-  // (C Hs (W + 2 pad)) x (2 B).
+  // (C Hs (W + 2 pad) (+ 1: the coded constant, with the bias)) x (2 B).
   StatusOr<Matrix> EncodeInput(const MatrixRef& input, int peer) const override;
   // The peer's 4 convolutions; its result, blocks p_00, p_01, p_10, p_11
   // side by side: (g h W') x (4 B).
@@ -119,6 +133,14 @@ class CodedConvolution : public ProductCode {
   Status UpdateShard(Matrix* shard, int peer, const MatrixRef& grad_output, const MatrixRef& input,
                      double eta) const override;
 
+  // Scrub and repair (see above): probes of length inner; RepairSources
+  // returns k_b healthy peers spread around the circle; RepairShard rebuilds
+  // the target's shard (or velocity) from exactly those.
+  int64_t probe_length() const override { return shape().inner; }
+  StatusOr<std::vector<int>> CheckProbes(std::span<const PeerResult> probes) const override;
+  StatusOr<std::vector<int>> RepairSources(int target, std::span<const int> healthy) const override;
+  StatusOr<Matrix> RepairShard(int target, std::span<const PeerResult> sources) const override;
+
  private:
   CodedConvolution(ConvPartition partition, CodedConvolutionOptions options);
 
@@ -130,6 +152,9 @@ class CodedConvolution : public ProductCode {
   std::unique_ptr<LinearCodeDecoder> decoder_;
   Matrix transpose_generator_;  // 2P x 2(2 k_b - 1): real, imaginary parts
   std::unique_ptr<LinearCodeDecoder> transpose_decoder_;
+  Matrix shard_generator_;  // 2P x 2 k_b: peer r's rows RotationEncoder(r, q, k_b, k_a)
+  std::unique_ptr<LinearCodeDecoder> shard_decoder_;
+  int64_t filter_size_ = 0;  // C kh kw (the shard's columns without the bias)
 };
 
 }  // namespace polyguard

@@ -50,6 +50,16 @@ Status CheckConvOperands(const ConvShape& shape, const MatrixRef& filters, const
 // convolution, (C H W) x B) and the filter gradient (N x C kh kw, summed over
 // the batch). Both are linear in grad_output, which is what lets a coded
 // layer compute them on coded operands.
+// The batch as a product operand: sample b's im2col ((C kh kw) x (H' W'))
+// in columns [b H' W', (b + 1) H' W'), so that filters * Im2ColBatch(x) is
+// the output as an N x (H' W' B) matrix. Col2ImBatch is its adjoint
+// (scatter-adds back into (C H W) x B).
+Matrix Im2ColBatch(const ConvShape& shape, const MatrixRef& input);
+Matrix Col2ImBatch(const ConvShape& shape, const MatrixRef& cols, Eigen::Index batch);
+// The output between the two layouts: (N H' W') x B and N x (H' W' B).
+Matrix OutputToProductLayout(const ConvShape& shape, const MatrixRef& output);
+Matrix ProductToOutputLayout(const ConvShape& shape, const MatrixRef& product);
+
 Matrix Conv2dInputGradient(const ConvShape& shape, const MatrixRef& filters,
                            const MatrixRef& grad_output);
 Matrix Conv2dFilterGradient(const ConvShape& shape, const MatrixRef& input,

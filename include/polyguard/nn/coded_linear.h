@@ -22,10 +22,7 @@
 // a code on row blocks of W says nothing about W^T dS, so Backward and Update
 // return FailedPrecondition, and Sequential (a training model) refuses it.
 //
-// An uncorrectable decode (DataLoss) is returned as the error, but the layer
-// stays usable for the rest of the step: its decoded value is taken as zero,
-// so the caller can keep taking part in the step's exchanges (every peer must)
-// and then recompute the step.
+// An uncorrectable decode is handled as for every CodedLayer (coded_layer.h).
 //
 // Thread safety: one call at a time (like the PeerGroup it uses).
 #ifndef POLYGUARD_NN_CODED_LINEAR_H_
@@ -37,6 +34,7 @@
 #include "polyguard/codes/product_code.h"
 #include "polyguard/fault/fault_injector.h"
 #include "polyguard/nn/activation.h"
+#include "polyguard/nn/coded_layer.h"
 #include "polyguard/optim/sgd.h"
 #include "polyguard/runtime/coded_product.h"
 #include "polyguard/runtime/peer_group.h"
@@ -58,7 +56,7 @@ struct CodedLinearOptions {
   int layer = 0;  // tags this layer's exchanges; distinct per layer
 };
 
-class CodedLinear {
+class CodedLinear : public CodedLayer {
  public:
   // initial_weights: outputs x (inputs + 1), [W | b]; every peer passes the
   // same matrix (e.g. from a shared seed) and keeps only its shard.
@@ -67,53 +65,28 @@ class CodedLinear {
                                                        const MatrixRef& initial_weights);
 
   // x: inputs x B. Returns f(S), outputs x B; keeps [x; 1] and S.
-  StatusOr<Matrix> Forward(const MatrixRef& x, int64_t step);
+  StatusOr<Matrix> Forward(const MatrixRef& x, int64_t step) override;
   // grad_output: dLoss/dA, outputs x B. Returns dLoss/dx (inputs x B), or an
   // empty matrix when need_input_gradient is false (the first layer).
   StatusOr<Matrix> Backward(const MatrixRef& grad_output, int64_t step,
-                            bool need_input_gradient = true);
+                            bool need_input_gradient = true) override;
   // The coded SGD step with the dS and [x; 1] of the last Backward/Forward.
-  Status Update(const SgdOptions& sgd, int64_t step);
+  Status Update(const SgdOptions& sgd, int64_t step) override;
 
+  int inputs() const override { return options_.inputs; }
+  int outputs() const override { return options_.outputs; }
   const CodedLinearOptions& options() const { return options_; }
-  const ProductCode& code() const { return *code_; }
-  // This peer's stored state: its shard of W_aug and of the velocity (the
-  // momentum buffer, same coded form). Snapshots and repair replace them.
-  const Matrix& shard() const { return shard_; }
   // Forward-only layers with sparse shards (the low-weight strategy); their
   // shard() and velocity() are empty.
   bool forward_only() const { return sparse_; }
   const SparseMatrix& sparse_shard() const { return sparse_shard_; }
-  Matrix* mutable_shard() { return &shard_; }
-  const Matrix& velocity() const { return velocity_; }
-  Matrix* mutable_velocity() { return &velocity_; }
-  // This step's decoded values that the update uses: [x; 1] from Forward and
-  // dS from Backward. A peer whose copies disagree with the other peers'
-  // replaces them before the update (train/trainer.h).
-  Matrix* mutable_saved_input() { return &x_aug_; }
-  Matrix* mutable_saved_gradient() { return &ds_; }
-  // Peers found wrong by this layer's last forward and backward decodes.
-  const std::vector<int>& last_wrong_peers() const { return last_wrong_; }
-  // Wrong results located by those decodes (forward and backward counted
-  // separately).
-  int64_t last_wrong_results() const { return last_wrong_results_; }
-  // Results this layer's decodes went without (stragglers), so far.
-  int64_t results_not_awaited() const { return product_->results_not_awaited(); }
 
  private:
   CodedLinear() = default;
 
   CodedLinearOptions options_;
-  PeerGroup* group_ = nullptr;
-  FaultInjector* faults_ = nullptr;
-  std::unique_ptr<ProductCode> code_;
-  std::unique_ptr<CodedProduct> product_;
-  Matrix shard_, velocity_;
   bool sparse_ = false;
   SparseMatrix sparse_shard_;
-  Matrix x_aug_, s_, ds_;  // this step's decoded values, not kept across steps' updates
-  std::vector<int> last_wrong_;
-  int64_t last_wrong_results_ = 0;
 };
 
 }  // namespace polyguard

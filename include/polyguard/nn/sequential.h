@@ -1,5 +1,8 @@
-// Sequential: a stack of CodedLinear layers trained together, every peer
-// holding only its coded shards of every layer.
+// Sequential: a stack of coded layers — convolutions (CodedConv2d, with
+// pooling) and dense layers (CodedLinear) — trained together, every peer
+// holding only its coded shards of every layer. A dense layer after a
+// convolution takes its output as is (flattening is the identity in the
+// (C H W) x B layout).
 //
 // Initial weights are a pure function of (seed, layer) and the layer's shape
 // (InitialWeights), so a coded model and an uncoded reference built from the
@@ -20,23 +23,36 @@
 #include <memory>
 #include <vector>
 
+#include "polyguard/nn/coded_conv2d.h"
 #include "polyguard/nn/coded_linear.h"
 
 namespace polyguard {
 
+enum class LayerKind { kDense, kConv };
+
 struct LayerSpec {
-  int inputs = 1;
-  int outputs = 1;
+  int inputs = 1;   // values per sample in (a convolution: conv.input_size())
+  int outputs = 1;  // values per sample out (a convolution: after pooling)
   Activation activation = Activation::kRelu;
+  LayerKind kind = LayerKind::kDense;
+  // Convolution layers only: the convolution and the max pooling after the
+  // activation (pool 0: none; pool_stride 0: the window).
+  ConvShape conv;
+  int pool = 0, pool_stride = 0;
 };
+
+// A convolution layer with inputs and outputs filled in from its shapes.
+LayerSpec ConvLayerSpec(const ConvShape& conv, int pool, int pool_stride, Activation activation);
 
 struct SequentialOptions {
   // Consecutive layers: layers[i].outputs == layers[i + 1].inputs. The last
   // layer's outputs are the logits (use Activation::kIdentity there).
   std::vector<LayerSpec> layers;
   int batch = 1;  // B >= 1
-  // Strategy and code parameters, the same for every layer.
+  // Strategy and code parameters, the same for every layer (k_a, k_b: the
+  // coded convolution's split, coded_conv2d.h).
   ProductCodeOptions code;
+  bool fcdcc = true;  // genpolydot convolutions: FCDCC (else PolyDot on im2col)
   CodedProductOptions product;
   uint64_t seed = 1;  // initial weights
   // The error budget: wrong results per product the job must correct (under
@@ -47,7 +63,8 @@ struct SequentialOptions {
 
 // Seeded initial [W | b] (outputs x (inputs + 1)): W uniform in +-limit with
 // limit = sqrt(6 / inputs) for ReLU (He) and sqrt(6 / (inputs + outputs))
-// otherwise (Glorot); b = 0.
+// otherwise (Glorot); b = 0. For a convolution [F | b] (N x (C kh kw + 1)),
+// with fan-in C kh kw (and fan-out N).
 Matrix InitialWeights(const LayerSpec& layer, uint64_t seed, int index);
 
 // Checks the layer chain and batch; the message names the layer.
@@ -76,8 +93,8 @@ class Sequential {
   int errors_corrected_per_product() const;
 
   int num_layers() const { return static_cast<int>(layers_.size()); }
-  CodedLinear& layer(int i) { return *layers_[static_cast<size_t>(i)]; }
-  const CodedLinear& layer(int i) const { return *layers_[static_cast<size_t>(i)]; }
+  CodedLayer& layer(int i) { return *layers_[static_cast<size_t>(i)]; }
+  const CodedLayer& layer(int i) const { return *layers_[static_cast<size_t>(i)]; }
   const SequentialOptions& options() const { return options_; }
   // Sorted union of the peers the last Forward and Backward found wrong.
   std::vector<int> last_wrong_peers() const;
@@ -90,7 +107,7 @@ class Sequential {
  private:
   Sequential() = default;
   SequentialOptions options_;
-  std::vector<std::unique_ptr<CodedLinear>> layers_;
+  std::vector<std::unique_ptr<CodedLayer>> layers_;
 };
 
 }  // namespace polyguard

@@ -1,0 +1,94 @@
+// CodedLayer: what a model and the trainer see of a layer whose weights exist
+// only as per-peer coded shards: the step's verbs (Forward, Backward, Update)
+// and the state the trainer checks, snapshots and repairs (the shard and the
+// velocity in the code's form, and this step's decoded copies the update
+// uses). CodedLinear (dense) and CodedConv2d (convolution) are the two kinds.
+//
+// The base does what both share: the coded product's forward and transpose
+// through CodedProduct, the bookkeeping of wrong peers, and the coded SGD
+// step on the shard and the velocity (optim/sgd.h). An uncorrectable decode
+// (DataLoss) is returned as the error, but the layer stays usable for the
+// rest of the step: the decoded value is taken as zero, so the caller keeps
+// taking part in the step's exchanges (every peer must) and then recomputes
+// the step.
+//
+// Thread safety: one call at a time (like the PeerGroup it uses).
+#ifndef POLYGUARD_NN_CODED_LAYER_H_
+#define POLYGUARD_NN_CODED_LAYER_H_
+
+#include <memory>
+#include <vector>
+
+#include "polyguard/codes/product_code.h"
+#include "polyguard/fault/fault_injector.h"
+#include "polyguard/optim/sgd.h"
+#include "polyguard/runtime/coded_product.h"
+#include "polyguard/runtime/peer_group.h"
+
+namespace polyguard {
+
+class CodedLayer {
+ public:
+  virtual ~CodedLayer() = default;
+
+  // x: inputs() x B. Returns the layer's output, outputs() x B.
+  virtual StatusOr<Matrix> Forward(const MatrixRef& x, int64_t step) = 0;
+  // grad_output: dLoss/d(output). Returns dLoss/dx (inputs() x B), or an
+  // empty matrix when need_input_gradient is false (the first layer).
+  virtual StatusOr<Matrix> Backward(const MatrixRef& grad_output, int64_t step,
+                                    bool need_input_gradient = true) = 0;
+  // The coded SGD step with this step's saved input and gradient.
+  virtual Status Update(const SgdOptions& sgd, int64_t step);
+
+  // Values per sample in and out.
+  virtual int inputs() const = 0;
+  virtual int outputs() const = 0;
+  int layer_id() const { return layer_; }
+  const ProductCode& code() const { return *code_; }
+  // This peer's stored state: its shard and velocity (the momentum buffer,
+  // same coded form). Snapshots and repair replace them.
+  const Matrix& shard() const { return shard_; }
+  Matrix* mutable_shard() { return &shard_; }
+  const Matrix& velocity() const { return velocity_; }
+  Matrix* mutable_velocity() { return &velocity_; }
+  // This step's decoded values that the update uses: the product's input
+  // from Forward and the gradient at the product's output from Backward. A
+  // peer whose copies disagree with the other peers' replaces them before
+  // the update (train/trainer.h).
+  Matrix* mutable_saved_input() { return &input_; }
+  Matrix* mutable_saved_gradient() { return &ds_; }
+  // Peers found wrong by this layer's last forward and backward decodes.
+  const std::vector<int>& last_wrong_peers() const { return last_wrong_; }
+  // Wrong results located by those decodes (counted per decode).
+  int64_t last_wrong_results() const { return last_wrong_results_; }
+  // Results this layer's decodes went without (stragglers), so far.
+  int64_t results_not_awaited() const { return product_->results_not_awaited(); }
+
+ protected:
+  CodedLayer() = default;
+  // Takes the code, checks it can train on this group, builds the product
+  // and this peer's shard of `initial` (zero velocity). `what` names the
+  // layer in errors.
+  Status InitTraining(const std::string& what, PeerGroup* group, FaultInjector* faults,
+                      std::unique_ptr<ProductCode> code, const MatrixRef& initial,
+                      const CodedProductOptions& product, int layer);
+  // s_ = the decoded product of the shard and input_ (rows x B; zero after a
+  // failed decode, whose error is returned).
+  Status ForwardProduct(int64_t step, Eigen::Index rows);
+  // The decoded transpose product with ds_; adds its wrong peers.
+  StatusOr<Matrix> TransposeProduct(int64_t step);
+
+  PeerGroup* group_ = nullptr;
+  FaultInjector* faults_ = nullptr;
+  std::unique_ptr<ProductCode> code_;
+  std::unique_ptr<CodedProduct> product_;
+  Matrix shard_, velocity_;
+  Matrix input_, s_, ds_;  // this step's decoded values
+  std::vector<int> last_wrong_;
+  int64_t last_wrong_results_ = 0;
+  int layer_ = 0;
+};
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_NN_CODED_LAYER_H_

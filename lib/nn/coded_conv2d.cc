@@ -1,0 +1,104 @@
+#include "polyguard/nn/coded_conv2d.h"
+
+#include <algorithm>
+#include <string>
+
+#include "polyguard/conv/coded_convolution.h"
+#include "polyguard/conv/im2col_convolution.h"
+
+namespace polyguard {
+
+PoolShape PoolAfter(const ConvShape& c, int pool, int pool_stride) {
+  PoolShape p;
+  p.channels = c.filters;
+  p.height = c.out_height();
+  p.width = c.out_width();
+  p.size = pool;
+  p.stride = pool_stride > 0 ? pool_stride : pool;
+  return p;
+}
+
+int64_t Conv2dLayerOutputs(const CodedConv2dOptions& o) {
+  if (o.pool == 0) return o.conv.output_size();
+  return PoolAfter(o.conv, o.pool, o.pool_stride).output_size();
+}
+
+Status ValidateCodedConv2dOptions(const CodedConv2dOptions& o) {
+  POLYGUARD_RETURN_IF_ERROR(ValidateConvShape(o.conv));
+  if (o.batch < 1) return InvalidArgumentError("conv layer: batch must be >= 1, got " + std::to_string(o.batch));
+  if (o.pool < 0 || o.pool_stride < 0) return InvalidArgumentError("conv layer: pool and pool_stride must be >= 0");
+  if (o.pool > 0) {
+    POLYGUARD_RETURN_IF_ERROR(ValidatePoolShape(PoolAfter(o.conv, o.pool, o.pool_stride))
+                                  .WithContext("conv layer " + o.conv.Describe() + " pooling"));
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<CodedConv2d>> CodedConv2d::Create(const CodedConv2dOptions& o, PeerGroup* group,
+                                                           FaultInjector* faults, const MatrixRef& initial) {
+  if (group == nullptr) return InvalidArgumentError("conv layer: no peer group");
+  const std::string what = "conv layer " + std::to_string(o.layer);
+  POLYGUARD_RETURN_IF_ERROR(ValidateCodedConv2dOptions(o).WithContext(what));
+  if (initial.rows() != o.conv.filters || initial.cols() != o.conv.filter_size() + 1) {
+    return InvalidArgumentError(what + ": initial filters must be N x (C kh kw + 1) = " +
+                                std::to_string(o.conv.filters) + " x " + std::to_string(o.conv.filter_size() + 1) +
+                                " ([F | b]), got " + std::to_string(initial.rows()) + " x " +
+                                std::to_string(initial.cols()));
+  }
+  auto layer = std::unique_ptr<CodedConv2d>(new CodedConv2d());
+  layer->options_ = o;
+  if (o.pool > 0) layer->pool_ = PoolAfter(o.conv, o.pool, o.pool_stride);
+  ProductCodeOptions code = o.code;
+  if (o.product.wait_for != 0) code.decoder.tolerance = std::max(code.decoder.tolerance, 1e-9);
+  code.peers = group->size();
+  std::unique_ptr<ProductCode> made;
+  if (code.strategy == Strategy::kPolyDot && o.fcdcc) {
+    CodedConvolutionOptions co{.peers = code.peers, .k_a = code.k_a, .k_b = code.k_b, .batch = o.batch,
+                               .bias = true, .decoder = code.decoder};
+    auto c = CodedConvolution::Create(o.conv, co);
+    if (!c.ok()) return c.status().WithContext(what);
+    made = std::move(c).value();
+  } else {
+    auto c = Im2ColConvolution::Create(o.conv, o.batch, code);
+    if (!c.ok()) return c.status().WithContext(what);
+    made = std::move(c).value();
+  }
+  POLYGUARD_RETURN_IF_ERROR(
+      layer->InitTraining(what, group, faults, std::move(made), initial, o.product, o.layer));
+  return layer;
+}
+
+StatusOr<Matrix> CodedConv2d::Forward(const MatrixRef& x, int64_t step) {
+  if (x.rows() != options_.conv.input_size() || x.cols() != options_.batch) {
+    return InvalidArgumentError("conv layer " + std::to_string(options_.layer) + ": input is " +
+                                std::to_string(x.rows()) + " x " + std::to_string(x.cols()) + ", expected " +
+                                std::to_string(options_.conv.input_size()) + " x " +
+                                std::to_string(options_.batch));
+  }
+  input_ = x;
+  POLYGUARD_RETURN_IF_ERROR(ForwardProduct(step, options_.conv.output_size()));
+  Matrix a = Activate(options_.activation, s_);
+  if (options_.pool > 0) {
+    Matrix pooled;
+    MaxPool2d(pool_, a, &pooled, &argmax_);
+    a = std::move(pooled);
+  }
+  if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kActivation, &a);
+  return a;
+}
+
+StatusOr<Matrix> CodedConv2d::Backward(const MatrixRef& grad_output, int64_t step, bool need_input_gradient) {
+  if (grad_output.rows() != outputs() || grad_output.cols() != options_.batch || s_.size() == 0) {
+    return FailedPreconditionError("conv layer " + std::to_string(options_.layer) +
+                                   ": Backward needs a Forward of the same batch first and a " +
+                                   std::to_string(outputs()) + " x " + std::to_string(options_.batch) +
+                                   " output gradient");
+  }
+  const Matrix da = options_.pool > 0 ? MaxPool2dBackward(pool_, grad_output, argmax_) : Matrix(grad_output);
+  ds_ = da.cwiseProduct(ActivationDerivative(options_.activation, s_));
+  if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kHadamard, &ds_);
+  if (!need_input_gradient) return Matrix();
+  return TransposeProduct(step);
+}
+
+}  // namespace polyguard

@@ -1,0 +1,60 @@
+#include "polyguard/nn/coded_layer.h"
+
+#include <algorithm>
+#include <string>
+
+namespace polyguard {
+
+Status CodedLayer::InitTraining(const std::string& what, PeerGroup* group, FaultInjector* faults,
+                                std::unique_ptr<ProductCode> code, const MatrixRef& initial,
+                                const CodedProductOptions& product, int layer) {
+  group_ = group;
+  faults_ = faults;
+  code_ = std::move(code);
+  layer_ = layer;
+  if (!code_->supports_training()) return InvalidArgumentError(what + ": " + code_->Describe() + " cannot train");
+  if (group->size() < code_->transpose_threshold()) {
+    return InvalidArgumentError(what + ": the backward product of " + code_->Describe() + " needs " +
+                                std::to_string(code_->transpose_threshold()) + " peers, the group has " +
+                                std::to_string(group->size()));
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(product_, CodedProduct::Create(group, code_.get(), faults, product));
+  POLYGUARD_ASSIGN_OR_RETURN(shard_, code_->EncodeShard(initial, group->rank()));
+  velocity_ = Matrix::Zero(shard_.rows(), shard_.cols());
+  return Status::Ok();
+}
+
+Status CodedLayer::ForwardProduct(int64_t step, Eigen::Index rows) {
+  StatusOr<DecodedProduct> s = product_->Forward(&shard_, input_, step, layer_);
+  if (!s.ok()) {
+    // Stay usable for the rest of the step (see the header).
+    s_ = Matrix::Zero(rows, input_.cols());
+    last_wrong_.clear();
+    last_wrong_results_ = 0;
+    return s.status();
+  }
+  last_wrong_ = s->wrong_peers;
+  last_wrong_results_ = static_cast<int64_t>(last_wrong_.size());
+  s_ = std::move(s->product);
+  return Status::Ok();
+}
+
+StatusOr<Matrix> CodedLayer::TransposeProduct(int64_t step) {
+  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct g, product_->Transpose(&shard_, ds_, step, layer_));
+  last_wrong_results_ += static_cast<int64_t>(g.wrong_peers.size());
+  for (int p : g.wrong_peers)
+    if (std::find(last_wrong_.begin(), last_wrong_.end(), p) == last_wrong_.end()) last_wrong_.push_back(p);
+  std::sort(last_wrong_.begin(), last_wrong_.end());
+  return std::move(g.product);
+}
+
+Status CodedLayer::Update(const SgdOptions& sgd, int64_t step) {
+  if (ds_.size() == 0) {
+    return FailedPreconditionError("layer " + std::to_string(layer_) + ": Update needs a Backward first");
+  }
+  POLYGUARD_RETURN_IF_ERROR(CodedSgdStep(*code_, group_->rank(), sgd, ds_, input_, &shard_, &velocity_));
+  if (faults_ != nullptr) faults_->MaybeCorrupt(step, layer_, StepPoint::kUpdate, &shard_);
+  return Status::Ok();
+}
+
+}  // namespace polyguard
