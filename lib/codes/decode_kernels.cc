@@ -154,22 +154,35 @@ std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g) {
   const double floor_abs = std::max(0.5, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r * g)));
   int rank = 0;
   while (rank < sigma.size() && sigma(rank) > floor_abs) ++rank;
-  // Each wrong peer adds up to g dimensions.
-  const int wrong = (rank + g - 1) / g;
-  if (rank == 0 || rank >= red || wrong >= r) return flag;
+  // Each wrong peer adds between 1 and g dimensions (a soft error may hit
+  // only some of a peer's blocks, or all of them alike).
+  const int wrong_min = (rank + g - 1) / g, wrong_max = std::min(rank, r - 1);
+  if (rank == 0 || rank >= red || wrong_min >= r) return flag;
   const Matrix u = svd.matrixV().leftCols(rank);
+  // A peer's distance: the sine of the smallest angle between its parity
+  // columns' span and the syndrome's (0 when they share any direction).
   std::vector<std::pair<double, int>> dist;
   for (int j = 0; j < r; ++j) {
     const Matrix h = parity.middleCols(j * g, g);
-    const double hn = h.norm();
-    dist.emplace_back(hn > 0 ? (h - u * (u.transpose() * h)).norm() / hn : 1.0, j);
+    double d = 1.0;
+    if (g == 1) {
+      const double hn = h.norm();
+      d = hn > 0 ? (h - u * (u.transpose() * h)).norm() / hn : 1.0;
+    } else {
+      const Eigen::HouseholderQR<Matrix> hq(h);
+      const Matrix q = hq.householderQ() * Matrix::Identity(h.rows(), g);
+      const Matrix res = q - u * (u.transpose() * q);
+      d = Eigen::JacobiSVD<Matrix>(res).singularValues().minCoeff();
+    }
+    dist.emplace_back(d, j);
   }
   std::sort(dist.begin(), dist.end());
-  const bool clear_gap = dist[static_cast<size_t>(wrong - 1)].first <=
-                         0.05 * dist[static_cast<size_t>(wrong)].first;
+  int wrong = -1;
+  for (int w = wrong_min; w <= wrong_max && wrong < 0; ++w)
+    if (dist[static_cast<size_t>(w - 1)].first <= 0.05 * dist[static_cast<size_t>(w)].first) wrong = w;
   for (int j = 0; j < r; ++j) {
     const auto& [d, pos] = dist[static_cast<size_t>(j)];
-    if (clear_gap ? j < wrong : d < 1e-9) flag.push_back(pos);
+    if (wrong > 0 ? j < wrong : d < 1e-9) flag.push_back(pos);
   }
   return flag;
 }

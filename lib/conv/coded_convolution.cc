@@ -299,17 +299,35 @@ Status CodedConvolution::UpdateShard(Matrix* shard, int peer, const MatrixRef& d
   return Status::Ok();
 }
 
+Vector CodedConvolution::ProbeShard(const MatrixRef& shard, const Vector& probe) const {
+  const int64_t g = partition_.group, k = probe_columns();
+  const Matrix y = shard * probe.reshaped(shape().inner, k);  // 2g x k
+  // Block b's g x k numbers contiguous: [vec(y_0); vec(y_1)].
+  Vector out(2 * g * k);
+  for (int b = 0; b < 2; ++b) out.segment(b * g * k, g * k) = y.middleRows(b * g, g).reshaped();
+  return out;
+}
+
 StatusOr<std::vector<int>> CodedConvolution::CheckProbes(std::span<const PeerResult> probes) const {
-  const int64_t g = partition_.group;
-  POLYGUARD_RETURN_IF_ERROR(CheckResults(probes, 2 * g, 1).WithContext("coded convolution probes"));
-  std::vector<int> peers;
-  std::vector<const double*> columns;
-  for (const PeerResult& r : probes) {
-    peers.push_back(r.peer);
-    columns.push_back(r.value.data());
-    columns.push_back(r.value.data() + g);
+  // Each peer's value: one or more ProbeShard outputs stacked (the trainer
+  // probes the shard and the velocity at once), each [block 0; block 1].
+  const int64_t half = int64_t{partition_.group} * probe_columns();
+  const int64_t rows = probes.empty() ? 0 : probes[0].value.rows();
+  if (rows == 0 || rows % (2 * half) != 0) {
+    return InvalidArgumentError("coded convolution probes: " + std::to_string(rows) +
+                                " numbers per peer, expected a multiple of " + std::to_string(2 * half));
   }
-  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, shard_decoder_->Decode(peers, columns, g));
+  POLYGUARD_RETURN_IF_ERROR(CheckResults(probes, rows, 1).WithContext("coded convolution probes"));
+  const int64_t chunks = rows / (2 * half);
+  Matrix blocks(chunks * half, 2 * int64_t(probes.size()));  // per peer: its block 0, block 1
+  std::vector<int> peers;
+  for (size_t j = 0; j < probes.size(); ++j) {
+    peers.push_back(probes[j].peer);
+    for (int64_t c = 0; c < chunks; ++c)
+      for (int b = 0; b < 2; ++b)
+        blocks.col(2 * int64_t(j) + b).segment(c * half, half) = probes[j].value.col(0).segment((2 * c + b) * half, half);
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, shard_decoder_->Decode(peers, blocks));
   return outcome.wrong_peers;
 }
 

@@ -109,18 +109,23 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   // The image shape flowing into a convolution: the input's, then each
   // convolution's output; none after a dense layer.
   int channels = job.model().input_channels(), height = job.model().input_height(), width = job.model().input_width();
-  if (channels < 1 || inputs % channels != 0) {
-    return Bad(at({"model", "input_channels"}), "must be >= 1 and divide inputs (" + std::to_string(inputs) + ")");
-  }
-  if (height == 0 && width == 0) {
-    const int side = static_cast<int>(std::lround(std::sqrt(double(inputs / channels))));
-    height = width = side;
-  }
-  if (int64_t{channels} * height * width != inputs) {
-    return Bad(at({"model", "input_height"}), "channels x height x width = " + std::to_string(channels) + " x " +
-                                                  std::to_string(height) + " x " + std::to_string(width) +
-                                                  " must equal inputs (" + std::to_string(inputs) + ")");
-  }
+  // Checked at the first conv layer (a dense model's inputs need no shape).
+  auto image_shape = [&]() -> Status {
+    if (channels < 1 || inputs % channels != 0) {
+      return Bad(at({"model", "input_channels"}), "must be >= 1 and divide inputs (" + std::to_string(inputs) + ")");
+    }
+    if (height == 0 && width == 0) {
+      const int side = static_cast<int>(std::lround(std::sqrt(double(inputs / channels))));
+      height = width = side;
+    }
+    if (int64_t{channels} * height * width != inputs) {
+      return Bad(at({"model", "input_height"}), "channels x height x width = " + std::to_string(channels) + " x " +
+                                                    std::to_string(height) + " x " + std::to_string(width) +
+                                                    " must equal inputs (" + std::to_string(inputs) +
+                                                    ") for conv layers");
+    }
+    return Status::Ok();
+  };
   bool image = true;
   for (int i = 0; i < job.model().layer_size(); ++i) {
     const proto::Layer& l = job.model().layer(i);
@@ -128,6 +133,7 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
     if (!a.ok()) return Bad(at({"model", "layer"}, i), a.status().message());
     if (l.type() == "conv") {
       if (!image) return Bad(at({"model", "layer"}, i), "a conv layer cannot follow a dense layer");
+      if (i == 0) POLYGUARD_RETURN_IF_ERROR(image_shape());
       if (l.filters() < 1 || l.kernel() < 1) {
         return Bad(at({"model", "layer"}, i), "conv needs filters >= 1 and kernel >= 1, got " +
                                                    std::to_string(l.filters()) + " and " + std::to_string(l.kernel()));

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -162,6 +163,131 @@ TEST(CodedConvolution, TransposeAndUpdateMatchTheUncodedGradients) {
     ASSERT_TRUE(after.ok()) << after.status();
     EXPECT_LT(Rel(after->product, Conv2d(s, f_new, x)), 1e-10);
   }
+}
+
+// The direct convolution plus a bias per output channel.
+Matrix ConvWithBias(const ConvShape& s, const Matrix& fb, const Matrix& x) {
+  const int64_t fs = s.filter_size(), spatial = int64_t(s.out_height()) * s.out_width();
+  Matrix y = Conv2d(s, fb.leftCols(fs), x);
+  for (int n = 0; n < s.filters; ++n) y.middleRows(n * spatial, spatial).array() += fb(n, fs);
+  return y;
+}
+
+// With the bias folded in ([F | b]), the forward decodes conv + b from any K
+// peers, and the local update moves b by the output gradient's sums.
+TEST(CodedConvolution, BiasIsCodedDecodedAndUpdatedWithTheFilters) {
+  Random rng(6);
+  for (int t = 0; t < 12; ++t) {
+    const int k_a = int(rng.UniformInt(1, 2)), k_b = int(rng.UniformInt(1, 2));
+    const int p = std::max(k_a * k_b, 2 * k_b - 1) + int(rng.UniformInt(1, 3));
+    const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
+    const int batch = int(rng.UniformInt(1, 3));
+    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = batch, .bias = true}).value();
+    SCOPED_TRACE(code->Describe());
+    EXPECT_EQ(code->shape().inner, s.filter_size() + 1);
+    Matrix fb = rng.NormalMatrix(s.filters, s.filter_size() + 1);
+    const Matrix x = rng.NormalMatrix(s.input_size(), batch);
+    const Matrix dy = rng.NormalMatrix(s.output_size(), batch);
+    std::vector<Matrix> shards;
+    std::vector<PeerResult> all;
+    for (int r = 0; r < p; ++r) {
+      shards.push_back(code->EncodeShard(fb, r).value());
+      all.push_back({r, code->PeerProduct(shards.back(), code->EncodeInput(x, r).value())});
+    }
+    const int k = code->recovery_threshold();
+    std::vector<PeerResult> first(all.end() - k, all.end());
+    auto got = code->Decode(first);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_LT(Rel(got->product, ConvWithBias(s, fb, x)), 1e-10);
+    // The bias takes no part in the input gradient.
+    std::vector<PeerResult> t_all;
+    for (int r = 0; r < p; ++r)
+      t_all.push_back({r, code->PeerTransposeProduct(shards[size_t(r)], code->EncodeTransposeInput(dy, r).value())});
+    auto dx = code->DecodeTranspose(t_all);
+    ASSERT_TRUE(dx.ok()) << dx.status();
+    EXPECT_LT(Rel(dx->product, Conv2dInputGradient(s, fb.leftCols(s.filter_size()), dy)), 1e-10);
+    const double eta = 0.05;
+    std::vector<PeerResult> fwd;
+    for (int r = 0; r < p; ++r) {
+      ASSERT_TRUE(code->UpdateShard(&shards[size_t(r)], r, dy, x, eta).ok());
+      fwd.push_back({r, code->PeerProduct(shards[size_t(r)], code->EncodeInput(x, r).value())});
+    }
+    const int64_t spatial = int64_t(s.out_height()) * s.out_width();
+    Matrix f_new = fb;
+    f_new.leftCols(s.filter_size()) -= eta * Conv2dFilterGradient(s, x, dy);
+    for (int n = 0; n < s.filters; ++n) f_new(n, s.filter_size()) -= eta * dy.middleRows(n * spatial, spatial).sum();
+    auto after = code->Decode(fwd);
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_LT(Rel(after->product, ConvWithBias(s, f_new, x)), 1e-10);
+  }
+}
+
+// Scrub: the probes of every shard name the corrupted ones (up to
+// P - k_b - 1); repair regenerates a shard exactly from any healthy k_b.
+TEST(CodedConvolution, ScrubLocatesCorruptedShardsAndRepairRebuildsThem) {
+  Random rng(8);
+  for (int t = 0; t < 30; ++t) {
+    const int k_a = int(rng.UniformInt(1, 3)), k_b = int(rng.UniformInt(1, 3));
+    const int p = std::max(k_a * k_b, 2 * k_b - 1) + int(rng.UniformInt(2, 4));
+    const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
+    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = 1, .bias = true}).value();
+    SCOPED_TRACE(code->Describe());
+    ASSERT_TRUE(code->supports_training());
+    const Matrix fb = rng.NormalMatrix(s.filters, s.filter_size() + 1);
+    std::vector<Matrix> shards;
+    for (int r = 0; r < p; ++r) shards.push_back(code->EncodeShard(fb, r).value());
+    // Corrupt up to P - k_b - 1 random shards.
+    const int bad_count = int(rng.UniformInt(0, std::min<int64_t>(p - k_b - 1, s.filter_size() + 1)));
+    std::vector<int> bad;
+    while (int(bad.size()) < bad_count) {
+      const int b = int(rng.UniformInt(0, p - 1));
+      if (std::find(bad.begin(), bad.end(), b) == bad.end()) bad.push_back(b);
+    }
+    std::sort(bad.begin(), bad.end());
+    std::vector<Matrix> stored = shards;
+    // Each at its own column (a probe cannot tell apart errors that hit the
+    // same column of several shards: the probabilistic model's assumption),
+    // either one entry (one block of the peer) or the whole column (both).
+    std::vector<int64_t> cols;
+    for (int b : bad) {
+      int64_t j;
+      do j = rng.UniformInt(0, s.filter_size()); while (std::find(cols.begin(), cols.end(), j) != cols.end());
+      cols.push_back(j);
+      if (rng.UniformInt(0, 1) == 0) {
+        stored[size_t(b)](rng.UniformInt(0, stored[0].rows() - 1), j) += rng.Normal();
+      } else {
+        stored[size_t(b)].col(j).array() += 1.0;
+      }
+    }
+    const Vector probe = rng.NormalMatrix(code->probe_length(), 1).col(0);
+    std::vector<PeerResult> probes;
+    for (int r = 0; r < p; ++r) probes.push_back({r, code->ProbeShard(stored[size_t(r)], probe)});
+    auto found = code->CheckProbes(probes);
+    ASSERT_TRUE(found.ok()) << found.status() << " corrupted " << ::testing::PrintToString(bad);
+    EXPECT_EQ(*found, bad);
+    std::vector<int> healthy;
+    for (int r = 0; r < p; ++r)
+      if (!std::binary_search(bad.begin(), bad.end(), r)) healthy.push_back(r);
+    for (int target = 0; target < p; ++target) {
+      auto sources = code->RepairSources(target, healthy);
+      ASSERT_TRUE(sources.ok()) << sources.status();
+      ASSERT_EQ(int(sources->size()), k_b);
+      std::vector<PeerResult> from;
+      for (int q : *sources) {
+        EXPECT_NE(q, target);
+        EXPECT_TRUE(std::binary_search(healthy.begin(), healthy.end(), q));
+        from.push_back({q, stored[size_t(q)]});
+      }
+      auto rebuilt = code->RepairShard(target, from);
+      ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+      EXPECT_LT(Rel(*rebuilt, shards[size_t(target)]), 1e-11) << "target " << target;
+    }
+  }
+  auto code = CodedConvolution::Create({.channels = 1, .height = 6, .width = 6, .filters = 4, .kernel_h = 3, .kernel_w = 3},
+                                       {.peers = 5, .k_a = 1, .k_b = 2}).value();
+  EXPECT_EQ(code->RepairSources(0, std::vector<int>{0, 1}).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(code->RepairShard(0, std::vector<PeerResult>{{1, Matrix::Zero(4, 9)}}).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(CodedConvolution, RejectsBadInput) {

@@ -123,6 +123,82 @@ TEST(Trainer, EveryStrategyFollowsTheUncodedReferenceWithoutFaults) {
   }
 }
 
+// A small CNN on 1 x 8 x 8 inputs: two convolutions (the first pooled to
+// 4 x 4 x 4, the second to 6 x 2 x 2) and a dense layer.
+SequentialOptions SmallCnn(Strategy strategy) {
+  SequentialOptions m = SmallMlp(strategy);
+  const ConvShape c1{.channels = 1, .height = 8, .width = 8, .filters = 4, .kernel_h = 3, .kernel_w = 3, .stride = 1, .pad = 1};
+  const ConvShape c2{.channels = 4, .height = 4, .width = 4, .filters = 6, .kernel_h = 3, .kernel_w = 3, .stride = 1, .pad = 1};
+  m.layers = {ConvLayerSpec(c1, 2, 0, Activation::kRelu), ConvLayerSpec(c2, 2, 0, Activation::kTanh),
+              {24, 3, Activation::kIdentity}};
+  m.code.k_a = 2;
+  m.code.k_b = 2;
+  return m;
+}
+
+// Without faults a CNN under every strategy follows uncoded single-process
+// training (direct convolutions) for 50 steps: the coded convolution (FCDCC)
+// under genpolydot, and the im2col product under every strategy.
+TEST(Trainer, CnnFollowsTheUncodedReferenceWithoutFaults) {
+  auto data = SyntheticClassification::Create(64, 3, 5).value();
+  std::vector<std::pair<std::string, SequentialOptions>> variants;
+  variants.emplace_back("fcdcc", SmallCnn(Strategy::kPolyDot));
+  variants.emplace_back("fcdcc-ka1-kb2", SmallCnn(Strategy::kPolyDot));
+  variants.back().second.code.k_a = 1;
+  variants.back().second.code.k_b = 2;  // K = 2, backward 3
+  variants.emplace_back("genpolydot-im2col", SmallCnn(Strategy::kPolyDot));
+  variants.back().second.fcdcc = false;
+  for (Strategy strategy : {Strategy::kMds, Strategy::kReplication, Strategy::kAbft, Strategy::kUncoded})
+    variants.emplace_back(std::string(StrategyName(strategy)), SmallCnn(strategy));
+  for (const auto& [label, model] : variants) {
+    SCOPED_TRACE(label);
+    Job job;
+    job.name = "cnn-follow-" + label;
+    job.model = model;
+    job.trainer = Sgd();
+    job.steps = 50;
+    const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
+    EXPECT_LT(ref.back(), 0.8 * ref.front());  // it learns
+    for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+      ASSERT_TRUE(peer.status.ok()) << peer.status;
+      for (int s = 0; s < job.steps; ++s)
+        ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8) << "step " << s + 1;
+      EXPECT_EQ(peer.counters.results_located_wrong, 0);
+      EXPECT_EQ(peer.counters.recomputations, 0);
+      EXPECT_EQ(peer.counters.steps, job.steps);
+    }
+  }
+}
+
+// Faults at every step point of every peer (2% per point and step): the CNN
+// under the coded convolution stays on the fault-free trajectory.
+TEST(Trainer, CnnTrainsThroughFaultsAtEveryPoint) {
+  auto data = SyntheticClassification::Create(64, 3, 5).value();
+  FaultModel faults;
+  faults.error_rate = 0.02;
+  Job job;
+  job.name = "cnn-faults";
+  job.model = SmallCnn(Strategy::kPolyDot);
+  job.trainer = Sgd();
+  job.faults = &faults;
+  job.steps = 120;
+  const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
+  TrainingCounters total;
+  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+    ASSERT_TRUE(peer.status.ok()) << peer.status;
+    for (int s = 0; s < job.steps; ++s)
+      EXPECT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-6) << "step " << s + 1;
+    total.faults_injected += peer.counters.faults_injected;
+    total.results_corrected += peer.counters.results_corrected;
+    total.copies_replaced += peer.counters.copies_replaced;
+    total.shard_repairs = peer.counters.shard_repairs;
+    total.rollbacks = peer.counters.rollbacks;
+  }
+  std::cout << "fcdcc cnn at eps = 0.02: " << FormatCounters(total) << "\n";
+  EXPECT_GT(total.faults_injected, 50);
+  EXPECT_GT(total.results_corrected, 50);
+}
+
 SequentialOptions FaultMlp(Strategy strategy) {
   SequentialOptions m = SmallMlp(strategy);
   m.layers = {{10, 16, Activation::kTanh}, {16, 12, Activation::kTanh}, {12, 4, Activation::kIdentity}};
@@ -183,23 +259,32 @@ TEST(Trainer, PolyDotTrainsThroughFaultsAtEveryPointAndUncodedDoesNot) {
 // Correctness test 3: a shard corrupted at step 20 is located, repaired from
 // healthy shards, and training stays on the fault-free trajectory.
 TEST(Trainer, CorruptedShardIsFoundAndRepaired) {
-  auto data = SyntheticClassification::Create(6, 3, 5).value();
-  for (Strategy strategy : {Strategy::kPolyDot, Strategy::kReplication}) {
-    SCOPED_TRACE(std::string(StrategyName(strategy)));
+  struct Case {
+    std::string label;
+    SequentialOptions model;
+    int peers = 8;
+    int layer = 1;  // whose shard is corrupted
+  };
+  std::vector<Case> cases = {{"genpolydot", SmallMlp(Strategy::kPolyDot)},
+                             // Two replicas only detect a wrong copy; three outvote it.
+                             {"replication", SmallMlp(Strategy::kReplication), 6},
+                             // A convolution's coded filters (FCDCC), repaired from k_b shards.
+                             {"fcdcc-cnn", SmallCnn(Strategy::kPolyDot), 8, 0}};
+  cases[1].model.code.replicas = 3;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.label);
+    auto data = SyntheticClassification::Create(c.model.layers.front().inputs, 3, 5).value();
     Job job;
-    job.name = "repair-" + std::string(StrategyName(strategy));
-    job.model = SmallMlp(strategy);
-    if (strategy == Strategy::kReplication) {
-      // Two replicas only detect a wrong copy; three outvote it.
-      job.peers = 6;
-      job.model.code.replicas = 3;
-    }
+    job.name = "repair-" + c.label;
+    job.model = c.model;
+    job.peers = c.peers;
     job.trainer = Sgd();
     job.trainer.scrub_interval = 0;  // only the repeated location triggers it
     job.steps = 60;
-    job.after_step = [](int rank, int64_t step, Trainer&, Sequential& model) {
+    const int layer = c.layer;
+    job.after_step = [layer](int rank, int64_t step, Trainer&, Sequential& model) {
       if (rank == 2 && step == 20) {
-        Matrix* shard = model.layer(1).mutable_shard();
+        Matrix* shard = model.layer(layer).mutable_shard();
         *shard += Random(3).NormalMatrix(shard->rows(), shard->cols());
       }
     };

@@ -133,10 +133,15 @@ class CodedConvolution : public ProductCode {
   Status UpdateShard(Matrix* shard, int peer, const MatrixRef& grad_output, const MatrixRef& input,
                      double eta) const override;
 
-  // Scrub and repair (see above): probes of length inner; RepairSources
+  // Scrub and repair (see above). A probe is `probe_columns()` random
+  // vectors of length inner, so that each of a peer's two blocks gives at
+  // least 2P numbers: locating e wrong peers needs that many independent
+  // entries, and a block has only g = ceil(N / 2 k_b) rows. RepairSources
   // returns k_b healthy peers spread around the circle; RepairShard rebuilds
   // the target's shard (or velocity) from exactly those.
-  int64_t probe_length() const override { return shape().inner; }
+  int64_t probe_length() const override { return shape().inner * probe_columns(); }
+  int probe_columns() const { return (2 * num_peers() + partition_.group - 1) / partition_.group; }
+  Vector ProbeShard(const MatrixRef& shard, const Vector& probe) const override;
   StatusOr<std::vector<int>> CheckProbes(std::span<const PeerResult> probes) const override;
   StatusOr<std::vector<int>> RepairSources(int target, std::span<const int> healthy) const override;
   StatusOr<Matrix> RepairShard(int target, std::span<const PeerResult> sources) const override;
