@@ -342,8 +342,10 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
       logits.col(j).maxCoeff(&best);
       correct += static_cast<int>(best) == labels[size_t(j)] ? 1 : 0;
     }
-    // Every peer must take the same decision: agree on failure and on the count.
-    const std::vector<double> mine = {forward.ok() ? 0.0 : 1.0, double(correct)};
+    // Every peer must take the same decision: agree on failure, on the
+    // count, and on whether any decode located wrong peers.
+    const std::vector<double> mine = {forward.ok() ? 0.0 : 1.0, double(correct),
+                                      model_->last_wrong_results() > 0 ? 1.0 : 0.0};
     POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, {round, kControlLayer, kAgreeOp}));
     if ((all.row(0).array() != 0.0).any()) {
       // A corrupted stored shard would fail the retry too.
@@ -352,8 +354,17 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
       if (!repairable) break;
       continue;
     }
+    if ((all.row(2).array() != 0.0).any()) {
+      // Evaluation runs many forwards and no updates: a shard hit during it
+      // must not wait for the next training step's scrub, or hits pile up
+      // past what the code corrects. (This result is already correct.)
+      bool repairable = true;
+      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, &repairable).status());
+    }
     // The count most peers computed (a peer's local copy may be wrong).
-    std::vector<double> counts(all.row(1).data(), all.row(1).data() + all.cols());
+    // (A row of the column-major gather is strided: copy it entry by entry.)
+    std::vector<double> counts(static_cast<size_t>(all.cols()));
+    for (Eigen::Index q = 0; q < all.cols(); ++q) counts[size_t(q)] = all(1, q);
     std::sort(counts.begin(), counts.end());
     return static_cast<int>(counts[counts.size() / 2]);
   }

@@ -34,7 +34,7 @@ TEST(JobSpec, ParsesAGoodSpec) {
 }
 
 TEST(JobSpec, BundledSpecsParse) {
-  for (const char* name : {"mlp_mnist", "mlp_synthetic_small"}) {
+  for (const char* name : {"mlp_mnist", "mlp_synthetic_small", "lenet5_mnist"}) {
     auto spec = LoadJobSpec(std::string(POLYGUARD_SOURCE_DIR) + "/models/" + name + ".textproto");
     EXPECT_TRUE(spec.ok()) << spec.status();
   }
@@ -69,6 +69,61 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
             std::string::npos);
   EXPECT_EQ(error("peers: 8", "peers: 0"), "bad.textproto:2: peers: must be in [1, 64], got 0");
   EXPECT_NE(LoadJobSpec("/nonexistent/job.textproto").status().message().find("cannot open"),
+            std::string::npos);
+}
+
+const char kCnn[] = R"(name: "cnn"
+peers: 8
+model {
+  inputs: 784
+  layer { type: "conv" filters: 6 kernel: 5 pad: 2 pool: 2 }
+  layer { type: "conv" filters: 16 kernel: 5 pool: 2 }
+  layer { outputs: 10 activation: "identity" }
+}
+code { strategy: "genpolydot" conv_k_a: 2 conv_k_b: 3 }
+batch: 16
+steps: 10
+)";
+
+// Convolution layers: shapes flow from the input image through each
+// convolution and pooling to the dense layers.
+TEST(JobSpec, ConvolutionLayers) {
+  auto spec = ParseJobSpec(kCnn, "cnn.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const auto& layers = spec->model.layers;
+  ASSERT_EQ(layers.size(), 3u);
+  EXPECT_EQ(layers[0].kind, LayerKind::kConv);
+  EXPECT_EQ(layers[0].conv.height, 28);
+  EXPECT_EQ(layers[0].outputs, 6 * 14 * 14);
+  EXPECT_EQ(layers[1].conv.channels, 6);
+  EXPECT_EQ(layers[1].conv.height, 14);
+  EXPECT_EQ(layers[1].outputs, 16 * 5 * 5);
+  EXPECT_EQ(layers[2].kind, LayerKind::kDense);
+  EXPECT_EQ(layers[2].inputs, 400);
+  EXPECT_EQ(spec->model.code.k_a, 2);
+  EXPECT_EQ(spec->model.code.k_b, 3);
+  EXPECT_TRUE(spec->model.fcdcc);
+  auto error = [](const std::string& from, const std::string& to) {
+    std::string text = kCnn;
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    auto spec = ParseJobSpec(text, "cnn.textproto");
+    EXPECT_FALSE(spec.ok()) << to;
+    return spec.status().message();
+  };
+  EXPECT_NE(error("kernel: 5 pad: 2", "kernel: 40 pad: 2").find("cnn.textproto:5: model.layer[0]: conv"),
+            std::string::npos);
+  EXPECT_NE(error("type: \"conv\" filters: 6", "type: \"pool\" filters: 6").find("type must be dense or conv"),
+            std::string::npos);
+  EXPECT_NE(error("inputs: 784", "inputs: 785").find("must equal inputs (785) for conv layers"), std::string::npos);
+  EXPECT_NE(error("kernel: 5 pool: 2 }", "kernel: 5 pool: 20 }").find("model.layer[1]"), std::string::npos);
+  EXPECT_NE(error("conv_k_b: 3", "conv_k_b: 0").find("code.conv_k_b: must be >= 1"), std::string::npos);
+  EXPECT_NE(error("conv_k_b: 3", "conv_code: \"fft\"").find("code.conv_code: must be fcdcc or im2col"),
+            std::string::npos);
+  // A convolution after a dense layer has no image to work on.
+  EXPECT_NE(error("  layer { outputs: 10", "  layer { outputs: 12 }\n  layer { type: \"conv\" filters: 2 kernel: 1 }\n  layer { outputs: 10")
+                .find("a conv layer cannot follow a dense layer"),
             std::string::npos);
 }
 
