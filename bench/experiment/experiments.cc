@@ -177,13 +177,7 @@ StatusOr<ProductCodeOptions> CodeOptions(const proto::Code& c, int peers, Produc
   if (!c.points().empty()) {
     POLYGUARD_ASSIGN_OR_RETURN(o.points, ParsePointKind(c.points()));
   }
-  if (o.strategy == Strategy::kMds && o.row_blocks == 0) {
-    POLYGUARD_ASSIGN_OR_RETURN(ProductMdsOptions layout, DefaultProductMdsLayout(peers));
-    o.row_peers = layout.row_peers;
-    o.row_blocks = layout.row_blocks;
-    o.col_peers = layout.col_peers;
-    o.col_blocks = layout.col_blocks;
-  }
+  POLYGUARD_RETURN_IF_ERROR(UseDefaultProductMdsLayout(&o));
   return o;
 }
 

@@ -331,4 +331,14 @@ StatusOr<Matrix> ProductMdsCode::RepairShard(int target, std::span<const PeerRes
   return out;
 }
 
+Status UseDefaultProductMdsLayout(ProductCodeOptions* o) {
+  if (o->strategy != Strategy::kMds || o->row_blocks != 0) return Status::Ok();
+  POLYGUARD_ASSIGN_OR_RETURN(ProductMdsOptions layout, DefaultProductMdsLayout(o->peers));
+  o->row_peers = layout.row_peers;
+  o->row_blocks = layout.row_blocks;
+  o->col_peers = layout.col_peers;
+  o->col_blocks = layout.col_blocks;
+  return Status::Ok();
+}
+
 }  // namespace polyguard

@@ -16,14 +16,7 @@ StatusOr<std::unique_ptr<Im2ColConvolution>> Im2ColConvolution::Create(const Con
   }
   const int64_t spatial = int64_t(shape.out_height()) * shape.out_width();
   o.shape = {shape.filters, shape.filter_size() + 1, spatial * batch};
-  if (o.strategy == Strategy::kMds && o.row_blocks == 0) {
-    // Training needs the product-code layout (the 1-D code has no backward).
-    POLYGUARD_ASSIGN_OR_RETURN(ProductMdsOptions layout, DefaultProductMdsLayout(o.peers));
-    o.row_peers = layout.row_peers;
-    o.row_blocks = layout.row_blocks;
-    o.col_peers = layout.col_peers;
-    o.col_blocks = layout.col_blocks;
-  }
+  POLYGUARD_RETURN_IF_ERROR(UseDefaultProductMdsLayout(&o));
   auto code = std::unique_ptr<Im2ColConvolution>(new Im2ColConvolution(shape, batch, o.peers));
   POLYGUARD_ASSIGN_OR_RETURN(code->inner_, MakeProductCode(o));
   return code;

@@ -34,14 +34,7 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
   if (o.product.wait_for != 0) code.decoder.tolerance = std::max(code.decoder.tolerance, 1e-9);
   code.shape = {o.outputs, o.inputs + 1, o.batch};
   code.peers = group->size();
-  if (code.strategy == Strategy::kMds && code.row_blocks == 0) {
-    // Training needs the product-code layout (the 1-D code has no backward).
-    POLYGUARD_ASSIGN_OR_RETURN(ProductMdsOptions layout, DefaultProductMdsLayout(code.peers));
-    code.row_peers = layout.row_peers;
-    code.row_blocks = layout.row_blocks;
-    code.col_peers = layout.col_peers;
-    code.col_blocks = layout.col_blocks;
-  }
+  POLYGUARD_RETURN_IF_ERROR(UseDefaultProductMdsLayout(&code));
   POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> made, MakeProductCode(code));
   if (code.strategy == Strategy::kLowWeight) {
     layer->sparse_ = true;

@@ -90,6 +90,34 @@ std::vector<PeerOutcome> RunOnThreads(const Job& job, const SyntheticClassificat
 
 double RelativeDifference(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-300); }
 
+// Runs the job and checks every peer's loss at every step against uncoded
+// single-process training to `tolerance`; returns the counters summed over
+// peers (the per-job ones, taken from the last peer).
+TrainingCounters ExpectOnReferenceTrajectory(const Job& job, const SyntheticClassification& data,
+                                             double tolerance) {
+  const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, data, job.steps);
+  EXPECT_LT(ref.back(), 0.8 * ref.front());  // it learns
+  TrainingCounters total;
+  for (const PeerOutcome& peer : RunOnThreads(job, data)) {
+    EXPECT_TRUE(peer.status.ok()) << peer.status;
+    if (!peer.status.ok()) continue;
+    for (int s = 0; s < job.steps; ++s) {
+      EXPECT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), tolerance) << "step " << s + 1;
+      if (RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]) > tolerance) break;
+    }
+    total.faults_injected += peer.counters.faults_injected;
+    total.results_corrected += peer.counters.results_corrected;
+    total.results_located_wrong += peer.counters.results_located_wrong;
+    total.copies_replaced += peer.counters.copies_replaced;
+    total.steps = peer.counters.steps;
+    total.recomputations = peer.counters.recomputations;
+    total.shard_repairs = peer.counters.shard_repairs;
+    total.rollbacks = peer.counters.rollbacks;
+    total.scrubs = peer.counters.scrubs;
+  }
+  return total;
+}
+
 // Correctness test 1: without faults every strategy follows uncoded
 // single-process training of the same seed.
 TEST(Trainer, EveryStrategyFollowsTheUncodedReferenceWithoutFaults) {
@@ -109,17 +137,11 @@ TEST(Trainer, EveryStrategyFollowsTheUncodedReferenceWithoutFaults) {
     job.name = "follow-" + label;
     job.model = model;
     job.trainer = Sgd();
-    const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
-    EXPECT_LT(ref.back(), 0.8 * ref.front());  // it learns
-    for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
-      ASSERT_TRUE(peer.status.ok()) << peer.status;
-      for (int s = 0; s < job.steps; ++s)
-        ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8) << "step " << s + 1;
-      EXPECT_EQ(peer.counters.results_located_wrong, 0);
-      EXPECT_EQ(peer.counters.recomputations, 0);
-      EXPECT_EQ(peer.counters.rollbacks, 0);
-      EXPECT_EQ(peer.counters.steps, job.steps);
-    }
+    const TrainingCounters c = ExpectOnReferenceTrajectory(job, *data, 1e-8);
+    EXPECT_EQ(c.results_located_wrong, 0);
+    EXPECT_EQ(c.recomputations, 0);
+    EXPECT_EQ(c.rollbacks, 0);
+    EXPECT_EQ(c.steps, job.steps);
   }
 }
 
@@ -157,16 +179,10 @@ TEST(Trainer, CnnFollowsTheUncodedReferenceWithoutFaults) {
     job.model = model;
     job.trainer = Sgd();
     job.steps = 50;
-    const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
-    EXPECT_LT(ref.back(), 0.8 * ref.front());  // it learns
-    for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
-      ASSERT_TRUE(peer.status.ok()) << peer.status;
-      for (int s = 0; s < job.steps; ++s)
-        ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8) << "step " << s + 1;
-      EXPECT_EQ(peer.counters.results_located_wrong, 0);
-      EXPECT_EQ(peer.counters.recomputations, 0);
-      EXPECT_EQ(peer.counters.steps, job.steps);
-    }
+    const TrainingCounters c = ExpectOnReferenceTrajectory(job, *data, 1e-8);
+    EXPECT_EQ(c.results_located_wrong, 0);
+    EXPECT_EQ(c.recomputations, 0);
+    EXPECT_EQ(c.steps, job.steps);
   }
 }
 
@@ -182,18 +198,7 @@ TEST(Trainer, CnnTrainsThroughFaultsAtEveryPoint) {
   job.trainer = Sgd();
   job.faults = &faults;
   job.steps = 120;
-  const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
-  TrainingCounters total;
-  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
-    ASSERT_TRUE(peer.status.ok()) << peer.status;
-    for (int s = 0; s < job.steps; ++s)
-      EXPECT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-6) << "step " << s + 1;
-    total.faults_injected += peer.counters.faults_injected;
-    total.results_corrected += peer.counters.results_corrected;
-    total.copies_replaced += peer.counters.copies_replaced;
-    total.shard_repairs = peer.counters.shard_repairs;
-    total.rollbacks = peer.counters.rollbacks;
-  }
+  const TrainingCounters total = ExpectOnReferenceTrajectory(job, *data, 1e-6);
   std::cout << "fcdcc cnn at eps = 0.02: " << FormatCounters(total) << "\n";
   EXPECT_GT(total.faults_injected, 50);
   EXPECT_GT(total.results_corrected, 50);
@@ -254,20 +259,7 @@ TEST(Trainer, PolyDotTrainsThroughFaultsAtEveryPointAndUncodedDoesNot) {
   job.faults = &faults;
   job.steps = 300;
   const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
-  TrainingCounters total;
-  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
-    ASSERT_TRUE(peer.status.ok()) << peer.status;
-    EXPECT_LE(RelativeDifference(peer.losses.back(), ref.back()), 1e-6);
-    for (int s = 0; s < job.steps; ++s)
-      EXPECT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-6) << "step " << s + 1;
-    total.faults_injected += peer.counters.faults_injected;
-    total.results_corrected += peer.counters.results_corrected;
-    total.copies_replaced += peer.counters.copies_replaced;
-    total.recomputations = peer.counters.recomputations;
-    total.shard_repairs = peer.counters.shard_repairs;
-    total.rollbacks = peer.counters.rollbacks;
-    total.scrubs = peer.counters.scrubs;
-  }
+  const TrainingCounters total = ExpectOnReferenceTrajectory(job, *data, 1e-6);
   std::cout << "genpolydot at eps = 0.02: " << FormatCounters(total) << "\n";
   EXPECT_GT(total.faults_injected, 100);
   EXPECT_GT(total.results_corrected, 100);

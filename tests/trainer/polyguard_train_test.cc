@@ -88,6 +88,29 @@ TEST_F(PolyguardTrain, LocalModeTrainsAndSummarises) {
   EXPECT_GT(std::stod(m[1]), 0.6);  // a 4-class task learned in 40 steps
 }
 
+// The bundled small CNN (coded convolutions, pooling, a dense layer) on 6
+// peer processes: with soft errors at every step point it ends on the same
+// losses and test accuracy as without.
+TEST_F(PolyguardTrain, CnnTrainsThroughFaultsToTheFaultFreeResult) {
+  const std::string cnn = std::string(POLYGUARD_SOURCE_DIR) + "/models/cnn_synthetic_small.textproto";
+  const Outcome clean = Train("--spec " + cnn + " --error-rate 0 --quiet", dir_);
+  ASSERT_EQ(clean.exit_code, 0) << clean.err;
+  const Outcome faulty = Train("--spec " + cnn + " --error-rate 0.01 --quiet", dir_);
+  ASSERT_EQ(faulty.exit_code, 0) << faulty.err;
+  std::smatch a, b, f;
+  ASSERT_TRUE(std::regex_search(clean.out, a, std::regex("test accuracy: ([0-9.]+ \\([0-9]+ of [0-9]+\\))"))) << clean.out;
+  ASSERT_TRUE(std::regex_search(faulty.out, b, std::regex("test accuracy: ([0-9.]+ \\([0-9]+ of [0-9]+\\))"))) << faulty.out;
+  EXPECT_EQ(a[1], b[1]);
+  ASSERT_TRUE(std::regex_search(faulty.out, f, std::regex("faults: ([0-9]+) injected")));
+  EXPECT_GT(std::stoi(f[1]), 20);
+  const auto want = Losses(clean.out), got = Losses(faulty.out);
+  ASSERT_FALSE(want.empty()) << clean.out;
+  for (const auto& [step, loss] : want) {
+    ASSERT_TRUE(got.count(step)) << "step " << step;
+    EXPECT_NEAR(std::stod(got.at(step)), std::stod(loss), 2e-6) << "step " << step;  // printed to 6 places
+  }
+}
+
 TEST_F(PolyguardTrain, BadSpecsAndArgumentsAreRefusedWithReasons) {
   Outcome o = Train("--spec " + WriteSpec("snapshot_interval: 0\n"), dir_);
   EXPECT_EQ(o.exit_code, 2);

@@ -52,6 +52,10 @@ int ProductMdsPeers(const ProductMdsOptions& options);
 // A layout with one parity row and column for `peers` peers and the most
 // data blocks (the smallest shards), or InvalidArgument when none fits.
 StatusOr<ProductMdsOptions> DefaultProductMdsLayout(int peers);
+// Training needs the product layout (the 1-D MDS code has no backward): for
+// the mds strategy with no layout given (row_blocks 0), fills in
+// DefaultProductMdsLayout(options->peers). Other strategies are left alone.
+Status UseDefaultProductMdsLayout(ProductCodeOptions* options);
 
 class ProductMdsCode : public ProductCode {
  public:
