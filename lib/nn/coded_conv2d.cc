@@ -76,13 +76,16 @@ StatusOr<Matrix> CodedConv2d::Forward(const MatrixRef& x, int64_t step) {
                                 std::to_string(options_.batch));
   }
   input_ = x;
-  POLYGUARD_RETURN_IF_ERROR(ForwardProduct(step, options_.conv.output_size()));
+  // After a failed decode s_ is zero: pool it anyway, so that the step's
+  // Backward (every peer still runs it) finds window maxima of this batch.
+  const Status product = ForwardProduct(step, options_.conv.output_size());
   Matrix a = Activate(options_.activation, s_);
   if (options_.pool > 0) {
     Matrix pooled;
     MaxPool2d(pool_, a, &pooled, &argmax_);
     a = std::move(pooled);
   }
+  if (!product.ok()) return product;
   if (faults_ != nullptr) faults_->MaybeCorrupt(step, options_.layer, StepPoint::kActivation, &a);
   return a;
 }

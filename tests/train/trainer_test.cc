@@ -204,6 +204,30 @@ TEST(Trainer, CnnTrainsThroughFaultsAtEveryPoint) {
   EXPECT_GT(total.results_corrected, 50);
 }
 
+// More wrong peers than the coded convolution corrects (5 of 8, K = 4): every
+// step fails to decode, and the job ends with DataLoss after its retries and
+// rollbacks (every peer still completes each step's exchanges, with the
+// failed layer's output taken as zero through pooling and backward).
+TEST(Trainer, CnnBeyondCorrectionEndsWithDataLoss) {
+  auto data = SyntheticClassification::Create(64, 3, 5).value();
+  FaultModel faults;
+  faults.error_rate = 1.0;
+  faults.points = {StepPoint::kProduct};
+  faults.faulty_peers = {0, 1, 2, 3, 4};
+  Job job;
+  job.name = "cnn-beyond";
+  job.model = SmallCnn(Strategy::kPolyDot);
+  job.trainer = Sgd();
+  job.trainer.max_retries = 1;
+  job.trainer.max_rollbacks = 1;
+  job.faults = &faults;
+  job.steps = 3;
+  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+    EXPECT_EQ(peer.status.code(), StatusCode::kDataLoss) << peer.status;
+    EXPECT_NE(peer.status.message().find("rollbacks"), std::string::npos) << peer.status;
+  }
+}
+
 // Evaluation runs forwards only: shards hit by faults during it are found
 // and repaired at once, and the counts equal the fault-free ones.
 TEST(Trainer, EvaluationUnderShardFaultsCountsAsWithout) {
