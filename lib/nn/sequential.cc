@@ -35,6 +35,11 @@ Matrix InitialWeights(const LayerSpec& l, uint64_t seed, int index) {
   Matrix w = Matrix::Zero(rows, fan_in + 1);
   for (Eigen::Index j = 0; j < fan_in; ++j)
     for (Eigen::Index i = 0; i < rows; ++i) w(i, j) = rng.Uniform(-limit, limit);
+  // Convolutions start with a small positive bias: on images with blank
+  // regions (MNIST's zero background) a zero bias makes many pre-activations
+  // exactly 0, where ReLU's derivative would be decided by the decode's
+  // roundoff (+-1e-17) instead of by the data.
+  if (conv) w.col(fan_in).setConstant(0.01);
   return w;
 }
 

@@ -64,7 +64,7 @@ struct SequentialOptions {
 // Seeded initial [W | b] (outputs x (inputs + 1)): W uniform in +-limit with
 // limit = sqrt(6 / inputs) for ReLU (He) and sqrt(6 / (inputs + outputs))
 // otherwise (Glorot); b = 0. For a convolution [F | b] (N x (C kh kw + 1)),
-// with fan-in C kh kw (and fan-out N).
+// with fan-in C kh kw (and fan-out N), and b = 0.01 (see the .cc).
 Matrix InitialWeights(const LayerSpec& layer, uint64_t seed, int index);
 
 // Checks the layer chain and batch; the message names the layer.
