@@ -6,6 +6,7 @@
 #include "polyguard/base/random.h"
 #include "polyguard/base/status.h"
 #include "polyguard/codes.h"
+#include "polyguard/conv.h"
 #include "polyguard/fault.h"
 #include "polyguard/nn.h"
 #include "polyguard/runtime.h"
