@@ -77,7 +77,7 @@ void Im2Col(const ConvShape& s, const double* x, Matrix* cols) {
 }
 
 // The adjoint of Im2Col: scatter-adds cols into one sample's input.
-void Col2Im(const ConvShape& s, const Matrix& cols, double* x) {
+void Col2Im(const ConvShape& s, const MatrixRef& cols, double* x) {
   const int ho = s.out_height(), wo = s.out_width();
   int64_t row = 0;
   for (int c = 0; c < s.channels; ++c) {
@@ -119,11 +119,7 @@ Matrix Im2ColBatch(const ConvShape& s, const MatrixRef& input) {
 Matrix Col2ImBatch(const ConvShape& s, const MatrixRef& cols, Eigen::Index batch) {
   const int64_t spatial = int64_t(s.out_height()) * s.out_width();
   Matrix x = Matrix::Zero(s.input_size(), batch);
-  Matrix one;
-  for (Eigen::Index b = 0; b < batch; ++b) {
-    one = cols.middleCols(b * spatial, spatial);
-    Col2Im(s, one, x.col(b).data());
-  }
+  for (Eigen::Index b = 0; b < batch; ++b) Col2Im(s, cols.middleCols(b * spatial, spatial), x.col(b).data());
   return x;
 }
 
