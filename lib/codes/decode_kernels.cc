@@ -53,18 +53,111 @@ double Median(std::vector<double> v) {
   return v[mid];
 }
 
-// Per-entry tolerances: tol * (rms + |entry across peers| / sqrt(R)).
-// An error inflates its own entry's tolerance only by the factor tol.
-Vector EntryTolerances(const Matrix& yt, double tol) {
-  const Eigen::Index l = yt.rows(), r = yt.cols();
-  std::vector<double> norms(static_cast<size_t>(r));
-  for (Eigen::Index j = 0; j < r; ++j) norms[static_cast<size_t>(j)] = yt.col(j).norm();
-  const double rms = Median(norms) / std::sqrt(static_cast<double>(std::max<Eigen::Index>(l, 1)));
-  Vector cs = (yt.rowwise().norm() / std::sqrt(static_cast<double>(r))).array() + rms;
-  cs *= tol;
-  // All-zero entries are exact (padding): any deviation is an error.
+Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global) {
+  const Eigen::Index l = yt.rows(), c = yt.cols();
+  const Eigen::Index rank = std::clamp<Eigen::Index>(c - 1 - skip, 0, std::max<Eigen::Index>(c - 1, 0));
+  Vector e(l);
+  std::vector<double> v(static_cast<size_t>(c));
+  for (Eigen::Index i = 0; i < l; ++i) {
+    for (Eigen::Index j = 0; j < c; ++j) v[static_cast<size_t>(j)] = std::abs(yt(i, j));
+    if (c == 0) {
+      e(i) = 0.0;
+      continue;
+    }
+    std::nth_element(v.begin(), v.begin() + rank, v.end());
+    e(i) = v[static_cast<size_t>(rank)];
+  }
+  const double g = l > 0 ? std::sqrt(e.squaredNorm() / static_cast<double>(l)) : 0.0;
+  if (global) *global = g;
+  Vector cs = (e.array() + g) * tol;
   for (Eigen::Index i = 0; i < l; ++i) cs(i) = std::max(cs(i), DBL_MIN);
   return cs;
+}
+
+Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& aside_off,
+                      int kept, int finite, int k, const std::vector<int>& suspects) {
+  const int t_kept = (kept - k) / 2, t_all = (finite - k) / 2;
+  for (size_t l = 0; l < kept_off.size(); ++l) {
+    if (kept_off[l] <= t_kept || kept_off[l] + aside_off[l] <= t_all) continue;
+    return DataLossError("decode: the decoded product does not verify (entry " +
+                         std::to_string(l) + ": " + std::to_string(kept_off[l]) + " of " +
+                         std::to_string(kept) + " kept and " + std::to_string(aside_off[l]) +
+                         " of " + std::to_string(finite - kept) +
+                         " set-aside results disagree); suspect peers: " + PeerList(suspects));
+  }
+  return Status::Ok();
+}
+
+int64_t Binomial(int n, int k) {
+  if (k < 0 || k > n) return 0;
+  double b = 1.0;
+  for (int i = 1; i <= k; ++i) b = b * (n - k + i) / i;
+  return static_cast<int64_t>(std::llround(b));
+}
+
+bool NextCombination(std::vector<int>* idx, int n) {
+  const int t = static_cast<int>(idx->size());
+  int i = t - 1;
+  while (i >= 0 && (*idx)[static_cast<size_t>(i)] == n - t + i) --i;
+  if (i < 0) return false;
+  ++(*idx)[static_cast<size_t>(i)];
+  for (int j = i + 1; j < t; ++j)
+    (*idx)[static_cast<size_t>(j)] = (*idx)[static_cast<size_t>(j - 1)] + 1;
+  return true;
+}
+
+bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, double tol,
+                  double global, const std::vector<std::vector<int>>& hint, int64_t max_sets,
+                  std::vector<int>* wrong) {
+  const int r = static_cast<int>(basis.rows()) / g;
+  const int k = static_cast<int>(basis.cols());
+  // Tries setting aside the peers in `aside` (sorted positions).
+  auto attempt = [&](const std::vector<int>& aside) {
+    const int rest = (r - static_cast<int>(aside.size())) * g;
+    if (rest < k) return false;
+    Matrix b(rest, k);
+    Vector yr(rest);
+    size_t a = 0;
+    Eigen::Index row = 0;
+    for (int p = 0; p < r; ++p) {
+      if (a < aside.size() && aside[a] == p) {
+        ++a;
+        continue;
+      }
+      b.middleRows(row, g) = basis.middleRows(static_cast<Eigen::Index>(p) * g, g);
+      yr.segment(row, g) = y.segment(static_cast<Eigen::Index>(p) * g, g);
+      row += g;
+    }
+    const Vector coef = b.colPivHouseholderQr().solve(yr);
+    const Vector pred = basis * coef;
+    const double limit = tol * (global + pred.cwiseAbs().maxCoeff());
+    if (!((yr - b * coef).cwiseAbs().maxCoeff() <= std::max(limit, DBL_MIN))) return false;
+    for (int p : aside) {
+      const auto seg = y.segment(static_cast<Eigen::Index>(p) * g, g);
+      const auto want = pred.segment(static_cast<Eigen::Index>(p) * g, g);
+      if (!((seg - want).cwiseAbs().maxCoeff() <= limit)) wrong->push_back(p);
+    }
+    for (int p : aside)
+      y.segment(static_cast<Eigen::Index>(p) * g, g) =
+          pred.segment(static_cast<Eigen::Index>(p) * g, g);
+    return true;
+  };
+  int64_t tried = 0;
+  for (const auto& aside : hint) {
+    if (static_cast<int>(aside.size()) > t_max) continue;
+    ++tried;
+    if (attempt(aside)) return true;
+  }
+  for (int t = 0; t <= t_max; ++t) {
+    if (tried + Binomial(r, t) > max_sets) return false;
+    std::vector<int> idx(static_cast<size_t>(t));
+    for (int i = 0; i < t; ++i) idx[static_cast<size_t>(i)] = i;
+    do {
+      ++tried;
+      if (attempt(idx)) return true;
+    } while (NextCombination(&idx, r));
+  }
+  return false;
 }
 
 // out (length x m_cols, col-major) = [cols] * m, in one pass over the results.

@@ -27,10 +27,38 @@ using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eig
 // "1, 4, 7" after sorting.
 std::string PeerList(const std::vector<int>& peers);
 double Median(std::vector<double> v);
-// Per-entry tolerances: tol * (rms + |entry across peers| / sqrt(R)), for
-// results yt (L x R). An error inflates its own entry's tolerance only by the
-// factor tol; all-zero entries (padding) get DBL_MIN.
-Vector EntryTolerances(const Matrix& yt, double tol);
+// Per-entry tolerances from values no wrong result can inflate: for results
+// yt (L x columns), e_l is the (skip + 1)-th largest |value| of entry l, so
+// with at most `skip` wrong values in the entry it is at most an honest
+// value's size; cs_l = tol * (RMS over entries of e + e_l). Given a decoded
+// code word (skip = 0) the scale is that of the code word itself: a wrong
+// value can raise it only by being in the code word, where it shows as a
+// deviation of the honest results far above tol times itself. All-zero
+// entries (padding) get DBL_MIN: any deviation there is an error.
+Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global = nullptr);
+// Corrects one entry whose values y (one per basis row; a peer owns
+// rows_per_peer consecutive rows) should be basis * c for some c: finds the
+// smallest set of at most t_max peers whose values, set aside, leave the rest
+// within tolerance of their least-squares code word (tolerance as in
+// RobustTolerances, from that code word: tol * (global + max |code word|)).
+// Candidate sets come first from `hint` (each a sorted list of peer
+// positions, e.g. from Berlekamp-Welch), then from every set of each size,
+// while at most max_sets have been tried. On success y holds the code word's
+// values at the set-aside peers and wrong gets those that deviate.
+bool CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector> y, int t_max,
+                  double tol, double global, const std::vector<std::vector<int>>& hint,
+                  int64_t max_sets, std::vector<int>* wrong);
+// The final check of a decode, given per entry how many of the `kept`
+// results and of the `finite` - `kept` set aside disagree with the decoded
+// code word: every entry needs either at most floor((kept - K)/2) kept ones
+// off (the rest are erasures there) or at most floor((finite - K)/2) off in
+// all. Either way at least K + 1 results agree in every entry. DataLoss
+// naming the entry and the suspects otherwise.
+Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& aside_off,
+                      int kept, int finite, int k, const std::vector<int>& suspects);
+// Advances idx (ascending, size t, values < n) to the next combination.
+bool NextCombination(std::vector<int>* idx, int n);
+int64_t Binomial(int n, int k);
 // out (length x m.cols(), col-major) = [cols] * m, in one pass over the
 // results: cols[r] points at `length` numbers.
 void FusedProduct(const std::vector<const double*>& cols, int64_t length,

@@ -9,7 +9,6 @@
 #include <Eigen/SVD>
 
 #include "polyguard/base/check.h"
-#include "polyguard/base/random.h"
 #include "polyguard/codes/evaluation_points.h"
 #include "lib/codes/decode_kernels.h"
 
@@ -18,7 +17,7 @@ namespace polyguard {
 struct ErrorsAndErasuresDecoder::Plan {
   std::vector<int> rows;  // peer ids kept, ascending
   Matrix parity;          // (R - K) x R, orthonormal rows, parity * V = 0
-  Matrix probe;           // p x R, orthonormal rows inside parity's row space
+  Matrix probe;           // the parity rows checked in the one-pass decode
   Matrix wanted_pinv;     // |wanted| x R: rows of the generator's pseudo-inverse
   Matrix chebyshev_pinv;  // K x R: pseudo-inverse of the Chebyshev basis rows
   // R x (p + |wanted|), row-major: [probe; wanted_pinv]^T for the fused pass.
@@ -27,7 +26,7 @@ struct ErrorsAndErasuresDecoder::Plan {
 
 namespace {
 
-using internal::EntryTolerances;
+using internal::RobustTolerances;
 using internal::FusedProduct;
 using internal::kHuge;
 using internal::MaskOf;
@@ -36,55 +35,33 @@ using internal::PeerList;
 using internal::SampledRms;
 using internal::SelectColumns;
 
+// Sets of suspects tried per inconsistent entry by the exhaustive search.
+constexpr int64_t kMaxSetsPerEntry = 4096;
+
 // Berlekamp-Welch for one entry across the kept peers, in a Chebyshev basis:
-// find E (degree t) and Q (degree < K + t) with Q(a_r) = y_r E(a_r). E
-// vanishes at the wrong peers. Corrects y in place; returns false when no
-// t <= t_max explains the values.
-bool CorrectEntry(const std::vector<double>& a, Eigen::Ref<Vector> y, int k,
-                  int t_max, double tol_abs, std::vector<int>* wrong) {
+// find E (degree t) and Q (degree < K + t) with Q(a_r) = y_r E(a_r); E nearly
+// vanishes at the wrong peers. Returns the t positions where |E| is smallest:
+// a cheap first guess at the suspects, checked like any other set.
+std::vector<int> BerlekampWelchSuspects(const std::vector<double>& a, const Vector& y, int k,
+                                        int t) {
   const int r = static_cast<int>(a.size());
   const double ymax = y.cwiseAbs().maxCoeff();
-  if (ymax == 0.0) return true;
-  for (int t = 1; t <= t_max; ++t) {
-    const Matrix tq = ChebyshevBasis(a, k + t);
-    const Matrix te = ChebyshevBasis(a, t + 1);
-    Matrix m(r, (k + t) + (t + 1));
-    m.leftCols(k + t) = tq;
-    m.rightCols(t + 1) = -((y / ymax).asDiagonal() * te);
-    Eigen::JacobiSVD<Matrix> svd(m, Eigen::ComputeFullV);
-    const Vector e_coef = svd.matrixV().col(m.cols() - 1).tail(t + 1);
-    const Vector e_vals = (te * e_coef).cwiseAbs();
-    std::vector<int> order(static_cast<size_t>(r));
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + t, order.end(),
-                      [&](int x, int z) { return e_vals(x) < e_vals(z); });
-    std::vector<bool> suspect(static_cast<size_t>(r), false);
-    for (int i = 0; i < t; ++i) suspect[static_cast<size_t>(order[static_cast<size_t>(i)])] = true;
-    std::vector<double> rest_pts, sus_pts;
-    std::vector<int> rest_idx, sus_idx;
-    for (int i = 0; i < r; ++i) {
-      if (suspect[static_cast<size_t>(i)]) {
-        sus_pts.push_back(a[static_cast<size_t>(i)]);
-        sus_idx.push_back(i);
-      } else {
-        rest_pts.push_back(a[static_cast<size_t>(i)]);
-        rest_idx.push_back(i);
-      }
-    }
-    const Matrix basis_rest = ChebyshevBasis(rest_pts, k);
-    Vector y_rest(static_cast<Eigen::Index>(rest_idx.size()));
-    for (size_t i = 0; i < rest_idx.size(); ++i) y_rest(static_cast<Eigen::Index>(i)) = y(rest_idx[i]);
-    const Vector coef = basis_rest.colPivHouseholderQr().solve(y_rest);
-    if ((y_rest - basis_rest * coef).norm() > tol_abs) continue;
-    const Vector pred = ChebyshevBasis(sus_pts, k) * coef;
-    for (size_t i = 0; i < sus_idx.size(); ++i) {
-      const int pos = sus_idx[i];
-      if (!(std::abs(y(pos) - pred(static_cast<Eigen::Index>(i))) <= tol_abs)) wrong->push_back(pos);
-      y(pos) = pred(static_cast<Eigen::Index>(i));
-    }
-    return true;
-  }
-  return false;
+  if (!(ymax > 0.0) || k + 2 * t + 1 > r + 1) return {};
+  const Matrix tq = ChebyshevBasis(a, k + t);
+  const Matrix te = ChebyshevBasis(a, t + 1);
+  Matrix m(r, (k + t) + (t + 1));
+  m.leftCols(k + t) = tq;
+  m.rightCols(t + 1) = -((y / ymax).asDiagonal() * te);
+  Eigen::JacobiSVD<Matrix> svd(m, Eigen::ComputeFullV);
+  const Vector e_coef = svd.matrixV().col(m.cols() - 1).tail(t + 1);
+  const Vector e_vals = (te * e_coef).cwiseAbs();
+  std::vector<int> order(static_cast<size_t>(r));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + t, order.end(),
+                    [&](int x, int z) { return e_vals(x) < e_vals(z); });
+  order.resize(static_cast<size_t>(t));
+  std::sort(order.begin(), order.end());
+  return order;
 }
 
 }  // namespace
@@ -176,27 +153,9 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
   for (size_t w = 0; w < wanted_.size(); ++w)
     plan->wanted_pinv.row(static_cast<Eigen::Index>(w)) = pinv.row(wanted_[w]);
 
-  // Probe: a few combinations of parity rows, drawn so that no peer's error
-  // is strongly attenuated (best of several draws, seeded by the peer set).
-  const int redundancy = r - k;
-  const int p_rows = std::min(2, redundancy);
-  if (p_rows > 0) {
-    Random rng(DeriveSeed(0x5eed, {mask}));
-    double best = -1.0;
-    const Vector h_norms = plan->parity.colwise().norm().transpose();
-    for (int draw = 0; draw < 16; ++draw) {
-      Matrix g = rng.NormalMatrix(redundancy, p_rows);
-      Eigen::HouseholderQR<Matrix> gq(g);
-      const Matrix g_orth = (gq.householderQ() * Matrix::Identity(redundancy, p_rows)).transpose();
-      const Matrix w = g_orth * plan->parity;
-      const double score =
-          (w.colwise().norm().transpose().array() / h_norms.array()).minCoeff();
-      if (score > best) {
-        best = score;
-        plan->probe = w;
-      }
-    }
-  }
+  // The error-free check is the exact parity check: every parity row, so no
+  // error pattern on at most R - K peers can hide in its null space.
+  plan->probe = plan->parity;
   plan->fused.resize(r, plan->probe.rows() + plan->wanted_pinv.rows());
   plan->fused.leftCols(plan->probe.rows()) = plan->probe.transpose();
   plan->fused.rightCols(plan->wanted_pinv.rows()) = plan->wanted_pinv.transpose();
@@ -253,7 +212,17 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   // Reused across calls: a fresh multi-megabyte buffer per decode costs more
   // in page faults than the arithmetic.
   thread_local Matrix fused;
-  FusedProduct(sorted_cols, length, plan->fused, &fused);
+  if (plan->fused.cols() <= 8) {
+    FusedProduct(sorted_cols, length, plan->fused, &fused);
+  } else {
+    // Many combinations: GEMM on cache-sized chunks reads the results once.
+    fused.resize(length, plan->fused.cols());
+    internal::ChunkedProduct(sorted_cols, length, plan->fused,
+                             [&](int64_t l0, const Matrix& chunk) {
+                               fused.middleRows(l0, chunk.rows()) = chunk;
+                               return true;
+                             });
+  }
   const int probes = static_cast<int>(plan->probe.rows());
   // A NaN or Inf in any result reaches every combination of its entry, and
   // so the sum of the outputs (vectorised, unlike a per-entry test).
@@ -327,18 +296,21 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int
   }
   Matrix yt = gather(kept);
 
-  DecodeOutcome out;
   if (static_cast<int>(kept.size()) == k) {
     // No redundancy: decode, but nothing can be verified.
     auto plan = GetPlan(MaskOf(kept));
+    DecodeOutcome out;
     out.coefficients = yt * plan->wanted_pinv.transpose();
     out.verified = false;
     return out;
   }
 
-  std::vector<int> peeled;           // dropped by the locator
-  std::vector<int> entry_wrong;      // corrected entry by entry
+  // Locate and set aside wrong peers, then correct what is left entry by
+  // entry. Every tolerance comes from the results still kept, never from
+  // those set aside, and only from values a wrong one cannot inflate.
+  std::vector<int> peeled;      // set aside by the subspace locator
   std::shared_ptr<const Plan> plan;
+  Matrix corrected;             // the kept results, corrected entry by entry
   while (true) {
     const int r = static_cast<int>(kept.size());
     if (r <= k) {
@@ -349,90 +321,141 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int
                            std::to_string(k) + "); suspect peers: " + PeerList(suspects));
     }
     plan = GetPlan(MaskOf(kept));
-    const Vector cs = EntryTolerances(yt, tol);
+    const int t_max = (r - k) / 2;
+    double global = 0.0;
+    const Vector cs = RobustTolerances(yt, tol, t_max, &global);
     Matrix st = yt * plan->parity.transpose();
     st.array().colwise() /= cs.array();
     std::vector<Eigen::Index> dirty;
     for (Eigen::Index i = 0; i < st.rows(); ++i)
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(i);
+    corrected = yt;
     if (dirty.empty()) break;
 
     const int red = r - k;
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
     for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
     std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan->parity, 1);  // positions in kept
-    if (flag.empty()) {
-      // Not separable by the subspace test: correct entry by entry.
-      if (!options_.entry_fallback) {
-        return DataLossError("decode: errors not separable (" + std::to_string(dirty.size()) +
-                             " inconsistent entries); suspect peers: " + PeerList(peeled));
-      }
-      const int t_max = red / 2;
-      std::vector<double> pts;
-      for (int p : kept) pts.push_back(points_[static_cast<size_t>(p)]);
-      std::vector<int> wrong_pos;
-      for (Eigen::Index row : dirty) {
-        Vector y = yt.row(row).transpose();
-        if (!CorrectEntry(pts, y, k, t_max, cs(row), &wrong_pos)) {
-          std::vector<int> suspects = bad;
-          suspects.insert(suspects.end(), peeled.begin(), peeled.end());
-          for (int pos : wrong_pos) suspects.push_back(kept[static_cast<size_t>(pos)]);
-          std::sort(suspects.begin(), suspects.end());
-          suspects.erase(std::unique(suspects.begin(), suspects.end()), suspects.end());
-          return DataLossError(
-              "decode: errors beyond what the code corrects (" + std::to_string(total) +
-              " results, threshold K = " + std::to_string(k) + ", entry " +
-              std::to_string(row) + " has more than " + std::to_string(t_max) +
-              " wrong values); suspect peers: " + PeerList(suspects));
+    if (!flag.empty()) {
+      std::sort(flag.begin(), flag.end());
+      std::vector<int> next_kept, keep_cols;
+      size_t fi = 0;
+      for (int j = 0; j < r; ++j) {
+        if (fi < flag.size() && flag[fi] == j) {
+          peeled.push_back(kept[static_cast<size_t>(j)]);
+          ++fi;
+        } else {
+          next_kept.push_back(kept[static_cast<size_t>(j)]);
+          keep_cols.push_back(j);
         }
-        yt.row(row) = y.transpose();
       }
-      // Verify the corrected results form a code word.
-      Matrix check = yt * plan->parity.transpose();
-      check.array().colwise() /= cs.array();
-      if (!(check.rowwise().norm().maxCoeff() <= 2.0)) {
-        return DataLossError("decode: entry-wise correction did not verify; suspect peers: " +
-                             PeerList(bad));
-      }
-      for (int pos : wrong_pos) entry_wrong.push_back(kept[static_cast<size_t>(pos)]);
-      break;
+      yt = SelectColumns(yt, keep_cols);
+      kept = std::move(next_kept);
+      continue;
     }
-    std::sort(flag.begin(), flag.end());
-    std::vector<int> next_kept, keep_cols;
-    size_t fi = 0;
-    for (int j = 0; j < r; ++j) {
-      if (fi < flag.size() && flag[fi] == j) {
-        peeled.push_back(kept[static_cast<size_t>(j)]);
-        ++fi;
-      } else {
-        next_kept.push_back(kept[static_cast<size_t>(j)]);
-        keep_cols.push_back(j);
+    // Not separable by the subspace test (errors sharing entries): correct
+    // each inconsistent entry on its own, up to t_max wrong values in it.
+    if (!options_.entry_fallback) {
+      return DataLossError("decode: errors not separable (" + std::to_string(dirty.size()) +
+                           " inconsistent entries); suspect peers: " + PeerList(peeled));
+    }
+    // Each entry first with the peers set aside as erasures; if that fails,
+    // with every finite result (set-aside peers may be right in this entry,
+    // and an erasure costs the entry half an error's worth of redundancy).
+    std::vector<int> all = kept;
+    all.insert(all.end(), peeled.begin(), peeled.end());
+    std::sort(all.begin(), all.end());
+    struct Try {
+      std::vector<int> peers;
+      std::vector<double> pts;
+      Matrix basis;
+      int t_max;
+      int64_t exhaustive = 0;
+    };
+    std::vector<Try> tries(peeled.empty() ? 1 : 2);
+    tries[0].peers = kept;
+    if (!peeled.empty()) tries[1].peers = all;
+    for (Try& t : tries) {
+      for (int p : t.peers) t.pts.push_back(points_[static_cast<size_t>(p)]);
+      t.basis = ChebyshevBasis(t.pts, k);
+      t.t_max = (static_cast<int>(t.peers.size()) - k) / 2;
+      for (int i = 0; i <= t.t_max; ++i)
+        t.exhaustive += internal::Binomial(static_cast<int>(t.peers.size()), i);
+    }
+    std::vector<int> wrong_pos;
+    for (Eigen::Index row : dirty) {
+      bool done = false;
+      for (size_t ti = 0; ti < tries.size() && !done; ++ti) {
+        const Try& t = tries[ti];
+        Vector y(static_cast<Eigen::Index>(t.peers.size()));
+        for (size_t i = 0; i < t.peers.size(); ++i)
+          y(static_cast<Eigen::Index>(i)) = results(row, col_of[static_cast<size_t>(t.peers[i])]);
+        std::vector<std::vector<int>> hint;
+        if (t.exhaustive > 256)
+          for (int e = 1; e <= t.t_max; ++e) hint.push_back(BerlekampWelchSuspects(t.pts, y, k, e));
+        std::vector<int> unused;
+        if (!internal::CorrectEntry(t.basis, 1, y, t.t_max, tol, global, hint, kMaxSetsPerEntry,
+                                    &unused)) {
+          continue;
+        }
+        for (size_t i = 0, j = 0; i < t.peers.size(); ++i) {
+          if (t.peers[i] != kept[j]) continue;
+          corrected(row, static_cast<Eigen::Index>(j)) = y(static_cast<Eigen::Index>(i));
+          if (++j == kept.size()) break;
+        }
+        done = true;
+      }
+      if (!done) {
+        std::vector<int> suspects = bad;
+        suspects.insert(suspects.end(), peeled.begin(), peeled.end());
+        return DataLossError(
+            "decode: errors beyond what the code corrects (" + std::to_string(total) +
+            " results, threshold K = " + std::to_string(k) + ", entry " + std::to_string(row) +
+            " has more than " + std::to_string(tries.back().t_max) +
+            " wrong values); suspect peers: " + PeerList(suspects));
       }
     }
-    yt = SelectColumns(yt, keep_cols);
-    kept = std::move(next_kept);
+    break;
   }
 
-  out.coefficients = yt * plan->wanted_pinv.transpose();
-  out.verified = true;
+  // Final check, at the scale of the decoded code word itself: in every
+  // entry at most t_max kept results may disagree with it (those corrected
+  // entry by entry), so at least K + 1 agree.
+  const int r = static_cast<int>(kept.size());
+  std::vector<int> finite = kept;
+  finite.insert(finite.end(), peeled.begin(), peeled.end());
+  std::sort(finite.begin(), finite.end());
+  std::vector<double> finite_pts;
+  for (int p : finite) finite_pts.push_back(points_[static_cast<size_t>(p)]);
+  const Matrix cheb_coef = corrected * plan->chebyshev_pinv.transpose();         // L x K
+  const Matrix codeword = cheb_coef * ChebyshevBasis(finite_pts, k).transpose();  // L x F
+  const Vector cs = RobustTolerances(codeword, tol, 0);
+  DecodeOutcome out;
   out.wrong_peers = bad;
-  out.wrong_peers.insert(out.wrong_peers.end(), entry_wrong.begin(), entry_wrong.end());
-  if (!peeled.empty()) {
-    // Report only peeled peers that really disagree with the verified decode.
-    const Vector cs = EntryTolerances(yt, tol);
-    std::vector<double> pts;
-    for (int p : peeled) pts.push_back(points_[static_cast<size_t>(p)]);
-    const Matrix eval = ChebyshevBasis(pts, k) * plan->chebyshev_pinv;  // f x r
-    const Matrix pred = yt * eval.transpose();                          // L x f
-    for (size_t i = 0; i < peeled.size(); ++i) {
-      const auto y = results.col(col_of[static_cast<size_t>(peeled[i])]);
-      const auto diff = (y - pred.col(static_cast<Eigen::Index>(i))).cwiseAbs();
-      if (!(diff.array() <= cs.array()).all()) out.wrong_peers.push_back(peeled[i]);
+  // Per entry: kept and set-aside results that disagree.
+  std::vector<int> kept_off(static_cast<size_t>(results.rows()), 0);
+  std::vector<int> aside_off(static_cast<size_t>(results.rows()), 0);
+  for (size_t i = 0; i < finite.size(); ++i) {
+    const int p = finite[i];
+    auto& off = std::binary_search(kept.begin(), kept.end(), p) ? kept_off : aside_off;
+    const auto y = results.col(col_of[static_cast<size_t>(p)]);
+    const auto dev = (y - codeword.col(static_cast<Eigen::Index>(i))).cwiseAbs();
+    bool wrong = false;
+    for (Eigen::Index l = 0; l < dev.size(); ++l) {
+      if (dev(l) <= cs(l)) continue;
+      wrong = true;
+      ++off[static_cast<size_t>(l)];
     }
+    if (wrong) out.wrong_peers.push_back(p);
   }
+  if (Status s = internal::CheckAgreement(kept_off, aside_off, r, static_cast<int>(finite.size()),
+                                          k, out.wrong_peers);
+      !s.ok()) {
+    return s;
+  }
+  out.coefficients = corrected * plan->wanted_pinv.transpose();
+  out.verified = true;
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
-  out.wrong_peers.erase(std::unique(out.wrong_peers.begin(), out.wrong_peers.end()),
-                        out.wrong_peers.end());
   return out;
 }
 

@@ -9,11 +9,10 @@
 #include <Eigen/SVD>
 
 #include "lib/codes/decode_kernels.h"
-#include "polyguard/base/random.h"
 
 namespace polyguard {
 
-using internal::EntryTolerances;
+using internal::RobustTolerances;
 using internal::kHuge;
 using internal::MaskOf;
 using internal::PeerList;
@@ -29,26 +28,10 @@ struct LinearCodeDecoder::Plan {
 
 namespace {
 
-// Sets of suspects tried by the combinatorial fallback, at most.
+// Sets of suspects tried by the peer-wide search, and per inconsistent entry
+// by the entry-wise search, at most.
 constexpr int64_t kMaxSuspectSets = 20000;
-
-int64_t Binomial(int n, int k) {
-  if (k < 0 || k > n) return 0;
-  double b = 1.0;
-  for (int i = 1; i <= k; ++i) b = b * (n - k + i) / i;
-  return static_cast<int64_t>(std::llround(b));
-}
-
-// Advances idx (ascending, size t, values < n) to the next combination.
-bool NextCombination(std::vector<int>* idx, int n) {
-  const int t = static_cast<int>(idx->size());
-  int i = t - 1;
-  while (i >= 0 && (*idx)[static_cast<size_t>(i)] == n - t + i) --i;
-  if (i < 0) return false;
-  ++(*idx)[static_cast<size_t>(i)];
-  for (int j = i + 1; j < t; ++j) (*idx)[static_cast<size_t>(j)] = (*idx)[static_cast<size_t>(j - 1)] + 1;
-  return true;
-}
+constexpr int64_t kMaxSetsPerEntry = 4096;
 
 }  // namespace
 
@@ -106,27 +89,10 @@ std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
   Eigen::HouseholderQR<Matrix> qr(gen);
   const Matrix q_full = qr.householderQ() * Matrix::Identity(r, r);
   plan->parity = q_full.rightCols(r - k).transpose();
-  // Probes: up to two combinations of parity rows that attenuate no peer's
-  // error much (best of several seeded draws).
-  const int redundancy = r - k;
-  plan->probes = std::min(2, redundancy);
-  Matrix probe(plan->probes, r);
-  if (plan->probes > 0) {
-    Random rng(DeriveSeed(0x10e1, {mask}));
-    const Vector h_norms = plan->parity.colwise().norm().transpose();
-    double best = -1.0;
-    for (int draw = 0; draw < 16; ++draw) {
-      Eigen::HouseholderQR<Matrix> gq(rng.NormalMatrix(redundancy, plan->probes));
-      const Matrix g = (gq.householderQ() * Matrix::Identity(redundancy, plan->probes)).transpose();
-      const Matrix w = g * plan->parity;
-      const double score = (w.colwise().norm().transpose().array() /
-                            h_norms.array().max(DBL_MIN)).minCoeff();
-      if (score > best) {
-        best = score;
-        probe = w;
-      }
-    }
-  }
+  // The error-free check is the exact parity check (every parity row): no
+  // error pattern on at most R - K peers hides in its null space.
+  plan->probes = r - k;
+  const Matrix& probe = plan->parity;
   plan->fused.resize(r, plan->probes + k);
   plan->fused.leftCols(plan->probes) = probe.transpose();
   plan->fused.rightCols(k) = plan->pinv.transpose();
@@ -255,6 +221,12 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
       for (int b = 0; b < g; ++b) cols.push_back(pos * g + b);
     return cols;
   };
+  auto kept_pos_of = [&](const std::vector<int>& ids) {
+    std::vector<int> pos;
+    for (int p : ids) pos.push_back(static_cast<int>(std::find(peers.begin(), peers.end(), p) -
+                                                     peers.begin()));
+    return pos;
+  };
   std::vector<int> kept, kept_pos, bad;
   for (int j = 0; j < total; ++j) {
     const auto block = results.middleCols(j * g, g);
@@ -277,8 +249,12 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
                          " do not determine the product (their generator rows are singular)");
   };
 
+  // Locate and set aside wrong peers, then correct what is left entry by
+  // entry. Tolerances come from the results still kept, never from those set
+  // aside, and only from values a wrong one cannot inflate.
   std::vector<int> peeled;
   std::shared_ptr<const Plan> plan;
+  Matrix corrected;
   while (true) {
     const int r = static_cast<int>(kept.size());
     plan = GetPlan(kept);
@@ -296,32 +272,30 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
       out.coefficients = yt * plan->pinv.transpose();
       return out;
     }
-    const Vector cs = EntryTolerances(yt, tol);
+    const int t_max = (r - k) / 2;
+    double global = 0.0;
+    const Vector cs = RobustTolerances(yt, tol, t_max * g, &global);
     Matrix st = yt * plan->parity.transpose();
     st.array().colwise() /= cs.array();
     std::vector<int> dirty;
     for (Eigen::Index i = 0; i < st.rows(); ++i)
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(static_cast<int>(i));
+    corrected = yt;
     if (dirty.empty()) break;
 
     // Subspace test: the wrong peers' parity columns span the syndrome.
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
     for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
     std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan->parity, g);  // positions in kept
+    Matrix yd(static_cast<Eigen::Index>(dirty.size()), yt.cols());
+    for (size_t i = 0; i < dirty.size(); ++i) yd.row(static_cast<Eigen::Index>(i)) = yt.row(dirty[i]);
     if (flag.empty()) {
-      // Errors not separable by their span (e.g. confined to a few entries):
-      // the smallest set of suspects whose removal makes the dirty entries
-      // consistent, if it is unique.
-      Matrix yd(static_cast<Eigen::Index>(dirty.size()), yt.cols());
-      Vector csd(static_cast<Eigen::Index>(dirty.size()));
-      for (size_t i = 0; i < dirty.size(); ++i) {
-        yd.row(static_cast<Eigen::Index>(i)) = yt.row(dirty[i]);
-        csd(static_cast<Eigen::Index>(i)) = cs(dirty[i]);
-      }
+      // Errors not separable by their span, but perhaps in the same few
+      // peers: the smallest set of suspects whose removal leaves the dirty
+      // entries within tolerance of the rest's own code word, if unique.
       int64_t tried = 0;
-      const int t_max = (r - k) / 2;
       for (int t = 1; t <= t_max && flag.empty(); ++t) {
-        if (tried + Binomial(r, t) > kMaxSuspectSets) break;
+        if (tried + internal::Binomial(r, t) > kMaxSuspectSets) break;
         std::vector<std::vector<int>> found;
         std::vector<int> idx(static_cast<size_t>(t));
         for (int i = 0; i < t; ++i) idx[static_cast<size_t>(i)] = i;
@@ -339,53 +313,134 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
           }
           auto rest_plan = GetPlan(rest_peers);
           if (rest_plan->singular) continue;
-          Matrix sr = internal::SelectColumns(yd, columns_of(rest_pos)) * rest_plan->parity.transpose();
-          sr.array().colwise() /= csd.array();
-          if (sr.size() == 0 || sr.rowwise().norm().maxCoeff() <= 1.0) found.push_back(idx);
-        } while (NextCombination(&idx, r) && found.size() < 2);
+          const Matrix yr = internal::SelectColumns(yd, columns_of(rest_pos));
+          const Matrix coef = yr * rest_plan->pinv.transpose();  // dirty x K
+          Matrix gen_rest(static_cast<Eigen::Index>(rest_peers.size()) * g, generator_.cols());
+          for (size_t i = 0; i < rest_peers.size(); ++i)
+            gen_rest.middleRows(static_cast<Eigen::Index>(i) * g, g) =
+                generator_.middleRows(rest_peers[i] * g, g);
+          Matrix gen_kept(static_cast<Eigen::Index>(r) * g, generator_.cols());
+          for (int i = 0; i < r; ++i)
+            gen_kept.middleRows(static_cast<Eigen::Index>(i) * g, g) =
+                generator_.middleRows(kept[static_cast<size_t>(i)] * g, g);
+          const Vector lim = RobustTolerances(coef * gen_kept.transpose(), tol, 0);
+          const Matrix dev = (yr - coef * gen_rest.transpose()).cwiseAbs();
+          bool within = true;
+          for (Eigen::Index i = 0; i < dev.rows() && within; ++i)
+            within = (dev.row(i).array() <= lim(i)).all();
+          if (within) found.push_back(idx);
+        } while (internal::NextCombination(&idx, r) && found.size() < 2);
         if (found.size() == 1) flag = found[0];
         if (found.size() > 1) break;  // ambiguous: more errors than can be told apart
       }
     }
-    if (flag.empty()) {
-      std::vector<int> suspects = bad;
-      suspects.insert(suspects.end(), peeled.begin(), peeled.end());
-      return DataLossError("decode: errors beyond what the code corrects (" +
-                           std::to_string(total) + " results, threshold K = " +
-                           std::to_string(k) + ", " + std::to_string(dirty.size()) +
-                           " inconsistent entries); suspect peers: " + PeerList(suspects));
+    if (!flag.empty()) {
+      std::sort(flag.begin(), flag.end());
+      std::vector<int> next_kept, keep_pos;
+      size_t fi = 0;
+      for (int j = 0; j < r; ++j) {
+        if (fi < flag.size() && flag[fi] == j) {
+          peeled.push_back(kept[static_cast<size_t>(j)]);
+          ++fi;
+        } else {
+          next_kept.push_back(kept[static_cast<size_t>(j)]);
+          keep_pos.push_back(j);
+        }
+      }
+      yt = internal::SelectColumns(yt, columns_of(keep_pos));
+      kept = std::move(next_kept);
+      continue;
     }
-    std::sort(flag.begin(), flag.end());
-    std::vector<int> next_kept, keep_pos;
-    size_t fi = 0;
-    for (int j = 0; j < r; ++j) {
-      if (fi < flag.size() && flag[fi] == j) {
-        peeled.push_back(kept[static_cast<size_t>(j)]);
-        ++fi;
-      } else {
-        next_kept.push_back(kept[static_cast<size_t>(j)]);
-        keep_pos.push_back(j);
+    // Entry by entry: up to t_max wrong peers in each inconsistent entry,
+    // first with the set-aside peers as erasures, then with every finite
+    // result (a set-aside peer may be right in this entry).
+    std::vector<int> all_pos = kept_pos_of(kept);
+    {
+      std::vector<int> aside = kept_pos_of(peeled);
+      all_pos.insert(all_pos.end(), aside.begin(), aside.end());
+      std::sort(all_pos.begin(), all_pos.end());
+    }
+    std::vector<std::vector<int>> tries = {kept_pos_of(kept)};
+    if (!peeled.empty()) tries.push_back(all_pos);
+    for (int row : dirty) {
+      bool done = false;
+      for (size_t ti = 0; ti < tries.size() && !done; ++ti) {
+        const std::vector<int>& pos = tries[ti];  // positions in `peers`
+        const int n = static_cast<int>(pos.size());
+        Matrix basis(static_cast<Eigen::Index>(n) * g, generator_.cols());
+        Vector y(static_cast<Eigen::Index>(n) * g);
+        for (int i = 0; i < n; ++i) {
+          const int p = peers[static_cast<size_t>(pos[static_cast<size_t>(i)])];
+          basis.middleRows(static_cast<Eigen::Index>(i) * g, g) = generator_.middleRows(p * g, g);
+          for (int b = 0; b < g; ++b)
+            y(static_cast<Eigen::Index>(i) * g + b) = results(row, pos[static_cast<size_t>(i)] * g + b);
+        }
+        std::vector<int> unused;
+        if (!internal::CorrectEntry(basis, g, y, (n - k) / 2, tol, global, {}, kMaxSetsPerEntry,
+                                    &unused)) {
+          continue;
+        }
+        // Back to the kept peers' columns of `corrected`.
+        for (int i = 0, j = 0; i < n && j < r; ++i) {
+          if (peers[static_cast<size_t>(pos[static_cast<size_t>(i)])] != kept[static_cast<size_t>(j)])
+            continue;
+          for (int b = 0; b < g; ++b)
+            corrected(row, static_cast<Eigen::Index>(j) * g + b) =
+                y(static_cast<Eigen::Index>(i) * g + b);
+          ++j;
+        }
+        done = true;
+      }
+      if (!done) {
+        std::vector<int> suspects = bad;
+        suspects.insert(suspects.end(), peeled.begin(), peeled.end());
+        return DataLossError("decode: errors beyond what the code corrects (" +
+                             std::to_string(total) + " results, threshold K = " +
+                             std::to_string(k) + ", entry " + std::to_string(row) +
+                             " has more than " +
+                             std::to_string((static_cast<int>(tries.back().size()) - k) / 2) +
+                             " wrong values); suspect peers: " + PeerList(suspects));
       }
     }
-    yt = internal::SelectColumns(yt, columns_of(keep_pos));
-    kept = std::move(next_kept);
+    break;
   }
 
+  // Final check at the scale of the decoded code word: in every entry at
+  // most t_max kept peers may disagree with it, so at least K + 1 agree.
   DecodeOutcome out;
-  out.coefficients = yt * plan->pinv.transpose();
+  out.coefficients = corrected * plan->pinv.transpose();
   out.verified = true;
   out.wrong_peers = bad;
-  if (!peeled.empty()) {
-    // Report only peeled peers that really disagree with the verified decode.
-    const Vector cs = EntryTolerances(yt, tol);
-    for (int p : peeled) {
-      const auto pos = std::find(peers.begin(), peers.end(), p) - peers.begin();
-      const Matrix pred = out.coefficients * generator_.middleRows(p * g, g).transpose();
-      const Matrix diff = (results.middleCols(pos * g, g) - pred).cwiseAbs();
-      bool agrees = true;
-      for (int b = 0; b < g && agrees; ++b) agrees = (diff.col(b).array() <= cs.array()).all();
-      if (!agrees) out.wrong_peers.push_back(p);
+  std::vector<int> answered = kept;
+  answered.insert(answered.end(), peeled.begin(), peeled.end());
+  std::sort(answered.begin(), answered.end());
+  Matrix gen_finite(static_cast<Eigen::Index>(answered.size()) * g, generator_.cols());
+  for (size_t i = 0; i < answered.size(); ++i)
+    gen_finite.middleRows(static_cast<Eigen::Index>(i) * g, g) =
+        generator_.middleRows(answered[i] * g, g);
+  const Matrix codeword = out.coefficients * gen_finite.transpose();  // L x F g
+  const Vector cs = RobustTolerances(codeword, tol, 0);
+  std::vector<int> kept_off(static_cast<size_t>(results.rows()), 0);
+  std::vector<int> aside_off(static_cast<size_t>(results.rows()), 0);
+  for (size_t i = 0; i < answered.size(); ++i) {
+    const int p = answered[i];
+    auto& off = std::binary_search(kept.begin(), kept.end(), p) ? kept_off : aside_off;
+    const auto pos = std::find(peers.begin(), peers.end(), p) - peers.begin();
+    const Matrix dev = (results.middleCols(pos * g, g) -
+                        codeword.middleCols(static_cast<Eigen::Index>(i) * g, g))
+                           .cwiseAbs();
+    bool wrong = false;
+    for (Eigen::Index l = 0; l < dev.rows(); ++l) {
+      if ((dev.row(l).array() <= cs(l)).all()) continue;
+      wrong = true;
+      ++off[static_cast<size_t>(l)];
     }
+    if (wrong) out.wrong_peers.push_back(p);
+  }
+  if (Status s = internal::CheckAgreement(kept_off, aside_off, static_cast<int>(kept.size()),
+                                          static_cast<int>(answered.size()), k, out.wrong_peers);
+      !s.ok()) {
+    return s;
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   return out;
