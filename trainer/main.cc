@@ -192,8 +192,8 @@ void Progress(int64_t step, int64_t total, const StepResult& r, const TrainingCo
   const int filled = static_cast<int>(width * step / std::max<int64_t>(total, 1));
   std::string bar(size_t(filled), '#');
   bar.resize(size_t(width), '.');
-  std::fprintf(stdout, "%s[%s] step %ld/%ld  loss %.4f  acc %.3f  located %ld corrected %ld  %.1f steps/s %s",
-               tty ? "\r" : "", bar.c_str(), long(step), long(total), r.loss, r.accuracy, long(c.results_located_wrong),
+  std::fprintf(stdout, "%s[%s] step %ld/%ld  loss %.4f  acc %.3f  wrong %ld corrected %ld  %.1f steps/s %s",
+               tty ? "\r" : "", bar.c_str(), long(step), long(total), r.loss, r.accuracy, long(c.wrong_results),
                long(c.results_corrected), double(step) / std::max(seconds, 1e-9), tty ? "" : "\n");
   std::fflush(stdout);
 }
@@ -288,10 +288,12 @@ int RunPeer(const Args& args, const JobSpec& spec) {
     if (!c.ok()) return fail(c.status());
     correct += *c;
   }
-  // The job's fault tally: every peer's counters, summed.
+  // The job's fault tally: faults and replaced copies are each recorded by
+  // one peer (summed); wrong results and corrections were agreed, so every
+  // peer has the job's numbers (the same as the progress line).
   const TrainingCounters c = (*trainer)->counters();
-  const std::vector<double> mine = {double(c.faults_injected), double(c.results_located_wrong),
-                                    double(c.results_corrected), double(c.copies_replaced)};
+  const std::vector<double> mine = {double(c.faults_injected), double(c.unverified_decodes),
+                                    double(c.copies_replaced)};
   auto all = (*group)->AllGather(mine, {.step = 1 << 30, .layer = 1 << 21});
   if (!all.ok()) return fail(all.status());
   if (rank == 0) {
@@ -301,11 +303,15 @@ int RunPeer(const Args& args, const JobSpec& spec) {
                 double(done) / std::max(seconds, 1e-9));
     std::printf("test accuracy: %.4f (%ld of %ld)\n", double(correct) / double(test.size()),
                 long(correct), long(test.size()));
-    std::printf("faults: %.0f injected, %.0f wrong results located, %.0f corrected, %.0f local copies "
+    std::printf("faults: %.0f injected, %ld wrong results located, %ld corrected, %.0f local copies "
                 "replaced; %ld uncorrectable steps, %ld recomputations, %ld shard repairs, %ld "
                 "rollbacks\n",
-                sum(0), sum(1), sum(2), sum(3), long(c.uncorrectable_steps), long(c.recomputations),
-                long(c.shard_repairs), long(c.rollbacks));
+                sum(0), long(c.wrong_results), long(c.results_corrected), sum(2),
+                long(c.uncorrectable_steps), long(c.recomputations), long(c.shard_repairs),
+                long(c.rollbacks));
+    if (sum(1) > 0) {
+      std::printf("unprotected: %.0f decodes checked nothing (exactly K results)\n", sum(1));
+    }
   }
   return 0;
 }

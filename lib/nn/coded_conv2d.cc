@@ -49,7 +49,6 @@ StatusOr<std::unique_ptr<CodedConv2d>> CodedConv2d::Create(const CodedConv2dOpti
   layer->options_ = o;
   if (o.pool > 0) layer->pool_ = PoolAfter(o.conv, o.pool, o.pool_stride);
   ProductCodeOptions code = o.code;
-  if (o.product.wait_for != 0) code.decoder.tolerance = std::max(code.decoder.tolerance, 1e-9);
   code.peers = group->size();
   std::unique_ptr<ProductCode> made;
   if (code.strategy == Strategy::kPolyDot && o.fcdcc) {

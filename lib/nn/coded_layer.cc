@@ -29,22 +29,35 @@ Status CodedLayer::ForwardProduct(int64_t step, Eigen::Index rows) {
   if (!s.ok()) {
     // Stay usable for the rest of the step (see the header).
     s_ = Matrix::Zero(rows, input_.cols());
-    last_wrong_.clear();
-    last_wrong_results_ = 0;
+    NoteDecode(DecodedProduct{.verified = true}, /*backward=*/false);
     return s.status();
   }
-  last_wrong_ = s->wrong_peers;
-  last_wrong_results_ = static_cast<int64_t>(last_wrong_.size());
+  NoteDecode(*s, /*backward=*/false);
   s_ = std::move(s->product);
   return Status::Ok();
 }
 
-StatusOr<Matrix> CodedLayer::TransposeProduct(int64_t step) {
-  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct g, product_->Transpose(&shard_, ds_, step, layer_));
-  last_wrong_results_ += static_cast<int64_t>(g.wrong_peers.size());
-  for (int p : g.wrong_peers)
+void CodedLayer::NoteDecode(const DecodedProduct& d, bool backward) {
+  uint64_t mask = 0;
+  for (int p : d.wrong_peers) mask |= uint64_t{1} << p;
+  if (!d.verified) ++unverified_decodes_;
+  if (!backward) {
+    last_wrong_ = d.wrong_peers;
+    last_wrong_results_ = static_cast<int64_t>(d.wrong_peers.size());
+    forward_mask_ = mask;
+    backward_mask_ = 0;
+    return;
+  }
+  backward_mask_ = mask;
+  last_wrong_results_ += static_cast<int64_t>(d.wrong_peers.size());
+  for (int p : d.wrong_peers)
     if (std::find(last_wrong_.begin(), last_wrong_.end(), p) == last_wrong_.end()) last_wrong_.push_back(p);
   std::sort(last_wrong_.begin(), last_wrong_.end());
+}
+
+StatusOr<Matrix> CodedLayer::TransposeProduct(int64_t step) {
+  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct g, product_->Transpose(&shard_, ds_, step, layer_));
+  NoteDecode(g, /*backward=*/true);
   return std::move(g.product);
 }
 

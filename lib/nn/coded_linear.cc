@@ -26,12 +26,6 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
   auto layer = std::unique_ptr<CodedLinear>(new CodedLinear());
   layer->options_ = o;
   ProductCodeOptions code = o.code;
-  // With wait_for < P peers decode from different sets of results, so their
-  // copies of the activations differ by the decode's roundoff, and so do the
-  // next products they compute: results of honest peers then disagree by far
-  // more than products of identical inputs. The default tolerance is too
-  // tight for that; soft errors stay many orders of magnitude above 1e-9.
-  if (o.product.wait_for != 0) code.decoder.tolerance = std::max(code.decoder.tolerance, 1e-9);
   code.shape = {o.outputs, o.inputs + 1, o.batch};
   code.peers = group->size();
   POLYGUARD_RETURN_IF_ERROR(UseDefaultProductMdsLayout(&code));
@@ -69,8 +63,7 @@ StatusOr<Matrix> CodedLinear::Forward(const MatrixRef& x, int64_t step) {
   if (sparse_) {
     StatusOr<DecodedProduct> s = product_->ForwardSparse(&sparse_shard_, input_, step, options_.layer);
     if (!s.ok()) return s.status();
-    last_wrong_ = s->wrong_peers;
-    last_wrong_results_ = static_cast<int64_t>(last_wrong_.size());
+    NoteDecode(*s, /*backward=*/false);
     s_ = std::move(s->product);
   } else {
     POLYGUARD_RETURN_IF_ERROR(ForwardProduct(step, options_.outputs));

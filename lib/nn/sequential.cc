@@ -6,6 +6,7 @@
 #include <string>
 
 #include "polyguard/base/random.h"
+#include "polyguard/codes/product_mds_code.h"
 
 namespace polyguard {
 
@@ -125,7 +126,8 @@ StatusOr<std::unique_ptr<Sequential>> Sequential::Create(const SequentialOptions
     return InvalidArgumentError(
         "model: " + model->layers_[0]->code().Describe() + " corrects " +
         std::to_string(model->errors_corrected_per_product()) +
-        " wrong results per product (forward and backward), the job asks for " +
+        " wrong results per product (forward and backward, with the results its decodes wait "
+        "for), the job asks for " +
         std::to_string(o.errors_to_correct) + "; add peers or change the code");
   }
   return model;
@@ -192,13 +194,52 @@ int64_t Sequential::last_wrong_results() const {
   return n;
 }
 
+int64_t Sequential::unverified_decodes() const {
+  int64_t n = 0;
+  for (const auto& layer : layers_) n += layer->unverified_decodes();
+  return n;
+}
+
 int Sequential::errors_corrected_per_product() const {
   int n = std::numeric_limits<int>::max();
-  for (const auto& layer : layers_) {
-    n = std::min({n, layer->code().errors_corrected_probabilistic(),
-                  layer->code().transpose_errors_corrected_probabilistic()});
-  }
+  for (const auto& layer : layers_) n = std::min(n, ErrorBudget(layer->code(), options_.product.wait_for));
   return layers_.empty() ? 0 : n;
+}
+
+int ErrorBudget(const ProductCode& code, int wait_for) {
+  const int p = code.num_peers();
+  const int forward = code.errors_corrected_probabilistic() -
+                      (p - ResultsAwaited(wait_for, code.recovery_threshold(), p));
+  int budget = forward;
+  if (code.supports_training()) {
+    budget = std::min(budget, code.transpose_errors_corrected_probabilistic() -
+                                  (p - ResultsAwaited(wait_for, code.transpose_threshold(), p)));
+  }
+  return std::max(budget, 0);
+}
+
+Status ValidateErrorBudget(const SequentialOptions& o, int peers) {
+  if (o.errors_to_correct == 0) return Status::Ok();
+  for (size_t i = 0; i < o.layers.size(); ++i) {
+    if (o.layers[i].kind == LayerKind::kConv) continue;  // checked when the layer is built
+    ProductCodeOptions code = o.code;
+    code.shape = {o.layers[i].outputs, o.layers[i].inputs + 1, o.batch};
+    code.peers = peers;
+    POLYGUARD_RETURN_IF_ERROR(UseDefaultProductMdsLayout(&code));
+    StatusOr<std::unique_ptr<ProductCode>> made = MakeProductCode(code);
+    if (!made.ok()) return made.status().WithContext("layer " + std::to_string(i));
+    const int budget = ErrorBudget(**made, o.product.wait_for);
+    if (budget < o.errors_to_correct) {
+      return InvalidArgumentError(
+          "code.errors_to_correct: " + (*made)->Describe() + " corrects " +
+          std::to_string(budget) + " wrong results per product when its decodes wait for " +
+          (o.product.wait_for == 0 ? std::string("all results")
+                                   : "wait_for = " + std::to_string(o.product.wait_for)) +
+          " (forward and backward), the job asks for " + std::to_string(o.errors_to_correct) +
+          "; add peers, raise wait_for or change the code");
+    }
+  }
+  return Status::Ok();
 }
 
 int64_t Sequential::results_not_awaited() const {

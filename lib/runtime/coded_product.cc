@@ -37,6 +37,11 @@ StatusOr<std::unique_ptr<CodedProduct>> CodedProduct::Create(PeerGroup* group,
   return std::unique_ptr<CodedProduct>(new CodedProduct(group, code, faults, options));
 }
 
+int ResultsAwaited(int wait_for, int threshold, int peers) {
+  if (wait_for == 0) return peers;
+  return std::min(peers, std::max(wait_for, threshold + 1));
+}
+
 void CodedProduct::Fault(int64_t step, int layer, StepPoint point, Matrix* value) {
   if (faults_ != nullptr) faults_->MaybeCorrupt(step, layer, point, value);
 }
@@ -53,8 +58,10 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
     std::this_thread::sleep_for(faults_->StragglerDelay(step));
   }
   const int p = group_->size();
-  // The transpose may need more results than the forward product.
-  const int need = options_.wait_for == 0 ? p : std::max(options_.wait_for, threshold);
+  // The transpose may need more results than the forward product, and a
+  // decode from exactly K results checks nothing: wait for at least one
+  // more whenever the code has one (DecodeBudget).
+  const int need = ResultsAwaited(options_.wait_for, threshold, p);
   // Waiting for everyone is bounded by the group's failure timeout instead.
   const auto deadline = options_.wait_for == 0
                             ? std::chrono::steady_clock::time_point::max()

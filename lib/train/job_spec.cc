@@ -282,6 +282,7 @@ Status ValidateJobSpec(const JobSpec& s) {
   if (s.steps < 0 || (s.steps == 0 && s.epochs < 1)) {
     return InvalidArgumentError("needs steps >= 1 or epochs >= 1");
   }
+  POLYGUARD_RETURN_IF_ERROR(ValidateErrorBudget(s.model, s.peers));
   return Status::Ok();
 }
 

@@ -118,7 +118,9 @@ std::string TrainingMetrics::Render() const {
   metric("polyguard_loss", "gauge", "Loss of the last completed step.", loss_);
   metric("polyguard_step_seconds", "gauge", "Wall time of the last step.", step_seconds_);
   metric("polyguard_faults_injected_total", "counter", "Soft errors injected at this peer.", double(counters_.faults_injected));
-  metric("polyguard_results_located_wrong_total", "counter", "Wrong results this peer's decodes located.", double(counters_.results_located_wrong));
+  metric("polyguard_wrong_results_total", "counter", "Distinct wrong results located (job-wide, agreed by all peers).", double(counters_.wrong_results));
+  metric("polyguard_results_located_by_this_peer_total", "counter", "Wrong results this peer's decodes located (per-peer view).", double(counters_.results_located_by_this_peer));
+  metric("polyguard_unverified_decodes_total", "counter", "This peer's decodes that checked nothing (unprotected).", double(counters_.unverified_decodes));
   metric("polyguard_results_corrected_total", "counter", "Wrong results corrected in completed steps.", double(counters_.results_corrected));
   metric("polyguard_uncorrectable_steps_total", "counter", "Step attempts with an uncorrectable decode.", double(counters_.uncorrectable_steps));
   metric("polyguard_recomputations_total", "counter", "Whole-step recomputations.", double(counters_.recomputations));

@@ -1,6 +1,7 @@
 #include "polyguard/train/trainer.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -15,21 +16,27 @@ namespace {
 constexpr int kControlLayer = 1 << 20;
 enum ControlOp { kAgreeOp = 0, kScrubOp = 1 << 10, kRepairOp = 2 << 10, kFixOp = 3 << 10 };
 
-// A weighted sum with fixed, position-dependent weights in [1, 2): equal
-// copies give equal numbers; a copy differing anywhere (or non-finite) gives
-// a different one with probability 1. `scale` bounds its magnitude.
-void Fingerprint(const Matrix& m, double* fp, double* scale) {
-  double f = 0.0, s = 0.0;
+// The guard's fingerprint of a decoded copy: kProjections weighted sums with
+// weights in [-1, 1) drawn from a hash of the position and a key that
+// changes every round (no fault can anticipate them), and the copy's norm.
+// A copy differing anywhere gives different sums with probability 1.
+constexpr int kProjections = 4;
+void Fingerprint(const Matrix& m, uint64_t key, double* out /* kProjections + 1 */) {
+  double f[kProjections] = {};
+  double sq = 0.0;
   const double* p = m.data();
   for (Eigen::Index k = 0; k < m.size(); ++k) {
-    // A multiplicative hash of the position (cheap; fmod was not).
-    const uint32_t h = static_cast<uint32_t>(k) * 2654435761u;
-    const double w = 1.0 + double(h >> 8) * (1.0 / 16777216.0);
-    f += w * p[k];
-    s += 2.0 * std::abs(p[k]);
+    // One multiply-xorshift hash gives four 16-bit weights.
+    uint64_t h = (static_cast<uint64_t>(k) + key) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    for (int j = 0; j < kProjections; ++j)
+      f[j] += (double((h >> (16 * j)) & 0xffff) * (1.0 / 32768.0) - 1.0) * p[k];
+    sq += p[k] * p[k];
   }
-  *fp = f;
-  *scale = s;
+  for (int j = 0; j < kProjections; ++j) out[j] = f[j];
+  out[kProjections] = std::sqrt(sq);
 }
 
 std::vector<double> Flatten(const Matrix& a, const Matrix& b) {
@@ -67,8 +74,9 @@ Status ValidateTrainerOptions(const TrainerOptions& o) {
 
 std::string FormatCounters(const TrainingCounters& c) {
   return "steps=" + std::to_string(c.steps) + " faults_injected=" +
-         std::to_string(c.faults_injected) + " located_wrong=" +
-         std::to_string(c.results_located_wrong) + " corrected=" +
+         std::to_string(c.faults_injected) + " wrong_results=" + std::to_string(c.wrong_results) +
+         " located_by_this_peer=" + std::to_string(c.results_located_by_this_peer) +
+         " unverified_decodes=" + std::to_string(c.unverified_decodes) + " corrected=" +
          std::to_string(c.results_corrected) + " not_awaited=" +
          std::to_string(c.results_not_awaited) + " uncorrectable_steps=" +
          std::to_string(c.uncorrectable_steps) + " recomputations=" +
@@ -80,6 +88,10 @@ std::string FormatCounters(const TrainingCounters& c) {
 
 struct Trainer::Decision {
   bool retry = false;
+  // Every wrong result any peer's decodes located this step, once each
+  // (per layer, forward and backward decode, and peer), and their peers.
+  int64_t wrong_results = 0;
+  std::vector<int> wrong_peers;
   bool any_failed = false;
   std::vector<std::vector<int>> stale;  // per layer: peers whose copies are off
   std::vector<int> root;                // per layer: a peer with the majority's copies
@@ -102,6 +114,7 @@ TrainingCounters Trainer::counters() const {
   TrainingCounters c = counters_;
   c.faults_injected = faults_ != nullptr ? faults_->faults_injected() : 0;
   c.results_not_awaited = model_->results_not_awaited();
+  c.unverified_decodes = model_->unverified_decodes();
   return c;
 }
 
@@ -127,28 +140,61 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
                                            int64_t round) {
   const int layers = model_->num_layers();
   std::vector<double> mine = {failed ? 1.0 : 0.0, loss, accuracy};
+  // Wrong-peer masks, 32 bits per number (exact in a double).
   for (int l = 0; l < layers; ++l) {
-    double fp, scale;
-    Fingerprint(*model_->layer(l).mutable_saved_input(), &fp, &scale);
-    mine.push_back(fp);
-    mine.push_back(scale);
-    Fingerprint(*model_->layer(l).mutable_saved_gradient(), &fp, &scale);
-    mine.push_back(fp);
-    mine.push_back(scale);
+    for (uint64_t m : {model_->layer(l).last_forward_wrong_mask(),
+                       model_->layer(l).last_backward_wrong_mask()}) {
+      mine.push_back(double(m & 0xffffffffu));
+      mine.push_back(double(m >> 32));
+    }
+  }
+  const Eigen::Index fp_row = static_cast<Eigen::Index>(mine.size());
+  constexpr int kBlock = kProjections + 1;
+  const uint64_t key = DeriveSeed(options_.seed, {0x9a4d, uint64_t(round)});
+  std::vector<double> sizes;  // entries of each fingerprinted copy
+  for (int l = 0; l < layers; ++l) {
+    for (const Matrix* m : {model_->layer(l).mutable_saved_input(),
+                            model_->layer(l).mutable_saved_gradient()}) {
+      double fp[kBlock];
+      Fingerprint(*m, key + uint64_t(sizes.size()), fp);
+      mine.insert(mine.end(), fp, fp + kBlock);
+      sizes.push_back(double(m->size()));
+    }
   }
   POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, {round, kControlLayer, kAgreeOp}));
   const int p = group_->size();
   Decision d;
   for (int q = 0; q < p; ++q) d.any_failed = d.any_failed || all(0, q) != 0.0;
   d.retry = d.any_failed;
-  const double tol = options_.fingerprint_tolerance;
-  // The peers agreeing with the best-supported value of row `row`; empty when
-  // no value has a strict majority.
-  auto majority = [&](Eigen::Index row) {
+  uint64_t any_wrong = 0;
+  for (int i = 0; i < 2 * layers; ++i) {
+    uint64_t agreed = 0;  // the union over peers: what any decode located
+    for (int q = 0; q < p; ++q) {
+      const double lo = all(3 + 2 * i, q), hi = all(4 + 2 * i, q);
+      if (!(lo >= 0 && lo < 4294967296.0 && hi >= 0 && hi < 4294967296.0)) continue;
+      agreed |= uint64_t(lo) | (uint64_t(hi) << 32);
+    }
+    d.wrong_results += std::popcount(agreed);
+    any_wrong |= agreed;
+  }
+  for (int q = 0; q < 64; ++q)
+    if (any_wrong & (uint64_t{1} << q)) d.wrong_peers.push_back(q);
+  // Copies decoded from the same results are equal bit for bit; from
+  // different results (wait_for < P) each entry may differ by the decoder's
+  // tolerance, which moves a projection by at most tol sqrt(N) |copy|.
+  const double tol = model_->options().product.wait_for == 0 ? 0.0
+                                                             : options_.fingerprint_tolerance;
+  // The peers agreeing with the best-supported copy fingerprinted at `row`;
+  // empty when no copy has a strict majority.
+  auto majority = [&](Eigen::Index row, double entries) {
     auto agree = [&](int a, int b) {
-      const double va = all(row, a), vb = all(row, b);
-      if (!std::isfinite(va) || !std::isfinite(vb)) return false;
-      return std::abs(va - vb) <= tol * (all(row + 1, a) + all(row + 1, b)) + DBL_MIN;
+      const double na = all(row + kProjections, a), nb = all(row + kProjections, b);
+      const double limit = tol * std::sqrt(entries) * std::max(na, nb);
+      for (int j = 0; j < kProjections; ++j) {
+        const double va = all(row + j, a), vb = all(row + j, b);
+        if (!std::isfinite(va) || !std::isfinite(vb) || !(std::abs(va - vb) <= limit)) return false;
+      }
+      return true;
     };
     int best = -1, best_count = 0;
     for (int a = 0; a < p; ++a) {
@@ -164,7 +210,8 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   d.stale.resize(size_t(layers));
   d.root.assign(size_t(layers), 0);
   for (int l = 0; l < layers && options_.guard; ++l) {
-    const std::vector<bool> x = majority(3 + 4 * l), g = majority(3 + 4 * l + 2);
+    const std::vector<bool> x = majority(fp_row + 2 * kBlock * l, sizes[size_t(2 * l)]);
+    const std::vector<bool> g = majority(fp_row + 2 * kBlock * l + kBlock, sizes[size_t(2 * l + 1)]);
     if (x.empty() || g.empty()) {
       d.retry = true;
       continue;
@@ -424,9 +471,9 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
     Status backward = model_->Backward(grad, round);
     if (!backward.ok() && backward.code() != StatusCode::kDataLoss) return backward;
     failed = failed || !backward.ok();
-    const int64_t located = model_->last_wrong_results();
-    counters_.results_located_wrong += located;
+    counters_.results_located_by_this_peer += model_->last_wrong_results();
     POLYGUARD_ASSIGN_OR_RETURN(Decision d, Agree(failed, loss, accuracy, round));
+    counters_.wrong_results += d.wrong_results;
     if (d.retry) {
       ++counters_.recomputations;
       if (d.any_failed) ++counters_.uncorrectable_steps;
@@ -440,12 +487,15 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
       return FailedPreconditionError("step " + std::to_string(step) +
                                      ": training diverged (" + update.message() + ")");
     }
-    counters_.results_corrected += located;
+    counters_.results_corrected += d.wrong_results;
     ++counters_.steps;
     if (step > rollback_step_) rollbacks_in_a_row_ = 0;
 
-    // A corrupted stored shard is located again and again.
-    const std::vector<int> wrong = model_->last_wrong_peers();
+    // A corrupted stored shard is located again and again. Decided from the
+    // agreed wrong peers, so that every peer enters the same exchanges (with
+    // wait_for < P peers decode from different results and locate
+    // differently).
+    const std::vector<int>& wrong = d.wrong_peers;
     bool repeated = false;
     for (int q : wrong) repeated = repeated || std::binary_search(previous_wrong_.begin(), previous_wrong_.end(), q);
     previous_wrong_ = wrong;

@@ -61,6 +61,12 @@ class CodedLayer {
   const std::vector<int>& last_wrong_peers() const { return last_wrong_; }
   // Wrong results located by those decodes (counted per decode).
   int64_t last_wrong_results() const { return last_wrong_results_; }
+  // The same as bit masks (bit p: peer p), forward and backward decode apart:
+  // what the trainer's agreement round combines into the job's tally.
+  uint64_t last_forward_wrong_mask() const { return forward_mask_; }
+  uint64_t last_backward_wrong_mask() const { return backward_mask_; }
+  // Decodes so far that checked nothing (exactly K results): unprotected.
+  int64_t unverified_decodes() const { return unverified_decodes_; }
   // Results this layer's decodes went without (stragglers), so far.
   int64_t results_not_awaited() const { return product_->results_not_awaited(); }
 
@@ -77,6 +83,8 @@ class CodedLayer {
   Status ForwardProduct(int64_t step, Eigen::Index rows);
   // The decoded transpose product with ds_; adds its wrong peers.
   StatusOr<Matrix> TransposeProduct(int64_t step);
+  // Notes a decode's wrong peers (a forward one starts the step's record).
+  void NoteDecode(const DecodedProduct& decoded, bool backward);
 
   PeerGroup* group_ = nullptr;
   FaultInjector* faults_ = nullptr;
@@ -86,6 +94,8 @@ class CodedLayer {
   Matrix input_, s_, ds_;  // this step's decoded values
   std::vector<int> last_wrong_;
   int64_t last_wrong_results_ = 0;
+  uint64_t forward_mask_ = 0, backward_mask_ = 0;
+  int64_t unverified_decodes_ = 0;
   int layer_ = 0;
 };
 

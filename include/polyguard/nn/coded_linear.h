@@ -49,9 +49,9 @@ struct CodedLinearOptions {
   // The strategy and its parameters (m, n, d, replicas, points, decoder);
   // shape and peers are filled in from the layer and the group.
   ProductCodeOptions code;
-  // With product.wait_for != 0 (straggler-tolerant decodes) the decoder's
-  // tolerance is raised to at least 1e-9: peers then encode copies decoded
-  // from different result sets, which differ by roundoff.
+  // With product.wait_for != 0 (straggler-tolerant decodes) peers encode
+  // copies decoded from different result sets, which differ by the decode's
+  // roundoff: far below the decoder's tolerance, which stays as it is.
   CodedProductOptions product;
   int layer = 0;  // tags this layer's exchanges; distinct per layer
 };

@@ -67,6 +67,17 @@ struct SequentialOptions {
 // with fan-in C kh kw (and fan-out N), and b = 0.01 (see the .cc).
 Matrix InitialWeights(const LayerSpec& layer, uint64_t seed, int index);
 
+// The wrong results per product that `code` corrects under the probabilistic
+// model when its decodes wait for what CodedProduct waits for with this
+// wait_for (ResultsAwaited, forward and backward): every result not awaited
+// is an erasure and costs one of the code's P-result budget.
+int ErrorBudget(const ProductCode& code, int wait_for);
+
+// Checks options.errors_to_correct against the budget of every dense
+// layer's code on `peers` peers before any peer starts (Sequential::Create
+// checks every layer again). The message names code.errors_to_correct.
+Status ValidateErrorBudget(const SequentialOptions& options, int peers);
+
 // Checks the layer chain and batch; the message names the layer.
 Status ValidateSequentialOptions(const SequentialOptions& options);
 
@@ -101,6 +112,8 @@ class Sequential {
   // Wrong results located by the last Forward and Backward (a peer wrong in
   // two decodes counts twice).
   int64_t last_wrong_results() const;
+  // Decodes so far that checked nothing (CodedLayer::unverified_decodes).
+  int64_t unverified_decodes() const;
   // Results the decodes of every layer went without (stragglers), so far.
   int64_t results_not_awaited() const;
 

@@ -40,6 +40,12 @@ struct CodedProductOptions {
   std::chrono::milliseconds deadline{10000};
 };
 
+// The results a decode with recovery threshold K waits for among P:
+// every one with wait_for = 0, else max(wait_for, K + 1), at most P. A
+// decode from exactly K results would check nothing, so a straggler-tolerant
+// product still waits for one redundant result when there is one.
+int ResultsAwaited(int wait_for, int threshold, int peers);
+
 class CodedProduct {
  public:
   // `group`, `code` and `faults` (may be null) must outlive the product.

@@ -42,6 +42,7 @@
 #ifndef POLYGUARD_TRAIN_TRAINER_H_
 #define POLYGUARD_TRAIN_TRAINER_H_
 
+#include <cfloat>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -61,22 +62,34 @@ struct TrainerOptions {
   int max_rollbacks = 20;          // rollbacks without progress before giving up
   bool guard = true;               // compare decoded copies before the update
   uint64_t seed = 1;               // scrub probes
-  // Two fingerprints agree within this relative tolerance (decodes from
-  // different sets of results differ by roundoff only).
-  double fingerprint_tolerance = 1e-9;
+  // The guard's tolerance when peers decode from different results
+  // (wait_for < P): two copies agree when they could differ by this much
+  // relative to their size in every entry — the decoder's own tolerance
+  // (DecoderOptions). With wait_for = 0 every peer decodes the same results
+  // and copies must be equal bit for bit.
+  double fingerprint_tolerance = 32768.0 * DBL_EPSILON;
 };
 
 Status ValidateTrainerOptions(const TrainerOptions& options);
 
-// What this peer saw and did. Summing over peers gives the job's totals
-// (except steps, and the decisions all peers take together: uncorrectable
-// steps, recomputations, scrubs, rollbacks, shard repairs, which are the same
-// at every peer).
+// Two kinds of numbers. Job-wide ones come out of the agreement round and
+// are the same at every peer: read them from any one (steps, wrong_results,
+// results_corrected, uncorrectable steps, recomputations, scrubs, shard
+// repairs, rollbacks). Per-peer views are this peer's own (faults_injected,
+// results_located_by_this_peer, results_not_awaited, unverified_decodes,
+// copies_replaced): sum faults_injected over peers for the job's faults
+// (each is recorded once, by the peer that injected it).
 struct TrainingCounters {
   int64_t steps = 0;                 // steps completed (replays after a rollback count again)
   int64_t faults_injected = 0;       // by this peer's injector
-  int64_t results_located_wrong = 0; // wrong results this peer's decodes located
+  // Distinct wrong results the step's decodes located: a (layer, forward or
+  // backward decode, peer) counts once however many peers located it.
+  int64_t wrong_results = 0;
   int64_t results_corrected = 0;     // ... in steps whose decodes all succeeded
+  int64_t results_located_by_this_peer = 0;  // per decode of this peer
+  // This peer's decodes that checked nothing (exactly K results, or a
+  // strategy without redundancy): unprotected.
+  int64_t unverified_decodes = 0;
   int64_t results_not_awaited = 0;   // stragglers' results decoded without
   int64_t uncorrectable_steps = 0;   // attempts with a decode that failed somewhere
   int64_t recomputations = 0;        // whole-step retries
