@@ -322,6 +322,57 @@ INSTANTIATE_TEST_SUITE_P(Trainer, StragglerModeTest,
                                            StragglerCase{"faults", 10, 8, 0.005}),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// The guard sees a one-entry error far below anything the fingerprints of
+// old (1e-9 of a weighted sum) could see: 1e-8 of the copy's RMS in one
+// activation entry is replaced before the update, so training stays on the
+// reference trajectory to roundoff (issue 14, item 6).
+TEST(Trainer, GuardReplacesCopiesWithATinyOneEntryError) {
+  auto data = SyntheticClassification::Create(10, 4, 9).value();
+  FaultModel faults;
+  faults.error_rate = 0.03;
+  faults.points = {StepPoint::kActivation};
+  faults.kind = SoftErrorKind::kEntry;
+  faults.magnitude = 1e-8;
+  Job job;
+  job.name = "guard-tiny";
+  job.model = FaultMlp(Strategy::kPolyDot);
+  job.trainer = Sgd();
+  job.faults = &faults;
+  job.steps = 60;
+  const TrainingCounters total = ExpectOnReferenceTrajectory(job, *data, 1e-10);
+  EXPECT_GT(total.faults_injected, 5);
+  // And on the fault-free coded run to roundoff (decodes without a wrong
+  // result's peer differ from those with it in the last bits only).
+  Job again = job, clean = job;
+  again.name = "guard-tiny-again";
+  clean.name = "guard-tiny-clean";
+  clean.faults = nullptr;
+  const auto with = RunOnThreads(again, *data), without = RunOnThreads(clean, *data);
+  ASSERT_TRUE(with[0].status.ok() && without[0].status.ok()) << with[0].status << without[0].status;
+  for (int s = 0; s < job.steps; ++s) {
+    ASSERT_LE(RelativeDifference(with[0].losses[size_t(s)], without[0].losses[size_t(s)]), 1e-11)
+        << "step " << s + 1;
+  }
+  // Every activation fault leaves its peer's copy off (several in one step
+  // at one peer are one replacement).
+  EXPECT_GE(total.copies_replaced, total.faults_injected * 2 / 3);
+}
+
+// The error budget counts what decodes wait for: P = 8, m = n = 2 corrects
+// 2 with every result but 0 when waiting for 6 (the backward threshold is
+// 6, so its decodes wait for 7 and can only detect).
+TEST(Trainer, ErrorBudgetCountsTheResultsDecodesWaitFor) {
+  SequentialOptions m = SmallMlp(Strategy::kPolyDot);
+  m.errors_to_correct = 1;
+  EXPECT_TRUE(ValidateErrorBudget(m, 8).ok());
+  m.product.wait_for = 6;
+  const Status s = ValidateErrorBudget(m, 8);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("code.errors_to_correct"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("corrects 0"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("wait_for = 6"), std::string::npos) << s;
+}
+
 // Correctness test 2: faults at every step point of every peer with
 // probability 0.02 per step; Generalized PolyDot ends on the fault-free loss,
 // the uncoded strategy does not.
