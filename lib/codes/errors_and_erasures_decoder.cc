@@ -265,131 +265,135 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int> peers,
                                                              const MatrixRef& results) const {
   const int k = recovery_threshold();
-  const int total = static_cast<int>(peers.size());
   POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> col_of,
                              IndexPeers(peers, static_cast<size_t>(results.cols())));
-
-  // Screen: non-finite or absurdly large results are wrong outright.
-  std::vector<int> kept, bad;
-  for (int p = 0; p < num_peers(); ++p) {
-    const int j = col_of[static_cast<size_t>(p)];
-    if (j < 0) continue;
-    const auto col = results.col(j);
-    if (!col.allFinite() || (col.size() > 0 && col.cwiseAbs().maxCoeff() > kHuge)) {
-      bad.push_back(p);
-    } else {
-      kept.push_back(p);
-    }
-  }
-  const double tol = options_.tolerance;
-  auto gather = [&](const std::vector<int>& ids) {
-    Matrix yt(results.rows(), static_cast<Eigen::Index>(ids.size()));
-    for (size_t i = 0; i < ids.size(); ++i)
-      yt.col(static_cast<Eigen::Index>(i)) = results.col(col_of[static_cast<size_t>(ids[i])]);
-    return yt;
-  };
-  if (static_cast<int>(kept.size()) < k ||
-      (static_cast<int>(kept.size()) == k && !bad.empty())) {
-    return DataLossError("decode: only " + std::to_string(kept.size()) + " of " +
-                         std::to_string(total) + " results are finite, threshold K = " +
-                         std::to_string(k) + "; suspect peers: " + PeerList(bad));
-  }
-  Matrix yt = gather(kept);
-
-  if (static_cast<int>(kept.size()) == k) {
+  std::vector<int> answered;
+  for (int p = 0; p < num_peers(); ++p)
+    if (col_of[static_cast<size_t>(p)] >= 0) answered.push_back(p);
+  const int total = static_cast<int>(answered.size());
+  // Results in peer order, and a working copy in which a non-finite or
+  // absurdly large value is 0: just a wrong value of its entry (the final
+  // check compares the originals, where it always disagrees).
+  Matrix original(results.rows(), total), work;
+  for (int i = 0; i < total; ++i)
+    original.col(i) = results.col(col_of[static_cast<size_t>(answered[static_cast<size_t>(i)])]);
+  work = original.unaryExpr([](double v) { return std::abs(v) <= kHuge ? v : 0.0; });
+  if (total == k) {
     // No redundancy: decode, but nothing can be verified.
-    auto plan = GetPlan(MaskOf(kept));
+    if (!original.allFinite()) {
+      return DataLossError("decode: non-finite results and no redundancy (" +
+                           std::to_string(total) + " results, threshold K = " +
+                           std::to_string(k) + ")");
+    }
     DecodeOutcome out;
-    out.coefficients = yt * plan->wanted_pinv.transpose();
-    out.verified = false;
+    out.coefficients = work * GetPlan(MaskOf(answered))->wanted_pinv.transpose();
     return out;
   }
+  // First with the subspace locator (errors in whole peers), then, if that
+  // went astray, entry by entry over every result.
+  StatusOr<DecodeOutcome> first = Attempt(answered, original, work, /*locate=*/true);
+  if (first.ok() || first.status().code() != StatusCode::kDataLoss || !options_.entry_fallback) {
+    return first;
+  }
+  StatusOr<DecodeOutcome> second = Attempt(answered, original, work, /*locate=*/false);
+  return second.ok() ? second : first;
+}
 
+StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>& answered,
+                                                          const Matrix& original,
+                                                          const Matrix& work,
+                                                          bool locate) const {
+  const int k = recovery_threshold();
+  const int total = static_cast<int>(answered.size());
+  const int t_all = (total - k) / 2;
+  const double tol = options_.tolerance;
   // Locate and set aside wrong peers, then correct what is left entry by
   // entry. Every tolerance comes from the results still kept, never from
-  // those set aside, and only from values a wrong one cannot inflate.
-  std::vector<int> peeled;      // set aside by the subspace locator
+  // those set aside, and only from values a wrong one cannot inflate (up to
+  // t_all wrong values in an entry).
+  std::vector<int> kept_pos(static_cast<size_t>(total));  // positions in `answered`
+  std::iota(kept_pos.begin(), kept_pos.end(), 0);
+  std::vector<int> peeled_pos;
+  auto ids = [&](const std::vector<int>& pos) {
+    std::vector<int> out;
+    for (int i : pos) out.push_back(answered[static_cast<size_t>(i)]);
+    return out;
+  };
   std::shared_ptr<const Plan> plan;
-  Matrix corrected;             // the kept results, corrected entry by entry
+  Matrix yt = work, corrected;
+  double global = 0.0;
+  std::vector<Eigen::Index> dirty;
   while (true) {
-    const int r = static_cast<int>(kept.size());
+    const int r = static_cast<int>(kept_pos.size());
     if (r <= k) {
-      std::vector<int> suspects = bad;
-      suspects.insert(suspects.end(), peeled.begin(), peeled.end());
       return DataLossError("decode: errors beyond what the code corrects (" +
                            std::to_string(total) + " results, threshold K = " +
-                           std::to_string(k) + "); suspect peers: " + PeerList(suspects));
+                           std::to_string(k) + "); suspect peers: " + PeerList(ids(peeled_pos)));
     }
-    plan = GetPlan(MaskOf(kept));
-    const int t_max = (r - k) / 2;
-    double global = 0.0;
-    const Vector cs = RobustTolerances(yt, tol, t_max, &global);
+    plan = GetPlan(MaskOf(ids(kept_pos)));
+    const Vector cs = RobustTolerances(yt, tol, t_all, &global);
     Matrix st = yt * plan->parity.transpose();
     st.array().colwise() /= cs.array();
-    std::vector<Eigen::Index> dirty;
+    dirty.clear();
     for (Eigen::Index i = 0; i < st.rows(); ++i)
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(i);
-    corrected = yt;
-    if (dirty.empty()) break;
-
-    const int red = r - k;
-    Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
+    if (dirty.empty() || !locate) break;
+    Matrix dmat(static_cast<Eigen::Index>(dirty.size()), r - k);
     for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
-    std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan->parity, 1);  // positions in kept
-    if (!flag.empty()) {
-      std::sort(flag.begin(), flag.end());
-      std::vector<int> next_kept, keep_cols;
-      size_t fi = 0;
-      for (int j = 0; j < r; ++j) {
-        if (fi < flag.size() && flag[fi] == j) {
-          peeled.push_back(kept[static_cast<size_t>(j)]);
-          ++fi;
-        } else {
-          next_kept.push_back(kept[static_cast<size_t>(j)]);
-          keep_cols.push_back(j);
-        }
+    std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan->parity, 1);  // in kept
+    if (flag.empty()) break;
+    std::sort(flag.begin(), flag.end());
+    std::vector<int> next, keep_cols;
+    size_t fi = 0;
+    for (int j = 0; j < r; ++j) {
+      if (fi < flag.size() && flag[fi] == j) {
+        peeled_pos.push_back(kept_pos[static_cast<size_t>(j)]);
+        ++fi;
+      } else {
+        next.push_back(kept_pos[static_cast<size_t>(j)]);
+        keep_cols.push_back(j);
       }
-      yt = SelectColumns(yt, keep_cols);
-      kept = std::move(next_kept);
-      continue;
     }
-    // Not separable by the subspace test (errors sharing entries): correct
-    // each inconsistent entry on its own, up to t_max wrong values in it.
+    yt = SelectColumns(yt, keep_cols);
+    kept_pos = std::move(next);
+  }
+  std::sort(peeled_pos.begin(), peeled_pos.end());
+  const int r = static_cast<int>(kept_pos.size());
+  corrected = yt;
+  if (!dirty.empty()) {
     if (!options_.entry_fallback) {
       return DataLossError("decode: errors not separable (" + std::to_string(dirty.size()) +
-                           " inconsistent entries); suspect peers: " + PeerList(peeled));
+                           " inconsistent entries); suspect peers: " + PeerList(ids(peeled_pos)));
     }
-    // Each entry first with the peers set aside as erasures; if that fails,
-    // with every finite result (set-aside peers may be right in this entry,
-    // and an erasure costs the entry half an error's worth of redundancy).
-    std::vector<int> all = kept;
-    all.insert(all.end(), peeled.begin(), peeled.end());
-    std::sort(all.begin(), all.end());
+    // Each inconsistent entry on its own: first with the set-aside peers as
+    // erasures, then with every result (a set-aside peer may be right in
+    // this entry, and an erasure costs the entry half an error's worth).
     struct Try {
-      std::vector<int> peers;
+      std::vector<int> pos;  // positions in `answered`
       std::vector<double> pts;
       Matrix basis;
       int t_max;
       int64_t exhaustive = 0;
     };
-    std::vector<Try> tries(peeled.empty() ? 1 : 2);
-    tries[0].peers = kept;
-    if (!peeled.empty()) tries[1].peers = all;
-    for (Try& t : tries) {
-      for (int p : t.peers) t.pts.push_back(points_[static_cast<size_t>(p)]);
-      t.basis = ChebyshevBasis(t.pts, k);
-      t.t_max = (static_cast<int>(t.peers.size()) - k) / 2;
-      for (int i = 0; i <= t.t_max; ++i)
-        t.exhaustive += internal::Binomial(static_cast<int>(t.peers.size()), i);
+    std::vector<Try> tries(peeled_pos.empty() ? 1 : 2);
+    tries[0].pos = kept_pos;
+    if (!peeled_pos.empty()) {
+      tries[1].pos.resize(static_cast<size_t>(total));
+      std::iota(tries[1].pos.begin(), tries[1].pos.end(), 0);
     }
-    std::vector<int> wrong_pos;
+    for (Try& t : tries) {
+      for (int i : t.pos) t.pts.push_back(points_[static_cast<size_t>(answered[static_cast<size_t>(i)])]);
+      t.basis = ChebyshevBasis(t.pts, k);
+      t.t_max = (static_cast<int>(t.pos.size()) - k) / 2;
+      for (int i = 0; i <= t.t_max; ++i)
+        t.exhaustive += internal::Binomial(static_cast<int>(t.pos.size()), i);
+    }
     for (Eigen::Index row : dirty) {
       bool done = false;
       for (size_t ti = 0; ti < tries.size() && !done; ++ti) {
         const Try& t = tries[ti];
-        Vector y(static_cast<Eigen::Index>(t.peers.size()));
-        for (size_t i = 0; i < t.peers.size(); ++i)
-          y(static_cast<Eigen::Index>(i)) = results(row, col_of[static_cast<size_t>(t.peers[i])]);
+        Vector y(static_cast<Eigen::Index>(t.pos.size()));
+        for (size_t i = 0; i < t.pos.size(); ++i) y(static_cast<Eigen::Index>(i)) = work(row, t.pos[i]);
         std::vector<std::vector<int>> hint;
         if (t.exhaustive > 256)
           for (int e = 1; e <= t.t_max; ++e) hint.push_back(BerlekampWelchSuspects(t.pts, y, k, e));
@@ -398,64 +402,48 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int
                                     &unused)) {
           continue;
         }
-        for (size_t i = 0, j = 0; i < t.peers.size(); ++i) {
-          if (t.peers[i] != kept[j]) continue;
+        for (size_t i = 0, j = 0; i < t.pos.size() && j < kept_pos.size(); ++i) {
+          if (t.pos[i] != kept_pos[j]) continue;
           corrected(row, static_cast<Eigen::Index>(j)) = y(static_cast<Eigen::Index>(i));
-          if (++j == kept.size()) break;
+          ++j;
         }
         done = true;
       }
       if (!done) {
-        std::vector<int> suspects = bad;
-        suspects.insert(suspects.end(), peeled.begin(), peeled.end());
         return DataLossError(
             "decode: errors beyond what the code corrects (" + std::to_string(total) +
             " results, threshold K = " + std::to_string(k) + ", entry " + std::to_string(row) +
             " has more than " + std::to_string(tries.back().t_max) +
-            " wrong values); suspect peers: " + PeerList(suspects));
+            " wrong values); suspect peers: " + PeerList(ids(peeled_pos)));
       }
     }
-    break;
   }
 
-  // Final check, at the scale of the decoded code word itself: in every
-  // entry at most t_max kept results may disagree with it (those corrected
-  // entry by entry), so at least K + 1 agree.
-  const int r = static_cast<int>(kept.size());
-  std::vector<int> finite = kept;
-  finite.insert(finite.end(), peeled.begin(), peeled.end());
-  std::sort(finite.begin(), finite.end());
-  std::vector<double> finite_pts;
-  for (int p : finite) finite_pts.push_back(points_[static_cast<size_t>(p)]);
-  const Matrix cheb_coef = corrected * plan->chebyshev_pinv.transpose();         // L x K
-  const Matrix codeword = cheb_coef * ChebyshevBasis(finite_pts, k).transpose();  // L x F
+  // Final check, at the scale of the decoded code word itself, against the
+  // results as they arrived.
+  const Matrix cheb_coef = corrected * plan->chebyshev_pinv.transpose();  // L x K
+  std::vector<double> pts;
+  for (int p : answered) pts.push_back(points_[static_cast<size_t>(p)]);
+  const Matrix codeword = cheb_coef * ChebyshevBasis(pts, k).transpose();  // L x R
   const Vector cs = RobustTolerances(codeword, tol, 0);
   DecodeOutcome out;
-  out.wrong_peers = bad;
-  // Per entry: kept and set-aside results that disagree.
-  std::vector<int> kept_off(static_cast<size_t>(results.rows()), 0);
-  std::vector<int> aside_off(static_cast<size_t>(results.rows()), 0);
-  for (size_t i = 0; i < finite.size(); ++i) {
-    const int p = finite[i];
-    auto& off = std::binary_search(kept.begin(), kept.end(), p) ? kept_off : aside_off;
-    const auto y = results.col(col_of[static_cast<size_t>(p)]);
-    const auto dev = (y - codeword.col(static_cast<Eigen::Index>(i))).cwiseAbs();
+  std::vector<int> kept_off(static_cast<size_t>(original.rows()), 0);
+  std::vector<int> aside_off(static_cast<size_t>(original.rows()), 0);
+  for (int i = 0; i < total; ++i) {
+    auto& off = std::binary_search(kept_pos.begin(), kept_pos.end(), i) ? kept_off : aside_off;
+    const auto dev = (original.col(i) - codeword.col(i)).cwiseAbs();
     bool wrong = false;
     for (Eigen::Index l = 0; l < dev.size(); ++l) {
       if (dev(l) <= cs(l)) continue;
       wrong = true;
       ++off[static_cast<size_t>(l)];
     }
-    if (wrong) out.wrong_peers.push_back(p);
+    if (wrong) out.wrong_peers.push_back(answered[static_cast<size_t>(i)]);
   }
-  if (Status s = internal::CheckAgreement(kept_off, aside_off, r, static_cast<int>(finite.size()),
-                                          k, out.wrong_peers);
-      !s.ok()) {
-    return s;
-  }
+  POLYGUARD_RETURN_IF_ERROR(
+      internal::CheckAgreement(kept_off, aside_off, r, total, k, out.wrong_peers));
   out.coefficients = corrected * plan->wanted_pinv.transpose();
   out.verified = true;
-  std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   return out;
 }
 

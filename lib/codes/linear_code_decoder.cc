@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <numeric>
 #include <string>
 
 #include <Eigen/QR>
@@ -202,15 +203,29 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
   Matrix results(length, col_count);
   for (int j = 0; j < col_count; ++j)
     results.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
-  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, DecodeSlow(sorted_peers, std::move(results)));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, DecodeSlow(sorted_peers, results));
   sink(0, out.coefficients);
   out.coefficients = Matrix();
   return out;
 }
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& peers,
-                                                      Matrix results) const {
-  // results: L x (R g), peer-major (peers ascending), g blocks each.
+                                                      const Matrix& results) const {
+  // First with the subspace locator and the peer-wide search (errors in
+  // whole peers), then, if that went astray, entry by entry over everything.
+  StatusOr<DecodeOutcome> first = Attempt(peers, results, /*locate=*/true);
+  if (first.ok() || first.status().code() != StatusCode::kDataLoss) return first;
+  StatusOr<DecodeOutcome> second = Attempt(peers, results, /*locate=*/false);
+  return second.ok() ? second : first;
+}
+
+StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers,
+                                                   const Matrix& original, bool locate) const {
+  // original: L x (R g), peer-major (peers ascending), g blocks each. In the
+  // working copy a non-finite or absurdly large value is 0: just a wrong
+  // value of its entry (the final check compares the originals).
+  const Matrix results =
+      original.unaryExpr([](double v) { return std::abs(v) <= kHuge ? v : 0.0; });
   const int g = rows_per_peer_;
   const int k = recovery_threshold();
   const int total = static_cast<int>(peers.size());
@@ -227,21 +242,13 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
                                                      peers.begin()));
     return pos;
   };
-  std::vector<int> kept, kept_pos, bad;
-  for (int j = 0; j < total; ++j) {
-    const auto block = results.middleCols(j * g, g);
-    if (!block.allFinite() || (block.size() > 0 && block.cwiseAbs().maxCoeff() > kHuge)) {
-      bad.push_back(peers[static_cast<size_t>(j)]);
-    } else {
-      kept.push_back(peers[static_cast<size_t>(j)]);
-      kept_pos.push_back(j);
-    }
-  }
-  const int finite = static_cast<int>(kept.size());
-  if (finite < k || (finite == k && !bad.empty())) {
-    return DataLossError("decode: only " + std::to_string(finite) + " of " +
-                         std::to_string(total) + " results are finite, threshold K = " +
-                         std::to_string(k) + "; suspect peers: " + PeerList(bad));
+  std::vector<int> kept = peers, kept_pos(static_cast<size_t>(total)), bad;
+  std::iota(kept_pos.begin(), kept_pos.end(), 0);
+  const int t_all = (total - k) / 2;
+  if (total == k && !original.allFinite()) {
+    return DataLossError("decode: non-finite results and no redundancy (" +
+                         std::to_string(total) + " results, threshold K = " + std::to_string(k) +
+                         ")");
   }
   Matrix yt = internal::SelectColumns(results, columns_of(kept_pos));
   auto singular_error = [&](const std::vector<int>& rows) {
@@ -257,6 +264,11 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
   Matrix corrected;
   while (true) {
     const int r = static_cast<int>(kept.size());
+    if (r < k || (r == k && !peeled.empty())) {
+      return DataLossError("decode: errors beyond what the code corrects (" +
+                           std::to_string(total) + " results, threshold K = " +
+                           std::to_string(k) + "); suspect peers: " + PeerList(peeled));
+    }
     plan = GetPlan(kept);
     if (plan->singular) return singular_error(kept);
     const int red = static_cast<int>(plan->parity.rows());  // redundant rows
@@ -274,7 +286,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
     }
     const int t_max = (r - k) / 2;
     double global = 0.0;
-    const Vector cs = RobustTolerances(yt, tol, t_max * g, &global);
+    const Vector cs = RobustTolerances(yt, tol, t_all * g, &global);
     Matrix st = yt * plan->parity.transpose();
     st.array().colwise() /= cs.array();
     std::vector<int> dirty;
@@ -286,7 +298,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
     // Subspace test: the wrong peers' parity columns span the syndrome.
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
     for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
-    std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan->parity, g);  // positions in kept
+    std::vector<int> flag;  // positions in kept
+    if (locate) flag = internal::LocateBySpan(std::move(dmat), plan->parity, g);
     Matrix yd(static_cast<Eigen::Index>(dirty.size()), yt.cols());
     for (size_t i = 0; i < dirty.size(); ++i) yd.row(static_cast<Eigen::Index>(i)) = yt.row(dirty[i]);
     if (flag.empty()) {
@@ -294,7 +307,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
       // peers: the smallest set of suspects whose removal leaves the dirty
       // entries within tolerance of the rest's own code word, if unique.
       int64_t tried = 0;
-      for (int t = 1; t <= t_max && flag.empty(); ++t) {
+      for (int t = 1; t <= t_max && flag.empty() && locate; ++t) {
         if (tried + internal::Binomial(r, t) > kMaxSuspectSets) break;
         std::vector<std::vector<int>> found;
         std::vector<int> idx(static_cast<size_t>(t));
@@ -420,13 +433,13 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
         generator_.middleRows(answered[i] * g, g);
   const Matrix codeword = out.coefficients * gen_finite.transpose();  // L x F g
   const Vector cs = RobustTolerances(codeword, tol, 0);
-  std::vector<int> kept_off(static_cast<size_t>(results.rows()), 0);
-  std::vector<int> aside_off(static_cast<size_t>(results.rows()), 0);
+  std::vector<int> kept_off(static_cast<size_t>(original.rows()), 0);
+  std::vector<int> aside_off(static_cast<size_t>(original.rows()), 0);
   for (size_t i = 0; i < answered.size(); ++i) {
     const int p = answered[i];
     auto& off = std::binary_search(kept.begin(), kept.end(), p) ? kept_off : aside_off;
     const auto pos = std::find(peers.begin(), peers.end(), p) - peers.begin();
-    const Matrix dev = (results.middleCols(pos * g, g) -
+    const Matrix dev = (original.middleCols(pos * g, g) -
                         codeword.middleCols(static_cast<Eigen::Index>(i) * g, g))
                            .cwiseAbs();
     bool wrong = false;

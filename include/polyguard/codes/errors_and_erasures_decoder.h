@@ -115,6 +115,11 @@ class ErrorsAndErasuresDecoder {
   std::shared_ptr<const Plan> GetPlan(uint64_t mask) const;
   StatusOr<DecodeOutcome> DecodeSlow(std::span<const int> peers,
                                      const MatrixRef& results) const;
+  // One decode of the answering peers' results (L x R, peer order; `work`
+  // with non-finite values zeroed), with the subspace locator or entry by
+  // entry only.
+  StatusOr<DecodeOutcome> Attempt(const std::vector<int>& answered, const Matrix& original,
+                                  const Matrix& work, bool locate) const;
   // Checks peers (known, distinct, one per column, at least K); returns the
   // column of each peer (-1 when it did not answer).
   StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, size_t columns) const;

@@ -96,7 +96,11 @@ class LinearCodeDecoder {
   LinearCodeDecoder(Matrix generator, DecoderOptions options, int rows_per_peer)
       : generator_(std::move(generator)), options_(options), rows_per_peer_(rows_per_peer) {}
   std::shared_ptr<const Plan> GetPlan(const std::vector<int>& peers) const;
-  StatusOr<DecodeOutcome> DecodeSlow(const std::vector<int>& peers, Matrix results) const;
+  StatusOr<DecodeOutcome> DecodeSlow(const std::vector<int>& peers, const Matrix& results) const;
+  // One decode: with the subspace locator and peer-wide search, or entry by
+  // entry only.
+  StatusOr<DecodeOutcome> Attempt(const std::vector<int>& peers, const Matrix& original,
+                                  bool locate) const;
 
   Matrix generator_;
   DecoderOptions options_;

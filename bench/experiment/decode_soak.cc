@@ -1,0 +1,347 @@
+#include "experiment/decode_soak.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <sstream>
+
+#include "polyguard/base/random.h"
+#include "polyguard/codes/low_weight_code.h"
+#include "polyguard/codes/mds_code.h"
+#include "polyguard/codes/polydot_code.h"
+#include "polyguard/codes/rotation_code.h"
+#include "polyguard/conv/coded_convolution.h"
+
+namespace polyguard::experiment {
+namespace {
+
+struct SoakCode {
+  std::string name;
+  std::unique_ptr<ProductCode> code;
+  // Results are one block per peer, so that the same flat index of two
+  // peers' results is the same entry of the decoder and no other is.
+  bool single_block = true;
+};
+
+StatusOr<std::vector<SoakCode>> MakeCodes() {
+  std::vector<SoakCode> codes;
+  auto add = [&](std::string name, auto made, bool single_block) -> Status {
+    if (!made.ok()) return made.status().WithContext(name);
+    codes.push_back({std::move(name), std::move(made).value(), single_block});
+    return Status::Ok();
+  };
+  POLYGUARD_RETURN_IF_ERROR(add("genpolydot P=12 m=n=2",
+                                PolyDotCode::Create({16, 12, 8}, {.peers = 12, .m = 2, .n = 2}),
+                                true));
+  POLYGUARD_RETURN_IF_ERROR(
+      add("genpolydot P=14 m=2 n=3", PolyDotCode::Create({32, 18, 8}, {.peers = 14, .m = 2, .n = 3}),
+          true));
+  POLYGUARD_RETURN_IF_ERROR(add(
+      "mds P=10 Q=6", MdsCode::Create({24, 10, 6}, {.peers = 10, .data_blocks = 6}), true));
+  POLYGUARD_RETURN_IF_ERROR(add("rotation P=10 m=d=2",
+                                RotationCode::Create({16, 10, 8}, {.peers = 10, .m = 2, .d = 2}),
+                                false));
+  POLYGUARD_RETURN_IF_ERROR(add("lowweight P=10 k_a=k_b=2",
+                                LowWeightCode::Create({16, 10, 12}, {.peers = 10, .k_a = 2, .k_b = 2}),
+                                true));
+  ConvShape conv{.channels = 2, .height = 10, .width = 10, .filters = 8, .kernel_h = 3,
+                 .kernel_w = 3};
+  POLYGUARD_RETURN_IF_ERROR(
+      add("conv (FCDCC) P=10 k_a=k_b=2",
+          CodedConvolution::Create(conv, {.peers = 10, .k_a = 2, .k_b = 2, .batch = 2}), false));
+  return codes;
+}
+
+// One error pattern: which answering peers get which additions.
+struct Pattern {
+  std::vector<int> wrong;  // positions in the answering list
+};
+
+enum class Family {
+  kClean,
+  kSameEntry,
+  kIdentical,
+  kProportional,
+  kHugeBesideSmall,
+  kNonFinite,
+  kScattered,
+  kDense,
+  kMixed,
+  kNearRoundoff,
+  kBeyondSameEntry,
+  kBeyondDense,
+  kBeyondProportional,
+};
+constexpr Family kFamilies[] = {
+    Family::kClean,         Family::kSameEntry,       Family::kIdentical,
+    Family::kProportional,  Family::kHugeBesideSmall, Family::kNonFinite,
+    Family::kScattered,     Family::kDense,           Family::kMixed,
+    Family::kNearRoundoff,  Family::kBeyondSameEntry, Family::kBeyondDense,
+    Family::kBeyondProportional};
+
+const char* FamilyName(Family f) {
+  switch (f) {
+    case Family::kClean: return "clean (stragglers only)";
+    case Family::kSameEntry: return "<= t in one entry";
+    case Family::kIdentical: return "<= t identical, one entry";
+    case Family::kProportional: return "<= t proportional dense";
+    case Family::kHugeBesideSmall: return "<= t huge beside small, one entry";
+    case Family::kNonFinite: return "<= t NaN/Inf with finite";
+    case Family::kScattered: return "every peer, <= t per entry";
+    case Family::kDense: return "R-K-1 dense, 1e-6..1e12";
+    case Family::kMixed: return "R-K-1 dense and sparse";
+    case Family::kNearRoundoff: return "R-K-1 near roundoff";
+    case Family::kBeyondSameEntry: return "beyond: > t in one entry";
+    case Family::kBeyondDense: return "beyond: >= R-K dense";
+    case Family::kBeyondProportional: return "beyond: > t proportional";
+  }
+  return "?";
+}
+
+char Guarantee(Family f) {
+  switch (f) {
+    case Family::kDense:
+    case Family::kMixed:
+    case Family::kNearRoundoff:
+      return 'b';
+    case Family::kBeyondSameEntry:
+    case Family::kBeyondDense:
+    case Family::kBeyondProportional:
+      return 'c';
+    default:
+      return 'a';
+  }
+}
+
+double LogUniform(Random& rng, double lo, double hi) {
+  return std::exp(rng.Uniform(std::log(lo), std::log(hi))) * (rng.Uniform() < 0.5 ? -1.0 : 1.0);
+}
+
+// Adds family f's errors to the answering results (values[i] is the result
+// of answering peer i). R answering, threshold K, scale: the results' RMS.
+void Inject(Family f, Random& rng, int k, double scale, std::vector<Matrix>* values) {
+  const int r = static_cast<int>(values->size());
+  const int t = (r - k) / 2;
+  const Eigen::Index len = (*values)[0].size();
+  auto pick = [&](int w) { return rng.Sample(r, std::clamp(w, 0, r)); };
+  auto at = [&](int i, Eigen::Index e) -> double& { return (*values)[size_t(i)].data()[e]; };
+  const Eigen::Index entry = rng.UniformInt(0, len - 1);
+  switch (f) {
+    case Family::kClean:
+      return;
+    case Family::kSameEntry:
+      for (int i : pick(t)) at(i, entry) += LogUniform(rng, 1e-6, 1e12) * scale;
+      return;
+    case Family::kIdentical: {
+      const double e = LogUniform(rng, 1e-6, 1e12) * scale;
+      for (int i : pick(t)) at(i, entry) += e;
+      return;
+    }
+    case Family::kProportional:
+    case Family::kBeyondProportional: {
+      const int w = f == Family::kProportional ? t
+                                               : int(rng.UniformInt(t + 1, std::max(t + 1, r - k)));
+      const Matrix dir = rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
+      for (int i : pick(w)) (*values)[size_t(i)] += LogUniform(rng, 1e-6, 1e12) * scale * dir;
+      return;
+    }
+    case Family::kHugeBesideSmall: {
+      const std::vector<int> w = pick(t);
+      for (size_t j = 0; j < w.size(); ++j) {
+        at(w[j], entry) += (j == 0 || (j == 1 && rng.Uniform() < 0.5))
+                               ? LogUniform(rng, 1e12, 1e15) * scale
+                               : LogUniform(rng, 1e-7, 1.0) * scale;
+      }
+      return;
+    }
+    case Family::kNonFinite: {
+      const std::vector<int> w = pick(t);
+      for (size_t j = 0; j < w.size(); ++j) {
+        const double u = rng.Uniform();
+        at(w[j], entry) += u < 0.3   ? std::numeric_limits<double>::quiet_NaN()
+                           : u < 0.5 ? std::numeric_limits<double>::infinity()
+                                     : LogUniform(rng, 1e-6, 1e12) * scale;
+        if (rng.Uniform() < 0.3) (*values)[size_t(w[j])] += rng.NormalMatrix(1, 1)(0, 0) * scale *
+                                                             Matrix::Ones((*values)[0].rows(),
+                                                                          (*values)[0].cols());
+      }
+      return;
+    }
+    case Family::kScattered: {
+      // A few entries, each with up to t wrong peers: every peer may be hit.
+      const int entries = int(rng.UniformInt(1, std::min<Eigen::Index>(len, 2 * r)));
+      for (int e = 0; e < entries; ++e) {
+        const Eigen::Index l = rng.UniformInt(0, len - 1);
+        for (int i : pick(int(rng.UniformInt(0, t)))) at(i, l) += LogUniform(rng, 1e-6, 1e12) * scale;
+      }
+      return;
+    }
+    case Family::kDense:
+    case Family::kNearRoundoff:
+      for (int i : pick(r - k - 1)) {
+        const double m = f == Family::kDense ? LogUniform(rng, 1e-6, 1e12) : LogUniform(rng, 1e-12, 1e-8);
+        (*values)[size_t(i)] += m * scale * rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
+      }
+      return;
+    case Family::kMixed: {
+      // Dense peers and sparse ones, each sparse peer in entries of its own
+      // (so that the error vectors stay independent).
+      const std::vector<int> w = pick(r - k - 1);
+      const std::vector<int> entries = rng.Sample(int(std::min<Eigen::Index>(len, 1 << 20)),
+                                                  std::min<int>(int(w.size()), int(len)));
+      for (size_t j = 0; j < w.size(); ++j) {
+        if (j % 2 == 0 || j >= entries.size()) {
+          (*values)[size_t(w[j])] += LogUniform(rng, 1e-6, 1e12) * scale *
+                                     rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
+        } else {
+          at(w[j], entries[j]) += LogUniform(rng, 1e-3, 1e12) * scale;
+        }
+      }
+      return;
+    }
+    case Family::kBeyondSameEntry:
+      for (int i : pick(int(rng.UniformInt(t + 1, r)))) at(i, entry) += LogUniform(rng, 1e-6, 1e12) * scale;
+      return;
+    case Family::kBeyondDense:
+      for (int i : pick(int(rng.UniformInt(std::min(r, r - k), r))))
+        (*values)[size_t(i)] += LogUniform(rng, 1e-6, 1e12) * scale *
+                                rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
+      return;
+  }
+}
+
+double RelativeError(const Matrix& got, const Matrix& want) {
+  if (got.rows() != want.rows() || got.cols() != want.cols()) return INFINITY;
+  const double d = (got - want).norm();
+  return std::isfinite(d) ? d / std::max(want.norm(), 1e-300) : INFINITY;
+}
+
+}  // namespace
+
+bool Failed(const SoakRow& row) {
+  if (row.verified_wrong > 0 || row.other > 0) return true;
+  return row.guarantee != 'c' && row.exact != row.decodes;
+}
+
+StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
+                                             const std::function<void(int64_t)>& progress) {
+  if (o.decodes < 0 || o.data_every < 1 || !(o.exact_tolerance > 0)) {
+    return InvalidArgumentError("soak: decodes >= 0, data_every >= 1, exact_tolerance > 0");
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<SoakCode> codes, MakeCodes());
+  std::vector<std::vector<Family>> families(codes.size());
+  std::vector<SoakRow> rows;
+  std::vector<std::vector<size_t>> row_of(codes.size());
+  for (size_t c = 0; c < codes.size(); ++c) {
+    for (Family f : kFamilies) {
+      if (f == Family::kScattered && !codes[c].single_block) continue;
+      families[c].push_back(f);
+      row_of[c].push_back(rows.size());
+      rows.push_back({.code = codes[c].name, .family = FamilyName(f), .guarantee = Guarantee(f)});
+    }
+  }
+  Random rng(DeriveSeed(o.seed, {0x50a4}));
+  struct Data {
+    Matrix reference;                 // the clean decode of all P results
+    std::vector<PeerResult> results;  // every peer's clean result
+    double scale = 1.0;
+  };
+  std::vector<Data> data(codes.size());
+  std::vector<int64_t> uses(codes.size(), 0);
+  for (int64_t i = 0; i < o.decodes; ++i) {
+    const size_t c = size_t(i % int64_t(codes.size()));
+    const ProductCode& code = *codes[c].code;
+    const int p = code.num_peers(), k = code.recovery_threshold();
+    Data& d = data[c];
+    if (uses[c]++ % o.data_every == 0) {
+      const ProductShape s = code.shape();
+      const Matrix a = rng.NormalMatrix(s.rows, s.inner), b = rng.NormalMatrix(s.inner, s.cols);
+      d.results.clear();
+      std::vector<double> rms;
+      for (int q = 0; q < p; ++q) {
+        POLYGUARD_ASSIGN_OR_RETURN(Matrix shard, code.EncodeShard(a, q));
+        POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, code.EncodeInput(b, q));
+        d.results.push_back({q, code.PeerProduct(shard, piece)});
+        rms.push_back(d.results.back().value.norm() /
+                      std::sqrt(double(std::max<Eigen::Index>(1, d.results.back().value.size()))));
+      }
+      std::sort(rms.begin(), rms.end());
+      d.scale = rms[rms.size() / 2];
+      POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct clean, code.Decode(d.results));
+      d.reference = std::move(clean.product);
+    }
+    const size_t fi = size_t((i / int64_t(codes.size())) % int64_t(families[c].size()));
+    const Family f = families[c][fi];
+    SoakRow& row = rows[row_of[c][fi]];
+    // Stragglers: any number that leaves at least K + 1 results.
+    const int missing = int(rng.UniformInt(0, std::max(0, p - k - 1)));
+    const std::vector<int> order = rng.Sample(p, p);
+    std::vector<PeerResult> arrived;
+    std::vector<Matrix> values;
+    for (int j = missing; j < p; ++j) values.push_back(d.results[size_t(order[size_t(j)])].value);
+    Inject(f, rng, k, d.scale, &values);
+    for (int j = missing; j < p; ++j)
+      arrived.push_back({order[size_t(j)], std::move(values[size_t(j - missing)])});
+    StatusOr<DecodedProduct> got = code.Decode(arrived);
+    ++row.decodes;
+    bool failure = false;
+    if (got.ok()) {
+      const double err = RelativeError(got->product, d.reference);
+      if (!got->verified) {
+        ++row.unverified;
+        failure = row.guarantee != 'c';
+      } else if (err <= o.exact_tolerance) {
+        ++row.exact;
+        row.worst_exact = std::max(row.worst_exact, err);
+      } else {
+        ++row.verified_wrong;
+        failure = true;
+      }
+    } else if (got.status().code() == StatusCode::kDataLoss) {
+      ++row.data_loss;
+      failure = row.guarantee != 'c';
+    } else {
+      ++row.other;
+      failure = true;
+    }
+    if (failure && row.first_failure.empty()) {
+      std::ostringstream why;
+      why << "decode " << i << " (seed " << o.seed << "), " << arrived.size() << " results: "
+          << (got.ok() ? (got->verified ? "verified wrong" : "unverified") : got.status().ToString());
+      row.first_failure = why.str();
+    }
+    if (progress && (i + 1) % 10000 == 0) progress(i + 1);
+  }
+  return rows;
+}
+
+std::string FormatSoakTable(const std::vector<SoakRow>& rows) {
+  std::ostringstream out;
+  out << "| code | family | guarantee | decodes | exact | DataLoss | unverified | verified wrong "
+         "| worst exact error |\n|---|---|---|---|---|---|---|---|---|\n";
+  SoakRow total;
+  int failed = 0;
+  for (const SoakRow& r : rows) {
+    char worst[32];
+    std::snprintf(worst, sizeof worst, "%.1e", r.worst_exact);
+    out << "| " << r.code << " | " << r.family << " | " << r.guarantee << " | " << r.decodes
+        << " | " << r.exact << " | " << r.data_loss << " | " << r.unverified << " | "
+        << r.verified_wrong << (Failed(r) ? " **FAILED**" : "") << " | " << worst << " |\n";
+    total.decodes += r.decodes;
+    total.exact += r.exact;
+    total.data_loss += r.data_loss;
+    total.unverified += r.unverified;
+    total.verified_wrong += r.verified_wrong;
+    failed += Failed(r) ? 1 : 0;
+  }
+  out << "\n" << total.decodes << " decodes: " << total.exact << " exact, " << total.data_loss
+      << " DataLoss, " << total.unverified << " unverified, " << total.verified_wrong
+      << " verified wrong; " << failed << " of " << rows.size() << " rows broke the guarantee\n";
+  for (const SoakRow& r : rows)
+    if (!r.first_failure.empty()) out << "- " << r.code << ", " << r.family << ": " << r.first_failure << "\n";
+  return out.str();
+}
+
+}  // namespace polyguard::experiment
