@@ -5,13 +5,21 @@
 //   polyguard-experiment readme README.md [--out DIR]
 //       regenerates README's result sections from DIR/NAME/summary.md
 //   polyguard-experiment codes [options]   Monte Carlo decode trials (CSV)
+//   polyguard-experiment soak [--decodes N] [--seed S]
+//       random decodes of every decoding strategy in structured error
+//       families, a table of counts per family; exit 1 if any broke the
+//       decoder's guarantee
 // Bad options print a message and exit with code 2; a failed run exits 1.
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "experiment/codes_trials.h"
+#include "experiment/decode_soak.h"
 #include "experiment/experiments.h"
 
 int main(int argc, char** argv) {
@@ -20,7 +28,8 @@ int main(int argc, char** argv) {
   const char* usage =
       "usage: polyguard-experiment run SPEC.textproto... [--out DIR]\n"
       "       polyguard-experiment readme README.md [--out DIR]\n"
-      "       polyguard-experiment codes [options]\n";
+      "       polyguard-experiment codes [options]\n"
+      "       polyguard-experiment soak [--decodes N (1000000)] [--seed S (1)]\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cerr << usage << "\n" << CodesUsage();
     return args.empty() ? 2 : 0;
@@ -73,9 +82,54 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (args[0] == "soak") {
+    polyguard::experiment::SoakOptions o;
+    for (size_t i = 1; i < args.size(); ++i) {
+      const bool has_value = i + 1 < args.size();
+      char* end = nullptr;
+      if ((args[i] == "--decodes" || args[i] == "--seed") && has_value) {
+        const std::string& v = args[++i];
+        errno = 0;
+        const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+        if (v.empty() || v[0] == '-' || *end != '\0' || errno != 0 ||
+            (args[i - 1] == "--decodes" && n > (1ull << 40))) {
+          std::cerr << "polyguard-experiment soak: " << args[i - 1]
+                    << " takes a whole number in [0, 2^40], got '" << v << "'\n";
+          return 2;
+        }
+        if (args[i - 1] == "--decodes") {
+          o.decodes = static_cast<int64_t>(n);
+        } else {
+          o.seed = n;
+        }
+      } else if (args[i] == "--help" || args[i] == "-h") {
+        std::cout << usage;
+        return 0;
+      } else {
+        std::cerr << "polyguard-experiment soak: unknown option " << args[i] << "\n" << usage;
+        return 2;
+      }
+    }
+    const auto start = std::chrono::steady_clock::now();
+    auto rows = polyguard::experiment::RunDecodeSoak(o, [&](int64_t done) {
+      if (done % 100000 == 0) {
+        std::cerr << "soak: " << done << " of " << o.decodes << " decodes\n";
+      }
+    });
+    if (!rows.ok()) {
+      std::cerr << "polyguard-experiment soak: " << rows.status().message() << "\n";
+      return 1;
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << polyguard::experiment::FormatSoakTable(*rows) << "\n(" << seconds << " s)\n";
+    for (const auto& r : *rows)
+      if (polyguard::experiment::Failed(r)) return 1;
+    return 0;
+  }
   if (args[0] != "codes") {
     std::cerr << "polyguard-experiment: unknown experiment '" << args[0]
-              << "' (available: run, readme, codes)\n";
+              << "' (available: run, readme, codes, soak)\n";
     return 2;
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());
