@@ -5,35 +5,59 @@
 // flattened to length L) and E is nonzero only for wrong peers. Peers that did
 // not answer are erasures.
 //
-// What it guarantees, with R results and recovery threshold K:
-//   * Probabilistic model (errors drawn from a continuous distribution):
-//     up to R - K - 1 wrong results are located and corrected when their
-//     error vectors are generic (linearly independent), with probability 1.
-//   * Otherwise (e.g. two peers wrong in the same single entry, or L = 1):
-//     a per-entry errors-and-erasures decode (Berlekamp-Welch in a Chebyshev
-//     basis) corrects floor((R - K)/2) wrong values in every entry.
-//   * A result is trusted ("verified") only when at least K + 1 results agree
-//     with it. With more errors the decoder returns DataLoss naming the
-//     suspect peers; it never returns a wrong product as verified.
-//   * With exactly R = K results nothing can be checked: the product is
-//     returned with verified = false.
-//   * A NaN or Inf in a result marks that peer wrong; it is corrected like any
-//     other error.
+// The guarantee, with R results that arrived and recovery threshold K
+// (docs: README "What a verified decode guarantees"):
+//   (a) At most floor((R - K)/2) wrong results in every entry, with any
+//       values (identical, proportional, huge beside tiny, NaN, Inf): the
+//       exact product, verified. Different entries may have different
+//       wrong peers (every peer may be wrong somewhere).
+//   (b) At most R - K - 1 wrong results whose errors are generic (drawn
+//       from a continuous distribution, e.g. dense errors of a corrupted
+//       product): the exact product, verified.
+//   (c) Anything else: DataLoss naming the suspects, or the exact product —
+//       never a wrong product marked verified, except for error patterns that
+//       put the received word at least as close to another code word:
+//       R - K + 1 wrong results whose errors are themselves a code word (zero
+//       at the K - 1 other peers; the received word IS another code word, so
+//       no decoder can see it), or, in one entry, ceil((R - K)/2) + 1 wrong
+//       values placed within floor((R - K)/2) of another code word (the
+//       smallest pattern that defeats any decoder correcting floor((R-K)/2)).
+//   (d) With exactly R = K results nothing is checked: verified = false.
+// Generic errors within about 10^4 of the tolerance can make some of their
+// entries pass as roundoff and others not; locating them then fails in a
+// few percent of decodes (DataLoss, never a wrong product; measured by
+// `polyguard-experiment soak`).
+//
+// Roundoff: a value is accepted in entry l when it is within cs_l = tol (g +
+// e_l) of the decoded code word, e_l the largest |code word value| of entry l
+// over the answering peers and g the RMS of e over entries: scales taken from
+// the decoded code word, which no wrong value can raise without showing as a
+// deviation of the honest results far above tol times itself. Errors below
+// cs_l are roundoff by definition; they move a decoded coefficient by at most
+// cs_l times the norm of the decode's row (the pseudo-inverse of the
+// agreeing peers' generator rows: about the code's condition number,
+// evaluation_points.h).
 //
 // How: an orthonormal parity check H (H V = 0) gives the syndrome S = H Y =
-// H E; the peers whose column of H lies in the span of S are the wrong ones.
-// H, the span test and the verification use a Chebyshev-polynomial basis of
-// the same code space, so locating errors is well conditioned even where the
-// monomial decode is not. Wrong peers are peeled off and the rest re-checked
-// until consistent, which handles errors of very different magnitudes.
-// Tolerances scale with machine epsilon and with the magnitude of each entry
-// across peers (DecoderOptions::tolerance): errors smaller than that are
-// indistinguishable from roundoff.
+// H E. First the subspace test: peers whose column of H lies in the span of
+// the inconsistent entries' syndrome are set aside (peeled) and the rest
+// re-checked, with tolerances from the results still kept (a robust scale:
+// the (t + 1)-th largest magnitude of each entry, t = floor((R - K)/2)).
+// Entries still inconsistent are corrected one by one: the smallest set of
+// at most t values whose removal leaves the rest within tolerance of their
+// own code word (Berlekamp-Welch suspects first, then exhaustively), with the
+// peeled peers as erasures or, failing that, as ordinary results. A final
+// check compares every result with the decoded code word at that code
+// word's scale: at least K + 1 must agree in every entry. If locating whole
+// peers went astray, the decode is redone entry by entry from scratch.
+// Everything is in a Chebyshev basis of the code space (well conditioned
+// where the monomial basis is not).
 //
-// Cost: without errors, one pass over the R results computing (|wanted| + 2)
-// combinations of them (memory-bound: about twice the time of reading them);
-// with errors add (R - K) x R x L for the syndrome and a QR of the dirty
-// syndrome rows.
+// Cost: without errors, one pass over the R results computing the R - K
+// parity combinations and the |wanted| outputs (the exact parity check, so no
+// error on at most R - K peers can hide in it); with errors add (R - K) x R x
+// L for the syndrome, the final check (K x R x L), and per inconsistent entry
+// at most 4,096 least-squares fits of K unknowns.
 // Decode plans (parity checks, pseudo-inverses) are cached per set of
 // answering peers.
 //
@@ -56,10 +80,11 @@
 namespace polyguard {
 
 struct DecoderOptions {
-  // Relative tolerance. An entry disagrees with the code when its deviation
-  // exceeds tolerance x (the RMS magnitude of results + that entry's magnitude
-  // across peers). Default 2^15 machine epsilons (about 7e-12): a thousand
-  // times the roundoff of the products and encodings that make the results.
+  // Relative tolerance. A value disagrees with the decoded code word when its
+  // deviation exceeds tolerance x (that entry's largest code word magnitude +
+  // the RMS of those over entries); see the header comment. Default 2^15
+  // machine epsilons (about 7e-12): a thousand times the roundoff of the
+  // products and encodings that make the results.
   double tolerance = 32768.0 * DBL_EPSILON;
   // Fall back to the per-entry decode when the subspace locator cannot
   // isolate the errors. Default true.
@@ -73,7 +98,8 @@ struct DecodeOutcome {
   Matrix coefficients;
   // Sorted ids of the peers whose results disagree with the decoded code word.
   std::vector<int> wrong_peers;
-  // True when at least K + 1 results agreed with the decode.
+  // True when at least K + 1 results agree with the decoded code word in
+  // every entry (the guarantee in the header comment).
   bool verified = false;
 };
 

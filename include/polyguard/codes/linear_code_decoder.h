@@ -13,28 +13,29 @@
 // are peer p's, the threshold K is ceil(columns / g) peers, and a wrong peer
 // is one whose blocks disagree (the guarantees below count peers).
 //
-// Guarantees, with R results and K = generator columns (as for the
-// evaluation decoder):
-//   * Probabilistic model (errors drawn from a continuous distribution):
-//     up to R - K - 1 wrong results are located and corrected, with
-//     probability 1 (subspace test on the syndrome).
-//   * Otherwise (errors confined to the same few entries): up to
-//     floor((R - K)/2) wrong results are found by trying every set of that
-//     many suspects on the inconsistent entries (at most 20,000 sets tried;
-//     beyond that, DataLoss).
-//   * A result is trusted ("verified") only when at least K + 1 results agree
-//     with it; with more errors the decoder returns DataLoss naming the
-//     suspect peers. With exactly K results nothing is checked.
-//   * NaN, Inf and absurdly large values mark their peer wrong.
+// Guarantees, with R results and K = the threshold in peers: those of
+// errors_and_erasures_decoder.h — (a) at most floor((R - K)/2) wrong peers
+// in every entry, any values; (b) generic errors in at most as many peers as
+// the code claims (ProductCode::errors_corrected_probabilistic: R - K - 1
+// for single-block codes; for multi-block codes the subspace test may tell
+// fewer apart, e.g. RotationCode claims floor((R - K)/2)); (c) otherwise
+// DataLoss, never a wrong product marked verified, except for errors that
+// put the received word at least as close to another code word. With
+// exactly K results nothing is checked. NaN, Inf and absurdly large values
+// are wrong values of their entries.
 //
 // How: an orthonormal parity check H (H G_R = 0, from a QR of G_R) gives the
-// syndrome S = H Y = H E; the peers whose column of H lies in the span of S
-// are the wrong ones. The decode is G_R's pseudo-inverse, whose conditioning
-// is what the code's design minimised (low_weight_code.h). Tolerances as in
-// DecoderOptions.
+// syndrome S = H Y = H E; the peers whose columns of H meet the span of S
+// are set aside; then the smallest set of suspects that explains every
+// inconsistent entry (at most 20,000 sets), then entry by entry (at most
+// 4,096 sets each); a final check against the decoded code word at its own
+// scale, as in errors_and_erasures_decoder.h. The decode is G_R's
+// pseudo-inverse, whose conditioning is what the code's design minimised
+// (low_weight_code.h).
 //
-// Cost: without errors, one pass over the R results computing K + 2
-// combinations of them; with errors add (R - K) x R x L for the syndrome.
+// Cost: without errors, one pass over the R results computing K + (R - K)
+// combinations of them (the exact parity check); with errors add (R - K) x
+// R x L for the syndrome and the final check.
 // Plans are cached per set of answering peers.
 //
 // Thread safety: Decode is const and may be called concurrently.
