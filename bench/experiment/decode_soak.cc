@@ -42,8 +42,10 @@ StatusOr<std::vector<SoakCode>> MakeCodes() {
           true));
   POLYGUARD_RETURN_IF_ERROR(add(
       "mds P=10 Q=6", MdsCode::Create({24, 10, 6}, {.peers = 10, .data_blocks = 6}), true));
+  // Generic errors in w peers of g blocks are told apart when each block has
+  // at least w g entries: 8 x 8 per block here.
   POLYGUARD_RETURN_IF_ERROR(add("rotation P=10 m=d=2",
-                                RotationCode::Create({16, 10, 8}, {.peers = 10, .m = 2, .d = 2}),
+                                RotationCode::Create({32, 10, 32}, {.peers = 10, .m = 2, .d = 2}),
                                 false));
   POLYGUARD_RETURN_IF_ERROR(add("lowweight P=10 k_a=k_b=2",
                                 LowWeightCode::Create({16, 10, 12}, {.peers = 10, .k_a = 2, .k_b = 2}),

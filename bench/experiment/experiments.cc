@@ -128,10 +128,29 @@ Status Validate(const proto::Experiment& e, const std::string& file) {
         return Bad(file, "stragglers", "delayed (at least one count), steps >= 1 and delay_ms > 0 are required");
       return CheckShape(file, "stragglers.shape", s.shape());
     }
+    case proto::Experiment::kTrainingSoak: {
+      const auto& t = e.training_soak();
+      POLYGUARD_RETURN_IF_ERROR(CheckCode(file, "training_soak.code", t.code()));
+      if (t.batch() < 1 || t.steps() < 1 || t.eval_every() < 1)
+        return Bad(file, "training_soak", "batch, steps and eval_every must be >= 1");
+      if (t.steps() / t.eval_every() > 1000)
+        return Bad(file, "training_soak.eval_every", "at most 1000 evaluations per run");
+      if (t.features() < 0 || t.classes() < 0 || t.features() == 1 || t.classes() == 1)
+        return Bad(file, "training_soak", "features and classes must be >= 2 (0: default)");
+      for (int h : t.hidden())
+        if (h < 1) return Bad(file, "training_soak.hidden", "each width >= 1");
+      if (!(t.error_rate() >= 0.0 && t.error_rate() <= 1.0))
+        return Bad(file, "training_soak.error_rate", "in [0, 1]");
+      if (!(t.tolerance() >= 0.0 && t.tolerance() < 1.0))
+        return Bad(file, "training_soak.tolerance", "in [0, 1) (0: the default 1e-6)");
+      return Status::Ok();
+    }
     case proto::Experiment::KIND_NOT_SET:
       break;
   }
-  return Bad(file, "kind", "one of correction, failure, tolerable, training or stragglers is required");
+  return Bad(file, "kind",
+             "one of correction, failure, tolerable, training, stragglers or training_soak is "
+             "required");
 }
 
 }  // namespace
@@ -194,6 +213,9 @@ StatusOr<RunResult> RunExperiment(const proto::Experiment& spec, const std::stri
     case proto::Experiment::kTolerable: summary = RunTolerable(spec, r.dir, &r.plotted); break;
     case proto::Experiment::kTraining: summary = RunTraining(spec, r.dir, &r.plotted); break;
     case proto::Experiment::kStragglers: summary = RunStragglers(spec, r.dir, &r.plotted); break;
+    case proto::Experiment::kTrainingSoak:
+      summary = RunTrainingSoak(spec, r.dir, &r.plotted);
+      break;
     case proto::Experiment::KIND_NOT_SET: break;
   }
   if (!summary.ok()) return summary.status();

@@ -37,6 +37,9 @@ StatusOr<std::string> RunFailure(const proto::Experiment& spec, const std::strin
 StatusOr<std::string> RunTolerable(const proto::Experiment& spec, const std::string& dir, bool* plotted);
 StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::string& dir, bool* plotted);
 StatusOr<std::string> RunStragglers(const proto::Experiment& spec, const std::string& dir, bool* plotted);
+// training_soak.cc
+StatusOr<std::string> RunTrainingSoak(const proto::Experiment& spec, const std::string& dir,
+                                      bool* plotted);
 
 // Replaces the text between "<!-- results:NAME -->" and "<!-- /results:NAME -->"
 // in `readme` with each experiment's OUT/NAME/summary.md.

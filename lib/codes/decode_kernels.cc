@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
 
 #include <Eigen/QR>
 #include <Eigen/SVD>
@@ -88,6 +91,18 @@ Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& 
   return Status::Ok();
 }
 
+int TypicalExponent(const Matrix& m) {
+  std::vector<double> v;
+  v.reserve(static_cast<size_t>(m.size()));
+  for (Eigen::Index i = 0; i < m.size(); ++i) {
+    const double a = std::abs(m.data()[i]);
+    if (a > 0.0 && std::isfinite(a)) v.push_back(a);
+  }
+  if (v.empty()) return 0;
+  const double med = Median(std::move(v));
+  return std::clamp(std::ilogb(med), -1000, 1000);
+}
+
 int64_t Binomial(int n, int k) {
   if (k < 0 || k > n) return 0;
   double b = 1.0;
@@ -143,19 +158,92 @@ bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, d
     return true;
   };
   int64_t tried = 0;
+  // Greedy first: set aside the peer farthest from the rest's least-squares
+  // fit, refit, and so on: t fits find a few large errors, or several of
+  // very different sizes, far sooner than trying every set.
+  {
+    std::vector<int> aside;
+    for (int step = 0; step < t_max; ++step) {
+      const int rest = (r - static_cast<int>(aside.size())) * g;
+      if (rest <= k) break;
+      Matrix b(rest, k);
+      Vector yr(rest);
+      std::vector<int> rest_peers;
+      Eigen::Index row = 0;
+      for (int p = 0; p < r; ++p) {
+        if (std::find(aside.begin(), aside.end(), p) != aside.end()) continue;
+        b.middleRows(row, g) = basis.middleRows(static_cast<Eigen::Index>(p) * g, g);
+        yr.segment(row, g) = y.segment(static_cast<Eigen::Index>(p) * g, g);
+        rest_peers.push_back(p);
+        row += g;
+      }
+      const Vector res = (yr - b * b.colPivHouseholderQr().solve(yr)).cwiseAbs();
+      int worst = -1;
+      double worst_res = -1.0;
+      for (size_t i = 0; i < rest_peers.size(); ++i) {
+        const double v = res.segment(static_cast<Eigen::Index>(i) * g, g).maxCoeff();
+        if (v > worst_res) worst_res = v, worst = rest_peers[i];
+      }
+      if (worst < 0) break;
+      aside.push_back(worst);
+      std::vector<int> sorted = aside;
+      std::sort(sorted.begin(), sorted.end());
+      ++tried;
+      if (attempt(sorted)) return true;
+    }
+  }
   for (const auto& aside : hint) {
     if (static_cast<int>(aside.size()) > t_max) continue;
     ++tried;
     if (attempt(aside)) return true;
   }
   for (int t = 0; t <= t_max; ++t) {
-    if (tried + Binomial(r, t) > max_sets) return false;
+    if (tried + Binomial(r, t) > max_sets) break;
     std::vector<int> idx(static_cast<size_t>(t));
     for (int i = 0; i < t; ++i) idx[static_cast<size_t>(i)] = i;
     do {
       ++tried;
       if (attempt(idx)) return true;
     } while (NextCombination(&idx, r));
+    if (t == t_max) return false;  // every set tried
+  }
+  // Too many sets: random samples of just enough peers to fit, each taken
+  // when the peers agreeing with its code word leave at most t_max aside
+  // (with w wrong peers a sample is all honest with probability about
+  // ((r - w) / r)^needed). The generator is seeded by the values, so that
+  // equal inputs decode alike at every peer.
+  const int needed = (k + g - 1) / g;
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  for (Eigen::Index i = 0; i < y.size(); ++i) {
+    uint64_t bits;
+    const double v = y(i);
+    std::memcpy(&bits, &v, sizeof bits);
+    seed = (seed ^ bits) * 0x100000001b3ull;
+  }
+  std::mt19937_64 gen(seed);
+  std::vector<int> order(static_cast<size_t>(r));
+  std::iota(order.begin(), order.end(), 0);
+  for (; tried < 2 * max_sets; ++tried) {
+    for (int i = 0; i < needed; ++i) {
+      std::uniform_int_distribution<int> pick(i, r - 1);
+      std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(pick(gen))]);
+    }
+    Matrix b(static_cast<Eigen::Index>(needed) * g, k);
+    Vector ys(static_cast<Eigen::Index>(needed) * g);
+    for (int i = 0; i < needed; ++i) {
+      const Eigen::Index p = order[static_cast<size_t>(i)];
+      b.middleRows(static_cast<Eigen::Index>(i) * g, g) = basis.middleRows(p * g, g);
+      ys.segment(static_cast<Eigen::Index>(i) * g, g) = y.segment(p * g, g);
+    }
+    const Vector pred = basis * b.colPivHouseholderQr().solve(ys);
+    const double limit = tol * (global + pred.cwiseAbs().maxCoeff());
+    std::vector<int> aside;
+    for (int p = 0; p < r && static_cast<int>(aside.size()) <= t_max; ++p) {
+      const auto seg = y.segment(static_cast<Eigen::Index>(p) * g, g);
+      const auto want = pred.segment(static_cast<Eigen::Index>(p) * g, g);
+      if (!((seg - want).cwiseAbs().maxCoeff() <= limit)) aside.push_back(p);
+    }
+    if (static_cast<int>(aside.size()) <= t_max && attempt(aside)) return true;
   }
   return false;
 }

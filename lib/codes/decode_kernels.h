@@ -21,6 +21,14 @@ namespace polyguard::internal {
 // Results this large are treated as wrong outright: no product of sane data
 // gets there, and squaring them would overflow.
 constexpr double kHuge = 1e150;
+// The one-pass check squares values: results whose RMS is outside
+// [kTinyScale, kHugeScale] go to the slow path, which scales them.
+constexpr double kTinyScale = 1e-100;
+constexpr double kHugeScale = 1e100;
+// The binary exponent of the results' typical magnitude: the median of the
+// nonzero finite |values| (robust to fewer than half of them wrong); 0 when
+// there is none.
+int TypicalExponent(const Matrix& m);
 
 using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
@@ -37,14 +45,17 @@ double Median(std::vector<double> v);
 // entries (padding) get DBL_MIN: any deviation there is an error.
 Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global = nullptr);
 // Corrects one entry whose values y (one per basis row; a peer owns
-// rows_per_peer consecutive rows) should be basis * c for some c: finds the
-// smallest set of at most t_max peers whose values, set aside, leave the rest
-// within tolerance of their least-squares code word (tolerance as in
+// rows_per_peer consecutive rows) should be basis * c for some c: finds a set
+// of at most t_max peers whose values, set aside, leave the rest within
+// tolerance of their least-squares code word (tolerance as in
 // RobustTolerances, from that code word: tol * (global + max |code word|)).
-// Candidate sets come first from `hint` (each a sorted list of peer
-// positions, e.g. from Berlekamp-Welch), then from every set of each size,
-// while at most max_sets have been tried. On success y holds the code word's
-// values at the set-aside peers and wrong gets those that deviate.
+// With at most t_max wrong peers in the entry any such set gives the true
+// code word. Candidate sets: greedy (set aside the farthest from the rest's
+// fit, t_max times), then `hint`, then every set by size while at most
+// max_sets are tried, then random samples of just enough peers to fit (up
+// to 2 max_sets; seeded by the values, so deterministic). On success y
+// holds the code word's values at the set-aside peers and wrong gets those
+// that deviate.
 bool CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector> y, int t_max,
                   double tol, double global, const std::vector<std::vector<int>>& hint,
                   int64_t max_sets, std::vector<int>* wrong);

@@ -38,32 +38,6 @@ using internal::SelectColumns;
 // Sets of suspects tried per inconsistent entry by the exhaustive search.
 constexpr int64_t kMaxSetsPerEntry = 4096;
 
-// Berlekamp-Welch for one entry across the kept peers, in a Chebyshev basis:
-// find E (degree t) and Q (degree < K + t) with Q(a_r) = y_r E(a_r); E nearly
-// vanishes at the wrong peers. Returns the t positions where |E| is smallest:
-// a cheap first guess at the suspects, checked like any other set.
-std::vector<int> BerlekampWelchSuspects(const std::vector<double>& a, const Vector& y, int k,
-                                        int t) {
-  const int r = static_cast<int>(a.size());
-  const double ymax = y.cwiseAbs().maxCoeff();
-  if (!(ymax > 0.0) || k + 2 * t + 1 > r + 1) return {};
-  const Matrix tq = ChebyshevBasis(a, k + t);
-  const Matrix te = ChebyshevBasis(a, t + 1);
-  Matrix m(r, (k + t) + (t + 1));
-  m.leftCols(k + t) = tq;
-  m.rightCols(t + 1) = -((y / ymax).asDiagonal() * te);
-  Eigen::JacobiSVD<Matrix> svd(m, Eigen::ComputeFullV);
-  const Vector e_coef = svd.matrixV().col(m.cols() - 1).tail(t + 1);
-  const Vector e_vals = (te * e_coef).cwiseAbs();
-  std::vector<int> order(static_cast<size_t>(r));
-  std::iota(order.begin(), order.end(), 0);
-  std::partial_sort(order.begin(), order.begin() + t, order.end(),
-                    [&](int x, int z) { return e_vals(x) < e_vals(z); });
-  order.resize(static_cast<size_t>(t));
-  std::sort(order.begin(), order.end());
-  return order;
-}
-
 }  // namespace
 
 std::string FormatPeers(std::span<const int> peers) {
@@ -227,7 +201,9 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   // A NaN or Inf in any result reaches every combination of its entry, and
   // so the sum of the outputs (vectorised, unlike a per-entry test).
   const double rms = SampledRms(sorted_cols, length);
-  if (std::isfinite(rms) && std::isfinite(fused.sum())) {
+  // Squares of the check under- or overflow far from 1: such results take
+  // the slow path, which scales them first.
+  if (rms > internal::kTinyScale && rms < internal::kHugeScale && std::isfinite(fused.sum())) {
     const double tol = options_.tolerance;
     bool consistent = true;
     if (probes > 0) {
@@ -274,9 +250,13 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int
   // Results in peer order, and a working copy in which a non-finite or
   // absurdly large value is 0: just a wrong value of its entry (the final
   // check compares the originals, where it always disagrees).
+  // Both scaled by a power of two (exact) that brings the results' typical
+  // magnitude near 1, so that no tolerance or square under- or overflows.
   Matrix original(results.rows(), total), work;
   for (int i = 0; i < total; ++i)
     original.col(i) = results.col(col_of[static_cast<size_t>(answered[static_cast<size_t>(i)])]);
+  const int exponent = internal::TypicalExponent(original);
+  original *= std::ldexp(1.0, -exponent);
   work = original.unaryExpr([](double v) { return std::abs(v) <= kHuge ? v : 0.0; });
   if (total == k) {
     // No redundancy: decode, but nothing can be verified.
@@ -287,16 +267,18 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int
     }
     DecodeOutcome out;
     out.coefficients = work * GetPlan(MaskOf(answered))->wanted_pinv.transpose();
+    out.coefficients *= std::ldexp(1.0, exponent);
     return out;
   }
   // First with the subspace locator (errors in whole peers), then, if that
   // went astray, entry by entry over every result.
-  StatusOr<DecodeOutcome> first = Attempt(answered, original, work, /*locate=*/true);
-  if (first.ok() || first.status().code() != StatusCode::kDataLoss || !options_.entry_fallback) {
-    return first;
+  StatusOr<DecodeOutcome> out = Attempt(answered, original, work, /*locate=*/true);
+  if (!out.ok() && out.status().code() == StatusCode::kDataLoss && options_.entry_fallback) {
+    StatusOr<DecodeOutcome> second = Attempt(answered, original, work, /*locate=*/false);
+    if (second.ok()) out = std::move(second);
   }
-  StatusOr<DecodeOutcome> second = Attempt(answered, original, work, /*locate=*/false);
-  return second.ok() ? second : first;
+  if (out.ok()) out->coefficients *= std::ldexp(1.0, exponent);
+  return out;
 }
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>& answered,
@@ -373,7 +355,6 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       std::vector<double> pts;
       Matrix basis;
       int t_max;
-      int64_t exhaustive = 0;
     };
     std::vector<Try> tries(peeled_pos.empty() ? 1 : 2);
     tries[0].pos = kept_pos;
@@ -385,8 +366,6 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       for (int i : t.pos) t.pts.push_back(points_[static_cast<size_t>(answered[static_cast<size_t>(i)])]);
       t.basis = ChebyshevBasis(t.pts, k);
       t.t_max = (static_cast<int>(t.pos.size()) - k) / 2;
-      for (int i = 0; i <= t.t_max; ++i)
-        t.exhaustive += internal::Binomial(static_cast<int>(t.pos.size()), i);
     }
     for (Eigen::Index row : dirty) {
       bool done = false;
@@ -394,11 +373,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
         const Try& t = tries[ti];
         Vector y(static_cast<Eigen::Index>(t.pos.size()));
         for (size_t i = 0; i < t.pos.size(); ++i) y(static_cast<Eigen::Index>(i)) = work(row, t.pos[i]);
-        std::vector<std::vector<int>> hint;
-        if (t.exhaustive > 256)
-          for (int e = 1; e <= t.t_max; ++e) hint.push_back(BerlekampWelchSuspects(t.pts, y, k, e));
         std::vector<int> unused;
-        if (!internal::CorrectEntry(t.basis, 1, y, t.t_max, tol, global, hint, kMaxSetsPerEntry,
+        if (!internal::CorrectEntry(t.basis, 1, y, t.t_max, tol, global, {}, kMaxSetsPerEntry,
                                     &unused)) {
           continue;
         }

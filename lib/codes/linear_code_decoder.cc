@@ -158,7 +158,9 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
   auto plan = GetPlan(sorted_peers);
   const int col_count = static_cast<int>(sorted_cols.size());
   const double rms = internal::SampledRms(sorted_cols, length);
-  if (!plan->singular && std::isfinite(rms)) {
+  // Far from 1 the squares of the check under- or overflow: the slow path
+  // scales the results first.
+  if (!plan->singular && rms > internal::kTinyScale && rms < internal::kHugeScale) {
     const double tol = options_.tolerance;
     const int probes = plan->probes;
     // Rows [l0, l0 + chunk.rows()) of [probes | coefficients]: consistent
@@ -213,10 +215,17 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
                                                       const Matrix& results) const {
   // First with the subspace locator and the peer-wide search (errors in
   // whole peers), then, if that went astray, entry by entry over everything.
-  StatusOr<DecodeOutcome> first = Attempt(peers, results, /*locate=*/true);
-  if (first.ok() || first.status().code() != StatusCode::kDataLoss) return first;
-  StatusOr<DecodeOutcome> second = Attempt(peers, results, /*locate=*/false);
-  return second.ok() ? second : first;
+  // Scaled by a power of two (exact) that brings the results' typical
+  // magnitude near 1, so that no tolerance or square under- or overflows.
+  const int exponent = internal::TypicalExponent(results);
+  const Matrix scaled = results * std::ldexp(1.0, -exponent);
+  StatusOr<DecodeOutcome> out = Attempt(peers, scaled, /*locate=*/true);
+  if (!out.ok() && out.status().code() == StatusCode::kDataLoss) {
+    StatusOr<DecodeOutcome> second = Attempt(peers, scaled, /*locate=*/false);
+    if (second.ok()) out = std::move(second);
+  }
+  if (out.ok()) out->coefficients *= std::ldexp(1.0, exponent);
+  return out;
 }
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers,
@@ -308,7 +317,12 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       // entries within tolerance of the rest's own code word, if unique.
       int64_t tried = 0;
       for (int t = 1; t <= t_max && flag.empty() && locate; ++t) {
-        if (tried + internal::Binomial(r, t) > kMaxSuspectSets) break;
+        // Each set costs a fit over every dirty entry: bound the total work
+        // (the entry-by-entry search below handles many dirty entries).
+        if (tried + internal::Binomial(r, t) > kMaxSuspectSets ||
+            (tried + internal::Binomial(r, t)) * static_cast<int64_t>(dirty.size()) > 500000) {
+          break;
+        }
         std::vector<std::vector<int>> found;
         std::vector<int> idx(static_cast<size_t>(t));
         for (int i = 0; i < t; ++i) idx[static_cast<size_t>(i)] = i;

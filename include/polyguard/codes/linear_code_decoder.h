@@ -15,10 +15,9 @@
 //
 // Guarantees, with R results and K = the threshold in peers: those of
 // errors_and_erasures_decoder.h — (a) at most floor((R - K)/2) wrong peers
-// in every entry, any values; (b) generic errors in at most as many peers as
-// the code claims (ProductCode::errors_corrected_probabilistic: R - K - 1
-// for single-block codes; for multi-block codes the subspace test may tell
-// fewer apart, e.g. RotationCode claims floor((R - K)/2)); (c) otherwise
+// in every entry, any values; (b) generic errors in at most R - K - 1 peers
+// when each block of a result has at least g (R - K - 1) entries (fewer
+// entries cannot span the errors' directions); (c) otherwise
 // DataLoss, never a wrong product marked verified, except for errors that
 // put the received word at least as close to another code word. With
 // exactly K results nothing is checked. NaN, Inf and absurdly large values
