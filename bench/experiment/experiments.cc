@@ -133,8 +133,8 @@ Status Validate(const proto::Experiment& e, const std::string& file) {
       POLYGUARD_RETURN_IF_ERROR(CheckCode(file, "training_soak.code", t.code()));
       if (t.batch() < 1 || t.steps() < 1 || t.eval_every() < 1)
         return Bad(file, "training_soak", "batch, steps and eval_every must be >= 1");
-      if (t.steps() / t.eval_every() > 1000)
-        return Bad(file, "training_soak.eval_every", "at most 1000 evaluations per run");
+      if (t.steps() / t.eval_every() > 100)
+        return Bad(file, "training_soak.eval_every", "at most 100 evaluations per run");
       if (t.features() < 0 || t.classes() < 0 || t.features() == 1 || t.classes() == 1)
         return Bad(file, "training_soak", "features and classes must be >= 2 (0: default)");
       for (int h : t.hidden())

@@ -19,12 +19,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr int kMaxEvals = 1000;
+// A record stays under PIPE_BUF (4096 bytes): the peers write it atomically
+// into one pipe.
+constexpr int kMaxEvals = 100;
 constexpr int64_t kTestBatches = 8;
 // Test batches are drawn far from any training step.
 constexpr int64_t kTestStep0 = int64_t{1} << 40;
 
-struct SoakRecord {
+struct SoakRecord {  // 100 evaluations: 1,600 bytes
   int evals = 0;
   int64_t eval_step[kMaxEvals] = {};
   double accuracy[kMaxEvals] = {};
@@ -34,6 +36,7 @@ struct SoakRecord {
          rollbacks = 0, copies_replaced = 0, unverified = 0;
   char error[200] = {};
 };
+static_assert(sizeof(SoakRecord) <= 4096);
 
 SequentialOptions Model(const proto::Experiment& spec, const ProductCodeOptions& code) {
   const auto& t = spec.training_soak();
