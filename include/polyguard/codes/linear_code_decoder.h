@@ -17,7 +17,9 @@
 // errors_and_erasures_decoder.h — (a) at most floor((R - K)/2) wrong peers
 // in every entry, any values; (b) generic errors in at most R - K - 1 peers
 // when each block of a result has at least g (R - K - 1) entries (fewer
-// entries cannot span the errors' directions); (c) otherwise
+// entries cannot span the errors' directions; a mix of dense and one-entry
+// errors in that many 4-block peers is missed in about 5 of 10^4 decodes,
+// as DataLoss); (c) otherwise
 // DataLoss, never a wrong product marked verified, except for errors that
 // put the received word at least as close to another code word. With
 // exactly K results nothing is checked. NaN, Inf and absurdly large values
