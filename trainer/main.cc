@@ -20,12 +20,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,15 +53,81 @@ struct Args {
   std::optional<uint64_t> seed;
   bool resume = false;
   bool quiet = false;
+  bool help = false;
+  std::string launcher;  // set when the rank came from the environment
+  int launcher_size = 0;
   bool progress = true;  // rank 0 of a local job draws the progress line
 };
 
 const char kUsage[] =
-    "usage: polyguard-train --spec FILE [--peers P] [--strategy S] [--error-rate E]\n"
-    "                       [--epochs N] [--steps N] [--seed N] [--rank R --rendezvous URL]\n"
-    "                       [--checkpoint-dir DIR] [--resume] [--timeout-ms MS] [--quiet]\n"
-    "                       [--status-port PORT [--status-address ADDR]] [--hostname ADDR]\n"
-    "  (peer r serves GET /metrics and /healthz on PORT + r)\n";
+    "usage: polyguard-train --spec FILE [options]\n"
+    "  --spec FILE          the job (models/*.textproto)\n"
+    "  --peers P            override the spec's peers\n"
+    "  --strategy S         genpolydot, mds, replication, abft or uncoded\n"
+    "  --error-rate E       faults per step point, in [0, 1]\n"
+    "  --epochs N | --steps N   how long to train\n"
+    "  --seed N             model, data and fault seeds\n"
+    "  --checkpoint-dir DIR [--resume]   write (and resume from) DIR/peer-R.ckpt\n"
+    "  --timeout-ms MS      how long a peer waits for another (>= 100)\n"
+    "  --quiet              a loss line every 10 steps instead of the progress line\n"
+    "  --status-port PORT [--status-address ADDR]   peer r serves GET /metrics and\n"
+    "                       /healthz on PORT + r (on 127.0.0.1 by default)\n"
+    "  --help               this text\n"
+    "Without --rank, the P peers run as processes on this machine. One peer of a\n"
+    "multi-host job: --rank R --rendezvous URL [--hostname ADDR], URL being\n"
+    "redis://HOST:PORT or file:DIR (a folder all peers share). Under torchrun, srun or\n"
+    "mpirun the rank and size come from RANK/WORLD_SIZE, SLURM_PROCID/SLURM_NTASKS or\n"
+    "OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE (the size must equal the job's peers);\n"
+    "--rendezvous is still needed (MASTER_ADDR is not a store polyguard can use).\n"
+    "Exit status: 0 done, 1 training failed, 2 bad arguments, spec or data.\n";
+
+// The rank and peer count that torchrun, srun (Slurm) and mpirun (Open MPI)
+// give each process they start, for a peer started without --rank.
+struct LauncherVariables {
+  const char* launcher;
+  const char* rank;
+  const char* size;
+};
+constexpr LauncherVariables kLaunchers[] = {
+    {"torchrun", "RANK", "WORLD_SIZE"},
+    {"Slurm", "SLURM_PROCID", "SLURM_NTASKS"},
+    {"Open MPI", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
+};
+
+StatusOr<int> EnvInt(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) return NotFoundError(std::string(name) + " is not set");
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(text, &end, 10);
+  if (*text == '\0' || *end != '\0' || errno != 0 || v < 0 || v > 1 << 20) {
+    return InvalidArgumentError(std::string(name) + "='" + text + "' is not a count");
+  }
+  return static_cast<int>(v);
+}
+
+Status RankFromLauncher(Args* a) {
+  for (const LauncherVariables& l : kLaunchers) {
+    if (std::getenv(l.rank) == nullptr) continue;
+    POLYGUARD_ASSIGN_OR_RETURN(int rank, EnvInt(l.rank));
+    StatusOr<int> size = EnvInt(l.size);
+    if (!size.ok()) {
+      return InvalidArgumentError(std::string(l.rank) + " is set (" + l.launcher + ") but " +
+                                  size.status().message());
+    }
+    if (rank >= *size) {
+      return InvalidArgumentError(std::string(l.launcher) + ": " + l.rank + "=" +
+                                  std::to_string(rank) + " must be below " + l.size + "=" +
+                                  std::to_string(*size));
+    }
+    a->rank = rank;
+    a->launcher_size = *size;
+    a->launcher = std::string(l.launcher) + " (" + l.rank + "=" + std::to_string(rank) + ", " +
+                  l.size + "=" + std::to_string(*size) + ")";
+    return Status::Ok();
+  }
+  return Status::Ok();
+}
 
 StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
@@ -78,9 +146,18 @@ StatusOr<Args> ParseArgs(int argc, char** argv) {
       if (!std::is_floating_point_v<T> && d != std::floor(d)) {
         return InvalidArgumentError(flag + ": not an integer: '" + v + "'");
       }
+      // Outside T's range a cast is undefined (1e10 became -2147483648).
+      if (!std::isfinite(d) || d < double(std::numeric_limits<T>::lowest()) ||
+          d > double(std::numeric_limits<T>::max())) {
+        return InvalidArgumentError(flag + ": '" + v + "' is out of range");
+      }
       *out = static_cast<T>(d);
       return Status::Ok();
     };
+    if (flag == "--help" || flag == "-h") {
+      a.help = true;
+      return a;
+    }
     if (flag == "--spec") { POLYGUARD_ASSIGN_OR_RETURN(a.spec, value()); }
     else if (flag == "--peers") POLYGUARD_RETURN_IF_ERROR(number(&a.peers));
     else if (flag == "--rank") POLYGUARD_RETURN_IF_ERROR(number(&a.rank));
@@ -101,7 +178,21 @@ StatusOr<Args> ParseArgs(int argc, char** argv) {
     else return InvalidArgumentError("unknown option " + flag);
   }
   if (a.spec.empty()) return InvalidArgumentError("--spec FILE is required");
-  if (a.rank && !a.rendezvous) return InvalidArgumentError("--rank needs --rendezvous");
+  if (!a.rank) POLYGUARD_RETURN_IF_ERROR(RankFromLauncher(&a));
+  if (a.rank && !a.rendezvous) {
+    if (!a.launcher.empty()) {
+      const char* addr = std::getenv("MASTER_ADDR");
+      const char* port = std::getenv("MASTER_PORT");
+      // Debian's gloo has no TCP store (only file, hash and Redis stores).
+      return InvalidArgumentError(
+          std::string("the rank comes from ") + a.launcher + (addr ? ", MASTER_ADDR=" : "") +
+          (addr ? addr : "") + (port ? " MASTER_PORT=" : "") + (port ? port : "") +
+          ", but polyguard cannot meet through a store at MASTER_ADDR (gloo as packaged has "
+          "no TCP store): pass --rendezvous redis://HOST:PORT (a Redis server every peer "
+          "reaches) or --rendezvous file:DIR (a fresh folder every peer shares)");
+    }
+    return InvalidArgumentError("--rank needs --rendezvous");
+  }
   if (a.resume && !a.checkpoint_dir) return InvalidArgumentError("--resume needs --checkpoint-dir");
   if (a.status_port && (*a.status_port < 1 || *a.status_port > 65000)) {
     return InvalidArgumentError("--status-port must be in [1, 65000]");
@@ -123,6 +214,11 @@ StatusOr<JobSpec> SpecWithOverrides(const Args& a) {
   if (a.steps) s.steps = *a.steps;
   if (a.seed) s.model.seed = s.fault_seed = s.data.seed = *a.seed;
   if (a.timeout_ms) s.timeout = std::chrono::milliseconds(*a.timeout_ms);
+  if (!a.launcher.empty() && a.launcher_size != s.peers) {
+    return InvalidArgumentError(a.spec + ": the job has peers: " + std::to_string(s.peers) +
+                                (a.peers ? " (--peers)" : "") + " but the launcher started " +
+                                std::to_string(a.launcher_size) + " processes: " + a.launcher);
+  }
   if (a.rank && (*a.rank < 0 || *a.rank >= s.peers)) {
     return InvalidArgumentError("--rank " + std::to_string(*a.rank) + " outside [0, " +
                                 std::to_string(s.peers) + ")");
@@ -143,19 +239,17 @@ StatusOr<JobData> LoadData(const JobSpec& s) {
   JobData d;
   const int features = s.model.layers.front().inputs;
   if (s.data.kind == DataSpec::Kind::kMnist) {
-    POLYGUARD_ASSIGN_OR_RETURN(Dataset train, LoadIdxDataset(s.data.dir + "/train-images-idx3-ubyte",
-                                                              s.data.dir + "/train-labels-idx1-ubyte",
-                                                              s.data.classes));
-    POLYGUARD_ASSIGN_OR_RETURN(Dataset test, LoadIdxDataset(s.data.dir + "/t10k-images-idx3-ubyte",
-                                                             s.data.dir + "/t10k-labels-idx1-ubyte",
-                                                             s.data.classes));
+    POLYGUARD_RETURN_IF_ERROR(CheckJobData(s));  // shapes first, by the headers
+    const std::vector<std::string> files = MnistFiles(s.data);
+    POLYGUARD_ASSIGN_OR_RETURN(Dataset train, LoadIdxDataset(files[0], files[1], s.data.classes));
+    POLYGUARD_ASSIGN_OR_RETURN(Dataset test, LoadIdxDataset(files[2], files[3], s.data.classes));
     d.train = std::make_unique<Dataset>(std::move(train));
     d.test = std::make_unique<Dataset>(std::move(test));
-    if (d.train->inputs.rows() != features) {
-      return InvalidArgumentError("data: images have " + std::to_string(d.train->inputs.rows()) +
-                                  " pixels, the model takes " + std::to_string(features) + " inputs");
+    if (d.train->size() < s.model.batch) {
+      return InvalidArgumentError("data: " + files[0] + " has " + std::to_string(d.train->size()) +
+                                  " images, fewer than one batch (" +
+                                  std::to_string(s.model.batch) + ")");
     }
-    if (d.train->size() < s.model.batch) return InvalidArgumentError("data: fewer samples than one batch");
     d.sampler = std::make_unique<BatchSampler>(d.train.get(), s.model.batch, s.data.seed);
     d.steps_per_epoch = d.sampler->steps_per_epoch();
   } else {
@@ -393,14 +487,42 @@ int main(int argc, char** argv) {
   using namespace polyguard;
   auto args = ParseArgs(argc, argv);
   if (!args.ok()) {
-    std::fprintf(stderr, "polyguard-train: %s\n%s", args.status().message().c_str(), kUsage);
+    std::fprintf(stderr, "polyguard-train: %s\n(polyguard-train --help lists the options)\n",
+                 args.status().message().c_str());
     return 2;
+  }
+  if (args->help) {
+    std::fputs(kUsage, stdout);
+    return 0;
   }
   auto spec = SpecWithOverrides(*args);
   if (!spec.ok()) {
     std::fprintf(stderr, "polyguard-train: %s\n", spec.status().message().c_str());
     return 2;
   }
-  if (args->rank) return RunPeer(*args, *spec);
+  // Everything a peer would refuse, before any peer starts: the data files'
+  // headers and the memory of the peers on this machine.
+  const int peers_here = args->rank ? 1 : spec->peers;
+  Status ready = CheckJobData(*spec);
+  if (ready.ok()) {
+    ready = CheckSequentialMemory(spec->model, spec->peers, peers_here, AvailableMemoryBytes());
+  }
+  if (!ready.ok()) {
+    std::fprintf(stderr, "polyguard-train: %s: %s\n", args->spec.c_str(), ready.ToString().c_str());
+    return 2;
+  }
+  if (args->rank) {
+    // A last net: the checks above refuse what they can foresee; nothing
+    // may still escape as an abort.
+    try {
+      return RunPeer(*args, *spec);
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "polyguard-train: peer %d: ResourceExhausted: out of memory\n",
+                   *args->rank);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "polyguard-train: peer %d: Internal: %s\n", *args->rank, e.what());
+    }
+    return 1;
+  }
   return RunLocal(argc, argv, *spec);
 }

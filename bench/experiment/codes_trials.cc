@@ -6,6 +6,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "polyguard/base/memory.h"
 #include "polyguard/base/random.h"
 
 namespace polyguard::experiment {
@@ -111,6 +112,21 @@ StatusOr<std::vector<CodesTrialRow>> RunCodesTrials(const CodesTrialOptions& o) 
                                 std::to_string(code->num_peers() - 1) + "], got " +
                                 std::to_string(o.stragglers));
   }
+  // A, B, the exact product, every peer's shard, input and result (and the
+  // decoder's copies of the results): refused before the first allocation.
+  const ProductShape sh = code->shape();
+  const double p = code->num_peers();
+  const double doubles = double(sh.rows) * double(sh.inner) + double(sh.inner) * double(sh.cols) +
+                         2.0 * double(sh.rows) * double(sh.cols) +
+                         p * double(code->stored_doubles_per_peer()) +
+                         p * double(sh.inner) * double(sh.cols) +
+                         3.0 * p * double(code->result_doubles_per_peer());
+  POLYGUARD_RETURN_IF_ERROR(CheckMemory("a trial with A " + std::to_string(sh.rows) + " x " +
+                                            std::to_string(sh.inner) + " and B " +
+                                            std::to_string(sh.inner) + " x " +
+                                            std::to_string(sh.cols) + " on " +
+                                            std::to_string(code->num_peers()) + " peers",
+                                        8.0 * doubles, AvailableMemoryBytes()));
   const int answering = code->num_peers() - o.stragglers;
   std::vector<CodesTrialRow> rows;
   Random rng(o.seed);

@@ -136,8 +136,22 @@ int main(int argc, char** argv) {
   double error_rate = 0.003;
   int repeat = 3;
   std::string only, layers = "784,1024,1024,10";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
+  const char usage[] =
+      "usage: train_bench [--steps N] [--error-rate E] [--layers 784,1024,1024,10] [--batch B]\n"
+      "                   [--only LABEL,...] [--repeat N]\n"
+      "Trains the layers on local peers under every strategy, with and without faults, and\n"
+      "prints per-peer CPU time and bytes per step as CSV, then medians and ratios.\n";
+  for (int i = 1; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(usage, stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "train_bench: %s needs a value\n%s", flag.c_str(), usage);
+      return 2;
+    }
+    const std::string value = argv[i + 1];
     if (flag == "--steps") setup.steps = std::atoi(value.c_str());
     else if (flag == "--error-rate") error_rate = std::atof(value.c_str());
     else if (flag == "--layers") layers = value;
@@ -145,7 +159,7 @@ int main(int argc, char** argv) {
     else if (flag == "--only") only = "," + value + ",";
     else if (flag == "--repeat") repeat = std::atoi(value.c_str());
     else {
-      std::fprintf(stderr, "train_bench: unknown flag %s\n", flag.c_str());
+      std::fprintf(stderr, "train_bench: unknown flag %s\n%s", flag.c_str(), usage);
       return 2;
     }
   }

@@ -3,6 +3,7 @@
 #define POLYGUARD_POLYGUARD_H_
 
 #include "polyguard/base/matrix.h"
+#include "polyguard/base/memory.h"
 #include "polyguard/base/random.h"
 #include "polyguard/base/status.h"
 #include "polyguard/codes.h"

@@ -1,6 +1,7 @@
 #include "polyguard/data/idx.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <numeric>
@@ -15,13 +16,36 @@ uint32_t BigEndian(const uint8_t* p) {
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
 }
 
-}  // namespace
-
-StatusOr<IdxArray> ReadIdx(const std::string& path) {
+// A regular file's bytes. A directory opens as a stream on Linux and then
+// throws from inside the stream buffer (basic_filebuf::underflow), so the
+// kind of file is checked first and nothing may throw past here.
+StatusOr<std::vector<uint8_t>> ReadBytes(const std::string& path, size_t limit) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) return NotFoundError("idx: cannot open " + path);
+  if (std::filesystem::is_directory(status)) {
+    return InvalidArgumentError("idx: " + path + " is a directory, not an IDX file");
+  }
+  if (!std::filesystem::is_regular_file(status)) {
+    return InvalidArgumentError("idx: " + path + " is not a regular file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("idx: cannot open " + path);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                   std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes;
+  try {
+    const auto size = std::filesystem::file_size(path, ec);
+    bytes.resize(ec ? 0 : std::min<size_t>(size_t(size), limit));
+    in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
+    bytes.resize(size_t(in.gcount()));
+  } catch (const std::exception& e) {
+    return InvalidArgumentError("idx: cannot read " + path + ": " + e.what());
+  }
+  return bytes;
+}
+
+// The header of `bytes`: dims and the offset of the elements.
+StatusOr<size_t> ParseHeader(const std::string& path, const std::vector<uint8_t>& bytes,
+                             std::vector<int64_t>* dims, uint64_t* count_out) {
   if (bytes.size() < 4) {
     return InvalidArgumentError("idx: " + path + " is " + std::to_string(bytes.size()) +
                                 " bytes, shorter than a header");
@@ -44,7 +68,6 @@ StatusOr<IdxArray> ReadIdx(const std::string& path) {
   if (bytes.size() < header) {
     return InvalidArgumentError("idx: " + path + " is truncated inside its header");
   }
-  IdxArray out;
   uint64_t count = 1;
   for (int k = 0; k < rank; ++k) {
     const uint32_t d = BigEndian(&bytes[4 + 4 * size_t(k)]);
@@ -52,10 +75,37 @@ StatusOr<IdxArray> ReadIdx(const std::string& path) {
       return InvalidArgumentError("idx: " + path + " dimension " + std::to_string(k) + " is " +
                                   std::to_string(d));
     }
-    out.dims.push_back(d);
+    dims->push_back(d);
     count *= d;
     if (count > (uint64_t(1) << 34)) return InvalidArgumentError("idx: " + path + " is too large");
   }
+  *count_out = count;
+  return header;
+}
+
+}  // namespace
+
+StatusOr<std::vector<int64_t>> ReadIdxDims(const std::string& path) {
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadBytes(path, 4 + 4 * 4));
+  std::vector<int64_t> dims;
+  uint64_t count = 0;
+  POLYGUARD_ASSIGN_OR_RETURN(size_t header, ParseHeader(path, bytes, &dims, &count));
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && uint64_t(size) - header != count) {
+    return InvalidArgumentError("idx: " + path + " holds " + std::to_string(size - header) +
+                                " elements but its header announces " + std::to_string(count) +
+                                (uint64_t(size) - header < count ? " (truncated)" : " (trailing bytes)"));
+  }
+  return dims;
+}
+
+StatusOr<IdxArray> ReadIdx(const std::string& path) {
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                             ReadBytes(path, (size_t(1) << 34) + 64));
+  IdxArray out;
+  uint64_t count = 0;
+  POLYGUARD_ASSIGN_OR_RETURN(size_t header, ParseHeader(path, bytes, &out.dims, &count));
   if (bytes.size() - header != count) {
     return InvalidArgumentError("idx: " + path + " holds " + std::to_string(bytes.size() - header) +
                                 " elements but its header announces " + std::to_string(count) +

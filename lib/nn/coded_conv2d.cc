@@ -34,6 +34,20 @@ Status ValidateCodedConv2dOptions(const CodedConv2dOptions& o) {
   return Status::Ok();
 }
 
+StatusOr<std::unique_ptr<ProductCode>> MakeCodedConv2dCode(const CodedConv2dOptions& o,
+                                                           int peers) {
+  ProductCodeOptions code = o.code;
+  code.peers = peers;
+  if (code.strategy == Strategy::kPolyDot && o.fcdcc) {
+    CodedConvolutionOptions co{.peers = code.peers, .k_a = code.k_a, .k_b = code.k_b,
+                               .batch = o.batch, .bias = true, .decoder = code.decoder};
+    POLYGUARD_ASSIGN_OR_RETURN(auto c, CodedConvolution::Create(o.conv, co));
+    return std::unique_ptr<ProductCode>(std::move(c));
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(auto c, Im2ColConvolution::Create(o.conv, o.batch, code));
+  return std::unique_ptr<ProductCode>(std::move(c));
+}
+
 StatusOr<std::unique_ptr<CodedConv2d>> CodedConv2d::Create(const CodedConv2dOptions& o, PeerGroup* group,
                                                            FaultInjector* faults, const MatrixRef& initial) {
   if (group == nullptr) return InvalidArgumentError("conv layer: no peer group");
@@ -48,22 +62,10 @@ StatusOr<std::unique_ptr<CodedConv2d>> CodedConv2d::Create(const CodedConv2dOpti
   auto layer = std::unique_ptr<CodedConv2d>(new CodedConv2d());
   layer->options_ = o;
   if (o.pool > 0) layer->pool_ = PoolAfter(o.conv, o.pool, o.pool_stride);
-  ProductCodeOptions code = o.code;
-  code.peers = group->size();
-  std::unique_ptr<ProductCode> made;
-  if (code.strategy == Strategy::kPolyDot && o.fcdcc) {
-    CodedConvolutionOptions co{.peers = code.peers, .k_a = code.k_a, .k_b = code.k_b, .batch = o.batch,
-                               .bias = true, .decoder = code.decoder};
-    auto c = CodedConvolution::Create(o.conv, co);
-    if (!c.ok()) return c.status().WithContext(what);
-    made = std::move(c).value();
-  } else {
-    auto c = Im2ColConvolution::Create(o.conv, o.batch, code);
-    if (!c.ok()) return c.status().WithContext(what);
-    made = std::move(c).value();
-  }
+  auto made = MakeCodedConv2dCode(o, group->size());
+  if (!made.ok()) return made.status().WithContext(what);
   POLYGUARD_RETURN_IF_ERROR(
-      layer->InitTraining(what, group, faults, std::move(made), initial, o.product, o.layer));
+      layer->InitTraining(what, group, faults, std::move(made).value(), initial, o.product, o.layer));
   return layer;
 }
 

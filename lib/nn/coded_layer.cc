@@ -5,6 +5,17 @@
 
 namespace polyguard {
 
+Status ValidateTrainingCode(const std::string& what, const ProductCode& code,
+                            const CodedProductOptions& product) {
+  if (!code.supports_training()) return InvalidArgumentError(what + ": " + code.Describe() + " cannot train");
+  if (code.num_peers() < code.transpose_threshold()) {
+    return InvalidArgumentError(what + ": the backward product of " + code.Describe() + " needs " +
+                                std::to_string(code.transpose_threshold()) + " peers, the job has " +
+                                std::to_string(code.num_peers()));
+  }
+  return ValidateCodedProductOptions(code, product).WithContext(what);
+}
+
 Status CodedLayer::InitTraining(const std::string& what, PeerGroup* group, FaultInjector* faults,
                                 std::unique_ptr<ProductCode> code, const MatrixRef& initial,
                                 const CodedProductOptions& product, int layer) {
@@ -12,12 +23,11 @@ Status CodedLayer::InitTraining(const std::string& what, PeerGroup* group, Fault
   faults_ = faults;
   code_ = std::move(code);
   layer_ = layer;
-  if (!code_->supports_training()) return InvalidArgumentError(what + ": " + code_->Describe() + " cannot train");
-  if (group->size() < code_->transpose_threshold()) {
-    return InvalidArgumentError(what + ": the backward product of " + code_->Describe() + " needs " +
-                                std::to_string(code_->transpose_threshold()) + " peers, the group has " +
-                                std::to_string(group->size()));
+  if (group->size() != code_->num_peers()) {
+    return InvalidArgumentError(what + ": the code is for " + std::to_string(code_->num_peers()) +
+                                " peers, the group has " + std::to_string(group->size()));
   }
+  POLYGUARD_RETURN_IF_ERROR(ValidateTrainingCode(what, *code_, product));
   POLYGUARD_ASSIGN_OR_RETURN(product_, CodedProduct::Create(group, code_.get(), faults, product));
   POLYGUARD_ASSIGN_OR_RETURN(shard_, code_->EncodeShard(initial, group->rank()));
   velocity_ = Matrix::Zero(shard_.rows(), shard_.cols());

@@ -7,6 +7,15 @@
 
 namespace polyguard {
 
+StatusOr<std::unique_ptr<ProductCode>> MakeCodedLinearCode(const CodedLinearOptions& o,
+                                                           int peers) {
+  ProductCodeOptions code = o.code;
+  code.shape = {o.outputs, o.inputs + 1, o.batch};
+  code.peers = peers;
+  POLYGUARD_RETURN_IF_ERROR(UseDefaultProductMdsLayout(&code));
+  return MakeProductCode(code);
+}
+
 StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOptions& o,
                                                            PeerGroup* group,
                                                            FaultInjector* faults,
@@ -25,12 +34,9 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
   }
   auto layer = std::unique_ptr<CodedLinear>(new CodedLinear());
   layer->options_ = o;
-  ProductCodeOptions code = o.code;
-  code.shape = {o.outputs, o.inputs + 1, o.batch};
-  code.peers = group->size();
-  POLYGUARD_RETURN_IF_ERROR(UseDefaultProductMdsLayout(&code));
-  POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> made, MakeProductCode(code));
-  if (code.strategy == Strategy::kLowWeight) {
+  POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> made,
+                             MakeCodedLinearCode(o, group->size()));
+  if (o.code.strategy == Strategy::kLowWeight) {
     layer->sparse_ = true;
     layer->group_ = group;
     layer->faults_ = faults;

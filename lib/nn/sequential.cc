@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "polyguard/base/memory.h"
 #include "polyguard/base/random.h"
 #include "polyguard/codes/product_mds_code.h"
 
@@ -58,6 +59,37 @@ CodedConv2dOptions ConvOptions(const LayerSpec& l, const SequentialOptions& o, i
   c.layer = index;
   return c;
 }
+
+CodedLinearOptions LinearOptions(const LayerSpec& l, const SequentialOptions& o, int index) {
+  CodedLinearOptions lo;
+  lo.inputs = l.inputs;
+  lo.outputs = l.outputs;
+  lo.batch = o.batch;
+  lo.activation = l.activation;
+  lo.code = o.code;
+  lo.product = o.product;
+  lo.layer = index;
+  return lo;
+}
+
+std::string LayerName(const SequentialOptions& o, size_t i) {
+  const LayerSpec& l = o.layers[i];
+  return "layer " + std::to_string(i) + " (" +
+         (l.kind == LayerKind::kConv ? "conv " + l.conv.Describe()
+                                     : "dense " + std::to_string(l.inputs) + " -> " +
+                                           std::to_string(l.outputs)) +
+         ")";
+}
+
+// The code layer i builds on `peers` peers: the one place a layer's code is
+// chosen for a check (the layers' Create use the same functions).
+StatusOr<std::unique_ptr<ProductCode>> LayerCode(const SequentialOptions& o, size_t i,
+                                                 int peers) {
+  const LayerSpec& l = o.layers[i];
+  if (l.kind == LayerKind::kConv) return MakeCodedConv2dCode(ConvOptions(l, o, int(i)), peers);
+  return MakeCodedLinearCode(LinearOptions(l, o, int(i)), peers);
+}
+
 }  // namespace
 
 Status ValidateSequentialOptions(const SequentialOptions& o) {
@@ -95,12 +127,10 @@ Status ValidateSequentialOptions(const SequentialOptions& o) {
 
 StatusOr<std::unique_ptr<Sequential>> Sequential::Create(const SequentialOptions& o,
                                                          PeerGroup* group, FaultInjector* faults) {
-  POLYGUARD_RETURN_IF_ERROR(ValidateSequentialOptions(o));
-  if (o.code.strategy == Strategy::kLowWeight) {
-    return InvalidArgumentError(
-        "model: the lowweight strategy is forward only (sparse weights for inference, "
-        "CodedLinear); a training model needs genpolydot, mds, replication, abft or uncoded");
-  }
+  if (group == nullptr) return InvalidArgumentError("model: no peer group");
+  // Every refusal before the first allocation of weights.
+  POLYGUARD_RETURN_IF_ERROR(ValidateSequentialForPeers(o, group->size()));
+  POLYGUARD_RETURN_IF_ERROR(CheckSequentialMemory(o, group->size(), 1, AvailableMemoryBytes()));
   auto model = std::unique_ptr<Sequential>(new Sequential());
   model->options_ = o;
   for (size_t i = 0; i < o.layers.size(); ++i) {
@@ -111,24 +141,9 @@ StatusOr<std::unique_ptr<Sequential>> Sequential::Create(const SequentialOptions
       model->layers_.push_back(std::move(layer));
       continue;
     }
-    CodedLinearOptions lo;
-    lo.inputs = o.layers[i].inputs;
-    lo.outputs = o.layers[i].outputs;
-    lo.batch = o.batch;
-    lo.activation = o.layers[i].activation;
-    lo.code = o.code;
-    lo.product = o.product;
-    lo.layer = static_cast<int>(i);
+    const CodedLinearOptions lo = LinearOptions(o.layers[i], o, int(i));
     POLYGUARD_ASSIGN_OR_RETURN(auto layer, CodedLinear::Create(lo, group, faults, initial));
     model->layers_.push_back(std::move(layer));
-  }
-  if (model->errors_corrected_per_product() < o.errors_to_correct) {
-    return InvalidArgumentError(
-        "model: " + model->layers_[0]->code().Describe() + " corrects " +
-        std::to_string(model->errors_corrected_per_product()) +
-        " wrong results per product (forward and backward, with the results its decodes wait "
-        "for), the job asks for " +
-        std::to_string(o.errors_to_correct) + "; add peers or change the code");
   }
   return model;
 }
@@ -218,16 +233,18 @@ int ErrorBudget(const ProductCode& code, int wait_for) {
   return std::max(budget, 0);
 }
 
-Status ValidateErrorBudget(const SequentialOptions& o, int peers) {
-  if (o.errors_to_correct == 0) return Status::Ok();
+Status ValidateSequentialForPeers(const SequentialOptions& o, int peers) {
+  POLYGUARD_RETURN_IF_ERROR(ValidateSequentialOptions(o));
+  if (o.code.strategy == Strategy::kLowWeight) {
+    return InvalidArgumentError(
+        "model: the lowweight strategy is forward only (sparse weights for inference, "
+        "CodedLinear); a training model needs genpolydot, mds, replication, abft or uncoded");
+  }
   for (size_t i = 0; i < o.layers.size(); ++i) {
-    if (o.layers[i].kind == LayerKind::kConv) continue;  // checked when the layer is built
-    ProductCodeOptions code = o.code;
-    code.shape = {o.layers[i].outputs, o.layers[i].inputs + 1, o.batch};
-    code.peers = peers;
-    POLYGUARD_RETURN_IF_ERROR(UseDefaultProductMdsLayout(&code));
-    StatusOr<std::unique_ptr<ProductCode>> made = MakeProductCode(code);
-    if (!made.ok()) return made.status().WithContext("layer " + std::to_string(i));
+    const std::string what = "model: " + LayerName(o, i);
+    StatusOr<std::unique_ptr<ProductCode>> made = LayerCode(o, i, peers);
+    if (!made.ok()) return made.status().WithContext(what);
+    POLYGUARD_RETURN_IF_ERROR(ValidateTrainingCode(what, **made, o.product));
     const int budget = ErrorBudget(**made, o.product.wait_for);
     if (budget < o.errors_to_correct) {
       return InvalidArgumentError(
@@ -240,6 +257,49 @@ Status ValidateErrorBudget(const SequentialOptions& o, int peers) {
     }
   }
   return Status::Ok();
+}
+
+namespace {
+
+// The bytes of layer i on one peer (see EstimatePeerBytes).
+StatusOr<double> LayerPeerBytes(const SequentialOptions& o, size_t i, int peers) {
+  const LayerSpec& l = o.layers[i];
+  POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> code, LayerCode(o, i, peers));
+  const double rows = l.kind == LayerKind::kConv ? l.conv.filters : l.outputs;
+  const double cols = l.kind == LayerKind::kConv ? double(l.conv.filter_size()) + 1 : l.inputs + 1.0;
+  const double doubles = rows * cols + 4.0 * double(code->stored_doubles_per_peer()) +
+                         3.0 * double(peers) * double(code->result_doubles_per_peer()) +
+                         4.0 * (double(l.inputs) + double(l.outputs)) * double(o.batch);
+  return 8.0 * doubles;
+}
+
+}  // namespace
+
+StatusOr<double> EstimatePeerBytes(const SequentialOptions& o, int peers) {
+  double total = 0;
+  for (size_t i = 0; i < o.layers.size(); ++i) {
+    POLYGUARD_ASSIGN_OR_RETURN(double bytes, LayerPeerBytes(o, i, peers));
+    total += bytes;
+  }
+  return total;
+}
+
+Status CheckSequentialMemory(const SequentialOptions& o, int peers, int peers_here,
+                             int64_t available) {
+  double total = 0, largest = -1;
+  size_t largest_layer = 0;
+  for (size_t i = 0; i < o.layers.size(); ++i) {
+    POLYGUARD_ASSIGN_OR_RETURN(double bytes, LayerPeerBytes(o, i, peers));
+    total += bytes;
+    if (bytes > largest) {
+      largest = bytes;
+      largest_layer = i;
+    }
+  }
+  std::string what = "model: " + std::to_string(peers_here) + (peers_here == 1 ? " peer" : " peers") +
+                     " on this machine, " + FormatBytes(total) + " each (" +
+                     LayerName(o, largest_layer) + ": " + FormatBytes(largest) + ")";
+  return CheckMemory(what, total * double(peers_here), available);
 }
 
 int64_t Sequential::results_not_awaited() const {

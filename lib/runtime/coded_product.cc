@@ -24,17 +24,23 @@ StatusOr<std::unique_ptr<CodedProduct>> CodedProduct::Create(PeerGroup* group,
                                 std::to_string(code->num_peers()) + " peers, the group has " +
                                 std::to_string(group->size()));
   }
+  POLYGUARD_RETURN_IF_ERROR(ValidateCodedProductOptions(*code, options));
+  return std::unique_ptr<CodedProduct>(new CodedProduct(group, code, faults, options));
+}
+
+Status ValidateCodedProductOptions(const ProductCode& code, const CodedProductOptions& options) {
+  const int peers = code.num_peers();
   if (options.wait_for != 0 &&
-      (options.wait_for < code->recovery_threshold() || options.wait_for > group->size())) {
+      (options.wait_for < code.recovery_threshold() || options.wait_for > peers)) {
     return InvalidArgumentError("coded product: wait_for must be 0 (all) or in [K = " +
-                                std::to_string(code->recovery_threshold()) + ", P = " +
-                                std::to_string(group->size()) + "], got " +
+                                std::to_string(code.recovery_threshold()) + ", P = " +
+                                std::to_string(peers) + "], got " +
                                 std::to_string(options.wait_for));
   }
   if (options.deadline.count() <= 0) {
     return InvalidArgumentError("coded product: deadline must be > 0");
   }
-  return std::unique_ptr<CodedProduct>(new CodedProduct(group, code, faults, options));
+  return Status::Ok();
 }
 
 int ResultsAwaited(int wait_for, int threshold, int peers) {

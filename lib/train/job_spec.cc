@@ -4,10 +4,12 @@
 #include <google/protobuf/text_format.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "lib/proto/job.pb.h"
+#include "polyguard/data/idx.h"
 
 namespace polyguard {
 namespace {
@@ -187,7 +189,10 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   StatusOr<PointKind> points = ParsePointKind(c.points());
   if (!points.ok()) return Bad(at({"code", "points"}), points.status().message());
   s.model.code.points = *points;
-  if (c.tolerance() < 0 || c.tolerance() >= 1) return Bad(at({"code", "tolerance"}), "must be in [0, 1)");
+  if (!(c.tolerance() >= 0 && c.tolerance() < 1)) {  // NaN too
+    return Bad(at({"code", "tolerance"}), "must be in [0, 1) (0: the default), got " +
+                                              std::to_string(c.tolerance()));
+  }
   if (c.tolerance() > 0) s.model.code.decoder.tolerance = c.tolerance();
   if (c.wait_for() < 0 || c.wait_for() > s.peers) {
     return Bad(at({"code", "wait_for"}), "must be 0 (all) or in [K, peers], got " + std::to_string(c.wait_for()));
@@ -267,6 +272,13 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   if (s.trainer.max_retries < 0) return Bad(at({"max_retries"}), "must be >= 0");
   if (job.timeout_ms() < 100) return Bad(at({"timeout_ms"}), "must be >= 100, got " + std::to_string(job.timeout_ms()));
   s.timeout = std::chrono::milliseconds(job.timeout_ms());
+  // What the peers would refuse of the model on these peers, with the line
+  // of the code block (every such refusal comes from the code's fields).
+  if (Status v = ValidateSequentialForPeers(s.model, s.peers); !v.ok()) {
+    std::string where = at({"code"});
+    where.resize(where.size() - 2);  // ": "
+    return v.WithContext(where);
+  }
   POLYGUARD_RETURN_IF_ERROR(ValidateJobSpec(s).WithContext(filename));
   return s;
 }
@@ -282,11 +294,55 @@ Status ValidateJobSpec(const JobSpec& s) {
   if (s.steps < 0 || (s.steps == 0 && s.epochs < 1)) {
     return InvalidArgumentError("needs steps >= 1 or epochs >= 1");
   }
-  POLYGUARD_RETURN_IF_ERROR(ValidateErrorBudget(s.model, s.peers));
+  if (s.timeout.count() < 100) {
+    return InvalidArgumentError("timeout must be >= 100 ms, got " +
+                                std::to_string(s.timeout.count()) + " ms");
+  }
+  POLYGUARD_RETURN_IF_ERROR(ValidateSequentialForPeers(s.model, s.peers));
+  return Status::Ok();
+}
+
+std::vector<std::string> MnistFiles(const DataSpec& d) {
+  return {d.dir + "/train-images-idx3-ubyte", d.dir + "/train-labels-idx1-ubyte",
+          d.dir + "/t10k-images-idx3-ubyte", d.dir + "/t10k-labels-idx1-ubyte"};
+}
+
+Status CheckJobData(const JobSpec& s) {
+  if (s.data.kind != DataSpec::Kind::kMnist) return Status::Ok();
+  const std::vector<std::string> files = MnistFiles(s.data);
+  const int64_t features = s.model.layers.front().inputs;
+  for (size_t k = 0; k < files.size(); k += 2) {
+    POLYGUARD_ASSIGN_OR_RETURN(std::vector<int64_t> images, ReadIdxDims(files[k]));
+    POLYGUARD_ASSIGN_OR_RETURN(std::vector<int64_t> labels, ReadIdxDims(files[k + 1]));
+    if (images.size() < 2) {
+      return InvalidArgumentError("data: " + files[k] + " must hold N images (N x rows x cols)");
+    }
+    if (labels.size() != 1 || labels[0] != images[0]) {
+      return InvalidArgumentError("data: " + files[k] + " has " + std::to_string(images[0]) +
+                                  " images but " + files[k + 1] + " has " +
+                                  (labels.size() == 1 ? std::to_string(labels[0]) + " labels"
+                                                      : "not one dimension of labels"));
+    }
+    int64_t pixels = 1;
+    std::string shape;
+    for (size_t i = 1; i < images.size(); ++i) {
+      pixels *= images[i];
+      shape += (i > 1 ? " x " : "") + std::to_string(images[i]);
+    }
+    if (pixels != features) {
+      return InvalidArgumentError("data: " + files[k] + " has " + shape + " = " +
+                                  std::to_string(pixels) + " pixels per image, the model (" +
+                                  s.source + ") takes " + std::to_string(features) + " inputs");
+    }
+  }
   return Status::Ok();
 }
 
 StatusOr<JobSpec> LoadJobSpec(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError("job spec: " + path + " is a directory, not a spec file");
+  }
   std::ifstream in(path);
   if (!in) return NotFoundError("job spec: cannot open " + path);
   std::stringstream text;

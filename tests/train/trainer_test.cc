@@ -364,9 +364,9 @@ TEST(Trainer, GuardReplacesCopiesWithATinyOneEntryError) {
 TEST(Trainer, ErrorBudgetCountsTheResultsDecodesWaitFor) {
   SequentialOptions m = SmallMlp(Strategy::kPolyDot);
   m.errors_to_correct = 1;
-  EXPECT_TRUE(ValidateErrorBudget(m, 8).ok());
+  EXPECT_TRUE(ValidateSequentialForPeers(m, 8).ok());
   m.product.wait_for = 6;
-  const Status s = ValidateErrorBudget(m, 8);
+  const Status s = ValidateSequentialForPeers(m, 8);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("code.errors_to_correct"), std::string::npos) << s;
   EXPECT_NE(s.message().find("corrects 0"), std::string::npos) << s;

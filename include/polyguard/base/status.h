@@ -29,6 +29,7 @@ enum class StatusCode {
   kDeadlineExceeded,
   kUnimplemented,
   kInternal,
+  kResourceExhausted,  // the job needs more memory than the machine has
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -68,6 +69,7 @@ Status UnavailableError(std::string message);
 Status DeadlineExceededError(std::string message);
 Status UnimplementedError(std::string message);
 Status InternalError(std::string message);
+Status ResourceExhaustedError(std::string message);
 
 namespace internal {
 [[noreturn]] void DieBecauseStatusOrNotOk(const Status& status);

@@ -26,6 +26,9 @@ struct IdxArray {
 };
 
 StatusOr<IdxArray> ReadIdx(const std::string& path);
+// Only the header's sizes, with the same checks as ReadIdx (the file's size
+// included): what a launcher checks before any peer loads the data.
+StatusOr<std::vector<int64_t>> ReadIdxDims(const std::string& path);
 Status WriteIdx(const std::string& path, const IdxArray& array);
 
 struct Dataset {

@@ -56,6 +56,11 @@ PoolShape PoolAfter(const ConvShape& conv, int pool, int pool_stride);
 int64_t Conv2dLayerOutputs(const CodedConv2dOptions& options);
 // InvalidArgument naming the bad field (shape, pooling window, batch).
 Status ValidateCodedConv2dOptions(const CodedConv2dOptions& options);
+// The code a CodedConv2d with `options` builds on `peers` peers (FCDCC or
+// im2col; pure math, no group): what Create uses, so a launcher can check a
+// job before any peer starts.
+StatusOr<std::unique_ptr<ProductCode>> MakeCodedConv2dCode(const CodedConv2dOptions& options,
+                                                           int peers);
 
 class CodedConv2d : public CodedLayer {
  public:

@@ -27,6 +27,12 @@
 
 namespace polyguard {
 
+// What InitTraining refuses, without a group: a code that cannot train, a
+// backward product with more peers than the code has, or product options the
+// code cannot run (ValidateCodedProductOptions). `what` names the layer.
+Status ValidateTrainingCode(const std::string& what, const ProductCode& code,
+                            const CodedProductOptions& product);
+
 class CodedLayer {
  public:
   virtual ~CodedLayer() = default;

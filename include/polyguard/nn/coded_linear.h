@@ -56,6 +56,12 @@ struct CodedLinearOptions {
   int layer = 0;  // tags this layer's exchanges; distinct per layer
 };
 
+// The code a CodedLinear with `options` builds on `peers` peers (pure math,
+// no group): what Create uses, so a launcher can check a job before any peer
+// starts. The error names the field.
+StatusOr<std::unique_ptr<ProductCode>> MakeCodedLinearCode(const CodedLinearOptions& options,
+                                                           int peers);
+
 class CodedLinear : public CodedLayer {
  public:
   // initial_weights: outputs x (inputs + 1), [W | b]; every peer passes the

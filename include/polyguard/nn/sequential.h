@@ -73,10 +73,27 @@ Matrix InitialWeights(const LayerSpec& layer, uint64_t seed, int index);
 // is an erasure and costs one of the code's P-result budget.
 int ErrorBudget(const ProductCode& code, int wait_for);
 
-// Checks options.errors_to_correct against the budget of every dense
-// layer's code on `peers` peers before any peer starts (Sequential::Create
-// checks every layer again). The message names code.errors_to_correct.
-Status ValidateErrorBudget(const SequentialOptions& options, int peers);
+// Everything Sequential::Create on `peers` peers refuses, checked without a
+// group so that a launcher can refuse a job before it starts any peer: the
+// layer chain (ValidateSequentialOptions), a strategy that cannot train,
+// every layer's code on `peers` peers (MakeCodedLinearCode,
+// MakeCodedConv2dCode: K, layouts, replicas), the backward threshold and
+// wait_for against each code (ValidateTrainingCode), and errors_to_correct
+// against every layer's ErrorBudget. The message names the layer or field.
+// Cost: builds every layer's code (small matrices, no weights).
+Status ValidateSequentialForPeers(const SequentialOptions& options, int peers);
+
+// Bytes one peer of this model holds, about: every layer's full initial
+// weights (built on every peer), its shard with velocity, snapshot and a
+// spare copy, the results a decode holds (P results, three copies) and a
+// batch's activations. An over-estimate of at most a few times.
+StatusOr<double> EstimatePeerBytes(const SequentialOptions& options, int peers);
+
+// ResourceExhausted when `peers_here` peers of the model (all of them for a
+// local job, one on each machine otherwise) do not fit in `available` bytes;
+// the message names the largest layer and the bytes per peer.
+Status CheckSequentialMemory(const SequentialOptions& options, int peers, int peers_here,
+                             int64_t available);
 
 // Checks the layer chain and batch; the message names the layer.
 Status ValidateSequentialOptions(const SequentialOptions& options);

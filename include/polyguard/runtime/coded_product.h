@@ -46,6 +46,10 @@ struct CodedProductOptions {
 // product still waits for one redundant result when there is one.
 int ResultsAwaited(int wait_for, int threshold, int peers);
 
+// What Create refuses, without a group: `options` against `code` on its own
+// num_peers(). InvalidArgument naming wait_for or deadline.
+Status ValidateCodedProductOptions(const ProductCode& code, const CodedProductOptions& options);
+
 class CodedProduct {
  public:
   // `group`, `code` and `faults` (may be null) must outlive the product.

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "polyguard/fault/fault_injector.h"
 #include "polyguard/nn/sequential.h"
@@ -47,8 +48,19 @@ struct JobSpec {
 
 StatusOr<JobSpec> LoadJobSpec(const std::string& path);
 StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filename);
-// Checks a spec as a whole (after command-line overrides, say).
+// Checks a spec as a whole (after command-line overrides, say), including
+// everything Sequential::Create would refuse on spec.peers peers.
 Status ValidateJobSpec(const JobSpec& spec);
+
+// The MNIST IDX files of an mnist job, by their headers only: each of the
+// four exists and is a well-formed IDX file, images and labels agree in
+// count, and both image sets have the model's inputs pixels (a test set of
+// another image size is found here, not at the first evaluation). Ok for
+// synthetic data. Errors name the file.
+Status CheckJobData(const JobSpec& spec);
+// The four file names of CheckJobData: train images, train labels, test
+// images, test labels.
+std::vector<std::string> MnistFiles(const DataSpec& data);
 
 }  // namespace polyguard
 
