@@ -29,6 +29,7 @@
 #include "common/local_peers.h"
 #include "polyguard/base/random.h"
 #include "polyguard/codes/low_weight_code.h"
+#include "common/help.h"
 
 namespace polyguard {
 namespace {
@@ -226,7 +227,12 @@ void RunCase(const char* title, int64_t rows, int64_t inner, int64_t cols, int n
 }  // namespace
 }  // namespace polyguard
 
+const char kUsage[] =
+    "usage: low_weight_bench [--scale S] [--densities D1,D2,...] [--peers-sampled N] "
+    "[--repeat R] [--cases mm,mv]\n";
+
 int main(int argc, char** argv) {
+  if (polyguard::bench::PrintedHelp(argc, argv, kUsage)) return 0;
   polyguard::Config cfg;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -257,9 +263,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--repeat") {
       cfg.repeat = std::atoi(value().c_str());
     } else {
-      std::fprintf(stderr,
-                   "usage: low_weight_bench [--scale S] [--densities D1,D2,...] "
-                   "[--peers-sampled N] [--repeat R] [--cases mm,mv]\n");
+      std::fputs(kUsage, stderr);
       return 2;
     }
   }

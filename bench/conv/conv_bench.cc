@@ -19,6 +19,7 @@
 #include "polyguard/base/random.h"
 #include "polyguard/conv/coded_convolution.h"
 #include "polyguard/conv/im2col_convolution.h"
+#include "common/help.h"
 
 namespace polyguard {
 namespace {
@@ -128,13 +129,16 @@ void RunLayer(const Layer& layer, int repeat) {
 }  // namespace
 }  // namespace polyguard
 
+const char kUsage[] = "usage: conv_bench [--repeat R]\n";
+
 int main(int argc, char** argv) {
+  if (polyguard::bench::PrintedHelp(argc, argv, kUsage)) return 0;
   int repeat = 5;
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--repeat" && i + 1 < argc) {
       repeat = std::atoi(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: conv_bench [--repeat R]\n");
+      std::fputs(kUsage, stderr);
       return 2;
     }
   }

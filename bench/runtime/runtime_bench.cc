@@ -14,6 +14,7 @@
 
 #include "common/local_peers.h"
 #include "polyguard/polyguard.h"
+#include "common/help.h"
 
 namespace polyguard {
 namespace {
@@ -78,12 +79,14 @@ using BenchFigures = Figures;
 int main(int argc, char** argv) {
   using namespace polyguard;
   int p = 8, steps = 5;
+  const char usage[] = "usage: runtime_bench [--peers P] [--steps S]\n";
+  if (bench::PrintedHelp(argc, argv, usage)) return 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--peers") p = std::atoi(argv[i + 1]);
     else if (flag == "--steps") steps = std::atoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: runtime_bench [--peers P] [--steps S]\n");
+      std::fputs(usage, stderr);
       return 2;
     }
   }

@@ -24,6 +24,7 @@
 
 #include "common/local_peers.h"
 #include "polyguard/polyguard.h"
+#include "common/help.h"
 
 namespace polyguard {
 namespace {
@@ -141,12 +142,9 @@ int main(int argc, char** argv) {
       "                   [--only LABEL,...] [--repeat N]\n"
       "Trains the layers on local peers under every strategy, with and without faults, and\n"
       "prints per-peer CPU time and bytes per step as CSV, then medians and ratios.\n";
+  if (bench::PrintedHelp(argc, argv, usage)) return 0;
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      std::fputs(usage, stdout);
-      return 0;
-    }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "train_bench: %s needs a value\n%s", flag.c_str(), usage);
       return 2;

@@ -73,6 +73,22 @@ TEST_F(IdxTest, RejectsMalformedFilesNamingThem) {
   expect_error("a-labels", "a-labels", "must hold N images");
   WriteSet("c", 12, 3, 2, 9);  // labels up to 8
   expect_error("c-images", "c-labels", "outside [0, 4)");
+  // A directory opens as a stream and used to throw from its buffer (abort).
+  std::filesystem::create_directories(Path("dir"));
+  expect_error("dir", "a-labels", "is a directory, not an IDX file");
+  expect_error("a-images", "dir", "is a directory, not an IDX file");
+  // The header-only check agrees with the full read on every file above.
+  for (const char* name : {"a-images", "a-labels", "short", "long", "gzip", "float", "tiny",
+                           "header", "missing", "dir"}) {
+    const auto full = ReadIdx(Path(name));
+    const auto dims = ReadIdxDims(Path(name));
+    EXPECT_EQ(full.ok(), dims.ok()) << name << ": " << full.status() << " / " << dims.status();
+    if (full.ok() && dims.ok()) {
+      EXPECT_EQ(full->dims, *dims) << name;
+    } else if (!full.ok() && !dims.ok()) {
+      EXPECT_EQ(full.status().message(), dims.status().message());
+    }
+  }
 }
 
 TEST_F(IdxTest, BatchesArePureFunctionsOfTheStepAndCoverEachEpoch) {

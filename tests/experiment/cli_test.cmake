@@ -14,3 +14,10 @@ execute_process(COMMAND ${EXE} train RESULT_VARIABLE rc ERROR_VARIABLE err)
 if(NOT rc EQUAL 2)
   message(FATAL_ERROR "unknown experiment gave exit ${rc}")
 endif()
+# Sizes inside the accepted range whose matrices do not fit: refused with the
+# bytes needed, never std::bad_alloc (exit 134).
+execute_process(COMMAND ${EXE} codes --rows 100000 --cols 100000
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 2 OR NOT err MATCHES "A 100000 x 100000 and B 100000 x 8 on 8 peers needs about .* available")
+  message(FATAL_ERROR "a trial too large for memory gave exit ${rc}, stderr '${err}'")
+endif()

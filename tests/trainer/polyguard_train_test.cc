@@ -12,33 +12,14 @@
 #include "runtime/multiprocess.h"
 #include "runtime/redis_server.h"
 #include "train/http_get.h"
+#include "trainer/train_cli.h"
 
 namespace polyguard {
 namespace {
 
-struct Outcome {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Runs polyguard-train with `args` (a shell word list), capturing its output.
-Outcome Train(const std::string& args, const std::string& dir) {
-  const std::string out = dir + "/stdout", err = dir + "/stderr";
-  const std::string command = std::string(POLYGUARD_TRAIN_BIN) + " " + args + " > " + out + " 2> " + err;
-  const int status = std::system(command.c_str());
-  Outcome o;
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  o.out = Slurp(out);
-  o.err = Slurp(err);
-  return o;
-}
+using testing::Outcome;
+using testing::Slurp;
+using testing::Train;
 
 const std::string kSmall = std::string(POLYGUARD_SOURCE_DIR) + "/models/mlp_synthetic_small.textproto";
 
