@@ -17,10 +17,10 @@ namespace polyguard {
 struct ErrorsAndErasuresDecoder::Plan {
   std::vector<int> rows;  // peer ids kept, ascending
   Matrix parity;          // (R - K) x R, orthonormal rows, parity * V = 0
-  Matrix probe;           // the parity rows checked in the one-pass decode
   Matrix wanted_pinv;     // |wanted| x R: rows of the generator's pseudo-inverse
   Matrix chebyshev_pinv;  // K x R: pseudo-inverse of the Chebyshev basis rows
-  // R x (p + |wanted|), row-major: [probe; wanted_pinv]^T for the fused pass.
+  // R x (R - K + |wanted|), row-major: [parity; wanted_pinv]^T for the fused
+  // pass (the exact parity check rides along with the decode).
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> fused;
 };
 
@@ -30,7 +30,6 @@ using internal::RobustTolerances;
 using internal::FusedProduct;
 using internal::kHuge;
 using internal::MaskOf;
-using internal::Median;
 using internal::PeerList;
 using internal::SampledRms;
 using internal::SelectColumns;
@@ -129,9 +128,8 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
 
   // The error-free check is the exact parity check: every parity row, so no
   // error pattern on at most R - K peers can hide in its null space.
-  plan->probe = plan->parity;
-  plan->fused.resize(r, plan->probe.rows() + plan->wanted_pinv.rows());
-  plan->fused.leftCols(plan->probe.rows()) = plan->probe.transpose();
+  plan->fused.resize(r, plan->parity.rows() + plan->wanted_pinv.rows());
+  plan->fused.leftCols(plan->parity.rows()) = plan->parity.transpose();
   plan->fused.rightCols(plan->wanted_pinv.rows()) = plan->wanted_pinv.transpose();
   std::lock_guard<std::mutex> lock(mu_);
   if (static_cast<int>(cache_.size()) >= options_.cache_capacity) cache_.clear();
@@ -197,7 +195,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
                                return true;
                              });
   }
-  const int probes = static_cast<int>(plan->probe.rows());
+  const int probes = static_cast<int>(plan->parity.rows());
   // A NaN or Inf in any result reaches every combination of its entry, and
   // so the sum of the outputs (vectorised, unlike a per-entry test).
   const double rms = SampledRms(sorted_cols, length);
