@@ -27,8 +27,14 @@ SequentialOptions Mlp() {
 
 SequentialOptions SmallCnn() {
   SequentialOptions m;
-  const ConvShape conv{.channels = 1, .height = 8, .width = 8, .filters = 4, .kernel_h = 3,
-                       .kernel_w = 3, .stride = 1, .pad = 1};
+  const ConvShape conv{.channels = 1,
+                       .height = 8,
+                       .width = 8,
+                       .filters = 4,
+                       .kernel_h = 3,
+                       .kernel_w = 3,
+                       .stride = 1,
+                       .pad = 1};
   m.layers.push_back(ConvLayerSpec(conv, 2, 2, Activation::kRelu));
   m.layers.push_back({m.layers[0].outputs, 4, Activation::kIdentity});
   m.batch = 4;
@@ -87,66 +93,66 @@ TEST_P(SequentialRefusal, EveryPeerRefusesItTheSameWay) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, SequentialRefusal,
-    ::testing::Values(
-        RefusalCase{"PolyDotNeedsMorePeers",
-                    [] {
-                      auto m = Mlp();
-                      m.code.n = 2;
-                      m.code.d = 2;
-                      return m;
-                    },
-                    4, "needs at least K = mnd + n - 1 = 9 peers, got 4"},
-        RefusalCase{"WaitForBelowK",
-                    [] {
-                      auto m = Mlp();
-                      m.product.wait_for = 1;
-                      return m;
-                    },
-                    4, "wait_for must be 0 (all) or in [K = 2, P = 4], got 1"},
-        RefusalCase{"MoreReplicasThanPeers",
-                    [] {
-                      auto m = Mlp();
-                      m.code.strategy = Strategy::kReplication;
-                      m.code.replicas = 9;
-                      return m;
-                    },
-                    4, "replicas = 9"},
-        RefusalCase{"BadMdsLayout",
-                    [] {
-                      auto m = Mlp();
-                      m.code.strategy = Strategy::kMds;
-                      m.code.row_peers = 3;
-                      m.code.row_blocks = 5;
-                      return m;
-                    },
-                    4, "layout"},
-        RefusalCase{"LowWeightCannotTrain",
-                    [] {
-                      auto m = Mlp();
-                      m.code.strategy = Strategy::kLowWeight;
-                      return m;
-                    },
-                    4, "forward only"},
-        RefusalCase{"ErrorBudgetTooBig",
-                    [] {
-                      auto m = Mlp();
-                      m.errors_to_correct = 3;
-                      return m;
-                    },
-                    4, "code.errors_to_correct"},
-        RefusalCase{"ConvNeedsMorePeers",
-                    [] {
-                      auto m = SmallCnn();
-                      m.code.k_a = 4;
-                      m.code.k_b = 2;
-                      return m;
-                    },
-                    2, "layer 0 (conv"}),
+    ::testing::Values(RefusalCase{"PolyDotNeedsMorePeers",
+                                  [] {
+                                    auto m = Mlp();
+                                    m.code.n = 2;
+                                    m.code.d = 2;
+                                    return m;
+                                  },
+                                  4, "needs at least K = mnd + n - 1 = 9 peers, got 4"},
+                      RefusalCase{"WaitForBelowK",
+                                  [] {
+                                    auto m = Mlp();
+                                    m.product.wait_for = 1;
+                                    return m;
+                                  },
+                                  4, "wait_for must be 0 (all) or in [K = 2, P = 4], got 1"},
+                      RefusalCase{"MoreReplicasThanPeers",
+                                  [] {
+                                    auto m = Mlp();
+                                    m.code.strategy = Strategy::kReplication;
+                                    m.code.replicas = 9;
+                                    return m;
+                                  },
+                                  4, "replicas = 9"},
+                      RefusalCase{"BadMdsLayout",
+                                  [] {
+                                    auto m = Mlp();
+                                    m.code.strategy = Strategy::kMds;
+                                    m.code.row_peers = 3;
+                                    m.code.row_blocks = 5;
+                                    return m;
+                                  },
+                                  4, "layout"},
+                      RefusalCase{"LowWeightCannotTrain",
+                                  [] {
+                                    auto m = Mlp();
+                                    m.code.strategy = Strategy::kLowWeight;
+                                    return m;
+                                  },
+                                  4, "forward only"},
+                      RefusalCase{"ErrorBudgetTooBig",
+                                  [] {
+                                    auto m = Mlp();
+                                    m.errors_to_correct = 3;
+                                    return m;
+                                  },
+                                  4, "code.errors_to_correct"},
+                      RefusalCase{"ConvNeedsMorePeers",
+                                  [] {
+                                    auto m = SmallCnn();
+                                    m.code.k_a = 4;
+                                    m.code.k_b = 2;
+                                    return m;
+                                  },
+                                  2, "layer 0 (conv"}),
     [](const ::testing::TestParamInfo<RefusalCase>& info) { return info.param.name; });
 
 TEST(SequentialForPeers, AcceptsWhatCreateBuilds) {
   EXPECT_TRUE(ValidateSequentialForPeers(Mlp(), 4).ok());
-  EXPECT_TRUE(ValidateSequentialForPeers(SmallCnn(), 4).ok()) << ValidateSequentialForPeers(SmallCnn(), 4);
+  EXPECT_TRUE(ValidateSequentialForPeers(SmallCnn(), 4).ok())
+      << ValidateSequentialForPeers(SmallCnn(), 4);
 }
 
 // A layer of 2e9 outputs is refused with the bytes it needs, before a

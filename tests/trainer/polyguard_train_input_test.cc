@@ -87,48 +87,61 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadInput{"PolyDotNeedsMorePeers",
                  [](const std::string& s, const std::string&) {
-                   return Replace(s, kSmallCode, R"(code { strategy: "genpolydot" m: 2 n: 2 d: 2 })");
+                   return Replace(s, kSmallCode,
+                                  R"(code { strategy: "genpolydot" m: 2 n: 2 d: 2 })");
                  },
-                 "", {"job.textproto:10: code: ", "K = mnd + n - 1 = 9 peers, got 4"}},
-        BadInput{"WaitForBelowK",
-                 [](const std::string& s, const std::string&) {
-                   return Replace(s, kSmallCode, R"(code { strategy: "genpolydot" m: 2 n: 1 wait_for: 1 })");
-                 },
-                 "", {"job.textproto:10: code: ", "wait_for must be 0 (all) or in [K = 2, P = 4], got 1"}},
+                 "",
+                 {"job.textproto:10: code: ", "K = mnd + n - 1 = 9 peers, got 4"}},
+        BadInput{
+            "WaitForBelowK",
+            [](const std::string& s, const std::string&) {
+              return Replace(s, kSmallCode,
+                             R"(code { strategy: "genpolydot" m: 2 n: 1 wait_for: 1 })");
+            },
+            "",
+            {"job.textproto:10: code: ", "wait_for must be 0 (all) or in [K = 2, P = 4], got 1"}},
         BadInput{"NineReplicas",
                  [](const std::string& s, const std::string&) {
                    return Replace(s, kSmallCode, R"(code { strategy: "replication" replicas: 9 })");
                  },
-                 "", {"job.textproto:10: code: ", "replicas = 9"}},
+                 "",
+                 {"job.textproto:10: code: ", "replicas = 9"}},
         BadInput{"BadMdsLayout",
                  [](const std::string& s, const std::string&) {
-                   return Replace(s, kSmallCode, R"(code { strategy: "mds" row_peers: 3 row_blocks: 5 })");
+                   return Replace(s, kSmallCode,
+                                  R"(code { strategy: "mds" row_peers: 3 row_blocks: 5 })");
                  },
-                 "", {"job.textproto:10: code: ", "layout"}},
+                 "",
+                 {"job.textproto:10: code: ", "layout"}},
         BadInput{"ZeroTimeout", kKeep, "--timeout-ms 0", {"timeout must be >= 100 ms, got 0"}},
         BadInput{"NanTolerance",
                  [](const std::string& s, const std::string&) {
-                   return Replace(s, kSmallCode, R"(code { strategy: "genpolydot" m: 2 n: 1 tolerance: nan })");
+                   return Replace(s, kSmallCode,
+                                  R"(code { strategy: "genpolydot" m: 2 n: 1 tolerance: nan })");
                  },
-                 "", {"job.textproto:10: code.tolerance: ", "got nan"}},
+                 "",
+                 {"job.textproto:10: code.tolerance: ", "got nan"}},
         BadInput{"UnknownFaultKind",
                  [](const std::string& s, const std::string&) {
                    return s + "faults { kind: \"entries\" }\n";
                  },
-                 "", {"job.textproto:15: faults.kind: ", "expected dense, entry, bitflip, nan or inf"}},
+                 "",
+                 {"job.textproto:15: faults.kind: ", "expected dense, entry, bitflip, nan or inf"}},
         BadInput{"PeersOutOfRange", kKeep, "--peers 1e10", {"--peers: '1e10' is out of range"}},
         BadInput{"HugeLayer",
                  [](const std::string& s, const std::string&) {
                    return Replace(s, "layer { outputs: 16", "layer { outputs: 2000000000");
                  },
-                 "", {"ResourceExhausted", "layer 0 (dense 12 -> 2000000000)", "available"}},
+                 "",
+                 {"ResourceExhausted", "layer 0 (dense 12 -> 2000000000)", "available"}},
         BadInput{"ImagesAreADirectory",
                  [](const std::string& s, const std::string& dir) {
                    const std::string spec = MnistSpec(s, dir);
                    std::filesystem::create_directories(dir + "/mnist/train-images-idx3-ubyte");
                    return spec;
                  },
-                 "", {"mnist/train-images-idx3-ubyte is a directory"}},
+                 "",
+                 {"mnist/train-images-idx3-ubyte is a directory"}},
         BadInput{"TestImagesOfAnotherSize",
                  [](const std::string& s, const std::string& dir) {
                    const std::string spec = MnistSpec(s, dir);
@@ -136,7 +149,8 @@ INSTANTIATE_TEST_SUITE_P(
                    WriteImages(dir + "/mnist", "t10k", 16, 2, 2);
                    return spec;
                  },
-                 "", {"t10k-images-idx3-ubyte has 2 x 2 = 4 pixels per image", "takes 12 inputs"}},
+                 "",
+                 {"t10k-images-idx3-ubyte has 2 x 2 = 4 pixels per image", "takes 12 inputs"}},
         BadInput{"LabelsMissing",
                  [](const std::string& s, const std::string& dir) {
                    const std::string spec = MnistSpec(s, dir);
@@ -145,7 +159,8 @@ INSTANTIATE_TEST_SUITE_P(
                    std::filesystem::remove(dir + "/mnist/t10k-labels-idx1-ubyte");
                    return spec;
                  },
-                 "", {"cannot open", "t10k-labels-idx1-ubyte"}}),
+                 "",
+                 {"cannot open", "t10k-labels-idx1-ubyte"}}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 class PolyguardTrainCli : public ::testing::Test {
@@ -198,8 +213,8 @@ class PolyguardTrainLauncher : public ::testing::TestWithParam<Launcher> {
   void SetUp() override { dir_ = testing::FreshFolder("train-launcher"); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string Env(const std::string& rank, const std::string& size) const {
-    return std::string(kClean) + GetParam().rank + "=" + rank + " " + GetParam().size + "=" +
-           size + " ";
+    return std::string(kClean) + GetParam().rank + "=" + rank + " " + GetParam().size + "=" + size +
+           " ";
   }
   std::string dir_;
 };
@@ -226,16 +241,16 @@ TEST_P(PolyguardTrainLauncher, FourPeersFromAShellLoopTrainLikeLocalMode) {
 }
 
 TEST_P(PolyguardTrainLauncher, MismatchedVariablesAreRefusedNamingBoth) {
-  Outcome o = Shell(Env("5", "4") + POLYGUARD_TRAIN_BIN + " --spec " + kSmall + " --rendezvous file:" +
-                dir_,
-            dir_);
+  Outcome o = Shell(
+      Env("5", "4") + POLYGUARD_TRAIN_BIN + " --spec " + kSmall + " --rendezvous file:" + dir_,
+      dir_);
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find(std::string(GetParam().rank) + "=5 must be below " + GetParam().size + "=4"),
             std::string::npos)
       << o.err;
-  o = Shell(Env("1", "8") + POLYGUARD_TRAIN_BIN + " --spec " + kSmall + " --rendezvous file:" +
-                dir_,
-            dir_);
+  o = Shell(
+      Env("1", "8") + POLYGUARD_TRAIN_BIN + " --spec " + kSmall + " --rendezvous file:" + dir_,
+      dir_);
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find("the job has peers: 4 but the launcher started 8 processes"),
             std::string::npos)
@@ -248,21 +263,19 @@ TEST_P(PolyguardTrainLauncher, MismatchedVariablesAreRefusedNamingBoth) {
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find("MASTER_ADDR=10.0.0.1 MASTER_PORT=29500"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("--rendezvous redis://HOST:PORT"), std::string::npos) << o.err;
-  o = Shell(std::string(kClean) + GetParam().rank + "=1 " + POLYGUARD_TRAIN_BIN + " --spec " +
-                kSmall,
-            dir_);
+  o = Shell(
+      std::string(kClean) + GetParam().rank + "=1 " + POLYGUARD_TRAIN_BIN + " --spec " + kSmall,
+      dir_);
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find(std::string(GetParam().size) + " is not set"), std::string::npos) << o.err;
 }
 
-INSTANTIATE_TEST_SUITE_P(Conventions, PolyguardTrainLauncher,
-                         ::testing::Values(Launcher{"torchrun", "RANK", "WORLD_SIZE"},
-                                           Launcher{"Slurm", "SLURM_PROCID", "SLURM_NTASKS"},
-                                           Launcher{"OpenMpi", "OMPI_COMM_WORLD_RANK",
-                                                    "OMPI_COMM_WORLD_SIZE"}),
-                         [](const ::testing::TestParamInfo<Launcher>& info) {
-                           return info.param.name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Conventions, PolyguardTrainLauncher,
+    ::testing::Values(Launcher{"torchrun", "RANK", "WORLD_SIZE"},
+                      Launcher{"Slurm", "SLURM_PROCID", "SLURM_NTASKS"},
+                      Launcher{"OpenMpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"}),
+    [](const ::testing::TestParamInfo<Launcher>& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace polyguard
