@@ -11,7 +11,9 @@
 // --status-port (peer r serves /metrics and /healthz on PORT + r, on
 // 127.0.0.1 unless --status-address says otherwise).
 // Exit status: 0 on success; 1 when training failed (a peer's message says
-// why); 2 for bad arguments or a bad spec.
+// why); 2 for bad arguments or a bad spec, and for --resume from checkpoints
+// that do not fit the job (at different steps, or past its last step); 0
+// without training when they are at its last step already.
 //
 // This program is also the example of driving the library from your own
 // trainer: see RunPeer.
@@ -227,6 +229,9 @@ StatusOr<JobSpec> SpecWithOverrides(const Args& a) {
   return s;
 }
 
+// An "epoch" of synthetic data (LoadData; the launcher's resume check).
+constexpr int64_t kSyntheticStepsPerEpoch = 100;
+
 // The data of a job: training batches and a test set.
 struct JobData {
   std::unique_ptr<Dataset> train, test;  // stable addresses: the sampler points at train
@@ -254,7 +259,7 @@ StatusOr<JobData> LoadData(const JobSpec& s) {
     d.steps_per_epoch = d.sampler->steps_per_epoch();
   } else {
     POLYGUARD_ASSIGN_OR_RETURN(d.synthetic, SyntheticClassification::Create(features, s.data.classes, s.data.seed));
-    d.steps_per_epoch = 100;  // an "epoch" of synthetic data: 100 batches
+    d.steps_per_epoch = kSyntheticStepsPerEpoch;
     // A fixed test set from batches no training step uses.
     Dataset test;
     test.classes = s.data.classes;
@@ -312,13 +317,43 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   auto trainer = Trainer::Create(group->get(), model->get(), &faults, spec.trainer);
   if (!trainer.ok()) return fail(trainer.status());
   const CheckpointIdentity identity{spec.name, (*model)->layer(0).code().Describe(), spec.peers, rank};
-  int64_t first = 1;
+  // Every peer loads its checkpoint, then all agree on the step before any
+  // training exchange: a peer that cannot load, or checkpoints of different
+  // steps, stop every peer at once with the reason (alone, they would stop
+  // after the timeout as "peer 1 is gone", or train from mixed states). A
+  // peer without --resume takes part at step 0.
+  int64_t resume_step = 0;
+  Status loaded = Status::Ok();
+  const std::string ckpt = args.resume ? CheckpointPath(*args.checkpoint_dir, rank) : "";
   if (args.resume) {
-    auto state = ReadCheckpoint(CheckpointPath(*args.checkpoint_dir, rank), identity);
-    if (!state.ok()) return fail(state.status());
-    if (Status s = (*trainer)->Resume(*state); !s.ok()) return fail(s);
-    first = state->step + 1;
+    auto state = ReadCheckpoint(ckpt, identity);
+    loaded = state.ok() ? (*trainer)->Resume(*state) : state.status();
+    resume_step = loaded.ok() ? state->step : -1;
   }
+  auto agreed = AgreeOnResumeStep(group->get(), resume_step, total);
+  if (!loaded.ok()) return fail(loaded);
+  // Checkpoints that do not fit the job are the caller's mistake, as a bad
+  // option is: exit 2.
+  auto refuse = [&](const Status& s) {
+    fail(s);
+    return 2;
+  };
+  if (!agreed.ok()) {
+    return agreed.status().code() == StatusCode::kInvalidArgument ? refuse(agreed.status())
+                                                                  : fail(agreed.status());
+  }
+  if (args.resume) {
+    if (Status s = CheckResumeFits(ckpt, *agreed, total); !s.ok()) return refuse(s);
+    if (*agreed == total) {
+      // Nothing to train; rewriting the checkpoints could only change them.
+      if (rank == 0) {
+        std::printf("%s: checkpoints at step %ld, the job's last: nothing to train\n",
+                    spec.name.c_str(), long(total));
+      }
+      return 0;
+    }
+  }
+  const int64_t first = *agreed + 1;
   if (args.checkpoint_dir) std::filesystem::create_directories(*args.checkpoint_dir);
   TrainingMetrics metrics(rank);
   std::unique_ptr<StatusServer> status;
@@ -408,6 +443,50 @@ int RunPeer(const Args& args, const JobSpec& spec) {
     }
   }
   return 0;
+}
+
+// The job's steps as RunPeer counts them, without loading the data: an
+// MNIST epoch is its training labels over the batch (from the file's
+// header). Nothing when the labels cannot be read (the peers report that).
+std::optional<int64_t> TotalSteps(const JobSpec& s) {
+  if (s.steps > 0) return s.steps;
+  if (s.data.kind == DataSpec::Kind::kSynthetic) return s.epochs * kSyntheticStepsPerEpoch;
+  auto labels = ReadIdxDims(MnistFiles(s.data)[1]);
+  if (!labels.ok() || labels->empty() || s.model.batch < 1) return std::nullopt;
+  return s.epochs * ((*labels)[0] / s.model.batch);
+}
+
+// --resume in local mode, before any peer starts (the peers would refuse too,
+// but only after starting, loading the data and connecting): every peer's
+// checkpoint is read, as the peers would (but for the code, which needs the
+// model), and all must be at one step inside the job. Returns the exit
+// status when the job must not start: 1 for a file that cannot be used, 2
+// for checkpoints that do not fit the job, 0 when they are at its last step
+// already.
+std::optional<int> CheckResumeBeforeStart(const Args& args, const JobSpec& spec) {
+  const std::string& dir = *args.checkpoint_dir;
+  auto steps = ReadCheckpointSteps(dir, spec.name, spec.peers);
+  if (!steps.ok()) {
+    std::fprintf(stderr, "polyguard-train: %s\n", steps.status().message().c_str());
+    return 1;
+  }
+  if (Status s = CheckSameResumeStep(*steps); !s.ok()) {
+    std::fprintf(stderr, "polyguard-train: checkpoints in %s: %s\n", dir.c_str(),
+                 s.message().c_str());
+    return 2;
+  }
+  const std::optional<int64_t> total = TotalSteps(spec);
+  if (!total) return std::nullopt;
+  if (Status s = CheckResumeFits(CheckpointPath(dir, 0), steps->front(), *total); !s.ok()) {
+    std::fprintf(stderr, "polyguard-train: %s\n", s.message().c_str());
+    return 2;
+  }
+  if (steps->front() == *total) {
+    std::printf("%s: checkpoints in %s at step %ld, the job's last: nothing to train\n",
+                spec.name.c_str(), dir.c_str(), long(*total));
+    return 0;
+  }
+  return std::nullopt;
 }
 
 // Local mode: the P peers as child processes of this one.
@@ -523,6 +602,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "polyguard-train: peer %d: Internal: %s\n", *args->rank, e.what());
     }
     return 1;
+  }
+  if (args->resume) {
+    if (std::optional<int> done = CheckResumeBeforeStart(*args, *spec)) return *done;
   }
   return RunLocal(argc, argv, *spec);
 }

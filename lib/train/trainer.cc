@@ -14,6 +14,9 @@ namespace {
 
 // Exchanges of the trainer itself use a layer id no model layer has.
 constexpr int kControlLayer = 1 << 20;
+// SnapshotNow's scrubs: numbered by snapshot instead of by round (they spend
+// no round), so they need a layer id of their own to keep their tags apart.
+constexpr int kSnapshotLayer = kControlLayer + 1;
 enum ControlOp { kAgreeOp = 0, kScrubOp = 1 << 10, kRepairOp = 2 << 10, kFixOp = 3 << 10 };
 
 // The guard's fingerprint of a decoded copy: kProjections weighted sums with
@@ -119,8 +122,15 @@ TrainingCounters Trainer::counters() const {
 }
 
 void Trainer::TakeSnapshot(int64_t step) {
+  taken_.reset();  // older than this one now
+  snapshot_.periodic_step = 0;
+  snapshot_.periodic_shards.clear();
+  snapshot_.periodic_velocities.clear();
   snapshot_.step = step;
   snapshot_.round = round_;
+  snapshot_.previous_wrong = previous_wrong_;
+  snapshot_.rollbacks_in_a_row = rollbacks_in_a_row_;
+  snapshot_.rollback_step = rollback_step_;
   snapshot_.shards.clear();
   snapshot_.velocities.clear();
   for (int l = 0; l < model_->num_layers(); ++l) {
@@ -259,7 +269,7 @@ Status Trainer::ReplaceStaleCopies(const Decision& d, int64_t round) {
   return Status::Ok();
 }
 
-StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, bool* repairable) {
+StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* repairable) {
   *repairable = true;
   ++counters_.scrubs;
   const int p = group_->size(), me = group_->rank();
@@ -267,7 +277,10 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, bool* repairable) {
   for (int l = 0; l < model_->num_layers(); ++l) {
     CodedLayer& layer = model_->layer(l);
     const ProductCode& code = layer.code();
-    Random rng(DeriveSeed(options_.seed, {0x5c7b, uint64_t(round), uint64_t(l)}));
+    // (SnapshotNow's probes come from a stream of their own.)
+    Random rng(tag_layer == kControlLayer
+                   ? DeriveSeed(options_.seed, {0x5c7b, uint64_t(round), uint64_t(l)})
+                   : DeriveSeed(options_.seed, {0x5c7c, uint64_t(round), uint64_t(l)}));
     const Vector probe = rng.NormalMatrix(code.probe_length(), 1).col(0);
     const Vector a = code.ProbeShard(layer.shard(), probe);
     const Vector b = code.ProbeShard(layer.velocity(), probe);
@@ -275,7 +288,7 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, bool* repairable) {
     mine << a, b;
     POLYGUARD_ASSIGN_OR_RETURN(
         Matrix all, group_->AllGather(std::span<const double>(mine.data(), size_t(mine.size())),
-                                      {round, kControlLayer, kScrubOp + l}));
+                                      {round, tag_layer, kScrubOp + l}));
     std::vector<PeerResult> probes;
     for (int q = 0; q < p; ++q) probes.push_back({q, all.col(q)});
     StatusOr<std::vector<int>> wrong = code.CheckProbes(probes);
@@ -286,6 +299,7 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, bool* repairable) {
     }
     if (wrong->empty()) continue;
     corrupted.insert(corrupted.end(), wrong->begin(), wrong->end());
+    if (tag_layer == kSnapshotLayer) continue;  // SnapshotNow only looks (see there)
     std::vector<int> healthy;
     for (int q = 0; q < p; ++q)
       if (!std::binary_search(wrong->begin(), wrong->end(), q)) healthy.push_back(q);
@@ -313,7 +327,7 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, bool* repairable) {
       if (t == me) my_target = int(i);
     }
     POLYGUARD_ASSIGN_OR_RETURN(auto got,
-                               group_->SendRecv(to, from, {round, kControlLayer, kRepairOp + l}));
+                               group_->SendRecv(to, from, {round, tag_layer, kRepairOp + l}));
     if (my_target >= 0) {
       std::vector<PeerResult> shards, velocities;
       for (int s : sources[size_t(my_target)]) {
@@ -333,19 +347,36 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, bool* repairable) {
 }
 
 Trainer::State Trainer::LastSnapshot() const {
-  return {snapshot_.step, snapshot_.round, snapshot_.shards, snapshot_.velocities};
+  if (!taken_) return snapshot_;
+  // A rollback in the run without SnapshotNow would return to the periodic
+  // snapshot, and the next periodic snapshot counts from it: a run resumed
+  // from the state SnapshotNow took needs it too. (Kept once, in snapshot_.)
+  State state = *taken_;
+  state.periodic_step = snapshot_.step;
+  state.periodic_shards = snapshot_.shards;
+  state.periodic_velocities = snapshot_.velocities;
+  return state;
 }
 
 Status Trainer::Resume(const State& state) {
   const int layers = model_->num_layers();
-  if (static_cast<int>(state.shards.size()) != layers ||
-      static_cast<int>(state.velocities.size()) != layers) {
-    return InvalidArgumentError("resume: the state has " + std::to_string(state.shards.size()) +
-                                " layers, the model " + std::to_string(layers));
+  const bool periodic = !state.periodic_shards.empty() || !state.periodic_velocities.empty();
+  std::vector<const std::vector<Matrix>*> parts = {&state.shards, &state.velocities};
+  if (periodic) parts.insert(parts.end(), {&state.periodic_shards, &state.periodic_velocities});
+  for (const std::vector<Matrix>* v : parts) {
+    if (static_cast<int>(v->size()) != layers) {
+      return InvalidArgumentError("resume: the state has " + std::to_string(v->size()) +
+                                  " layers, the model " + std::to_string(layers));
+    }
   }
   for (int l = 0; l < layers; ++l) {
     const Matrix& shard = model_->layer(l).shard();
-    for (const Matrix* m : {&state.shards[size_t(l)], &state.velocities[size_t(l)]}) {
+    std::vector<const Matrix*> all = {&state.shards[size_t(l)], &state.velocities[size_t(l)]};
+    if (periodic) {
+      all.push_back(&state.periodic_shards[size_t(l)]);
+      all.push_back(&state.periodic_velocities[size_t(l)]);
+    }
+    for (const Matrix* m : all) {
       if (m->rows() != shard.rows() || m->cols() != shard.cols()) {
         return InvalidArgumentError("resume: layer " + std::to_string(l) + " state is " +
                                     std::to_string(m->rows()) + " x " + std::to_string(m->cols()) +
@@ -354,19 +385,68 @@ Status Trainer::Resume(const State& state) {
       }
     }
   }
-  if (state.step < 0 || state.round < 0) return InvalidArgumentError("resume: negative step or round");
-  snapshot_ = {state.step, state.round, state.shards, state.velocities};
+  if (state.step < 0 || state.round < 0 || state.rollbacks_in_a_row < 0 ||
+      state.rollback_step < 0) {
+    return InvalidArgumentError("resume: negative step, round or rollback count");
+  }
+  if (periodic && !(state.periodic_step >= 0 && state.periodic_step <= state.step)) {
+    return InvalidArgumentError("resume: the periodic snapshot's step " +
+                                std::to_string(state.periodic_step) + " is not in [0, " +
+                                std::to_string(state.step) + "]");
+  }
+  for (int l = 0; l < layers; ++l) {
+    *model_->layer(l).mutable_shard() = state.shards[size_t(l)];
+    *model_->layer(l).mutable_velocity() = state.velocities[size_t(l)];
+  }
   round_ = state.round;
-  previous_wrong_.clear();
-  Restore();
+  previous_wrong_ = state.previous_wrong;
+  rollbacks_in_a_row_ = state.rollbacks_in_a_row;
+  rollback_step_ = state.rollback_step;
+  taken_.reset();
+  if (periodic) {
+    // (Its round and scrub decisions are never needed: a rollback restores
+    // weights only, and LastSnapshot returns `state` until the next one.)
+    snapshot_ = State{.step = state.periodic_step,
+                      .shards = state.periodic_shards,
+                      .velocities = state.periodic_velocities};
+    taken_ = state;
+    taken_->periodic_step = 0;
+    taken_->periodic_shards.clear();
+    taken_->periodic_velocities.clear();
+  } else {
+    snapshot_ = state;
+  }
   return Status::Ok();
 }
 
 StatusOr<bool> Trainer::SnapshotNow(int64_t step) {
+  // Advancing the round here would shift every later step by one round (its
+  // faults, probes and tags) against a run without this call, so that a run
+  // resumed from the snapshot would not replay the uninterrupted one. Scrubs
+  // inject no faults; they need only tags no other exchange uses. And the
+  // scrub only looks: repairing damage now rather than at the training's own
+  // next scrub would change the weights from there on.
   bool repairable = true;
-  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(++round_, &repairable));
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found,
+                             ScrubAt(++snapshot_scrubs_, kSnapshotLayer, &repairable));
   if (!repairable || !found.empty()) return false;
-  TakeSnapshot(step);
+  State now{.step = step,
+            .round = round_,
+            .previous_wrong = previous_wrong_,
+            .rollbacks_in_a_row = rollbacks_in_a_row_,
+            .rollback_step = rollback_step_};
+  bool same = step == snapshot_.step && round_ == snapshot_.round;
+  for (int l = 0; l < model_->num_layers(); ++l) {
+    now.shards.push_back(model_->layer(l).shard());
+    now.velocities.push_back(model_->layer(l).velocity());
+    same = same && now.shards.back() == snapshot_.shards[size_t(l)] &&
+           now.velocities.back() == snapshot_.velocities[size_t(l)];
+  }
+  if (same) {
+    taken_.reset();  // the periodic snapshot is this state
+  } else {
+    taken_ = std::move(now);  // (LastSnapshot adds the periodic one)
+  }
   return true;
 }
 
@@ -397,7 +477,7 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
     if ((all.row(0).array() != 0.0).any()) {
       // A corrupted stored shard would fail the retry too.
       bool repairable = true;
-      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, &repairable).status());
+      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kControlLayer, &repairable).status());
       if (!repairable) break;
       continue;
     }
@@ -406,7 +486,7 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
       // must not wait for the next training step's scrub, or hits pile up
       // past what the code corrects. (This result is already correct.)
       bool repairable = true;
-      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, &repairable).status());
+      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kControlLayer, &repairable).status());
     }
     // The count most peers computed (a peer's local copy may be wrong).
     // (A row of the column-major gather is strided: copy it entry by entry.)
@@ -421,7 +501,7 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
 
 StatusOr<std::vector<int>> Trainer::Scrub() {
   bool repairable = true;
-  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(++round_, &repairable));
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(++round_, kControlLayer, &repairable));
   if (!repairable) {
     return DataLossError("scrub: shards of peers " + FormatPeers(found) +
                          " are corrupted beyond what the code can repair");
@@ -478,7 +558,7 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
       ++counters_.recomputations;
       if (d.any_failed) ++counters_.uncorrectable_steps;
       // A corrupted stored shard would fail the retry too.
-      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, &repairable).status());
+      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kControlLayer, &repairable).status());
       continue;
     }
     POLYGUARD_RETURN_IF_ERROR(ReplaceStaleCopies(d, round));
@@ -502,7 +582,8 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
     const bool snapshot_due = step - snapshot_.step >= options_.snapshot_interval;
     if (repeated || snapshot_due ||
         (options_.scrub_interval > 0 && step % options_.scrub_interval == 0)) {
-      POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(round, &repairable));
+      POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found,
+                                 ScrubAt(round, kControlLayer, &repairable));
       if (!repairable) break;
       if (found.empty() && snapshot_due) TakeSnapshot(step);
     }

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "polyguard/data/synthetic.h"
+#include "polyguard/train/checkpoint.h"
 #include "runtime/multiprocess.h"
 #include "train/reference_mlp.h"
 
@@ -28,6 +29,10 @@ struct Job {
   int steps = 100;
   // Called on every peer after each completed step.
   std::function<void(int rank, int64_t step, Trainer&, Sequential&)> after_step;
+  // When given: peer r resumes from resume[r] and trains the steps after it.
+  std::vector<Trainer::State> resume;
+  // Called on every peer after its last step.
+  std::function<void(int rank, Trainer&, Sequential&)> at_end;
 };
 
 struct PeerOutcome {
@@ -71,16 +76,35 @@ std::vector<PeerOutcome> RunOnThreads(const Job& job, const SyntheticClassificat
       auto trainer = Trainer::Create(group->get(), model->get(), faults.get(), job.trainer);
       if (!trainer.ok()) { me.status = trainer.status(); return; }
       me.losses.assign(size_t(job.steps), std::nan(""));
-      me.status = (*trainer)->Train(
-          job.steps,
-          [&](int64_t step, Matrix* x, std::vector<int>* labels) {
-            data.Batch(step, job.model.batch, x, labels);
-            return Status::Ok();
-          },
-          [&](int64_t step, const StepResult& result) {
-            me.losses[size_t(step - 1)] = result.loss;
-            if (job.after_step) job.after_step(r, step, **trainer, **model);
-          });
+      auto on_step = [&](int64_t step, const StepResult& result) {
+        me.losses[size_t(step - 1)] = result.loss;
+        if (job.after_step) job.after_step(r, step, **trainer, **model);
+      };
+      if (job.resume.empty()) {
+        me.status = (*trainer)->Train(
+            job.steps,
+            [&](int64_t step, Matrix* x, std::vector<int>* labels) {
+              data.Batch(step, job.model.batch, x, labels);
+              return Status::Ok();
+            },
+            on_step);
+      } else {
+        // Trainer::Train starts at step 1; this is RunPeer's loop.
+        me.status = (*trainer)->Resume(job.resume[size_t(r)]);
+        Matrix x;
+        std::vector<int> labels;
+        for (int64_t step = job.resume[size_t(r)].step + 1; me.status.ok() && step <= job.steps;) {
+          data.Batch(step, job.model.batch, &x, &labels);
+          auto result = (*trainer)->Step(step, x, labels);
+          if (!result.ok()) {
+            me.status = result.status();
+            break;
+          }
+          if (!result->rolled_back) on_step(step, *result);
+          step = result->next_step;
+        }
+      }
+      if (me.status.ok() && job.at_end) job.at_end(r, **trainer, **model);
       me.counters = (*trainer)->counters();
     });
   }
@@ -450,6 +474,190 @@ TEST(Trainer, CorruptedShardIsFoundAndRepaired) {
       EXPECT_EQ(peer.counters.rollbacks, 0);
       for (int s = 0; s < job.steps; ++s)
         ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8) << "step " << s + 1;
+    }
+  }
+}
+
+// The first difference between two trainer states, or "" when they are
+// equal bit for bit.
+std::string StateDifference(const Trainer::State& a, const Trainer::State& b) {
+  if (a.step != b.step) return "step " + std::to_string(a.step) + " vs " + std::to_string(b.step);
+  if (a.round != b.round) {
+    return "round " + std::to_string(a.round) + " vs " + std::to_string(b.round);
+  }
+  if (a.previous_wrong != b.previous_wrong || a.rollbacks_in_a_row != b.rollbacks_in_a_row ||
+      a.rollback_step != b.rollback_step || a.periodic_step != b.periodic_step) {
+    return "scrub or rollback decisions";
+  }
+  if (a.shards != b.shards || a.velocities != b.velocities) return "weights";
+  if (a.periodic_shards != b.periodic_shards || a.periodic_velocities != b.periodic_velocities) {
+    return "the periodic snapshot's weights";
+  }
+  return "";
+}
+
+// A resumed run replays the uninterrupted one exactly, with faults at every
+// step point often enough that steps are recomputed and rolled back (the
+// exchange rounds, by which faults hit, run ahead of the steps): resumed
+// through checkpoint files from the snapshot SnapshotNow takes at the end of
+// a run (a finished run's last checkpoint) and from the periodic one (what a
+// crash leaves), for several stopping steps, it has the same loss at every
+// step and ends in the same state (round, weights, scrub and rollback
+// decisions). And a run that calls SnapshotNow on the way goes on as if it
+// had not.
+TEST(Trainer, ResumedRunsReplayTheUninterruptedOneUnderFaults) {
+  auto data = SyntheticClassification::Create(12, 4, 3).value();
+  FaultModel faults;
+  faults.error_rate = 0.03;
+  Job job;
+  job.name = "resume-whole";
+  job.peers = 4;
+  job.model = SmallMlp(Strategy::kPolyDot);
+  job.model.layers = {{12, 16, Activation::kTanh}, {16, 4, Activation::kIdentity}};
+  job.model.batch = 8;
+  job.model.code.n = 1;  // K = 2, backward 3: P = 4 corrects forward, detects backward
+  job.trainer = Sgd();
+  job.faults = &faults;
+  job.steps = 30;
+  // Each peer's state at the end, as a checkpoint at the end would hold it.
+  std::mutex mu;
+  auto ending = [&](std::vector<Trainer::State>* states) {
+    states->assign(size_t(job.peers), Trainer::State());
+    return [&, states](int rank, Trainer& trainer, Sequential&) {
+      EXPECT_TRUE(trainer.SnapshotNow(job.steps).ok());
+      std::lock_guard<std::mutex> lock(mu);
+      (*states)[size_t(rank)] = trainer.LastSnapshot();
+    };
+  };
+  std::vector<Trainer::State> end;
+  job.at_end = ending(&end);
+  const std::vector<PeerOutcome> whole = RunOnThreads(job, *data);
+  for (const PeerOutcome& peer : whole) ASSERT_TRUE(peer.status.ok()) << peer.status;
+  std::cout << "uninterrupted: " << FormatCounters(whole[0].counters) << "\n";
+  EXPECT_GT(whole[0].counters.faults_injected, 10);
+  EXPECT_GT(whole[0].counters.recomputations, 0);
+  EXPECT_GT(whole[0].counters.rollbacks, 0);
+  // Every peer's loss from step `from` on, bit for bit, and its end state.
+  auto expect_replayed = [&](Job again, int64_t from, const std::string& what) {
+    std::vector<Trainer::State> states;
+    again.at_end = ending(&states);
+    const std::vector<PeerOutcome> got = RunOnThreads(again, *data);
+    for (size_t r = 0; r < got.size(); ++r) {
+      ASSERT_TRUE(got[r].status.ok()) << what << ": " << got[r].status;
+      for (int64_t s = from; s <= job.steps; ++s) {
+        ASSERT_EQ(got[r].losses[size_t(s - 1)], whole[r].losses[size_t(s - 1)])
+            << what << ", peer " << r << ", step " << s;
+      }
+      EXPECT_EQ(StateDifference(states[r], end[r]), "") << what << ", peer " << r;
+    }
+  };
+
+  Job on_the_way = job;
+  on_the_way.name = "resume-on-the-way";
+  on_the_way.after_step = [](int, int64_t step, Trainer& trainer, Sequential&) {
+    if (step == 15) {
+      EXPECT_TRUE(trainer.SnapshotNow(step).ok());
+    }
+  };
+  expect_replayed(on_the_way, 1, "SnapshotNow at step 15");
+
+  for (int k : {8, 13, 24}) {
+    const std::string dir = testing::FreshFolder("resume-" + std::to_string(k));
+    std::filesystem::create_directories(dir + "/periodic");
+    std::filesystem::create_directories(dir + "/final");
+    Job first = job;
+    first.name = "resume-first-" + std::to_string(k);
+    first.steps = k;
+    std::vector<int> took(size_t(job.peers), -1);  // whether SnapshotNow took one
+    first.at_end = [&](int rank, Trainer& trainer, Sequential& model) {
+      const CheckpointIdentity id{job.name, model.layer(0).code().Describe(), job.peers, rank};
+      EXPECT_TRUE(
+          WriteCheckpoint(CheckpointPath(dir + "/periodic", rank), id, trainer.LastSnapshot())
+              .ok());
+      auto snapped = trainer.SnapshotNow(k);
+      EXPECT_TRUE(snapped.ok()) << snapped.status();
+      took[size_t(rank)] = snapped.ok() && *snapped;
+      EXPECT_TRUE(
+          WriteCheckpoint(CheckpointPath(dir + "/final", rank), id, trainer.LastSnapshot()).ok());
+    };
+    for (const PeerOutcome& peer : RunOnThreads(first, *data)) {
+      ASSERT_TRUE(peer.status.ok()) << peer.status;
+    }
+    for (const char* kind : {"periodic", "final"}) {
+      const std::string what =
+          std::string(kind) + " snapshot, stopped at step " + std::to_string(k);
+      Job rest = job;
+      rest.name = "resume-rest-" + std::to_string(k) + kind;
+      for (int r = 0; r < job.peers; ++r) {
+        const std::string path = CheckpointPath(dir + "/" + kind, r);
+        auto header = ReadCheckpointHeader(path);
+        ASSERT_TRUE(header.ok()) << header.status();
+        auto state = ReadCheckpoint(path, header->identity);
+        ASSERT_TRUE(state.ok()) << state.status();
+        rest.resume.push_back(std::move(state).value());
+      }
+      const int64_t at = rest.resume[0].step;
+      for (const Trainer::State& s : rest.resume) ASSERT_EQ(s.step, at) << what;
+      if (kind == std::string("final")) {
+        EXPECT_EQ(at == k, took[0] == 1) << what;
+      } else {
+        EXPECT_LE(at, k) << what;
+      }
+      std::cout << what << ": resumed from step " << at << " (round " << rest.resume[0].round
+                << ")\n";
+      expect_replayed(rest, at + 1, what);
+    }
+    std::filesystem::remove_all(dir);
+  }
+}
+
+// The scrub decision a resume carries over: one peer is located wrong in
+// most steps (its products are hit) and its stored shards are hit too, so
+// whether the step after the resumed one scrubs (a location repeated from
+// the resumed step) decides when the damage is repaired, and so the weights.
+// (Resumed at step 18, a run that forgot the resumed step's locations
+// differs from step 20 on.)
+TEST(Trainer, ResumedRunsScrubWhereTheUninterruptedOneDoes) {
+  auto data = SyntheticClassification::Create(10, 4, 9).value();
+  FaultModel faults;
+  faults.error_rate = 0.4;
+  faults.points = {StepPoint::kProduct, StepPoint::kShard};
+  faults.faulty_peers = {2};
+  Job job;
+  job.name = "resume-scrub-whole";
+  job.model = FaultMlp(Strategy::kPolyDot);
+  job.trainer = Sgd();
+  job.trainer.scrub_interval = 0;  // scrubs when a location repeats, and for snapshots
+  job.faults = &faults;
+  job.steps = 22;
+  const std::vector<PeerOutcome> whole = RunOnThreads(job, *data);
+  for (const PeerOutcome& peer : whole) ASSERT_TRUE(peer.status.ok()) << peer.status;
+  EXPECT_GT(whole[0].counters.shard_repairs, 10);
+  const int k = 18;
+  Job first = job;
+  first.name = "resume-scrub-first-" + std::to_string(k);
+  first.steps = k;
+  std::vector<Trainer::State> states(size_t(job.peers));
+  std::mutex mu;
+  first.at_end = [&](int rank, Trainer& trainer, Sequential&) {
+    EXPECT_TRUE(trainer.SnapshotNow(k).ok());
+    std::lock_guard<std::mutex> lock(mu);
+    states[size_t(rank)] = trainer.LastSnapshot();
+  };
+  for (const PeerOutcome& peer : RunOnThreads(first, *data)) {
+    ASSERT_TRUE(peer.status.ok()) << peer.status;
+  }
+  EXPECT_EQ(states[0].step, k);
+  EXPECT_EQ(states[0].previous_wrong, std::vector<int>{2});
+  Job rest = job;
+  rest.name = "resume-scrub-rest-" + std::to_string(k);
+  rest.resume = states;
+  const std::vector<PeerOutcome> got = RunOnThreads(rest, *data);
+  for (size_t r = 0; r < got.size(); ++r) {
+    ASSERT_TRUE(got[r].status.ok()) << got[r].status;
+    for (int64_t s = k + 1; s <= job.steps; ++s) {
+      ASSERT_EQ(got[r].losses[size_t(s - 1)], whole[r].losses[size_t(s - 1)])
+          << "stopped at step " << k << ", peer " << r << ", step " << s;
     }
   }
 }

@@ -9,6 +9,7 @@
 #include <regex>
 #include <sstream>
 
+#include "polyguard/train/checkpoint.h"
 #include "runtime/multiprocess.h"
 #include "runtime/redis_server.h"
 #include "train/http_get.h"
@@ -119,36 +120,195 @@ TEST_F(PolyguardTrain, AFailedPeerFailsTheJobCleanlyAndLeavesNoProcess) {
   EXPECT_TRUE(NoneLeft(spec));
 }
 
-TEST_F(PolyguardTrain, ResumeContinuesExactlyAndBadCheckpointsAreRefused) {
-  const std::string ckpt = dir_ + "/ckpt";
-  const Outcome whole = Train("--spec " + kSmall + " --quiet --steps 40", dir_);
+// The four peers' checkpoint files in dir, byte for byte.
+std::vector<std::string> CheckpointBytes(const std::string& dir) {
+  std::vector<std::string> files;
+  for (int r = 0; r < 4; ++r) files.push_back(Slurp(CheckpointPath(dir, r)));
+  return files;
+}
+
+// With faults at every step point, often enough that steps are recomputed
+// (the exchange rounds, by which faults hit, run ahead of the steps), a run
+// resumed from checkpoints continues exactly as the uninterrupted run: from
+// the last checkpoints of finished runs of 10 and 20 steps, and from the
+// periodic checkpoints a crashed run leaves. It ends on byte-identical
+// checkpoints (step, round, shards, momentum) and prints the same losses.
+TEST_F(PolyguardTrain, ResumeContinuesExactlyUnderFaults) {
+  const std::string faulty = " --quiet --error-rate 0.01 --checkpoint-dir ";
+  const Outcome whole = Train("--spec " + kSmall + faulty + dir_ + "/whole", dir_);
   ASSERT_EQ(whole.exit_code, 0) << whole.err;
-  const Outcome first = Train("--spec " + kSmall + " --quiet --steps 20 --checkpoint-dir " + ckpt, dir_);
-  ASSERT_EQ(first.exit_code, 0) << first.err;
-  const Outcome rest = Train("--spec " + kSmall + " --quiet --steps 40 --resume --checkpoint-dir " + ckpt, dir_);
-  ASSERT_EQ(rest.exit_code, 0) << rest.err;
-  const auto all = Losses(whole.out), resumed = Losses(rest.out);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(whole.out, m, std::regex("faults: ([0-9]+) injected")));
+  EXPECT_GT(std::stoi(m[1]), 10) << whole.out;
+  ASSERT_TRUE(std::regex_search(whole.out, m, std::regex("([0-9]+) recomputations")));
+  EXPECT_GT(std::stoi(m[1]), 0) << whole.out;
+  const auto all = Losses(whole.out);
   ASSERT_EQ(all.size(), 4u) << whole.out;
-  ASSERT_EQ(resumed.size(), 2u) << rest.out;
-  EXPECT_EQ(resumed.at(30), all.at(30));
-  EXPECT_EQ(resumed.at(40), all.at(40));
+  const std::vector<std::string> end = CheckpointBytes(dir_ + "/whole");
+  auto expect_as_whole = [&](const Outcome& rest, int64_t from, const std::string& ckpt) {
+    ASSERT_EQ(rest.exit_code, 0) << rest.err;
+    const auto resumed = Losses(rest.out);
+    for (const auto& [step, loss] : all) {
+      if (step <= from) continue;
+      ASSERT_TRUE(resumed.count(step)) << "step " << step << "\n" << rest.out;
+      EXPECT_EQ(resumed.at(step), loss) << "step " << step;
+    }
+    EXPECT_TRUE(CheckpointBytes(ckpt) == end) << "the resumed run ended elsewhere";
+  };
+  for (int k : {10, 20}) {
+    SCOPED_TRACE("stopped at step " + std::to_string(k));
+    const std::string ckpt = dir_ + "/ckpt" + std::to_string(k);
+    const Outcome first =
+        Train("--spec " + kSmall + " --steps " + std::to_string(k) + faulty + ckpt, dir_);
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    expect_as_whole(Train("--spec " + kSmall + " --resume" + faulty + ckpt, dir_), k, ckpt);
+  }
+  // Peer 2 crashes in round 27 (at step 27 or a little before, as steps were
+  // recomputed): the others stop, and the checkpoints hold the periodic
+  // snapshot before it.
+  const std::string ckpt = dir_ + "/crashed";
+  const std::string crashing = WriteSpec(
+      "checkpoint_interval: 10\ntimeout_ms: 3000\nfaults { crash_peer: 2 crash_step: 27 }\n");
+  const Outcome crashed = Train("--spec " + crashing + faulty + ckpt, dir_);
+  ASSERT_EQ(crashed.exit_code, 1) << crashed.out << crashed.err;
+  EXPECT_NE(crashed.err.find("peer 2 failed (exit code 86)"), std::string::npos) << crashed.err;
+  auto header = ReadCheckpointHeader(CheckpointPath(ckpt, 0));
+  ASSERT_TRUE(header.ok()) << header.status();
+  EXPECT_GT(header->step, 0);
+  EXPECT_LT(header->step, 27);
+  const std::string spec = WriteSpec("checkpoint_interval: 10\n");
+  expect_as_whole(Train("--spec " + spec + " --resume" + faulty + ckpt, dir_), header->step, ckpt);
+}
+
+// Checkpoints that cannot be resumed are refused by the launcher before any
+// peer starts, with the reason, and left as they were.
+TEST_F(PolyguardTrain, BadCheckpointsAndResumeMistakesAreRefused) {
+  const std::string at20 = dir_ + "/at20", ckpt = dir_ + "/ckpt";
+  const std::string quiet = "--spec " + kSmall + " --quiet ";
+  ASSERT_EQ(Train(quiet + "--steps 20 --checkpoint-dir " + at20, dir_).exit_code, 0);
+  std::filesystem::copy(at20, ckpt);
+  ASSERT_EQ(Train(quiet + "--steps 30 --resume --checkpoint-dir " + ckpt, dir_).exit_code, 0);
+  const std::vector<std::string> at30 = CheckpointBytes(ckpt);
+  // Fewer steps than the checkpoints have (once, this rewrote them as step
+  // 10 holding step 30's weights).
+  Outcome o = Train(quiet + "--steps 10 --resume --checkpoint-dir " + ckpt, dir_);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("checkpoint: " + ckpt +
+                       "/peer-0.ckpt is at step 30; a job of 10 steps would end before it"),
+            std::string::npos)
+      << o.err;
+  EXPECT_TRUE(o.out.empty()) << o.out;  // no peer started
+  EXPECT_TRUE(CheckpointBytes(ckpt) == at30);
+  // As many: nothing to train, nothing rewritten.
+  o = Train(quiet + "--steps 30 --resume --checkpoint-dir " + ckpt, dir_);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("checkpoints in " + ckpt + " at step 30, the job's last: nothing to train"),
+            std::string::npos)
+      << o.out;
+  EXPECT_TRUE(CheckpointBytes(ckpt) == at30);
+  // One peer's checkpoint from another step.
+  std::filesystem::copy_file(CheckpointPath(at20, 0), CheckpointPath(ckpt, 0),
+                             std::filesystem::copy_options::overwrite_existing);
+  o = Train(quiet + "--resume --checkpoint-dir " + ckpt, dir_);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("peers disagree on the checkpoint step: peer 0 at 20, peers 1, 2, 3 at 30"),
+            std::string::npos)
+      << o.err;
+  EXPECT_TRUE(o.out.empty()) << o.out;
   // Corrupt one byte of peer 1's checkpoint: refused, nothing trained.
+  std::filesystem::remove_all(ckpt);
+  std::filesystem::copy(at20, ckpt);
   const std::string p1 = ckpt + "/peer-1.ckpt";
   std::string bytes = Slurp(p1);
   bytes[bytes.size() / 2] ^= 0x5a;
   std::ofstream(p1, std::ios::binary) << bytes;
-  Outcome bad = Train("--spec " + kSmall + " --quiet --steps 40 --resume --checkpoint-dir " + ckpt, dir_);
+  Outcome bad = Train(quiet + "--steps 40 --resume --checkpoint-dir " + ckpt, dir_);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_TRUE(bad.err.find("peer-1.ckpt is corrupted (checksum mismatch)") != std::string::npos ||
               bad.err.find("peer-1.ckpt is truncated") != std::string::npos)
       << bad.err;
   std::ofstream(p1, std::ios::binary) << bytes.substr(0, 10);
-  bad = Train("--spec " + kSmall + " --quiet --steps 40 --resume --checkpoint-dir " + ckpt, dir_);
+  bad = Train(quiet + "--steps 40 --resume --checkpoint-dir " + ckpt, dir_);
   EXPECT_NE(bad.err.find("peer-1.ckpt is truncated"), std::string::npos) << bad.err;
-  // Another code: refused, naming both.
-  bad = Train("--spec " + kSmall + " --strategy uncoded --quiet --steps 40 --resume --checkpoint-dir " + ckpt, dir_);
+  // Another code (only the peers can tell, from their model): refused,
+  // naming both.
+  std::filesystem::remove_all(ckpt);
+  std::filesystem::copy(at20, ckpt);
+  bad = Train(quiet + "--strategy uncoded --steps 40 --resume --checkpoint-dir " + ckpt, dir_);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("is for code 'genpolydot"), std::string::npos) << bad.err;
+}
+
+// Peers started one by one (--rank: on several machines nobody sees every
+// checkpoint) agree on the step right after connecting: every peer refuses
+// the same mistake with the same message, at once rather than after the
+// failure timeout.
+TEST_F(PolyguardTrain, PeersStartedWithRankRefuseResumeMistakesTogether) {
+  const std::string at20 = dir_ + "/at20", at30 = dir_ + "/at30", mixed = dir_ + "/mixed";
+  const std::string quiet = "--spec " + kSmall + " --quiet ";
+  ASSERT_EQ(Train(quiet + "--steps 20 --checkpoint-dir " + at20, dir_).exit_code, 0);
+  std::filesystem::copy(at20, at30);
+  ASSERT_EQ(Train(quiet + "--steps 30 --resume --checkpoint-dir " + at30, dir_).exit_code, 0);
+  std::filesystem::copy(at30, mixed);
+  std::filesystem::copy_file(CheckpointPath(at20, 0), CheckpointPath(mixed, 0),
+                             std::filesystem::copy_options::overwrite_existing);
+  const std::vector<std::string> before = CheckpointBytes(at30);
+  int run = 0;
+  double seconds = 0;
+  // Starts the four peers with `args`: their exit codes and outputs.
+  auto peers = [&](const std::string& args) {
+    const std::string meet = dir_ + "/meet" + std::to_string(++run);
+    std::filesystem::create_directories(meet);
+    const auto start = std::chrono::steady_clock::now();
+    auto results = testing::RunPeers(
+        4,
+        [&](int rank) {
+          const std::string command = std::string(POLYGUARD_TRAIN_BIN) + " " + quiet + args +
+                                      " --rank " + std::to_string(rank) +
+                                      " --rendezvous file:" + meet + " > " + meet + "/out" +
+                                      std::to_string(rank) + " 2>&1";
+          return WEXITSTATUS(std::system(command.c_str()));
+        },
+        std::chrono::seconds(120));
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::vector<std::pair<int, std::string>> out;
+    for (int r = 0; r < 4; ++r) {
+      out.emplace_back(results[size_t(r)].exit_code, Slurp(meet + "/out" + std::to_string(r)));
+    }
+    return out;
+  };
+  for (const auto& [code, out] : peers("--resume --checkpoint-dir " + mixed)) {
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_NE(out.find("peers disagree on the checkpoint step: peer 0 at 20, peers 1, 2, 3 at 30"),
+              std::string::npos)
+        << out;
+  }
+  EXPECT_LT(seconds, 30.0);  // the failure timeout (30 s) never ran out
+  const auto short_job = peers("--steps 10 --resume --checkpoint-dir " + at30);
+  for (int r = 0; r < 4; ++r) {
+    const auto& [code, out] = short_job[size_t(r)];
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_NE(
+        out.find(CheckpointPath(at30, r) + " is at step 30; a job of 10 steps would end before it"),
+        std::string::npos)
+        << out;
+  }
+  const auto done = peers("--steps 30 --resume --checkpoint-dir " + at30);
+  for (const auto& [code, out] : done) EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(done[0].second.find("at step 30, the job's last: nothing to train"), std::string::npos)
+      << done[0].second;
+  EXPECT_TRUE(CheckpointBytes(at30) == before);
+  // A peer that cannot load its checkpoint says why; the others name it.
+  const std::string bytes = Slurp(CheckpointPath(at30, 1));
+  std::ofstream(CheckpointPath(at30, 1), std::ios::binary) << bytes.substr(0, 10);
+  const auto broken = peers("--resume --checkpoint-dir " + at30);
+  for (int r = 0; r < 4; ++r) {
+    const auto& [code, out] = broken[size_t(r)];
+    EXPECT_EQ(code, 1) << out;
+    const char* want = r == 1 ? "peer-1.ckpt is truncated" : "peer 1 could not load its checkpoint";
+    EXPECT_NE(out.find(want), std::string::npos) << out;
+  }
+  EXPECT_LT(seconds, 30.0);
 }
 
 TEST_F(PolyguardTrain, EveryPeerServesItsStatus) {

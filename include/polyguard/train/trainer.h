@@ -46,6 +46,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -137,41 +138,59 @@ class Trainer {
   // recomputed (max_retries times). Collective: every peer calls it.
   StatusOr<int> Evaluate(const MatrixRef& x, std::span<const int> labels, int count);
 
-  // Scrubs and, when every shard is consistent, takes a snapshot at `step`
-  // (e.g. before writing a checkpoint). Returns whether it did. Collective.
+  // Checks every shard and, when all are consistent, takes a snapshot of
+  // the state after `step` for LastSnapshot (e.g. before writing a
+  // checkpoint). Returns whether it did (damage is left to the training's
+  // own scrubs). Collective. It changes nothing that decides the steps after
+  // it: it spends no exchange round (its scrub has exchanges of its own) and
+  // repairs nothing, and rollbacks still return to the last periodic
+  // snapshot. So training after it, here or resumed from its snapshot,
+  // replays a run that never called it.
   StatusOr<bool> SnapshotNow(int64_t step);
 
   // The last verified snapshot (what a checkpoint stores) and resuming from
   // one: the model's shards and velocities are replaced, training continues
-  // at state.step + 1 with the same exchange rounds and fault decisions as an
-  // uninterrupted run. InvalidArgument when the shapes do not match.
+  // at state.step + 1 with the same exchange rounds, fault decisions, scrubs
+  // and rollbacks as an uninterrupted run. InvalidArgument when the shapes
+  // do not match.
   struct State {
     int64_t step = 0;
     int64_t round = 0;
     std::vector<Matrix> shards, velocities;  // per layer
+    // What decides the next steps' scrubs and when to give up: the peers
+    // located wrong in `step` (a repeat next step triggers a scrub), the
+    // rollbacks in a row and the furthest step that needed one.
+    std::vector<int> previous_wrong;
+    int rollbacks_in_a_row = 0;
+    int64_t rollback_step = 0;
+    // Where a rollback returns to, and the step the next periodic snapshot
+    // counts from, when that is not this state: a SnapshotNow snapshot
+    // carries the last periodic one's step and weights. Empty: this state.
+    int64_t periodic_step = 0;
+    std::vector<Matrix> periodic_shards, periodic_velocities;
   };
+  // SnapshotNow's snapshot (with the periodic one's step and weights) if it
+  // is newer than the last periodic one, else the periodic one.
   State LastSnapshot() const;
   Status Resume(const State& state);
 
   // (faults_injected and results_not_awaited are read at the call.)
   TrainingCounters counters() const;
+  // The step rollbacks return to: the last periodic snapshot's.
   int64_t last_snapshot_step() const { return snapshot_.step; }
 
  private:
-  struct Snapshot {
-    int64_t step = 0;
-    int64_t round = 0;
-    std::vector<Matrix> shards, velocities;
-  };
   struct Decision;
 
   Trainer(PeerGroup* group, Sequential* model, FaultInjector* faults, TrainerOptions options)
       : group_(group), model_(model), faults_(faults), options_(options) {}
   StatusOr<Decision> Agree(bool failed, double loss, double accuracy, int64_t round);
   Status ReplaceStaleCopies(const Decision& decision, int64_t round);
-  // Scrub at `round`; sets *repairable to false when a corruption cannot be
-  // repaired (then the caller rolls back).
-  StatusOr<std::vector<int>> ScrubAt(int64_t round, bool* repairable);
+  // Scrub at `round` (its exchanges' tags and its probes; `tag_layer` keeps
+  // SnapshotNow's scrubs, numbered by snapshot, apart from the rounds', and
+  // they repair nothing); sets *repairable to false when a corruption cannot
+  // be repaired (then the caller rolls back).
+  StatusOr<std::vector<int>> ScrubAt(int64_t round, int tag_layer, bool* repairable);
   void TakeSnapshot(int64_t step);
   void Restore();
 
@@ -180,7 +199,10 @@ class Trainer {
   FaultInjector* faults_;
   TrainerOptions options_;
   int64_t round_ = 0;
-  Snapshot snapshot_;
+  int64_t snapshot_scrubs_ = 0;  // SnapshotNow's scrubs so far: their exchanges' number
+  State snapshot_;               // the periodic snapshot: where rollbacks return to
+  // SnapshotNow's, without its periodic part, until the next periodic one.
+  std::optional<State> taken_;
   std::vector<int> previous_wrong_;  // peers located wrong in the previous step
   int rollbacks_in_a_row_ = 0;
   int64_t rollback_step_ = 0;  // the furthest step that needed a rollback
