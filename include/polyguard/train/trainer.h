@@ -156,6 +156,10 @@ class Trainer {
   // (faults_injected and results_not_awaited are read at the call.)
   TrainingCounters counters() const;
   int64_t last_snapshot_step() const { return snapshot_.step; }
+  // The last exchange round used (rounds key tags and fault decisions). To
+  // resume from another run's state without repeating this run's rounds,
+  // pass a state whose round is at least this.
+  int64_t round() const { return round_; }
 
  private:
   struct Snapshot {
