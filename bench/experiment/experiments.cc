@@ -143,6 +143,8 @@ Status Validate(const proto::Experiment& e, const std::string& file) {
         return Bad(file, "training_soak.error_rate", "in [0, 1]");
       if (!(t.tolerance() >= 0.0 && t.tolerance() < 1.0))
         return Bad(file, "training_soak.tolerance", "in [0, 1) (0: the default 1e-6)");
+      if (t.segment_steps() < 0)
+        return Bad(file, "training_soak.segment_steps", ">= 1 (0: the default 2000)");
       return Status::Ok();
     }
     case proto::Experiment::KIND_NOT_SET:

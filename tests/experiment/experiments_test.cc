@@ -191,6 +191,7 @@ TEST(Experiments, BadSpecsNameTheProblem) {
            {"name: \"x\" stragglers { codes { strategy: \"uncoded\" } steps: 1 shape { rows: 1 inner: 1 cols: 1 } }", "stragglers"},
            {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 eval_every: 5 error_rate: 2 }", "training_soak.error_rate"},
            {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 eval_every: 5 hidden: 0 }", "training_soak.hidden"},
+           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 eval_every: 5 segment_steps: -1 }", "training_soak.segment_steps"},
            {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 0 steps: 10 eval_every: 5 }", "training_soak"}}) {
     auto s = ParseExperiment(text, "f.textproto");
     ASSERT_FALSE(s.ok()) << text;
@@ -201,24 +202,51 @@ TEST(Experiments, BadSpecsNameTheProblem) {
 }
 
 // The training soak, short: faults and fault-free runs on 8 local peer
-// processes agree at every step, and the summary says so.
+// processes agree at every step of every segment (the faulty run resumes
+// from the fault-free run's state at each segment start), and the summary
+// says so.
 TEST(Experiments, TrainingSoakComparesEveryStepWithTheFaultFreeRun) {
   const std::string out = TempDir("soak");
   auto spec = ParseExperiment(R"pb(
     name: "soak" title: "quick" seed: 3
     training_soak {
       code { strategy: "genpolydot" m: 2 n: 2 d: 1 peers: 8 }
-      hidden: [8] features: 6 classes: 3 batch: 4 steps: 60 eval_every: 20 error_rate: 0.01
+      hidden: [8] features: 6 classes: 3 batch: 4 steps: 120 eval_every: 40 error_rate: 0.01
+      segment_steps: 40
     })pb", "quick.textproto");
   ASSERT_TRUE(spec.ok()) << spec.status();
   auto run = RunExperiment(*spec, out);
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_NE(run->summary.find("**0 steps whose loss differs"), std::string::npos) << run->summary;
+  EXPECT_NE(run->summary.find("in 3 segments of 40 steps"), std::string::npos) << run->summary;
   const auto csv = ReadCsv(out + "/soak/soak.csv");
   ASSERT_EQ(csv.size(), 3u);
   EXPECT_EQ(csv[1][Col(csv, "status")], "ok");
   EXPECT_EQ(csv[2][Col(csv, "status")], "ok");
+  EXPECT_EQ(csv[1][Col(csv, "steps")], "120");
   EXPECT_GT(std::stod(csv[2][Col(csv, "faults")]), 0);
+  EXPECT_GT(std::stod(csv[2][Col(csv, "wrong_results")]), 0);
+  // The faulty run resumed from the fault-free state at steps 40 and 80.
+  EXPECT_EQ(csv[2][Col(csv, "resumes")], "2");
+  EXPECT_LE(std::stod(csv[2][Col(csv, "state_difference")]), 1e-6);
+  const auto segments = ReadCsv(out + "/soak/segments.csv");
+  ASSERT_EQ(segments.size(), 4u);
+  for (size_t k = 1; k < segments.size(); ++k) {
+    SCOPED_TRACE("segment " + segments[k][0]);
+    EXPECT_EQ(segments[k][Col(segments, "first_step")], std::to_string(40 * k - 39));
+    EXPECT_EQ(segments[k][Col(segments, "last_step")], std::to_string(40 * k));
+    EXPECT_EQ(segments[k][Col(segments, "steps_differing")], "0");
+    EXPECT_EQ(segments[k][Col(segments, "steps_missing")], "0");
+    EXPECT_LE(std::stod(segments[k][Col(segments, "max_relative_difference")]), 1e-6);
+    const size_t state_col = Col(segments, "state_difference_at_end");
+    const std::string state = state_col < segments[k].size() ? segments[k][state_col] : "";
+    if (k < 3) {
+      ASSERT_FALSE(state.empty());
+      EXPECT_LE(std::stod(state), 1e-6);
+    } else {
+      EXPECT_TRUE(state.empty());  // no boundary after the last step
+    }
+  }
   std::filesystem::remove_all(out);
 }
 

@@ -178,6 +178,10 @@ class Trainer {
   TrainingCounters counters() const;
   // The step rollbacks return to: the last periodic snapshot's.
   int64_t last_snapshot_step() const { return snapshot_.step; }
+  // The last exchange round used (rounds key tags and fault decisions). To
+  // resume from another run's state without repeating this run's rounds,
+  // pass a state whose round is at least this.
+  int64_t round() const { return round_; }
 
  private:
   struct Decision;
