@@ -1,4 +1,4 @@
-// Umbrella header for coded convolution (conv.md): direct convolution,
+// Umbrella header for coded convolution (docs/conv.md): direct convolution,
 // APCP/KCCP partitioning, FCDCC and the im2col route for any strategy.
 #ifndef POLYGUARD_CONV_H_
 #define POLYGUARD_CONV_H_

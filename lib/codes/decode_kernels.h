@@ -90,7 +90,7 @@ uint64_t MaskOf(const std::vector<int>& peers);
 // when it did not answer). InvalidArgument names an unknown or repeated
 // peer; Unavailable when fewer than `threshold` answered.
 StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, int num_peers, int threshold);
-// The subspace locator (codes.md §3): given the syndrome rows of the dirty
+// The subspace locator (docs/codes.md §3.1): given the syndrome rows of the dirty
 // entries (each scaled by its tolerance; dirty x parity rows) and the
 // orthonormal parity check (parity rows x peers * rows_per_peer), the
 // positions of the peers whose parity columns lie in the syndrome's span.

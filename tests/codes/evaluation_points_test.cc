@@ -37,7 +37,7 @@ TEST(EvaluationPoints, ChebyshevIsBetterConditionedThanEquispaced) {
   const double cheb = WorstCaseConditionNumber(MakeEvaluationPoints(PointKind::kChebyshev, 12), 8);
   const double equi = WorstCaseConditionNumber(MakeEvaluationPoints(PointKind::kEquispaced, 12), 8);
   EXPECT_LT(cheb, equi);
-  EXPECT_LT(cheb, 1e5);  // codes.md §4: 1.7e4
+  EXPECT_LT(cheb, 1e5);  // docs/codes.md §4: 1.7e4
 }
 
 TEST(EvaluationPoints, ParsesNames) {

@@ -1,4 +1,4 @@
-// The errors-and-erasures decoder of every evaluation code (codes.md §3).
+// The errors-and-erasures decoder of every evaluation code (docs/codes.md §3.3).
 //
 // The R results that arrived form Y = V C + E: V is the R x K generator
 // restricted to the answering peers, C the K coefficient blocks (each

@@ -2,7 +2,7 @@
 //
 // Every coded result a peer returns is a matrix polynomial evaluated at the
 // peer's point a_r. Which points are used decides the conditioning of the
-// decode (codes.md §4). Points are an option of each code, not a new type.
+// decode (docs/codes.md §4). Points are an option of each code, not a new type.
 //
 // Numerical safety: worst-case condition number of the monomial basis over
 // every choice of exactly K answering peers (WorstCaseConditionNumber; the
@@ -26,7 +26,7 @@
 // these numbers; only the accuracy of the returned product does.
 //
 // A rotation-matrix embedding (unit-circle points acting on pairs of blocks,
-// conv.md) is the stable option for P of 20 to 32; it will join PointKind.
+// docs/codes.md §4) is the stable option for P of 20 to 32; it will join PointKind.
 #ifndef POLYGUARD_CODES_EVALUATION_POINTS_H_
 #define POLYGUARD_CODES_EVALUATION_POINTS_H_
 

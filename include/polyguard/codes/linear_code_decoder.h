@@ -1,5 +1,5 @@
 // The errors-and-erasures decoder of any real MDS code given by its generator
-// (codes.md §3), for codes that are not evaluation codes, such as the
+// (docs/codes.md §3.4), for codes that are not evaluation codes, such as the
 // low-weight codes of low_weight_code.h.
 //
 // The R results that arrived form Y = G_R C + E: G_R is the R x K generator

@@ -1,4 +1,4 @@
-// Sparsity-preserving low-weight codes (codes.md §5) for C = A B with sparse
+// Sparsity-preserving low-weight codes (docs/codes.md §5) for C = A B with sparse
 // A (and B), on n peers with s = n - K stragglers tolerated.
 //
 // A is split into k_a row blocks A_i, B into k_b column blocks B_j (zero

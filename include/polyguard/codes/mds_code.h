@@ -1,4 +1,4 @@
-// A systematic real (P, Q) MDS code on the row blocks of A (codes.md §2).
+// A systematic real (P, Q) MDS code on the row blocks of A (docs/codes.md §2).
 //
 // A (rows x inner) is split into Q row blocks A_i (zero-padded). Peer r stores
 //   A~_r = sum_i G_ri A_i,   G = V V_s^-1 (P x Q),

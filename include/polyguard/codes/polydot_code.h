@@ -1,4 +1,4 @@
-// Generalized PolyDot codes (codes.md §1) for C = A * B with A stored.
+// Generalized PolyDot codes (docs/codes.md §1) for C = A * B with A stored.
 //
 // A (rows x inner) is split into an m x n grid of blocks A_ij, B (inner x
 // cols) into n x d blocks B_kl; sizes that do not divide are zero-padded.

@@ -112,7 +112,7 @@ class ProductCode {
     return shard * piece;
   }
 
-  // --- Training (codes.md §1, §2): the transpose product A^T D from the same
+  // --- Training (docs/codes.md §1, §2): the transpose product A^T D from the same
   // shards, the coded update, and checks and repair of the stored shards.
   // Strategies that cannot train (the 1-D MdsCode: its row code says nothing
   // about A^T D) return FailedPrecondition from every verb. ---

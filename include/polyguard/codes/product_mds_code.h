@@ -1,4 +1,4 @@
-// The MDS-coded training layout of CodeNet (codes.md §2): a 2-D product code
+// The MDS-coded training layout of CodeNet (docs/codes.md §2): a 2-D product code
 // with an L-shaped peer grid. This is the MDS strategy of training (the 1-D
 // MdsCode cannot run the backward pass).
 //

@@ -1,5 +1,5 @@
 // The Polynomial code with rotation-matrix embedded unit-circle points
-// (codes.md §4, conv.md): numerically stable for P of 20 to 32 where real
+// (docs/codes.md §4, docs/conv.md §4): numerically stable for P of 20 to 32 where real
 // Vandermonde decoding is not.
 //
 // Complex view: peer r evaluates at z_r = e^(i theta r), theta = 2 pi / q,

@@ -1,4 +1,4 @@
-// APCP and KCCP (conv.md): a convolution as a product with k_a x k_b blocks.
+// APCP and KCCP (docs/conv.md §2, §3): a convolution as a product with k_a x k_b blocks.
 //
 // APCP (adaptive-padding partitioning) cuts the H' output rows into k_a
 // groups of h = ceil(H' / k_a) rows; group i needs the padded input rows

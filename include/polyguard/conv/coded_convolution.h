@@ -1,4 +1,4 @@
-// Coded distributed convolution (FCDCC, conv.md): APCP input slabs and KCCP
+// Coded distributed convolution (FCDCC, docs/conv.md §4, §5): APCP input slabs and KCCP
 // filter groups encoded with rotation-matrix embedded unit-circle points
 // (NSCTC), so that any k_a k_b of P peers' small convolutions decode the
 // exact output and wrong ones are located and corrected.

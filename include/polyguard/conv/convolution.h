@@ -1,5 +1,5 @@
 // 2-D convolution (cross-correlation, as in ML libraries) on batches, the
-// uncoded reference of the coded convolution (conv.md).
+// uncoded reference of the coded convolution (docs/conv.md §1).
 //
 // Layout: a batch of B samples of C x H x W is a (C*H*W) x B matrix, each
 // column one sample in channel-major, then row, then column order; filters

@@ -2,7 +2,7 @@
 // coded shards, under any training strategy of codes/product_code.h
 // (Generalized PolyDot by default; uncoded, replication, ABFT). The bias is folded into the coded
 // weights, W_aug = [W | b] acting on [x; 1], so it is protected and updated
-// like every other weight (architecture.md, lesson 1); the momentum buffer is
+// like every other weight (docs/architecture.md, lesson 1); the momentum buffer is
 // coded too. Every peer runs the same calls, with no master:
 //   Forward   S = W_aug [x; 1] (coded product, decoded here), A = f(S)
 //   Backward  dS = dA o f'(S);  dX = (W_aug^T dS) without the bias row

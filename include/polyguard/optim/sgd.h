@@ -4,7 +4,7 @@
 //   V <- momentum * V + G,   A <- A - lr * (V + weight_decay * A),
 // with G = D X^T (the batch gradient). Every operation is linear, so each peer
 // applies it to its own coded shards: G's shard is the local rank-B update of
-// codes.md §1 and the velocity V lives in the same coded form as A. Nothing
+// docs/codes.md §1 and the velocity V lives in the same coded form as A. Nothing
 // is re-encoded and no peer holds a plain copy of anything across steps.
 //
 // Thread safety: stateless.

@@ -2,7 +2,7 @@
 // products, with no master. Peer r takes its stored shard and the replicated
 // input, encodes its input piece, multiplies, exchanges its result with every
 // peer, and decodes for itself while locating and correcting wrong results
-// (codes.md §1, §3). Forward (A B), transpose (A^T D) and the coded update
+// (docs/codes.md §1, §3). Forward (A B), transpose (A^T D) and the coded update
 // (A -= eta D X^T, local to each shard) are all here.
 //
 // Faults: an optional FaultInjector is consulted at the step points this

@@ -1,5 +1,5 @@
 // Trainer: the decentralised training step with protection of stored state
-// (architecture.md, "One training step"; the lessons from the prototype).
+// (docs/architecture.md, "One training step" and "Lessons from the prototype").
 // Every peer runs the same Trainer on its own Sequential; no peer is special.
 //
 // One step (every call of Step):
