@@ -354,7 +354,14 @@ int RunPeer(const Args& args, const JobSpec& spec) {
     }
   }
   const int64_t first = *agreed + 1;
-  if (args.checkpoint_dir) std::filesystem::create_directories(*args.checkpoint_dir);
+  if (args.checkpoint_dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(*args.checkpoint_dir, ec);
+    if (ec) {
+      return fail(InvalidArgumentError("--checkpoint-dir " + *args.checkpoint_dir + ": " +
+                                       ec.message()));
+    }
+  }
   TrainingMetrics metrics(rank);
   std::unique_ptr<StatusServer> status;
   if (args.status_port) {

@@ -40,6 +40,11 @@ StatusOr<Matrix> FromProto(const proto::MatrixData& in, const std::string& what)
 
 // The checked payload of a checkpoint file.
 StatusOr<proto::Checkpoint> ReadPayload(const std::string& path) {
+  // A directory opens as a stream and then throws from its buffer (abort).
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError("checkpoint: " + path + " is a directory, not a checkpoint");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("checkpoint: cannot open " + path);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -184,6 +184,20 @@ TEST_F(PolyguardTrainCli, ASpecThatIsADirectoryIsRefused) {
   EXPECT_NE(o.err.find(dir_ + " is a directory, not a spec file"), std::string::npos) << o.err;
 }
 
+// A directory where a checkpoint should be: an error naming it, not an
+// abort in every peer.
+TEST_F(PolyguardTrainCli, ACheckpointThatIsADirectoryIsRefused) {
+  const std::string ckpt = dir_ + "/ckpt";
+  const std::string job = "--spec " + kSmall + " --steps 20 --quiet --checkpoint-dir " + ckpt;
+  ASSERT_EQ(Train(job, dir_).exit_code, 0);
+  std::filesystem::remove(ckpt + "/peer-3.ckpt");
+  std::filesystem::create_directories(ckpt + "/peer-3.ckpt");
+  const Outcome o = Train(job + " --steps 40 --resume", dir_);
+  EXPECT_TRUE(o.exit_code == 1 || o.exit_code == 2) << o.exit_code << o.err;
+  EXPECT_NE(o.err.find("peer-3.ckpt is a directory, not a checkpoint"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("signal"), std::string::npos) << o.err;
+}
+
 TEST_F(PolyguardTrainCli, MnistDataThatFitsTrains) {
   const std::string spec = dir_ + "/job.textproto";
   std::ofstream(spec) << MnistSpec(Slurp(kSmall), dir_);

@@ -100,9 +100,11 @@ TEST_F(PolyguardTrain, BadSpecsAndArgumentsAreRefusedWithReasons) {
   o = Train("--spec " + WriteSpec("bogus_field: 1\n"), dir_);
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find("job.textproto:15:1"), std::string::npos) << o.err;
-  o = Train("--spec " + kSmall + " --peers 2", dir_);  // m = 2 needs K_t = 3
-  EXPECT_EQ(o.exit_code, 1);
+  // m = 2 needs K_t = 3: refused by the launcher, before any peer starts.
+  o = Train("--spec " + kSmall + " --peers 2", dir_);
+  EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find("needs 3 peers"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("peer 0"), std::string::npos) << o.err;
   o = Train("--spec " + kSmall + " --strategy fountain", dir_);
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find("unknown strategy 'fountain'"), std::string::npos) << o.err;
