@@ -66,7 +66,7 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
   const int p = group_->size();
   // The transpose may need more results than the forward product, and a
   // decode from exactly K results checks nothing: wait for at least one
-  // more whenever the code has one (DecodeBudget).
+  // more whenever the code has one (ResultsAwaited).
   const int need = ResultsAwaited(options_.wait_for, threshold, p);
   // Waiting for everyone is bounded by the group's failure timeout instead.
   const auto deadline = options_.wait_for == 0

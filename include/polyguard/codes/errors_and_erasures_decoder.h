@@ -45,7 +45,7 @@
 // the (t + 1)-th largest magnitude of each entry, t = floor((R - K)/2)).
 // Entries still inconsistent are corrected one by one: the smallest set of
 // at most t values whose removal leaves the rest within tolerance of their
-// own code word (Berlekamp-Welch suspects first, then exhaustively), with the
+// own code word (a greedy set first, then exhaustively), with the
 // peeled peers as erasures or, failing that, as ordinary results. A final
 // check compares every result with the decoded code word at that code
 // word's scale: at least K + 1 must agree in every entry. If locating whole
