@@ -25,32 +25,13 @@
 namespace polyguard {
 namespace {
 
+using testing::Connect;
 using testing::Get;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// A client socket connected to 127.0.0.1:port, or -1. Its sends and receives
-// time out after 5 s, so a server that holds a client fails the test rather
-// than hanging it.
-int Connect(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  const timeval timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // False once the server has closed or reset (MSG_NOSIGNAL: no SIGPIPE).
