@@ -319,11 +319,15 @@ TEST_F(PolyguardTrain, EveryPeerServesItsStatus) {
   std::string health, metrics;
   // Up to a minute: on a loaded machine the 4 peers take a while to start.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  // Each peer starts its server on its own schedule: wait for both answers, not just the last.
   while (std::chrono::steady_clock::now() < deadline &&
-         metrics.find("polyguard_steps_total{peer=\"3\"} ") == std::string::npos) {
+         (health.find("200 OK") == std::string::npos ||
+          metrics.find("polyguard_steps_total{peer=\"3\"} ") == std::string::npos)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    health = testing::Get(base + 2, "GET", "/healthz");
-    metrics = testing::Get(base + 3, "GET", "/metrics");
+    if (health.find("200 OK") == std::string::npos)
+      health = testing::Get(base + 2, "GET", "/healthz");
+    if (metrics.find("polyguard_steps_total{peer=\"3\"} ") == std::string::npos)
+      metrics = testing::Get(base + 3, "GET", "/metrics");
   }
   job.join();
   EXPECT_NE(health.find("200 OK"), std::string::npos) << health;
