@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "polyguard/codes/product_mds_code.h"
+#include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard::experiment {
 
@@ -21,44 +21,7 @@ double BinomialPmf(int n, int k, double p) {
 }
 
 std::optional<std::vector<double>> ClosedFormFailureByCount(const ProductCode& code) {
-  const int p = code.num_peers();
-  std::vector<double> f(static_cast<size_t>(p + 1), 0.0);
-  switch (code.strategy()) {
-    case Strategy::kPolyDot:
-    case Strategy::kLowWeight:
-    case Strategy::kMds: {
-      if (code.strategy() == Strategy::kMds && dynamic_cast<const ProductMdsCode*>(&code)) {
-        return std::nullopt;
-      }
-      const int t = code.errors_corrected_probabilistic();
-      for (int k = 0; k <= p; ++k) f[static_cast<size_t>(k)] = k > t ? 1.0 : 0.0;
-      return f;
-    }
-    case Strategy::kReplication: {
-      // r = P / groups; a group survives with at most r - 2 wrong copies.
-      const int r = p - code.recovery_threshold() + 1;
-      const int groups = p / r;
-      std::vector<double> per_group(static_cast<size_t>(r + 1), 0.0);
-      for (int j = 0; j <= r - 2; ++j) per_group[static_cast<size_t>(j)] = BinomialCoefficient(r, j);
-      std::vector<double> ok(1, 1.0);  // polynomial coefficients
-      for (int g = 0; g < groups; ++g) {
-        std::vector<double> next(ok.size() + static_cast<size_t>(r), 0.0);
-        for (size_t a = 0; a < ok.size(); ++a)
-          for (size_t b = 0; b < per_group.size(); ++b) next[a + b] += ok[a] * per_group[b];
-        ok = std::move(next);
-      }
-      for (int k = 0; k <= p; ++k) {
-        const double good = static_cast<size_t>(k) < ok.size() ? ok[static_cast<size_t>(k)] : 0.0;
-        f[static_cast<size_t>(k)] = std::clamp(1.0 - good / BinomialCoefficient(p, k), 0.0, 1.0);
-      }
-      return f;
-    }
-    case Strategy::kUncoded:
-    case Strategy::kAbft:
-      for (int k = 1; k <= p; ++k) f[static_cast<size_t>(k)] = 1.0;
-      return f;
-  }
-  return std::nullopt;
+  return FailureModelOf(code);  // the strategy's own model (strategy_registry.h)
 }
 
 CleanProduct MakeCleanProduct(const ProductCode& code, Random* rng) {

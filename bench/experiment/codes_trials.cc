@@ -262,7 +262,7 @@ void WriteCodesCsv(std::ostream& out, const CodesTrialOptions& o, int threshold,
   for (const CodesTrialRow& r : rows) {
     // The low-weight code's split is k_a x k_b: its m, n, d columns.
     const bool low = o.code.strategy == Strategy::kLowWeight;
-    out << StrategyName(o.code.strategy) << ',' << o.code.peers << ','
+    out << o.code.strategy.name() << ',' << o.code.peers << ','
         << (low ? o.code.k_a : o.code.m) << ',' << (low ? 1 : o.code.n) << ','
         << (low ? o.code.k_b : o.code.d) << ',' << threshold << ',' << o.stragglers << ','
         << r.errors << ',' << r.trials << ',' << r.corrected << ',' << r.detected_uncorrectable

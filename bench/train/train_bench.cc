@@ -214,7 +214,7 @@ int main(int argc, char** argv) {
     }
     for (char& ch : status) if (ch == ',') ch = ';';
     std::printf("%s,%s,%d,%g,%d,%.2f,%.2f,%.2f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.6g,%s\n",
-                run.label.c_str(), std::string(StrategyName(run.strategy)).c_str(), run.peers,
+                run.label.c_str(), std::string(run.strategy.name()).c_str(), run.peers,
                 run.error_rate, mean.steps, mean.cpu_own, mean.cpu_process, mean.wall, mean.sent,
                 mean.received, mean.faults, mean.recomputations, mean.rollbacks, mean.repairs,
                 mean.loss, status.c_str());

@@ -13,6 +13,8 @@
 #include "polyguard/codes/product_mds_code.h"
 #include "polyguard/codes/replication_code.h"
 #include "polyguard/codes/rotation_code.h"
+#include "polyguard/codes/strategy.h"
+#include "polyguard/codes/strategy_registry.h"
 #include "polyguard/codes/uncoded_code.h"
 
 #endif  // POLYGUARD_CODES_H_

@@ -12,6 +12,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kFailedPrecondition: return "FailedPrecondition";
     case StatusCode::kOutOfRange: return "OutOfRange";
     case StatusCode::kResourceExhausted: return "ResourceExhausted";
+    case StatusCode::kAlreadyExists: return "AlreadyExists";
     case StatusCode::kNotFound: return "NotFound";
     case StatusCode::kDataLoss: return "DataLoss";
     case StatusCode::kUnavailable: return "Unavailable";
@@ -48,6 +49,7 @@ Status OutOfRangeError(std::string m) { return {StatusCode::kOutOfRange, std::mo
 Status ResourceExhaustedError(std::string m) {
   return {StatusCode::kResourceExhausted, std::move(m)};
 }
+Status AlreadyExistsError(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
 Status NotFoundError(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 Status DataLossError(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 Status UnavailableError(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "polyguard/codes/strategy_registry.h"
+
 namespace polyguard {
 
 StatusOr<std::unique_ptr<AbftCode>> AbftCode::Create(ProductShape shape, AbftOptions o) {
@@ -180,6 +182,20 @@ StatusOr<std::vector<int>> AbftCode::CheckProbes(std::span<const PeerResult> pro
   }
   std::sort(wrong.begin(), wrong.end());
   return wrong;
+}
+
+StrategyEntry AbftStrategyEntry() {
+  StrategyEntry e;
+  e.name = std::string(Strategy::kAbft.name());
+  e.parameters = "(none: one block a peer)";
+  // Corrects one wrong entry a result; a whole wrong result is only detected.
+  e.can = {.trains = true};
+  e.make = [](const ProductCodeOptions& o) -> StatusOr<std::unique_ptr<ProductCode>> {
+    AbftOptions p{.peers = o.peers, .tolerance = o.decoder.tolerance};
+    POLYGUARD_ASSIGN_OR_RETURN(auto code, AbftCode::Create(o.shape, p));
+    return std::unique_ptr<ProductCode>(std::move(code));
+  };
+  return e;
 }
 
 }  // namespace polyguard

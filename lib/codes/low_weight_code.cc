@@ -1,17 +1,18 @@
 #include "polyguard/codes/low_weight_code.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <tuple>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include <Eigen/Eigenvalues>
 #include <Eigen/SVD>
 
 #include "polyguard/base/random.h"
+#include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard {
 namespace {
@@ -380,6 +381,24 @@ StatusOr<DecodedProduct> LowWeightCode::Decode(std::span<const PeerResult> resul
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
   return out;
+}
+
+StrategyEntry LowWeightStrategyEntry() {
+  StrategyEntry e;
+  e.name = std::string(Strategy::kLowWeight.name());
+  e.parameters = "k_a, k_b, weight_a, weight_b";
+  e.can = {.keeps_sparsity = true, .corrects_errors = true};
+  e.make = [](const ProductCodeOptions& o) -> StatusOr<std::unique_ptr<ProductCode>> {
+    LowWeightOptions p{.peers = o.peers,
+                       .k_a = o.k_a,
+                       .k_b = o.k_b,
+                       .weight_a = o.weight_a,
+                       .weight_b = o.weight_b,
+                       .decoder = o.decoder};
+    POLYGUARD_ASSIGN_OR_RETURN(auto code, LowWeightCode::Create(o.shape, p));
+    return std::unique_ptr<ProductCode>(std::move(code));
+  };
+  return e;
 }
 
 }  // namespace polyguard

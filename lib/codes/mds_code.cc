@@ -4,20 +4,23 @@
 #include <numeric>
 #include <string>
 
+#include "polyguard/codes/product_mds_code.h"
+#include "polyguard/codes/strategy_registry.h"
+
 namespace polyguard {
 
 StatusOr<std::unique_ptr<MdsCode>> MdsCode::Create(ProductShape shape, MdsOptions o) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("mds"));
   if (o.points == PointKind::kRotation) {
-    return InvalidArgumentError("mds: rotation points are for Polynomial codes (genpolydot, n = 1)");
+    return InvalidArgumentError(
+        "mds: rotation points are for Polynomial codes (genpolydot, n = 1)");
   }
   if (o.peers < 1 || o.peers > 64) {
     return InvalidArgumentError("mds: peers must be in [1, 64], got " + std::to_string(o.peers));
   }
   if (o.data_blocks < 1 || o.data_blocks > o.peers) {
-    return InvalidArgumentError("mds: data blocks Q must be in [1, P = " +
-                                std::to_string(o.peers) + "], got " +
-                                std::to_string(o.data_blocks));
+    return InvalidArgumentError("mds: data blocks Q must be in [1, P = " + std::to_string(o.peers) +
+                                "], got " + std::to_string(o.data_blocks));
   }
   auto code = std::unique_ptr<MdsCode>(new MdsCode(shape, o));
   std::vector<int> wanted(static_cast<size_t>(o.data_blocks));
@@ -96,6 +99,44 @@ StatusOr<DecodedProduct> MdsCode::Decode(std::span<const PeerResult> results) co
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
   return out;
+}
+
+StrategyEntry MdsStrategyEntry() {
+  StrategyEntry e;
+  e.name = std::string(Strategy::kMds.name());
+  e.parameters = "data_blocks, or the layout row_peers, row_blocks, col_peers, col_blocks";
+  // Trains with the product-code layout (product_mds_code.h); the 1-D code is forward only.
+  e.can = {.trains = true, .corrects_errors = true};
+  e.make = [](const ProductCodeOptions& o) -> StatusOr<std::unique_ptr<ProductCode>> {
+    if (o.row_blocks > 0) {
+      ProductMdsOptions p{.row_peers = o.row_peers,
+                          .row_blocks = o.row_blocks,
+                          .col_peers = o.col_peers,
+                          .col_blocks = o.col_blocks,
+                          .points = o.points,
+                          .decoder = o.decoder};
+      if (ProductMdsPeers(p) != o.peers) {
+        return InvalidArgumentError(
+            "mds: the product-code layout P_r=" + std::to_string(o.row_peers) +
+            " Q_r=" + std::to_string(o.row_blocks) + " P_c=" + std::to_string(o.col_peers) +
+            " Q_c=" + std::to_string(o.col_blocks) + " needs Q_r P_c + (P_r - Q_r) Q_c = " +
+            std::to_string(ProductMdsPeers(p)) + " peers, got " + std::to_string(o.peers));
+      }
+      POLYGUARD_ASSIGN_OR_RETURN(auto code, ProductMdsCode::Create(o.shape, p));
+      return std::unique_ptr<ProductCode>(std::move(code));
+    }
+    MdsOptions p{
+        .peers = o.peers, .data_blocks = o.data_blocks, .points = o.points, .decoder = o.decoder};
+    POLYGUARD_ASSIGN_OR_RETURN(auto code, MdsCode::Create(o.shape, p));
+    return std::unique_ptr<ProductCode>(std::move(code));
+  };
+  // The 1-D code fails beyond its threshold; the product layout's failures
+  // depend on where the wrong results sit, so it has no closed form.
+  e.failure_by_count = [](const ProductCode& code) -> FailureByWrongCount {
+    if (code.supports_training()) return std::nullopt;
+    return ThresholdFailureByCount(code);
+  };
+  return e;
 }
 
 }  // namespace polyguard

@@ -4,11 +4,13 @@
 #include <numeric>
 #include <string>
 
+#include "polyguard/codes/rotation_code.h"
+#include "polyguard/codes/strategy_registry.h"
+
 namespace polyguard {
 using internal::AddBlock;
 
-StatusOr<std::unique_ptr<PolyDotCode>> PolyDotCode::Create(ProductShape shape,
-                                                           PolyDotOptions o) {
+StatusOr<std::unique_ptr<PolyDotCode>> PolyDotCode::Create(ProductShape shape, PolyDotOptions o) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("genpolydot"));
   if (o.points == PointKind::kRotation) {
     return InvalidArgumentError(
@@ -16,9 +18,9 @@ StatusOr<std::unique_ptr<PolyDotCode>> PolyDotCode::Create(ProductShape shape,
         "MakeProductCode picks it)");
   }
   if (o.m < 1 || o.n < 1 || o.d < 1) {
-    return InvalidArgumentError("genpolydot: m, n and d must be >= 1, got m=" +
-                                std::to_string(o.m) + " n=" + std::to_string(o.n) +
-                                " d=" + std::to_string(o.d));
+    return InvalidArgumentError(
+        "genpolydot: m, n and d must be >= 1, got m=" + std::to_string(o.m) +
+        " n=" + std::to_string(o.n) + " d=" + std::to_string(o.d));
   }
   const int64_t k = int64_t{o.m} * o.n * o.d + o.n - 1;
   if (o.peers < 1 || o.peers > 64) {
@@ -236,6 +238,31 @@ StatusOr<Matrix> PolyDotCode::RepairShard(int target, std::span<const PeerResult
   Matrix out = Matrix::Zero(rows, cols);
   for (int s = 0; s < k; ++s) out.noalias() += weights(s) * sources[size_t(s)].value;
   return out;
+}
+
+StrategyEntry PolyDotStrategyEntry() {
+  StrategyEntry e;
+  e.name = std::string(Strategy::kPolyDot.name());
+  e.aliases = {"polydot"};
+  e.parameters = "m, n, d, points";
+  e.can = {.trains = true, .coded_convolution = true, .corrects_errors = true};
+  e.make = [](const ProductCodeOptions& o) -> StatusOr<std::unique_ptr<ProductCode>> {
+    if (o.points == PointKind::kRotation) {
+      if (o.n != 1) {
+        return InvalidArgumentError(
+            "genpolydot: rotation points are built for the Polynomial code (n = 1), got n = " +
+            std::to_string(o.n) + " (rotation_code.h derives the n > 1 case)");
+      }
+      RotationOptions p{.peers = o.peers, .m = o.m, .d = o.d, .decoder = o.decoder};
+      POLYGUARD_ASSIGN_OR_RETURN(auto code, RotationCode::Create(o.shape, p));
+      return std::unique_ptr<ProductCode>(std::move(code));
+    }
+    PolyDotOptions p{
+        .peers = o.peers, .m = o.m, .n = o.n, .d = o.d, .points = o.points, .decoder = o.decoder};
+    POLYGUARD_ASSIGN_OR_RETURN(auto code, PolyDotCode::Create(o.shape, p));
+    return std::unique_ptr<ProductCode>(std::move(code));
+  };
+  return e;
 }
 
 }  // namespace polyguard

@@ -4,40 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "polyguard/codes/abft_code.h"
-#include "polyguard/codes/low_weight_code.h"
-#include "polyguard/codes/mds_code.h"
-#include "polyguard/codes/polydot_code.h"
-#include "polyguard/codes/product_mds_code.h"
-#include "polyguard/codes/replication_code.h"
-#include "polyguard/codes/rotation_code.h"
-#include "polyguard/codes/uncoded_code.h"
-
 namespace polyguard {
-
-std::string_view StrategyName(Strategy strategy) {
-  switch (strategy) {
-    case Strategy::kUncoded: return "uncoded";
-    case Strategy::kReplication: return "replication";
-    case Strategy::kMds: return "mds";
-    case Strategy::kPolyDot: return "genpolydot";
-    case Strategy::kAbft: return "abft";
-    case Strategy::kLowWeight: return "lowweight";
-  }
-  return "unknown";
-}
-
-StatusOr<Strategy> ParseStrategy(std::string_view name) {
-  if (name == "uncoded") return Strategy::kUncoded;
-  if (name == "replication") return Strategy::kReplication;
-  if (name == "mds") return Strategy::kMds;
-  if (name == "genpolydot" || name == "polydot") return Strategy::kPolyDot;
-  if (name == "abft") return Strategy::kAbft;
-  if (name == "lowweight") return Strategy::kLowWeight;
-  return InvalidArgumentError("unknown strategy '" + std::string(name) +
-                              "' (expected genpolydot, mds, replication, abft, lowweight or "
-                              "uncoded)");
-}
 
 StatusOr<std::vector<Matrix>> ProductCode::EncodeShards(const MatrixRef& a) const {
   std::vector<Matrix> shards;
@@ -158,69 +125,6 @@ Status ProductCode::CheckResults(std::span<const PeerResult> results, int64_t ro
     }
   }
   return Status::Ok();
-}
-
-StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions& o) {
-  switch (o.strategy) {
-    case Strategy::kPolyDot: {
-      if (o.points == PointKind::kRotation) {
-        if (o.n != 1) {
-          return InvalidArgumentError(
-              "genpolydot: rotation points are built for the Polynomial code (n = 1), got n = " +
-              std::to_string(o.n) + " (rotation_code.h derives the n > 1 case)");
-        }
-        RotationOptions p{.peers = o.peers, .m = o.m, .d = o.d, .decoder = o.decoder};
-        POLYGUARD_ASSIGN_OR_RETURN(auto code, RotationCode::Create(o.shape, p));
-        return std::unique_ptr<ProductCode>(std::move(code));
-      }
-      PolyDotOptions p{.peers = o.peers, .m = o.m, .n = o.n, .d = o.d,
-                       .points = o.points, .decoder = o.decoder};
-      POLYGUARD_ASSIGN_OR_RETURN(auto code, PolyDotCode::Create(o.shape, p));
-      return std::unique_ptr<ProductCode>(std::move(code));
-    }
-    case Strategy::kMds: {
-      if (o.row_blocks > 0) {
-        ProductMdsOptions p{.row_peers = o.row_peers, .row_blocks = o.row_blocks,
-                            .col_peers = o.col_peers, .col_blocks = o.col_blocks,
-                            .points = o.points, .decoder = o.decoder};
-        if (ProductMdsPeers(p) != o.peers) {
-          return InvalidArgumentError(
-              "mds: the product-code layout P_r=" + std::to_string(o.row_peers) +
-              " Q_r=" + std::to_string(o.row_blocks) + " P_c=" + std::to_string(o.col_peers) +
-              " Q_c=" + std::to_string(o.col_blocks) + " needs Q_r P_c + (P_r - Q_r) Q_c = " +
-              std::to_string(ProductMdsPeers(p)) + " peers, got " + std::to_string(o.peers));
-        }
-        POLYGUARD_ASSIGN_OR_RETURN(auto code, ProductMdsCode::Create(o.shape, p));
-        return std::unique_ptr<ProductCode>(std::move(code));
-      }
-      MdsOptions p{.peers = o.peers, .data_blocks = o.data_blocks, .points = o.points,
-                   .decoder = o.decoder};
-      POLYGUARD_ASSIGN_OR_RETURN(auto code, MdsCode::Create(o.shape, p));
-      return std::unique_ptr<ProductCode>(std::move(code));
-    }
-    case Strategy::kReplication: {
-      ReplicationOptions p{.peers = o.peers, .replicas = o.replicas,
-                           .tolerance = o.decoder.tolerance};
-      POLYGUARD_ASSIGN_OR_RETURN(auto code, ReplicationCode::Create(o.shape, p));
-      return std::unique_ptr<ProductCode>(std::move(code));
-    }
-    case Strategy::kAbft: {
-      AbftOptions p{.peers = o.peers, .tolerance = o.decoder.tolerance};
-      POLYGUARD_ASSIGN_OR_RETURN(auto code, AbftCode::Create(o.shape, p));
-      return std::unique_ptr<ProductCode>(std::move(code));
-    }
-    case Strategy::kUncoded: {
-      POLYGUARD_ASSIGN_OR_RETURN(auto code, UncodedCode::Create(o.shape, o.peers));
-      return std::unique_ptr<ProductCode>(std::move(code));
-    }
-    case Strategy::kLowWeight: {
-      LowWeightOptions p{.peers = o.peers, .k_a = o.k_a, .k_b = o.k_b, .weight_a = o.weight_a,
-                         .weight_b = o.weight_b, .decoder = o.decoder};
-      POLYGUARD_ASSIGN_OR_RETURN(auto code, LowWeightCode::Create(o.shape, p));
-      return std::unique_ptr<ProductCode>(std::move(code));
-    }
-  }
-  return InvalidArgumentError("unknown strategy");
 }
 
 namespace internal {

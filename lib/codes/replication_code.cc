@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "polyguard/codes/strategy_registry.h"
+
 namespace polyguard {
 
 StatusOr<std::unique_ptr<ReplicationCode>> ReplicationCode::Create(ProductShape shape,
@@ -14,9 +16,9 @@ StatusOr<std::unique_ptr<ReplicationCode>> ReplicationCode::Create(ProductShape 
                                 std::to_string(o.replicas));
   }
   if (o.peers < 1 || o.peers > 64 || o.peers % o.replicas != 0) {
-    return InvalidArgumentError("replication: peers must be a multiple of replicas = " +
-                                std::to_string(o.replicas) + " in [1, 64], got " +
-                                std::to_string(o.peers));
+    return InvalidArgumentError(
+        "replication: peers must be a multiple of replicas = " + std::to_string(o.replicas) +
+        " in [1, 64], got " + std::to_string(o.peers));
   }
   if (!(o.tolerance > 0.0 && o.tolerance < 1.0)) {
     return InvalidArgumentError("replication: tolerance must be in (0, 1)");
@@ -199,6 +201,50 @@ StatusOr<Matrix> ReplicationCode::RepairShard(int target,
                                 ": needs one other replica of " + BlockName(target % groups_));
   }
   return sources[0].value;
+}
+
+namespace {
+double Choose(int n, int k) {
+  if (k < 0 || k > n) return 0.0;
+  return std::exp(std::lgamma(n + 1.0) - std::lgamma(k + 1.0) - std::lgamma(n - k + 1.0));
+}
+}  // namespace
+
+StrategyEntry ReplicationStrategyEntry() {
+  StrategyEntry e;
+  e.name = std::string(Strategy::kReplication.name());
+  e.parameters = "replicas";
+  e.can = {.trains = true, .corrects_errors = true};
+  e.make = [](const ProductCodeOptions& o) -> StatusOr<std::unique_ptr<ProductCode>> {
+    ReplicationOptions p{
+        .peers = o.peers, .replicas = o.replicas, .tolerance = o.decoder.tolerance};
+    POLYGUARD_ASSIGN_OR_RETURN(auto code, ReplicationCode::Create(o.shape, p));
+    return std::unique_ptr<ProductCode>(std::move(code));
+  };
+  // r = P / groups copies a group; a group survives with at most r - 2 wrong
+  // copies, so the step fails unless every group does: count the k-subsets
+  // that leave every group a majority of >= 2 agreeing copies.
+  e.failure_by_count = [](const ProductCode& code) -> FailureByWrongCount {
+    const int p = code.num_peers();
+    const int r = p - code.recovery_threshold() + 1;
+    const int groups = p / r;
+    std::vector<double> per_group(static_cast<size_t>(r + 1), 0.0);
+    for (int j = 0; j <= r - 2; ++j) per_group[static_cast<size_t>(j)] = Choose(r, j);
+    std::vector<double> ok(1, 1.0);  // polynomial coefficients
+    for (int g = 0; g < groups; ++g) {
+      std::vector<double> next(ok.size() + static_cast<size_t>(r), 0.0);
+      for (size_t a = 0; a < ok.size(); ++a)
+        for (size_t b = 0; b < per_group.size(); ++b) next[a + b] += ok[a] * per_group[b];
+      ok = std::move(next);
+    }
+    std::vector<double> f(static_cast<size_t>(p + 1), 0.0);
+    for (int k = 0; k <= p; ++k) {
+      const double good = static_cast<size_t>(k) < ok.size() ? ok[static_cast<size_t>(k)] : 0.0;
+      f[static_cast<size_t>(k)] = std::clamp(1.0 - good / Choose(p, k), 0.0, 1.0);
+    }
+    return f;
+  };
+  return e;
 }
 
 }  // namespace polyguard

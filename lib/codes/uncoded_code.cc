@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "polyguard/codes/strategy_registry.h"
+
 namespace polyguard {
 
 StatusOr<std::unique_ptr<UncodedCode>> UncodedCode::Create(ProductShape shape, int peers) {
@@ -77,6 +79,18 @@ Status UncodedCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& d, con
           .WithContext("uncoded update"));
   shard->noalias() -= eta * internal::RowBlock(d, peer, block_rows_) * x.transpose();
   return Status::Ok();
+}
+
+StrategyEntry UncodedStrategyEntry() {
+  StrategyEntry e;
+  e.name = std::string(Strategy::kUncoded.name());
+  e.parameters = "(none)";
+  e.can = {.trains = true};
+  e.make = [](const ProductCodeOptions& o) -> StatusOr<std::unique_ptr<ProductCode>> {
+    POLYGUARD_ASSIGN_OR_RETURN(auto code, UncodedCode::Create(o.shape, o.peers));
+    return std::unique_ptr<ProductCode>(std::move(code));
+  };
+  return e;
 }
 
 }  // namespace polyguard

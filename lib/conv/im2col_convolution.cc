@@ -1,6 +1,7 @@
 #include "polyguard/conv/im2col_convolution.h"
 
 #include "polyguard/codes/product_mds_code.h"
+#include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard {
 
@@ -11,8 +12,9 @@ StatusOr<std::unique_ptr<Im2ColConvolution>> Im2ColConvolution::Create(const Con
                                                                        ProductCodeOptions o) {
   POLYGUARD_RETURN_IF_ERROR(ValidateConvShape(shape));
   if (batch < 1) return InvalidArgumentError("im2col convolution: batch must be >= 1, got " + std::to_string(batch));
-  if (o.strategy == Strategy::kLowWeight) {
-    return InvalidArgumentError("im2col convolution: the lowweight strategy is forward only and cannot train");
+  if (!CapabilitiesOf(o.strategy).trains) {
+    return InvalidArgumentError("im2col convolution: the " + std::string(o.strategy.name()) +
+                                " strategy is forward only and cannot train");
   }
   const int64_t spatial = int64_t(shape.out_height()) * shape.out_width();
   o.shape = {shape.filters, shape.filter_size() + 1, spatial * batch};

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "polyguard/codes/strategy_registry.h"
 #include "polyguard/conv/coded_convolution.h"
 #include "polyguard/conv/im2col_convolution.h"
 
@@ -38,7 +39,7 @@ StatusOr<std::unique_ptr<ProductCode>> MakeCodedConv2dCode(const CodedConv2dOpti
                                                            int peers) {
   ProductCodeOptions code = o.code;
   code.peers = peers;
-  if (code.strategy == Strategy::kPolyDot && o.fcdcc) {
+  if (o.fcdcc && CapabilitiesOf(code.strategy).coded_convolution) {
     CodedConvolutionOptions co{.peers = code.peers, .k_a = code.k_a, .k_b = code.k_b,
                                .batch = o.batch, .bias = true, .decoder = code.decoder};
     POLYGUARD_ASSIGN_OR_RETURN(auto c, CodedConvolution::Create(o.conv, co));

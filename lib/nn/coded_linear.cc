@@ -4,6 +4,7 @@
 #include <string>
 
 #include "polyguard/codes/product_mds_code.h"
+#include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard {
 
@@ -36,7 +37,7 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
   layer->options_ = o;
   POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> made,
                              MakeCodedLinearCode(o, group->size()));
-  if (o.code.strategy == Strategy::kLowWeight) {
+  if (CapabilitiesOf(o.code.strategy).keeps_sparsity) {
     layer->sparse_ = true;
     layer->group_ = group;
     layer->faults_ = faults;

@@ -8,6 +8,7 @@
 #include "polyguard/base/memory.h"
 #include "polyguard/base/random.h"
 #include "polyguard/codes/product_mds_code.h"
+#include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard {
 
@@ -235,10 +236,11 @@ int ErrorBudget(const ProductCode& code, int wait_for) {
 
 Status ValidateSequentialForPeers(const SequentialOptions& o, int peers) {
   POLYGUARD_RETURN_IF_ERROR(ValidateSequentialOptions(o));
-  if (o.code.strategy == Strategy::kLowWeight) {
-    return InvalidArgumentError(
-        "model: the lowweight strategy is forward only (sparse weights for inference, "
-        "CodedLinear); a training model needs genpolydot, mds, replication, abft or uncoded");
+  if (!CapabilitiesOf(o.code.strategy).trains) {
+    return InvalidArgumentError("model: the " + std::string(o.code.strategy.name()) +
+                                " strategy is forward only (no transpose product or coded "
+                                "update); a training model needs " +
+                                StrategyNames({.trains = true}));
   }
   for (size_t i = 0; i < o.layers.size(); ++i) {
     const std::string what = "model: " + LayerName(o, i);

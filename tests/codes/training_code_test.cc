@@ -19,46 +19,61 @@ ProductCodeOptions RandomOptions(Strategy strategy, Random* rng) {
   ProductCodeOptions o;
   o.strategy = strategy;
   o.shape = {rng->UniformInt(1, 13), rng->UniformInt(1, 11), rng->UniformInt(1, 5)};
-  switch (strategy) {
-    case Strategy::kPolyDot:
-      o.m = int(rng->UniformInt(1, 3));
-      o.n = int(rng->UniformInt(1, 3));
-      o.peers = std::max(o.m * o.n + o.n - 1, 2 * o.m * o.n - o.n) +
-                int(rng->UniformInt(0, 4));  // >= both thresholds
-      break;
-    case Strategy::kReplication:
-      o.replicas = int(rng->UniformInt(2, 4));
-      o.peers = o.replicas * int(rng->UniformInt(1, 4));
-      break;
-    case Strategy::kMds:
-      o.row_blocks = int(rng->UniformInt(1, 3));
+  if (strategy == Strategy::kPolyDot) {
+    o.m = int(rng->UniformInt(1, 3));
+    o.n = int(rng->UniformInt(1, 3));
+    o.peers = std::max(o.m * o.n + o.n - 1, 2 * o.m * o.n - o.n) +
+              int(rng->UniformInt(0, 4));  // >= both thresholds
+  } else if (strategy == Strategy::kReplication) {
+    o.replicas = int(rng->UniformInt(2, 4));
+    o.peers = o.replicas * int(rng->UniformInt(1, 4));
+  } else if (strategy == Strategy::kMds) {
+    o.row_blocks = int(rng->UniformInt(1, 3));
       o.col_blocks = int(rng->UniformInt(1, 3));
       o.row_peers = o.row_blocks + int(rng->UniformInt(1, 3));
       o.col_peers = o.col_blocks + int(rng->UniformInt(1, 3));
       o.peers = ProductMdsPeers({.row_peers = o.row_peers, .row_blocks = o.row_blocks,
                                  .col_peers = o.col_peers, .col_blocks = o.col_blocks});
-      break;
-    case Strategy::kAbft:
-    case Strategy::kUncoded:
-      o.peers = int(rng->UniformInt(1, 8));
-      break;
-    case Strategy::kLowWeight:  // forward only: not among kTraining
-      o.k_a = int(rng->UniformInt(1, 3));
-      o.peers = o.k_a + int(rng->UniformInt(0, 3));
-      break;
+  } else if (strategy == Strategy::kAbft || strategy == Strategy::kUncoded) {
+    o.peers = int(rng->UniformInt(1, 8));
+  } else {
+    ADD_FAILURE() << "no random options for " << strategy.name();
   }
   return o;
 }
 
-const Strategy kTraining[] = {Strategy::kPolyDot, Strategy::kReplication, Strategy::kMds,
-                              Strategy::kAbft, Strategy::kUncoded};
+// Seeds as when strategies were an enum (the same random configurations).
+uint64_t SeedOf(Strategy s) {
+  const Strategy order[] = {Strategy::kUncoded, Strategy::kReplication, Strategy::kMds,
+                            Strategy::kPolyDot, Strategy::kAbft};
+  for (uint64_t i = 0; i < 5; ++i)
+    if (order[i] == s) return i;
+  return 99;
+}
 
-TEST(TrainingCode, TransposeProductAndUpdateMatchThePlainMath) {
-  for (Strategy strategy : kTraining) {
+std::string NameOf(const ::testing::TestParamInfo<Strategy>& info) {
+  return std::string(info.param.name());
+}
+
+class TrainingCode : public ::testing::TestWithParam<Strategy> {};
+class CorrectingTrainingCode : public TrainingCode {};
+
+INSTANTIATE_TEST_SUITE_P(Every, TrainingCode,
+                         ::testing::Values(Strategy::kPolyDot, Strategy::kReplication,
+                                           Strategy::kMds, Strategy::kAbft, Strategy::kUncoded),
+                         NameOf);
+INSTANTIATE_TEST_SUITE_P(Every, CorrectingTrainingCode,
+                         ::testing::Values(Strategy::kPolyDot, Strategy::kReplication,
+                                           Strategy::kMds),
+                         NameOf);
+
+TEST_P(TrainingCode, TransposeProductAndUpdateMatchThePlainMath) {
+  const Strategy strategy = GetParam();
+  {
     for (uint64_t seed = 1; seed <= 40; ++seed) {
-      Random rng(seed * 31 + uint64_t(strategy));
+      Random rng(seed * 31 + SeedOf(strategy));
       const ProductCodeOptions o = RandomOptions(strategy, &rng);
-      SCOPED_TRACE(std::string(StrategyName(strategy)) + " seed " + std::to_string(seed));
+      SCOPED_TRACE(std::string(strategy.name()) + " seed " + std::to_string(seed));
       auto code = MakeProductCode(o).value();
       ASSERT_TRUE(code->supports_training());
       const ProductShape s = o.shape;
@@ -88,10 +103,11 @@ TEST(TrainingCode, TransposeProductAndUpdateMatchThePlainMath) {
   }
 }
 
-TEST(TrainingCode, OneWrongTransposeResultIsCorrectedWhereTheCodeAllows) {
-  for (Strategy strategy : {Strategy::kPolyDot, Strategy::kReplication, Strategy::kMds}) {
+TEST_P(CorrectingTrainingCode, OneWrongTransposeResultIsCorrected) {
+  const Strategy strategy = GetParam();
+  {
     for (uint64_t seed = 1; seed <= 40; ++seed) {
-      Random rng(seed * 17 + uint64_t(strategy));
+      Random rng(seed * 17 + SeedOf(strategy));
       const ProductCodeOptions o = RandomOptions(strategy, &rng);
       auto code = MakeProductCode(o).value();
       if (code->transpose_errors_corrected_probabilistic() < 1) continue;
@@ -118,11 +134,12 @@ TEST(TrainingCode, OneWrongTransposeResultIsCorrectedWhereTheCodeAllows) {
   }
 }
 
-TEST(TrainingCode, ScrubNamesACorruptedShardAndRepairRestoresIt) {
-  for (Strategy strategy : kTraining) {
+TEST_P(TrainingCode, ScrubNamesACorruptedShardAndRepairRestoresIt) {
+  const Strategy strategy = GetParam();
+  {
     int checked = 0;
     for (uint64_t seed = 1; seed <= 60; ++seed) {
-      Random rng(seed * 13 + uint64_t(strategy));
+      Random rng(seed * 13 + SeedOf(strategy));
       ProductCodeOptions o = RandomOptions(strategy, &rng);
       if (strategy == Strategy::kReplication && o.replicas < 3) o.replicas = 3, o.peers = 3 * (o.peers / 2 + 1);
       auto code = MakeProductCode(o).value();
@@ -182,7 +199,7 @@ TEST(TrainingCode, ScrubNamesACorruptedShardAndRepairRestoresIt) {
   }
 }
 
-TEST(TrainingCode, OneDimensionalMdsCannotTrainAndSaysSo) {
+TEST(TrainingCodeMds, OneDimensionalMdsCannotTrainAndSaysSo) {
   auto code = MakeProductCode({.strategy = Strategy::kMds, .shape = {4, 4, 2}, .peers = 4,
                                .data_blocks = 2})
                   .value();

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <regex>
 #include <thread>
 
+#include "polyguard/codes/strategy_registry.h"
 #include "polyguard/data/synthetic.h"
 #include "polyguard/train/checkpoint.h"
 #include "runtime/multiprocess.h"
@@ -150,31 +152,153 @@ TrainingCounters ExpectOnReferenceTrajectory(const Job& job, const SyntheticClas
   return total;
 }
 
+// A strategy defined and registered in this file alone: it wraps the
+// Generalized PolyDot code under its own name, so that only the registry
+// (strategy_registry.h) can lead the model, the trainer and the job spec to
+// it. If any outer layer still compared names, this strategy would train
+// differently or be refused.
+constexpr Strategy kTestStrategy{"test-wrapped-genpolydot"};
+
+class WrappedCode : public ProductCode {
+ public:
+  explicit WrappedCode(std::unique_ptr<ProductCode> inner)
+      : ProductCode(inner->shape(), inner->num_peers()), inner_(std::move(inner)) {}
+  Strategy strategy() const override { return kTestStrategy; }
+  int recovery_threshold() const override { return inner_->recovery_threshold(); }
+  int errors_corrected_probabilistic() const override {
+    return inner_->errors_corrected_probabilistic();
+  }
+  int errors_corrected_adversarial() const override {
+    return inner_->errors_corrected_adversarial();
+  }
+  int64_t stored_doubles_per_peer() const override { return inner_->stored_doubles_per_peer(); }
+  int64_t result_doubles_per_peer() const override { return inner_->result_doubles_per_peer(); }
+  std::string Describe() const override { return "wrapped " + inner_->Describe(); }
+  StatusOr<Matrix> EncodeShard(const MatrixRef& a, int peer) const override {
+    return inner_->EncodeShard(a, peer);
+  }
+  StatusOr<Matrix> EncodeInput(const MatrixRef& b, int peer) const override {
+    return inner_->EncodeInput(b, peer);
+  }
+  Matrix PeerProduct(const MatrixRef& shard, const MatrixRef& piece) const override {
+    return inner_->PeerProduct(shard, piece);
+  }
+  StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override {
+    return inner_->Decode(results);
+  }
+  bool supports_training() const override { return inner_->supports_training(); }
+  int transpose_threshold() const override { return inner_->transpose_threshold(); }
+  int transpose_errors_corrected_probabilistic() const override {
+    return inner_->transpose_errors_corrected_probabilistic();
+  }
+  StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& d, int peer) const override {
+    return inner_->EncodeTransposeInput(d, peer);
+  }
+  Matrix PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const override {
+    return inner_->PeerTransposeProduct(shard, piece);
+  }
+  StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const override {
+    return inner_->DecodeTranspose(results);
+  }
+  Status UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
+                     double eta) const override {
+    return inner_->UpdateShard(shard, peer, d, x, eta);
+  }
+  int64_t probe_length() const override { return inner_->probe_length(); }
+  Vector ProbeShard(const MatrixRef& shard, const Vector& probe) const override {
+    return inner_->ProbeShard(shard, probe);
+  }
+  StatusOr<std::vector<int>> CheckProbes(std::span<const PeerResult> probes) const override {
+    return inner_->CheckProbes(probes);
+  }
+  StatusOr<std::vector<int>> RepairSources(int target,
+                                           std::span<const int> healthy) const override {
+    return inner_->RepairSources(target, healthy);
+  }
+  StatusOr<Matrix> RepairShard(int target, std::span<const PeerResult> sources) const override {
+    return inner_->RepairShard(target, sources);
+  }
+
+ private:
+  std::unique_ptr<ProductCode> inner_;
+};
+
+// Registered once, before any test runs.
+const bool kTestStrategyRegistered = [] {
+  StrategyEntry e;
+  e.name = std::string(kTestStrategy.name());
+  e.parameters = "m, n, d";
+  e.can = {.trains = true, .corrects_errors = true};
+  e.make = [](const ProductCodeOptions& o) -> StatusOr<std::unique_ptr<ProductCode>> {
+    ProductCodeOptions inner = o;
+    inner.strategy = Strategy::kPolyDot;
+    POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> code, MakeProductCode(inner));
+    return std::unique_ptr<ProductCode>(new WrappedCode(std::move(code)));
+  };
+  return RegisterStrategy(std::move(e)).ok();
+}();
+
+// One variant of a model for the sweeps below.
+struct Variant {
+  std::string label;
+  SequentialOptions model;
+};
+std::ostream& operator<<(std::ostream& out, const Variant& v) { return out << v.label; }
+std::string VariantName(const ::testing::TestParamInfo<Variant>& info) {
+  std::string name = info.param.label;
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name;
+}
+
+std::vector<Variant> MlpVariants() {
+  std::vector<Variant> v;
+  for (Strategy strategy : {Strategy::kPolyDot, Strategy::kMds, Strategy::kReplication,
+                            Strategy::kAbft, Strategy::kUncoded, kTestStrategy})
+    v.push_back({std::string(strategy.name()), SmallMlp(strategy)});
+  v.push_back({"genpolydot-matrix-vector", SmallMlp(Strategy::kPolyDot)});
+  v.back().model.batch = 1;
+  v.push_back({"genpolydot-m2-n1-d2", SmallMlp(Strategy::kPolyDot)});
+  v.back().model.code.n = 1;
+  v.back().model.code.d = 2;  // K = 4, backward 5
+  return v;
+}
+
 // Correctness test 1: without faults every strategy follows uncoded
 // single-process training of the same seed.
-TEST(Trainer, EveryStrategyFollowsTheUncodedReferenceWithoutFaults) {
+class EveryStrategy : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(EveryStrategy, FollowsTheUncodedReferenceWithoutFaults) {
+  ASSERT_TRUE(kTestStrategyRegistered);
   auto data = SyntheticClassification::Create(6, 3, 5).value();
-  std::vector<std::pair<std::string, SequentialOptions>> variants;
-  for (Strategy strategy : {Strategy::kPolyDot, Strategy::kMds, Strategy::kReplication,
-                            Strategy::kAbft, Strategy::kUncoded})
-    variants.emplace_back(std::string(StrategyName(strategy)), SmallMlp(strategy));
-  variants.emplace_back("genpolydot-matrix-vector", SmallMlp(Strategy::kPolyDot));
-  variants.back().second.batch = 1;
-  variants.emplace_back("genpolydot-m2-n1-d2", SmallMlp(Strategy::kPolyDot));
-  variants.back().second.code.n = 1;
-  variants.back().second.code.d = 2;  // K = 4, backward 5
-  for (const auto& [label, model] : variants) {
-    SCOPED_TRACE(label);
-    Job job;
-    job.name = "follow-" + label;
-    job.model = model;
-    job.trainer = Sgd();
-    const TrainingCounters c = ExpectOnReferenceTrajectory(job, *data, 1e-8);
-    EXPECT_EQ(c.wrong_results, 0);
-    EXPECT_EQ(c.recomputations, 0);
-    EXPECT_EQ(c.rollbacks, 0);
-    EXPECT_EQ(c.steps, job.steps);
-  }
+  Job job;
+  job.name = "follow-" + GetParam().label;
+  job.model = GetParam().model;
+  job.trainer = Sgd();
+  const TrainingCounters c = ExpectOnReferenceTrajectory(job, *data, 1e-8);
+  EXPECT_EQ(c.wrong_results, 0);
+  EXPECT_EQ(c.recomputations, 0);
+  EXPECT_EQ(c.rollbacks, 0);
+  EXPECT_EQ(c.steps, job.steps);
+}
+
+INSTANTIATE_TEST_SUITE_P(Trainer, EveryStrategy, ::testing::ValuesIn(MlpVariants()), VariantName);
+
+// The registered strategy corrects faults like the code it wraps: the
+// trainer reaches it only through the registry.
+TEST(Trainer, ARegisteredStrategyTrainsThroughFaults) {
+  ASSERT_TRUE(kTestStrategyRegistered);
+  auto data = SyntheticClassification::Create(6, 3, 5).value();
+  FaultModel faults;
+  faults.error_rate = 0.02;
+  Job job;
+  job.name = "registered-faults";
+  job.model = SmallMlp(kTestStrategy);
+  job.trainer = Sgd();
+  job.faults = &faults;
+  const TrainingCounters total = ExpectOnReferenceTrajectory(job, *data, 1e-6);
+  EXPECT_GT(total.faults_injected, 10);
+  EXPECT_GT(total.results_corrected, 0);
 }
 
 // A small CNN on 1 x 8 x 8 inputs: two convolutions (the first pooled to
@@ -190,33 +314,40 @@ SequentialOptions SmallCnn(Strategy strategy) {
   return m;
 }
 
+std::vector<Variant> CnnVariants() {
+  std::vector<Variant> v;
+  v.push_back({"fcdcc", SmallCnn(Strategy::kPolyDot)});
+  v.push_back({"fcdcc-ka1-kb2", SmallCnn(Strategy::kPolyDot)});
+  v.back().model.code.k_a = 1;
+  v.back().model.code.k_b = 2;  // K = 2, backward 3
+  v.push_back({"genpolydot-im2col", SmallCnn(Strategy::kPolyDot)});
+  v.back().model.fcdcc = false;
+  for (Strategy strategy :
+       {Strategy::kMds, Strategy::kReplication, Strategy::kAbft, Strategy::kUncoded})
+    v.push_back({std::string(strategy.name()), SmallCnn(strategy)});
+  return v;
+}
+
 // Without faults a CNN under every strategy follows uncoded single-process
 // training (direct convolutions) for 50 steps: the coded convolution (FCDCC)
 // under genpolydot, and the im2col product under every strategy.
-TEST(Trainer, CnnFollowsTheUncodedReferenceWithoutFaults) {
+class EveryCnnStrategy : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(EveryCnnStrategy, FollowsTheUncodedReferenceWithoutFaults) {
   auto data = SyntheticClassification::Create(64, 3, 5).value();
-  std::vector<std::pair<std::string, SequentialOptions>> variants;
-  variants.emplace_back("fcdcc", SmallCnn(Strategy::kPolyDot));
-  variants.emplace_back("fcdcc-ka1-kb2", SmallCnn(Strategy::kPolyDot));
-  variants.back().second.code.k_a = 1;
-  variants.back().second.code.k_b = 2;  // K = 2, backward 3
-  variants.emplace_back("genpolydot-im2col", SmallCnn(Strategy::kPolyDot));
-  variants.back().second.fcdcc = false;
-  for (Strategy strategy : {Strategy::kMds, Strategy::kReplication, Strategy::kAbft, Strategy::kUncoded})
-    variants.emplace_back(std::string(StrategyName(strategy)), SmallCnn(strategy));
-  for (const auto& [label, model] : variants) {
-    SCOPED_TRACE(label);
-    Job job;
-    job.name = "cnn-follow-" + label;
-    job.model = model;
-    job.trainer = Sgd();
-    job.steps = 50;
-    const TrainingCounters c = ExpectOnReferenceTrajectory(job, *data, 1e-8);
-    EXPECT_EQ(c.wrong_results, 0);
-    EXPECT_EQ(c.recomputations, 0);
-    EXPECT_EQ(c.steps, job.steps);
-  }
+  Job job;
+  job.name = "cnn-follow-" + GetParam().label;
+  job.model = GetParam().model;
+  job.trainer = Sgd();
+  job.steps = 50;
+  const TrainingCounters c = ExpectOnReferenceTrajectory(job, *data, 1e-8);
+  EXPECT_EQ(c.wrong_results, 0);
+  EXPECT_EQ(c.recomputations, 0);
+  EXPECT_EQ(c.steps, job.steps);
 }
+
+INSTANTIATE_TEST_SUITE_P(Trainer, EveryCnnStrategy, ::testing::ValuesIn(CnnVariants()),
+                         VariantName);
 
 // Faults at every step point of every peer (2% per point and step): the CNN
 // under the coded convolution stays on the fault-free trajectory.

@@ -30,6 +30,7 @@ enum class StatusCode {
   kUnimplemented,
   kInternal,
   kResourceExhausted,  // the job needs more memory than the machine has
+  kAlreadyExists,      // a name is taken (a registered strategy)
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -70,6 +71,7 @@ Status DeadlineExceededError(std::string message);
 Status UnimplementedError(std::string message);
 Status InternalError(std::string message);
 Status ResourceExhaustedError(std::string message);
+Status AlreadyExistsError(std::string message);
 
 namespace internal {
 [[noreturn]] void DieBecauseStatusOrNotOk(const Status& status);

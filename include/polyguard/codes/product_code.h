@@ -32,6 +32,7 @@
 #include "polyguard/base/status.h"
 #include "polyguard/codes/errors_and_erasures_decoder.h"
 #include "polyguard/codes/evaluation_points.h"
+#include "polyguard/codes/strategy.h"
 
 namespace polyguard {
 
@@ -57,9 +58,6 @@ struct DecodedProduct {
   bool verified = false;
 };
 
-enum class Strategy { kUncoded, kReplication, kMds, kPolyDot, kAbft, kLowWeight };
-std::string_view StrategyName(Strategy strategy);
-StatusOr<Strategy> ParseStrategy(std::string_view name);  // "genpolydot", ...
 
 class ProductCode {
  public:
@@ -183,7 +181,8 @@ struct ProductCodeOptions {
   DecoderOptions decoder;
 };
 
-// Validates the options once and builds the code; the error names the field.
+// Validates the options once and builds the code with the registered
+// strategy's factory (strategy_registry.h); the error names the field.
 StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions& options);
 
 namespace internal {
