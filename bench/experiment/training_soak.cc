@@ -36,7 +36,8 @@
 #include <sstream>
 
 #include "common/local_peers.h"
-#include "experiment/experiments.h"
+#include "experiment/code_options.h"
+#include "experiment/kinds.h"
 #include "experiment/results.h"
 #include "polyguard/polyguard.h"
 
@@ -253,6 +254,26 @@ StatusOr<std::vector<double>> ReadLosses(const std::string& path) {
 }
 
 }  // namespace
+
+Status ValidateTrainingSoak(const proto::Experiment& spec, const std::string& file) {
+  const auto& t = spec.training_soak();
+  POLYGUARD_RETURN_IF_ERROR(CheckCode(file, "training_soak.code", t.code()));
+  if (t.batch() < 1 || t.steps() < 1 || t.eval_every() < 1)
+    return Bad(file, "training_soak", "batch, steps and eval_every must be >= 1");
+  if (t.steps() / t.eval_every() > 100)
+    return Bad(file, "training_soak.eval_every", "at most 100 evaluations per run");
+  if (t.features() < 0 || t.classes() < 0 || t.features() == 1 || t.classes() == 1)
+    return Bad(file, "training_soak", "features and classes must be >= 2 (0: default)");
+  for (int h : t.hidden())
+    if (h < 1) return Bad(file, "training_soak.hidden", "each width >= 1");
+  if (!(t.error_rate() >= 0.0 && t.error_rate() <= 1.0))
+    return Bad(file, "training_soak.error_rate", "in [0, 1]");
+  if (!(t.tolerance() >= 0.0 && t.tolerance() < 1.0))
+    return Bad(file, "training_soak.tolerance", "in [0, 1) (0: the default 1e-6)");
+  if (t.segment_steps() < 0)
+    return Bad(file, "training_soak.segment_steps", ">= 1 (0: the default 2000)");
+  return Status::Ok();
+}
 
 StatusOr<std::string> RunTrainingSoak(const proto::Experiment& spec, const std::string& dir,
                                       bool* plotted) {

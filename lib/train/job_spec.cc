@@ -1,6 +1,5 @@
 #include "polyguard/train/job_spec.h"
 
-#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
 #include <cmath>
@@ -9,27 +8,13 @@
 #include <sstream>
 
 #include "lib/proto/job.pb.h"
+#include "lib/proto/text_proto.h"
 #include "polyguard/data/idx.h"
 
 namespace polyguard {
 namespace {
 
 namespace pb = google::protobuf;
-
-class Collector : public pb::io::ErrorCollector {
- public:
-  explicit Collector(std::string file) : file_(std::move(file)) {}
-  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
-    if (first_.empty())
-      first_ = file_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
-  }
-  void AddWarning(int, pb::io::ColumnNumber, const std::string&) override {}
-  const std::string& first() const { return first_; }
-
- private:
-  std::string file_;
-  std::string first_;
-};
 
 // Names a field with its line: "FILE:LINE: path: ".
 class Where {
@@ -88,14 +73,8 @@ Status Bad(const std::string& where, const std::string& what) {
 
 StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filename) {
   proto::Job job;
-  pb::TextFormat::Parser parser;
-  Collector errors(filename);
   pb::TextFormat::ParseInfoTree tree;
-  parser.RecordErrorsTo(&errors);
-  parser.WriteLocationsTo(&tree);
-  if (!parser.ParseFromString(text, &job)) {
-    return InvalidArgumentError(errors.first().empty() ? filename + ": cannot parse" : errors.first());
-  }
+  POLYGUARD_RETURN_IF_ERROR(ParseTextProto(filename, text, &job, &tree));
   const Where at(filename, &tree);
   JobSpec s;
   s.source = filename;

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <random>
 
+#include "experiment/kinds.h"
 #include "experiment/results.h"
 
 namespace polyguard::experiment {
@@ -248,6 +249,25 @@ TEST(Experiments, TrainingSoakComparesEveryStepWithTheFaultFreeRun) {
     }
   }
   std::filesystem::remove_all(out);
+}
+
+// The table of kinds (kinds.cc) has a row for every case of the oneof, named
+// as its field: a kind missing from it would be refused as "no kind".
+TEST(Experiments, EveryKindOfTheProtoHasARow) {
+  const google::protobuf::OneofDescriptor* kinds =
+      proto::Experiment::descriptor()->FindOneofByName("kind");
+  ASSERT_NE(kinds, nullptr);
+  EXPECT_EQ(AllKinds().size(), static_cast<size_t>(kinds->field_count()));
+  for (int i = 0; i < kinds->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = kinds->field(i);
+    const ExperimentKind* kind =
+        FindKind(static_cast<proto::Experiment::KindCase>(field->number()));
+    ASSERT_NE(kind, nullptr) << field->name();
+    EXPECT_EQ(kind->name, field->name());
+    EXPECT_NE(kind->validate, nullptr) << field->name();
+    EXPECT_NE(kind->run, nullptr) << field->name();
+  }
+  EXPECT_EQ(FindKind(proto::Experiment::KIND_NOT_SET), nullptr);
 }
 
 TEST(Experiments, BundledSpecsParse) {

@@ -1,5 +1,6 @@
-// Experiments 4 (training under faults) and 5 (stragglers): real peer
-// processes on this machine, over gloo TCP on loopback.
+// Experiment 4 (experiment.proto, Training): training under faults on MNIST,
+// test accuracy against steps and time for every strategy. Real peer processes
+// on this machine, over gloo TCP on loopback.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -8,7 +9,8 @@
 #include <thread>
 
 #include "common/local_peers.h"
-#include "experiment/experiments.h"
+#include "experiment/code_options.h"
+#include "experiment/kinds.h"
 #include "experiment/results.h"
 #include "polyguard/polyguard.h"
 
@@ -45,8 +47,11 @@ int TrainingPeer(const proto::Experiment& spec, const proto::Code& pc, int peers
     std::snprintf(out->error, sizeof out->error, "%s", s.ToString().c_str());
     return 0;  // report the error as the record
   };
-  auto group = PeerGroup::Connect({.rank = rank, .size = peers, .rendezvous = "file:" + dir,
-                                   .job_id = "experiment", .timeout = 120s});
+  auto group = PeerGroup::Connect({.rank = rank,
+                                   .size = peers,
+                                   .rendezvous = "file:" + dir,
+                                   .job_id = "experiment",
+                                   .timeout = 120s});
   if (!group.ok()) return 1;
   const std::string data = t.data_dir().empty() ? "data/mnist" : t.data_dir();
   auto train = LoadIdxDataset(data + "/train-images-idx3-ubyte", data + "/train-labels-idx1-ubyte");
@@ -79,7 +84,8 @@ int TrainingPeer(const proto::Experiment& spec, const proto::Code& pc, int peers
   if (!model.ok()) return fail(model.status());
   TrainerOptions to;
   to.sgd = {.learning_rate = t.learning_rate() > 0 ? t.learning_rate() : 0.05,
-            .momentum = t.momentum(), .weight_decay = 0.0};
+            .momentum = t.momentum(),
+            .weight_decay = 0.0};
   if (t.scrub_interval() > 0) to.scrub_interval = t.scrub_interval();
   auto trainer = Trainer::Create(group->get(), model->get(), injector, to);
   if (!trainer.ok()) return fail(trainer.status());
@@ -124,7 +130,8 @@ int TrainingPeer(const proto::Experiment& spec, const proto::Code& pc, int peers
     const double c0 = bench::ThreadCpuMs();
     const auto w0 = std::chrono::steady_clock::now();
     auto r = (*trainer)->Step(step, x, labels);
-    wall_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
+    wall_ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
     cpu_ms += bench::ThreadCpuMs() - c0;
     ++done;
     if (!r.ok()) {
@@ -154,27 +161,40 @@ int TrainingPeer(const proto::Experiment& spec, const proto::Code& pc, int peers
   return 0;
 }
 
-struct StragglerRecord {
-  int rank = 0;
-  int straggler = 0;
-  double median_ms = 0;
-  double undecoded = 0;
-};
-
 }  // namespace
+
+Status ValidateTraining(const proto::Experiment& spec, const std::string& file) {
+  const auto& t = spec.training();
+  if (t.codes().empty()) return Bad(file, "training.codes", "at least one code");
+  for (int i = 0; i < t.codes_size(); ++i)
+    POLYGUARD_RETURN_IF_ERROR(
+        CheckCode(file, "training.codes[" + std::to_string(i) + "]", t.codes(i)));
+  if (t.batch() < 1 || t.steps() < 1 || t.eval_every() < 1)
+    return Bad(file, "training", "batch, steps and eval_every must be >= 1");
+  if (t.steps() / t.eval_every() > 200)
+    return Bad(file, "training.eval_every", "at most 200 evaluations per run");
+  if (!(t.error_rate() >= 0.0 && t.error_rate() <= 1.0))
+    return Bad(file, "training.error_rate", "in [0, 1]");
+  for (const std::string& p : t.points())
+    if (!ParseStepPoint(p).ok())
+      return Bad(file, "training.points", "unknown step point '" + p + "'");
+  return Status::Ok();
+}
 
 StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::string& dir,
                                   bool* plotted) {
   const auto& t = spec.training();
   POLYGUARD_ASSIGN_OR_RETURN(
       ResultTable table,
-      ResultTable::Open(dir + "/" + spec.name() + ".csv",
-                        {"point", "code", "describe", "peers", "step", "test_accuracy",
-                         "ms_per_step", "cpu_ms_per_step", "faults_injected", "wrong_results_corrected",
-                         "shard_repairs", "recomputations", "rollbacks", "status"}));
+      ResultTable::Open(
+          dir + "/" + spec.name() + ".csv",
+          {"point", "code", "describe", "peers", "step", "test_accuracy", "ms_per_step",
+           "cpu_ms_per_step", "faults_injected", "wrong_results_corrected", "shard_repairs",
+           "recomputations", "rollbacks", "status"}));
   Progress progress(spec.name(), t.codes_size());
   PlotSpec acc{.title = spec.title(), .xlabel = "training step", .ylabel = "test accuracy"};
-  PlotSpec timed{.title = spec.title(), .xlabel = "training time (s, wall, P processes on this machine)",
+  PlotSpec timed{.title = spec.title(),
+                 .xlabel = "training time (s, wall, P processes on this machine)",
                  .ylabel = "test accuracy"};
   std::ostringstream md;
   md << "| code | final test accuracy | ms per step (wall) | CPU ms per step (peer 0) | faults "
@@ -200,25 +220,26 @@ StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::stri
         if (auto code = MakeProductCode(*o); code.ok()) describe = (*code)->Describe();
       for (int i = 0; i < r.evals; ++i) {
         POLYGUARD_RETURN_IF_ERROR(table.Append(
-            {label + ";step=" + std::to_string(r.eval_step[i]), label, describe, std::to_string(peers),
-             std::to_string(r.eval_step[i]), Num(r.accuracy[i]), Num(r.ms_per_step),
-             Num(r.cpu_ms_per_step), Num(r.faults), Num(r.corrected), Num(r.repairs),
-             Num(r.recomputations), Num(r.rollbacks), status}));
+            {label + ";step=" + std::to_string(r.eval_step[i]), label, describe,
+             std::to_string(peers), std::to_string(r.eval_step[i]), Num(r.accuracy[i]),
+             Num(r.ms_per_step), Num(r.cpu_ms_per_step), Num(r.faults), Num(r.corrected),
+             Num(r.repairs), Num(r.recomputations), Num(r.rollbacks), status}));
       }
       // Written last: a run counts as done only with all its rows.
       std::string last_step = r.evals > 0 ? std::to_string(r.eval_step[r.evals - 1]) : "0";
-      POLYGUARD_RETURN_IF_ERROR(table.Append(
-          {done_key, label, describe, std::to_string(peers), last_step,
-           Num(r.evals > 0 ? r.accuracy[r.evals - 1] : 0.0), Num(r.ms_per_step),
-           Num(r.cpu_ms_per_step), Num(r.faults), Num(r.corrected), Num(r.repairs),
-           Num(r.recomputations), Num(r.rollbacks), status}));
+      POLYGUARD_RETURN_IF_ERROR(
+          table.Append({done_key, label, describe, std::to_string(peers), last_step,
+                        Num(r.evals > 0 ? r.accuracy[r.evals - 1] : 0.0), Num(r.ms_per_step),
+                        Num(r.cpu_ms_per_step), Num(r.faults), Num(r.corrected), Num(r.repairs),
+                        Num(r.recomputations), Num(r.rollbacks), status}));
       progress.Done(label, false);
     } else {
       progress.Done(label, true);
     }
     Series s{.title = label};
     for (const auto& row : table.rows())
-      if (row[1] == label && row[0] != done_key) s.points.emplace_back(std::stod(row[4]), std::stod(row[5]));
+      if (row[1] == label && row[0] != done_key)
+        s.points.emplace_back(std::stod(row[4]), std::stod(row[5]));
     std::sort(s.points.begin(), s.points.end());
     acc.series.push_back(s);
     Series st{.title = label};
@@ -226,10 +247,11 @@ StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::stri
     for (const auto& [step, a] : s.points) st.points.emplace_back(step * ms / 1000.0, a);
     timed.series.push_back(st);
     md << "| " << label << " | " << table.Get(done_key, "test_accuracy") << " | "
-       << table.Get(done_key, "ms_per_step") << " | " << table.Get(done_key, "cpu_ms_per_step") << " | "
-       << table.Get(done_key, "faults_injected") << " | " << table.Get(done_key, "wrong_results_corrected")
-       << " | " << table.Get(done_key, "shard_repairs") << " | " << table.Get(done_key, "rollbacks")
-       << " | " << table.Get(done_key, "status") << " |\n";
+       << table.Get(done_key, "ms_per_step") << " | " << table.Get(done_key, "cpu_ms_per_step")
+       << " | " << table.Get(done_key, "faults_injected") << " | "
+       << table.Get(done_key, "wrong_results_corrected") << " | "
+       << table.Get(done_key, "shard_repairs") << " | " << table.Get(done_key, "rollbacks") << " | "
+       << table.Get(done_key, "status") << " |\n";
   }
   acc.extra = "set yrange [0:1]\n";
   timed.extra = acc.extra;
@@ -241,107 +263,9 @@ StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::stri
      << " training, " << (t.test_samples() > 0 ? std::to_string(t.test_samples()) : "all")
      << " test digits), batch " << t.batch() << ", " << t.steps() << " steps, faults at rate "
      << t.error_rate() << " per peer per step point"
-     << (t.points().empty() ? std::string(" (all points)") : " (" + t.points(0) + (t.points_size() > 1 ? ", ..." : "") + ")")
+     << (t.points().empty() ? std::string(" (all points)")
+                            : " (" + t.points(0) + (t.points_size() > 1 ? ", ..." : "") + ")")
      << ". Wall time is P processes sharing this machine's cores.\n";
-  return md.str();
-}
-
-StatusOr<std::string> RunStragglers(const proto::Experiment& spec, const std::string& dir,
-                                    bool* plotted) {
-  const auto& s = spec.stragglers();
-  POLYGUARD_ASSIGN_OR_RETURN(
-      ResultTable table,
-      ResultTable::Open(dir + "/" + spec.name() + ".csv",
-                        {"point", "code", "describe", "peers", "delayed", "delay_ms", "wait_for",
-                         "ms_per_step", "results_not_awaited_per_step"}));
-  Progress progress(spec.name(), s.codes_size() * s.delayed_size());
-  PlotSpec plot{.title = spec.title(), .xlabel = "delayed peers",
-                .ylabel = "time per product step at a prompt peer (ms, median)"};
-  std::ostringstream md;
-  md << "| code | delayed peers | ms per step | results not awaited per step |\n|---|---|---|---|\n";
-  const ProductShape shape{s.shape().rows(), s.shape().inner(), s.shape().cols()};
-  for (int ci = 0; ci < s.codes_size(); ++ci) {
-    const proto::Code& pc = s.codes(ci);
-    const std::string label = CodeLabel(pc);
-    const int peers = pc.peers() > 0 ? pc.peers() : 8;
-    POLYGUARD_ASSIGN_OR_RETURN(ProductCodeOptions o, CodeOptions(pc, peers, shape));
-    POLYGUARD_ASSIGN_OR_RETURN(auto code, MakeProductCode(o));
-    // Coded strategies decode from the first K results; uncoded waits for all.
-    const int wait_for = code->recovery_threshold() < peers ? code->recovery_threshold() : 0;
-    Series series{.title = label + (wait_for ? " (decodes from the first K)" : " (waits for all)")};
-    for (int d : s.delayed()) {
-      const std::string key = label + ";delayed=" + std::to_string(d);
-      if (d < 0 || d >= peers) return InvalidArgumentError("stragglers.delayed: " + std::to_string(d) + " of " + std::to_string(peers) + " peers");
-      if (!table.Has(key)) {
-        Random pick(DeriveSeed(spec.seed(), {uint64_t(ci), uint64_t(d)}));
-        std::vector<int> slow = pick.Sample(peers, d);
-        auto records = bench::RunLocalPeers<StragglerRecord>(
-            peers, [&](int rank, const std::string& rdv, StragglerRecord* out) {
-              auto group = PeerGroup::Connect({.rank = rank, .size = peers, .rendezvous = "file:" + rdv,
-                                               .job_id = "stragglers", .timeout = 120s});
-              if (!group.ok()) return 1;
-              FaultModel fm;
-              fm.straggler_delay = FaultModel::Delay::kFixed;
-              fm.straggler_delay_ms = s.delay_ms();
-              fm.straggler_peers = slow;
-              FaultInjector faults(fm, 1, rank);
-              const auto deadline = std::chrono::milliseconds(int64_t(10 * s.delay_ms()) + 10000);
-              auto product = CodedProduct::Create(group->get(), code.get(), d > 0 ? &faults : nullptr,
-                                                  {.wait_for = wait_for, .deadline = deadline});
-              if (!product.ok()) return 2;
-              Random rng(DeriveSeed(spec.seed(), {99}));
-              const Matrix a = rng.NormalMatrix(shape.rows, shape.inner);
-              const Matrix b = rng.NormalMatrix(shape.inner, shape.cols);
-              Matrix shard = code->EncodeShard(a, rank).value();
-              std::vector<double> ms;
-              for (int64_t step = 1; step <= s.steps(); ++step) {
-                const auto w0 = std::chrono::steady_clock::now();
-                auto got = (*product)->Forward(&shard, b, step, 0);
-                ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count());
-                if (!got.ok()) {
-                  std::fprintf(stderr, "rank %d step %lld: %s\n", rank, (long long)step, got.status().ToString().c_str());
-                  return 3;
-                }
-              }
-              // Everyone, stragglers included, finishes before anyone leaves.
-              const double one = 1.0;
-              if (!(*group)->AllGather(std::span<const double>(&one, 1), {.step = s.steps() + 1, .layer = 9, .op = 9}).ok()) return 5;
-              std::sort(ms.begin(), ms.end());
-              out->rank = rank;
-              out->straggler = std::find(slow.begin(), slow.end(), rank) != slow.end();
-              out->median_ms = ms[ms.size() / 2];
-              out->undecoded = double((*product)->results_not_awaited()) / double(s.steps());
-              return 0;
-            });
-        if (!records) return UnavailableError("straggler run '" + key + "': a peer process failed");
-        std::vector<double> prompt, skipped;
-        for (const auto& r : *records) {
-          if (r.straggler) continue;
-          prompt.push_back(r.median_ms);
-          skipped.push_back(r.undecoded);
-        }
-        std::sort(prompt.begin(), prompt.end());
-        std::sort(skipped.begin(), skipped.end());
-        POLYGUARD_RETURN_IF_ERROR(table.Append(
-            {key, label, code->Describe(), std::to_string(peers), std::to_string(d), Num(s.delay_ms()),
-             std::to_string(wait_for), Num(prompt[prompt.size() / 2]), Num(skipped[skipped.size() / 2])}));
-        progress.Done(key, false);
-      } else {
-        progress.Done(key, true);
-      }
-      series.points.emplace_back(d, table.GetNumber(key, "ms_per_step"));
-      md << "| " << label << " | " << d << " | " << table.Get(key, "ms_per_step") << " | "
-         << table.Get(key, "results_not_awaited_per_step") << " |\n";
-    }
-    plot.series.push_back(series);
-  }
-  plot.extra = "set yrange [0:*]\n";
-  const Status st = Plot(dir, spec.name(), plot);
-  *plotted = st.ok();
-  if (!st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());
-  md << "\nEach delayed peer sleeps " << Num(s.delay_ms()) << " ms before sending each result; "
-     << s.steps() << " product steps of " << shape.rows << " x " << shape.inner << " times "
-     << shape.inner << " x " << shape.cols << "; the median over prompt peers of their median step time.\n";
   return md.str();
 }
 
