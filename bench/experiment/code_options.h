@@ -1,5 +1,6 @@
-// The translation of an experiment spec's `Code` message (experiment.proto)
-// into ProductCodeOptions, for every experiment kind.
+// An experiment spec's code (lib/proto/code_spec.proto, the message job specs
+// use too) as ProductCodeOptions, for every experiment kind: a thin layer over
+// the library's one translation (lib/proto/code_spec.h).
 #ifndef POLYGUARD_BENCH_EXPERIMENT_CODE_OPTIONS_H_
 #define POLYGUARD_BENCH_EXPERIMENT_CODE_OPTIONS_H_
 
@@ -11,13 +12,14 @@
 
 namespace polyguard::experiment {
 
-// Checks what CodeOptions parses (strategy, points); errors
-// "FILE: FIELD.strategy: reason".
-Status CheckCode(const std::string& file, const std::string& field, const proto::Code& c);
+// Checks every value of the code; errors "FILE: FIELD.m: reason".
+Status CheckCode(const std::string& file, const std::string& field,
+                 const polyguard::proto::CodeSpec& c);
 
 // The code options of a spec's code at P peers on `shape`.
-StatusOr<ProductCodeOptions> CodeOptions(const proto::Code& code, int peers, ProductShape shape);
-std::string CodeLabel(const proto::Code& code);
+StatusOr<ProductCodeOptions> CodeOptions(const polyguard::proto::CodeSpec& code, int peers,
+                                         ProductShape shape);
+std::string CodeLabel(const polyguard::proto::CodeSpec& code);
 
 }  // namespace polyguard::experiment
 

@@ -53,7 +53,7 @@ StatusOr<std::string> RunFailure(const proto::Experiment& spec, const std::strin
   md << "| code | stored per peer (of A) | eps | measured failure | analytic failure |\n"
         "|---|---|---|---|---|\n";
   for (int ci = 0; ci < f.codes_size(); ++ci) {
-    const proto::Code& pc = f.codes(ci);
+    const polyguard::proto::CodeSpec& pc = f.codes(ci);
     const std::string label = CodeLabel(pc);
     POLYGUARD_ASSIGN_OR_RETURN(ProductCodeOptions o, CodeOptions(pc, p, shape));
     POLYGUARD_ASSIGN_OR_RETURN(auto code, MakeProductCode(o));

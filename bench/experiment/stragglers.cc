@@ -57,7 +57,7 @@ StatusOr<std::string> RunStragglers(const proto::Experiment& spec, const std::st
         "|\n|---|---|---|---|\n";
   const ProductShape shape{s.shape().rows(), s.shape().inner(), s.shape().cols()};
   for (int ci = 0; ci < s.codes_size(); ++ci) {
-    const proto::Code& pc = s.codes(ci);
+    const polyguard::proto::CodeSpec& pc = s.codes(ci);
     const std::string label = CodeLabel(pc);
     const int peers = pc.peers() > 0 ? pc.peers() : 8;
     POLYGUARD_ASSIGN_OR_RETURN(ProductCodeOptions o, CodeOptions(pc, peers, shape));

@@ -54,7 +54,7 @@ StatusOr<std::string> RunTolerable(const proto::Experiment& spec, const std::str
   for (int p : t.peers()) {
     double eps[3] = {0, 0, 0};
     for (int si = 0; si < 3; ++si) {
-      proto::Code pc;
+      polyguard::proto::CodeSpec pc;
       pc.set_strategy(strategies[si]);
       pc.set_replicas(p / 4);  // storage r / P = 1/4
       if (si == 2) {           // 2 x 2 data blocks on a (P/4 + 1)^2 - 4 grid

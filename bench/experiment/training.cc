@@ -40,7 +40,7 @@ Dataset FirstSamples(const Dataset& d, int count) {
   return out;
 }
 
-int TrainingPeer(const proto::Experiment& spec, const proto::Code& pc, int peers, int rank,
+int TrainingPeer(const proto::Experiment& spec, const polyguard::proto::CodeSpec& pc, int peers, int rank,
                  const std::string& dir, TrainingRecord* out) {
   const auto& t = spec.training();
   auto fail = [&](const Status& s) {
@@ -201,7 +201,7 @@ StatusOr<std::string> RunTraining(const proto::Experiment& spec, const std::stri
         "injected (peer 0) | wrong results corrected (peer 0) | shard repairs | rollbacks | "
         "status |\n|---|---|---|---|---|---|---|---|---|\n";
   for (int ci = 0; ci < t.codes_size(); ++ci) {
-    const proto::Code& pc = t.codes(ci);
+    const polyguard::proto::CodeSpec& pc = t.codes(ci);
     const std::string label = CodeLabel(pc);
     const int peers = pc.peers() > 0 ? pc.peers() : 8;
     const std::string done_key = label + ";done";

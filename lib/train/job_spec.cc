@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "lib/proto/code_spec.h"
 #include "lib/proto/job.pb.h"
 #include "lib/proto/text_proto.h"
 #include "polyguard/data/idx.h"
@@ -150,43 +151,16 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   s.model.seed = job.seed();
 
   // Code.
-  const proto::Code& c = job.code();
-  StatusOr<Strategy> strategy = ParseStrategy(c.strategy());
-  if (!strategy.ok()) return Bad(at({"code", "strategy"}), strategy.status().message());
-  s.model.code.strategy = *strategy;
-  for (const auto& [name, value] : {std::pair<const char*, int>{"m", c.m()}, {"n", c.n()}, {"d", c.d()}, {"replicas", c.replicas()}}) {
-    if (value < 1) return Bad(at({"code", name}), "must be >= 1, got " + std::to_string(value));
-  }
-  s.model.code.m = c.m();
-  s.model.code.n = c.n();
-  s.model.code.d = c.d();
-  s.model.code.replicas = c.replicas();
-  s.model.code.row_peers = c.row_peers();
-  s.model.code.row_blocks = c.row_blocks();
-  s.model.code.col_peers = c.col_peers();
-  s.model.code.col_blocks = c.col_blocks();
-  StatusOr<PointKind> points = ParsePointKind(c.points());
-  if (!points.ok()) return Bad(at({"code", "points"}), points.status().message());
-  s.model.code.points = *points;
-  if (!(c.tolerance() >= 0 && c.tolerance() < 1)) {  // NaN too
-    return Bad(at({"code", "tolerance"}), "must be in [0, 1) (0: the default), got " +
-                                              std::to_string(c.tolerance()));
-  }
-  if (c.tolerance() > 0) s.model.code.decoder.tolerance = c.tolerance();
-  if (c.wait_for() < 0 || c.wait_for() > s.peers) {
-    return Bad(at({"code", "wait_for"}), "must be 0 (all) or in [K, peers], got " + std::to_string(c.wait_for()));
-  }
-  s.model.product.wait_for = c.wait_for();
-  if (c.conv_code() != "fcdcc" && c.conv_code() != "im2col") {
-    return Bad(at({"code", "conv_code"}), "must be fcdcc or im2col, got '" + c.conv_code() + "'");
-  }
-  s.model.fcdcc = c.conv_code() == "fcdcc";
-  if (c.conv_k_a() < 1) return Bad(at({"code", "conv_k_a"}), "must be >= 1, got " + std::to_string(c.conv_k_a()));
-  if (c.conv_k_b() < 1) return Bad(at({"code", "conv_k_b"}), "must be >= 1, got " + std::to_string(c.conv_k_b()));
-  s.model.code.k_a = c.conv_k_a();
-  s.model.code.k_b = c.conv_k_b();
-  if (c.errors_to_correct() < 0) return Bad(at({"code", "errors_to_correct"}), "must be >= 0");
-  s.model.errors_to_correct = c.errors_to_correct();
+  StatusOr<CodeSpecOptions> code =
+      ReadCodeSpec(job.code(), s.peers, /*for_training=*/true,
+                   [&](const std::string& field, const std::string& reason) {
+                     return Bad(at({"code", field}), reason);
+                   });
+  if (!code.ok()) return code.status();
+  s.model.code = code->code;
+  s.model.product.wait_for = code->wait_for;
+  s.model.fcdcc = code->fcdcc;
+  s.model.errors_to_correct = code->errors_to_correct;
 
   // Faults.
   const proto::Faults& f = job.faults();
