@@ -430,7 +430,7 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   const TrainingCounters c = (*trainer)->counters();
   const std::vector<double> mine = {double(c.faults_injected), double(c.unverified_decodes),
                                     double(c.copies_replaced)};
-  auto all = (*group)->AllGather(mine, {.step = 1 << 30, .layer = 1 << 21});
+  auto all = (*group)->AllGather(mine, MakeExchangeTag(ExchangeOp::kEvaluationTally).value());
   if (!all.ok()) return fail(all.status());
   if (rank == 0) {
     const Vector sum = all->rowwise().sum();

@@ -8,9 +8,6 @@
 #include <thread>
 
 namespace polyguard {
-namespace {
-enum Op { kForwardOp = 0, kTransposeOp = 1 };
-}  // namespace
 
 StatusOr<std::unique_ptr<CodedProduct>> CodedProduct::Create(PeerGroup* group,
                                                              const ProductCode* code,
@@ -53,7 +50,8 @@ void CodedProduct::Fault(int64_t step, int layer, StepPoint point, Matrix* value
 }
 
 StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, int threshold,
-                                                         int64_t step, int layer, int op) {
+                                                         int64_t step, int layer, ExchangeOp op) {
+  POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(op, step, layer));
   // A send fault corrupts only what is sent, so it needs its own copy.
   Matrix corrupted;
   const Matrix* sent = &result;
@@ -74,8 +72,7 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
                             : std::chrono::steady_clock::now() + options_.deadline;
   POLYGUARD_ASSIGN_OR_RETURN(
       GatherResult g, group_->GatherAtLeast(std::span<const double>(sent->data(), size_t(sent->size())),
-                                            need, deadline,
-                                            {.step = step, .layer = layer, .op = op}));
+                                            need, deadline, tag));
   if (int(g.peers.size()) < threshold) {
     return UnavailableError("coded product (step " + std::to_string(step) + ", layer " +
                             std::to_string(layer) + "): only " + std::to_string(g.peers.size()) +
@@ -137,7 +134,8 @@ StatusOr<DecodedProduct> CodedProduct::ExchangeAndDecode(Matrix y, bool spoiled,
   Fault(step, layer, StepPoint::kProduct, &y);
   const int threshold = transpose ? code_->transpose_threshold() : code_->recovery_threshold();
   POLYGUARD_ASSIGN_OR_RETURN(
-      auto results, Exchange(y, threshold, step, layer, transpose ? kTransposeOp : kForwardOp));
+      auto results, Exchange(y, threshold, step, layer,
+                              transpose ? ExchangeOp::kTranspose : ExchangeOp::kForward));
   POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct decoded, transpose ? code_->DecodeTranspose(results)
                                                                : code_->Decode(results));
   Fault(step, layer, StepPoint::kDecode, &decoded.product);

@@ -102,10 +102,6 @@ std::string ByValue(std::span<const int64_t> values,
   return out;
 }
 
-// The resume agreement's exchange: before every trainer round (rounds count
-// from 1) and on a layer id no model or trainer exchange has.
-constexpr ExchangeTag kResumeTag{.step = 0, .layer = 1 << 22, .op = 0};
-
 }  // namespace
 
 std::string CheckpointPath(const std::string& dir, int rank) {
@@ -213,7 +209,8 @@ Status CheckResumeFits(const std::string& path, int64_t step, int64_t total) {
 StatusOr<int64_t> AgreeOnResumeStep(PeerGroup* group, int64_t step, int64_t total) {
   // (Steps are exact in a double up to 2^53.)
   const std::vector<double> mine = {double(step), double(total)};
-  POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group->AllGather(mine, kResumeTag));
+  POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kResumeAgree));
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group->AllGather(mine, tag));
   std::vector<int64_t> steps, totals;
   std::vector<int> unloaded;
   for (Eigen::Index q = 0; q < all.cols(); ++q) {

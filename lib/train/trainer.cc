@@ -8,16 +8,16 @@
 
 #include "polyguard/base/random.h"
 #include "polyguard/nn/softmax_cross_entropy.h"
+#include "polyguard/runtime/exchange_tags.h"
 
 namespace polyguard {
 namespace {
 
-// Exchanges of the trainer itself use a layer id no model layer has.
-constexpr int kControlLayer = 1 << 20;
-// SnapshotNow's scrubs: numbered by snapshot instead of by round (they spend
-// no round), so they need a layer id of their own to keep their tags apart.
-constexpr int kSnapshotLayer = kControlLayer + 1;
-enum ControlOp { kAgreeOp = 0, kScrubOp = 1 << 10, kRepairOp = 2 << 10, kFixOp = 3 << 10 };
+// The trainer's exchanges take their tags from MakeExchangeTag. ScrubAt's
+// `tag_layer` names the series of scrubs: the rounds', or SnapshotNow's,
+// numbered by snapshot instead of by round (they spend no round), so they
+// have tags (ExchangeOp::kSnapshotScrub) and probes of their own.
+enum ScrubSeries { kRoundScrubs = 0, kSnapshotScrubs = 1 };
 
 // The guard's fingerprint of a decoded copy: kProjections weighted sums with
 // weights in [-1, 1) drawn from a hash of the position and a key that
@@ -171,7 +171,8 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
       sizes.push_back(double(m->size()));
     }
   }
-  POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, {round, kControlLayer, kAgreeOp}));
+  POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kAgree, round));
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, tag));
   const int p = group_->size();
   Decision d;
   for (int q = 0; q < p; ++q) d.any_failed = d.any_failed || all(0, q) != 0.0;
@@ -260,7 +261,8 @@ Status Trainer::ReplaceStaleCopies(const Decision& d, int64_t round) {
       for (int q : stale) to[size_t(q)] = copy;
     }
     if (i_am_stale) from[size_t(root)] = x->size() + g->size();
-    POLYGUARD_ASSIGN_OR_RETURN(auto got, group_->SendRecv(to, from, {round, kControlLayer, kFixOp + l}));
+    POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kFix, round, l));
+    POLYGUARD_ASSIGN_OR_RETURN(auto got, group_->SendRecv(to, from, tag));
     if (i_am_stale) {
       Unflatten(got[size_t(root)], x, g);
       ++counters_.copies_replaced;
@@ -278,7 +280,7 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
     CodedLayer& layer = model_->layer(l);
     const ProductCode& code = layer.code();
     // (SnapshotNow's probes come from a stream of their own.)
-    Random rng(tag_layer == kControlLayer
+    Random rng(tag_layer == kRoundScrubs
                    ? DeriveSeed(options_.seed, {0x5c7b, uint64_t(round), uint64_t(l)})
                    : DeriveSeed(options_.seed, {0x5c7c, uint64_t(round), uint64_t(l)}));
     const Vector probe = rng.NormalMatrix(code.probe_length(), 1).col(0);
@@ -287,8 +289,12 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
     Vector mine(a.size() + b.size());
     mine << a, b;
     POLYGUARD_ASSIGN_OR_RETURN(
-        Matrix all, group_->AllGather(std::span<const double>(mine.data(), size_t(mine.size())),
-                                      {round, tag_layer, kScrubOp + l}));
+        const ExchangeTag probe_tag,
+        MakeExchangeTag(tag_layer == kRoundScrubs ? ExchangeOp::kScrub : ExchangeOp::kSnapshotScrub,
+                        round, l));
+    POLYGUARD_ASSIGN_OR_RETURN(
+        Matrix all,
+        group_->AllGather(std::span<const double>(mine.data(), size_t(mine.size())), probe_tag));
     std::vector<PeerResult> probes;
     for (int q = 0; q < p; ++q) probes.push_back({q, all.col(q)});
     StatusOr<std::vector<int>> wrong = code.CheckProbes(probes);
@@ -299,7 +305,7 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
     }
     if (wrong->empty()) continue;
     corrupted.insert(corrupted.end(), wrong->begin(), wrong->end());
-    if (tag_layer == kSnapshotLayer) continue;  // SnapshotNow only looks (see there)
+    if (tag_layer == kSnapshotScrubs) continue;  // SnapshotNow only looks (see there)
     std::vector<int> healthy;
     for (int q = 0; q < p; ++q)
       if (!std::binary_search(wrong->begin(), wrong->end(), q)) healthy.push_back(q);
@@ -326,8 +332,9 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
       }
       if (t == me) my_target = int(i);
     }
-    POLYGUARD_ASSIGN_OR_RETURN(auto got,
-                               group_->SendRecv(to, from, {round, tag_layer, kRepairOp + l}));
+    POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag repair_tag,
+                               MakeExchangeTag(ExchangeOp::kRepair, round, l));
+    POLYGUARD_ASSIGN_OR_RETURN(auto got, group_->SendRecv(to, from, repair_tag));
     if (my_target >= 0) {
       std::vector<PeerResult> shards, velocities;
       for (int s : sources[size_t(my_target)]) {
@@ -428,7 +435,7 @@ StatusOr<bool> Trainer::SnapshotNow(int64_t step) {
   // next scrub would change the weights from there on.
   bool repairable = true;
   POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found,
-                             ScrubAt(++snapshot_scrubs_, kSnapshotLayer, &repairable));
+                             ScrubAt(++snapshot_scrubs_, kSnapshotScrubs, &repairable));
   if (!repairable || !found.empty()) return false;
   State now{.step = step,
             .round = round_,
@@ -473,11 +480,12 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
     // count, and on whether any decode located wrong peers.
     const std::vector<double> mine = {forward.ok() ? 0.0 : 1.0, double(correct),
                                       model_->last_wrong_results() > 0 ? 1.0 : 0.0};
-    POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, {round, kControlLayer, kAgreeOp}));
+    POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kAgree, round));
+    POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, tag));
     if ((all.row(0).array() != 0.0).any()) {
       // A corrupted stored shard would fail the retry too.
       bool repairable = true;
-      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kControlLayer, &repairable).status());
+      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kRoundScrubs, &repairable).status());
       if (!repairable) break;
       continue;
     }
@@ -486,7 +494,7 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
       // must not wait for the next training step's scrub, or hits pile up
       // past what the code corrects. (This result is already correct.)
       bool repairable = true;
-      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kControlLayer, &repairable).status());
+      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kRoundScrubs, &repairable).status());
     }
     // The count most peers computed (a peer's local copy may be wrong).
     // (A row of the column-major gather is strided: copy it entry by entry.)
@@ -501,7 +509,7 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
 
 StatusOr<std::vector<int>> Trainer::Scrub() {
   bool repairable = true;
-  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(++round_, kControlLayer, &repairable));
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(++round_, kRoundScrubs, &repairable));
   if (!repairable) {
     return DataLossError("scrub: shards of peers " + FormatPeers(found) +
                          " are corrupted beyond what the code can repair");
@@ -558,7 +566,7 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
       ++counters_.recomputations;
       if (d.any_failed) ++counters_.uncorrectable_steps;
       // A corrupted stored shard would fail the retry too.
-      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kControlLayer, &repairable).status());
+      POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kRoundScrubs, &repairable).status());
       continue;
     }
     POLYGUARD_RETURN_IF_ERROR(ReplaceStaleCopies(d, round));
@@ -583,7 +591,7 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
     if (repeated || snapshot_due ||
         (options_.scrub_interval > 0 && step % options_.scrub_interval == 0)) {
       POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found,
-                                 ScrubAt(round, kControlLayer, &repairable));
+                                 ScrubAt(round, kRoundScrubs, &repairable));
       if (!repairable) break;
       if (found.empty() && snapshot_due) TakeSnapshot(step);
     }

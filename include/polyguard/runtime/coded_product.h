@@ -27,6 +27,7 @@
 
 #include "polyguard/codes/product_code.h"
 #include "polyguard/fault/fault_injector.h"
+#include "polyguard/runtime/exchange_tags.h"
 #include "polyguard/runtime/peer_group.h"
 
 namespace polyguard {
@@ -90,7 +91,7 @@ class CodedProduct {
   // A fault at `point` on a sparse matrix's stored nonzeros.
   void FaultSparse(int64_t step, int layer, StepPoint point, SparseMatrix* value);
   StatusOr<std::vector<PeerResult>> Exchange(const Matrix& result, int threshold, int64_t step,
-                                             int layer, int op);
+                                             int layer, ExchangeOp op);
 
   PeerGroup* group_;
   const ProductCode* code_;

@@ -1,7 +1,7 @@
 // PeerGroup: P peer processes (or threads) connected by gloo over TCP, with
-// no master. The one place where gloo is called: every gloo exception or
-// timeout becomes a Status (Unavailable or DeadlineExceeded) naming the
-// operation, and nothing aborts.
+// no master. The one place where gloo is called (lib/runtime): every gloo
+// exception or timeout becomes a Status (Unavailable or DeadlineExceeded)
+// naming the operation, and nothing aborts.
 //
 // Rendezvous (where peers meet, chosen by a URL-like string):
 //   "file:/some/dir" or "/some/dir"   gloo FileStore in a folder shared by the
@@ -66,7 +66,9 @@ struct PeerGroupOptions {
   std::chrono::milliseconds timeout{30000};
 };
 
-// Identifies one exchange. Every peer must use the same tag for it.
+// Identifies one exchange. Every peer must use the same tag for it. The
+// library's own exchanges take theirs from MakeExchangeTag
+// (polyguard/runtime/exchange_tags.h), which keeps them distinct.
 struct ExchangeTag {
   int64_t step = 0;
   int layer = 0;
@@ -133,15 +135,11 @@ class PeerGroup {
   // (diagnostics; stays bounded while every peer keeps exchanging).
   int64_t pending_buffers() const;
 
-  struct Impl;  // gloo state; defined in peer_group.cc
+  struct Impl;  // gloo state; defined in lib/runtime/peer_group_impl.h
 
  private:
   PeerGroup(int rank, int size, std::chrono::milliseconds timeout, std::unique_ptr<Impl> impl);
-  // Waits (aborting at `deadline`) for the posted sends `which` selects; frees
-  // the completed ones. False when the deadline cut it short.
-  // `which(peer, exchange)` selects sends by receiver and exchange number.
-  bool WaitForSends(std::chrono::steady_clock::time_point deadline,
-                    const std::function<bool(int, uint64_t)>& which);
+  // The gather under every collective (lib/runtime/gather.cc); mu_ held.
   StatusOr<GatherResult> GatherLocked(std::span<const double> mine, int need,
                                       std::chrono::steady_clock::time_point deadline,
                                       uint64_t slot, const std::string& what);

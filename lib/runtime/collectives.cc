@@ -1,0 +1,91 @@
+// The collectives built on the gather (gather.cc): every peer sends its piece
+// to every other peer once, tagged so that it can only match the same
+// exchange at the receiver.
+#include <algorithm>
+#include <string>
+
+#include "lib/runtime/peer_group_impl.h"
+#include "polyguard/codes/errors_and_erasures_decoder.h"  // FormatPeers
+#include "polyguard/runtime/peer_group.h"
+
+namespace polyguard {
+
+using internal::DescribeExchange;
+using internal::SlotOf;
+
+StatusOr<GatherResult> PeerGroup::GatherAtLeast(std::span<const double> mine, int need,
+                                                std::chrono::steady_clock::time_point deadline,
+                                                ExchangeTag tag) {
+  if (need < 1 || need > size_) {
+    return InvalidArgumentError("gather: need must be in [1, " + std::to_string(size_) + "], got " +
+                                std::to_string(need));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  return GatherLocked(mine, need, deadline, SlotOf(tag, internal::kData),
+                      DescribeExchange("gather", tag));
+}
+
+StatusOr<Matrix> PeerGroup::AllGather(std::span<const double> mine, ExchangeTag tag) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string what = DescribeExchange("all-gather", tag);
+  POLYGUARD_ASSIGN_OR_RETURN(GatherResult g,
+                             GatherLocked(mine, size_, std::chrono::steady_clock::now() + timeout_,
+                                          SlotOf(tag, internal::kData), what));
+  if (int(g.peers.size()) < size_) {
+    std::vector<int> missing;
+    for (int p = 0; p < size_; ++p)
+      if (!std::binary_search(g.peers.begin(), g.peers.end(), p)) missing.push_back(p);
+    return DeadlineExceededError(what + ": no piece from peers " + FormatPeers(missing) +
+                                 " within " + std::to_string(timeout_.count()) + " ms");
+  }
+  Matrix values(mine.size(), size_);
+  for (int p = 0; p < size_; ++p) values.col(p) = g.pieces[size_t(p)];
+  return values;
+}
+
+StatusOr<std::vector<std::vector<double>>> PeerGroup::AllGatherV(std::span<const double> mine,
+                                                                 ExchangeTag tag) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string what = DescribeExchange("all-gather-v", tag);
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  // Sizes first, then every piece padded to the longest.
+  const double my_size = static_cast<double>(mine.size());
+  POLYGUARD_ASSIGN_OR_RETURN(GatherResult sizes,
+                             GatherLocked(std::span<const double>(&my_size, 1), size_, deadline,
+                                          SlotOf(tag, internal::kSizes), what));
+  if (int(sizes.peers.size()) < size_) {
+    return DeadlineExceededError(what + ": sizes did not arrive within " +
+                                 std::to_string(timeout_.count()) + " ms");
+  }
+  int64_t longest = 0;
+  for (const Matrix& s : sizes.pieces) longest = std::max(longest, static_cast<int64_t>(s(0, 0)));
+  std::vector<double> padded(static_cast<size_t>(longest), 0.0);
+  std::copy(mine.begin(), mine.end(), padded.begin());
+  POLYGUARD_ASSIGN_OR_RETURN(
+      GatherResult data, GatherLocked(padded, size_, deadline, SlotOf(tag, internal::kData), what));
+  if (int(data.peers.size()) < size_) {
+    return DeadlineExceededError(what + ": data did not arrive within " +
+                                 std::to_string(timeout_.count()) + " ms");
+  }
+  std::vector<std::vector<double>> out(static_cast<size_t>(size_));
+  for (int p = 0; p < size_; ++p) {
+    const auto len = static_cast<int64_t>(sizes.pieces[size_t(p)](0, 0));
+    const double* values = data.pieces[size_t(p)].data();
+    out[static_cast<size_t>(p)].assign(values, values + len);
+  }
+  return out;
+}
+
+Status PeerGroup::Broadcast(int root, std::vector<double>* data, ExchangeTag tag) {
+  if (root < 0 || root >= size_) {
+    return InvalidArgumentError("broadcast: root " + std::to_string(root) + " out of range");
+  }
+  // Non-roots contribute nothing; a small price for one code path.
+  std::span<const double> mine;
+  if (rank_ == root) mine = *data;
+  POLYGUARD_ASSIGN_OR_RETURN(auto all, AllGatherV(mine, tag));
+  if (rank_ != root) *data = std::move(all[static_cast<size_t>(root)]);
+  return Status::Ok();
+}
+
+}  // namespace polyguard

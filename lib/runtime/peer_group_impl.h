@@ -1,0 +1,55 @@
+// PeerGroup's gloo state, shared by the files of lib/runtime that implement
+// it (peer_group.cc: connecting; gather.cc, collectives.cc, send_recv.cc: the
+// exchanges), and how an exchange's tag becomes gloo's slot.
+#ifndef POLYGUARD_LIB_RUNTIME_PEER_GROUP_IMPL_H_
+#define POLYGUARD_LIB_RUNTIME_PEER_GROUP_IMPL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/prefix_store.h>
+#include <gloo/rendezvous/store.h>
+#include <gloo/transport/device.h>
+
+#include "lib/runtime/pending_buffers.h"
+#include "polyguard/runtime/peer_group.h"
+
+namespace polyguard {
+
+struct PeerGroup::Impl {
+  std::shared_ptr<gloo::rendezvous::Store> base_store;
+  std::unique_ptr<gloo::rendezvous::PrefixStore> store;  // the job's keys in base_store
+  std::shared_ptr<gloo::transport::Device> device;
+  std::shared_ptr<gloo::rendezvous::Context> context;
+  internal::PendingBuffers pending;
+
+  ~Impl() {
+    pending.Clear();  // buffers before the context they belong to
+    context.reset();
+  }
+};
+
+namespace internal {
+
+// The messages of one exchange: an all-gather-v sends sizes, then data.
+enum Phase : uint64_t { kData = 1, kSizes = 2, kDirect = 3 };
+
+// gloo's slot (its message tag) for `tag`'s messages in `phase`.
+uint64_t SlotOf(const ExchangeTag& tag, Phase phase);
+
+// "op (step s, layer l, op o)": names an exchange in error messages.
+std::string DescribeExchange(const char* op, const ExchangeTag& tag);
+
+// How long a gloo wait may run when the caller aborts it at its own deadline
+// first: a little more than the failure timeout, so gloo's timeout (which
+// closes every connection) only catches a wait nobody aborted.
+inline std::chrono::milliseconds GlooTimeout(std::chrono::milliseconds failure_timeout) {
+  return failure_timeout + std::chrono::milliseconds(2000);
+}
+
+}  // namespace internal
+}  // namespace polyguard
+
+#endif  // POLYGUARD_LIB_RUNTIME_PEER_GROUP_IMPL_H_
