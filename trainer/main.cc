@@ -505,58 +505,36 @@ int RunLocal(int argc, char** argv, const JobSpec& spec) {
     std::fprintf(stderr, "polyguard-train: cannot create a rendezvous folder in /tmp\n");
     return 1;
   }
-  std::vector<pid_t> pids;
-  std::fflush(nullptr);
-  for (int r = 0; r < spec.peers; ++r) {
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      std::perror("polyguard-train: fork");
-      break;
+  // Once a peer fails, the others get the failure timeout to notice and
+  // stop; then they are killed.
+  LocalPeersOptions o;
+  o.peers = spec.peers;
+  o.grace_after_failure = spec.timeout + std::chrono::seconds(5);
+  o.die_with_launcher = true;  // never outlive the launcher
+  int failures = 0;
+  o.on_exit = [&](const PeerExit& e) {
+    if (e.ok()) return;
+    ++failures;
+    if (e.signal != 0) {
+      std::fprintf(stderr, "polyguard-train: peer %d was killed by signal %d\n", e.rank, e.signal);
+    } else {
+      std::fprintf(stderr, "polyguard-train: peer %d failed (exit code %d)\n", e.rank, e.exit_code);
     }
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the launcher
-      std::vector<std::string> args(argv, argv + argc);
-      args.insert(args.end(), {"--rank", std::to_string(r), "--rendezvous", std::string("file:") + dir});
-      if (r != 0) args.push_back("--no-progress");
-      std::vector<char*> cargs;
-      for (std::string& a : args) cargs.push_back(a.data());
-      cargs.push_back(nullptr);
-      ::execv("/proc/self/exe", cargs.data());
-      std::perror("polyguard-train: exec");
-      ::_exit(127);
-    }
-    pids.push_back(pid);
-  }
-  // Wait for every peer; once one fails, the others get the failure timeout
-  // to notice and stop, then they are killed.
-  std::map<pid_t, int> rank_of;
-  for (size_t r = 0; r < pids.size(); ++r) rank_of[pids[r]] = int(r);
-  int failures = int(spec.peers) - int(pids.size());
-  std::optional<std::chrono::steady_clock::time_point> kill_at;
-  size_t remaining = pids.size();
-  while (remaining > 0) {
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid > 0) {
-      --remaining;
-      const int rank = rank_of[pid];
-      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      if (!ok) {
-        ++failures;
-        if (WIFSIGNALED(status)) {
-          std::fprintf(stderr, "polyguard-train: peer %d was killed by signal %d\n", rank, WTERMSIG(status));
-        } else {
-          std::fprintf(stderr, "polyguard-train: peer %d failed (exit code %d)\n", rank, WEXITSTATUS(status));
-        }
-        if (!kill_at) kill_at = std::chrono::steady_clock::now() + spec.timeout + std::chrono::seconds(5);
-      }
-      continue;
-    }
-    if (kill_at && std::chrono::steady_clock::now() > *kill_at) {
-      for (pid_t p : pids) ::kill(p, SIGKILL);
-      kill_at.reset();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  };
+  StatusOr<std::vector<PeerExit>> exits = RunLocalPeers(o, [&](int r) {
+    std::vector<std::string> args(argv, argv + argc);
+    args.insert(args.end(), {"--rank", std::to_string(r), "--rendezvous", std::string("file:") + dir});
+    if (r != 0) args.push_back("--no-progress");
+    std::vector<char*> cargs;
+    for (std::string& a : args) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    ::execv("/proc/self/exe", cargs.data());
+    std::perror("polyguard-train: exec");
+    return 127;
+  });
+  if (!exits.ok()) {
+    std::fprintf(stderr, "polyguard-train: %s\n", exits.status().ToString().c_str());
+    failures = spec.peers;
   }
   std::filesystem::remove_all(dir, ec);
   if (failures > 0) {

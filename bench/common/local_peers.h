@@ -16,6 +16,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "polyguard/train/local_peers.h"
+
 namespace polyguard::bench {
 
 inline double ThreadCpuMs() {
@@ -30,7 +32,7 @@ inline double ProcessCpuMs() {
   return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6;
 }
 
-// Forks P processes running body(rank, record); a zero return means `record`
+// Forks P processes (the library's launcher, local_peers.h) running body(rank, record); a zero return means `record`
 // is sent to the parent. Returns every peer's record (in arrival order), or
 // nothing when a peer failed. Rendezvous folder: `dir` (fresh, removed after).
 template <class Record>
@@ -43,27 +45,19 @@ std::optional<std::vector<Record>> RunLocalPeers(
   std::filesystem::create_directories(dir);
   int fds[2];
   if (::pipe(fds) != 0) return std::nullopt;
-  std::fflush(nullptr);
-  std::vector<pid_t> pids;
-  for (int r = 0; r < peers; ++r) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::close(fds[0]);
-      Record record{};
-      const int code = body(r, dir, &record);
-      if (code == 0 && ::write(fds[1], &record, sizeof record) != sizeof record) ::_exit(90);
-      std::fflush(nullptr);
-      ::_exit(code);
-    }
-    pids.push_back(pid);
-  }
+  ::polyguard::LocalPeersOptions o;
+  o.peers = peers;
+  auto exits = ::polyguard::RunLocalPeers(o, [&](int r) {
+    ::close(fds[0]);
+    Record record{};
+    const int code = body(r, dir, &record);
+    if (code == 0 && ::write(fds[1], &record, sizeof record) != sizeof record) return 90;
+    return code;
+  });
   ::close(fds[1]);
-  bool ok = true;
-  for (pid_t pid : pids) {
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  }
+  bool ok = exits.ok();
+  if (ok)
+    for (const ::polyguard::PeerExit& e : *exits) ok = ok && e.ok();
   std::vector<Record> out;
   Record one{};
   while (::read(fds[0], &one, sizeof one) == sizeof one) out.push_back(one);

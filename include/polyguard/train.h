@@ -7,6 +7,7 @@
 #include "polyguard/data/synthetic.h"
 #include "polyguard/train/checkpoint.h"
 #include "polyguard/train/job_spec.h"
+#include "polyguard/train/local_peers.h"
 #include "polyguard/train/status_server.h"
 #include "polyguard/train/trainer.h"
 

@@ -286,7 +286,7 @@ TEST(DecoderAttackLarge, RotationP20SevenWrongPeersInOneSymbolWithStragglers) {
     y(5, 4 * order[size_t(2 + i)] + (i % 4)) += i < 2 ? 1e12 : 1.0;
   const Got g = DecodeAll(s, d, y, peers);
   EXPECT_TRUE(Exact(g)) << Describe(g);
-  EXPECT_LT(g.secs, 20.0);
+  // (Its cost, about 8 s here, is the decoder benchmark's business, not a test's.)
 }
 
 // ---------------------------------------------------------------------------

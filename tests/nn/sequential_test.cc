@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <latch>
 #include <thread>
 
 #include "polyguard/base/memory.h"
@@ -69,6 +70,9 @@ TEST_P(SequentialRefusal, EveryPeerRefusesItTheSameWay) {
   const Status expected = ValidateSequentialForPeers(c.options(), c.peers);
   std::vector<Status> got(size_t(c.peers));
   std::vector<std::thread> threads;
+  // Every peer keeps its group until all have refused: a group torn down
+  // while another peer still connects would fail that peer's Connect.
+  std::latch refused(c.peers);
   for (int r = 0; r < c.peers; ++r) {
     threads.emplace_back([&, r] {
       PeerGroupOptions o;
@@ -79,9 +83,11 @@ TEST_P(SequentialRefusal, EveryPeerRefusesItTheSameWay) {
       auto group = PeerGroup::Connect(o);
       if (!group.ok()) {
         got[size_t(r)] = group.status();
+        refused.count_down();
         return;
       }
       got[size_t(r)] = Sequential::Create(c.options(), group->get(), nullptr).status();
+      refused.arrive_and_wait();
     });
   }
   for (auto& t : threads) t.join();

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "polyguard/train/local_peers.h"
+
 namespace polyguard::testing {
 
 // A fresh rendezvous folder under the system temp dir.
@@ -34,48 +36,20 @@ struct ProcessResult {
   int signal = 0;
 };
 
+// The library's fork launcher (local_peers.h), with every peer killed after
+// `timeout`.
 inline std::vector<ProcessResult> RunPeers(int peers, const std::function<int(int)>& body,
                                            std::chrono::seconds timeout) {
-  std::fflush(nullptr);
-  std::vector<pid_t> pids;
-  for (int r = 0; r < peers; ++r) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      int code = 99;
-      try {
-        code = body(r);
-      } catch (...) {
-        code = 98;
-      }
-      std::fflush(nullptr);
-      ::_exit(code);
-    }
-    pids.push_back(pid);
-  }
+  LocalPeersOptions o;
+  o.peers = peers;
+  o.deadline = timeout;
+  StatusOr<std::vector<PeerExit>> exits = RunLocalPeers(o, body);
   std::vector<ProcessResult> out(static_cast<size_t>(peers));
-  std::vector<bool> done(static_cast<size_t>(peers), false);
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  int remaining = peers;
-  while (remaining > 0 && std::chrono::steady_clock::now() < end) {
-    for (int r = 0; r < peers; ++r) {
-      if (done[size_t(r)]) continue;
-      int status = 0;
-      if (::waitpid(pids[size_t(r)], &status, WNOHANG) == pids[size_t(r)]) {
-        done[size_t(r)] = true;
-        --remaining;
-        if (WIFEXITED(status)) out[size_t(r)].exit_code = WEXITSTATUS(status);
-        if (WIFSIGNALED(status)) out[size_t(r)].signal = WTERMSIG(status);
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!exits.ok()) {
+    std::fprintf(stderr, "RunPeers: %s\n", exits.status().ToString().c_str());
+    return out;
   }
-  for (int r = 0; r < peers; ++r) {
-    if (done[size_t(r)]) continue;
-    ::kill(pids[size_t(r)], SIGKILL);
-    int status = 0;
-    ::waitpid(pids[size_t(r)], &status, 0);
-    out[size_t(r)].signal = SIGKILL;
-  }
+  for (const PeerExit& e : *exits) out[size_t(e.rank)] = {e.exit_code, e.signal};
   return out;
 }
 

@@ -1,0 +1,54 @@
+// The one fork launcher: P peer processes on this machine, each running
+// body(rank) and exiting with its return value, reaped by the caller. Used by
+// polyguard-train's local mode, the multi-process tests and the benchmarks.
+//
+// Contract: every forked process is reaped before RunLocalPeers returns, and
+// none outlives `deadline`: at the deadline, and `grace_after_failure` after
+// the first peer fails, the ones still running are killed with SIGKILL (and
+// reported with signal = SIGKILL). The body runs in a forked copy of a
+// possibly multi-threaded process: it may only rely on the calling thread's
+// state (as after any fork) and should exec or build its own objects.
+// Cost: one fork per peer and a 5 ms polling loop in the caller.
+#ifndef POLYGUARD_TRAIN_LOCAL_PEERS_H_
+#define POLYGUARD_TRAIN_LOCAL_PEERS_H_
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "polyguard/base/status.h"
+
+namespace polyguard {
+
+struct PeerExit {
+  int rank = 0;
+  int exit_code = -1;  // -1 when ended by a signal
+  int signal = 0;      // the signal that ended it, 0 when it exited
+  bool ok() const { return signal == 0 && exit_code == 0; }
+};
+
+struct LocalPeersOptions {
+  int peers = 1;
+  // Kill the peers still running this long after the first failure
+  // (nullopt: wait for all; the job's own failure timeout ends them).
+  std::optional<std::chrono::milliseconds> grace_after_failure;
+  // Kill every peer still running after this long (nullopt: no limit).
+  std::optional<std::chrono::milliseconds> deadline;
+  // Peers get SIGKILL when the launcher dies (PR_SET_PDEATHSIG). Only for a
+  // launcher that forks from its main thread: the signal follows the
+  // forking *thread*.
+  bool die_with_launcher = false;
+  // Called in the launcher as each peer ends, in the order they end.
+  std::function<void(const PeerExit&)> on_exit;
+};
+
+// Forks options.peers processes running body(rank) (an exception becomes exit
+// code 98). Returns every peer's exit, indexed by rank. Internal when fork
+// fails (the peers already started are killed and reaped).
+StatusOr<std::vector<PeerExit>> RunLocalPeers(const LocalPeersOptions& options,
+                                              const std::function<int(int rank)>& body);
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_TRAIN_LOCAL_PEERS_H_

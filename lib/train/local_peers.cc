@@ -1,0 +1,103 @@
+#include "polyguard/train/local_peers.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+namespace polyguard {
+namespace {
+
+void KillAndReap(const std::vector<pid_t>& pids, std::vector<PeerExit>* exits,
+                 std::vector<bool>* done) {
+  for (size_t r = 0; r < pids.size(); ++r)
+    if (!(*done)[r]) ::kill(pids[r], SIGKILL);
+  for (size_t r = 0; r < pids.size(); ++r) {
+    if ((*done)[r]) continue;
+    int status = 0;
+    ::waitpid(pids[r], &status, 0);
+    (*done)[r] = true;
+    (*exits)[r].exit_code = -1;
+    (*exits)[r].signal = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
+  }
+}
+
+}  // namespace
+
+StatusOr<std::vector<PeerExit>> RunLocalPeers(const LocalPeersOptions& o,
+                                              const std::function<int(int rank)>& body) {
+  if (o.peers < 1) return InvalidArgumentError("local peers: need >= 1, got " + std::to_string(o.peers));
+  const pid_t launcher = ::getpid();
+  std::fflush(nullptr);  // the children must not repeat buffered output
+  std::vector<pid_t> pids;
+  std::vector<PeerExit> exits(static_cast<size_t>(o.peers));
+  for (int r = 0; r < o.peers; ++r) {
+    exits[size_t(r)].rank = r;
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      const int err = errno;
+      std::vector<bool> done(pids.size(), false);
+      exits.resize(pids.size());
+      KillAndReap(pids, &exits, &done);
+      return InternalError("local peers: fork of peer " + std::to_string(r) +
+                           " failed: " + std::strerror(err));
+    }
+    if (pid == 0) {
+      if (o.die_with_launcher) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != launcher) ::_exit(97);  // the launcher died before prctl
+      }
+      int code = 99;
+      try {
+        code = body(r);
+      } catch (...) {
+        code = 98;
+      }
+      std::fflush(nullptr);
+      ::_exit(code);
+    }
+    pids.push_back(pid);
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  std::optional<Clock::time_point> kill_at;
+  if (o.deadline) kill_at = start + *o.deadline;
+  std::vector<bool> done(pids.size(), false);
+  size_t remaining = pids.size();
+  while (remaining > 0) {
+    bool reaped = false;
+    for (size_t r = 0; r < pids.size(); ++r) {
+      if (done[r]) continue;
+      int status = 0;
+      if (::waitpid(pids[r], &status, WNOHANG) != pids[r]) continue;
+      done[r] = true;
+      --remaining;
+      reaped = true;
+      PeerExit& e = exits[r];
+      if (WIFEXITED(status)) e.exit_code = WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) e.signal = WTERMSIG(status);
+      if (!e.ok() && o.grace_after_failure) {
+        const auto at = Clock::now() + *o.grace_after_failure;
+        if (!kill_at || at < *kill_at) kill_at = at;
+      }
+      if (o.on_exit) o.on_exit(e);
+    }
+    if (remaining > 0 && kill_at && Clock::now() >= *kill_at) {
+      std::vector<bool> before = done;
+      KillAndReap(pids, &exits, &done);
+      for (size_t r = 0; r < pids.size(); ++r)
+        if (!before[r] && o.on_exit) o.on_exit(exits[r]);
+      remaining = 0;
+    }
+    if (remaining > 0 && !reaped) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return exits;
+}
+
+}  // namespace polyguard
