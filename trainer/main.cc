@@ -49,7 +49,7 @@ struct Args {
   std::optional<double> error_rate;
   std::optional<int> epochs;
   std::optional<int64_t> steps, timeout_ms;
-  std::optional<int> status_port;           // peer r serves on status_port + r
+  std::optional<int> status_port;  // peer r serves on status_port + r
   std::string status_address = "127.0.0.1";
   std::string hostname = "127.0.0.1";  // the address this peer listens on and announces
   std::optional<uint64_t> seed;
@@ -65,7 +65,7 @@ const char kUsage[] =
     "usage: polyguard-train --spec FILE [options]\n"
     "  --spec FILE          the job (models/*.textproto)\n"
     "  --peers P            override the spec's peers\n"
-    "  --strategy S         genpolydot, mds, replication, abft or uncoded\n"
+    "  --strategy S         a strategy that trains: %s\n"
     "  --error-rate E       faults per step point, in [0, 1]\n"
     "  --epochs N | --steps N   how long to train\n"
     "  --seed N             model, data and fault seeds\n"
@@ -143,7 +143,8 @@ StatusOr<Args> ParseArgs(int argc, char** argv) {
       POLYGUARD_ASSIGN_OR_RETURN(std::string v, value());
       char* end = nullptr;
       const double d = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end != '\0') return InvalidArgumentError(flag + ": not a number: '" + v + "'");
+      if (v.empty() || *end != '\0')
+        return InvalidArgumentError(flag + ": not a number: '" + v + "'");
       using T = typename std::remove_reference_t<decltype(*out)>::value_type;
       if (!std::is_floating_point_v<T> && d != std::floor(d)) {
         return InvalidArgumentError(flag + ": not an integer: '" + v + "'");
@@ -160,24 +161,42 @@ StatusOr<Args> ParseArgs(int argc, char** argv) {
       a.help = true;
       return a;
     }
-    if (flag == "--spec") { POLYGUARD_ASSIGN_OR_RETURN(a.spec, value()); }
-    else if (flag == "--peers") POLYGUARD_RETURN_IF_ERROR(number(&a.peers));
-    else if (flag == "--rank") POLYGUARD_RETURN_IF_ERROR(number(&a.rank));
-    else if (flag == "--strategy") { POLYGUARD_ASSIGN_OR_RETURN(a.strategy, value()); }
-    else if (flag == "--rendezvous") { POLYGUARD_ASSIGN_OR_RETURN(a.rendezvous, value()); }
-    else if (flag == "--checkpoint-dir") { POLYGUARD_ASSIGN_OR_RETURN(a.checkpoint_dir, value()); }
-    else if (flag == "--error-rate") POLYGUARD_RETURN_IF_ERROR(number(&a.error_rate));
-    else if (flag == "--epochs") POLYGUARD_RETURN_IF_ERROR(number(&a.epochs));
-    else if (flag == "--steps") POLYGUARD_RETURN_IF_ERROR(number(&a.steps));
-    else if (flag == "--seed") POLYGUARD_RETURN_IF_ERROR(number(&a.seed));
-    else if (flag == "--timeout-ms") POLYGUARD_RETURN_IF_ERROR(number(&a.timeout_ms));
-    else if (flag == "--status-port") POLYGUARD_RETURN_IF_ERROR(number(&a.status_port));
-    else if (flag == "--status-address") { POLYGUARD_ASSIGN_OR_RETURN(a.status_address, value()); }
-    else if (flag == "--hostname") { POLYGUARD_ASSIGN_OR_RETURN(a.hostname, value()); }
-    else if (flag == "--resume") a.resume = true;
-    else if (flag == "--quiet") a.quiet = true;
-    else if (flag == "--no-progress") a.progress = false;
-    else return InvalidArgumentError("unknown option " + flag);
+    if (flag == "--spec") {
+      POLYGUARD_ASSIGN_OR_RETURN(a.spec, value());
+    } else if (flag == "--peers")
+      POLYGUARD_RETURN_IF_ERROR(number(&a.peers));
+    else if (flag == "--rank")
+      POLYGUARD_RETURN_IF_ERROR(number(&a.rank));
+    else if (flag == "--strategy") {
+      POLYGUARD_ASSIGN_OR_RETURN(a.strategy, value());
+    } else if (flag == "--rendezvous") {
+      POLYGUARD_ASSIGN_OR_RETURN(a.rendezvous, value());
+    } else if (flag == "--checkpoint-dir") {
+      POLYGUARD_ASSIGN_OR_RETURN(a.checkpoint_dir, value());
+    } else if (flag == "--error-rate")
+      POLYGUARD_RETURN_IF_ERROR(number(&a.error_rate));
+    else if (flag == "--epochs")
+      POLYGUARD_RETURN_IF_ERROR(number(&a.epochs));
+    else if (flag == "--steps")
+      POLYGUARD_RETURN_IF_ERROR(number(&a.steps));
+    else if (flag == "--seed")
+      POLYGUARD_RETURN_IF_ERROR(number(&a.seed));
+    else if (flag == "--timeout-ms")
+      POLYGUARD_RETURN_IF_ERROR(number(&a.timeout_ms));
+    else if (flag == "--status-port")
+      POLYGUARD_RETURN_IF_ERROR(number(&a.status_port));
+    else if (flag == "--status-address") {
+      POLYGUARD_ASSIGN_OR_RETURN(a.status_address, value());
+    } else if (flag == "--hostname") {
+      POLYGUARD_ASSIGN_OR_RETURN(a.hostname, value());
+    } else if (flag == "--resume")
+      a.resume = true;
+    else if (flag == "--quiet")
+      a.quiet = true;
+    else if (flag == "--no-progress")
+      a.progress = false;
+    else
+      return InvalidArgumentError("unknown option " + flag);
   }
   if (a.spec.empty()) return InvalidArgumentError("--spec FILE is required");
   if (!a.rank) POLYGUARD_RETURN_IF_ERROR(RankFromLauncher(&a));
@@ -258,7 +277,8 @@ StatusOr<JobData> LoadData(const JobSpec& s) {
     d.sampler = std::make_unique<BatchSampler>(d.train.get(), s.model.batch, s.data.seed);
     d.steps_per_epoch = d.sampler->steps_per_epoch();
   } else {
-    POLYGUARD_ASSIGN_OR_RETURN(d.synthetic, SyntheticClassification::Create(features, s.data.classes, s.data.seed));
+    POLYGUARD_ASSIGN_OR_RETURN(
+        d.synthetic, SyntheticClassification::Create(features, s.data.classes, s.data.seed));
     d.steps_per_epoch = kSyntheticStepsPerEpoch;
     // A fixed test set from batches no training step uses.
     Dataset test;
@@ -284,16 +304,19 @@ void Progress(int64_t step, int64_t total, const StepResult& r, const TrainingCo
   static const bool tty = ::isatty(STDOUT_FILENO) != 0;
   static auto last = std::chrono::steady_clock::time_point();
   const auto now = std::chrono::steady_clock::now();
-  const bool tenth = (step * 10 / std::max<int64_t>(total, 1)) != ((step - 1) * 10 / std::max<int64_t>(total, 1));
+  const bool tenth =
+      (step * 10 / std::max<int64_t>(total, 1)) != ((step - 1) * 10 / std::max<int64_t>(total, 1));
   if (tty ? (now - last < std::chrono::milliseconds(100) && step != total) : !tenth) return;
   last = now;
   const int width = 24;
   const int filled = static_cast<int>(width * step / std::max<int64_t>(total, 1));
   std::string bar(size_t(filled), '#');
   bar.resize(size_t(width), '.');
-  std::fprintf(stdout, "%s[%s] step %ld/%ld  loss %.4f  acc %.3f  wrong %ld corrected %ld  %.1f steps/s %s",
-               tty ? "\r" : "", bar.c_str(), long(step), long(total), r.loss, r.accuracy, long(c.wrong_results),
-               long(c.results_corrected), double(step) / std::max(seconds, 1e-9), tty ? "" : "\n");
+  std::fprintf(stdout,
+               "%s[%s] step %ld/%ld  loss %.4f  acc %.3f  wrong %ld corrected %ld  %.1f steps/s %s",
+               tty ? "\r" : "", bar.c_str(), long(step), long(total), r.loss, r.accuracy,
+               long(c.wrong_results), long(c.results_corrected),
+               double(step) / std::max(seconds, 1e-9), tty ? "" : "\n");
   std::fflush(stdout);
 }
 
@@ -307,8 +330,11 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   auto data = LoadData(spec);
   if (!data.ok()) return fail(data.status());
   const int64_t total = spec.steps > 0 ? spec.steps : spec.epochs * data->steps_per_epoch;
-  auto group = PeerGroup::Connect({.rank = rank, .size = spec.peers, .rendezvous = *args.rendezvous,
-                                   .job_id = spec.name, .hostname = args.hostname,
+  auto group = PeerGroup::Connect({.rank = rank,
+                                   .size = spec.peers,
+                                   .rendezvous = *args.rendezvous,
+                                   .job_id = spec.name,
+                                   .hostname = args.hostname,
                                    .timeout = spec.timeout});
   if (!group.ok()) return fail(group.status());
   FaultInjector faults(spec.faults, spec.fault_seed, rank);
@@ -316,7 +342,8 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   if (!model.ok()) return fail(model.status());
   auto trainer = Trainer::Create(group->get(), model->get(), &faults, spec.trainer);
   if (!trainer.ok()) return fail(trainer.status());
-  const CheckpointIdentity identity{spec.name, (*model)->layer(0).code().Describe(), spec.peers, rank};
+  const CheckpointIdentity identity{spec.name, (*model)->layer(0).code().Describe(), spec.peers,
+                                    rank};
   // Every peer loads its checkpoint, then all agree on the step before any
   // training exchange: a peer that cannot load, or checkpoints of different
   // steps, stop every peer at once with the reason (alone, they would stop
@@ -358,8 +385,8 @@ int RunPeer(const Args& args, const JobSpec& spec) {
     std::error_code ec;
     std::filesystem::create_directories(*args.checkpoint_dir, ec);
     if (ec) {
-      return fail(InvalidArgumentError("--checkpoint-dir " + *args.checkpoint_dir + ": " +
-                                       ec.message()));
+      return fail(
+          InvalidArgumentError("--checkpoint-dir " + *args.checkpoint_dir + ": " + ec.message()));
     }
   }
   TrainingMetrics metrics(rank);
@@ -376,39 +403,48 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   Matrix x;
   std::vector<int> labels;
   for (int64_t step = first; step <= total;) {
-    if (data->sampler) data->sampler->Batch(step, &x, &labels);
-    else data->synthetic->Batch(step, spec.model.batch, &x, &labels);
+    if (data->sampler)
+      data->sampler->Batch(step, &x, &labels);
+    else
+      data->synthetic->Batch(step, spec.model.batch, &x, &labels);
     const auto step_start = std::chrono::steady_clock::now();
     auto r = (*trainer)->Step(step, x, labels);
     if (!r.ok()) return fail(r.status());
     if (!r->rolled_back) {
       ++done;
-      metrics.Update(step, r->loss,
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count(),
-                     (*trainer)->counters());
-      if (rank == 0 && args.quiet && step % 10 == 0) std::printf("step %ld loss %.6f\n", long(step), r->loss);
+      metrics.Update(
+          step, r->loss,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count(),
+          (*trainer)->counters());
+      if (rank == 0 && args.quiet && step % 10 == 0)
+        std::printf("step %ld loss %.6f\n", long(step), r->loss);
       if (draw) {
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         Progress(step, total, *r, (*trainer)->counters(), seconds * double(step) / double(done));
       }
     }
     const int64_t snap = (*trainer)->last_snapshot_step();
-    if (args.checkpoint_dir && spec.checkpoint_interval > 0 && snap - last_checkpoint >= spec.checkpoint_interval) {
+    if (args.checkpoint_dir && spec.checkpoint_interval > 0 &&
+        snap - last_checkpoint >= spec.checkpoint_interval) {
       if (Status s = WriteCheckpoint(CheckpointPath(*args.checkpoint_dir, rank), identity,
-                                     (*trainer)->LastSnapshot()); !s.ok()) {
+                                     (*trainer)->LastSnapshot());
+          !s.ok()) {
         return fail(s);
       }
       last_checkpoint = snap;
     }
     step = r->next_step;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (draw && ::isatty(STDOUT_FILENO)) std::printf("\n");
   if (args.checkpoint_dir) {
     auto snapped = (*trainer)->SnapshotNow(total);
     if (!snapped.ok()) return fail(snapped.status());
     if (Status s = WriteCheckpoint(CheckpointPath(*args.checkpoint_dir, rank), identity,
-                                   (*trainer)->LastSnapshot()); !s.ok()) {
+                                   (*trainer)->LastSnapshot());
+        !s.ok()) {
       return fail(s);
     }
   }
@@ -439,12 +475,13 @@ int RunPeer(const Args& args, const JobSpec& spec) {
                 double(done) / std::max(seconds, 1e-9));
     std::printf("test accuracy: %.4f (%ld of %ld)\n", double(correct) / double(test.size()),
                 long(correct), long(test.size()));
-    std::printf("faults: %.0f injected, %ld wrong results located, %ld corrected, %.0f local copies "
-                "replaced; %ld uncorrectable steps, %ld recomputations, %ld shard repairs, %ld "
-                "rollbacks\n",
-                sum(0), long(c.wrong_results), long(c.results_corrected), sum(2),
-                long(c.uncorrectable_steps), long(c.recomputations), long(c.shard_repairs),
-                long(c.rollbacks));
+    std::printf(
+        "faults: %.0f injected, %ld wrong results located, %ld corrected, %.0f local copies "
+        "replaced; %ld uncorrectable steps, %ld recomputations, %ld shard repairs, %ld "
+        "rollbacks\n",
+        sum(0), long(c.wrong_results), long(c.results_corrected), sum(2),
+        long(c.uncorrectable_steps), long(c.recomputations), long(c.shard_repairs),
+        long(c.rollbacks));
     if (sum(1) > 0) {
       std::printf("unprotected: %.0f decodes checked nothing (exactly K results)\n", sum(1));
     }
@@ -523,7 +560,8 @@ int RunLocal(int argc, char** argv, const JobSpec& spec) {
   };
   StatusOr<std::vector<PeerExit>> exits = RunLocalPeers(o, [&](int r) {
     std::vector<std::string> args(argv, argv + argc);
-    args.insert(args.end(), {"--rank", std::to_string(r), "--rendezvous", std::string("file:") + dir});
+    args.insert(args.end(),
+                {"--rank", std::to_string(r), "--rendezvous", std::string("file:") + dir});
     if (r != 0) args.push_back("--no-progress");
     std::vector<char*> cargs;
     for (std::string& a : args) cargs.push_back(a.data());
@@ -556,7 +594,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (args->help) {
-    std::fputs(kUsage, stdout);
+    std::printf(kUsage, StrategyNames({.trains = true}).c_str());
     return 0;
   }
   auto spec = SpecWithOverrides(*args);

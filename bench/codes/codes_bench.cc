@@ -48,9 +48,7 @@ Case MakeCase(int64_t n, int64_t batch, int peers, int split) {
   return c;
 }
 
-void Label(benchmark::State& state, const Case& c) {
-  state.SetLabel(c.code->Describe());
-}
+void Label(benchmark::State& state, const Case& c) { state.SetLabel(c.code->Describe()); }
 
 void BM_Encode(benchmark::State& state) {
   Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
@@ -125,7 +123,10 @@ BENCHMARK(BM_DecodeClean)->Apply(Args);
 BENCHMARK(BM_DecodeErrors)->Apply(Args);
 BENCHMARK(BM_Uncoded)
     ->ArgNames({"N", "B"})
-    ->Args({1024, 1})->Args({1024, 64})->Args({4096, 1})->Args({4096, 64})
+    ->Args({1024, 1})
+    ->Args({1024, 64})
+    ->Args({4096, 1})
+    ->Args({4096, 64})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

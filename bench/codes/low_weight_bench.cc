@@ -26,10 +26,10 @@
 #include <string>
 #include <vector>
 
+#include "common/help.h"
 #include "common/local_peers.h"
 #include "polyguard/base/random.h"
 #include "polyguard/codes/low_weight_code.h"
-#include "common/help.h"
 
 namespace polyguard {
 namespace {
@@ -78,12 +78,12 @@ struct Config {
 
 struct CodeRun {
   std::string label;
-  double weight = 0;          // w_a w_b
+  double weight = 0;            // w_a w_b
   double nnz_a = 0, nnz_b = 0;  // per coded block, mean over sampled peers
-  double product_s = 0;       // per-peer product, median
-  double decode_s = 0;        // C from K results, at one peer
-  double step_s = 0;          // encode input + product + decode, one peer
-  double rel_error = 0;       // decoded vs A B
+  double product_s = 0;         // per-peer product, median
+  double decode_s = 0;          // C from K results, at one peer
+  double step_s = 0;            // encode input + product + decode, one peer
+  double rel_error = 0;         // decoded vs A B
 };
 
 // One code on (A, B): sampled peers' products, then a decode from K peers.
@@ -181,13 +181,16 @@ void RunCase(const char* title, int64_t rows, int64_t inner, int64_t cols, int n
              bool sparse_b, const Config& cfg) {
   std::printf("\n## %s: A %lld x %lld, B %lld x %lld, n = %d, k_a = %d, k_b = %d\n\n", title,
               (long long)rows, (long long)inner, (long long)inner, (long long)cols, n, ka, kb);
-  std::printf("| density | code | weight | nnz/coded block A (B) | product ms | predicted ms | "
-              "product/predicted | decode ms | step ms | dense/low product | dense/low step | rel. error |\n");
+  std::printf(
+      "| density | code | weight | nnz/coded block A (B) | product ms | predicted ms | "
+      "product/predicted | decode ms | step ms | dense/low product | dense/low step | rel. error "
+      "|\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   const ProductShape shape{rows, inner, cols};
   auto low = LowWeightCode::Create(shape, {.peers = n, .k_a = ka, .k_b = kb}).value();
-  auto dense = LowWeightCode::Create(shape, {.peers = n, .k_a = ka, .k_b = kb, .weight_a = ka,
-                                             .weight_b = kb}).value();
+  auto dense = LowWeightCode::Create(
+                   shape, {.peers = n, .k_a = ka, .k_b = kb, .weight_a = ka, .weight_b = kb})
+                   .value();
   std::fprintf(stderr, "%s\n%s\n", low->Describe().c_str(), dense->Describe().c_str());
   for (double density : cfg.densities) {
     Random rng(DeriveSeed(7, {uint64_t(density * 1e6)}));
@@ -211,13 +214,14 @@ void RunCase(const char* title, int64_t rows, int64_t inner, int64_t cols, int n
       } else {
         std::snprintf(nnz, sizeof(nnz), "%.0f", run->nnz_a);
       }
-      std::printf("| %.0f%% | %s | %.0f | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s | %.1e |\n",
-                  density * 100, run->label.c_str(), run->weight, nnz, run->product_s * 1e3,
-                  predicted * 1e3, run->product_s / predicted, run->decode_s * 1e3,
-                  run->step_s * 1e3,
-                  run == &lw ? (std::to_string(dn.product_s / lw.product_s).substr(0, 4) + "x").c_str() : "",
-                  run == &lw ? (std::to_string(dn.step_s / lw.step_s).substr(0, 4) + "x").c_str() : "",
-                  run->rel_error);
+      std::printf(
+          "| %.0f%% | %s | %.0f | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s | %.1e |\n",
+          density * 100, run->label.c_str(), run->weight, nnz, run->product_s * 1e3,
+          predicted * 1e3, run->product_s / predicted, run->decode_s * 1e3, run->step_s * 1e3,
+          run == &lw ? (std::to_string(dn.product_s / lw.product_s).substr(0, 4) + "x").c_str()
+                     : "",
+          run == &lw ? (std::to_string(dn.step_s / lw.step_s).substr(0, 4) + "x").c_str() : "",
+          run->rel_error);
     }
     std::printf("| | one uncoded block product: %.2f ms | | | | | | | | | | |\n", block_s * 1e3);
     std::fflush(stdout);
@@ -270,14 +274,16 @@ int main(int argc, char** argv) {
   bool bad = !(cfg.scale > 0.0 && cfg.scale <= 4.0) || cfg.peers_sampled < 1 || cfg.repeat < 1;
   for (double d : cfg.densities) bad = bad || !(d > 0.0 && d <= 1.0);
   if (bad || cfg.densities.empty()) {
-    std::fprintf(stderr, "low_weight_bench: scale must be in (0, 4], densities in (0, 1], "
-                         "peers-sampled and repeat >= 1\n");
+    std::fprintf(stderr,
+                 "low_weight_bench: scale must be in (0, 4], densities in (0, 1], "
+                 "peers-sampled and repeat >= 1\n");
     return 2;
   }
   auto dim = [&](double x) { return static_cast<int64_t>(x * cfg.scale); };
   std::printf("# Low-weight vs dense codes on sparse matrices (scale %.2f)\n", cfg.scale);
-  std::printf("Times are thread CPU time of one peer; weight = blocks mixed per product "
-              "(w_a w_b); predicted = weight x one uncoded block product.\n");
+  std::printf(
+      "Times are thread CPU time of one peer; weight = blocks mixed per product "
+      "(w_a w_b); predicted = weight x one uncoded block product.\n");
   if (cfg.matrix_matrix)
     polyguard::RunCase("matrix-matrix C = A^T B", dim(15000), dim(12000), dim(13500), 24, 4, 5,
                        /*sparse_b=*/true, cfg);

@@ -32,16 +32,17 @@ inline double ProcessCpuMs() {
   return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6;
 }
 
-// Forks P processes (the library's launcher, local_peers.h) running body(rank, record); a zero return means `record`
-// is sent to the parent. Returns every peer's record (in arrival order), or
+// Forks P processes (the library's launcher, local_peers.h) running body(rank, record); a zero
+// return means `record` is sent to the parent. Returns every peer's record (in arrival order), or
 // nothing when a peer failed. Rendezvous folder: `dir` (fresh, removed after).
 template <class Record>
 std::optional<std::vector<Record>> RunLocalPeers(
     int peers, const std::function<int(int rank, const std::string& dir, Record* record)>& body) {
   static_assert(std::is_trivially_copyable_v<Record>);
   std::random_device rd;
-  const std::string dir = (std::filesystem::temp_directory_path() /
-                           ("polyguard-bench-" + std::to_string(rd()))).string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("polyguard-bench-" + std::to_string(rd())))
+          .string();
   std::filesystem::create_directories(dir);
   int fds[2];
   if (::pipe(fds) != 0) return std::nullopt;

@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "common/help.h"
 #include "common/local_peers.h"
 #include "polyguard/base/random.h"
 #include "polyguard/conv/coded_convolution.h"
 #include "polyguard/conv/im2col_convolution.h"
-#include "common/help.h"
 
 namespace polyguard {
 namespace {
@@ -52,7 +52,8 @@ struct Step {
   double encode = 0, product = 0, decode = 0, rel = 0;
 };
 
-Step Measure(const ProductCode& code, const Matrix& fb, const Matrix& x, const Matrix& want, int repeat) {
+Step Measure(const ProductCode& code, const Matrix& fb, const Matrix& x, const Matrix& want,
+             int repeat) {
   std::vector<Matrix> shards;
   for (int r = 0; r < code.num_peers(); ++r) shards.push_back(code.EncodeShard(fb, r).value());
   std::vector<double> encode, product, decode;
@@ -93,8 +94,11 @@ T OrDie(StatusOr<T> v, const char* what) {
 
 void RunLayer(const Layer& layer, int repeat) {
   const ConvShape& s = layer.shape;
-  auto fcdcc = OrDie(CodedConvolution::Create(s, {.peers = layer.peers, .k_a = layer.k_a, .k_b = layer.k_b,
-                                                  .batch = layer.batch, .bias = true}),
+  auto fcdcc = OrDie(CodedConvolution::Create(s, {.peers = layer.peers,
+                                                  .k_a = layer.k_a,
+                                                  .k_b = layer.k_b,
+                                                  .batch = layer.batch,
+                                                  .bias = true}),
                      layer.name);
   ProductCodeOptions po;
   po.strategy = Strategy::kPolyDot;
@@ -117,11 +121,13 @@ void RunLayer(const Layer& layer, int repeat) {
                                   static_cast<const ProductCode*>(im2col.get())}) {
     const Step st = Measure(*code, fb, x, want, repeat);
     const bool is_fcdcc = code == fcdcc.get();
-    std::printf("| %s | %s, B=%d | %s P=%d K=%d | %.2f | %.2f (%.3f) | %.2f (%.3f) | %.2f (%.3f) | %.3f | %.3f | %.1e |\n",
-                layer.name, s.Describe().c_str(), layer.batch, is_fcdcc ? "fcdcc" : "im2col genpolydot",
-                layer.peers, code->recovery_threshold(), dm, st.encode, st.encode / dm, st.product,
-                st.product / dm, st.decode, st.decode / dm, (st.encode + st.product + st.decode) / dm,
-                is_fcdcc ? 1.0 / code->recovery_threshold() : 1.0 / (layer.m * layer.n), st.rel);
+    std::printf(
+        "| %s | %s, B=%d | %s P=%d K=%d | %.2f | %.2f (%.3f) | %.2f (%.3f) | %.2f (%.3f) | %.3f | "
+        "%.3f | %.1e |\n",
+        layer.name, s.Describe().c_str(), layer.batch, is_fcdcc ? "fcdcc" : "im2col genpolydot",
+        layer.peers, code->recovery_threshold(), dm, st.encode, st.encode / dm, st.product,
+        st.product / dm, st.decode, st.decode / dm, (st.encode + st.product + st.decode) / dm,
+        is_fcdcc ? 1.0 / code->recovery_threshold() : 1.0 / (layer.m * layer.n), st.rel);
     std::fflush(stdout);
   }
 }
@@ -144,15 +150,42 @@ int main(int argc, char** argv) {
   }
   if (repeat < 1) return 2;
   using polyguard::ConvShape;
-  std::printf("| layer | shape | code | direct ms | encode ms (/direct) | peer product ms (/direct) | "
-              "decode ms (/direct) | step per peer / direct | ideal product share | rel. error |\n");
+  std::printf(
+      "| layer | shape | code | direct ms | encode ms (/direct) | peer product ms (/direct) | "
+      "decode ms (/direct) | step per peer / direct | ideal product share | rel. error |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
-  polyguard::RunLayer({"LeNet conv1", ConvShape{.channels = 1, .height = 28, .width = 28, .filters = 6,
-                       .kernel_h = 5, .kernel_w = 5, .stride = 1, .pad = 2}, 64, 8, 2, 2, 2, 2}, repeat);
-  polyguard::RunLayer({"LeNet conv2", ConvShape{.channels = 6, .height = 14, .width = 14, .filters = 16,
-                       .kernel_h = 5, .kernel_w = 5, .stride = 1, .pad = 0}, 64, 8, 2, 2, 2, 2}, repeat);
-  polyguard::RunLayer({"AlexNet conv1", ConvShape{.channels = 3, .height = 227, .width = 227,
-                       .filters = 96, .kernel_h = 11, .kernel_w = 11, .stride = 4, .pad = 0}, 8, 20, 4, 4, 4, 4},
+  polyguard::RunLayer({"LeNet conv1",
+                       ConvShape{.channels = 1,
+                                 .height = 28,
+                                 .width = 28,
+                                 .filters = 6,
+                                 .kernel_h = 5,
+                                 .kernel_w = 5,
+                                 .stride = 1,
+                                 .pad = 2},
+                       64, 8, 2, 2, 2, 2},
+                      repeat);
+  polyguard::RunLayer({"LeNet conv2",
+                       ConvShape{.channels = 6,
+                                 .height = 14,
+                                 .width = 14,
+                                 .filters = 16,
+                                 .kernel_h = 5,
+                                 .kernel_w = 5,
+                                 .stride = 1,
+                                 .pad = 0},
+                       64, 8, 2, 2, 2, 2},
+                      repeat);
+  polyguard::RunLayer({"AlexNet conv1",
+                       ConvShape{.channels = 3,
+                                 .height = 227,
+                                 .width = 227,
+                                 .filters = 96,
+                                 .kernel_h = 11,
+                                 .kernel_w = 11,
+                                 .stride = 4,
+                                 .pad = 0},
+                       8, 20, 4, 4, 4, 4},
                       repeat);
   return 0;
 }

@@ -61,8 +61,8 @@ Outcome DecodeWithErrors(const ProductCode& code, const CleanProduct& clean,
   }
   auto decoded = code.Decode(results);
   if (!decoded.ok()) return Outcome::kDetected;
-  const double rel = (decoded->product - clean.expected).norm() /
-                     std::max(clean.expected.norm(), 1e-300);
+  const double rel =
+      (decoded->product - clean.expected).norm() / std::max(clean.expected.norm(), 1e-300);
   return rel <= 1e-6 ? Outcome::kCorrected : Outcome::kSilent;
 }
 
@@ -88,7 +88,8 @@ std::vector<double> MeasuredFailureByCount(const ProductCode& code, int patterns
         while (i >= 0 && idx[static_cast<size_t>(i)] == p - k + i) --i;
         if (i < 0) break;
         ++idx[static_cast<size_t>(i)];
-        for (int j = i + 1; j < k; ++j) idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
+        for (int j = i + 1; j < k; ++j)
+          idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
       }
     } else {
       for (int t = 0; t < patterns; ++t) one(rng->Sample(p, k));

@@ -99,8 +99,10 @@ void RunTrial(const ProductCode& code, const CodesTrialOptions& o, int errors, d
   double rel = (decoded->product - expected).norm() / denom;
   if (!std::isfinite(rel)) rel = std::numeric_limits<double>::infinity();
   row.max_rel_error = std::max(row.max_rel_error, rel);
-  if (rel <= 1e-6) ++row.corrected;
-  else ++row.undetected_wrong;
+  if (rel <= 1e-6)
+    ++row.corrected;
+  else
+    ++row.undetected_wrong;
 }
 
 }  // namespace
@@ -116,17 +118,15 @@ StatusOr<std::vector<CodesTrialRow>> RunCodesTrials(const CodesTrialOptions& o) 
   // decoder's copies of the results): refused before the first allocation.
   const ProductShape sh = code->shape();
   const double p = code->num_peers();
-  const double doubles = double(sh.rows) * double(sh.inner) + double(sh.inner) * double(sh.cols) +
-                         2.0 * double(sh.rows) * double(sh.cols) +
-                         p * double(code->stored_doubles_per_peer()) +
-                         p * double(sh.inner) * double(sh.cols) +
-                         3.0 * p * double(code->result_doubles_per_peer());
-  POLYGUARD_RETURN_IF_ERROR(CheckMemory("a trial with A " + std::to_string(sh.rows) + " x " +
-                                            std::to_string(sh.inner) + " and B " +
-                                            std::to_string(sh.inner) + " x " +
-                                            std::to_string(sh.cols) + " on " +
-                                            std::to_string(code->num_peers()) + " peers",
-                                        8.0 * doubles, AvailableMemoryBytes()));
+  const double doubles =
+      double(sh.rows) * double(sh.inner) + double(sh.inner) * double(sh.cols) +
+      2.0 * double(sh.rows) * double(sh.cols) + p * double(code->stored_doubles_per_peer()) +
+      p * double(sh.inner) * double(sh.cols) + 3.0 * p * double(code->result_doubles_per_peer());
+  POLYGUARD_RETURN_IF_ERROR(
+      CheckMemory("a trial with A " + std::to_string(sh.rows) + " x " + std::to_string(sh.inner) +
+                      " and B " + std::to_string(sh.inner) + " x " + std::to_string(sh.cols) +
+                      " on " + std::to_string(code->num_peers()) + " peers",
+                  8.0 * doubles, AvailableMemoryBytes()));
   const int answering = code->num_peers() - o.stragglers;
   std::vector<CodesTrialRow> rows;
   Random rng(o.seed);
@@ -241,7 +241,9 @@ StatusOr<CodesTrialOptions> ParseCodesOptions(const std::vector<std::string>& ar
       o.trials = int(v);
     } else if (flag == "rows" || flag == "cols" || flag == "batch") {
       POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 1, 1 << 20));
-      (flag == "rows" ? o.code.shape.rows : flag == "cols" ? o.code.shape.inner : o.code.shape.cols) = v;
+      (flag == "rows"   ? o.code.shape.rows
+       : flag == "cols" ? o.code.shape.inner
+                        : o.code.shape.cols) = v;
     } else if (flag == "seed") {
       POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 0, INT64_MAX));
       o.seed = uint64_t(v);
@@ -262,12 +264,11 @@ void WriteCodesCsv(std::ostream& out, const CodesTrialOptions& o, int threshold,
   for (const CodesTrialRow& r : rows) {
     // The low-weight code's split is k_a x k_b: its m, n, d columns.
     const bool low = o.code.strategy == Strategy::kLowWeight;
-    out << o.code.strategy.name() << ',' << o.code.peers << ','
-        << (low ? o.code.k_a : o.code.m) << ',' << (low ? 1 : o.code.n) << ','
-        << (low ? o.code.k_b : o.code.d) << ',' << threshold << ',' << o.stragglers << ','
-        << r.errors << ',' << r.trials << ',' << r.corrected << ',' << r.detected_uncorrectable
-        << ',' << r.undetected_wrong << ',' << r.max_rel_error << ',' << o.density << ','
-        << r.shard_nonzeros << '\n';
+    out << o.code.strategy.name() << ',' << o.code.peers << ',' << (low ? o.code.k_a : o.code.m)
+        << ',' << (low ? 1 : o.code.n) << ',' << (low ? o.code.k_b : o.code.d) << ',' << threshold
+        << ',' << o.stragglers << ',' << r.errors << ',' << r.trials << ',' << r.corrected << ','
+        << r.detected_uncorrectable << ',' << r.undetected_wrong << ',' << r.max_rel_error << ','
+        << o.density << ',' << r.shard_nonzeros << '\n';
   }
 }
 

@@ -16,10 +16,10 @@ namespace polyguard::experiment {
 struct CodesTrialOptions {
   ProductCodeOptions code;
   int stragglers = 0;
-  std::vector<int> errors = {0};      // fixed counts of wrong results, one row each
-  std::vector<double> error_rates;    // or: each answering peer wrong with this probability
+  std::vector<int> errors = {0};    // fixed counts of wrong results, one row each
+  std::vector<double> error_rates;  // or: each answering peer wrong with this probability
   SoftErrorKind error_kind = SoftErrorKind::kDense;
-  double error_magnitude = 1.0;       // relative to the typical result
+  double error_magnitude = 1.0;  // relative to the typical result
   int trials = 100;
   uint64_t seed = 1;
   // Below 1: A and B are sparse with this density and every peer encodes,

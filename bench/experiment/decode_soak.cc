@@ -28,8 +28,7 @@ struct SoakCode {
 
 StatusOr<std::vector<SoakCode>> MakeCodes() {
   std::vector<SoakCode> codes;
-  auto add = [&](std::string name, auto made, bool single_block,
-                 int64_t input_rows = 0) -> Status {
+  auto add = [&](std::string name, auto made, bool single_block, int64_t input_rows = 0) -> Status {
     if (!made.ok()) return made.status().WithContext(name);
     codes.push_back({std::move(name), std::move(made).value(), single_block, input_rows});
     return Status::Ok();
@@ -37,21 +36,21 @@ StatusOr<std::vector<SoakCode>> MakeCodes() {
   POLYGUARD_RETURN_IF_ERROR(add("genpolydot P=12 m=n=2",
                                 PolyDotCode::Create({16, 12, 8}, {.peers = 12, .m = 2, .n = 2}),
                                 true));
+  POLYGUARD_RETURN_IF_ERROR(add("genpolydot P=14 m=2 n=3",
+                                PolyDotCode::Create({32, 18, 8}, {.peers = 14, .m = 2, .n = 3}),
+                                true));
   POLYGUARD_RETURN_IF_ERROR(
-      add("genpolydot P=14 m=2 n=3", PolyDotCode::Create({32, 18, 8}, {.peers = 14, .m = 2, .n = 3}),
-          true));
-  POLYGUARD_RETURN_IF_ERROR(add(
-      "mds P=10 Q=6", MdsCode::Create({24, 10, 6}, {.peers = 10, .data_blocks = 6}), true));
+      add("mds P=10 Q=6", MdsCode::Create({24, 10, 6}, {.peers = 10, .data_blocks = 6}), true));
   // Generic errors in w peers of g blocks are told apart when each block has
   // at least w g entries: 8 x 8 per block here.
   POLYGUARD_RETURN_IF_ERROR(add("rotation P=10 m=d=2",
                                 RotationCode::Create({32, 10, 32}, {.peers = 10, .m = 2, .d = 2}),
                                 false));
-  POLYGUARD_RETURN_IF_ERROR(add("lowweight P=10 k_a=k_b=2",
-                                LowWeightCode::Create({16, 10, 12}, {.peers = 10, .k_a = 2, .k_b = 2}),
-                                true));
-  ConvShape conv{.channels = 2, .height = 10, .width = 10, .filters = 8, .kernel_h = 3,
-                 .kernel_w = 3};
+  POLYGUARD_RETURN_IF_ERROR(
+      add("lowweight P=10 k_a=k_b=2",
+          LowWeightCode::Create({16, 10, 12}, {.peers = 10, .k_a = 2, .k_b = 2}), true));
+  ConvShape conv{
+      .channels = 2, .height = 10, .width = 10, .filters = 8, .kernel_h = 3, .kernel_w = 3};
   POLYGUARD_RETURN_IF_ERROR(
       add("conv (FCDCC) P=10 k_a=k_b=2",
           CodedConvolution::Create(conv, {.peers = 10, .k_a = 2, .k_b = 2, .batch = 2}), false,
@@ -79,28 +78,48 @@ enum class Family {
   kBeyondDense,
   kBeyondProportional,
 };
-constexpr Family kFamilies[] = {
-    Family::kClean,         Family::kSameEntry,       Family::kIdentical,
-    Family::kProportional,  Family::kHugeBesideSmall, Family::kNonFinite,
-    Family::kScattered,     Family::kDense,           Family::kMixed,
-    Family::kNearRoundoff,  Family::kBeyondSameEntry, Family::kBeyondDense,
-    Family::kBeyondProportional};
+constexpr Family kFamilies[] = {Family::kClean,
+                                Family::kSameEntry,
+                                Family::kIdentical,
+                                Family::kProportional,
+                                Family::kHugeBesideSmall,
+                                Family::kNonFinite,
+                                Family::kScattered,
+                                Family::kDense,
+                                Family::kMixed,
+                                Family::kNearRoundoff,
+                                Family::kBeyondSameEntry,
+                                Family::kBeyondDense,
+                                Family::kBeyondProportional};
 
 const char* FamilyName(Family f) {
   switch (f) {
-    case Family::kClean: return "clean (stragglers only)";
-    case Family::kSameEntry: return "<= t in one entry";
-    case Family::kIdentical: return "<= t identical, one entry";
-    case Family::kProportional: return "<= t proportional dense";
-    case Family::kHugeBesideSmall: return "<= t huge beside small, one entry";
-    case Family::kNonFinite: return "<= t NaN/Inf with finite";
-    case Family::kScattered: return "every peer, <= t per entry";
-    case Family::kDense: return "claimed generic, dense, 1e-6..1e12";
-    case Family::kMixed: return "claimed generic, dense and sparse";
-    case Family::kNearRoundoff: return "claimed generic, 1e-12..1e-8";
-    case Family::kBeyondSameEntry: return "beyond: > t in one entry";
-    case Family::kBeyondDense: return "beyond: >= R-K dense";
-    case Family::kBeyondProportional: return "beyond: > t proportional";
+    case Family::kClean:
+      return "clean (stragglers only)";
+    case Family::kSameEntry:
+      return "<= t in one entry";
+    case Family::kIdentical:
+      return "<= t identical, one entry";
+    case Family::kProportional:
+      return "<= t proportional dense";
+    case Family::kHugeBesideSmall:
+      return "<= t huge beside small, one entry";
+    case Family::kNonFinite:
+      return "<= t NaN/Inf with finite";
+    case Family::kScattered:
+      return "every peer, <= t per entry";
+    case Family::kDense:
+      return "claimed generic, dense, 1e-6..1e12";
+    case Family::kMixed:
+      return "claimed generic, dense and sparse";
+    case Family::kNearRoundoff:
+      return "claimed generic, 1e-12..1e-8";
+    case Family::kBeyondSameEntry:
+      return "beyond: > t in one entry";
+    case Family::kBeyondDense:
+      return "beyond: >= R-K dense";
+    case Family::kBeyondProportional:
+      return "beyond: > t proportional";
   }
   return "?";
 }
@@ -129,8 +148,7 @@ double LogUniform(Random& rng, double lo, double hi) {
 // of answering peer i). R answering, threshold K, scale: the results' RMS.
 // generic: the wrong peers with generic errors the code claims to correct
 // from these results (its P-result claim less the results missing).
-void Inject(Family f, Random& rng, int k, int generic, double scale,
-            std::vector<Matrix>* values) {
+void Inject(Family f, Random& rng, int k, int generic, double scale, std::vector<Matrix>* values) {
   const int r = static_cast<int>(values->size());
   const int t = (r - k) / 2;
   const Eigen::Index len = (*values)[0].size();
@@ -150,8 +168,8 @@ void Inject(Family f, Random& rng, int k, int generic, double scale,
     }
     case Family::kProportional:
     case Family::kBeyondProportional: {
-      const int w = f == Family::kProportional ? t
-                                               : int(rng.UniformInt(t + 1, std::max(t + 1, r - k)));
+      const int w =
+          f == Family::kProportional ? t : int(rng.UniformInt(t + 1, std::max(t + 1, r - k)));
       const Matrix dir = rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
       for (int i : pick(w)) (*values)[size_t(i)] += LogUniform(rng, 1e-6, 1e12) * scale * dir;
       return;
@@ -172,9 +190,9 @@ void Inject(Family f, Random& rng, int k, int generic, double scale,
         at(w[j], entry) += u < 0.3   ? std::numeric_limits<double>::quiet_NaN()
                            : u < 0.5 ? std::numeric_limits<double>::infinity()
                                      : LogUniform(rng, 1e-6, 1e12) * scale;
-        if (rng.Uniform() < 0.3) (*values)[size_t(w[j])] += rng.NormalMatrix(1, 1)(0, 0) * scale *
-                                                             Matrix::Ones((*values)[0].rows(),
-                                                                          (*values)[0].cols());
+        if (rng.Uniform() < 0.3)
+          (*values)[size_t(w[j])] += rng.NormalMatrix(1, 1)(0, 0) * scale *
+                                     Matrix::Ones((*values)[0].rows(), (*values)[0].cols());
       }
       return;
     }
@@ -182,15 +200,18 @@ void Inject(Family f, Random& rng, int k, int generic, double scale,
       // A few entries, each with up to t wrong peers: every peer may be hit.
       const int entries = int(rng.UniformInt(1, std::min<Eigen::Index>(len, 2 * r)));
       for (int l : rng.Sample(int(std::min<Eigen::Index>(len, 1 << 20)), entries)) {
-        for (int i : pick(int(rng.UniformInt(0, t)))) at(i, l) += LogUniform(rng, 1e-6, 1e12) * scale;
+        for (int i : pick(int(rng.UniformInt(0, t))))
+          at(i, l) += LogUniform(rng, 1e-6, 1e12) * scale;
       }
       return;
     }
     case Family::kDense:
     case Family::kNearRoundoff:
       for (int i : pick(generic)) {
-        const double m = f == Family::kDense ? LogUniform(rng, 1e-6, 1e12) : LogUniform(rng, 1e-12, 1e-8);
-        (*values)[size_t(i)] += m * scale * rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
+        const double m =
+            f == Family::kDense ? LogUniform(rng, 1e-6, 1e12) : LogUniform(rng, 1e-12, 1e-8);
+        (*values)[size_t(i)] +=
+            m * scale * rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
       }
       return;
     case Family::kMixed: {
@@ -210,7 +231,8 @@ void Inject(Family f, Random& rng, int k, int generic, double scale,
       return;
     }
     case Family::kBeyondSameEntry:
-      for (int i : pick(int(rng.UniformInt(t + 1, r)))) at(i, entry) += LogUniform(rng, 1e-6, 1e12) * scale;
+      for (int i : pick(int(rng.UniformInt(t + 1, r))))
+        at(i, entry) += LogUniform(rng, 1e-6, 1e12) * scale;
       return;
     case Family::kBeyondDense:
       for (int i : pick(int(rng.UniformInt(std::min(r, r - k), r))))
@@ -319,7 +341,8 @@ StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
     if (failure && row.first_failure.empty()) {
       std::ostringstream why;
       why << "decode " << i << " (seed " << o.seed << "), " << arrived.size() << " results: "
-          << (got.ok() ? (got->verified ? "verified wrong" : "unverified") : got.status().ToString());
+          << (got.ok() ? (got->verified ? "verified wrong" : "unverified")
+                       : got.status().ToString());
       row.first_failure = why.str();
     }
     if (progress && (i + 1) % 10000 == 0) progress(i + 1);
@@ -346,11 +369,13 @@ std::string FormatSoakTable(const std::vector<SoakRow>& rows) {
     total.verified_wrong += r.verified_wrong;
     failed += Failed(r) ? 1 : 0;
   }
-  out << "\n" << total.decodes << " decodes: " << total.exact << " exact, " << total.data_loss
+  out << "\n"
+      << total.decodes << " decodes: " << total.exact << " exact, " << total.data_loss
       << " DataLoss, " << total.unverified << " unverified, " << total.verified_wrong
       << " verified wrong; " << failed << " of " << rows.size() << " rows broke the guarantee\n";
   for (const SoakRow& r : rows)
-    if (!r.first_failure.empty()) out << "- " << r.code << ", " << r.family << ": " << r.first_failure << "\n";
+    if (!r.first_failure.empty())
+      out << "- " << r.code << ", " << r.family << ": " << r.first_failure << "\n";
   return out.str();
 }
 

@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
     for (const auto& spec : specs) {
       auto r = RunExperiment(spec, out);
       if (!r.ok()) {
-        std::cerr << "polyguard-experiment: " << spec.name() << ": " << r.status().message() << "\n";
+        std::cerr << "polyguard-experiment: " << spec.name() << ": " << r.status().message()
+                  << "\n";
         return 1;
       }
       std::cout << "## " << spec.name() << " (" << r->dir << ")\n\n" << r->summary << "\n";

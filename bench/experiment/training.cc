@@ -40,8 +40,8 @@ Dataset FirstSamples(const Dataset& d, int count) {
   return out;
 }
 
-int TrainingPeer(const proto::Experiment& spec, const polyguard::proto::CodeSpec& pc, int peers, int rank,
-                 const std::string& dir, TrainingRecord* out) {
+int TrainingPeer(const proto::Experiment& spec, const polyguard::proto::CodeSpec& pc, int peers,
+                 int rank, const std::string& dir, TrainingRecord* out) {
   const auto& t = spec.training();
   auto fail = [&](const Status& s) {
     std::snprintf(out->error, sizeof out->error, "%s", s.ToString().c_str());

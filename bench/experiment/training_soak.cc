@@ -115,8 +115,11 @@ int SoakPeer(const proto::Experiment& spec, int peers, bool faulty, const std::s
     std::snprintf(out->error, sizeof out->error, "%s", s.ToString().c_str());
     return 0;  // the error is the record
   };
-  auto group = PeerGroup::Connect({.rank = rank, .size = peers, .rendezvous = "file:" + dir,
-                                   .job_id = "soak", .timeout = 120s});
+  auto group = PeerGroup::Connect({.rank = rank,
+                                   .size = peers,
+                                   .rendezvous = "file:" + dir,
+                                   .job_id = "soak",
+                                   .timeout = 120s});
   if (!group.ok()) return 1;
   auto data = SyntheticClassification::Create(t.features() > 0 ? t.features() : 12,
                                               t.classes() > 0 ? t.classes() : 4, spec.seed());
@@ -131,7 +134,8 @@ int SoakPeer(const proto::Experiment& spec, int peers, bool faulty, const std::s
   if (!model.ok()) return fail(model.status());
   TrainerOptions to;
   to.sgd = {.learning_rate = t.learning_rate() > 0 ? t.learning_rate() : 0.05,
-            .momentum = t.momentum() > 0 ? t.momentum() : 0.9, .weight_decay = 1e-4};
+            .momentum = t.momentum() > 0 ? t.momentum() : 0.9,
+            .weight_decay = 1e-4};
   auto trainer = Trainer::Create(group->get(), model->get(), injector, to);
   if (!trainer.ok()) return fail(trainer.status());
   const CheckpointIdentity identity{"soak", (*model)->layer(0).code().Describe(), peers, rank};
@@ -145,7 +149,8 @@ int SoakPeer(const proto::Experiment& spec, int peers, bool faulty, const std::s
       POLYGUARD_ASSIGN_OR_RETURN(bool taken, (*trainer)->SnapshotNow(step));
       Trainer::State state = (*trainer)->LastSnapshot();
       if (!taken || state.step != step) {
-        return InternalError("fault-free run: no verified snapshot at step " + std::to_string(step));
+        return InternalError("fault-free run: no verified snapshot at step " +
+                             std::to_string(step));
       }
       return WriteCheckpoint(path, identity, state);
     }
@@ -156,8 +161,9 @@ int SoakPeer(const proto::Experiment& spec, int peers, bool faulty, const std::s
     }
     double diff = 0.0;
     for (int l = 0; l < (*model)->num_layers() && l < int(state.shards.size()); ++l) {
-      diff = std::max({diff, RelativeDifference((*model)->layer(l).shard(), state.shards[size_t(l)]),
-                       RelativeDifference((*model)->layer(l).velocity(), state.velocities[size_t(l)])});
+      diff = std::max(
+          {diff, RelativeDifference((*model)->layer(l).shard(), state.shards[size_t(l)]),
+           RelativeDifference((*model)->layer(l).velocity(), state.velocities[size_t(l)])});
     }
     if (std::isnan(diff)) diff = INFINITY;  // count it as the worst
     const int64_t k = step / segment;
@@ -197,7 +203,8 @@ int SoakPeer(const proto::Experiment& spec, int peers, bool faulty, const std::s
     (*data)->Batch(step, t.batch(), &x, &labels);
     const auto w0 = std::chrono::steady_clock::now();
     auto r = (*trainer)->Step(step, x, labels);
-    wall_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
+    wall_ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
     ++done;
     if (!r.ok()) {
       fail(r.status());
@@ -287,11 +294,11 @@ StatusOr<std::string> RunTrainingSoak(const proto::Experiment& spec, const std::
   // (the largest, over peers and boundaries) are the faulty run's.
   POLYGUARD_ASSIGN_OR_RETURN(
       ResultTable table,
-      ResultTable::Open(dir + "/" + spec.name() + ".csv",
-                        {"run", "steps", "evals", "final_accuracy", "ms_per_step", "faults",
-                         "wrong_results", "corrected", "shard_repairs", "recomputations",
-                         "rollbacks", "copies_replaced", "unverified_decodes", "resumes",
-                         "state_difference", "status"}));
+      ResultTable::Open(
+          dir + "/" + spec.name() + ".csv",
+          {"run", "steps", "evals", "final_accuracy", "ms_per_step", "faults", "wrong_results",
+           "corrected", "shard_repairs", "recomputations", "rollbacks", "copies_replaced",
+           "unverified_decodes", "resumes", "state_difference", "status"}));
   const std::string state_diffs = dir + "/segments/state-differences.csv";
   Progress progress(spec.name(), 2);
   PlotSpec plot{.title = spec.title(), .xlabel = "training step", .ylabel = "test accuracy"};
@@ -355,7 +362,8 @@ StatusOr<std::string> RunTrainingSoak(const proto::Experiment& spec, const std::
     while (std::getline(f, line)) {
       const size_t comma = line.find(',');
       if (comma == std::string::npos) continue;
-      state_at[std::strtoll(line.c_str(), nullptr, 10)] = std::strtod(line.c_str() + comma + 1, nullptr);
+      state_at[std::strtoll(line.c_str(), nullptr, 10)] =
+          std::strtod(line.c_str() + comma + 1, nullptr);
     }
   }
   // Every step's loss compared, segment by segment.
@@ -370,7 +378,8 @@ StatusOr<std::string> RunTrainingSoak(const proto::Experiment& spec, const std::
   for (size_t i = 0; i < compared; ++i) {
     const int64_t step = int64_t(i) + 1;
     if (segments.empty() || step > segments.back().last) {
-      segments.push_back({.first = step, .last = std::min<int64_t>(step + segment - 1, int64_t(compared))});
+      segments.push_back(
+          {.first = step, .last = std::min<int64_t>(step + segment - 1, int64_t(compared))});
     }
     Segment& seg = segments.back();
     if (!std::isfinite(clean[i]) || !std::isfinite(faulty[i])) {
@@ -434,7 +443,8 @@ StatusOr<std::string> RunTrainingSoak(const proto::Experiment& spec, const std::
          << (it != state_at.end() ? sci(it->second) : "-") << " |\n";
     }
   }
-  md << "\n" << compared << " steps compared in " << segments.size() << " segments of " << segment
+  md << "\n"
+     << compared << " steps compared in " << segments.size() << " segments of " << segment
      << " steps (at the start of every segment after the first the faulty run resumed from "
         "the fault-free run's state: "
      << table.Get("faults", "resumes") << " times): **" << differing

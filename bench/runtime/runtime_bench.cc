@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "common/help.h"
 #include "common/local_peers.h"
 #include "polyguard/polyguard.h"
-#include "common/help.h"
 
 namespace polyguard {
 namespace {
@@ -41,7 +41,11 @@ int Peer(int rank, int p, int64_t n, int64_t b, int steps, bool coded, const std
   // Coded: m = P / 4, n = 2 (K = P/2 + 1): half the peers are redundancy.
   // Uncoded: a plain row split; its decode is the assembly of the pieces.
   ProductCodeOptions options{.strategy = coded ? Strategy::kPolyDot : Strategy::kUncoded,
-                             .shape = {n, n, b}, .peers = p, .m = p / 4, .n = 2, .d = 1};
+                             .shape = {n, n, b},
+                             .peers = p,
+                             .m = p / 4,
+                             .n = 2,
+                             .d = 1};
   auto code = MakeProductCode(options).value();
   const Matrix shard = code->EncodeShard(a, rank).value();
   Figures f;
@@ -51,8 +55,8 @@ int Peer(int rank, int p, int64_t n, int64_t b, int steps, bool coded, const std
     const int64_t sent0 = (*group)->bytes_sent(), received0 = (*group)->bytes_received();
     Matrix y = code->PeerProduct(shard, code->EncodeInput(x, rank).value());
     double own = ThreadCpuMs() - c0;
-    auto g = (*group)->AllGather(std::span<const double>(y.data(), size_t(y.size())),
-                                 {.step = s + 1});
+    auto g =
+        (*group)->AllGather(std::span<const double>(y.data(), size_t(y.size())), {.step = s + 1});
     if (!g.ok()) return 2;
     const double c1 = ThreadCpuMs();
     std::vector<PeerResult> results;
@@ -62,7 +66,8 @@ int Peer(int rank, int p, int64_t n, int64_t b, int steps, bool coded, const std
     if (s < 0) continue;
     f.cpu_own += own;
     f.cpu_process += ProcessCpuMs() - p0;
-    f.wall += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
+    f.wall +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
     f.sent += double((*group)->bytes_sent() - sent0);
     f.received += double((*group)->bytes_received() - received0);
   }
@@ -83,8 +88,10 @@ int main(int argc, char** argv) {
   if (bench::PrintedHelp(argc, argv, usage)) return 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--peers") p = std::atoi(argv[i + 1]);
-    else if (flag == "--steps") steps = std::atoi(argv[i + 1]);
+    if (flag == "--peers")
+      p = std::atoi(argv[i + 1]);
+    else if (flag == "--steps")
+      steps = std::atoi(argv[i + 1]);
     else {
       std::fputs(usage, stderr);
       return 2;

@@ -14,17 +14,17 @@
 // split with the same memory per peer as Generalized PolyDot m = n = 2).
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "common/help.h"
 #include "common/local_peers.h"
 #include "polyguard/polyguard.h"
-#include "common/help.h"
 
 namespace polyguard {
 namespace {
@@ -53,8 +53,11 @@ struct Setup {
 
 int Peer(const Run& run, const Setup& setup, int rank, const std::string& dir, Record* out) {
   using namespace std::chrono_literals;
-  auto group = PeerGroup::Connect({.rank = rank, .size = run.peers, .rendezvous = "file:" + dir,
-                                   .job_id = "train-bench", .timeout = 300s});
+  auto group = PeerGroup::Connect({.rank = rank,
+                                   .size = run.peers,
+                                   .rendezvous = "file:" + dir,
+                                   .job_id = "train-bench",
+                                   .timeout = 300s});
   if (!group.ok()) return 1;
   FaultModel fm;
   fm.error_rate = run.error_rate;
@@ -74,10 +77,12 @@ int Peer(const Run& run, const Setup& setup, int rank, const std::string& dir, R
   }
   TrainerOptions to;
   to.sgd = {.learning_rate = 0.005, .momentum = 0.9, .weight_decay = 1e-4};
-  auto trainer = Trainer::Create(group->get(), model->get(), run.error_rate > 0 ? &faults : nullptr, to);
+  auto trainer =
+      Trainer::Create(group->get(), model->get(), run.error_rate > 0 ? &faults : nullptr, to);
   if (!trainer.ok()) return 3;
-  auto data = SyntheticClassification::Create(setup.layers.front().inputs,
-                                              setup.layers.back().outputs, 1).value();
+  auto data =
+      SyntheticClassification::Create(setup.layers.front().inputs, setup.layers.back().outputs, 1)
+          .value();
   Matrix x;
   std::vector<int> labels;
   Record r;
@@ -101,7 +106,8 @@ int Peer(const Run& run, const Setup& setup, int rank, const std::string& dir, R
     if (measured) {
       r.cpu_own += bench::ThreadCpuMs() - c0;
       r.cpu_process += bench::ProcessCpuMs() - p0;
-      r.wall += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
+      r.wall +=
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
       r.sent += double((*group)->bytes_sent() - s0);
       r.received += double((*group)->bytes_received() - r0);
       if (!result->rolled_back) {
@@ -150,21 +156,29 @@ int main(int argc, char** argv) {
       return 2;
     }
     const std::string value = argv[i + 1];
-    if (flag == "--steps") setup.steps = std::atoi(value.c_str());
-    else if (flag == "--error-rate") error_rate = std::atof(value.c_str());
-    else if (flag == "--layers") layers = value;
-    else if (flag == "--batch") setup.batch = std::atoi(value.c_str());
-    else if (flag == "--only") only = "," + value + ",";
-    else if (flag == "--repeat") repeat = std::atoi(value.c_str());
+    if (flag == "--steps")
+      setup.steps = std::atoi(value.c_str());
+    else if (flag == "--error-rate")
+      error_rate = std::atof(value.c_str());
+    else if (flag == "--layers")
+      layers = value;
+    else if (flag == "--batch")
+      setup.batch = std::atoi(value.c_str());
+    else if (flag == "--only")
+      only = "," + value + ",";
+    else if (flag == "--repeat")
+      repeat = std::atoi(value.c_str());
     else {
       std::fprintf(stderr, "train_bench: unknown flag %s\n%s", flag.c_str(), usage);
       return 2;
     }
   }
   const std::vector<int> widths = ParseInts(layers);
-  if (widths.size() < 2 || setup.steps < 1 || repeat < 1 || setup.batch < 1 || !(error_rate > 0 && error_rate < 1)) {
-    std::fprintf(stderr, "train_bench: needs --layers with >= 2 widths, --steps >= 1, --batch >= 1, "
-                         "--error-rate in (0, 1)\n");
+  if (widths.size() < 2 || setup.steps < 1 || repeat < 1 || setup.batch < 1 ||
+      !(error_rate > 0 && error_rate < 1)) {
+    std::fprintf(stderr,
+                 "train_bench: needs --layers with >= 2 widths, --steps >= 1, --batch >= 1, "
+                 "--error-rate in (0, 1)\n");
     return 2;
   }
   for (size_t i = 0; i + 1 < widths.size(); ++i)
@@ -180,48 +194,50 @@ int main(int argc, char** argv) {
     runs.push_back({"replication8" + suffix, Strategy::kReplication, 8, e});
     runs.push_back({"abft8" + suffix, Strategy::kAbft, 8, e});
   }
-  std::printf("run,strategy,P,error_rate,steps,cpu_own_ms,cpu_process_ms,wall_ms,bytes_sent,"
-              "bytes_received,faults,recomputations,rollbacks,shard_repairs,final_loss,status\n");
+  std::printf(
+      "run,strategy,P,error_rate,steps,cpu_own_ms,cpu_process_ms,wall_ms,bytes_sent,"
+      "bytes_received,faults,recomputations,rollbacks,shard_repairs,final_loss,status\n");
   std::map<std::string, std::vector<Record>> means;
   std::vector<std::string> order;
   for (int rep = 0; rep < repeat; ++rep)
-  for (const Run& run : runs) {
-    if (!only.empty() && only.find("," + run.label + ",") == std::string::npos) continue;
-    auto records = bench::RunLocalPeers<Record>(
-        run.peers, [&](int rank, const std::string& dir, Record* out) {
-          return Peer(run, setup, rank, dir, out);
-        });
-    if (!records) {
-      std::fprintf(stderr, "train_bench: a peer of %s failed\n", run.label.c_str());
-      return 1;
+    for (const Run& run : runs) {
+      if (!only.empty() && only.find("," + run.label + ",") == std::string::npos) continue;
+      auto records = bench::RunLocalPeers<Record>(
+          run.peers, [&](int rank, const std::string& dir, Record* out) {
+            return Peer(run, setup, rank, dir, out);
+          });
+      if (!records) {
+        std::fprintf(stderr, "train_bench: a peer of %s failed\n", run.label.c_str());
+        return 1;
+      }
+      Record mean;
+      std::string status = "ok";
+      for (const Record& r : *records) {
+        const double n = std::max(r.steps, 1);
+        mean.cpu_own += r.cpu_own / n / run.peers;
+        mean.cpu_process += r.cpu_process / n / run.peers;
+        mean.wall += r.wall / n / run.peers;
+        mean.sent += r.sent / n / run.peers;
+        mean.received += r.received / n / run.peers;
+        mean.faults += r.faults;
+        mean.recomputations = r.recomputations;
+        mean.rollbacks = r.rollbacks;
+        mean.repairs = r.repairs;
+        mean.loss = r.loss;
+        mean.steps = r.steps;
+        if (r.failed) status = std::string("failed: ") + r.error;
+      }
+      for (char& ch : status)
+        if (ch == ',') ch = ';';
+      std::printf("%s,%s,%d,%g,%d,%.2f,%.2f,%.2f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.6g,%s\n",
+                  run.label.c_str(), std::string(run.strategy.name()).c_str(), run.peers,
+                  run.error_rate, mean.steps, mean.cpu_own, mean.cpu_process, mean.wall, mean.sent,
+                  mean.received, mean.faults, mean.recomputations, mean.rollbacks, mean.repairs,
+                  mean.loss, status.c_str());
+      std::fflush(stdout);
+      if (rep == 0) order.push_back(run.label);
+      means[run.label].push_back(mean);
     }
-    Record mean;
-    std::string status = "ok";
-    for (const Record& r : *records) {
-      const double n = std::max(r.steps, 1);
-      mean.cpu_own += r.cpu_own / n / run.peers;
-      mean.cpu_process += r.cpu_process / n / run.peers;
-      mean.wall += r.wall / n / run.peers;
-      mean.sent += r.sent / n / run.peers;
-      mean.received += r.received / n / run.peers;
-      mean.faults += r.faults;
-      mean.recomputations = r.recomputations;
-      mean.rollbacks = r.rollbacks;
-      mean.repairs = r.repairs;
-      mean.loss = r.loss;
-      mean.steps = r.steps;
-      if (r.failed) status = std::string("failed: ") + r.error;
-    }
-    for (char& ch : status) if (ch == ',') ch = ';';
-    std::printf("%s,%s,%d,%g,%d,%.2f,%.2f,%.2f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.6g,%s\n",
-                run.label.c_str(), std::string(run.strategy.name()).c_str(), run.peers,
-                run.error_rate, mean.steps, mean.cpu_own, mean.cpu_process, mean.wall, mean.sent,
-                mean.received, mean.faults, mean.recomputations, mean.rollbacks, mean.repairs,
-                mean.loss, status.c_str());
-    std::fflush(stdout);
-    if (rep == 0) order.push_back(run.label);
-    means[run.label].push_back(mean);
-  }
   auto median = [&](const std::string& label, double Record::*field) {
     std::vector<double> v;
     for (const Record& r : means[label]) v.push_back(r.*field);
@@ -229,8 +245,10 @@ int main(int argc, char** argv) {
     return v[v.size() / 2];
   };
   if (means.count("uncoded4") != 0) {
-    std::printf("\nmedians of %d runs, and ratios to uncoded4 (per peer and step):\n"
-                "run,cpu_own_ms,cpu_own_ratio,bytes_sent_ratio,wall_ratio\n", repeat);
+    std::printf(
+        "\nmedians of %d runs, and ratios to uncoded4 (per peer and step):\n"
+        "run,cpu_own_ms,cpu_own_ratio,bytes_sent_ratio,wall_ratio\n",
+        repeat);
     const double cpu = median("uncoded4", &Record::cpu_own);
     const double sent = median("uncoded4", &Record::sent);
     const double wall = median("uncoded4", &Record::wall);

@@ -30,7 +30,8 @@ StatusOr<Matrix> AbftCode::EncodeShard(const MatrixRef& a, int peer) const {
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("abft shard"));
   Matrix shard(block_rows_ + 1, a.cols() + 1);
   shard.topLeftCorner(block_rows_, a.cols()) = internal::RowBlock(a, peer, block_rows_);
-  shard.col(a.cols()).head(block_rows_) = shard.topLeftCorner(block_rows_, a.cols()).rowwise().sum();
+  shard.col(a.cols()).head(block_rows_) =
+      shard.topLeftCorner(block_rows_, a.cols()).rowwise().sum();
   shard.row(block_rows_) = shard.topRows(block_rows_).colwise().sum();
   return shard;
 }
@@ -68,8 +69,8 @@ StatusOr<bool> AbftCode::CheckAndCorrect(Matrix* res, int peer, Eigen::Index br,
     // At most a checksum entry itself is wrong; the data agree with the rest.
     // The corner (the sum of all) is checked against both checksum vectors.
     const double corner = (*res)(br, bc);
-    const bool corner_bad = disagree(res->row(br).head(bc), corner) &&
-                            disagree(res->col(bc).head(br), corner);
+    const bool corner_bad =
+        disagree(res->row(br).head(bc), corner) && disagree(res->col(bc).head(br), corner);
     if (bad_rows.size() <= 1 && bad_cols.size() <= 1)
       return !bad_rows.empty() || !bad_cols.empty() || corner_bad;
   } else if (bad_rows.size() == 1 && bad_cols.size() == 1) {
@@ -106,7 +107,8 @@ StatusOr<DecodedProduct> AbftCode::Decode(std::span<const PeerResult> results) c
     POLYGUARD_ASSIGN_OR_RETURN(bool corrected,
                                CheckAndCorrect(&value, r.peer, block_rows_, shape().cols));
     if (corrected) out.wrong_peers.push_back(r.peer);
-    full.middleRows(r.peer * block_rows_, block_rows_) = value.topLeftCorner(block_rows_, shape().cols);
+    full.middleRows(r.peer * block_rows_, block_rows_) =
+        value.topLeftCorner(block_rows_, shape().cols);
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   out.product = full.topRows(shape().rows);

@@ -17,8 +17,8 @@ namespace {
 // out(l, w0 + w) = sum_r cols[r][l] * m(r, w0 + w) for w < WB: 4 entries at a
 // time with WB accumulators each, kept in registers.
 template <int WB>
-void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m,
-                int m_cols, int w0, double* out) {
+void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m, int m_cols,
+                int w0, double* out) {
   constexpr int kLanes = 4;
   int64_t l0 = 0;
   for (; l0 + kLanes <= length; l0 += kLanes) {
@@ -35,7 +35,8 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
   for (; l0 < length; ++l0) {
     for (int w = 0; w < WB; ++w) {
       double a = 0.0;
-      for (int r = 0; r < r_count; ++r) a += cols[r][l0] * m[static_cast<int64_t>(r) * m_cols + w0 + w];
+      for (int r = 0; r < r_count; ++r)
+        a += cols[r][l0] * m[static_cast<int64_t>(r) * m_cols + w0 + w];
       out[(w0 + w) * length + l0] = a;
     }
   }
@@ -58,7 +59,8 @@ double Median(std::vector<double> v) {
 
 Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global) {
   const Eigen::Index l = yt.rows(), c = yt.cols();
-  const Eigen::Index rank = std::clamp<Eigen::Index>(c - 1 - skip, 0, std::max<Eigen::Index>(c - 1, 0));
+  const Eigen::Index rank =
+      std::clamp<Eigen::Index>(c - 1 - skip, 0, std::max<Eigen::Index>(c - 1, 0));
   Vector e(l);
   std::vector<double> v(static_cast<size_t>(c));
   for (Eigen::Index i = 0; i < l; ++i) {
@@ -77,15 +79,15 @@ Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global) 
   return cs;
 }
 
-Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& aside_off,
-                      int kept, int finite, int k, const std::vector<int>& suspects) {
+Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& aside_off, int kept,
+                      int finite, int k, const std::vector<int>& suspects) {
   const int t_kept = (kept - k) / 2, t_all = (finite - k) / 2;
   for (size_t l = 0; l < kept_off.size(); ++l) {
     if (kept_off[l] <= t_kept || kept_off[l] + aside_off[l] <= t_all) continue;
-    return DataLossError("decode: the decoded product does not verify (entry " +
-                         std::to_string(l) + ": " + std::to_string(kept_off[l]) + " of " +
-                         std::to_string(kept) + " kept and " + std::to_string(aside_off[l]) +
-                         " of " + std::to_string(finite - kept) +
+    return DataLossError("decode: the decoded product does not verify (entry " + std::to_string(l) +
+                         ": " + std::to_string(kept_off[l]) + " of " + std::to_string(kept) +
+                         " kept and " + std::to_string(aside_off[l]) + " of " +
+                         std::to_string(finite - kept) +
                          " set-aside results disagree); suspect peers: " + PeerList(suspects));
   }
   return Status::Ok();
@@ -257,8 +259,8 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
   for (int w0 = 0; w0 < w_total;) {
     const int wb = std::min(w_total - w0, 8);
     switch (wb) {
-#define POLYGUARD_FUSED_CASE(N)                                                              \
-  case N:                                                                                    \
+#define POLYGUARD_FUSED_CASE(N)                                                      \
+  case N:                                                                            \
     FusedBlock<N>(cols.data(), r_count, length, m.data(), w_total, w0, out->data()); \
     break;
       POLYGUARD_FUSED_CASE(1)
@@ -278,8 +280,7 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
 // The RMS magnitude of the results, estimated from 8 evenly spaced runs of
 // 512 entries of each (contiguous, so cheap to read), median over peers: the
 // scale of the tolerances.
-bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length,
-                    const RowMajorMatrix& m,
+bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
                     const std::function<bool(int64_t l0, const Matrix& chunk)>& visit) {
   const Eigen::Index r_count = static_cast<Eigen::Index>(cols.size());
   // 1024 rows x R results stay in L2 next to their slice of the output.
@@ -360,7 +361,8 @@ std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g) {
   std::sort(dist.begin(), dist.end());
   int wrong = -1;
   for (int w = wrong_min; w <= wrong_max && wrong < 0; ++w)
-    if (dist[static_cast<size_t>(w - 1)].first <= 0.05 * dist[static_cast<size_t>(w)].first) wrong = w;
+    if (dist[static_cast<size_t>(w - 1)].first <= 0.05 * dist[static_cast<size_t>(w)].first)
+      wrong = w;
   for (int j = 0; j < r; ++j) {
     const auto& [d, pos] = dist[static_cast<size_t>(j)];
     if (wrong > 0 ? j < wrong : d < 1e-9) flag.push_back(pos);

@@ -65,22 +65,21 @@ bool CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector> y, 
 // off (the rest are erasures there) or at most floor((finite - K)/2) off in
 // all. Either way at least K + 1 results agree in every entry. DataLoss
 // naming the entry and the suspects otherwise.
-Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& aside_off,
-                      int kept, int finite, int k, const std::vector<int>& suspects);
+Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& aside_off, int kept,
+                      int finite, int k, const std::vector<int>& suspects);
 // Advances idx (ascending, size t, values < n) to the next combination.
 bool NextCombination(std::vector<int>* idx, int n);
 int64_t Binomial(int n, int k);
 // out (length x m.cols(), col-major) = [cols] * m, in one pass over the
 // results: cols[r] points at `length` numbers.
-void FusedProduct(const std::vector<const double*>& cols, int64_t length,
-                  const RowMajorMatrix& m, Matrix* out);
+void FusedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
+                  Matrix* out);
 // The same product through GEMM on row chunks of the results, each copied
 // into a small contiguous block first (faster than FusedProduct when m has
 // many columns), handed chunk by chunk to `visit` (rows l0.. of the product)
 // instead of being stored: the caller keeps what it needs where it needs it.
 // Stops early, returning false, when visit returns false.
-bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length,
-                    const RowMajorMatrix& m,
+bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
                     const std::function<bool(int64_t l0, const Matrix& chunk)>& visit);
 // The RMS magnitude of the results, estimated from evenly spaced runs of each
 // (median over peers).

@@ -8,9 +8,9 @@
 #include <Eigen/QR>
 #include <Eigen/SVD>
 
+#include "lib/codes/decode_kernels.h"
 #include "polyguard/base/check.h"
 #include "polyguard/codes/evaluation_points.h"
-#include "lib/codes/decode_kernels.h"
 
 namespace polyguard {
 
@@ -26,11 +26,11 @@ struct ErrorsAndErasuresDecoder::Plan {
 
 namespace {
 
-using internal::RobustTolerances;
 using internal::FusedProduct;
 using internal::kHuge;
 using internal::MaskOf;
 using internal::PeerList;
+using internal::RobustTolerances;
 using internal::SampledRms;
 using internal::SelectColumns;
 
@@ -49,17 +49,16 @@ std::string FormatPeers(std::span<const int> peers) {
 }
 
 StatusOr<std::unique_ptr<ErrorsAndErasuresDecoder>> ErrorsAndErasuresDecoder::Create(
-    std::vector<double> points, Matrix generator, std::vector<int> wanted,
-    DecoderOptions options) {
+    std::vector<double> points, Matrix generator, std::vector<int> wanted, DecoderOptions options) {
   const int p = static_cast<int>(points.size());
   if (p < 1 || p > 64) {
     return InvalidArgumentError("decoder: number of peers must be in [1, 64], got " +
                                 std::to_string(p));
   }
   if (generator.rows() != p || generator.cols() < 1 || generator.cols() > p) {
-    return InvalidArgumentError("decoder: generator must be P x K with 1 <= K <= P = " +
-                                std::to_string(p) + ", got " + std::to_string(generator.rows()) +
-                                " x " + std::to_string(generator.cols()));
+    return InvalidArgumentError(
+        "decoder: generator must be P x K with 1 <= K <= P = " + std::to_string(p) + ", got " +
+        std::to_string(generator.rows()) + " x " + std::to_string(generator.cols()));
   }
   for (int w : wanted) {
     if (w < 0 || w >= generator.cols()) {
@@ -83,9 +82,8 @@ StatusOr<std::unique_ptr<ErrorsAndErasuresDecoder>> ErrorsAndErasuresDecoder::Cr
       std::move(points), std::move(generator), std::move(wanted), options));
 }
 
-ErrorsAndErasuresDecoder::ErrorsAndErasuresDecoder(std::vector<double> points,
-                                                   Matrix generator, std::vector<int> wanted,
-                                                   DecoderOptions options)
+ErrorsAndErasuresDecoder::ErrorsAndErasuresDecoder(std::vector<double> points, Matrix generator,
+                                                   std::vector<int> wanted, DecoderOptions options)
     : points_(std::move(points)),
       generator_(std::move(generator)),
       wanted_(std::move(wanted)),
@@ -119,9 +117,8 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
       r_factor.triangularView<Eigen::Upper>().solve(q_full.leftCols(k).transpose());
 
   Eigen::JacobiSVD<Matrix> svd(gen, Eigen::ComputeThinU | Eigen::ComputeThinV);
-  const Matrix pinv = svd.matrixV() *
-                      svd.singularValues().cwiseInverse().asDiagonal() *
-                      svd.matrixU().transpose();
+  const Matrix pinv =
+      svd.matrixV() * svd.singularValues().cwiseInverse().asDiagonal() * svd.matrixU().transpose();
   plan->wanted_pinv.resize(static_cast<Eigen::Index>(wanted_.size()), r);
   for (size_t w = 0; w < wanted_.size(); ++w)
     plan->wanted_pinv.row(static_cast<Eigen::Index>(w)) = pinv.row(wanted_[w]);
@@ -138,7 +135,7 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
 }
 
 StatusOr<std::vector<int>> ErrorsAndErasuresDecoder::IndexPeers(std::span<const int> peers,
-                                                                 size_t columns) const {
+                                                                size_t columns) const {
   const int total = static_cast<int>(peers.size());
   if (columns != peers.size()) {
     return InvalidArgumentError("decode: " + std::to_string(columns) + " result columns for " +
@@ -233,11 +230,11 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   Matrix results(length, total);
   for (int j = 0; j < total; ++j)
     results.col(j) = Eigen::Map<const Vector>(columns[static_cast<size_t>(j)], length);
-  return DecodeSlow(peers, results);
+  return DecodeReference(peers, results);
 }
 
-StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int> peers,
-                                                             const MatrixRef& results) const {
+StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeReference(std::span<const int> peers,
+                                                                  const MatrixRef& results) const {
   const int k = recovery_threshold();
   POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> col_of,
                              IndexPeers(peers, static_cast<size_t>(results.cols())));
@@ -260,8 +257,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int
     // No redundancy: decode, but nothing can be verified.
     if (!original.allFinite()) {
       return DataLossError("decode: non-finite results and no redundancy (" +
-                           std::to_string(total) + " results, threshold K = " +
-                           std::to_string(k) + ")");
+                           std::to_string(total) + " results, threshold K = " + std::to_string(k) +
+                           ")");
     }
     DecodeOutcome out;
     out.coefficients = work * GetPlan(MaskOf(answered))->wanted_pinv.transpose();
@@ -281,8 +278,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeSlow(std::span<const int
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>& answered,
                                                           const Matrix& original,
-                                                          const Matrix& work,
-                                                          bool locate) const {
+                                                          const Matrix& work, bool locate) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(answered.size());
   const int t_all = (total - k) / 2;
@@ -307,8 +303,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
     const int r = static_cast<int>(kept_pos.size());
     if (r <= k) {
       return DataLossError("decode: errors beyond what the code corrects (" +
-                           std::to_string(total) + " results, threshold K = " +
-                           std::to_string(k) + "); suspect peers: " + PeerList(ids(peeled_pos)));
+                           std::to_string(total) + " results, threshold K = " + std::to_string(k) +
+                           "); suspect peers: " + PeerList(ids(peeled_pos)));
     }
     plan = GetPlan(MaskOf(ids(kept_pos)));
     const Vector cs = RobustTolerances(yt, tol, t_all, &global);
@@ -319,7 +315,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(i);
     if (dirty.empty() || !locate) break;
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), r - k);
-    for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
+    for (size_t i = 0; i < dirty.size(); ++i)
+      dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
     std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan->parity, 1);  // in kept
     if (flag.empty()) break;
     std::sort(flag.begin(), flag.end());
@@ -361,7 +358,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       std::iota(tries[1].pos.begin(), tries[1].pos.end(), 0);
     }
     for (Try& t : tries) {
-      for (int i : t.pos) t.pts.push_back(points_[static_cast<size_t>(answered[static_cast<size_t>(i)])]);
+      for (int i : t.pos)
+        t.pts.push_back(points_[static_cast<size_t>(answered[static_cast<size_t>(i)])]);
       t.basis = ChebyshevBasis(t.pts, k);
       t.t_max = (static_cast<int>(t.pos.size()) - k) / 2;
     }
@@ -370,7 +368,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       for (size_t ti = 0; ti < tries.size() && !done; ++ti) {
         const Try& t = tries[ti];
         Vector y(static_cast<Eigen::Index>(t.pos.size()));
-        for (size_t i = 0; i < t.pos.size(); ++i) y(static_cast<Eigen::Index>(i)) = work(row, t.pos[i]);
+        for (size_t i = 0; i < t.pos.size(); ++i)
+          y(static_cast<Eigen::Index>(i)) = work(row, t.pos[i]);
         std::vector<int> unused;
         if (!internal::CorrectEntry(t.basis, 1, y, t.t_max, tol, global, {}, kMaxSetsPerEntry,
                                     &unused)) {
@@ -422,4 +421,3 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
 }
 
 }  // namespace polyguard
-

@@ -11,9 +11,12 @@ namespace polyguard {
 
 std::string_view PointKindName(PointKind kind) {
   switch (kind) {
-    case PointKind::kChebyshev: return "chebyshev";
-    case PointKind::kEquispaced: return "equispaced";
-    case PointKind::kRotation: return "rotation";
+    case PointKind::kChebyshev:
+      return "chebyshev";
+    case PointKind::kEquispaced:
+      return "equispaced";
+    case PointKind::kRotation:
+      return "rotation";
   }
   return "unknown";
 }
@@ -96,7 +99,8 @@ double WorstCaseConditionNumber(const std::vector<double>& points, int k) {
     while (i >= 0 && idx[static_cast<size_t>(i)] == p - k + i) --i;
     if (i < 0) break;
     ++idx[static_cast<size_t>(i)];
-    for (int j = i + 1; j < k; ++j) idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
+    for (int j = i + 1; j < k; ++j)
+      idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
   }
   return worst;
 }

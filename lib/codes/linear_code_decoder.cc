@@ -13,18 +13,18 @@
 
 namespace polyguard {
 
-using internal::RobustTolerances;
 using internal::kHuge;
 using internal::MaskOf;
 using internal::PeerList;
+using internal::RobustTolerances;
 
 struct LinearCodeDecoder::Plan {
-  std::vector<int> rows;            // peers, ascending
-  bool singular = false;            // these rows do not determine C
-  Matrix parity;                    // (R - K) x R, orthonormal rows, parity * G_R = 0
-  Matrix pinv;                      // K x R
-  int probes = 0;                   // leading columns of `fused` that are parity probes
-  internal::RowMajorMatrix fused;   // R x (probes + K): [probe; pinv]^T
+  std::vector<int> rows;           // peers, ascending
+  bool singular = false;           // these rows do not determine C
+  Matrix parity;                   // (R - K) x R, orthonormal rows, parity * G_R = 0
+  Matrix pinv;                     // K x R
+  int probes = 0;                  // leading columns of `fused` that are parity probes
+  internal::RowMajorMatrix fused;  // R x (probes + K): [probe; pinv]^T
 };
 
 namespace {
@@ -47,11 +47,14 @@ StatusOr<std::unique_ptr<LinearCodeDecoder>> LinearCodeDecoder::Create(Matrix ge
   }
   const Eigen::Index p = rows / rows_per_peer;
   if (p < 1 || p > 64 || k < 1 || k > rows) {
-    return InvalidArgumentError("linear decoder: generator must be (g P) x K with P <= 64 and "
-                                "1 <= K <= g P, got " + std::to_string(rows) + " x " +
-                                std::to_string(k) + " with g = " + std::to_string(rows_per_peer));
+    return InvalidArgumentError(
+        "linear decoder: generator must be (g P) x K with P <= 64 and "
+        "1 <= K <= g P, got " +
+        std::to_string(rows) + " x " + std::to_string(k) +
+        " with g = " + std::to_string(rows_per_peer));
   }
-  if (!generator.allFinite()) return InvalidArgumentError("linear decoder: generator has NaN or Inf");
+  if (!generator.allFinite())
+    return InvalidArgumentError("linear decoder: generator has NaN or Inf");
   if (!(options.tolerance > 0.0 && options.tolerance < 1.0)) {
     return InvalidArgumentError("linear decoder: tolerance must be in (0, 1), got " +
                                 std::to_string(options.tolerance));
@@ -247,17 +250,16 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
   };
   auto kept_pos_of = [&](const std::vector<int>& ids) {
     std::vector<int> pos;
-    for (int p : ids) pos.push_back(static_cast<int>(std::find(peers.begin(), peers.end(), p) -
-                                                     peers.begin()));
+    for (int p : ids)
+      pos.push_back(static_cast<int>(std::find(peers.begin(), peers.end(), p) - peers.begin()));
     return pos;
   };
   std::vector<int> kept = peers, kept_pos(static_cast<size_t>(total)), bad;
   std::iota(kept_pos.begin(), kept_pos.end(), 0);
   const int t_all = (total - k) / 2;
   if (total == k && !original.allFinite()) {
-    return DataLossError("decode: non-finite results and no redundancy (" +
-                         std::to_string(total) + " results, threshold K = " + std::to_string(k) +
-                         ")");
+    return DataLossError("decode: non-finite results and no redundancy (" + std::to_string(total) +
+                         " results, threshold K = " + std::to_string(k) + ")");
   }
   Matrix yt = internal::SelectColumns(results, columns_of(kept_pos));
   auto singular_error = [&](const std::vector<int>& rows) {
@@ -275,8 +277,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     const int r = static_cast<int>(kept.size());
     if (r < k || (r == k && !peeled.empty())) {
       return DataLossError("decode: errors beyond what the code corrects (" +
-                           std::to_string(total) + " results, threshold K = " +
-                           std::to_string(k) + "); suspect peers: " + PeerList(peeled));
+                           std::to_string(total) + " results, threshold K = " + std::to_string(k) +
+                           "); suspect peers: " + PeerList(peeled));
     }
     plan = GetPlan(kept);
     if (plan->singular) return singular_error(kept);
@@ -306,11 +308,13 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
 
     // Subspace test: the wrong peers' parity columns span the syndrome.
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
-    for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
+    for (size_t i = 0; i < dirty.size(); ++i)
+      dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
     std::vector<int> flag;  // positions in kept
     if (locate) flag = internal::LocateBySpan(std::move(dmat), plan->parity, g);
     Matrix yd(static_cast<Eigen::Index>(dirty.size()), yt.cols());
-    for (size_t i = 0; i < dirty.size(); ++i) yd.row(static_cast<Eigen::Index>(i)) = yt.row(dirty[i]);
+    for (size_t i = 0; i < dirty.size(); ++i)
+      yd.row(static_cast<Eigen::Index>(i)) = yt.row(dirty[i]);
     if (flag.empty()) {
       // Errors not separable by their span, but perhaps in the same few
       // peers: the smallest set of suspects whose removal leaves the dirty
@@ -400,7 +404,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
           const int p = peers[static_cast<size_t>(pos[static_cast<size_t>(i)])];
           basis.middleRows(static_cast<Eigen::Index>(i) * g, g) = generator_.middleRows(p * g, g);
           for (int b = 0; b < g; ++b)
-            y(static_cast<Eigen::Index>(i) * g + b) = results(row, pos[static_cast<size_t>(i)] * g + b);
+            y(static_cast<Eigen::Index>(i) * g + b) =
+                results(row, pos[static_cast<size_t>(i)] * g + b);
         }
         std::vector<int> unused;
         if (!internal::CorrectEntry(basis, g, y, (n - k) / 2, tol, global, {}, kMaxSetsPerEntry,
@@ -409,7 +414,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
         }
         // Back to the kept peers' columns of `corrected`.
         for (int i = 0, j = 0; i < n && j < r; ++i) {
-          if (peers[static_cast<size_t>(pos[static_cast<size_t>(i)])] != kept[static_cast<size_t>(j)])
+          if (peers[static_cast<size_t>(pos[static_cast<size_t>(i)])] !=
+              kept[static_cast<size_t>(j)])
             continue;
           for (int b = 0; b < g; ++b)
             corrected(row, static_cast<Eigen::Index>(j) * g + b) =
@@ -421,12 +427,11 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       if (!done) {
         std::vector<int> suspects = bad;
         suspects.insert(suspects.end(), peeled.begin(), peeled.end());
-        return DataLossError("decode: errors beyond what the code corrects (" +
-                             std::to_string(total) + " results, threshold K = " +
-                             std::to_string(k) + ", entry " + std::to_string(row) +
-                             " has more than " +
-                             std::to_string((static_cast<int>(tries.back().size()) - k) / 2) +
-                             " wrong values); suspect peers: " + PeerList(suspects));
+        return DataLossError(
+            "decode: errors beyond what the code corrects (" + std::to_string(total) +
+            " results, threshold K = " + std::to_string(k) + ", entry " + std::to_string(row) +
+            " has more than " + std::to_string((static_cast<int>(tries.back().size()) - k) / 2) +
+            " wrong values); suspect peers: " + PeerList(suspects));
       }
     }
     break;
@@ -453,9 +458,9 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     const int p = answered[i];
     auto& off = std::binary_search(kept.begin(), kept.end(), p) ? kept_off : aside_off;
     const auto pos = std::find(peers.begin(), peers.end(), p) - peers.begin();
-    const Matrix dev = (original.middleCols(pos * g, g) -
-                        codeword.middleCols(static_cast<Eigen::Index>(i) * g, g))
-                           .cwiseAbs();
+    const Matrix dev =
+        (original.middleCols(pos * g, g) - codeword.middleCols(static_cast<Eigen::Index>(i) * g, g))
+            .cwiseAbs();
     bool wrong = false;
     for (Eigen::Index l = 0; l < dev.rows(); ++l) {
       if ((dev.row(l).array() <= cs(l)).all()) continue;

@@ -70,7 +70,8 @@ void DrawCoefficients(LowWeightDesign* d, Random* rng) {
   d->generator.resize(d->peers, d->k_a * d->k_b);
   for (int r = 0; r < d->peers; ++r)
     for (int i = 0; i < d->k_a; ++i)
-      for (int j = 0; j < d->k_b; ++j) d->generator(r, i * d->k_b + j) = d->coef_a(r, i) * d->coef_b(r, j);
+      for (int j = 0; j < d->k_b; ++j)
+        d->generator(r, i * d->k_b + j) = d->coef_a(r, i) * d->coef_b(r, j);
 }
 
 // Candidate start offsets (A, B) per peer: A cyclic in peer order, B spread
@@ -122,8 +123,8 @@ StatusOr<LowWeightPair> LowWeightLowerBound(int n, int ka, int kb) {
   }
   const int k = ka * kb;
   if (k > n) {
-    return InvalidArgumentError("lowweight: K = k_a k_b = " + std::to_string(k) +
-                                " exceeds the " + std::to_string(n) + " peers");
+    return InvalidArgumentError("lowweight: K = k_a k_b = " + std::to_string(k) + " exceeds the " +
+                                std::to_string(n) + " peers");
   }
   const int s = n - k;
   const int amin = CeilDiv(int64_t(ka) * (kb + s), n);
@@ -169,7 +170,8 @@ double WorstCaseCondition(const Matrix& g, int64_t max_subsets, uint64_t seed, b
       while (i >= 0 && idx[static_cast<size_t>(i)] == n - k + i) --i;
       if (i < 0) break;
       ++idx[static_cast<size_t>(i)];
-      for (int j = i + 1; j < k; ++j) idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
+      for (int j = i + 1; j < k; ++j)
+        idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
     }
     return worst;
   }

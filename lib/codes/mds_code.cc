@@ -25,9 +25,9 @@ StatusOr<std::unique_ptr<MdsCode>> MdsCode::Create(ProductShape shape, MdsOption
   auto code = std::unique_ptr<MdsCode>(new MdsCode(shape, o));
   std::vector<int> wanted(static_cast<size_t>(o.data_blocks));
   std::iota(wanted.begin(), wanted.end(), 0);
-  POLYGUARD_ASSIGN_OR_RETURN(code->decoder_, ErrorsAndErasuresDecoder::Create(
-                                                 code->points_, code->generator_, wanted,
-                                                 o.decoder));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      code->decoder_,
+      ErrorsAndErasuresDecoder::Create(code->points_, code->generator_, wanted, o.decoder));
   return code;
 }
 

@@ -48,16 +48,15 @@ StatusOr<std::unique_ptr<PolyDotCode>> PolyDotCode::Create(ProductShape shape, P
       for (int j = 0; j < o.n; ++j) wanted_t.push_back(o.n * (o.m - 1) + j + o.m * o.n * l);
     POLYGUARD_ASSIGN_OR_RETURN(
         code->transpose_decoder_,
-        ErrorsAndErasuresDecoder::Create(
-            code->points_, MonomialBasis(code->points_, code->transpose_threshold_), wanted_t,
-            o.decoder));
+        ErrorsAndErasuresDecoder::Create(code->points_,
+                                         MonomialBasis(code->points_, code->transpose_threshold_),
+                                         wanted_t, o.decoder));
   }
   const int mn = o.m * o.n;
   if (o.peers > mn) {
     POLYGUARD_ASSIGN_OR_RETURN(
-        code->shard_decoder_,
-        ErrorsAndErasuresDecoder::Create(code->points_, MonomialBasis(code->points_, mn), {0},
-                                         o.decoder));
+        code->shard_decoder_, ErrorsAndErasuresDecoder::Create(
+                                  code->points_, MonomialBasis(code->points_, mn), {0}, o.decoder));
   }
   return code;
 }
@@ -82,8 +81,8 @@ int PolyDotCode::errors_corrected_adversarial() const {
 std::string PolyDotCode::Describe() const {
   return "genpolydot P=" + std::to_string(num_peers()) + " m=" + std::to_string(options_.m) +
          " n=" + std::to_string(options_.n) + " d=" + std::to_string(options_.d) +
-         " K=" + std::to_string(forward_threshold_) + " points=" +
-         std::string(PointKindName(options_.points));
+         " K=" + std::to_string(forward_threshold_) +
+         " points=" + std::string(PointKindName(options_.points));
 }
 
 double PolyDotCode::Power(int peer, int exponent) const {
@@ -114,9 +113,9 @@ StatusOr<Matrix> PolyDotCode::EncodeInput(const MatrixRef& b, int peer) const {
 
 StatusOr<Matrix> PolyDotCode::EncodeTransposeInput(const MatrixRef& dm, int peer) const {
   if (!transpose_decoder_) {
-    return FailedPreconditionError("genpolydot: the transpose product needs K_t = " +
-                                   std::to_string(transpose_threshold_) + " peers, code has " +
-                                   std::to_string(num_peers()));
+    return FailedPreconditionError(
+        "genpolydot: the transpose product needs K_t = " + std::to_string(transpose_threshold_) +
+        " peers, code has " + std::to_string(num_peers()));
   }
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("genpolydot transpose input"));
   POLYGUARD_RETURN_IF_ERROR(internal::CheckTransposeInput(*this, dm).WithContext("genpolydot"));
@@ -129,8 +128,8 @@ StatusOr<Matrix> PolyDotCode::EncodeTransposeInput(const MatrixRef& dm, int peer
   return piece;
 }
 
-Status PolyDotCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& dm,
-                                const MatrixRef& x, double eta) const {
+Status PolyDotCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& dm, const MatrixRef& x,
+                                double eta) const {
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("genpolydot update"));
   POLYGUARD_RETURN_IF_ERROR(
       internal::CheckUpdate(*this, shard, block_rows_, block_inner_, dm, x, eta)
@@ -147,8 +146,7 @@ Status PolyDotCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& dm,
 StatusOr<DecodedProduct> PolyDotCode::DecodeWith(const ErrorsAndErasuresDecoder& decoder,
                                                  std::span<const PeerResult> results,
                                                  int64_t block_r, int64_t block_c, int grid_r,
-                                                 int grid_c, int64_t out_r,
-                                                 int64_t out_c) const {
+                                                 int grid_c, int64_t out_r, int64_t out_c) const {
   POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_r, block_c));
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
                              internal::DecodeResults(decoder, results, block_r * block_c));
@@ -171,18 +169,18 @@ StatusOr<DecodedProduct> PolyDotCode::DecodeWith(const ErrorsAndErasuresDecoder&
 }
 
 StatusOr<DecodedProduct> PolyDotCode::Decode(std::span<const PeerResult> results) const {
-  return DecodeWith(*forward_decoder_, results, block_rows_, block_cols_, options_.m,
-                    options_.d, shape().rows, shape().cols);
+  return DecodeWith(*forward_decoder_, results, block_rows_, block_cols_, options_.m, options_.d,
+                    shape().rows, shape().cols);
 }
 
 StatusOr<DecodedProduct> PolyDotCode::DecodeTranspose(std::span<const PeerResult> results) const {
   if (!transpose_decoder_) {
-    return FailedPreconditionError("genpolydot: the transpose product needs K_t = " +
-                                   std::to_string(transpose_threshold_) + " peers, code has " +
-                                   std::to_string(num_peers()));
+    return FailedPreconditionError(
+        "genpolydot: the transpose product needs K_t = " + std::to_string(transpose_threshold_) +
+        " peers, code has " + std::to_string(num_peers()));
   }
-  return DecodeWith(*transpose_decoder_, results, block_inner_, block_cols_, options_.n,
-                    options_.d, shape().inner, shape().cols);
+  return DecodeWith(*transpose_decoder_, results, block_inner_, block_cols_, options_.n, options_.d,
+                    shape().inner, shape().cols);
 }
 
 StatusOr<std::vector<int>> PolyDotCode::CheckProbes(std::span<const PeerResult> probes) const {
@@ -232,7 +230,7 @@ StatusOr<Matrix> PolyDotCode::RepairShard(int target, std::span<const PeerResult
     if (r.peer == target) return InvalidArgumentError("genpolydot repair: target among sources");
     src_points.push_back(points_[static_cast<size_t>(r.peer)]);
   }
-  const Matrix basis = ChebyshevBasis(src_points, k);  // k x k
+  const Matrix basis = ChebyshevBasis(src_points, k);                           // k x k
   const Matrix at = ChebyshevBasis({points_[static_cast<size_t>(target)]}, k);  // 1 x k
   const Vector weights = basis.transpose().colPivHouseholderQr().solve(at.transpose());
   Matrix out = Matrix::Zero(rows, cols);

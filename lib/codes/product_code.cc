@@ -70,7 +70,8 @@ Status ProductCode::CheckSparseA(const SparseMatrix& a) const {
                                 std::to_string(shape_.rows) + " x " + std::to_string(shape_.inner));
   }
   for (Eigen::Index i = 0; i < a.nonZeros(); ++i)
-    if (!std::isfinite(a.valuePtr()[i])) return InvalidArgumentError("sparse A contains NaN or Inf");
+    if (!std::isfinite(a.valuePtr()[i]))
+      return InvalidArgumentError("sparse A contains NaN or Inf");
   return Status::Ok();
 }
 
@@ -81,7 +82,8 @@ Status ProductCode::CheckSparseB(const SparseMatrix& b) const {
                                 std::to_string(shape_.inner) + " x " + std::to_string(shape_.cols));
   }
   for (Eigen::Index i = 0; i < b.nonZeros(); ++i)
-    if (!std::isfinite(b.valuePtr()[i])) return InvalidArgumentError("sparse B contains NaN or Inf");
+    if (!std::isfinite(b.valuePtr()[i]))
+      return InvalidArgumentError("sparse B contains NaN or Inf");
   return Status::Ok();
 }
 

@@ -20,19 +20,22 @@ StatusOr<ProductMdsOptions> DefaultProductMdsLayout(int peers) {
   int best_blocks = 0;
   for (int qr = 1; qr < peers; ++qr) {
     for (int qc = 1; qc < peers; ++qc) {
-      const ProductMdsOptions o{.row_peers = qr + 1, .row_blocks = qr, .col_peers = qc + 1,
-                                .col_blocks = qc};
+      const ProductMdsOptions o{
+          .row_peers = qr + 1, .row_blocks = qr, .col_peers = qc + 1, .col_blocks = qc};
       if (ProductMdsPeers(o) != peers) continue;
       if (qr * qc > best_blocks ||
-          (qr * qc == best_blocks && std::abs(qr - qc) < std::abs(best.row_blocks - best.col_blocks))) {
+          (qr * qc == best_blocks &&
+           std::abs(qr - qc) < std::abs(best.row_blocks - best.col_blocks))) {
         best = o;
         best_blocks = qr * qc;
       }
     }
   }
   if (best_blocks == 0) {
-    return InvalidArgumentError("mds: no product-code layout with one parity row and column "
-                                "fits " + std::to_string(peers) + " peers (P = Q_r (Q_c + 1) + Q_c)");
+    return InvalidArgumentError(
+        "mds: no product-code layout with one parity row and column "
+        "fits " +
+        std::to_string(peers) + " peers (P = Q_r (Q_c + 1) + Q_c)");
   }
   return best;
 }
@@ -41,14 +44,16 @@ StatusOr<std::unique_ptr<ProductMdsCode>> ProductMdsCode::Create(ProductShape sh
                                                                  ProductMdsOptions o) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("mds"));
   if (o.points == PointKind::kRotation) {
-    return InvalidArgumentError("mds: rotation points are for Polynomial codes (genpolydot, n = 1)");
+    return InvalidArgumentError(
+        "mds: rotation points are for Polynomial codes (genpolydot, n = 1)");
   }
   if (o.row_blocks < 1 || o.row_peers < o.row_blocks || o.col_blocks < 1 ||
       o.col_peers < o.col_blocks || o.row_peers > 64 || o.col_peers > 64) {
-    return InvalidArgumentError("mds: the product-code layout needs 1 <= Q_r <= P_r and 1 <= Q_c "
-                                "<= P_c (<= 64), got P_r=" + std::to_string(o.row_peers) +
-                                " Q_r=" + std::to_string(o.row_blocks) + " P_c=" +
-                                std::to_string(o.col_peers) + " Q_c=" + std::to_string(o.col_blocks));
+    return InvalidArgumentError(
+        "mds: the product-code layout needs 1 <= Q_r <= P_r and 1 <= Q_c "
+        "<= P_c (<= 64), got P_r=" +
+        std::to_string(o.row_peers) + " Q_r=" + std::to_string(o.row_blocks) +
+        " P_c=" + std::to_string(o.col_peers) + " Q_c=" + std::to_string(o.col_blocks));
   }
   const int peers = ProductMdsPeers(o);
   if (peers > 64) return InvalidArgumentError("mds: the layout needs more than 64 peers");
@@ -60,10 +65,12 @@ StatusOr<std::unique_ptr<ProductMdsCode>> ProductMdsCode::Create(ProductShape sh
   std::vector<int> wanted_r(size_t(o.row_blocks)), wanted_c(size_t(o.col_blocks));
   for (int a = 0; a < o.row_blocks; ++a) wanted_r[size_t(a)] = a;
   for (int b = 0; b < o.col_blocks; ++b) wanted_c[size_t(b)] = b;
-  POLYGUARD_ASSIGN_OR_RETURN(code->row_decoder_, ErrorsAndErasuresDecoder::Create(
-                                                     rows.points, rows.generator, wanted_r, o.decoder));
-  POLYGUARD_ASSIGN_OR_RETURN(code->col_decoder_, ErrorsAndErasuresDecoder::Create(
-                                                     cols.points, cols.generator, wanted_c, o.decoder));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      code->row_decoder_,
+      ErrorsAndErasuresDecoder::Create(rows.points, rows.generator, wanted_r, o.decoder));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      code->col_decoder_,
+      ErrorsAndErasuresDecoder::Create(cols.points, cols.generator, wanted_c, o.decoder));
   return code;
 }
 
@@ -74,9 +81,9 @@ ProductMdsCode::ProductMdsCode(ProductShape shape, ProductMdsOptions o)
 }
 
 std::string ProductMdsCode::Describe() const {
-  return "mds product layout P=" + std::to_string(num_peers()) + " P_r=" +
-         std::to_string(o_.row_peers) + " Q_r=" + std::to_string(o_.row_blocks) + " P_c=" +
-         std::to_string(o_.col_peers) + " Q_c=" + std::to_string(o_.col_blocks);
+  return "mds product layout P=" + std::to_string(num_peers()) +
+         " P_r=" + std::to_string(o_.row_peers) + " Q_r=" + std::to_string(o_.row_blocks) +
+         " P_c=" + std::to_string(o_.col_peers) + " Q_c=" + std::to_string(o_.col_blocks);
 }
 
 std::pair<int, int> ProductMdsCode::Position(int peer) const {
@@ -149,8 +156,10 @@ StatusOr<DecodedProduct> ProductMdsCode::DecodeLines(std::span<const PeerResult>
     bool complete = true;
     for (int k = 0; k < members && complete; ++k) {
       const Matrix* v = by_peer[size_t(rows ? PeerAt(line, k) : PeerAt(k, line))];
-      if (v == nullptr) complete = false;
-      else sum += *v;
+      if (v == nullptr)
+        complete = false;
+      else
+        sum += *v;
     }
     if (!complete) continue;
     line_ids.push_back(line);
@@ -185,15 +194,17 @@ StatusOr<DecodedProduct> ProductMdsCode::Decode(std::span<const PeerResult> resu
   return DecodeLines(results, true);
 }
 
-StatusOr<DecodedProduct> ProductMdsCode::DecodeTranspose(std::span<const PeerResult> results) const {
+StatusOr<DecodedProduct> ProductMdsCode::DecodeTranspose(
+    std::span<const PeerResult> results) const {
   return DecodeLines(results, false);
 }
 
 Status ProductMdsCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
                                    double eta) const {
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("mds update"));
-  POLYGUARD_RETURN_IF_ERROR(internal::CheckUpdate(*this, shard, block_rows_, block_inner_, d, x, eta)
-                                .WithContext("mds update"));
+  POLYGUARD_RETURN_IF_ERROR(
+      internal::CheckUpdate(*this, shard, block_rows_, block_inner_, d, x, eta)
+          .WithContext("mds update"));
   const auto [i, j] = Position(peer);
   const int64_t b = d.cols();
   Matrix left = Matrix::Zero(block_rows_, b), right = Matrix::Zero(block_inner_, b);
@@ -284,7 +295,9 @@ StatusOr<std::vector<int>> ProductMdsCode::RepairSources(int target,
                                                          std::span<const int> healthy) const {
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(target).WithContext("mds repair"));
   const auto [i, j] = Position(target);
-  auto is_healthy = [&](int p) { return std::find(healthy.begin(), healthy.end(), p) != healthy.end(); };
+  auto is_healthy = [&](int p) {
+    return std::find(healthy.begin(), healthy.end(), p) != healthy.end();
+  };
   if (i < o_.row_blocks) {  // its row of the top block
     std::vector<int> s;
     for (int k = 0; k < o_.col_peers && int(s.size()) < o_.col_blocks; ++k)
@@ -301,10 +314,12 @@ StatusOr<std::vector<int>> ProductMdsCode::RepairSources(int target,
                                  ": too few healthy shards in its row and column");
 }
 
-StatusOr<Matrix> ProductMdsCode::RepairShard(int target, std::span<const PeerResult> sources) const {
+StatusOr<Matrix> ProductMdsCode::RepairShard(int target,
+                                             std::span<const PeerResult> sources) const {
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(target).WithContext("mds repair"));
   if (sources.empty()) return InvalidArgumentError("mds repair: no sources");
-  POLYGUARD_RETURN_IF_ERROR(CheckResults(sources, sources[0].value.rows(), sources[0].value.cols()));
+  POLYGUARD_RETURN_IF_ERROR(
+      CheckResults(sources, sources[0].value.rows(), sources[0].value.cols()));
   const auto [i, j] = Position(target);
   bool same_row = true, same_col = true;
   for (const PeerResult& s : sources) {

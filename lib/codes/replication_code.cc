@@ -33,8 +33,7 @@ ReplicationCode::ReplicationCode(ProductShape shape, ReplicationOptions o)
 }
 
 std::string ReplicationCode::Describe() const {
-  return "replication P=" + std::to_string(num_peers()) + " r=" +
-         std::to_string(options_.replicas);
+  return "replication P=" + std::to_string(num_peers()) + " r=" + std::to_string(options_.replicas);
 }
 
 StatusOr<Matrix> ReplicationCode::EncodeShard(const MatrixRef& a, int peer) const {
@@ -50,14 +49,16 @@ StatusOr<Matrix> ReplicationCode::EncodeInput(const MatrixRef& b, int peer) cons
 }
 
 StatusOr<const Matrix*> ReplicationCode::Vote(std::span<const PeerResult* const> copies,
-                                              const std::string& what,
-                                              std::vector<int>* wrong, bool* verified) const {
+                                              const std::string& what, std::vector<int>* wrong,
+                                              bool* verified) const {
   if (copies.empty()) return UnavailableError("replication: no copy of " + what + " arrived");
   // Non-finite copies are wrong outright.
   std::vector<const PeerResult*> finite;
   for (const PeerResult* r : copies) {
-    if (r->value.allFinite()) finite.push_back(r);
-    else wrong->push_back(r->peer);
+    if (r->value.allFinite())
+      finite.push_back(r);
+    else
+      wrong->push_back(r->peer);
   }
   auto suspects = [&] {
     std::vector<int> sus;
@@ -65,8 +66,8 @@ StatusOr<const Matrix*> ReplicationCode::Vote(std::span<const PeerResult* const>
     return FormatPeers(sus);
   };
   if (finite.empty()) {
-    return DataLossError("replication: every copy of " + what + " is non-finite; suspect peers: " +
-                         suspects());
+    return DataLossError("replication: every copy of " + what +
+                         " is non-finite; suspect peers: " + suspects());
   }
   const size_t n = finite.size();
   double sq = 0.0;
@@ -74,8 +75,7 @@ StatusOr<const Matrix*> ReplicationCode::Vote(std::span<const PeerResult* const>
   const double rms =
       std::sqrt(sq / (double(n) * double(std::max<Eigen::Index>(finite[0]->value.size(), 1))));
   auto agree = [&](const Matrix& x, const Matrix& y) {
-    return ((x - y).array().abs() <=
-            options_.tolerance * (x.array().abs() + y.array().abs() + rms))
+    return ((x - y).array().abs() <= options_.tolerance * (x.array().abs() + y.array().abs() + rms))
         .all();
   };
   // Largest group of mutually agreeing copies (agreement is transitive for
@@ -93,7 +93,8 @@ StatusOr<const Matrix*> ReplicationCode::Vote(std::span<const PeerResult* const>
       }
     sizes.push_back(size);
   }
-  const size_t best = static_cast<size_t>(std::max_element(sizes.begin(), sizes.end()) - sizes.begin());
+  const size_t best =
+      static_cast<size_t>(std::max_element(sizes.begin(), sizes.end()) - sizes.begin());
   const size_t ties = static_cast<size_t>(std::count(sizes.begin(), sizes.end(), sizes[best]));
   if (n == 1) {
     *verified = false;  // a single finite copy: nothing to compare with
@@ -103,8 +104,10 @@ StatusOr<const Matrix*> ReplicationCode::Vote(std::span<const PeerResult* const>
   }
   const PeerResult* chosen = nullptr;
   for (size_t i = 0; i < n; ++i) {
-    if (group[i] != static_cast<int>(best)) wrong->push_back(finite[i]->peer);
-    else if (chosen == nullptr) chosen = finite[i];
+    if (group[i] != static_cast<int>(best))
+      wrong->push_back(finite[i]->peer);
+    else if (chosen == nullptr)
+      chosen = finite[i];
   }
   return &chosen->value;
 }
@@ -128,9 +131,8 @@ StatusOr<DecodedProduct> ReplicationCode::Decode(std::span<const PeerResult> res
   out.verified = true;
   Matrix full(block_rows_ * groups_, shape().cols);
   for (int b = 0; b < groups_; ++b) {
-    POLYGUARD_ASSIGN_OR_RETURN(const Matrix* value,
-                               Vote(copies[size_t(b)], BlockName(b), &out.wrong_peers,
-                                    &out.verified));
+    POLYGUARD_ASSIGN_OR_RETURN(const Matrix* value, Vote(copies[size_t(b)], BlockName(b),
+                                                         &out.wrong_peers, &out.verified));
     full.middleRows(b * block_rows_, block_rows_) = *value;
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
@@ -151,20 +153,20 @@ StatusOr<DecodedProduct> ReplicationCode::DecodeTranspose(
   out.verified = true;
   out.product = Matrix::Zero(shape().inner, shape().cols);
   for (int b = 0; b < groups_; ++b) {
-    POLYGUARD_ASSIGN_OR_RETURN(const Matrix* value,
-                               Vote(copies[size_t(b)], BlockName(b), &out.wrong_peers,
-                                    &out.verified));
+    POLYGUARD_ASSIGN_OR_RETURN(const Matrix* value, Vote(copies[size_t(b)], BlockName(b),
+                                                         &out.wrong_peers, &out.verified));
     out.product += *value;
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   return out;
 }
 
-Status ReplicationCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& d,
-                                    const MatrixRef& x, double eta) const {
+Status ReplicationCode::UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
+                                    double eta) const {
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("replication update"));
-  POLYGUARD_RETURN_IF_ERROR(internal::CheckUpdate(*this, shard, block_rows_, shape().inner, d, x, eta)
-                                .WithContext("replication update"));
+  POLYGUARD_RETURN_IF_ERROR(
+      internal::CheckUpdate(*this, shard, block_rows_, shape().inner, d, x, eta)
+          .WithContext("replication update"));
   shard->noalias() -= eta * internal::RowBlock(d, peer % groups_, block_rows_) * x.transpose();
   return Status::Ok();
 }

@@ -50,14 +50,17 @@ RotationCode::RotationCode(ProductShape shape, RotationOptions o)
   generator_ = RotationProductGenerator(o.peers, q_, o.m, o.d);
 }
 
-StatusOr<std::unique_ptr<RotationCode>> RotationCode::Create(ProductShape shape, RotationOptions o) {
+StatusOr<std::unique_ptr<RotationCode>> RotationCode::Create(ProductShape shape,
+                                                             RotationOptions o) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("rotation"));
   if (o.peers < 1 || o.peers > 64) {
-    return InvalidArgumentError("rotation: peers must be in [1, 64], got " + std::to_string(o.peers));
+    return InvalidArgumentError("rotation: peers must be in [1, 64], got " +
+                                std::to_string(o.peers));
   }
   if (o.m < 1 || o.d < 1 || int64_t{o.m} * o.d > o.peers) {
-    return InvalidArgumentError("rotation: m, d >= 1 with K = m d <= P = " + std::to_string(o.peers) +
-                                ", got m=" + std::to_string(o.m) + " d=" + std::to_string(o.d));
+    return InvalidArgumentError(
+        "rotation: m, d >= 1 with K = m d <= P = " + std::to_string(o.peers) +
+        ", got m=" + std::to_string(o.m) + " d=" + std::to_string(o.d));
   }
   auto code = std::unique_ptr<RotationCode>(new RotationCode(shape, o));
   POLYGUARD_ASSIGN_OR_RETURN(code->decoder_,
@@ -89,7 +92,8 @@ StatusOr<Matrix> RotationCode::EncodeShard(const MatrixRef& a, int peer) const {
   for (int u = 0; u < 2 * options_.m; ++u) {
     const Matrix block = internal::RowBlock(a, u, block_rows_);
     for (int half = 0; half < 2; ++half)
-      if (g(half, u) != 0.0) shard.middleRows(half * block_rows_, block_rows_).noalias() += g(half, u) * block;
+      if (g(half, u) != 0.0)
+        shard.middleRows(half * block_rows_, block_rows_).noalias() += g(half, u) * block;
   }
   return shard;
 }
@@ -177,7 +181,8 @@ double WorstCasePeerCondition(const Matrix& g, int rows_per_peer, int k, int64_t
       while (i >= 0 && idx[static_cast<size_t>(i)] == n - k + i) --i;
       if (i < 0) break;
       ++idx[static_cast<size_t>(i)];
-      for (int j = i + 1; j < k; ++j) idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
+      for (int j = i + 1; j < k; ++j)
+        idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
     }
   } else {
     Random rng(seed);

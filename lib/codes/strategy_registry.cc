@@ -44,8 +44,9 @@ Registry& TheRegistry() {
   // unit's static initializer finds the built-in strategies in place.
   static Registry* registry = [] {
     auto* r = new Registry;
-    for (StrategyEntry e : {PolyDotStrategyEntry(), MdsStrategyEntry(), ReplicationStrategyEntry(),
-                            AbftStrategyEntry(), LowWeightStrategyEntry(), UncodedStrategyEntry()}) {
+    for (StrategyEntry e :
+         {PolyDotStrategyEntry(), MdsStrategyEntry(), ReplicationStrategyEntry(),
+          AbftStrategyEntry(), LowWeightStrategyEntry(), UncodedStrategyEntry()}) {
       POLYGUARD_CHECK(AddLocked(r, std::move(e)).ok());
     }
     return r;
@@ -73,8 +74,8 @@ StatusOr<const StrategyEntry*> FindStrategy(std::string_view name) {
     std::lock_guard<std::mutex> lock(r.mu);
     if (const StrategyEntry* e = r.FindLocked(name)) return e;
   }
-  return NotFoundError("unknown strategy '" + std::string(name) + "' (expected " +
-                       StrategyNames() + ")");
+  return NotFoundError("unknown strategy '" + std::string(name) + "' (expected " + StrategyNames() +
+                       ")");
 }
 
 StatusOr<Strategy> ParseStrategy(std::string_view name) {

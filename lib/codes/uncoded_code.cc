@@ -33,8 +33,8 @@ StatusOr<Matrix> UncodedCode::EncodeInput(const MatrixRef& b, int peer) const {
 StatusOr<DecodedProduct> UncodedCode::Decode(std::span<const PeerResult> results) const {
   POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_rows_, shape().cols));
   if (static_cast<int>(results.size()) < num_peers()) {
-    return UnavailableError("uncoded: needs all " + std::to_string(num_peers()) +
-                            " results, got " + std::to_string(results.size()));
+    return UnavailableError("uncoded: needs all " + std::to_string(num_peers()) + " results, got " +
+                            std::to_string(results.size()));
   }
   Matrix full(block_rows_ * num_peers(), shape().cols);
   std::vector<int> bad;

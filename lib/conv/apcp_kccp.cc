@@ -12,7 +12,8 @@ StatusOr<ConvPartition> PartitionConv(const ConvShape& shape, int k_a, int k_b) 
                                 std::to_string(ho) + "] (output rows), got " + std::to_string(k_a));
   }
   if (k_b < 1 || k_b > shape.filters) {
-    return InvalidArgumentError("conv " + shape.Describe() + ": k_b (filter groups) must be in [1, " +
+    return InvalidArgumentError("conv " + shape.Describe() +
+                                ": k_b (filter groups) must be in [1, " +
                                 std::to_string(shape.filters) + "], got " + std::to_string(k_b));
   }
   ConvPartition p;

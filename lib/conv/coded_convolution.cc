@@ -19,14 +19,16 @@ int PointCount(int peers, int k_a) {
 }  // namespace
 
 CodedConvolution::CodedConvolution(ConvPartition partition, CodedConvolutionOptions o)
-    : ProductCode({partition.full.filters, partition.full.filter_size() + (o.bias ? 1 : 0), o.batch},
-                  o.peers),
+    : ProductCode(
+          {partition.full.filters, partition.full.filter_size() + (o.bias ? 1 : 0), o.batch},
+          o.peers),
       partition_(std::move(partition)),
       options_(o) {
   q_ = PointCount(o.peers, o.k_a);
   filter_size_ = partition_.full.filter_size();
   shard_generator_.resize(2 * o.peers, 2 * o.k_b);
-  for (int r = 0; r < o.peers; ++r) shard_generator_.middleRows(2 * r, 2) = RotationEncoder(r, q_, o.k_b, o.k_a);
+  for (int r = 0; r < o.peers; ++r)
+    shard_generator_.middleRows(2 * r, 2) = RotationEncoder(r, q_, o.k_b, o.k_a);
   group_shape_ = partition_.full;
   group_shape_.filters = partition_.group;
   generator_ = RotationProductGenerator(o.peers, q_, o.k_a, o.k_b);
@@ -53,16 +55,18 @@ StatusOr<std::unique_ptr<CodedConvolution>> CodedConvolution::Create(const ConvS
                                 std::to_string(o.peers));
   }
   if (o.k_a < 1 || o.k_b < 1 || int64_t{o.k_a} * o.k_b > o.peers) {
-    return InvalidArgumentError("coded convolution: k_a, k_b >= 1 with K = k_a k_b <= P = " +
-                                std::to_string(o.peers) + ", got k_a=" + std::to_string(o.k_a) +
-                                " k_b=" + std::to_string(o.k_b));
+    return InvalidArgumentError(
+        "coded convolution: k_a, k_b >= 1 with K = k_a k_b <= P = " + std::to_string(o.peers) +
+        ", got k_a=" + std::to_string(o.k_a) + " k_b=" + std::to_string(o.k_b));
   }
   if (o.batch < 1) {
-    return InvalidArgumentError("coded convolution: batch must be >= 1, got " + std::to_string(o.batch));
+    return InvalidArgumentError("coded convolution: batch must be >= 1, got " +
+                                std::to_string(o.batch));
   }
   POLYGUARD_ASSIGN_OR_RETURN(ConvPartition p, PartitionConv(shape, 2 * o.k_a, 2 * o.k_b));
   auto code = std::unique_ptr<CodedConvolution>(new CodedConvolution(std::move(p), o));
-  POLYGUARD_ASSIGN_OR_RETURN(code->decoder_, LinearCodeDecoder::Create(code->generator_, o.decoder, 4));
+  POLYGUARD_ASSIGN_OR_RETURN(code->decoder_,
+                             LinearCodeDecoder::Create(code->generator_, o.decoder, 4));
   POLYGUARD_ASSIGN_OR_RETURN(code->transpose_decoder_,
                              LinearCodeDecoder::Create(code->transpose_generator_, o.decoder, 2));
   POLYGUARD_ASSIGN_OR_RETURN(code->shard_decoder_,
@@ -96,13 +100,14 @@ std::string CodedConvolution::Describe() const {
 StatusOr<Matrix> CodedConvolution::EncodeFilters(const MatrixRef& filters, int peer) const {
   const ConvShape& s = partition_.full;
   if (peer < 0 || peer >= options_.peers) {
-    return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) + " out of range");
+    return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) +
+                                " out of range");
   }
   if (filters.rows() != s.filters || filters.cols() != shape().inner || !filters.allFinite()) {
-    return InvalidArgumentError("coded convolution: filters must be " + std::to_string(s.filters) +
-                                " x " + std::to_string(shape().inner) +
-                                (options_.bias ? " ([F | b])" : "") + " and finite, got " +
-                                std::to_string(filters.rows()) + " x " + std::to_string(filters.cols()));
+    return InvalidArgumentError(
+        "coded convolution: filters must be " + std::to_string(s.filters) + " x " +
+        std::to_string(shape().inner) + (options_.bias ? " ([F | b])" : "") + " and finite, got " +
+        std::to_string(filters.rows()) + " x " + std::to_string(filters.cols()));
   }
   const Matrix g = RotationEncoder(peer, q_, options_.k_b, options_.k_a);
   const int group = partition_.group;
@@ -118,12 +123,14 @@ StatusOr<Matrix> CodedConvolution::EncodeFilters(const MatrixRef& filters, int p
 StatusOr<Matrix> CodedConvolution::EncodeInput(const MatrixRef& input, int peer) const {
   const ConvShape& s = partition_.full;
   if (peer < 0 || peer >= options_.peers) {
-    return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) + " out of range");
+    return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) +
+                                " out of range");
   }
   if (input.rows() != s.input_size() || input.cols() != options_.batch || !input.allFinite()) {
-    return InvalidArgumentError("coded convolution: input must be " + std::to_string(s.input_size()) +
-                                " x " + std::to_string(options_.batch) + " and finite, got " +
-                                std::to_string(input.rows()) + " x " + std::to_string(input.cols()));
+    return InvalidArgumentError(
+        "coded convolution: input must be " + std::to_string(s.input_size()) + " x " +
+        std::to_string(options_.batch) + " and finite, got " + std::to_string(input.rows()) +
+        " x " + std::to_string(input.cols()));
   }
   const Matrix g = RotationEncoder(peer, q_, options_.k_a, 1);
   const Eigen::Index b = input.cols();
@@ -173,15 +180,16 @@ StatusOr<DecodedProduct> CodedConvolution::Decode(std::span<const PeerResult> re
   std::vector<bool> seen(static_cast<size_t>(options_.peers), false);
   for (const PeerResult& r : results) {
     if (r.peer < 0 || r.peer >= options_.peers || seen[static_cast<size_t>(r.peer)]) {
-      return InvalidArgumentError("coded convolution: unknown or repeated peer " + std::to_string(r.peer));
+      return InvalidArgumentError("coded convolution: unknown or repeated peer " +
+                                  std::to_string(r.peer));
     }
     seen[static_cast<size_t>(r.peer)] = true;
     if (batch < 0) batch = r.value.cols() / 4;
     if (r.value.rows() != rows || r.value.cols() != 4 * batch || batch < 1) {
       return InvalidArgumentError("coded convolution: result of peer " + std::to_string(r.peer) +
                                   " is " + std::to_string(r.value.rows()) + " x " +
-                                  std::to_string(r.value.cols()) + ", expected " + std::to_string(rows) +
-                                  " x 4B");
+                                  std::to_string(r.value.cols()) + ", expected " +
+                                  std::to_string(rows) + " x 4B");
     }
     peers.push_back(r.peer);
   }
@@ -205,7 +213,8 @@ StatusOr<DecodedProduct> CodedConvolution::Decode(std::span<const PeerResult> re
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, decoder_->Decode(peers, columns, l, sink));
   for (int u = 0; u < 2 * options_.k_a; ++u)
     for (int v = 0; v < kb; ++v)
-      PlaceConvBlock(partition_, u, v, coefficients.col(u * kb + v).reshaped(rows, batch), &out.product);
+      PlaceConvBlock(partition_, u, v, coefficients.col(u * kb + v).reshaped(rows, batch),
+                     &out.product);
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
   return out;
@@ -214,13 +223,14 @@ StatusOr<DecodedProduct> CodedConvolution::Decode(std::span<const PeerResult> re
 StatusOr<Matrix> CodedConvolution::EncodeTransposeInput(const MatrixRef& d, int peer) const {
   const ConvShape& s = partition_.full;
   if (peer < 0 || peer >= options_.peers) {
-    return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) + " out of range");
+    return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) +
+                                " out of range");
   }
   if (d.rows() != s.output_size() || d.cols() != options_.batch || !d.allFinite()) {
     return InvalidArgumentError("coded convolution: the output gradient must be " +
-                                std::to_string(s.output_size()) + " x " + std::to_string(options_.batch) +
-                                " and finite, got " + std::to_string(d.rows()) + " x " +
-                                std::to_string(d.cols()));
+                                std::to_string(s.output_size()) + " x " +
+                                std::to_string(options_.batch) + " and finite, got " +
+                                std::to_string(d.rows()) + " x " + std::to_string(d.cols()));
   }
   const Matrix g = RotationEncoder(peer, q_, options_.k_b, options_.k_a);
   const int64_t per_group = int64_t(partition_.group) * s.out_height() * s.out_width();
@@ -232,12 +242,14 @@ StatusOr<Matrix> CodedConvolution::EncodeTransposeInput(const MatrixRef& d, int 
     const int64_t count = std::clamp<int64_t>(d.rows() - first, 0, per_group);
     if (count == 0) continue;
     for (int a = 0; a < 2; ++a)
-      if (g(a, v) != 0.0) piece.block(0, a * b, count, b).noalias() += g(a, v) * d.middleRows(first, count);
+      if (g(a, v) != 0.0)
+        piece.block(0, a * b, count, b).noalias() += g(a, v) * d.middleRows(first, count);
   }
   return piece;
 }
 
-Matrix CodedConvolution::PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const {
+Matrix CodedConvolution::PeerTransposeProduct(const MatrixRef& shard,
+                                              const MatrixRef& piece) const {
   const Eigen::Index b = piece.cols() / 2;
   const int g = partition_.group;
   Matrix p[2][2];
@@ -251,7 +263,8 @@ Matrix CodedConvolution::PeerTransposeProduct(const MatrixRef& shard, const Matr
   return out;
 }
 
-StatusOr<DecodedProduct> CodedConvolution::DecodeTranspose(std::span<const PeerResult> results) const {
+StatusOr<DecodedProduct> CodedConvolution::DecodeTranspose(
+    std::span<const PeerResult> results) const {
   const int64_t rows = partition_.full.input_size();
   const Eigen::Index b = options_.batch;
   std::vector<int> peers;
@@ -267,7 +280,8 @@ StatusOr<DecodedProduct> CodedConvolution::DecodeTranspose(std::span<const PeerR
     columns.push_back(r.value.data());
     columns.push_back(r.value.data() + rows * b);
   }
-  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, transpose_decoder_->Decode(peers, columns, rows * b));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
+                             transpose_decoder_->Decode(peers, columns, rows * b));
   DecodedProduct out;
   out.product = outcome.coefficients.col(2 * (options_.k_b - 1)).reshaped(rows, b);
   out.wrong_peers = std::move(outcome.wrong_peers);
@@ -275,15 +289,16 @@ StatusOr<DecodedProduct> CodedConvolution::DecodeTranspose(std::span<const PeerR
   return out;
 }
 
-Status CodedConvolution::UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
-                                     double eta) const {
+Status CodedConvolution::UpdateShard(Matrix* shard, int peer, const MatrixRef& d,
+                                     const MatrixRef& x, double eta) const {
   const ConvShape& s = partition_.full;
   if (shard == nullptr || shard->rows() != 2 * partition_.group || shard->cols() != shape().inner) {
     return InvalidArgumentError("coded convolution: update needs this code's shard");
   }
   if (x.rows() != s.input_size() || x.cols() != d.cols() || !x.allFinite() || !std::isfinite(eta)) {
     return InvalidArgumentError("coded convolution: update input must be " +
-                                std::to_string(s.input_size()) + " x B like the output gradient, finite");
+                                std::to_string(s.input_size()) +
+                                " x B like the output gradient, finite");
   }
   POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, EncodeTransposeInput(d, peer));
   const Eigen::Index b = d.cols();
@@ -291,10 +306,12 @@ Status CodedConvolution::UpdateShard(Matrix* shard, int peer, const MatrixRef& d
   const int64_t spatial = int64_t(s.out_height()) * s.out_width();
   for (int f = 0; f < 2; ++f) {
     const auto d_f = piece.middleCols(f * b, b);
-    shard->block(f * g, 0, g, filter_size_).noalias() -= eta * Conv2dFilterGradient(group_shape_, x, d_f);
+    shard->block(f * g, 0, g, filter_size_).noalias() -=
+        eta * Conv2dFilterGradient(group_shape_, x, d_f);
     // The bias gradient: each channel's sum over positions and samples.
     if (options_.bias)
-      for (int c = 0; c < g; ++c) (*shard)(f * g + c, filter_size_) -= eta * d_f.middleRows(c * spatial, spatial).sum();
+      for (int c = 0; c < g; ++c)
+        (*shard)(f * g + c, filter_size_) -= eta * d_f.middleRows(c * spatial, spatial).sum();
   }
   return Status::Ok();
 }
@@ -315,7 +332,8 @@ StatusOr<std::vector<int>> CodedConvolution::CheckProbes(std::span<const PeerRes
   const int64_t rows = probes.empty() ? 0 : probes[0].value.rows();
   if (rows == 0 || rows % (2 * half) != 0) {
     return InvalidArgumentError("coded convolution probes: " + std::to_string(rows) +
-                                " numbers per peer, expected a multiple of " + std::to_string(2 * half));
+                                " numbers per peer, expected a multiple of " +
+                                std::to_string(2 * half));
   }
   POLYGUARD_RETURN_IF_ERROR(CheckResults(probes, rows, 1).WithContext("coded convolution probes"));
   const int64_t chunks = rows / (2 * half);
@@ -325,13 +343,15 @@ StatusOr<std::vector<int>> CodedConvolution::CheckProbes(std::span<const PeerRes
     peers.push_back(probes[j].peer);
     for (int64_t c = 0; c < chunks; ++c)
       for (int b = 0; b < 2; ++b)
-        blocks.col(2 * int64_t(j) + b).segment(c * half, half) = probes[j].value.col(0).segment((2 * c + b) * half, half);
+        blocks.col(2 * int64_t(j) + b).segment(c * half, half) =
+            probes[j].value.col(0).segment((2 * c + b) * half, half);
   }
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, shard_decoder_->Decode(peers, blocks));
   return outcome.wrong_peers;
 }
 
-StatusOr<std::vector<int>> CodedConvolution::RepairSources(int target, std::span<const int> healthy) const {
+StatusOr<std::vector<int>> CodedConvolution::RepairSources(int target,
+                                                           std::span<const int> healthy) const {
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(target).WithContext("coded convolution repair"));
   const int k = options_.k_b;
   std::vector<int> candidates;
@@ -346,26 +366,31 @@ StatusOr<std::vector<int>> CodedConvolution::RepairSources(int target, std::span
   }
   // Spread around the circle of w = z^k_a: a well-conditioned interpolation.
   auto angle = [&](int p) { return int64_t(p) * options_.k_a % q_; };
-  std::sort(candidates.begin(), candidates.end(), [&](int a, int b) { return angle(a) < angle(b); });
+  std::sort(candidates.begin(), candidates.end(),
+            [&](int a, int b) { return angle(a) < angle(b); });
   std::vector<int> sources;
-  for (int i = 0; i < k; ++i) sources.push_back(candidates[size_t(int64_t(i) * int64_t(candidates.size()) / k)]);
+  for (int i = 0; i < k; ++i)
+    sources.push_back(candidates[size_t(int64_t(i) * int64_t(candidates.size()) / k)]);
   std::sort(sources.begin(), sources.end());
   return sources;
 }
 
-StatusOr<Matrix> CodedConvolution::RepairShard(int target, std::span<const PeerResult> sources) const {
+StatusOr<Matrix> CodedConvolution::RepairShard(int target,
+                                               std::span<const PeerResult> sources) const {
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(target).WithContext("coded convolution repair"));
   const int k = options_.k_b;
   if (static_cast<int>(sources.size()) != k) {
-    return InvalidArgumentError("coded convolution repair: needs exactly k_b = " + std::to_string(k) +
-                                " source shards, got " + std::to_string(sources.size()));
+    return InvalidArgumentError(
+        "coded convolution repair: needs exactly k_b = " + std::to_string(k) +
+        " source shards, got " + std::to_string(sources.size()));
   }
   const int64_t g = partition_.group;
   POLYGUARD_RETURN_IF_ERROR(CheckResults(sources, 2 * g, sources[0].value.cols())
                                 .WithContext("coded convolution repair"));
   Matrix gs(2 * k, 2 * k);
   for (int s = 0; s < k; ++s) {
-    if (sources[size_t(s)].peer == target) return InvalidArgumentError("coded convolution repair: target among sources");
+    if (sources[size_t(s)].peer == target)
+      return InvalidArgumentError("coded convolution repair: target among sources");
     gs.middleRows(2 * s, 2) = shard_generator_.middleRows(2 * sources[size_t(s)].peer, 2);
   }
   // target = G_t G_S^-1 [sources' blocks]: 2 x 2k weights on the blocks.
@@ -376,7 +401,8 @@ StatusOr<Matrix> CodedConvolution::RepairShard(int target, std::span<const PeerR
   for (int b = 0; b < 2; ++b)
     for (int s = 0; s < k; ++s)
       for (int h = 0; h < 2; ++h)
-        out.middleRows(b * g, g).noalias() += w(b, 2 * s + h) * sources[size_t(s)].value.middleRows(h * g, g);
+        out.middleRows(b * g, g).noalias() +=
+            w(b, 2 * s + h) * sources[size_t(s)].value.middleRows(h * g, g);
   return out;
 }
 

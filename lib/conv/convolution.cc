@@ -5,9 +5,14 @@ namespace polyguard {
 std::string ConvShape::Describe() const {
   // (Piece by piece: GCC 12 warns falsely on some string concatenations.)
   std::string out = std::to_string(channels);
-  for (const auto& [sep, v] : {std::pair<const char*, int>{"x", height}, {"x", width},
-                               {" * ", filters}, {"x", channels}, {"x", kernel_h},
-                               {"x", kernel_w}, {" stride ", stride}, {" pad ", pad}}) {
+  for (const auto& [sep, v] : {std::pair<const char*, int>{"x", height},
+                               {"x", width},
+                               {" * ", filters},
+                               {"x", channels},
+                               {"x", kernel_h},
+                               {"x", kernel_w},
+                               {" stride ", stride},
+                               {" pad ", pad}}) {
     out.append(sep);
     out.append(std::to_string(v));
   }
@@ -38,16 +43,15 @@ Status ValidateConvShape(const ConvShape& s) {
 Status CheckConvOperands(const ConvShape& s, const MatrixRef& filters, const MatrixRef& input) {
   POLYGUARD_RETURN_IF_ERROR(ValidateConvShape(s));
   if (filters.rows() != s.filters || filters.cols() != s.filter_size()) {
-    return InvalidArgumentError("conv " + s.Describe() + ": filters are " +
-                                std::to_string(filters.rows()) + " x " +
-                                std::to_string(filters.cols()) + ", expected " +
-                                std::to_string(s.filters) + " x " + std::to_string(s.filter_size()));
+    return InvalidArgumentError(
+        "conv " + s.Describe() + ": filters are " + std::to_string(filters.rows()) + " x " +
+        std::to_string(filters.cols()) + ", expected " + std::to_string(s.filters) + " x " +
+        std::to_string(s.filter_size()));
   }
   if (input.rows() != s.input_size() || input.cols() < 1) {
-    return InvalidArgumentError("conv " + s.Describe() + ": input is " +
-                                std::to_string(input.rows()) + " x " +
-                                std::to_string(input.cols()) + ", expected " +
-                                std::to_string(s.input_size()) + " x B");
+    return InvalidArgumentError(
+        "conv " + s.Describe() + ": input is " + std::to_string(input.rows()) + " x " +
+        std::to_string(input.cols()) + ", expected " + std::to_string(s.input_size()) + " x B");
   }
   return Status::Ok();
 }
@@ -119,7 +123,8 @@ Matrix Im2ColBatch(const ConvShape& s, const MatrixRef& input) {
 Matrix Col2ImBatch(const ConvShape& s, const MatrixRef& cols, Eigen::Index batch) {
   const int64_t spatial = int64_t(s.out_height()) * s.out_width();
   Matrix x = Matrix::Zero(s.input_size(), batch);
-  for (Eigen::Index b = 0; b < batch; ++b) Col2Im(s, cols.middleCols(b * spatial, spatial), x.col(b).data());
+  for (Eigen::Index b = 0; b < batch; ++b)
+    Col2Im(s, cols.middleCols(b * spatial, spatial), x.col(b).data());
   return x;
 }
 

@@ -6,12 +6,17 @@
 namespace polyguard {
 
 Im2ColConvolution::Im2ColConvolution(const ConvShape& shape, int batch, int peers)
-    : ProductCode({shape.filters, shape.filter_size() + 1, batch}, peers), conv_(shape), batch_(batch) {}
+    : ProductCode({shape.filters, shape.filter_size() + 1, batch}, peers),
+      conv_(shape),
+      batch_(batch) {}
 
-StatusOr<std::unique_ptr<Im2ColConvolution>> Im2ColConvolution::Create(const ConvShape& shape, int batch,
+StatusOr<std::unique_ptr<Im2ColConvolution>> Im2ColConvolution::Create(const ConvShape& shape,
+                                                                       int batch,
                                                                        ProductCodeOptions o) {
   POLYGUARD_RETURN_IF_ERROR(ValidateConvShape(shape));
-  if (batch < 1) return InvalidArgumentError("im2col convolution: batch must be >= 1, got " + std::to_string(batch));
+  if (batch < 1)
+    return InvalidArgumentError("im2col convolution: batch must be >= 1, got " +
+                                std::to_string(batch));
   if (!CapabilitiesOf(o.strategy).trains) {
     return InvalidArgumentError("im2col convolution: the " + std::string(o.strategy.name()) +
                                 " strategy is forward only and cannot train");
@@ -33,9 +38,10 @@ std::string Im2ColConvolution::Describe() const {
 
 StatusOr<Matrix> Im2ColConvolution::Columns(const MatrixRef& input) const {
   if (input.rows() != conv_.input_size() || input.cols() != batch_ || !input.allFinite()) {
-    return InvalidArgumentError("im2col convolution: input must be " + std::to_string(conv_.input_size()) +
-                                " x " + std::to_string(batch_) + " and finite, got " +
-                                std::to_string(input.rows()) + " x " + std::to_string(input.cols()));
+    return InvalidArgumentError(
+        "im2col convolution: input must be " + std::to_string(conv_.input_size()) + " x " +
+        std::to_string(batch_) + " and finite, got " + std::to_string(input.rows()) + " x " +
+        std::to_string(input.cols()));
   }
   const Matrix cols = Im2ColBatch(conv_, input);
   Matrix out(cols.rows() + 1, cols.cols());
@@ -58,21 +64,23 @@ StatusOr<DecodedProduct> Im2ColConvolution::Decode(std::span<const PeerResult> r
 StatusOr<Matrix> Im2ColConvolution::EncodeTransposeInput(const MatrixRef& d, int peer) const {
   if (d.rows() != conv_.output_size() || d.cols() != batch_) {
     return InvalidArgumentError("im2col convolution: the output gradient must be " +
-                                std::to_string(conv_.output_size()) + " x " + std::to_string(batch_) +
-                                ", got " + std::to_string(d.rows()) + " x " + std::to_string(d.cols()));
+                                std::to_string(conv_.output_size()) + " x " +
+                                std::to_string(batch_) + ", got " + std::to_string(d.rows()) +
+                                " x " + std::to_string(d.cols()));
   }
   return inner_->EncodeTransposeInput(OutputToProductLayout(conv_, d), peer);
 }
 
-StatusOr<DecodedProduct> Im2ColConvolution::DecodeTranspose(std::span<const PeerResult> results) const {
+StatusOr<DecodedProduct> Im2ColConvolution::DecodeTranspose(
+    std::span<const PeerResult> results) const {
   POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct out, inner_->DecodeTranspose(results));
   // Drop the bias row; scatter the columns back onto the input.
   out.product = Col2ImBatch(conv_, out.product.topRows(conv_.filter_size()), batch_);
   return out;
 }
 
-Status Im2ColConvolution::UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
-                                      double eta) const {
+Status Im2ColConvolution::UpdateShard(Matrix* shard, int peer, const MatrixRef& d,
+                                      const MatrixRef& x, double eta) const {
   if (d.rows() != conv_.output_size() || d.cols() != x.cols()) {
     return InvalidArgumentError("im2col convolution: update's output gradient must be " +
                                 std::to_string(conv_.output_size()) + " x B like the input");

@@ -51,7 +51,8 @@ StatusOr<size_t> ParseHeader(const std::string& path, const std::vector<uint8_t>
                                 " bytes, shorter than a header");
   }
   if (bytes[0] != 0 || bytes[1] != 0) {
-    return InvalidArgumentError("idx: " + path + " has a bad magic number (first two bytes must "
+    return InvalidArgumentError("idx: " + path +
+                                " has a bad magic number (first two bytes must "
                                 "be zero; is this an IDX file, or still gzip-compressed?)");
   }
   if (bytes[2] != 0x08) {
@@ -93,23 +94,24 @@ StatusOr<std::vector<int64_t>> ReadIdxDims(const std::string& path) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (!ec && uint64_t(size) - header != count) {
-    return InvalidArgumentError("idx: " + path + " holds " + std::to_string(size - header) +
-                                " elements but its header announces " + std::to_string(count) +
-                                (uint64_t(size) - header < count ? " (truncated)" : " (trailing bytes)"));
+    return InvalidArgumentError(
+        "idx: " + path + " holds " + std::to_string(size - header) +
+        " elements but its header announces " + std::to_string(count) +
+        (uint64_t(size) - header < count ? " (truncated)" : " (trailing bytes)"));
   }
   return dims;
 }
 
 StatusOr<IdxArray> ReadIdx(const std::string& path) {
-  POLYGUARD_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
-                             ReadBytes(path, (size_t(1) << 34) + 64));
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadBytes(path, (size_t(1) << 34) + 64));
   IdxArray out;
   uint64_t count = 0;
   POLYGUARD_ASSIGN_OR_RETURN(size_t header, ParseHeader(path, bytes, &out.dims, &count));
   if (bytes.size() - header != count) {
-    return InvalidArgumentError("idx: " + path + " holds " + std::to_string(bytes.size() - header) +
-                                " elements but its header announces " + std::to_string(count) +
-                                (bytes.size() - header < count ? " (truncated)" : " (trailing bytes)"));
+    return InvalidArgumentError(
+        "idx: " + path + " holds " + std::to_string(bytes.size() - header) +
+        " elements but its header announces " + std::to_string(count) +
+        (bytes.size() - header < count ? " (truncated)" : " (trailing bytes)"));
   }
   out.data.assign(bytes.begin() + std::ptrdiff_t(header), bytes.end());
   return out;
@@ -117,10 +119,11 @@ StatusOr<IdxArray> ReadIdx(const std::string& path) {
 
 Status WriteIdx(const std::string& path, const IdxArray& a) {
   if (a.dims.empty() || a.dims.size() > 4) return InvalidArgumentError("idx: 1 to 4 dimensions");
-  const int64_t count = std::accumulate(a.dims.begin(), a.dims.end(), int64_t{1}, std::multiplies<>());
+  const int64_t count =
+      std::accumulate(a.dims.begin(), a.dims.end(), int64_t{1}, std::multiplies<>());
   if (count != static_cast<int64_t>(a.data.size())) {
-    return InvalidArgumentError("idx: dims announce " + std::to_string(count) + " elements, data has " +
-                                std::to_string(a.data.size()));
+    return InvalidArgumentError("idx: dims announce " + std::to_string(count) +
+                                " elements, data has " + std::to_string(a.data.size()));
   }
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return NotFoundError("idx: cannot write " + path);
@@ -147,8 +150,9 @@ StatusOr<Dataset> LoadIdxDataset(const std::string& images_path, const std::stri
   }
   const int64_t n = images.dims[0];
   if (labels.dims[0] != n) {
-    return InvalidArgumentError("idx: " + images_path + " has " + std::to_string(n) + " images but " +
-                                labels_path + " has " + std::to_string(labels.dims[0]) + " labels");
+    return InvalidArgumentError("idx: " + images_path + " has " + std::to_string(n) +
+                                " images but " + labels_path + " has " +
+                                std::to_string(labels.dims[0]) + " labels");
   }
   const int64_t features = static_cast<int64_t>(images.data.size()) / n;
   Dataset out;
@@ -162,7 +166,8 @@ StatusOr<Dataset> LoadIdxDataset(const std::string& images_path, const std::stri
     const int label = labels.data[size_t(j)];
     if (label >= classes) {
       return InvalidArgumentError("idx: " + labels_path + " label " + std::to_string(j) + " is " +
-                                  std::to_string(label) + ", outside [0, " + std::to_string(classes) + ")");
+                                  std::to_string(label) + ", outside [0, " +
+                                  std::to_string(classes) + ")");
     }
     out.labels[size_t(j)] = label;
   }

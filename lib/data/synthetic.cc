@@ -7,8 +7,9 @@
 
 namespace polyguard {
 
-StatusOr<std::unique_ptr<SyntheticClassification>> SyntheticClassification::Create(
-    int features, int classes, uint64_t seed) {
+StatusOr<std::unique_ptr<SyntheticClassification>> SyntheticClassification::Create(int features,
+                                                                                   int classes,
+                                                                                   uint64_t seed) {
   if (features < 1 || classes < 1) {
     return InvalidArgumentError("synthetic data: features and classes must be >= 1, got " +
                                 std::to_string(features) + " and " + std::to_string(classes));

@@ -15,14 +15,22 @@ constexpr uint64_t kHitStream = 1, kDelayStream = 2;
 
 std::string_view StepPointName(StepPoint point) {
   switch (point) {
-    case StepPoint::kEncode: return "encode";
-    case StepPoint::kProduct: return "product";
-    case StepPoint::kSend: return "send";
-    case StepPoint::kDecode: return "decode";
-    case StepPoint::kActivation: return "activation";
-    case StepPoint::kHadamard: return "hadamard";
-    case StepPoint::kUpdate: return "update";
-    case StepPoint::kShard: return "shard";
+    case StepPoint::kEncode:
+      return "encode";
+    case StepPoint::kProduct:
+      return "product";
+    case StepPoint::kSend:
+      return "send";
+    case StepPoint::kDecode:
+      return "decode";
+    case StepPoint::kActivation:
+      return "activation";
+    case StepPoint::kHadamard:
+      return "hadamard";
+    case StepPoint::kUpdate:
+      return "update";
+    case StepPoint::kShard:
+      return "shard";
   }
   return "unknown";
 }
@@ -59,8 +67,8 @@ Status ValidateFaultModel(const FaultModel& m, int peers) {
     for (int p : ids) {
       if (p < 0 || p >= peers) {
         return InvalidArgumentError(std::string("fault model: ") + field + " names peer " +
-                                    std::to_string(p) + ", but there are " +
-                                    std::to_string(peers) + " peers");
+                                    std::to_string(p) + ", but there are " + std::to_string(peers) +
+                                    " peers");
       }
     }
     return Status::Ok();
@@ -91,16 +99,16 @@ FaultInjector::FaultInjector(FaultModel model, uint64_t seed, int peer)
 bool FaultInjector::Hits(int64_t step, int layer, StepPoint point) const {
   if (!valid_ || !faulty_ || model_.error_rate <= 0.0 || paused_.load()) return false;
   if (!(point_mask_ & (1u << static_cast<int>(point)))) return false;
-  Random rng(DeriveSeed(seed_, {kHitStream, uint64_t(peer_), uint64_t(step), uint64_t(layer),
-                                uint64_t(point)}));
+  Random rng(DeriveSeed(
+      seed_, {kHitStream, uint64_t(peer_), uint64_t(step), uint64_t(layer), uint64_t(point)}));
   return rng.Uniform() < model_.error_rate;
 }
 
 bool FaultInjector::MaybeCorrupt(int64_t step, int layer, StepPoint point, Matrix* value) {
   if (!Hits(step, layer, point)) return false;
   // The corruption's randomness is its own stream of the same coordinates.
-  Random rng(DeriveSeed(seed_, {kHitStream + 100, uint64_t(peer_), uint64_t(step),
-                                uint64_t(layer), uint64_t(point)}));
+  Random rng(DeriveSeed(seed_, {kHitStream + 100, uint64_t(peer_), uint64_t(step), uint64_t(layer),
+                                uint64_t(point)}));
   ApplySoftErrorToEntries(value, model_.kind, model_.magnitude, model_.entries, &rng);
   std::lock_guard<std::mutex> lock(mu_);
   record_.push_back({step, peer_, layer, point, model_.kind});
@@ -111,8 +119,8 @@ std::chrono::microseconds FaultInjector::StragglerDelay(int64_t step) const {
   if (model_.straggler_delay == FaultModel::Delay::kNone || paused_.load())
     return std::chrono::microseconds(0);
   Random rng(DeriveSeed(seed_, {kDelayStream, uint64_t(peer_), uint64_t(step)}));
-  const bool straggles =
-      chosen_straggler_ || (model_.straggler_fraction > 0.0 && rng.Uniform() < model_.straggler_fraction);
+  const bool straggles = chosen_straggler_ || (model_.straggler_fraction > 0.0 &&
+                                               rng.Uniform() < model_.straggler_fraction);
   if (!straggles) return std::chrono::microseconds(0);
   double ms = model_.straggler_delay_ms;
   if (model_.straggler_delay == FaultModel::Delay::kExponential) {

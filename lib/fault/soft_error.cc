@@ -9,11 +9,16 @@ namespace polyguard {
 
 std::string_view SoftErrorKindName(SoftErrorKind kind) {
   switch (kind) {
-    case SoftErrorKind::kDense: return "dense";
-    case SoftErrorKind::kEntry: return "entry";
-    case SoftErrorKind::kBitflip: return "bitflip";
-    case SoftErrorKind::kNaN: return "nan";
-    case SoftErrorKind::kInf: return "inf";
+    case SoftErrorKind::kDense:
+      return "dense";
+    case SoftErrorKind::kEntry:
+      return "entry";
+    case SoftErrorKind::kBitflip:
+      return "bitflip";
+    case SoftErrorKind::kNaN:
+      return "nan";
+    case SoftErrorKind::kInf:
+      return "inf";
   }
   return "unknown";
 }
@@ -27,8 +32,8 @@ StatusOr<SoftErrorKind> ParseSoftErrorKind(std::string_view name) {
                               "' (expected dense, entry, bitflip, nan or inf)");
 }
 
-void ApplySoftError(Matrix* value, SoftErrorKind kind, double magnitude, Random* rng,
-                    double scale, Eigen::Index entry) {
+void ApplySoftError(Matrix* value, SoftErrorKind kind, double magnitude, Random* rng, double scale,
+                    Eigen::Index entry) {
   if (value->size() == 0) return;
   double s = scale > 0.0 ? scale : value->norm() / std::sqrt(double(value->size()));
   if (!(s > 0.0) || !std::isfinite(s)) s = 1.0;
@@ -61,8 +66,6 @@ void ApplySoftError(Matrix* value, SoftErrorKind kind, double magnitude, Random*
       break;
   }
 }
-
-
 
 void ApplySoftErrorToEntries(Matrix* value, SoftErrorKind kind, double magnitude, int entries,
                              Random* rng, double scale) {

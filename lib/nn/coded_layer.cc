@@ -7,11 +7,12 @@ namespace polyguard {
 
 Status ValidateTrainingCode(const std::string& what, const ProductCode& code,
                             const CodedProductOptions& product) {
-  if (!code.supports_training()) return InvalidArgumentError(what + ": " + code.Describe() + " cannot train");
+  if (!code.supports_training())
+    return InvalidArgumentError(what + ": " + code.Describe() + " cannot train");
   if (code.num_peers() < code.transpose_threshold()) {
     return InvalidArgumentError(what + ": the backward product of " + code.Describe() + " needs " +
-                                std::to_string(code.transpose_threshold()) + " peers, the job has " +
-                                std::to_string(code.num_peers()));
+                                std::to_string(code.transpose_threshold()) +
+                                " peers, the job has " + std::to_string(code.num_peers()));
   }
   return ValidateCodedProductOptions(code, product).WithContext(what);
 }
@@ -61,7 +62,8 @@ void CodedLayer::NoteDecode(const DecodedProduct& d, bool backward) {
   backward_mask_ = mask;
   last_wrong_results_ += static_cast<int64_t>(d.wrong_peers.size());
   for (int p : d.wrong_peers)
-    if (std::find(last_wrong_.begin(), last_wrong_.end(), p) == last_wrong_.end()) last_wrong_.push_back(p);
+    if (std::find(last_wrong_.begin(), last_wrong_.end(), p) == last_wrong_.end())
+      last_wrong_.push_back(p);
   std::sort(last_wrong_.begin(), last_wrong_.end());
 }
 
@@ -73,9 +75,11 @@ StatusOr<Matrix> CodedLayer::TransposeProduct(int64_t step) {
 
 Status CodedLayer::Update(const SgdOptions& sgd, int64_t step) {
   if (ds_.size() == 0) {
-    return FailedPreconditionError("layer " + std::to_string(layer_) + ": Update needs a Backward first");
+    return FailedPreconditionError("layer " + std::to_string(layer_) +
+                                   ": Update needs a Backward first");
   }
-  POLYGUARD_RETURN_IF_ERROR(CodedSgdStep(*code_, group_->rank(), sgd, ds_, input_, &shard_, &velocity_));
+  POLYGUARD_RETURN_IF_ERROR(
+      CodedSgdStep(*code_, group_->rank(), sgd, ds_, input_, &shard_, &velocity_));
   if (faults_ != nullptr) faults_->MaybeCorrupt(step, layer_, StepPoint::kUpdate, &shard_);
   return Status::Ok();
 }

@@ -8,8 +8,7 @@
 
 namespace polyguard {
 
-StatusOr<std::unique_ptr<ProductCode>> MakeCodedLinearCode(const CodedLinearOptions& o,
-                                                           int peers) {
+StatusOr<std::unique_ptr<ProductCode>> MakeCodedLinearCode(const CodedLinearOptions& o, int peers) {
   ProductCodeOptions code = o.code;
   code.shape = {o.outputs, o.inputs + 1, o.batch};
   code.peers = peers;
@@ -18,14 +17,13 @@ StatusOr<std::unique_ptr<ProductCode>> MakeCodedLinearCode(const CodedLinearOpti
 }
 
 StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOptions& o,
-                                                           PeerGroup* group,
-                                                           FaultInjector* faults,
+                                                           PeerGroup* group, FaultInjector* faults,
                                                            const MatrixRef& initial_weights) {
   if (group == nullptr) return InvalidArgumentError("coded linear: no peer group");
   if (o.inputs < 1 || o.outputs < 1 || o.batch < 1) {
     return InvalidArgumentError("coded linear: inputs, outputs and batch must be >= 1, got " +
-                                std::to_string(o.inputs) + ", " + std::to_string(o.outputs) +
-                                ", " + std::to_string(o.batch));
+                                std::to_string(o.inputs) + ", " + std::to_string(o.outputs) + ", " +
+                                std::to_string(o.batch));
   }
   if (initial_weights.rows() != o.outputs || initial_weights.cols() != o.inputs + 1) {
     return InvalidArgumentError("coded linear: initial weights must be outputs x (inputs + 1) = " +
@@ -43,32 +41,32 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
     layer->faults_ = faults;
     layer->layer_ = o.layer;
     layer->code_ = std::move(made);
-    POLYGUARD_ASSIGN_OR_RETURN(layer->product_, CodedProduct::Create(group, layer->code_.get(),
-                                                                     faults, o.product));
+    POLYGUARD_ASSIGN_OR_RETURN(layer->product_,
+                               CodedProduct::Create(group, layer->code_.get(), faults, o.product));
     POLYGUARD_ASSIGN_OR_RETURN(
         layer->sparse_shard_,
         layer->code_->EncodeSparseShard(SparseMatrix(initial_weights.sparseView()), group->rank()));
     return layer;
   }
-  POLYGUARD_RETURN_IF_ERROR(layer->InitTraining("coded linear (layer " + std::to_string(o.layer) + ")",
-                                                group, faults, std::move(made), initial_weights,
-                                                o.product, o.layer));
+  POLYGUARD_RETURN_IF_ERROR(
+      layer->InitTraining("coded linear (layer " + std::to_string(o.layer) + ")", group, faults,
+                          std::move(made), initial_weights, o.product, o.layer));
   return layer;
 }
 
 StatusOr<Matrix> CodedLinear::Forward(const MatrixRef& x, int64_t step) {
   if (x.rows() != options_.inputs || x.cols() != options_.batch) {
-    return InvalidArgumentError("coded linear (layer " + std::to_string(options_.layer) +
-                                "): input is " + std::to_string(x.rows()) + " x " +
-                                std::to_string(x.cols()) + ", expected " +
-                                std::to_string(options_.inputs) + " x " +
-                                std::to_string(options_.batch));
+    return InvalidArgumentError(
+        "coded linear (layer " + std::to_string(options_.layer) + "): input is " +
+        std::to_string(x.rows()) + " x " + std::to_string(x.cols()) + ", expected " +
+        std::to_string(options_.inputs) + " x " + std::to_string(options_.batch));
   }
   input_.resize(options_.inputs + 1, options_.batch);
   input_.topRows(options_.inputs) = x;
   input_.row(options_.inputs).setOnes();
   if (sparse_) {
-    StatusOr<DecodedProduct> s = product_->ForwardSparse(&sparse_shard_, input_, step, options_.layer);
+    StatusOr<DecodedProduct> s =
+        product_->ForwardSparse(&sparse_shard_, input_, step, options_.layer);
     if (!s.ok()) return s.status();
     NoteDecode(*s, /*backward=*/false);
     s_ = std::move(s->product);
@@ -83,8 +81,8 @@ StatusOr<Matrix> CodedLinear::Forward(const MatrixRef& x, int64_t step) {
 namespace {
 Status ForwardOnly(const CodedLinear& layer) {
   return FailedPreconditionError(
-      "coded linear (layer " + std::to_string(layer.options().layer) + "): " +
-      layer.code().Describe() +
+      "coded linear (layer " + std::to_string(layer.options().layer) +
+      "): " + layer.code().Describe() +
       " is forward only (sparse weights for inference): a code on row blocks of W says nothing "
       "about W^T dS");
 }

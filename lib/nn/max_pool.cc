@@ -7,10 +7,12 @@ namespace polyguard {
 Status ValidatePoolShape(const PoolShape& s) {
   if (s.channels < 1 || s.height < 1 || s.width < 1)
     return InvalidArgumentError("max pool: channels, height and width must be >= 1");
-  if (s.size < 1 || s.stride < 1) return InvalidArgumentError("max pool: size and stride must be >= 1");
+  if (s.size < 1 || s.stride < 1)
+    return InvalidArgumentError("max pool: size and stride must be >= 1");
   if (s.size > s.height || s.size > s.width) {
     return InvalidArgumentError("max pool: window " + std::to_string(s.size) + " exceeds the " +
-                                std::to_string(s.height) + " x " + std::to_string(s.width) + " input");
+                                std::to_string(s.height) + " x " + std::to_string(s.width) +
+                                " input");
   }
   return Status::Ok();
 }
@@ -26,7 +28,8 @@ void MaxPool2d(const PoolShape& s, const MatrixRef& x, Matrix* out, std::vector<
           int64_t best = (int64_t(c) * s.height + oy * s.stride) * s.width + ox * s.stride;
           for (int i = 0; i < s.size; ++i)
             for (int j = 0; j < s.size; ++j) {
-              const int64_t at = (int64_t(c) * s.height + oy * s.stride + i) * s.width + ox * s.stride + j;
+              const int64_t at =
+                  (int64_t(c) * s.height + oy * s.stride + i) * s.width + ox * s.stride + j;
               // NaN never wins a comparison: a NaN window keeps its first entry.
               if (x(at, b) > x(best, b)) best = at;
             }

@@ -76,16 +76,15 @@ CodedLinearOptions LinearOptions(const LayerSpec& l, const SequentialOptions& o,
 std::string LayerName(const SequentialOptions& o, size_t i) {
   const LayerSpec& l = o.layers[i];
   return "layer " + std::to_string(i) + " (" +
-         (l.kind == LayerKind::kConv ? "conv " + l.conv.Describe()
-                                     : "dense " + std::to_string(l.inputs) + " -> " +
-                                           std::to_string(l.outputs)) +
+         (l.kind == LayerKind::kConv
+              ? "conv " + l.conv.Describe()
+              : "dense " + std::to_string(l.inputs) + " -> " + std::to_string(l.outputs)) +
          ")";
 }
 
 // The code layer i builds on `peers` peers: the one place a layer's code is
 // chosen for a check (the layers' Create use the same functions).
-StatusOr<std::unique_ptr<ProductCode>> LayerCode(const SequentialOptions& o, size_t i,
-                                                 int peers) {
+StatusOr<std::unique_ptr<ProductCode>> LayerCode(const SequentialOptions& o, size_t i, int peers) {
   const LayerSpec& l = o.layers[i];
   if (l.kind == LayerKind::kConv) return MakeCodedConv2dCode(ConvOptions(l, o, int(i)), peers);
   return MakeCodedLinearCode(LinearOptions(l, o, int(i)), peers);
@@ -110,10 +109,11 @@ Status ValidateSequentialOptions(const SequentialOptions& o) {
       if (Status v = ValidateCodedConv2dOptions(c); !v.ok())
         return InvalidArgumentError("model: layer " + std::to_string(i) + ": " + v.message());
       if (l.inputs != c.conv.input_size() || l.outputs != Conv2dLayerOutputs(c)) {
-        return InvalidArgumentError("model: layer " + std::to_string(i) + " (conv " + c.conv.Describe() +
-                                    ") takes " + std::to_string(c.conv.input_size()) + " and gives " +
-                                    std::to_string(Conv2dLayerOutputs(c)) + " values per sample, not " +
-                                    std::to_string(l.inputs) + " -> " + std::to_string(l.outputs));
+        return InvalidArgumentError(
+            "model: layer " + std::to_string(i) + " (conv " + c.conv.Describe() + ") takes " +
+            std::to_string(c.conv.input_size()) + " and gives " +
+            std::to_string(Conv2dLayerOutputs(c)) + " values per sample, not " +
+            std::to_string(l.inputs) + " -> " + std::to_string(l.outputs));
       }
     }
     if (i > 0 && o.layers[i - 1].outputs != l.inputs) {
@@ -137,8 +137,9 @@ StatusOr<std::unique_ptr<Sequential>> Sequential::Create(const SequentialOptions
   for (size_t i = 0; i < o.layers.size(); ++i) {
     const Matrix initial = InitialWeights(o.layers[i], o.seed, int(i));
     if (o.layers[i].kind == LayerKind::kConv) {
-      POLYGUARD_ASSIGN_OR_RETURN(auto layer,
-                                 CodedConv2d::Create(ConvOptions(o.layers[i], o, int(i)), group, faults, initial));
+      POLYGUARD_ASSIGN_OR_RETURN(
+          auto layer,
+          CodedConv2d::Create(ConvOptions(o.layers[i], o, int(i)), group, faults, initial));
       model->layers_.push_back(std::move(layer));
       continue;
     }
@@ -218,7 +219,8 @@ int64_t Sequential::unverified_decodes() const {
 
 int Sequential::errors_corrected_per_product() const {
   int n = std::numeric_limits<int>::max();
-  for (const auto& layer : layers_) n = std::min(n, ErrorBudget(layer->code(), options_.product.wait_for));
+  for (const auto& layer : layers_)
+    n = std::min(n, ErrorBudget(layer->code(), options_.product.wait_for));
   return layers_.empty() ? 0 : n;
 }
 
@@ -250,8 +252,8 @@ Status ValidateSequentialForPeers(const SequentialOptions& o, int peers) {
     const int budget = ErrorBudget(**made, o.product.wait_for);
     if (budget < o.errors_to_correct) {
       return InvalidArgumentError(
-          "code.errors_to_correct: " + (*made)->Describe() + " corrects " +
-          std::to_string(budget) + " wrong results per product when its decodes wait for " +
+          "code.errors_to_correct: " + (*made)->Describe() + " corrects " + std::to_string(budget) +
+          " wrong results per product when its decodes wait for " +
           (o.product.wait_for == 0 ? std::string("all results")
                                    : "wait_for = " + std::to_string(o.product.wait_for)) +
           " (forward and backward), the job asks for " + std::to_string(o.errors_to_correct) +
@@ -268,7 +270,8 @@ StatusOr<double> LayerPeerBytes(const SequentialOptions& o, size_t i, int peers)
   const LayerSpec& l = o.layers[i];
   POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> code, LayerCode(o, i, peers));
   const double rows = l.kind == LayerKind::kConv ? l.conv.filters : l.outputs;
-  const double cols = l.kind == LayerKind::kConv ? double(l.conv.filter_size()) + 1 : l.inputs + 1.0;
+  const double cols =
+      l.kind == LayerKind::kConv ? double(l.conv.filter_size()) + 1 : l.inputs + 1.0;
   const double doubles = rows * cols + 4.0 * double(code->stored_doubles_per_peer()) +
                          3.0 * double(peers) * double(code->result_doubles_per_peer()) +
                          4.0 * (double(l.inputs) + double(l.outputs)) * double(o.batch);
@@ -298,9 +301,10 @@ Status CheckSequentialMemory(const SequentialOptions& o, int peers, int peers_he
       largest_layer = i;
     }
   }
-  std::string what = "model: " + std::to_string(peers_here) + (peers_here == 1 ? " peer" : " peers") +
-                     " on this machine, " + FormatBytes(total) + " each (" +
-                     LayerName(o, largest_layer) + ": " + FormatBytes(largest) + ")";
+  std::string what = "model: " + std::to_string(peers_here) +
+                     (peers_here == 1 ? " peer" : " peers") + " on this machine, " +
+                     FormatBytes(total) + " each (" + LayerName(o, largest_layer) + ": " +
+                     FormatBytes(largest) + ")";
   return CheckMemory(what, total * double(peers_here), available);
 }
 

@@ -90,12 +90,11 @@ StatusOr<CodeSpecOptions> ReadCodeSpec(const proto::CodeSpec& c, int peers, bool
     }
     out.fcdcc = c.conv_code() == "fcdcc";
   } else {
-    for (const auto& [name, set] :
-         {std::pair<const char*, bool>{"wait_for", c.has_wait_for()},
-          {"errors_to_correct", c.has_errors_to_correct()},
-          {"conv_code", c.has_conv_code()},
-          {"conv_k_a", c.has_conv_k_a()},
-          {"conv_k_b", c.has_conv_k_b()}}) {
+    for (const auto& [name, set] : {std::pair<const char*, bool>{"wait_for", c.has_wait_for()},
+                                    {"errors_to_correct", c.has_errors_to_correct()},
+                                    {"conv_code", c.has_conv_code()},
+                                    {"conv_k_a", c.has_conv_k_a()},
+                                    {"conv_k_b", c.has_conv_k_b()}}) {
       if (set) return bad(name, "is read by training jobs only (models/*.textproto)");
     }
   }

@@ -30,8 +30,8 @@ Status ValidateCodedProductOptions(const ProductCode& code, const CodedProductOp
   if (options.wait_for != 0 &&
       (options.wait_for < code.recovery_threshold() || options.wait_for > peers)) {
     return InvalidArgumentError("coded product: wait_for must be 0 (all) or in [K = " +
-                                std::to_string(code.recovery_threshold()) + ", P = " +
-                                std::to_string(peers) + "], got " +
+                                std::to_string(code.recovery_threshold()) +
+                                ", P = " + std::to_string(peers) + "], got " +
                                 std::to_string(options.wait_for));
   }
   if (options.deadline.count() <= 0) {
@@ -71,13 +71,14 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
                             ? std::chrono::steady_clock::time_point::max()
                             : std::chrono::steady_clock::now() + options_.deadline;
   POLYGUARD_ASSIGN_OR_RETURN(
-      GatherResult g, group_->GatherAtLeast(std::span<const double>(sent->data(), size_t(sent->size())),
-                                            need, deadline, tag));
+      GatherResult g,
+      group_->GatherAtLeast(std::span<const double>(sent->data(), size_t(sent->size())), need,
+                            deadline, tag));
   if (int(g.peers.size()) < threshold) {
     return UnavailableError("coded product (step " + std::to_string(step) + ", layer " +
                             std::to_string(layer) + "): only " + std::to_string(g.peers.size()) +
-                            " of " + std::to_string(p) + " results arrived, need K = " +
-                            std::to_string(threshold));
+                            " of " + std::to_string(p) +
+                            " results arrived, need K = " + std::to_string(threshold));
   }
   results_not_awaited_ += p - static_cast<int64_t>(g.peers.size());
   std::vector<PeerResult> results;
@@ -121,10 +122,11 @@ StatusOr<DecodedProduct> CodedProduct::Product(const Matrix& shard, const Matrix
   Matrix clean;
   const bool spoiled = Sanitize(input, &clean);
   const MatrixRef in = spoiled ? MatrixRef(clean) : input;
-  POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, transpose ? code_->EncodeTransposeInput(in, r)
-                                                     : code_->EncodeInput(in, r));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      Matrix piece, transpose ? code_->EncodeTransposeInput(in, r) : code_->EncodeInput(in, r));
   Fault(step, layer, StepPoint::kEncode, &piece);
-  Matrix y = transpose ? code_->PeerTransposeProduct(shard, piece) : code_->PeerProduct(shard, piece);
+  Matrix y =
+      transpose ? code_->PeerTransposeProduct(shard, piece) : code_->PeerProduct(shard, piece);
   return ExchangeAndDecode(std::move(y), spoiled, transpose, step, layer);
 }
 
@@ -133,11 +135,11 @@ StatusOr<DecodedProduct> CodedProduct::ExchangeAndDecode(Matrix y, bool spoiled,
   if (spoiled) Spoil(&y);
   Fault(step, layer, StepPoint::kProduct, &y);
   const int threshold = transpose ? code_->transpose_threshold() : code_->recovery_threshold();
-  POLYGUARD_ASSIGN_OR_RETURN(
-      auto results, Exchange(y, threshold, step, layer,
-                              transpose ? ExchangeOp::kTranspose : ExchangeOp::kForward));
-  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct decoded, transpose ? code_->DecodeTranspose(results)
-                                                               : code_->Decode(results));
+  POLYGUARD_ASSIGN_OR_RETURN(auto results,
+                             Exchange(y, threshold, step, layer,
+                                      transpose ? ExchangeOp::kTranspose : ExchangeOp::kForward));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct decoded,
+                             transpose ? code_->DecodeTranspose(results) : code_->Decode(results));
   Fault(step, layer, StepPoint::kDecode, &decoded.product);
   return decoded;
 }

@@ -132,17 +132,20 @@ Status WriteCheckpoint(const std::string& path, const CheckpointIdentity& id,
     ToProto(state.periodic_velocities[l], layer->mutable_velocity());
   }
   proto::CheckpointFile file;
-  if (!c.SerializeToString(file.mutable_payload())) return InternalError("checkpoint: cannot serialize");
+  if (!c.SerializeToString(file.mutable_payload()))
+    return InternalError("checkpoint: cannot serialize");
   file.set_checksum(Fnv1a(file.payload()));
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return NotFoundError("checkpoint: cannot write " + tmp);
-    if (!file.SerializeToOstream(&out)) return InternalError("checkpoint: writing " + tmp + " failed");
+    if (!file.SerializeToOstream(&out))
+      return InternalError("checkpoint: writing " + tmp + " failed");
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) return InternalError("checkpoint: cannot rename " + tmp + " to " + path + ": " + ec.message());
+  if (ec)
+    return InternalError("checkpoint: cannot rename " + tmp + " to " + path + ": " + ec.message());
   return Status::Ok();
 }
 
@@ -158,7 +161,8 @@ StatusOr<Trainer::State> ReadCheckpoint(const std::string& path, const Checkpoin
   for (int l = 0; l < c.layer_size(); ++l) {
     const std::string what = "checkpoint: " + path + " layer " + std::to_string(l);
     POLYGUARD_ASSIGN_OR_RETURN(Matrix shard, FromProto(c.layer(l).shard(), what + " shard"));
-    POLYGUARD_ASSIGN_OR_RETURN(Matrix velocity, FromProto(c.layer(l).velocity(), what + " velocity"));
+    POLYGUARD_ASSIGN_OR_RETURN(Matrix velocity,
+                               FromProto(c.layer(l).velocity(), what + " velocity"));
     state.shards.push_back(std::move(shard));
     state.velocities.push_back(std::move(velocity));
   }

@@ -20,7 +20,8 @@ namespace pb = google::protobuf;
 // Names a field with its line: "FILE:LINE: path: ".
 class Where {
  public:
-  Where(std::string file, const pb::TextFormat::ParseInfoTree* tree) : file_(std::move(file)), tree_(tree) {}
+  Where(std::string file, const pb::TextFormat::ParseInfoTree* tree)
+      : file_(std::move(file)), tree_(tree) {}
 
   // `path` like {"code", "m"}; index for repeated fields.
   std::string operator()(const std::vector<std::string>& path, int index = -1) const {
@@ -81,30 +82,35 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   s.source = filename;
   s.name = job.name();
   s.peers = job.peers();
-  if (s.peers < 1 || s.peers > 64) return Bad(at({"peers"}), "must be in [1, 64], got " + std::to_string(s.peers));
+  if (s.peers < 1 || s.peers > 64)
+    return Bad(at({"peers"}), "must be in [1, 64], got " + std::to_string(s.peers));
 
   // Model.
   if (!job.has_model()) return Bad(filename + ": ", "model: missing (inputs and layers)");
-  if (job.model().inputs() < 1) return Bad(at({"model", "inputs"}), "must be >= 1, got " + std::to_string(job.model().inputs()));
+  if (job.model().inputs() < 1)
+    return Bad(at({"model", "inputs"}),
+               "must be >= 1, got " + std::to_string(job.model().inputs()));
   if (job.model().layer_size() == 0) return Bad(at({"model"}), "needs at least one layer");
   int inputs = job.model().inputs();
   // The image shape flowing into a convolution: the input's, then each
   // convolution's output; none after a dense layer.
-  int channels = job.model().input_channels(), height = job.model().input_height(), width = job.model().input_width();
+  int channels = job.model().input_channels(), height = job.model().input_height(),
+      width = job.model().input_width();
   // Checked at the first conv layer (a dense model's inputs need no shape).
   auto image_shape = [&]() -> Status {
     if (channels < 1 || inputs % channels != 0) {
-      return Bad(at({"model", "input_channels"}), "must be >= 1 and divide inputs (" + std::to_string(inputs) + ")");
+      return Bad(at({"model", "input_channels"}),
+                 "must be >= 1 and divide inputs (" + std::to_string(inputs) + ")");
     }
     if (height == 0 && width == 0) {
       const int side = static_cast<int>(std::lround(std::sqrt(double(inputs / channels))));
       height = width = side;
     }
     if (int64_t{channels} * height * width != inputs) {
-      return Bad(at({"model", "input_height"}), "channels x height x width = " + std::to_string(channels) + " x " +
-                                                    std::to_string(height) + " x " + std::to_string(width) +
-                                                    " must equal inputs (" + std::to_string(inputs) +
-                                                    ") for conv layers");
+      return Bad(at({"model", "input_height"}),
+                 "channels x height x width = " + std::to_string(channels) + " x " +
+                     std::to_string(height) + " x " + std::to_string(width) +
+                     " must equal inputs (" + std::to_string(inputs) + ") for conv layers");
     }
     return Status::Ok();
   };
@@ -118,17 +124,28 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
       if (i == 0) POLYGUARD_RETURN_IF_ERROR(image_shape());
       if (l.filters() < 1 || l.kernel() < 1) {
         return Bad(at({"model", "layer"}, i), "conv needs filters >= 1 and kernel >= 1, got " +
-                                                   std::to_string(l.filters()) + " and " + std::to_string(l.kernel()));
+                                                  std::to_string(l.filters()) + " and " +
+                                                  std::to_string(l.kernel()));
       }
-      if (l.has_outputs()) return Bad(at({"model", "layer"}, i), "outputs is for dense layers (a conv layer's follow from its shapes)");
-      ConvShape c{.channels = channels, .height = height, .width = width, .filters = l.filters(),
-                  .kernel_h = l.kernel(), .kernel_w = l.kernel(), .stride = l.stride(), .pad = l.pad()};
-      if (Status v = ValidateConvShape(c); !v.ok()) return Bad(at({"model", "layer"}, i), v.message());
+      if (l.has_outputs())
+        return Bad(at({"model", "layer"}, i),
+                   "outputs is for dense layers (a conv layer's follow from its shapes)");
+      ConvShape c{.channels = channels,
+                  .height = height,
+                  .width = width,
+                  .filters = l.filters(),
+                  .kernel_h = l.kernel(),
+                  .kernel_w = l.kernel(),
+                  .stride = l.stride(),
+                  .pad = l.pad()};
+      if (Status v = ValidateConvShape(c); !v.ok())
+        return Bad(at({"model", "layer"}, i), v.message());
       CodedConv2dOptions co;
       co.conv = c;
       co.pool = l.pool();
       co.pool_stride = l.pool_stride();
-      if (Status v = ValidateCodedConv2dOptions(co); !v.ok()) return Bad(at({"model", "layer"}, i), v.message());
+      if (Status v = ValidateCodedConv2dOptions(co); !v.ok())
+        return Bad(at({"model", "layer"}, i), v.message());
       s.model.layers.push_back(ConvLayerSpec(c, l.pool(), l.pool_stride(), *a));
       channels = c.filters;
       height = l.pool() > 0 ? PoolAfter(c, l.pool(), l.pool_stride()).out_height() : c.out_height();
@@ -136,8 +153,11 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
       inputs = s.model.layers.back().outputs;
       continue;
     }
-    if (l.type() != "dense") return Bad(at({"model", "layer"}, i), "type must be dense or conv, got '" + l.type() + "'");
-    if (l.outputs() < 1) return Bad(at({"model", "layer"}, i), "outputs must be >= 1, got " + std::to_string(l.outputs()));
+    if (l.type() != "dense")
+      return Bad(at({"model", "layer"}, i), "type must be dense or conv, got '" + l.type() + "'");
+    if (l.outputs() < 1)
+      return Bad(at({"model", "layer"}, i),
+                 "outputs must be >= 1, got " + std::to_string(l.outputs()));
     LayerSpec dense;
     dense.inputs = inputs;
     dense.outputs = l.outputs();
@@ -147,7 +167,8 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
     image = false;
   }
   s.model.batch = job.batch();
-  if (s.model.batch < 1) return Bad(at({"batch"}), "must be >= 1, got " + std::to_string(s.model.batch));
+  if (s.model.batch < 1)
+    return Bad(at({"batch"}), "must be >= 1, got " + std::to_string(s.model.batch));
   s.model.seed = job.seed();
 
   // Code.
@@ -179,35 +200,46 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   s.faults.entries = f.entries();
   s.faults.magnitude = f.magnitude();
   s.faults.faulty_peers.assign(f.faulty_peers().begin(), f.faulty_peers().end());
-  if (f.straggler_delay() == "none") s.faults.straggler_delay = FaultModel::Delay::kNone;
-  else if (f.straggler_delay() == "fixed") s.faults.straggler_delay = FaultModel::Delay::kFixed;
-  else if (f.straggler_delay() == "exponential") s.faults.straggler_delay = FaultModel::Delay::kExponential;
-  else return Bad(at({"faults", "straggler_delay"}), "must be none, fixed or exponential, got '" + f.straggler_delay() + "'");
+  if (f.straggler_delay() == "none")
+    s.faults.straggler_delay = FaultModel::Delay::kNone;
+  else if (f.straggler_delay() == "fixed")
+    s.faults.straggler_delay = FaultModel::Delay::kFixed;
+  else if (f.straggler_delay() == "exponential")
+    s.faults.straggler_delay = FaultModel::Delay::kExponential;
+  else
+    return Bad(at({"faults", "straggler_delay"}),
+               "must be none, fixed or exponential, got '" + f.straggler_delay() + "'");
   s.faults.straggler_delay_ms = f.straggler_delay_ms();
   s.faults.straggler_peers.assign(f.straggler_peers().begin(), f.straggler_peers().end());
   s.faults.straggler_fraction = f.straggler_fraction();
   s.faults.crash_peer = f.crash_peer();
   s.faults.crash_step = f.crash_step();
   s.fault_seed = f.seed();
-  if (Status v = ValidateFaultModel(s.faults, s.peers); !v.ok()) return Bad(at({"faults"}), v.message());
+  if (Status v = ValidateFaultModel(s.faults, s.peers); !v.ok())
+    return Bad(at({"faults"}), v.message());
 
   // Optimizer.
   s.trainer.sgd = {.learning_rate = job.optimizer().learning_rate(),
                    .momentum = job.optimizer().momentum(),
                    .weight_decay = job.optimizer().weight_decay()};
-  if (Status v = ValidateSgdOptions(s.trainer.sgd); !v.ok()) return Bad(at({"optimizer"}), v.message());
+  if (Status v = ValidateSgdOptions(s.trainer.sgd); !v.ok())
+    return Bad(at({"optimizer"}), v.message());
 
   // Data.
   const proto::Data& d = job.data();
-  if (d.kind() == "mnist") s.data.kind = DataSpec::Kind::kMnist;
-  else if (d.kind() == "synthetic") s.data.kind = DataSpec::Kind::kSynthetic;
-  else return Bad(at({"data", "kind"}), "must be mnist or synthetic, got '" + d.kind() + "'");
+  if (d.kind() == "mnist")
+    s.data.kind = DataSpec::Kind::kMnist;
+  else if (d.kind() == "synthetic")
+    s.data.kind = DataSpec::Kind::kSynthetic;
+  else
+    return Bad(at({"data", "kind"}), "must be mnist or synthetic, got '" + d.kind() + "'");
   s.data.dir = d.dir();
   s.data.classes = d.classes();
   s.data.seed = d.seed();
   if (s.data.classes != s.model.layers.back().outputs) {
-    return Bad(at({"data", "classes"}), std::to_string(s.data.classes) + " classes but the last layer has " +
-                                            std::to_string(s.model.layers.back().outputs) + " outputs");
+    return Bad(at({"data", "classes"}),
+               std::to_string(s.data.classes) + " classes but the last layer has " +
+                   std::to_string(s.model.layers.back().outputs) + " outputs");
   }
 
   // Schedule.
@@ -223,7 +255,8 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   if (s.trainer.snapshot_interval < 1) return Bad(at({"snapshot_interval"}), "must be >= 1");
   s.trainer.max_retries = job.max_retries();
   if (s.trainer.max_retries < 0) return Bad(at({"max_retries"}), "must be >= 0");
-  if (job.timeout_ms() < 100) return Bad(at({"timeout_ms"}), "must be >= 100, got " + std::to_string(job.timeout_ms()));
+  if (job.timeout_ms() < 100)
+    return Bad(at({"timeout_ms"}), "must be >= 100, got " + std::to_string(job.timeout_ms()));
   s.timeout = std::chrono::milliseconds(job.timeout_ms());
   // What the peers would refuse of the model on these peers, with the line
   // of the code block (every such refusal comes from the code's fields).
@@ -237,12 +270,14 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
 }
 
 Status ValidateJobSpec(const JobSpec& s) {
-  if (s.peers < 1 || s.peers > 64) return InvalidArgumentError("peers must be in [1, 64], got " + std::to_string(s.peers));
+  if (s.peers < 1 || s.peers > 64)
+    return InvalidArgumentError("peers must be in [1, 64], got " + std::to_string(s.peers));
   POLYGUARD_RETURN_IF_ERROR(ValidateSequentialOptions(s.model));
   POLYGUARD_RETURN_IF_ERROR(ValidateTrainerOptions(s.trainer));
   POLYGUARD_RETURN_IF_ERROR(ValidateFaultModel(s.faults, s.peers));
   if (s.model.product.wait_for < 0 || s.model.product.wait_for > s.peers) {
-    return InvalidArgumentError("code.wait_for must be 0 or in [K, " + std::to_string(s.peers) + "]");
+    return InvalidArgumentError("code.wait_for must be 0 or in [K, " + std::to_string(s.peers) +
+                                "]");
   }
   if (s.steps < 0 || (s.steps == 0 && s.epochs < 1)) {
     return InvalidArgumentError("needs steps >= 1 or epochs >= 1");

@@ -32,7 +32,8 @@ void KillAndReap(const std::vector<pid_t>& pids, std::vector<PeerExit>* exits,
 
 StatusOr<std::vector<PeerExit>> RunLocalPeers(const LocalPeersOptions& o,
                                               const std::function<int(int rank)>& body) {
-  if (o.peers < 1) return InvalidArgumentError("local peers: need >= 1, got " + std::to_string(o.peers));
+  if (o.peers < 1)
+    return InvalidArgumentError("local peers: need >= 1, got " + std::to_string(o.peers));
   const pid_t launcher = ::getpid();
   std::fflush(nullptr);  // the children must not repeat buffered output
   std::vector<pid_t> pids;

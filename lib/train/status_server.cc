@@ -235,18 +235,31 @@ std::string TrainingMetrics::Render() const {
         << name << label << " " << value << "\n";
   };
   metric("polyguard_step", "gauge", "Last completed training step.", double(step_));
-  metric("polyguard_steps_total", "counter", "Steps completed (replays after a rollback count again).", double(counters_.steps));
+  metric("polyguard_steps_total", "counter",
+         "Steps completed (replays after a rollback count again).", double(counters_.steps));
   metric("polyguard_loss", "gauge", "Loss of the last completed step.", loss_);
   metric("polyguard_step_seconds", "gauge", "Wall time of the last step.", step_seconds_);
-  metric("polyguard_faults_injected_total", "counter", "Soft errors injected at this peer.", double(counters_.faults_injected));
-  metric("polyguard_wrong_results_total", "counter", "Distinct wrong results located (job-wide, agreed by all peers).", double(counters_.wrong_results));
-  metric("polyguard_results_located_by_this_peer_total", "counter", "Wrong results this peer's decodes located (per-peer view).", double(counters_.results_located_by_this_peer));
-  metric("polyguard_unverified_decodes_total", "counter", "This peer's decodes that checked nothing (unprotected).", double(counters_.unverified_decodes));
-  metric("polyguard_results_corrected_total", "counter", "Wrong results corrected in completed steps.", double(counters_.results_corrected));
-  metric("polyguard_uncorrectable_steps_total", "counter", "Step attempts with an uncorrectable decode.", double(counters_.uncorrectable_steps));
-  metric("polyguard_recomputations_total", "counter", "Whole-step recomputations.", double(counters_.recomputations));
-  metric("polyguard_shard_repairs_total", "counter", "Shards regenerated from healthy peers.", double(counters_.shard_repairs));
-  metric("polyguard_rollbacks_total", "counter", "Rollbacks to a verified snapshot.", double(counters_.rollbacks));
+  metric("polyguard_faults_injected_total", "counter", "Soft errors injected at this peer.",
+         double(counters_.faults_injected));
+  metric("polyguard_wrong_results_total", "counter",
+         "Distinct wrong results located (job-wide, agreed by all peers).",
+         double(counters_.wrong_results));
+  metric("polyguard_results_located_by_this_peer_total", "counter",
+         "Wrong results this peer's decodes located (per-peer view).",
+         double(counters_.results_located_by_this_peer));
+  metric("polyguard_unverified_decodes_total", "counter",
+         "This peer's decodes that checked nothing (unprotected).",
+         double(counters_.unverified_decodes));
+  metric("polyguard_results_corrected_total", "counter",
+         "Wrong results corrected in completed steps.", double(counters_.results_corrected));
+  metric("polyguard_uncorrectable_steps_total", "counter",
+         "Step attempts with an uncorrectable decode.", double(counters_.uncorrectable_steps));
+  metric("polyguard_recomputations_total", "counter", "Whole-step recomputations.",
+         double(counters_.recomputations));
+  metric("polyguard_shard_repairs_total", "counter", "Shards regenerated from healthy peers.",
+         double(counters_.shard_repairs));
+  metric("polyguard_rollbacks_total", "counter", "Rollbacks to a verified snapshot.",
+         double(counters_.rollbacks));
   return out.str();
 }
 

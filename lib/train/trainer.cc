@@ -76,17 +76,19 @@ Status ValidateTrainerOptions(const TrainerOptions& o) {
 }
 
 std::string FormatCounters(const TrainingCounters& c) {
-  return "steps=" + std::to_string(c.steps) + " faults_injected=" +
-         std::to_string(c.faults_injected) + " wrong_results=" + std::to_string(c.wrong_results) +
+  return "steps=" + std::to_string(c.steps) +
+         " faults_injected=" + std::to_string(c.faults_injected) +
+         " wrong_results=" + std::to_string(c.wrong_results) +
          " located_by_this_peer=" + std::to_string(c.results_located_by_this_peer) +
-         " unverified_decodes=" + std::to_string(c.unverified_decodes) + " corrected=" +
-         std::to_string(c.results_corrected) + " not_awaited=" +
-         std::to_string(c.results_not_awaited) + " uncorrectable_steps=" +
-         std::to_string(c.uncorrectable_steps) + " recomputations=" +
-         std::to_string(c.recomputations) + " copies_replaced=" +
-         std::to_string(c.copies_replaced) + " scrubs=" + std::to_string(c.scrubs) +
-         " shard_repairs=" + std::to_string(c.shard_repairs) + " rollbacks=" +
-         std::to_string(c.rollbacks);
+         " unverified_decodes=" + std::to_string(c.unverified_decodes) +
+         " corrected=" + std::to_string(c.results_corrected) +
+         " not_awaited=" + std::to_string(c.results_not_awaited) +
+         " uncorrectable_steps=" + std::to_string(c.uncorrectable_steps) +
+         " recomputations=" + std::to_string(c.recomputations) +
+         " copies_replaced=" + std::to_string(c.copies_replaced) +
+         " scrubs=" + std::to_string(c.scrubs) +
+         " shard_repairs=" + std::to_string(c.shard_repairs) +
+         " rollbacks=" + std::to_string(c.rollbacks);
 }
 
 struct Trainer::Decision {
@@ -102,8 +104,7 @@ struct Trainer::Decision {
 };
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(PeerGroup* group, Sequential* model,
-                                                   FaultInjector* faults,
-                                                   TrainerOptions options) {
+                                                   FaultInjector* faults, TrainerOptions options) {
   if (group == nullptr || model == nullptr) {
     return InvalidArgumentError("trainer: needs a peer group and a model");
   }
@@ -163,8 +164,8 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   const uint64_t key = DeriveSeed(options_.seed, {0x9a4d, uint64_t(round)});
   std::vector<double> sizes;  // entries of each fingerprinted copy
   for (int l = 0; l < layers; ++l) {
-    for (const Matrix* m : {model_->layer(l).mutable_saved_input(),
-                            model_->layer(l).mutable_saved_gradient()}) {
+    for (const Matrix* m :
+         {model_->layer(l).mutable_saved_input(), model_->layer(l).mutable_saved_gradient()}) {
       double fp[kBlock];
       Fingerprint(*m, key + uint64_t(sizes.size()), fp);
       mine.insert(mine.end(), fp, fp + kBlock);
@@ -193,8 +194,7 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   // Copies decoded from the same results are equal bit for bit; from
   // different results (wait_for < P) each entry may differ by the decoder's
   // tolerance, which moves a projection by at most tol sqrt(N) |copy|.
-  const double tol = model_->options().product.wait_for == 0 ? 0.0
-                                                             : options_.fingerprint_tolerance;
+  const double tol = model_->options().product.wait_for == 0 ? 0.0 : options_.fingerprint_tolerance;
   // The peers agreeing with the best-supported copy fingerprinted at `row`;
   // empty when no copy has a strict majority.
   auto majority = [&](Eigen::Index row, double entries) {
@@ -222,7 +222,8 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   d.root.assign(size_t(layers), 0);
   for (int l = 0; l < layers && options_.guard; ++l) {
     const std::vector<bool> x = majority(fp_row + 2 * kBlock * l, sizes[size_t(2 * l)]);
-    const std::vector<bool> g = majority(fp_row + 2 * kBlock * l + kBlock, sizes[size_t(2 * l + 1)]);
+    const std::vector<bool> g =
+        majority(fp_row + 2 * kBlock * l + kBlock, sizes[size_t(2 * l + 1)]);
     if (x.empty() || g.empty()) {
       d.retry = true;
       continue;
@@ -503,7 +504,8 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
     std::sort(counts.begin(), counts.end());
     return static_cast<int>(counts[counts.size() / 2]);
   }
-  return DataLossError("evaluate: uncorrectable errors in " + std::to_string(options_.max_retries + 1) +
+  return DataLossError("evaluate: uncorrectable errors in " +
+                       std::to_string(options_.max_retries + 1) +
                        " attempts (or stored shards beyond repair)");
 }
 
@@ -520,7 +522,8 @@ StatusOr<std::vector<int>> Trainer::Scrub() {
 StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<const int> labels) {
   const SequentialOptions& mo = model_->options();
   const int classes = mo.layers.back().outputs;
-  if (step < 1) return InvalidArgumentError("trainer: steps count from 1, got " + std::to_string(step));
+  if (step < 1)
+    return InvalidArgumentError("trainer: steps count from 1, got " + std::to_string(step));
   if (x.rows() != mo.layers.front().inputs || x.cols() != mo.batch) {
     return InvalidArgumentError("trainer: batch is " + std::to_string(x.rows()) + " x " +
                                 std::to_string(x.cols()) + ", the model takes " +
@@ -528,8 +531,8 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
                                 std::to_string(mo.batch));
   }
   if (static_cast<int>(labels.size()) != mo.batch) {
-    return InvalidArgumentError("trainer: " + std::to_string(labels.size()) + " labels for a batch of " +
-                                std::to_string(mo.batch));
+    return InvalidArgumentError("trainer: " + std::to_string(labels.size()) +
+                                " labels for a batch of " + std::to_string(mo.batch));
   }
   for (int label : labels) {
     if (label < 0 || label >= classes) {
@@ -572,8 +575,8 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
     POLYGUARD_RETURN_IF_ERROR(ReplaceStaleCopies(d, round));
     Status update = model_->Update(options_.sgd, round);
     if (!update.ok()) {
-      return FailedPreconditionError("step " + std::to_string(step) +
-                                     ": training diverged (" + update.message() + ")");
+      return FailedPreconditionError("step " + std::to_string(step) + ": training diverged (" +
+                                     update.message() + ")");
     }
     counters_.results_corrected += d.wrong_results;
     ++counters_.steps;
@@ -585,18 +588,18 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
     // differently).
     const std::vector<int>& wrong = d.wrong_peers;
     bool repeated = false;
-    for (int q : wrong) repeated = repeated || std::binary_search(previous_wrong_.begin(), previous_wrong_.end(), q);
+    for (int q : wrong)
+      repeated = repeated || std::binary_search(previous_wrong_.begin(), previous_wrong_.end(), q);
     previous_wrong_ = wrong;
     const bool snapshot_due = step - snapshot_.step >= options_.snapshot_interval;
     if (repeated || snapshot_due ||
         (options_.scrub_interval > 0 && step % options_.scrub_interval == 0)) {
-      POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found,
-                                 ScrubAt(round, kRoundScrubs, &repairable));
+      POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(round, kRoundScrubs, &repairable));
       if (!repairable) break;
       if (found.empty() && snapshot_due) TakeSnapshot(step);
     }
-    return StepResult{.loss = d.loss, .accuracy = d.accuracy, .next_step = step + 1,
-                      .rolled_back = false};
+    return StepResult{
+        .loss = d.loss, .accuracy = d.accuracy, .next_step = step + 1, .rolled_back = false};
   }
   // Recomputing did not help (or a shard cannot be repaired): roll back.
   if (++rollbacks_in_a_row_ > options_.max_rollbacks) {
@@ -608,15 +611,18 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
   Restore();
   ++counters_.rollbacks;
   previous_wrong_.clear();
-  return StepResult{.loss = std::numeric_limits<double>::quiet_NaN(), .accuracy = 0.0,
-                    .next_step = snapshot_.step + 1, .rolled_back = true};
+  return StepResult{.loss = std::numeric_limits<double>::quiet_NaN(),
+                    .accuracy = 0.0,
+                    .next_step = snapshot_.step + 1,
+                    .rolled_back = true};
 }
 
 Status Trainer::Train(int64_t steps, const BatchFn& batch, const StepFn& on_step) {
   Matrix x;
   std::vector<int> labels;
   for (int64_t step = 1; step <= steps;) {
-    POLYGUARD_RETURN_IF_ERROR(batch(step, &x, &labels).WithContext("batch of step " + std::to_string(step)));
+    POLYGUARD_RETURN_IF_ERROR(
+        batch(step, &x, &labels).WithContext("batch of step " + std::to_string(step)));
     POLYGUARD_ASSIGN_OR_RETURN(StepResult r, Step(step, x, labels));
     if (!r.rolled_back && on_step) on_step(step, r);
     step = r.next_step;

@@ -15,8 +15,10 @@ TEST(AbftCode, CorrectsOneWrongEntryPerPeer) {
   for (uint64_t seed = 1; seed <= 60; ++seed) {
     Random rng(seed);
     const int p = int(rng.UniformInt(1, 8));
-    auto code = AbftCode::Create({rng.UniformInt(1, 20), rng.UniformInt(1, 8), rng.UniformInt(1, 6)},
-                                 {.peers = p}).value();
+    auto code =
+        AbftCode::Create({rng.UniformInt(1, 20), rng.UniformInt(1, 8), rng.UniformInt(1, 6)},
+                         {.peers = p})
+            .value();
     const ErrorKind kinds[] = {ErrorKind::kEntry, ErrorKind::kNaN, ErrorKind::kInf};
     const int errors = int(rng.UniformInt(0, p));
     const ErrorKind kind = kinds[rng.UniformInt(0, 2)];

@@ -4,9 +4,9 @@
 #define POLYGUARD_TESTS_CODES_CODE_TEST_UTIL_H_
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
-#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -38,7 +38,8 @@ inline void ForEachSubset(int n, int k, const std::function<void(const std::vect
     while (i >= 0 && idx[static_cast<size_t>(i)] == n - k + i) --i;
     if (i < 0) return;
     ++idx[static_cast<size_t>(i)];
-    for (int j = i + 1; j < k; ++j) idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
+    for (int j = i + 1; j < k; ++j)
+      idx[static_cast<size_t>(j)] = idx[static_cast<size_t>(j - 1)] + 1;
   }
 }
 

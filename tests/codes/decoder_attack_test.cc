@@ -14,11 +14,11 @@
 #include <iostream>
 
 #include <algorithm>
-#include <chrono>
-#include <cstdio>
 #include <cfloat>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <string>
@@ -130,8 +130,8 @@ std::string Sci(double v) {
 
 std::string Describe(const Got& g) {
   if (!g.ok) return "error: " + g.msg.substr(0, 200) + " (" + std::to_string(g.secs) + " s)";
-  return std::string(g.verified ? "verified" : "unverified") + " rel " + Sci(g.rel) +
-         " (" + std::to_string(g.secs) + " s)";
+  return std::string(g.verified ? "verified" : "unverified") + " rel " + Sci(g.rel) + " (" +
+         std::to_string(g.secs) + " s)";
 }
 
 std::vector<int> All(int p) {
@@ -282,8 +282,7 @@ TEST(DecoderAttackLarge, RotationP20SevenWrongPeersInOneSymbolWithStragglers) {
   std::vector<int> order = rng.Sample(20, 20);
   std::vector<int> peers(order.begin() + 2, order.end());
   std::sort(peers.begin(), peers.end());
-  for (int i = 0; i < 7; ++i)
-    y(5, 4 * order[size_t(2 + i)] + (i % 4)) += i < 2 ? 1e12 : 1.0;
+  for (int i = 0; i < 7; ++i) y(5, 4 * order[size_t(2 + i)] + (i % 4)) += i < 2 ? 1e12 : 1.0;
   const Got g = DecodeAll(s, d, y, peers);
   EXPECT_TRUE(Exact(g)) << Describe(g);
   // (Its cost, about 8 s here, is the decoder benchmark's business, not a test's.)

@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <cfloat>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <iterator>
 #include <limits>
@@ -129,9 +129,9 @@ struct CodeUnderTest {
   const CodeSpec* spec = nullptr;
   std::unique_ptr<ProductCode> code;
   int k = 0;
-  int g = 1;             // numbers per peer in one symbol
-  int64_t symbols = 0;   // L: symbols per result
-  Matrix generator;      // (P g) x columns: the code words' column space
+  int g = 1;            // numbers per peer in one symbol
+  int64_t symbols = 0;  // L: symbols per result
+  Matrix generator;     // (P g) x columns: the code words' column space
   // layout[l g + b]: linear (column-major) index of part b of symbol l.
   std::vector<Eigen::Index> layout;
   Eigen::Index result_rows = 0, result_cols = 0;
@@ -147,8 +147,8 @@ std::unique_ptr<CodeUnderTest> BuildCode(const CodeSpec& spec) {
   s->spec = &spec;
   switch (spec.kind) {
     case Kind::kPolyDot: {
-      auto code = PolyDotCode::Create(
-                      spec.shape, {.peers = spec.peers, .m = spec.x, .n = spec.y, .d = spec.z})
+      auto code = PolyDotCode::Create(spec.shape,
+                                      {.peers = spec.peers, .m = spec.x, .n = spec.y, .d = spec.z})
                       .value();
       s->points = code->points();
       s->generator = ChebyshevBasis(s->points, code->recovery_threshold());
@@ -166,8 +166,7 @@ std::unique_ptr<CodeUnderTest> BuildCode(const CodeSpec& spec) {
     }
     case Kind::kRotation: {
       auto code =
-          RotationCode::Create(spec.shape, {.peers = spec.peers, .m = spec.x, .d = spec.y})
-              .value();
+          RotationCode::Create(spec.shape, {.peers = spec.peers, .m = spec.x, .d = spec.y}).value();
       s->generator = code->generator();
       s->g = 4;
       s->code = std::move(code);
@@ -318,10 +317,14 @@ enum class Promise {
 
 const char* PromiseName(Promise p) {
   switch (p) {
-    case Promise::kExact: return "exact";
-    case Promise::kNearExact: return "near-exact";
-    case Promise::kSafe: return "safe";
-    case Promise::kAnything: return "exception-class";
+    case Promise::kExact:
+      return "exact";
+    case Promise::kNearExact:
+      return "near-exact";
+    case Promise::kSafe:
+      return "safe";
+    case Promise::kAnything:
+      return "exception-class";
   }
   return "?";
 }
@@ -361,9 +364,9 @@ Promise Classify(const CodeUnderTest& s, const Trial& t, bool generic, double sm
   if (got->verified && promise == Promise::kSafe) {
     const double err = RelativeError(got->product, t.expected);
     if (!(err <= kExactBound)) {
-      return ::testing::AssertionFailure() << "a wrong product marked verified, relative error "
-                                           << err << ", wrong_peers "
-                                           << FormatPeers(got->wrong_peers);
+      return ::testing::AssertionFailure()
+             << "a wrong product marked verified, relative error " << err << ", wrong_peers "
+             << FormatPeers(got->wrong_peers);
     }
   }
   return ::testing::AssertionSuccess();
@@ -384,21 +387,30 @@ enum class Family {
   kBeyond,        // more than the budget: DataLoss or exact, never verified-wrong
 };
 
-const Family kFamilies[] = {Family::kIdentical,    Family::kProportional, Family::kUnequal,
-                            Family::kMagnitudes,   Family::kNonFinite,    Family::kNearRoundoff,
-                            Family::kScattered,    Family::kStragglers,   Family::kBeyond};
+const Family kFamilies[] = {Family::kIdentical,  Family::kProportional, Family::kUnequal,
+                            Family::kMagnitudes, Family::kNonFinite,    Family::kNearRoundoff,
+                            Family::kScattered,  Family::kStragglers,   Family::kBeyond};
 
 const char* FamilyName(Family f) {
   switch (f) {
-    case Family::kIdentical: return "Identical";
-    case Family::kProportional: return "Proportional";
-    case Family::kUnequal: return "Unequal";
-    case Family::kMagnitudes: return "Magnitudes";
-    case Family::kNonFinite: return "NonFinite";
-    case Family::kNearRoundoff: return "NearRoundoff";
-    case Family::kScattered: return "Scattered";
-    case Family::kStragglers: return "Stragglers";
-    case Family::kBeyond: return "Beyond";
+    case Family::kIdentical:
+      return "Identical";
+    case Family::kProportional:
+      return "Proportional";
+    case Family::kUnequal:
+      return "Unequal";
+    case Family::kMagnitudes:
+      return "Magnitudes";
+    case Family::kNonFinite:
+      return "NonFinite";
+    case Family::kNearRoundoff:
+      return "NearRoundoff";
+    case Family::kScattered:
+      return "Scattered";
+    case Family::kStragglers:
+      return "Stragglers";
+    case Family::kBeyond:
+      return "Beyond";
   }
   return "?";
 }
@@ -503,8 +515,7 @@ Pattern Inject(Family f, const CodeUnderTest& s, Trial* t, Random& rng, double l
         const int w = static_cast<int>(rng.UniformInt(1, r));
         const std::vector<int> js = rng.Sample(r, w);
         const bool distinct = rng.Uniform() < 0.5 && s.symbols >= w;
-        const std::vector<int> ls = rng.Sample(static_cast<int>(s.symbols),
-                                               distinct ? w : 1);
+        const std::vector<int> ls = rng.Sample(static_cast<int>(s.symbols), distinct ? w : 1);
         for (size_t i = 0; i < js.size(); ++i) {
           const int64_t l = distinct ? ls[i] : sym();
           entry(js[i], l, Sign(rng) * Pow10(rng, lo_exp, 15.0) * scale);
@@ -527,12 +538,23 @@ Pattern Inject(Family f, const CodeUnderTest& s, Trial* t, Random& rng, double l
       for (int j : js) {
         const int64_t l = rng.Uniform() < 0.5 ? shared : sym();
         switch (rng.UniformInt(0, 5)) {
-          case 0: entry(j, l, kNaN); break;
-          case 1: entry(j, l, kInf); break;
-          case 2: entry(j, l, -kInf); break;
-          case 3: t->results[static_cast<size_t>(j)].value.setConstant(kNaN); break;
-          case 4: entry(j, l, Sign(rng) * 1e15 * scale); break;
-          default: dense(j, DenseError(s, rng), Pow10(rng, std::max(lo_exp, -6.0), 12.0));
+          case 0:
+            entry(j, l, kNaN);
+            break;
+          case 1:
+            entry(j, l, kInf);
+            break;
+          case 2:
+            entry(j, l, -kInf);
+            break;
+          case 3:
+            t->results[static_cast<size_t>(j)].value.setConstant(kNaN);
+            break;
+          case 4:
+            entry(j, l, Sign(rng) * 1e15 * scale);
+            break;
+          default:
+            dense(j, DenseError(s, rng), Pow10(rng, std::max(lo_exp, -6.0), 12.0));
         }
       }
       what += " w=" + std::to_string(w);
@@ -561,9 +583,10 @@ Pattern Inject(Family f, const CodeUnderTest& s, Trial* t, Random& rng, double l
       for (int64_t l : rng.Sample(static_cast<int>(s.symbols), static_cast<int>(touched))) {
         const int c = static_cast<int>(rng.UniformInt(1, per));
         for (int j : rng.Sample(r, c)) {
-          entry(j, l, rng.Uniform() < 0.05 ? kNaN
-                                           : Sign(rng) * Pow10(rng, std::max(lo_exp, -6.0),
-                                                               15.0) * scale);
+          entry(j, l,
+                rng.Uniform() < 0.05
+                    ? kNaN
+                    : Sign(rng) * Pow10(rng, std::max(lo_exp, -6.0), 15.0) * scale);
         }
       }
       what += " symbols=" + std::to_string(touched) + " per<=" + std::to_string(per);
@@ -614,16 +637,18 @@ Pattern Inject(Family f, const CodeUnderTest& s, Trial* t, Random& rng, double l
 Trial MakeFamilyTrial(Family f, const CodeUnderTest& s, Random& rng) {
   const int p = s.code->num_peers();
   int stragglers = 0;
-  if (f == Family::kStragglers) stragglers = static_cast<int>(rng.UniformInt(1, p - s.k));
-  else if (rng.Uniform() < 0.2) stragglers = static_cast<int>(rng.UniformInt(1, p - s.k - 1));
+  if (f == Family::kStragglers)
+    stragglers = static_cast<int>(rng.UniformInt(1, p - s.k));
+  else if (rng.Uniform() < 0.2)
+    stragglers = static_cast<int>(rng.UniformInt(1, p - s.k - 1));
   return MakeTrial(s, rng, stragglers);
 }
 
 std::string TraceOf(const CodeUnderTest& s, const Trial& t, const Pattern& p, uint64_t seed) {
   const Damage d = Count(s, t);
-  return std::string(s.spec->name) + " seed=" + std::to_string(seed) + " R=" +
-         std::to_string(t.r()) + " K=" + std::to_string(s.k) + " " + p.what +
-         " wrong={" + FormatPeers(d.peers) + "} max-per-entry=" + std::to_string(d.per_symbol) +
+  return std::string(s.spec->name) + " seed=" + std::to_string(seed) +
+         " R=" + std::to_string(t.r()) + " K=" + std::to_string(s.k) + " " + p.what + " wrong={" +
+         FormatPeers(d.peers) + "} max-per-entry=" + std::to_string(d.per_symbol) +
          " promise=" + PromiseName(p.promise);
 }
 
@@ -682,8 +707,7 @@ class ReferenceDecoder {
       const Kept& kept = Plan(mask);
       if (kept.null.cols() == 0) return Vector(Vector::Zero(len));
       const Matrix ys = select(cols);
-      return Vector((ys * kept.null).rowwise().norm().array() /
-                    Tolerances(ys, scale).array());
+      return Vector((ys * kept.null).rowwise().norm().array() / Tolerances(ys, scale).array());
     };
     auto decode_k = [&](const std::vector<PeerResult>& rs, uint64_t mask) {
       std::vector<PeerResult> some;
@@ -731,8 +755,7 @@ class ReferenceDecoder {
           const int peer = results[size_t(j)].peer;
           if (mask >> peer & 1) continue;
           for (int b = 0; b < g; ++b) {
-            corrected[size_t(j)].value.data()[s_.layout[size_t(l * g + b)]] =
-                fitted(peer * g + b);
+            corrected[size_t(j)].value.data()[s_.layout[size_t(l * g + b)]] = fitted(peer * g + b);
           }
         }
       }
@@ -772,8 +795,10 @@ class ReferenceDecoder {
         if (generic) {
           for (Eigen::Index c = 0; c < err.cols(); ++c) {
             const double n = err.col(c).norm();
-            if (!(n > 0.0)) generic = false;
-            else err.col(c) /= n;
+            if (!(n > 0.0))
+              generic = false;
+            else
+              err.col(c) /= n;
           }
         }
         if (generic) {
@@ -790,8 +815,10 @@ class ReferenceDecoder {
       v.conflict = true;
       v.within_a = v.within_b = false;
     }
-    if (v.within_a) v.product = product_a;
-    else if (v.within_b) v.product = product_b;
+    if (v.within_a)
+      v.product = product_a;
+    else if (v.within_b)
+      v.product = product_b;
     return v;
   }
 
@@ -802,9 +829,8 @@ class ReferenceDecoder {
     const int r = t.r(), k = s_.k, g = s_.g;
     std::vector<int> order(static_cast<size_t>(r));
     for (int j = 0; j < r; ++j) order[size_t(j)] = j;
-    std::sort(order.begin(), order.end(), [&](int x, int y) {
-      return t.results[size_t(x)].peer < t.results[size_t(y)].peer;
-    });
+    std::sort(order.begin(), order.end(),
+              [&](int x, int y) { return t.results[size_t(x)].peer < t.results[size_t(y)].peer; });
     // Only the symbols with a wrong value can be inconsistent.
     std::vector<int64_t> dirty;
     std::vector<bool> wrong(static_cast<size_t>(r), false);
@@ -990,15 +1016,14 @@ TEST(DecoderGuaranteeKnownAttack, ThreeSingleEntryErrorsWithTwoStragglers) {
     do {
       for (int& e : entries) e = static_cast<int>(rng.UniformInt(0, 64 * 8 - 1));
     } while (entries[0] == entries[1] && entries[1] == entries[2]);
-    if (entries[0] == entries[1] || entries[1] == entries[2] || entries[0] == entries[2])
-      ++shared;
+    if (entries[0] == entries[1] || entries[1] == entries[2] || entries[0] == entries[2]) ++shared;
     for (int w = 0; w < 3; ++w) {
       run.results[size_t(js[size_t(w)])].value.data()[entries[size_t(w)]] +=
           Sign(rng) * Pow10(rng, -4.0, 8.0) * std::sqrt(12.0);
     }
     auto got = code->Decode(run.results);
-    const bool good = got.ok() && got->verified &&
-                      RelativeError(got->product, run.expected) <= kExactBound;
+    const bool good =
+        got.ok() && got->verified && RelativeError(got->product, run.expected) <= kExactBound;
     if (!good) {
       ++failures;
       ADD_FAILURE() << "trial " << i << " entries " << entries[0] << "," << entries[1] << ","
@@ -1024,8 +1049,7 @@ Matrix ProbeRows(const CodeUnderTest& s, const std::vector<int>& peers) {
   for (int p : peers) mask |= uint64_t{1} << p;
   const int g = s.g;
   const int n = static_cast<int>(peers.size()) * g;
-  const Matrix basis =
-      s.evaluation ? ChebyshevBasis(s.points, s.k) : s.generator;
+  const Matrix basis = s.evaluation ? ChebyshevBasis(s.points, s.k) : s.generator;
   const int c = static_cast<int>(basis.cols());
   Matrix kept(n, c);
   for (size_t i = 0; i < peers.size(); ++i)
@@ -1041,8 +1065,7 @@ Matrix ProbeRows(const CodeUnderTest& s, const std::vector<int>& peers) {
   double best = -1.0;
   for (int draw = 0; draw < 16; ++draw) {
     Eigen::HouseholderQR<Matrix> gq(rng.NormalMatrix(redundancy, rows));
-    const Matrix w =
-        (gq.householderQ() * Matrix::Identity(redundancy, rows)).transpose() * parity;
+    const Matrix w = (gq.householderQ() * Matrix::Identity(redundancy, rows)).transpose() * parity;
     const double score =
         (w.colwise().norm().transpose().array() / h_norms.array().max(DBL_MIN)).minCoeff();
     if (score > best) {
@@ -1118,16 +1141,16 @@ TEST_P(ProbeAttack, ErrorsOrthogonalToTheErrorFreeCheck) {
 
 INSTANTIATE_TEST_SUITE_P(
     DecoderGuarantee, ProbeAttack,
-    ::testing::Values(ProbeAttackCase{"PolyDotP12m2n2d1", 0, false},  // 3 <= floor(7/2)
-                      ProbeAttackCase{"PolyDotP12m2n2d1", 2, false},  // 3 > floor(5/2)
-                      ProbeAttackCase{"MdsP10Q5", 0, false},          // 3 > floor(5/2)
+    ::testing::Values(ProbeAttackCase{"PolyDotP12m2n2d1", 0, false},    // 3 <= floor(7/2)
+                      ProbeAttackCase{"PolyDotP12m2n2d1", 2, false},    // 3 > floor(5/2)
+                      ProbeAttackCase{"MdsP10Q5", 0, false},            // 3 > floor(5/2)
                       ProbeAttackCase{"LowWeightP10ka3kb1", 0, false},  // 3 <= floor(7/2)
-                      ProbeAttackCase{"RotationP10m1d2", 0, false},   // 3 <= floor(8/2)
-                      ProbeAttackCase{"RotationP8m2d2", 0, true},     // one wrong peer
-                      ProbeAttackCase{"RotationP10m1d2", 2, true}),   // one wrong peer
+                      ProbeAttackCase{"RotationP10m1d2", 0, false},     // 3 <= floor(8/2)
+                      ProbeAttackCase{"RotationP8m2d2", 0, true},       // one wrong peer
+                      ProbeAttackCase{"RotationP10m1d2", 2, true}),     // one wrong peer
     [](const ::testing::TestParamInfo<ProbeAttackCase>& info) {
-      return std::string(info.param.code) + "Stragglers" +
-             std::to_string(info.param.stragglers) + (info.param.same_peer ? "OnePeer" : "");
+      return std::string(info.param.code) + "Stragglers" + std::to_string(info.param.stragglers) +
+             (info.param.same_peer ? "OnePeer" : "");
     });
 
 // R = K + 1 results, every one wrong in one entry (no value can be checked:
@@ -1159,9 +1182,8 @@ TEST_P(CrashDeathTest, EveryAnsweringResultWrongIsNotACrash) {
 }
 
 INSTANTIATE_TEST_SUITE_P(DecoderGuarantee, CrashDeathTest,
-                         ::testing::Values("RotationP10m1d2", "RotationP8m2d2",
-                                           "LowWeightP9ka2kb2", "LowWeightP10ka3kb1",
-                                           "PolyDotP12m2n2d1", "MdsP10Q5"),
+                         ::testing::Values("RotationP10m1d2", "RotationP8m2d2", "LowWeightP9ka2kb2",
+                                           "LowWeightP10ka3kb1", "PolyDotP12m2n2d1", "MdsP10Q5"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            return std::string(info.param);
                          });
@@ -1201,11 +1223,11 @@ TEST_P(Families, KeepsThePromise) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    DecoderGuarantee, Families, ::testing::ValuesIn(AllFamilyCases()),
-    [](const ::testing::TestParamInfo<FamilyCase>& info) {
-      return std::string(info.param.code->name) + "_" + FamilyName(info.param.family);
-    });
+INSTANTIATE_TEST_SUITE_P(DecoderGuarantee, Families, ::testing::ValuesIn(AllFamilyCases()),
+                         [](const ::testing::TestParamInfo<FamilyCase>& info) {
+                           return std::string(info.param.code->name) + "_" +
+                                  FamilyName(info.param.family);
+                         });
 
 // With exactly K results nothing can be checked, errors or not.
 TEST(DecoderGuarantee, ExactlyKResultsAreNeverVerified) {
@@ -1278,10 +1300,10 @@ TEST(DecoderGuarantee, AgreesWithTheExhaustiveReference) {
     if (!good) {
       ++failures;
       ADD_FAILURE() << trace << ": decoder "
-                    << (got.ok() ? "verified=" + std::to_string(got->verified) +
-                                       " relative error " +
-                                       std::to_string(RelativeError(got->product, t.expected))
-                                 : got.status().ToString());
+                    << (got.ok()
+                            ? "verified=" + std::to_string(got->verified) + " relative error " +
+                                  std::to_string(RelativeError(got->product, t.expected))
+                            : got.status().ToString());
     }
   }
   RecordProperty("within", within);

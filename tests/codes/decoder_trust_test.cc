@@ -28,8 +28,8 @@ Clean Encode(const ProductCode& code, Random* rng, const std::vector<int>& missi
   c.expected = a * b;
   for (int p = 0; p < code.num_peers(); ++p) {
     if (std::find(missing.begin(), missing.end(), p) != missing.end()) continue;
-    c.results.push_back({p, code.PeerProduct(code.EncodeShard(a, p).value(),
-                                             code.EncodeInput(b, p).value())});
+    c.results.push_back(
+        {p, code.PeerProduct(code.EncodeShard(a, p).value(), code.EncodeInput(b, p).value())});
   }
   return c;
 }

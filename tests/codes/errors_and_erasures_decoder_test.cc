@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <bit>
+#include <cmath>
+#include <limits>
 #include <numeric>
 #include <thread>
 
@@ -96,8 +98,8 @@ TEST(ErrorsAndErasuresDecoder, LocatesUpToRMinusKMinusOneErrors) {
     std::vector<int> peers(static_cast<size_t>(p));
     std::iota(peers.begin(), peers.end(), 0);
     auto out = s.decoder->Decode(peers, y);
-    SCOPED_TRACE("seed=" + std::to_string(seed) + " P=" + std::to_string(p) + " K=" +
-                 std::to_string(k) + " L=" + std::to_string(l) + " e=" + std::to_string(e));
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " P=" + std::to_string(p) +
+                 " K=" + std::to_string(k) + " L=" + std::to_string(l) + " e=" + std::to_string(e));
     ASSERT_TRUE(out.ok()) << out.status();
     EXPECT_TRUE(out->verified);
     std::sort(wrong.begin(), wrong.end());
@@ -213,6 +215,108 @@ TEST(EvaluationPointsSafety, WorstCaseConditionNumbersAsDocumented) {
   EXPECT_LT(WorstCaseConditionNumber(cheb16, 11),
             WorstCaseConditionNumber(MakeEvaluationPoints(PointKind::kEquispaced, 16), 11));
 }
+
+// The fast path against the public reference decode (DecodeReference): for
+// every pattern, the same status code, verified flag and wrong peers, and
+// coefficients equal to roundoff. Structured patterns, not only random ones:
+// none, roundoff-sized errors just below and just above the tolerance,
+// identical and proportional errors, huge beside tiny, NaN and Inf, and
+// stragglers with all of them.
+enum class Pattern {
+  kNone,
+  kBelowTolerance,
+  kAboveTolerance,
+  kIdentical,
+  kProportional,
+  kHugeBesideTiny,
+  kNaN,
+  kInf,
+  kTooMany
+};
+
+struct FastCase {
+  const char* name;
+  int p, k, stragglers;
+  Pattern pattern;
+};
+std::ostream& operator<<(std::ostream& out, const FastCase& c) { return out << c.name; }
+
+class FastPath : public ::testing::TestWithParam<FastCase> {};
+
+TEST_P(FastPath, AgreesWithTheReferenceDecode) {
+  const FastCase& c = GetParam();
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Random rng(seed);
+    const int l = 24;
+    ::polyguard::Setup s = MakeSetup(c.p, c.k, l, rng);
+    std::vector<int> order = rng.Sample(c.p, c.p);
+    std::vector<int> peers(order.begin() + c.stragglers, order.end());
+    const int r = static_cast<int>(peers.size());
+    Matrix y(l, r);
+    for (int j = 0; j < r; ++j) y.col(j) = s.results.col(peers[size_t(j)]);
+    const double scale = y.norm() / std::sqrt(double(y.size()));
+    const double tol = s.decoder->options().tolerance;
+    const int t = (r - c.k) / 2;
+    const Eigen::Index entry = rng.UniformInt(0, l - 1);
+    switch (c.pattern) {
+      case Pattern::kNone:
+        break;
+      case Pattern::kBelowTolerance:  // roundoff by definition: accepted
+        for (int j = 0; j < t; ++j) y(entry, j) += 0.1 * tol * scale;
+        break;
+      case Pattern::kAboveTolerance:  // just above: located
+        for (int j = 0; j < t; ++j) y(entry, j) += 100.0 * tol * scale;
+        break;
+      case Pattern::kIdentical:
+        for (int j = 0; j < t; ++j) y(entry, j) += 3.0;
+        break;
+      case Pattern::kProportional:
+        for (int j = 0; j < t; ++j) y.col(j) += (j + 1) * 1e3 * y.col(r - 1);
+        break;
+      case Pattern::kHugeBesideTiny:
+        y(entry, 0) += 1e12;
+        if (t >= 2) y(entry, 1) += 1e-6;
+        break;
+      case Pattern::kNaN:
+        y(entry, 0) = std::nan("");
+        break;
+      case Pattern::kInf:
+        y(entry, 0) = std::numeric_limits<double>::infinity();
+        break;
+      case Pattern::kTooMany:  // beyond the guarantee: DataLoss or exact, in both
+        for (int j = 0; j < r - c.k; ++j) y(entry, j) += rng.Normal();
+        break;
+    }
+    const StatusOr<DecodeOutcome> fast = s.decoder->Decode(peers, y);
+    const StatusOr<DecodeOutcome> ref = s.decoder->DecodeReference(peers, y);
+    ASSERT_EQ(fast.status().code(), ref.status().code()) << fast.status() << " / " << ref.status();
+    if (!ref.ok()) continue;
+    EXPECT_EQ(fast->verified, ref->verified);
+    EXPECT_EQ(fast->wrong_peers, ref->wrong_peers);
+    const double diff = (fast->coefficients - ref->coefficients).norm();
+    EXPECT_LE(diff, 1e-9 * std::max(ref->coefficients.norm(), 1.0));
+    if (c.pattern != Pattern::kTooMany && c.pattern != Pattern::kBelowTolerance) {
+      EXPECT_LE((ref->coefficients - s.coefficients).norm(), 1e-8 * s.coefficients.norm());
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Patterns, FastPath,
+    ::testing::Values(FastCase{"None", 12, 5, 0, Pattern::kNone},
+                      FastCase{"NoneWithStragglers", 12, 5, 3, Pattern::kNone},
+                      FastCase{"NoneExactlyK", 8, 8, 0, Pattern::kNone},
+                      FastCase{"BelowTolerance", 12, 5, 0, Pattern::kBelowTolerance},
+                      FastCase{"AboveTolerance", 12, 5, 1, Pattern::kAboveTolerance},
+                      FastCase{"Identical", 14, 6, 0, Pattern::kIdentical},
+                      FastCase{"IdenticalWithStragglers", 14, 6, 2, Pattern::kIdentical},
+                      FastCase{"Proportional", 12, 5, 0, Pattern::kProportional},
+                      FastCase{"HugeBesideTiny", 12, 4, 0, Pattern::kHugeBesideTiny},
+                      FastCase{"NaN", 10, 4, 1, Pattern::kNaN},
+                      FastCase{"Inf", 10, 4, 0, Pattern::kInf},
+                      FastCase{"TooMany", 10, 4, 2, Pattern::kTooMany}),
+    [](const ::testing::TestParamInfo<FastCase>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace polyguard

@@ -11,8 +11,8 @@ namespace polyguard {
 namespace {
 
 using testing::ErrorKind;
-using testing::RelativeError;
 using testing::ForEachSubset;
+using testing::RelativeError;
 using testing::RunProduct;
 
 int CeilDiv(int a, int b) { return (a + b - 1) / b; }
@@ -34,9 +34,7 @@ Matrix GeneratorOn(const std::vector<std::vector<int>>& sa, const std::vector<st
   return g;
 }
 
-bool DecodesFromEverySubset(const Matrix& g) {
-  return WorstCaseCondition(g, 1'000'000, 1) < 1e10;
-}
+bool DecodesFromEverySubset(const Matrix& g) { return WorstCaseCondition(g, 1'000'000, 1) < 1e10; }
 
 TEST(LowWeightBound, MatrixVectorIsCeilKTimesSPlusOneOverN) {
   for (int n = 1; n <= 24; ++n) {
@@ -81,7 +79,8 @@ TEST(LowWeightCode, MatrixVectorDecodesFromEverySubsetUpTo16Peers) {
     for (int k = 1; k <= n; ++k) {
       SCOPED_TRACE("n=" + std::to_string(n) + " k=" + std::to_string(k));
       const int w = LowWeightLowerBound(n, k, 1).value().weight_a;
-      auto code = LowWeightCode::Create({2 * k + 1, 5, 1}, {.peers = n, .k_a = k, .draws = 2}).value();
+      auto code =
+          LowWeightCode::Create({2 * k + 1, 5, 1}, {.peers = n, .k_a = k, .draws = 2}).value();
       const LowWeightDesign& d = code->design();
       ASSERT_EQ(d.weight_a, w);
       ASSERT_TRUE(d.exhaustive);
@@ -93,7 +92,8 @@ TEST(LowWeightCode, MatrixVectorDecodesFromEverySubsetUpTo16Peers) {
       Matrix a = rng.NormalMatrix(2 * k + 1, 5), x = rng.NormalMatrix(5, 1);
       std::vector<PeerResult> all;
       for (int r = 0; r < n; ++r)
-        all.push_back({r, code->PeerProduct(code->EncodeShard(a, r).value(), code->EncodeInput(x, r).value())});
+        all.push_back({r, code->PeerProduct(code->EncodeShard(a, r).value(),
+                                            code->EncodeInput(x, r).value())});
       const Matrix want = a * x;
       int failures = 0;
       ForEachSubset(n, k, [&](const std::vector<int>& subset) {
@@ -128,11 +128,13 @@ TEST(LowWeightCode, MatrixVectorBoundIsTight) {
       int64_t families = 0, decodable = 0;
       while (true) {
         std::vector<std::vector<int>> sa, sb(static_cast<size_t>(n), std::vector<int>{0});
-        for (int r = 0; r < n; ++r) sa.push_back(options[static_cast<size_t>(pick[static_cast<size_t>(r)])]);
+        for (int r = 0; r < n; ++r)
+          sa.push_back(options[static_cast<size_t>(pick[static_cast<size_t>(r)])]);
         ++families;
         if (DecodesFromEverySubset(GeneratorOn(sa, sb, k, 1, &rng))) ++decodable;
         int r = 0;
-        while (r < n && ++pick[static_cast<size_t>(r)] == static_cast<int>(options.size())) pick[static_cast<size_t>(r++)] = 0;
+        while (r < n && ++pick[static_cast<size_t>(r)] == static_cast<int>(options.size()))
+          pick[static_cast<size_t>(r++)] = 0;
         if (r == n) break;
       }
       EXPECT_EQ(decodable, 0) << "n=" << n << " k=" << k << " families=" << families;
@@ -154,7 +156,9 @@ TEST(LowWeightCode, MatrixVectorBoundIsTight) {
 }
 
 TEST(LowWeightCode, MatrixMatrixDesignsAreAtTheBound) {
-  struct Case { int n, ka, kb; };
+  struct Case {
+    int n, ka, kb;
+  };
   for (Case c : {Case{24, 4, 5}, Case{8, 2, 3}, Case{10, 2, 4}, Case{12, 3, 3}, Case{7, 2, 3},
                  Case{9, 2, 2}, Case{16, 3, 4}}) {
     SCOPED_TRACE("n=" + std::to_string(c.n) + " ka=" + std::to_string(c.ka) +
@@ -179,7 +183,9 @@ TEST(LowWeightCode, MatrixMatrixDesignsAreAtTheBound) {
 // (the header's remark), which this also checks.
 TEST(LowWeightCode, MatrixMatrixBoundIsTightExhaustively) {
   Random rng(9);
-  struct Case { int n, ka, kb; };
+  struct Case {
+    int n, ka, kb;
+  };
   for (Case c : {Case{5, 2, 2}, Case{6, 2, 2}, Case{7, 2, 3}, Case{9, 2, 4}}) {
     SCOPED_TRACE("n=" + std::to_string(c.n) + " ka=" + std::to_string(c.ka) +
                  " kb=" + std::to_string(c.kb));
@@ -233,7 +239,8 @@ TEST(LowWeightCode, MatrixMatrixBoundIsTightExhaustively) {
           ++families;
           if (DecodesFromEverySubset(GeneratorOn(fa, fb, c.ka, c.kb, &rng))) ++decodable;
           int r = 0;
-          while (r < c.n && ++pick[static_cast<size_t>(r)] == options) pick[static_cast<size_t>(r++)] = 0;
+          while (r < c.n && ++pick[static_cast<size_t>(r)] == options)
+            pick[static_cast<size_t>(r++)] = 0;
           if (r == c.n) break;
         }
       }
@@ -270,7 +277,8 @@ TEST(LowWeightCode, MatrixMatrixDecodesFromEverySubset) {
   Matrix a = rng.NormalMatrix(9, 7), b = rng.NormalMatrix(7, 8);
   std::vector<PeerResult> all;
   for (int r = 0; r < 9; ++r)
-    all.push_back({r, code->PeerProduct(code->EncodeShard(a, r).value(), code->EncodeInput(b, r).value())});
+    all.push_back(
+        {r, code->PeerProduct(code->EncodeShard(a, r).value(), code->EncodeInput(b, r).value())});
   int checked = 0;
   ForEachSubset(9, 6, [&](const std::vector<int>& subset) {
     std::vector<PeerResult> some;
@@ -297,8 +305,9 @@ TEST(LowWeightCode, SparseEncodingKeepsSparsityAndMatchesDense) {
   Random rng(13);
   const ProductShape shape{120, 90, 70};
   auto low = LowWeightCode::Create(shape, {.peers = 24, .k_a = 4, .k_b = 5}).value();
-  auto dense = LowWeightCode::Create(shape, {.peers = 24, .k_a = 4, .k_b = 5, .weight_a = 4,
-                                             .weight_b = 5}).value();
+  auto dense =
+      LowWeightCode::Create(shape, {.peers = 24, .k_a = 4, .k_b = 5, .weight_a = 4, .weight_b = 5})
+          .value();
   SparseMatrix a = RandomSparse(shape.rows, shape.inner, 0.02, &rng);
   SparseMatrix b = RandomSparse(shape.inner, shape.cols, 0.02, &rng);
   int64_t low_nnz = 0, dense_nnz = 0;
@@ -307,8 +316,9 @@ TEST(LowWeightCode, SparseEncodingKeepsSparsityAndMatchesDense) {
     SparseMatrix sb = low->EncodeSparseInput(b, r).value();
     EXPECT_LT(RelativeError(Matrix(sa), low->EncodeShard(Matrix(a), r).value()), 1e-15);
     EXPECT_LT(RelativeError(Matrix(sb), low->EncodeInput(Matrix(b), r).value()), 1e-15);
-    EXPECT_LT(RelativeError(low->SparsePeerProduct(sa, sb),
-                            low->PeerProduct(Matrix(sa), Matrix(sb))), 1e-14);
+    EXPECT_LT(
+        RelativeError(low->SparsePeerProduct(sa, sb), low->PeerProduct(Matrix(sa), Matrix(sb))),
+        1e-14);
     EXPECT_LE(sa.nonZeros(), a.nonZeros());  // weight 2 of 4 blocks: about half
     low_nnz += sa.nonZeros() + sb.nonZeros();
     dense_nnz += dense->EncodeSparseShard(a, r).value().nonZeros() +
@@ -340,9 +350,10 @@ TEST(LowWeightCode, LocatesAndCorrectsWrongResults) {
     Random rng(seed * 31);
     const int ka = int(rng.UniformInt(1, 4)), kb = int(rng.UniformInt(1, 3));
     const int n = ka * kb + int(rng.UniformInt(1, 5));
-    auto code = LowWeightCode::Create({rng.UniformInt(ka, 14), rng.UniformInt(1, 8),
-                                       rng.UniformInt(kb, 9)},
-                                      {.peers = n, .k_a = ka, .k_b = kb, .draws = 2}).value();
+    auto code =
+        LowWeightCode::Create({rng.UniformInt(ka, 14), rng.UniformInt(1, 8), rng.UniformInt(kb, 9)},
+                              {.peers = n, .k_a = ka, .k_b = kb, .draws = 2})
+            .value();
     const int k = code->recovery_threshold();
     const int stragglers = int(rng.UniformInt(0, n - k - 1));
     const int errors = int(rng.UniformInt(
@@ -368,7 +379,8 @@ TEST(LowWeightCode, SingleEntryErrorsAreCorrectedUpToHalfTheRedundancy) {
   Matrix a = rng.NormalMatrix(8, 4), x = rng.NormalMatrix(4, 1);
   std::vector<PeerResult> results;
   for (int r = 0; r < 9; ++r)
-    results.push_back({r, code->PeerProduct(code->EncodeShard(a, r).value(), code->EncodeInput(x, r).value())});
+    results.push_back(
+        {r, code->PeerProduct(code->EncodeShard(a, r).value(), code->EncodeInput(x, r).value())});
   results[3].value(1, 0) += 5.0;
   results[7].value(1, 0) -= 2.0;
   auto got = code->Decode(results).value();
@@ -399,8 +411,12 @@ TEST(LowWeightCode, RejectsBadInput) {
   EXPECT_EQ(few.status().code(), StatusCode::kUnavailable);
   auto shape = code->Decode(std::vector<PeerResult>{{0, Matrix::Zero(3, 4)}});
   EXPECT_EQ(shape.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(MakeProductCode({.strategy = Strategy::kLowWeight, .shape = {8, 4, 4}, .peers = 6,
-                             .k_a = 4}).value()->Describe().substr(0, 9), "lowweight");
+  EXPECT_EQ(
+      MakeProductCode({.strategy = Strategy::kLowWeight, .shape = {8, 4, 4}, .peers = 6, .k_a = 4})
+          .value()
+          ->Describe()
+          .substr(0, 9),
+      "lowweight");
   EXPECT_EQ(ParseStrategy("lowweight").value(), Strategy::kLowWeight);
 }
 

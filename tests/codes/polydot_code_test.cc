@@ -39,8 +39,8 @@ std::unique_ptr<PolyDotCode> Make(const Config& c) {
 }
 
 std::string Describe(uint64_t seed, const Config& c) {
-  return "seed=" + std::to_string(seed) + " P=" + std::to_string(c.p) + " m=" +
-         std::to_string(c.m) + " n=" + std::to_string(c.n) + " d=" + std::to_string(c.d) +
+  return "seed=" + std::to_string(seed) + " P=" + std::to_string(c.p) +
+         " m=" + std::to_string(c.m) + " n=" + std::to_string(c.n) + " d=" + std::to_string(c.d) +
          " shape=" + std::to_string(c.shape.rows) + "x" + std::to_string(c.shape.inner) + "x" +
          std::to_string(c.shape.cols);
 }
@@ -58,10 +58,14 @@ TEST(PolyDotCode, Thresholds) {
 TEST(PolyDotCode, SpecialCasesHaveTheirThresholds) {
   // Polynomial code: n = 1, K = m*d.
   EXPECT_EQ(PolyDotCode::Create({6, 6, 6}, {.peers = 9, .m = 3, .n = 1, .d = 2})
-                .value()->recovery_threshold(), 6);
+                .value()
+                ->recovery_threshold(),
+            6);
   // MatDot: m = d = 1, K = 2n - 1.
   EXPECT_EQ(PolyDotCode::Create({6, 6, 6}, {.peers = 9, .m = 1, .n = 3, .d = 1})
-                .value()->recovery_threshold(), 5);
+                .value()
+                ->recovery_threshold(),
+            5);
 }
 
 TEST(PolyDotCode, RejectsBadParameters) {
@@ -78,12 +82,9 @@ TEST(PolyDotCode, RejectsBadParameters) {
 
 TEST(PolyDotCode, RejectsBadInputs) {
   auto code = PolyDotCode::Create({4, 5, 3}, {.peers = 6, .m = 2, .n = 2}).value();
-  EXPECT_EQ(code->EncodeShard(Matrix::Ones(5, 4), 0).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(code->EncodeInput(Matrix::Ones(5, 2), 0).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(code->EncodeShard(Matrix::Ones(4, 5), 6).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code->EncodeShard(Matrix::Ones(5, 4), 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code->EncodeInput(Matrix::Ones(5, 2), 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code->EncodeShard(Matrix::Ones(4, 5), 6).status().code(), StatusCode::kInvalidArgument);
   Matrix nan_b = Matrix::Ones(5, 3);
   nan_b(1, 1) = std::nan("");
   auto st = code->EncodeInput(nan_b, 0).status();
@@ -114,15 +115,14 @@ TEST(PolyDotCode, DecodesAndLocatesAcrossRandomConfigurations) {
     const int k = code->recovery_threshold();
     const int stragglers = int(rng.UniformInt(0, c.p - k - 1));
     const int r = c.p - stragglers;
-    const int max_errors =
-        testing::MaxCorrectable(r, k, code->result_doubles_per_peer());
+    const int max_errors = testing::MaxCorrectable(r, k, code->result_doubles_per_peer());
     for (int errors = 0; errors <= max_errors; ++errors) {
       const ErrorKind kind = kinds[rng.UniformInt(0, 3)];
       const double magnitude = std::pow(10.0, rng.Uniform(-8, 8));
       auto run = RunProduct(*code, &rng, stragglers, errors, kind, magnitude);
       SCOPED_TRACE(Describe(seed, c) + " stragglers=" + std::to_string(stragglers) +
-                   " errors=" + std::to_string(errors) + " kind=" +
-                   std::to_string(int(kind)) + " magnitude=" + std::to_string(magnitude));
+                   " errors=" + std::to_string(errors) + " kind=" + std::to_string(int(kind)) +
+                   " magnitude=" + std::to_string(magnitude));
       auto decoded = code->Decode(run.results);
       ASSERT_TRUE(decoded.ok()) << decoded.status();
       EXPECT_TRUE(decoded->verified);
@@ -140,8 +140,8 @@ TEST(PolyDotCode, DecodesAndLocatesAcrossRandomConfigurations) {
 
 TEST(PolyDotCode, PolynomialAndMatDotSpecialCasesDecode) {
   Random rng(42);
-  for (auto [m, n, d] : {std::tuple{3, 1, 2}, std::tuple{1, 4, 1}, std::tuple{2, 1, 1},
-                         std::tuple{1, 3, 2}}) {
+  for (auto [m, n, d] :
+       {std::tuple{3, 1, 2}, std::tuple{1, 4, 1}, std::tuple{2, 1, 1}, std::tuple{1, 3, 2}}) {
     auto code = PolyDotCode::Create({9, 10, 5}, {.peers = 14, .m = m, .n = n, .d = d}).value();
     const int k = code->recovery_threshold();
     auto run = RunProduct(*code, &rng, 1, 14 - 1 - k - 1, ErrorKind::kDense, 1.0);
@@ -246,12 +246,12 @@ TEST(PolyDotCode, TransposeProductFromTheSameShard) {
     Matrix a = rng.NormalMatrix(c.shape.rows, c.shape.inner);
     Matrix dm = rng.NormalMatrix(c.shape.rows, c.shape.cols);
     const int stragglers = int(rng.UniformInt(0, c.p - kt - 1));
-    const int errors = int(rng.UniformInt(
-        0, testing::MaxCorrectable(c.p - stragglers, kt,
-                                   code->transpose_threshold() > 0
-                                       ? ((c.shape.inner + c.n - 1) / c.n) *
-                                             ((c.shape.cols + c.d - 1) / c.d)
-                                       : 0)));
+    const int errors =
+        int(rng.UniformInt(0, testing::MaxCorrectable(c.p - stragglers, kt,
+                                                      code->transpose_threshold() > 0
+                                                          ? ((c.shape.inner + c.n - 1) / c.n) *
+                                                                ((c.shape.cols + c.d - 1) / c.d)
+                                                          : 0)));
     std::vector<int> order = rng.Sample(c.p, c.p);
     std::vector<PeerResult> results;
     std::vector<int> wrong(order.begin() + stragglers, order.begin() + stragglers + errors);
@@ -306,9 +306,10 @@ TEST(PolyDotCode, CodedUpdateEqualsEncodingOfUpdatedMatrix) {
 
 TEST(PolyDotCode, EquispacedPointsDecodeToo) {
   Random rng(77);
-  auto code = PolyDotCode::Create(
-      {7, 9, 4}, {.peers = 10, .m = 2, .n = 2, .d = 1, .points = PointKind::kEquispaced})
-                  .value();
+  auto code =
+      PolyDotCode::Create({7, 9, 4},
+                          {.peers = 10, .m = 2, .n = 2, .d = 1, .points = PointKind::kEquispaced})
+          .value();
   auto run = RunProduct(*code, &rng, 1, 3, ErrorKind::kDense, 1.0);
   auto decoded = code->Decode(run.results);
   ASSERT_TRUE(decoded.ok()) << decoded.status();

@@ -26,8 +26,8 @@ ProductCodeOptions Options(Strategy s) {
 // Every strategy goes through the same interface, without special cases:
 // with as many wrong results as it claims to correct, it decodes.
 TEST(ProductCode, EveryStrategyHonoursItsClaims) {
-  for (Strategy s : {Strategy::kUncoded, Strategy::kReplication, Strategy::kMds,
-                     Strategy::kPolyDot, Strategy::kAbft}) {
+  for (Strategy s : {Strategy::kUncoded, Strategy::kReplication, Strategy::kMds, Strategy::kPolyDot,
+                     Strategy::kAbft}) {
     auto code = MakeProductCode(Options(s));
     ASSERT_TRUE(code.ok()) << code.status();
     SCOPED_TRACE((*code)->Describe());

@@ -26,7 +26,9 @@ TEST(ReplicationCode, VotesOutWrongCopies) {
     Random rng(seed);
     const int r = int(rng.UniformInt(3, 5));
     const int g = int(rng.UniformInt(1, 4));
-    auto code = ReplicationCode::Create({rng.UniformInt(1, 12), 5, 3}, {.peers = r * g, .replicas = r}).value();
+    auto code =
+        ReplicationCode::Create({rng.UniformInt(1, 12), 5, 3}, {.peers = r * g, .replicas = r})
+            .value();
     // r - 2 wrong copies of one block.
     auto run = RunProduct(*code, &rng, 0, 0, ErrorKind::kDense, 0);
     const int block = int(rng.UniformInt(0, g - 1));

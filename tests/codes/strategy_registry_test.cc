@@ -12,8 +12,8 @@ namespace polyguard {
 namespace {
 
 TEST(StrategyRegistry, FindsEveryBuiltInByNameAndAlias) {
-  for (Strategy s : {Strategy::kUncoded, Strategy::kReplication, Strategy::kMds,
-                     Strategy::kPolyDot, Strategy::kAbft, Strategy::kLowWeight}) {
+  for (Strategy s : {Strategy::kUncoded, Strategy::kReplication, Strategy::kMds, Strategy::kPolyDot,
+                     Strategy::kAbft, Strategy::kLowWeight}) {
     StatusOr<const StrategyEntry*> e = FindStrategy(s.name());
     ASSERT_TRUE(e.ok()) << e.status();
     EXPECT_EQ((*e)->name, s.name());

@@ -3,9 +3,9 @@
 // scrub and repair of stored shards.
 #include <gtest/gtest.h>
 
+#include "polyguard/base/random.h"
 #include "polyguard/codes/product_code.h"
 #include "polyguard/codes/product_mds_code.h"
-#include "polyguard/base/random.h"
 
 namespace polyguard {
 namespace {
@@ -29,11 +29,13 @@ ProductCodeOptions RandomOptions(Strategy strategy, Random* rng) {
     o.peers = o.replicas * int(rng->UniformInt(1, 4));
   } else if (strategy == Strategy::kMds) {
     o.row_blocks = int(rng->UniformInt(1, 3));
-      o.col_blocks = int(rng->UniformInt(1, 3));
-      o.row_peers = o.row_blocks + int(rng->UniformInt(1, 3));
-      o.col_peers = o.col_blocks + int(rng->UniformInt(1, 3));
-      o.peers = ProductMdsPeers({.row_peers = o.row_peers, .row_blocks = o.row_blocks,
-                                 .col_peers = o.col_peers, .col_blocks = o.col_blocks});
+    o.col_blocks = int(rng->UniformInt(1, 3));
+    o.row_peers = o.row_blocks + int(rng->UniformInt(1, 3));
+    o.col_peers = o.col_blocks + int(rng->UniformInt(1, 3));
+    o.peers = ProductMdsPeers({.row_peers = o.row_peers,
+                               .row_blocks = o.row_blocks,
+                               .col_peers = o.col_peers,
+                               .col_blocks = o.col_blocks});
   } else if (strategy == Strategy::kAbft || strategy == Strategy::kUncoded) {
     o.peers = int(rng->UniformInt(1, 8));
   } else {
@@ -83,9 +85,10 @@ TEST_P(TrainingCode, TransposeProductAndUpdateMatchThePlainMath) {
       std::vector<PeerResult> forward, transpose;
       std::vector<Matrix> shards = code->EncodeShards(a).value();
       for (int p = 0; p < o.peers; ++p) {
-        forward.push_back({p, code->PeerProduct(shards[size_t(p)], code->EncodeInput(b, p).value())});
-        transpose.push_back({p, code->PeerTransposeProduct(shards[size_t(p)],
-                                                           code->EncodeTransposeInput(d, p).value())});
+        forward.push_back(
+            {p, code->PeerProduct(shards[size_t(p)], code->EncodeInput(b, p).value())});
+        transpose.push_back({p, code->PeerTransposeProduct(
+                                    shards[size_t(p)], code->EncodeTransposeInput(d, p).value())});
       }
       EXPECT_LT(RelErr(code->Decode(forward).value().product, a * b), 1e-10);
       auto t = code->DecodeTranspose(transpose);
@@ -116,8 +119,9 @@ TEST_P(CorrectingTrainingCode, OneWrongTransposeResultIsCorrected) {
       const Matrix d = rng.NormalMatrix(o.shape.rows, o.shape.cols);
       std::vector<PeerResult> results;
       for (int p = 0; p < o.peers; ++p)
-        results.push_back({p, code->PeerTransposeProduct(code->EncodeShard(a, p).value(),
-                                                         code->EncodeTransposeInput(d, p).value())});
+        results.push_back(
+            {p, code->PeerTransposeProduct(code->EncodeShard(a, p).value(),
+                                           code->EncodeTransposeInput(d, p).value())});
       // Corrupt a peer whose result is used (MDS idle peers send zeros).
       int victim = -1;
       for (int tries = 0; tries < 50 && victim < 0; ++tries) {
@@ -125,11 +129,13 @@ TEST_P(CorrectingTrainingCode, OneWrongTransposeResultIsCorrected) {
         if (results[size_t(p)].value.norm() > 0) victim = p;
       }
       if (victim < 0) continue;
-      results[size_t(victim)].value += rng.NormalMatrix(results[0].value.rows(), results[0].value.cols());
+      results[size_t(victim)].value +=
+          rng.NormalMatrix(results[0].value.rows(), results[0].value.cols());
       auto t = code->DecodeTranspose(results);
       ASSERT_TRUE(t.ok()) << t.status();
       EXPECT_LT(RelErr(t->product, a.transpose() * d), 1e-9);
-      EXPECT_TRUE(std::find(t->wrong_peers.begin(), t->wrong_peers.end(), victim) != t->wrong_peers.end());
+      EXPECT_TRUE(std::find(t->wrong_peers.begin(), t->wrong_peers.end(), victim) !=
+                  t->wrong_peers.end());
     }
   }
 }
@@ -141,7 +147,8 @@ TEST_P(TrainingCode, ScrubNamesACorruptedShardAndRepairRestoresIt) {
     for (uint64_t seed = 1; seed <= 60; ++seed) {
       Random rng(seed * 13 + SeedOf(strategy));
       ProductCodeOptions o = RandomOptions(strategy, &rng);
-      if (strategy == Strategy::kReplication && o.replicas < 3) o.replicas = 3, o.peers = 3 * (o.peers / 2 + 1);
+      if (strategy == Strategy::kReplication && o.replicas < 3)
+        o.replicas = 3, o.peers = 3 * (o.peers / 2 + 1);
       auto code = MakeProductCode(o).value();
       SCOPED_TRACE(code->Describe() + " seed " + std::to_string(seed));
       const Matrix a = rng.NormalMatrix(o.shape.rows, o.shape.inner);
@@ -149,7 +156,8 @@ TEST_P(TrainingCode, ScrubNamesACorruptedShardAndRepairRestoresIt) {
       const Vector probe = rng.NormalMatrix(code->probe_length(), 1).col(0);
       auto probes = [&] {
         std::vector<PeerResult> out;
-        for (int p = 0; p < o.peers; ++p) out.push_back({p, code->ProbeShard(shards[size_t(p)], probe)});
+        for (int p = 0; p < o.peers; ++p)
+          out.push_back({p, code->ProbeShard(shards[size_t(p)], probe)});
         return out;
       };
       auto clean = code->CheckProbes(probes());
@@ -200,8 +208,8 @@ TEST_P(TrainingCode, ScrubNamesACorruptedShardAndRepairRestoresIt) {
 }
 
 TEST(TrainingCodeMds, OneDimensionalMdsCannotTrainAndSaysSo) {
-  auto code = MakeProductCode({.strategy = Strategy::kMds, .shape = {4, 4, 2}, .peers = 4,
-                               .data_blocks = 2})
+  auto code = MakeProductCode(
+                  {.strategy = Strategy::kMds, .shape = {4, 4, 2}, .peers = 4, .data_blocks = 2})
                   .value();
   EXPECT_FALSE(code->supports_training());
   auto t = code->EncodeTransposeInput(Matrix::Zero(4, 2), 0);
@@ -210,7 +218,8 @@ TEST(TrainingCodeMds, OneDimensionalMdsCannotTrainAndSaysSo) {
 }
 
 TEST(ProductMdsCode, LayoutAndDefaults) {
-  EXPECT_EQ(ProductMdsPeers({.row_peers = 7, .row_blocks = 5, .col_peers = 6, .col_blocks = 4}), 38);
+  EXPECT_EQ(ProductMdsPeers({.row_peers = 7, .row_blocks = 5, .col_peers = 6, .col_blocks = 4}),
+            38);
   auto eight = DefaultProductMdsLayout(8).value();
   EXPECT_EQ(eight.row_blocks, 2);
   EXPECT_EQ(eight.col_blocks, 2);
@@ -221,8 +230,13 @@ TEST(ProductMdsCode, LayoutAndDefaults) {
     EXPECT_EQ(code->PeerAt(i, j), p);
   }
   EXPECT_EQ(code->PeerAt(2, 2), -1);  // no corner
-  auto bad = MakeProductCode({.strategy = Strategy::kMds, .shape = {4, 4, 2}, .peers = 9,
-                              .row_peers = 3, .row_blocks = 2, .col_peers = 3, .col_blocks = 2});
+  auto bad = MakeProductCode({.strategy = Strategy::kMds,
+                              .shape = {4, 4, 2},
+                              .peers = 9,
+                              .row_peers = 3,
+                              .row_blocks = 2,
+                              .col_peers = 3,
+                              .col_blocks = 2});
   EXPECT_NE(bad.status().message().find("needs Q_r P_c + (P_r - Q_r) Q_c = 8 peers"),
             std::string::npos);
 }
@@ -243,8 +257,15 @@ TEST(TrainingCode, ErrorsCorrectedPerProductAsDocumented) {
   const ProductShape s{16, 17, 4};
   const Row rows[] = {
       {{.strategy = Strategy::kPolyDot, .shape = s, .peers = 8, .m = 2, .n = 2}, 2, 1},
-      {{.strategy = Strategy::kMds, .shape = s, .peers = 8, .row_peers = 3, .row_blocks = 2,
-        .col_peers = 3, .col_blocks = 2}, 0, 0},
+      {{.strategy = Strategy::kMds,
+        .shape = s,
+        .peers = 8,
+        .row_peers = 3,
+        .row_blocks = 2,
+        .col_peers = 3,
+        .col_blocks = 2},
+       0,
+       0},
       {{.strategy = Strategy::kReplication, .shape = s, .peers = 8, .replicas = 2}, 0, 0},
       {{.strategy = Strategy::kReplication, .shape = s, .peers = 6, .replicas = 3}, 1, 1},
       {{.strategy = Strategy::kAbft, .shape = s, .peers = 8}, 0, 0},

@@ -54,7 +54,8 @@ TEST(CodedConvolution, AnyKPeersDecodeTheExactOutput) {
     const int p = k_a * k_b + int(rng.UniformInt(1, 3));
     const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
     auto code = CodedConvolution::Create(
-        s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = int(rng.UniformInt(1, 3))}).value();
+                    s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = int(rng.UniformInt(1, 3))})
+                    .value();
     const ConvRun run = Compute(*code, s, &rng, int(code->shape().cols));
     const int k = code->recovery_threshold();
     std::vector<int> idx(static_cast<size_t>(k));
@@ -83,7 +84,8 @@ TEST(CodedConvolution, WrongPeersAreLocatedAndCorrected) {
     const int k_a = int(rng.UniformInt(1, 2)), k_b = int(rng.UniformInt(1, 2));
     const int p = k_a * k_b + int(rng.UniformInt(2, 5));
     const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
-    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = 2}).value();
+    auto code =
+        CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = 2}).value();
     ConvRun run = Compute(*code, s, &rng, 2);
     const int k = code->recovery_threshold();
     const int64_t l = run.all[0].value.size() / 4;
@@ -91,7 +93,9 @@ TEST(CodedConvolution, WrongPeersAreLocatedAndCorrected) {
     const int errors = int(rng.UniformInt(1, most));
     std::vector<int> wrong = rng.Sample(p, errors);
     std::sort(wrong.begin(), wrong.end());
-    for (int w : wrong) run.all[size_t(w)].value += rng.NormalMatrix(run.all[0].value.rows(), run.all[0].value.cols());
+    for (int w : wrong)
+      run.all[size_t(w)].value +=
+          rng.NormalMatrix(run.all[0].value.rows(), run.all[0].value.cols());
     auto got = code->Decode(run.all);
     ASSERT_TRUE(got.ok()) << got.status() << " " << s.Describe();
     EXPECT_TRUE(got->verified);
@@ -109,8 +113,10 @@ TEST(Conv2dGradients, AreTheAdjointsOfTheConvolution) {
     const Matrix x = rng.NormalMatrix(s.input_size(), 2);
     const Matrix dy = rng.NormalMatrix(s.output_size(), 2);
     const double y_dy = Conv2d(s, f, x).cwiseProduct(dy).sum();
-    EXPECT_NEAR(x.cwiseProduct(Conv2dInputGradient(s, f, dy)).sum(), y_dy, 1e-10 * (1 + std::abs(y_dy)));
-    EXPECT_NEAR(f.cwiseProduct(Conv2dFilterGradient(s, x, dy)).sum(), y_dy, 1e-10 * (1 + std::abs(y_dy)));
+    EXPECT_NEAR(x.cwiseProduct(Conv2dInputGradient(s, f, dy)).sum(), y_dy,
+                1e-10 * (1 + std::abs(y_dy)));
+    EXPECT_NEAR(f.cwiseProduct(Conv2dFilterGradient(s, x, dy)).sum(), y_dy,
+                1e-10 * (1 + std::abs(y_dy)));
   }
 }
 
@@ -123,7 +129,8 @@ TEST(CodedConvolution, TransposeAndUpdateMatchTheUncodedGradients) {
     const int p = std::max(k_a * k_b, 2 * k_b - 1) + int(rng.UniformInt(2, 4));
     const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
     const int batch = int(rng.UniformInt(1, 2));
-    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = batch}).value();
+    auto code =
+        CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = batch}).value();
     SCOPED_TRACE(code->Describe());
     EXPECT_EQ(code->transpose_threshold(), 2 * k_b - 1);
     const Matrix f = rng.NormalMatrix(s.filters, s.filter_size());
@@ -134,7 +141,8 @@ TEST(CodedConvolution, TransposeAndUpdateMatchTheUncodedGradients) {
     std::vector<PeerResult> all;
     for (int r = 0; r < p; ++r) {
       shards.push_back(code->EncodeShard(f, r).value());
-      all.push_back({r, code->PeerTransposeProduct(shards.back(), code->EncodeTransposeInput(dy, r).value())});
+      all.push_back({r, code->PeerTransposeProduct(shards.back(),
+                                                   code->EncodeTransposeInput(dy, r).value())});
     }
     const int kt = code->transpose_threshold();
     for (int first = 0; first + kt <= p; ++first) {
@@ -182,7 +190,9 @@ TEST(CodedConvolution, BiasIsCodedDecodedAndUpdatedWithTheFilters) {
     const int p = std::max(k_a * k_b, 2 * k_b - 1) + int(rng.UniformInt(1, 3));
     const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
     const int batch = int(rng.UniformInt(1, 3));
-    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = batch, .bias = true}).value();
+    auto code = CodedConvolution::Create(
+                    s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = batch, .bias = true})
+                    .value();
     SCOPED_TRACE(code->Describe());
     EXPECT_EQ(code->shape().inner, s.filter_size() + 1);
     Matrix fb = rng.NormalMatrix(s.filters, s.filter_size() + 1);
@@ -202,7 +212,8 @@ TEST(CodedConvolution, BiasIsCodedDecodedAndUpdatedWithTheFilters) {
     // The bias takes no part in the input gradient.
     std::vector<PeerResult> t_all;
     for (int r = 0; r < p; ++r)
-      t_all.push_back({r, code->PeerTransposeProduct(shards[size_t(r)], code->EncodeTransposeInput(dy, r).value())});
+      t_all.push_back({r, code->PeerTransposeProduct(shards[size_t(r)],
+                                                     code->EncodeTransposeInput(dy, r).value())});
     auto dx = code->DecodeTranspose(t_all);
     ASSERT_TRUE(dx.ok()) << dx.status();
     EXPECT_LT(Rel(dx->product, Conv2dInputGradient(s, fb.leftCols(s.filter_size()), dy)), 1e-10);
@@ -215,7 +226,8 @@ TEST(CodedConvolution, BiasIsCodedDecodedAndUpdatedWithTheFilters) {
     const int64_t spatial = int64_t(s.out_height()) * s.out_width();
     Matrix f_new = fb;
     f_new.leftCols(s.filter_size()) -= eta * Conv2dFilterGradient(s, x, dy);
-    for (int n = 0; n < s.filters; ++n) f_new(n, s.filter_size()) -= eta * dy.middleRows(n * spatial, spatial).sum();
+    for (int n = 0; n < s.filters; ++n)
+      f_new(n, s.filter_size()) -= eta * dy.middleRows(n * spatial, spatial).sum();
     auto after = code->Decode(fwd);
     ASSERT_TRUE(after.ok()) << after.status();
     EXPECT_LT(Rel(after->product, ConvWithBias(s, f_new, x)), 1e-10);
@@ -230,14 +242,17 @@ TEST(CodedConvolution, ScrubLocatesCorruptedShardsAndRepairRebuildsThem) {
     const int k_a = int(rng.UniformInt(1, 3)), k_b = int(rng.UniformInt(1, 3));
     const int p = std::max(k_a * k_b, 2 * k_b - 1) + int(rng.UniformInt(2, 4));
     const ConvShape s = RandomShape(&rng, 2 * k_a, 2 * k_b);
-    auto code = CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = 1, .bias = true}).value();
+    auto code =
+        CodedConvolution::Create(s, {.peers = p, .k_a = k_a, .k_b = k_b, .batch = 1, .bias = true})
+            .value();
     SCOPED_TRACE(code->Describe());
     ASSERT_TRUE(code->supports_training());
     const Matrix fb = rng.NormalMatrix(s.filters, s.filter_size() + 1);
     std::vector<Matrix> shards;
     for (int r = 0; r < p; ++r) shards.push_back(code->EncodeShard(fb, r).value());
     // Corrupt up to P - k_b - 1 random shards.
-    const int bad_count = int(rng.UniformInt(0, std::min<int64_t>(p - k_b - 1, s.filter_size() + 1)));
+    const int bad_count =
+        int(rng.UniformInt(0, std::min<int64_t>(p - k_b - 1, s.filter_size() + 1)));
     std::vector<int> bad;
     while (int(bad.size()) < bad_count) {
       const int b = int(rng.UniformInt(0, p - 1));
@@ -251,7 +266,8 @@ TEST(CodedConvolution, ScrubLocatesCorruptedShardsAndRepairRebuildsThem) {
     std::vector<int64_t> cols;
     for (int b : bad) {
       int64_t j;
-      do j = rng.UniformInt(0, s.filter_size()); while (std::find(cols.begin(), cols.end(), j) != cols.end());
+      do j = rng.UniformInt(0, s.filter_size());
+      while (std::find(cols.begin(), cols.end(), j) != cols.end());
       cols.push_back(j);
       if (rng.UniformInt(0, 1) == 0) {
         stored[size_t(b)](rng.UniformInt(0, stored[0].rows() - 1), j) += rng.Normal();
@@ -283,9 +299,13 @@ TEST(CodedConvolution, ScrubLocatesCorruptedShardsAndRepairRebuildsThem) {
       EXPECT_LT(Rel(*rebuilt, shards[size_t(target)]), 1e-11) << "target " << target;
     }
   }
-  auto code = CodedConvolution::Create({.channels = 1, .height = 6, .width = 6, .filters = 4, .kernel_h = 3, .kernel_w = 3},
-                                       {.peers = 5, .k_a = 1, .k_b = 2}).value();
-  EXPECT_EQ(code->RepairSources(0, std::vector<int>{0, 1}).status().code(), StatusCode::kFailedPrecondition);
+  auto code =
+      CodedConvolution::Create(
+          {.channels = 1, .height = 6, .width = 6, .filters = 4, .kernel_h = 3, .kernel_w = 3},
+          {.peers = 5, .k_a = 1, .k_b = 2})
+          .value();
+  EXPECT_EQ(code->RepairSources(0, std::vector<int>{0, 1}).status().code(),
+            StatusCode::kFailedPrecondition);
   EXPECT_EQ(code->RepairShard(0, std::vector<PeerResult>{{1, Matrix::Zero(4, 9)}}).status().code(),
             StatusCode::kInvalidArgument);
 }
@@ -293,8 +313,10 @@ TEST(CodedConvolution, ScrubLocatesCorruptedShardsAndRepairRebuildsThem) {
 TEST(CodedConvolution, RejectsBadInput) {
   ConvShape s{.channels = 2, .height = 8, .width = 8, .filters = 4, .kernel_h = 3, .kernel_w = 3};
   EXPECT_FALSE(CodedConvolution::Create(s, {.peers = 3, .k_a = 2, .k_b = 2}).ok());  // K > P
-  EXPECT_FALSE(CodedConvolution::Create(s, {.peers = 8, .k_a = 4, .k_b = 1}).ok());  // 8 slabs > H' = 6
-  EXPECT_FALSE(CodedConvolution::Create(s, {.peers = 8, .k_a = 1, .k_b = 3}).ok());  // 6 groups > N = 4
+  EXPECT_FALSE(
+      CodedConvolution::Create(s, {.peers = 8, .k_a = 4, .k_b = 1}).ok());  // 8 slabs > H' = 6
+  EXPECT_FALSE(
+      CodedConvolution::Create(s, {.peers = 8, .k_a = 1, .k_b = 3}).ok());  // 6 groups > N = 4
   auto code = CodedConvolution::Create(s, {.peers = 6, .k_a = 2, .k_b = 2}).value();
   EXPECT_FALSE(code->EncodeFilters(Matrix::Zero(4, 17), 0).ok());
   EXPECT_FALSE(code->EncodeFilters(Matrix::Zero(4, 18), 6).ok());

@@ -53,7 +53,8 @@ TEST_F(IdxTest, RejectsMalformedFilesNamingThem) {
   };
   // Truncated: drop the last byte.
   std::ifstream in(Path("a-images"), std::ios::binary);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   WriteBytes("short", std::vector<uint8_t>(bytes.begin(), bytes.end() - 1));
   expect_error("short", "a-labels", "(truncated)");
   bytes.push_back(0);
@@ -106,7 +107,8 @@ TEST_F(IdxTest, BatchesArePureFunctionsOfTheStepAndCoverEachEpoch) {
   std::set<std::vector<double>> seen;
   for (int64_t step = 1; step <= 3; ++step) {
     sampler.Batch(step, &x1, &l1);
-    for (int k = 0; k < 6; ++k) seen.insert(std::vector<double>(x1.col(k).data(), x1.col(k).data() + 4));
+    for (int k = 0; k < 6; ++k)
+      seen.insert(std::vector<double>(x1.col(k).data(), x1.col(k).data() + 4));
   }
   EXPECT_EQ(seen.size(), 18u);
   sampler.Batch(1, &x1, &l1);

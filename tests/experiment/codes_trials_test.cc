@@ -34,8 +34,8 @@ TEST(CodesTrials, UncodedTrustsWrongResults) {
 }
 
 TEST(CodesTrials, ErrorRateRows) {
-  auto o = Parse({"--strategy", "replication", "--replicas", "3", "--peers", "9",
-                  "--error-rate", "0,0.5", "--trials", "20"});
+  auto o = Parse({"--strategy", "replication", "--replicas", "3", "--peers", "9", "--error-rate",
+                  "0,0.5", "--trials", "20"});
   auto rows = RunCodesTrials(o).value();
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].errors, "eps=0");
@@ -50,18 +50,18 @@ TEST(CodesTrials, ErrorRateRows) {
 }
 
 TEST(CodesTrials, LowWeightOnSparseMatricesCorrectsAndStaysSparse) {
-  auto low = Parse({"--strategy", "lowweight", "--peers", "10", "--ka", "2", "--kb", "3",
-                    "--density", "0.05", "--errors", "0,3", "--trials", "10", "--rows", "40",
-                    "--cols", "30", "--batch", "36"});
+  auto low = Parse({"--strategy", "lowweight", "--peers", "10",       "--ka",    "2",        "--kb",
+                    "3",          "--density", "0.05",    "--errors", "0,3",     "--trials", "10",
+                    "--rows",     "40",        "--cols",  "30",       "--batch", "36"});
   auto rows = RunCodesTrials(low).value();
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].corrected, 10);
   EXPECT_EQ(rows[1].corrected, 10);  // n - K - 1 = 3 wrong results
   EXPECT_LT(rows[1].max_rel_error, 1e-9);
   // (Here w_a = k_a = 2: the bound needs every A block in 7 of 10 shards.)
-  auto mv = Parse({"--strategy", "lowweight", "--peers", "12", "--ka", "8", "--density", "0.05",
-                   "--errors", "0", "--trials", "5", "--rows", "64", "--cols", "40", "--batch",
-                   "1"});
+  auto mv =
+      Parse({"--strategy", "lowweight", "--peers", "12", "--ka", "8", "--density", "0.05",
+             "--errors", "0", "--trials", "5", "--rows", "64", "--cols", "40", "--batch", "1"});
   auto mv_dense = mv;
   mv_dense.code.weight_a = 8;
   const double low_nnz = RunCodesTrials(mv).value()[0].shard_nonzeros;

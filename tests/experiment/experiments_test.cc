@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <random>
+#include <sstream>
 
 #include "experiment/kinds.h"
 #include "experiment/results.h"
@@ -51,19 +51,23 @@ size_t Col(const std::vector<std::vector<std::string>>& csv, const std::string& 
 TEST(Experiments, CorrectionMatchesBothModelsAndResumes) {
   const std::string out = TempDir("correction");
   auto spec = ParseExperiment(R"pb(
-    name: "correction" title: "quick" seed: 11
-    correction {
-      code { strategy: "genpolydot" m: 2 n: 2 d: 1 }
-      peers: [7, 9, 10]
-      trials: 25
-      shape { rows: 16 inner: 12 cols: 6 }
-    })pb", "quick.textproto");
+                                name: "correction"
+                                title: "quick"
+                                seed: 11
+                                correction {
+                                  code { strategy: "genpolydot" m: 2 n: 2 d: 1 }
+                                  peers: [ 7, 9, 10 ]
+                                  trials: 25
+                                  shape { rows: 16 inner: 12 cols: 6 }
+                                })pb",
+                              "quick.textproto");
   ASSERT_TRUE(spec.ok()) << spec.status();
   auto run = RunExperiment(*spec, out);
   ASSERT_TRUE(run.ok()) << run.status();
   const auto csv = ReadCsv(out + "/correction/correction.csv");
   const size_t p_col = Col(csv, "peers"), model = Col(csv, "model"), wrong = Col(csv, "wrong"),
-               trials = Col(csv, "trials"), corrected = Col(csv, "corrected"), silent = Col(csv, "silent");
+               trials = Col(csv, "trials"), corrected = Col(csv, "corrected"),
+               silent = Col(csv, "silent");
   int checked = 0;
   for (size_t i = 1; i < csv.size(); ++i) {
     const int p = std::stoi(csv[i][p_col]), t = std::stoi(csv[i][wrong]), red = p - 5;
@@ -78,7 +82,8 @@ TEST(Experiments, CorrectionMatchesBothModelsAndResumes) {
     ++checked;
   }
   EXPECT_EQ(checked, 2 * (3 + 5 + 6));
-  EXPECT_NE(run->summary.find("| 10 | 5 | 5 | 4 / 4 | 2 / 2 | 0 |"), std::string::npos) << run->summary;
+  EXPECT_NE(run->summary.find("| 10 | 5 | 5 | 4 / 4 | 2 / 2 | 0 |"), std::string::npos)
+      << run->summary;
 
   // Interrupted: drop the last rows and cut one short; the rerun redoes only those.
   {
@@ -107,24 +112,36 @@ TEST(Experiments, CorrectionMatchesBothModelsAndResumes) {
 
 TEST(Experiments, FailureProbabilityAgreesWithBinomialTailsWithinStatisticalError) {
   const std::string out = TempDir("failure");
-  auto spec = ParseExperiment(R"pb(
-    name: "failure" title: "quick" seed: 12
-    failure {
-      codes { label: "uncoded" strategy: "uncoded" peers: 8 }
-      codes { label: "rep2" strategy: "replication" replicas: 2 peers: 8 }
-      codes { label: "mds" strategy: "mds" peers: 8 }
-      codes { label: "polydot" strategy: "genpolydot" m: 2 n: 2 d: 1 peers: 8 }
-      codes { label: "lowweight" strategy: "lowweight" k_a: 4 peers: 8 }
-      codes { label: "rotation" strategy: "genpolydot" m: 2 n: 1 d: 2 points: "rotation" peers: 8 }
-      error_rates: [0.05, 0.2, 0.4]
-      trials: 800
-      pattern_trials: 100
-      # Rows divisible by every split: no peer holds only padding (an
-      # error there would not matter, which the closed forms ignore); and
-      # results long enough that generic errors are located (rotation: 4
-      # entries per block per wrong peer).
-      shape { rows: 16 inner: 8 cols: 16 }
-    })pb", "quick.textproto");
+  auto spec =
+      ParseExperiment(R"pb(
+                        name: "failure"
+                        title: "quick"
+                        seed: 12
+                        failure {
+                          codes { label: "uncoded" strategy: "uncoded" peers: 8 }
+                          codes { label: "rep2" strategy: "replication" replicas: 2 peers: 8 }
+                          codes { label: "mds" strategy: "mds" peers: 8 }
+                          codes { label: "polydot" strategy: "genpolydot" m: 2 n: 2 d: 1 peers: 8 }
+                          codes { label: "lowweight" strategy: "lowweight" k_a: 4 peers: 8 }
+                          codes {
+                            label: "rotation"
+                            strategy: "genpolydot"
+                            m: 2
+                            n: 1
+                            d: 2
+                            points: "rotation"
+                            peers: 8
+                          }
+                          error_rates: [ 0.05, 0.2, 0.4 ]
+                          trials: 800
+                          pattern_trials: 100
+                          # Rows divisible by every split: no peer holds only padding (an
+                          # error there would not matter, which the closed forms ignore); and
+                          # results long enough that generic errors are located (rotation: 4
+                          # entries per block per wrong peer).
+                          shape { rows: 16 inner: 8 cols: 16 }
+                        })pb",
+                      "quick.textproto");
   ASSERT_TRUE(spec.ok()) << spec.status();
   auto run = RunExperiment(*spec, out);
   ASSERT_TRUE(run.ok()) << run.status();
@@ -148,9 +165,16 @@ TEST(Experiments, FailureProbabilityAgreesWithBinomialTailsWithinStatisticalErro
 TEST(Experiments, TolerableEpsMeasuredAgreesWithAnalyticAndPolyDotGains) {
   const std::string out = TempDir("tolerable");
   auto spec = ParseExperiment(R"pb(
-    name: "tolerable" title: "quick" seed: 13
-    tolerable { peers: [8, 12] target_failure: 0.001 pattern_trials: 1000
-                shape { rows: 12 inner: 8 cols: 4 } })pb", "quick.textproto");
+                                name: "tolerable"
+                                title: "quick"
+                                seed: 13
+                                tolerable {
+                                  peers: [ 8, 12 ]
+                                  target_failure: 0.001
+                                  pattern_trials: 1000
+                                  shape { rows: 12 inner: 8 cols: 4 }
+                                })pb",
+                              "quick.textproto");
   ASSERT_TRUE(spec.ok()) << spec.status();
   auto run = RunExperiment(*spec, out);
   ASSERT_TRUE(run.ok()) << run.status();
@@ -182,18 +206,39 @@ TEST(Experiments, BadSpecsNameTheProblem) {
   EXPECT_NE(syntax.status().message().find("bad.textproto:2:"), std::string::npos)
       << syntax.status();
   for (const auto& [text, word] : std::vector<std::pair<std::string, std::string>>{
-           {"name: \"Bad Name\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { strategy: \"genpolydot\" } }", "name"},
+           {"name: \"Bad Name\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } "
+            "code { strategy: \"genpolydot\" } }",
+            "name"},
            {"name: \"x\"", "kind"},
-           {"name: \"x\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { strategy: \"magic\" } }", "correction.code.strategy"},
-           {"name: \"x\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { strategy: \"genpolydot\" points: \"spiral\" } }", "correction.code.points"},
-           {"name: \"x\" failure { codes { strategy: \"uncoded\" peers: 4 } error_rates: 1.5 trials: 1 shape { rows: 1 inner: 1 cols: 1 } }", "failure.error_rates"},
-           {"name: \"x\" tolerable { peers: 10 shape { rows: 1 inner: 1 cols: 1 } }", "tolerable.peers"},
-           {"name: \"x\" training { codes { strategy: \"uncoded\" } batch: 1 steps: 1 eval_every: 1 points: \"cosmic\" }", "training.points"},
-           {"name: \"x\" stragglers { codes { strategy: \"uncoded\" } steps: 1 shape { rows: 1 inner: 1 cols: 1 } }", "stragglers"},
-           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 eval_every: 5 error_rate: 2 }", "training_soak.error_rate"},
-           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 eval_every: 5 hidden: 0 }", "training_soak.hidden"},
-           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 eval_every: 5 segment_steps: -1 }", "training_soak.segment_steps"},
-           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 0 steps: 10 eval_every: 5 }", "training_soak"}}) {
+           {"name: \"x\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { "
+            "strategy: \"magic\" } }",
+            "correction.code.strategy"},
+           {"name: \"x\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { "
+            "strategy: \"genpolydot\" points: \"spiral\" } }",
+            "correction.code.points"},
+           {"name: \"x\" failure { codes { strategy: \"uncoded\" peers: 4 } error_rates: 1.5 "
+            "trials: 1 shape { rows: 1 inner: 1 cols: 1 } }",
+            "failure.error_rates"},
+           {"name: \"x\" tolerable { peers: 10 shape { rows: 1 inner: 1 cols: 1 } }",
+            "tolerable.peers"},
+           {"name: \"x\" training { codes { strategy: \"uncoded\" } batch: 1 steps: 1 eval_every: "
+            "1 points: \"cosmic\" }",
+            "training.points"},
+           {"name: \"x\" stragglers { codes { strategy: \"uncoded\" } steps: 1 shape { rows: 1 "
+            "inner: 1 cols: 1 } }",
+            "stragglers"},
+           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 "
+            "eval_every: 5 error_rate: 2 }",
+            "training_soak.error_rate"},
+           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 "
+            "eval_every: 5 hidden: 0 }",
+            "training_soak.hidden"},
+           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 4 steps: 10 "
+            "eval_every: 5 segment_steps: -1 }",
+            "training_soak.segment_steps"},
+           {"name: \"x\" training_soak { code { strategy: \"genpolydot\" } batch: 0 steps: 10 "
+            "eval_every: 5 }",
+            "training_soak"}}) {
     auto s = ParseExperiment(text, "f.textproto");
     ASSERT_FALSE(s.ok()) << text;
     EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
@@ -209,12 +254,21 @@ TEST(Experiments, BadSpecsNameTheProblem) {
 TEST(Experiments, TrainingSoakComparesEveryStepWithTheFaultFreeRun) {
   const std::string out = TempDir("soak");
   auto spec = ParseExperiment(R"pb(
-    name: "soak" title: "quick" seed: 3
-    training_soak {
-      code { strategy: "genpolydot" m: 2 n: 2 d: 1 peers: 8 }
-      hidden: [8] features: 6 classes: 3 batch: 4 steps: 120 eval_every: 40 error_rate: 0.01
-      segment_steps: 40
-    })pb", "quick.textproto");
+                                name: "soak"
+                                title: "quick"
+                                seed: 3
+                                training_soak {
+                                  code { strategy: "genpolydot" m: 2 n: 2 d: 1 peers: 8 }
+                                  hidden: [ 8 ]
+                                  features: 6
+                                  classes: 3
+                                  batch: 4
+                                  steps: 120
+                                  eval_every: 40
+                                  error_rate: 0.01
+                                  segment_steps: 40
+                                })pb",
+                              "quick.textproto");
   ASSERT_TRUE(spec.ok()) << spec.status();
   auto run = RunExperiment(*spec, out);
   ASSERT_TRUE(run.ok()) << run.status();
@@ -271,7 +325,8 @@ TEST(Experiments, EveryKindOfTheProtoHasARow) {
 }
 
 TEST(Experiments, BundledSpecsParse) {
-  for (const auto& entry : std::filesystem::directory_iterator(POLYGUARD_SOURCE_DIR "/bench/experiments")) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(POLYGUARD_SOURCE_DIR "/bench/experiments")) {
     if (entry.path().extension() != ".textproto") continue;
     auto spec = LoadExperiment(entry.path().string());
     EXPECT_TRUE(spec.ok()) << spec.status();
@@ -289,8 +344,9 @@ TEST(Experiments, ReadmeSectionsAreRegeneratedFromSummaries) {
   std::ifstream in(readme);
   std::stringstream all;
   all << in.rdbuf();
-  EXPECT_EQ(all.str(), "intro\n<!-- results:one -->\n| a | b |\n<!-- /results:one -->\n"
-                       "<!-- results:two -->\nkept\n<!-- /results:two -->\n");
+  EXPECT_EQ(all.str(),
+            "intro\n<!-- results:one -->\n| a | b |\n<!-- /results:one -->\n"
+            "<!-- results:two -->\nkept\n<!-- /results:two -->\n");
   std::filesystem::remove_all(out);
 }
 

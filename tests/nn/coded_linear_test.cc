@@ -48,7 +48,8 @@ std::vector<double> CodedLosses(PeerGroup* group, FaultInjector* faults, int* lo
     o.code.m = 2;
     o.code.n = 2;
     o.layer = int(i);
-    auto layer = CodedLinear::Create(o, group, faults, InitialWeights(mlp.layers[i], mlp.seed, int(i)));
+    auto layer =
+        CodedLinear::Create(o, group, faults, InitialWeights(mlp.layers[i], mlp.seed, int(i)));
     if (!layer.ok()) {
       ADD_FAILURE() << layer.status();
       return {};
@@ -62,19 +63,31 @@ std::vector<double> CodedLosses(PeerGroup* group, FaultInjector* faults, int* lo
     Data().Batch(step, mlp.batch, &a, &labels);
     for (auto& l : layers) {
       auto out = l->Forward(a, step);
-      if (!out.ok()) { ADD_FAILURE() << out.status(); return {}; }
+      if (!out.ok()) {
+        ADD_FAILURE() << out.status();
+        return {};
+      }
       a = std::move(out).value();
     }
     auto loss = SoftmaxCrossEntropy(a, labels);
-    if (!loss.ok()) { ADD_FAILURE() << loss.status(); return {}; }
+    if (!loss.ok()) {
+      ADD_FAILURE() << loss.status();
+      return {};
+    }
     losses.push_back(loss->loss);
     Matrix grad = loss->gradient;
     for (size_t i = layers.size(); i-- > 0;) {
       auto g = layers[i]->Backward(grad, step, i > 0);
-      if (!g.ok()) { ADD_FAILURE() << g.status(); return {}; }
+      if (!g.ok()) {
+        ADD_FAILURE() << g.status();
+        return {};
+      }
       grad = std::move(g).value();
       *located += int(layers[i]->last_wrong_peers().size());
-      if (!layers[i]->Update(kSgd, step).ok()) { ADD_FAILURE(); return {}; }
+      if (!layers[i]->Update(kSgd, step).ok()) {
+        ADD_FAILURE();
+        return {};
+      }
     }
   }
   return losses;
@@ -96,7 +109,10 @@ void TrainOnThreads(const std::string& name, const FaultModel* model,
       o.rendezvous = "inproc:" + name;
       o.timeout = 30s;
       auto group = PeerGroup::Connect(o);
-      if (!group.ok()) { ADD_FAILURE() << group.status(); return; }
+      if (!group.ok()) {
+        ADD_FAILURE() << group.status();
+        return;
+      }
       std::unique_ptr<FaultInjector> faults;
       if (model != nullptr) faults = std::make_unique<FaultInjector>(*model, 9, r);
       (*losses)[size_t(r)] = CodedLosses(group->get(), faults.get(), &(*located)[size_t(r)]);
@@ -137,7 +153,8 @@ TEST(CodedLinear, FaultFreeTrainingFollowsUncodedTraining) {
   for (int r = 0; r < 8; ++r) {
     ASSERT_EQ(losses[size_t(r)].size(), want.size()) << "rank " << r;
     for (size_t s = 0; s < want.size(); ++s)
-      ASSERT_NEAR(losses[size_t(r)][s], want[s], 1e-8 * std::abs(want[s])) << "rank " << r << " step " << s;
+      ASSERT_NEAR(losses[size_t(r)][s], want[s], 1e-8 * std::abs(want[s]))
+          << "rank " << r << " step " << s;
     EXPECT_EQ(located[size_t(r)], 0);
   }
   EXPECT_LT(want.back(), want.front());  // it learns
@@ -159,7 +176,8 @@ TEST(CodedLinear, WrongResultsOfOnePeerAreCorrectedEveryStep) {
   for (int r = 0; r < 8; ++r) {
     ASSERT_EQ(losses[size_t(r)].size(), want.size()) << "rank " << r;
     for (size_t s = 0; s < want.size(); ++s)
-      ASSERT_NEAR(losses[size_t(r)][s], want[s], 1e-8 * std::abs(want[s])) << "rank " << r << " step " << s;
+      ASSERT_NEAR(losses[size_t(r)][s], want[s], 1e-8 * std::abs(want[s]))
+          << "rank " << r << " step " << s;
     EXPECT_GT(located[size_t(r)], 20) << "rank " << r;
   }
 }

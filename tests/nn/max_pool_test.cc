@@ -28,7 +28,8 @@ TEST(MaxPool, MatchesTheDefinitionAndItsGradient) {
             double m = -1e300;
             for (int i = 0; i < s.size; ++i)
               for (int j = 0; j < s.size; ++j)
-                m = std::max(m, x((c * s.height + oy * s.stride + i) * s.width + ox * s.stride + j, b));
+                m = std::max(
+                    m, x((c * s.height + oy * s.stride + i) * s.width + ox * s.stride + j, b));
             EXPECT_EQ(y((c * s.out_height() + oy) * s.out_width() + ox, b), m);
           }
     // d(sum(w o y))/dx by finite differences (maxima are unique with N(0,1)).
@@ -49,7 +50,8 @@ TEST(MaxPool, MatchesTheDefinitionAndItsGradient) {
 TEST(MaxPool, RejectsBadShapes) {
   EXPECT_FALSE(ValidatePoolShape({.channels = 1, .height = 2, .width = 2, .size = 3}).ok());
   EXPECT_FALSE(ValidatePoolShape({.channels = 0}).ok());
-  EXPECT_FALSE(ValidatePoolShape({.channels = 1, .height = 4, .width = 4, .size = 2, .stride = 0}).ok());
+  EXPECT_FALSE(
+      ValidatePoolShape({.channels = 1, .height = 4, .width = 4, .size = 2, .stride = 0}).ok());
 }
 
 }  // namespace

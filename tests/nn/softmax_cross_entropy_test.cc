@@ -19,8 +19,9 @@ TEST(SoftmaxCrossEntropy, GradientMatchesFiniteDifferences) {
       Matrix up = logits, down = logits;
       up(i, j) += h;
       down(i, j) -= h;
-      const double fd = (SoftmaxCrossEntropy(up, labels)->loss -
-                         SoftmaxCrossEntropy(down, labels)->loss) / (2 * h);
+      const double fd =
+          (SoftmaxCrossEntropy(up, labels)->loss - SoftmaxCrossEntropy(down, labels)->loss) /
+          (2 * h);
       EXPECT_NEAR(fd, out.gradient(i, j), 1e-7);
     }
   }

@@ -41,7 +41,8 @@ TEST(CodedSgd, ValidatesOptions) {
   auto code = PolyDotCode::Create({2, 2, 1}, {.peers = 1}).value();
   Matrix shard = Matrix::Zero(2, 2);
   EXPECT_FALSE(CodedSgdStep(*code, 0, {.learning_rate = 0.1, .momentum = 0.5}, Matrix::Ones(2, 1),
-                            Matrix::Ones(2, 1), &shard, nullptr).ok());
+                            Matrix::Ones(2, 1), &shard, nullptr)
+                   .ok());
 }
 
 }  // namespace

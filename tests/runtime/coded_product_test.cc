@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "polyguard/codes/low_weight_code.h"
-#include "polyguard/conv/coded_convolution.h"
 #include "polyguard/codes/polydot_code.h"
+#include "polyguard/conv/coded_convolution.h"
 
 #include "runtime/multiprocess.h"
 #include "runtime/redis_server.h"
@@ -54,7 +54,8 @@ int ForwardTransposeUpdate(const Job& job, int rank, const std::string& rendezvo
     std::fprintf(stderr, "%s\n", group.status().ToString().c_str());
     return 1;
   }
-  auto code = PolyDotCode::Create(job.shape, {.peers = job.peers, .m = job.m, .n = job.n, .d = job.d});
+  auto code =
+      PolyDotCode::Create(job.shape, {.peers = job.peers, .m = job.m, .n = job.n, .d = job.d});
   if (!code.ok()) return 2;
   auto product = CodedProduct::Create(group->get(), code->get(), nullptr);
   if (!product.ok()) return 3;
@@ -89,18 +90,19 @@ TEST(CodedProduct, ThreadsMatchTheUncodedProducts) {
   std::vector<std::thread> threads;
   std::vector<int> codes(5, -1);
   for (int r = 0; r < job.peers; ++r)
-    threads.emplace_back([&, r] { codes[size_t(r)] = ForwardTransposeUpdate(job, r, "inproc:ftu"); });
+    threads.emplace_back(
+        [&, r] { codes[size_t(r)] = ForwardTransposeUpdate(job, r, "inproc:ftu"); });
   for (auto& t : threads) t.join();
   for (int r = 0; r < job.peers; ++r) EXPECT_EQ(codes[size_t(r)], 0) << "rank " << r;
 }
 
 TEST(CodedProductProcesses, ForwardTransposeUpdateMatchUncodedFrom5To12Processes) {
-  for (const Job& job : {Job{5, 2, 1, 1, {9, 8, 4}}, Job{8, 2, 2, 1, {10, 9, 5}},
-                         Job{12, 2, 2, 2, {11, 13, 6}}}) {
+  for (const Job& job :
+       {Job{5, 2, 1, 1, {9, 8, 4}}, Job{8, 2, 2, 1, {10, 9, 5}}, Job{12, 2, 2, 2, {11, 13, 6}}}) {
     const std::string dir = FreshFolder("ftu");
-    auto results = RunPeers(job.peers, [&](int rank) {
-      return ForwardTransposeUpdate(job, rank, "file:" + dir);
-    }, 120s);
+    auto results = RunPeers(
+        job.peers, [&](int rank) { return ForwardTransposeUpdate(job, rank, "file:" + dir); },
+        120s);
     for (int r = 0; r < job.peers; ++r)
       EXPECT_EQ(results[size_t(r)].exit_code, 0) << "P=" << job.peers << " rank " << r;
     std::filesystem::remove_all(dir);
@@ -138,16 +140,20 @@ int WithWrongResults(int p, int rank, const std::string& dir, std::vector<int> f
   std::sort(faulty.begin(), faulty.end());
   if (fwd->wrong_peers != faulty) return 4;
   if (Rel(fwd->product, w.a * w.b) > 1e-9) return 5;
-  const bool injected = faults.faults_injected() == (std::binary_search(faulty.begin(), faulty.end(), rank) ? 1 : 0);
+  const bool injected =
+      faults.faults_injected() == (std::binary_search(faulty.begin(), faulty.end(), rank) ? 1 : 0);
   return injected ? 0 : 6;
 }
 
 TEST(CodedProductProcesses, EveryPeerCorrectsAndNamesTheSameWrongPeers) {
   // P = 10, K = 5: P - K - 1 = 4 wrong results are corrected.
   const std::string dir = FreshFolder("wrong");
-  auto results = RunPeers(10, [&](int rank) {
-    return WithWrongResults(10, rank, dir, {1, 4, 6, 8}, false);
-  }, 120s);
+  auto results = RunPeers(
+      10,
+      [&](int rank) {
+        return WithWrongResults(10, rank, dir, {1, 4, 6, 8}, false);
+      },
+      120s);
   for (int r = 0; r < 10; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }
@@ -185,7 +191,8 @@ int LowWeightSparse(int rank, const std::string& dir, const std::vector<int>& fa
     auto product = CodedProduct::Create(group->get(), code, &faults).value();
     SparseMatrix shard = code->EncodeSparseShard(a, rank).value();
     const bool matrix = code == code_mm.get();
-    auto got = matrix ? product->ForwardSparse(&shard, b, 1, 0) : product->ForwardSparse(&shard, x, 1, 1);
+    auto got =
+        matrix ? product->ForwardSparse(&shard, b, 1, 0) : product->ForwardSparse(&shard, x, 1, 1);
     if (!got.ok()) {
       std::fprintf(stderr, "rank %d: %s\n", rank, got.status().ToString().c_str());
       return 2;
@@ -200,7 +207,12 @@ int LowWeightSparse(int rank, const std::string& dir, const std::vector<int>& fa
 TEST(CodedProductProcesses, LowWeightSparseProductsCorrectWrongShardsAndResults) {
   // n = 10: K = 6 for both codes, so n - K - 1 = 3 wrong results are corrected.
   const std::string dir = FreshFolder("lowweight");
-  auto results = RunPeers(10, [&](int rank) { return LowWeightSparse(rank, dir, {2, 7}); }, 120s);
+  auto results = RunPeers(
+      10,
+      [&](int rank) {
+        return LowWeightSparse(rank, dir, {2, 7});
+      },
+      120s);
   for (int r = 0; r < 10; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }
@@ -215,8 +227,8 @@ int CodedConvolutionPeer(int rank, const std::string& dir) {
   o.timeout = 20s;
   auto group = PeerGroup::Connect(o);
   if (!group.ok()) return 1;
-  const ConvShape shape{.channels = 6, .height = 14, .width = 14, .filters = 16, .kernel_h = 5,
-                        .kernel_w = 5};
+  const ConvShape shape{
+      .channels = 6, .height = 14, .width = 14, .filters = 16, .kernel_h = 5, .kernel_w = 5};
   auto code = CodedConvolution::Create(shape, {.peers = 8, .k_a = 2, .k_b = 2, .batch = 3}).value();
   FaultModel model;
   model.error_rate = 1.0;
@@ -242,16 +254,20 @@ int CodedConvolutionPeer(int rank, const std::string& dir) {
 
 TEST(CodedProductProcesses, CodedConvolutionCorrectsWrongPeersOverGloo) {
   const std::string dir = FreshFolder("conv");
-  auto results = RunPeers(8, [&](int rank) { return CodedConvolutionPeer(rank, dir); }, 120s);
+  auto results = RunPeers(
+      8, [&](int rank) { return CodedConvolutionPeer(rank, dir); }, 120s);
   for (int r = 0; r < 8; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }
 
 TEST(CodedProductProcesses, OneMoreThanCorrectableIsReportedByEveryPeer) {
   const std::string dir = FreshFolder("loss");
-  auto results = RunPeers(10, [&](int rank) {
-    return WithWrongResults(10, rank, dir, {0, 2, 3, 7, 9}, true);
-  }, 120s);
+  auto results = RunPeers(
+      10,
+      [&](int rank) {
+        return WithWrongResults(10, rank, dir, {0, 2, 3, 7, 9}, true);
+      },
+      120s);
   for (int r = 0; r < 10; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }
@@ -259,32 +275,36 @@ TEST(CodedProductProcesses, OneMoreThanCorrectableIsReportedByEveryPeer) {
 TEST(CodedProductProcesses, AStragglerDelayedTwoSecondsIsNotWaitedFor) {
   const int p = 6;
   const std::string dir = FreshFolder("slow");
-  auto results = RunPeers(p, [&](int rank) {
-    PeerGroupOptions o;
-    o.rank = rank;
-    o.size = p;
-    o.rendezvous = "file:" + dir;
-    o.timeout = 20s;
-    auto group = PeerGroup::Connect(o);
-    if (!group.ok()) return 1;
-    const ProductShape shape{8, 8, 2};
-    auto code = PolyDotCode::Create(shape, {.peers = p, .m = 2, .n = 1}).value();  // K = 2
-    FaultModel model;
-    model.straggler_delay = FaultModel::Delay::kFixed;
-    model.straggler_delay_ms = 2000;
-    model.straggler_peers = {5};
-    FaultInjector faults(model, 1, rank);
-    auto product = CodedProduct::Create(group->get(), code.get(), &faults,
-                                        {.wait_for = p - 1, .deadline = 10s}).value();
-    World w(shape);
-    Matrix shard = code->EncodeShard(w.a, rank).value();
-    const auto start = std::chrono::steady_clock::now();
-    auto fwd = product->Forward(&shard, w.b, 1, 0);
-    const auto took = std::chrono::steady_clock::now() - start;
-    if (!fwd.ok() || Rel(fwd->product, w.a * w.b) > 1e-9) return 2;
-    if (rank != 5 && took > 1500ms) return 3;
-    return 0;
-  }, 120s);
+  auto results = RunPeers(
+      p,
+      [&](int rank) {
+        PeerGroupOptions o;
+        o.rank = rank;
+        o.size = p;
+        o.rendezvous = "file:" + dir;
+        o.timeout = 20s;
+        auto group = PeerGroup::Connect(o);
+        if (!group.ok()) return 1;
+        const ProductShape shape{8, 8, 2};
+        auto code = PolyDotCode::Create(shape, {.peers = p, .m = 2, .n = 1}).value();  // K = 2
+        FaultModel model;
+        model.straggler_delay = FaultModel::Delay::kFixed;
+        model.straggler_delay_ms = 2000;
+        model.straggler_peers = {5};
+        FaultInjector faults(model, 1, rank);
+        auto product = CodedProduct::Create(group->get(), code.get(), &faults,
+                                            {.wait_for = p - 1, .deadline = 10s})
+                           .value();
+        World w(shape);
+        Matrix shard = code->EncodeShard(w.a, rank).value();
+        const auto start = std::chrono::steady_clock::now();
+        auto fwd = product->Forward(&shard, w.b, 1, 0);
+        const auto took = std::chrono::steady_clock::now() - start;
+        if (!fwd.ok() || Rel(fwd->product, w.a * w.b) > 1e-9) return 2;
+        if (rank != 5 && took > 1500ms) return 3;
+        return 0;
+      },
+      120s);
   for (int r = 0; r < p; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }
@@ -295,46 +315,51 @@ TEST(CodedProductProcesses, ACrashedPeer) {
   for (int wait_for : {0, 5}) {
     const int p = 6;
     const std::string dir = FreshFolder("crash");
-    auto results = RunPeers(p, [&](int rank) {
-      PeerGroupOptions o;
-      o.rank = rank;
-      o.size = p;
-      o.rendezvous = "file:" + dir;
-      o.timeout = 3s;
-      auto group = PeerGroup::Connect(o);
-      if (!group.ok()) return 1;
-      const ProductShape shape{8, 8, 2};
-      auto code = PolyDotCode::Create(shape, {.peers = p, .m = 2, .n = 1}).value();
-      FaultModel model;
-      model.crash_peer = 4;
-      model.crash_step = 2;
-      FaultInjector faults(model, 1, rank);
-      auto product = CodedProduct::Create(group->get(), code.get(), &faults,
-                                          {.wait_for = wait_for, .deadline = 2s}).value();
-      World w(shape);
-      Matrix shard = code->EncodeShard(w.a, rank).value();
-      for (int64_t step = 1; step <= 3; ++step) {
-        const auto start = std::chrono::steady_clock::now();
-        auto fwd = product->Forward(&shard, w.b, step, 0);
-        const auto took = std::chrono::steady_clock::now() - start;
-        if (took > 5s) return 10;
-        if (wait_for == 0) {
-          // Every result is awaited: from step 2 on one is missing, which must
-          // be a clean error, never a silent pass. (A crash can also lose the
-          // step-1 piece still in flight: then the error comes at step 1.)
-          if (fwd.ok() && step >= 2) return 12;
-          if (fwd.ok()) continue;
-          const auto c = fwd.status().code();
-          return (c == StatusCode::kUnavailable || c == StatusCode::kDeadlineExceeded) ? 0 : 13;
-        }
-        if (step == 1 && !fwd.ok()) return 11;
-        if (step >= 2 && (!fwd.ok() || Rel(fwd->product, w.a * w.b) > 1e-9)) {
-          std::fprintf(stderr, "rank %d step %ld: %s\n", rank, long(step), fwd.ok() ? "wrong product" : fwd.status().ToString().c_str());
-          return 14;
-        }
-      }
-      return 0;
-    }, 120s);
+    auto results = RunPeers(
+        p,
+        [&](int rank) {
+          PeerGroupOptions o;
+          o.rank = rank;
+          o.size = p;
+          o.rendezvous = "file:" + dir;
+          o.timeout = 3s;
+          auto group = PeerGroup::Connect(o);
+          if (!group.ok()) return 1;
+          const ProductShape shape{8, 8, 2};
+          auto code = PolyDotCode::Create(shape, {.peers = p, .m = 2, .n = 1}).value();
+          FaultModel model;
+          model.crash_peer = 4;
+          model.crash_step = 2;
+          FaultInjector faults(model, 1, rank);
+          auto product = CodedProduct::Create(group->get(), code.get(), &faults,
+                                              {.wait_for = wait_for, .deadline = 2s})
+                             .value();
+          World w(shape);
+          Matrix shard = code->EncodeShard(w.a, rank).value();
+          for (int64_t step = 1; step <= 3; ++step) {
+            const auto start = std::chrono::steady_clock::now();
+            auto fwd = product->Forward(&shard, w.b, step, 0);
+            const auto took = std::chrono::steady_clock::now() - start;
+            if (took > 5s) return 10;
+            if (wait_for == 0) {
+              // Every result is awaited: from step 2 on one is missing, which must
+              // be a clean error, never a silent pass. (A crash can also lose the
+              // step-1 piece still in flight: then the error comes at step 1.)
+              if (fwd.ok() && step >= 2) return 12;
+              if (fwd.ok()) continue;
+              const auto c = fwd.status().code();
+              return (c == StatusCode::kUnavailable || c == StatusCode::kDeadlineExceeded) ? 0 : 13;
+            }
+            if (step == 1 && !fwd.ok()) return 11;
+            if (step >= 2 && (!fwd.ok() || Rel(fwd->product, w.a * w.b) > 1e-9)) {
+              std::fprintf(stderr, "rank %d step %ld: %s\n", rank, long(step),
+                           fwd.ok() ? "wrong product" : fwd.status().ToString().c_str());
+              return 14;
+            }
+          }
+          return 0;
+        },
+        120s);
     for (int r = 0; r < p; ++r) {
       if (r == 4) {
         EXPECT_EQ(results[size_t(r)].exit_code, FaultInjector::kCrashExitCode);
@@ -353,9 +378,8 @@ TEST(CodedProductProcesses, FourProcessesMeetThroughARealRedisServer) {
   ASSERT_TRUE(redis.ok()) << "redis-server did not start (missing? run scripts/setup)";
   const Job job{4, 2, 1, 1, {6, 5, 2}};
   const std::string url = redis.url();
-  auto results = RunPeers(job.peers, [&](int rank) {
-    return ForwardTransposeUpdate(job, rank, url);
-  }, 120s);
+  auto results = RunPeers(
+      job.peers, [&](int rank) { return ForwardTransposeUpdate(job, rank, url); }, 120s);
   for (int r = 0; r < job.peers; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }

@@ -24,15 +24,15 @@ namespace polyguard::testing {
 // A fresh rendezvous folder under the system temp dir.
 inline std::string FreshFolder(const std::string& name) {
   std::random_device rd;
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("polyguard-" + name + "-" + std::to_string(::getpid()) + "-" +
-                    std::to_string(rd()));
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("polyguard-" + name + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
   std::filesystem::create_directories(dir);
   return dir.string();
 }
 
 struct ProcessResult {
-  int exit_code = -1;   // -1 when killed by a signal
+  int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
 };
 

@@ -54,100 +54,162 @@ TEST(PeerGroup, RejectsBadOptions) {
 
 TEST(PeerGroup, ExchangesBetweenThreads) {
   const int p = 5;
-  EXPECT_EQ(RunThreads(p, "exchanges", [&](PeerGroup& g) {
-    const int r = g.rank();
-    std::vector<double> mine = {double(r), double(10 * r), double(100 * r)};
-    auto all = g.AllGather(mine, {.step = 1});
-    if (!all.ok()) { ADD_FAILURE() << all.status(); return false; }
-    for (int q = 0; q < p; ++q)
-      if ((*all)(1, q) != 10.0 * q) { ADD_FAILURE() << "all-gather"; return false; }
-    // Variable sizes: peer q sends q + 1 numbers.
-    std::vector<double> var(size_t(r + 1), double(r));
-    auto v = g.AllGatherV(var, {.step = 2});
-    if (!v.ok()) { ADD_FAILURE() << v.status(); return false; }
-    for (int q = 0; q < p; ++q)
-      if ((*v)[size_t(q)] != std::vector<double>(size_t(q + 1), double(q))) { ADD_FAILURE() << "v"; return false; }
-    std::vector<double> data;
-    if (r == 2) data = {3.5, 4.5};
-    Status b = g.Broadcast(2, &data, {.step = 3});
-    if (!b.ok() || data != std::vector<double>{3.5, 4.5}) { ADD_FAILURE() << b; return false; }
-    // Gather with need = P behaves as an all-gather.
-    auto some = g.GatherAtLeast(mine, p, std::chrono::steady_clock::now() + 5s, {.step = 4});
-    if (!some.ok() || int(some->peers.size()) != p) { ADD_FAILURE() << some.status(); return false; }
-    return true;
-  }), 0);
+  EXPECT_EQ(RunThreads(p, "exchanges",
+                       [&](PeerGroup& g) {
+                         const int r = g.rank();
+                         std::vector<double> mine = {double(r), double(10 * r), double(100 * r)};
+                         auto all = g.AllGather(mine, {.step = 1});
+                         if (!all.ok()) {
+                           ADD_FAILURE() << all.status();
+                           return false;
+                         }
+                         for (int q = 0; q < p; ++q)
+                           if ((*all)(1, q) != 10.0 * q) {
+                             ADD_FAILURE() << "all-gather";
+                             return false;
+                           }
+                         // Variable sizes: peer q sends q + 1 numbers.
+                         std::vector<double> var(size_t(r + 1), double(r));
+                         auto v = g.AllGatherV(var, {.step = 2});
+                         if (!v.ok()) {
+                           ADD_FAILURE() << v.status();
+                           return false;
+                         }
+                         for (int q = 0; q < p; ++q)
+                           if ((*v)[size_t(q)] != std::vector<double>(size_t(q + 1), double(q))) {
+                             ADD_FAILURE() << "v";
+                             return false;
+                           }
+                         std::vector<double> data;
+                         if (r == 2) data = {3.5, 4.5};
+                         Status b = g.Broadcast(2, &data, {.step = 3});
+                         if (!b.ok() || data != std::vector<double>{3.5, 4.5}) {
+                           ADD_FAILURE() << b;
+                           return false;
+                         }
+                         // Gather with need = P behaves as an all-gather.
+                         auto some = g.GatherAtLeast(mine, p, std::chrono::steady_clock::now() + 5s,
+                                                     {.step = 4});
+                         if (!some.ok() || int(some->peers.size()) != p) {
+                           ADD_FAILURE() << some.status();
+                           return false;
+                         }
+                         return true;
+                       }),
+            0);
 }
 
 // Buffers are freed as their operations complete: a long job's memory stays
 // bounded (only the latest exchanges' sends may still be in flight).
 TEST(PeerGroup, BuffersStayBoundedOverManyExchanges) {
   const int p = 4;
-  EXPECT_EQ(RunThreads(p, "bounded", [&](PeerGroup& g) {
-    std::vector<double> mine(100, double(g.rank()));
-    for (int64_t step = 1; step <= 300; ++step) {
-      auto all = g.AllGather(mine, {.step = step});
-      if (!all.ok()) { ADD_FAILURE() << all.status(); return false; }
-    }
-    if (g.pending_buffers() > 3 * (p - 1)) {
-      ADD_FAILURE() << g.pending_buffers() << " buffers held after 300 exchanges";
-      return false;
-    }
-    return true;
-  }), 0);
+  EXPECT_EQ(RunThreads(p, "bounded",
+                       [&](PeerGroup& g) {
+                         std::vector<double> mine(100, double(g.rank()));
+                         for (int64_t step = 1; step <= 300; ++step) {
+                           auto all = g.AllGather(mine, {.step = step});
+                           if (!all.ok()) {
+                             ADD_FAILURE() << all.status();
+                             return false;
+                           }
+                         }
+                         if (g.pending_buffers() > 3 * (p - 1)) {
+                           ADD_FAILURE()
+                               << g.pending_buffers() << " buffers held after 300 exchanges";
+                           return false;
+                         }
+                         return true;
+                       }),
+            0);
 }
 
 TEST(PeerGroup, StragglerTolerantGatherDoesNotWaitForTheSlowPeer) {
   const int p = 4;
-  EXPECT_EQ(RunThreads(p, "straggler", [&](PeerGroup& g) {
-    const int r = g.rank();
-    std::vector<double> mine = {double(r)};
-    if (r == 3) std::this_thread::sleep_for(1500ms);
-    const auto start = std::chrono::steady_clock::now();
-    auto some = g.GatherAtLeast(mine, 3, start + 10s, {.step = 7});
-    const auto took = std::chrono::steady_clock::now() - start;
-    if (!some.ok()) { ADD_FAILURE() << some.status(); return false; }
-    if (r != 3) {
-      if (took > 1000ms) { ADD_FAILURE() << "waited for the straggler"; return false; }
-      if (std::binary_search(some->peers.begin(), some->peers.end(), 3)) { ADD_FAILURE(); return false; }
-    }
-    // The late piece never leaks into a later exchange.
-    std::vector<double> next = {double(100 + r)};
-    auto all = g.AllGather(next, {.step = 8});
-    if (!all.ok()) { ADD_FAILURE() << all.status(); return false; }
-    for (int q = 0; q < p; ++q)
-      if ((*all)(0, q) != 100.0 + q) { ADD_FAILURE() << "late piece leaked"; return false; }
-    return true;
-  }), 0);
+  EXPECT_EQ(RunThreads(p, "straggler",
+                       [&](PeerGroup& g) {
+                         const int r = g.rank();
+                         std::vector<double> mine = {double(r)};
+                         if (r == 3) std::this_thread::sleep_for(1500ms);
+                         const auto start = std::chrono::steady_clock::now();
+                         auto some = g.GatherAtLeast(mine, 3, start + 10s, {.step = 7});
+                         const auto took = std::chrono::steady_clock::now() - start;
+                         if (!some.ok()) {
+                           ADD_FAILURE() << some.status();
+                           return false;
+                         }
+                         if (r != 3) {
+                           if (took > 1000ms) {
+                             ADD_FAILURE() << "waited for the straggler";
+                             return false;
+                           }
+                           if (std::binary_search(some->peers.begin(), some->peers.end(), 3)) {
+                             ADD_FAILURE();
+                             return false;
+                           }
+                         }
+                         // The late piece never leaks into a later exchange.
+                         std::vector<double> next = {double(100 + r)};
+                         auto all = g.AllGather(next, {.step = 8});
+                         if (!all.ok()) {
+                           ADD_FAILURE() << all.status();
+                           return false;
+                         }
+                         for (int q = 0; q < p; ++q)
+                           if ((*all)(0, q) != 100.0 + q) {
+                             ADD_FAILURE() << "late piece leaked";
+                             return false;
+                           }
+                         return true;
+                       }),
+            0);
 }
 
 TEST(PeerGroup, DeadlineReturnsWhatArrived) {
   const int p = 3;
-  EXPECT_EQ(RunThreads(p, "deadline", [&](PeerGroup& g) {
-    std::vector<double> mine = {1.0};
-    if (g.rank() == 0) std::this_thread::sleep_for(800ms);
-    auto some = g.GatherAtLeast(mine, 3, std::chrono::steady_clock::now() + 300ms, {.step = 1});
-    if (!some.ok()) { ADD_FAILURE() << some.status(); return false; }
-    if (g.rank() != 0 && some->peers.size() != 2u) { ADD_FAILURE() << some->peers.size(); return false; }
-    // Still usable after a deadline (unlike a gloo timeout).
-    auto all = g.AllGather(mine, {.step = 2});
-    if (!all.ok()) { ADD_FAILURE() << all.status(); return false; }
-    return true;
-  }), 0);
+  EXPECT_EQ(RunThreads(p, "deadline",
+                       [&](PeerGroup& g) {
+                         std::vector<double> mine = {1.0};
+                         if (g.rank() == 0) std::this_thread::sleep_for(800ms);
+                         auto some = g.GatherAtLeast(
+                             mine, 3, std::chrono::steady_clock::now() + 300ms, {.step = 1});
+                         if (!some.ok()) {
+                           ADD_FAILURE() << some.status();
+                           return false;
+                         }
+                         if (g.rank() != 0 && some->peers.size() != 2u) {
+                           ADD_FAILURE() << some->peers.size();
+                           return false;
+                         }
+                         // Still usable after a deadline (unlike a gloo timeout).
+                         auto all = g.AllGather(mine, {.step = 2});
+                         if (!all.ok()) {
+                           ADD_FAILURE() << all.status();
+                           return false;
+                         }
+                         return true;
+                       }),
+            0);
 }
 
 TEST(PeerGroupProcesses, AllGatherAcrossProcessesThroughAFolder) {
   const int p = 6;
   const std::string dir = FreshFolder("allgather");
-  auto results = RunPeers(p, [&](int rank) {
-    auto g = PeerGroup::Connect(Options(rank, p, "file:" + dir));
-    if (!g.ok()) { std::fprintf(stderr, "%s\n", g.status().ToString().c_str()); return 1; }
-    std::vector<double> mine(1000, double(rank));
-    auto all = (*g)->AllGather(mine, {.step = 1});
-    if (!all.ok()) return 2;
-    for (int q = 0; q < p; ++q)
-      if ((*all)(999, q) != q) return 3;
-    return (*g)->bytes_sent() == int64_t(5 * 1000 * 8) ? 0 : 4;
-  }, 60s);
+  auto results = RunPeers(
+      p,
+      [&](int rank) {
+        auto g = PeerGroup::Connect(Options(rank, p, "file:" + dir));
+        if (!g.ok()) {
+          std::fprintf(stderr, "%s\n", g.status().ToString().c_str());
+          return 1;
+        }
+        std::vector<double> mine(1000, double(rank));
+        auto all = (*g)->AllGather(mine, {.step = 1});
+        if (!all.ok()) return 2;
+        for (int q = 0; q < p; ++q)
+          if ((*all)(999, q) != q) return 3;
+        return (*g)->bytes_sent() == int64_t(5 * 1000 * 8) ? 0 : 4;
+      },
+      60s);
   for (int r = 0; r < p; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }
@@ -155,29 +217,32 @@ TEST(PeerGroupProcesses, AllGatherAcrossProcessesThroughAFolder) {
 TEST(PeerGroupProcesses, AKilledPeerGivesACleanErrorWithinTheTimeout) {
   const int p = 4;
   const std::string dir = FreshFolder("killed");
-  auto results = RunPeers(p, [&](int rank) {
-    auto o = Options(rank, p, "file:" + dir);
-    o.timeout = 3s;
-    auto g = PeerGroup::Connect(o);
-    if (!g.ok()) return 1;
-    std::vector<double> mine = {1.0};
-    if (!(*g)->AllGather(mine, {.step = 1}).ok()) return 2;
-    if (rank == 3) {
-      // Die between steps: once step 1's piece has been taken by everyone
-      // (gloo moves data only when the receiver asks for it).
-      (void)(*g)->Flush(5s);
-      ::raise(SIGKILL);
-    }
-    const auto start = std::chrono::steady_clock::now();
-    auto all = (*g)->AllGather(mine, {.step = 2});
-    const auto took = std::chrono::steady_clock::now() - start;
-    if (all.ok()) return 3;
-    const auto code = all.status().code();
-    if (code != StatusCode::kUnavailable && code != StatusCode::kDeadlineExceeded) return 4;
-    if (took > 5s) return 5;
-    std::fprintf(stderr, "rank %d: %s\n", rank, all.status().ToString().c_str());
-    return 0;
-  }, 60s);
+  auto results = RunPeers(
+      p,
+      [&](int rank) {
+        auto o = Options(rank, p, "file:" + dir);
+        o.timeout = 3s;
+        auto g = PeerGroup::Connect(o);
+        if (!g.ok()) return 1;
+        std::vector<double> mine = {1.0};
+        if (!(*g)->AllGather(mine, {.step = 1}).ok()) return 2;
+        if (rank == 3) {
+          // Die between steps: once step 1's piece has been taken by everyone
+          // (gloo moves data only when the receiver asks for it).
+          (void)(*g)->Flush(5s);
+          ::raise(SIGKILL);
+        }
+        const auto start = std::chrono::steady_clock::now();
+        auto all = (*g)->AllGather(mine, {.step = 2});
+        const auto took = std::chrono::steady_clock::now() - start;
+        if (all.ok()) return 3;
+        const auto code = all.status().code();
+        if (code != StatusCode::kUnavailable && code != StatusCode::kDeadlineExceeded) return 4;
+        if (took > 5s) return 5;
+        std::fprintf(stderr, "rank %d: %s\n", rank, all.status().ToString().c_str());
+        return 0;
+      },
+      60s);
   for (int r = 0; r < 3; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   EXPECT_EQ(results[3].signal, SIGKILL);
   std::filesystem::remove_all(dir);

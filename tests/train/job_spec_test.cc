@@ -52,12 +52,15 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
     return spec.status().message();
   };
   EXPECT_EQ(error("batch: 16", "batchsize: 16"),
-            "bad.textproto:11:10: Message type \"polyguard.proto.Job\" has no field named \"batchsize\".");
+            "bad.textproto:11:10: Message type \"polyguard.proto.Job\" has no field named "
+            "\"batchsize\".");
   EXPECT_NE(error("peers: 8", "peers: \"eight\"").find("bad.textproto:2:8:"), std::string::npos);
   EXPECT_EQ(error("m: 2 n: 2", "m: 0 n: 2"), "bad.textproto:8: code.m: must be >= 1, got 0");
-  EXPECT_NE(error("\"relu\"", "\"swish\"").find("bad.textproto:5: model.layer[0]: unknown activation"),
-            std::string::npos);
-  EXPECT_NE(error("\"genpolydot\"", "\"fountain\"").find("bad.textproto:8: code.strategy: unknown strategy 'fountain'"),
+  EXPECT_NE(
+      error("\"relu\"", "\"swish\"").find("bad.textproto:5: model.layer[0]: unknown activation"),
+      std::string::npos);
+  EXPECT_NE(error("\"genpolydot\"", "\"fountain\"")
+                .find("bad.textproto:8: code.strategy: unknown strategy 'fountain'"),
             std::string::npos);
   EXPECT_NE(error("error_rate: 0.01", "error_rate: 1.5").find("bad.textproto:9: faults: "),
             std::string::npos);
@@ -65,7 +68,8 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
             std::string::npos);
   EXPECT_NE(error("\"send\"", "\"teleport\"").find("bad.textproto:9: faults.points[1]: "),
             std::string::npos);
-  EXPECT_NE(error("outputs: 10", "outputs: 0").find("bad.textproto:6: model.layer[1]: outputs must be >= 1"),
+  EXPECT_NE(error("outputs: 10", "outputs: 0")
+                .find("bad.textproto:6: model.layer[1]: outputs must be >= 1"),
             std::string::npos);
   EXPECT_EQ(error("peers: 8", "peers: 0"), "bad.textproto:2: peers: must be in [1, 64], got 0");
   EXPECT_NE(LoadJobSpec("/nonexistent/job.textproto").status().message().find("cannot open"),
@@ -112,17 +116,25 @@ TEST(JobSpec, ConvolutionLayers) {
     EXPECT_FALSE(spec.ok()) << to;
     return spec.status().message();
   };
-  EXPECT_NE(error("kernel: 5 pad: 2", "kernel: 40 pad: 2").find("cnn.textproto:5: model.layer[0]: conv"),
+  EXPECT_NE(
+      error("kernel: 5 pad: 2", "kernel: 40 pad: 2").find("cnn.textproto:5: model.layer[0]: conv"),
+      std::string::npos);
+  EXPECT_NE(error("type: \"conv\" filters: 6", "type: \"pool\" filters: 6")
+                .find("type must be dense or conv"),
             std::string::npos);
-  EXPECT_NE(error("type: \"conv\" filters: 6", "type: \"pool\" filters: 6").find("type must be dense or conv"),
+  EXPECT_NE(error("inputs: 784", "inputs: 785").find("must equal inputs (785) for conv layers"),
             std::string::npos);
-  EXPECT_NE(error("inputs: 784", "inputs: 785").find("must equal inputs (785) for conv layers"), std::string::npos);
-  EXPECT_NE(error("kernel: 5 pool: 2 }", "kernel: 5 pool: 20 }").find("model.layer[1]"), std::string::npos);
-  EXPECT_NE(error("conv_k_b: 3", "conv_k_b: 0").find("code.conv_k_b: must be >= 1"), std::string::npos);
-  EXPECT_NE(error("conv_k_b: 3", "conv_code: \"fft\"").find("code.conv_code: must be fcdcc or im2col"),
+  EXPECT_NE(error("kernel: 5 pool: 2 }", "kernel: 5 pool: 20 }").find("model.layer[1]"),
             std::string::npos);
+  EXPECT_NE(error("conv_k_b: 3", "conv_k_b: 0").find("code.conv_k_b: must be >= 1"),
+            std::string::npos);
+  EXPECT_NE(
+      error("conv_k_b: 3", "conv_code: \"fft\"").find("code.conv_code: must be fcdcc or im2col"),
+      std::string::npos);
   // A convolution after a dense layer has no image to work on.
-  EXPECT_NE(error("  layer { outputs: 10", "  layer { outputs: 12 }\n  layer { type: \"conv\" filters: 2 kernel: 1 }\n  layer { outputs: 10")
+  EXPECT_NE(error("  layer { outputs: 10",
+                  "  layer { outputs: 12 }\n  layer { type: \"conv\" filters: 2 kernel: 1 }\n  "
+                  "layer { outputs: 10")
                 .find("a conv layer cannot follow a dense layer"),
             std::string::npos);
 }

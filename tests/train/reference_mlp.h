@@ -35,9 +35,11 @@ inline std::vector<double> ReferenceLosses(const SequentialOptions& model, const
       const LayerSpec& l = model.layers[i];
       inputs.push_back(a);
       if (l.kind == LayerKind::kConv) {
-        const int64_t fs = l.conv.filter_size(), spatial = int64_t(l.conv.out_height()) * l.conv.out_width();
+        const int64_t fs = l.conv.filter_size(),
+                      spatial = int64_t(l.conv.out_height()) * l.conv.out_width();
         Matrix y = Conv2d(l.conv, w[i].leftCols(fs), a);
-        for (int n = 0; n < l.conv.filters; ++n) y.middleRows(n * spatial, spatial).array() += w[i](n, fs);
+        for (int n = 0; n < l.conv.filters; ++n)
+          y.middleRows(n * spatial, spatial).array() += w[i](n, fs);
         s.push_back(y);
         a = Activate(l.activation, y);
         if (l.pool > 0) {
@@ -60,13 +62,16 @@ inline std::vector<double> ReferenceLosses(const SequentialOptions& model, const
       const LayerSpec& l = model.layers[i];
       Matrix g;  // the batch gradient of [W | b]
       if (l.kind == LayerKind::kConv) {
-        const int64_t fs = l.conv.filter_size(), spatial = int64_t(l.conv.out_height()) * l.conv.out_width();
-        if (l.pool > 0) grad = MaxPool2dBackward(PoolAfter(l.conv, l.pool, l.pool_stride), grad, argmax[i]);
+        const int64_t fs = l.conv.filter_size(),
+                      spatial = int64_t(l.conv.out_height()) * l.conv.out_width();
+        if (l.pool > 0)
+          grad = MaxPool2dBackward(PoolAfter(l.conv, l.pool, l.pool_stride), grad, argmax[i]);
         const Matrix ds = grad.cwiseProduct(ActivationDerivative(l.activation, s[i]));
         grad = Conv2dInputGradient(l.conv, w[i].leftCols(fs), ds);
         g.resize(w[i].rows(), w[i].cols());
         g.leftCols(fs) = Conv2dFilterGradient(l.conv, inputs[i], ds);
-        for (int n = 0; n < l.conv.filters; ++n) g(n, fs) = ds.middleRows(n * spatial, spatial).sum();
+        for (int n = 0; n < l.conv.filters; ++n)
+          g(n, fs) = ds.middleRows(n * spatial, spatial).sum();
       } else {
         const Matrix ds = grad.cwiseProduct(ActivationDerivative(l.activation, s[i]));
         grad = (w[i].transpose() * ds).topRows(l.inputs);

@@ -67,16 +67,28 @@ std::vector<PeerOutcome> RunOnThreads(const Job& job, const SyntheticClassificat
   for (int r = 0; r < job.peers; ++r) {
     threads.emplace_back([&, r] {
       PeerOutcome& me = out[size_t(r)];
-      auto group = PeerGroup::Connect({.rank = r, .size = job.peers,
+      auto group = PeerGroup::Connect({.rank = r,
+                                       .size = job.peers,
                                        .rendezvous = "inproc:" + job.name,
-                                       .job_id = job.name, .timeout = 20s});
-      if (!group.ok()) { me.status = group.status(); return; }
+                                       .job_id = job.name,
+                                       .timeout = 20s});
+      if (!group.ok()) {
+        me.status = group.status();
+        return;
+      }
       std::unique_ptr<FaultInjector> faults;
-      if (job.faults != nullptr) faults = std::make_unique<FaultInjector>(*job.faults, job.fault_seed, r);
+      if (job.faults != nullptr)
+        faults = std::make_unique<FaultInjector>(*job.faults, job.fault_seed, r);
       auto model = Sequential::Create(job.model, group->get(), faults.get());
-      if (!model.ok()) { me.status = model.status(); return; }
+      if (!model.ok()) {
+        me.status = model.status();
+        return;
+      }
       auto trainer = Trainer::Create(group->get(), model->get(), faults.get(), job.trainer);
-      if (!trainer.ok()) { me.status = trainer.status(); return; }
+      if (!trainer.ok()) {
+        me.status = trainer.status();
+        return;
+      }
       me.losses.assign(size_t(job.steps), std::nan(""));
       auto on_step = [&](int64_t step, const StepResult& result) {
         me.losses[size_t(step - 1)] = result.loss;
@@ -114,21 +126,25 @@ std::vector<PeerOutcome> RunOnThreads(const Job& job, const SyntheticClassificat
   return out;
 }
 
-double RelativeDifference(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-300); }
+double RelativeDifference(double a, double b) {
+  return std::abs(a - b) / std::max(std::abs(b), 1e-300);
+}
 
 // Runs the job and checks every peer's loss at every step against uncoded
 // single-process training to `tolerance`; returns the counters summed over
 // peers (the per-job ones, taken from the last peer).
 TrainingCounters ExpectOnReferenceTrajectory(const Job& job, const SyntheticClassification& data,
                                              double tolerance) {
-  const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, data, job.steps);
+  const std::vector<double> ref =
+      testing::ReferenceLosses(job.model, job.trainer.sgd, data, job.steps);
   EXPECT_LT(ref.back(), 0.8 * ref.front());  // it learns
   TrainingCounters total;
   for (const PeerOutcome& peer : RunOnThreads(job, data)) {
     EXPECT_TRUE(peer.status.ok()) << peer.status;
     if (!peer.status.ok()) continue;
     for (int s = 0; s < job.steps; ++s) {
-      EXPECT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), tolerance) << "step " << s + 1;
+      EXPECT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), tolerance)
+          << "step " << s + 1;
       if (RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]) > tolerance) break;
     }
     total.faults_injected += peer.counters.faults_injected;
@@ -305,9 +321,24 @@ TEST(Trainer, ARegisteredStrategyTrainsThroughFaults) {
 // 4 x 4 x 4, the second to 6 x 2 x 2) and a dense layer.
 SequentialOptions SmallCnn(Strategy strategy) {
   SequentialOptions m = SmallMlp(strategy);
-  const ConvShape c1{.channels = 1, .height = 8, .width = 8, .filters = 4, .kernel_h = 3, .kernel_w = 3, .stride = 1, .pad = 1};
-  const ConvShape c2{.channels = 4, .height = 4, .width = 4, .filters = 6, .kernel_h = 3, .kernel_w = 3, .stride = 1, .pad = 1};
-  m.layers = {ConvLayerSpec(c1, 2, 0, Activation::kRelu), ConvLayerSpec(c2, 2, 0, Activation::kTanh),
+  const ConvShape c1{.channels = 1,
+                     .height = 8,
+                     .width = 8,
+                     .filters = 4,
+                     .kernel_h = 3,
+                     .kernel_w = 3,
+                     .stride = 1,
+                     .pad = 1};
+  const ConvShape c2{.channels = 4,
+                     .height = 4,
+                     .width = 4,
+                     .filters = 6,
+                     .kernel_h = 3,
+                     .kernel_w = 3,
+                     .stride = 1,
+                     .pad = 1};
+  m.layers = {ConvLayerSpec(c1, 2, 0, Activation::kRelu),
+              ConvLayerSpec(c2, 2, 0, Activation::kTanh),
               {24, 3, Activation::kIdentity}};
   m.code.k_a = 2;
   m.code.k_b = 2;
@@ -417,7 +448,8 @@ TEST(Trainer, EvaluationUnderShardFaultsCountsAsWithout) {
         mine[size_t(rank * 20 + b)] = c.ok() ? *c : -1;
       }
     };
-    for (const PeerOutcome& peer : RunOnThreads(job, *data)) ASSERT_TRUE(peer.status.ok()) << peer.status;
+    for (const PeerOutcome& peer : RunOnThreads(job, *data))
+      ASSERT_TRUE(peer.status.ok()) << peer.status;
   }
   EXPECT_EQ(counts[1], counts[0]);
   int total = 0;
@@ -427,7 +459,8 @@ TEST(Trainer, EvaluationUnderShardFaultsCountsAsWithout) {
 
 SequentialOptions FaultMlp(Strategy strategy) {
   SequentialOptions m = SmallMlp(strategy);
-  m.layers = {{10, 16, Activation::kTanh}, {16, 12, Activation::kTanh}, {12, 4, Activation::kIdentity}};
+  m.layers = {
+      {10, 16, Activation::kTanh}, {16, 12, Activation::kTanh}, {12, 4, Activation::kIdentity}};
   m.batch = 8;
   return m;
 }
@@ -541,7 +574,8 @@ TEST(Trainer, PolyDotTrainsThroughFaultsAtEveryPointAndUncodedDoesNot) {
   job.trainer = Sgd();
   job.faults = &faults;
   job.steps = 300;
-  const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
+  const std::vector<double> ref =
+      testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
   const TrainingCounters total = ExpectOnReferenceTrajectory(job, *data, 1e-6);
   std::cout << "genpolydot at eps = 0.02: " << FormatCounters(total) << "\n";
   EXPECT_GT(total.faults_injected, 100);
@@ -555,7 +589,8 @@ TEST(Trainer, PolyDotTrainsThroughFaultsAtEveryPointAndUncodedDoesNot) {
   if (u.status.ok()) {
     // Mean loss of the last 50 steps, against the fault-free run's.
     double mean = 0, mean_ref = 0;
-    for (int s = job.steps - 50; s < job.steps; ++s) mean += u.losses[size_t(s)], mean_ref += ref[size_t(s)];
+    for (int s = job.steps - 50; s < job.steps; ++s)
+      mean += u.losses[size_t(s)], mean_ref += ref[size_t(s)];
     std::cout << "uncoded at eps = 0.02: final loss " << u.losses.back() << " vs fault-free "
               << ref.back() << "; mean of the last 50 steps " << mean / 50 << " vs "
               << mean_ref / 50 << "\n";
@@ -597,14 +632,16 @@ TEST(Trainer, CorruptedShardIsFoundAndRepaired) {
         *shard += Random(3).NormalMatrix(shard->rows(), shard->cols());
       }
     };
-    const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
+    const std::vector<double> ref =
+        testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
     for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
       ASSERT_TRUE(peer.status.ok()) << peer.status;
       EXPECT_EQ(peer.counters.shard_repairs, 1);
       EXPECT_GE(peer.counters.wrong_results, 1);
       EXPECT_EQ(peer.counters.rollbacks, 0);
       for (int s = 0; s < job.steps; ++s)
-        ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8) << "step " << s + 1;
+        ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8)
+            << "step " << s + 1;
     }
   }
 }
@@ -846,13 +883,15 @@ TEST(Trainer, StragglerResultsAreNotAwaited) {
   job.trainer = Sgd();
   job.faults = &slow;
   job.steps = 20;
-  const std::vector<double> ref = testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
+  const std::vector<double> ref =
+      testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
   const auto peers = RunOnThreads(job, *data);
   for (const PeerOutcome& peer : peers) EXPECT_TRUE(peer.status.ok()) << peer.status;
   for (const PeerOutcome& peer : peers) {
     if (!peer.status.ok()) continue;
     for (int s = 0; s < job.steps; ++s)
-      ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8) << "step " << s + 1;
+      ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8)
+          << "step " << s + 1;
     EXPECT_EQ(peer.counters.recomputations, 0);
     EXPECT_GT(peer.counters.results_not_awaited, 0);
   }
@@ -887,7 +926,8 @@ TEST(Trainer, RefusesImpossibleJobs) {
   }
   SequentialOptions bad = SmallMlp(Strategy::kPolyDot);
   bad.layers[1].inputs = 7;
-  EXPECT_NE(ValidateSequentialOptions(bad).message().find("layer 1 takes 7 inputs"), std::string::npos);
+  EXPECT_NE(ValidateSequentialOptions(bad).message().find("layer 1 takes 7 inputs"),
+            std::string::npos);
   TrainerOptions t;
   t.snapshot_interval = 0;
   EXPECT_FALSE(ValidateTrainerOptions(t).ok());
@@ -899,32 +939,40 @@ TEST(TrainerProcesses, AKilledPeerIsNamedByEveryOtherPeer) {
   const std::string dir = testing::FreshFolder("train-kill");
   constexpr int kPeers = 4, kVictim = 3;
   const auto timeout = 4s;
-  auto results = testing::RunPeers(kPeers, [&](int rank) {
-    auto data = SyntheticClassification::Create(6, 3, 5).value();
-    auto group = PeerGroup::Connect({.rank = rank, .size = kPeers, .rendezvous = "file:" + dir,
-                                     .job_id = "kill", .timeout = timeout});
-    if (!group.ok()) return 10;
-    SequentialOptions m = SmallMlp(Strategy::kPolyDot);
-    m.code.m = 2;
-    m.code.n = 1;  // K = 2, backward 3: four peers suffice
-    FaultModel fm;
-    fm.crash_peer = kVictim;
-    fm.crash_step = 15;
-    FaultInjector faults(fm, 1, rank);
-    auto model = Sequential::Create(m, group->get(), &faults);
-    if (!model.ok()) return 11;
-    auto trainer = Trainer::Create(group->get(), model->get(), &faults, Sgd());
-    const auto start = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point last_step = start;
-    Status s = (*trainer)->Train(40, [&](int64_t step, Matrix* x, std::vector<int>* labels) {
-      data->Batch(step, m.batch, x, labels);
-      last_step = std::chrono::steady_clock::now();
-      return Status::Ok();
-    });
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_step).count();
-    std::ofstream(dir + "/rank" + std::to_string(rank)) << s.ToString() << "\n" << waited << "\n";
-    return s.ok() ? 1 : 0;
-  }, 120s);
+  auto results = testing::RunPeers(
+      kPeers,
+      [&](int rank) {
+        auto data = SyntheticClassification::Create(6, 3, 5).value();
+        auto group = PeerGroup::Connect({.rank = rank,
+                                         .size = kPeers,
+                                         .rendezvous = "file:" + dir,
+                                         .job_id = "kill",
+                                         .timeout = timeout});
+        if (!group.ok()) return 10;
+        SequentialOptions m = SmallMlp(Strategy::kPolyDot);
+        m.code.m = 2;
+        m.code.n = 1;  // K = 2, backward 3: four peers suffice
+        FaultModel fm;
+        fm.crash_peer = kVictim;
+        fm.crash_step = 15;
+        FaultInjector faults(fm, 1, rank);
+        auto model = Sequential::Create(m, group->get(), &faults);
+        if (!model.ok()) return 11;
+        auto trainer = Trainer::Create(group->get(), model->get(), &faults, Sgd());
+        const auto start = std::chrono::steady_clock::now();
+        std::chrono::steady_clock::time_point last_step = start;
+        Status s = (*trainer)->Train(40, [&](int64_t step, Matrix* x, std::vector<int>* labels) {
+          data->Batch(step, m.batch, x, labels);
+          last_step = std::chrono::steady_clock::now();
+          return Status::Ok();
+        });
+        const double waited =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - last_step).count();
+        std::ofstream(dir + "/rank" + std::to_string(rank)) << s.ToString() << "\n"
+                                                            << waited << "\n";
+        return s.ok() ? 1 : 0;
+      },
+      120s);
   for (int r = 0; r < kPeers; ++r) {
     if (r == kVictim) {
       EXPECT_EQ(results[size_t(r)].exit_code, FaultInjector::kCrashExitCode);

@@ -5,9 +5,9 @@
 #include <dirent.h>
 
 #include <fstream>
-#include <thread>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "polyguard/train/checkpoint.h"
 #include "runtime/multiprocess.h"
@@ -22,13 +22,15 @@ using testing::Outcome;
 using testing::Slurp;
 using testing::Train;
 
-const std::string kSmall = std::string(POLYGUARD_SOURCE_DIR) + "/models/mlp_synthetic_small.textproto";
+const std::string kSmall =
+    std::string(POLYGUARD_SOURCE_DIR) + "/models/mlp_synthetic_small.textproto";
 
 // Losses rank 0 prints with --quiet ("step N loss L" every 10 steps).
 std::map<int, std::string> Losses(const std::string& out) {
   std::map<int, std::string> losses;
   std::regex line("step ([0-9]+) loss ([0-9.e+-]+)");
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), line); it != std::sregex_iterator(); ++it)
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), line); it != std::sregex_iterator();
+       ++it)
     losses[std::stoi((*it)[1])] = (*it)[2];
   return losses;
 }
@@ -40,8 +42,11 @@ bool NoneLeft(const std::string& marker) {
   while (dirent* e = ::readdir(proc)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
     std::string cmdline = Slurp(std::string("/proc/") + e->d_name + "/cmdline");
-    for (char& c : cmdline) if (c == '\0') c = ' ';
-    if (cmdline.find(marker) != std::string::npos && cmdline.find("polyguard-train") != std::string::npos) none = false;
+    for (char& c : cmdline)
+      if (c == '\0') c = ' ';
+    if (cmdline.find(marker) != std::string::npos &&
+        cmdline.find("polyguard-train") != std::string::npos)
+      none = false;
   }
   ::closedir(proc);
   return none;
@@ -74,14 +79,19 @@ TEST_F(PolyguardTrain, LocalModeTrainsAndSummarises) {
 // peer processes: with soft errors at every step point it ends on the same
 // losses and test accuracy as without.
 TEST_F(PolyguardTrain, CnnTrainsThroughFaultsToTheFaultFreeResult) {
-  const std::string cnn = std::string(POLYGUARD_SOURCE_DIR) + "/models/cnn_synthetic_small.textproto";
+  const std::string cnn =
+      std::string(POLYGUARD_SOURCE_DIR) + "/models/cnn_synthetic_small.textproto";
   const Outcome clean = Train("--spec " + cnn + " --error-rate 0 --quiet", dir_);
   ASSERT_EQ(clean.exit_code, 0) << clean.err;
   const Outcome faulty = Train("--spec " + cnn + " --error-rate 0.01 --quiet", dir_);
   ASSERT_EQ(faulty.exit_code, 0) << faulty.err;
   std::smatch a, b, f;
-  ASSERT_TRUE(std::regex_search(clean.out, a, std::regex("test accuracy: ([0-9.]+ \\([0-9]+ of [0-9]+\\))"))) << clean.out;
-  ASSERT_TRUE(std::regex_search(faulty.out, b, std::regex("test accuracy: ([0-9.]+ \\([0-9]+ of [0-9]+\\))"))) << faulty.out;
+  ASSERT_TRUE(std::regex_search(clean.out, a,
+                                std::regex("test accuracy: ([0-9.]+ \\([0-9]+ of [0-9]+\\))")))
+      << clean.out;
+  ASSERT_TRUE(std::regex_search(faulty.out, b,
+                                std::regex("test accuracy: ([0-9.]+ \\([0-9]+ of [0-9]+\\))")))
+      << faulty.out;
   EXPECT_EQ(a[1], b[1]);
   ASSERT_TRUE(std::regex_search(faulty.out, f, std::regex("faults: ([0-9]+) injected")));
   EXPECT_GT(std::stoi(f[1]), 20);
@@ -89,14 +99,16 @@ TEST_F(PolyguardTrain, CnnTrainsThroughFaultsToTheFaultFreeResult) {
   ASSERT_FALSE(want.empty()) << clean.out;
   for (const auto& [step, loss] : want) {
     ASSERT_TRUE(got.count(step)) << "step " << step;
-    EXPECT_NEAR(std::stod(got.at(step)), std::stod(loss), 2e-6) << "step " << step;  // printed to 6 places
+    EXPECT_NEAR(std::stod(got.at(step)), std::stod(loss), 2e-6)
+        << "step " << step;  // printed to 6 places
   }
 }
 
 TEST_F(PolyguardTrain, BadSpecsAndArgumentsAreRefusedWithReasons) {
   Outcome o = Train("--spec " + WriteSpec("snapshot_interval: 0\n"), dir_);
   EXPECT_EQ(o.exit_code, 2);
-  EXPECT_NE(o.err.find("job.textproto:15: snapshot_interval: must be >= 1"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("job.textproto:15: snapshot_interval: must be >= 1"), std::string::npos)
+      << o.err;
   o = Train("--spec " + WriteSpec("bogus_field: 1\n"), dir_);
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find("job.textproto:15:1"), std::string::npos) << o.err;
@@ -315,7 +327,9 @@ TEST_F(PolyguardTrain, PeersStartedWithRankRefuseResumeMistakesTogether) {
 
 TEST_F(PolyguardTrain, EveryPeerServesItsStatus) {
   const int base = testing::FreePort();
-  std::thread job([&] { Train("--spec " + kSmall + " --steps 400 --quiet --status-port " + std::to_string(base), dir_); });
+  std::thread job([&] {
+    Train("--spec " + kSmall + " --steps 400 --quiet --status-port " + std::to_string(base), dir_);
+  });
   std::string health, metrics;
   // Up to a minute: on a loaded machine the 4 peers take a while to start.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -338,13 +352,18 @@ TEST_F(PolyguardTrain, EveryPeerServesItsStatus) {
 TEST_F(PolyguardTrain, FourHostsMeetThroughRedis) {
   testing::RedisServer redis(dir_);
   ASSERT_TRUE(redis.ok()) << "redis-server did not start (missing? run scripts/setup)";
-  auto results = testing::RunPeers(4, [&](int rank) {
-    const std::string args = "--spec " + kSmall + " --rank " + std::to_string(rank) +
-                             " --rendezvous " + redis.url() + " --quiet";
-    const std::string out = dir_ + "/out" + std::to_string(rank);
-    return WEXITSTATUS(std::system((std::string(POLYGUARD_TRAIN_BIN) + " " + args + " > " + out + " 2>&1").c_str()));
-  }, std::chrono::seconds(120));
-  for (int r = 0; r < 4; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << Slurp(dir_ + "/out" + std::to_string(r));
+  auto results = testing::RunPeers(
+      4,
+      [&](int rank) {
+        const std::string args = "--spec " + kSmall + " --rank " + std::to_string(rank) +
+                                 " --rendezvous " + redis.url() + " --quiet";
+        const std::string out = dir_ + "/out" + std::to_string(rank);
+        return WEXITSTATUS(std::system(
+            (std::string(POLYGUARD_TRAIN_BIN) + " " + args + " > " + out + " 2>&1").c_str()));
+      },
+      std::chrono::seconds(120));
+  for (int r = 0; r < 4; ++r)
+    EXPECT_EQ(results[size_t(r)].exit_code, 0) << Slurp(dir_ + "/out" + std::to_string(r));
   EXPECT_NE(Slurp(dir_ + "/out0").find("test accuracy: "), std::string::npos);
 }
 

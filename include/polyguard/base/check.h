@@ -8,8 +8,8 @@ namespace polyguard::internal {
 [[noreturn]] void CheckFailed(const char* file, int line, const char* expr);
 }  // namespace polyguard::internal
 
-#define POLYGUARD_CHECK(cond)                                           \
-  do {                                                                  \
+#define POLYGUARD_CHECK(cond)                                                   \
+  do {                                                                          \
     if (!(cond)) ::polyguard::internal::CheckFailed(__FILE__, __LINE__, #cond); \
   } while (0)
 

@@ -24,8 +24,8 @@ enum class StatusCode {
   kFailedPrecondition,  // the system is not in a state to do this
   kOutOfRange,
   kNotFound,
-  kDataLoss,            // errors beyond what the code can correct
-  kUnavailable,         // too few peers answered; a peer is gone
+  kDataLoss,     // errors beyond what the code can correct
+  kUnavailable,  // too few peers answered; a peer is gone
   kDeadlineExceeded,
   kUnimplemented,
   kInternal,
@@ -38,8 +38,7 @@ std::string_view StatusCodeName(StatusCode code);
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
-  Status(StatusCode code, std::string message)
-      : code_(code), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return Status(); }
 
@@ -92,13 +91,11 @@ class [[nodiscard]] StatusOr {
       data_ = InternalError("StatusOr constructed from an OK Status");
     }
   }
-  StatusOr(const T& value) : data_(value) {}       // NOLINT: implicit
+  StatusOr(const T& value) : data_(value) {}        // NOLINT: implicit
   StatusOr(T&& value) : data_(std::move(value)) {}  // NOLINT: implicit
 
   bool ok() const { return std::holds_alternative<T>(data_); }
-  Status status() const {
-    return ok() ? Status() : std::get<Status>(data_);
-  }
+  Status status() const { return ok() ? Status() : std::get<Status>(data_); }
 
   const T& value() const& {
     CheckOk();
@@ -131,16 +128,16 @@ class [[nodiscard]] StatusOr {
 #define POLYGUARD_STATUS_CONCAT_(a, b) POLYGUARD_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the current function when `expr` (a Status) is not OK.
-#define POLYGUARD_RETURN_IF_ERROR(expr)                  \
-  do {                                                   \
-    ::polyguard::Status polyguard_status_ = (expr);      \
+#define POLYGUARD_RETURN_IF_ERROR(expr)                    \
+  do {                                                     \
+    ::polyguard::Status polyguard_status_ = (expr);        \
     if (!polyguard_status_.ok()) return polyguard_status_; \
   } while (0)
 
 // `lhs = value of expr`, or returns its Status when expr (a StatusOr) failed.
-#define POLYGUARD_ASSIGN_OR_RETURN(lhs, expr)                                \
-  POLYGUARD_ASSIGN_OR_RETURN_IMPL_(                                          \
-      POLYGUARD_STATUS_CONCAT_(polyguard_statusor_, __LINE__), lhs, expr)
+#define POLYGUARD_ASSIGN_OR_RETURN(lhs, expr)                                                    \
+  POLYGUARD_ASSIGN_OR_RETURN_IMPL_(POLYGUARD_STATUS_CONCAT_(polyguard_statusor_, __LINE__), lhs, \
+                                   expr)
 #define POLYGUARD_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                                     \
   if (!tmp.ok()) return tmp.status();                    \

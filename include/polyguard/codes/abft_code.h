@@ -2,8 +2,8 @@
 //
 // A is split into P row blocks A_r (zero-padded). Peer r stores A_r with a
 // checksum row and column, [A_r, A_r 1; 1^T A_r, 1^T A_r 1], and multiplies
-// its first inner columns by B with a checksum column appended, [B, B 1]. Its result carries row and column checksums:
-// one wrong entry of a peer's block is located (its row and column disagree
+// its first inner columns by B with a checksum column appended, [B, B 1]. Its result carries row
+// and column checksums: one wrong entry of a peer's block is located (its row and column disagree
 // with the checksums) and corrected; more wrong entries in one block are
 // detected (DataLoss naming the peer).
 //
@@ -47,7 +47,9 @@ class AbftCode : public ProductCode {
   int64_t stored_doubles_per_peer() const override {
     return (block_rows_ + 1) * (shape().inner + 1);
   }
-  int64_t result_doubles_per_peer() const override { return (block_rows_ + 1) * (shape().cols + 1); }
+  int64_t result_doubles_per_peer() const override {
+    return (block_rows_ + 1) * (shape().cols + 1);
+  }
   std::string Describe() const override;
 
   StatusOr<Matrix> EncodeShard(const MatrixRef& a, int peer) const override;

@@ -109,23 +109,29 @@ class ErrorsAndErasuresDecoder {
   // row r gives how peer r's result combines the K coefficients (its column
   // space must be that of polynomials of degree < K at the points: monomial
   // or systematic Vandermonde); wanted: which coefficients Decode returns.
-  static StatusOr<std::unique_ptr<ErrorsAndErasuresDecoder>> Create(
-      std::vector<double> points, Matrix generator, std::vector<int> wanted,
-      DecoderOptions options = {});
+  static StatusOr<std::unique_ptr<ErrorsAndErasuresDecoder>> Create(std::vector<double> points,
+                                                                    Matrix generator,
+                                                                    std::vector<int> wanted,
+                                                                    DecoderOptions options = {});
 
   // results: L x R, column j is the flattened result of peer `peers[j]`.
   // Errors: InvalidArgument (unknown or duplicated peer, size mismatch),
   // Unavailable (fewer than K results), DataLoss (more errors than can be
   // corrected; the message names the suspect peers).
-  StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
-                                 const MatrixRef& results) const;
+  StatusOr<DecodeOutcome> Decode(std::span<const int> peers, const MatrixRef& results) const;
 
   // The same, without copying: columns[j] points at the `length` numbers of
   // peer peers[j]'s result (e.g. a result matrix's data()). The error-free
   // case reads every result once.
-  StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
-                                 std::span<const double* const> columns,
+  StatusOr<DecodeOutcome> Decode(std::span<const int> peers, std::span<const double* const> columns,
                                  int64_t length) const;
+
+  // The reference decode: the full errors-and-erasures decode of the header
+  // comment, without Decode's one-pass error-free path. Decode must return
+  // what this returns (the same verified flag and wrong peers, coefficients
+  // to roundoff); tests diff the two. Cost: the "with errors" cost above.
+  StatusOr<DecodeOutcome> DecodeReference(std::span<const int> peers,
+                                          const MatrixRef& results) const;
 
   int num_peers() const { return static_cast<int>(points_.size()); }
   int recovery_threshold() const { return static_cast<int>(generator_.cols()); }
@@ -136,11 +142,9 @@ class ErrorsAndErasuresDecoder {
   struct Plan;  // per set of kept peers; defined in the .cc
 
  private:
-  ErrorsAndErasuresDecoder(std::vector<double> points, Matrix generator,
-                           std::vector<int> wanted, DecoderOptions options);
+  ErrorsAndErasuresDecoder(std::vector<double> points, Matrix generator, std::vector<int> wanted,
+                           DecoderOptions options);
   std::shared_ptr<const Plan> GetPlan(uint64_t mask) const;
-  StatusOr<DecodeOutcome> DecodeSlow(std::span<const int> peers,
-                                     const MatrixRef& results) const;
   // One decode of the answering peers' results (L x R, peer order; `work`
   // with non-finite values zeroed), with the subspace locator or entry by
   // entry only.

@@ -67,10 +67,10 @@ class LinearCodeDecoder {
                                                              int rows_per_peer = 1);
 
   // columns[j g + b]: the `length` numbers of block b of peer peers[j]'s
-  // result. Returns all generator-column coefficients (L x columns). Errors: InvalidArgument (unknown or duplicated
-  // peer), Unavailable (fewer than K results), DataLoss (uncorrectable).
-  StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
-                                 std::span<const double* const> columns, int64_t length) const;
+  // result. Returns all generator-column coefficients (L x columns). Errors: InvalidArgument
+  // (unknown or duplicated peer), Unavailable (fewer than K results), DataLoss (uncorrectable).
+  StatusOr<DecodeOutcome> Decode(std::span<const int> peers, std::span<const double* const> columns,
+                                 int64_t length) const;
   // The same, handing the coefficients to `sink` in row chunks (rows l0 ..
   // l0 + chunk.rows() - 1 of the L x K coefficients) instead of returning
   // them (DecodeOutcome::coefficients stays empty): a caller that lays C out
@@ -78,9 +78,8 @@ class LinearCodeDecoder {
   // handed over more than once (a later pass overwrites an earlier one), and
   // only a successful decode's last pass counts.
   using CoefficientSink = std::function<void(int64_t l0, const MatrixRef& chunk)>;
-  StatusOr<DecodeOutcome> Decode(std::span<const int> peers,
-                                 std::span<const double* const> columns, int64_t length,
-                                 const CoefficientSink& sink) const;
+  StatusOr<DecodeOutcome> Decode(std::span<const int> peers, std::span<const double* const> columns,
+                                 int64_t length, const CoefficientSink& sink) const;
   // The same for results given as the columns of an L x (R g) matrix.
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers, const MatrixRef& results) const;
 

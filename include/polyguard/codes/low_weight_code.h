@@ -82,26 +82,26 @@ struct LowWeightPair {
 StatusOr<LowWeightPair> LowWeightLowerBound(int peers, int k_a, int k_b);
 
 struct LowWeightOptions {
-  int peers = 1;     // n, 1..64
-  int k_a = 1;       // row blocks of A
-  int k_b = 1;       // column blocks of B (1: matrix-vector)
+  int peers = 1;  // n, 1..64
+  int k_a = 1;    // row blocks of A
+  int k_b = 1;    // column blocks of B (1: matrix-vector)
   // Weights to use; 0 means the lower bound. A larger weight up to k_a (k_b)
   // gives a denser code (at k: as dense as an MDS code).
   int weight_a = 0, weight_b = 0;
-  int draws = 8;                  // coefficient sets tried, >= 1
-  uint64_t seed = 0x10e1;         // the coefficients are a pure function of it
-  int64_t max_subsets = 100000;   // K-subsets checked exhaustively, at most
+  int draws = 8;                 // coefficient sets tried, >= 1
+  uint64_t seed = 0x10e1;        // the coefficients are a pure function of it
+  int64_t max_subsets = 100000;  // K-subsets checked exhaustively, at most
   DecoderOptions decoder;
 };
 
 // A code design: supports, coefficients and its conditioning.
 struct LowWeightDesign {
   int peers = 0, k_a = 0, k_b = 0;
-  int weight_a = 0, weight_b = 0;                    // the weights used
+  int weight_a = 0, weight_b = 0;                      // the weights used
   std::vector<std::vector<int>> support_a, support_b;  // per peer, ascending
-  Matrix coef_a;     // n x k_a, zero off the supports
-  Matrix coef_b;     // n x k_b
-  Matrix generator;  // n x (k_a k_b): row r is kron(coef_a.row(r), coef_b.row(r))
+  Matrix coef_a;                                       // n x k_a, zero off the supports
+  Matrix coef_b;                                       // n x k_b
+  Matrix generator;              // n x (k_a k_b): row r is kron(coef_a.row(r), coef_b.row(r))
   double worst_condition = 0.0;  // over the K-subsets checked
   bool exhaustive = false;       // every K-subset was checked
 };

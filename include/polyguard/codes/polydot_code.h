@@ -41,16 +41,15 @@
 namespace polyguard {
 
 struct PolyDotOptions {
-  int peers = 1;                            // P, 1..64, at least K
-  int m = 1, n = 1, d = 1;                  // splits, each >= 1
+  int peers = 1;            // P, 1..64, at least K
+  int m = 1, n = 1, d = 1;  // splits, each >= 1
   PointKind points = PointKind::kChebyshev;
   DecoderOptions decoder;
 };
 
 class PolyDotCode : public ProductCode {
  public:
-  static StatusOr<std::unique_ptr<PolyDotCode>> Create(ProductShape shape,
-                                                       PolyDotOptions options);
+  static StatusOr<std::unique_ptr<PolyDotCode>> Create(ProductShape shape, PolyDotOptions options);
 
   Strategy strategy() const override { return Strategy::kPolyDot; }
   int recovery_threshold() const override { return forward_threshold_; }
@@ -93,9 +92,9 @@ class PolyDotCode : public ProductCode {
   PolyDotCode(ProductShape shape, PolyDotOptions options);
   double Power(int peer, int exponent) const;
   StatusOr<DecodedProduct> DecodeWith(const ErrorsAndErasuresDecoder& decoder,
-                                      std::span<const PeerResult> results,
-                                      int64_t block_r, int64_t block_c, int grid_r,
-                                      int grid_c, int64_t out_r, int64_t out_c) const;
+                                      std::span<const PeerResult> results, int64_t block_r,
+                                      int64_t block_c, int grid_r, int grid_c, int64_t out_r,
+                                      int64_t out_c) const;
 
   PolyDotOptions options_;
   std::vector<double> points_;

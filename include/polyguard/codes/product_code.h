@@ -58,7 +58,6 @@ struct DecodedProduct {
   bool verified = false;
 };
 
-
 class ProductCode {
  public:
   virtual ~ProductCode() = default;
@@ -173,7 +172,7 @@ struct ProductCodeOptions {
   // The MDS product-code layout for training (product_mds_code.h): used when
   // row_blocks > 0, else the 1-D MDS code with data_blocks.
   int row_peers = 0, row_blocks = 0, col_peers = 0, col_blocks = 0;
-  int replicas = 2;         // r of replication
+  int replicas = 2;  // r of replication
   // Low-weight code (low_weight_code.h): A in k_a row blocks, B in k_b column
   // blocks, weights 0 = the lower bound.
   int k_a = 1, k_b = 1, weight_a = 0, weight_b = 0;

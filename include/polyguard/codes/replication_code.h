@@ -74,8 +74,8 @@ class ReplicationCode : public ProductCode {
   // The value most copies agree on; the others join `wrong`.
   StatusOr<const Matrix*> Vote(std::span<const PeerResult* const> copies, const std::string& what,
                                std::vector<int>* wrong, bool* verified) const;
-  StatusOr<std::vector<std::vector<const PeerResult*>>> Copies(
-      std::span<const PeerResult> results, int64_t rows, int64_t cols) const;
+  StatusOr<std::vector<std::vector<const PeerResult*>>> Copies(std::span<const PeerResult> results,
+                                                               int64_t rows, int64_t cols) const;
   std::string BlockName(int block) const;
   ReplicationCode(ProductShape shape, ReplicationOptions options);
 

@@ -79,7 +79,8 @@ Matrix RotationProductGenerator(int peers, int q, int m, int d);
 
 class RotationCode : public ProductCode {
  public:
-  static StatusOr<std::unique_ptr<RotationCode>> Create(ProductShape shape, RotationOptions options);
+  static StatusOr<std::unique_ptr<RotationCode>> Create(ProductShape shape,
+                                                        RotationOptions options);
 
   Strategy strategy() const override { return Strategy::kPolyDot; }
   int recovery_threshold() const override { return options_.m * options_.d; }

@@ -5,7 +5,8 @@
 //
 // Adding a strategy is one header, one source (the code and its entry), one
 // line in the built-in list of strategy_registry.cc, and its tests; or, from
-// outside the library, one RegisterStrategy call (docs/extending.md).
+// outside the library, one RegisterStrategy call (docs/architecture.md,
+// "Adding a strategy").
 //
 // Thread safety: every function may be called concurrently. Entries are
 // never removed, so pointers to them stay valid for the process's life.

@@ -21,12 +21,12 @@
 namespace polyguard {
 
 struct ConvPartition {
-  ConvShape full;    // the layer's convolution
-  int k_a = 1;       // input slabs (output row groups)
-  int k_b = 1;       // filter groups (output channel groups)
-  int rows = 1;      // h: output rows per slab
-  int group = 1;     // g: filters per group
-  ConvShape slab;    // one block's convolution: C x Hs x (W + 2 pad), g filters, pad 0
+  ConvShape full;  // the layer's convolution
+  int k_a = 1;     // input slabs (output row groups)
+  int k_b = 1;     // filter groups (output channel groups)
+  int rows = 1;    // h: output rows per slab
+  int group = 1;   // g: filters per group
+  ConvShape slab;  // one block's convolution: C x Hs x (W + 2 pad), g filters, pad 0
 };
 
 // InvalidArgument unless the shape is valid, 1 <= k_a <= H' and

@@ -59,8 +59,8 @@
 
 #include <algorithm>
 #include <memory>
-#include <string>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "polyguard/codes/linear_code_decoder.h"
@@ -70,10 +70,10 @@
 namespace polyguard {
 
 struct CodedConvolutionOptions {
-  int peers = 1;  // P, 1..64
-  int k_a = 1;    // complex input symbols: 2 k_a slabs (2 k_a <= H')
-  int k_b = 1;    // complex filter symbols: 2 k_b groups (2 k_b <= N)
-  int batch = 1;  // B: samples per call (the ProductCode's cols)
+  int peers = 1;      // P, 1..64
+  int k_a = 1;        // complex input symbols: 2 k_a slabs (2 k_a <= H')
+  int k_b = 1;        // complex filter symbols: 2 k_b groups (2 k_b <= N)
+  int batch = 1;      // B: samples per call (the ProductCode's cols)
   bool bias = false;  // the stored matrix is [F | b] (see above)
   DecoderOptions decoder;
 };
@@ -153,7 +153,7 @@ class CodedConvolution : public ProductCode {
   CodedConvolutionOptions options_;
   int q_ = 1;
   ConvShape group_shape_;  // the full convolution with one group's g filters
-  Matrix generator_;  // 4P x (2 k_a)(2 k_b), as RotationCode's
+  Matrix generator_;       // 4P x (2 k_a)(2 k_b), as RotationCode's
   std::unique_ptr<LinearCodeDecoder> decoder_;
   Matrix transpose_generator_;  // 2P x 2(2 k_b - 1): real, imaginary parts
   std::unique_ptr<LinearCodeDecoder> transpose_decoder_;

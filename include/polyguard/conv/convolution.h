@@ -26,7 +26,7 @@ struct ConvShape {
   int kernel_h = 1;  // kh
   int kernel_w = 1;  // kw
   int stride = 1;
-  int pad = 0;       // zeros on every side
+  int pad = 0;  // zeros on every side
 
   int out_height() const { return (height + 2 * pad - kernel_h) / stride + 1; }
   int out_width() const { return (width + 2 * pad - kernel_w) / stride + 1; }

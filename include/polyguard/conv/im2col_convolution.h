@@ -37,8 +37,12 @@ class Im2ColConvolution : public ProductCode {
   const ProductCode& inner() const { return *inner_; }
   Strategy strategy() const override { return inner_->strategy(); }
   int recovery_threshold() const override { return inner_->recovery_threshold(); }
-  int errors_corrected_probabilistic() const override { return inner_->errors_corrected_probabilistic(); }
-  int errors_corrected_adversarial() const override { return inner_->errors_corrected_adversarial(); }
+  int errors_corrected_probabilistic() const override {
+    return inner_->errors_corrected_probabilistic();
+  }
+  int errors_corrected_adversarial() const override {
+    return inner_->errors_corrected_adversarial();
+  }
   int64_t stored_doubles_per_peer() const override { return inner_->stored_doubles_per_peer(); }
   int64_t result_doubles_per_peer() const override { return inner_->result_doubles_per_peer(); }
   std::string Describe() const override;
@@ -72,7 +76,8 @@ class Im2ColConvolution : public ProductCode {
   StatusOr<std::vector<int>> CheckProbes(std::span<const PeerResult> probes) const override {
     return inner_->CheckProbes(probes);
   }
-  StatusOr<std::vector<int>> RepairSources(int target, std::span<const int> healthy) const override {
+  StatusOr<std::vector<int>> RepairSources(int target,
+                                           std::span<const int> healthy) const override {
     return inner_->RepairSources(target, healthy);
   }
   StatusOr<Matrix> RepairShard(int target, std::span<const PeerResult> sources) const override {

@@ -47,10 +47,9 @@ struct FaultModel {
   // Probability that a given point at a given peer is hit in one step, [0, 1].
   double error_rate = 0.0;
   // Which points may be hit (default: all).
-  std::vector<StepPoint> points = {StepPoint::kEncode,     StepPoint::kProduct,
-                                   StepPoint::kSend,       StepPoint::kDecode,
-                                   StepPoint::kActivation, StepPoint::kHadamard,
-                                   StepPoint::kUpdate,     StepPoint::kShard};
+  std::vector<StepPoint> points = {StepPoint::kEncode, StepPoint::kProduct,    StepPoint::kSend,
+                                   StepPoint::kDecode, StepPoint::kActivation, StepPoint::kHadamard,
+                                   StepPoint::kUpdate, StepPoint::kShard};
   SoftErrorKind kind = SoftErrorKind::kDense;
   int entries = 1;         // k, for the entry and bitflip kinds (>= 1)
   double magnitude = 1.0;  // relative to the RMS of the corrupted value (> 0)
@@ -59,12 +58,12 @@ struct FaultModel {
 
   enum class Delay { kNone, kFixed, kExponential };
   Delay straggler_delay = Delay::kNone;
-  double straggler_delay_ms = 0.0;  // the fixed delay, or the mean (>= 0)
-  std::vector<int> straggler_peers; // chosen stragglers
-  double straggler_fraction = 0.0;  // or: each peer straggles w.p. this per step
+  double straggler_delay_ms = 0.0;   // the fixed delay, or the mean (>= 0)
+  std::vector<int> straggler_peers;  // chosen stragglers
+  double straggler_fraction = 0.0;   // or: each peer straggles w.p. this per step
 
-  int crash_peer = -1;         // this peer exits ...
-  int64_t crash_step = -1;     // ... at the start of this step
+  int crash_peer = -1;      // this peer exits ...
+  int64_t crash_step = -1;  // ... at the start of this step
 };
 
 // Checks ranges and peer ids (peers = P). The message names the field.

@@ -37,17 +37,17 @@
 namespace polyguard {
 
 struct CodedConv2dOptions {
-  ConvShape conv;          // input C x H x W, N filters of kh x kw, stride, pad
-  int pool = 0;            // max pooling window after the activation; 0: none
-  int pool_stride = 0;     // 0: the window
-  int batch = 1;           // B >= 1: every call uses exactly this many samples
+  ConvShape conv;       // input C x H x W, N filters of kh x kw, stride, pad
+  int pool = 0;         // max pooling window after the activation; 0: none
+  int pool_stride = 0;  // 0: the window
+  int batch = 1;        // B >= 1: every call uses exactly this many samples
   Activation activation = Activation::kRelu;
   // Strategy and parameters; for FCDCC k_a and k_b (each >= 1, k_a k_b <= P).
   // Shape and peers are filled in from the layer and the group.
   ProductCodeOptions code;
-  bool fcdcc = true;       // with genpolydot: the coded convolution (else im2col)
+  bool fcdcc = true;  // with genpolydot: the coded convolution (else im2col)
   CodedProductOptions product;
-  int layer = 0;           // tags this layer's exchanges; distinct per layer
+  int layer = 0;  // tags this layer's exchanges; distinct per layer
 };
 
 // The pooling after a convolution (size 0: none).

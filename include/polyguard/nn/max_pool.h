@@ -19,7 +19,7 @@ namespace polyguard {
 
 struct PoolShape {
   int channels = 1, height = 1, width = 1;
-  int size = 2;    // window (size x size)
+  int size = 2;  // window (size x size)
   int stride = 2;
   int out_height() const { return (height - size) / stride + 1; }
   int out_width() const { return (width - size) / stride + 1; }

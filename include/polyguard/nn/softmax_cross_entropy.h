@@ -13,16 +13,15 @@
 namespace polyguard {
 
 struct LossAndGradient {
-  double loss = 0.0;      // mean over the batch of -log softmax(logits)[label]
-  Matrix gradient;        // d loss / d logits = (softmax - onehot) / B
-  int correct = 0;        // samples whose largest logit is the label
+  double loss = 0.0;  // mean over the batch of -log softmax(logits)[label]
+  Matrix gradient;    // d loss / d logits = (softmax - onehot) / B
+  int correct = 0;    // samples whose largest logit is the label
 };
 
 // logits: classes x B; labels: B values in [0, classes). Numerically stable
 // (the column maximum is subtracted). InvalidArgument on a label out of range,
 // a size mismatch, or non-finite logits.
-StatusOr<LossAndGradient> SoftmaxCrossEntropy(const MatrixRef& logits,
-                                              std::span<const int> labels);
+StatusOr<LossAndGradient> SoftmaxCrossEntropy(const MatrixRef& logits, std::span<const int> labels);
 
 }  // namespace polyguard
 

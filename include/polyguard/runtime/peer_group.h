@@ -79,7 +79,7 @@ struct GatherResult {
   // P entries: pieces[r] is peer r's piece (n x 1) if it arrived, else empty.
   // Each received piece is the memory gloo wrote into, handed over uncopied.
   std::vector<Matrix> pieces;
-  std::vector<int> peers;   // sorted peers whose pieces arrived (self included)
+  std::vector<int> peers;  // sorted peers whose pieces arrived (self included)
 };
 
 class PeerGroup {
@@ -116,9 +116,9 @@ class PeerGroup {
   // calls it with the same tag, and the lengths match pairwise. Costs only
   // what is sent (e.g. rebuilding one shard from K others). Unavailable or
   // DeadlineExceeded when a source fails or stays silent.
-  StatusOr<std::vector<std::vector<double>>> SendRecv(
-      const std::vector<std::vector<double>>& to, const std::vector<int64_t>& from_lengths,
-      ExchangeTag tag);
+  StatusOr<std::vector<std::vector<double>>> SendRecv(const std::vector<std::vector<double>>& to,
+                                                      const std::vector<int64_t>& from_lengths,
+                                                      ExchangeTag tag);
 
   // Waits until every piece this peer sent has been taken by its receiver
   // (gloo moves data only once the receiver asks for it), or the timeout.
@@ -141,8 +141,8 @@ class PeerGroup {
   PeerGroup(int rank, int size, std::chrono::milliseconds timeout, std::unique_ptr<Impl> impl);
   // The gather under every collective (lib/runtime/gather.cc); mu_ held.
   StatusOr<GatherResult> GatherLocked(std::span<const double> mine, int need,
-                                      std::chrono::steady_clock::time_point deadline,
-                                      uint64_t slot, const std::string& what);
+                                      std::chrono::steady_clock::time_point deadline, uint64_t slot,
+                                      const std::string& what);
 
   int rank_;
   int size_;

@@ -81,30 +81,30 @@ Status ValidateTrainerOptions(const TrainerOptions& options);
 // copies_replaced): sum faults_injected over peers for the job's faults
 // (each is recorded once, by the peer that injected it).
 struct TrainingCounters {
-  int64_t steps = 0;                 // steps completed (replays after a rollback count again)
-  int64_t faults_injected = 0;       // by this peer's injector
+  int64_t steps = 0;            // steps completed (replays after a rollback count again)
+  int64_t faults_injected = 0;  // by this peer's injector
   // Distinct wrong results the step's decodes located: a (layer, forward or
   // backward decode, peer) counts once however many peers located it.
   int64_t wrong_results = 0;
-  int64_t results_corrected = 0;     // ... in steps whose decodes all succeeded
+  int64_t results_corrected = 0;             // ... in steps whose decodes all succeeded
   int64_t results_located_by_this_peer = 0;  // per decode of this peer
   // This peer's decodes that checked nothing (exactly K results, or a
   // strategy without redundancy): unprotected.
   int64_t unverified_decodes = 0;
-  int64_t results_not_awaited = 0;   // stragglers' results decoded without
-  int64_t uncorrectable_steps = 0;   // attempts with a decode that failed somewhere
-  int64_t recomputations = 0;        // whole-step retries
-  int64_t copies_replaced = 0;       // this peer's decoded copies fixed by the guard
+  int64_t results_not_awaited = 0;  // stragglers' results decoded without
+  int64_t uncorrectable_steps = 0;  // attempts with a decode that failed somewhere
+  int64_t recomputations = 0;       // whole-step retries
+  int64_t copies_replaced = 0;      // this peer's decoded copies fixed by the guard
   int64_t scrubs = 0;
-  int64_t shard_repairs = 0;         // shards regenerated (any peer's)
+  int64_t shard_repairs = 0;  // shards regenerated (any peer's)
   int64_t rollbacks = 0;
 };
 std::string FormatCounters(const TrainingCounters& counters);
 
 struct StepResult {
-  double loss = 0.0;       // the majority's loss of this step
-  double accuracy = 0.0;   // the majority's fraction of correct predictions
-  int64_t next_step = 0;   // step + 1, or the step after the snapshot after a rollback
+  double loss = 0.0;      // the majority's loss of this step
+  double accuracy = 0.0;  // the majority's fraction of correct predictions
+  int64_t next_step = 0;  // step + 1, or the step after the snapshot after a rollback
   bool rolled_back = false;
 };
 

@@ -37,22 +37,28 @@ int main() {
       t.sgd = {.learning_rate = 0.05, .momentum = 0.9};
       auto trainer = Trainer::Create(group->get(), model->get(), &injector, t).value();
       double first = 0, last = 0;
-      Status s = trainer->Train(kSteps, [&](int64_t step, Matrix* x, std::vector<int>* y) {
-        data->Batch(step, m.batch, x, y);
-        return Status::Ok();
-      }, [&](int64_t step, const StepResult& r) {
-        if (step <= 10) first += r.loss / 10;
-        if (step > kSteps - 10) last += r.loss / 10;
-      });
+      Status s = trainer->Train(
+          kSteps,
+          [&](int64_t step, Matrix* x, std::vector<int>* y) {
+            data->Batch(step, m.batch, x, y);
+            return Status::Ok();
+          },
+          [&](int64_t step, const StepResult& r) {
+            if (step <= 10) first += r.loss / 10;
+            if (step > kSteps - 10) last += r.loss / 10;
+          });
       if (!s.ok()) {
         std::fprintf(stderr, "peer %d: %s\n", rank, s.ToString().c_str());
         return;
       }
-      if (rank == 0) std::printf("loss %.3f -> %.3f; %s\n", first, last, FormatCounters(trainer->counters()).c_str());
+      if (rank == 0)
+        std::printf("loss %.3f -> %.3f; %s\n", first, last,
+                    FormatCounters(trainer->counters()).c_str());
       ok[size_t(rank)] = last < first && trainer->counters().results_corrected > 0;
     });
   }
   for (auto& p : peers) p.join();
-  for (int v : ok) if (!v) return 1;
+  for (int v : ok)
+    if (!v) return 1;
   return 0;
 }
