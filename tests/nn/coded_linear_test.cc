@@ -8,6 +8,7 @@
 #include "polyguard/data/synthetic.h"
 #include "polyguard/nn/sequential.h"
 #include "polyguard/nn/softmax_cross_entropy.h"
+#include "runtime/peers.h"
 #include "train/reference_mlp.h"
 
 namespace polyguard {
@@ -100,26 +101,13 @@ void TrainOnThreads(const std::string& name, const FaultModel* model,
   losses->assign(p, {});
   located->assign(p, 0);
   injected->assign(p, 0);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < p; ++r) {
-    threads.emplace_back([&, r] {
-      PeerGroupOptions o;
-      o.rank = r;
-      o.size = p;
-      o.rendezvous = "inproc:" + name;
-      o.timeout = 30s;
-      auto group = PeerGroup::Connect(o);
-      if (!group.ok()) {
-        ADD_FAILURE() << group.status();
-        return;
-      }
-      std::unique_ptr<FaultInjector> faults;
-      if (model != nullptr) faults = std::make_unique<FaultInjector>(*model, 9, r);
-      (*losses)[size_t(r)] = CodedLosses(group->get(), faults.get(), &(*located)[size_t(r)]);
-      if (faults) (*injected)[size_t(r)] = faults->faults_injected();
-    });
-  }
-  for (auto& t : threads) t.join();
+  testing::RunPeerGroup(testing::PeerMode::kThreads, p, name, [&](int r, PeerGroup& group) {
+    std::unique_ptr<FaultInjector> faults;
+    if (model != nullptr) faults = std::make_unique<FaultInjector>(*model, 9, r);
+    (*losses)[size_t(r)] = CodedLosses(&group, faults.get(), &(*located)[size_t(r)]);
+    if (faults) (*injected)[size_t(r)] = faults->faults_injected();
+    return true;
+  });
 }
 
 TEST(CodedLinear, RejectsBadShapesAndTooFewPeers) {

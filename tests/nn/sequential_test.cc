@@ -6,10 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <functional>
-#include <latch>
 #include <thread>
 
 #include "polyguard/base/memory.h"
+#include "runtime/peers.h"
 
 namespace polyguard {
 namespace {
@@ -69,28 +69,12 @@ TEST_P(SequentialRefusal, EveryPeerRefusesItTheSameWay) {
   const RefusalCase& c = GetParam();
   const Status expected = ValidateSequentialForPeers(c.options(), c.peers);
   std::vector<Status> got(size_t(c.peers));
-  std::vector<std::thread> threads;
-  // Every peer keeps its group until all have refused: a group torn down
-  // while another peer still connects would fail that peer's Connect.
-  std::latch refused(c.peers);
-  for (int r = 0; r < c.peers; ++r) {
-    threads.emplace_back([&, r] {
-      PeerGroupOptions o;
-      o.rank = r;
-      o.size = c.peers;
-      o.rendezvous = std::string("inproc:refusal-") + c.name;
-      o.timeout = 30s;
-      auto group = PeerGroup::Connect(o);
-      if (!group.ok()) {
-        got[size_t(r)] = group.status();
-        refused.count_down();
-        return;
-      }
-      got[size_t(r)] = Sequential::Create(c.options(), group->get(), nullptr).status();
-      refused.arrive_and_wait();
-    });
-  }
-  for (auto& t : threads) t.join();
+  testing::RunPeerGroup(testing::PeerMode::kThreads, c.peers, std::string("refusal-") + c.name,
+                        [&](int r, PeerGroup& group) {
+                          got[size_t(r)] =
+                              Sequential::Create(c.options(), &group, nullptr).status();
+                          return true;
+                        });
   for (int r = 0; r < c.peers; ++r) {
     EXPECT_EQ(got[size_t(r)].code(), expected.code()) << "peer " << r << ": " << got[size_t(r)];
     EXPECT_EQ(got[size_t(r)].message(), expected.message()) << "peer " << r;

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
 #include "runtime/multiprocess.h"
+#include "runtime/peers.h"
 
 namespace polyguard {
 namespace {
@@ -23,23 +25,14 @@ PeerGroupOptions Options(int rank, int size, const std::string& rendezvous) {
   return o;
 }
 
-// Runs body(rank) on `size` threads meeting in process; returns failures.
+// Runs body on `size` threads meeting in process (the shared harness,
+// runtime/peers.h); returns failures.
 int RunThreads(int size, const std::string& name, const std::function<bool(PeerGroup&)>& body) {
-  std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
-  for (int r = 0; r < size; ++r) {
-    threads.emplace_back([&, r] {
-      auto group = PeerGroup::Connect(Options(r, size, "inproc:" + name));
-      if (!group.ok()) {
-        ADD_FAILURE() << group.status();
-        ++failures;
-        return;
-      }
-      if (!body(**group)) ++failures;
-    });
-  }
-  for (auto& t : threads) t.join();
-  return failures.load();
+  PeerGroupOptions o;
+  o.timeout = 10s;
+  const std::vector<bool> ok = testing::RunPeerGroup(
+      testing::PeerMode::kThreads, size, name, [&](int, PeerGroup& g) { return body(g); }, o);
+  return static_cast<int>(std::count(ok.begin(), ok.end(), false));
 }
 
 TEST(PeerGroup, RejectsBadOptions) {
@@ -52,52 +45,63 @@ TEST(PeerGroup, RejectsBadOptions) {
             StatusCode::kInvalidArgument);
 }
 
-TEST(PeerGroup, ExchangesBetweenThreads) {
+// Every collective, between threads of one process and between processes.
+class PeerGroupModes : public ::testing::TestWithParam<testing::PeerMode> {};
+
+TEST_P(PeerGroupModes, EveryCollectiveExchanges) {
   const int p = 5;
-  EXPECT_EQ(RunThreads(p, "exchanges",
-                       [&](PeerGroup& g) {
-                         const int r = g.rank();
-                         std::vector<double> mine = {double(r), double(10 * r), double(100 * r)};
-                         auto all = g.AllGather(mine, {.step = 1});
-                         if (!all.ok()) {
-                           ADD_FAILURE() << all.status();
-                           return false;
-                         }
-                         for (int q = 0; q < p; ++q)
-                           if ((*all)(1, q) != 10.0 * q) {
-                             ADD_FAILURE() << "all-gather";
-                             return false;
-                           }
-                         // Variable sizes: peer q sends q + 1 numbers.
-                         std::vector<double> var(size_t(r + 1), double(r));
-                         auto v = g.AllGatherV(var, {.step = 2});
-                         if (!v.ok()) {
-                           ADD_FAILURE() << v.status();
-                           return false;
-                         }
-                         for (int q = 0; q < p; ++q)
-                           if ((*v)[size_t(q)] != std::vector<double>(size_t(q + 1), double(q))) {
-                             ADD_FAILURE() << "v";
-                             return false;
-                           }
-                         std::vector<double> data;
-                         if (r == 2) data = {3.5, 4.5};
-                         Status b = g.Broadcast(2, &data, {.step = 3});
-                         if (!b.ok() || data != std::vector<double>{3.5, 4.5}) {
-                           ADD_FAILURE() << b;
-                           return false;
-                         }
-                         // Gather with need = P behaves as an all-gather.
-                         auto some = g.GatherAtLeast(mine, p, std::chrono::steady_clock::now() + 5s,
-                                                     {.step = 4});
-                         if (!some.ok() || int(some->peers.size()) != p) {
-                           ADD_FAILURE() << some.status();
-                           return false;
-                         }
-                         return true;
-                       }),
-            0);
+  PeerGroupOptions options;
+  options.timeout = 10s;
+  const std::vector<bool> ok = testing::RunPeerGroup(
+      GetParam(), p, GetParam() == testing::PeerMode::kThreads ? "exchanges" : "exchanges-proc",
+      [&](int, PeerGroup& g) {
+        const int r = g.rank();
+        std::vector<double> mine = {double(r), double(10 * r), double(100 * r)};
+        auto all = g.AllGather(mine, {.step = 1});
+        if (!all.ok()) {
+          ADD_FAILURE() << all.status();
+          return false;
+        }
+        for (int q = 0; q < p; ++q)
+          if ((*all)(1, q) != 10.0 * q) {
+            ADD_FAILURE() << "all-gather";
+            return false;
+          }
+        // Variable sizes: peer q sends q + 1 numbers.
+        std::vector<double> var(size_t(r + 1), double(r));
+        auto v = g.AllGatherV(var, {.step = 2});
+        if (!v.ok()) {
+          ADD_FAILURE() << v.status();
+          return false;
+        }
+        for (int q = 0; q < p; ++q)
+          if ((*v)[size_t(q)] != std::vector<double>(size_t(q + 1), double(q))) {
+            ADD_FAILURE() << "v";
+            return false;
+          }
+        std::vector<double> data;
+        if (r == 2) data = {3.5, 4.5};
+        Status b = g.Broadcast(2, &data, {.step = 3});
+        if (!b.ok() || data != std::vector<double>{3.5, 4.5}) {
+          ADD_FAILURE() << b;
+          return false;
+        }
+        // Gather with need = P behaves as an all-gather.
+        auto some = g.GatherAtLeast(mine, p, std::chrono::steady_clock::now() + 5s, {.step = 4});
+        if (!some.ok() || int(some->peers.size()) != p) {
+          ADD_FAILURE() << some.status();
+          return false;
+        }
+        return true;
+      },
+      options);
+  EXPECT_EQ(std::count(ok.begin(), ok.end(), true), p);
 }
+
+INSTANTIATE_TEST_SUITE_P(PeerGroup, PeerGroupModes,
+                         ::testing::Values(testing::PeerMode::kThreads,
+                                           testing::PeerMode::kProcesses),
+                         testing::PeerModeName);
 
 // Buffers are freed as their operations complete: a long job's memory stays
 // bounded (only the latest exchanges' sends may still be in flight).
