@@ -330,20 +330,23 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   auto data = LoadData(spec);
   if (!data.ok()) return fail(data.status());
   const int64_t total = spec.steps > 0 ? spec.steps : spec.epochs * data->steps_per_epoch;
-  auto group = PeerGroup::Connect({.rank = rank,
-                                   .size = spec.peers,
-                                   .rendezvous = *args.rendezvous,
-                                   .job_id = spec.name,
-                                   .hostname = args.hostname,
-                                   .timeout = spec.timeout});
-  if (!group.ok()) return fail(group.status());
-  FaultInjector faults(spec.faults, spec.fault_seed, rank);
-  auto model = Sequential::Create(spec.model, group->get(), &faults);
-  if (!model.ok()) return fail(model.status());
-  auto trainer = Trainer::Create(group->get(), model->get(), &faults, spec.trainer);
-  if (!trainer.ok()) return fail(trainer.status());
-  const CheckpointIdentity identity{spec.name, (*model)->layer(0).code().Describe(), spec.peers,
-                                    rank};
+  PeerStackOptions stack_options;
+  stack_options.group = {.rank = rank,
+                         .size = spec.peers,
+                         .rendezvous = *args.rendezvous,
+                         .job_id = spec.name,
+                         .hostname = args.hostname,
+                         .timeout = spec.timeout};
+  stack_options.model = spec.model;
+  stack_options.trainer = spec.trainer;
+  stack_options.faults = spec.faults;
+  stack_options.fault_seed = spec.fault_seed;
+  auto stack = BuildPeerStack(stack_options);
+  if (!stack.ok()) return fail(stack.status());
+  PeerGroup* group = stack->group.get();
+  Sequential* model = stack->model.get();
+  Trainer* trainer = stack->trainer.get();
+  const CheckpointIdentity identity{spec.name, model->layer(0).code().Describe(), spec.peers, rank};
   // Every peer loads its checkpoint, then all agree on the step before any
   // training exchange: a peer that cannot load, or checkpoints of different
   // steps, stop every peer at once with the reason (alone, they would stop
@@ -354,10 +357,10 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   const std::string ckpt = args.resume ? CheckpointPath(*args.checkpoint_dir, rank) : "";
   if (args.resume) {
     auto state = ReadCheckpoint(ckpt, identity);
-    loaded = state.ok() ? (*trainer)->Resume(*state) : state.status();
+    loaded = state.ok() ? trainer->Resume(*state) : state.status();
     resume_step = loaded.ok() ? state->step : -1;
   }
-  auto agreed = AgreeOnResumeStep(group->get(), resume_step, total);
+  auto agreed = AgreeOnResumeStep(group, resume_step, total);
   if (!loaded.ok()) return fail(loaded);
   // Checkpoints that do not fit the job are the caller's mistake, as a bad
   // option is: exit 2.
@@ -408,27 +411,27 @@ int RunPeer(const Args& args, const JobSpec& spec) {
     else
       data->synthetic->Batch(step, spec.model.batch, &x, &labels);
     const auto step_start = std::chrono::steady_clock::now();
-    auto r = (*trainer)->Step(step, x, labels);
+    auto r = trainer->Step(step, x, labels);
     if (!r.ok()) return fail(r.status());
     if (!r->rolled_back) {
       ++done;
       metrics.Update(
           step, r->loss,
           std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count(),
-          (*trainer)->counters());
+          trainer->counters());
       if (rank == 0 && args.quiet && step % 10 == 0)
         std::printf("step %ld loss %.6f\n", long(step), r->loss);
       if (draw) {
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        Progress(step, total, *r, (*trainer)->counters(), seconds * double(step) / double(done));
+        Progress(step, total, *r, trainer->counters(), seconds * double(step) / double(done));
       }
     }
-    const int64_t snap = (*trainer)->last_snapshot_step();
+    const int64_t snap = trainer->last_snapshot_step();
     if (args.checkpoint_dir && spec.checkpoint_interval > 0 &&
         snap - last_checkpoint >= spec.checkpoint_interval) {
       if (Status s = WriteCheckpoint(CheckpointPath(*args.checkpoint_dir, rank), identity,
-                                     (*trainer)->LastSnapshot());
+                                     trainer->LastSnapshot());
           !s.ok()) {
         return fail(s);
       }
@@ -440,10 +443,10 @@ int RunPeer(const Args& args, const JobSpec& spec) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (draw && ::isatty(STDOUT_FILENO)) std::printf("\n");
   if (args.checkpoint_dir) {
-    auto snapped = (*trainer)->SnapshotNow(total);
+    auto snapped = trainer->SnapshotNow(total);
     if (!snapped.ok()) return fail(snapped.status());
     if (Status s = WriteCheckpoint(CheckpointPath(*args.checkpoint_dir, rank), identity,
-                                   (*trainer)->LastSnapshot());
+                                   trainer->LastSnapshot());
         !s.ok()) {
       return fail(s);
     }
@@ -456,22 +459,22 @@ int RunPeer(const Args& args, const JobSpec& spec) {
     Matrix xb = Matrix::Zero(test.inputs.rows(), spec.model.batch);
     xb.leftCols(count) = test.inputs.middleCols(begin, count);
     std::vector<int> yb(test.labels.begin() + begin, test.labels.begin() + begin + count);
-    auto c = (*trainer)->Evaluate(xb, yb, count);
+    auto c = trainer->Evaluate(xb, yb, count);
     if (!c.ok()) return fail(c.status());
     correct += *c;
   }
   // The job's fault tally: faults and replaced copies are each recorded by
   // one peer (summed); wrong results and corrections were agreed, so every
   // peer has the job's numbers (the same as the progress line).
-  const TrainingCounters c = (*trainer)->counters();
+  const TrainingCounters c = trainer->counters();
   const std::vector<double> mine = {double(c.faults_injected), double(c.unverified_decodes),
                                     double(c.copies_replaced)};
-  auto all = (*group)->AllGather(mine, MakeExchangeTag(ExchangeOp::kEvaluationTally).value());
+  auto all = group->AllGather(mine, MakeExchangeTag(ExchangeOp::kEvaluationTally).value());
   if (!all.ok()) return fail(all.status());
   if (rank == 0) {
     const Vector sum = all->rowwise().sum();
     std::printf("%s: %s on %d peers, %ld steps in %.1f s (%.1f steps/s)\n", spec.name.c_str(),
-                (*model)->layer(0).code().Describe().c_str(), spec.peers, long(done), seconds,
+                model->layer(0).code().Describe().c_str(), spec.peers, long(done), seconds,
                 double(done) / std::max(seconds, 1e-9));
     std::printf("test accuracy: %.4f (%ld of %ld)\n", double(correct) / double(test.size()),
                 long(correct), long(test.size()));

@@ -8,6 +8,7 @@
 #include "polyguard/train/checkpoint.h"
 #include "polyguard/train/job_spec.h"
 #include "polyguard/train/local_peers.h"
+#include "polyguard/train/peer_stack.h"
 #include "polyguard/train/status_server.h"
 #include "polyguard/train/trainer.h"
 

@@ -17,25 +17,24 @@ int main() {
   std::vector<std::thread> peers;
   for (int rank = 0; rank < kPeers; ++rank) {
     peers.emplace_back([&, rank] {
-      auto group = PeerGroup::Connect({.rank = rank, .size = kPeers, .rendezvous = "inproc:mine"});
-      if (!group.ok()) return;
-      FaultModel faults;
-      faults.error_rate = 0.3;
-      faults.points = {StepPoint::kProduct};
-      faults.faulty_peers = {1};
-      FaultInjector injector(faults, /*seed=*/5, rank);
-      SequentialOptions m;
+      PeerStackOptions o;
+      o.group = {.rank = rank, .size = kPeers, .rendezvous = "inproc:mine"};
+      o.faults = FaultModel{};
+      o.faults->error_rate = 0.3;
+      o.faults->points = {StepPoint::kProduct};
+      o.faults->faulty_peers = {1};
+      o.fault_seed = 5;
+      SequentialOptions& m = o.model;
       m.layers = {{12, 16, Activation::kTanh}, {16, 3, Activation::kIdentity}};
       m.batch = 8;
       m.code = {.strategy = Strategy::kPolyDot, .m = 2, .n = 1};  // K = 2, backward 3
-      auto model = Sequential::Create(m, group->get(), &injector);
-      if (!model.ok()) {
-        std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
+      o.trainer.sgd = {.learning_rate = 0.05, .momentum = 0.9};
+      auto stack = BuildPeerStack(o);
+      if (!stack.ok()) {
+        std::fprintf(stderr, "%s\n", stack.status().ToString().c_str());
         return;
       }
-      TrainerOptions t;
-      t.sgd = {.learning_rate = 0.05, .momentum = 0.9};
-      auto trainer = Trainer::Create(group->get(), model->get(), &injector, t).value();
+      Trainer* trainer = stack->trainer.get();
       double first = 0, last = 0;
       Status s = trainer->Train(
           kSteps,
