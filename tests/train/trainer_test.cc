@@ -13,6 +13,7 @@
 #include "polyguard/codes/strategy_registry.h"
 #include "polyguard/data/synthetic.h"
 #include "polyguard/train/checkpoint.h"
+#include "polyguard/train/peer_stack.h"
 #include "runtime/multiprocess.h"
 #include "train/reference_mlp.h"
 
@@ -67,35 +68,30 @@ std::vector<PeerOutcome> RunOnThreads(const Job& job, const SyntheticClassificat
   for (int r = 0; r < job.peers; ++r) {
     threads.emplace_back([&, r] {
       PeerOutcome& me = out[size_t(r)];
-      auto group = PeerGroup::Connect({.rank = r,
-                                       .size = job.peers,
-                                       .rendezvous = "inproc:" + job.name,
-                                       .job_id = job.name,
-                                       .timeout = 20s});
-      if (!group.ok()) {
-        me.status = group.status();
+      PeerStackOptions o;
+      o.group = {.rank = r,
+                 .size = job.peers,
+                 .rendezvous = "inproc:" + job.name,
+                 .job_id = job.name,
+                 .timeout = 20s};
+      o.model = job.model;
+      o.trainer = job.trainer;
+      if (job.faults != nullptr) o.faults = *job.faults;
+      o.fault_seed = job.fault_seed;
+      StatusOr<PeerStack> stack = BuildPeerStack(o);
+      if (!stack.ok()) {
+        me.status = stack.status();
         return;
       }
-      std::unique_ptr<FaultInjector> faults;
-      if (job.faults != nullptr)
-        faults = std::make_unique<FaultInjector>(*job.faults, job.fault_seed, r);
-      auto model = Sequential::Create(job.model, group->get(), faults.get());
-      if (!model.ok()) {
-        me.status = model.status();
-        return;
-      }
-      auto trainer = Trainer::Create(group->get(), model->get(), faults.get(), job.trainer);
-      if (!trainer.ok()) {
-        me.status = trainer.status();
-        return;
-      }
+      Sequential* model = stack->model.get();
+      Trainer* trainer = stack->trainer.get();
       me.losses.assign(size_t(job.steps), std::nan(""));
       auto on_step = [&](int64_t step, const StepResult& result) {
         me.losses[size_t(step - 1)] = result.loss;
-        if (job.after_step) job.after_step(r, step, **trainer, **model);
+        if (job.after_step) job.after_step(r, step, *trainer, *model);
       };
       if (job.resume.empty()) {
-        me.status = (*trainer)->Train(
+        me.status = trainer->Train(
             job.steps,
             [&](int64_t step, Matrix* x, std::vector<int>* labels) {
               data.Batch(step, job.model.batch, x, labels);
@@ -104,12 +100,12 @@ std::vector<PeerOutcome> RunOnThreads(const Job& job, const SyntheticClassificat
             on_step);
       } else {
         // Trainer::Train starts at step 1; this is RunPeer's loop.
-        me.status = (*trainer)->Resume(job.resume[size_t(r)]);
+        me.status = trainer->Resume(job.resume[size_t(r)]);
         Matrix x;
         std::vector<int> labels;
         for (int64_t step = job.resume[size_t(r)].step + 1; me.status.ok() && step <= job.steps;) {
           data.Batch(step, job.model.batch, &x, &labels);
-          auto result = (*trainer)->Step(step, x, labels);
+          auto result = trainer->Step(step, x, labels);
           if (!result.ok()) {
             me.status = result.status();
             break;
@@ -118,8 +114,8 @@ std::vector<PeerOutcome> RunOnThreads(const Job& job, const SyntheticClassificat
           step = result->next_step;
         }
       }
-      if (me.status.ok() && job.at_end) job.at_end(r, **trainer, **model);
-      me.counters = (*trainer)->counters();
+      if (me.status.ok() && job.at_end) job.at_end(r, *trainer, *model);
+      me.counters = trainer->counters();
     });
   }
   for (auto& t : threads) t.join();
