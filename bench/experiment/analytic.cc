@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "polyguard/codes/strategy_registry.h"
-
 namespace polyguard::experiment {
 
 double BinomialCoefficient(int n, int k) {
@@ -18,10 +16,6 @@ double BinomialPmf(int n, int k, double p) {
   if (p >= 1.0) return k == n ? 1.0 : 0.0;
   return std::exp(std::lgamma(n + 1.0) - std::lgamma(k + 1.0) - std::lgamma(n - k + 1.0) +
                   k * std::log(p) + (n - k) * std::log1p(-p));
-}
-
-std::optional<std::vector<double>> ClosedFormFailureByCount(const ProductCode& code) {
-  return FailureModelOf(code);  // the strategy's own model (strategy_registry.h)
 }
 
 CleanProduct MakeCleanProduct(const ProductCode& code, Random* rng) {

@@ -31,9 +31,6 @@ namespace polyguard::experiment {
 double BinomialPmf(int n, int k, double p);
 double BinomialCoefficient(int n, int k);
 
-// f_k for k = 0..P in closed form, or nullopt (the MDS product layout).
-std::optional<std::vector<double>> ClosedFormFailureByCount(const ProductCode& code);
-
 // What a decode of one product did.
 enum class Outcome { kCorrected, kDetected, kSilent };
 

@@ -11,6 +11,7 @@
 #include "experiment/code_options.h"
 #include "experiment/kinds.h"
 #include "experiment/results.h"
+#include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard::experiment {
 
@@ -59,7 +60,7 @@ StatusOr<std::string> RunFailure(const proto::Experiment& spec, const std::strin
     POLYGUARD_ASSIGN_OR_RETURN(auto code, MakeProductCode(o));
     const double stored =
         double(code->stored_doubles_per_peer()) / double(shape.rows * shape.inner);
-    std::optional<std::vector<double>> closed = ClosedFormFailureByCount(*code);
+    const FailureByWrongCount closed = FailureModelOf(*code);  // strategy_registry.h
     Random pattern_rng(DeriveSeed(spec.seed(), {uint64_t(ci), 77}));
     const std::vector<double> fk =
         closed ? *closed : MeasuredFailureByCount(*code, patterns, &pattern_rng);

@@ -11,6 +11,7 @@
 #include "experiment/code_options.h"
 #include "experiment/kinds.h"
 #include "experiment/results.h"
+#include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard::experiment {
 
@@ -68,7 +69,7 @@ StatusOr<std::string> RunTolerable(const proto::Experiment& spec, const std::str
       const std::string key = "P=" + std::to_string(p) + ";" + strategies[si];
       if (!table.Has(key)) {
         Random rng(DeriveSeed(spec.seed(), {uint64_t(p), uint64_t(si)}));
-        std::optional<std::vector<double>> closed = ClosedFormFailureByCount(*code);
+        const FailureByWrongCount closed = FailureModelOf(*code);  // strategy_registry.h
         const std::vector<double> measured = MeasuredFailureByCount(*code, patterns, &rng);
         const double e_meas = TolerableEps(measured, target);
         const double e_ana = closed ? TolerableEps(*closed, target) : e_meas;

@@ -1,6 +1,7 @@
 #include "lib/proto/code_spec.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "polyguard/codes/product_mds_code.h"
@@ -39,7 +40,8 @@ StatusOr<CodeSpecOptions> ReadCodeSpec(const proto::CodeSpec& c, int peers, bool
   o.n = c.n();
   o.d = c.d();
   o.replicas = c.replicas();
-  o.data_blocks = std::max(1, std::min(peers, o.m * o.n));  // the 1-D MDS code (forward only)
+  // The 1-D MDS code (forward only); in 64 bits, as m and n are anything >= 1 here.
+  o.data_blocks = static_cast<int>(std::clamp<int64_t>(int64_t{o.m} * o.n, 1, std::max(peers, 1)));
   o.row_peers = c.row_peers();
   o.row_blocks = c.row_blocks();
   o.col_peers = c.col_peers();

@@ -216,6 +216,13 @@ TEST(Experiments, BadSpecsNameTheProblem) {
            {"name: \"x\" correction { peers: 7 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { "
             "strategy: \"genpolydot\" points: \"spiral\" } }",
             "correction.code.points"},
+           // Every value of the code is checked with the spec, not when the run reaches it.
+           {"name: \"x\" correction { peers: 8 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { "
+            "strategy: \"mds\" row_blocks: -3 } }",
+            "correction.code.row_blocks"},
+           {"name: \"x\" correction { peers: 8 trials: 1 shape { rows: 1 inner: 1 cols: 1 } code { "
+            "strategy: \"genpolydot\" wait_for: 6 } }",
+            "correction.code.wait_for"},
            {"name: \"x\" failure { codes { strategy: \"uncoded\" peers: 4 } error_rates: 1.5 "
             "trials: 1 shape { rows: 1 inner: 1 cols: 1 } }",
             "failure.error_rates"},

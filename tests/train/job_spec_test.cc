@@ -72,6 +72,12 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
                 .find("bad.textproto:6: model.layer[1]: outputs must be >= 1"),
             std::string::npos);
   EXPECT_EQ(error("peers: 8", "peers: 0"), "bad.textproto:2: peers: must be in [1, 64], got 0");
+  // Splits whose product overflows 32 bits are refused by the code, not computed with.
+  EXPECT_NE(error("m: 2 n: 2", "m: 100000 n: 100000 d: 100000").find("bad.textproto:8: code"),
+            std::string::npos);
+  EXPECT_EQ(error("m: 2 n: 2", "m: 2 n: 2 k_a: 2"),
+            "bad.textproto:8: code.k_a: is the low-weight code's split (strategy lowweight); "
+            "genpolydot convolutions take conv_k_a and conv_k_b");
   EXPECT_NE(LoadJobSpec("/nonexistent/job.textproto").status().message().find("cannot open"),
             std::string::npos);
 }
