@@ -248,55 +248,6 @@ StatusOr<JobSpec> SpecWithOverrides(const Args& a) {
   return s;
 }
 
-// An "epoch" of synthetic data (LoadData; the launcher's resume check).
-constexpr int64_t kSyntheticStepsPerEpoch = 100;
-
-// The data of a job: training batches and a test set.
-struct JobData {
-  std::unique_ptr<Dataset> train, test;  // stable addresses: the sampler points at train
-  std::unique_ptr<BatchSampler> sampler;
-  std::unique_ptr<SyntheticClassification> synthetic;
-  int64_t steps_per_epoch = 0;
-};
-
-StatusOr<JobData> LoadData(const JobSpec& s) {
-  JobData d;
-  const int features = s.model.layers.front().inputs;
-  if (s.data.kind == DataSpec::Kind::kMnist) {
-    POLYGUARD_RETURN_IF_ERROR(CheckJobData(s));  // shapes first, by the headers
-    const std::vector<std::string> files = MnistFiles(s.data);
-    POLYGUARD_ASSIGN_OR_RETURN(Dataset train, LoadIdxDataset(files[0], files[1], s.data.classes));
-    POLYGUARD_ASSIGN_OR_RETURN(Dataset test, LoadIdxDataset(files[2], files[3], s.data.classes));
-    d.train = std::make_unique<Dataset>(std::move(train));
-    d.test = std::make_unique<Dataset>(std::move(test));
-    if (d.train->size() < s.model.batch) {
-      return InvalidArgumentError("data: " + files[0] + " has " + std::to_string(d.train->size()) +
-                                  " images, fewer than one batch (" +
-                                  std::to_string(s.model.batch) + ")");
-    }
-    d.sampler = std::make_unique<BatchSampler>(d.train.get(), s.model.batch, s.data.seed);
-    d.steps_per_epoch = d.sampler->steps_per_epoch();
-  } else {
-    POLYGUARD_ASSIGN_OR_RETURN(
-        d.synthetic, SyntheticClassification::Create(features, s.data.classes, s.data.seed));
-    d.steps_per_epoch = kSyntheticStepsPerEpoch;
-    // A fixed test set from batches no training step uses.
-    Dataset test;
-    test.classes = s.data.classes;
-    test.inputs.resize(features, 0);
-    for (int64_t k = 0; k < 8; ++k) {
-      Matrix x;
-      std::vector<int> y;
-      d.synthetic->Batch(-1 - k, 64, &x, &y);
-      test.inputs.conservativeResize(features, test.inputs.cols() + 64);
-      test.inputs.rightCols(64) = x;
-      test.labels.insert(test.labels.end(), y.begin(), y.end());
-    }
-    d.test = std::make_unique<Dataset>(std::move(test));
-  }
-  return d;
-}
-
 // One progress line, redrawn in place on a terminal; elsewhere (a log, a
 // pipe) a line at every tenth of the job.
 void Progress(int64_t step, int64_t total, const StepResult& r, const TrainingCounters& c,
@@ -320,187 +271,77 @@ void Progress(int64_t step, int64_t total, const StepResult& r, const TrainingCo
   std::fflush(stdout);
 }
 
-// One peer of the job: connect, build the coded model, train, evaluate.
+// One peer of the job: the library's job runner (train/job_runner.h) with
+// this program's output in its hooks.
 int RunPeer(const Args& args, const JobSpec& spec) {
   const int rank = *args.rank;
   auto fail = [&](const Status& s) {
     std::fprintf(stderr, "polyguard-train: peer %d: %s\n", rank, s.ToString().c_str());
     return 1;
   };
-  auto data = LoadData(spec);
-  if (!data.ok()) return fail(data.status());
-  const int64_t total = spec.steps > 0 ? spec.steps : spec.epochs * data->steps_per_epoch;
-  PeerStackOptions stack_options;
-  stack_options.group = {.rank = rank,
-                         .size = spec.peers,
-                         .rendezvous = *args.rendezvous,
-                         .job_id = spec.name,
-                         .hostname = args.hostname,
-                         .timeout = spec.timeout};
-  stack_options.model = spec.model;
-  stack_options.trainer = spec.trainer;
-  stack_options.faults = spec.faults;
-  stack_options.fault_seed = spec.fault_seed;
-  auto stack = BuildPeerStack(stack_options);
-  if (!stack.ok()) return fail(stack.status());
-  PeerGroup* group = stack->group.get();
-  Sequential* model = stack->model.get();
-  Trainer* trainer = stack->trainer.get();
-  const CheckpointIdentity identity{spec.name, model->layer(0).code().Describe(), spec.peers, rank};
-  // Every peer loads its checkpoint, then all agree on the step before any
-  // training exchange: a peer that cannot load, or checkpoints of different
-  // steps, stop every peer at once with the reason (alone, they would stop
-  // after the timeout as "peer 1 is gone", or train from mixed states). A
-  // peer without --resume takes part at step 0.
-  int64_t resume_step = 0;
-  Status loaded = Status::Ok();
-  const std::string ckpt = args.resume ? CheckpointPath(*args.checkpoint_dir, rank) : "";
-  if (args.resume) {
-    auto state = ReadCheckpoint(ckpt, identity);
-    loaded = state.ok() ? trainer->Resume(*state) : state.status();
-    resume_step = loaded.ok() ? state->step : -1;
-  }
-  auto agreed = AgreeOnResumeStep(group, resume_step, total);
-  if (!loaded.ok()) return fail(loaded);
-  // Checkpoints that do not fit the job are the caller's mistake, as a bad
-  // option is: exit 2.
-  auto refuse = [&](const Status& s) {
-    fail(s);
-    return 2;
-  };
-  if (!agreed.ok()) {
-    return agreed.status().code() == StatusCode::kInvalidArgument ? refuse(agreed.status())
-                                                                  : fail(agreed.status());
-  }
-  if (args.resume) {
-    if (Status s = CheckResumeFits(ckpt, *agreed, total); !s.ok()) return refuse(s);
-    if (*agreed == total) {
-      // Nothing to train; rewriting the checkpoints could only change them.
-      if (rank == 0) {
-        std::printf("%s: checkpoints at step %ld, the job's last: nothing to train\n",
-                    spec.name.c_str(), long(total));
-      }
-      return 0;
-    }
-  }
-  const int64_t first = *agreed + 1;
-  if (args.checkpoint_dir) {
-    std::error_code ec;
-    std::filesystem::create_directories(*args.checkpoint_dir, ec);
-    if (ec) {
-      return fail(
-          InvalidArgumentError("--checkpoint-dir " + *args.checkpoint_dir + ": " + ec.message()));
-    }
-  }
+  JobPeerOptions o{.rank = rank,
+                   .rendezvous = *args.rendezvous,
+                   .hostname = args.hostname,
+                   .checkpoint_dir = args.checkpoint_dir,
+                   .resume = args.resume};
   TrainingMetrics metrics(rank);
   std::unique_ptr<StatusServer> status;
-  if (args.status_port) {
-    auto server = StatusServer::Start(args.status_address, *args.status_port + rank,
-                                      [&metrics] { return metrics.Render(); });
-    if (!server.ok()) return fail(server.status());
-    status = std::move(server).value();
-  }
   const bool draw = rank == 0 && args.progress && !args.quiet;
   const auto start = std::chrono::steady_clock::now();
-  int64_t last_checkpoint = first - 1, done = 0;
-  Matrix x;
-  std::vector<int> labels;
-  for (int64_t step = first; step <= total;) {
-    if (data->sampler)
-      data->sampler->Batch(step, &x, &labels);
-    else
-      data->synthetic->Batch(step, spec.model.batch, &x, &labels);
-    const auto step_start = std::chrono::steady_clock::now();
-    auto r = trainer->Step(step, x, labels);
-    if (!r.ok()) return fail(r.status());
-    if (!r->rolled_back) {
-      ++done;
-      metrics.Update(
-          step, r->loss,
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count(),
-          trainer->counters());
-      if (rank == 0 && args.quiet && step % 10 == 0)
-        std::printf("step %ld loss %.6f\n", long(step), r->loss);
-      if (draw) {
-        const double seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        Progress(step, total, *r, trainer->counters(), seconds * double(step) / double(done));
-      }
+  int64_t done = 0;
+  JobHooks hooks;
+  hooks.on_start = [&](const PeerStack&) -> Status {
+    if (!args.status_port) return Status::Ok();
+    POLYGUARD_ASSIGN_OR_RETURN(status,
+                               StatusServer::Start(args.status_address, *args.status_port + rank,
+                                                   [&metrics] { return metrics.Render(); }));
+    return Status::Ok();
+  };
+  hooks.on_step = [&](int64_t step, int64_t total, const StepResult& r, const StepTiming& t,
+                      const Trainer& trainer) {
+    ++done;
+    metrics.Update(step, r.loss, t.wall_seconds, trainer.counters());
+    if (rank == 0 && args.quiet && step % 10 == 0)
+      std::printf("step %ld loss %.6f\n", long(step), r.loss);
+    if (draw) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      Progress(step, total, r, trainer.counters(), seconds * double(step) / double(done));
     }
-    const int64_t snap = trainer->last_snapshot_step();
-    if (args.checkpoint_dir && spec.checkpoint_interval > 0 &&
-        snap - last_checkpoint >= spec.checkpoint_interval) {
-      if (Status s = WriteCheckpoint(CheckpointPath(*args.checkpoint_dir, rank), identity,
-                                     trainer->LastSnapshot());
-          !s.ok()) {
-        return fail(s);
-      }
-      last_checkpoint = snap;
+  };
+  const JobOutcome out = RunJobPeer(spec, o, hooks);
+  if (draw && done > 0 && ::isatty(STDOUT_FILENO)) std::printf("\n");
+  if (!out.status.ok()) {
+    fail(out.status);
+    return out.refused ? 2 : 1;
+  }
+  if (out.nothing_to_train) {
+    if (rank == 0) {
+      std::printf("%s: checkpoints at step %ld, the job's last: nothing to train\n",
+                  spec.name.c_str(), long(out.total_steps));
     }
-    step = r->next_step;
+    return 0;
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (draw && ::isatty(STDOUT_FILENO)) std::printf("\n");
-  if (args.checkpoint_dir) {
-    auto snapped = trainer->SnapshotNow(total);
-    if (!snapped.ok()) return fail(snapped.status());
-    if (Status s = WriteCheckpoint(CheckpointPath(*args.checkpoint_dir, rank), identity,
-                                   trainer->LastSnapshot());
-        !s.ok()) {
-      return fail(s);
-    }
-  }
-  // Test accuracy, batch by batch (the last one padded).
-  int64_t correct = 0;
-  const Dataset& test = *data->test;
-  for (int64_t begin = 0; begin < test.size(); begin += spec.model.batch) {
-    const int count = static_cast<int>(std::min<int64_t>(spec.model.batch, test.size() - begin));
-    Matrix xb = Matrix::Zero(test.inputs.rows(), spec.model.batch);
-    xb.leftCols(count) = test.inputs.middleCols(begin, count);
-    std::vector<int> yb(test.labels.begin() + begin, test.labels.begin() + begin + count);
-    auto c = trainer->Evaluate(xb, yb, count);
-    if (!c.ok()) return fail(c.status());
-    correct += *c;
-  }
-  // The job's fault tally: faults and replaced copies are each recorded by
-  // one peer (summed); wrong results and corrections were agreed, so every
-  // peer has the job's numbers (the same as the progress line).
-  const TrainingCounters c = trainer->counters();
-  const std::vector<double> mine = {double(c.faults_injected), double(c.unverified_decodes),
-                                    double(c.copies_replaced)};
-  auto all = group->AllGather(mine, MakeExchangeTag(ExchangeOp::kEvaluationTally).value());
-  if (!all.ok()) return fail(all.status());
   if (rank == 0) {
-    const Vector sum = all->rowwise().sum();
+    const TrainingCounters& c = out.counters;
     std::printf("%s: %s on %d peers, %ld steps in %.1f s (%.1f steps/s)\n", spec.name.c_str(),
-                model->layer(0).code().Describe().c_str(), spec.peers, long(done), seconds,
-                double(done) / std::max(seconds, 1e-9));
-    std::printf("test accuracy: %.4f (%ld of %ld)\n", double(correct) / double(test.size()),
-                long(correct), long(test.size()));
+                out.code.c_str(), spec.peers, long(done), out.seconds,
+                double(done) / std::max(out.seconds, 1e-9));
+    std::printf("test accuracy: %.4f (%ld of %ld)\n", double(out.correct) / double(out.tested),
+                long(out.correct), long(out.tested));
     std::printf(
-        "faults: %.0f injected, %ld wrong results located, %ld corrected, %.0f local copies "
+        "faults: %ld injected, %ld wrong results located, %ld corrected, %ld local copies "
         "replaced; %ld uncorrectable steps, %ld recomputations, %ld shard repairs, %ld "
         "rollbacks\n",
-        sum(0), long(c.wrong_results), long(c.results_corrected), sum(2),
-        long(c.uncorrectable_steps), long(c.recomputations), long(c.shard_repairs),
-        long(c.rollbacks));
-    if (sum(1) > 0) {
-      std::printf("unprotected: %.0f decodes checked nothing (exactly K results)\n", sum(1));
+        long(out.job_faults_injected), long(c.wrong_results), long(c.results_corrected),
+        long(out.job_copies_replaced), long(c.uncorrectable_steps), long(c.recomputations),
+        long(c.shard_repairs), long(c.rollbacks));
+    if (out.job_unverified_decodes > 0) {
+      std::printf("unprotected: %ld decodes checked nothing (exactly K results)\n",
+                  long(out.job_unverified_decodes));
     }
   }
   return 0;
-}
-
-// The job's steps as RunPeer counts them, without loading the data: an
-// MNIST epoch is its training labels over the batch (from the file's
-// header). Nothing when the labels cannot be read (the peers report that).
-std::optional<int64_t> TotalSteps(const JobSpec& s) {
-  if (s.steps > 0) return s.steps;
-  if (s.data.kind == DataSpec::Kind::kSynthetic) return s.epochs * kSyntheticStepsPerEpoch;
-  auto labels = ReadIdxDims(MnistFiles(s.data)[1]);
-  if (!labels.ok() || labels->empty() || s.model.batch < 1) return std::nullopt;
-  return s.epochs * ((*labels)[0] / s.model.batch);
 }
 
 // --resume in local mode, before any peer starts (the peers would refuse too,
@@ -522,7 +363,7 @@ std::optional<int> CheckResumeBeforeStart(const Args& args, const JobSpec& spec)
                  s.message().c_str());
     return 2;
   }
-  const std::optional<int64_t> total = TotalSteps(spec);
+  const std::optional<int64_t> total = JobTotalSteps(spec);
   if (!total) return std::nullopt;
   if (Status s = CheckResumeFits(CheckpointPath(dir, 0), steps->front(), *total); !s.ok()) {
     std::fprintf(stderr, "polyguard-train: %s\n", s.message().c_str());

@@ -6,6 +6,8 @@
 #include "polyguard/data/idx.h"
 #include "polyguard/data/synthetic.h"
 #include "polyguard/train/checkpoint.h"
+#include "polyguard/train/job_data.h"
+#include "polyguard/train/job_runner.h"
 #include "polyguard/train/job_spec.h"
 #include "polyguard/train/local_peers.h"
 #include "polyguard/train/peer_stack.h"

@@ -236,6 +236,12 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   s.data.dir = d.dir();
   s.data.classes = d.classes();
   s.data.seed = d.seed();
+  s.data.train_samples = d.train_samples();
+  s.data.test_samples = d.test_samples();
+  if (s.data.train_samples < 0 || s.data.test_samples < 0) {
+    return Bad(at({"data", s.data.train_samples < 0 ? "train_samples" : "test_samples"}),
+               "must be >= 0 (0: all)");
+  }
   if (s.data.classes != s.model.layers.back().outputs) {
     return Bad(at({"data", "classes"}),
                std::to_string(s.data.classes) + " classes but the last layer has " +

@@ -29,6 +29,8 @@ struct DataSpec {
   std::string dir = "data/mnist";  // IDX files (train-*, t10k-*)
   int classes = 10;
   uint64_t seed = 1;  // shuffling, or the synthetic task
+  int64_t train_samples = 0;  // mnist: the first this many digits (0: all)
+  int64_t test_samples = 0;
 };
 
 struct JobSpec {

@@ -1,0 +1,198 @@
+#include "polyguard/train/job_runner.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <utility>
+#include <vector>
+
+#include "polyguard/runtime/exchange_tags.h"
+#include "polyguard/train/checkpoint.h"
+
+namespace polyguard {
+namespace {
+
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Resumes every peer from its checkpoint (or none) and returns the step all
+// agreed on; sets *refused for checkpoints that do not fit the job.
+StatusOr<int64_t> AgreeOnStart(const JobPeerOptions& o, const CheckpointIdentity& identity,
+                               int64_t total, PeerStack& stack, bool* refused) {
+  int64_t resume_step = 0;
+  Status loaded = Status::Ok();
+  const std::string ckpt = o.resume ? CheckpointPath(*o.checkpoint_dir, o.rank) : "";
+  if (o.resume) {
+    auto state = ReadCheckpoint(ckpt, identity);
+    loaded = state.ok() ? stack.trainer->Resume(*state) : state.status();
+    resume_step = loaded.ok() ? state->step : -1;
+  }
+  // Every peer takes part even when its own load failed: all stop at once
+  // with the reason, instead of after the timeout as "peer 1 is gone".
+  auto agreed = AgreeOnResumeStep(stack.group.get(), resume_step, total);
+  POLYGUARD_RETURN_IF_ERROR(loaded);
+  if (!agreed.ok()) {
+    *refused = agreed.status().code() == StatusCode::kInvalidArgument;
+    return agreed.status();
+  }
+  if (o.resume) {
+    if (Status s = CheckResumeFits(ckpt, *agreed, total); !s.ok()) {
+      *refused = true;
+      return s;
+    }
+  }
+  return *agreed;
+}
+
+}  // namespace
+
+StatusOr<int64_t> EvaluateDataset(Trainer* trainer, const Dataset& test, int batch,
+                                  FaultInjector* faults) {
+  struct Pause {
+    FaultInjector* f;
+    bool was;
+    ~Pause() {
+      if (f) f->set_paused(was);
+    }
+  } pause{faults, faults ? faults->paused() : false};
+  if (faults) faults->set_paused(true);
+  int64_t correct = 0;
+  Matrix xb(test.inputs.rows(), batch);
+  std::vector<int> yb(size_t(batch), 0);
+  for (int64_t begin = 0; begin < test.size(); begin += batch) {
+    const int count = static_cast<int>(std::min<int64_t>(batch, test.size() - begin));
+    xb.setZero();
+    xb.leftCols(count) = test.inputs.middleCols(begin, count);
+    std::fill(yb.begin(), yb.end(), 0);
+    std::copy_n(test.labels.begin() + begin, count, yb.begin());
+    POLYGUARD_ASSIGN_OR_RETURN(int c, trainer->Evaluate(xb, yb, count));
+    correct += c;
+  }
+  return correct;
+}
+
+JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHooks& hooks) {
+  JobOutcome out;
+  auto fail = [&](Status s) {
+    out.status = std::move(s);
+    return out;
+  };
+  auto data = JobData::Load(spec);
+  if (!data.ok()) return fail(data.status());
+  const int64_t total = (*data)->total_steps();
+  out.total_steps = total;
+
+  PeerStackOptions so;
+  so.group = {.rank = o.rank,
+              .size = spec.peers,
+              .rendezvous = o.rendezvous,
+              .job_id = spec.name,
+              .hostname = o.hostname,
+              .timeout = spec.timeout};
+  so.model = spec.model;
+  so.trainer = spec.trainer;
+  so.faults = spec.faults;
+  so.fault_seed = spec.fault_seed;
+  auto stack = BuildPeerStack(so);
+  if (!stack.ok()) return fail(stack.status());
+  Trainer* trainer = stack->trainer.get();
+  out.code = stack->model->layer(0).code().Describe();
+  if (hooks.on_start) {
+    if (Status s = hooks.on_start(*stack); !s.ok()) return fail(s);
+  }
+
+  const CheckpointIdentity identity{spec.name, out.code, spec.peers, o.rank};
+  auto agreed = AgreeOnStart(o, identity, total, *stack, &out.refused);
+  if (!agreed.ok()) return fail(agreed.status());
+  if (o.resume && *agreed == total) {
+    // Nothing to train; rewriting the checkpoints could only change them.
+    out.nothing_to_train = true;
+    out.first_step = total + 1;
+    return out;
+  }
+  out.first_step = *agreed + 1;
+  if (o.checkpoint_dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(*o.checkpoint_dir, ec);
+    if (ec) {
+      return fail(
+          InvalidArgumentError("--checkpoint-dir " + *o.checkpoint_dir + ": " + ec.message()));
+    }
+  }
+  const std::string ckpt = o.checkpoint_dir ? CheckpointPath(*o.checkpoint_dir, o.rank) : "";
+  FaultInjector* pause = o.evaluate_without_faults ? stack->faults.get() : nullptr;
+  auto evaluate = [&](int64_t step) -> Status {
+    POLYGUARD_ASSIGN_OR_RETURN(out.correct,
+                               EvaluateDataset(trainer, (*data)->test(), spec.model.batch, pause));
+    out.tested = (*data)->test().size();
+    if (hooks.on_evaluation) hooks.on_evaluation(step, out.correct, out.tested);
+    return Status::Ok();
+  };
+  if (o.evaluate_every > 0) {
+    if (Status s = evaluate(*agreed); !s.ok()) return fail(s);
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  int64_t last_checkpoint = *agreed, last_evaluation = -1;
+  Matrix x;
+  std::vector<int> labels;
+  for (int64_t step = out.first_step; step <= total;) {
+    (*data)->Batch(step, &x, &labels);
+    const auto step_start = std::chrono::steady_clock::now();
+    const double cpu_start = ThreadCpuSeconds();
+    auto r = trainer->Step(step, x, labels);
+    const StepTiming timing{SecondsSince(step_start), ThreadCpuSeconds() - cpu_start};
+    out.step_cpu_seconds += timing.cpu_seconds;
+    ++out.steps_run;
+    if (!r.ok()) return fail(r.status());
+    if (!r->rolled_back) {
+      if (hooks.on_step) hooks.on_step(step, total, *r, timing, *trainer);
+      if (o.evaluate_every > 0 && step % o.evaluate_every == 0) {
+        if (Status s = evaluate(step); !s.ok()) return fail(s);
+        last_evaluation = step;
+      }
+    }
+    const int64_t snap = trainer->last_snapshot_step();
+    if (o.checkpoint_dir && spec.checkpoint_interval > 0 &&
+        snap - last_checkpoint >= spec.checkpoint_interval) {
+      if (Status s = WriteCheckpoint(ckpt, identity, trainer->LastSnapshot()); !s.ok())
+        return fail(s);
+      last_checkpoint = snap;
+    }
+    step = r->next_step;
+  }
+  out.seconds = SecondsSince(start);
+  if (o.checkpoint_dir) {
+    auto snapped = trainer->SnapshotNow(total);
+    if (!snapped.ok()) return fail(snapped.status());
+    if (Status s = WriteCheckpoint(ckpt, identity, trainer->LastSnapshot()); !s.ok())
+      return fail(s);
+  }
+  if (last_evaluation != total) {
+    if (Status s = evaluate(total); !s.ok()) return fail(s);
+  }
+  // The per-peer views summed: each fault and replaced copy is recorded by
+  // one peer; wrong results and corrections were agreed.
+  out.counters = trainer->counters();
+  const std::vector<double> mine = {double(out.counters.faults_injected),
+                                    double(out.counters.unverified_decodes),
+                                    double(out.counters.copies_replaced)};
+  auto all = stack->group->AllGather(mine, MakeExchangeTag(ExchangeOp::kEvaluationTally).value());
+  if (!all.ok()) return fail(all.status());
+  const Vector sum = all->rowwise().sum();
+  out.job_faults_injected = int64_t(sum(0));
+  out.job_unverified_decodes = int64_t(sum(1));
+  out.job_copies_replaced = int64_t(sum(2));
+  return out;
+}
+
+}  // namespace polyguard
