@@ -31,37 +31,24 @@ struct TrainingRecord {
   char error[200] = {};
 };
 
-Dataset FirstSamples(const Dataset& d, int count) {
-  if (count <= 0 || count >= d.size()) return d;
-  Dataset out;
-  out.classes = d.classes;
-  out.inputs = d.inputs.leftCols(count);
-  out.labels.assign(d.labels.begin(), d.labels.begin() + count);
-  return out;
-}
-
-int TrainingPeer(const proto::Experiment& spec, const polyguard::proto::CodeSpec& pc, int peers,
-                 int rank, const std::string& dir, TrainingRecord* out) {
+// The experiment's run of one code as a job: the MLP, the code, the faults
+// and the data of the spec.
+StatusOr<JobSpec> TrainingJob(const proto::Experiment& spec, const polyguard::proto::CodeSpec& pc,
+                              int peers) {
   const auto& t = spec.training();
-  auto fail = [&](const Status& s) {
-    std::snprintf(out->error, sizeof out->error, "%s", s.ToString().c_str());
-    return 0;  // report the error as the record
-  };
-  auto group = PeerGroup::Connect({.rank = rank,
-                                   .size = peers,
-                                   .rendezvous = "file:" + dir,
-                                   .job_id = "experiment",
-                                   .timeout = 120s});
-  if (!group.ok()) return 1;
-  const std::string data = t.data_dir().empty() ? "data/mnist" : t.data_dir();
-  auto train = LoadIdxDataset(data + "/train-images-idx3-ubyte", data + "/train-labels-idx1-ubyte");
-  auto test = LoadIdxDataset(data + "/t10k-images-idx3-ubyte", data + "/t10k-labels-idx1-ubyte");
-  if (!train.ok()) return fail(train.status().WithContext("run scripts/fetch-mnist"));
-  if (!test.ok()) return fail(test.status().WithContext("run scripts/fetch-mnist"));
-  const Dataset train_set = FirstSamples(*train, t.train_samples());
-  const Dataset test_set = FirstSamples(*test, t.test_samples());
-  SequentialOptions mo;
-  int width = static_cast<int>(train_set.inputs.rows());
+  JobSpec job;
+  job.name = "experiment";
+  job.peers = peers;
+  job.timeout = 120s;
+  job.data.dir = t.data_dir().empty() ? "data/mnist" : t.data_dir();
+  job.data.seed = spec.seed();
+  job.data.train_samples = t.train_samples();
+  job.data.test_samples = t.test_samples();
+  auto images = ReadIdxDims(MnistFiles(job.data)[0]);
+  if (!images.ok()) return images.status().WithContext("run scripts/fetch-mnist");
+  int width = 1;
+  for (size_t i = 1; i < images->size(); ++i) width *= static_cast<int>((*images)[i]);
+  SequentialOptions& mo = job.model;
   for (int h : t.hidden()) {
     mo.layers.push_back({width, h, Activation::kRelu});
     width = h;
@@ -69,95 +56,55 @@ int TrainingPeer(const proto::Experiment& spec, const polyguard::proto::CodeSpec
   mo.layers.push_back({width, 10, Activation::kIdentity});
   mo.batch = t.batch();
   mo.seed = spec.seed();
-  auto code = CodeOptions(pc, peers, {1, 1, 1});
-  if (!code.ok()) return fail(code.status());
-  mo.code = *code;
-  FaultModel fm;
-  fm.error_rate = t.error_rate();
+  POLYGUARD_ASSIGN_OR_RETURN(mo.code, CodeOptions(pc, peers, {1, 1, 1}));
+  job.faults.error_rate = t.error_rate();
   if (!t.points().empty()) {
-    fm.points.clear();
-    for (const std::string& p : t.points()) fm.points.push_back(ParseStepPoint(p).value());
+    job.faults.points.clear();
+    for (const std::string& p : t.points()) job.faults.points.push_back(ParseStepPoint(p).value());
   }
-  FaultInjector faults(fm, DeriveSeed(spec.seed(), {17}), rank);
-  FaultInjector* injector = t.error_rate() > 0 ? &faults : nullptr;
-  auto model = Sequential::Create(mo, group->get(), injector);
-  if (!model.ok()) return fail(model.status());
-  TrainerOptions to;
-  to.sgd = {.learning_rate = t.learning_rate() > 0 ? t.learning_rate() : 0.05,
-            .momentum = t.momentum(),
-            .weight_decay = 0.0};
-  if (t.scrub_interval() > 0) to.scrub_interval = t.scrub_interval();
-  auto trainer = Trainer::Create(group->get(), model->get(), injector, to);
-  if (!trainer.ok()) return fail(trainer.status());
-  BatchSampler sampler(&train_set, t.batch(), spec.seed());
-  Matrix x;
-  std::vector<int> labels;
-  // Test accuracy measures the model, not fault-tolerant inference: no
-  // faults while evaluating.
-  auto evaluate = [&](int64_t step) -> Status {
-    faults.set_paused(true);
-    struct Resume {
-      FaultInjector* f;
-      ~Resume() { f->set_paused(false); }
-    } resume{&faults};
-    int correct = 0;
-    const int b = t.batch();
-    Matrix xb(test_set.inputs.rows(), b);
-    std::vector<int> yb(static_cast<size_t>(b));
-    for (int64_t i0 = 0; i0 < test_set.size(); i0 += b) {
-      const int count = static_cast<int>(std::min<int64_t>(b, test_set.size() - i0));
-      xb.setZero();
-      xb.leftCols(count) = test_set.inputs.middleCols(i0, count);
-      for (int i = 0; i < b; ++i) yb[size_t(i)] = i < count ? test_set.labels[size_t(i0 + i)] : 0;
-      POLYGUARD_ASSIGN_OR_RETURN(int c, (*trainer)->Evaluate(xb, yb, count));
-      correct += c;
-    }
-    if (out->evals < kMaxEvals) {
-      out->eval_step[out->evals] = step;
-      out->accuracy[out->evals] = double(correct) / double(test_set.size());
-      ++out->evals;
-    }
-    return Status::Ok();
+  job.fault_seed = DeriveSeed(spec.seed(), {17});
+  job.trainer.sgd = {.learning_rate = t.learning_rate() > 0 ? t.learning_rate() : 0.05,
+                     .momentum = t.momentum(),
+                     .weight_decay = 0.0};
+  if (t.scrub_interval() > 0) job.trainer.scrub_interval = t.scrub_interval();
+  job.steps = t.steps();
+  return job;
+}
+
+int TrainingPeer(const proto::Experiment& spec, const polyguard::proto::CodeSpec& pc, int peers,
+                 int rank, const std::string& dir, TrainingRecord* out) {
+  auto fail = [&](const Status& s) {
+    std::snprintf(out->error, sizeof out->error, "%s", s.ToString().c_str());
+    return 0;  // report the error as the record
   };
-  double wall_ms = 0, cpu_ms = 0;
-  int64_t step = 1, done = 0;
-  if (Status s = evaluate(0); !s.ok()) {
-    fail(s);
-    step = t.steps() + 1;
-  }
-  while (step <= t.steps()) {
-    sampler.Batch(step, &x, &labels);
-    const double c0 = bench::ThreadCpuMs();
-    const auto w0 = std::chrono::steady_clock::now();
-    auto r = (*trainer)->Step(step, x, labels);
-    wall_ms +=
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
-    cpu_ms += bench::ThreadCpuMs() - c0;
-    ++done;
-    if (!r.ok()) {
-      if (r.status().code() == StatusCode::kUnavailable ||
-          r.status().code() == StatusCode::kDeadlineExceeded)
-        return 4;
-      fail(r.status());
-      break;
-    }
-    if (!r->rolled_back && step % t.eval_every() == 0) {
-      if (Status s = evaluate(step); !s.ok()) {
-        fail(s);
-        break;
-      }
-    }
-    step = r->next_step;
-  }
-  const TrainingCounters c = (*trainer)->counters();
-  out->ms_per_step = wall_ms / double(std::max<int64_t>(done, 1));
-  out->cpu_ms_per_step = cpu_ms / double(std::max<int64_t>(done, 1));
-  out->steps = c.steps;
-  out->faults = double(c.faults_injected);
-  out->corrected = double(c.results_corrected);
-  out->repairs = double(c.shard_repairs);
-  out->recomputations = double(c.recomputations);
-  out->rollbacks = double(c.rollbacks);
+  auto job = TrainingJob(spec, pc, peers);
+  if (!job.ok()) return fail(job.status());
+  JobHooks hooks;
+  hooks.on_evaluation = [&](int64_t step, int64_t correct, int64_t tested) {
+    if (out->evals >= kMaxEvals) return;
+    out->eval_step[out->evals] = step;
+    out->accuracy[out->evals] = double(correct) / double(std::max<int64_t>(tested, 1));
+    ++out->evals;
+  };
+  const JobOutcome r = RunJobPeer(*job,
+                                  {.rank = rank,
+                                   .rendezvous = "file:" + dir,
+                                   .evaluate_every = spec.training().eval_every(),
+                                   .evaluate_without_faults = true},
+                                  hooks);
+  // A peer that is gone fails the whole run, not just its record.
+  const StatusCode code = r.status.code();
+  if (code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded) return 4;
+  if (!r.status.ok()) fail(r.status);
+  const double steps = double(std::max<int64_t>(r.steps_run, 1));
+  out->ms_per_step = 1e3 * r.step_wall_seconds / steps;
+  out->cpu_ms_per_step = 1e3 * r.step_cpu_seconds / steps;
+  out->steps = r.counters.steps;
+  out->faults = double(r.counters.faults_injected);
+  out->corrected = double(r.counters.results_corrected);
+  out->repairs = double(r.counters.shard_repairs);
+  out->recomputations = double(r.counters.recomputations);
+  out->rollbacks = double(r.counters.rollbacks);
   return 0;
 }
 

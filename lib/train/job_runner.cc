@@ -82,8 +82,10 @@ StatusOr<int64_t> EvaluateDataset(Trainer* trainer, const Dataset& test, int bat
 
 JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHooks& hooks) {
   JobOutcome out;
+  Trainer* trainer = nullptr;
   auto fail = [&](Status s) {
     out.status = std::move(s);
+    if (trainer != nullptr) out.counters = trainer->counters();
     return out;
   };
   auto data = JobData::Load(spec);
@@ -104,7 +106,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   so.fault_seed = spec.fault_seed;
   auto stack = BuildPeerStack(so);
   if (!stack.ok()) return fail(stack.status());
-  Trainer* trainer = stack->trainer.get();
+  trainer = stack->trainer.get();
   out.code = stack->model->layer(0).code().Describe();
   if (hooks.on_start) {
     if (Status s = hooks.on_start(*stack); !s.ok()) return fail(s);
@@ -152,6 +154,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
     auto r = trainer->Step(step, x, labels);
     const StepTiming timing{SecondsSince(step_start), ThreadCpuSeconds() - cpu_start};
     out.step_cpu_seconds += timing.cpu_seconds;
+    out.step_wall_seconds += timing.wall_seconds;
     ++out.steps_run;
     if (!r.ok()) return fail(r.status());
     if (!r->rolled_back) {

@@ -14,6 +14,7 @@
 
 #include "experiment/kinds.h"
 #include "experiment/results.h"
+#include "polyguard/data/idx.h"
 
 namespace polyguard::experiment {
 namespace {
@@ -309,6 +310,68 @@ TEST(Experiments, TrainingSoakComparesEveryStepWithTheFaultFreeRun) {
       EXPECT_TRUE(state.empty());  // no boundary after the last step
     }
   }
+  std::filesystem::remove_all(out);
+}
+
+// Tiny IDX "digits" (4 x 4 images, 4 classes, the class's pixel lit) as the
+// training kind reads them from data_dir.
+void WriteDigits(const std::string& dir, const std::string& prefix, int64_t count) {
+  IdxArray images{{count, 4, 4}, std::vector<uint8_t>(size_t(count * 16), 0)};
+  IdxArray labels{{count}, std::vector<uint8_t>(size_t(count))};
+  for (int64_t i = 0; i < count; ++i) {
+    labels.data[size_t(i)] = uint8_t(i % 4);
+    images.data[size_t(i * 16 + (i % 4) * 5)] = 255;
+  }
+  ASSERT_TRUE(WriteIdx(dir + "/" + prefix + "-images-idx3-ubyte", images).ok());
+  ASSERT_TRUE(WriteIdx(dir + "/" + prefix + "-labels-idx1-ubyte", labels).ok());
+}
+
+TEST(Experiments, TrainingEvaluatesEveryCodeAtEveryInterval) {
+  const std::string out = TempDir("training");
+  WriteDigits(out, "train", 64);
+  WriteDigits(out, "t10k", 16);
+  auto spec = ParseExperiment(
+      R"pb(
+            name: "train"
+            title: "quick"
+            seed: 2
+            training { codes { label: "uncoded" strategy: "uncoded" peers: 2 }
+                       codes { label: "gpd" strategy: "genpolydot" m: 2 n: 1 peers: 4 }
+                       hidden: [ 8 ]
+                       batch: 4
+                       steps: 25
+                       eval_every: 10
+                       train_samples: 40
+                       test_samples: 10
+                       error_rate: 0.02
+                       learning_rate: 0.1
+                       data_dir: ")pb" +
+          out + R"pb(                     "
+                                })pb",
+      "quick.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto run = RunExperiment(*spec, out);
+  ASSERT_TRUE(run.ok()) << run.status();
+  const auto csv = ReadCsv(out + "/train/train.csv");
+  std::map<std::string, std::vector<int64_t>> steps;  // evaluations per code
+  for (size_t i = 1; i < csv.size(); ++i) {
+    const auto& row = csv[i];
+    SCOPED_TRACE(row[0]);
+    EXPECT_EQ(row[Col(csv, "status")], "ok");
+    // 10 test digits: accuracy in tenths.
+    const double accuracy = std::stod(row[Col(csv, "test_accuracy")]);
+    EXPECT_NEAR(accuracy * 10, std::round(accuracy * 10), 1e-9);
+    if (row[0].find(";done") != std::string::npos) {
+      EXPECT_EQ(row[Col(csv, "step")], "25");  // the end is evaluated
+      if (row[1] == "gpd") {
+        EXPECT_GT(std::stod(row[Col(csv, "faults_injected")]), 0);
+      }
+      continue;
+    }
+    steps[row[1]].push_back(std::stoll(row[Col(csv, "step")]));
+  }
+  EXPECT_EQ(steps["uncoded"], (std::vector<int64_t>{0, 10, 20, 25}));
+  EXPECT_EQ(steps["gpd"], (std::vector<int64_t>{0, 10, 20, 25}));
   std::filesystem::remove_all(out);
 }
 

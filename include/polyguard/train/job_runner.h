@@ -74,12 +74,15 @@ struct JobOutcome {
   // Resumed at the job's last step: nothing trained, checkpoints untouched.
   bool nothing_to_train = false;
   int64_t first_step = 1, total_steps = 0;
-  int64_t steps_run = 0;            // completed Step calls, replays included
-  double seconds = 0;               // of the step loop
-  double step_cpu_seconds = 0;      // the calling thread's CPU within Step, summed
+  int64_t steps_run = 0;  // completed Step calls, replays included
+  double seconds = 0;     // of the step loop (evaluations and checkpoints included)
+  // Within Step only, summed over steps_run: wall time, and the calling
+  // thread's CPU time.
+  double step_wall_seconds = 0, step_cpu_seconds = 0;
   int64_t correct = 0, tested = 0;  // the final evaluation
   std::string code;                 // the first layer's code, described
-  TrainingCounters counters;        // this peer's (job-wide ones are agreed)
+  // This peer's (job-wide ones are agreed), also when it stopped early.
+  TrainingCounters counters;
   // Sums over every peer of the per-peer views (after a completed run).
   int64_t job_faults_injected = 0, job_unverified_decodes = 0, job_copies_replaced = 0;
 };
