@@ -18,6 +18,8 @@ namespace {
 // numbered by snapshot instead of by round (they spend no round), so they
 // have tags (ExchangeOp::kSnapshotScrub) and probes of their own.
 enum ScrubSeries { kRoundScrubs = 0, kSnapshotScrubs = 1 };
+// Evaluation rounds count from here; training rounds never get near it.
+constexpr int64_t kEvaluationRounds = int64_t{1} << 48;
 
 // The guard's fingerprint of a decoded copy: kProjections weighted sums with
 // weights in [-1, 1) drawn from a hash of the position and a key that
@@ -467,7 +469,9 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
                                 std::to_string(count) + " counted columns");
   }
   for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
-    const int64_t round = ++round_;
+    // Numbered apart from the training rounds: evaluating must not shift the
+    // rounds (tags, fault decisions) of the steps after it.
+    const int64_t round = kEvaluationRounds + ++evaluation_rounds_;
     Matrix logits;
     Status forward = model_->Forward(x, round, &logits);
     if (!forward.ok() && forward.code() != StatusCode::kDataLoss) return forward;

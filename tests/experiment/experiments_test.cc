@@ -330,25 +330,27 @@ TEST(Experiments, TrainingEvaluatesEveryCodeAtEveryInterval) {
   const std::string out = TempDir("training");
   WriteDigits(out, "train", 64);
   WriteDigits(out, "t10k", 16);
-  auto spec = ParseExperiment(
-      R"pb(
-            name: "train"
-            title: "quick"
-            seed: 2
-            training { codes { label: "uncoded" strategy: "uncoded" peers: 2 }
-                       codes { label: "gpd" strategy: "genpolydot" m: 2 n: 1 peers: 4 }
-                       hidden: [ 8 ]
-                       batch: 4
-                       steps: 25
-                       eval_every: 10
-                       train_samples: 40
-                       test_samples: 10
-                       error_rate: 0.02
-                       learning_rate: 0.1
-                       data_dir: ")pb" +
-          out + R"pb(                     "
-                                })pb",
-      "quick.textproto");
+  const std::string text = R"pb(
+    name: "train"
+    title: "quick"
+    seed: 2
+    training {
+      codes { label: "uncoded" strategy: "uncoded" peers: 2 }
+      codes { label: "gpd" strategy: "genpolydot" m: 2 n: 1 peers: 4 }
+      hidden: [ 8 ]
+      batch: 4
+      steps: 25
+      eval_every: 10
+      train_samples: 40
+      test_samples: 10
+      error_rate: 0.02
+      learning_rate: 0.1
+      data_dir: "DIR"
+    }
+  )pb";
+  auto spec =
+      ParseExperiment(text.substr(0, text.find("DIR")) + out + text.substr(text.find("DIR") + 3),
+                      "quick.textproto");
   ASSERT_TRUE(spec.ok()) << spec.status();
   auto run = RunExperiment(*spec, out);
   ASSERT_TRUE(run.ok()) << run.status();

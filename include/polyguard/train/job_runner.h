@@ -10,10 +10,11 @@
 // local_peers.h for starting them as processes).
 //
 // Contract: a completed run trains steps first..total exactly as a run
-// through Trainer::Step in a loop would (the runner adds no exchange round to
-// training: evaluations and the final SnapshotNow change nothing that
-// decides later steps, see trainer.h), so reference trajectories do not
-// depend on the hooks. Errors come back in JobOutcome::status, never as an
+// through Trainer::Step in a loop would, bit for bit: the runner adds no
+// exchange round to training, and checkpoints (SnapshotNow) change nothing
+// that decides later steps. Evaluations before the end (evaluate_every) may
+// repair a corrupted shard early and so change later steps by roundoff
+// (Trainer::Evaluate). Errors come back in JobOutcome::status, never as an
 // exception from the runner itself (hooks must not throw).
 // Cost: the training's own, plus one evaluation pass per evaluation.
 #ifndef POLYGUARD_TRAIN_JOB_RUNNER_H_

@@ -28,7 +28,7 @@ struct DataSpec {
   Kind kind = Kind::kMnist;
   std::string dir = "data/mnist";  // IDX files (train-*, t10k-*)
   int classes = 10;
-  uint64_t seed = 1;  // shuffling, or the synthetic task
+  uint64_t seed = 1;          // shuffling, or the synthetic task
   int64_t train_samples = 0;  // mnist: the first this many digits (0: all)
   int64_t test_samples = 0;
 };

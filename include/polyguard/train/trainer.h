@@ -136,6 +136,13 @@ class Trainer {
   // the number of correct predictions among the first `count` columns (the
   // rest may be padding). A forward pass only; an uncorrectable decode is
   // recomputed (max_retries times). Collective: every peer calls it.
+  // It spends no training round (its exchanges and fault decisions are
+  // numbered apart), so the steps after it are those of a run that never
+  // evaluated, but for roundoff: a decode of it that locates a corrupted
+  // stored shard has the shard repaired at once (training's next scrub would
+  // have repaired it later, from other values). Faults injected during it
+  // (pause the injector to rule them out) can make it fail with DataLoss:
+  // it cannot roll back.
   StatusOr<int> Evaluate(const MatrixRef& x, std::span<const int> labels, int count);
 
   // Checks every shard and, when all are consistent, takes a snapshot of
@@ -203,8 +210,9 @@ class Trainer {
   FaultInjector* faults_;
   TrainerOptions options_;
   int64_t round_ = 0;
-  int64_t snapshot_scrubs_ = 0;  // SnapshotNow's scrubs so far: their exchanges' number
-  State snapshot_;               // the periodic snapshot: where rollbacks return to
+  int64_t snapshot_scrubs_ = 0;    // SnapshotNow's scrubs so far: their exchanges' number
+  int64_t evaluation_rounds_ = 0;  // Evaluate's rounds so far (numbered apart)
+  State snapshot_;                 // the periodic snapshot: where rollbacks return to
   // SnapshotNow's, without its periodic part, until the next periodic one.
   std::optional<State> taken_;
   std::vector<int> previous_wrong_;  // peers located wrong in the previous step
