@@ -21,17 +21,7 @@ double BinomialPmf(int n, int k, double p) {
 CleanProduct MakeCleanProduct(const ProductCode& code, Random* rng) {
   const ProductShape s = code.shape();
   const Matrix a = rng->NormalMatrix(s.rows, s.inner), b = rng->NormalMatrix(s.inner, s.cols);
-  CleanProduct c;
-  c.expected = a * b;
-  std::vector<double> rms;
-  for (int r = 0; r < code.num_peers(); ++r) {
-    Matrix y = code.PeerProduct(code.EncodeShard(a, r).value(), code.EncodeInput(b, r).value());
-    rms.push_back(y.norm() / std::sqrt(double(std::max<Eigen::Index>(y.size(), 1))));
-    c.results.push_back({r, std::move(y)});
-  }
-  std::sort(rms.begin(), rms.end());
-  c.scale = std::max(rms[rms.size() / 2], 1e-300);
-  return c;
+  return ComputeCleanProduct(code, a, b).value();  // the code's own shape: cannot fail
 }
 
 Outcome DecodeWithErrors(const ProductCode& code, const CleanProduct& clean,

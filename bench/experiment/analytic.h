@@ -25,6 +25,7 @@
 #include "polyguard/base/matrix.h"
 #include "polyguard/base/random.h"
 #include "polyguard/codes/product_code.h"
+#include "polyguard/codes/product_trial.h"
 
 namespace polyguard::experiment {
 
@@ -35,11 +36,6 @@ double BinomialCoefficient(int n, int k);
 enum class Outcome { kCorrected, kDetected, kSilent };
 
 // Every peer's correct result for one random A, B (the shape of the code).
-struct CleanProduct {
-  Matrix expected;
-  std::vector<PeerResult> results;  // all P peers
-  double scale = 1.0;               // typical RMS of a result
-};
 CleanProduct MakeCleanProduct(const ProductCode& code, Random* rng);
 
 // How a wrong result is wrong: a dense random error (probabilistic model),

@@ -8,6 +8,7 @@
 
 #include "polyguard/base/memory.h"
 #include "polyguard/base/random.h"
+#include "polyguard/codes/product_trial.h"
 
 namespace polyguard::experiment {
 namespace {
@@ -69,7 +70,6 @@ void RunTrial(const ProductCode& code, const CodesTrialOptions& o, int errors, d
   const int p = code.num_peers();
   std::vector<int> order = rng.Sample(p, p);
   std::vector<PeerResult> results;
-  std::vector<double> rms;
   for (int i = o.stragglers; i < p; ++i) {
     const int peer = order[static_cast<size_t>(i)];
     Matrix y;
@@ -80,11 +80,9 @@ void RunTrial(const ProductCode& code, const CodesTrialOptions& o, int errors, d
     } else {
       y = code.PeerProduct(code.EncodeShard(a, peer).value(), code.EncodeInput(b, peer).value());
     }
-    rms.push_back(y.norm() / std::sqrt(double(std::max<Eigen::Index>(y.size(), 1))));
     results.push_back({peer, std::move(y)});
   }
-  std::sort(rms.begin(), rms.end());
-  const double scale = rms[rms.size() / 2];
+  const double scale = TypicalResultScale(results);
   for (size_t i = 0; i < results.size(); ++i) {
     const bool wrong = rate > 0 ? rng.Uniform() < rate : int(i) < errors;
     if (wrong) ApplySoftError(&results[i].value, o.error_kind, o.error_magnitude, &rng, scale);

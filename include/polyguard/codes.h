@@ -11,6 +11,7 @@
 #include "polyguard/codes/polydot_code.h"
 #include "polyguard/codes/product_code.h"
 #include "polyguard/codes/product_mds_code.h"
+#include "polyguard/codes/product_trial.h"
 #include "polyguard/codes/replication_code.h"
 #include "polyguard/codes/rotation_code.h"
 #include "polyguard/codes/strategy.h"

@@ -12,6 +12,7 @@
 
 #include "polyguard/base/random.h"
 #include "polyguard/codes/product_code.h"
+#include "polyguard/codes/product_trial.h"
 #include "polyguard/fault/soft_error.h"
 
 namespace polyguard::testing {
@@ -73,18 +74,9 @@ inline ProductRun RunProduct(const ProductCode& code, Random* rng, int straggler
   std::vector<int> answering(order.begin() + stragglers, order.end());
   run.wrong.assign(answering.begin(), answering.begin() + errors);
   std::vector<int> entries;
-  std::vector<double> rms;
-  for (int p : answering) {
-    Matrix shard = code.EncodeShard(run.a, p).value();
-    Matrix piece = code.EncodeInput(run.b, p).value();
-    run.results.push_back({p, code.PeerProduct(shard, piece)});
-    rms.push_back(run.results.back().value.norm() /
-                  std::sqrt(double(run.results.back().value.size())));
-  }
-  // Errors are relative to the typical result (some peers' results are
-  // nearly zero, e.g. at a point near 0 where only padding remains).
-  std::sort(rms.begin(), rms.end());
-  const double scale = rms[rms.size() / 2];
+  CleanProduct clean = ComputeCleanProduct(code, run.a, run.b, answering).value();
+  run.results = std::move(clean.results);
+  const double scale = clean.scale;
   for (PeerResult& res : run.results) {
     if (entries.empty()) entries = rng->Sample(int(res.value.size()), int(res.value.size()));
     auto it = std::find(run.wrong.begin(), run.wrong.end(), res.peer);
