@@ -64,10 +64,11 @@ Failure FailureOf(int peer, const std::exception& e) {
 // buffers. Throws only for failures beyond one connection.
 PostedGather PostGather(gloo::rendezvous::Context& context, PendingBuffers& pending,
                         std::span<const double> mine, size_t len, uint64_t slot, uint64_t exchange,
-                        int rank, int size, int64_t* bytes_sent) {
+                        int rank, const std::vector<int>& members,
+                        const std::vector<int>& gloo_rank, int64_t* bytes_sent) {
   const size_t bytes = len * sizeof(double);
   PostedGather posted;
-  for (int p = 0; p < size; ++p)
+  for (int p : members)
     if (p != rank) posted.others.push_back(p);
   auto memory = std::make_shared<internal::Memory>(len);
   (*memory)[0] = 0.0;  // an empty piece still travels as one number
@@ -79,7 +80,7 @@ PostedGather PostGather(gloo::rendezvous::Context& context, PendingBuffers& pend
     send.exchange = exchange;
     send.buffer = context.createUnboundBuffer(memory->data(), bytes);
     try {
-      send.buffer->send(p, slot);
+      send.buffer->send(gloo_rank[size_t(p)], slot);
       send.sends = 1;
       *bytes_sent += static_cast<int64_t>(bytes);
     } catch (const std::exception&) {
@@ -94,7 +95,7 @@ PostedGather PostGather(gloo::rendezvous::Context& context, PendingBuffers& pend
     recv.exchange = exchange;
     recv.buffer = context.createUnboundBuffer(recv.piece.data(), bytes);
     try {
-      recv.buffer->recv(q, slot);
+      recv.buffer->recv(gloo_rank[size_t(q)], slot);
     } catch (const std::exception&) {
       // That connection is gone (posting on a failed pair throws); its
       // wait fails at once.
@@ -142,7 +143,7 @@ Waited WaitForEveryPiece(const PostedGather& posted,
 // every wait has ended, too many peers are gone for `need`, or `deadline`;
 // then aborts the waits still running. `gloo_timeout`, a little later than
 // any deadline, only catches a wait nobody aborted.
-Waited WaitForEnoughPieces(const PostedGather& posted, int need, int size,
+Waited WaitForEnoughPieces(const PostedGather& posted, int need, int present,
                            std::chrono::steady_clock::time_point deadline,
                            std::chrono::milliseconds gloo_timeout) {
   std::mutex mu;
@@ -181,7 +182,7 @@ Waited WaitForEnoughPieces(const PostedGather& posted, int need, int size,
     };
     cv.wait_until(lock, deadline, [&] {
       return int(w.arrived.size()) + 1 >= need || finished == int(posted.others.size()) ||
-             size - gone_count() < need;
+             present - gone_count() < need;
     });
   }
   for (PendingBuffer* r : posted.recvs) r->buffer->abortWaitRecv();
@@ -203,10 +204,17 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
                                                std::chrono::steady_clock::time_point deadline,
                                                uint64_t slot, const std::string& what) {
   if (broken_) return UnavailableError(what + ": peer group failed earlier: " + broken_reason_);
+  const int present = static_cast<int>(members_.size());
+  if (need > present) {
+    std::vector<int> all(static_cast<size_t>(size_));
+    for (int p = 0; p < size_; ++p) all[size_t(p)] = p;
+    return UnavailableError(what + ": need " + std::to_string(need) + " pieces but " +
+                            AbsentAmong(all));
+  }
   // No exchange waits longer than the failure timeout.
   const auto failure_deadline = std::chrono::steady_clock::now() + timeout_;
   // Waiting for everyone until the failure timeout needs no waiter threads.
-  const bool wait_for_every = need >= size_ && deadline >= failure_deadline;
+  const bool wait_for_every = need >= present && deadline >= failure_deadline;
   deadline = std::min(deadline, failure_deadline);
   const int64_t n = static_cast<int64_t>(mine.size());
   GatherResult out;
@@ -221,8 +229,8 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   const size_t len = static_cast<size_t>(std::max<int64_t>(n, 1));
   PostedGather posted;
   try {
-    posted =
-        PostGather(*impl_->context, pending, mine, len, slot, exchange, rank_, size_, &bytes_sent_);
+    posted = PostGather(*impl_->context, pending, mine, len, slot, exchange, rank_, members_,
+                        impl_->gloo_rank, &bytes_sent_);
   } catch (const std::exception& e) {
     broken_ = true;
     broken_reason_ = e.what();
@@ -230,7 +238,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   }
 
   const Waited waited = wait_for_every ? WaitForEveryPiece(posted, deadline)
-                                       : WaitForEnoughPieces(posted, need, size_, deadline,
+                                       : WaitForEnoughPieces(posted, need, present, deadline,
                                                              internal::GlooTimeout(timeout_));
   for (int q : waited.arrived) {
     PendingBuffer* recv = posted.recvs[posted.IndexOf(q)];
@@ -256,7 +264,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   }
   std::sort(gone.begin(), gone.end());
   gone.erase(std::unique(gone.begin(), gone.end()), gone.end());
-  if (size_ - int(gone.size()) >= need) return out;
+  if (present - int(gone.size()) >= need) return out;
   const std::string reason = waited.failed.empty() ? "" : waited.failed.front().reason;
   return UnavailableError(
       what + ": need " +

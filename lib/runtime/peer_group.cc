@@ -3,6 +3,7 @@
 // collectives.cc, send_recv.cc; buffers gloo may still use: pending_buffers.cc.
 #include "polyguard/runtime/peer_group.h"
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 #include "lib/runtime/rendezvous.h"
 #include "lib/runtime/sigpipe.h"
 #include "polyguard/base/random.h"
+#include "polyguard/codes/errors_and_erasures_decoder.h"  // FormatPeers
 
 namespace polyguard {
 
@@ -37,28 +39,67 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Connect(const PeerGroupOptions& 
   }
   if (o.timeout.count() <= 0) return InvalidArgumentError("peer group: timeout must be > 0");
   if (o.job_id.empty()) return InvalidArgumentError("peer group: empty job id");
+  if (o.generation < 0) return InvalidArgumentError("peer group: generation must be >= 0");
+  std::vector<int> members = o.members;
+  if (members.empty()) {
+    for (int p = 0; p < o.size; ++p) members.push_back(p);
+  }
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (members[i] < 0 || members[i] >= o.size || (i > 0 && members[i] <= members[i - 1])) {
+      return InvalidArgumentError("peer group: members must be ascending peers in [0, " +
+                                  std::to_string(o.size) + "), got " + FormatPeers(members));
+    }
+  }
+  const auto self = std::find(members.begin(), members.end(), o.rank);
+  if (self == members.end()) {
+    return InvalidArgumentError("peer group: rank " + std::to_string(o.rank) +
+                                " is not among the members " + FormatPeers(members));
+  }
   internal::IgnoreSigpipeUnlessHandled();
   auto impl = std::make_unique<Impl>();
+  impl->gloo_rank.assign(size_t(o.size), -1);
+  for (size_t i = 0; i < members.size(); ++i) impl->gloo_rank[size_t(members[i])] = int(i);
   POLYGUARD_ASSIGN_OR_RETURN(impl->base_store, internal::MakeRendezvousStore(o.rendezvous));
   const std::string what = "connect rank " + std::to_string(o.rank) + " of " +
-                           std::to_string(o.size) + " via " + o.rendezvous;
+                           std::to_string(o.size) +
+                           (o.generation > 0 ? " (generation " + std::to_string(o.generation) +
+                                                   ", peers " + FormatPeers(members) + ")"
+                                             : std::string()) +
+                           " via " + o.rendezvous;
   try {
-    impl->store = std::make_unique<gloo::rendezvous::PrefixStore>(o.job_id, *impl->base_store);
+    const std::string prefix =
+        o.generation > 0 ? o.job_id + "/generation-" + std::to_string(o.generation) : o.job_id;
+    impl->store = std::make_unique<gloo::rendezvous::PrefixStore>(prefix, *impl->base_store);
     gloo::transport::tcp::attr attr;
     attr.hostname = o.hostname;
     impl->device = gloo::transport::tcp::CreateDevice(attr);
-    impl->context = std::make_shared<gloo::rendezvous::Context>(o.rank, o.size);
+    impl->context = std::make_shared<gloo::rendezvous::Context>(int(self - members.begin()),
+                                                                int(members.size()));
     impl->context->setTimeout(o.timeout);
     impl->context->connectFullMesh(*impl->store, impl->device);
   } catch (const std::exception& e) {
     return internal::GlooErrorStatus(what, e);
   }
-  return std::unique_ptr<PeerGroup>(new PeerGroup(o.rank, o.size, o.timeout, std::move(impl)));
+  return std::unique_ptr<PeerGroup>(new PeerGroup(o, std::move(members), std::move(impl)));
 }
 
-PeerGroup::PeerGroup(int rank, int size, std::chrono::milliseconds timeout,
+PeerGroup::PeerGroup(const PeerGroupOptions& o, std::vector<int> members,
                      std::unique_ptr<Impl> impl)
-    : rank_(rank), size_(size), timeout_(timeout), impl_(std::move(impl)) {}
+    : rank_(o.rank),
+      size_(o.size),
+      members_(std::move(members)),
+      generation_(o.generation),
+      timeout_(o.timeout),
+      impl_(std::move(impl)) {}
+
+std::string PeerGroup::AbsentAmong(const std::vector<int>& peers) const {
+  std::vector<int> absent;
+  for (int p : peers)
+    if (!std::binary_search(members_.begin(), members_.end(), p)) absent.push_back(p);
+  if (absent.empty()) return "";
+  return "peers " + FormatPeers(absent) + " are not members of generation " +
+         std::to_string(generation_) + " (lost earlier)";
+}
 
 PeerGroup::~PeerGroup() { (void)Flush(timeout_); }
 

@@ -24,6 +24,8 @@ struct PeerGroup::Impl {
   std::shared_ptr<gloo::transport::Device> device;
   std::shared_ptr<gloo::rendezvous::Context> context;
   internal::PendingBuffers pending;
+  // gloo's rank of each peer (its index among the members; -1: absent).
+  std::vector<int> gloo_rank;
 
   ~Impl() {
     pending.Clear();  // buffers before the context they belong to

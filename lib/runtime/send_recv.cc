@@ -20,6 +20,14 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
     return InvalidArgumentError(what + ": needs one entry per peer (" + std::to_string(size_) +
                                 ")");
   }
+  std::vector<int> involved;
+  for (int p = 0; p < size_; ++p) {
+    if (p != rank_ && (!to[size_t(p)].empty() || from_lengths[size_t(p)] > 0))
+      involved.push_back(p);
+  }
+  if (const std::string absent = AbsentAmong(involved); !absent.empty()) {
+    return UnavailableError(what + ": " + absent);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (broken_) return UnavailableError(what + ": peer group failed earlier: " + broken_reason_);
   const uint64_t slot = internal::SlotOf(tag, internal::kDirect);
@@ -37,7 +45,7 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
       send.exchange = exchange;
       send.buffer =
           impl_->context->createUnboundBuffer(send.memory->data(), data.size() * sizeof(double));
-      send.buffer->send(p, slot);
+      send.buffer->send(impl_->gloo_rank[size_t(p)], slot);
       send.sends = 1;
       bytes_sent_ += static_cast<int64_t>(data.size() * sizeof(double));
       pending.Add(std::move(send));
@@ -51,7 +59,7 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
       recv.exchange = exchange;
       recv.buffer =
           impl_->context->createUnboundBuffer(recv.memory->data(), size_t(len) * sizeof(double));
-      recv.buffer->recv(q, slot);
+      recv.buffer->recv(impl_->gloo_rank[size_t(q)], slot);
       recv_index[static_cast<size_t>(q)] = static_cast<size_t>(pending.size());
       pending.Add(std::move(recv));
     }

@@ -252,5 +252,106 @@ TEST(PeerGroupProcesses, AKilledPeerGivesACleanErrorWithinTheTimeout) {
   std::filesystem::remove_all(dir);
 }
 
+// A group over some of the peers: the absent one is an erasure in every
+// gather, and exchanges that need it fail at once naming it.
+TEST(PeerGroup, AGroupOverSomePeersTreatsTheAbsentOneAsAnErasure) {
+  const int p = 4;
+  const std::vector<int> members = {0, 1, 3};
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  auto check = [&](bool ok, const std::string& what) {
+    if (!ok) {
+      ++failures;
+      ADD_FAILURE() << what;
+    }
+  };
+  for (int r : members) {
+    threads.emplace_back([&, r] {
+      auto o = Options(r, p, "inproc:members");
+      o.members = members;
+      o.generation = 1;
+      auto g = PeerGroup::Connect(o);
+      if (!g.ok()) return check(false, g.status().ToString());
+      check((*g)->members() == members && (*g)->generation() == 1, "members");
+      const std::vector<double> mine = {double(r), double(r * r)};
+      auto gathered =
+          (*g)->GatherAtLeast(mine, 3, std::chrono::steady_clock::now() + 10s, {.step = 1});
+      if (!gathered.ok()) return check(false, gathered.status().ToString());
+      check(gathered->peers == members, "peers that answered");
+      check(gathered->pieces[2].size() == 0, "no piece from the absent peer");
+      check(gathered->pieces[3](1) == 9.0, "peer 3's piece");
+      // Every piece, or a point-to-point exchange with the absent peer: it is named.
+      auto all = (*g)->AllGather(mine, {.step = 2});
+      check(!all.ok() && all.status().code() == StatusCode::kUnavailable &&
+                all.status().message().find("peers 2 are not members of generation 1") !=
+                    std::string::npos,
+            "all-gather: " + all.status().ToString());
+      std::vector<std::vector<double>> to(static_cast<size_t>(p));
+      std::vector<int64_t> from(size_t(p), 0);
+      to[2] = {1.0};
+      auto direct = (*g)->SendRecv(to, from, {.step = 3});
+      check(!direct.ok() && direct.status().message().find("peers 2") != std::string::npos,
+            "send-recv: " + direct.status().ToString());
+      // Between members, point to point works.
+      to.assign(size_t(p), {});
+      if (r == 0) to[3] = {42.0};
+      if (r == 3) from[0] = 1;
+      auto ok = (*g)->SendRecv(to, from, {.step = 4});
+      if (!ok.ok()) return check(false, ok.status().ToString());
+      if (r == 3) check((*ok)[0] == std::vector<double>{42.0}, "piece from 0");
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto o = Options(2, p, "inproc:members-bad");
+  o.members = {0, 1, 3};
+  EXPECT_EQ(PeerGroup::Connect(o).status().code(), StatusCode::kInvalidArgument);
+  o.members = {0, 2, 1};
+  EXPECT_EQ(PeerGroup::Connect(o).status().code(), StatusCode::kInvalidArgument);
+}
+
+// The survivors of a kill -9 re-form a group without the lost peer, in the
+// same rendezvous under a new generation, and exchange again: their ranks
+// (code indices) stay what they were.
+TEST(PeerGroupProcesses, SurvivorsOfAKillReformWithoutTheLostPeer) {
+  const int p = 4;
+  const std::string dir = FreshFolder("reform");
+  auto results = RunPeers(
+      p,
+      [&](int rank) {
+        auto o = Options(rank, p, "file:" + dir);
+        o.timeout = 3s;
+        auto g = PeerGroup::Connect(o);
+        if (!g.ok()) return 1;
+        std::vector<double> mine = {double(rank)};
+        if (!(*g)->AllGather(mine, {.step = 1}).ok()) return 2;
+        if (rank == 2) {
+          (void)(*g)->Flush(5s);
+          ::raise(SIGKILL);
+        }
+        auto lost = (*g)->AllGather(mine, {.step = 2});
+        if (lost.ok()) return 3;
+        if (lost.status().message().find("2") == std::string::npos) return 4;
+        g->reset();
+        o.members = {0, 1, 3};
+        o.generation = 1;
+        auto again = PeerGroup::Connect(o);
+        if (!again.ok()) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, again.status().ToString().c_str());
+          return 5;
+        }
+        auto gathered =
+            (*again)->GatherAtLeast(mine, 3, std::chrono::steady_clock::now() + 5s, {.step = 2});
+        if (!gathered.ok() || gathered->peers != o.members) return 6;
+        for (int q : o.members)
+          if (gathered->pieces[size_t(q)](0) != double(q)) return 7;
+        return 0;
+      },
+      60s);
+  for (int r : {0, 1, 3}) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  EXPECT_EQ(results[2].signal, SIGKILL);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace polyguard

@@ -64,6 +64,16 @@ struct PeerGroupOptions {
   // Connect timeout, and how long any exchange may wait before a silent peer
   // is declared failed. Default 30 s.
   std::chrono::milliseconds timeout{30000};
+  // The peers taking part (ascending, rank among them; empty: all of
+  // [0, size)). A peer's identity (its rank: the code index its shards
+  // belong to) stays fixed when the group re-forms without a lost peer: the
+  // survivors connect again with the lost one left out and a new generation.
+  // An absent peer is an erasure in every gather (its piece never comes);
+  // exchanges that need it fail at once, naming it.
+  std::vector<int> members;
+  // Keeps the connections of successive groups of one job apart in the same
+  // rendezvous (generation 0 uses the job id's own keys).
+  int64_t generation = 0;
 };
 
 // Identifies one exchange. Every peer must use the same tag for it. The
@@ -91,6 +101,9 @@ class PeerGroup {
 
   int rank() const { return rank_; }
   int size() const { return size_; }
+  // The peers taking part (ascending) and this group's generation.
+  const std::vector<int>& members() const { return members_; }
+  int64_t generation() const { return generation_; }
 
   // Every peer's piece (all of length n): column r of the result is peer r's.
   // Unavailable or DeadlineExceeded when a peer fails or stays silent.
@@ -138,7 +151,9 @@ class PeerGroup {
   struct Impl;  // gloo state; defined in lib/runtime/peer_group_impl.h
 
  private:
-  PeerGroup(int rank, int size, std::chrono::milliseconds timeout, std::unique_ptr<Impl> impl);
+  PeerGroup(const PeerGroupOptions& options, std::vector<int> members, std::unique_ptr<Impl> impl);
+  // Absent peers among `peers`, for an error that names them ("" if none).
+  std::string AbsentAmong(const std::vector<int>& peers) const;
   // The gather under every collective (lib/runtime/gather.cc); mu_ held.
   StatusOr<GatherResult> GatherLocked(std::span<const double> mine, int need,
                                       std::chrono::steady_clock::time_point deadline, uint64_t slot,
@@ -146,6 +161,8 @@ class PeerGroup {
 
   int rank_;
   int size_;
+  std::vector<int> members_;  // ascending; rank_ among them
+  int64_t generation_ = 0;
   std::chrono::milliseconds timeout_;
   std::unique_ptr<Impl> impl_;
   mutable std::mutex mu_;
