@@ -21,7 +21,9 @@ double BinomialPmf(int n, int k, double p) {
 CleanProduct MakeCleanProduct(const ProductCode& code, Random* rng) {
   const ProductShape s = code.shape();
   const Matrix a = rng->NormalMatrix(s.rows, s.inner), b = rng->NormalMatrix(s.inner, s.cols);
-  return ComputeCleanProduct(code, a, b).value();  // the code's own shape: cannot fail
+  CleanProduct c = ComputeCleanProduct(code, a, b).value();  // the code's own shape
+  c.scale = std::max(c.scale, 1e-300);
+  return c;
 }
 
 Outcome DecodeWithErrors(const ProductCode& code, const CleanProduct& clean,

@@ -33,7 +33,7 @@ double TypicalResultScale(std::span<const PeerResult> results) {
   }
   if (rms.empty()) return 1.0;
   std::nth_element(rms.begin(), rms.begin() + rms.size() / 2, rms.end());
-  return std::max(rms[rms.size() / 2], 1e-300);
+  return rms[rms.size() / 2];
 }
 
 }  // namespace polyguard

@@ -26,9 +26,11 @@ struct CleanProduct {
 StatusOr<CleanProduct> ComputeCleanProduct(const ProductCode& code, const MatrixRef& a,
                                            const MatrixRef& b, std::span<const int> peers = {});
 
-// The median RMS of the results (positive: 1e-300 at least). The median, not
-// the mean, since some peers' results are nearly zero (a point near 0 where
-// only padding remains) and one huge wrong result must not set the scale.
+// The median RMS of the results (1 for none). The median, not the mean,
+// since some peers' results are nearly zero (a point near 0 where only
+// padding remains) and one huge wrong result must not set the scale. It is 0
+// when most results are zero: ApplySoftError then scales each error to the
+// value it corrupts (or 1).
 double TypicalResultScale(std::span<const PeerResult> results);
 
 }  // namespace polyguard
