@@ -88,6 +88,15 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
     if (trainer != nullptr) out.counters = trainer->counters();
     return out;
   };
+  if (o.resume && !o.checkpoint_dir) {
+    out.refused = true;
+    return fail(InvalidArgumentError("job runner: resume needs a checkpoint dir"));
+  }
+  if (o.evaluate_every < 0) {
+    out.refused = true;
+    return fail(InvalidArgumentError("job runner: evaluate_every must be >= 0, got " +
+                                     std::to_string(o.evaluate_every)));
+  }
   auto data = JobData::Load(spec);
   if (!data.ok()) return fail(data.status());
   const int64_t total = (*data)->total_steps();

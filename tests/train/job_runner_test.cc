@@ -208,5 +208,15 @@ TEST(JobRunner, CheckpointsOfAnotherJobAreRefusedAtEveryPeer) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(JobRunner, BadOptionsAreRefusedBeforeConnecting) {
+  const JobSpec job = SmallJob("bad", 4);
+  JobOutcome out = RunJobPeer(job, {.rendezvous = "inproc:bad", .resume = true});
+  EXPECT_TRUE(out.refused);
+  EXPECT_NE(out.status.message().find("checkpoint dir"), std::string::npos) << out.status;
+  out = RunJobPeer(job, {.rendezvous = "inproc:bad", .evaluate_every = -1});
+  EXPECT_TRUE(out.refused);
+  EXPECT_NE(out.status.message().find("evaluate_every"), std::string::npos) << out.status;
+}
+
 }  // namespace
 }  // namespace polyguard

@@ -40,7 +40,7 @@ struct JobPeerOptions {
   // the end; with resume, every peer first loads its own and all agree on
   // the step (AgreeOnResumeStep) before any training exchange.
   std::optional<std::string> checkpoint_dir;
-  bool resume = false;
+  bool resume = false;  // needs checkpoint_dir (else refused: InvalidArgument)
   // Test accuracy at step 0 and every this many steps (0: only at the end);
   // the end is always evaluated.
   int64_t evaluate_every = 0;
