@@ -2,6 +2,7 @@
 // to every other peer once, tagged so that it can only match the same
 // exchange at the receiver.
 #include <algorithm>
+#include <limits>
 #include <string>
 
 #include "lib/runtime/peer_group_impl.h"
@@ -28,18 +29,24 @@ StatusOr<GatherResult> PeerGroup::GatherAtLeast(std::span<const double> mine, in
 StatusOr<Matrix> PeerGroup::AllGather(std::span<const double> mine, ExchangeTag tag) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what = DescribeExchange("all-gather", tag);
-  POLYGUARD_ASSIGN_OR_RETURN(GatherResult g,
-                             GatherLocked(mine, size_, std::chrono::steady_clock::now() + timeout_,
-                                          SlotOf(tag, internal::kData), what));
-  if (int(g.peers.size()) < size_) {
+  const int present = static_cast<int>(members_.size());
+  POLYGUARD_ASSIGN_OR_RETURN(
+      GatherResult g, GatherLocked(mine, present, std::chrono::steady_clock::now() + timeout_,
+                                   SlotOf(tag, internal::kData), what));
+  if (int(g.peers.size()) < present) {
     std::vector<int> missing;
-    for (int p = 0; p < size_; ++p)
-      if (!std::binary_search(g.peers.begin(), g.peers.end(), p)) missing.push_back(p);
+    for (int p : members_) {
+      if (std::binary_search(g.peers.begin(), g.peers.end(), p)) continue;
+      missing.push_back(p);
+      NoteLost(p);  // silent for the whole failure timeout
+    }
     return DeadlineExceededError(what + ": no piece from peers " + FormatPeers(missing) +
                                  " within " + std::to_string(timeout_.count()) + " ms");
   }
-  Matrix values(mine.size(), size_);
-  for (int p = 0; p < size_; ++p) values.col(p) = g.pieces[size_t(p)];
+  // Absent peers' columns are NaN: no vote, no value.
+  Matrix values =
+      Matrix::Constant(Eigen::Index(mine.size()), size_, std::numeric_limits<double>::quiet_NaN());
+  for (int p : members_) values.col(p) = g.pieces[size_t(p)];
   return values;
 }
 
@@ -48,27 +55,35 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::AllGatherV(std::span<const
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what = DescribeExchange("all-gather-v", tag);
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  const int present = static_cast<int>(members_.size());
   // Sizes first, then every piece padded to the longest.
   const double my_size = static_cast<double>(mine.size());
   POLYGUARD_ASSIGN_OR_RETURN(GatherResult sizes,
-                             GatherLocked(std::span<const double>(&my_size, 1), size_, deadline,
+                             GatherLocked(std::span<const double>(&my_size, 1), present, deadline,
                                           SlotOf(tag, internal::kSizes), what));
-  if (int(sizes.peers.size()) < size_) {
+  auto note_missing = [&](const GatherResult& g) {
+    for (int p : members_)
+      if (!std::binary_search(g.peers.begin(), g.peers.end(), p)) NoteLost(p);
+  };
+  if (int(sizes.peers.size()) < present) {
+    note_missing(sizes);
     return DeadlineExceededError(what + ": sizes did not arrive within " +
                                  std::to_string(timeout_.count()) + " ms");
   }
   int64_t longest = 0;
-  for (const Matrix& s : sizes.pieces) longest = std::max(longest, static_cast<int64_t>(s(0, 0)));
+  for (int p : members_)
+    longest = std::max(longest, static_cast<int64_t>(sizes.pieces[size_t(p)](0, 0)));
   std::vector<double> padded(static_cast<size_t>(longest), 0.0);
   std::copy(mine.begin(), mine.end(), padded.begin());
-  POLYGUARD_ASSIGN_OR_RETURN(
-      GatherResult data, GatherLocked(padded, size_, deadline, SlotOf(tag, internal::kData), what));
-  if (int(data.peers.size()) < size_) {
+  POLYGUARD_ASSIGN_OR_RETURN(GatherResult data, GatherLocked(padded, present, deadline,
+                                                             SlotOf(tag, internal::kData), what));
+  if (int(data.peers.size()) < present) {
+    note_missing(data);
     return DeadlineExceededError(what + ": data did not arrive within " +
                                  std::to_string(timeout_.count()) + " ms");
   }
-  std::vector<std::vector<double>> out(static_cast<size_t>(size_));
-  for (int p = 0; p < size_; ++p) {
+  std::vector<std::vector<double>> out(static_cast<size_t>(size_));  // absent peers: empty
+  for (int p : members_) {
     const auto len = static_cast<int64_t>(sizes.pieces[size_t(p)](0, 0));
     const double* values = data.pieces[size_t(p)].data();
     out[static_cast<size_t>(p)].assign(values, values + len);
@@ -79,6 +94,9 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::AllGatherV(std::span<const
 Status PeerGroup::Broadcast(int root, std::vector<double>* data, ExchangeTag tag) {
   if (root < 0 || root >= size_) {
     return InvalidArgumentError("broadcast: root " + std::to_string(root) + " out of range");
+  }
+  if (const std::string absent = AbsentAmong({root}); !absent.empty()) {
+    return UnavailableError("broadcast: root " + absent);
   }
   // Non-roots contribute nothing; a small price for one code path.
   std::span<const double> mine;

@@ -44,6 +44,13 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Connect(const PeerGroupOptions& 
   if (members.empty()) {
     for (int p = 0; p < o.size; ++p) members.push_back(p);
   }
+  internal::IgnoreSigpipeUnlessHandled();
+  POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<Impl> impl, ConnectMembers(o, members));
+  return std::unique_ptr<PeerGroup>(new PeerGroup(o, std::move(members), std::move(impl)));
+}
+
+StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
+    const PeerGroupOptions& o, const std::vector<int>& members) {
   for (size_t i = 0; i < members.size(); ++i) {
     if (members[i] < 0 || members[i] >= o.size || (i > 0 && members[i] <= members[i - 1])) {
       return InvalidArgumentError("peer group: members must be ascending peers in [0, " +
@@ -55,7 +62,6 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Connect(const PeerGroupOptions& 
     return InvalidArgumentError("peer group: rank " + std::to_string(o.rank) +
                                 " is not among the members " + FormatPeers(members));
   }
-  internal::IgnoreSigpipeUnlessHandled();
   auto impl = std::make_unique<Impl>();
   impl->gloo_rank.assign(size_t(o.size), -1);
   for (size_t i = 0; i < members.size(); ++i) impl->gloo_rank[size_t(members[i])] = int(i);
@@ -80,12 +86,13 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Connect(const PeerGroupOptions& 
   } catch (const std::exception& e) {
     return internal::GlooErrorStatus(what, e);
   }
-  return std::unique_ptr<PeerGroup>(new PeerGroup(o, std::move(members), std::move(impl)));
+  return impl;
 }
 
 PeerGroup::PeerGroup(const PeerGroupOptions& o, std::vector<int> members,
                      std::unique_ptr<Impl> impl)
-    : rank_(o.rank),
+    : options_(o),
+      rank_(o.rank),
       size_(o.size),
       members_(std::move(members)),
       generation_(o.generation),
@@ -105,7 +112,7 @@ PeerGroup::~PeerGroup() { (void)Flush(timeout_); }
 
 int64_t PeerGroup::pending_buffers() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return impl_->pending.size();
+  return impl_ ? impl_->pending.size() : 0;
 }
 
 Status PeerGroup::Flush(std::chrono::milliseconds timeout) {

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <thread>
 
+#include "polyguard/codes/errors_and_erasures_decoder.h"
 #include "runtime/multiprocess.h"
 #include "runtime/peers.h"
 
@@ -280,12 +283,16 @@ TEST(PeerGroup, AGroupOverSomePeersTreatsTheAbsentOneAsAnErasure) {
       check(gathered->peers == members, "peers that answered");
       check(gathered->pieces[2].size() == 0, "no piece from the absent peer");
       check(gathered->pieces[3](1) == 9.0, "peer 3's piece");
-      // Every piece, or a point-to-point exchange with the absent peer: it is named.
+      // An all-gather has every member's piece and NaN for the absent one.
       auto all = (*g)->AllGather(mine, {.step = 2});
-      check(!all.ok() && all.status().code() == StatusCode::kUnavailable &&
-                all.status().message().find("peers 2 are not members of generation 1") !=
-                    std::string::npos,
-            "all-gather: " + all.status().ToString());
+      if (!all.ok()) return check(false, all.status().ToString());
+      check(std::isnan((*all)(0, 2)) && (*all)(1, 3) == 9.0, "all-gather columns");
+      // Waiting for every peer, or sending to the absent one: it is named.
+      auto every =
+          (*g)->GatherAtLeast(mine, 4, std::chrono::steady_clock::now() + 10s, {.step = 5});
+      check(!every.ok() && every.status().message().find("peers 2 are not members of "
+                                                         "generation 1") != std::string::npos,
+            "gather of 4: " + every.status().ToString());
       std::vector<std::vector<double>> to(static_cast<size_t>(p));
       std::vector<int64_t> from(size_t(p), 0);
       to[2] = {1.0};
@@ -310,10 +317,10 @@ TEST(PeerGroup, AGroupOverSomePeersTreatsTheAbsentOneAsAnErasure) {
   EXPECT_EQ(PeerGroup::Connect(o).status().code(), StatusCode::kInvalidArgument);
 }
 
-// The survivors of a kill -9 re-form a group without the lost peer, in the
-// same rendezvous under a new generation, and exchange again: their ranks
-// (code indices) stay what they were.
-TEST(PeerGroupProcesses, SurvivorsOfAKillReformWithoutTheLostPeer) {
+// The survivors of a kill -9 agree on whom they lost and re-form without it,
+// in place (same PeerGroup), in the same rendezvous under a new generation:
+// their ranks (code indices) stay what they were.
+TEST(PeerGroupProcesses, SurvivorsOfAKillAgreeAndReformWithoutTheLostPeer) {
   const int p = 4;
   const std::string dir = FreshFolder("reform");
   auto results = RunPeers(
@@ -329,27 +336,64 @@ TEST(PeerGroupProcesses, SurvivorsOfAKillReformWithoutTheLostPeer) {
           (void)(*g)->Flush(5s);
           ::raise(SIGKILL);
         }
-        auto lost = (*g)->AllGather(mine, {.step = 2});
-        if (lost.ok()) return 3;
-        if (lost.status().message().find("2") == std::string::npos) return 4;
-        g->reset();
-        o.members = {0, 1, 3};
-        o.generation = 1;
-        auto again = PeerGroup::Connect(o);
-        if (!again.ok()) {
-          std::fprintf(stderr, "rank %d: %s\n", rank, again.status().ToString().c_str());
-          return 5;
+        if ((*g)->AllGather(mine, {.step = 2}).ok()) return 3;
+        auto lost = (*g)->AgreeOnLost(6s);
+        if (!lost.ok()) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, lost.status().ToString().c_str());
+          return 4;
         }
-        auto gathered =
-            (*again)->GatherAtLeast(mine, 3, std::chrono::steady_clock::now() + 5s, {.step = 2});
-        if (!gathered.ok() || gathered->peers != o.members) return 6;
-        for (int q : o.members)
-          if (gathered->pieces[size_t(q)](0) != double(q)) return 7;
-        return 0;
+        if (*lost != std::vector<int>{2}) return 5;
+        if (Status s = (*g)->Reform({0, 1, 3}, 1); !s.ok()) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, s.ToString().c_str());
+          return 6;
+        }
+        auto all = (*g)->AllGather(mine, {.step = 2});
+        if (!all.ok() || (*g)->rank() != rank || (*g)->generation() != 1) return 7;
+        for (int q : {0, 1, 3})
+          if ((*all)(0, q) != double(q)) return 8;
+        return std::isnan((*all)(0, 2)) ? 0 : 9;
       },
       60s);
   for (int r : {0, 1, 3}) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   EXPECT_EQ(results[2].signal, SIGKILL);
+  std::filesystem::remove_all(dir);
+}
+
+// A straggler silent past the failure timeout is declared lost; when it
+// comes back it is refused with a clear message, never let back silently.
+TEST(PeerGroupProcesses, AStragglerDeclaredLostIsRefusedWhenItComesBack) {
+  const int p = 3;
+  const std::string dir = FreshFolder("declared");
+  auto results = RunPeers(
+      p,
+      [&](int rank) {
+        auto o = Options(rank, p, "file:" + dir);
+        o.timeout = 1s;
+        auto g = PeerGroup::Connect(o);
+        if (!g.ok()) return 1;
+        std::vector<double> mine = {double(rank)};
+        if (rank == 2) std::this_thread::sleep_for(4s);  // past the others' timeout
+        auto all = (*g)->AllGather(mine, {.step = 1});
+        if (rank != 2) {
+          if (all.ok()) return 2;
+          auto lost = (*g)->AgreeOnLost(2s);
+          if (!lost.ok() || *lost != std::vector<int>{2}) {
+            std::fprintf(stderr, "rank %d: %s; %s\n", rank, all.status().ToString().c_str(),
+                         lost.ok() ? FormatPeers(*lost).c_str() : lost.status().ToString().c_str());
+            return 3;
+          }
+          return (*g)->Reform({0, 1}, 1).ok() ? 0 : 4;
+        }
+        if (all.ok()) return 5;  // the others have moved on
+
+        auto lost = (*g)->AgreeOnLost(2s);
+        if (lost.ok() || lost.status().code() != StatusCode::kFailedPrecondition) return 6;
+        std::fprintf(stderr, "rank 2: %s\n", lost.status().ToString().c_str());
+        return lost.status().message().find("declared lost by peers 0, 1") != std::string::npos ? 0
+                                                                                                : 7;
+      },
+      60s);
+  for (int r = 0; r < p; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
   std::filesystem::remove_all(dir);
 }
 

@@ -105,11 +105,12 @@ class PeerGroup {
   const std::vector<int>& members() const { return members_; }
   int64_t generation() const { return generation_; }
 
-  // Every peer's piece (all of length n): column r of the result is peer r's.
-  // Unavailable or DeadlineExceeded when a peer fails or stays silent.
+  // Every member's piece (all of length n): column r of the result is peer
+  // r's; an absent peer's column (members()) is NaN. Unavailable or
+  // DeadlineExceeded when a member fails or stays silent.
   StatusOr<Matrix> AllGather(std::span<const double> mine, ExchangeTag tag);
 
-  // Pieces of any lengths: element r is peer r's.
+  // Pieces of any lengths: element r is peer r's (empty for an absent peer).
   StatusOr<std::vector<std::vector<double>>> AllGatherV(std::span<const double> mine,
                                                         ExchangeTag tag);
 
@@ -139,6 +140,28 @@ class PeerGroup {
   // finishes early does not strand a slow one.
   Status Flush(std::chrono::milliseconds timeout);
 
+  // Membership after a crash (lib/runtime/membership.cc). The peers this
+  // group has seen gone (a connection that failed, or a piece that never came
+  // within the failure timeout) since it was formed, ascending.
+  std::vector<int> lost_peers() const;
+
+  // Collective over the members still alive, after an exchange failed
+  // because peers are gone: every survivor publishes whom it lost in the
+  // rendezvous, waits up to `wait` for every member it did not lose to do the
+  // same (a member that does not is lost too), takes the union, and checks
+  // that every survivor took the same one. Returns the members lost (never
+  // this peer). FailedPrecondition when the others declared this peer lost
+  // (it must stop, not carry on or rejoin silently); DataLoss when the
+  // survivors disagree or one of them stops answering. Cost: 2 store writes
+  // and 2 (members - 1) store reads.
+  StatusOr<std::vector<int>> AgreeOnLost(std::chrono::milliseconds wait);
+
+  // Reconnects this group in place as `members` (ascending, this peer among
+  // them) under `generation` (above the current one): same rank, size,
+  // rendezvous, job and timeout. Every new member calls it with the same
+  // arguments. Pending buffers of the old connections are dropped.
+  Status Reform(const std::vector<int>& members, int64_t generation);
+
   // Bytes this peer has handed to the transport so far.
   int64_t bytes_sent() const { return bytes_sent_; }
   // Bytes of pieces this peer has received so far (those it waited for).
@@ -152,6 +175,10 @@ class PeerGroup {
 
  private:
   PeerGroup(const PeerGroupOptions& options, std::vector<int> members, std::unique_ptr<Impl> impl);
+  // Validates `members` and connects them under o.generation.
+  static StatusOr<std::unique_ptr<Impl>> ConnectMembers(const PeerGroupOptions& o,
+                                                        const std::vector<int>& members);
+  void NoteLost(int peer);  // mu_ held
   // Absent peers among `peers`, for an error that names them ("" if none).
   std::string AbsentAmong(const std::vector<int>& peers) const;
   // The gather under every collective (lib/runtime/gather.cc); mu_ held.
@@ -159,9 +186,11 @@ class PeerGroup {
                                       std::chrono::steady_clock::time_point deadline, uint64_t slot,
                                       const std::string& what);
 
+  PeerGroupOptions options_;  // as connected (members and generation: below)
   int rank_;
   int size_;
   std::vector<int> members_;  // ascending; rank_ among them
+  std::vector<int> lost_;     // ascending: peers seen gone in this generation
   int64_t generation_ = 0;
   std::chrono::milliseconds timeout_;
   std::unique_ptr<Impl> impl_;

@@ -1,0 +1,173 @@
+// Membership after a crash: which peers this group has seen gone, the
+// survivors' agreement on whom they lost (through the rendezvous store, since
+// the lost peer's connections are what failed), and re-forming the group in
+// place without them under a new generation (docs/architecture.md,
+// "Generations").
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lib/runtime/peer_group_impl.h"
+#include "polyguard/codes/errors_and_erasures_decoder.h"  // FormatPeers
+#include "polyguard/runtime/peer_group.h"
+
+namespace polyguard {
+namespace {
+
+// "lost:2,5;" — never empty (a file store refuses empty values), and the
+// closing ';' tells a complete value from one still being written.
+std::vector<char> Encode(const std::vector<int>& peers) {
+  std::string text = "lost:";
+  for (size_t i = 0; i < peers.size(); ++i) {
+    if (i > 0) text += ',';
+    text += std::to_string(peers[i]);
+  }
+  text += ";";
+  return std::vector<char>(text.begin(), text.end());
+}
+
+std::optional<std::vector<int>> Decode(const std::vector<char>& data) {
+  const std::string text(data.begin(), data.end());
+  if (text.rfind("lost:", 0) != 0 || text.empty() || text.back() != ';') return std::nullopt;
+  std::vector<int> peers;
+  std::stringstream in(text.substr(5, text.size() - 6));
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) continue;
+    try {
+      peers.push_back(std::stoi(item));
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+  return peers;
+}
+
+// The value of `key`, complete, waiting until `deadline`; nothing when it
+// does not come. (A file store's value can be seen while it is still being
+// written: read again until it is whole.)
+std::optional<std::vector<int>> WaitFor(gloo::rendezvous::Store& store, const std::string& key,
+                                        std::chrono::steady_clock::time_point deadline) {
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    try {
+      store.wait({key}, left);
+      if (std::optional<std::vector<int>> peers = Decode(store.get(key))) return peers;
+    } catch (const std::exception&) {
+      // Not there yet, or read while being written: look again.
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+}  // namespace
+
+void PeerGroup::NoteLost(int peer) {
+  if (peer == rank_ || std::binary_search(lost_.begin(), lost_.end(), peer)) return;
+  lost_.insert(std::upper_bound(lost_.begin(), lost_.end(), peer), peer);
+}
+
+std::vector<int> PeerGroup::lost_peers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lost_;
+}
+
+StatusOr<std::vector<int>> PeerGroup::AgreeOnLost(std::chrono::milliseconds wait) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!impl_) return UnavailableError("peer group failed earlier: " + broken_reason_);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  gloo::rendezvous::Store& store = *impl_->store;  // this generation's keys
+  const std::string gen = " (generation " + std::to_string(generation_) + ")";
+  auto key = [](const char* kind, int peer) {
+    return std::string(kind) + "-" + std::to_string(peer);
+  };
+  try {
+    store.set(key("lost-report", rank_), Encode(lost_));
+  } catch (const std::exception& e) {
+    return UnavailableError("peer " + std::to_string(rank_) +
+                            ": cannot report lost peers to the rendezvous: " + e.what());
+  }
+  std::vector<int> lost = lost_;
+  std::vector<int> reported_me;  // survivors that lost this peer
+  for (int q : members_) {
+    if (q == rank_) continue;
+    // A peer this one lost is only looked up (it may be dead): if it wrote a
+    // report, it is alive and may have declared this one lost.
+    const bool lost_by_me = std::binary_search(lost_.begin(), lost_.end(), q);
+    const std::optional<std::vector<int>> report = WaitFor(
+        store, key("lost-report", q),
+        lost_by_me ? std::chrono::steady_clock::now() + std::chrono::milliseconds(20) : deadline);
+    if (!report) {
+      lost.push_back(q);  // silent: gone too
+      continue;
+    }
+    for (int r : *report) {
+      if (r == rank_) reported_me.push_back(q);
+      if (std::binary_search(members_.begin(), members_.end(), r)) lost.push_back(r);
+    }
+  }
+  std::sort(lost.begin(), lost.end());
+  lost.erase(std::unique(lost.begin(), lost.end()), lost.end());
+  lost.erase(std::remove(lost.begin(), lost.end(), rank_), lost.end());
+  if (!reported_me.empty()) {
+    return FailedPreconditionError("peer " + std::to_string(rank_) +
+                                   " was declared lost by peers " + FormatPeers(reported_me) + gen +
+                                   ": it must stop (it may only come back as a replacement)");
+  }
+  try {
+    store.set(key("lost-decision", rank_), Encode(lost));
+  } catch (const std::exception& e) {
+    return UnavailableError("peer " + std::to_string(rank_) +
+                            ": cannot publish the lost peers to the rendezvous: " + e.what());
+  }
+  for (int q : members_) {
+    if (q == rank_ || std::binary_search(lost.begin(), lost.end(), q)) continue;
+    const std::optional<std::vector<int>> decision =
+        WaitFor(store, key("lost-decision", q), deadline);
+    if (!decision) {
+      return DataLossError("survivors cannot agree on the lost peers" + gen + ": peer " +
+                           std::to_string(q) + " stopped answering");
+    }
+    if (*decision != lost) {
+      return DataLossError("survivors disagree on the lost peers" + gen + ": peer " +
+                           std::to_string(rank_) + " says " + FormatPeers(lost) + ", peer " +
+                           std::to_string(q) + " says " + FormatPeers(*decision));
+    }
+  }
+  return lost;
+}
+
+Status PeerGroup::Reform(const std::vector<int>& members, int64_t generation) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (generation <= generation_) {
+    return InvalidArgumentError("peer group: reform needs a generation above " +
+                                std::to_string(generation_) + ", got " +
+                                std::to_string(generation));
+  }
+  PeerGroupOptions o = options_;
+  o.members = members;
+  o.generation = generation;
+  impl_.reset();  // the old connections first: a peer may be listening again
+  StatusOr<std::unique_ptr<Impl>> impl = ConnectMembers(o, members);
+  if (!impl.ok()) {
+    broken_ = true;
+    broken_reason_ = impl.status().message();
+    return impl.status();
+  }
+  impl_ = std::move(impl).value();
+  members_ = members;
+  generation_ = generation;
+  lost_.clear();
+  broken_ = false;
+  broken_reason_.clear();
+  return Status::Ok();
+}
+
+}  // namespace polyguard
