@@ -65,7 +65,9 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
   // The transpose may need more results than the forward product, and a
   // decode from exactly K results checks nothing: wait for at least one
   // more whenever the code has one (ResultsAwaited).
-  const int need = ResultsAwaited(options_.wait_for, threshold, p);
+  // (After a crash the group has fewer members: a lost peer is an erasure.)
+  const int need = std::min(ResultsAwaited(options_.wait_for, threshold, p),
+                            static_cast<int>(group_->members().size()));
   // Waiting for everyone is bounded by the group's failure timeout instead.
   const auto deadline = options_.wait_for == 0
                             ? std::chrono::steady_clock::time_point::max()

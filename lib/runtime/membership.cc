@@ -53,15 +53,17 @@ std::optional<std::vector<int>> Decode(const std::vector<char>& data) {
 // written: read again until it is whole.)
 std::optional<std::vector<int>> WaitFor(gloo::rendezvous::Store& store, const std::string& key,
                                         std::chrono::steady_clock::time_point deadline) {
-  while (true) {
+  for (bool first = true;; first = false) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
+    // One look even past the deadline: a value already there counts.
+    if (left.count() <= 0 && !first) return std::nullopt;
     try {
-      store.wait({key}, left);
+      store.wait({key}, std::max(left, std::chrono::milliseconds(1)));
       if (std::optional<std::vector<int>> peers = Decode(store.get(key))) return peers;
-    } catch (const std::exception&) {
+    } catch (const std::exception& e) {
       // Not there yet, or read while being written: look again.
+      (void)e;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -82,51 +84,56 @@ std::vector<int> PeerGroup::lost_peers() const {
 StatusOr<std::vector<int>> PeerGroup::AgreeOnLost(std::chrono::milliseconds wait) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!impl_) return UnavailableError("peer group failed earlier: " + broken_reason_);
-  const auto deadline = std::chrono::steady_clock::now() + wait;
   gloo::rendezvous::Store& store = *impl_->store;  // this generation's keys
   const std::string gen = " (generation " + std::to_string(generation_) + ")";
   auto key = [](const char* kind, int peer) {
     return std::string(kind) + "-" + std::to_string(peer);
   };
+  // A decision taken without this peer (it was silent too long): it is late
+  // and lost. The lowest survivor writes "lost-decision".
+  auto declared_lost = [&]() -> Status {
+    const std::optional<std::vector<int>> d = WaitFor(
+        store, "lost-decision", std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
+    if (!d || !std::binary_search(d->begin(), d->end(), rank_)) return Status::Ok();
+    return FailedPreconditionError("peer " + std::to_string(rank_) +
+                                   " was declared lost by the other peers" + gen +
+                                   ": it must stop (it may only come back as a replacement)");
+  };
+  POLYGUARD_RETURN_IF_ERROR(declared_lost());
   try {
     store.set(key("lost-report", rank_), Encode(lost_));
   } catch (const std::exception& e) {
     return UnavailableError("peer " + std::to_string(rank_) +
                             ": cannot report lost peers to the rendezvous: " + e.what());
   }
-  std::vector<int> lost = lost_;
-  std::vector<int> reported_me;  // survivors that lost this peer
-  for (int q : members_) {
-    if (q == rank_) continue;
-    // A peer this one lost is only looked up (it may be dead): if it wrote a
-    // report, it is alive and may have declared this one lost.
-    const bool lost_by_me = std::binary_search(lost_.begin(), lost_.end(), q);
-    const std::optional<std::vector<int>> report = WaitFor(
-        store, key("lost-report", q),
-        lost_by_me ? std::chrono::steady_clock::now() + std::chrono::milliseconds(20) : deadline);
-    if (!report) {
-      lost.push_back(q);  // silent: gone too
-      continue;
-    }
-    for (int r : *report) {
-      if (r == rank_) reported_me.push_back(q);
-      if (std::binary_search(members_.begin(), members_.end(), r)) lost.push_back(r);
-    }
+  // Alive: the members that report within the wait. (A peer this one saw
+  // fail may be alive: a gloo timeout elsewhere closes every connection.)
+  std::vector<int> lost;
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  std::vector<int> order;  // the peers not seen failing first: likely alive
+  for (int q : members_)
+    if (q != rank_ && !std::binary_search(lost_.begin(), lost_.end(), q)) order.push_back(q);
+  for (int q : lost_) order.push_back(q);
+  for (int q : order) {
+    if (!WaitFor(store, key("lost-report", q), deadline)) lost.push_back(q);
   }
   std::sort(lost.begin(), lost.end());
-  lost.erase(std::unique(lost.begin(), lost.end()), lost.end());
-  lost.erase(std::remove(lost.begin(), lost.end(), rank_), lost.end());
-  if (!reported_me.empty()) {
-    return FailedPreconditionError("peer " + std::to_string(rank_) +
-                                   " was declared lost by peers " + FormatPeers(reported_me) + gen +
-                                   ": it must stop (it may only come back as a replacement)");
-  }
+  POLYGUARD_RETURN_IF_ERROR(declared_lost());
   try {
     store.set(key("lost-decision", rank_), Encode(lost));
+    // Keys are written once (a file store refuses a second write): the
+    // lowest survivor writes the shared one.
+    if (rank_ == *std::find_if(members_.begin(), members_.end(), [&](int q) {
+          return !std::binary_search(lost.begin(), lost.end(), q);
+        })) {
+      store.set("lost-decision", Encode(lost));
+    }
   } catch (const std::exception& e) {
     return UnavailableError("peer " + std::to_string(rank_) +
                             ": cannot publish the lost peers to the rendezvous: " + e.what());
   }
+  // The others may still be waiting out a lost peer's report: a wait of their own.
+  deadline = std::chrono::steady_clock::now() + wait;
   for (int q : members_) {
     if (q == rank_ || std::binary_search(lost.begin(), lost.end(), q)) continue;
     const std::optional<std::vector<int>> decision =

@@ -259,6 +259,7 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   if (s.trainer.scrub_interval < 0) return Bad(at({"scrub_interval"}), "must be >= 0");
   s.trainer.snapshot_interval = job.snapshot_interval();
   if (s.trainer.snapshot_interval < 1) return Bad(at({"snapshot_interval"}), "must be >= 1");
+  s.trainer.survive_crashes = job.survive_crashes();
   s.trainer.max_retries = job.max_retries();
   if (s.trainer.max_retries < 0) return Bad(at({"max_retries"}), "must be >= 0");
   if (job.timeout_ms() < 100)

@@ -8,6 +8,7 @@
 
 #include "polyguard/base/random.h"
 #include "polyguard/nn/softmax_cross_entropy.h"
+#include "polyguard/runtime/coded_product.h"
 #include "polyguard/runtime/exchange_tags.h"
 
 namespace polyguard {
@@ -121,6 +122,8 @@ TrainingCounters Trainer::counters() const {
   c.faults_injected = faults_ != nullptr ? faults_->faults_injected() : 0;
   c.results_not_awaited = model_->results_not_awaited();
   c.unverified_decodes = model_->unverified_decodes();
+  c.generation = group_->generation();
+  c.peers_present = static_cast<int64_t>(group_->members().size());
   return c;
 }
 
@@ -177,13 +180,19 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kAgree, round));
   POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, tag));
   const int p = group_->size();
+  // Only members vote (a lost peer's column is NaN).
+  std::vector<bool> present(static_cast<size_t>(p), false);
+  for (int q : group_->members()) present[size_t(q)] = true;
+  const int voters = static_cast<int>(group_->members().size());
   Decision d;
-  for (int q = 0; q < p; ++q) d.any_failed = d.any_failed || all(0, q) != 0.0;
+  for (int q = 0; q < p; ++q)
+    d.any_failed = d.any_failed || (present[size_t(q)] && all(0, q) != 0.0);
   d.retry = d.any_failed;
   uint64_t any_wrong = 0;
   for (int i = 0; i < 2 * layers; ++i) {
     uint64_t agreed = 0;  // the union over peers: what any decode located
     for (int q = 0; q < p; ++q) {
+      if (!present[size_t(q)]) continue;
       const double lo = all(3 + 2 * i, q), hi = all(4 + 2 * i, q);
       if (!(lo >= 0 && lo < 4294967296.0 && hi >= 0 && hi < 4294967296.0)) continue;
       agreed |= uint64_t(lo) | (uint64_t(hi) << 32);
@@ -211,13 +220,14 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
     };
     int best = -1, best_count = 0;
     for (int a = 0; a < p; ++a) {
+      if (!present[size_t(a)]) continue;
       int count = 0;
-      for (int b = 0; b < p; ++b) count += agree(a, b) ? 1 : 0;
+      for (int b = 0; b < p; ++b) count += present[size_t(b)] && agree(a, b) ? 1 : 0;
       if (count > best_count) best = a, best_count = count;
     }
     std::vector<bool> in(static_cast<size_t>(p), false);
-    if (best < 0 || 2 * best_count <= p) return std::vector<bool>();
-    for (int b = 0; b < p; ++b) in[size_t(b)] = agree(best, b);
+    if (best < 0 || 2 * best_count <= voters) return std::vector<bool>();
+    for (int b = 0; b < p; ++b) in[size_t(b)] = present[size_t(b)] && agree(best, b);
     return in;
   };
   d.stale.resize(size_t(layers));
@@ -232,6 +242,7 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
     }
     int root = -1;
     for (int q = 0; q < p; ++q) {
+      if (!present[size_t(q)]) continue;
       if (x[size_t(q)] && g[size_t(q)]) {
         if (root < 0) root = q;
       } else {
@@ -298,8 +309,8 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
     POLYGUARD_ASSIGN_OR_RETURN(
         Matrix all,
         group_->AllGather(std::span<const double>(mine.data(), size_t(mine.size())), probe_tag));
-    std::vector<PeerResult> probes;
-    for (int q = 0; q < p; ++q) probes.push_back({q, all.col(q)});
+    std::vector<PeerResult> probes;  // the members' (a lost peer's shard is an erasure)
+    for (int q : group_->members()) probes.push_back({q, all.col(q)});
     StatusOr<std::vector<int>> wrong = code.CheckProbes(probes);
     if (!wrong.ok()) {
       if (wrong.status().code() != StatusCode::kDataLoss) return wrong.status();
@@ -310,7 +321,7 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
     corrupted.insert(corrupted.end(), wrong->begin(), wrong->end());
     if (tag_layer == kSnapshotScrubs) continue;  // SnapshotNow only looks (see there)
     std::vector<int> healthy;
-    for (int q = 0; q < p; ++q)
+    for (int q : group_->members())
       if (!std::binary_search(wrong->begin(), wrong->end(), q)) healthy.push_back(q);
     // Every peer computes every target's sources: the same plan everywhere.
     std::vector<std::vector<int>> sources;
@@ -487,14 +498,21 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
                                       model_->last_wrong_results() > 0 ? 1.0 : 0.0};
     POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kAgree, round));
     POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, tag));
-    if ((all.row(0).array() != 0.0).any()) {
+    bool failed = false, located = false;
+    std::vector<double> counts;  // the members' (a lost peer's column is NaN)
+    for (int q : group_->members()) {
+      failed = failed || all(0, q) != 0.0;
+      located = located || all(2, q) != 0.0;
+      counts.push_back(all(1, q));
+    }
+    if (failed) {
       // A corrupted stored shard would fail the retry too.
       bool repairable = true;
       POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kRoundScrubs, &repairable).status());
       if (!repairable) break;
       continue;
     }
-    if ((all.row(2).array() != 0.0).any()) {
+    if (located) {
       // Evaluation runs many forwards and no updates: a shard hit during it
       // must not wait for the next training step's scrub, or hits pile up
       // past what the code corrects. (This result is already correct.)
@@ -502,9 +520,6 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
       POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kRoundScrubs, &repairable).status());
     }
     // The count most peers computed (a peer's local copy may be wrong).
-    // (A row of the column-major gather is strided: copy it entry by entry.)
-    std::vector<double> counts(static_cast<size_t>(all.cols()));
-    for (Eigen::Index q = 0; q < all.cols(); ++q) counts[size_t(q)] = all(1, q);
     std::sort(counts.begin(), counts.end());
     return static_cast<int>(counts[counts.size() / 2]);
   }
@@ -545,6 +560,33 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
     }
   }
   const std::vector<int> label_vec(labels.begin(), labels.end());
+  if (!options_.survive_crashes) return Attempt(step, x, label_vec);
+  if (!undo_ || undo_->step != step) {
+    undo_before_ = std::move(undo_);
+    undo_ = CaptureUndo(step);
+  }
+  while (true) {
+    StatusOr<StepResult> r = Attempt(step, x, label_vec);
+    const StatusCode code = r.status().code();
+    if (r.ok() || (code != StatusCode::kUnavailable && code != StatusCode::kDeadlineExceeded)) {
+      if (r.ok() && !r->rolled_back && int(group_->members().size()) < group_->size()) {
+        ++counters_.degraded_steps;
+      }
+      return r;
+    }
+    POLYGUARD_ASSIGN_OR_RETURN(const int64_t next, SurviveLoss(step, r.status()));
+    if (next == step) continue;  // recompute this step over the survivors
+    return StepResult{.loss = std::numeric_limits<double>::quiet_NaN(),
+                      .accuracy = 0.0,
+                      .next_step = next,
+                      .rolled_back = true};
+  }
+}
+
+StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
+                                      const std::vector<int>& label_vec) {
+  const SequentialOptions& mo = model_->options();
+  const int classes = mo.layers.back().outputs;
   bool repairable = true;
   for (int attempt = 0; attempt <= options_.max_retries && repairable; ++attempt) {
     const int64_t round = ++round_;
@@ -619,6 +661,115 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
                     .accuracy = 0.0,
                     .next_step = snapshot_.step + 1,
                     .rolled_back = true};
+}
+
+Trainer::Undo Trainer::CaptureUndo(int64_t step) const {
+  Undo u{.step = step,
+         .previous_wrong = previous_wrong_,
+         .rollbacks_in_a_row = rollbacks_in_a_row_,
+         .rollback_step = rollback_step_,
+         .snapshot = snapshot_,
+         .taken = taken_};
+  for (int l = 0; l < model_->num_layers(); ++l) {
+    u.shards.push_back(model_->layer(l).shard());
+    u.velocities.push_back(model_->layer(l).velocity());
+  }
+  return u;
+}
+
+void Trainer::RestoreUndo(const Undo& u) {
+  for (int l = 0; l < model_->num_layers(); ++l) {
+    *model_->layer(l).mutable_shard() = u.shards[size_t(l)];
+    *model_->layer(l).mutable_velocity() = u.velocities[size_t(l)];
+  }
+  previous_wrong_ = u.previous_wrong;
+  rollbacks_in_a_row_ = u.rollbacks_in_a_row;
+  rollback_step_ = u.rollback_step;
+  snapshot_ = u.snapshot;
+  taken_ = u.taken;
+}
+
+Status Trainer::CheckSurvivable(const std::vector<int>& members,
+                                const std::vector<int>& lost) const {
+  const int present = static_cast<int>(members.size());
+  const int wait_for = model_->options().product.wait_for;
+  const std::string after = " with peers " + FormatPeers(lost) + " lost (" +
+                            std::to_string(present) + " of " + std::to_string(group_->size()) +
+                            " peers left)";
+  for (int l = 0; l < model_->num_layers(); ++l) {
+    const ProductCode& code = model_->layer(l).code();
+    const int p = code.num_peers();
+    const std::string layer = "layer " + std::to_string(l) + " (" + code.Describe() + "): ";
+    if (present < code.recovery_threshold()) {
+      return DataLossError(layer + "the forward threshold K = " +
+                           std::to_string(code.recovery_threshold()) + " no longer holds" + after);
+    }
+    if (present < code.transpose_threshold()) {
+      return DataLossError(layer + "the backward threshold " +
+                           std::to_string(code.transpose_threshold()) + " no longer holds" + after);
+    }
+    // The errors each decode still corrects with fewer results.
+    auto left = [&](int corrected, int threshold) {
+      return corrected - (p - std::min(ResultsAwaited(wait_for, threshold, p), present));
+    };
+    const int budget =
+        std::min(left(code.errors_corrected_probabilistic(), code.recovery_threshold()),
+                 left(code.transpose_errors_corrected_probabilistic(), code.transpose_threshold()));
+    if (std::max(budget, 0) < model_->options().errors_to_correct) {
+      return DataLossError(layer + "corrects " + std::to_string(std::max(budget, 0)) +
+                           " wrong results per product, the job's errors_to_correct is " +
+                           std::to_string(model_->options().errors_to_correct) + after);
+    }
+    for (int t : members) {
+      std::vector<int> others;
+      for (int q : members)
+        if (q != t) others.push_back(q);
+      if (!code.RepairSources(t, others).ok()) {
+        return DataLossError(layer + "peer " + std::to_string(t) +
+                             "'s shard can no longer be repaired from the others" + after);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<int64_t> Trainer::SurviveLoss(int64_t step, const Status& cause) {
+  auto stop = [&](const Status& why) {
+    return Status(why.code(), why.message() + " (after: " + cause.message() + ")");
+  };
+  StatusOr<std::vector<int>> lost = group_->AgreeOnLost(group_->timeout() * 3 / 2);
+  if (!lost.ok()) return stop(lost.status());
+  if (lost->empty()) return cause;  // nobody is gone: the exchange failed for another reason
+  std::vector<int> members;
+  for (int q : group_->members())
+    if (!std::binary_search(lost->begin(), lost->end(), q)) members.push_back(q);
+  if (Status s = CheckSurvivable(members, *lost); !s.ok()) return stop(s);
+  if (Status s = group_->Reform(members, group_->generation() + 1); !s.ok()) return stop(s);
+  counters_.peers_lost += static_cast<int64_t>(lost->size());
+  // Survivors may be a step apart (a peer that got a lost peer's last piece
+  // finished the step): all return to the start of the earliest one.
+  const std::vector<double> mine = {double(step), double(round_)};
+  POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kAgree, 0));
+  StatusOr<Matrix> all = group_->AllGather(mine, tag);
+  if (!all.ok()) return stop(all.status());
+  int64_t earliest = step;
+  double rounds = double(round_);
+  for (int q : members) {
+    earliest = std::min(earliest, int64_t((*all)(0, q)));
+    rounds = std::max(rounds, (*all)(1, q));
+  }
+  if (earliest == step && undo_ && undo_->step == step) {
+    RestoreUndo(*undo_);
+  } else if (earliest == step - 1 && undo_before_ && undo_before_->step == earliest) {
+    RestoreUndo(*undo_before_);
+    undo_ = std::move(undo_before_);
+    undo_before_.reset();
+  } else {
+    return stop(DataLossError("survivors cannot return to a common step: this peer is at " +
+                              std::to_string(step) + ", another at " + std::to_string(earliest)));
+  }
+  round_ = int64_t(rounds);  // fresh rounds: no tag or fault decision repeats
+  return earliest;
 }
 
 Status Trainer::Train(int64_t steps, const BatchFn& batch, const StepFn& on_step) {

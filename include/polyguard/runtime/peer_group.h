@@ -104,6 +104,8 @@ class PeerGroup {
   // The peers taking part (ascending) and this group's generation.
   const std::vector<int>& members() const { return members_; }
   int64_t generation() const { return generation_; }
+  // The failure timeout (PeerGroupOptions::timeout).
+  std::chrono::milliseconds timeout() const { return timeout_; }
 
   // Every member's piece (all of length n): column r of the result is peer
   // r's; an absent peer's column (members()) is NaN. Unavailable or
@@ -146,14 +148,17 @@ class PeerGroup {
   std::vector<int> lost_peers() const;
 
   // Collective over the members still alive, after an exchange failed
-  // because peers are gone: every survivor publishes whom it lost in the
-  // rendezvous, waits up to `wait` for every member it did not lose to do the
-  // same (a member that does not is lost too), takes the union, and checks
-  // that every survivor took the same one. Returns the members lost (never
-  // this peer). FailedPrecondition when the others declared this peer lost
-  // (it must stop, not carry on or rejoin silently); DataLoss when the
-  // survivors disagree or one of them stops answering. Cost: 2 store writes
-  // and 2 (members - 1) store reads.
+  // because peers are gone. Every survivor publishes a report in the
+  // rendezvous and waits up to `wait` for every other member's: the members
+  // that do not report are lost. Then every survivor publishes its lost set
+  // and waits up to `wait` again for every other survivor's, which must be
+  // the same. Returns the members lost (never this peer). FailedPrecondition
+  // when the others already decided without this peer (it was silent too
+  // long: it must stop, not carry on or rejoin silently); DataLoss when the
+  // survivors disagree or one stops answering. Every survivor must enter it
+  // within `wait` of the first (a failure timeout and some margin). Cost:
+  // up to 2 `wait` when a peer is lost; 3 store writes, 2 (members - 1) + 2
+  // store reads.
   StatusOr<std::vector<int>> AgreeOnLost(std::chrono::milliseconds wait);
 
   // Reconnects this group in place as `members` (ascending, this peer among

@@ -69,6 +69,15 @@ struct TrainerOptions {
   // (DecoderOptions). With wait_for = 0 every peer decodes the same results
   // and copies must be equal bit for bit.
   double fingerprint_tolerance = 32768.0 * DBL_EPSILON;
+  // A crashed peer is an erasure (docs/architecture.md, "Surviving a crash"):
+  // when an exchange fails because peers are gone, the survivors agree on
+  // whom they lost (PeerGroup::AgreeOnLost), check that every layer's
+  // thresholds and error budget still hold with the peers left (else
+  // DataLoss naming the layer), re-form the group without them, return to the
+  // start of the earliest step any of them was in, and go on. Costs two
+  // copies of every shard and velocity (and of the periodic snapshot) per
+  // peer, taken at the start of every step. Off: a lost peer stops the job.
+  bool survive_crashes = false;
 };
 
 Status ValidateTrainerOptions(const TrainerOptions& options);
@@ -98,6 +107,12 @@ struct TrainingCounters {
   int64_t scrubs = 0;
   int64_t shard_repairs = 0;  // shards regenerated (any peer's)
   int64_t rollbacks = 0;
+  // Crashes survived (survive_crashes): peers lost, the group's generation,
+  // the peers present, steps completed with fewer than P peers.
+  int64_t peers_lost = 0;
+  int64_t generation = 0;
+  int64_t peers_present = 0;
+  int64_t degraded_steps = 0;
 };
 std::string FormatCounters(const TrainingCounters& counters);
 
@@ -120,6 +135,10 @@ class Trainer {
   // (a peer is gone: the message names it), DataLoss (training cannot make
   // progress: max_rollbacks in a row), FailedPrecondition (non-finite values
   // that no strategy protection caught: training diverged).
+  // With survive_crashes, a lost peer is survived (see TrainerOptions); the
+  // step then reports rolled_back with the step to run next when this peer
+  // was a step ahead of another survivor. DataLoss names the layer whose
+  // threshold no longer holds.
   StatusOr<StepResult> Step(int64_t step, const MatrixRef& x, std::span<const int> labels);
 
   // Trains steps 1..steps; batch(step, x, labels) supplies each step's batch
@@ -195,6 +214,26 @@ class Trainer {
 
   Trainer(PeerGroup* group, Sequential* model, FaultInjector* faults, TrainerOptions options)
       : group_(group), model_(model), faults_(faults), options_(options) {}
+  // One step's attempts, retries and rollback (Step without crash survival).
+  StatusOr<StepResult> Attempt(int64_t step, const MatrixRef& x, const std::vector<int>& labels);
+  // What Step restores after a crash: this peer's state at the start of a step.
+  struct Undo {
+    int64_t step = 0;
+    std::vector<Matrix> shards, velocities;
+    std::vector<int> previous_wrong;
+    int rollbacks_in_a_row = 0;
+    int64_t rollback_step = 0;
+    State snapshot;
+    std::optional<State> taken;
+  };
+  Undo CaptureUndo(int64_t step) const;
+  void RestoreUndo(const Undo& undo);
+  // After `cause` (a lost peer) in `step`: agree, check, re-form, realign.
+  // Returns the step every survivor runs next.
+  StatusOr<int64_t> SurviveLoss(int64_t step, const Status& cause);
+  // DataLoss naming the first layer whose thresholds or error budget fail
+  // with only `members` present.
+  Status CheckSurvivable(const std::vector<int>& members, const std::vector<int>& lost) const;
   StatusOr<Decision> Agree(bool failed, double loss, double accuracy, int64_t round);
   Status ReplaceStaleCopies(const Decision& decision, int64_t round);
   // Scrub at `round` (its exchanges' tags and its probes; `tag_layer` keeps
@@ -219,6 +258,7 @@ class Trainer {
   int rollbacks_in_a_row_ = 0;
   int64_t rollback_step_ = 0;  // the furthest step that needed a rollback
   TrainingCounters counters_;
+  std::optional<Undo> undo_, undo_before_;  // the current step's start, the previous one's
 };
 
 }  // namespace polyguard

@@ -1,0 +1,158 @@
+// A crashed peer is an erasure: real peer processes over gloo TCP, one of
+// them dying mid-step (FaultModel crash: _exit inside a forward product) or
+// killed between steps; the survivors agree, re-form and go on, and their
+// losses follow an uninterrupted run's to roundoff, with faults at every step
+// point. When a threshold no longer holds they stop with DataLoss naming it.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "polyguard/train/job_runner.h"
+#include "runtime/multiprocess.h"
+
+namespace polyguard {
+namespace {
+
+using namespace std::chrono_literals;
+
+JobSpec SurvivingJob(const std::string& name, int peers, int64_t steps) {
+  JobSpec job;
+  job.name = name;
+  job.peers = peers;
+  job.steps = steps;
+  job.data.kind = DataSpec::Kind::kSynthetic;
+  job.data.classes = 3;
+  job.model.layers = {{10, 12, Activation::kRelu}, {12, 3, Activation::kIdentity}};
+  job.model.batch = 6;
+  job.model.code = {.strategy = Strategy::kPolyDot, .m = 2, .n = 1};  // K = 2, backward 3
+  job.trainer.sgd = {.learning_rate = 0.1, .momentum = 0.9};
+  job.trainer.scrub_interval = 5;
+  job.trainer.snapshot_interval = 5;
+  job.trainer.survive_crashes = true;
+  job.faults.error_rate = 0.01;  // every step point
+  job.fault_seed = 4;
+  job.timeout = 3s;
+  return job;
+}
+
+// Peer 0's losses by step (0: not completed) from an uninterrupted run on threads.
+std::vector<double> Uninterrupted(const JobSpec& job) {
+  std::vector<std::vector<double>> losses(static_cast<size_t>(job.peers));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < job.peers; ++r) {
+    threads.emplace_back([&, r] {
+      losses[size_t(r)].assign(size_t(job.steps + 1), 0.0);
+      JobHooks hooks;
+      hooks.on_step = [&](int64_t step, int64_t, const StepResult& res, const StepTiming&,
+                          const Trainer&) { losses[size_t(r)][size_t(step)] = res.loss; };
+      const JobOutcome out =
+          RunJobPeer(job, {.rank = r, .rendezvous = "inproc:whole-" + job.name}, hooks);
+      EXPECT_TRUE(out.status.ok()) << out.status;
+    });
+  }
+  for (auto& t : threads) t.join();
+  return losses[0];
+}
+
+struct PeerRun {
+  int exit_code = -1, signal = 0;
+  std::vector<double> losses;
+  std::string status;
+};
+
+// Runs the job on processes; `kill_after(rank)` > 0 kills that peer after
+// completing that step. Each survivor writes its losses and final status.
+std::vector<PeerRun> OnProcesses(const JobSpec& job,
+                                 const std::function<int64_t(int)>& kill_after) {
+  const std::string dir = testing::FreshFolder("survive-" + job.name);
+  const auto results = testing::RunPeers(
+      job.peers,
+      [&](int rank) {
+        std::vector<double> losses(size_t(job.steps + 1), 0.0);
+        JobHooks hooks;
+        hooks.on_step = [&](int64_t step, int64_t, const StepResult& res, const StepTiming&,
+                            const Trainer&) {
+          losses[size_t(step)] = res.loss;
+          if (kill_after(rank) == step) ::raise(SIGKILL);
+        };
+        const JobOutcome out =
+            RunJobPeer(job, {.rank = rank, .rendezvous = "file:" + dir + "/rdv"}, hooks);
+        std::ofstream f(dir + "/peer-" + std::to_string(rank) + ".txt");
+        f.precision(17);
+        f << out.status.ToString() << "\n"
+          << out.counters.peers_lost << " " << out.counters.generation << " "
+          << out.counters.degraded_steps << "\n";
+        for (double l : losses) f << l << "\n";
+        return out.status.ok() ? 0 : 1;
+      },
+      120s);
+  std::vector<PeerRun> runs(size_t(job.peers));
+  for (int r = 0; r < job.peers; ++r) {
+    PeerRun& run = runs[size_t(r)];
+    run.exit_code = results[size_t(r)].exit_code;
+    run.signal = results[size_t(r)].signal;
+    std::ifstream f(dir + "/peer-" + std::to_string(r) + ".txt");
+    std::getline(f, run.status);
+    std::string counters;
+    std::getline(f, counters);
+    run.status += " | " + counters;
+    for (double l; f >> l;) run.losses.push_back(l);
+  }
+  std::filesystem::remove_all(dir);
+  return runs;
+}
+
+TEST(CrashSurvival, APeerDyingMidStepIsAnErasureAndTrainingFollowsTheUninterruptedRun) {
+  const JobSpec whole = SurvivingJob("mid", 5, 24);
+  const std::vector<double> reference = Uninterrupted(whole);
+  JobSpec crashing = whole;
+  crashing.faults.crash_peer = 3;
+  crashing.faults.crash_step = 11;  // a round: inside step 11's forward product
+  const std::vector<PeerRun> runs = OnProcesses(crashing, [](int) { return -1; });
+  EXPECT_EQ(runs[3].exit_code, FaultInjector::kCrashExitCode);
+  for (int r : {0, 1, 2, 4}) {
+    SCOPED_TRACE("peer " + std::to_string(r));
+    const PeerRun& run = runs[size_t(r)];
+    ASSERT_EQ(run.exit_code, 0) << run.status;
+    EXPECT_NE(run.status.find("OK | 1 1 "), std::string::npos) << run.status;  // 1 lost, gen 1
+    ASSERT_EQ(run.losses.size(), reference.size());
+    for (size_t k = 1; k < reference.size(); ++k) {
+      EXPECT_NEAR(run.losses[k], reference[k], 1e-9 * std::abs(reference[k])) << "step " << k;
+    }
+  }
+}
+
+TEST(CrashSurvival, TwoPeersKilledAtOnceStopCleanlyNamingTheThreshold) {
+  // 5 peers, backward threshold 3: losing two leaves 3 (holds), losing
+  // three leaves 2 (fails).
+  // Without faults: with three peers left no decode has redundancy to spare
+  // (errors_to_correct is 0), so a fault would be detected, not corrected.
+  JobSpec job = SurvivingJob("two", 5, 16);
+  job.faults.error_rate = 0;
+  const std::vector<PeerRun> holds =
+      OnProcesses(job, [](int rank) { return rank == 1 || rank == 4 ? 6 : -1; });
+  for (int r : {0, 2, 3}) {
+    EXPECT_EQ(holds[size_t(r)].exit_code, 0) << "peer " << r << ": " << holds[size_t(r)].status;
+  }
+  JobSpec again = job;
+  again.name = "three";
+  const std::vector<PeerRun> fails =
+      OnProcesses(again, [](int rank) { return rank >= 2 ? 6 : -1; });
+  for (int r : {0, 1}) {
+    SCOPED_TRACE("peer " + std::to_string(r));
+    EXPECT_EQ(fails[size_t(r)].exit_code, 1);
+    EXPECT_NE(fails[size_t(r)].status.find("DataLoss: layer 0"), std::string::npos)
+        << fails[size_t(r)].status;
+    EXPECT_NE(fails[size_t(r)].status.find("threshold"), std::string::npos)
+        << fails[size_t(r)].status;
+  }
+}
+
+}  // namespace
+}  // namespace polyguard
