@@ -192,15 +192,17 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   if (last_evaluation != total) {
     if (Status s = evaluate(total); !s.ok()) return fail(s);
   }
-  // The per-peer views summed: each fault and replaced copy is recorded by
-  // one peer; wrong results and corrections were agreed.
+  // The per-peer views summed over the peers present: each fault and
+  // replaced copy is recorded by one peer; wrong results and corrections
+  // were agreed.
   out.counters = trainer->counters();
   const std::vector<double> mine = {double(out.counters.faults_injected),
                                     double(out.counters.unverified_decodes),
                                     double(out.counters.copies_replaced)};
   auto all = stack->group->AllGather(mine, MakeExchangeTag(ExchangeOp::kEvaluationTally).value());
   if (!all.ok()) return fail(all.status());
-  const Vector sum = all->rowwise().sum();
+  Vector sum = Vector::Zero(all->rows());
+  for (int q : stack->group->members()) sum += all->col(q);  // a lost peer's column is NaN
   out.job_faults_injected = int64_t(sum(0));
   out.job_unverified_decodes = int64_t(sum(1));
   out.job_copies_replaced = int64_t(sum(2));

@@ -85,7 +85,8 @@ std::vector<PeerRun> OnProcesses(const JobSpec& job,
             RunJobPeer(job, {.rank = rank, .rendezvous = "file:" + dir + "/rdv"}, hooks);
         std::ofstream f(dir + "/peer-" + std::to_string(rank) + ".txt");
         f.precision(17);
-        f << out.status.ToString() << "\n"
+        // (The job's fault tally sums the survivors' counts: never negative.)
+        f << out.status.ToString() << " faults " << (out.job_faults_injected >= 0) << "\n"
           << out.counters.peers_lost << " " << out.counters.generation << " "
           << out.counters.degraded_steps << "\n";
         for (double l : losses) f << l << "\n";
@@ -120,7 +121,8 @@ TEST(CrashSurvival, APeerDyingMidStepIsAnErasureAndTrainingFollowsTheUninterrupt
     SCOPED_TRACE("peer " + std::to_string(r));
     const PeerRun& run = runs[size_t(r)];
     ASSERT_EQ(run.exit_code, 0) << run.status;
-    EXPECT_NE(run.status.find("OK | 1 1 "), std::string::npos) << run.status;  // 1 lost, gen 1
+    // 1 lost, generation 1.
+    EXPECT_NE(run.status.find("OK faults 1 | 1 1 "), std::string::npos) << run.status;
     ASSERT_EQ(run.losses.size(), reference.size());
     for (size_t k = 1; k < reference.size(); ++k) {
       EXPECT_NEAR(run.losses[k], reference[k], 1e-9 * std::abs(reference[k])) << "step " << k;
