@@ -251,7 +251,7 @@ StatusOr<JobSpec> SpecWithOverrides(const Args& a) {
 // One progress line, redrawn in place on a terminal; elsewhere (a log, a
 // pipe) a line at every tenth of the job.
 void Progress(int64_t step, int64_t total, const StepResult& r, const TrainingCounters& c,
-              double seconds) {
+              int peers, double seconds) {
   static const bool tty = ::isatty(STDOUT_FILENO) != 0;
   static auto last = std::chrono::steady_clock::time_point();
   const auto now = std::chrono::steady_clock::now();
@@ -263,11 +263,17 @@ void Progress(int64_t step, int64_t total, const StepResult& r, const TrainingCo
   const int filled = static_cast<int>(width * step / std::max<int64_t>(total, 1));
   std::string bar(size_t(filled), '#');
   bar.resize(size_t(width), '.');
-  std::fprintf(stdout,
-               "%s[%s] step %ld/%ld  loss %.4f  acc %.3f  wrong %ld corrected %ld  %.1f steps/s %s",
-               tty ? "\r" : "", bar.c_str(), long(step), long(total), r.loss, r.accuracy,
-               long(c.wrong_results), long(c.results_corrected),
-               double(step) / std::max(seconds, 1e-9), tty ? "" : "\n");
+  // While peers are lost: "7/8 peers".
+  const std::string present =
+      c.peers_present > 0 && c.peers_present < peers
+          ? "  " + std::to_string(c.peers_present) + "/" + std::to_string(peers) + " peers"
+          : "";
+  std::fprintf(
+      stdout,
+      "%s[%s] step %ld/%ld  loss %.4f  acc %.3f  wrong %ld corrected %ld%s  %.1f steps/s %s",
+      tty ? "\r" : "", bar.c_str(), long(step), long(total), r.loss, r.accuracy,
+      long(c.wrong_results), long(c.results_corrected), present.c_str(),
+      double(step) / std::max(seconds, 1e-9), tty ? "" : "\n");
   std::fflush(stdout);
 }
 
@@ -289,6 +295,9 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   const bool draw = rank == 0 && args.progress && !args.quiet;
   const auto start = std::chrono::steady_clock::now();
   int64_t done = 0;
+  // The slowest step (after a loss: the agreement, re-forming and recomputing).
+  double slowest = 0;
+  int64_t slowest_step = 0;
   JobHooks hooks;
   hooks.on_start = [&](const PeerStack&) -> Status {
     if (!args.status_port) return Status::Ok();
@@ -300,13 +309,15 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   hooks.on_step = [&](int64_t step, int64_t total, const StepResult& r, const StepTiming& t,
                       const Trainer& trainer) {
     ++done;
+    if (t.wall_seconds > slowest) slowest = t.wall_seconds, slowest_step = step;
     metrics.Update(step, r.loss, t.wall_seconds, trainer.counters());
     if (rank == 0 && args.quiet && step % 10 == 0)
       std::printf("step %ld loss %.6f\n", long(step), r.loss);
     if (draw) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      Progress(step, total, r, trainer.counters(), seconds * double(step) / double(done));
+      Progress(step, total, r, trainer.counters(), spec.peers,
+               seconds * double(step) / double(done));
     }
   };
   const JobOutcome out = RunJobPeer(spec, o, hooks);
@@ -336,6 +347,18 @@ int RunPeer(const Args& args, const JobSpec& spec) {
         long(out.job_faults_injected), long(c.wrong_results), long(c.results_corrected),
         long(out.job_copies_replaced), long(c.uncorrectable_steps), long(c.recomputations),
         long(c.shard_repairs), long(c.rollbacks));
+    if (c.peers_lost > 0) {
+      std::printf(
+          "crashes: %ld peers lost and survived (%ld of %d present at the end), %ld "
+          "steps degraded\n",
+          long(c.peers_lost), long(c.peers_present), spec.peers, long(c.degraded_steps));
+      std::printf("  slowest step: %ld, %.2f s (the mean step: %.3f s)\n", long(slowest_step),
+                  slowest, out.step_wall_seconds / double(std::max<int64_t>(out.steps_run, 1)));
+      for (const Trainer::PeerLoss& l : out.peer_losses) {
+        std::printf("  peers %s lost; step %ld recomputed by generation %ld\n",
+                    FormatPeers(l.peers).c_str(), long(l.step), long(l.generation));
+      }
+    }
     if (out.job_unverified_decodes > 0) {
       std::printf("unprotected: %ld decodes checked nothing (exactly K results)\n",
                   long(out.job_unverified_decodes));
@@ -387,14 +410,24 @@ int RunLocal(int argc, char** argv, const JobSpec& spec) {
     return 1;
   }
   // Once a peer fails, the others get the failure timeout to notice and
-  // stop; then they are killed.
+  // stop; then they are killed. A job that survives crashes lets them go on
+  // (they stop by themselves when a threshold no longer holds).
+  const bool survive = spec.trainer.survive_crashes;
   LocalPeersOptions o;
   o.peers = spec.peers;
-  o.grace_after_failure = spec.timeout + std::chrono::seconds(5);
+  if (!survive) o.grace_after_failure = spec.timeout + std::chrono::seconds(5);
   o.die_with_launcher = true;  // never outlive the launcher
-  int failures = 0;
+  int failures = 0, crashes = 0;
   o.on_exit = [&](const PeerExit& e) {
     if (e.ok()) return;
+    // A crash (a signal, or a fault model's crash) is what survive_crashes
+    // survives; a peer that stopped with an error is a failure.
+    if (survive && (e.signal != 0 || e.exit_code == FaultInjector::kCrashExitCode)) {
+      ++crashes;
+      std::fprintf(stderr, "polyguard-train: peer %d crashed (%s %d); the others go on\n", e.rank,
+                   e.signal != 0 ? "signal" : "exit code", e.signal != 0 ? e.signal : e.exit_code);
+      return;
+    }
     ++failures;
     if (e.signal != 0) {
       std::fprintf(stderr, "polyguard-train: peer %d was killed by signal %d\n", e.rank, e.signal);
@@ -419,8 +452,9 @@ int RunLocal(int argc, char** argv, const JobSpec& spec) {
     failures = spec.peers;
   }
   std::filesystem::remove_all(dir, ec);
-  if (failures > 0) {
-    std::fprintf(stderr, "polyguard-train: %d of %d peers failed\n", failures, spec.peers);
+  if (failures > 0 || crashes == spec.peers) {
+    std::fprintf(stderr, "polyguard-train: %d of %d peers failed\n", failures + crashes,
+                 spec.peers);
     return 1;
   }
   return 0;

@@ -85,7 +85,10 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   Trainer* trainer = nullptr;
   auto fail = [&](Status s) {
     out.status = std::move(s);
-    if (trainer != nullptr) out.counters = trainer->counters();
+    if (trainer != nullptr) {
+      out.counters = trainer->counters();
+      out.peer_losses = trainer->peer_losses();
+    }
     return out;
   };
   if (o.resume && !o.checkpoint_dir) {
@@ -196,6 +199,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   // replaced copy is recorded by one peer; wrong results and corrections
   // were agreed.
   out.counters = trainer->counters();
+  out.peer_losses = trainer->peer_losses();
   const std::vector<double> mine = {double(out.counters.faults_injected),
                                     double(out.counters.unverified_decodes),
                                     double(out.counters.copies_replaced)};

@@ -260,6 +260,14 @@ std::string TrainingMetrics::Render() const {
          double(counters_.shard_repairs));
   metric("polyguard_rollbacks_total", "counter", "Rollbacks to a verified snapshot.",
          double(counters_.rollbacks));
+  metric("polyguard_peers_lost_total", "counter",
+         "Peers lost and survived as erasures (survive_crashes).", double(counters_.peers_lost));
+  metric("polyguard_generation", "gauge", "The peer group's generation (re-formed after a loss).",
+         double(counters_.generation));
+  metric("polyguard_peers_present", "gauge", "Peers taking part now.",
+         double(counters_.peers_present));
+  metric("polyguard_degraded_steps_total", "counter", "Steps completed with fewer than P peers.",
+         double(counters_.degraded_steps));
   return out.str();
 }
 

@@ -769,6 +769,7 @@ StatusOr<int64_t> Trainer::SurviveLoss(int64_t step, const Status& cause) {
                               std::to_string(step) + ", another at " + std::to_string(earliest)));
   }
   round_ = int64_t(rounds);  // fresh rounds: no tag or fault decision repeats
+  peer_losses_.push_back({earliest, *lost, group_->generation()});
   return earliest;
 }
 

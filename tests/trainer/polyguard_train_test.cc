@@ -147,6 +147,27 @@ std::vector<std::string> CheckpointBytes(const std::string& dir) {
 // the last checkpoints of finished runs of 10 and 20 steps, and from the
 // periodic checkpoints a crashed run leaves. It ends on byte-identical
 // checkpoints (step, round, shards, momentum) and prints the same losses.
+// With survive_crashes the crash of peer 2 is survived: the launcher lets
+// the others go on, the job ends with exit 0, and the summary says whom it
+// lost and which step was recomputed. (No soft errors: with 3 of 4 peers
+// left the backward decode has no redundancy, so they would only be
+// detected; CrashSurvival in tests/train has both, on 5 peers.)
+TEST_F(PolyguardTrain, ACrashIsSurvivedWhenTheSpecSaysSo) {
+  const std::string spec = WriteSpec(
+      "survive_crashes: true\ntimeout_ms: 2000\n"
+      "faults { crash_peer: 2 crash_step: 15 }\n");
+  const Outcome o = Train("--spec " + spec, dir_);
+  ASSERT_EQ(o.exit_code, 0) << o.out << o.err;
+  EXPECT_NE(o.err.find("peer 2 crashed (exit code 86); the others go on"), std::string::npos)
+      << o.err;
+  EXPECT_NE(o.out.find("crashes: 1 peers lost and survived (3 of 4 present at the end)"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("peers 2 lost; step"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("test accuracy"), std::string::npos) << o.out;
+  EXPECT_TRUE(NoneLeft(spec));
+}
+
 TEST_F(PolyguardTrain, ResumeContinuesExactlyUnderFaults) {
   const std::string faulty = " --quiet --error-rate 0.01 --checkpoint-dir ";
   const Outcome whole = Train("--spec " + kSmall + faulty + dir_ + "/whole", dir_);

@@ -84,6 +84,7 @@ struct JobOutcome {
   std::string code;                 // the first layer's code, described
   // This peer's (job-wide ones are agreed), also when it stopped early.
   TrainingCounters counters;
+  std::vector<Trainer::PeerLoss> peer_losses;  // survived (survive_crashes)
   // Sums over every peer of the per-peer views (after a completed run).
   int64_t job_faults_injected = 0, job_unverified_decodes = 0, job_copies_replaced = 0;
 };

@@ -202,6 +202,14 @@ class Trainer {
 
   // (faults_injected and results_not_awaited are read at the call.)
   TrainingCounters counters() const;
+  // Every loss survived (survive_crashes): the step the survivors returned
+  // to, the peers lost and the generation formed without them.
+  struct PeerLoss {
+    int64_t step = 0;
+    std::vector<int> peers;
+    int64_t generation = 0;
+  };
+  const std::vector<PeerLoss>& peer_losses() const { return peer_losses_; }
   // The step rollbacks return to: the last periodic snapshot's.
   int64_t last_snapshot_step() const { return snapshot_.step; }
   // The last exchange round used (rounds key tags and fault decisions). To
@@ -259,6 +267,7 @@ class Trainer {
   int64_t rollback_step_ = 0;  // the furthest step that needed a rollback
   TrainingCounters counters_;
   std::optional<Undo> undo_, undo_before_;  // the current step's start, the previous one's
+  std::vector<PeerLoss> peer_losses_;
 };
 
 }  // namespace polyguard
