@@ -9,12 +9,14 @@
 
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "polyguard/train/job_runner.h"
 #include "runtime/multiprocess.h"
+#include "runtime/redis_server.h"
 
 namespace polyguard {
 namespace {
@@ -68,9 +70,11 @@ struct PeerRun {
 
 // Runs the job on processes; `kill_after(rank)` > 0 kills that peer after
 // completing that step. Each survivor writes its losses and final status.
-std::vector<PeerRun> OnProcesses(const JobSpec& job,
-                                 const std::function<int64_t(int)>& kill_after) {
+// Rendezvous: a folder (default) or the given redis:// URL.
+std::vector<PeerRun> OnProcesses(const JobSpec& job, const std::function<int64_t(int)>& kill_after,
+                                 const std::string& redis = "") {
   const std::string dir = testing::FreshFolder("survive-" + job.name);
+  const std::string rendezvous = redis.empty() ? "file:" + dir + "/rdv" : redis;
   const auto results = testing::RunPeers(
       job.peers,
       [&](int rank) {
@@ -81,8 +85,7 @@ std::vector<PeerRun> OnProcesses(const JobSpec& job,
           losses[size_t(step)] = res.loss;
           if (kill_after(rank) == step) ::raise(SIGKILL);
         };
-        const JobOutcome out =
-            RunJobPeer(job, {.rank = rank, .rendezvous = "file:" + dir + "/rdv"}, hooks);
+        const JobOutcome out = RunJobPeer(job, {.rank = rank, .rendezvous = rendezvous}, hooks);
         std::ofstream f(dir + "/peer-" + std::to_string(rank) + ".txt");
         f.precision(17);
         // (The job's fault tally sums the survivors' counts: never negative.)
@@ -109,13 +112,24 @@ std::vector<PeerRun> OnProcesses(const JobSpec& job,
   return runs;
 }
 
-TEST(CrashSurvival, APeerDyingMidStepIsAnErasureAndTrainingFollowsTheUninterruptedRun) {
-  const JobSpec whole = SurvivingJob("mid", 5, 24);
+// Under both rendezvous: a folder, and a real redis-server started here.
+class CrashSurvival : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CrashSurvival, APeerDyingMidStepIsAnErasureAndTrainingFollowsTheUninterruptedRun) {
+  const JobSpec whole = SurvivingJob("mid-" + GetParam(), 5, 24);
   const std::vector<double> reference = Uninterrupted(whole);
   JobSpec crashing = whole;
   crashing.faults.crash_peer = 3;
   crashing.faults.crash_step = 11;  // a round: inside step 11's forward product
-  const std::vector<PeerRun> runs = OnProcesses(crashing, [](int) { return -1; });
+  const std::string dir = testing::FreshFolder("redis-" + whole.name);
+  std::optional<testing::RedisServer> redis;
+  if (GetParam() == "redis") {
+    redis.emplace(dir);
+    ASSERT_TRUE(redis->ok()) << "redis-server did not start (missing? run scripts/setup)";
+  }
+  const std::vector<PeerRun> runs = OnProcesses(
+      crashing, [](int) { return -1; }, redis ? redis->url() : "");
+  std::filesystem::remove_all(dir);
   EXPECT_EQ(runs[3].exit_code, FaultInjector::kCrashExitCode);
   for (int r : {0, 1, 2, 4}) {
     SCOPED_TRACE("peer " + std::to_string(r));
@@ -130,7 +144,10 @@ TEST(CrashSurvival, APeerDyingMidStepIsAnErasureAndTrainingFollowsTheUninterrupt
   }
 }
 
-TEST(CrashSurvival, TwoPeersKilledAtOnceStopCleanlyNamingTheThreshold) {
+INSTANTIATE_TEST_SUITE_P(Rendezvous, CrashSurvival, ::testing::Values("file", "redis"),
+                         [](const auto& info) { return info.param; });
+
+TEST(CrashSurvivalThresholds, TwoPeersKilledAtOnceStopCleanlyNamingTheThreshold) {
   // 5 peers, backward threshold 3: losing two leaves 3 (holds), losing
   // three leaves 2 (fails).
   // Without faults: with three peers left no decode has redundancy to spare
