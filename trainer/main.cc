@@ -298,6 +298,7 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   // The slowest step (after a loss: the agreement, re-forming and recomputing).
   double slowest = 0;
   int64_t slowest_step = 0;
+  std::vector<double> loss_step_seconds;  // per loss survived
   JobHooks hooks;
   hooks.on_start = [&](const PeerStack&) -> Status {
     if (!args.status_port) return Status::Ok();
@@ -310,6 +311,12 @@ int RunPeer(const Args& args, const JobSpec& spec) {
                       const Trainer& trainer) {
     ++done;
     if (t.wall_seconds > slowest) slowest = t.wall_seconds, slowest_step = step;
+    // The step a loss was survived in: from its start (before the loss) to
+    // its completion by the survivors.
+    const auto& losses = trainer.peer_losses();
+    if (loss_step_seconds.size() < losses.size() && losses.back().step == step) {
+      loss_step_seconds.resize(losses.size(), t.wall_seconds);
+    }
     metrics.Update(step, r.loss, t.wall_seconds, trainer.counters());
     if (rank == 0 && args.quiet && step % 10 == 0)
       std::printf("step %ld loss %.6f\n", long(step), r.loss);
@@ -354,9 +361,13 @@ int RunPeer(const Args& args, const JobSpec& spec) {
           long(c.peers_lost), long(c.peers_present), spec.peers, long(c.degraded_steps));
       std::printf("  slowest step: %ld, %.2f s (the mean step: %.3f s)\n", long(slowest_step),
                   slowest, out.step_wall_seconds / double(std::max<int64_t>(out.steps_run, 1)));
-      for (const Trainer::PeerLoss& l : out.peer_losses) {
-        std::printf("  peers %s lost; step %ld recomputed by generation %ld\n",
-                    FormatPeers(l.peers).c_str(), long(l.step), long(l.generation));
+      for (size_t i = 0; i < out.peer_losses.size(); ++i) {
+        const Trainer::PeerLoss& l = out.peer_losses[i];
+        std::printf(
+            "  peers %s lost; step %ld recomputed by generation %ld (agreeing and "
+            "re-forming: %.2f s; the step: %.2f s)\n",
+            FormatPeers(l.peers).c_str(), long(l.step), long(l.generation), l.seconds,
+            i < loss_step_seconds.size() ? loss_step_seconds[i] : 0.0);
       }
     }
     if (out.job_unverified_decodes > 0) {

@@ -38,7 +38,7 @@ StatusOr<Matrix> PeerGroup::AllGather(std::span<const double> mine, ExchangeTag 
     for (int p : members_) {
       if (std::binary_search(g.peers.begin(), g.peers.end(), p)) continue;
       missing.push_back(p);
-      NoteLost(p);  // silent for the whole failure timeout
+      NoteLost(p, /*closed=*/false);  // silent for the whole failure timeout
     }
     return DeadlineExceededError(what + ": no piece from peers " + FormatPeers(missing) +
                                  " within " + std::to_string(timeout_.count()) + " ms");
@@ -63,7 +63,7 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::AllGatherV(std::span<const
                                           SlotOf(tag, internal::kSizes), what));
   auto note_missing = [&](const GatherResult& g) {
     for (int p : members_)
-      if (!std::binary_search(g.peers.begin(), g.peers.end(), p)) NoteLost(p);
+      if (!std::binary_search(g.peers.begin(), g.peers.end(), p)) NoteLost(p, false);
   };
   if (int(sizes.peers.size()) < present) {
     note_missing(sizes);

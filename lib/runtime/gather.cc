@@ -257,7 +257,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   std::vector<int> gone;
   for (const Failure& f : waited.failed) {
     gone.push_back(f.peer);
-    NoteLost(f.peer);
+    NoteLost(f.peer, /*closed=*/!f.timed_out);
     if (f.timed_out) {
       broken_ = true;  // gloo closed every connection
       broken_reason_ = f.reason;

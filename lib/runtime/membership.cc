@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lib/runtime/peer_group_impl.h"
+#include "lib/runtime/rendezvous.h"
 #include "polyguard/codes/errors_and_erasures_decoder.h"  // FormatPeers
 #include "polyguard/runtime/peer_group.h"
 
@@ -48,32 +49,36 @@ std::optional<std::vector<int>> Decode(const std::vector<char>& data) {
   return peers;
 }
 
-// The value of `key`, complete, waiting until `deadline`; nothing when it
-// does not come. (A file store's value can be seen while it is still being
-// written: read again until it is whole.)
-std::optional<std::vector<int>> WaitFor(gloo::rendezvous::Store& store, const std::string& key,
+// The value of `key` in this generation's keys, complete, waiting until
+// `deadline` (at least one look); nothing when it does not come. Polls every
+// 5 ms. (A file store's value can be seen while it is still being written:
+// read again until it is whole.)
+std::optional<std::vector<int>> WaitFor(const PeerGroup::Impl& impl, const std::string& key,
                                         std::chrono::steady_clock::time_point deadline) {
-  for (bool first = true;; first = false) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    // One look even past the deadline: a value already there counts.
-    if (left.count() <= 0 && !first) return std::nullopt;
-    try {
-      store.wait({key}, std::max(left, std::chrono::milliseconds(1)));
-      if (std::optional<std::vector<int>> peers = Decode(store.get(key))) return peers;
-    } catch (const std::exception& e) {
-      // Not there yet, or read while being written: look again.
-      (void)e;
+  const std::string full = impl.prefix + "/" + key;
+  while (true) {
+    if (internal::RendezvousKeyExists(*impl.base_store, full)) {
+      try {
+        if (std::optional<std::vector<int>> peers = Decode(impl.store->get(key))) return peers;
+      } catch (const std::exception&) {
+        // Read while being written: look again.
+      }
     }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 }
 
 }  // namespace
 
-void PeerGroup::NoteLost(int peer) {
-  if (peer == rank_ || std::binary_search(lost_.begin(), lost_.end(), peer)) return;
-  lost_.insert(std::upper_bound(lost_.begin(), lost_.end(), peer), peer);
+void PeerGroup::NoteLost(int peer, bool closed) {
+  if (peer == rank_) return;
+  auto add = [peer](std::vector<int>& set) {
+    if (!std::binary_search(set.begin(), set.end(), peer))
+      set.insert(std::upper_bound(set.begin(), set.end(), peer), peer);
+  };
+  add(lost_);
+  if (closed) add(closed_);
 }
 
 std::vector<int> PeerGroup::lost_peers() const {
@@ -92,8 +97,8 @@ StatusOr<std::vector<int>> PeerGroup::AgreeOnLost(std::chrono::milliseconds wait
   // A decision taken without this peer (it was silent too long): it is late
   // and lost. The lowest survivor writes "lost-decision".
   auto declared_lost = [&]() -> Status {
-    const std::optional<std::vector<int>> d = WaitFor(
-        store, "lost-decision", std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
+    const std::optional<std::vector<int>> d =
+        WaitFor(*impl_, "lost-decision", std::chrono::steady_clock::now());
     if (!d || !std::binary_search(d->begin(), d->end(), rank_)) return Status::Ok();
     return FailedPreconditionError("peer " + std::to_string(rank_) +
                                    " was declared lost by the other peers" + gen +
@@ -106,6 +111,13 @@ StatusOr<std::vector<int>> PeerGroup::AgreeOnLost(std::chrono::milliseconds wait
     return UnavailableError("peer " + std::to_string(rank_) +
                             ": cannot report lost peers to the rendezvous: " + e.what());
   }
+  // Leave this generation's connections now: a survivor still waiting for
+  // this peer's piece fails at once ("connection closed") instead of at its
+  // failure timeout, and comes here too. (The group re-forms anyway.)
+  impl_->pending.Clear();
+  impl_->context.reset();
+  broken_ = true;
+  broken_reason_ = "left generation " + std::to_string(generation_) + " to agree on lost peers";
   // Alive: the members that report within the wait. (A peer this one saw
   // fail may be alive: a gloo timeout elsewhere closes every connection.)
   std::vector<int> lost;
@@ -114,8 +126,17 @@ StatusOr<std::vector<int>> PeerGroup::AgreeOnLost(std::chrono::milliseconds wait
   for (int q : members_)
     if (q != rank_ && !std::binary_search(lost_.begin(), lost_.end(), q)) order.push_back(q);
   for (int q : lost_) order.push_back(q);
+  // A peer whose connection failed reports at once if it is alive (it
+  // closed its connections because it entered this agreement itself); one
+  // that was only silent may be waiting for a failure timeout first.
+  const auto closed_deadline =
+      std::min(deadline, std::chrono::steady_clock::now() +
+                             std::min(wait / 3, std::chrono::milliseconds(1000)));
   for (int q : order) {
-    if (!WaitFor(store, key("lost-report", q), deadline)) lost.push_back(q);
+    const bool closed = std::binary_search(closed_.begin(), closed_.end(), q);
+    if (!WaitFor(*impl_, key("lost-report", q), closed ? closed_deadline : deadline)) {
+      lost.push_back(q);
+    }
   }
   std::sort(lost.begin(), lost.end());
   POLYGUARD_RETURN_IF_ERROR(declared_lost());
@@ -137,7 +158,7 @@ StatusOr<std::vector<int>> PeerGroup::AgreeOnLost(std::chrono::milliseconds wait
   for (int q : members_) {
     if (q == rank_ || std::binary_search(lost.begin(), lost.end(), q)) continue;
     const std::optional<std::vector<int>> decision =
-        WaitFor(store, key("lost-decision", q), deadline);
+        WaitFor(*impl_, key("lost-decision", q), deadline);
     if (!decision) {
       return DataLossError("survivors cannot agree on the lost peers" + gen + ": peer " +
                            std::to_string(q) + " stopped answering");
@@ -172,6 +193,7 @@ Status PeerGroup::Reform(const std::vector<int>& members, int64_t generation) {
   members_ = members;
   generation_ = generation;
   lost_.clear();
+  closed_.clear();
   broken_ = false;
   broken_reason_.clear();
   return Status::Ok();

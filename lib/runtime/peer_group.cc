@@ -76,6 +76,7 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
     const std::string prefix =
         o.generation > 0 ? o.job_id + "/generation-" + std::to_string(o.generation) : o.job_id;
     impl->store = std::make_unique<gloo::rendezvous::PrefixStore>(prefix, *impl->base_store);
+    impl->prefix = prefix;
     gloo::transport::tcp::attr attr;
     attr.hostname = o.hostname;
     impl->device = gloo::transport::tcp::CreateDevice(attr);

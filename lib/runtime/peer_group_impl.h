@@ -21,6 +21,7 @@ namespace polyguard {
 struct PeerGroup::Impl {
   std::shared_ptr<gloo::rendezvous::Store> base_store;
   std::unique_ptr<gloo::rendezvous::PrefixStore> store;  // the job's keys in base_store
+  std::string prefix;  // of `store`'s keys in base_store (gloo joins "prefix/key")
   std::shared_ptr<gloo::transport::Device> device;
   std::shared_ptr<gloo::rendezvous::Context> context;
   internal::PendingBuffers pending;

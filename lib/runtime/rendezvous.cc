@@ -18,13 +18,28 @@ namespace {
 
 using Store = gloo::rendezvous::Store;
 
+// gloo's stores with their lookups made public (RendezvousKeyExists).
+class InprocHashStore : public gloo::rendezvous::HashStore {
+ public:
+  bool Has(const std::string& key) {
+    std::lock_guard<std::mutex> lock(m_);
+    return map_.count(key) > 0;
+  }
+};
+
+class FolderStore : public gloo::rendezvous::FileStore {
+ public:
+  using gloo::rendezvous::FileStore::FileStore;
+  bool Has(const std::string& key) { return check({key}); }
+};
+
 // In-process stores, shared by name between the threads of this process.
 std::shared_ptr<Store> InprocStore(const std::string& name) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<Store>> stores;
   std::lock_guard<std::mutex> lock(mu);
   auto& s = stores[name];
-  if (!s) s = std::make_shared<gloo::rendezvous::HashStore>();
+  if (!s) s = std::make_shared<InprocHashStore>();
   return s;
 }
 
@@ -63,7 +78,7 @@ StatusOr<std::shared_ptr<Store>> FileStore(const std::string& url) {
   std::filesystem::create_directories(dir, ec);
   if (ec) return UnavailableError("rendezvous folder '" + dir + "': " + ec.message());
   try {
-    return std::shared_ptr<Store>(std::make_shared<gloo::rendezvous::FileStore>(dir));
+    return std::shared_ptr<Store>(std::make_shared<FolderStore>(dir));
   } catch (const std::exception& e) {
     return GlooErrorStatus("rendezvous folder '" + dir + "'", e);
   }
@@ -79,6 +94,18 @@ StatusOr<std::shared_ptr<Store>> MakeRendezvousStore(const std::string& url) {
   if (url.rfind("inproc:", 0) == 0) return InprocStore(url.substr(7));
   if (url.rfind("redis://", 0) == 0) return RedisStore(url);
   return FileStore(url);
+}
+
+bool RendezvousKeyExists(Store& store, const std::string& key) {
+  try {
+    if (auto* folder = dynamic_cast<FolderStore*>(&store)) return folder->Has(key);
+    if (auto* hash = dynamic_cast<InprocHashStore*>(&store)) return hash->Has(key);
+    if (auto* redis = dynamic_cast<gloo::rendezvous::RedisStore*>(&store)) {
+      return redis->check({key});
+    }
+  } catch (const std::exception&) {
+  }
+  return false;
 }
 
 }  // namespace polyguard::internal

@@ -19,6 +19,11 @@ namespace polyguard::internal {
 // when the store cannot be reached.
 StatusOr<std::shared_ptr<gloo::rendezvous::Store>> MakeRendezvousStore(const std::string& url);
 
+// Whether `key` (a full key, prefixes included) is in a store made by
+// MakeRendezvousStore, without waiting (gloo's own wait polls a folder at
+// coarse intervals). False for a store of another kind.
+bool RendezvousKeyExists(gloo::rendezvous::Store& store, const std::string& key);
+
 }  // namespace polyguard::internal
 
 #endif  // POLYGUARD_LIB_RUNTIME_RENDEZVOUS_H_

@@ -73,12 +73,12 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
       } catch (const std::exception& e) {
         broken_ = true;
         broken_reason_ = e.what();
-        NoteLost(q);
+        NoteLost(q, internal::ClassifyGlooError(e.what()) != internal::GlooError::kTimeout);
         return UnavailableError(what + ": peer " + std::to_string(q) + " is gone (" + e.what() +
                                 ")");
       }
       if (!ok) {
-        NoteLost(q);
+        NoteLost(q, /*closed=*/false);
         return DeadlineExceededError(what + ": nothing from peer " + std::to_string(q) +
                                      " within " + std::to_string(timeout_.count()) + " ms");
       }

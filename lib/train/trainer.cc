@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -734,6 +735,7 @@ Status Trainer::CheckSurvivable(const std::vector<int>& members,
 }
 
 StatusOr<int64_t> Trainer::SurviveLoss(int64_t step, const Status& cause) {
+  const auto start = std::chrono::steady_clock::now();
   auto stop = [&](const Status& why) {
     return Status(why.code(), why.message() + " (after: " + cause.message() + ")");
   };
@@ -769,7 +771,9 @@ StatusOr<int64_t> Trainer::SurviveLoss(int64_t step, const Status& cause) {
                               std::to_string(step) + ", another at " + std::to_string(earliest)));
   }
   round_ = int64_t(rounds);  // fresh rounds: no tag or fault decision repeats
-  peer_losses_.push_back({earliest, *lost, group_->generation()});
+  peer_losses_.push_back(
+      {earliest, *lost, group_->generation(),
+       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
   return earliest;
 }
 

@@ -156,9 +156,12 @@ class PeerGroup {
   // when the others already decided without this peer (it was silent too
   // long: it must stop, not carry on or rejoin silently); DataLoss when the
   // survivors disagree or one stops answering. Every survivor must enter it
-  // within `wait` of the first (a failure timeout and some margin). Cost:
-  // up to 2 `wait` when a peer is lost; 3 store writes, 2 (members - 1) + 2
-  // store reads.
+  // within `wait` of the first (a failure timeout and some margin). It
+  // first closes this generation's connections, so that survivors waiting
+  // for this peer's piece fail at once and enter it too; afterwards only
+  // Reform makes the group usable. Cost: about a second per peer whose
+  // connection failed (it may be alive: it would report at once), up to
+  // `wait` per silent one; 3 store writes, 2 (members - 1) + 2 store reads.
   StatusOr<std::vector<int>> AgreeOnLost(std::chrono::milliseconds wait);
 
   // Reconnects this group in place as `members` (ascending, this peer among
@@ -183,7 +186,9 @@ class PeerGroup {
   // Validates `members` and connects them under o.generation.
   static StatusOr<std::unique_ptr<Impl>> ConnectMembers(const PeerGroupOptions& o,
                                                         const std::vector<int>& members);
-  void NoteLost(int peer);  // mu_ held
+  // mu_ held. `closed`: its connection failed (a crash closes it at once),
+  // as opposed to silence until the failure timeout.
+  void NoteLost(int peer, bool closed);
   // Absent peers among `peers`, for an error that names them ("" if none).
   std::string AbsentAmong(const std::vector<int>& peers) const;
   // The gather under every collective (lib/runtime/gather.cc); mu_ held.
@@ -196,6 +201,7 @@ class PeerGroup {
   int size_;
   std::vector<int> members_;  // ascending; rank_ among them
   std::vector<int> lost_;     // ascending: peers seen gone in this generation
+  std::vector<int> closed_;   // ascending: those of them whose connection failed
   int64_t generation_ = 0;
   std::chrono::milliseconds timeout_;
   std::unique_ptr<Impl> impl_;

@@ -208,6 +208,7 @@ class Trainer {
     int64_t step = 0;
     std::vector<int> peers;
     int64_t generation = 0;
+    double seconds = 0;  // agreeing, checking, re-forming and realigning
   };
   const std::vector<PeerLoss>& peer_losses() const { return peer_losses_; }
   // The step rollbacks return to: the last periodic snapshot's.
