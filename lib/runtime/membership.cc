@@ -81,11 +81,6 @@ void PeerGroup::NoteLost(int peer, bool closed) {
   if (closed) add(closed_);
 }
 
-std::vector<int> PeerGroup::lost_peers() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return lost_;
-}
-
 StatusOr<std::vector<int>> PeerGroup::AgreeOnLost(std::chrono::milliseconds wait) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!impl_) return UnavailableError("peer group failed earlier: " + broken_reason_);

@@ -221,26 +221,36 @@ TEST(PeerGroupProcesses, AllGatherAcrossProcessesThroughAFolder) {
   std::filesystem::remove_all(dir);
 }
 
+// The opening of the kill tests, in a peer process: connect through `dir`
+// with `timeout`, all-gather `mine` at step 1, and let `victim` die between
+// steps, once its step-1 piece has been taken by everyone (gloo moves data
+// only when the receiver asks for it). Nothing when connecting or the
+// exchange failed.
+std::unique_ptr<PeerGroup> ConnectExchangeAndKill(int rank, int p, const std::string& dir,
+                                                  std::chrono::milliseconds timeout, int victim,
+                                                  const std::vector<double>& mine) {
+  auto o = Options(rank, p, "file:" + dir);
+  o.timeout = timeout;
+  auto g = PeerGroup::Connect(o);
+  if (!g.ok() || !(*g)->AllGather(mine, {.step = 1}).ok()) return nullptr;
+  if (rank == victim) {
+    (void)(*g)->Flush(5s);
+    ::raise(SIGKILL);
+  }
+  return std::move(g).value();
+}
+
 TEST(PeerGroupProcesses, AKilledPeerGivesACleanErrorWithinTheTimeout) {
   const int p = 4;
   const std::string dir = FreshFolder("killed");
   auto results = RunPeers(
       p,
       [&](int rank) {
-        auto o = Options(rank, p, "file:" + dir);
-        o.timeout = 3s;
-        auto g = PeerGroup::Connect(o);
-        if (!g.ok()) return 1;
-        std::vector<double> mine = {1.0};
-        if (!(*g)->AllGather(mine, {.step = 1}).ok()) return 2;
-        if (rank == 3) {
-          // Die between steps: once step 1's piece has been taken by everyone
-          // (gloo moves data only when the receiver asks for it).
-          (void)(*g)->Flush(5s);
-          ::raise(SIGKILL);
-        }
+        const std::vector<double> mine = {1.0};
+        std::unique_ptr<PeerGroup> g = ConnectExchangeAndKill(rank, p, dir, 3s, 3, mine);
+        if (!g) return 1;
         const auto start = std::chrono::steady_clock::now();
-        auto all = (*g)->AllGather(mine, {.step = 2});
+        auto all = g->AllGather(mine, {.step = 2});
         const auto took = std::chrono::steady_clock::now() - start;
         if (all.ok()) return 3;
         const auto code = all.status().code();
@@ -326,29 +336,22 @@ TEST(PeerGroupProcesses, SurvivorsOfAKillAgreeAndReformWithoutTheLostPeer) {
   auto results = RunPeers(
       p,
       [&](int rank) {
-        auto o = Options(rank, p, "file:" + dir);
-        o.timeout = 3s;
-        auto g = PeerGroup::Connect(o);
-        if (!g.ok()) return 1;
-        std::vector<double> mine = {double(rank)};
-        if (!(*g)->AllGather(mine, {.step = 1}).ok()) return 2;
-        if (rank == 2) {
-          (void)(*g)->Flush(5s);
-          ::raise(SIGKILL);
-        }
-        if ((*g)->AllGather(mine, {.step = 2}).ok()) return 3;
-        auto lost = (*g)->AgreeOnLost(6s);
+        const std::vector<double> mine = {double(rank)};
+        std::unique_ptr<PeerGroup> g = ConnectExchangeAndKill(rank, p, dir, 3s, 2, mine);
+        if (!g) return 1;
+        if (g->AllGather(mine, {.step = 2}).ok()) return 3;
+        auto lost = g->AgreeOnLost(6s);
         if (!lost.ok()) {
           std::fprintf(stderr, "rank %d: %s\n", rank, lost.status().ToString().c_str());
           return 4;
         }
         if (*lost != std::vector<int>{2}) return 5;
-        if (Status s = (*g)->Reform({0, 1, 3}, 1); !s.ok()) {
+        if (Status s = g->Reform({0, 1, 3}, 1); !s.ok()) {
           std::fprintf(stderr, "rank %d: %s\n", rank, s.ToString().c_str());
           return 6;
         }
-        auto all = (*g)->AllGather(mine, {.step = 2});
-        if (!all.ok() || (*g)->rank() != rank || (*g)->generation() != 1) return 7;
+        auto all = g->AllGather(mine, {.step = 2});
+        if (!all.ok() || g->rank() != rank || g->generation() != 1) return 7;
         for (int q : {0, 1, 3})
           if ((*all)(0, q) != double(q)) return 8;
         return std::isnan((*all)(0, 2)) ? 0 : 9;

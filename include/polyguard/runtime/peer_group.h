@@ -142,11 +142,7 @@ class PeerGroup {
   // finishes early does not strand a slow one.
   Status Flush(std::chrono::milliseconds timeout);
 
-  // Membership after a crash (lib/runtime/membership.cc). The peers this
-  // group has seen gone (a connection that failed, or a piece that never came
-  // within the failure timeout) since it was formed, ascending.
-  std::vector<int> lost_peers() const;
-
+  // Membership after a crash (lib/runtime/membership.cc).
   // Collective over the members still alive, after an exchange failed
   // because peers are gone. Every survivor publishes a report in the
   // rendezvous and waits up to `wait` for every other member's: the members
