@@ -54,6 +54,9 @@ struct Args {
   std::string hostname = "127.0.0.1";  // the address this peer listens on and announces
   std::optional<uint64_t> seed;
   bool resume = false;
+  bool rejoin = false;   // a replacement for --rank in a running job
+  int max_restarts = 3;  // local mode: replacements per crashed peer
+  std::optional<int> max_restarts_flag;
   bool quiet = false;
   bool help = false;
   std::string launcher;  // set when the rank came from the environment
@@ -71,6 +74,10 @@ const char kUsage[] =
     "  --seed N             model, data and fault seeds\n"
     "  --checkpoint-dir DIR [--resume]   write (and resume from) DIR/peer-R.ckpt\n"
     "  --timeout-ms MS      how long a peer waits for another (>= 100)\n"
+    "  --max-restarts N     local mode, a spec with survive_crashes: a crashed peer's\n"
+    "                       replacement rejoins the job, up to N times a peer (default 3)\n"
+    "  --rejoin             with --rank R: replace peer R of a running job that\n"
+    "                       survives crashes (same spec and rendezvous)\n"
     "  --quiet              a loss line every 10 steps instead of the progress line\n"
     "  --status-port PORT [--status-address ADDR]   peer r serves GET /metrics and\n"
     "                       /healthz on PORT + r (on 127.0.0.1 by default)\n"
@@ -191,6 +198,10 @@ StatusOr<Args> ParseArgs(int argc, char** argv) {
       POLYGUARD_ASSIGN_OR_RETURN(a.hostname, value());
     } else if (flag == "--resume")
       a.resume = true;
+    else if (flag == "--rejoin")
+      a.rejoin = true;
+    else if (flag == "--max-restarts")
+      POLYGUARD_RETURN_IF_ERROR(number(&a.max_restarts_flag));
     else if (flag == "--quiet")
       a.quiet = true;
     else if (flag == "--no-progress")
@@ -215,6 +226,20 @@ StatusOr<Args> ParseArgs(int argc, char** argv) {
     return InvalidArgumentError("--rank needs --rendezvous");
   }
   if (a.resume && !a.checkpoint_dir) return InvalidArgumentError("--resume needs --checkpoint-dir");
+  if (a.rejoin && !a.rank) {
+    return InvalidArgumentError(
+        "--rejoin needs --rank R and --rendezvous URL: it replaces peer R of a running job "
+        "(local mode restarts crashed peers itself: --max-restarts)");
+  }
+  if (a.rejoin && a.resume) {
+    return InvalidArgumentError(
+        "--rejoin and --resume do not go together: a replacement takes its state from the "
+        "running peers");
+  }
+  if (a.max_restarts_flag) {
+    if (*a.max_restarts_flag < 0) return InvalidArgumentError("--max-restarts must be >= 0");
+    a.max_restarts = *a.max_restarts_flag;
+  }
   if (a.status_port && (*a.status_port < 1 || *a.status_port > 65000)) {
     return InvalidArgumentError("--status-port must be in [1, 65000]");
   }
@@ -239,6 +264,11 @@ StatusOr<JobSpec> SpecWithOverrides(const Args& a) {
     return InvalidArgumentError(a.spec + ": the job has peers: " + std::to_string(s.peers) +
                                 (a.peers ? " (--peers)" : "") + " but the launcher started " +
                                 std::to_string(a.launcher_size) + " processes: " + a.launcher);
+  }
+  if (a.rejoin && !s.trainer.survive_crashes) {
+    return InvalidArgumentError(a.spec +
+                                ": --rejoin needs a job that survives crashes "
+                                "(survive_crashes: true)");
   }
   if (a.rank && (*a.rank < 0 || *a.rank >= s.peers)) {
     return InvalidArgumentError("--rank " + std::to_string(*a.rank) + " outside [0, " +
@@ -289,7 +319,8 @@ int RunPeer(const Args& args, const JobSpec& spec) {
                    .rendezvous = *args.rendezvous,
                    .hostname = args.hostname,
                    .checkpoint_dir = args.checkpoint_dir,
-                   .resume = args.resume};
+                   .resume = args.resume,
+                   .rejoin = args.rejoin};
   TrainingMetrics metrics(rank);
   std::unique_ptr<StatusServer> status;
   const bool draw = rank == 0 && args.progress && !args.quiet;
@@ -329,9 +360,26 @@ int RunPeer(const Args& args, const JobSpec& spec) {
   };
   const JobOutcome out = RunJobPeer(spec, o, hooks);
   if (draw && done > 0 && ::isatty(STDOUT_FILENO)) std::printf("\n");
+  if (out.job_ended_before_rejoin) {
+    std::fprintf(stderr, "polyguard-train: peer %d: %s: nothing to rejoin\n", rank,
+                 out.status.message().c_str());
+    return 0;
+  }
   if (!out.status.ok()) {
     fail(out.status);
     return out.refused ? 2 : 1;
+  }
+  if (args.rejoin) {
+    const Trainer::PeerRejoin* mine = nullptr;
+    for (const Trainer::PeerRejoin& j : out.peer_rejoins)
+      if (std::find(j.peers.begin(), j.peers.end(), rank) != j.peers.end()) mine = &j;
+    if (mine != nullptr) {
+      std::fprintf(stderr,
+                   "polyguard-train: peer %d rejoined at step %ld (generation %ld): %.2f s from "
+                   "its start, %.1f MB rebuilt\n",
+                   rank, long(mine->step), long(mine->generation), out.rejoin_seconds,
+                   double(mine->bytes) / 1e6);
+    }
   }
   if (out.nothing_to_train) {
     if (rank == 0) {
@@ -356,9 +404,10 @@ int RunPeer(const Args& args, const JobSpec& spec) {
         long(c.shard_repairs), long(c.rollbacks));
     if (c.peers_lost > 0) {
       std::printf(
-          "crashes: %ld peers lost and survived (%ld of %d present at the end), %ld "
-          "steps degraded\n",
-          long(c.peers_lost), long(c.peers_present), spec.peers, long(c.degraded_steps));
+          "crashes: %ld peers lost and survived, %ld rejoined (%ld of %d present at the end), "
+          "%ld steps degraded\n",
+          long(c.peers_lost), long(c.rejoins), long(c.peers_present), spec.peers,
+          long(c.degraded_steps));
       std::printf("  slowest step: %ld, %.2f s (the mean step: %.3f s)\n", long(slowest_step),
                   slowest, out.step_wall_seconds / double(std::max<int64_t>(out.steps_run, 1)));
       for (size_t i = 0; i < out.peer_losses.size(); ++i) {
@@ -368,6 +417,13 @@ int RunPeer(const Args& args, const JobSpec& spec) {
             "re-forming: %.2f s; the step: %.2f s)\n",
             FormatPeers(l.peers).c_str(), long(l.step), long(l.generation), l.seconds,
             i < loss_step_seconds.size() ? loss_step_seconds[i] : 0.0);
+      }
+      for (const Trainer::PeerRejoin& j : out.peer_rejoins) {
+        std::printf(
+            "  peers %s rejoined before step %ld as generation %ld (admitting and rebuilding: "
+            "%.2f s, %.1f MB)\n",
+            FormatPeers(j.peers).c_str(), long(j.step), long(j.generation), j.seconds,
+            double(j.bytes) / 1e6);
       }
     }
     if (out.job_unverified_decodes > 0) {
@@ -412,7 +468,7 @@ std::optional<int> CheckResumeBeforeStart(const Args& args, const JobSpec& spec)
 }
 
 // Local mode: the P peers as child processes of this one.
-int RunLocal(int argc, char** argv, const JobSpec& spec) {
+int RunLocal(int argc, char** argv, const JobSpec& spec, int args_max_restarts) {
   std::error_code ec;
   char pattern[] = "/tmp/polyguard-train-XXXXXX";
   const char* dir = ::mkdtemp(pattern);
@@ -429,14 +485,23 @@ int RunLocal(int argc, char** argv, const JobSpec& spec) {
   if (!survive) o.grace_after_failure = spec.timeout + std::chrono::seconds(5);
   o.die_with_launcher = true;  // never outlive the launcher
   int failures = 0, crashes = 0;
+  auto crashed = [&](const PeerExit& e) {
+    return survive && (e.signal != 0 || e.exit_code == FaultInjector::kCrashExitCode);
+  };
   o.on_exit = [&](const PeerExit& e) {
     if (e.ok()) return;
     // A crash (a signal, or a fault model's crash) is what survive_crashes
     // survives; a peer that stopped with an error is a failure.
-    if (survive && (e.signal != 0 || e.exit_code == FaultInjector::kCrashExitCode)) {
+    if (crashed(e)) {
       ++crashes;
-      std::fprintf(stderr, "polyguard-train: peer %d crashed (%s %d); the others go on\n", e.rank,
-                   e.signal != 0 ? "signal" : "exit code", e.signal != 0 ? e.signal : e.exit_code);
+      const bool restart = e.incarnation < args_max_restarts;
+      std::fprintf(
+          stderr, "polyguard-train: peer %d crashed (%s %d); the others go on%s\n", e.rank,
+          e.signal != 0 ? "signal" : "exit code", e.signal != 0 ? e.signal : e.exit_code,
+          restart ? (", and a replacement rejoins (restart " + std::to_string(e.incarnation + 1) +
+                     " of " + std::to_string(args_max_restarts) + ")")
+                        .c_str()
+                  : "");
       return;
     }
     ++failures;
@@ -446,18 +511,27 @@ int RunLocal(int argc, char** argv, const JobSpec& spec) {
       std::fprintf(stderr, "polyguard-train: peer %d failed (exit code %d)\n", e.rank, e.exit_code);
     }
   };
-  StatusOr<std::vector<PeerExit>> exits = RunLocalPeers(o, [&](int r) {
+  auto peer = [&](int r, bool rejoin) {
     std::vector<std::string> args(argv, argv + argc);
     args.insert(args.end(),
                 {"--rank", std::to_string(r), "--rendezvous", std::string("file:") + dir});
     if (r != 0) args.push_back("--no-progress");
+    if (rejoin) args.push_back("--rejoin");
     std::vector<char*> cargs;
     for (std::string& a : args) cargs.push_back(a.data());
     cargs.push_back(nullptr);
     ::execv("/proc/self/exe", cargs.data());
     std::perror("polyguard-train: exec");
     return 127;
-  });
+  };
+  // A crashed peer's replacement rejoins the job (its exit is the rank's).
+  o.restart_when = [&](const PeerExit& e) {
+    if (!crashed(e) || e.incarnation >= args_max_restarts) return false;
+    --crashes;  // replaced: only a crash nobody replaces counts against the job
+    return true;
+  };
+  o.restart_body = [&](int r) { return peer(r, true); };
+  StatusOr<std::vector<PeerExit>> exits = RunLocalPeers(o, [&](int r) { return peer(r, false); });
   if (!exits.ok()) {
     std::fprintf(stderr, "polyguard-train: %s\n", exits.status().ToString().c_str());
     failures = spec.peers;
@@ -518,5 +592,5 @@ int main(int argc, char** argv) {
   if (args->resume) {
     if (std::optional<int> done = CheckResumeBeforeStart(*args, *spec)) return *done;
   }
-  return RunLocal(argc, argv, *spec);
+  return RunLocal(argc, argv, *spec, args->max_restarts);
 }

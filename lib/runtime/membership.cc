@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <iterator>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -20,10 +21,10 @@
 namespace polyguard {
 namespace {
 
-// "lost:2,5;" — never empty (a file store refuses empty values), and the
+// "LABEL:2,5;" — never empty (a file store refuses empty values), and the
 // closing ';' tells a complete value from one still being written.
-std::vector<char> Encode(const std::vector<int>& peers) {
-  std::string text = "lost:";
+std::vector<char> Encode(const std::vector<int>& peers, const std::string& label = "lost") {
+  std::string text = label + ":";
   for (size_t i = 0; i < peers.size(); ++i) {
     if (i > 0) text += ',';
     text += std::to_string(peers[i]);
@@ -32,11 +33,22 @@ std::vector<char> Encode(const std::vector<int>& peers) {
   return std::vector<char>(text.begin(), text.end());
 }
 
-std::optional<std::vector<int>> Decode(const std::vector<char>& data) {
+// The text between "LABEL:" and the closing ';', when the value is complete.
+std::optional<std::string> Body(const std::vector<char>& data, const std::string& label) {
   const std::string text(data.begin(), data.end());
-  if (text.rfind("lost:", 0) != 0 || text.empty() || text.back() != ';') return std::nullopt;
+  const std::string head = label + ":";
+  if (text.rfind(head, 0) != 0 || text.size() <= head.size() || text.back() != ';') {
+    return std::nullopt;
+  }
+  return text.substr(head.size(), text.size() - head.size() - 1);
+}
+
+std::optional<std::vector<int>> Decode(const std::vector<char>& data,
+                                       const std::string& label = "lost") {
+  const std::optional<std::string> body = Body(data, label);
+  if (!body) return std::nullopt;
   std::vector<int> peers;
-  std::stringstream in(text.substr(5, text.size() - 6));
+  std::stringstream in(*body);
   std::string item;
   while (std::getline(in, item, ',')) {
     if (item.empty()) continue;
@@ -47,6 +59,20 @@ std::optional<std::vector<int>> Decode(const std::vector<char>& data) {
     }
   }
   return peers;
+}
+
+// A complete value of a full key in `store`, read without waiting.
+std::optional<std::vector<char>> ReadNow(gloo::rendezvous::Store& store, const std::string& key) {
+  if (!internal::RendezvousKeyExists(store, key)) return std::nullopt;
+  try {
+    return store.get(key);
+  } catch (const std::exception&) {
+    return std::nullopt;  // read while being written: look again later
+  }
+}
+
+bool Contains(const std::vector<int>& set, int peer) {
+  return std::find(set.begin(), set.end(), peer) != set.end();
 }
 
 // The value of `key` in this generation's keys, complete, waiting until
@@ -192,6 +218,169 @@ Status PeerGroup::Reform(const std::vector<int>& members, int64_t generation) {
   broken_ = false;
   broken_reason_.clear();
   return Status::Ok();
+}
+
+namespace internal {
+
+std::string GenerationPrefix(const std::string& job_id, int64_t generation) {
+  return generation > 0 ? job_id + "/generation-" + std::to_string(generation) : job_id;
+}
+
+void PublishMembers(PeerGroup::Impl& impl, const std::vector<int>& members,
+                    const std::string& identity) {
+  try {
+    impl.store->set("identity", Encode({}, "id=" + identity));
+    impl.store->set("members", Encode(members, "members"));  // last: Join reads it first
+  } catch (const std::exception&) {
+    // A store that already has them (a reused rendezvous) costs only a rejoin.
+  }
+}
+
+}  // namespace internal
+
+StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Join(const PeerGroupOptions& o,
+                                                     std::chrono::milliseconds wait) {
+  if (o.size < 1 || o.rank < 0 || o.rank >= o.size || o.job_id.empty() || o.timeout.count() <= 0) {
+    return Connect(o);  // its own checks name what is wrong
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(std::shared_ptr<gloo::rendezvous::Store> store,
+                             internal::MakeRendezvousStore(o.rendezvous));
+  const std::string who = "peer " + std::to_string(o.rank) + " rejoining job " + o.job_id;
+  auto key = [&](int64_t g, const std::string& k) {
+    return internal::GenerationPrefix(o.job_id, g) + "/" + k;
+  };
+  auto peers = [&](int64_t g, const std::string& k) -> std::optional<std::vector<int>> {
+    const std::optional<std::vector<char>> v = ReadNow(*store, key(g, k));
+    return v ? Decode(*v, k) : std::nullopt;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  int64_t asked = -1;  // the generation this peer asked to join
+  std::string seen = "no generation of the job in the rendezvous";
+  while (true) {
+    // The newest generation (an admission whose joiner never came skips one).
+    int64_t newest = -1;
+    for (int64_t g = 0, misses = 0; misses < 3; ++g) {
+      if (internal::RendezvousKeyExists(*store, key(g, "members"))) {
+        newest = g;
+        misses = 0;
+      } else {
+        ++misses;
+      }
+    }
+    const std::optional<std::vector<int>> members =
+        newest >= 0 ? peers(newest, "members") : std::nullopt;
+    if (members) {
+      const std::string gen = "generation " + std::to_string(newest);
+      const std::optional<std::vector<char>> id = ReadNow(*store, key(newest, "identity"));
+      const std::string text = id ? std::string(id->begin(), id->end()) : "";
+      // "id=IDENTITY:;" (complete when it ends so).
+      if (text.size() >= 5 && text.rfind("id=", 0) == 0 && text.ends_with(":;") &&
+          text != "id=" + o.identity + ":;") {
+        return FailedPreconditionError(
+            who + ": the running job (" + gen + ") is another job: its identity is " +
+            text.substr(3, text.size() - 5) + ", this peer's " + o.identity +
+            " (a replacement needs the same spec and code)");
+      }
+      for (int q : *members) {
+        if (internal::RendezvousKeyExists(*store, key(newest, "ended-" + std::to_string(q)))) {
+          return NotFoundError(who + ": the job ended (peer " + std::to_string(q) + ", " + gen +
+                               ") before it was admitted");
+        }
+      }
+      if (Contains(*members, o.rank)) {
+        seen = "peer " + std::to_string(o.rank) + " is still a member of " + gen +
+               " (its loss not yet agreed)";
+      } else {
+        if (asked != newest) {
+          try {
+            store->set(key(newest, "join-" + std::to_string(o.rank)), Encode({o.rank}, "join"));
+          } catch (const std::exception&) {
+            // Asked already (an earlier replacement): the request stands.
+          }
+          asked = newest;
+        }
+        const std::optional<std::vector<int>> admitted = peers(newest, "admit");
+        if (admitted && Contains(*admitted, o.rank)) {
+          PeerGroupOptions c = o;
+          c.members = *admitted;
+          c.generation = newest + 1;
+          return Connect(c);
+        }
+        seen = "asked " + gen + " (peers " + FormatPeers(*members) + ") to admit it";
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return DeadlineExceededError(who + ": not admitted within " + std::to_string(wait.count()) +
+                                   " ms; last seen: " + seen);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::vector<int> PeerGroup::JoinRequests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int> joiners;
+  if (!impl_) return joiners;
+  for (int q = 0; q < size_; ++q) {
+    if (std::binary_search(members_.begin(), members_.end(), q)) continue;
+    if (internal::RendezvousKeyExists(*impl_->base_store,
+                                      impl_->prefix + "/join-" + std::to_string(q))) {
+      joiners.push_back(q);
+    }
+  }
+  return joiners;
+}
+
+StatusOr<std::vector<int>> PeerGroup::Admit(const std::vector<int>& joiners) {
+  if (joiners.empty()) return joiners;
+  // Every piece this peer sent (the members' agreement on the joiners) must
+  // be taken before its connections close: gloo moves a piece only when its
+  // receiver asks for it.
+  POLYGUARD_RETURN_IF_ERROR(Flush(timeout_));
+  std::vector<int> before, next;
+  int64_t generation = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < joiners.size(); ++i) {
+      const int q = joiners[i];
+      if (q < 0 || q >= size_ || (i > 0 && q <= joiners[i - 1]) ||
+          std::binary_search(members_.begin(), members_.end(), q)) {
+        return InvalidArgumentError("peer group: joiners must be ascending absent peers, got " +
+                                    FormatPeers(joiners));
+      }
+    }
+    if (!impl_) return UnavailableError("peer group failed earlier: " + broken_reason_);
+    before = members_;
+    generation = generation_;
+    std::merge(members_.begin(), members_.end(), joiners.begin(), joiners.end(),
+               std::back_inserter(next));
+    if (rank_ == members_.front()) {
+      try {
+        impl_->store->set("admit", Encode(next, "admit"));
+      } catch (const std::exception& e) {
+        return UnavailableError("peer " + std::to_string(rank_) +
+                                ": cannot admit peers to the rendezvous: " + e.what());
+      }
+    }
+  }
+  const Status with = Reform(next, generation + 1);
+  if (with.ok()) return joiners;
+  // A joiner that never connects (it died): every member's connect fails at
+  // the timeout, and they go on without it.
+  if (Status without = Reform(before, generation + 2); !without.ok()) {
+    return Status(without.code(), without.message() + " (after admitting peers " +
+                                      FormatPeers(joiners) + " failed: " + with.message() + ")");
+  }
+  return std::vector<int>();
+}
+
+void PeerGroup::MarkEnded() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!impl_) return;
+  try {
+    impl_->store->set("ended-" + std::to_string(rank_), Encode({rank_}, "ended"));
+  } catch (const std::exception&) {
+  }
 }
 
 }  // namespace polyguard

@@ -73,8 +73,7 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
                                              : std::string()) +
                            " via " + o.rendezvous;
   try {
-    const std::string prefix =
-        o.generation > 0 ? o.job_id + "/generation-" + std::to_string(o.generation) : o.job_id;
+    const std::string prefix = internal::GenerationPrefix(o.job_id, o.generation);
     impl->store = std::make_unique<gloo::rendezvous::PrefixStore>(prefix, *impl->base_store);
     impl->prefix = prefix;
     gloo::transport::tcp::attr attr;
@@ -87,6 +86,7 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
   } catch (const std::exception& e) {
     return internal::GlooErrorStatus(what, e);
   }
+  if (o.rank == members.front()) internal::PublishMembers(*impl, members, o.identity);
   return impl;
 }
 

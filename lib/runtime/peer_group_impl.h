@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/prefix_store.h>
@@ -51,6 +52,16 @@ std::string DescribeExchange(const char* op, const ExchangeTag& tag);
 inline std::chrono::milliseconds GlooTimeout(std::chrono::milliseconds failure_timeout) {
   return failure_timeout + std::chrono::milliseconds(2000);
 }
+
+// The store prefix of a job's generation (generation 0: the job id itself).
+std::string GenerationPrefix(const std::string& job_id, int64_t generation);
+
+// After a generation connects, its lowest member publishes the members and
+// the job's identity (for a replacement looking for the job: PeerGroup::Join).
+// Best effort: a store that refuses costs only a later rejoin.
+// (lib/runtime/membership.cc)
+void PublishMembers(PeerGroup::Impl& impl, const std::vector<int>& members,
+                    const std::string& identity);
 
 }  // namespace internal
 }  // namespace polyguard

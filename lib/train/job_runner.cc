@@ -81,19 +81,34 @@ StatusOr<int64_t> EvaluateDataset(Trainer* trainer, const Dataset& test, int bat
 }
 
 JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHooks& hooks) {
+  const auto called = std::chrono::steady_clock::now();
   JobOutcome out;
   Trainer* trainer = nullptr;
+  PeerGroup* group = nullptr;
   auto fail = [&](Status s) {
     out.status = std::move(s);
     if (trainer != nullptr) {
       out.counters = trainer->counters();
       out.peer_losses = trainer->peer_losses();
+      out.peer_rejoins = trainer->peer_rejoins();
     }
+    if (group != nullptr) group->MarkEnded();
     return out;
   };
   if (o.resume && !o.checkpoint_dir) {
     out.refused = true;
     return fail(InvalidArgumentError("job runner: resume needs a checkpoint dir"));
+  }
+  if (o.rejoin && (o.resume || !spec.trainer.survive_crashes || o.rejoin_wait.count() < 0)) {
+    out.refused = true;
+    return fail(InvalidArgumentError(
+        o.resume ? "job runner: a replacement (rejoin) takes its state from the running peers, "
+                   "not from checkpoints (resume)"
+                 : (!spec.trainer.survive_crashes
+                        ? "job runner: rejoin needs a job that survives crashes "
+                          "(survive_crashes: true in " +
+                              (spec.source.empty() ? std::string("the spec") : spec.source) + ")"
+                        : std::string("job runner: rejoin_wait must be >= 0"))));
   }
   if (o.evaluate_every < 0) {
     out.refused = true;
@@ -111,22 +126,39 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
               .rendezvous = o.rendezvous,
               .job_id = spec.name,
               .hostname = o.hostname,
-              .timeout = spec.timeout};
+              .timeout = spec.timeout,
+              .identity = JobIdentity(spec)};
   so.model = spec.model;
   so.trainer = spec.trainer;
   so.faults = spec.faults;
   so.fault_seed = spec.fault_seed;
+  if (o.rejoin) {
+    so.faults->crash_peer = -1;  // the predecessor's crash is not repeated
+    so.join_wait = o.rejoin_wait.count() > 0 ? o.rejoin_wait : 10 * spec.timeout;
+  }
   auto stack = BuildPeerStack(so);
-  if (!stack.ok()) return fail(stack.status());
+  if (!stack.ok()) {
+    out.job_ended_before_rejoin = o.rejoin && stack.status().code() == StatusCode::kNotFound;
+    out.refused = o.rejoin && stack.status().code() == StatusCode::kFailedPrecondition;
+    return fail(stack.status());
+  }
   trainer = stack->trainer.get();
+  group = stack->group.get();
   out.code = stack->model->layer(0).code().Describe();
   if (hooks.on_start) {
     if (Status s = hooks.on_start(*stack); !s.ok()) return fail(s);
   }
 
   const CheckpointIdentity identity{spec.name, out.code, spec.peers, o.rank};
-  auto agreed = AgreeOnStart(o, identity, total, *stack, &out.refused);
+  StatusOr<int64_t> agreed = 0;  // the last step completed
+  if (o.rejoin) {
+    auto next = trainer->Rejoin(hooks.on_layer_rebuilt);
+    agreed = next.ok() ? StatusOr<int64_t>(*next - 1) : next.status();
+  } else {
+    agreed = AgreeOnStart(o, identity, total, *stack, &out.refused);
+  }
   if (!agreed.ok()) return fail(agreed.status());
+  if (o.rejoin) out.rejoin_seconds = SecondsSince(called);
   if (o.resume && *agreed == total) {
     // Nothing to train; rewriting the checkpoints could only change them.
     out.nothing_to_train = true;
@@ -151,12 +183,13 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
     if (hooks.on_evaluation) hooks.on_evaluation(step, out.correct, out.tested);
     return Status::Ok();
   };
-  if (o.evaluate_every > 0) {
+  if (o.evaluate_every > 0 && !o.rejoin) {
     if (Status s = evaluate(*agreed); !s.ok()) return fail(s);
   }
 
   const auto start = std::chrono::steady_clock::now();
-  int64_t last_checkpoint = *agreed, last_evaluation = -1;
+  int64_t last_checkpoint = o.rejoin ? trainer->last_snapshot_step() : *agreed;
+  int64_t last_evaluation = -1;
   Matrix x;
   std::vector<int> labels;
   for (int64_t step = out.first_step; step <= total;) {
@@ -200,6 +233,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   // were agreed.
   out.counters = trainer->counters();
   out.peer_losses = trainer->peer_losses();
+  out.peer_rejoins = trainer->peer_rejoins();
   const std::vector<double> mine = {double(out.counters.faults_injected),
                                     double(out.counters.unverified_decodes),
                                     double(out.counters.copies_replaced)};
@@ -210,6 +244,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   out.job_faults_injected = int64_t(sum(0));
   out.job_unverified_decodes = int64_t(sum(1));
   out.job_copies_replaced = int64_t(sum(2));
+  group->MarkEnded();  // a replacement still waiting to join gives up
   return out;
 }
 

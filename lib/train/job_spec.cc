@@ -3,6 +3,7 @@
 #include <google/protobuf/text_format.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -295,6 +296,42 @@ Status ValidateJobSpec(const JobSpec& s) {
   }
   POLYGUARD_RETURN_IF_ERROR(ValidateSequentialForPeers(s.model, s.peers));
   return Status::Ok();
+}
+
+std::string JobIdentity(const JobSpec& s) {
+  std::ostringstream text;
+  text.precision(17);
+  auto add = [&](auto... v) { ((text << v << ' '), ...); };
+  add(s.name, s.peers, s.steps, s.epochs, s.model.batch, s.model.seed, s.model.errors_to_correct,
+      s.model.fcdcc, s.model.product.wait_for);
+  for (const LayerSpec& l : s.model.layers) {
+    add(int(l.kind), l.inputs, l.outputs, int(l.activation), l.pool, l.pool_stride, l.conv.channels,
+        l.conv.height, l.conv.width, l.conv.filters, l.conv.kernel_h, l.conv.kernel_w,
+        l.conv.stride, l.conv.pad);
+  }
+  const ProductCodeOptions& c = s.model.code;
+  add(c.strategy.name(), c.m, c.n, c.d, c.data_blocks, c.row_peers, c.row_blocks, c.col_peers,
+      c.col_blocks, c.replicas, c.k_a, c.k_b, c.weight_a, c.weight_b, int(c.points));
+  const TrainerOptions& t = s.trainer;
+  add(t.sgd.learning_rate, t.sgd.momentum, t.scrub_interval, t.snapshot_interval, t.max_retries,
+      t.max_rollbacks, t.guard, t.seed, t.fingerprint_tolerance, t.survive_crashes);
+  const FaultModel& f = s.faults;
+  add(f.error_rate, int(f.kind), f.entries, f.magnitude, int(f.straggler_delay),
+      f.straggler_delay_ms, f.straggler_fraction, s.fault_seed);
+  for (StepPoint point : f.points) add(int(point));
+  for (int q : f.faulty_peers) add(q);
+  add('|');
+  for (int q : f.straggler_peers) add(q);
+  add(int(s.data.kind), s.data.dir, s.data.classes, s.data.seed, s.data.train_samples,
+      s.data.test_samples);
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (unsigned char ch : text.str()) {
+    h ^= ch;
+    h *= 0x100000001b3ull;
+  }
+  char out[17];
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
+  return out;
 }
 
 std::vector<std::string> MnistFiles(const DataSpec& d) {

@@ -35,20 +35,12 @@ StatusOr<std::vector<PeerExit>> RunLocalPeers(const LocalPeersOptions& o,
   if (o.peers < 1)
     return InvalidArgumentError("local peers: need >= 1, got " + std::to_string(o.peers));
   const pid_t launcher = ::getpid();
-  std::fflush(nullptr);  // the children must not repeat buffered output
   std::vector<pid_t> pids;
   std::vector<PeerExit> exits(static_cast<size_t>(o.peers));
-  for (int r = 0; r < o.peers; ++r) {
-    exits[size_t(r)].rank = r;
+  // A process running run(rank); its pid, or -1 with errno set.
+  auto spawn = [&](int r, const std::function<int(int rank)>& run) {
+    std::fflush(nullptr);  // the children must not repeat buffered output
     const pid_t pid = ::fork();
-    if (pid < 0) {
-      const int err = errno;
-      std::vector<bool> done(pids.size(), false);
-      exits.resize(pids.size());
-      KillAndReap(pids, &exits, &done);
-      return InternalError("local peers: fork of peer " + std::to_string(r) +
-                           " failed: " + std::strerror(err));
-    }
     if (pid == 0) {
       if (o.die_with_launcher) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -56,12 +48,25 @@ StatusOr<std::vector<PeerExit>> RunLocalPeers(const LocalPeersOptions& o,
       }
       int code = 99;
       try {
-        code = body(r);
+        code = run(r);
       } catch (...) {
         code = 98;
       }
       std::fflush(nullptr);
       ::_exit(code);
+    }
+    return pid;
+  };
+  for (int r = 0; r < o.peers; ++r) {
+    exits[size_t(r)].rank = r;
+    const pid_t pid = spawn(r, body);
+    if (pid < 0) {
+      const int err = errno;
+      std::vector<bool> done(pids.size(), false);
+      exits.resize(pids.size());
+      KillAndReap(pids, &exits, &done);
+      return InternalError("local peers: fork of peer " + std::to_string(r) +
+                           " failed: " + std::strerror(err));
     }
     pids.push_back(pid);
   }
@@ -83,11 +88,21 @@ StatusOr<std::vector<PeerExit>> RunLocalPeers(const LocalPeersOptions& o,
       PeerExit& e = exits[r];
       if (WIFEXITED(status)) e.exit_code = WEXITSTATUS(status);
       if (WIFSIGNALED(status)) e.signal = WTERMSIG(status);
+      if (o.on_exit) o.on_exit(e);
+      if (o.restart_when && o.restart_body && o.restart_when(e)) {
+        const pid_t pid = spawn(int(r), o.restart_body);
+        if (pid > 0) {
+          pids[r] = pid;
+          done[r] = false;
+          ++remaining;
+          e = PeerExit{.rank = int(r), .incarnation = e.incarnation + 1};
+          continue;
+        }
+      }
       if (!e.ok() && o.grace_after_failure) {
         const auto at = Clock::now() + *o.grace_after_failure;
         if (!kill_at || at < *kill_at) kill_at = at;
       }
-      if (o.on_exit) o.on_exit(e);
     }
     if (remaining > 0 && kill_at && Clock::now() >= *kill_at) {
       std::vector<bool> before = done;

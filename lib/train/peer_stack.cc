@@ -6,7 +6,8 @@ namespace polyguard {
 
 StatusOr<PeerStack> BuildPeerStack(const PeerStackOptions& o) {
   PeerStack s;
-  POLYGUARD_ASSIGN_OR_RETURN(s.group, PeerGroup::Connect(o.group));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      s.group, o.join_wait ? PeerGroup::Join(o.group, *o.join_wait) : PeerGroup::Connect(o.group));
   if (o.faults) {
     s.faults = std::make_unique<FaultInjector>(*o.faults, o.fault_seed, o.group.rank);
   }

@@ -268,6 +268,13 @@ std::string TrainingMetrics::Render() const {
          double(counters_.peers_present));
   metric("polyguard_degraded_steps_total", "counter", "Steps completed with fewer than P peers.",
          double(counters_.degraded_steps));
+  metric("polyguard_rejoins_total", "counter", "Replacements admitted and rebuilt (job-wide).",
+         double(counters_.rejoins));
+  metric("polyguard_rebuild_bytes_total", "counter",
+         "Bytes sent to rebuild replacements' shards (job-wide).", double(counters_.rebuild_bytes));
+  metric("polyguard_rebuild_seconds_total", "counter",
+         "Seconds this peer spent admitting replacements and rebuilding shards.",
+         counters_.rebuild_seconds);
   return out.str();
 }
 

@@ -567,7 +567,14 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
     undo_ = CaptureUndo(step);
   }
   while (true) {
-    StatusOr<StepResult> r = Attempt(step, x, label_vec);
+    // Replacements are admitted at the start of a degraded step (or of its
+    // recomputation after another loss); a failure there is a loss too.
+    Status admitted = Status::Ok();
+    if (int(group_->members().size()) < group_->size() && !skip_join_check_) {
+      admitted = AdmitWaiting(step);
+    }
+    skip_join_check_ = false;
+    StatusOr<StepResult> r = admitted.ok() ? Attempt(step, x, label_vec) : admitted;
     const StatusCode code = r.status().code();
     if (r.ok() || (code != StatusCode::kUnavailable && code != StatusCode::kDeadlineExceeded)) {
       if (r.ok() && !r->rolled_back && int(group_->members().size()) < group_->size()) {
@@ -775,6 +782,293 @@ StatusOr<int64_t> Trainer::SurviveLoss(int64_t step, const Status& cause) {
       {earliest, *lost, group_->generation(),
        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
   return earliest;
+}
+
+namespace {
+
+// The job's state handed to a replacement: numbers, and lists with their
+// lengths before them. Every value is an integer below 2^53 or a time.
+class StateWriter {
+ public:
+  void Add(double v) { out_.push_back(v); }
+  void AddList(const std::vector<int>& v) {
+    Add(double(v.size()));
+    for (int q : v) Add(q);
+  }
+  std::vector<double> Take() { return std::move(out_); }
+
+ private:
+  std::vector<double> out_;
+};
+
+class StateReader {
+ public:
+  explicit StateReader(const std::vector<double>& in) : in_(in) {}
+  double Next() { return at_ < in_.size() ? in_[at_++] : (bad_ = true, 0.0); }
+  int64_t Int() { return int64_t(Next()); }
+  std::vector<int> List() {
+    const int64_t n = Int();
+    std::vector<int> v;
+    if (n < 0 || n > int64_t(in_.size())) return bad_ = true, v;
+    for (int64_t i = 0; i < n; ++i) v.push_back(int(Next()));
+    return v;
+  }
+  bool ok() const { return !bad_ && at_ == in_.size(); }
+
+ private:
+  const std::vector<double>& in_;
+  size_t at_ = 0;
+  bool bad_ = false;
+};
+
+// FNV-1a over the bytes of a rebuild piece, as two exact 32-bit halves.
+std::pair<double, double> Checksum(const double* data, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n * sizeof(double); ++i) {
+    h ^= bytes[i];
+    h *= 0x100000001b3ull;
+  }
+  return {double(h >> 32), double(h & 0xffffffffu)};
+}
+
+}  // namespace
+
+std::vector<double> Trainer::EncodeState(int64_t step, const std::vector<int>& old_members) const {
+  StateWriter w;
+  w.Add(double(step));
+  w.AddList(old_members);
+  for (int64_t v :
+       {round_, snapshot_scrubs_, evaluation_rounds_, int64_t(rollbacks_in_a_row_), rollback_step_})
+    w.Add(double(v));
+  w.AddList(previous_wrong_);
+  for (const State* st : {&snapshot_, taken_ ? &*taken_ : nullptr}) {
+    w.Add(st != nullptr ? 1.0 : 0.0);
+    if (st == nullptr) continue;
+    for (int64_t v : {st->step, st->round, int64_t(st->rollbacks_in_a_row), st->rollback_step})
+      w.Add(double(v));
+    w.AddList(st->previous_wrong);
+  }
+  const TrainingCounters& c = counters_;
+  for (int64_t v : {c.steps, c.wrong_results, c.results_corrected, c.uncorrectable_steps,
+                    c.recomputations, c.scrubs, c.shard_repairs, c.rollbacks, c.peers_lost,
+                    c.degraded_steps, c.rejoins, c.rebuild_bytes})
+    w.Add(double(v));
+  w.Add(double(peer_losses_.size()));
+  for (const PeerLoss& l : peer_losses_) {
+    w.Add(double(l.step));
+    w.Add(double(l.generation));
+    w.Add(l.seconds);
+    w.AddList(l.peers);
+  }
+  w.Add(double(peer_rejoins_.size()));
+  for (const PeerRejoin& j : peer_rejoins_) {
+    w.Add(double(j.step));
+    w.Add(double(j.generation));
+    w.Add(j.seconds);
+    w.Add(double(j.bytes));
+    w.AddList(j.peers);
+  }
+  return w.Take();
+}
+
+StatusOr<int64_t> Trainer::DecodeState(const std::vector<double>& state,
+                                       std::vector<int>* old_members) {
+  StateReader r(state);
+  const int64_t step = r.Int();
+  *old_members = r.List();
+  round_ = r.Int();
+  snapshot_scrubs_ = r.Int();
+  evaluation_rounds_ = r.Int();
+  rollbacks_in_a_row_ = int(r.Int());
+  rollback_step_ = r.Int();
+  previous_wrong_ = r.List();
+  taken_.reset();
+  for (int which = 0; which < 2; ++which) {
+    if (r.Int() == 0) continue;
+    State st;
+    st.step = r.Int();
+    st.round = r.Int();
+    st.rollbacks_in_a_row = int(r.Int());
+    st.rollback_step = r.Int();
+    st.previous_wrong = r.List();
+    // (Shards and velocities: rebuilt next.)
+    if (which == 0) {
+      snapshot_ = std::move(st);
+    } else {
+      taken_ = std::move(st);
+    }
+  }
+  TrainingCounters& c = counters_;
+  for (int64_t* v : {&c.steps, &c.wrong_results, &c.results_corrected, &c.uncorrectable_steps,
+                     &c.recomputations, &c.scrubs, &c.shard_repairs, &c.rollbacks, &c.peers_lost,
+                     &c.degraded_steps, &c.rejoins, &c.rebuild_bytes})
+    *v = r.Int();
+  peer_losses_.clear();
+  for (int64_t i = 0, n = r.Int(); i < n && i < int64_t(state.size()); ++i) {
+    PeerLoss l;
+    l.step = r.Int();
+    l.generation = r.Int();
+    l.seconds = r.Next();
+    l.peers = r.List();
+    peer_losses_.push_back(std::move(l));
+  }
+  peer_rejoins_.clear();
+  for (int64_t i = 0, n = r.Int(); i < n && i < int64_t(state.size()); ++i) {
+    PeerRejoin j;
+    j.step = r.Int();
+    j.generation = r.Int();
+    j.seconds = r.Next();
+    j.bytes = r.Int();
+    j.peers = r.List();
+    peer_rejoins_.push_back(std::move(j));
+  }
+  if (!r.ok() || step < 1) {
+    return DataLossError("rejoin: the job's state from the members is malformed (" +
+                         std::to_string(state.size()) + " numbers)");
+  }
+  return step;
+}
+
+Status Trainer::AdmitWaiting(int64_t step) {
+  const int p = group_->size();
+  std::vector<double> mine(static_cast<size_t>(p), 0.0);
+  for (int q : group_->JoinRequests()) mine[size_t(q)] = 1.0;
+  POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag,
+                             MakeExchangeTag(ExchangeOp::kJoinCheck, round_));
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, tag));
+  std::vector<int> joiners;  // any member saw it: its request is in the store
+  for (int q = 0; q < p; ++q) {
+    bool seen = false;
+    for (int m : group_->members()) seen = seen || all(q, m) != 0.0;
+    if (seen) joiners.push_back(q);
+  }
+  if (joiners.empty()) return Status::Ok();
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<int> old_members = group_->members();
+  POLYGUARD_ASSIGN_OR_RETURN(const std::vector<int> admitted, group_->Admit(joiners));
+  if (admitted.empty()) return Status::Ok();  // they did not come: go on without them
+  return Welcome(step, old_members, nullptr, start).status();
+}
+
+StatusOr<int64_t> Trainer::Rejoin(const std::function<void(int layer)>& on_layer) {
+  if (!options_.survive_crashes) {
+    return FailedPreconditionError("rejoin: the job does not survive crashes (survive_crashes)");
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(const int64_t step,
+                             Welcome(-1, {}, on_layer, std::chrono::steady_clock::now()));
+  skip_join_check_ = true;  // the members looked before admitting this peer
+  return step;
+}
+
+StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
+                                   const std::function<void(int layer)>& on_layer,
+                                   std::chrono::steady_clock::time_point start) {
+  const bool joining = step < 0;
+  const int p = group_->size(), me = group_->rank();
+  // The first exchanges of the new generation: tags from step 0.
+  POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag state_tag, MakeExchangeTag(ExchangeOp::kWelcome));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      auto states,
+      group_->AllGatherV(joining ? std::vector<double>() : EncodeState(step, old_members),
+                         state_tag));
+  if (joining) {
+    const auto from = std::find_if(states.begin(), states.end(),
+                                   [](const std::vector<double>& v) { return !v.empty(); });
+    if (from == states.end()) return DataLossError("rejoin: no member sent the job's state");
+    POLYGUARD_ASSIGN_OR_RETURN(step, DecodeState(*from, &old_members));
+  }
+  std::vector<int> joiners;
+  for (int q : group_->members())
+    if (!std::binary_search(old_members.begin(), old_members.end(), q)) joiners.push_back(q);
+  const bool i_join = std::binary_search(joiners.begin(), joiners.end(), me);
+  // Every layer: the joiners' shard, velocity and snapshot copies, each
+  // rebuilt from the code's repair sources among the old members.
+  int64_t bytes = 0;
+  const size_t layers = size_t(model_->num_layers());
+  if (i_join) {  // (DecodeState left the snapshots' matrices to rebuild)
+    snapshot_.shards.resize(layers);
+    snapshot_.velocities.resize(layers);
+    if (taken_) {
+      taken_->shards.resize(layers);
+      taken_->velocities.resize(layers);
+    }
+  }
+  for (int l = 0; l < model_->num_layers(); ++l) {
+    CodedLayer& layer = model_->layer(l);
+    const ProductCode& code = layer.code();
+    std::vector<Matrix*> parts = {layer.mutable_shard(), layer.mutable_velocity(),
+                                  &snapshot_.shards[size_t(l)], &snapshot_.velocities[size_t(l)]};
+    if (taken_) {
+      parts.push_back(&taken_->shards[size_t(l)]);
+      parts.push_back(&taken_->velocities[size_t(l)]);
+    }
+    const Eigen::Index rows = layer.shard().rows(), cols = layer.shard().cols();
+    const int64_t n = int64_t(parts.size()) * rows * cols;
+    std::vector<std::vector<double>> to(static_cast<size_t>(p));
+    std::vector<int64_t> from(static_cast<size_t>(p), 0);
+    std::vector<int> my_sources;
+    for (int t : joiners) {
+      StatusOr<std::vector<int>> sources = code.RepairSources(t, old_members);
+      if (!sources.ok()) {
+        return DataLossError("rejoin: layer " + std::to_string(l) + " (" + code.Describe() +
+                             "): peer " + std::to_string(t) +
+                             "'s shard cannot be rebuilt from peers " + FormatPeers(old_members) +
+                             ": " + sources.status().message());
+      }
+      for (int s : *sources) {
+        bytes += (n + 2) * int64_t(sizeof(double));
+        if (t == me) from[size_t(s)] = n + 2;
+        if (s != me) continue;
+        std::vector<double>& piece = to[size_t(t)];
+        piece.reserve(size_t(n + 2));
+        for (const Matrix* m : parts) piece.insert(piece.end(), m->data(), m->data() + m->size());
+        const auto [hi, lo] = Checksum(piece.data(), piece.size());
+        piece.push_back(hi);
+        piece.push_back(lo);
+      }
+      if (t == me) my_sources = *sources;
+    }
+    POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kRebuild, 0, l));
+    POLYGUARD_ASSIGN_OR_RETURN(auto got, group_->SendRecv(to, from, tag));
+    if (!i_join) continue;
+    std::vector<std::vector<PeerResult>> pieces(parts.size());
+    for (int s : my_sources) {
+      const std::vector<double>& piece = got[size_t(s)];
+      const auto [hi, lo] = Checksum(piece.data(), size_t(n));
+      if (int64_t(piece.size()) != n + 2 || piece[size_t(n)] != hi || piece[size_t(n) + 1] != lo) {
+        return DataLossError("rejoin: layer " + std::to_string(l) + ": the piece from peer " +
+                             std::to_string(s) + " failed its checksum");
+      }
+      for (size_t i = 0; i < parts.size(); ++i) {
+        Matrix m(rows, cols);
+        std::copy_n(piece.data() + int64_t(i) * rows * cols, rows * cols, m.data());
+        pieces[i].push_back({s, std::move(m)});
+      }
+    }
+    for (size_t i = 0; i < parts.size(); ++i) {
+      POLYGUARD_ASSIGN_OR_RETURN(*parts[i], code.RepairShard(me, pieces[i]));
+    }
+    if (on_layer) on_layer(l);
+  }
+  // The scrub's probe over every shard before the joiners take part: a
+  // rebuilt shard that is wrong (a source's shard was hit and not yet
+  // scrubbed) is located and repaired like any other.
+  bool repairable = true;
+  POLYGUARD_ASSIGN_OR_RETURN(const std::vector<int> found,
+                             ScrubAt(round_, kRoundScrubs, &repairable));
+  if (!repairable) {
+    return DataLossError("rejoin: after rebuilding peers " + FormatPeers(joiners) +
+                         ", shards of peers " + FormatPeers(found) +
+                         " are corrupted beyond what the code can repair");
+  }
+  counters_.rejoins += int64_t(joiners.size());
+  counters_.rebuild_bytes += bytes;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  counters_.rebuild_seconds += seconds;
+  peer_rejoins_.push_back({step, joiners, group_->generation(), seconds, bytes});
+  return step;
 }
 
 Status Trainer::Train(int64_t steps, const BatchFn& batch, const StepFn& on_step) {

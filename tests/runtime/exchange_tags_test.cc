@@ -21,12 +21,15 @@ ExchangeTag Tag(ExchangeOp op, int64_t step = 0, int layer = 0) {
   return tag.ok() ? *tag : ExchangeTag{-1, -1, -1};
 }
 
-constexpr ExchangeOp kPerLayer[] = {ExchangeOp::kForward, ExchangeOp::kTranspose,
-                                    ExchangeOp::kScrub,   ExchangeOp::kRepair,
-                                    ExchangeOp::kFix,     ExchangeOp::kSnapshotScrub};
+constexpr ExchangeOp kPerLayer[] = {
+    ExchangeOp::kForward, ExchangeOp::kTranspose,     ExchangeOp::kScrub,  ExchangeOp::kRepair,
+    ExchangeOp::kFix,     ExchangeOp::kSnapshotScrub, ExchangeOp::kRebuild};
 constexpr ExchangeOp kProducts[] = {ExchangeOp::kForward, ExchangeOp::kTranspose};
 constexpr ExchangeOp kControl[] = {ExchangeOp::kScrub, ExchangeOp::kRepair, ExchangeOp::kFix,
-                                   ExchangeOp::kSnapshotScrub};
+                                   ExchangeOp::kSnapshotScrub, ExchangeOp::kRebuild};
+// Per round, no layer.
+constexpr ExchangeOp kPerRound[] = {ExchangeOp::kAgree, ExchangeOp::kJoinCheck,
+                                    ExchangeOp::kWelcome};
 const int64_t kSteps[] = {0,
                           1,
                           2,
@@ -74,7 +77,7 @@ TEST(ExchangeTag, DistinctExchangesGetDistinctTags) {
       for (int l : product_layers) add(op, step, l);
     for (ExchangeOp op : kControl)
       for (int l : control_layers) add(op, step, l);
-    add(ExchangeOp::kAgree, step, 0);
+    for (ExchangeOp op : kPerRound) add(op, step, 0);
   }
   add(ExchangeOp::kResumeAgree, 0, 0);
   add(ExchangeOp::kEvaluationTally, 0, 0);
@@ -92,8 +95,10 @@ TEST(ExchangeTag, EveryControlLayerIsDistinct) {
         ++made;
       }
     }
-    seen.insert(Of(Tag(ExchangeOp::kAgree, step)));
-    ++made;
+    for (ExchangeOp op : kPerRound) {
+      seen.insert(Of(Tag(op, step)));
+      ++made;
+    }
   }
   EXPECT_EQ(int(seen.size()), made);
 }
@@ -114,8 +119,8 @@ TEST(ExchangeTag, RefusesOutOfRange) {
   for (ExchangeOp op : kPerLayer)
     EXPECT_EQ(MakeExchangeTag(op, -1, 0).status().code(), StatusCode::kInvalidArgument);
   // Ops without a layer (or step) refuse one rather than ignore it.
-  EXPECT_EQ(MakeExchangeTag(ExchangeOp::kAgree, 1, 2).status().code(),
-            StatusCode::kInvalidArgument);
+  for (ExchangeOp op : kPerRound)
+    EXPECT_EQ(MakeExchangeTag(op, 1, 2).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(MakeExchangeTag(ExchangeOp::kResumeAgree, 1).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(MakeExchangeTag(ExchangeOp::kEvaluationTally, 0, 1).status().code(),

@@ -7,8 +7,9 @@
 // tag). Layout, (step, layer, op):
 //   kForward, kTranspose     (step, layer, 0 | 1)            layer in [0, 2^20)
 //   kAgree                   (step, 2^20, 0)
-//   kScrub, kRepair, kFix    (step, 2^20, k * 2^10 + layer)  k = 1, 2, 3;
-//                                                            layer in [0, 2^10)
+//   kScrub, kRepair, kFix,   (step, 2^20, k * 2^10 + layer)  k = 1, 2, 3, 5;
+//   kRebuild                                                 layer in [0, 2^10)
+//   kJoinCheck, kWelcome     (step, 2^20, k * 2^10)          k = 4, 6
 //   kSnapshotScrub           (step, 2^20 + 1, 2^10 + layer)  layer in [0, 2^10)
 //   kResumeAgree             (0, 2^22, 0)
 //   kEvaluationTally         (2^30, 2^21, 0)
@@ -43,11 +44,17 @@ enum class ExchangeOp {
   kSnapshotScrub,
   kResumeAgree,      // the resume agreement before the first round; step, layer unused (0)
   kEvaluationTally,  // the trainer binary's counters after training; step, layer unused (0)
+  // Rejoining (Trainer, survive_crashes): the members' agreement on waiting
+  // replacements, the job's state handed to them, and a layer's shards
+  // rebuilt for them. step = round.
+  kJoinCheck,
+  kWelcome,
+  kRebuild,
 };
 
 // The ranges of `layer` (documented above).
 inline constexpr int kMaxProductLayers = 1 << 20;  // kForward, kTranspose
-inline constexpr int kMaxControlLayers = 1 << 10;  // kScrub, kRepair, kFix, kSnapshotScrub
+inline constexpr int kMaxControlLayers = 1 << 10;  // kScrub, kRepair, kFix, kRebuild, ...
 
 // The tag of exchange `op` at `step` for model layer `layer`. InvalidArgument
 // when step < 0, layer is outside its range, or an op that takes no step or

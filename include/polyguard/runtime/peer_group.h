@@ -74,6 +74,10 @@ struct PeerGroupOptions {
   // Keeps the connections of successive groups of one job apart in the same
   // rendezvous (generation 0 uses the job id's own keys).
   int64_t generation = 0;
+  // What every peer of the job must share to work with the others (e.g. a
+  // digest of its spec): published with each generation's members, and a
+  // peer joining a running group (Join) with another identity is refused.
+  std::string identity;
 };
 
 // Identifies one exchange. Every peer must use the same tag for it. The
@@ -159,6 +163,38 @@ class PeerGroup {
   // connection failed (it may be alive: it would report at once), up to
   // `wait` per silent one; 3 store writes, 2 (members - 1) + 2 store reads.
   StatusOr<std::vector<int>> AgreeOnLost(std::chrono::milliseconds wait);
+
+  // Rejoining (lib/runtime/membership.cc). A replacement for a lost peer
+  // (options.rank, not a member of the job's newest generation): finds the
+  // newest generation in the rendezvous, asks to join it (a store key), and
+  // once its members admit it (Admit, at their next step boundary) connects
+  // as a member of the generation after. Errors: FailedPrecondition when the
+  // running job's identity differs (both named); NotFound when the job
+  // ended first; DeadlineExceeded when not admitted within `wait` (the
+  // message says what it saw last: no generation yet, options.rank still a
+  // member, or a request not yet answered). Cost: a few store lookups every
+  // 20 ms while it waits, then a connect.
+  static StatusOr<std::unique_ptr<PeerGroup>> Join(const PeerGroupOptions& options,
+                                                   std::chrono::milliseconds wait);
+
+  // Absent peers that asked to join this generation: one store lookup per
+  // absent peer, no exchange (peers may see different sets: agree on them
+  // before Admit).
+  std::vector<int> JoinRequests() const;
+
+  // Collective over the members, all with the same `joiners` (absent peers,
+  // ascending): once every piece this peer sent is taken (Flush), the lowest
+  // member answers their requests and every member re-forms with them under
+  // the next generation. Returns the peers
+  // admitted: `joiners`, or none when they did not connect within the
+  // timeout (a joiner died): the members then re-form among themselves
+  // under the generation after that. Errors: those of Reform.
+  StatusOr<std::vector<int>> Admit(const std::vector<int>& joiners);
+
+  // Records in the rendezvous that this peer's part in the job is over, so
+  // that a replacement still waiting to join gives up (Join: NotFound).
+  // Best effort; never fails.
+  void MarkEnded();
 
   // Reconnects this group in place as `members` (ascending, this peer among
   // them) under `generation` (above the current one): same rank, size,

@@ -20,6 +20,7 @@
 #ifndef POLYGUARD_TRAIN_JOB_RUNNER_H_
 #define POLYGUARD_TRAIN_JOB_RUNNER_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -47,6 +48,14 @@ struct JobPeerOptions {
   // No injected faults while evaluating: the figure measures the model, not
   // fault-tolerant inference.
   bool evaluate_without_faults = false;
+  // A replacement for peer `rank` of the running job (the spec must survive
+  // crashes, and be the same: JobIdentity): joins it (PeerGroup::Join, up
+  // to rejoin_wait; 0: ten failure timeouts), takes its state and rebuilds
+  // its shards (Trainer::Rejoin), and trains from the step the members are
+  // at. No step-0 evaluation; checkpoints as any peer's. The spec's crash
+  // fields are not repeated. Refused with resume.
+  bool rejoin = false;
+  std::chrono::milliseconds rejoin_wait{0};
 };
 
 struct StepTiming {
@@ -65,6 +74,8 @@ struct JobHooks {
       on_step;
   // Each test-set evaluation: correct of tested samples after `step`.
   std::function<void(int64_t step, int64_t correct, int64_t tested)> on_evaluation;
+  // A replacement's layers as they are rebuilt (rejoin).
+  std::function<void(int layer)> on_layer_rebuilt;
 };
 
 struct JobOutcome {
@@ -85,6 +96,12 @@ struct JobOutcome {
   // This peer's (job-wide ones are agreed), also when it stopped early.
   TrainingCounters counters;
   std::vector<Trainer::PeerLoss> peer_losses;  // survived (survive_crashes)
+  std::vector<Trainer::PeerRejoin> peer_rejoins;
+  // A replacement: the job ended before it was admitted (status NotFound;
+  // nothing to do), or the seconds from the call to its first step as a
+  // full member.
+  bool job_ended_before_rejoin = false;
+  double rejoin_seconds = 0;
   // Sums over every peer of the per-peer views (after a completed run).
   int64_t job_faults_injected = 0, job_unverified_decodes = 0, job_copies_replaced = 0;
 };

@@ -54,6 +54,13 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
 // everything Sequential::Create would refuse on spec.peers peers.
 Status ValidateJobSpec(const JobSpec& spec);
 
+// What a replacement must share with the running job to rejoin it
+// (PeerGroupOptions::identity): a digest of everything that decides the
+// training — peers, model, code, optimiser, data, steps, the fault rates and
+// seeds — but not the crash fields (a replacement does not repeat its
+// predecessor's crash) or timeouts. 16 hex digits.
+std::string JobIdentity(const JobSpec& spec);
+
 // The MNIST IDX files of an mnist job, by their headers only: each of the
 // four exists and is a well-formed IDX file, images and labels agree in
 // count, and both image sets have the model's inputs pixels (a test set of

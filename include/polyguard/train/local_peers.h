@@ -23,8 +23,9 @@ namespace polyguard {
 
 struct PeerExit {
   int rank = 0;
-  int exit_code = -1;  // -1 when ended by a signal
-  int signal = 0;      // the signal that ended it, 0 when it exited
+  int incarnation = 0;  // 0: the first process of this rank; n: its n-th replacement
+  int exit_code = -1;   // -1 when ended by a signal
+  int signal = 0;       // the signal that ended it, 0 when it exited
   bool ok() const { return signal == 0 && exit_code == 0; }
 };
 
@@ -41,10 +42,16 @@ struct LocalPeersOptions {
   bool die_with_launcher = false;
   // Called in the launcher as each peer ends, in the order they end.
   std::function<void(const PeerExit&)> on_exit;
+  // Replacements: when restart_when(exit) is true for a process that ended
+  // (after on_exit), a new process runs restart_body(rank) for its rank,
+  // and the returned exit becomes the replacement's. A failure's grace
+  // (grace_after_failure) does not start for an exit that is restarted.
+  std::function<bool(const PeerExit&)> restart_when;
+  std::function<int(int rank)> restart_body;
 };
 
 // Forks options.peers processes running body(rank) (an exception becomes exit
-// code 98). Returns every peer's exit, indexed by rank. Internal when fork
+// code 98). Returns every peer's exit (its last process's), indexed by rank. Internal when fork
 // fails (the peers already started are killed and reaped).
 StatusOr<std::vector<PeerExit>> RunLocalPeers(const LocalPeersOptions& options,
                                               const std::function<int(int rank)>& body);

@@ -8,6 +8,7 @@
 #ifndef POLYGUARD_TRAIN_PEER_STACK_H_
 #define POLYGUARD_TRAIN_PEER_STACK_H_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -26,6 +27,9 @@ struct PeerStackOptions {
   TrainerOptions trainer;
   std::optional<FaultModel> faults;  // nullopt: no fault seam at all
   uint64_t fault_seed = 1;
+  // A replacement rejoining a running job: the group comes from
+  // PeerGroup::Join (waiting this long) instead of Connect.
+  std::optional<std::chrono::milliseconds> join_wait;
 };
 
 // Members are destroyed in reverse order: the trainer before the model it

@@ -43,6 +43,7 @@
 #define POLYGUARD_TRAIN_TRAINER_H_
 
 #include <cfloat>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -77,6 +78,9 @@ struct TrainerOptions {
   // start of the earliest step any of them was in, and go on. Costs two
   // copies of every shard and velocity (and of the periodic snapshot) per
   // peer, taken at the start of every step. Off: a lost peer stops the job.
+  // While peers are missing, every step starts by looking for replacements
+  // waiting to join (PeerGroup::JoinRequests: a store lookup per missing
+  // peer, and one small all-gather) and admits them (Rejoin).
   bool survive_crashes = false;
 };
 
@@ -113,6 +117,11 @@ struct TrainingCounters {
   int64_t generation = 0;
   int64_t peers_present = 0;
   int64_t degraded_steps = 0;
+  // Replacements admitted (Rejoin), and the bytes sent to rebuild them;
+  // this peer's seconds spent admitting, handing over and rebuilding.
+  int64_t rejoins = 0;
+  int64_t rebuild_bytes = 0;
+  double rebuild_seconds = 0;
 };
 std::string FormatCounters(const TrainingCounters& counters);
 
@@ -211,6 +220,35 @@ class Trainer {
     double seconds = 0;  // agreeing, checking, re-forming and realigning
   };
   const std::vector<PeerLoss>& peer_losses() const { return peer_losses_; }
+  // Every replacement admitted: the step the group re-formed before, the
+  // peers admitted, the generation formed with them, the time this peer
+  // spent admitting, handing over and rebuilding, and the bytes moved.
+  struct PeerRejoin {
+    int64_t step = 0;
+    std::vector<int> peers;
+    int64_t generation = 0;
+    double seconds = 0;
+    int64_t bytes = 0;
+  };
+  const std::vector<PeerRejoin>& peer_rejoins() const { return peer_rejoins_; }
+
+  // A replacement's side of a rejoin (survive_crashes; the group comes from
+  // PeerGroup::Join, the model from the same spec, as built). Collective
+  // with the members' admission at the start of their step: takes the job's
+  // state from them (step, rounds, scrub and rollback decisions, snapshot
+  // steps, the job-wide counters and the loss and rejoin history), rebuilds
+  // this peer's shard and velocity of every layer, and those of its
+  // snapshots, from the code's repair sources (point to point, each piece
+  // with a checksum), and checks every shard with the scrub's probe (which
+  // repairs a wrong one) before it takes part. Returns the step to run
+  // next. `on_layer` sees each layer rebuilt (e.g. to crash there in a
+  // test). Errors: FailedPrecondition without survive_crashes; DataLoss
+  // when a piece fails its checksum or a shard cannot be repaired (the
+  // members then lose this peer again); Unavailable when a member fails.
+  // Cost: (shard size x 4, or x 6 with a SnapshotNow snapshot) per repair
+  // source per layer, received; a probe exchange per layer.
+  StatusOr<int64_t> Rejoin(const std::function<void(int layer)>& on_layer = nullptr);
+
   // The step rollbacks return to: the last periodic snapshot's.
   int64_t last_snapshot_step() const { return snapshot_.step; }
   // The last exchange round used (rounds key tags and fault decisions). To
@@ -243,6 +281,19 @@ class Trainer {
   // DataLoss naming the first layer whose thresholds or error budget fail
   // with only `members` present.
   Status CheckSurvivable(const std::vector<int>& members, const std::vector<int>& lost) const;
+  // At the start of a degraded step: admits the replacements any member saw
+  // waiting, and hands them the job (Welcome).
+  Status AdmitWaiting(int64_t step);
+  // Both sides of a rejoin, in the group formed with the joiners: the old
+  // members send the state at `step` (they are `old_members`), the joiners
+  // (step < 0) take it and rebuild their shards; then every shard is
+  // probed. Returns the step to run.
+  StatusOr<int64_t> Welcome(int64_t step, std::vector<int> old_members,
+                            const std::function<void(int layer)>& on_layer,
+                            std::chrono::steady_clock::time_point start);
+  std::vector<double> EncodeState(int64_t step, const std::vector<int>& old_members) const;
+  // Applies a state from EncodeState; returns its step and old members.
+  StatusOr<int64_t> DecodeState(const std::vector<double>& state, std::vector<int>* old_members);
   StatusOr<Decision> Agree(bool failed, double loss, double accuracy, int64_t round);
   Status ReplaceStaleCopies(const Decision& decision, int64_t round);
   // Scrub at `round` (its exchanges' tags and its probes; `tag_layer` keeps
@@ -269,6 +320,9 @@ class Trainer {
   TrainingCounters counters_;
   std::optional<Undo> undo_, undo_before_;  // the current step's start, the previous one's
   std::vector<PeerLoss> peer_losses_;
+  std::vector<PeerRejoin> peer_rejoins_;
+  // A replacement's first step: the members looked for joiners already.
+  bool skip_join_check_ = false;
 };
 
 }  // namespace polyguard
