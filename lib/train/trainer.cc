@@ -868,6 +868,7 @@ std::vector<double> Trainer::EncodeState(int64_t step, const std::vector<int>& o
     w.Add(j.seconds);
     w.Add(double(j.bytes));
     w.AddList(j.peers);
+    w.AddList(j.repaired);
   }
   return w.Take();
 }
@@ -921,6 +922,7 @@ StatusOr<int64_t> Trainer::DecodeState(const std::vector<double>& state,
     j.seconds = r.Next();
     j.bytes = r.Int();
     j.peers = r.List();
+    j.repaired = r.List();
     peer_rejoins_.push_back(std::move(j));
   }
   if (!r.ok() || step < 1) {
@@ -1067,7 +1069,7 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   counters_.rebuild_seconds += seconds;
-  peer_rejoins_.push_back({step, joiners, group_->generation(), seconds, bytes});
+  peer_rejoins_.push_back({step, joiners, group_->generation(), seconds, bytes, found});
   return step;
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "polyguard/train/job_runner.h"
+#include "polyguard/train/local_peers.h"
 #include "runtime/multiprocess.h"
 #include "runtime/redis_server.h"
 
@@ -68,39 +69,65 @@ struct PeerRun {
   std::string status;
 };
 
+// Replacements for crashed peers (the launcher's restarts, local_peers.h).
+struct Replacements {
+  int times = 0;                // per crashed peer
+  std::optional<JobSpec> first_spec;  // the first's (default: the job's)
+  int die_rebuilding = 0;       // the first this many die after rebuilding layer 0
+};
+
 // Runs the job on processes; `kill_after(rank)` > 0 kills that peer after
-// completing that step. Each survivor writes its losses and final status.
-// Rendezvous: a folder (default) or the given redis:// URL.
+// completing that step. Each peer (the last process of each rank) writes its
+// losses and final status. Rendezvous: a folder (default) or the given
+// redis:// URL.
 std::vector<PeerRun> OnProcesses(const JobSpec& job, const std::function<int64_t(int)>& kill_after,
-                                 const std::string& redis = "") {
+                                 const std::string& redis = "", const Replacements& replace = {}) {
   const std::string dir = testing::FreshFolder("survive-" + job.name);
   const std::string rendezvous = redis.empty() ? "file:" + dir + "/rdv" : redis;
-  const auto results = testing::RunPeers(
-      job.peers,
-      [&](int rank) {
-        std::vector<double> losses(size_t(job.steps + 1), 0.0);
-        JobHooks hooks;
-        hooks.on_step = [&](int64_t step, int64_t, const StepResult& res, const StepTiming&,
-                            const Trainer&) {
-          losses[size_t(step)] = res.loss;
-          if (kill_after(rank) == step) ::raise(SIGKILL);
-        };
-        const JobOutcome out = RunJobPeer(job, {.rank = rank, .rendezvous = rendezvous}, hooks);
-        std::ofstream f(dir + "/peer-" + std::to_string(rank) + ".txt");
-        f.precision(17);
-        // (The job's fault tally sums the survivors' counts: never negative.)
-        f << out.status.ToString() << " faults " << (out.job_faults_injected >= 0) << "\n"
-          << out.counters.peers_lost << " " << out.counters.generation << " "
-          << out.counters.degraded_steps << "\n";
-        for (double l : losses) f << l << "\n";
-        return out.status.ok() ? 0 : 1;
-      },
-      120s);
+  std::vector<int> incarnation(size_t(job.peers), 0);  // the launcher's count, seen by a fork
+  auto run = [&](int rank, bool rejoin) {
+    std::vector<double> losses(size_t(job.steps + 1), 0.0);
+    JobHooks hooks;
+    hooks.on_step = [&](int64_t step, int64_t, const StepResult& res, const StepTiming&,
+                        const Trainer&) {
+      losses[size_t(step)] = res.loss;
+      if (!rejoin && kill_after(rank) == step) ::raise(SIGKILL);
+    };
+    hooks.on_layer_rebuilt = [&](int layer) {
+      if (layer == 0 && incarnation[size_t(rank)] <= replace.die_rebuilding) ::raise(SIGKILL);
+    };
+    const JobSpec& spec =
+        rejoin && replace.first_spec && incarnation[size_t(rank)] == 1 ? *replace.first_spec : job;
+    const JobOutcome out =
+        RunJobPeer(spec, {.rank = rank, .rendezvous = rendezvous, .rejoin = rejoin}, hooks);
+    std::ofstream f(dir + "/peer-" + std::to_string(rank) + ".txt");
+    f.precision(17);
+    // (The job's fault tally sums the survivors' counts: never negative.)
+    f << out.status.ToString() << " faults " << (out.job_faults_injected >= 0) << "\n"
+      << out.counters.peers_lost << " " << out.counters.generation << " "
+      << out.counters.degraded_steps << " rejoins " << out.counters.rejoins;
+    int64_t repaired = 0;  // by the probe check after a rebuild
+    for (const Trainer::PeerRejoin& j : out.peer_rejoins) repaired += int64_t(j.repaired.size());
+    f << " probe_repaired " << repaired << "\n";
+    for (double l : losses) f << l << "\n";
+    return out.refused ? 2 : out.status.ok() ? 0 : 1;
+  };
+  LocalPeersOptions o;
+  o.peers = job.peers;
+  o.deadline = 120s;
+  o.restart_when = [&](const PeerExit& e) {
+    if (e.ok() || e.incarnation >= replace.times) return false;
+    ++incarnation[size_t(e.rank)];
+    return true;
+  };
+  o.restart_body = [&](int rank) { return run(rank, true); };
+  const auto results = RunLocalPeers(o, [&](int rank) { return run(rank, false); });
+  EXPECT_TRUE(results.ok()) << results.status();
   std::vector<PeerRun> runs(size_t(job.peers));
-  for (int r = 0; r < job.peers; ++r) {
+  for (int r = 0; r < job.peers && results.ok(); ++r) {
     PeerRun& run = runs[size_t(r)];
-    run.exit_code = results[size_t(r)].exit_code;
-    run.signal = results[size_t(r)].signal;
+    run.exit_code = (*results)[size_t(r)].exit_code;
+    run.signal = (*results)[size_t(r)].signal;
     std::ifstream f(dir + "/peer-" + std::to_string(r) + ".txt");
     std::getline(f, run.status);
     std::string counters;
@@ -110,6 +137,17 @@ std::vector<PeerRun> OnProcesses(const JobSpec& job, const std::function<int64_t
   }
   std::filesystem::remove_all(dir);
   return runs;
+}
+
+// Every step a peer completed (a replacement: from its first) has the
+// uninterrupted run's loss to roundoff.
+void ExpectOnTheUninterruptedTrajectory(const PeerRun& run, const std::vector<double>& reference) {
+  ASSERT_EQ(run.losses.size(), reference.size()) << run.status;
+  for (size_t k = 1; k < reference.size(); ++k) {
+    if (run.losses[k] == 0.0) continue;  // not run by this process
+    EXPECT_NEAR(run.losses[k], reference[k], 1e-9 * std::abs(reference[k])) << "step " << k;
+  }
+  EXPECT_NE(run.losses.back(), 0.0) << "the last step was not run: " << run.status;
 }
 
 // Under both rendezvous: a folder, and a real redis-server started here.
@@ -144,6 +182,38 @@ TEST_P(CrashSurvival, APeerDyingMidStepIsAnErasureAndTrainingFollowsTheUninterru
   }
 }
 
+// The crashed peer's replacement rejoins (the launcher starts it at once; it
+// waits for the survivors to re-form, asks to join and is admitted at a step
+// boundary), rebuilds its shards from the others and trains on: every
+// peer's losses, the replacement's included, follow the uninterrupted run,
+// with faults at every step point.
+TEST_P(CrashSurvival, ACrashedPeersReplacementRejoinsAndTrainingFollowsTheUninterruptedRun) {
+  const JobSpec whole = SurvivingJob("rejoin-" + GetParam(), 5, 40);
+  const std::vector<double> reference = Uninterrupted(whole);
+  JobSpec crashing = whole;
+  crashing.faults.crash_peer = 3;
+  crashing.faults.crash_step = 11;
+  const std::string dir = testing::FreshFolder("redis-" + whole.name);
+  std::optional<testing::RedisServer> redis;
+  if (GetParam() == "redis") {
+    redis.emplace(dir);
+    ASSERT_TRUE(redis->ok()) << "redis-server did not start (missing? run scripts/setup)";
+  }
+  const std::vector<PeerRun> runs =
+      OnProcesses(crashing, [](int) { return -1; }, redis ? redis->url() : "", {.times = 1});
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(runs.size(), 5u);
+  for (int r = 0; r < 5; ++r) {
+    SCOPED_TRACE("peer " + std::to_string(r));
+    const PeerRun& run = runs[size_t(r)];
+    ASSERT_EQ(run.exit_code, 0) << run.status;
+    // 1 lost, generation 2 (lost, then rejoined), 1 rejoin.
+    EXPECT_NE(run.status.find("OK faults 1 | 1 2 "), std::string::npos) << run.status;
+    EXPECT_NE(run.status.find(" rejoins 1"), std::string::npos) << run.status;
+    ExpectOnTheUninterruptedTrajectory(run, reference);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Rendezvous, CrashSurvival, ::testing::Values("file", "redis"),
                          [](const auto& info) { return info.param; });
 
@@ -170,6 +240,67 @@ TEST(CrashSurvivalThresholds, TwoPeersKilledAtOnceStopCleanlyNamingTheThreshold)
         << fails[size_t(r)].status;
     EXPECT_NE(fails[size_t(r)].status.find("threshold"), std::string::npos)
         << fails[size_t(r)].status;
+  }
+}
+
+// The first replacement dies while it rebuilds (after layer 0): the members
+// lose it as any peer, go on degraded, and admit the second, which rejoins.
+TEST(CrashSurvivalRejoin, AReplacementKilledWhileRebuildingIsLostAndTheNextOneRejoins) {
+  const JobSpec whole = SurvivingJob("twice", 5, 40);
+  const std::vector<double> reference = Uninterrupted(whole);
+  JobSpec crashing = whole;
+  crashing.faults.crash_peer = 3;
+  crashing.faults.crash_step = 11;
+  const std::vector<PeerRun> runs =
+      OnProcesses(crashing, [](int) { return -1; }, "", {.times = 2, .die_rebuilding = 1});
+  ASSERT_EQ(runs.size(), 5u);
+  for (int r = 0; r < 5; ++r) {
+    SCOPED_TRACE("peer " + std::to_string(r));
+    const PeerRun& run = runs[size_t(r)];
+    ASSERT_EQ(run.exit_code, 0) << run.status;
+    // Lost twice (the crash, the replacement), generation 4, 1 rejoin.
+    EXPECT_NE(run.status.find("OK faults 1 | 2 4 "), std::string::npos) << run.status;
+    EXPECT_NE(run.status.find(" rejoins 1"), std::string::npos) << run.status;
+    ExpectOnTheUninterruptedTrajectory(run, reference);
+  }
+}
+
+// A replacement started with another spec (here: another learning rate) is
+// refused before it joins, naming both identities; the job goes on without
+// it, and the next replacement, with the job's spec, rejoins. Without
+// faults, its rebuilt shards pass the probe check as they are.
+TEST(CrashSurvivalRejoin, AReplacementWithAnotherSpecIsRefusedAndTheNextOneRejoins) {
+  JobSpec job = SurvivingJob("other", 5, 40);
+  job.faults.error_rate = 0;
+  job.faults.crash_peer = 3;
+  job.faults.crash_step = 11;
+  JobSpec other = job;
+  other.trainer.sgd.learning_rate = 0.2;
+  const std::vector<PeerRun> runs = OnProcesses(
+      job, [](int) { return -1; }, "", {.times = 2, .first_spec = other});
+  ASSERT_EQ(runs.size(), 5u);
+  for (int r = 0; r < 5; ++r) {
+    EXPECT_EQ(runs[size_t(r)].exit_code, 0) << runs[size_t(r)].status;
+    EXPECT_NE(runs[size_t(r)].status.find(" rejoins 1 probe_repaired 0"), std::string::npos)
+        << runs[size_t(r)].status;
+  }
+  // The refused one said why (its own test: one replacement only).
+  const std::vector<PeerRun> refused =
+      OnProcesses(job, [](int) { return -1; }, "", {.times = 1, .first_spec = other});
+  ASSERT_EQ(refused.size(), 5u);
+  EXPECT_EQ(refused[3].exit_code, 2) << refused[3].status;
+  EXPECT_NE(refused[3].status.find("FailedPrecondition: peer 3 rejoining job other: the running "
+                                   "job (generation "),
+            std::string::npos)
+      << refused[3].status;
+  EXPECT_NE(refused[3].status.find("is another job: its identity is " + JobIdentity(job) +
+                                   ", this peer's " + JobIdentity(other)),
+            std::string::npos)
+      << refused[3].status;
+  for (int r : {0, 1, 2, 4}) {
+    EXPECT_EQ(refused[size_t(r)].exit_code, 0) << refused[size_t(r)].status;
+    EXPECT_NE(refused[size_t(r)].status.find(" rejoins 0"), std::string::npos)
+        << refused[size_t(r)].status;
   }
 }
 

@@ -222,13 +222,16 @@ class Trainer {
   const std::vector<PeerLoss>& peer_losses() const { return peer_losses_; }
   // Every replacement admitted: the step the group re-formed before, the
   // peers admitted, the generation formed with them, the time this peer
-  // spent admitting, handing over and rebuilding, and the bytes moved.
+  // spent admitting, handing over and rebuilding, the bytes moved, and the
+  // peers whose shards the probe check then found wrong and repaired (a
+  // rebuilt shard is wrong only when a source's was).
   struct PeerRejoin {
     int64_t step = 0;
     std::vector<int> peers;
     int64_t generation = 0;
     double seconds = 0;
     int64_t bytes = 0;
+    std::vector<int> repaired;
   };
   const std::vector<PeerRejoin>& peer_rejoins() const { return peer_rejoins_; }
 
