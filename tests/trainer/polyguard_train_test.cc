@@ -156,16 +156,50 @@ TEST_F(PolyguardTrain, ACrashIsSurvivedWhenTheSpecSaysSo) {
   const std::string spec = WriteSpec(
       "survive_crashes: true\ntimeout_ms: 2000\n"
       "faults { crash_peer: 2 crash_step: 15 }\n");
-  const Outcome o = Train("--spec " + spec, dir_);
+  const Outcome o = Train("--spec " + spec + " --max-restarts 0", dir_);
   ASSERT_EQ(o.exit_code, 0) << o.out << o.err;
-  EXPECT_NE(o.err.find("peer 2 crashed (exit code 86); the others go on"), std::string::npos)
+  EXPECT_NE(o.err.find("peer 2 crashed (exit code 86); the others go on\n"), std::string::npos)
       << o.err;
-  EXPECT_NE(o.out.find("crashes: 1 peers lost and survived (3 of 4 present at the end)"),
+  EXPECT_NE(o.out.find("crashes: 1 peers lost and survived, 0 rejoined (3 of 4 present at the "
+                       "end)"),
             std::string::npos)
       << o.out;
   EXPECT_NE(o.out.find("peers 2 lost; step"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("test accuracy"), std::string::npos) << o.out;
   EXPECT_TRUE(NoneLeft(spec));
+}
+
+// By default the launcher restarts a crashed peer: the replacement rejoins
+// the running job (rebuilding its shards from the others) and the job ends
+// with all four peers. Its flags are checked before any peer starts.
+TEST_F(PolyguardTrain, ACrashedPeersReplacementRejoins) {
+  const std::string spec = WriteSpec(
+      "survive_crashes: true\ntimeout_ms: 2000\n"
+      "faults { crash_peer: 2 crash_step: 15 }\n");
+  const Outcome o = Train("--spec " + spec + " --steps 200", dir_);
+  ASSERT_EQ(o.exit_code, 0) << o.out << o.err;
+  EXPECT_NE(o.err.find("peer 2 crashed (exit code 86); the others go on, and a replacement "
+                       "rejoins (restart 1 of 3)"),
+            std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("polyguard-train: peer 2 rejoined at step "), std::string::npos) << o.err;
+  EXPECT_NE(o.out.find("crashes: 1 peers lost and survived, 1 rejoined (4 of 4 present at the "
+                       "end)"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("  peers 2 rejoined before step "), std::string::npos) << o.out;
+  EXPECT_TRUE(NoneLeft(spec));
+  Outcome bad = Train("--spec " + spec + " --rejoin", dir_);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--rejoin needs --rank R and --rendezvous URL"), std::string::npos)
+      << bad.err;
+  bad = Train("--spec " + kSmall + " --rank 1 --rendezvous file:" + dir_ + "/r --rejoin", dir_);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--rejoin needs a job that survives crashes"), std::string::npos)
+      << bad.err;
+  bad = Train("--spec " + spec + " --max-restarts -1", dir_);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--max-restarts must be >= 0"), std::string::npos) << bad.err;
 }
 
 TEST_F(PolyguardTrain, ResumeContinuesExactlyUnderFaults) {

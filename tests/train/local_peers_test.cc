@@ -1,0 +1,39 @@
+// The fork launcher (lib/train/local_peers.cc): replacements for peers that
+// end as the caller says, each reported, the last one's exit returned.
+#include "polyguard/train/local_peers.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <vector>
+
+namespace polyguard {
+namespace {
+
+TEST(LocalPeers, RestartsAPeerAsToldAndReturnsTheLastProcesssExit) {
+  LocalPeersOptions o;
+  o.peers = 3;
+  o.deadline = std::chrono::seconds(60);
+  std::vector<PeerExit> seen;
+  o.on_exit = [&](const PeerExit& e) { seen.push_back(e); };
+  o.restart_when = [](const PeerExit& e) { return e.exit_code == 86 && e.incarnation < 2; };
+  // Peer 1 crashes, and so does its first replacement; the second exits 7.
+  int restarts = 0;
+  o.restart_body = [&](int rank) { return rank == 1 && restarts++ == 0 ? 86 : 7; };
+  auto exits = RunLocalPeers(o, [](int rank) { return rank == 1 ? 86 : 0; });
+  ASSERT_TRUE(exits.ok()) << exits.status();
+  ASSERT_EQ(exits->size(), 3u);
+  EXPECT_EQ((*exits)[0].exit_code, 0);
+  EXPECT_EQ((*exits)[2].exit_code, 0);
+  // (The restart counter lives in each child's copy: every replacement sees
+  // 0 and crashes, so the last exit is the last allowed one's crash.)
+  EXPECT_EQ((*exits)[1].exit_code, 86);
+  EXPECT_EQ((*exits)[1].incarnation, 2);
+  int of_peer_1 = 0;
+  for (const PeerExit& e : seen) of_peer_1 += e.rank == 1 ? 1 : 0;
+  EXPECT_EQ(of_peer_1, 3);  // the first process and two replacements
+}
+
+}  // namespace
+}  // namespace polyguard
