@@ -71,9 +71,9 @@ struct PeerRun {
 
 // Replacements for crashed peers (the launcher's restarts, local_peers.h).
 struct Replacements {
-  int times = 0;                // per crashed peer
+  int times = 0;                      // per crashed peer
   std::optional<JobSpec> first_spec;  // the first's (default: the job's)
-  int die_rebuilding = 0;       // the first this many die after rebuilding layer 0
+  int die_rebuilding = 0;             // the first this many die after rebuilding layer 0
 };
 
 // Runs the job on processes; `kill_after(rank)` > 0 kills that peer after
@@ -276,8 +276,8 @@ TEST(CrashSurvivalRejoin, AReplacementWithAnotherSpecIsRefusedAndTheNextOneRejoi
   job.faults.crash_step = 11;
   JobSpec other = job;
   other.trainer.sgd.learning_rate = 0.2;
-  const std::vector<PeerRun> runs = OnProcesses(
-      job, [](int) { return -1; }, "", {.times = 2, .first_spec = other});
+  const std::vector<PeerRun> runs =
+      OnProcesses(job, [](int) { return -1; }, "", {.times = 2, .first_spec = other});
   ASSERT_EQ(runs.size(), 5u);
   for (int r = 0; r < 5; ++r) {
     EXPECT_EQ(runs[size_t(r)].exit_code, 0) << runs[size_t(r)].status;
