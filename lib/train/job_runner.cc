@@ -190,6 +190,8 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   const auto start = std::chrono::steady_clock::now();
   int64_t last_checkpoint = o.rejoin ? trainer->last_snapshot_step() : *agreed;
   int64_t last_evaluation = -1;
+  std::optional<int64_t> written;  // the step of this peer's checkpoint on disk, if any
+  if (o.resume) written = *agreed;
   Matrix x;
   std::vector<int> labels;
   for (int64_t step = out.first_step; step <= total;) {
@@ -201,7 +203,13 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
     out.step_cpu_seconds += timing.cpu_seconds;
     out.step_wall_seconds += timing.wall_seconds;
     ++out.steps_run;
-    if (!r.ok()) return fail(r.status());
+    if (!r.ok()) {
+      if (r.status().code() != StatusCode::kDataLoss || !written) return fail(r.status());
+      // Where the user can go on from (e.g. after a threshold no longer holds).
+      return fail(Status(r.status().code(),
+                         r.status().message() + "; the last checkpoint: " + ckpt + " at step " +
+                             std::to_string(*written) + " (--resume continues from it)"));
+    }
     if (!r->rolled_back) {
       if (hooks.on_step) hooks.on_step(step, total, *r, timing, *trainer);
       if (o.evaluate_every > 0 && step % o.evaluate_every == 0) {
@@ -215,6 +223,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
       if (Status s = WriteCheckpoint(ckpt, identity, trainer->LastSnapshot()); !s.ok())
         return fail(s);
       last_checkpoint = snap;
+      written = trainer->LastSnapshot().step;
     }
     step = r->next_step;
   }

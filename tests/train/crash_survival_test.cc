@@ -98,8 +98,12 @@ std::vector<PeerRun> OnProcesses(const JobSpec& job, const std::function<int64_t
     };
     const JobSpec& spec =
         rejoin && replace.first_spec && incarnation[size_t(rank)] == 1 ? *replace.first_spec : job;
-    const JobOutcome out =
-        RunJobPeer(spec, {.rank = rank, .rendezvous = rendezvous, .rejoin = rejoin}, hooks);
+    std::optional<std::string> checkpoints;
+    if (job.checkpoint_interval > 0) checkpoints = dir + "/ckpt";
+    const JobOutcome out = RunJobPeer(
+        spec,
+        {.rank = rank, .rendezvous = rendezvous, .checkpoint_dir = checkpoints, .rejoin = rejoin},
+        hooks);
     std::ofstream f(dir + "/peer-" + std::to_string(rank) + ".txt");
     f.precision(17);
     // (The job's fault tally sums the survivors' counts: never negative.)
@@ -231,6 +235,7 @@ TEST(CrashSurvivalThresholds, TwoPeersKilledAtOnceStopCleanlyNamingTheThreshold)
   }
   JobSpec again = job;
   again.name = "three";
+  again.checkpoint_interval = 5;  // the message names where to resume from
   const std::vector<PeerRun> fails =
       OnProcesses(again, [](int rank) { return rank >= 2 ? 6 : -1; });
   for (int r : {0, 1}) {
@@ -239,6 +244,12 @@ TEST(CrashSurvivalThresholds, TwoPeersKilledAtOnceStopCleanlyNamingTheThreshold)
     EXPECT_NE(fails[size_t(r)].status.find("DataLoss: layer 0"), std::string::npos)
         << fails[size_t(r)].status;
     EXPECT_NE(fails[size_t(r)].status.find("threshold"), std::string::npos)
+        << fails[size_t(r)].status;
+    EXPECT_NE(fails[size_t(r)].status.find("; the last checkpoint: "), std::string::npos)
+        << fails[size_t(r)].status;
+    EXPECT_NE(fails[size_t(r)].status.find("/ckpt/peer-" + std::to_string(r) +
+                                           ".ckpt at step 5 (--resume continues from it)"),
+              std::string::npos)
         << fails[size_t(r)].status;
   }
 }

@@ -14,7 +14,9 @@
 // exchange round to training, and checkpoints (SnapshotNow) change nothing
 // that decides later steps. Evaluations before the end (evaluate_every) may
 // repair a corrupted shard early and so change later steps by roundoff
-// (Trainer::Evaluate). Errors come back in JobOutcome::status, never as an
+// (Trainer::Evaluate). A step's DataLoss (errors beyond the code, or a
+// threshold that no longer holds after a crash) names this peer's last
+// checkpoint, when there is one. Errors come back in JobOutcome::status, never as an
 // exception from the runner itself (hooks must not throw).
 // Cost: the training's own, plus one evaluation pass per evaluation.
 #ifndef POLYGUARD_TRAIN_JOB_RUNNER_H_
