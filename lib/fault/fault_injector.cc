@@ -129,8 +129,9 @@ std::chrono::microseconds FaultInjector::StragglerDelay(int64_t step) const {
   return std::chrono::microseconds(static_cast<int64_t>(ms * 1000.0));
 }
 
-bool FaultInjector::ShouldCrash(int64_t step) const {
-  return model_.crash_peer == peer_ && model_.crash_step >= 0 && step >= model_.crash_step;
+bool FaultInjector::ShouldCrash(int64_t step, FaultModel::CrashPoint point) const {
+  return model_.crash_peer == peer_ && model_.crash_step >= 0 && step >= model_.crash_step &&
+         point == model_.crash_point;
 }
 
 std::vector<InjectedFault> FaultInjector::record() const {

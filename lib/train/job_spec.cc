@@ -215,6 +215,15 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   s.faults.straggler_fraction = f.straggler_fraction();
   s.faults.crash_peer = f.crash_peer();
   s.faults.crash_step = f.crash_step();
+  if (f.crash_point() == "product")
+    s.faults.crash_point = FaultModel::CrashPoint::kProduct;
+  else if (f.crash_point() == "scrub")
+    s.faults.crash_point = FaultModel::CrashPoint::kScrub;
+  else if (f.crash_point() == "repair")
+    s.faults.crash_point = FaultModel::CrashPoint::kRepair;
+  else
+    return Bad(at({"faults", "crash_point"}),
+               "must be product, scrub or repair, got '" + f.crash_point() + "'");
   s.fault_seed = f.seed();
   if (Status v = ValidateFaultModel(s.faults, s.peers); !v.ok())
     return Bad(at({"faults"}), v.message());

@@ -4,6 +4,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <string>
 
@@ -307,6 +308,13 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
         const ExchangeTag probe_tag,
         MakeExchangeTag(tag_layer == kRoundScrubs ? ExchangeOp::kScrub : ExchangeOp::kSnapshotScrub,
                         round, l));
+    // A crash injected mid-scrub (after the first layer's probes), or in a
+    // repair (below): training rounds only.
+    const bool crash_here =
+        faults_ != nullptr && tag_layer == kRoundScrubs && round < kEvaluationRounds;
+    if (crash_here && l == 1 && faults_->ShouldCrash(round, FaultModel::CrashPoint::kScrub)) {
+      std::_Exit(FaultInjector::kCrashExitCode);
+    }
     POLYGUARD_ASSIGN_OR_RETURN(
         Matrix all,
         group_->AllGather(std::span<const double>(mine.data(), size_t(mine.size())), probe_tag));
@@ -346,6 +354,11 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
         if (t == me) from[size_t(s)] = shard->size() + velocity->size();
       }
       if (t == me) my_target = int(i);
+    }
+    const bool involved = my_target >= 0 || std::any_of(to.begin(), to.end(),
+                                                        [](const auto& v) { return !v.empty(); });
+    if (crash_here && involved && faults_->ShouldCrash(round, FaultModel::CrashPoint::kRepair)) {
+      std::_Exit(FaultInjector::kCrashExitCode);
     }
     POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag repair_tag,
                                MakeExchangeTag(ExchangeOp::kRepair, round, l));

@@ -71,6 +71,12 @@ TEST(FaultInjector, StragglersAndCrashes) {
   EXPECT_FALSE(FaultInjector(model, 1, 2).ShouldCrash(9));
   EXPECT_TRUE(FaultInjector(model, 1, 2).ShouldCrash(10));
   EXPECT_FALSE(FaultInjector(model, 1, 1).ShouldCrash(10));
+  // Only at its point.
+  EXPECT_FALSE(FaultInjector(model, 1, 2).ShouldCrash(10, FaultModel::CrashPoint::kScrub));
+  model.crash_point = FaultModel::CrashPoint::kRepair;
+  EXPECT_FALSE(FaultInjector(model, 1, 2).ShouldCrash(12));
+  EXPECT_TRUE(FaultInjector(model, 1, 2).ShouldCrash(12, FaultModel::CrashPoint::kRepair));
+  model.crash_point = FaultModel::CrashPoint::kProduct;
 
   model.straggler_delay = FaultModel::Delay::kExponential;
   model.straggler_delay_ms = 10;

@@ -254,6 +254,40 @@ TEST(CrashSurvivalThresholds, TwoPeersKilledAtOnceStopCleanlyNamingTheThreshold)
   }
 }
 
+// A peer killed in the middle of a scrub (after the first layer's probes), or
+// while it sends or receives a shard repair: the survivors return to the
+// start of the step (shards repaired so far are restored from the step's
+// copy and repaired again), a replacement rejoins, and every loss follows
+// the uninterrupted run.
+class CrashInMaintenance
+    : public ::testing::TestWithParam<std::pair<const char*, FaultModel::CrashPoint>> {};
+
+TEST_P(CrashInMaintenance, IsSurvivedAndTheReplacementRejoinsOnTheUninterruptedTrajectory) {
+  JobSpec whole = SurvivingJob(std::string("in-") + GetParam().first, 5, 40);
+  whole.faults.error_rate = 0.03;  // shards hit often enough to need repairs
+  const std::vector<double> reference = Uninterrupted(whole);
+  JobSpec crashing = whole;
+  crashing.faults.crash_peer = 3;
+  crashing.faults.crash_step = 8;
+  crashing.faults.crash_point = GetParam().second;
+  const std::vector<PeerRun> runs = OnProcesses(crashing, [](int) { return -1; }, "", {.times = 1});
+  ASSERT_EQ(runs.size(), 5u);
+  for (int r = 0; r < 5; ++r) {
+    SCOPED_TRACE("peer " + std::to_string(r));
+    const PeerRun& run = runs[size_t(r)];
+    ASSERT_EQ(run.exit_code, 0) << run.status;
+    // It crashed there (1 lost), and its replacement rejoined (generation 2).
+    EXPECT_NE(run.status.find("OK faults 1 | 1 2 "), std::string::npos) << run.status;
+    EXPECT_NE(run.status.find(" rejoins 1"), std::string::npos) << run.status;
+    ExpectOnTheUninterruptedTrajectory(run, reference);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Point, CrashInMaintenance,
+                         ::testing::Values(std::pair("scrub", FaultModel::CrashPoint::kScrub),
+                                           std::pair("repair", FaultModel::CrashPoint::kRepair)),
+                         [](const auto& info) { return std::string(info.param.first); });
+
 // The first replacement dies while it rebuilds (after layer 0): the members
 // lose it as any peer, go on degraded, and admit the second, which rejoins.
 TEST(CrashSurvivalRejoin, AReplacementKilledWhileRebuildingIsLostAndTheNextOneRejoins) {

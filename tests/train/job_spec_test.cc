@@ -68,6 +68,8 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
             std::string::npos);
   EXPECT_NE(error("\"send\"", "\"teleport\"").find("bad.textproto:9: faults.points[1]: "),
             std::string::npos);
+  EXPECT_EQ(error("points: \"send\"", "points: \"send\" crash_point: \"update\""),
+            "bad.textproto:9: faults.crash_point: must be product, scrub or repair, got 'update'");
   EXPECT_NE(error("outputs: 10", "outputs: 0")
                 .find("bad.textproto:6: model.layer[1]: outputs must be >= 1"),
             std::string::npos);

@@ -63,7 +63,11 @@ struct FaultModel {
   double straggler_fraction = 0.0;   // or: each peer straggles w.p. this per step
 
   int crash_peer = -1;      // this peer exits ...
-  int64_t crash_step = -1;  // ... at the start of this step
+  int64_t crash_step = -1;  // ... in this step (a round) or the first after it that has ...
+  // ... the point: its forward product (any step), its scrub (after the first
+  // layer's probes), or a shard repair it sends to or receives (the trainer's).
+  enum class CrashPoint { kProduct, kScrub, kRepair };
+  CrashPoint crash_point = CrashPoint::kProduct;
 };
 
 // Checks ranges and peer ids (peers = P). The message names the field.
@@ -94,8 +98,9 @@ class FaultInjector {
 
   // This peer's delay before sending in `step` (zero when not a straggler).
   std::chrono::microseconds StragglerDelay(int64_t step) const;
-  // Whether this peer must crash at the start of `step`.
-  bool ShouldCrash(int64_t step) const;
+  // Whether this peer must crash at `point` of `step` (FaultModel::crash_step).
+  bool ShouldCrash(int64_t step,
+                   FaultModel::CrashPoint point = FaultModel::CrashPoint::kProduct) const;
 
   // While paused nothing is injected and nobody straggles (e.g. while a
   // trainer measures test accuracy); every decision stays a pure function of
