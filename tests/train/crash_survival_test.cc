@@ -155,7 +155,25 @@ void ExpectOnTheUninterruptedTrajectory(const PeerRun& run, const std::vector<do
 }
 
 // Under both rendezvous: a folder, and a real redis-server started here.
-class CrashSurvival : public ::testing::TestWithParam<std::string> {};
+class CrashSurvival : public ::testing::TestWithParam<std::string> {
+ protected:
+  // "" (a fresh folder) or the URL of a redis-server started for this test.
+  std::string Rendezvous() {
+    if (GetParam() != "redis") return "";
+    dir_ = testing::FreshFolder("redis");
+    redis_.emplace(dir_);
+    EXPECT_TRUE(redis_->ok()) << "redis-server did not start (missing? run scripts/setup)";
+    return redis_->ok() ? redis_->url() : "";
+  }
+  void TearDown() override {
+    redis_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+ private:
+  std::string dir_;
+  std::optional<testing::RedisServer> redis_;
+};
 
 TEST_P(CrashSurvival, APeerDyingMidStepIsAnErasureAndTrainingFollowsTheUninterruptedRun) {
   const JobSpec whole = SurvivingJob("mid-" + GetParam(), 5, 24);
@@ -163,15 +181,10 @@ TEST_P(CrashSurvival, APeerDyingMidStepIsAnErasureAndTrainingFollowsTheUninterru
   JobSpec crashing = whole;
   crashing.faults.crash_peer = 3;
   crashing.faults.crash_step = 11;  // a round: inside step 11's forward product
-  const std::string dir = testing::FreshFolder("redis-" + whole.name);
-  std::optional<testing::RedisServer> redis;
-  if (GetParam() == "redis") {
-    redis.emplace(dir);
-    ASSERT_TRUE(redis->ok()) << "redis-server did not start (missing? run scripts/setup)";
-  }
+  const std::string rendezvous = Rendezvous();
+  if (HasFailure()) return;
   const std::vector<PeerRun> runs = OnProcesses(
-      crashing, [](int) { return -1; }, redis ? redis->url() : "");
-  std::filesystem::remove_all(dir);
+      crashing, [](int) { return -1; }, rendezvous);
   EXPECT_EQ(runs[3].exit_code, FaultInjector::kCrashExitCode);
   for (int r : {0, 1, 2, 4}) {
     SCOPED_TRACE("peer " + std::to_string(r));
@@ -197,15 +210,10 @@ TEST_P(CrashSurvival, ACrashedPeersReplacementRejoinsAndTrainingFollowsTheUninte
   JobSpec crashing = whole;
   crashing.faults.crash_peer = 3;
   crashing.faults.crash_step = 11;
-  const std::string dir = testing::FreshFolder("redis-" + whole.name);
-  std::optional<testing::RedisServer> redis;
-  if (GetParam() == "redis") {
-    redis.emplace(dir);
-    ASSERT_TRUE(redis->ok()) << "redis-server did not start (missing? run scripts/setup)";
-  }
+  const std::string rendezvous = Rendezvous();
+  if (HasFailure()) return;
   const std::vector<PeerRun> runs =
-      OnProcesses(crashing, [](int) { return -1; }, redis ? redis->url() : "", {.times = 1});
-  std::filesystem::remove_all(dir);
+      OnProcesses(crashing, [](int) { return -1; }, rendezvous, {.times = 1});
   ASSERT_EQ(runs.size(), 5u);
   for (int r = 0; r < 5; ++r) {
     SCOPED_TRACE("peer " + std::to_string(r));
@@ -217,9 +225,6 @@ TEST_P(CrashSurvival, ACrashedPeersReplacementRejoinsAndTrainingFollowsTheUninte
     ExpectOnTheUninterruptedTrajectory(run, reference);
   }
 }
-
-INSTANTIATE_TEST_SUITE_P(Rendezvous, CrashSurvival, ::testing::Values("file", "redis"),
-                         [](const auto& info) { return info.param; });
 
 TEST(CrashSurvivalThresholds, TwoPeersKilledAtOnceStopCleanlyNamingTheThreshold) {
   // 5 peers, backward threshold 3: losing two leaves 3 (holds), losing
@@ -290,14 +295,16 @@ INSTANTIATE_TEST_SUITE_P(Point, CrashInMaintenance,
 
 // The first replacement dies while it rebuilds (after layer 0): the members
 // lose it as any peer, go on degraded, and admit the second, which rejoins.
-TEST(CrashSurvivalRejoin, AReplacementKilledWhileRebuildingIsLostAndTheNextOneRejoins) {
-  const JobSpec whole = SurvivingJob("twice", 5, 40);
+TEST_P(CrashSurvival, AReplacementKilledWhileRebuildingIsLostAndTheNextOneRejoins) {
+  const JobSpec whole = SurvivingJob("twice-" + GetParam(), 5, 40);
+  const std::string rendezvous = Rendezvous();
+  if (HasFailure()) return;
   const std::vector<double> reference = Uninterrupted(whole);
   JobSpec crashing = whole;
   crashing.faults.crash_peer = 3;
   crashing.faults.crash_step = 11;
   const std::vector<PeerRun> runs =
-      OnProcesses(crashing, [](int) { return -1; }, "", {.times = 2, .die_rebuilding = 1});
+      OnProcesses(crashing, [](int) { return -1; }, rendezvous, {.times = 2, .die_rebuilding = 1});
   ASSERT_EQ(runs.size(), 5u);
   for (int r = 0; r < 5; ++r) {
     SCOPED_TRACE("peer " + std::to_string(r));
@@ -348,6 +355,9 @@ TEST(CrashSurvivalRejoin, AReplacementWithAnotherSpecIsRefusedAndTheNextOneRejoi
         << refused[size_t(r)].status;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Rendezvous, CrashSurvival, ::testing::Values("file", "redis"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace polyguard
