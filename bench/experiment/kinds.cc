@@ -12,6 +12,7 @@ constexpr ExperimentKind kKinds[] = {
     {proto::Experiment::kTraining, "training", ValidateTraining, RunTraining},
     {proto::Experiment::kStragglers, "stragglers", ValidateStragglers, RunStragglers},
     {proto::Experiment::kTrainingSoak, "training_soak", ValidateTrainingSoak, RunTrainingSoak},
+    {proto::Experiment::kCrashRecovery, "crash_recovery", ValidateCrashRecovery, RunCrashRecovery},
 };
 
 }  // namespace

@@ -65,6 +65,11 @@ Status ValidateTrainingSoak(const proto::Experiment& spec, const std::string& fi
 StatusOr<std::string> RunTrainingSoak(const proto::Experiment& spec, const std::string& dir,
                                       bool* plotted);
 
+// 7. crash_recovery.cc: a peer killed mid-run, with and without a replacement.
+Status ValidateCrashRecovery(const proto::Experiment& spec, const std::string& file);
+StatusOr<std::string> RunCrashRecovery(const proto::Experiment& spec, const std::string& dir,
+                                       bool* plotted);
+
 }  // namespace polyguard::experiment
 
 #endif  // POLYGUARD_BENCH_EXPERIMENT_KINDS_H_

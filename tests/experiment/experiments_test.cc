@@ -396,13 +396,84 @@ TEST(Experiments, EveryKindOfTheProtoHasARow) {
   EXPECT_EQ(FindKind(proto::Experiment::KIND_NOT_SET), nullptr);
 }
 
+// (From the repository root, as the README runs them: paths in them are
+// relative to it.)
 TEST(Experiments, BundledSpecsParse) {
-  for (const auto& entry :
-       std::filesystem::directory_iterator(POLYGUARD_SOURCE_DIR "/bench/experiments")) {
+  const auto was = std::filesystem::current_path();
+  std::filesystem::current_path(POLYGUARD_SOURCE_DIR);
+  for (const auto& entry : std::filesystem::directory_iterator("bench/experiments")) {
     if (entry.path().extension() != ".textproto") continue;
     auto spec = LoadExperiment(entry.path().string());
     EXPECT_TRUE(spec.ok()) << spec.status();
   }
+  std::filesystem::current_path(was);
+}
+
+// A peer killed mid-run, three times: every run ends on the same accuracy,
+// every step's loss agrees to roundoff, and the figures say what happened.
+TEST(Experiments, CrashRecoveryRunsUninterruptedCrashedAndReplaced) {
+  const std::string out = TempDir("crash");
+  std::ofstream(out + "/job.textproto") << R"pb(
+    name: "crashjob"
+    peers: 5
+    model {
+      inputs: 10
+      layer { outputs: 12 activation: "relu" }
+      layer { outputs: 3 activation: "identity" }
+    }
+    code { strategy: "genpolydot" m: 2 n: 1 }
+    faults { error_rate: 0.01 seed: 4 }
+    optimizer { learning_rate: 0.1 momentum: 0.9 }
+    data { kind: "synthetic" classes: 3 seed: 2 }
+    batch: 6
+    steps: 40
+    scrub_interval: 5
+    snapshot_interval: 5
+  )pb";
+  auto spec = ParseExperiment("name: \"crash\" crash_recovery { job: \"" + out +
+                                  "/job.textproto\" crash_peer: 3 crash_step: 11 "
+                                  "timeout_ms: 3000 }",
+                              "crash.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto run = RunExperiment(*spec, out);
+  ASSERT_TRUE(run.ok()) << run.status();
+  const auto csv = ReadCsv(out + "/crash/crash.csv");
+  std::map<std::string, std::map<std::string, std::string>> done;  // variant: column: value
+  std::map<std::string, std::map<int, double>> losses;             // variant: step: loss
+  for (size_t i = 1; i < csv.size(); ++i) {
+    const auto& row = csv[i];
+    if (row[0].find(";done") != std::string::npos) {
+      for (size_t c = 0; c < row.size(); ++c) done[row[1]][csv[0][c]] = row[c];
+    } else {
+      losses[row[1]][std::stoi(row[2])] = std::stod(row[3]);
+    }
+  }
+  ASSERT_EQ(done.size(), 3u);
+  const auto& whole = done["uninterrupted"];
+  const auto& crash = done["crashed"];
+  const auto& replaced = done["crashed+rejoined"];
+  for (const auto* d : {&whole, &crash, &replaced}) {
+    EXPECT_EQ(d->at("status"), "ok");
+    EXPECT_EQ(d->at("accuracy"), whole.at("accuracy"));
+  }
+  EXPECT_EQ(whole.at("peers_lost"), "0");
+  EXPECT_EQ(crash.at("peers_lost"), "1");
+  EXPECT_EQ(crash.at("rejoins"), "0");
+  EXPECT_GT(std::stoi(crash.at("degraded_steps")), 0);
+  EXPECT_EQ(replaced.at("peers_lost"), "1");
+  EXPECT_EQ(replaced.at("rejoins"), "1");
+  EXPECT_GT(std::stod(replaced.at("rejoin_s")), 0.0);
+  EXPECT_GT(std::stod(replaced.at("rebuild_bytes")), 0.0);
+  for (const auto& [variant, by_step] : losses) {
+    SCOPED_TRACE(variant);
+    EXPECT_EQ(by_step.size(), 40u);
+    for (const auto& [step, loss] : by_step) {
+      const double ref = losses["uninterrupted"].at(step);
+      EXPECT_NEAR(loss, ref, 1e-9 * std::abs(ref)) << "step " << step;
+    }
+  }
+  EXPECT_NE(run->summary.find("| rejoin_s | "), std::string::npos) << run->summary;
+  std::filesystem::remove_all(out);
 }
 
 TEST(Experiments, ReadmeSectionsAreRegeneratedFromSummaries) {
