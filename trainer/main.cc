@@ -504,6 +504,17 @@ int RunLocal(int argc, char** argv, const JobSpec& spec, int args_max_restarts) 
                   : "");
       return;
     }
+    if (e.incarnation > 0) {
+      // A replacement that failed (refused, or the job stopped meanwhile):
+      // the others went on without it; their own exits decide the job's.
+      std::fprintf(stderr,
+                   "polyguard-train: the replacement for peer %d failed (%s %d); the others go "
+                   "on without it\n",
+                   e.rank, e.signal != 0 ? "signal" : "exit code",
+                   e.signal != 0 ? e.signal : e.exit_code);
+      ++crashes;
+      return;
+    }
     ++failures;
     if (e.signal != 0) {
       std::fprintf(stderr, "polyguard-train: peer %d was killed by signal %d\n", e.rank, e.signal);

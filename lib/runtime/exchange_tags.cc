@@ -15,7 +15,6 @@ constexpr int64_t kTallyStep = int64_t{1} << 30;
 constexpr int kScrubOps = 1 * kMaxControlLayers;
 constexpr int kRepairOps = 2 * kMaxControlLayers;
 constexpr int kFixOps = 3 * kMaxControlLayers;
-constexpr int kJoinCheckOp = 4 * kMaxControlLayers;
 constexpr int kRebuildOps = 5 * kMaxControlLayers;
 constexpr int kWelcomeOp = 6 * kMaxControlLayers;
 
@@ -39,8 +38,6 @@ const char* Name(ExchangeOp op) {
       return "resume agreement";
     case ExchangeOp::kEvaluationTally:
       return "evaluation tally";
-    case ExchangeOp::kJoinCheck:
-      return "join check";
     case ExchangeOp::kWelcome:
       return "welcome";
     case ExchangeOp::kRebuild:
@@ -87,9 +84,6 @@ StatusOr<ExchangeTag> MakeExchangeTag(ExchangeOp op, int64_t step, int layer) {
     case ExchangeOp::kFix:
       POLYGUARD_RETURN_IF_ERROR(CheckLayer(op, layer, kMaxControlLayers));
       return ExchangeTag{step, kControlLayer, kFixOps + layer};
-    case ExchangeOp::kJoinCheck:
-      POLYGUARD_RETURN_IF_ERROR(CheckUnused(op, step, layer, /*step_used=*/true));
-      return ExchangeTag{step, kControlLayer, kJoinCheckOp};
     case ExchangeOp::kWelcome:
       POLYGUARD_RETURN_IF_ERROR(CheckUnused(op, step, layer, /*step_used=*/true));
       return ExchangeTag{step, kControlLayer, kWelcomeOp};

@@ -106,6 +106,7 @@ struct Trainer::Decision {
   std::vector<std::vector<int>> stale;  // per layer: peers whose copies are off
   std::vector<int> root;                // per layer: a peer with the majority's copies
   double loss = 0.0, accuracy = 0.0;
+  uint64_t joiners = 0;  // replacements any member saw waiting
 };
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(PeerGroup* group, Sequential* model,
@@ -180,6 +181,15 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
     }
   }
   POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kAgree, round));
+  // Replacements waiting to join (while peers are missing): one store
+  // lookup per missing peer, agreed here with everything else.
+  const Eigen::Index join_row = static_cast<Eigen::Index>(mine.size());
+  uint64_t waiting = 0;
+  if (options_.survive_crashes && int(group_->members().size()) < group_->size()) {
+    for (int q : group_->JoinRequests()) waiting |= uint64_t{1} << q;
+  }
+  mine.push_back(double(waiting & 0xffffffffu));
+  mine.push_back(double(waiting >> 32));
   POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, tag));
   const int p = group_->size();
   // Only members vote (a lost peer's column is NaN).
@@ -253,6 +263,11 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
     }
     if (root < 0) d.retry = true;  // cannot happen with two strict majorities
     d.root[size_t(l)] = std::max(root, 0);
+  }
+  for (int q : group_->members()) {
+    const double lo = all(join_row, q), hi = all(join_row + 1, q);
+    if (lo >= 0 && lo < 4294967296.0 && hi >= 0 && hi < 4294967296.0)
+      d.joiners |= uint64_t(lo) | (uint64_t(hi) << 32);
   }
   const int reporter = layers > 0 ? d.root[size_t(layers - 1)] : 0;
   d.loss = all(1, reporter);
@@ -580,13 +595,9 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
     undo_ = CaptureUndo(step);
   }
   while (true) {
-    // Replacements are admitted at the start of a degraded step (or of its
-    // recomputation after another loss); a failure there is a loss too.
-    Status admitted = Status::Ok();
-    if (int(group_->members().size()) < group_->size() && !skip_join_check_) {
-      admitted = AdmitWaiting(step);
-    }
-    skip_join_check_ = false;
+    // Replacements the last agreement saw waiting are admitted at the start
+    // of a step; a failure there is a loss too.
+    const Status admitted = waiting_joiners_ != 0 ? AdmitWaiting(step) : Status::Ok();
     StatusOr<StepResult> r = admitted.ok() ? Attempt(step, x, label_vec) : admitted;
     const StatusCode code = r.status().code();
     if (r.ok() || (code != StatusCode::kUnavailable && code != StatusCode::kDeadlineExceeded)) {
@@ -632,6 +643,7 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
     counters_.results_located_by_this_peer += model_->last_wrong_results();
     POLYGUARD_ASSIGN_OR_RETURN(Decision d, Agree(failed, loss, accuracy, round));
     counters_.wrong_results += d.wrong_results;
+    waiting_joiners_ = d.joiners;  // admitted at the start of the next step
     if (d.retry) {
       ++counters_.recomputations;
       if (d.any_failed) ++counters_.uncorrectable_steps;
@@ -762,6 +774,7 @@ StatusOr<int64_t> Trainer::SurviveLoss(int64_t step, const Status& cause) {
   StatusOr<std::vector<int>> lost = group_->AgreeOnLost(group_->timeout() * 3 / 2);
   if (!lost.ok()) return stop(lost.status());
   if (lost->empty()) return cause;  // nobody is gone: the exchange failed for another reason
+  waiting_joiners_ = 0;  // (an agreement some survivors missed: the next one sees them again)
   std::vector<int> members;
   for (int q : group_->members())
     if (!std::binary_search(lost->begin(), lost->end(), q)) members.push_back(q);
@@ -946,18 +959,12 @@ StatusOr<int64_t> Trainer::DecodeState(const std::vector<double>& state,
 }
 
 Status Trainer::AdmitWaiting(int64_t step) {
-  const int p = group_->size();
-  std::vector<double> mine(static_cast<size_t>(p), 0.0);
-  for (int q : group_->JoinRequests()) mine[size_t(q)] = 1.0;
-  POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag,
-                             MakeExchangeTag(ExchangeOp::kJoinCheck, round_));
-  POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, tag));
   std::vector<int> joiners;  // any member saw it: its request is in the store
-  for (int q = 0; q < p; ++q) {
-    bool seen = false;
-    for (int m : group_->members()) seen = seen || all(q, m) != 0.0;
-    if (seen) joiners.push_back(q);
+  for (int q = 0; q < group_->size(); ++q) {
+    const bool absent = !std::binary_search(group_->members().begin(), group_->members().end(), q);
+    if (absent && (waiting_joiners_ >> q & 1) != 0) joiners.push_back(q);
   }
+  waiting_joiners_ = 0;
   if (joiners.empty()) return Status::Ok();
   const auto start = std::chrono::steady_clock::now();
   const std::vector<int> old_members = group_->members();
@@ -972,7 +979,6 @@ StatusOr<int64_t> Trainer::Rejoin(const std::function<void(int layer)>& on_layer
   }
   POLYGUARD_ASSIGN_OR_RETURN(const int64_t step,
                              Welcome(-1, {}, on_layer, std::chrono::steady_clock::now()));
-  skip_join_check_ = true;  // the members looked before admitting this peer
   return step;
 }
 

@@ -28,8 +28,7 @@ constexpr ExchangeOp kProducts[] = {ExchangeOp::kForward, ExchangeOp::kTranspose
 constexpr ExchangeOp kControl[] = {ExchangeOp::kScrub, ExchangeOp::kRepair, ExchangeOp::kFix,
                                    ExchangeOp::kSnapshotScrub, ExchangeOp::kRebuild};
 // Per round, no layer.
-constexpr ExchangeOp kPerRound[] = {ExchangeOp::kAgree, ExchangeOp::kJoinCheck,
-                                    ExchangeOp::kWelcome};
+constexpr ExchangeOp kPerRound[] = {ExchangeOp::kAgree, ExchangeOp::kWelcome};
 const int64_t kSteps[] = {0,
                           1,
                           2,

@@ -9,7 +9,7 @@
 //   kAgree                   (step, 2^20, 0)
 //   kScrub, kRepair, kFix,   (step, 2^20, k * 2^10 + layer)  k = 1, 2, 3, 5;
 //   kRebuild                                                 layer in [0, 2^10)
-//   kJoinCheck, kWelcome     (step, 2^20, k * 2^10)          k = 4, 6
+//   kWelcome                 (step, 2^20, 6 * 2^10)
 //   kSnapshotScrub           (step, 2^20 + 1, 2^10 + layer)  layer in [0, 2^10)
 //   kResumeAgree             (0, 2^22, 0)
 //   kEvaluationTally         (2^30, 2^21, 0)
@@ -44,10 +44,9 @@ enum class ExchangeOp {
   kSnapshotScrub,
   kResumeAgree,      // the resume agreement before the first round; step, layer unused (0)
   kEvaluationTally,  // the trainer binary's counters after training; step, layer unused (0)
-  // Rejoining (Trainer, survive_crashes): the members' agreement on waiting
-  // replacements, the job's state handed to them, and a layer's shards
-  // rebuilt for them. step = round.
-  kJoinCheck,
+  // Rejoining (Trainer, survive_crashes): the job's state handed to
+  // replacements, and a layer's shards rebuilt for them. The first exchanges
+  // of a generation: step 0.
   kWelcome,
   kRebuild,
 };

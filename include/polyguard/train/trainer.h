@@ -78,9 +78,10 @@ struct TrainerOptions {
   // start of the earliest step any of them was in, and go on. Costs two
   // copies of every shard and velocity (and of the periodic snapshot) per
   // peer, taken at the start of every step. Off: a lost peer stops the job.
-  // While peers are missing, every step starts by looking for replacements
+  // While peers are missing, every agreement also looks for replacements
   // waiting to join (PeerGroup::JoinRequests: a store lookup per missing
-  // peer, and one small all-gather) and admits them (Rejoin).
+  // peer, no exchange of its own) and the next step starts by admitting
+  // them (Rejoin).
   bool survive_crashes = false;
 };
 
@@ -284,8 +285,8 @@ class Trainer {
   // DataLoss naming the first layer whose thresholds or error budget fail
   // with only `members` present.
   Status CheckSurvivable(const std::vector<int>& members, const std::vector<int>& lost) const;
-  // At the start of a degraded step: admits the replacements any member saw
-  // waiting, and hands them the job (Welcome).
+  // At the start of a step: admits the replacements the last agreement saw
+  // waiting (waiting_joiners_), and hands them the job (Welcome).
   Status AdmitWaiting(int64_t step);
   // Both sides of a rejoin, in the group formed with the joiners: the old
   // members send the state at `step` (they are `old_members`), the joiners
@@ -324,8 +325,9 @@ class Trainer {
   std::optional<Undo> undo_, undo_before_;  // the current step's start, the previous one's
   std::vector<PeerLoss> peer_losses_;
   std::vector<PeerRejoin> peer_rejoins_;
-  // A replacement's first step: the members looked for joiners already.
-  bool skip_join_check_ = false;
+  // Replacements the last agreement saw waiting (bit q: peer q), admitted
+  // at the start of the next step. The same at every member.
+  uint64_t waiting_joiners_ = 0;
 };
 
 }  // namespace polyguard
