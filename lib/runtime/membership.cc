@@ -283,7 +283,8 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Join(const PeerGroupOptions& o,
       }
       for (int q : *members) {
         // (Its own: an earlier replacement that failed in that generation.)
-        if (q != o.rank && internal::RendezvousKeyExists(*store, key(newest, "ended-" + std::to_string(q)))) {
+        if (q != o.rank &&
+            internal::RendezvousKeyExists(*store, key(newest, "ended-" + std::to_string(q)))) {
           return NotFoundError(who + ": the job ended (peer " + std::to_string(q) + ", " + gen +
                                ") before it was admitted");
         }
