@@ -588,6 +588,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (args->rank) {
+    // The rendezvous as this peer will meet it (a wrong Redis password, a
+    // server in protected mode): refused before the data is loaded.
+    if (Status r = CheckRendezvous(*args->rendezvous); !r.ok()) {
+      std::fprintf(stderr, "polyguard-train: peer %d: %s\n", *args->rank, r.ToString().c_str());
+      return r.code() == StatusCode::kUnavailable || r.code() == StatusCode::kDeadlineExceeded ? 1
+                                                                                               : 2;
+    }
     // A last net: the checks above refuse what they can foresee; nothing
     // may still escape as an abort.
     try {

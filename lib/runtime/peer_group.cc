@@ -32,6 +32,10 @@ std::string DescribeExchange(const char* op, const ExchangeTag& tag) {
 
 }  // namespace internal
 
+Status CheckRendezvous(const std::string& url) {
+  return internal::MakeRendezvousStore(url).status();
+}
+
 StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Connect(const PeerGroupOptions& o) {
   if (o.size < 1 || o.rank < 0 || o.rank >= o.size) {
     return InvalidArgumentError("peer group: rank " + std::to_string(o.rank) +
@@ -71,7 +75,7 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
                            (o.generation > 0 ? " (generation " + std::to_string(o.generation) +
                                                    ", peers " + FormatPeers(members) + ")"
                                              : std::string()) +
-                           " via " + o.rendezvous;
+                           " via " + internal::RedactRendezvous(o.rendezvous);
   try {
     const std::string prefix = internal::GenerationPrefix(o.job_id, o.generation);
     impl->store = std::make_unique<gloo::rendezvous::PrefixStore>(prefix, *impl->base_store);

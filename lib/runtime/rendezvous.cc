@@ -1,15 +1,18 @@
 #include "lib/runtime/rendezvous.h"
 
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/rendezvous/hash_store.h>
 #include <gloo/rendezvous/redis_store.h>
+#include <hiredis.h>
 
 #include "lib/runtime/gloo_errors.h"
 
@@ -43,29 +46,77 @@ std::shared_ptr<Store> InprocStore(const std::string& name) {
   return s;
 }
 
+// gloo's RedisStore, with the connection authenticated and its database
+// selected before any key is read or written (redis_ is gloo's hiredis
+// connection, open once the base constructor returns).
+class AuthRedisStore : public gloo::rendezvous::RedisStore {
+ public:
+  AuthRedisStore(const std::string& host, int port) : gloo::rendezvous::RedisStore(host, port) {}
+  // Redis's error reply to the command, or "" when it succeeded.
+  std::string Command(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    for (const std::string& a : args) {
+      argv.push_back(a.data());
+      lengths.push_back(a.size());
+    }
+    auto* reply = static_cast<redisReply*>(
+        redisCommandArgv(redis_, int(argv.size()), argv.data(), lengths.data()));
+    if (reply == nullptr) return redis_->errstr[0] ? redis_->errstr : "no reply";
+    std::string error = reply->type == REDIS_REPLY_ERROR ? std::string(reply->str, reply->len) : "";
+    freeReplyObject(reply);
+    return error;
+  }
+};
+
 StatusOr<std::shared_ptr<Store>> RedisStore(const std::string& url) {
-  const std::string rest = url.substr(8);
-  const auto colon = rest.rfind(':');
-  std::string host = rest;
-  int port = 6379;
-  if (colon != std::string::npos) {
-    host = rest.substr(0, colon);
-    try {
-      size_t used = 0;
-      port = std::stoi(rest.substr(colon + 1), &used);
-      if (used != rest.size() - colon - 1 || port < 1 || port > 65535) {
-        throw std::invalid_argument("");
-      }
-    } catch (const std::exception&) {
-      return InvalidArgumentError("rendezvous '" + url + "': bad port");
+  POLYGUARD_ASSIGN_OR_RETURN(const RedisAddress a, ParseRedisUrl(url));
+  const std::string shown = RedactRendezvous(url);
+  std::shared_ptr<AuthRedisStore> store;
+  try {
+    store = std::make_shared<AuthRedisStore>(a.host, a.port);
+  } catch (const std::exception& e) {
+    return GlooErrorStatus("rendezvous '" + shown + "': cannot reach Redis", e);
+  }
+  std::string password = a.password;
+  if (!a.has_password) {
+    const char* env = std::getenv("POLYGUARD_REDIS_PASSWORD");
+    if (env != nullptr && env[0] != '\0') password = env;
+  }
+  if (!password.empty()) {
+    std::vector<std::string> auth = {"AUTH"};
+    if (!a.user.empty()) auth.push_back(a.user);
+    auth.push_back(password);
+    if (std::string e = store->Command(auth); !e.empty()) {
+      return FailedPreconditionError(
+          "rendezvous '" + shown + "': Redis refused the " +
+          (a.has_password ? "password in the URL" : "password in POLYGUARD_REDIS_PASSWORD") + ": " +
+          e);
     }
   }
-  if (host.empty()) return InvalidArgumentError("rendezvous '" + url + "': missing host");
-  try {
-    return std::shared_ptr<Store>(std::make_shared<gloo::rendezvous::RedisStore>(host, port));
-  } catch (const std::exception& e) {
-    return GlooErrorStatus("rendezvous '" + url + "': cannot reach Redis", e);
+  if (a.db != 0) {
+    if (std::string e = store->Command({"SELECT", std::to_string(a.db)}); !e.empty()) {
+      return FailedPreconditionError("rendezvous '" + shown + "': cannot select database " +
+                                     std::to_string(a.db) + ": " + e);
+    }
   }
+  // One round trip now: a server that wants a password, or that refuses
+  // clients from other hosts (protected mode), says so here, not at the
+  // first key a peer waits for.
+  if (std::string e = store->Command({"PING"}); !e.empty()) {
+    std::string hint;
+    if (e.rfind("NOAUTH", 0) == 0) {
+      hint =
+          " (give the password in the URL, redis://:PASSWORD@HOST:PORT, or in "
+          "POLYGUARD_REDIS_PASSWORD)";
+    } else if (e.rfind("DENIED", 0) == 0) {
+      hint =
+          " (set a password with --requirepass, which also ends protected mode, and bind "
+          "to the cluster interface: see the README's multi-host recipe)";
+    }
+    return FailedPreconditionError("rendezvous '" + shown + "': Redis refused: " + e + hint);
+  }
+  return std::shared_ptr<Store>(std::move(store));
 }
 
 StatusOr<std::shared_ptr<Store>> FileStore(const std::string& url) {
@@ -86,6 +137,65 @@ StatusOr<std::shared_ptr<Store>> FileStore(const std::string& url) {
 
 }  // namespace
 
+StatusOr<RedisAddress> ParseRedisUrl(const std::string& url) {
+  if (url.rfind("redis://", 0) != 0) {
+    return InvalidArgumentError("rendezvous '" + RedactRendezvous(url) + "': not a redis:// URL");
+  }
+  const std::string shown = "rendezvous '" + RedactRendezvous(url) + "': ";
+  RedisAddress a;
+  std::string rest = url.substr(8);
+  if (const auto at = rest.rfind('@'); at != std::string::npos) {
+    const std::string user_info = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    const auto colon = user_info.find(':');
+    if (colon == std::string::npos) {
+      return InvalidArgumentError(shown + "expected [USER]:PASSWORD@ before the host");
+    }
+    a.user = user_info.substr(0, colon);
+    a.password = user_info.substr(colon + 1);
+    a.has_password = true;
+    if (a.password.empty()) return InvalidArgumentError(shown + "empty password");
+  }
+  if (const auto slash = rest.find('/'); slash != std::string::npos) {
+    const std::string db = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+    size_t used = 0;
+    try {
+      a.db = std::stoi(db, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (db.empty() || used != db.size() || a.db < 0) {
+      return InvalidArgumentError(shown + "bad database '" + db + "' (a number >= 0)");
+    }
+  }
+  a.host = rest;
+  if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
+    a.host = rest.substr(0, colon);
+    try {
+      size_t used = 0;
+      a.port = std::stoi(rest.substr(colon + 1), &used);
+      if (used != rest.size() - colon - 1 || a.port < 1 || a.port > 65535) {
+        throw std::invalid_argument("");
+      }
+    } catch (const std::exception&) {
+      return InvalidArgumentError(shown + "bad port");
+    }
+  }
+  if (a.host.empty()) return InvalidArgumentError(shown + "missing host");
+  return a;
+}
+
+std::string RedactRendezvous(const std::string& url) {
+  if (url.rfind("redis://", 0) != 0) return url;
+  const auto at = url.rfind('@');
+  if (at == std::string::npos) return url;
+  const std::string user_info = url.substr(8, at - 8);
+  const auto colon = user_info.find(':');
+  return "redis://" + (colon == std::string::npos ? "***" : user_info.substr(0, colon) + ":***") +
+         url.substr(at);
+}
+
 StatusOr<std::shared_ptr<Store>> MakeRendezvousStore(const std::string& url) {
   if (url.empty()) {
     return InvalidArgumentError(
@@ -100,7 +210,7 @@ bool RendezvousKeyExists(Store& store, const std::string& key) {
   try {
     if (auto* folder = dynamic_cast<FolderStore*>(&store)) return folder->Has(key);
     if (auto* hash = dynamic_cast<InprocHashStore*>(&store)) return hash->Has(key);
-    if (auto* redis = dynamic_cast<gloo::rendezvous::RedisStore*>(&store)) {
+    if (auto* redis = dynamic_cast<AuthRedisStore*>(&store)) {
       return redis->check({key});
     }
   } catch (const std::exception&) {

@@ -15,9 +15,28 @@ namespace polyguard::internal {
 // The gloo store `url` names: "file:/dir" or "/dir" (a FileStore; the folder
 // is created), "redis://host[:port]" (a RedisStore, port 6379 by default) or
 // "inproc:name" (a HashStore shared by every group of this process that names
-// it). InvalidArgument for a malformed URL, Unavailable (or DeadlineExceeded)
-// when the store cannot be reached.
+// it). A Redis store is authenticated (AUTH) and its database selected
+// before it is returned, and pinged once. InvalidArgument for a malformed URL,
+// FailedPrecondition when Redis refuses (a wrong or missing password,
+// protected mode), Unavailable (or DeadlineExceeded) when the store cannot be
+// reached. Messages show the URL without its password.
 StatusOr<std::shared_ptr<gloo::rendezvous::Store>> MakeRendezvousStore(const std::string& url);
+
+// A redis:// rendezvous: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (port
+// 6379, database 0 by default). has_password: the URL gave one (else
+// POLYGUARD_REDIS_PASSWORD is used, when set). InvalidArgument names what is
+// malformed, never the password.
+struct RedisAddress {
+  std::string host;
+  int port = 6379;
+  int db = 0;
+  std::string user, password;
+  bool has_password = false;
+};
+StatusOr<RedisAddress> ParseRedisUrl(const std::string& url);
+
+// `url` with any password replaced by "***", for messages and logs.
+std::string RedactRendezvous(const std::string& url);
 
 // Whether `key` (a full key, prefixes included) is in a store made by
 // MakeRendezvousStore, without waiting (gloo's own wait polls a folder at

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace polyguard::testing {
 
@@ -45,13 +46,19 @@ class RedisServer {
  public:
   static constexpr const char* kBinary = "/usr/bin/redis-server";
   // Starts the server with its working files in `dir`; check ok().
-  explicit RedisServer(const std::string& dir) : port_(FreePort()) {
+  // With `password`, clients must authenticate (--requirepass).
+  explicit RedisServer(const std::string& dir, const std::string& password = "")
+      : port_(FreePort()) {
     if (!std::filesystem::exists(kBinary)) return;
     pid_ = ::fork();
     if (pid_ == 0) {
       const std::string port = std::to_string(port_);
-      ::execl(kBinary, kBinary, "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-              "--appendonly", "no", "--dir", dir.c_str(), static_cast<char*>(nullptr));
+      std::vector<const char*> args = {kBinary,     "--port", port.c_str(), "--bind",
+                                       "127.0.0.1", "--save", "",           "--appendonly",
+                                       "no",        "--dir",  dir.c_str()};
+      if (!password.empty()) args.insert(args.end(), {"--requirepass", password.c_str()});
+      args.push_back(nullptr);
+      ::execv(kBinary, const_cast<char* const*>(args.data()));
       ::_exit(127);
     }
     for (int i = 0; i < 200 && !CanConnect(port_); ++i)

@@ -404,17 +404,33 @@ TEST_F(PolyguardTrain, EveryPeerServesItsStatus) {
   EXPECT_NE(metrics.find("polyguard_rollbacks_total{peer=\"3\"} 0"), std::string::npos) << metrics;
 }
 
-TEST_F(PolyguardTrain, FourHostsMeetThroughRedis) {
-  testing::RedisServer redis(dir_);
+// The README's multi-host recipe, on loopback: a Redis server with a
+// password; two peers give it in the URL, two in POLYGUARD_REDIS_PASSWORD
+// (out of process listings). A wrong password is refused before the peer
+// loads anything (exit 2), and no message shows it.
+TEST_F(PolyguardTrain, FourHostsMeetThroughAPasswordProtectedRedis) {
+  testing::RedisServer redis(dir_, "s3cret");
   ASSERT_TRUE(redis.ok()) << "redis-server did not start (missing? run scripts/setup)";
+  const std::string address = "127.0.0.1:" + std::to_string(redis.port());
+  const Outcome wrong =
+      Train("--spec " + kSmall + " --rank 0 --rendezvous redis://:not-it@" + address, dir_);
+  EXPECT_EQ(wrong.exit_code, 2) << wrong.err;
+  EXPECT_NE(wrong.err.find("refused the password in the URL"), std::string::npos) << wrong.err;
+  EXPECT_EQ(wrong.err.find("not-it"), std::string::npos) << wrong.err;
+  const Outcome none =
+      Train("--spec " + kSmall + " --rank 0 --rendezvous redis://" + address, dir_);
+  EXPECT_EQ(none.exit_code, 2) << none.err;
+  EXPECT_NE(none.err.find("NOAUTH"), std::string::npos) << none.err;
   auto results = testing::RunPeers(
       4,
       [&](int rank) {
+        const std::string url = rank < 2 ? "redis://:s3cret@" + address : "redis://" + address;
+        const std::string env = rank < 2 ? "" : "POLYGUARD_REDIS_PASSWORD=s3cret ";
         const std::string args = "--spec " + kSmall + " --rank " + std::to_string(rank) +
-                                 " --rendezvous " + redis.url() + " --quiet";
+                                 " --rendezvous " + url + " --quiet";
         const std::string out = dir_ + "/out" + std::to_string(rank);
         return WEXITSTATUS(std::system(
-            (std::string(POLYGUARD_TRAIN_BIN) + " " + args + " > " + out + " 2>&1").c_str()));
+            (env + std::string(POLYGUARD_TRAIN_BIN) + " " + args + " > " + out + " 2>&1").c_str()));
       },
       std::chrono::seconds(120));
   for (int r = 0; r < 4; ++r)

@@ -7,7 +7,11 @@
 //   "file:/some/dir" or "/some/dir"   gloo FileStore in a folder shared by the
 //                                     peers of one machine (use a fresh folder
 //                                     per job)
-//   "redis://host:port"               gloo RedisStore, for several machines
+//   "redis://[[USER]:PASSWORD@]host[:port][/db]"
+//                                     gloo RedisStore, for several machines;
+//                                     the password may instead come from the
+//                                     environment, POLYGUARD_REDIS_PASSWORD
+//                                     (kept out of process listings)
 //   "inproc:name"                     gloo HashStore shared by the threads of
 //                                     this process (tests)
 // Every job id gets its own key prefix (gloo PrefixStore), so concurrent jobs
@@ -79,6 +83,14 @@ struct PeerGroupOptions {
   // peer joining a running group (Join) with another identity is refused.
   std::string identity;
 };
+
+// Reaches the rendezvous as a peer would (Redis: connects, authenticates,
+// selects the database and pings; a folder: creates it) and says what is
+// wrong: InvalidArgument (a malformed URL), FailedPrecondition (Redis refused:
+// a wrong or missing password, protected mode), Unavailable (unreachable).
+// Messages never show the password. For a launcher to refuse before it
+// starts a peer.
+Status CheckRendezvous(const std::string& url);
 
 // Identifies one exchange. Every peer must use the same tag for it. The
 // library's own exchanges take theirs from MakeExchangeTag

@@ -1,0 +1,132 @@
+// The rendezvous (lib/runtime/rendezvous.cc): redis:// URLs with a password
+// and a database, the password from the environment, and a real
+// redis-server that wants one: refused with a clear message that never shows
+// the password, accepted with the right one.
+#include "lib/runtime/rendezvous.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "polyguard/runtime/peer_group.h"
+#include "runtime/multiprocess.h"
+#include "runtime/redis_server.h"
+
+namespace polyguard {
+namespace {
+
+using internal::ParseRedisUrl;
+using internal::RedactRendezvous;
+
+TEST(Rendezvous, ParsesRedisUrls) {
+  auto a = ParseRedisUrl("redis://10.0.0.1");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->host, "10.0.0.1");
+  EXPECT_EQ(a->port, 6379);
+  EXPECT_EQ(a->db, 0);
+  EXPECT_FALSE(a->has_password);
+  a = ParseRedisUrl("redis://:s3cret@cluster:7000/2");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->host, "cluster");
+  EXPECT_EQ(a->port, 7000);
+  EXPECT_EQ(a->db, 2);
+  EXPECT_EQ(a->user, "");
+  EXPECT_EQ(a->password, "s3cret");
+  EXPECT_TRUE(a->has_password);
+  a = ParseRedisUrl("redis://peer:p@ss@host");  // the last '@' ends the password
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->user, "peer");
+  EXPECT_EQ(a->password, "p@ss");
+  EXPECT_EQ(a->host, "host");
+}
+
+TEST(Rendezvous, MalformedUrlsAreNamedWithoutThePassword) {
+  for (const std::string url :
+       {"redis://:s3cret@host:0", "redis://:s3cret@host:x", "redis://:s3cret@host/x",
+        "redis://:s3cret@:6379", "redis://s3cret@host", "redis://:@host"}) {
+    SCOPED_TRACE(url);
+    auto a = ParseRedisUrl(url);
+    ASSERT_FALSE(a.ok());
+    EXPECT_EQ(a.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(a.status().message().find("s3cret"), std::string::npos) << a.status();
+  }
+  EXPECT_EQ(RedactRendezvous("redis://:s3cret@host:1/2"), "redis://:***@host:1/2");
+  EXPECT_EQ(RedactRendezvous("redis://peer:s3cret@host"), "redis://peer:***@host");
+  EXPECT_EQ(RedactRendezvous("redis://host:1"), "redis://host:1");
+  EXPECT_EQ(RedactRendezvous("file:/a@b"), "file:/a@b");
+}
+
+// A real redis-server with --requirepass.
+class RedisWithPassword : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::FreshFolder("redis-auth");
+    redis_.emplace(dir_, "s3cret");
+    ASSERT_TRUE(redis_->ok()) << "redis-server did not start (missing? run scripts/setup)";
+    ::unsetenv("POLYGUARD_REDIS_PASSWORD");
+  }
+  void TearDown() override {
+    ::unsetenv("POLYGUARD_REDIS_PASSWORD");
+    redis_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string Url(const std::string& credentials) const {
+    return "redis://" + credentials + "127.0.0.1:" + std::to_string(redis_->port());
+  }
+  std::string dir_;
+  std::optional<testing::RedisServer> redis_;
+};
+
+TEST_F(RedisWithPassword, WithoutThePasswordItSaysWhereToGiveIt) {
+  const Status s = CheckRendezvous(Url(""));
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("NOAUTH"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("POLYGUARD_REDIS_PASSWORD"), std::string::npos) << s;
+}
+
+TEST_F(RedisWithPassword, AWrongPasswordIsRefusedAndNeverShown) {
+  Status s = CheckRendezvous(Url(":wrong-one@"));
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("refused the password in the URL"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("redis://:***@127.0.0.1:"), std::string::npos) << s;
+  EXPECT_EQ(s.message().find("wrong-one"), std::string::npos) << s;
+  ::setenv("POLYGUARD_REDIS_PASSWORD", "wrong-two", 1);
+  s = CheckRendezvous(Url(""));
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("password in POLYGUARD_REDIS_PASSWORD"), std::string::npos) << s;
+  EXPECT_EQ(s.message().find("wrong-two"), std::string::npos) << s;
+}
+
+TEST_F(RedisWithPassword, TheRightPasswordFromTheUrlOrTheEnvironmentLetsPeersMeet) {
+  EXPECT_TRUE(CheckRendezvous(Url(":s3cret@") + "/3").ok());
+  ::setenv("POLYGUARD_REDIS_PASSWORD", "s3cret", 1);
+  EXPECT_TRUE(CheckRendezvous(Url("")).ok());
+  // Two peers meet through it (the password from the URL for one, the
+  // environment for the other) and exchange.
+  std::vector<std::string> failures(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      PeerGroupOptions o;
+      o.rank = r;
+      o.size = 2;
+      o.rendezvous = r == 0 ? Url(":s3cret@") : Url("");
+      o.job_id = "auth";
+      o.timeout = std::chrono::seconds(10);
+      auto g = PeerGroup::Connect(o);
+      if (!g.ok()) return void(failures[size_t(r)] = g.status().ToString());
+      auto all = (*g)->AllGather(std::vector<double>{double(r)}, {.step = 1});
+      if (!all.ok() || (*all)(0, 1 - r) != double(1 - r)) failures[size_t(r)] = "all-gather";
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures[0], "");
+  EXPECT_EQ(failures[1], "");
+}
+
+}  // namespace
+}  // namespace polyguard
