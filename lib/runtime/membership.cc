@@ -244,7 +244,7 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Join(const PeerGroupOptions& o,
     return Connect(o);  // its own checks name what is wrong
   }
   POLYGUARD_ASSIGN_OR_RETURN(std::shared_ptr<gloo::rendezvous::Store> store,
-                             internal::MakeRendezvousStore(o.rendezvous));
+                             internal::MakeRendezvousStore(o.rendezvous, o.timeout));
   const std::string who = "peer " + std::to_string(o.rank) + " rejoining job " + o.job_id;
   auto key = [&](int64_t g, const std::string& k) {
     return internal::GenerationPrefix(o.job_id, g) + "/" + k;

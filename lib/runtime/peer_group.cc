@@ -69,7 +69,8 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
   auto impl = std::make_unique<Impl>();
   impl->gloo_rank.assign(size_t(o.size), -1);
   for (size_t i = 0; i < members.size(); ++i) impl->gloo_rank[size_t(members[i])] = int(i);
-  POLYGUARD_ASSIGN_OR_RETURN(impl->base_store, internal::MakeRendezvousStore(o.rendezvous));
+  POLYGUARD_ASSIGN_OR_RETURN(impl->base_store,
+                             internal::MakeRendezvousStore(o.rendezvous, o.timeout));
   const std::string what = "connect rank " + std::to_string(o.rank) + " of " +
                            std::to_string(o.size) +
                            (o.generation > 0 ? " (generation " + std::to_string(o.generation) +
@@ -88,7 +89,15 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
     impl->context->setTimeout(o.timeout);
     impl->context->connectFullMesh(*impl->store, impl->device);
   } catch (const std::exception& e) {
-    return internal::GlooErrorStatus(what, e);
+    Status s = internal::GlooErrorStatus(what, e);
+    // The usual multi-host mistake: a peer announced its loopback address.
+    if (s.message().find("[127.") != std::string::npos) {
+      s = Status(s.code(), s.message() +
+                               " (a peer announced a loopback address, which peers on other "
+                               "hosts cannot reach: give every peer --hostname with an address "
+                               "the others reach)");
+    }
+    return s;
   }
   if (o.rank == members.front()) internal::PublishMembers(*impl, members, o.identity);
   return impl;

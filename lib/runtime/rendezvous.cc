@@ -51,7 +51,14 @@ std::shared_ptr<Store> InprocStore(const std::string& name) {
 // connection, open once the base constructor returns).
 class AuthRedisStore : public gloo::rendezvous::RedisStore {
  public:
-  AuthRedisStore(const std::string& host, int port) : gloo::rendezvous::RedisStore(host, port) {}
+  AuthRedisStore(const std::string& host, int port, std::chrono::milliseconds timeout)
+      : gloo::rendezvous::RedisStore(host, port) {
+    // Every later command's socket waits at most this long (hiredis).
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+    redisSetTimeout(redis_, tv);
+  }
   // Redis's error reply to the command, or "" when it succeeded.
   std::string Command(const std::vector<std::string>& args) {
     std::vector<const char*> argv;
@@ -69,12 +76,13 @@ class AuthRedisStore : public gloo::rendezvous::RedisStore {
   }
 };
 
-StatusOr<std::shared_ptr<Store>> RedisStore(const std::string& url) {
+StatusOr<std::shared_ptr<Store>> RedisStore(const std::string& url,
+                                            std::chrono::milliseconds timeout) {
   POLYGUARD_ASSIGN_OR_RETURN(const RedisAddress a, ParseRedisUrl(url));
   const std::string shown = RedactRendezvous(url);
   std::shared_ptr<AuthRedisStore> store;
   try {
-    store = std::make_shared<AuthRedisStore>(a.host, a.port);
+    store = std::make_shared<AuthRedisStore>(a.host, a.port, timeout);
   } catch (const std::exception& e) {
     return GlooErrorStatus("rendezvous '" + shown + "': cannot reach Redis", e);
   }
@@ -196,13 +204,14 @@ std::string RedactRendezvous(const std::string& url) {
          url.substr(at);
 }
 
-StatusOr<std::shared_ptr<Store>> MakeRendezvousStore(const std::string& url) {
+StatusOr<std::shared_ptr<Store>> MakeRendezvousStore(const std::string& url,
+                                                     std::chrono::milliseconds timeout) {
   if (url.empty()) {
     return InvalidArgumentError(
         "rendezvous: empty; expected file:DIR, redis://HOST:PORT or inproc:NAME");
   }
   if (url.rfind("inproc:", 0) == 0) return InprocStore(url.substr(7));
-  if (url.rfind("redis://", 0) == 0) return RedisStore(url);
+  if (url.rfind("redis://", 0) == 0) return RedisStore(url, timeout);
   return FileStore(url);
 }
 

@@ -3,6 +3,7 @@
 #ifndef POLYGUARD_LIB_RUNTIME_RENDEZVOUS_H_
 #define POLYGUARD_LIB_RUNTIME_RENDEZVOUS_H_
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -20,7 +21,10 @@ namespace polyguard::internal {
 // FailedPrecondition when Redis refuses (a wrong or missing password,
 // protected mode), Unavailable (or DeadlineExceeded) when the store cannot be
 // reached. Messages show the URL without its password.
-StatusOr<std::shared_ptr<gloo::rendezvous::Store>> MakeRendezvousStore(const std::string& url);
+// A Redis command waits at most `timeout` for its reply (a host cut off from
+// the server fails instead of blocking forever).
+StatusOr<std::shared_ptr<gloo::rendezvous::Store>> MakeRendezvousStore(
+    const std::string& url, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // A redis:// rendezvous: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (port
 // 6379, database 0 by default). has_password: the URL gave one (else
