@@ -7,20 +7,12 @@
 #include <functional>
 #include <iterator>
 
+#include "lib/base/fnv1a.h"
 #include "lib/proto/checkpoint.pb.h"
 #include "polyguard/codes/errors_and_erasures_decoder.h"  // FormatPeers
 
 namespace polyguard {
 namespace {
-
-uint64_t Fnv1a(const std::string& bytes) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 void ToProto(const Matrix& m, proto::MatrixData* out) {
   out->set_rows(m.rows());
@@ -52,7 +44,7 @@ StatusOr<proto::Checkpoint> ReadPayload(const std::string& path) {
   if (!file.ParseFromString(bytes) || !file.has_payload() || !file.has_checksum()) {
     return DataLossError("checkpoint: " + path + " is truncated or not a checkpoint");
   }
-  if (Fnv1a(file.payload()) != file.checksum()) {
+  if (internal::Fnv1a(file.payload()) != file.checksum()) {
     return DataLossError("checkpoint: " + path + " is corrupted (checksum mismatch)");
   }
   proto::Checkpoint c;
@@ -134,7 +126,7 @@ Status WriteCheckpoint(const std::string& path, const CheckpointIdentity& id,
   proto::CheckpointFile file;
   if (!c.SerializeToString(file.mutable_payload()))
     return InternalError("checkpoint: cannot serialize");
-  file.set_checksum(Fnv1a(file.payload()));
+  file.set_checksum(internal::Fnv1a(file.payload()));
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

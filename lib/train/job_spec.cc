@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "lib/base/fnv1a.h"
 #include "lib/proto/code_spec.h"
 #include "lib/proto/job.pb.h"
 #include "lib/proto/text_proto.h"
@@ -333,13 +334,9 @@ std::string JobIdentity(const JobSpec& s) {
   for (int q : f.straggler_peers) add(q);
   add(int(s.data.kind), s.data.dir, s.data.classes, s.data.seed, s.data.train_samples,
       s.data.test_samples);
-  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-  for (unsigned char ch : text.str()) {
-    h ^= ch;
-    h *= 0x100000001b3ull;
-  }
   char out[17];
-  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(out, sizeof(out), "%016llx",
+                static_cast<unsigned long long>(internal::Fnv1a(text.str())));
   return out;
 }
 

@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <string>
+#include <string_view>
 
+#include "lib/base/fnv1a.h"
 #include "polyguard/base/random.h"
 #include "polyguard/nn/softmax_cross_entropy.h"
 #include "polyguard/runtime/coded_product.h"
@@ -52,6 +55,19 @@ std::vector<double> Flatten(const Matrix& a, const Matrix& b) {
   std::copy(a.data(), a.data() + a.size(), out.begin());
   std::copy(b.data(), b.data() + b.size(), out.begin() + a.size());
   return out;
+}
+
+// A 64-bit value (a peer mask, a checksum) as two 32-bit halves, each exact
+// in a double, for exchanges of numbers.
+void PushHalves(uint64_t v, std::vector<double>* out) {
+  out->push_back(double(v & 0xffffffffu));
+  out->push_back(double(v >> 32));
+}
+// The value two halves carry; nothing when they are not halves (a lost
+// peer's NaN, a corrupted vote).
+std::optional<uint64_t> FromHalves(double lo, double hi) {
+  if (!(lo >= 0 && lo < 4294967296.0 && hi >= 0 && hi < 4294967296.0)) return std::nullopt;
+  return uint64_t(lo) | (uint64_t(hi) << 32);
 }
 
 void Unflatten(const std::vector<double>& in, Matrix* a, Matrix* b) {
@@ -161,11 +177,9 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   std::vector<double> mine = {failed ? 1.0 : 0.0, loss, accuracy};
   // Wrong-peer masks, 32 bits per number (exact in a double).
   for (int l = 0; l < layers; ++l) {
-    for (uint64_t m : {model_->layer(l).last_forward_wrong_mask(),
-                       model_->layer(l).last_backward_wrong_mask()}) {
-      mine.push_back(double(m & 0xffffffffu));
-      mine.push_back(double(m >> 32));
-    }
+    for (uint64_t m :
+         {model_->layer(l).last_forward_wrong_mask(), model_->layer(l).last_backward_wrong_mask()})
+      PushHalves(m, &mine);
   }
   const Eigen::Index fp_row = static_cast<Eigen::Index>(mine.size());
   constexpr int kBlock = kProjections + 1;
@@ -188,8 +202,7 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   if (options_.survive_crashes && int(group_->members().size()) < group_->size()) {
     for (int q : group_->JoinRequests()) waiting |= uint64_t{1} << q;
   }
-  mine.push_back(double(waiting & 0xffffffffu));
-  mine.push_back(double(waiting >> 32));
+  PushHalves(waiting, &mine);
   POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, tag));
   const int p = group_->size();
   // Only members vote (a lost peer's column is NaN).
@@ -205,9 +218,7 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
     uint64_t agreed = 0;  // the union over peers: what any decode located
     for (int q = 0; q < p; ++q) {
       if (!present[size_t(q)]) continue;
-      const double lo = all(3 + 2 * i, q), hi = all(4 + 2 * i, q);
-      if (!(lo >= 0 && lo < 4294967296.0 && hi >= 0 && hi < 4294967296.0)) continue;
-      agreed |= uint64_t(lo) | (uint64_t(hi) << 32);
+      agreed |= FromHalves(all(3 + 2 * i, q), all(4 + 2 * i, q)).value_or(0);
     }
     d.wrong_results += std::popcount(agreed);
     any_wrong |= agreed;
@@ -264,11 +275,8 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
     if (root < 0) d.retry = true;  // cannot happen with two strict majorities
     d.root[size_t(l)] = std::max(root, 0);
   }
-  for (int q : group_->members()) {
-    const double lo = all(join_row, q), hi = all(join_row + 1, q);
-    if (lo >= 0 && lo < 4294967296.0 && hi >= 0 && hi < 4294967296.0)
-      d.joiners |= uint64_t(lo) | (uint64_t(hi) << 32);
-  }
+  for (int q : group_->members())
+    d.joiners |= FromHalves(all(join_row, q), all(join_row + 1, q)).value_or(0);
   const int reporter = layers > 0 ? d.root[size_t(layers - 1)] : 0;
   d.loss = all(1, reporter);
   d.accuracy = all(2, reporter);
@@ -847,15 +855,9 @@ class StateReader {
   bool bad_ = false;
 };
 
-// FNV-1a over the bytes of a rebuild piece, as two exact 32-bit halves.
-std::pair<double, double> Checksum(const double* data, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  const auto* bytes = reinterpret_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n * sizeof(double); ++i) {
-    h ^= bytes[i];
-    h *= 0x100000001b3ull;
-  }
-  return {double(h >> 32), double(h & 0xffffffffu)};
+// The checksum of a rebuild piece's n numbers.
+uint64_t Checksum(const double* data, size_t n) {
+  return internal::Fnv1a(std::string_view(reinterpret_cast<const char*>(data), n * sizeof(double)));
 }
 
 }  // namespace
@@ -1044,9 +1046,7 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
         std::vector<double>& piece = to[size_t(t)];
         piece.reserve(size_t(n + 2));
         for (const Matrix* m : parts) piece.insert(piece.end(), m->data(), m->data() + m->size());
-        const auto [hi, lo] = Checksum(piece.data(), piece.size());
-        piece.push_back(hi);
-        piece.push_back(lo);
+        PushHalves(Checksum(piece.data(), piece.size()), &piece);
       }
       if (t == me) my_sources = *sources;
     }
@@ -1056,8 +1056,9 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
     std::vector<std::vector<PeerResult>> pieces(parts.size());
     for (int s : my_sources) {
       const std::vector<double>& piece = got[size_t(s)];
-      const auto [hi, lo] = Checksum(piece.data(), size_t(n));
-      if (int64_t(piece.size()) != n + 2 || piece[size_t(n)] != hi || piece[size_t(n) + 1] != lo) {
+      // (Its length first: a short piece must not be read past its end.)
+      if (int64_t(piece.size()) != n + 2 ||
+          FromHalves(piece[size_t(n)], piece[size_t(n) + 1]) != Checksum(piece.data(), size_t(n))) {
         return DataLossError("rejoin: layer " + std::to_string(l) + ": the piece from peer " +
                              std::to_string(s) + " failed its checksum");
       }

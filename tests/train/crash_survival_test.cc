@@ -154,6 +154,24 @@ void ExpectOnTheUninterruptedTrajectory(const PeerRun& run, const std::vector<do
   EXPECT_NE(run.losses.back(), 0.0) << "the last step was not run: " << run.status;
 }
 
+// Every peer (the replacement included) finished with `lost` peers lost,
+// generation `generation` and one rejoin, on the uninterrupted trajectory.
+void ExpectEveryPeerRejoined(const std::vector<PeerRun>& runs, const std::vector<double>& reference,
+                             int lost, int generation) {
+  ASSERT_EQ(runs.size(), 5u);
+  for (int r = 0; r < 5; ++r) {
+    SCOPED_TRACE("peer " + std::to_string(r));
+    const PeerRun& run = runs[size_t(r)];
+    ASSERT_EQ(run.exit_code, 0) << run.status;
+    EXPECT_NE(run.status.find("OK faults 1 | " + std::to_string(lost) + " " +
+                              std::to_string(generation) + " "),
+              std::string::npos)
+        << run.status;
+    EXPECT_NE(run.status.find(" rejoins 1"), std::string::npos) << run.status;
+    ExpectOnTheUninterruptedTrajectory(run, reference);
+  }
+}
+
 // Under both rendezvous: a folder, and a real redis-server started here.
 class CrashSurvival : public ::testing::TestWithParam<std::string> {
  protected:
@@ -214,16 +232,8 @@ TEST_P(CrashSurvival, ACrashedPeersReplacementRejoinsAndTrainingFollowsTheUninte
   if (HasFailure()) return;
   const std::vector<PeerRun> runs =
       OnProcesses(crashing, [](int) { return -1; }, rendezvous, {.times = 1});
-  ASSERT_EQ(runs.size(), 5u);
-  for (int r = 0; r < 5; ++r) {
-    SCOPED_TRACE("peer " + std::to_string(r));
-    const PeerRun& run = runs[size_t(r)];
-    ASSERT_EQ(run.exit_code, 0) << run.status;
-    // 1 lost, generation 2 (lost, then rejoined), 1 rejoin.
-    EXPECT_NE(run.status.find("OK faults 1 | 1 2 "), std::string::npos) << run.status;
-    EXPECT_NE(run.status.find(" rejoins 1"), std::string::npos) << run.status;
-    ExpectOnTheUninterruptedTrajectory(run, reference);
-  }
+  // 1 lost, generation 2 (lost, then rejoined), 1 rejoin.
+  ExpectEveryPeerRejoined(runs, reference, 1, 2);
 }
 
 TEST(CrashSurvivalThresholds, TwoPeersKilledAtOnceStopCleanlyNamingTheThreshold) {
@@ -276,16 +286,8 @@ TEST_P(CrashInMaintenance, IsSurvivedAndTheReplacementRejoinsOnTheUninterruptedT
   crashing.faults.crash_step = 8;
   crashing.faults.crash_point = GetParam().second;
   const std::vector<PeerRun> runs = OnProcesses(crashing, [](int) { return -1; }, "", {.times = 1});
-  ASSERT_EQ(runs.size(), 5u);
-  for (int r = 0; r < 5; ++r) {
-    SCOPED_TRACE("peer " + std::to_string(r));
-    const PeerRun& run = runs[size_t(r)];
-    ASSERT_EQ(run.exit_code, 0) << run.status;
-    // It crashed there (1 lost), and its replacement rejoined (generation 2).
-    EXPECT_NE(run.status.find("OK faults 1 | 1 2 "), std::string::npos) << run.status;
-    EXPECT_NE(run.status.find(" rejoins 1"), std::string::npos) << run.status;
-    ExpectOnTheUninterruptedTrajectory(run, reference);
-  }
+  // It crashed there (1 lost), and its replacement rejoined (generation 2).
+  ExpectEveryPeerRejoined(runs, reference, 1, 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Point, CrashInMaintenance,
@@ -305,16 +307,8 @@ TEST_P(CrashSurvival, AReplacementKilledWhileRebuildingIsLostAndTheNextOneRejoin
   crashing.faults.crash_step = 11;
   const std::vector<PeerRun> runs =
       OnProcesses(crashing, [](int) { return -1; }, rendezvous, {.times = 2, .die_rebuilding = 1});
-  ASSERT_EQ(runs.size(), 5u);
-  for (int r = 0; r < 5; ++r) {
-    SCOPED_TRACE("peer " + std::to_string(r));
-    const PeerRun& run = runs[size_t(r)];
-    ASSERT_EQ(run.exit_code, 0) << run.status;
-    // Lost twice (the crash, the replacement), generation 4, 1 rejoin.
-    EXPECT_NE(run.status.find("OK faults 1 | 2 4 "), std::string::npos) << run.status;
-    EXPECT_NE(run.status.find(" rejoins 1"), std::string::npos) << run.status;
-    ExpectOnTheUninterruptedTrajectory(run, reference);
-  }
+  // Lost twice (the crash, the replacement), generation 4, 1 rejoin.
+  ExpectEveryPeerRejoined(runs, reference, 2, 4);
 }
 
 // A replacement started with another spec (here: another learning rate) is

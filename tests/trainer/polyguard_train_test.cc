@@ -25,6 +25,10 @@ using testing::Train;
 const std::string kSmall =
     std::string(POLYGUARD_SOURCE_DIR) + "/models/mlp_synthetic_small.textproto";
 
+// The small job surviving crashes, peer 2 crashing in round 15.
+const char kPeer2Crashes[] =
+    "survive_crashes: true\ntimeout_ms: 2000\nfaults { crash_peer: 2 crash_step: 15 }\n";
+
 // Losses rank 0 prints with --quiet ("step N loss L" every 10 steps).
 std::map<int, std::string> Losses(const std::string& out) {
   std::map<int, std::string> losses;
@@ -153,9 +157,7 @@ std::vector<std::string> CheckpointBytes(const std::string& dir) {
 // left the backward decode has no redundancy, so they would only be
 // detected; CrashSurvival in tests/train has both, on 5 peers.)
 TEST_F(PolyguardTrain, ACrashIsSurvivedWhenTheSpecSaysSo) {
-  const std::string spec = WriteSpec(
-      "survive_crashes: true\ntimeout_ms: 2000\n"
-      "faults { crash_peer: 2 crash_step: 15 }\n");
+  const std::string spec = WriteSpec(kPeer2Crashes);
   const Outcome o = Train("--spec " + spec + " --max-restarts 0", dir_);
   ASSERT_EQ(o.exit_code, 0) << o.out << o.err;
   EXPECT_NE(o.err.find("peer 2 crashed (exit code 86); the others go on\n"), std::string::npos)
@@ -173,9 +175,7 @@ TEST_F(PolyguardTrain, ACrashIsSurvivedWhenTheSpecSaysSo) {
 // the running job (rebuilding its shards from the others) and the job ends
 // with all four peers. Its flags are checked before any peer starts.
 TEST_F(PolyguardTrain, ACrashedPeersReplacementRejoins) {
-  const std::string spec = WriteSpec(
-      "survive_crashes: true\ntimeout_ms: 2000\n"
-      "faults { crash_peer: 2 crash_step: 15 }\n");
+  const std::string spec = WriteSpec(kPeer2Crashes);
   const Outcome o = Train("--spec " + spec + " --steps 200", dir_);
   ASSERT_EQ(o.exit_code, 0) << o.out << o.err;
   EXPECT_NE(o.err.find("peer 2 crashed (exit code 86); the others go on, and a replacement "
