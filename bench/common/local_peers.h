@@ -3,6 +3,7 @@
 #ifndef POLYGUARD_BENCH_COMMON_LOCAL_PEERS_H_
 #define POLYGUARD_BENCH_COMMON_LOCAL_PEERS_H_
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,10 +27,20 @@ inline double ThreadCpuMs() {
   return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6;
 }
 
-inline double ProcessCpuMs() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6;
+// What the whole process (every thread: the main one, gloo's I/O thread, the
+// peer group's waiters) has used so far, in user and in kernel mode.
+struct ProcessCpu {
+  double user_ms = 0, sys_ms = 0;
+  ProcessCpu operator-(const ProcessCpu& o) const {
+    return {user_ms - o.user_ms, sys_ms - o.sys_ms};
+  }
+};
+
+inline ProcessCpu ProcessCpuMs() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto ms = [](const timeval& t) { return double(t.tv_sec) * 1e3 + double(t.tv_usec) / 1e3; };
+  return {ms(u.ru_utime), ms(u.ru_stime)};
 }
 
 // Forks P processes (the library's launcher, local_peers.h) running body(rank, record); a zero

@@ -1,11 +1,13 @@
 // A coded product step across P local processes against the same product
 // uncoded across the same processes (a plain row split plus an all-gather).
 // With 2 cores, P processes share the machine, so the primary figures are per
-// peer: the CPU time of its own work (encode, product, decode / assemble) and
-// the bytes it sends and receives; wall time per step is reported too.
+// peer: the CPU time of its own work (encode, product, decode / assemble), the
+// CPU of its whole process in user and in kernel mode (the exchange's system
+// calls and gloo's I/O thread included), and the bytes it sends and receives;
+// wall time per step is reported too.
 //
 //   runtime_bench [--peers P] [--steps S]     (default P = 8, S = 5)
-// prints CSV: mode,N,B,P,K,cpu_own_ms,cpu_process_ms,wall_ms,bytes_sent,bytes_received
+// prints CSV: mode,N,B,P,cpu_own_ms,cpu_user_ms,cpu_sys_ms,wall_ms,bytes_sent,bytes_received
 // (per peer and step, averaged over peers).
 #include <chrono>
 #include <cstdio>
@@ -23,7 +25,7 @@ using bench::ProcessCpuMs;
 using bench::ThreadCpuMs;
 
 struct Figures {
-  double cpu_own = 0, cpu_process = 0, wall = 0, sent = 0, received = 0;
+  double cpu_own = 0, cpu_user = 0, cpu_sys = 0, wall = 0, sent = 0, received = 0;
 };
 
 // One peer's run; fills its figures.
@@ -50,7 +52,8 @@ int Peer(int rank, int p, int64_t n, int64_t b, int steps, bool coded, const std
   const Matrix shard = code->EncodeShard(a, rank).value();
   Figures f;
   for (int s = -1; s < steps; ++s) {  // step -1 warms up
-    const double c0 = ThreadCpuMs(), p0 = ProcessCpuMs();
+    const double c0 = ThreadCpuMs();
+    const bench::ProcessCpu p0 = ProcessCpuMs();
     const auto w0 = std::chrono::steady_clock::now();
     const int64_t sent0 = (*group)->bytes_sent(), received0 = (*group)->bytes_received();
     Matrix y = code->PeerProduct(shard, code->EncodeInput(x, rank).value());
@@ -65,13 +68,16 @@ int Peer(int rank, int p, int64_t n, int64_t b, int steps, bool coded, const std
     own += ThreadCpuMs() - c1;
     if (s < 0) continue;
     f.cpu_own += own;
-    f.cpu_process += ProcessCpuMs() - p0;
+    const bench::ProcessCpu used = ProcessCpuMs() - p0;
+    f.cpu_user += used.user_ms;
+    f.cpu_sys += used.sys_ms;
     f.wall +=
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
     f.sent += double((*group)->bytes_sent() - sent0);
     f.received += double((*group)->bytes_received() - received0);
   }
-  for (double* v : {&f.cpu_own, &f.cpu_process, &f.wall, &f.sent, &f.received}) *v /= steps;
+  for (double* v : {&f.cpu_own, &f.cpu_user, &f.cpu_sys, &f.wall, &f.sent, &f.received})
+    *v /= steps;
   *out = f;
   return 0;
 }
@@ -101,7 +107,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "runtime_bench: --peers must be a multiple of 4, --steps >= 1\n");
     return 2;
   }
-  std::printf("mode,N,B,P,cpu_own_ms,cpu_process_ms,wall_ms,bytes_sent,bytes_received\n");
+  std::printf("mode,N,B,P,cpu_own_ms,cpu_user_ms,cpu_sys_ms,wall_ms,bytes_sent,bytes_received\n");
   for (int64_t n : {1024, 4096}) {
     for (int64_t b : {1, 64}) {
       for (bool coded : {false, true}) {
@@ -116,14 +122,16 @@ int main(int argc, char** argv) {
         BenchFigures sum;
         for (const BenchFigures& one : *records) {
           sum.cpu_own += one.cpu_own;
-          sum.cpu_process += one.cpu_process;
+          sum.cpu_user += one.cpu_user;
+          sum.cpu_sys += one.cpu_sys;
           sum.wall += one.wall;
           sum.sent += one.sent;
           sum.received += one.received;
         }
-        std::printf("%s,%ld,%ld,%d,%.3f,%.3f,%.3f,%.0f,%.0f\n", coded ? "genpolydot" : "uncoded",
-                    long(n), long(b), p, sum.cpu_own / p, sum.cpu_process / p, sum.wall / p,
-                    sum.sent / p, sum.received / p);
+        std::printf("%s,%ld,%ld,%d,%.3f,%.3f,%.3f,%.3f,%.0f,%.0f\n",
+                    coded ? "genpolydot" : "uncoded", long(n), long(b), p, sum.cpu_own / p,
+                    sum.cpu_user / p, sum.cpu_sys / p, sum.wall / p, sum.sent / p,
+                    sum.received / p);
         std::fflush(stdout);
       }
     }

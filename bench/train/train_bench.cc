@@ -1,9 +1,10 @@
 // Coded training across P local peer processes, every strategy side by side
 // (issue 4's benchmark). With 2 cores the P processes share the machine, so
-// the primary figures are per peer and step: the CPU time of the peer's own
-// work (its main thread: encode, product, decode, activations, loss, update,
-// agreement; gloo's I/O threads excluded), the bytes it sends and receives;
-// process CPU and wall time are reported too.
+// the figures are per peer and step: the CPU time of the peer's own work (its
+// main thread: encode, product, decode, activations, loss, update,
+// agreement), the CPU of its whole process in user and in kernel mode (gloo's
+// I/O thread and the exchanges' system calls included: what a user pays), the
+// bytes it sends and receives, and wall time.
 //
 //   train_bench [--steps S] [--error-rate E] [--layers 784,1024,1024,10]
 //               [--batch B] [--only label,label,...] [--repeat R]
@@ -37,7 +38,8 @@ struct Run {
 };
 
 struct Record {
-  double cpu_own = 0, cpu_process = 0, wall = 0, sent = 0, received = 0;
+  double cpu_own = 0, cpu_user = 0, cpu_sys = 0, wall = 0, sent = 0, received = 0;
+  double cpu_process = 0;  // user + kernel, for the medians
   double faults = 0, recomputations = 0, rollbacks = 0, repairs = 0, loss = 0;
   int steps = 0;
   int failed = 0;  // diverged or could not progress
@@ -90,7 +92,8 @@ int Peer(const Run& run, const Setup& setup, int rank, const std::string& dir, R
   while (step <= setup.warmup + setup.steps) {
     data->Batch(step, setup.batch, &x, &labels);
     const bool measured = step > setup.warmup;
-    const double c0 = bench::ThreadCpuMs(), p0 = bench::ProcessCpuMs();
+    const double c0 = bench::ThreadCpuMs();
+    const bench::ProcessCpu p0 = bench::ProcessCpuMs();
     const auto w0 = std::chrono::steady_clock::now();
     const int64_t s0 = (*group)->bytes_sent(), r0 = (*group)->bytes_received();
     StatusOr<StepResult> result = (*trainer)->Step(step, x, labels);
@@ -105,7 +108,9 @@ int Peer(const Run& run, const Setup& setup, int rank, const std::string& dir, R
     }
     if (measured) {
       r.cpu_own += bench::ThreadCpuMs() - c0;
-      r.cpu_process += bench::ProcessCpuMs() - p0;
+      const bench::ProcessCpu used = bench::ProcessCpuMs() - p0;
+      r.cpu_user += used.user_ms;
+      r.cpu_sys += used.sys_ms;
       r.wall +=
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
       r.sent += double((*group)->bytes_sent() - s0);
@@ -195,7 +200,7 @@ int main(int argc, char** argv) {
     runs.push_back({"abft8" + suffix, Strategy::kAbft, 8, e});
   }
   std::printf(
-      "run,strategy,P,error_rate,steps,cpu_own_ms,cpu_process_ms,wall_ms,bytes_sent,"
+      "run,strategy,P,error_rate,steps,cpu_own_ms,cpu_user_ms,cpu_sys_ms,wall_ms,bytes_sent,"
       "bytes_received,faults,recomputations,rollbacks,shard_repairs,final_loss,status\n");
   std::map<std::string, std::vector<Record>> means;
   std::vector<std::string> order;
@@ -215,7 +220,8 @@ int main(int argc, char** argv) {
       for (const Record& r : *records) {
         const double n = std::max(r.steps, 1);
         mean.cpu_own += r.cpu_own / n / run.peers;
-        mean.cpu_process += r.cpu_process / n / run.peers;
+        mean.cpu_user += r.cpu_user / n / run.peers;
+        mean.cpu_sys += r.cpu_sys / n / run.peers;
         mean.wall += r.wall / n / run.peers;
         mean.sent += r.sent / n / run.peers;
         mean.received += r.received / n / run.peers;
@@ -229,11 +235,11 @@ int main(int argc, char** argv) {
       }
       for (char& ch : status)
         if (ch == ',') ch = ';';
-      std::printf("%s,%s,%d,%g,%d,%.2f,%.2f,%.2f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.6g,%s\n",
+      std::printf("%s,%s,%d,%g,%d,%.2f,%.2f,%.2f,%.2f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.6g,%s\n",
                   run.label.c_str(), std::string(run.strategy.name()).c_str(), run.peers,
-                  run.error_rate, mean.steps, mean.cpu_own, mean.cpu_process, mean.wall, mean.sent,
-                  mean.received, mean.faults, mean.recomputations, mean.rollbacks, mean.repairs,
-                  mean.loss, status.c_str());
+                  run.error_rate, mean.steps, mean.cpu_own, mean.cpu_user, mean.cpu_sys, mean.wall,
+                  mean.sent, mean.received, mean.faults, mean.recomputations, mean.rollbacks,
+                  mean.repairs, mean.loss, status.c_str());
       std::fflush(stdout);
       if (rep == 0) order.push_back(run.label);
       means[run.label].push_back(mean);
@@ -247,15 +253,22 @@ int main(int argc, char** argv) {
   if (means.count("uncoded4") != 0) {
     std::printf(
         "\nmedians of %d runs, and ratios to uncoded4 (per peer and step):\n"
-        "run,cpu_own_ms,cpu_own_ratio,bytes_sent_ratio,wall_ratio\n",
+        "run,cpu_own_ms,cpu_own_ratio,cpu_process_ms,cpu_process_ratio,kernel_share,"
+        "bytes_sent_ratio,wall_ratio\n",
         repeat);
+    for (auto& [label, records] : means)
+      for (Record& r : records) r.cpu_process = r.cpu_user + r.cpu_sys;
     const double cpu = median("uncoded4", &Record::cpu_own);
+    const double process = median("uncoded4", &Record::cpu_process);
     const double sent = median("uncoded4", &Record::sent);
     const double wall = median("uncoded4", &Record::wall);
     for (const std::string& label : order)
-      std::printf("%s,%.2f,%.3f,%.3f,%.3f\n", label.c_str(), median(label, &Record::cpu_own),
-                  median(label, &Record::cpu_own) / cpu, median(label, &Record::sent) / sent,
-                  median(label, &Record::wall) / wall);
+      std::printf("%s,%.2f,%.3f,%.2f,%.3f,%.3f,%.3f,%.3f\n", label.c_str(),
+                  median(label, &Record::cpu_own), median(label, &Record::cpu_own) / cpu,
+                  median(label, &Record::cpu_process),
+                  median(label, &Record::cpu_process) / process,
+                  median(label, &Record::cpu_sys) / median(label, &Record::cpu_process),
+                  median(label, &Record::sent) / sent, median(label, &Record::wall) / wall);
   }
   return 0;
 }

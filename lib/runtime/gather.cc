@@ -5,16 +5,16 @@
 //  - WaitForEveryPiece: every piece is needed and the deadline is the failure
 //    timeout. One wait after another on this thread; gloo's own timeout ends
 //    a silent peer's (and leaves the group unusable, as any gloo timeout).
-//  - WaitForEnoughPieces: fewer pieces, or an earlier deadline. One waiter
-//    thread per source; at the deadline, or once enough have arrived, the
-//    waits still running are aborted, which keeps every connection usable.
+//  - WaitForEnoughPieces: fewer pieces, or an earlier deadline. One wait
+//    per source, each on one of the group's waiter threads; at the deadline,
+//    or once enough have arrived, the waits still running are aborted, which
+//    keeps every connection usable.
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "lib/runtime/gloo_errors.h"
 #include "lib/runtime/peer_group_impl.h"
@@ -139,22 +139,22 @@ Waited WaitForEveryPiece(const PostedGather& posted,
   return w;
 }
 
-// Waits on one thread per source until `need` pieces are in (own included),
-// every wait has ended, too many peers are gone for `need`, or `deadline`;
-// then aborts the waits still running. `gloo_timeout`, a little later than
-// any deadline, only catches a wait nobody aborted.
+// Waits for each source on a thread of `waiters` until `need` pieces are in
+// (own included), every wait has ended, too many peers are gone for `need`,
+// or `deadline`; then aborts the waits still running. `gloo_timeout`, a
+// little later than any deadline, only catches a wait nobody aborted.
 Waited WaitForEnoughPieces(const PostedGather& posted, int need, int present,
                            std::chrono::steady_clock::time_point deadline,
-                           std::chrono::milliseconds gloo_timeout) {
+                           std::chrono::milliseconds gloo_timeout,
+                           internal::WaiterThreads& waiters) {
   std::mutex mu;
   std::condition_variable cv;
   Waited w;
   int finished = 0;
-  std::vector<std::thread> waiters;
   for (size_t i = 0; i < posted.others.size(); ++i) {
     const int q = posted.others[i];
     const bool reachable = posted.Reachable(q);
-    waiters.emplace_back([&, i, q, reachable] {
+    waiters.Start([&, i, q, reachable] {
       bool ok = false;
       Failure failure{q, reachable ? "" : "connection gone"};
       if (reachable) {
@@ -186,7 +186,7 @@ Waited WaitForEnoughPieces(const PostedGather& posted, int need, int present,
     });
   }
   for (PendingBuffer* r : posted.recvs) r->buffer->abortWaitRecv();
-  for (std::thread& t : waiters) t.join();
+  waiters.Wait();
   return w;
 }
 
@@ -237,9 +237,10 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
     return internal::GlooErrorStatus(what, e);
   }
 
-  const Waited waited = wait_for_every ? WaitForEveryPiece(posted, deadline)
-                                       : WaitForEnoughPieces(posted, need, present, deadline,
-                                                             internal::GlooTimeout(timeout_));
+  const Waited waited =
+      wait_for_every ? WaitForEveryPiece(posted, deadline)
+                     : WaitForEnoughPieces(posted, need, present, deadline,
+                                           internal::GlooTimeout(timeout_), pending.waiters());
   for (int q : waited.arrived) {
     PendingBuffer* recv = posted.recvs[posted.IndexOf(q)];
     out.pieces[size_t(q)] = TakePiece(recv, n);

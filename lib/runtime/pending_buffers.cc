@@ -1,14 +1,15 @@
 #include "lib/runtime/pending_buffers.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
-#include <thread>
 
 namespace polyguard::internal {
 
 uint64_t PendingBuffers::BeginExchange(int peers) {
   if (last_heard_.empty()) last_heard_.assign(static_cast<size_t>(peers), 0);
+  if (!waiters_) waiters_ = std::make_unique<WaiterThreads>(peers - 1);
   return ++exchanges_;
 }
 
@@ -24,13 +25,18 @@ void PendingBuffers::FreeDone() {
 bool PendingBuffers::WaitForSends(std::chrono::steady_clock::time_point deadline,
                                   std::chrono::milliseconds gloo_timeout,
                                   const std::function<bool(int, uint64_t)>& which) {
+  const bool any = std::any_of(buffers_.begin(), buffers_.end(), [&](const PendingBuffer& p) {
+    return p.sends > 0 && which(p.peer, p.exchange);
+  });
+  if (!any) return true;
   // A watchdog aborts the wait in progress at the deadline: a gloo timeout
   // instead would close every connection.
   std::mutex mu;
   std::condition_variable cv;
   bool done = false, expired = false;
   gloo::transport::UnboundBuffer* waiting = nullptr;
-  std::thread watchdog([&] {
+  if (!waiters_) waiters_ = std::make_unique<WaiterThreads>(1);
+  waiters_->Start([&] {
     std::unique_lock<std::mutex> l(mu);
     if (!cv.wait_until(l, deadline, [&] { return done; })) {
       expired = true;
@@ -75,7 +81,7 @@ bool PendingBuffers::WaitForSends(std::chrono::steady_clock::time_point deadline
     done = true;
   }
   cv.notify_all();
-  watchdog.join();
+  waiters_->Wait();
   FreeDone();
   return all;
 }

@@ -17,6 +17,7 @@
 
 #include <gloo/transport/unbound_buffer.h>
 
+#include "lib/runtime/waiter_threads.h"
 #include "polyguard/base/matrix.h"
 
 namespace polyguard::internal {
@@ -86,7 +87,12 @@ class PendingBuffers {
   // Drops every buffer (before the gloo context they belong to).
   void Clear() { buffers_.clear(); }
 
+  // The group's threads for waits that run beside the exchange's own thread
+  // (one per other peer).
+  WaiterThreads& waiters() { return *waiters_; }
+
  private:
+  std::unique_ptr<WaiterThreads> waiters_;  // made by the first BeginExchange
   std::vector<PendingBuffer> buffers_;
   uint64_t exchanges_ = 0;
   std::vector<uint64_t> last_heard_;  // per peer: the latest exchange it delivered to us

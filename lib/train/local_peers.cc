@@ -1,10 +1,13 @@
 #include "polyguard/train/local_peers.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -26,6 +29,35 @@ void KillAndReap(const std::vector<pid_t>& pids, std::vector<PeerExit>* exits,
     (*exits)[r].exit_code = -1;
     (*exits)[r].signal = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
   }
+}
+
+// Blocks until a peer not yet `done` may have exited, or `until`. Polls the
+// peers' pidfds (no wake-ups while they run); sleeps 5 ms on a kernel without
+// them.
+void AwaitExit(const std::vector<pid_t>& pids, const std::vector<bool>& done,
+               std::optional<std::chrono::steady_clock::time_point> until) {
+  std::vector<pollfd> fds;
+  bool all_open = true;
+  for (size_t r = 0; r < pids.size() && all_open; ++r) {
+    if (done[r]) continue;
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pids[r], 0));
+    if (fd < 0)
+      all_open = false;
+    else
+      fds.push_back({.fd = fd, .events = POLLIN, .revents = 0});
+  }
+  if (all_open) {
+    int timeout_ms = -1;
+    if (until) {
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(*until - std::chrono::steady_clock::now());
+      timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, 1 << 30));
+    }
+    ::poll(fds.data(), fds.size(), timeout_ms);
+  } else {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (const pollfd& f : fds) ::close(f.fd);
 }
 
 }  // namespace
@@ -111,7 +143,7 @@ StatusOr<std::vector<PeerExit>> RunLocalPeers(const LocalPeersOptions& o,
         if (!before[r] && o.on_exit) o.on_exit(exits[r]);
       remaining = 0;
     }
-    if (remaining > 0 && !reaped) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (remaining > 0 && !reaped) AwaitExit(pids, done, kill_at);
   }
   return exits;
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <thread>
 
 #include "polyguard/codes/errors_and_erasures_decoder.h"
@@ -215,6 +216,49 @@ TEST(PeerGroupProcesses, AllGatherAcrossProcessesThroughAFolder) {
         for (int q = 0; q < p; ++q)
           if ((*all)(999, q) != q) return 3;
         return (*g)->bytes_sent() == int64_t(5 * 1000 * 8) ? 0 : 4;
+      },
+      60s);
+  for (int r = 0; r < p; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  std::filesystem::remove_all(dir);
+}
+
+// Processes and threads started on this machine since boot (/proc/stat).
+int64_t ThreadsStartedOnThisMachine() {
+  std::ifstream stat("/proc/stat");
+  std::string line;
+  while (std::getline(stat, line))
+    if (line.rfind("processes ", 0) == 0) return std::stoll(line.substr(10));
+  return -1;
+}
+
+// Exchanges reuse the group's threads. 4 peers make 400 exchanges each:
+// waiting for every piece, for some pieces before a deadline (a wait per
+// source), and the sends' release that runs before each. A thread started
+// per wait would start more than 4 * 200 * 4 while they run; the bound
+// leaves room for whatever else runs on the machine meanwhile.
+TEST(PeerGroupProcesses, ExchangesStartNoThreads) {
+  const int p = 4, steps = 200;
+  const std::string dir = FreshFolder("threads");
+  auto results = RunPeers(
+      p,
+      [&](int rank) {
+        auto g = PeerGroup::Connect(Options(rank, p, "file:" + dir));
+        if (!g.ok()) return 1;
+        std::vector<double> mine(64, double(rank));
+        if (!(*g)->AllGather(mine, {.step = 1}).ok()) return 2;
+        const int64_t before = ThreadsStartedOnThisMachine();
+        for (int64_t step = 2; step <= steps + 1; ++step) {
+          if (!(*g)->AllGather(mine, {.step = step}).ok()) return 2;
+          const auto soon = std::chrono::steady_clock::now() + 5s;
+          if (!(*g)->GatherAtLeast(mine, p - 1, soon, {.step = step, .op = 1}).ok()) return 3;
+        }
+        const int64_t started = ThreadsStartedOnThisMachine() - before;
+        if (rank == 0 && (before < 0 || started > steps)) {
+          std::fprintf(stderr, "%lld threads started during %d exchanges\n",
+                       static_cast<long long>(started), 2 * steps);
+          return 4;
+        }
+        return 0;
       },
       60s);
   for (int r = 0; r < p; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
