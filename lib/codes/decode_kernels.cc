@@ -59,24 +59,37 @@ double Median(std::vector<double> v) {
 
 Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global) {
   const Eigen::Index l = yt.rows(), c = yt.cols();
-  const Eigen::Index rank =
-      std::clamp<Eigen::Index>(c - 1 - skip, 0, std::max<Eigen::Index>(c - 1, 0));
-  Vector e(l);
-  std::vector<double> v(static_cast<size_t>(c));
-  for (Eigen::Index i = 0; i < l; ++i) {
-    for (Eigen::Index j = 0; j < c; ++j) v[static_cast<size_t>(j)] = std::abs(yt(i, j));
-    if (c == 0) {
-      e(i) = 0.0;
-      continue;
+  Vector e = Vector::Zero(l);
+  // e_l: the m-th largest |value| of entry l (the (skip + 1)-th, or the
+  // smallest when there are fewer values).
+  const Eigen::Index m = std::clamp<Eigen::Index>(skip + 1, 1, std::max<Eigen::Index>(c, 1));
+  if (c > 0 && m <= 8) {
+    // The m largest of every entry, kept in order column by column: m
+    // max/min passes per column over all entries at once (a per-entry
+    // selection reads each entry's values with a stride of L).
+    Eigen::ArrayXXd top = Eigen::ArrayXXd::Zero(l, m);
+    Eigen::ArrayXd v(l), hi(l);
+    for (Eigen::Index j = 0; j < c; ++j) {
+      v = yt.col(j).array().abs();
+      for (Eigen::Index k = 0; k < m; ++k) {
+        hi = top.col(k).max(v);
+        v = top.col(k).min(v);
+        top.col(k) = hi;
+      }
     }
-    std::nth_element(v.begin(), v.begin() + rank, v.end());
-    e(i) = v[static_cast<size_t>(rank)];
+    e = top.col(m - 1).matrix();
+  } else if (c > 0) {
+    const RowMajorMatrix a = yt.cwiseAbs();  // each entry's values side by side
+    std::vector<double> v(static_cast<size_t>(c));
+    for (Eigen::Index i = 0; i < l; ++i) {
+      std::copy(a.row(i).data(), a.row(i).data() + c, v.begin());
+      std::nth_element(v.begin(), v.begin() + (c - m), v.end());
+      e(i) = v[static_cast<size_t>(c - m)];
+    }
   }
   const double g = l > 0 ? std::sqrt(e.squaredNorm() / static_cast<double>(l)) : 0.0;
   if (global) *global = g;
-  Vector cs = (e.array() + g) * tol;
-  for (Eigen::Index i = 0; i < l; ++i) cs(i) = std::max(cs(i), DBL_MIN);
-  return cs;
+  return ((e.array() + g) * tol).max(DBL_MIN).matrix();
 }
 
 Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& aside_off, int kept,
@@ -94,9 +107,14 @@ Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& 
 }
 
 int TypicalExponent(const Matrix& m) {
+  // A fixed sample of at most about 4096 values, spread evenly over every
+  // column: only the exponent's rough size matters (scaling by a power of
+  // two is exact), and the median of the whole matrix cost a pass of
+  // selection over every result on each slow decode.
+  const Eigen::Index stride = std::max<Eigen::Index>(1, m.size() / 4096);
   std::vector<double> v;
-  v.reserve(static_cast<size_t>(m.size()));
-  for (Eigen::Index i = 0; i < m.size(); ++i) {
+  v.reserve(static_cast<size_t>(m.size() / stride + 1));
+  for (Eigen::Index i = 0; i < m.size(); i += stride) {
     const double a = std::abs(m.data()[i]);
     if (a > 0.0 && std::isfinite(a)) v.push_back(a);
   }

@@ -26,8 +26,8 @@ constexpr double kHuge = 1e150;
 constexpr double kTinyScale = 1e-100;
 constexpr double kHugeScale = 1e100;
 // The binary exponent of the results' typical magnitude: the median of the
-// nonzero finite |values| (robust to fewer than half of them wrong); 0 when
-// there is none.
+// nonzero finite |values| of an even sample of at most about 4096 of them
+// (robust to fewer than half of them wrong); 0 when there is none.
 int TypicalExponent(const Matrix& m);
 
 using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -42,7 +42,9 @@ double Median(std::vector<double> v);
 // code word (skip = 0) the scale is that of the code word itself: a wrong
 // value can raise it only by being in the code word, where it shows as a
 // deviation of the honest results far above tol times itself. All-zero
-// entries (padding) get DBL_MIN: any deviation there is an error.
+// entries (padding) get DBL_MIN: any deviation there is an error. The values
+// must be finite (the decoders pass results with non-finite ones zeroed).
+// Cost: (skip + 1) passes over yt for skip < 8, a selection per entry beyond.
 Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global = nullptr);
 // Corrects one entry whose values y (one per basis row; a peer owns
 // rows_per_peer consecutive rows) should be basis * c for some c: finds a set

@@ -1,0 +1,121 @@
+#include "lib/codes/decode_kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "polyguard/base/random.h"
+
+namespace polyguard::internal {
+namespace {
+
+// The definition, entry by entry: e_l is the (skip + 1)-th largest |value| of
+// entry l (the smallest when there are fewer), cs_l = tol * (RMS of e + e_l),
+// at least DBL_MIN.
+Vector ReferenceTolerances(const Matrix& yt, double tol, int skip, double* global) {
+  const Eigen::Index l = yt.rows(), c = yt.cols();
+  Vector e = Vector::Zero(l);
+  for (Eigen::Index i = 0; i < l && c > 0; ++i) {
+    std::vector<double> v;
+    for (Eigen::Index j = 0; j < c; ++j) v.push_back(std::abs(yt(i, j)));
+    std::sort(v.begin(), v.end(), std::greater<double>());
+    e(i) = v[size_t(std::min<Eigen::Index>(skip, c - 1))];
+  }
+  *global = l > 0 ? std::sqrt(e.squaredNorm() / double(l)) : 0.0;
+  Vector cs(l);
+  for (Eigen::Index i = 0; i < l; ++i) cs(i) = std::max((e(i) + *global) * tol, DBL_MIN);
+  return cs;
+}
+
+struct Shape {
+  int entries, columns, skip;
+};
+
+std::string ShapeName(const ::testing::TestParamInfo<Shape>& info) {
+  std::string name = "L";  // appended piece by piece: GCC 12 misreads "L" + std::string
+  name += std::to_string(info.param.entries);
+  name += "C";
+  name += std::to_string(info.param.columns);
+  name += "Skip";
+  name += std::to_string(info.param.skip);
+  return name;
+}
+
+// Matrices a wrong result could make: random, ties (identical and
+// proportional columns), huge beside tiny, all-zero entries (padding), one
+// column far larger than the rest, negative values.
+std::vector<Matrix> Cases(const Shape& s) {
+  Random rng(uint64_t(s.entries * 131 + s.columns * 7 + s.skip));
+  std::vector<Matrix> out;
+  out.push_back(rng.NormalMatrix(s.entries, s.columns));
+  Matrix ties(s.entries, s.columns);
+  for (int j = 0; j < s.columns; ++j) ties.col(j) = out[0].col(0) * (j % 2 == 0 ? 1.0 : -1.0);
+  out.push_back(ties);
+  Matrix proportional = ties;
+  for (int j = 0; j < s.columns; ++j) proportional.col(j) *= double(1 + j % 3);
+  out.push_back(proportional);
+  Matrix spread = rng.NormalMatrix(s.entries, s.columns);
+  for (int i = 0; i < s.entries; ++i)
+    for (int j = 0; j < s.columns; ++j)
+      spread(i, j) *= std::ldexp(1.0, ((i * 7 + j * 13) % 400) - 200);
+  out.push_back(spread);
+  Matrix padded = rng.NormalMatrix(s.entries, s.columns);
+  for (int i = 0; i < s.entries; i += 3) padded.row(i).setZero();
+  out.push_back(padded);
+  Matrix one_big = rng.NormalMatrix(s.entries, s.columns);
+  if (s.columns > 0) one_big.col(s.columns / 2) *= 1e120;
+  out.push_back(one_big);
+  return out;
+}
+
+class RobustTolerancesTest : public ::testing::TestWithParam<Shape> {};
+
+// The selection is exact: the same tolerances, bit for bit, as the definition.
+TEST_P(RobustTolerancesTest, EqualsTheDefinitionExactly) {
+  const Shape s = GetParam();
+  int index = 0;
+  for (const Matrix& yt : Cases(s)) {
+    double global = -1, expected_global = -2;
+    const Vector cs = RobustTolerances(yt, 1e-9, s.skip, &global);
+    const Vector expected = ReferenceTolerances(yt, 1e-9, s.skip, &expected_global);
+    ASSERT_EQ(cs.size(), expected.size());
+    EXPECT_EQ(global, expected_global) << "case " << index;
+    for (Eigen::Index i = 0; i < cs.size(); ++i)
+      ASSERT_EQ(cs(i), expected(i)) << "case " << index << ", entry " << i;
+    ++index;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, RobustTolerancesTest,
+                         ::testing::Values(Shape{1, 1, 0}, Shape{5, 3, 0}, Shape{64, 8, 0},
+                                           Shape{64, 8, 1}, Shape{64, 8, 3}, Shape{100, 8, 7},
+                                           Shape{100, 8, 20}, Shape{33, 20, 7}, Shape{33, 20, 8},
+                                           Shape{17, 96, 39}, Shape{0, 8, 1}, Shape{9, 0, 0}),
+                         ShapeName);
+
+// The sampled exponent stays at the honest magnitude when fewer than half of
+// the results are wrong by any amount, and near the full median otherwise.
+TEST(TypicalExponent, IgnoresAMinorityOfHugeOrTinyColumns) {
+  Random rng(5);
+  Matrix m = rng.NormalMatrix(8192, 8) * std::ldexp(1.0, 40);
+  m.col(1) *= 1e200;
+  m.col(5) *= 1e-200;
+  m.col(6).setZero();
+  const int e = TypicalExponent(m);
+  EXPECT_GE(e, 38);
+  EXPECT_LE(e, 41);
+}
+
+TEST(TypicalExponent, ZeroWithoutAnyNonzeroFiniteValue) {
+  Matrix m = Matrix::Zero(100, 4);
+  m(3, 2) = std::nan("");
+  m(7, 1) = INFINITY;
+  EXPECT_EQ(TypicalExponent(m), 0);
+}
+
+}  // namespace
+}  // namespace polyguard::internal
