@@ -4,6 +4,7 @@
 
 #include "polyguard/base/matrix.h"
 #include "polyguard/base/memory.h"
+#include "polyguard/base/peer_set.h"
 #include "polyguard/base/random.h"
 #include "polyguard/base/status.h"
 #include "polyguard/codes.h"

@@ -4,14 +4,16 @@
 #include <cmath>
 #include <string>
 
+#include "polyguard/base/peer_set.h"
 #include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard {
 
 StatusOr<std::unique_ptr<AbftCode>> AbftCode::Create(ProductShape shape, AbftOptions o) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("abft"));
-  if (o.peers < 1 || o.peers > 64) {
-    return InvalidArgumentError("abft: peers must be in [1, 64], got " + std::to_string(o.peers));
+  if (o.peers < 1 || o.peers > kMaxPeers) {
+    return InvalidArgumentError("abft: peers must be in [1, " + std::to_string(kMaxPeers) +
+                                "], got " + std::to_string(o.peers));
   }
   if (!(o.tolerance > 0.0 && o.tolerance < 1.0)) {
     return InvalidArgumentError("abft: tolerance must be in (0, 1)");

@@ -408,12 +408,6 @@ StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, int num_peers,
   return col_of;
 }
 
-uint64_t MaskOf(const std::vector<int>& peers) {
-  uint64_t mask = 0;
-  for (int p : peers) mask |= uint64_t{1} << p;
-  return mask;
-}
-
 Matrix SelectColumns(const Matrix& m, const std::vector<int>& cols) {
   Matrix out(m.rows(), static_cast<Eigen::Index>(cols.size()));
   for (size_t j = 0; j < cols.size(); ++j) out.col(static_cast<Eigen::Index>(j)) = m.col(cols[j]);

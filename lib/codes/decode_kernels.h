@@ -86,7 +86,6 @@ bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length, cons
 // The RMS magnitude of the results, estimated from evenly spaced runs of each
 // (median over peers).
 double SampledRms(const std::vector<const double*>& cols, int64_t length);
-uint64_t MaskOf(const std::vector<int>& peers);
 // For each of num_peers peers, the position of its result in `peers` (-1
 // when it did not answer). InvalidArgument names an unknown or repeated
 // peer; Unavailable when fewer than `threshold` answered.

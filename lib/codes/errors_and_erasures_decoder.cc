@@ -10,6 +10,7 @@
 
 #include "lib/codes/decode_kernels.h"
 #include "polyguard/base/check.h"
+#include "polyguard/base/peer_set.h"
 #include "polyguard/codes/evaluation_points.h"
 
 namespace polyguard {
@@ -28,7 +29,6 @@ namespace {
 
 using internal::FusedProduct;
 using internal::kHuge;
-using internal::MaskOf;
 using internal::PeerList;
 using internal::RobustTolerances;
 using internal::SampledRms;
@@ -51,9 +51,9 @@ std::string FormatPeers(std::span<const int> peers) {
 StatusOr<std::unique_ptr<ErrorsAndErasuresDecoder>> ErrorsAndErasuresDecoder::Create(
     std::vector<double> points, Matrix generator, std::vector<int> wanted, DecoderOptions options) {
   const int p = static_cast<int>(points.size());
-  if (p < 1 || p > 64) {
-    return InvalidArgumentError("decoder: number of peers must be in [1, 64], got " +
-                                std::to_string(p));
+  if (p < 1 || p > kMaxPeers) {
+    return InvalidArgumentError("decoder: number of peers must be in [1, " +
+                                std::to_string(kMaxPeers) + "], got " + std::to_string(p));
   }
   if (generator.rows() != p || generator.cols() < 1 || generator.cols() > p) {
     return InvalidArgumentError(
@@ -92,15 +92,14 @@ ErrorsAndErasuresDecoder::ErrorsAndErasuresDecoder(std::vector<double> points, M
 }
 
 std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::GetPlan(
-    uint64_t mask) const {
+    const PeerSet& kept) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(mask);
+    auto it = cache_.find(kept);
     if (it != cache_.end()) return it->second;
   }
   auto plan = std::make_shared<Plan>();
-  for (int p = 0; p < num_peers(); ++p)
-    if (mask & (uint64_t{1} << p)) plan->rows.push_back(p);
+  plan->rows = kept.Peers();
   const int r = static_cast<int>(plan->rows.size());
   const int k = recovery_threshold();
   POLYGUARD_CHECK(r >= k);
@@ -130,7 +129,7 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
   plan->fused.rightCols(plan->wanted_pinv.rows()) = plan->wanted_pinv.transpose();
   std::lock_guard<std::mutex> lock(mu_);
   if (static_cast<int>(cache_.size()) >= options_.cache_capacity) cache_.clear();
-  cache_.emplace(mask, plan);
+  cache_.emplace(kept, plan);
   return plan;
 }
 
@@ -177,7 +176,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
     sorted_peers.push_back(p);
     sorted_cols.push_back(columns[static_cast<size_t>(j)]);
   }
-  auto plan = GetPlan(MaskOf(sorted_peers));
+  auto plan = GetPlan(PeerSet::Of(sorted_peers));
   // Reused across calls: a fresh multi-megabyte buffer per decode costs more
   // in page faults than the arithmetic.
   thread_local Matrix fused;
@@ -261,7 +260,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeReference(std::span<cons
                            ")");
     }
     DecodeOutcome out;
-    out.coefficients = work * GetPlan(MaskOf(answered))->wanted_pinv.transpose();
+    out.coefficients = work * GetPlan(PeerSet::Of(answered))->wanted_pinv.transpose();
     out.coefficients *= std::ldexp(1.0, exponent);
     return out;
   }
@@ -306,7 +305,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
                            std::to_string(total) + " results, threshold K = " + std::to_string(k) +
                            "); suspect peers: " + PeerList(ids(peeled_pos)));
     }
-    plan = GetPlan(MaskOf(ids(kept_pos)));
+    plan = GetPlan(PeerSet::Of(ids(kept_pos)));
     const Vector cs = RobustTolerances(yt, tol, t_all, &global);
     Matrix st = yt * plan->parity.transpose();
     st.array().colwise() /= cs.array();

@@ -1,5 +1,7 @@
 #include "polyguard/codes/linear_code_decoder.h"
 
+#include "polyguard/base/peer_set.h"
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -14,7 +16,6 @@
 namespace polyguard {
 
 using internal::kHuge;
-using internal::MaskOf;
 using internal::PeerList;
 using internal::RobustTolerances;
 
@@ -46,9 +47,10 @@ StatusOr<std::unique_ptr<LinearCodeDecoder>> LinearCodeDecoder::Create(Matrix ge
                                 std::to_string(rows_per_peer));
   }
   const Eigen::Index p = rows / rows_per_peer;
-  if (p < 1 || p > 64 || k < 1 || k > rows) {
+  if (p < 1 || p > kMaxPeers || k < 1 || k > rows) {
     return InvalidArgumentError(
-        "linear decoder: generator must be (g P) x K with P <= 64 and "
+        "linear decoder: generator must be (g P) x K with P <= " + std::to_string(kMaxPeers) +
+        " and "
         "1 <= K <= g P, got " +
         std::to_string(rows) + " x " + std::to_string(k) +
         " with g = " + std::to_string(rows_per_peer));
@@ -65,7 +67,7 @@ StatusOr<std::unique_ptr<LinearCodeDecoder>> LinearCodeDecoder::Create(Matrix ge
 
 std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
     const std::vector<int>& peers) const {
-  const uint64_t mask = MaskOf(peers);
+  const PeerSet mask = PeerSet::Of(peers);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(mask);

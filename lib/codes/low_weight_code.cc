@@ -11,6 +11,7 @@
 #include <Eigen/Eigenvalues>
 #include <Eigen/SVD>
 
+#include "polyguard/base/peer_set.h"
 #include "polyguard/base/random.h"
 #include "polyguard/codes/strategy_registry.h"
 
@@ -118,8 +119,9 @@ StatusOr<LowWeightPair> LowWeightLowerBound(int n, int ka, int kb) {
     return InvalidArgumentError("lowweight: k_a and k_b must be >= 1, got " + std::to_string(ka) +
                                 " and " + std::to_string(kb));
   }
-  if (n < 1 || n > 64) {
-    return InvalidArgumentError("lowweight: peers must be in [1, 64], got " + std::to_string(n));
+  if (n < 1 || n > kMaxPeers) {
+    return InvalidArgumentError("lowweight: peers must be in [1, " + std::to_string(kMaxPeers) +
+                                "], got " + std::to_string(n));
   }
   const int k = ka * kb;
   if (k > n) {

@@ -4,6 +4,7 @@
 #include <numeric>
 #include <string>
 
+#include "polyguard/base/peer_set.h"
 #include "polyguard/codes/product_mds_code.h"
 #include "polyguard/codes/strategy_registry.h"
 
@@ -15,8 +16,9 @@ StatusOr<std::unique_ptr<MdsCode>> MdsCode::Create(ProductShape shape, MdsOption
     return InvalidArgumentError(
         "mds: rotation points are for Polynomial codes (genpolydot, n = 1)");
   }
-  if (o.peers < 1 || o.peers > 64) {
-    return InvalidArgumentError("mds: peers must be in [1, 64], got " + std::to_string(o.peers));
+  if (o.peers < 1 || o.peers > kMaxPeers) {
+    return InvalidArgumentError("mds: peers must be in [1, " + std::to_string(kMaxPeers) +
+                                "], got " + std::to_string(o.peers));
   }
   if (o.data_blocks < 1 || o.data_blocks > o.peers) {
     return InvalidArgumentError("mds: data blocks Q must be in [1, P = " + std::to_string(o.peers) +

@@ -4,6 +4,7 @@
 #include <numeric>
 #include <string>
 
+#include "polyguard/base/peer_set.h"
 #include "polyguard/codes/rotation_code.h"
 #include "polyguard/codes/strategy_registry.h"
 
@@ -23,9 +24,9 @@ StatusOr<std::unique_ptr<PolyDotCode>> PolyDotCode::Create(ProductShape shape, P
         " n=" + std::to_string(o.n) + " d=" + std::to_string(o.d));
   }
   const int64_t k = int64_t{o.m} * o.n * o.d + o.n - 1;
-  if (o.peers < 1 || o.peers > 64) {
-    return InvalidArgumentError("genpolydot: peers must be in [1, 64], got " +
-                                std::to_string(o.peers));
+  if (o.peers < 1 || o.peers > kMaxPeers) {
+    return InvalidArgumentError("genpolydot: peers must be in [1, " + std::to_string(kMaxPeers) +
+                                "], got " + std::to_string(o.peers));
   }
   if (o.peers < k) {
     return InvalidArgumentError("genpolydot: too few peers: m=" + std::to_string(o.m) +

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "polyguard/base/peer_set.h"
 #include "polyguard/codes/mds_code.h"
 
 namespace polyguard {
@@ -48,15 +49,18 @@ StatusOr<std::unique_ptr<ProductMdsCode>> ProductMdsCode::Create(ProductShape sh
         "mds: rotation points are for Polynomial codes (genpolydot, n = 1)");
   }
   if (o.row_blocks < 1 || o.row_peers < o.row_blocks || o.col_blocks < 1 ||
-      o.col_peers < o.col_blocks || o.row_peers > 64 || o.col_peers > 64) {
+      o.col_peers < o.col_blocks || o.row_peers > kMaxPeers || o.col_peers > kMaxPeers) {
     return InvalidArgumentError(
         "mds: the product-code layout needs 1 <= Q_r <= P_r and 1 <= Q_c "
-        "<= P_c (<= 64), got P_r=" +
-        std::to_string(o.row_peers) + " Q_r=" + std::to_string(o.row_blocks) +
-        " P_c=" + std::to_string(o.col_peers) + " Q_c=" + std::to_string(o.col_blocks));
+        "<= P_c (<= " +
+        std::to_string(kMaxPeers) + "), got P_r=" + std::to_string(o.row_peers) +
+        " Q_r=" + std::to_string(o.row_blocks) + " P_c=" + std::to_string(o.col_peers) +
+        " Q_c=" + std::to_string(o.col_blocks));
   }
   const int peers = ProductMdsPeers(o);
-  if (peers > 64) return InvalidArgumentError("mds: the layout needs more than 64 peers");
+  if (peers > kMaxPeers)
+    return InvalidArgumentError("mds: the layout needs more than " + std::to_string(kMaxPeers) +
+                                " peers");
   auto code = std::unique_ptr<ProductMdsCode>(new ProductMdsCode(shape, o));
   const SystematicMds rows = MakeSystematicMds(o.points, o.row_peers, o.row_blocks);
   const SystematicMds cols = MakeSystematicMds(o.points, o.col_peers, o.col_blocks);

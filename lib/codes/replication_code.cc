@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "polyguard/base/peer_set.h"
 #include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard {
@@ -15,10 +16,10 @@ StatusOr<std::unique_ptr<ReplicationCode>> ReplicationCode::Create(ProductShape 
     return InvalidArgumentError("replication: replicas must be >= 1, got " +
                                 std::to_string(o.replicas));
   }
-  if (o.peers < 1 || o.peers > 64 || o.peers % o.replicas != 0) {
+  if (o.peers < 1 || o.peers > kMaxPeers || o.peers % o.replicas != 0) {
     return InvalidArgumentError(
         "replication: peers must be a multiple of replicas = " + std::to_string(o.replicas) +
-        " in [1, 64], got " + std::to_string(o.peers));
+        " in [1, " + std::to_string(kMaxPeers) + "], got " + std::to_string(o.peers));
   }
   if (!(o.tolerance > 0.0 && o.tolerance < 1.0)) {
     return InvalidArgumentError("replication: tolerance must be in (0, 1)");

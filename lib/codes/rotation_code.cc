@@ -7,6 +7,7 @@
 #include <Eigen/Eigenvalues>
 #include <Eigen/SVD>
 
+#include "polyguard/base/peer_set.h"
 #include "polyguard/base/random.h"
 
 namespace polyguard {
@@ -53,9 +54,9 @@ RotationCode::RotationCode(ProductShape shape, RotationOptions o)
 StatusOr<std::unique_ptr<RotationCode>> RotationCode::Create(ProductShape shape,
                                                              RotationOptions o) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("rotation"));
-  if (o.peers < 1 || o.peers > 64) {
-    return InvalidArgumentError("rotation: peers must be in [1, 64], got " +
-                                std::to_string(o.peers));
+  if (o.peers < 1 || o.peers > kMaxPeers) {
+    return InvalidArgumentError("rotation: peers must be in [1, " + std::to_string(kMaxPeers) +
+                                "], got " + std::to_string(o.peers));
   }
   if (o.m < 1 || o.d < 1 || int64_t{o.m} * o.d > o.peers) {
     return InvalidArgumentError(

@@ -2,14 +2,16 @@
 
 #include <string>
 
+#include "polyguard/base/peer_set.h"
 #include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard {
 
 StatusOr<std::unique_ptr<UncodedCode>> UncodedCode::Create(ProductShape shape, int peers) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("uncoded"));
-  if (peers < 1 || peers > 64) {
-    return InvalidArgumentError("uncoded: peers must be in [1, 64], got " + std::to_string(peers));
+  if (peers < 1 || peers > kMaxPeers) {
+    return InvalidArgumentError("uncoded: peers must be in [1, " + std::to_string(kMaxPeers) +
+                                "], got " + std::to_string(peers));
   }
   return std::unique_ptr<UncodedCode>(new UncodedCode(shape, peers));
 }

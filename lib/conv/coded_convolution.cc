@@ -1,5 +1,6 @@
 #include "polyguard/conv/coded_convolution.h"
 
+#include "polyguard/base/peer_set.h"
 #include "polyguard/codes/rotation_code.h"
 
 #include <cmath>
@@ -50,9 +51,9 @@ CodedConvolution::CodedConvolution(ConvPartition partition, CodedConvolutionOpti
 
 StatusOr<std::unique_ptr<CodedConvolution>> CodedConvolution::Create(const ConvShape& shape,
                                                                      CodedConvolutionOptions o) {
-  if (o.peers < 1 || o.peers > 64) {
-    return InvalidArgumentError("coded convolution: peers must be in [1, 64], got " +
-                                std::to_string(o.peers));
+  if (o.peers < 1 || o.peers > kMaxPeers) {
+    return InvalidArgumentError("coded convolution: peers must be in [1, " +
+                                std::to_string(kMaxPeers) + "], got " + std::to_string(o.peers));
   }
   if (o.k_a < 1 || o.k_b < 1 || int64_t{o.k_a} * o.k_b > o.peers) {
     return InvalidArgumentError(

@@ -49,17 +49,16 @@ Status CodedLayer::ForwardProduct(int64_t step, Eigen::Index rows) {
 }
 
 void CodedLayer::NoteDecode(const DecodedProduct& d, bool backward) {
-  uint64_t mask = 0;
-  for (int p : d.wrong_peers) mask |= uint64_t{1} << p;
+  const PeerSet wrong = PeerSet::Of(d.wrong_peers);
   if (!d.verified) ++unverified_decodes_;
   if (!backward) {
     last_wrong_ = d.wrong_peers;
     last_wrong_results_ = static_cast<int64_t>(d.wrong_peers.size());
-    forward_mask_ = mask;
-    backward_mask_ = 0;
+    forward_wrong_ = wrong;
+    backward_wrong_ = PeerSet();
     return;
   }
-  backward_mask_ = mask;
+  backward_wrong_ = wrong;
   last_wrong_results_ += static_cast<int64_t>(d.wrong_peers.size());
   for (int p : d.wrong_peers)
     if (std::find(last_wrong_.begin(), last_wrong_.end(), p) == last_wrong_.end())

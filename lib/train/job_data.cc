@@ -52,6 +52,7 @@ StatusOr<std::unique_ptr<JobData>> JobData::Load(const JobSpec& s) {
       test.inputs.middleCols(k * kSyntheticTestBatch, kSyntheticTestBatch) = x;
       test.labels.insert(test.labels.end(), y.begin(), y.end());
     }
+    KeepFirst(s.data.test_samples, &d->test_);
   }
   d->total_steps_ = s.steps > 0 ? s.steps : s.epochs * d->steps_per_epoch_;
   return d;

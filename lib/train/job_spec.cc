@@ -12,6 +12,7 @@
 #include "lib/proto/code_spec.h"
 #include "lib/proto/job.pb.h"
 #include "lib/proto/text_proto.h"
+#include "polyguard/base/peer_set.h"
 #include "polyguard/data/idx.h"
 
 namespace polyguard {
@@ -84,8 +85,9 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
   s.source = filename;
   s.name = job.name();
   s.peers = job.peers();
-  if (s.peers < 1 || s.peers > 64)
-    return Bad(at({"peers"}), "must be in [1, 64], got " + std::to_string(s.peers));
+  if (s.peers < 1 || s.peers > kMaxPeers)
+    return Bad(at({"peers"}),
+               "must be in [1, " + std::to_string(kMaxPeers) + "], got " + std::to_string(s.peers));
 
   // Model.
   if (!job.has_model()) return Bad(filename + ": ", "model: missing (inputs and layers)");
@@ -288,8 +290,9 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
 }
 
 Status ValidateJobSpec(const JobSpec& s) {
-  if (s.peers < 1 || s.peers > 64)
-    return InvalidArgumentError("peers must be in [1, 64], got " + std::to_string(s.peers));
+  if (s.peers < 1 || s.peers > kMaxPeers)
+    return InvalidArgumentError("peers must be in [1, " + std::to_string(kMaxPeers) + "], got " +
+                                std::to_string(s.peers));
   POLYGUARD_RETURN_IF_ERROR(ValidateSequentialOptions(s.model));
   POLYGUARD_RETURN_IF_ERROR(ValidateTrainerOptions(s.trainer));
   POLYGUARD_RETURN_IF_ERROR(ValidateFaultModel(s.faults, s.peers));

@@ -57,7 +57,7 @@ std::vector<double> Flatten(const Matrix& a, const Matrix& b) {
   return out;
 }
 
-// A 64-bit value (a peer mask, a checksum) as two 32-bit halves, each exact
+// A 64-bit value (a checksum) as two 32-bit halves, each exact
 // in a double, for exchanges of numbers.
 void PushHalves(uint64_t v, std::vector<double>* out) {
   out->push_back(double(v & 0xffffffffu));
@@ -122,7 +122,7 @@ struct Trainer::Decision {
   std::vector<std::vector<int>> stale;  // per layer: peers whose copies are off
   std::vector<int> root;                // per layer: a peer with the majority's copies
   double loss = 0.0, accuracy = 0.0;
-  uint64_t joiners = 0;  // replacements any member saw waiting
+  PeerSet joiners;  // replacements any member saw waiting
 };
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(PeerGroup* group, Sequential* model,
@@ -175,11 +175,12 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
                                            int64_t round) {
   const int layers = model_->num_layers();
   std::vector<double> mine = {failed ? 1.0 : 0.0, loss, accuracy};
-  // Wrong-peer masks, 32 bits per number (exact in a double).
+  // Wrong-peer sets, 32 peers per number (exact in a double).
+  const int p = group_->size(), set_numbers = PeerSet::NumbersFor(p);
   for (int l = 0; l < layers; ++l) {
-    for (uint64_t m :
-         {model_->layer(l).last_forward_wrong_mask(), model_->layer(l).last_backward_wrong_mask()})
-      PushHalves(m, &mine);
+    for (const PeerSet* s :
+         {&model_->layer(l).last_forward_wrong(), &model_->layer(l).last_backward_wrong()})
+      s->AppendTo(p, &mine);
   }
   const Eigen::Index fp_row = static_cast<Eigen::Index>(mine.size());
   constexpr int kBlock = kProjections + 1;
@@ -198,13 +199,16 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   // Replacements waiting to join (while peers are missing): one store
   // lookup per missing peer, agreed here with everything else.
   const Eigen::Index join_row = static_cast<Eigen::Index>(mine.size());
-  uint64_t waiting = 0;
-  if (options_.survive_crashes && int(group_->members().size()) < group_->size()) {
-    for (int q : group_->JoinRequests()) waiting |= uint64_t{1} << q;
-  }
-  PushHalves(waiting, &mine);
+  PeerSet waiting;
+  if (options_.survive_crashes && int(group_->members().size()) < group_->size())
+    waiting = PeerSet::Of(group_->JoinRequests());
+  waiting.AppendTo(p, &mine);
   POLYGUARD_ASSIGN_OR_RETURN(Matrix all, group_->AllGather(mine, tag));
-  const int p = group_->size();
+  // The set peer q sent from `row` on (empty for a lost peer's NaN column).
+  auto set_at = [&](Eigen::Index row, int q) {
+    return PeerSet::Read(std::span<const double>(&all(row, q), size_t(set_numbers)), p)
+        .value_or(PeerSet());
+  };
   // Only members vote (a lost peer's column is NaN).
   std::vector<bool> present(static_cast<size_t>(p), false);
   for (int q : group_->members()) present[size_t(q)] = true;
@@ -213,18 +217,15 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   for (int q = 0; q < p; ++q)
     d.any_failed = d.any_failed || (present[size_t(q)] && all(0, q) != 0.0);
   d.retry = d.any_failed;
-  uint64_t any_wrong = 0;
+  PeerSet any_wrong;
   for (int i = 0; i < 2 * layers; ++i) {
-    uint64_t agreed = 0;  // the union over peers: what any decode located
-    for (int q = 0; q < p; ++q) {
-      if (!present[size_t(q)]) continue;
-      agreed |= FromHalves(all(3 + 2 * i, q), all(4 + 2 * i, q)).value_or(0);
-    }
-    d.wrong_results += std::popcount(agreed);
+    PeerSet agreed;  // the union over peers: what any decode located
+    for (int q = 0; q < p; ++q)
+      if (present[size_t(q)]) agreed |= set_at(3 + Eigen::Index(i) * set_numbers, q);
+    d.wrong_results += agreed.size();
     any_wrong |= agreed;
   }
-  for (int q = 0; q < 64; ++q)
-    if (any_wrong & (uint64_t{1} << q)) d.wrong_peers.push_back(q);
+  d.wrong_peers = any_wrong.Peers();
   // Copies decoded from the same results are equal bit for bit; from
   // different results (wait_for < P) each entry may differ by the decoder's
   // tolerance, which moves a projection by at most tol sqrt(N) |copy|.
@@ -275,8 +276,7 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
     if (root < 0) d.retry = true;  // cannot happen with two strict majorities
     d.root[size_t(l)] = std::max(root, 0);
   }
-  for (int q : group_->members())
-    d.joiners |= FromHalves(all(join_row, q), all(join_row + 1, q)).value_or(0);
+  for (int q : group_->members()) d.joiners |= set_at(join_row, q);
   const int reporter = layers > 0 ? d.root[size_t(layers - 1)] : 0;
   d.loss = all(1, reporter);
   d.accuracy = all(2, reporter);
@@ -605,7 +605,7 @@ StatusOr<StepResult> Trainer::Step(int64_t step, const MatrixRef& x, std::span<c
   while (true) {
     // Replacements the last agreement saw waiting are admitted at the start
     // of a step; a failure there is a loss too.
-    const Status admitted = waiting_joiners_ != 0 ? AdmitWaiting(step) : Status::Ok();
+    const Status admitted = !waiting_joiners_.empty() ? AdmitWaiting(step) : Status::Ok();
     StatusOr<StepResult> r = admitted.ok() ? Attempt(step, x, label_vec) : admitted;
     const StatusCode code = r.status().code();
     if (r.ok() || (code != StatusCode::kUnavailable && code != StatusCode::kDeadlineExceeded)) {
@@ -782,7 +782,8 @@ StatusOr<int64_t> Trainer::SurviveLoss(int64_t step, const Status& cause) {
   StatusOr<std::vector<int>> lost = group_->AgreeOnLost(group_->timeout() * 3 / 2);
   if (!lost.ok()) return stop(lost.status());
   if (lost->empty()) return cause;  // nobody is gone: the exchange failed for another reason
-  waiting_joiners_ = 0;  // (an agreement some survivors missed: the next one sees them again)
+  waiting_joiners_ =
+      PeerSet();  // (an agreement some survivors missed: the next one sees them again)
   std::vector<int> members;
   for (int q : group_->members())
     if (!std::binary_search(lost->begin(), lost->end(), q)) members.push_back(q);
@@ -964,9 +965,9 @@ Status Trainer::AdmitWaiting(int64_t step) {
   std::vector<int> joiners;  // any member saw it: its request is in the store
   for (int q = 0; q < group_->size(); ++q) {
     const bool absent = !std::binary_search(group_->members().begin(), group_->members().end(), q);
-    if (absent && (waiting_joiners_ >> q & 1) != 0) joiners.push_back(q);
+    if (absent && waiting_joiners_.Contains(q)) joiners.push_back(q);
   }
-  waiting_joiners_ = 0;
+  waiting_joiners_ = PeerSet();
   if (joiners.empty()) return Status::Ok();
   const auto start = std::chrono::steady_clock::now();
   const std::vector<int> old_members = group_->members();

@@ -77,7 +77,7 @@ TEST(PolyDotCode, RejectsBadParameters) {
   EXPECT_FALSE(PolyDotCode::Create({4, 4, 4}, {.peers = 8, .m = 0, .n = 1, .d = 1}).ok());
   EXPECT_FALSE(PolyDotCode::Create({4, 4, 4}, {.peers = 8, .m = 1, .n = -1, .d = 1}).ok());
   EXPECT_FALSE(PolyDotCode::Create({0, 4, 4}, {.peers = 8}).ok());
-  EXPECT_FALSE(PolyDotCode::Create({4, 4, 4}, {.peers = 65}).ok());
+  EXPECT_FALSE(PolyDotCode::Create({4, 4, 4}, {.peers = kMaxPeers + 1}).ok());
 }
 
 TEST(PolyDotCode, RejectsBadInputs) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <complex>
 #include <functional>
 
@@ -80,6 +81,35 @@ TEST(RotationCode, LocatesAndCorrectsWrongPeers) {
     EXPECT_TRUE(decoded->verified);
     EXPECT_LT(RelativeError(decoded->product, run.expected), 1e-9);
     EXPECT_EQ(decoded->wrong_peers, run.wrong);
+  }
+}
+
+// Beyond 64 peers: at P = 96 (K = 16) wrong peers on both sides of 64,
+// among stragglers, are located, named and corrected; the plan cache tells
+// answering sets apart that differ only above peer 63.
+TEST(RotationCode, LocatesWrongPeersAboveSixtyThreeAtNinetySixPeers) {
+  // Results of 128 numbers (4 blocks of 32): up to 8 wrong peers are
+  // located by their span (rotation_code.h).
+  auto code = RotationCode::Create({128, 12, 16}, {.peers = 96, .m = 8, .d = 2}).value();
+  ASSERT_EQ(code->recovery_threshold(), 16);
+  Random rng(96);
+  const Matrix a = rng.NormalMatrix(128, 12), b = rng.NormalMatrix(12, 16);
+  const std::vector<int> wrong = {3, 40, 63, 64, 70, 95};
+  for (int absent : {65, 66}) {
+    std::vector<PeerResult> results;
+    for (int r = 0; r < 96; ++r) {
+      if (r == absent || r == 1) continue;  // stragglers
+      Matrix y =
+          code->PeerProduct(code->EncodeShard(a, r).value(), code->EncodeInput(b, r).value());
+      if (std::find(wrong.begin(), wrong.end(), r) != wrong.end())
+        y += rng.NormalMatrix(y.rows(), y.cols());
+      results.push_back({r, std::move(y)});
+    }
+    auto decoded = code->Decode(results);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_TRUE(decoded->verified);
+    EXPECT_EQ(decoded->wrong_peers, wrong);
+    EXPECT_LT(RelativeError(decoded->product, a * b), 1e-9);
   }
 }
 

@@ -73,7 +73,7 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
   EXPECT_NE(error("outputs: 10", "outputs: 0")
                 .find("bad.textproto:6: model.layer[1]: outputs must be >= 1"),
             std::string::npos);
-  EXPECT_EQ(error("peers: 8", "peers: 0"), "bad.textproto:2: peers: must be in [1, 64], got 0");
+  EXPECT_EQ(error("peers: 8", "peers: 0"), "bad.textproto:2: peers: must be in [1, 1024], got 0");
   // Splits whose product overflows 32 bits are refused by the code, not computed with.
   EXPECT_NE(error("m: 2 n: 2", "m: 100000 n: 100000 d: 100000").find("bad.textproto:8: code"),
             std::string::npos);

@@ -30,7 +30,7 @@
 namespace polyguard {
 
 struct AbftOptions {
-  int peers = 1;  // P, 1..64
+  int peers = 1;  // P, 1..kMaxPeers
   // A checksum disagrees when it differs from the sum by more than
   // tolerance * (sum of |entries| + |checksum|). Default as the decoder's.
   double tolerance = 32768.0 * DBL_EPSILON;

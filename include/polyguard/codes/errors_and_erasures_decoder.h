@@ -75,6 +75,7 @@
 #include <vector>
 
 #include "polyguard/base/matrix.h"
+#include "polyguard/base/peer_set.h"
 #include "polyguard/base/status.h"
 
 namespace polyguard {
@@ -144,7 +145,7 @@ class ErrorsAndErasuresDecoder {
  private:
   ErrorsAndErasuresDecoder(std::vector<double> points, Matrix generator, std::vector<int> wanted,
                            DecoderOptions options);
-  std::shared_ptr<const Plan> GetPlan(uint64_t mask) const;
+  std::shared_ptr<const Plan> GetPlan(const PeerSet& kept) const;
   // One decode of the answering peers' results (L x R, peer order; `work`
   // with non-finite values zeroed), with the subspace locator or entry by
   // entry only.
@@ -160,7 +161,7 @@ class ErrorsAndErasuresDecoder {
   std::vector<int> wanted_;
   DecoderOptions options_;
   mutable std::mutex mu_;
-  mutable std::unordered_map<uint64_t, std::shared_ptr<const Plan>> cache_;
+  mutable std::unordered_map<PeerSet, std::shared_ptr<const Plan>, PeerSetHash> cache_;
 };
 
 // Formats peer ids as "1, 4, 7" for messages.

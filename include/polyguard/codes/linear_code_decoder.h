@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "polyguard/base/matrix.h"
+#include "polyguard/base/peer_set.h"
 #include "polyguard/base/status.h"
 #include "polyguard/codes/errors_and_erasures_decoder.h"
 
@@ -59,7 +60,7 @@ namespace polyguard {
 
 class LinearCodeDecoder {
  public:
-  // generator: P x K (1 <= K <= P <= 64), finite. Its MDS property is the
+  // generator: P x K (1 <= K <= P <= kMaxPeers), finite. Its MDS property is the
   // caller's (the code design's) responsibility; a subset of rows that is
   // singular makes Decode return DataLoss for that subset.
   static StatusOr<std::unique_ptr<LinearCodeDecoder>> Create(Matrix generator,
@@ -107,7 +108,7 @@ class LinearCodeDecoder {
   DecoderOptions options_;
   int rows_per_peer_ = 1;
   mutable std::mutex mu_;
-  mutable std::unordered_map<uint64_t, std::shared_ptr<const Plan>> cache_;
+  mutable std::unordered_map<PeerSet, std::shared_ptr<const Plan>, PeerSetHash> cache_;
 };
 
 }  // namespace polyguard

@@ -82,7 +82,7 @@ struct LowWeightPair {
 StatusOr<LowWeightPair> LowWeightLowerBound(int peers, int k_a, int k_b);
 
 struct LowWeightOptions {
-  int peers = 1;  // n, 1..64
+  int peers = 1;  // n, 1..kMaxPeers
   int k_a = 1;    // row blocks of A
   int k_b = 1;    // column blocks of B (1: matrix-vector)
   // Weights to use; 0 means the lower bound. A larger weight up to k_a (k_b)

@@ -29,7 +29,7 @@
 namespace polyguard {
 
 struct MdsOptions {
-  int peers = 1;        // P, 1..64
+  int peers = 1;        // P, 1..kMaxPeers
   int data_blocks = 1;  // Q, 1..P
   PointKind points = PointKind::kChebyshev;
   DecoderOptions decoder;

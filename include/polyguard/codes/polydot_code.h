@@ -41,7 +41,7 @@
 namespace polyguard {
 
 struct PolyDotOptions {
-  int peers = 1;            // P, 1..64, at least K
+  int peers = 1;            // P, 1..kMaxPeers, at least K
   int m = 1, n = 1, d = 1;  // splits, each >= 1
   PointKind points = PointKind::kChebyshev;
   DecoderOptions decoder;

@@ -60,7 +60,7 @@
 namespace polyguard {
 
 struct RotationOptions {
-  int peers = 1;  // P, 1..64
+  int peers = 1;  // P, 1..kMaxPeers
   int m = 1;      // complex symbols of A (2m real row blocks)
   int d = 1;      // complex symbols of B (2d real column blocks)
   DecoderOptions decoder;

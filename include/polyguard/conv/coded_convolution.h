@@ -70,7 +70,7 @@
 namespace polyguard {
 
 struct CodedConvolutionOptions {
-  int peers = 1;      // P, 1..64
+  int peers = 1;      // P, 1..kMaxPeers
   int k_a = 1;        // complex input symbols: 2 k_a slabs (2 k_a <= H')
   int k_b = 1;        // complex filter symbols: 2 k_b groups (2 k_b <= N)
   int batch = 1;      // B: samples per call (the ProductCode's cols)

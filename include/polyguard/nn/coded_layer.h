@@ -19,6 +19,7 @@
 #include <memory>
 #include <vector>
 
+#include "polyguard/base/peer_set.h"
 #include "polyguard/codes/product_code.h"
 #include "polyguard/fault/fault_injector.h"
 #include "polyguard/optim/sgd.h"
@@ -67,10 +68,10 @@ class CodedLayer {
   const std::vector<int>& last_wrong_peers() const { return last_wrong_; }
   // Wrong results located by those decodes (counted per decode).
   int64_t last_wrong_results() const { return last_wrong_results_; }
-  // The same as bit masks (bit p: peer p), forward and backward decode apart:
-  // what the trainer's agreement round combines into the job's tally.
-  uint64_t last_forward_wrong_mask() const { return forward_mask_; }
-  uint64_t last_backward_wrong_mask() const { return backward_mask_; }
+  // The same as sets, forward and backward decode apart: what the trainer's
+  // agreement round combines into the job's tally.
+  const PeerSet& last_forward_wrong() const { return forward_wrong_; }
+  const PeerSet& last_backward_wrong() const { return backward_wrong_; }
   // Decodes so far that checked nothing (exactly K results): unprotected.
   int64_t unverified_decodes() const { return unverified_decodes_; }
   // Results this layer's decodes went without (stragglers), so far.
@@ -100,7 +101,7 @@ class CodedLayer {
   Matrix input_, s_, ds_;  // this step's decoded values
   std::vector<int> last_wrong_;
   int64_t last_wrong_results_ = 0;
-  uint64_t forward_mask_ = 0, backward_mask_ = 0;
+  PeerSet forward_wrong_, backward_wrong_;
   int64_t unverified_decodes_ = 0;
   int layer_ = 0;
 };

@@ -30,7 +30,7 @@ struct DataSpec {
   int classes = 10;
   uint64_t seed = 1;          // shuffling, or the synthetic task
   int64_t train_samples = 0;  // mnist: the first this many digits (0: all)
-  int64_t test_samples = 0;
+  int64_t test_samples = 0;   // the first this many test samples (0: all)
 };
 
 struct JobSpec {

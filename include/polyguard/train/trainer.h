@@ -327,7 +327,7 @@ class Trainer {
   std::vector<PeerRejoin> peer_rejoins_;
   // Replacements the last agreement saw waiting (bit q: peer q), admitted
   // at the start of the next step. The same at every member.
-  uint64_t waiting_joiners_ = 0;
+  PeerSet waiting_joiners_;
 };
 
 }  // namespace polyguard
