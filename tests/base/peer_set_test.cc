@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -45,7 +46,15 @@ INSTANTIATE_TEST_SUITE_P(Sets, PeerSetTest,
                                            std::vector<int>{63}, std::vector<int>{64},
                                            std::vector<int>{31, 32, 33},
                                            std::vector<int>{0, 5, 63, 64, 95},
-                                           std::vector<int>{1, 200, 511, 1023}));
+                                           std::vector<int>{1, 200, 511, 1023}),
+                         [](const ::testing::TestParamInfo<std::vector<int>>& info) {
+                           std::string name = "Peers";
+                           for (int p : info.param) {
+                             name += '_';  // (GCC 12 misreads "_" + std::string)
+                             name += std::to_string(p);
+                           }
+                           return info.param.empty() ? std::string("Empty") : name;
+                         });
 
 TEST(PeerSet, EqualSetsAreEqualHowEverBuilt) {
   PeerSet a = PeerSet::Of(std::vector<int>{3, 90});

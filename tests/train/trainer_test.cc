@@ -559,27 +559,37 @@ TEST(Trainer, ErrorBudgetCountsTheResultsDecodesWaitFor) {
 
 // Correctness test 2: faults at every step point of every peer with
 // probability 0.02 per step; Generalized PolyDot ends on the fault-free loss,
-// the uncoded strategy does not.
-TEST(Trainer, PolyDotTrainsThroughFaultsAtEveryPointAndUncodedDoesNot) {
+// the uncoded strategy does not. (Two tests, which ctest runs side by side.)
+Job FaultsAtEveryPoint(Strategy strategy, const FaultModel* faults) {
+  Job job;
+  job.name = std::string("faults-") + (strategy == Strategy::kUncoded ? "uncoded" : "polydot");
+  job.model = FaultMlp(strategy);
+  job.trainer = Sgd();
+  job.faults = faults;
+  job.steps = 300;
+  return job;
+}
+
+TEST(Trainer, PolyDotTrainsThroughFaultsAtEveryPoint) {
   auto data = SyntheticClassification::Create(10, 4, 9).value();
   FaultModel faults;
   faults.error_rate = 0.02;
-  Job job;
-  job.name = "faults-polydot";
-  job.model = FaultMlp(Strategy::kPolyDot);
-  job.trainer = Sgd();
-  job.faults = &faults;
-  job.steps = 300;
-  const std::vector<double> ref =
-      testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
+  const Job job = FaultsAtEveryPoint(Strategy::kPolyDot, &faults);
   const TrainingCounters total = ExpectOnReferenceTrajectory(job, *data, 1e-6);
   std::cout << "genpolydot at eps = 0.02: " << FormatCounters(total) << "\n";
   EXPECT_GT(total.faults_injected, 100);
   EXPECT_GT(total.results_corrected, 100);
   EXPECT_GT(total.copies_replaced, 0);
+}
 
-  job.name = "faults-uncoded";
-  job.model = FaultMlp(Strategy::kUncoded);
+TEST(Trainer, UncodedDoesNotTrainThroughFaultsAtEveryPoint) {
+  auto data = SyntheticClassification::Create(10, 4, 9).value();
+  FaultModel faults;
+  faults.error_rate = 0.02;
+  const Job job = FaultsAtEveryPoint(Strategy::kUncoded, &faults);
+  const Job polydot = FaultsAtEveryPoint(Strategy::kPolyDot, &faults);
+  const std::vector<double> ref =
+      testing::ReferenceLosses(polydot.model, polydot.trainer.sgd, *data, job.steps);
   const auto uncoded = RunOnThreads(job, *data);
   const PeerOutcome& u = uncoded[0];
   if (u.status.ok()) {
