@@ -225,33 +225,44 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
       return out;
     }
   }
-  // Errors (or non-finite values): the full errors-and-erasures decode.
-  Matrix results(length, total);
+  // Errors (or non-finite values): the full errors-and-erasures decode, on
+  // one copy of the results in peer order.
+  Matrix original(length, total);
   for (int j = 0; j < total; ++j)
-    results.col(j) = Eigen::Map<const Vector>(columns[static_cast<size_t>(j)], length);
-  return DecodeReference(peers, results);
+    original.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
+  return DecodeOwned(sorted_peers, std::move(original));
 }
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeReference(std::span<const int> peers,
                                                                   const MatrixRef& results) const {
-  const int k = recovery_threshold();
   POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> col_of,
                              IndexPeers(peers, static_cast<size_t>(results.cols())));
   std::vector<int> answered;
   for (int p = 0; p < num_peers(); ++p)
     if (col_of[static_cast<size_t>(p)] >= 0) answered.push_back(p);
+  // Results in peer order.
+  Matrix original(results.rows(), static_cast<Eigen::Index>(answered.size()));
+  for (size_t i = 0; i < answered.size(); ++i)
+    original.col(static_cast<Eigen::Index>(i)) =
+        results.col(col_of[static_cast<size_t>(answered[i])]);
+  return DecodeOwned(answered, std::move(original));
+}
+
+StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<int>& answered,
+                                                              Matrix original) const {
+  const int k = recovery_threshold();
   const int total = static_cast<int>(answered.size());
-  // Results in peer order, and a working copy in which a non-finite or
-  // absurdly large value is 0: just a wrong value of its entry (the final
-  // check compares the originals, where it always disagrees).
-  // Both scaled by a power of two (exact) that brings the results' typical
+  // A working copy in which a non-finite or absurdly large value is 0: just
+  // a wrong value of its entry (the final check compares the originals, where
+  // it always disagrees); the results themselves when there is none. Both
+  // scaled by a power of two (exact) that brings the results' typical
   // magnitude near 1, so that no tolerance or square under- or overflows.
-  Matrix original(results.rows(), total), work;
-  for (int i = 0; i < total; ++i)
-    original.col(i) = results.col(col_of[static_cast<size_t>(answered[static_cast<size_t>(i)])]);
   const int exponent = internal::TypicalExponent(original);
   original *= std::ldexp(1.0, -exponent);
-  work = original.unaryExpr([](double v) { return std::abs(v) <= kHuge ? v : 0.0; });
+  Matrix zeroed;
+  const bool tame = (original.array().abs() <= kHuge).all();  // false for NaN
+  if (!tame) zeroed = original.unaryExpr([](double v) { return std::abs(v) <= kHuge ? v : 0.0; });
+  const Matrix& work = tame ? original : zeroed;
   if (total == k) {
     // No redundancy: decode, but nothing can be verified.
     if (!original.allFinite()) {
@@ -295,7 +306,9 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
     return out;
   };
   std::shared_ptr<const Plan> plan;
-  Matrix yt = work, corrected;
+  // The kept results: `work` itself until a peer is set aside (no copy).
+  Matrix kept_storage;
+  const Matrix* kept = &work;
   double global = 0.0;
   std::vector<Eigen::Index> dirty;
   while (true) {
@@ -306,8 +319,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
                            "); suspect peers: " + PeerList(ids(peeled_pos)));
     }
     plan = GetPlan(PeerSet::Of(ids(kept_pos)));
-    const Vector cs = RobustTolerances(yt, tol, t_all, &global);
-    Matrix st = yt * plan->parity.transpose();
+    const Vector cs = RobustTolerances(*kept, tol, t_all, &global);
+    Matrix st = *kept * plan->parity.transpose();
     st.array().colwise() /= cs.array();
     dirty.clear();
     for (Eigen::Index i = 0; i < st.rows(); ++i)
@@ -330,13 +343,19 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
         keep_cols.push_back(j);
       }
     }
-    yt = SelectColumns(yt, keep_cols);
+    Matrix next_kept = SelectColumns(*kept, keep_cols);
+    kept_storage = std::move(next_kept);
+    kept = &kept_storage;
     kept_pos = std::move(next);
   }
   std::sort(peeled_pos.begin(), peeled_pos.end());
   const int r = static_cast<int>(kept_pos.size());
-  corrected = yt;
+  // Corrected entries go to a copy; without any, the kept results are it.
+  Matrix corrected_storage;
+  const Matrix* corrected = kept;
   if (!dirty.empty()) {
+    corrected_storage = *kept;
+    corrected = &corrected_storage;
     if (!options_.entry_fallback) {
       return DataLossError("decode: errors not separable (" + std::to_string(dirty.size()) +
                            " inconsistent entries); suspect peers: " + PeerList(ids(peeled_pos)));
@@ -376,7 +395,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
         }
         for (size_t i = 0, j = 0; i < t.pos.size() && j < kept_pos.size(); ++i) {
           if (t.pos[i] != kept_pos[j]) continue;
-          corrected(row, static_cast<Eigen::Index>(j)) = y(static_cast<Eigen::Index>(i));
+          corrected_storage(row, static_cast<Eigen::Index>(j)) = y(static_cast<Eigen::Index>(i));
           ++j;
         }
         done = true;
@@ -393,7 +412,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
 
   // Final check, at the scale of the decoded code word itself, against the
   // results as they arrived.
-  const Matrix cheb_coef = corrected * plan->chebyshev_pinv.transpose();  // L x K
+  const Matrix cheb_coef = *corrected * plan->chebyshev_pinv.transpose();  // L x K
   std::vector<double> pts;
   for (int p : answered) pts.push_back(points_[static_cast<size_t>(p)]);
   const Matrix codeword = cheb_coef * ChebyshevBasis(pts, k).transpose();  // L x R
@@ -414,7 +433,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
   }
   POLYGUARD_RETURN_IF_ERROR(
       internal::CheckAgreement(kept_off, aside_off, r, total, k, out.wrong_peers));
-  out.coefficients = corrected * plan->wanted_pinv.transpose();
+  out.coefficients = *corrected * plan->wanted_pinv.transpose();
   out.verified = true;
   return out;
 }

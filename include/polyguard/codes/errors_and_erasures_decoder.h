@@ -149,6 +149,9 @@ class ErrorsAndErasuresDecoder {
   // One decode of the answering peers' results (L x R, peer order; `work`
   // with non-finite values zeroed), with the subspace locator or entry by
   // entry only.
+  // The reference decode of `original` (L x R, column i from peer answered[i],
+  // ascending), which it scales in place.
+  StatusOr<DecodeOutcome> DecodeOwned(const std::vector<int>& answered, Matrix original) const;
   StatusOr<DecodeOutcome> Attempt(const std::vector<int>& answered, const Matrix& original,
                                   const Matrix& work, bool locate) const;
   // Checks peers (known, distinct, one per column, at least K); returns the
