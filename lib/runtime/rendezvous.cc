@@ -130,16 +130,18 @@ StatusOr<std::shared_ptr<Store>> RedisStore(const std::string& url,
 StatusOr<std::shared_ptr<Store>> FileStore(const std::string& url) {
   const std::string dir = url.rfind("file:", 0) == 0 ? url.substr(5) : url;
   if (dir.empty() || dir[0] != '/') {
-    return InvalidArgumentError("rendezvous '" + url +
+    return InvalidArgumentError("rendezvous '" + RedactRendezvous(url) +
                                 "': expected file:/abs/dir, redis://HOST:PORT or inproc:NAME");
   }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return UnavailableError("rendezvous folder '" + dir + "': " + ec.message());
+  if (ec) {
+    return UnavailableError("rendezvous folder '" + RedactRendezvous(dir) + "': " + ec.message());
+  }
   try {
     return std::shared_ptr<Store>(std::make_shared<FolderStore>(dir));
   } catch (const std::exception& e) {
-    return GlooErrorStatus("rendezvous folder '" + dir + "'", e);
+    return GlooErrorStatus("rendezvous folder '" + RedactRendezvous(dir) + "'", e);
   }
 }
 
@@ -195,13 +197,39 @@ StatusOr<RedisAddress> ParseRedisUrl(const std::string& url) {
 }
 
 std::string RedactRendezvous(const std::string& url) {
-  if (url.rfind("redis://", 0) != 0) return url;
+  // Any scheme, in any case, mistyped or not (a message may echo a URL the
+  // parser refused): only a plain folder is shown as given.
+  const auto scheme = url.find("://");
+  const auto first = url.find_first_not_of(" \t");
+  if (scheme == std::string::npos && first != std::string::npos &&
+      url.compare(first, 5, "file:") == 0) {
+    return url;
+  }
   const auto at = url.rfind('@');
-  if (at == std::string::npos) return url;
-  const std::string user_info = url.substr(8, at - 8);
-  const auto colon = user_info.find(':');
-  return "redis://" + (colon == std::string::npos ? "***" : user_info.substr(0, colon) + ":***") +
-         url.substr(at);
+  if (at != std::string::npos) {
+    // The user information: after "//", or after the first ':' ("redis:PW@host").
+    size_t start = 0;
+    if (scheme != std::string::npos && scheme < at) {
+      start = scheme + 3;
+    } else if (const auto c = url.find(':'); c != std::string::npos && c < at) {
+      start = c + 1;
+    }
+    const std::string user_info = url.substr(start, at - start);
+    const auto colon = user_info.find(':');
+    return url.substr(0, start) +
+           (colon == std::string::npos ? "***" : user_info.substr(0, colon) + ":***") +
+           url.substr(at);
+  }
+  if (scheme == std::string::npos) return url;
+  // No '@': a password given without one ("redis://:PW") would read as a
+  // port; anything after the host's ':' that is not a number is hidden.
+  const size_t host = scheme + 3;
+  const size_t end = std::min(url.find('/', host), url.size());
+  const auto colon = url.rfind(':', end == 0 ? 0 : end - 1);
+  if (colon == std::string::npos || colon < host) return url;
+  const std::string port = url.substr(colon + 1, end - colon - 1);
+  if (!port.empty() && port.find_first_not_of("0123456789") == std::string::npos) return url;
+  return url.substr(0, colon + 1) + "***" + url.substr(end);
 }
 
 StatusOr<std::shared_ptr<Store>> MakeRendezvousStore(const std::string& url,

@@ -60,6 +60,24 @@ TEST(Rendezvous, MalformedUrlsAreNamedWithoutThePassword) {
   EXPECT_EQ(RedactRendezvous("file:/a@b"), "file:/a@b");
 }
 
+// Whatever a mistyped URL looks like, an error that echoes it hides the
+// password (found by an adversarial review: each of these was echoed whole).
+TEST(Rendezvous, NoRefusedUrlShowsThePassword) {
+  for (const std::string url :
+       {"redis://:s3cret", "rediss://:s3cret@127.0.0.1:6379", "REDIS://:s3cret@127.0.0.1:6379",
+        "Redis://:s3cret@h:1", "redis:/:s3cret@h:1", "redis:s3cret@h:1", "http://:s3cret@h:1",
+        "file:redis://:s3cret@h:1", "  redis://:s3cret@h:1", "redis://u:s3cret@h:1/0@other:1",
+        "redis://:s3cret@", "redis://h:s3cret/0"}) {
+    SCOPED_TRACE(url);
+    EXPECT_EQ(RedactRendezvous(url).find("s3cret"), std::string::npos) << RedactRendezvous(url);
+    const Status s = CheckRendezvous(url);
+    EXPECT_FALSE(s.ok());
+    EXPECT_EQ(s.message().find("s3cret"), std::string::npos) << s;
+  }
+  EXPECT_EQ(RedactRendezvous("redis://h:6379/0"), "redis://h:6379/0");
+  EXPECT_EQ(RedactRendezvous("redis://h:x"), "redis://h:***");
+}
+
 // A real redis-server with --requirepass.
 class RedisWithPassword : public ::testing::Test {
  protected:
