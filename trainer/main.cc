@@ -591,7 +591,7 @@ int main(int argc, char** argv) {
   if (args->rank) {
     // The rendezvous as this peer will meet it (a wrong Redis password, a
     // server in protected mode): refused before the data is loaded.
-    if (Status r = CheckRendezvous(*args->rendezvous); !r.ok()) {
+    if (Status r = CheckRendezvous(*args->rendezvous, spec->timeout); !r.ok()) {
       std::fprintf(stderr, "polyguard-train: peer %d: %s\n", *args->rank, r.ToString().c_str());
       return r.code() == StatusCode::kUnavailable || r.code() == StatusCode::kDeadlineExceeded ? 1
                                                                                                : 2;

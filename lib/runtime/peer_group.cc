@@ -32,8 +32,8 @@ std::string DescribeExchange(const char* op, const ExchangeTag& tag) {
 
 }  // namespace internal
 
-Status CheckRendezvous(const std::string& url) {
-  return internal::MakeRendezvousStore(url).status();
+Status CheckRendezvous(const std::string& url, std::chrono::milliseconds timeout) {
+  return internal::MakeRendezvousStore(url, timeout).status();
 }
 
 StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Connect(const PeerGroupOptions& o) {

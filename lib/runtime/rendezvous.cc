@@ -59,8 +59,13 @@ class AuthRedisStore : public gloo::rendezvous::RedisStore {
     tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
     redisSetTimeout(redis_, tv);
   }
-  // Redis's error reply to the command, or "" when it succeeded.
-  std::string Command(const std::vector<std::string>& args) {
+  // What became of a command: Redis's error reply, or no reply at all (the
+  // connection failed, or nothing came within the timeout).
+  struct Reply {
+    std::string error;  // "" when it succeeded
+    bool answered = true;
+  };
+  Reply Command(const std::vector<std::string>& args) {
     std::vector<const char*> argv;
     std::vector<size_t> lengths;
     for (const std::string& a : args) {
@@ -69,10 +74,10 @@ class AuthRedisStore : public gloo::rendezvous::RedisStore {
     }
     auto* reply = static_cast<redisReply*>(
         redisCommandArgv(redis_, int(argv.size()), argv.data(), lengths.data()));
-    if (reply == nullptr) return redis_->errstr[0] ? redis_->errstr : "no reply";
+    if (reply == nullptr) return {redis_->errstr[0] ? redis_->errstr : "no reply", false};
     std::string error = reply->type == REDIS_REPLY_ERROR ? std::string(reply->str, reply->len) : "";
     freeReplyObject(reply);
-    return error;
+    return {error, true};
   }
 };
 
@@ -91,27 +96,38 @@ StatusOr<std::shared_ptr<Store>> RedisStore(const std::string& url,
     const char* env = std::getenv("POLYGUARD_REDIS_PASSWORD");
     if (env != nullptr && env[0] != '\0') password = env;
   }
+  // A server that does not answer (stopped, or not Redis at all) is not one
+  // that refused: Unavailable, within the timeout.
+  auto silent = [&](const AuthRedisStore::Reply& r) {
+    return UnavailableError("rendezvous '" + shown + "': no answer from Redis within " +
+                            std::to_string(timeout.count()) + " ms (" + r.error + ")");
+  };
   if (!password.empty()) {
     std::vector<std::string> auth = {"AUTH"};
     if (!a.user.empty()) auth.push_back(a.user);
     auth.push_back(password);
-    if (std::string e = store->Command(auth); !e.empty()) {
+    if (const AuthRedisStore::Reply r = store->Command(auth); !r.error.empty()) {
+      if (!r.answered) return silent(r);
       return FailedPreconditionError(
           "rendezvous '" + shown + "': Redis refused the " +
           (a.has_password ? "password in the URL" : "password in POLYGUARD_REDIS_PASSWORD") + ": " +
-          e);
+          r.error);
     }
   }
   if (a.db != 0) {
-    if (std::string e = store->Command({"SELECT", std::to_string(a.db)}); !e.empty()) {
+    if (const AuthRedisStore::Reply r = store->Command({"SELECT", std::to_string(a.db)});
+        !r.error.empty()) {
+      if (!r.answered) return silent(r);
       return FailedPreconditionError("rendezvous '" + shown + "': cannot select database " +
-                                     std::to_string(a.db) + ": " + e);
+                                     std::to_string(a.db) + ": " + r.error);
     }
   }
   // One round trip now: a server that wants a password, or that refuses
   // clients from other hosts (protected mode), says so here, not at the
   // first key a peer waits for.
-  if (std::string e = store->Command({"PING"}); !e.empty()) {
+  if (const AuthRedisStore::Reply r = store->Command({"PING"}); !r.error.empty()) {
+    if (!r.answered) return silent(r);
+    const std::string& e = r.error;
     std::string hint;
     if (e.rfind("NOAUTH", 0) == 0) {
       hint =

@@ -6,6 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -76,6 +82,30 @@ TEST(Rendezvous, NoRefusedUrlShowsThePassword) {
   }
   EXPECT_EQ(RedactRendezvous("redis://h:6379/0"), "redis://h:6379/0");
   EXPECT_EQ(RedactRendezvous("redis://h:x"), "redis://h:***");
+}
+
+// A server that accepts connections and never answers (a stopped Redis, or
+// something else on the port) is Unavailable within the timeout given, not a
+// refused password.
+TEST(Rendezvous, ASilentServerIsUnavailableWithinTheTimeout) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);  // the kernel completes the handshake; nobody reads
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string url = "redis://:s3cret@127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  const auto start = std::chrono::steady_clock::now();
+  const Status s = CheckRendezvous(url, std::chrono::milliseconds(500));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(listener);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("no answer from Redis within 500 ms"), std::string::npos) << s;
+  EXPECT_EQ(s.message().find("s3cret"), std::string::npos) << s;
+  EXPECT_LT(took, std::chrono::seconds(10));
 }
 
 // A real redis-server with --requirepass.

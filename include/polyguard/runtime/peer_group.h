@@ -87,10 +87,11 @@ struct PeerGroupOptions {
 // Reaches the rendezvous as a peer would (Redis: connects, authenticates,
 // selects the database and pings; a folder: creates it) and says what is
 // wrong: InvalidArgument (a malformed URL), FailedPrecondition (Redis refused:
-// a wrong or missing password, protected mode), Unavailable (unreachable).
-// Messages never show the password. For a launcher to refuse before it
-// starts a peer.
-Status CheckRendezvous(const std::string& url);
+// a wrong or missing password, protected mode), Unavailable (unreachable, or
+// no answer within `timeout`: give the job's failure timeout). Messages never
+// show the password. For a launcher to refuse before it starts a peer.
+Status CheckRendezvous(const std::string& url,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // Identifies one exchange. Every peer must use the same tag for it. The
 // library's own exchanges take theirs from MakeExchangeTag
