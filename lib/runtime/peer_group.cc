@@ -90,12 +90,24 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
     impl->context->connectFullMesh(*impl->store, impl->device);
   } catch (const std::exception& e) {
     Status s = internal::GlooErrorStatus(what, e);
-    // The usual multi-host mistake: a peer announced its loopback address.
-    if (s.message().find("[127.") != std::string::npos) {
+    const bool redis = o.rendezvous.rfind("redis://", 0) == 0;
+    // The usual multi-host mistake: a peer announced its loopback address
+    // (one machine's peers, meeting through a folder, may).
+    if (redis && s.message().find("[127.") != std::string::npos) {
       s = Status(s.code(), s.message() +
                                " (a peer announced a loopback address, which peers on other "
                                "hosts cannot reach: give every peer --hostname with an address "
                                "the others reach)");
+    }
+    // Keys already there: an earlier run of the job left them, or two peers
+    // were started with the same rank.
+    if (s.message().find("already set") != std::string::npos ||
+        s.message().find("already exists") != std::string::npos) {
+      s = Status(s.code(),
+                 s.message() + " (the rendezvous already holds job '" + o.job_id + "' rank " +
+                     std::to_string(o.rank) +
+                     "'s keys: an earlier run of the job, or another peer with this rank; give a "
+                     "fresh folder or Redis database, or another job name)");
     }
     return s;
   }

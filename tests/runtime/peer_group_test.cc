@@ -222,6 +222,32 @@ TEST(PeerGroupProcesses, AllGatherAcrossProcessesThroughAFolder) {
   std::filesystem::remove_all(dir);
 }
 
+// Keys left in the rendezvous (an earlier run of the job, or two peers with
+// one rank) are named as such, not only as gloo's "already exists".
+TEST(PeerGroupProcesses, KeysAlreadyInTheRendezvousAreExplained) {
+  const std::string dir = FreshFolder("leftover");
+  auto o = Options(1, 2, "file:" + dir);
+  o.job_id = "left-over";
+  auto results = RunPeers(
+      2,
+      [&](int rank) {
+        auto mine = o;
+        mine.rank = rank;
+        auto g = PeerGroup::Connect(mine);
+        return g.ok() && (*g)->AllGather(std::vector<double>{1.0}, {.step = 1}).ok() ? 0 : 1;
+      },
+      60s);
+  ASSERT_EQ(results[0].exit_code, 0);
+  ASSERT_EQ(results[1].exit_code, 0);
+  auto again = PeerGroup::Connect(o);  // the same job and rank, its keys still there
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().message().find("already holds job 'left-over' rank 1's keys"),
+            std::string::npos)
+      << again.status();
+  EXPECT_EQ(again.status().message().find("loopback"), std::string::npos) << again.status();
+  std::filesystem::remove_all(dir);
+}
+
 // Processes and threads started on this machine since boot (/proc/stat).
 int64_t ThreadsStartedOnThisMachine() {
   std::ifstream stat("/proc/stat");
