@@ -484,13 +484,34 @@ int RunLocal(int argc, char** argv, const JobSpec& spec, int args_max_restarts) 
   LocalPeersOptions o;
   o.peers = spec.peers;
   if (!survive) o.grace_after_failure = spec.timeout + std::chrono::seconds(5);
+  // Once a peer has finished the job, the others finish within a failure
+  // timeout or two; a process still running long after (a replacement
+  // stopped while it joined) is stuck: killed.
+  o.grace_after_success = 3 * spec.timeout + std::chrono::seconds(10);
   o.die_with_launcher = true;  // never outlive the launcher
   int failures = 0, crashes = 0;
   auto crashed = [&](const PeerExit& e) {
     return survive && (e.signal != 0 || e.exit_code == FaultInjector::kCrashExitCode);
   };
+  bool job_ended = false;  // a peer finished it
   o.on_exit = [&](const PeerExit& e) {
-    if (e.ok()) return;
+    if (e.ok()) {
+      job_ended = true;
+      return;
+    }
+    if (e.killed && job_ended) {
+      // Still running long after the job ended: stuck. A replacement's
+      // end does not change the job's; a member's is a failure.
+      std::fprintf(
+          stderr,
+          "polyguard-train: %s %d was still running %lld s after the job ended: "
+          "killed\n",
+          e.incarnation > 0 ? "the replacement for peer" : "peer", e.rank,
+          static_cast<long long>(
+              std::chrono::duration_cast<std::chrono::seconds>(*o.grace_after_success).count()));
+      if (e.incarnation == 0) ++failures;
+      return;
+    }
     // A crash (a signal, or a fault model's crash) is what survive_crashes
     // survives; a peer that stopped with an error is a failure.
     if (crashed(e)) {

@@ -28,6 +28,7 @@ void KillAndReap(const std::vector<pid_t>& pids, std::vector<PeerExit>* exits,
     (*done)[r] = true;
     (*exits)[r].exit_code = -1;
     (*exits)[r].signal = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
+    (*exits)[r].killed = true;
   }
 }
 
@@ -131,8 +132,9 @@ StatusOr<std::vector<PeerExit>> RunLocalPeers(const LocalPeersOptions& o,
           continue;
         }
       }
-      if (!e.ok() && o.grace_after_failure) {
-        const auto at = Clock::now() + *o.grace_after_failure;
+      const auto& grace = e.ok() ? o.grace_after_success : o.grace_after_failure;
+      if (grace) {
+        const auto at = Clock::now() + *grace;
         if (!kill_at || at < *kill_at) kill_at = at;
       }
     }

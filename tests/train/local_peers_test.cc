@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <vector>
 
 namespace polyguard {
@@ -33,6 +35,28 @@ TEST(LocalPeers, RestartsAPeerAsToldAndReturnsTheLastProcesssExit) {
   int of_peer_1 = 0;
   for (const PeerExit& e : seen) of_peer_1 += e.rank == 1 ? 1 : 0;
   EXPECT_EQ(of_peer_1, 3);  // the first process and two replacements
+}
+
+// A peer still running long after another finished (a stopped process) is
+// killed once the grace after a success runs out, and reported as killed;
+// the launcher returns instead of waiting for it forever.
+TEST(LocalPeers, AStuckPeerIsKilledAGraceAfterAnotherFinished) {
+  LocalPeersOptions o;
+  o.peers = 2;
+  o.deadline = std::chrono::seconds(60);
+  o.grace_after_success = std::chrono::milliseconds(300);
+  const auto start = std::chrono::steady_clock::now();
+  auto exits = RunLocalPeers(o, [](int rank) {
+    if (rank == 1) ::raise(SIGSTOP);  // stopped: never ends by itself
+    return 0;
+  });
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(exits.ok()) << exits.status();
+  EXPECT_TRUE((*exits)[0].ok());
+  EXPECT_FALSE((*exits)[0].killed);
+  EXPECT_TRUE((*exits)[1].killed);
+  EXPECT_EQ((*exits)[1].signal, SIGKILL);
+  EXPECT_LT(took, std::chrono::seconds(30));
 }
 
 }  // namespace

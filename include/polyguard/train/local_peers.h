@@ -3,12 +3,14 @@
 // polyguard-train's local mode, the multi-process tests and the benchmarks.
 //
 // Contract: every forked process is reaped before RunLocalPeers returns, and
-// none outlives `deadline`: at the deadline, and `grace_after_failure` after
-// the first peer fails, the ones still running are killed with SIGKILL (and
-// reported with signal = SIGKILL). The body runs in a forked copy of a
+// none outlives `deadline`: at the deadline, `grace_after_failure` after the
+// first peer fails and `grace_after_success` after the first one succeeds,
+// the ones still running are killed with SIGKILL (and reported with signal =
+// SIGKILL and killed = true). The body runs in a forked copy of a
 // possibly multi-threaded process: it may only rely on the calling thread's
 // state (as after any fork) and should exec or build its own objects.
-// Cost: one fork per peer and a 5 ms polling loop in the caller.
+// Cost: one fork per peer; the caller sleeps in poll(2) on the peers' pidfds
+// until one ends or a deadline comes.
 #ifndef POLYGUARD_TRAIN_LOCAL_PEERS_H_
 #define POLYGUARD_TRAIN_LOCAL_PEERS_H_
 
@@ -26,6 +28,7 @@ struct PeerExit {
   int incarnation = 0;  // 0: the first process of this rank; n: its n-th replacement
   int exit_code = -1;   // -1 when ended by a signal
   int signal = 0;       // the signal that ended it, 0 when it exited
+  bool killed = false;  // by the launcher: a deadline or a grace ran out
   bool ok() const { return signal == 0 && exit_code == 0; }
 };
 
@@ -34,6 +37,10 @@ struct LocalPeersOptions {
   // Kill the peers still running this long after the first failure
   // (nullopt: wait for all; the job's own failure timeout ends them).
   std::optional<std::chrono::milliseconds> grace_after_failure;
+  // Kill the peers still running this long after the first one ended
+  // successfully (a job's peers end together; one still running long after
+  // is stuck, e.g. a stopped replacement).
+  std::optional<std::chrono::milliseconds> grace_after_success;
   // Kill every peer still running after this long (nullopt: no limit).
   std::optional<std::chrono::milliseconds> deadline;
   // Peers get SIGKILL when the launcher dies (PR_SET_PDEATHSIG). Only for a
