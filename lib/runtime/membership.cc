@@ -193,7 +193,8 @@ StatusOr<std::vector<int>> PeerGroup::AgreeOnLost(std::chrono::milliseconds wait
   return lost;
 }
 
-Status PeerGroup::Reform(const std::vector<int>& members, int64_t generation) {
+Status PeerGroup::Reform(const std::vector<int>& members, int64_t generation,
+                         std::chrono::milliseconds connect_timeout) {
   std::lock_guard<std::mutex> lock(mu_);
   if (generation <= generation_) {
     return InvalidArgumentError("peer group: reform needs a generation above " +
@@ -203,6 +204,7 @@ Status PeerGroup::Reform(const std::vector<int>& members, int64_t generation) {
   PeerGroupOptions o = options_;
   o.members = members;
   o.generation = generation;
+  if (connect_timeout.count() > 0) o.timeout = connect_timeout;
   impl_.reset();  // the old connections first: a peer may be listening again
   StatusOr<std::unique_ptr<Impl>> impl = ConnectMembers(o, members);
   if (!impl.ok()) {
@@ -210,6 +212,7 @@ Status PeerGroup::Reform(const std::vector<int>& members, int64_t generation) {
     broken_reason_ = impl.status().message();
     return impl.status();
   }
+  (*impl)->context->setTimeout(timeout_);  // exchanges keep the group's own
   impl_ = std::move(impl).value();
   members_ = members;
   generation_ = generation;
@@ -367,9 +370,12 @@ StatusOr<std::vector<int>> PeerGroup::Admit(const std::vector<int>& joiners) {
   }
   const Status with = Reform(next, generation + 1);
   if (with.ok()) return joiners;
-  // A joiner that never connects (it died): every member's connect fails at
-  // the timeout, and they go on without it.
-  if (Status without = Reform(before, generation + 2); !without.ok()) {
+  // A joiner that never connects (it died, or stopped): every member's
+  // connect fails, and they go on without it. They leave the failed connect
+  // at different times (a store wait for the joiner's address, or a TCP
+  // handshake it never finishes), each within about a timeout: this connect
+  // waits longer.
+  if (Status without = Reform(before, generation + 2, 4 * timeout_); !without.ok()) {
     return Status(without.code(), without.message() + " (after admitting peers " +
                                       FormatPeers(joiners) + " failed: " + with.message() + ")");
   }

@@ -200,8 +200,11 @@ class PeerGroup {
   // member answers their requests and every member re-forms with them under
   // the next generation. Returns the peers
   // admitted: `joiners`, or none when they did not connect within the
-  // timeout (a joiner died): the members then re-form among themselves
-  // under the generation after that. Errors: those of Reform.
+  // timeout (a joiner died or stopped): the members then re-form among
+  // themselves under the generation after that, waiting up to four timeouts
+  // for each other (they leave the failed connect at different times).
+  // Errors: those of Reform. Not handled: a member lost during the admission
+  // (every member's re-form fails; the job stops).
   StatusOr<std::vector<int>> Admit(const std::vector<int>& joiners);
 
   // Records in the rendezvous that this peer's part in the job is over, so
@@ -213,7 +216,9 @@ class PeerGroup {
   // them) under `generation` (above the current one): same rank, size,
   // rendezvous, job and timeout. Every new member calls it with the same
   // arguments. Pending buffers of the old connections are dropped.
-  Status Reform(const std::vector<int>& members, int64_t generation);
+  // `connect_timeout` (0: the group's timeout) bounds this connect only.
+  Status Reform(const std::vector<int>& members, int64_t generation,
+                std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(0));
 
   // Bytes this peer has handed to the transport so far.
   int64_t bytes_sent() const { return bytes_sent_; }
