@@ -9,7 +9,9 @@ namespace polyguard::internal {
 
 uint64_t PendingBuffers::BeginExchange(int peers) {
   if (last_heard_.empty()) last_heard_.assign(static_cast<size_t>(peers), 0);
-  if (!waiters_) waiters_ = std::make_unique<WaiterThreads>(peers - 1);
+  // (A flush before the first exchange may have made a smaller pool: idle.)
+  if (!waiters_ || waiters_->capacity() < peers - 1)
+    waiters_ = std::make_unique<WaiterThreads>(peers - 1);
   return ++exchanges_;
 }
 

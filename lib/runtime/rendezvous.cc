@@ -85,6 +85,22 @@ StatusOr<std::shared_ptr<Store>> RedisStore(const std::string& url,
                                             std::chrono::milliseconds timeout) {
   POLYGUARD_ASSIGN_OR_RETURN(const RedisAddress a, ParseRedisUrl(url));
   const std::string shown = RedactRendezvous(url);
+  // Reach the server first with the timeout: gloo's own connect has none (an
+  // unreachable host would block for the kernel's connect timeout) and, when
+  // it fails, leaks its hiredis context.
+  {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+    redisContext* probe = redisConnectWithTimeout(a.host.c_str(), a.port, tv);
+    if (probe == nullptr || probe->err != 0) {
+      const std::string why = probe != nullptr ? probe->errstr : "out of memory";
+      if (probe != nullptr) redisFree(probe);
+      return UnavailableError("rendezvous '" + shown + "': cannot reach Redis within " +
+                              std::to_string(timeout.count()) + " ms: " + why);
+    }
+    redisFree(probe);
+  }
   std::shared_ptr<AuthRedisStore> store;
   try {
     store = std::make_shared<AuthRedisStore>(a.host, a.port, timeout);
