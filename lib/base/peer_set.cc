@@ -69,7 +69,7 @@ std::optional<PeerSet> PeerSet::Read(std::span<const double> numbers, int peers)
     if (!(v >= 0 && v < 4294967296.0) || v != std::floor(v)) return std::nullopt;
     for (uint64_t bits = static_cast<uint64_t>(v); bits != 0; bits &= bits - 1) {
       const int peer = static_cast<int>(i) * 32 + std::countr_zero(bits);
-      if (peer >= peers) return std::nullopt;
+      if (peer >= peers || peer >= kMaxPeers) return std::nullopt;
       s.Insert(peer);
     }
   }

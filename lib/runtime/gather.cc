@@ -224,7 +224,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   if (size_ == 1 || need <= 1) return out;
 
   PendingBuffers& pending = impl_->pending;
-  const uint64_t exchange = pending.BeginExchange(size_);
+  const uint64_t exchange = pending.BeginExchange();
   pending.ReleaseDeliveredSends(internal::GlooTimeout(timeout_));
   const size_t len = static_cast<size_t>(std::max<int64_t>(n, 1));
   PostedGather posted;

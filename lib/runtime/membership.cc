@@ -204,15 +204,13 @@ Status PeerGroup::Reform(const std::vector<int>& members, int64_t generation,
   PeerGroupOptions o = options_;
   o.members = members;
   o.generation = generation;
-  if (connect_timeout.count() > 0) o.timeout = connect_timeout;
   impl_.reset();  // the old connections first: a peer may be listening again
-  StatusOr<std::unique_ptr<Impl>> impl = ConnectMembers(o, members);
+  StatusOr<std::unique_ptr<Impl>> impl = ConnectMembers(o, members, connect_timeout);
   if (!impl.ok()) {
     broken_ = true;
     broken_reason_ = impl.status().message();
     return impl.status();
   }
-  (*impl)->context->setTimeout(timeout_);  // exchanges keep the group's own
   impl_ = std::move(impl).value();
   members_ = members;
   generation_ = generation;

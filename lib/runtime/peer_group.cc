@@ -54,7 +54,8 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Connect(const PeerGroupOptions& 
 }
 
 StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
-    const PeerGroupOptions& o, const std::vector<int>& members) {
+    const PeerGroupOptions& o, const std::vector<int>& members,
+    std::chrono::milliseconds connect_timeout) {
   for (size_t i = 0; i < members.size(); ++i) {
     if (members[i] < 0 || members[i] >= o.size || (i > 0 && members[i] <= members[i - 1])) {
       return InvalidArgumentError("peer group: members must be ascending peers in [0, " +
@@ -66,8 +67,7 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
     return InvalidArgumentError("peer group: rank " + std::to_string(o.rank) +
                                 " is not among the members " + FormatPeers(members));
   }
-  auto impl = std::make_unique<Impl>();
-  impl->gloo_rank.assign(size_t(o.size), -1);
+  auto impl = std::make_unique<Impl>(o.size);
   for (size_t i = 0; i < members.size(); ++i) impl->gloo_rank[size_t(members[i])] = int(i);
   POLYGUARD_ASSIGN_OR_RETURN(impl->base_store,
                              internal::MakeRendezvousStore(o.rendezvous, o.timeout));
@@ -86,8 +86,9 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
     impl->device = gloo::transport::tcp::CreateDevice(attr);
     impl->context = std::make_shared<gloo::rendezvous::Context>(int(self - members.begin()),
                                                                 int(members.size()));
-    impl->context->setTimeout(o.timeout);
+    impl->context->setTimeout(connect_timeout.count() > 0 ? connect_timeout : o.timeout);
     impl->context->connectFullMesh(*impl->store, impl->device);
+    impl->context->setTimeout(o.timeout);
   } catch (const std::exception& e) {
     Status s = internal::GlooErrorStatus(what, e);
     const bool redis = o.rendezvous.rfind("redis://", 0) == 0;

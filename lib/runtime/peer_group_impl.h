@@ -20,6 +20,8 @@
 namespace polyguard {
 
 struct PeerGroup::Impl {
+  explicit Impl(int peers) : pending(peers), gloo_rank(static_cast<size_t>(peers), -1) {}
+
   std::shared_ptr<gloo::rendezvous::Store> base_store;
   std::unique_ptr<gloo::rendezvous::PrefixStore> store;  // the job's keys in base_store
   std::string prefix;  // of `store`'s keys in base_store (gloo joins "prefix/key")

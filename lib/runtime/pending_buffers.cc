@@ -7,14 +7,6 @@
 
 namespace polyguard::internal {
 
-uint64_t PendingBuffers::BeginExchange(int peers) {
-  if (last_heard_.empty()) last_heard_.assign(static_cast<size_t>(peers), 0);
-  // (A flush before the first exchange may have made a smaller pool: idle.)
-  if (!waiters_ || waiters_->capacity() < peers - 1)
-    waiters_ = std::make_unique<WaiterThreads>(peers - 1);
-  return ++exchanges_;
-}
-
 PendingBuffer& PendingBuffers::Add(PendingBuffer buffer) {
   buffers_.push_back(std::move(buffer));
   return buffers_.back();
@@ -37,8 +29,7 @@ bool PendingBuffers::WaitForSends(std::chrono::steady_clock::time_point deadline
   std::condition_variable cv;
   bool done = false, expired = false;
   gloo::transport::UnboundBuffer* waiting = nullptr;
-  if (!waiters_) waiters_ = std::make_unique<WaiterThreads>(1);
-  waiters_->Start([&] {
+  waiters_.Start([&] {
     std::unique_lock<std::mutex> l(mu);
     if (!cv.wait_until(l, deadline, [&] { return done; })) {
       expired = true;
@@ -83,7 +74,7 @@ bool PendingBuffers::WaitForSends(std::chrono::steady_clock::time_point deadline
     done = true;
   }
   cv.notify_all();
-  waiters_->Wait();
+  waiters_.Wait();
   FreeDone();
   return all;
 }

@@ -58,8 +58,12 @@ struct PendingBuffer {
 // The buffers of one peer group, and what is known about their completion.
 class PendingBuffers {
  public:
-  // Numbers a new exchange (from 1) for `peers` peers.
-  uint64_t BeginExchange(int peers);
+  // For a group of `peers` peers.
+  explicit PendingBuffers(int peers)
+      : waiters_(peers - 1), last_heard_(static_cast<size_t>(peers), 0) {}
+
+  // Numbers a new exchange (from 1).
+  uint64_t BeginExchange() { return ++exchanges_; }
 
   // Keeps `buffer`; the reference is valid until the next Add or FreeDone.
   PendingBuffer& Add(PendingBuffer buffer);
@@ -89,10 +93,10 @@ class PendingBuffers {
 
   // The group's threads for waits that run beside the exchange's own thread
   // (one per other peer).
-  WaiterThreads& waiters() { return *waiters_; }
+  WaiterThreads& waiters() { return waiters_; }
 
  private:
-  std::unique_ptr<WaiterThreads> waiters_;  // made by the first BeginExchange
+  WaiterThreads waiters_;  // its threads start on first use
   std::vector<PendingBuffer> buffers_;
   uint64_t exchanges_ = 0;
   std::vector<uint64_t> last_heard_;  // per peer: the latest exchange it delivered to us

@@ -46,6 +46,14 @@ std::shared_ptr<Store> InprocStore(const std::string& name) {
   return s;
 }
 
+// A hiredis timeout.
+timeval TimevalOf(std::chrono::milliseconds t) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(t.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
+  return tv;
+}
+
 // gloo's RedisStore, with the connection authenticated and its database
 // selected before any key is read or written (redis_ is gloo's hiredis
 // connection, open once the base constructor returns).
@@ -54,10 +62,7 @@ class AuthRedisStore : public gloo::rendezvous::RedisStore {
   AuthRedisStore(const std::string& host, int port, std::chrono::milliseconds timeout)
       : gloo::rendezvous::RedisStore(host, port) {
     // Every later command's socket waits at most this long (hiredis).
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-    redisSetTimeout(redis_, tv);
+    redisSetTimeout(redis_, TimevalOf(timeout));
   }
   // What became of a command: Redis's error reply, or no reply at all (the
   // connection failed, or nothing came within the timeout).
@@ -89,10 +94,7 @@ StatusOr<std::shared_ptr<Store>> RedisStore(const std::string& url,
   // unreachable host would block for the kernel's connect timeout) and, when
   // it fails, leaks its hiredis context.
   {
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-    redisContext* probe = redisConnectWithTimeout(a.host.c_str(), a.port, tv);
+    redisContext* probe = redisConnectWithTimeout(a.host.c_str(), a.port, TimevalOf(timeout));
     if (probe == nullptr || probe->err != 0) {
       const std::string why = probe != nullptr ? probe->errstr : "out of memory";
       if (probe != nullptr) redisFree(probe);

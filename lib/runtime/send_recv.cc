@@ -32,7 +32,7 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
   if (broken_) return UnavailableError(what + ": peer group failed earlier: " + broken_reason_);
   const uint64_t slot = internal::SlotOf(tag, internal::kDirect);
   internal::PendingBuffers& pending = impl_->pending;
-  const uint64_t exchange = pending.BeginExchange(size_);
+  const uint64_t exchange = pending.BeginExchange();
   std::vector<std::vector<double>> out(static_cast<size_t>(size_));
   std::vector<size_t> recv_index(static_cast<size_t>(size_), SIZE_MAX);
   try {

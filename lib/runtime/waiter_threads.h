@@ -30,8 +30,6 @@ class WaiterThreads {
   // Blocks until every task started has returned.
   void Wait();
 
-  int capacity() const { return threads_; }
-
  private:
   int threads_;
   std::unique_ptr<boost::asio::thread_pool> pool_;

@@ -782,8 +782,8 @@ StatusOr<int64_t> Trainer::SurviveLoss(int64_t step, const Status& cause) {
   StatusOr<std::vector<int>> lost = group_->AgreeOnLost(group_->timeout() * 3 / 2);
   if (!lost.ok()) return stop(lost.status());
   if (lost->empty()) return cause;  // nobody is gone: the exchange failed for another reason
-  waiting_joiners_ =
-      PeerSet();  // (an agreement some survivors missed: the next one sees them again)
+  // (An agreement some survivors missed: the next one sees them again.)
+  waiting_joiners_ = {};
   std::vector<int> members;
   for (int q : group_->members())
     if (!std::binary_search(lost->begin(), lost->end(), q)) members.push_back(q);
@@ -967,7 +967,7 @@ Status Trainer::AdmitWaiting(int64_t step) {
     const bool absent = !std::binary_search(group_->members().begin(), group_->members().end(), q);
     if (absent && waiting_joiners_.Contains(q)) joiners.push_back(q);
   }
-  waiting_joiners_ = PeerSet();
+  waiting_joiners_ = {};
   if (joiners.empty()) return Status::Ok();
   const auto start = std::chrono::steady_clock::now();
   const std::vector<int> old_members = group_->members();

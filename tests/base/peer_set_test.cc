@@ -88,6 +88,11 @@ TEST(PeerSet, ReadRefusesWhatIsNotASet) {
   EXPECT_FALSE(PeerSet::Read(std::vector<double>{0.0}, 40).has_value());
   EXPECT_FALSE(PeerSet::Read(std::vector<double>{0.0, 256.0}, 40).has_value());  // peer 40
   EXPECT_TRUE(PeerSet::Read(std::vector<double>{0.0, 128.0}, 40).has_value());   // peer 39
+  // A group bigger than any code allows: a peer past kMaxPeers is refused,
+  // not an abort.
+  std::vector<double> beyond(size_t(PeerSet::NumbersFor(2 * kMaxPeers)), 0.0);
+  beyond[size_t(kMaxPeers / 32)] = 1.0;  // peer kMaxPeers
+  EXPECT_FALSE(PeerSet::Read(beyond, 2 * kMaxPeers).has_value());
 }
 
 }  // namespace

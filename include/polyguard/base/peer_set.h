@@ -37,7 +37,8 @@ class PeerSet {
   // member in [0, peers)).
   void AppendTo(int peers, std::vector<double>* out) const;
   // The set those numbers carry; nothing when they are not such numbers (a
-  // lost peer's NaN, a corrupted vote) or name a peer >= `peers`.
+  // lost peer's NaN, a corrupted vote) or name a peer >= `peers` or
+  // >= kMaxPeers (a hostile vote never reaches Insert's check).
   static std::optional<PeerSet> Read(std::span<const double> numbers, int peers);
   // How many numbers AppendTo writes for `peers` peers.
   static int NumbersFor(int peers) { return (peers + 31) / 32; }

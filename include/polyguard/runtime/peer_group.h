@@ -233,9 +233,12 @@ class PeerGroup {
 
  private:
   PeerGroup(const PeerGroupOptions& options, std::vector<int> members, std::unique_ptr<Impl> impl);
-  // Validates `members` and connects them under o.generation.
-  static StatusOr<std::unique_ptr<Impl>> ConnectMembers(const PeerGroupOptions& o,
-                                                        const std::vector<int>& members);
+  // Validates `members` and connects them under o.generation, waiting up to
+  // `connect_timeout` for the others (0: o.timeout; exchanges and store
+  // commands keep o.timeout).
+  static StatusOr<std::unique_ptr<Impl>> ConnectMembers(
+      const PeerGroupOptions& o, const std::vector<int>& members,
+      std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(0));
   // mu_ held. `closed`: its connection failed (a crash closes it at once),
   // as opposed to silence until the failure timeout.
   void NoteLost(int peer, bool closed);
