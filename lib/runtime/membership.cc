@@ -218,7 +218,7 @@ Status PeerGroup::Reform(const std::vector<int>& members, int64_t generation,
   closed_.clear();
   broken_ = false;
   broken_reason_.clear();
-  return Status::Ok();
+  return AwaitConnectedLocked();
 }
 
 namespace internal {

@@ -50,7 +50,30 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Connect(const PeerGroupOptions& 
   }
   internal::IgnoreSigpipeUnlessHandled();
   POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<Impl> impl, ConnectMembers(o, members));
-  return std::unique_ptr<PeerGroup>(new PeerGroup(o, std::move(members), std::move(impl)));
+  std::unique_ptr<PeerGroup> group(new PeerGroup(o, std::move(members), std::move(impl)));
+  std::lock_guard<std::mutex> lock(group->mu_);
+  POLYGUARD_RETURN_IF_ERROR(group->AwaitConnectedLocked());
+  return group;
+}
+
+Status PeerGroup::AwaitConnectedLocked() {
+  const int present = static_cast<int>(members_.size());
+  const double mine = 1;
+  const int64_t sent = bytes_sent_, received = bytes_received_;
+  // Just inside the failure timeout: the abortable wait, which keeps every
+  // connection usable when a peer stays silent.
+  const auto deadline = std::chrono::steady_clock::now() + timeout_ - std::chrono::milliseconds(1);
+  StatusOr<GatherResult> g =
+      GatherLocked(std::span<const double>(&mine, 1), present, deadline,
+                   internal::SlotOf({}, internal::kConnected), "connect handshake");
+  bytes_sent_ = sent;  // the counters are the job's exchanges
+  bytes_received_ = received;
+  if (broken_) return UnavailableError("connect handshake: " + broken_reason_);
+  if (g.ok()) {
+    for (int p : members_)
+      if (!std::binary_search(g->peers.begin(), g->peers.end(), p)) NoteLost(p, /*closed=*/false);
+  }
+  return Status::Ok();  // peers gone are noted lost; the job decides what that costs
 }
 
 StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(

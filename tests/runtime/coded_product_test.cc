@@ -324,7 +324,10 @@ TEST(CodedProductProcesses, ACrashedPeer) {
           o.rendezvous = "file:" + dir;
           o.timeout = 3s;
           auto group = PeerGroup::Connect(o);
-          if (!group.ok()) return 1;
+          if (!group.ok()) {
+            std::fprintf(stderr, "rank %d: %s\n", rank, group.status().ToString().c_str());
+            return 1;
+          }
           const ProductShape shape{8, 8, 2};
           auto code = PolyDotCode::Create(shape, {.peers = p, .m = 2, .n = 1}).value();
           FaultModel model;

@@ -239,6 +239,12 @@ class PeerGroup {
   static StatusOr<std::unique_ptr<Impl>> ConnectMembers(
       const PeerGroupOptions& o, const std::vector<int>& members,
       std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(0));
+  // mu_ held. Returns once every member has connected, or is gone (then
+  // noted lost, as if it had crashed in the first exchange); an error only if
+  // the group broke. gloo's connect returns on each peer when its own
+  // connections are up: without this a fast peer could start the job, crash,
+  // and fail the connect of a slower one still setting up its connection.
+  Status AwaitConnectedLocked();
   // mu_ held. `closed`: its connection failed (a crash closes it at once),
   // as opposed to silence until the failure timeout.
   void NoteLost(int peer, bool closed);
