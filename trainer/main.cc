@@ -45,7 +45,7 @@ namespace {
 struct Args {
   std::string spec;
   std::optional<int> peers, rank;
-  std::optional<std::string> strategy, rendezvous, checkpoint_dir;
+  std::optional<std::string> strategy, precision, rendezvous, checkpoint_dir;
   std::optional<double> error_rate;
   std::optional<int> epochs;
   std::optional<int64_t> steps, timeout_ms;
@@ -69,6 +69,7 @@ const char kUsage[] =
     "  --spec FILE          the job (models/*.textproto)\n"
     "  --peers P            override the spec's peers\n"
     "  --strategy S         a strategy that trains: %s\n"
+    "  --precision P        the peers' arithmetic: float64 or float32\n"
     "  --error-rate E       faults per step point, in [0, 1]\n"
     "  --epochs N | --steps N   how long to train\n"
     "  --seed N             model, data and fault seeds\n"
@@ -177,6 +178,8 @@ StatusOr<Args> ParseArgs(int argc, char** argv) {
       POLYGUARD_RETURN_IF_ERROR(number(&a.rank));
     else if (flag == "--strategy") {
       POLYGUARD_ASSIGN_OR_RETURN(a.strategy, value());
+    } else if (flag == "--precision") {
+      POLYGUARD_ASSIGN_OR_RETURN(a.precision, value());
     } else if (flag == "--rendezvous") {
       POLYGUARD_ASSIGN_OR_RETURN(a.rendezvous, value());
     } else if (flag == "--checkpoint-dir") {
@@ -252,6 +255,11 @@ StatusOr<JobSpec> SpecWithOverrides(const Args& a) {
   if (a.peers) s.peers = *a.peers;
   if (a.strategy) {
     POLYGUARD_ASSIGN_OR_RETURN(s.model.code.strategy, ParseStrategy(*a.strategy));
+  }
+  if (a.precision) {
+    StatusOr<Precision> p = ParsePrecision(*a.precision);
+    if (!p.ok()) return InvalidArgumentError("--precision: " + std::string(p.status().message()));
+    s.model.code.precision = *p;
   }
   if (a.error_rate) s.faults.error_rate = *a.error_rate;
   if (a.epochs) {

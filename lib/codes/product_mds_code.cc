@@ -127,7 +127,7 @@ StatusOr<Matrix> ProductMdsCode::EncodeInput(const MatrixRef& b, int peer) const
 
 Matrix ProductMdsCode::PeerProduct(const MatrixRef& shard, const MatrixRef& piece) const {
   if (piece.cols() == 0) return Matrix::Zero(block_rows_, shape().cols);
-  return shard * piece;
+  return Multiply(shard, piece);
 }
 
 StatusOr<Matrix> ProductMdsCode::EncodeTransposeInput(const MatrixRef& d, int peer) const {
@@ -140,7 +140,7 @@ StatusOr<Matrix> ProductMdsCode::EncodeTransposeInput(const MatrixRef& d, int pe
 
 Matrix ProductMdsCode::PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const {
   if (piece.cols() == 0) return Matrix::Zero(block_inner_, shape().cols);
-  return shard.transpose() * piece;
+  return Multiply(shard.transpose(), piece);
 }
 
 StatusOr<DecodedProduct> ProductMdsCode::DecodeLines(std::span<const PeerResult> results,

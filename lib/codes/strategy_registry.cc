@@ -1,5 +1,6 @@
 #include "polyguard/codes/strategy_registry.h"
 
+#include <algorithm>
 #include <deque>
 #include <mutex>
 #include <utility>
@@ -124,7 +125,13 @@ FailureByWrongCount FailureModelOf(const ProductCode& code) {
 
 StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions& options) {
   POLYGUARD_ASSIGN_OR_RETURN(const StrategyEntry* entry, FindStrategy(options.strategy.name()));
-  return entry->make(options);
+  ProductCodeOptions o = options;
+  if (o.precision != Precision::kFloat64 && o.decoder.tolerance == DecoderOptions{}.tolerance) {
+    o.decoder.tolerance = RoundoffTolerance(o.precision, std::max(o.shape.rows, o.shape.inner));
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> code, entry->make(o));
+  code->set_precision(o.precision);
+  return code;
 }
 
 }  // namespace polyguard

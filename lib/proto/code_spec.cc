@@ -54,6 +54,9 @@ StatusOr<CodeSpecOptions> ReadCodeSpec(const proto::CodeSpec& c, int peers, bool
                "must be in [0, 1) (0: the default), got " + std::to_string(c.tolerance()));
   }
   if (c.tolerance() > 0) o.decoder.tolerance = c.tolerance();
+  StatusOr<Precision> precision = ParsePrecision(c.precision());
+  if (!precision.ok()) return bad("precision", std::string(precision.status().message()));
+  o.precision = *precision;
 
   // k_a and k_b: the low-weight split when the strategy keeps sparsity, else
   // the coded convolution's (ProductCodeOptions has one pair for both).

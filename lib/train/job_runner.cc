@@ -144,7 +144,11 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   }
   trainer = stack->trainer.get();
   group = stack->group.get();
-  out.code = stack->model->layer(0).code().Describe();
+  const ProductCode& first = stack->model->layer(0).code();
+  // The precision is part of what a checkpoint was trained with.
+  out.code = first.Describe() + (first.precision() == Precision::kFloat64
+                                     ? std::string()
+                                     : " " + std::string(PrecisionName(first.precision())));
   if (hooks.on_start) {
     if (Status s = hooks.on_start(*stack); !s.ok()) return fail(s);
   }

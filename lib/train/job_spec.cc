@@ -324,7 +324,8 @@ std::string JobIdentity(const JobSpec& s) {
   }
   const ProductCodeOptions& c = s.model.code;
   add(c.strategy.name(), c.m, c.n, c.d, c.data_blocks, c.row_peers, c.row_blocks, c.col_peers,
-      c.col_blocks, c.replicas, c.k_a, c.k_b, c.weight_a, c.weight_b, int(c.points));
+      c.col_blocks, c.replicas, c.k_a, c.k_b, c.weight_a, c.weight_b, int(c.points),
+      int(c.precision));
   const TrainerOptions& t = s.trainer;
   add(t.sgd.learning_rate, t.sgd.momentum, t.scrub_interval, t.snapshot_interval, t.max_retries,
       t.max_rollbacks, t.guard, t.seed, t.fingerprint_tolerance, t.survive_crashes);

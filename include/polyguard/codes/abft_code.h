@@ -55,14 +55,14 @@ class AbftCode : public ProductCode {
   StatusOr<Matrix> EncodeShard(const MatrixRef& a, int peer) const override;
   StatusOr<Matrix> EncodeInput(const MatrixRef& b, int peer) const override;
   Matrix PeerProduct(const MatrixRef& shard, const MatrixRef& piece) const override {
-    return shard.leftCols(shape().inner) * piece;
+    return Multiply(shard.leftCols(shape().inner), piece);
   }
   StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override;
 
   bool supports_training() const override { return true; }
   StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& d, int peer) const override;
   Matrix PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const override {
-    return shard.topRows(block_rows_).transpose() * piece;
+    return Multiply(shard.topRows(block_rows_).transpose(), piece);
   }
   StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const override;
   Status UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,

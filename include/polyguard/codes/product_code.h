@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "polyguard/base/matrix.h"
+#include "polyguard/base/precision.h"
 #include "polyguard/base/status.h"
 #include "polyguard/codes/errors_and_erasures_decoder.h"
 #include "polyguard/codes/evaluation_points.h"
@@ -81,10 +82,20 @@ class ProductCode {
   virtual StatusOr<Matrix> EncodeShard(const MatrixRef& a, int peer) const = 0;
   // Peer r's input piece of B (inner x cols).
   virtual StatusOr<Matrix> EncodeInput(const MatrixRef& b, int peer) const = 0;
-  // The local product at a peer. Shapes come from EncodeShard/EncodeInput.
+  // The local product at a peer, in the code's precision. Shapes come from
+  // EncodeShard/EncodeInput.
   virtual Matrix PeerProduct(const MatrixRef& shard, const MatrixRef& piece) const {
-    return shard * piece;
+    return Multiply(shard, piece);
   }
+
+  // The precision the peers compute their products in (PeerProduct,
+  // PeerTransposeProduct): float32 rounds both operands to float32 and
+  // multiplies in float32 (Eigen's float GEMM), as a float32 peer does; the
+  // result comes back widened to double, and decoding runs in double. Sparse
+  // products and the update stay in double. Set once, before the code is
+  // shared (MakeProductCode sets it from ProductCodeOptions::precision).
+  Precision precision() const { return precision_; }
+  void set_precision(Precision precision) { precision_ = precision; }
   // C from any R >= K results (missing peers are erasures).
   // InvalidArgument: unknown or duplicate peer, wrong result shape.
   // Unavailable: too few results. DataLoss: uncorrectable errors (the message
@@ -120,7 +131,7 @@ class ProductCode {
   // Peer r's piece of D (rows x cols) for the transpose product.
   virtual StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& d, int peer) const;
   virtual Matrix PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const {
-    return shard.transpose() * piece;
+    return Multiply(shard.transpose(), piece);
   }
   // A^T D (inner x cols) from any R >= transpose_threshold() results.
   virtual StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const;
@@ -149,6 +160,14 @@ class ProductCode {
 
  protected:
   ProductCode(ProductShape shape, int peers) : shape_(shape), peers_(peers) {}
+  // lhs * rhs in precision(): float32 operands and arithmetic when float32.
+  template <typename Lhs, typename Rhs>
+  Matrix Multiply(const Lhs& lhs, const Rhs& rhs) const {
+    if (precision_ == Precision::kFloat64) return lhs * rhs;
+    const Eigen::MatrixXf l = lhs.template cast<float>();
+    const Eigen::MatrixXf r = rhs.template cast<float>();
+    return (l * r).template cast<double>();
+  }
   Status CheckA(const MatrixRef& a) const;
   Status CheckB(const MatrixRef& b) const;
   Status CheckSparseA(const SparseMatrix& a) const;
@@ -160,6 +179,7 @@ class ProductCode {
  private:
   ProductShape shape_;
   int peers_;
+  Precision precision_ = Precision::kFloat64;
 };
 
 // Everything needed to build any strategy.
@@ -177,6 +197,11 @@ struct ProductCodeOptions {
   // blocks, weights 0 = the lower bound.
   int k_a = 1, k_b = 1, weight_a = 0, weight_b = 0;
   PointKind points = PointKind::kChebyshev;
+  // The peers' arithmetic (ProductCode::precision). float32 also sets a
+  // decoder tolerance left at its default to RoundoffTolerance(float32,
+  // the longer of the shape's rows and inner: the forward and the transpose
+  // product's inner dimensions).
+  Precision precision = Precision::kFloat64;
   DecoderOptions decoder;
 };
 

@@ -1,0 +1,43 @@
+// The floating-point precision a job's peers compute in: the arithmetic of
+// their products and what a tolerance must allow for. Decoding and locating
+// always run in double over the results (float64 accumulation over float32
+// data), so only the peers' own products carry float32 roundoff.
+#ifndef POLYGUARD_BASE_PRECISION_H_
+#define POLYGUARD_BASE_PRECISION_H_
+
+#include <cstdint>
+#include <string_view>
+
+#include "polyguard/base/status.h"
+
+namespace polyguard {
+
+enum class Precision { kFloat64, kFloat32 };
+
+// "float64" or "float32".
+std::string_view PrecisionName(Precision precision);
+// The inverse of PrecisionName; InvalidArgument naming the accepted values.
+StatusOr<Precision> ParsePrecision(std::string_view name);
+
+// The unit roundoff u: 2^-53 (float64) or 2^-24 (float32).
+double UnitRoundoff(Precision precision);
+
+// The relative tolerance of a check on results computed in `precision` from
+// products with inner dimension `inner` (the decoders' DecoderOptions::
+// tolerance, relative to an entry's code word scale; see
+// errors_and_erasures_decoder.h).
+//   float64: 2^15 machine epsilons, about 7e-12 (a thousand times the
+//     roundoff of the products), for any inner dimension.
+//   float32: kFloat32ToleranceInRoundoffs x rho, rho = u sqrt(inner) the
+//     probabilistic roundoff bound of a length-inner float32 dot product
+//     (Higham and Mary 2019) on float32-rounded operands. Honest float32
+//     results were measured within 0.7 rho of the exact code word (inner 16
+//     to 4096, Generalized PolyDot and rotation codes; docs/codes.md §9),
+//     and fault-free decodes name no peer from 1 rho up: 8 rho leaves a
+//     margin of 8 over that edge, and locates every error above 9 rho.
+inline constexpr double kFloat32ToleranceInRoundoffs = 8.0;
+double RoundoffTolerance(Precision precision, int64_t inner);
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_BASE_PRECISION_H_

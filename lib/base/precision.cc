@@ -1,0 +1,30 @@
+#include "polyguard/base/precision.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <string>
+
+namespace polyguard {
+
+std::string_view PrecisionName(Precision precision) {
+  return precision == Precision::kFloat32 ? "float32" : "float64";
+}
+
+StatusOr<Precision> ParsePrecision(std::string_view name) {
+  if (name == "float64") return Precision::kFloat64;
+  if (name == "float32") return Precision::kFloat32;
+  return InvalidArgumentError("unknown precision '" + std::string(name) + "' (float64 or float32)");
+}
+
+double UnitRoundoff(Precision precision) {
+  return std::ldexp(1.0, precision == Precision::kFloat32 ? -24 : -53);
+}
+
+double RoundoffTolerance(Precision precision, int64_t inner) {
+  if (precision == Precision::kFloat64) return 32768.0 * DBL_EPSILON;
+  const double rho = UnitRoundoff(precision) * std::sqrt(double(std::max<int64_t>(inner, 1)));
+  return kFloat32ToleranceInRoundoffs * rho;
+}
+
+}  // namespace polyguard
