@@ -59,6 +59,10 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
   EXPECT_NE(
       error("\"relu\"", "\"swish\"").find("bad.textproto:5: model.layer[0]: unknown activation"),
       std::string::npos);
+  EXPECT_NE(error("\"genpolydot\"", "\"genpolydot\" precision: \"half\"")
+                .find("bad.textproto:8: code.precision: unknown precision 'half' (float64 or "
+                      "float32)"),
+            std::string::npos);
   EXPECT_NE(error("\"genpolydot\"", "\"fountain\"")
                 .find("bad.textproto:8: code.strategy: unknown strategy 'fountain'"),
             std::string::npos);

@@ -124,6 +124,9 @@ TEST_F(PolyguardTrain, BadSpecsAndArgumentsAreRefusedWithReasons) {
   o = Train("--spec " + kSmall + " --strategy fountain", dir_);
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find("unknown strategy 'fountain'"), std::string::npos) << o.err;
+  o = Train("--spec " + kSmall + " --precision float16", dir_);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("--precision: unknown precision 'float16'"), std::string::npos) << o.err;
   o = Train("--spec " + kSmall + " --steps ten", dir_);
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find("--steps: not a number"), std::string::npos) << o.err;
