@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace polyguard {
 
@@ -45,6 +47,27 @@ int ResultsAwaited(int wait_for, int threshold, int peers) {
   return std::min(peers, std::max(wait_for, threshold + 1));
 }
 
+namespace {
+// Float32 peers send their results as float32, two numbers in each double of
+// the gather (gloo moves bytes, never reads them): the bytes sent halve, and
+// the receiver widens them back for the decode, exactly.
+std::vector<double> PackFloat32(const Matrix& m) {
+  const size_t n = static_cast<size_t>(m.size());
+  std::vector<float> narrow(n);
+  Eigen::Map<Eigen::VectorXf>(narrow.data(), Eigen::Index(n)) = m.reshaped().cast<float>();
+  std::vector<double> packed((n + 1) / 2, 0.0);
+  std::memcpy(packed.data(), narrow.data(), n * sizeof(float));
+  return packed;
+}
+
+Matrix UnpackFloat32(const Matrix& packed, Eigen::Index rows, Eigen::Index cols) {
+  const size_t n = static_cast<size_t>(rows * cols);
+  std::vector<float> narrow(n);
+  std::memcpy(narrow.data(), packed.data(), n * sizeof(float));
+  return Eigen::Map<const Eigen::MatrixXf>(narrow.data(), rows, cols).cast<double>();
+}
+}  // namespace
+
 void CodedProduct::Fault(int64_t step, int layer, StepPoint point, Matrix* value) {
   if (faults_ != nullptr) faults_->MaybeCorrupt(step, layer, point, value);
 }
@@ -72,10 +95,14 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
   const auto deadline = options_.wait_for == 0
                             ? std::chrono::steady_clock::time_point::max()
                             : std::chrono::steady_clock::now() + options_.deadline;
-  POLYGUARD_ASSIGN_OR_RETURN(
-      GatherResult g,
-      group_->GatherAtLeast(std::span<const double>(sent->data(), size_t(sent->size())), need,
-                            deadline, tag));
+  const bool narrow = code_->precision() == Precision::kFloat32;
+  std::vector<double> packed;
+  std::span<const double> wire(sent->data(), size_t(sent->size()));
+  if (narrow) {
+    packed = PackFloat32(*sent);
+    wire = packed;
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(GatherResult g, group_->GatherAtLeast(wire, need, deadline, tag));
   if (int(g.peers.size()) < threshold) {
     return UnavailableError("coded product (step " + std::to_string(step) + ", layer " +
                             std::to_string(layer) + "): only " + std::to_string(g.peers.size()) +
@@ -87,6 +114,10 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
   results.reserve(g.peers.size());
   for (int q : g.peers) {
     Matrix& piece = g.pieces[size_t(q)];
+    if (narrow) {
+      results.push_back({q, UnpackFloat32(piece, result.rows(), result.cols())});
+      continue;
+    }
     piece.resize(result.rows(), result.cols());  // same size: a reshape, no copy
     results.push_back({q, std::move(piece)});
   }

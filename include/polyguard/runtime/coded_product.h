@@ -18,6 +18,11 @@
 // first results that arrive; products agree to roundoff, but a wrong result
 // that reached only some peers is reported only by those.
 //
+// Precision: with a float32 code (ProductCode::precision) the products are
+// float32 and so is what is sent: half the bytes of a float64 result (a
+// sparse product's result too). Each receiver widens the results to double
+// and decodes in double.
+//
 // Thread safety: one product at a time per CodedProduct (like its PeerGroup).
 #ifndef POLYGUARD_RUNTIME_CODED_PRODUCT_H_
 #define POLYGUARD_RUNTIME_CODED_PRODUCT_H_
