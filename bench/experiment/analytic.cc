@@ -49,7 +49,7 @@ Outcome DecodeWithErrors(const ProductCode& code, const CleanProduct& clean,
   if (!decoded.ok()) return Outcome::kDetected;
   const double rel =
       (decoded->product - clean.expected).norm() / std::max(clean.expected.norm(), 1e-300);
-  return rel <= 1e-6 ? Outcome::kCorrected : Outcome::kSilent;
+  return rel <= ExactProductTolerance(code) ? Outcome::kCorrected : Outcome::kSilent;
 }
 
 std::vector<double> MeasuredFailureByCount(const ProductCode& code, int patterns, Random* rng) {

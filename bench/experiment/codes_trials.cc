@@ -97,7 +97,7 @@ void RunTrial(const ProductCode& code, const CodesTrialOptions& o, int errors, d
   double rel = (decoded->product - expected).norm() / denom;
   if (!std::isfinite(rel)) rel = std::numeric_limits<double>::infinity();
   row.max_rel_error = std::max(row.max_rel_error, rel);
-  if (rel <= 1e-6)
+  if (rel <= ExactProductTolerance(code))
     ++row.corrected;
   else
     ++row.undetected_wrong;
@@ -159,7 +159,8 @@ std::string CodesUsage() {
          "  --m M --n N --d D    Generalized PolyDot splits (default 2, 2, 1)\n"
          "  --data-blocks Q      MDS data blocks (default m*n: the same storage per peer)\n"
          "  --replicas R         replication factor (default 2)\n"
-         "  --points chebyshev|equispaced\n"
+         "  --points chebyshev|equispaced|rotation\n"
+         "  --precision float64|float32   the peers' arithmetic (default float64)\n"
          "  --stragglers S       peers that do not answer (default 0)\n"
          "  --errors E[,E...]    wrong results per trial, one row each (default 0)\n"
          "  --error-rate X[,X...] each answering peer wrong with probability X instead\n"
@@ -194,7 +195,7 @@ StatusOr<CodesTrialOptions> ParseCodesOptions(const std::vector<std::string>& ar
     if (flag == "strategy") {
       POLYGUARD_ASSIGN_OR_RETURN(o.code.strategy, ParseStrategy(value));
     } else if (flag == "peers") {
-      POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 1, 64));
+      POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 1, kMaxPeers));
       o.code.peers = int(v);
     } else if (flag == "m" || flag == "n" || flag == "d") {
       POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 1, 64));
@@ -215,13 +216,15 @@ StatusOr<CodesTrialOptions> ParseCodesOptions(const std::vector<std::string>& ar
       o.code.replicas = int(v);
     } else if (flag == "points") {
       POLYGUARD_ASSIGN_OR_RETURN(o.code.points, ParsePointKind(value));
+    } else if (flag == "precision") {
+      POLYGUARD_ASSIGN_OR_RETURN(o.code.precision, ParsePrecision(value));
     } else if (flag == "stragglers") {
-      POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 0, 63));
+      POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, value, 0, kMaxPeers - 1));
       o.stragglers = int(v);
     } else if (flag == "errors") {
       o.errors.clear();
       for (const std::string& item : SplitComma(value)) {
-        POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, item, 0, 64));
+        POLYGUARD_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, item, 0, kMaxPeers));
         o.errors.push_back(int(v));
       }
     } else if (flag == "error-rate") {

@@ -35,6 +35,7 @@ struct Run {
   Strategy strategy;
   int peers;
   double error_rate;
+  Precision precision = Precision::kFloat64;
 };
 
 struct Record {
@@ -68,6 +69,7 @@ int Peer(const Run& run, const Setup& setup, int rank, const std::string& dir, R
   mo.layers = setup.layers;
   mo.batch = setup.batch;
   mo.code.strategy = run.strategy;
+  mo.code.precision = run.precision;
   mo.code.m = 2;
   mo.code.n = 2;
   mo.code.replicas = 2;
@@ -151,8 +153,9 @@ int main(int argc, char** argv) {
   const char usage[] =
       "usage: train_bench [--steps N] [--error-rate E] [--layers 784,1024,1024,10] [--batch B]\n"
       "                   [--only LABEL,...] [--repeat N]\n"
-      "Trains the layers on local peers under every strategy, with and without faults, and\n"
-      "prints per-peer CPU time and bytes per step as CSV, then medians and ratios.\n";
+      "Trains the layers on local peers under every strategy, with and without faults (and\n"
+      "uncoded4 and genpolydot8 in float32 too), and prints per-peer CPU time and bytes per\n"
+      "step as CSV, then medians and ratios (to uncoded4, and float32 to float64).\n";
   if (bench::PrintedHelp(argc, argv, usage)) return 0;
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
@@ -198,6 +201,8 @@ int main(int argc, char** argv) {
     runs.push_back({"mds8" + suffix, Strategy::kMds, 8, e});
     runs.push_back({"replication8" + suffix, Strategy::kReplication, 8, e});
     runs.push_back({"abft8" + suffix, Strategy::kAbft, 8, e});
+    runs.push_back({"uncoded4-float32" + suffix, Strategy::kUncoded, 4, e, Precision::kFloat32});
+    runs.push_back({"genpolydot8-float32" + suffix, Strategy::kPolyDot, 8, e, Precision::kFloat32});
   }
   std::printf(
       "run,strategy,P,error_rate,steps,cpu_own_ms,cpu_user_ms,cpu_sys_ms,wall_ms,bytes_sent,"
@@ -269,6 +274,28 @@ int main(int argc, char** argv) {
                   median(label, &Record::cpu_process) / process,
                   median(label, &Record::cpu_sys) / median(label, &Record::cpu_process),
                   median(label, &Record::sent) / sent, median(label, &Record::wall) / wall);
+  }
+  // Float32 runs against the same run in float64.
+  bool header = false;
+  for (const std::string& label : order) {
+    const size_t at = label.find("-float32");
+    if (at == std::string::npos) continue;
+    const std::string base = label.substr(0, at) + label.substr(at + 8);
+    if (means.count(base) == 0) continue;
+    if (!header) {
+      std::printf(
+          "\nfloat32 against float64 (medians, per peer and step):\n"
+          "run,cpu_own_ratio,cpu_process_ratio,bytes_sent_ratio,wall_ratio\n");
+      header = true;
+    }
+    auto process = [&](const std::string& l) {
+      return median(l, &Record::cpu_user) + median(l, &Record::cpu_sys);
+    };
+    std::printf("%s,%.3f,%.3f,%.3f,%.3f\n", label.c_str(),
+                median(label, &Record::cpu_own) / median(base, &Record::cpu_own),
+                process(label) / process(base),
+                median(label, &Record::sent) / median(base, &Record::sent),
+                median(label, &Record::wall) / median(base, &Record::wall));
   }
   return 0;
 }

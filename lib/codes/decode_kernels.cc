@@ -351,7 +351,15 @@ std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g) {
   }
   Eigen::JacobiSVD<Matrix> svd(small, Eigen::ComputeFullV);
   const Vector sigma = svd.singularValues() * scale;
-  const double floor_abs = std::max(0.5, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r * g)));
+  // Roundoff adds a little to every row: at most kRoundoffPerRow of the
+  // tolerance in RMS (float64 about 1e-3, float32 under 0.01: the tolerances
+  // are calibrated so, precision.h), which over many dirty rows (a dense
+  // error) sums to a singular value of about kRoundoffPerRow sqrt(rows); an
+  // error's own is at least sqrt(rows where it is above the tolerance).
+  constexpr double kRoundoffPerRow = 0.05;
+  const double noise = kRoundoffPerRow * (std::sqrt(double(dmat.rows())) + std::sqrt(double(red)));
+  const double floor_abs =
+      std::max({0.5, noise, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r * g))});
   int rank = 0;
   while (rank < sigma.size() && sigma(rank) > floor_abs) ++rank;
   // Each wrong peer adds between 1 and g dimensions (a soft error may hit

@@ -26,6 +26,12 @@ StatusOr<CleanProduct> ComputeCleanProduct(const ProductCode& code, const Matrix
   return c;
 }
 
+double ExactProductTolerance(const ProductCode& code) {
+  if (code.precision() == Precision::kFloat64) return 1e-6;
+  const int64_t n = std::max<int64_t>({code.shape().rows, code.shape().inner, 1});
+  return 1e3 * UnitRoundoff(code.precision()) * std::sqrt(double(n));
+}
+
 double TypicalResultScale(std::span<const PeerResult> results) {
   std::vector<double> rms;
   for (const PeerResult& r : results) {

@@ -277,5 +277,32 @@ TEST_P(Float32Product_, ErrorsAboveFourThousandRoundoffsAreLocated) {
 
 INSTANTIATE_TEST_SUITE_P(Codes, Float32Product_, ::testing::ValuesIn(Cases()), CaseName);
 
+// A product with many entries (a 1024 x 1024 layer, batch 64): float32
+// roundoff summed over 16,384 inconsistent entries once looked like an error
+// in every direction of the syndrome, so two dense errors (R - K - 1) went
+// unlocated and came back as DataLoss, after a per-entry search (8x the
+// step time in train_bench).
+TEST(Float32ProductLarge, TwoDenseErrorsAmongManyEntriesAreCorrected) {
+  ProductCodeOptions o = PolyDot8();
+  o.shape = {1024, 1024, 64};
+  o.precision = Precision::kFloat32;
+  auto code = MakeProductCode(o).value();
+  Random rng(5);
+  const Matrix a = rng.NormalMatrix(1024, 1024), b = rng.NormalMatrix(1024, 64);
+  std::vector<PeerResult> results;
+  for (int r = 0; r < 8; ++r) {
+    results.push_back(
+        {r, code->PeerProduct(code->EncodeShard(a, r).value(), code->EncodeInput(b, r).value())});
+  }
+  const double scale = results[0].value.norm() / std::sqrt(double(results[0].value.size()));
+  for (int r : {1, 6}) results[size_t(r)].value += scale * rng.NormalMatrix(512, 32);
+  auto d = code->Decode(results);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->wrong_peers, (std::vector<int>{1, 6}));
+  EXPECT_TRUE(d->verified);
+  const Matrix c = a * b;
+  EXPECT_LT((d->product - c).norm() / c.norm(), 1e3 * std::ldexp(1.0, -24) * 32);
+}
+
 }  // namespace
 }  // namespace polyguard

@@ -33,6 +33,13 @@ StatusOr<CleanProduct> ComputeCleanProduct(const ProductCode& code, const Matrix
 // value it corrupts (or 1).
 double TypicalResultScale(std::span<const PeerResult> results);
 
+// The relative (Frobenius) error within which a trial counts a decoded
+// product as the exact one: 1e-6 for float64 codes; for float32 codes 1,000
+// roundoff levels of the product, 1e3 u sqrt(max(rows, inner)) with u =
+// 2^-24 (2e-3 at 1024), still far below a wrong value that got through (the
+// trials inject errors of 0.1 of the typical result and up).
+double ExactProductTolerance(const ProductCode& code);
+
 }  // namespace polyguard
 
 #endif  // POLYGUARD_CODES_PRODUCT_TRIAL_H_
