@@ -74,7 +74,8 @@ TEST(CodesTrials, LowWeightOnSparseMatricesCorrectsAndStaysSparse) {
 TEST(CodesTrials, BadOptionsNameTheOption) {
   for (const auto& [args, word] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"--peers", "x"}, "--peers"},
-           {{"--peers", "100"}, "--peers"},
+           {{"--peers", "1025"}, "--peers"},  // above kMaxPeers
+           {{"--precision", "half"}, "half"},
            {{"--strategy", "magic"}, "magic"},
            {{"--error-kind", "cosmic"}, "cosmic"},
            {{"--error-rate", "2"}, "--error-rate"},
