@@ -300,6 +300,17 @@ Status ValidateJobSpec(const JobSpec& s) {
     return InvalidArgumentError("code.wait_for must be 0 or in [K, " + std::to_string(s.peers) +
                                 "]");
   }
+  // Straggler mode applies each peer's own decoded copies to its shard; in
+  // float32 the copies differ by float32 roundoff and the shards leave the
+  // code within a few steps (a job would stop at its first steps).
+  if (s.model.code.precision == Precision::kFloat32 && s.model.product.wait_for != 0 &&
+      s.model.product.wait_for < s.peers) {
+    return InvalidArgumentError(
+        "code.precision: float32 needs every result awaited (wait_for 0), got wait_for " +
+        std::to_string(s.model.product.wait_for) +
+        ": in straggler mode each peer updates its shard from its own decoded copies, which "
+        "differ by float32 roundoff, and the shards drift off the code");
+  }
   if (s.steps < 0 || (s.steps == 0 && s.epochs < 1)) {
     return InvalidArgumentError("needs steps >= 1 or epochs >= 1");
   }

@@ -278,7 +278,7 @@ TEST_P(Float32Product_, ErrorsAboveFourThousandRoundoffsAreLocated) {
 INSTANTIATE_TEST_SUITE_P(Codes, Float32Product_, ::testing::ValuesIn(Cases()), CaseName);
 
 // A product with many entries (a 1024 x 1024 layer, batch 64): float32
-// roundoff summed over 16,384 inconsistent entries once looked like an error
+// roundoff summed over 32,768 inconsistent entries once looked like an error
 // in every direction of the syndrome, so two dense errors (R - K - 1) went
 // unlocated and came back as DataLoss, after a per-entry search (8x the
 // step time in train_bench).
@@ -295,7 +295,10 @@ TEST(Float32ProductLarge, TwoDenseErrorsAmongManyEntriesAreCorrected) {
         {r, code->PeerProduct(code->EncodeShard(a, r).value(), code->EncodeInput(b, r).value())});
   }
   const double scale = results[0].value.norm() / std::sqrt(double(results[0].value.size()));
-  for (int r : {1, 6}) results[size_t(r)].value += scale * rng.NormalMatrix(512, 32);
+  for (int r : {1, 6}) {
+    Matrix& value = results[size_t(r)].value;
+    value += scale * rng.NormalMatrix(value.rows(), value.cols());
+  }
   auto d = code->Decode(results);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->wrong_peers, (std::vector<int>{1, 6}));

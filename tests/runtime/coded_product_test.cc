@@ -29,6 +29,17 @@ struct Job {
   ProductShape shape;
 };
 
+// Peer `rank` of `peers`, meeting the others through the folder `dir`.
+StatusOr<std::unique_ptr<PeerGroup>> ConnectThroughFolder(int rank, int peers,
+                                                          const std::string& dir) {
+  PeerGroupOptions o;
+  o.rank = rank;
+  o.size = peers;
+  o.rendezvous = "file:" + dir;
+  o.timeout = 20s;
+  return PeerGroup::Connect(o);
+}
+
 // What every peer of a job knows: the same data from the same seed.
 struct World {
   Matrix a, b, dm, x;
@@ -115,12 +126,7 @@ TEST(CodedProductProcesses, ForwardTransposeUpdateMatchUncodedFrom5To12Processes
 // expect_loss, if the decode reports DataLoss).
 int WithWrongResults(int p, int rank, const std::string& dir, std::vector<int> faulty,
                      bool expect_loss) {
-  PeerGroupOptions o;
-  o.rank = rank;
-  o.size = p;
-  o.rendezvous = "file:" + dir;
-  o.timeout = 20s;
-  auto group = PeerGroup::Connect(o);
+  auto group = ConnectThroughFolder(rank, p, dir);
   if (!group.ok()) return 1;
   const ProductShape shape{12, 10, 4};
   auto code = PolyDotCode::Create(shape, {.peers = p, .m = 2, .n = 2, .d = 1}).value();
@@ -158,12 +164,7 @@ TEST_P(Float32Processes, ResultsTravelInTheirPrecision) {
   auto results = RunPeers(
       p,
       [&](int rank) {
-        PeerGroupOptions o;
-        o.rank = rank;
-        o.size = p;
-        o.rendezvous = "file:" + dir;
-        o.timeout = 20s;
-        auto group = PeerGroup::Connect(o);
+        auto group = ConnectThroughFolder(rank, p, dir);
         if (!group.ok()) return 1;
         ProductCodeOptions c;
         c.shape = {12, 10, 5};  // results of 6 x 5 = 30 numbers
@@ -233,12 +234,7 @@ SparseMatrix SparseFrom(uint64_t seed, int64_t rows, int64_t cols, double densit
 // and matrix-vector (dense x), with `faulty` peers' shards and products hit.
 int LowWeightSparse(int rank, const std::string& dir, const std::vector<int>& faulty) {
   const int p = 10;
-  PeerGroupOptions o;
-  o.rank = rank;
-  o.size = p;
-  o.rendezvous = "file:" + dir;
-  o.timeout = 20s;
-  auto group = PeerGroup::Connect(o);
+  auto group = ConnectThroughFolder(rank, p, dir);
   if (!group.ok()) return 1;
   const ProductShape mm{40, 30, 36}, mv{40, 30, 1};
   auto code_mm = LowWeightCode::Create(mm, {.peers = p, .k_a = 2, .k_b = 3}).value();
@@ -283,12 +279,7 @@ TEST(CodedProductProcesses, LowWeightSparseProductsCorrectWrongShardsAndResults)
 // A coded convolution across 8 processes: two peers' stored filter groups
 // and products are wrong; every peer decodes the exact output and names them.
 int CodedConvolutionPeer(int rank, const std::string& dir) {
-  PeerGroupOptions o;
-  o.rank = rank;
-  o.size = 8;
-  o.rendezvous = "file:" + dir;
-  o.timeout = 20s;
-  auto group = PeerGroup::Connect(o);
+  auto group = ConnectThroughFolder(rank, 8, dir);
   if (!group.ok()) return 1;
   const ConvShape shape{
       .channels = 6, .height = 14, .width = 14, .filters = 16, .kernel_h = 5, .kernel_w = 5};
@@ -341,12 +332,7 @@ TEST(CodedProductProcesses, AStragglerDelayedTwoSecondsIsNotWaitedFor) {
   auto results = RunPeers(
       p,
       [&](int rank) {
-        PeerGroupOptions o;
-        o.rank = rank;
-        o.size = p;
-        o.rendezvous = "file:" + dir;
-        o.timeout = 20s;
-        auto group = PeerGroup::Connect(o);
+        auto group = ConnectThroughFolder(rank, p, dir);
         if (!group.ok()) return 1;
         const ProductShape shape{8, 8, 2};
         auto code = PolyDotCode::Create(shape, {.peers = p, .m = 2, .n = 1}).value();  // K = 2

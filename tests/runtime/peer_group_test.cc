@@ -260,8 +260,10 @@ int64_t ThreadsStartedOnThisMachine() {
 // Exchanges reuse the group's threads. 4 peers make 400 exchanges each:
 // waiting for every piece, for some pieces before a deadline (a wait per
 // source), and the sends' release that runs before each. A thread started
-// per wait would start more than 4 * 200 * 4 while they run; the bound
-// leaves room for whatever else runs on the machine meanwhile.
+// per wait would start more than 4 * 200 * 4 while they run (the old code:
+// 6,406); the bound, a third of that, leaves room for whatever else runs on
+// the machine meanwhile (ctest runs two tests at once: 261 were seen beside
+// a sanitizer run).
 TEST(PeerGroupProcesses, ExchangesStartNoThreads) {
   const int p = 4, steps = 200;
   const std::string dir = FreshFolder("threads");
@@ -279,7 +281,7 @@ TEST(PeerGroupProcesses, ExchangesStartNoThreads) {
           if (!(*g)->GatherAtLeast(mine, p - 1, soon, {.step = step, .op = 1}).ok()) return 3;
         }
         const int64_t started = ThreadsStartedOnThisMachine() - before;
-        if (rank == 0 && (before < 0 || started > steps)) {
+        if (rank == 0 && (before < 0 || started > 1000)) {
           std::fprintf(stderr, "%lld threads started during %d exchanges\n",
                        static_cast<long long>(started), 2 * steps);
           return 4;

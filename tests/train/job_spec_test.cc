@@ -63,6 +63,18 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
                 .find("bad.textproto:8: code.precision: unknown precision 'half' (float64 or "
                       "float32)"),
             std::string::npos);
+  {
+    auto spec = ParseJobSpec(std::string(kGood) + "\n", "ok.textproto").value();
+    spec.model.code.precision = Precision::kFloat32;
+    spec.model.product.wait_for = 6;
+    const Status s = ValidateJobSpec(spec);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("code.precision: float32 needs every result awaited"),
+              std::string::npos)
+        << s;
+    spec.model.product.wait_for = 0;
+    EXPECT_TRUE(ValidateJobSpec(spec).ok());
+  }
   EXPECT_NE(error("\"genpolydot\"", "\"fountain\"")
                 .find("bad.textproto:8: code.strategy: unknown strategy 'fountain'"),
             std::string::npos);
