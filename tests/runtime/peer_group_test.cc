@@ -304,7 +304,14 @@ std::unique_ptr<PeerGroup> ConnectExchangeAndKill(int rank, int p, const std::st
   auto o = Options(rank, p, "file:" + dir);
   o.timeout = timeout;
   auto g = PeerGroup::Connect(o);
-  if (!g.ok() || !(*g)->AllGather(mine, {.step = 1}).ok()) return nullptr;
+  if (!g.ok()) {
+    std::fprintf(stderr, "rank %d: %s\n", rank, g.status().ToString().c_str());
+    return nullptr;
+  }
+  if (Status s = (*g)->AllGather(mine, {.step = 1}).status(); !s.ok()) {
+    std::fprintf(stderr, "rank %d step 1: %s\n", rank, s.ToString().c_str());
+    return nullptr;
+  }
   if (rank == victim) {
     (void)(*g)->Flush(5s);
     ::raise(SIGKILL);
