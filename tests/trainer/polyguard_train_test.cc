@@ -309,6 +309,11 @@ TEST_F(PolyguardTrain, BadCheckpointsAndResumeMistakesAreRefused) {
   bad = Train(quiet + "--strategy uncoded --steps 40 --resume --checkpoint-dir " + ckpt, dir_);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("is for code 'genpolydot"), std::string::npos) << bad.err;
+  // Another precision: refused the same way (the code's name carries it).
+  bad = Train(quiet + "--precision float32 --steps 40 --resume --checkpoint-dir " + ckpt, dir_);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("this job has 'genpolydot"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(" float32'"), std::string::npos) << bad.err;
 }
 
 // Peers started one by one (--rank: on several machines nobody sees every
