@@ -275,12 +275,13 @@ int main(int argc, char** argv) {
                   median(label, &Record::cpu_sys) / median(label, &Record::cpu_process),
                   median(label, &Record::sent) / sent, median(label, &Record::wall) / wall);
   }
-  // Float32 runs against the same run in float64.
+  // Float32 runs against the same run in float64 (the label without "-float32").
+  const std::string float32 = "-float32";
   bool header = false;
   for (const std::string& label : order) {
-    const size_t at = label.find("-float32");
+    const size_t at = label.find(float32);
     if (at == std::string::npos) continue;
-    const std::string base = label.substr(0, at) + label.substr(at + 8);
+    const std::string base = label.substr(0, at) + label.substr(at + float32.size());
     if (means.count(base) == 0) continue;
     if (!header) {
       std::printf(

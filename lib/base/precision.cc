@@ -1,7 +1,6 @@
 #include "polyguard/base/precision.h"
 
 #include <algorithm>
-#include <cfloat>
 #include <cmath>
 #include <string>
 
@@ -22,7 +21,7 @@ double UnitRoundoff(Precision precision) {
 }
 
 double RoundoffTolerance(Precision precision, int64_t inner) {
-  if (precision == Precision::kFloat64) return 32768.0 * DBL_EPSILON;
+  if (precision == Precision::kFloat64) return kFloat64Tolerance;
   const double rho = UnitRoundoff(precision) * std::sqrt(double(std::max<int64_t>(inner, 1)));
   return kFloat32ToleranceInRoundoffs * rho;
 }

@@ -27,6 +27,21 @@ TEST(CodesTrials, CorrectsUpToRMinusKMinusOneAndDetectsBeyond) {
   for (const auto& r : rows) EXPECT_EQ(r.undetected_wrong, 0);
 }
 
+// Float32 peers: products carry float32 roundoff, which the trial counts as
+// exact (ExactProductTolerance), and the large product's many entries do
+// not hide two errors from the locator.
+TEST(CodesTrials, Float32CorrectsUpToRMinusKMinusOneAndDetectsBeyond) {
+  auto o = Parse({"--precision", "float32", "--errors", "0,2,3", "--trials", "2", "--rows", "1024",
+                  "--cols", "1024", "--batch", "64"});
+  auto rows = RunCodesTrials(o).value();
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].corrected, 2);
+  EXPECT_EQ(rows[1].corrected, 2);
+  EXPECT_GT(rows[1].max_rel_error, 1e-8);  // float32 roundoff, not float64's
+  EXPECT_EQ(rows[2].detected_uncorrectable, 2);
+  for (const auto& r : rows) EXPECT_EQ(r.undetected_wrong, 0);
+}
+
 TEST(CodesTrials, UncodedTrustsWrongResults) {
   auto o = Parse({"--strategy", "uncoded", "--peers", "4", "--errors", "1", "--trials", "10"});
   auto rows = RunCodesTrials(o).value();

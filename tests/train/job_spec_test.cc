@@ -64,7 +64,7 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
                       "float32)"),
             std::string::npos);
   {
-    auto spec = ParseJobSpec(std::string(kGood) + "\n", "ok.textproto").value();
+    auto spec = ParseJobSpec(kGood, "good.textproto").value();
     spec.model.code.precision = Precision::kFloat32;
     spec.model.product.wait_for = 6;
     const Status s = ValidateJobSpec(spec);

@@ -5,6 +5,7 @@
 #ifndef POLYGUARD_BASE_PRECISION_H_
 #define POLYGUARD_BASE_PRECISION_H_
 
+#include <cfloat>
 #include <cstdint>
 #include <string_view>
 
@@ -26,15 +27,21 @@ double UnitRoundoff(Precision precision);
 // products with inner dimension `inner` (the decoders' DecoderOptions::
 // tolerance, relative to an entry's code word scale; see
 // errors_and_erasures_decoder.h).
-//   float64: 2^15 machine epsilons, about 7e-12 (a thousand times the
-//     roundoff of the products), for any inner dimension.
+//   float64: kFloat64Tolerance, for any inner dimension.
 //   float32: kFloat32ToleranceInRoundoffs x rho, rho = u sqrt(inner) the
 //     probabilistic roundoff bound of a length-inner float32 dot product
 //     (Higham and Mary 2019) on float32-rounded operands. Honest float32
 //     results were measured within 0.7 rho of the exact code word (inner 16
-//     to 4096, Generalized PolyDot and rotation codes; docs/codes.md §9),
+//     to 4096, Generalized PolyDot and rotation codes; docs/codes.md §3.7),
 //     and fault-free decodes name no peer from 1 rho up: 8 rho leaves a
-//     margin of 8 over that edge, and locates every error above 9 rho.
+//     margin of 8 over that edge. Errors are located from about 2,000 rho
+//     (the decoder's window near its tolerance: errors_and_erasures_decoder.h).
+//
+// The float64 tolerance: 2^15 machine epsilons, about 7e-12 (a thousand
+// times the roundoff of a product's results). The default of every check on
+// float64 results (DecoderOptions, the ABFT and replication codes, the
+// trainer's guard).
+inline constexpr double kFloat64Tolerance = 32768.0 * DBL_EPSILON;
 inline constexpr double kFloat32ToleranceInRoundoffs = 8.0;
 double RoundoffTolerance(Precision precision, int64_t inner);
 

@@ -22,7 +22,6 @@
 #ifndef POLYGUARD_CODES_ABFT_CODE_H_
 #define POLYGUARD_CODES_ABFT_CODE_H_
 
-#include <cfloat>
 #include <memory>
 
 #include "polyguard/codes/product_code.h"
@@ -33,7 +32,7 @@ struct AbftOptions {
   int peers = 1;  // P, 1..kMaxPeers
   // A checksum disagrees when it differs from the sum by more than
   // tolerance * (sum of |entries| + |checksum|). Default as the decoder's.
-  double tolerance = 32768.0 * DBL_EPSILON;
+  double tolerance = kFloat64Tolerance;
 };
 
 class AbftCode : public ProductCode {

@@ -41,8 +41,9 @@
 // deviation was measured at 63 rho of the product's RMS when errors were
 // located, and up to about 5,000 rho when an error of 8 to 2,000 rho was
 // absorbed (1e-2 of the product at inner 2048: the window above, in
-// float32 units). Measured, not proven: the harness's soak and failure
-// experiments take `precision: "float32"` codes.
+// float32 units). Measured, not proven (`polyguard-experiment codes
+// --precision float32`, and the failure experiment's float32 row; the soak
+// is float64 only).
 //
 // Roundoff: a value is accepted in entry l when it is within cs_l = tol (g +
 // e_l) of the decoded code word, e_l the largest |code word value| of entry l
@@ -82,7 +83,6 @@
 #ifndef POLYGUARD_CODES_ERRORS_AND_ERASURES_DECODER_H_
 #define POLYGUARD_CODES_ERRORS_AND_ERASURES_DECODER_H_
 
-#include <cfloat>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -92,6 +92,7 @@
 
 #include "polyguard/base/matrix.h"
 #include "polyguard/base/peer_set.h"
+#include "polyguard/base/precision.h"
 #include "polyguard/base/status.h"
 
 namespace polyguard {
@@ -102,7 +103,7 @@ struct DecoderOptions {
   // the RMS of those over entries); see the header comment. Default 2^15
   // machine epsilons (about 7e-12): a thousand times the roundoff of the
   // products and encodings that make the results.
-  double tolerance = 32768.0 * DBL_EPSILON;
+  double tolerance = kFloat64Tolerance;
   // Fall back to the per-entry decode when the subspace locator cannot
   // isolate the errors. Default true.
   bool entry_fallback = true;

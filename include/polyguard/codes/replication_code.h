@@ -18,7 +18,6 @@
 #ifndef POLYGUARD_CODES_REPLICATION_CODE_H_
 #define POLYGUARD_CODES_REPLICATION_CODE_H_
 
-#include <cfloat>
 #include <memory>
 #include <string>
 
@@ -31,7 +30,7 @@ struct ReplicationOptions {
   int replicas = 2;  // r >= 1
   // Two copies agree when every entry differs by at most
   // tolerance * (|x| + |y| + RMS of the block). Default as the decoder's.
-  double tolerance = 32768.0 * DBL_EPSILON;
+  double tolerance = kFloat64Tolerance;
 };
 
 class ReplicationCode : public ProductCode {

@@ -42,7 +42,6 @@
 #ifndef POLYGUARD_TRAIN_TRAINER_H_
 #define POLYGUARD_TRAIN_TRAINER_H_
 
-#include <cfloat>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -52,6 +51,7 @@
 #include <string>
 #include <vector>
 
+#include "polyguard/base/precision.h"
 #include "polyguard/nn/sequential.h"
 
 namespace polyguard {
@@ -69,7 +69,7 @@ struct TrainerOptions {
   // relative to their size in every entry — the decoder's own tolerance
   // (DecoderOptions). With wait_for = 0 every peer decodes the same results
   // and copies must be equal bit for bit.
-  double fingerprint_tolerance = 32768.0 * DBL_EPSILON;
+  double fingerprint_tolerance = kFloat64Tolerance;
   // A crashed peer is an erasure (docs/architecture.md, "Surviving a crash"):
   // when an exchange fails because peers are gone, the survivors agree on
   // whom they lost (PeerGroup::AgreeOnLost), check that every layer's
