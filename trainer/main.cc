@@ -411,6 +411,11 @@ int RunPeer(const Args& args, const JobSpec& spec) {
         long(out.job_faults_injected), long(c.wrong_results), long(c.results_corrected),
         long(out.job_copies_replaced), long(c.uncorrectable_steps), long(c.recomputations),
         long(c.shard_repairs), long(c.rollbacks));
+    if (spec.model.product.wait_for != 0) {
+      std::printf(
+          "stragglers: %ld results not awaited by peer 0, %ld copies aligned to the root's\n",
+          long(c.results_not_awaited), long(out.job_copies_aligned));
+    }
     if (c.peers_lost > 0) {
       std::printf(
           "crashes: %ld peers lost and survived, %ld rejoined (%ld of %d present at the end), "

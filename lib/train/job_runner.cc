@@ -247,9 +247,9 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   out.counters = trainer->counters();
   out.peer_losses = trainer->peer_losses();
   out.peer_rejoins = trainer->peer_rejoins();
-  const std::vector<double> mine = {double(out.counters.faults_injected),
-                                    double(out.counters.unverified_decodes),
-                                    double(out.counters.copies_replaced)};
+  const std::vector<double> mine = {
+      double(out.counters.faults_injected), double(out.counters.unverified_decodes),
+      double(out.counters.copies_replaced), double(out.counters.copies_aligned)};
   auto all = stack->group->AllGather(mine, MakeExchangeTag(ExchangeOp::kEvaluationTally).value());
   if (!all.ok()) return fail(all.status());
   Vector sum = Vector::Zero(all->rows());
@@ -257,6 +257,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   out.job_faults_injected = int64_t(sum(0));
   out.job_unverified_decodes = int64_t(sum(1));
   out.job_copies_replaced = int64_t(sum(2));
+  out.job_copies_aligned = int64_t(sum(3));
   group->MarkEnded();  // a replacement still waiting to join gives up
   return out;
 }

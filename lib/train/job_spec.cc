@@ -300,16 +300,16 @@ Status ValidateJobSpec(const JobSpec& s) {
     return InvalidArgumentError("code.wait_for must be 0 or in [K, " + std::to_string(s.peers) +
                                 "]");
   }
-  // Straggler mode applies each peer's own decoded copies to its shard; in
-  // float32 the copies differ by float32 roundoff and the shards leave the
-  // code within a few steps (a job would stop at its first steps).
+  // Straggler mode's decodes check few redundant results, and in float32
+  // those checks flag honest results: fault-free, the bundled MLP waiting for
+  // 6 of 8 located 1,346 wrong results and rolled back 30 times in 750 steps.
   if (s.model.code.precision == Precision::kFloat32 && s.model.product.wait_for != 0 &&
       s.model.product.wait_for < s.peers) {
     return InvalidArgumentError(
         "code.precision: float32 needs every result awaited (wait_for 0), got wait_for " +
         std::to_string(s.model.product.wait_for) +
-        ": in straggler mode each peer updates its shard from its own decoded copies, which "
-        "differ by float32 roundoff, and the shards drift off the code");
+        ": in float32, straggler mode's checks on few redundant results flag honest "
+        "results");
   }
   if (s.steps < 0 || (s.steps == 0 && s.epochs < 1)) {
     return InvalidArgumentError("needs steps >= 1 or epochs >= 1");

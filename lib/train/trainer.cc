@@ -70,6 +70,11 @@ std::optional<uint64_t> FromHalves(double lo, double hi) {
   return uint64_t(lo) | (uint64_t(hi) << 32);
 }
 
+// The checksum of n numbers' bytes (rebuild pieces, decoded copies).
+uint64_t Checksum(const double* data, size_t n) {
+  return internal::Fnv1a(std::string_view(reinterpret_cast<const char*>(data), n * sizeof(double)));
+}
+
 void Unflatten(const std::vector<double>& in, Matrix* a, Matrix* b) {
   std::copy(in.begin(), in.begin() + a->size(), a->data());
   std::copy(in.begin() + a->size(), in.end(), b->data());
@@ -119,8 +124,12 @@ struct Trainer::Decision {
   int64_t wrong_results = 0;
   std::vector<int> wrong_peers;
   bool any_failed = false;
-  std::vector<std::vector<int>> stale;  // per layer: peers whose copies are off
+  std::vector<std::vector<int>> stale;  // per layer: peers whose copies are replaced
+  std::vector<PeerSet> aligned;         // per layer: the stale peers within tolerance
   std::vector<int> root;                // per layer: a peer with the majority's copies
+  // Per layer: the peers holding the root's copies bit for bit, who send
+  // them to the stale peers (the root alone with wait_for = 0).
+  std::vector<std::vector<int>> sources;
   double loss = 0.0, accuracy = 0.0;
   PeerSet joiners;  // replacements any member saw waiting
 };
@@ -195,6 +204,23 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
       sizes.push_back(double(m->size()));
     }
   }
+  // With wait_for < P every peer decodes from the results it got first, so
+  // copies differ in their last bits, and each peer's update applies its
+  // own copies to its shard: the shards leave the code word a little every
+  // step until a fault-free job's decodes fail (a bundled-size MLP at step
+  // 13). Every peer updates from the root's copies, bit for bit, instead;
+  // a checksum of each layer's copies tells who already holds them.
+  const bool straggling = model_->options().product.wait_for != 0;
+  const Eigen::Index sum_row = static_cast<Eigen::Index>(mine.size());
+  if (straggling) {
+    for (int l = 0; l < layers; ++l) {
+      const Matrix& x = model_->layer(l).saved_input();
+      const Matrix& g = model_->layer(l).saved_gradient();
+      PushHalves(Checksum(x.data(), size_t(x.size())) ^
+                     (Checksum(g.data(), size_t(g.size())) * 0x9e3779b97f4a7c15ull),
+                 &mine);
+    }
+  }
   POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kAgree, round));
   // Replacements waiting to join (while peers are missing): one store
   // lookup per missing peer, agreed here with everything else.
@@ -228,11 +254,21 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   d.wrong_peers = any_wrong.Peers();
   // Copies decoded from the same results are equal bit for bit; from
   // different results (wait_for < P) each entry may differ by the decoder's
-  // tolerance, which moves a projection by at most tol sqrt(N) |copy|.
-  const double tol = model_->options().product.wait_for == 0 ? 0.0 : options_.fingerprint_tolerance;
+  // tolerance, which moves a projection by at most tol sqrt(N) |copy|: the
+  // trainer's, or a float32 code's (RoundoffTolerance, for the longer of
+  // the copies' rows, as the decoder's uses the longer of its shape's).
+  auto tolerance_of = [&](int l) {
+    if (!straggling) return 0.0;
+    const CodedLayer& layer = model_->layer(l);
+    const int64_t rows = std::max(layer.saved_input().rows(), layer.saved_gradient().rows());
+    return std::max(options_.fingerprint_tolerance,
+                    layer.code().precision() == Precision::kFloat64
+                        ? 0.0
+                        : RoundoffTolerance(layer.code().precision(), rows));
+  };
   // The peers agreeing with the best-supported copy fingerprinted at `row`;
   // empty when no copy has a strict majority.
-  auto majority = [&](Eigen::Index row, double entries) {
+  auto majority = [&](Eigen::Index row, double entries, double tol) {
     auto agree = [&](int a, int b) {
       const double na = all(row + kProjections, a), nb = all(row + kProjections, b);
       const double limit = tol * std::sqrt(entries) * std::max(na, nb);
@@ -256,25 +292,49 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   };
   d.stale.resize(size_t(layers));
   d.root.assign(size_t(layers), 0);
-  for (int l = 0; l < layers && options_.guard; ++l) {
-    const std::vector<bool> x = majority(fp_row + 2 * kBlock * l, sizes[size_t(2 * l)]);
-    const std::vector<bool> g =
-        majority(fp_row + 2 * kBlock * l + kBlock, sizes[size_t(2 * l + 1)]);
+  d.sources.resize(size_t(layers));
+  d.aligned.resize(size_t(layers));
+  // Without the guard every present peer's copies count as good (the
+  // straggling peers still take the root's).
+  for (int l = 0; l < layers && (options_.guard || straggling); ++l) {
+    const std::vector<bool> x =
+        options_.guard ? majority(fp_row + 2 * kBlock * l, sizes[size_t(2 * l)], tolerance_of(l))
+                       : present;
+    const std::vector<bool> g = options_.guard ? majority(fp_row + 2 * kBlock * l + kBlock,
+                                                          sizes[size_t(2 * l + 1)], tolerance_of(l))
+                                               : present;
     if (x.empty() || g.empty()) {
       d.retry = true;
       continue;
     }
-    int root = -1;
+    // The root: a peer in both majorities whose copies (by checksum) most
+    // of them hold; the lowest rank among equals.
+    auto sum_of = [&](int q) {
+      return straggling ? FromHalves(all(sum_row + 2 * l, q), all(sum_row + 2 * l + 1, q))
+                        : std::optional<uint64_t>(0);
+    };
+    int root = -1, root_count = 0;
+    for (int a = 0; a < p; ++a) {
+      if (!present[size_t(a)] || !x[size_t(a)] || !g[size_t(a)] || !sum_of(a)) continue;
+      int count = 0;
+      for (int b = 0; b < p; ++b)
+        count += present[size_t(b)] && x[size_t(b)] && g[size_t(b)] && sum_of(b) == sum_of(a);
+      if (count > root_count) root = a, root_count = count;
+    }
+    if (root < 0) {
+      d.retry = true;  // cannot happen with two strict majorities
+      continue;
+    }
     for (int q = 0; q < p; ++q) {
       if (!present[size_t(q)]) continue;
-      if (x[size_t(q)] && g[size_t(q)]) {
-        if (root < 0) root = q;
+      if (x[size_t(q)] && g[size_t(q)] && sum_of(q) == sum_of(root)) {
+        d.sources[size_t(l)].push_back(q);
       } else {
         d.stale[size_t(l)].push_back(q);
+        if (x[size_t(q)] && g[size_t(q)]) d.aligned[size_t(l)].Insert(q);
       }
     }
-    if (root < 0) d.retry = true;  // cannot happen with two strict majorities
-    d.root[size_t(l)] = std::max(root, 0);
+    d.root[size_t(l)] = root;
   }
   for (int q : group_->members()) d.joiners |= set_at(join_row, q);
   const int reporter = layers > 0 ? d.root[size_t(layers - 1)] : 0;
@@ -291,20 +351,26 @@ Status Trainer::ReplaceStaleCopies(const Decision& d, int64_t round) {
     CodedLayer& layer = model_->layer(l);
     Matrix* x = layer.mutable_saved_input();
     Matrix* g = layer.mutable_saved_gradient();
-    const int root = d.root[size_t(l)];
+    // The sources take turns, so that no one peer sends every copy.
+    const std::vector<int>& sources = d.sources[size_t(l)];
     std::vector<std::vector<double>> to(static_cast<size_t>(p));
     std::vector<int64_t> from(static_cast<size_t>(p), 0);
-    const bool i_am_stale = std::find(stale.begin(), stale.end(), me) != stale.end();
-    if (me == root) {
-      const std::vector<double> copy = Flatten(*x, *g);
-      for (int q : stale) to[size_t(q)] = copy;
+    int my_source = -1;
+    std::vector<double> copy;
+    for (size_t i = 0; i < stale.size(); ++i) {
+      const int source = sources[i % sources.size()];
+      if (source == me) {
+        if (copy.empty()) copy = Flatten(*x, *g);
+        to[size_t(stale[i])] = copy;
+      }
+      if (stale[i] == me) my_source = source;
     }
-    if (i_am_stale) from[size_t(root)] = x->size() + g->size();
+    if (my_source >= 0) from[size_t(my_source)] = x->size() + g->size();
     POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kFix, round, l));
     POLYGUARD_ASSIGN_OR_RETURN(auto got, group_->SendRecv(to, from, tag));
-    if (i_am_stale) {
-      Unflatten(got[size_t(root)], x, g);
-      ++counters_.copies_replaced;
+    if (my_source >= 0) {
+      Unflatten(got[size_t(my_source)], x, g);
+      ++(d.aligned[size_t(l)].Contains(me) ? counters_.copies_aligned : counters_.copies_replaced);
     }
   }
   return Status::Ok();
@@ -855,11 +921,6 @@ class StateReader {
   size_t at_ = 0;
   bool bad_ = false;
 };
-
-// The checksum of a rebuild piece's n numbers.
-uint64_t Checksum(const double* data, size_t n) {
-  return internal::Fnv1a(std::string_view(reinterpret_cast<const char*>(data), n * sizeof(double)));
-}
 
 }  // namespace
 

@@ -62,6 +62,8 @@ class CodedLayer {
   // from Forward and the gradient at the product's output from Backward. A
   // peer whose copies disagree with the other peers' replaces them before
   // the update (train/trainer.h).
+  const Matrix& saved_input() const { return input_; }
+  const Matrix& saved_gradient() const { return ds_; }
   Matrix* mutable_saved_input() { return &input_; }
   Matrix* mutable_saved_gradient() { return &ds_; }
   // Peers found wrong by this layer's last forward and backward decodes.

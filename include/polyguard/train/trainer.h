@@ -31,7 +31,10 @@
 //
 // The agreement and scrub are full exchanges (every peer waits for every
 // other): with wait_for < P a straggler's results are not awaited within the
-// step's products, but each step still ends together.
+// step's products, but each step still ends together. Peers then decode
+// from different results, and every peer updates from the root's copies,
+// bit for bit (those that differ are sent; costs up to one copy of each
+// layer's input and output gradient per peer and step).
 //
 // Rounds: every attempt of a step is one exchange round (tags, fault
 // injection), counted identically at every peer, so a recomputed step sees
@@ -67,8 +70,9 @@ struct TrainerOptions {
   // The guard's tolerance when peers decode from different results
   // (wait_for < P): two copies agree when they could differ by this much
   // relative to their size in every entry — the decoder's own tolerance
-  // (DecoderOptions). With wait_for = 0 every peer decodes the same results
-  // and copies must be equal bit for bit.
+  // (DecoderOptions); a float32 layer's at least its code's RoundoffTolerance.
+  // With wait_for = 0 every peer decodes the same results and copies must be
+  // equal bit for bit.
   double fingerprint_tolerance = kFloat64Tolerance;
   // A crashed peer is an erasure (docs/architecture.md, "Surviving a crash"):
   // when an exchange fails because peers are gone, the survivors agree on
@@ -109,6 +113,10 @@ struct TrainingCounters {
   int64_t uncorrectable_steps = 0;  // attempts with a decode that failed somewhere
   int64_t recomputations = 0;       // whole-step retries
   int64_t copies_replaced = 0;      // this peer's decoded copies fixed by the guard
+  // With wait_for < P: this peer's copies that agreed within the guard's
+  // tolerance but not bit for bit, and were replaced by the root's so that
+  // every peer applies the same update (see Agree).
+  int64_t copies_aligned = 0;
   int64_t scrubs = 0;
   int64_t shard_repairs = 0;  // shards regenerated (any peer's)
   int64_t rollbacks = 0;
