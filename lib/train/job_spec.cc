@@ -300,16 +300,21 @@ Status ValidateJobSpec(const JobSpec& s) {
     return InvalidArgumentError("code.wait_for must be 0 or in [K, " + std::to_string(s.peers) +
                                 "]");
   }
-  // Straggler mode's decodes check few redundant results, and in float32
-  // those checks flag honest results: fault-free, the bundled MLP waiting for
-  // 6 of 8 located 1,346 wrong results and rolled back 30 times in 750 steps.
+  // In straggler mode each peer encodes its own decoded copy of a layer's
+  // input, decoded from the results it got first; in float32 those copies
+  // differ by float32 decode roundoff, so the next product's results
+  // disagree by more than that product's own roundoff and fault-free decodes
+  // name honest peers (the bundled MLP waiting for 6 of 8: 1,346 wrong
+  // results located, 30 rollbacks in 750 steps, even in decodes of all 8
+  // results). In float64 the copies differ by about 1e-16, far inside the
+  // tolerance (2^15 eps).
   if (s.model.code.precision == Precision::kFloat32 && s.model.product.wait_for != 0 &&
       s.model.product.wait_for < s.peers) {
     return InvalidArgumentError(
         "code.precision: float32 needs every result awaited (wait_for 0), got wait_for " +
         std::to_string(s.model.product.wait_for) +
-        ": in float32, straggler mode's checks on few redundant results flag honest "
-        "results");
+        ": in straggler mode each peer encodes its own decoded copy of a layer's input, and "
+        "float32 copies differ by more than the next product's checks allow");
   }
   if (s.steps < 0 || (s.steps == 0 && s.epochs < 1)) {
     return InvalidArgumentError("needs steps >= 1 or epochs >= 1");

@@ -154,6 +154,57 @@ TEST_P(Float32Product_, FaultFreeDecodesNameNoPeer) {
   }
 }
 
+// Straggler mode decodes from any R >= K + 1 of the results: with one or
+// two redundant results the check has little to average over, and honest
+// float32 roundoff must still pass.
+TEST_P(Float32Product_, FaultFreeDecodesFromAnySubsetNameNoPeer) {
+  Random rng(5);
+  const int peers = GetParam().code.peers;
+  int named = 0, decodes = 0;
+  std::string first;
+  for (Data data : {Data::kNormal, Data::kPositive, Data::kSpread}) {
+    for (int trial = 0; trial < 6; ++trial) {
+      Float32Product p = Make(GetParam(), data, &rng);
+      // And the transpose product A^T D of training, from the same shards.
+      Float32Product t;
+      t.rho = UnitRoundoff(Precision::kFloat32) * std::sqrt(double(p.a.rows()));
+      const Matrix dm = rng.NormalMatrix(p.a.rows(), 32);
+      t.expected = p.a.transpose() * dm;
+      if (p.code->supports_training()) {
+        for (int q = 0; q < peers; ++q) {
+          const Matrix shard = p.code->EncodeShard(p.a, q).value();
+          const Matrix piece = p.code->EncodeTransposeInput(dm, q).value();
+          t.results.push_back({q, p.code->PeerTransposeProduct(shard, piece)});
+        }
+      }
+      for (bool transpose : {false, true}) {
+        if (transpose && t.results.empty()) continue;
+        const Float32Product& x = transpose ? t : p;
+        const int k = transpose ? p.code->transpose_threshold() : p.code->recovery_threshold();
+        for (int r = k + 1; r <= peers; ++r) {
+          for (int subset = 0; subset < 4; ++subset) {
+            std::vector<PeerResult> some;
+            for (int q : rng.Sample(peers, r)) some.push_back(x.results[size_t(q)]);
+            auto d = transpose ? p.code->DecodeTranspose(some) : p.code->Decode(some);
+            ++decodes;
+            const bool bad = !d.ok() || !d->wrong_peers.empty() || !d->verified ||
+                             !(ErrorInRoundoffs(x, d->product) < kProductBoundInRoundoffs);
+            if (bad && first.empty()) {
+              first = std::string(transpose ? "transpose" : "forward") +
+                      ", R = " + std::to_string(r) + ", data " + std::to_string(int(data)) + ": " +
+                      (d.ok() ? std::to_string(d->wrong_peers.size()) + " named, " +
+                                    std::to_string(ErrorInRoundoffs(x, d->product)) + " rho"
+                              : d.status().ToString());
+            }
+            named += bad ? 1 : 0;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(named, 0) << "of " << decodes << "; first: " << first;
+}
+
 // Without the calibration the float64 tolerance (7e-12) sees float32
 // roundoff as errors everywhere: the calibration is what the tests above
 // rely on, not a lenient decoder.
