@@ -11,7 +11,9 @@
 #include "polyguard/codes/low_weight_code.h"
 #include "polyguard/codes/mds_code.h"
 #include "polyguard/codes/polydot_code.h"
+#include "polyguard/codes/product_trial.h"
 #include "polyguard/codes/rotation_code.h"
+#include "polyguard/codes/strategy_registry.h"
 #include "polyguard/conv/coded_convolution.h"
 
 namespace polyguard::experiment {
@@ -26,13 +28,30 @@ struct SoakCode {
   int64_t input_rows = 0;  // rows of B when not shape().inner (a convolution's input)
 };
 
-StatusOr<std::vector<SoakCode>> MakeCodes() {
+StatusOr<std::vector<SoakCode>> MakeCodes(Precision precision) {
   std::vector<SoakCode> codes;
   auto add = [&](std::string name, auto made, bool single_block, int64_t input_rows = 0) -> Status {
     if (!made.ok()) return made.status().WithContext(name);
     codes.push_back({std::move(name), std::move(made).value(), single_block, input_rows});
     return Status::Ok();
   };
+  if (precision == Precision::kFloat32) {
+    ProductCodeOptions polydot;
+    polydot.shape = {64, 256, 32};
+    polydot.peers = 8;
+    polydot.m = polydot.n = 2;
+    polydot.precision = Precision::kFloat32;
+    ProductCodeOptions rotation = polydot;
+    rotation.shape = {64, 256, 64};
+    rotation.points = PointKind::kRotation;
+    rotation.peers = 20;
+    rotation.m = rotation.d = 4;
+    rotation.n = 1;
+    POLYGUARD_RETURN_IF_ERROR(add("genpolydot P=8 m=n=2 float32", MakeProductCode(polydot), true));
+    POLYGUARD_RETURN_IF_ERROR(
+        add("rotation points P=20 K=16 float32", MakeProductCode(rotation), false));
+    return codes;
+  }
   POLYGUARD_RETURN_IF_ERROR(add("genpolydot P=12 m=n=2",
                                 PolyDotCode::Create({16, 12, 8}, {.peers = 12, .m = 2, .n = 2}),
                                 true));
@@ -147,8 +166,10 @@ double LogUniform(Random& rng, double lo, double hi) {
 // Adds family f's errors to the answering results (values[i] is the result
 // of answering peer i). R answering, threshold K, scale: the results' RMS.
 // generic: the wrong peers with generic errors the code claims to correct
-// from these results (its P-result claim less the results missing).
-void Inject(Family f, Random& rng, int k, int generic, double scale, std::vector<Matrix>* values) {
+// from these results (its P-result claim less the results missing). floor:
+// the smallest error, relative to scale (1e-6; float32: 4,000 rho).
+void Inject(Family f, Random& rng, int k, int generic, double scale, double floor,
+            std::vector<Matrix>* values) {
   const int r = static_cast<int>(values->size());
   const int t = (r - k) / 2;
   const Eigen::Index len = (*values)[0].size();
@@ -159,10 +180,10 @@ void Inject(Family f, Random& rng, int k, int generic, double scale, std::vector
     case Family::kClean:
       return;
     case Family::kSameEntry:
-      for (int i : pick(t)) at(i, entry) += LogUniform(rng, 1e-6, 1e12) * scale;
+      for (int i : pick(t)) at(i, entry) += LogUniform(rng, floor, 1e12) * scale;
       return;
     case Family::kIdentical: {
-      const double e = LogUniform(rng, 1e-6, 1e12) * scale;
+      const double e = LogUniform(rng, floor, 1e12) * scale;
       for (int i : pick(t)) at(i, entry) += e;
       return;
     }
@@ -171,7 +192,7 @@ void Inject(Family f, Random& rng, int k, int generic, double scale, std::vector
       const int w =
           f == Family::kProportional ? t : int(rng.UniformInt(t + 1, std::max(t + 1, r - k)));
       const Matrix dir = rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
-      for (int i : pick(w)) (*values)[size_t(i)] += LogUniform(rng, 1e-6, 1e12) * scale * dir;
+      for (int i : pick(w)) (*values)[size_t(i)] += LogUniform(rng, floor, 1e12) * scale * dir;
       return;
     }
     case Family::kHugeBesideSmall: {
@@ -189,7 +210,7 @@ void Inject(Family f, Random& rng, int k, int generic, double scale, std::vector
         const double u = rng.Uniform();
         at(w[j], entry) += u < 0.3   ? std::numeric_limits<double>::quiet_NaN()
                            : u < 0.5 ? std::numeric_limits<double>::infinity()
-                                     : LogUniform(rng, 1e-6, 1e12) * scale;
+                                     : LogUniform(rng, floor, 1e12) * scale;
         if (rng.Uniform() < 0.3)
           (*values)[size_t(w[j])] += rng.NormalMatrix(1, 1)(0, 0) * scale *
                                      Matrix::Ones((*values)[0].rows(), (*values)[0].cols());
@@ -201,7 +222,7 @@ void Inject(Family f, Random& rng, int k, int generic, double scale, std::vector
       const int entries = int(rng.UniformInt(1, std::min<Eigen::Index>(len, 2 * r)));
       for (int l : rng.Sample(int(std::min<Eigen::Index>(len, 1 << 20)), entries)) {
         for (int i : pick(int(rng.UniformInt(0, t))))
-          at(i, l) += LogUniform(rng, 1e-6, 1e12) * scale;
+          at(i, l) += LogUniform(rng, floor, 1e12) * scale;
       }
       return;
     }
@@ -209,7 +230,7 @@ void Inject(Family f, Random& rng, int k, int generic, double scale, std::vector
     case Family::kNearRoundoff:
       for (int i : pick(generic)) {
         const double m =
-            f == Family::kDense ? LogUniform(rng, 1e-6, 1e12) : LogUniform(rng, 1e-12, 1e-8);
+            f == Family::kDense ? LogUniform(rng, floor, 1e12) : LogUniform(rng, 1e-12, 1e-8);
         (*values)[size_t(i)] +=
             m * scale * rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
       }
@@ -222,7 +243,7 @@ void Inject(Family f, Random& rng, int k, int generic, double scale, std::vector
                                                   std::min<int>(int(w.size()), int(len)));
       for (size_t j = 0; j < w.size(); ++j) {
         if (j % 2 == 0 || j >= entries.size()) {
-          (*values)[size_t(w[j])] += LogUniform(rng, 1e-6, 1e12) * scale *
+          (*values)[size_t(w[j])] += LogUniform(rng, floor, 1e12) * scale *
                                      rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
         } else {
           at(w[j], entries[j]) += LogUniform(rng, 1e-3, 1e12) * scale;
@@ -232,11 +253,11 @@ void Inject(Family f, Random& rng, int k, int generic, double scale, std::vector
     }
     case Family::kBeyondSameEntry:
       for (int i : pick(int(rng.UniformInt(t + 1, r))))
-        at(i, entry) += LogUniform(rng, 1e-6, 1e12) * scale;
+        at(i, entry) += LogUniform(rng, floor, 1e12) * scale;
       return;
     case Family::kBeyondDense:
       for (int i : pick(int(rng.UniformInt(std::min(r, r - k), r))))
-        (*values)[size_t(i)] += LogUniform(rng, 1e-6, 1e12) * scale *
+        (*values)[size_t(i)] += LogUniform(rng, floor, 1e12) * scale *
                                 rng.NormalMatrix((*values)[0].rows(), (*values)[0].cols());
       return;
   }
@@ -251,7 +272,7 @@ double RelativeError(const Matrix& got, const Matrix& want) {
 }  // namespace
 
 bool Failed(const SoakRow& row) {
-  if (row.verified_wrong > 0 || row.other > 0) return true;
+  if (row.verified_wrong > 0 || row.other > 0 || row.false_positives > 0) return true;
   return (row.guarantee == 'a' || row.guarantee == 'b') && row.exact != row.decodes;
 }
 
@@ -260,16 +281,24 @@ StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
   if (o.decodes < 0 || o.data_every < 1 || !(o.exact_tolerance > 0)) {
     return InvalidArgumentError("soak: decodes >= 0, data_every >= 1, exact_tolerance > 0");
   }
-  POLYGUARD_ASSIGN_OR_RETURN(std::vector<SoakCode> codes, MakeCodes());
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<SoakCode> codes, MakeCodes(o.precision));
+  const bool narrow = o.precision == Precision::kFloat32;
   std::vector<std::vector<Family>> families(codes.size());
   std::vector<SoakRow> rows;
   std::vector<std::vector<size_t>> row_of(codes.size());
   for (size_t c = 0; c < codes.size(); ++c) {
     for (Family f : kFamilies) {
       if (f == Family::kScattered && !codes[c].single_block) continue;
+      if (narrow && f != Family::kClean && f != Family::kDense && f != Family::kBeyondDense)
+        continue;
+      if (o.clean_only && f != Family::kClean) continue;
       families[c].push_back(f);
       row_of[c].push_back(rows.size());
-      rows.push_back({.code = codes[c].name, .family = FamilyName(f), .guarantee = Guarantee(f)});
+      rows.push_back({.code = codes[c].name,
+                      .family = narrow && f == Family::kDense
+                                    ? "claimed generic, dense, 4000 rho..1e12"
+                                    : FamilyName(f),
+                      .guarantee = Guarantee(f)});
     }
   }
   Random rng(DeriveSeed(o.seed, {0x50a4}));
@@ -300,8 +329,12 @@ StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
       }
       std::sort(rms.begin(), rms.end());
       d.scale = rms[rms.size() / 2];
-      POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct clean, code.Decode(d.results));
-      d.reference = std::move(clean.product);
+      if (narrow) {
+        d.reference = a * b;
+      } else {
+        POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct clean, code.Decode(d.results));
+        d.reference = std::move(clean.product);
+      }
     }
     const size_t fi = size_t((i / int64_t(codes.size())) % int64_t(families[c].size()));
     const Family f = families[c][fi];
@@ -313,18 +346,26 @@ StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
     std::vector<Matrix> values;
     for (int j = missing; j < p; ++j) values.push_back(d.results[size_t(order[size_t(j)])].value);
     const int generic = std::max(0, code.errors_corrected_probabilistic() - missing);
-    Inject(f, rng, k, generic, d.scale, &values);
+    const int64_t inner = std::max(code.shape().rows, code.shape().inner);
+    const double floor =
+        narrow ? 4000 * UnitRoundoff(o.precision) * std::sqrt(double(inner)) : 1e-6;
+    Inject(f, rng, k, generic, d.scale, floor, &values);
     for (int j = missing; j < p; ++j)
       arrived.push_back({order[size_t(j)], std::move(values[size_t(j - missing)])});
     StatusOr<DecodedProduct> got = code.Decode(arrived);
     ++row.decodes;
     bool failure = false;
+    const double exact_tolerance = narrow ? ExactProductTolerance(code) : o.exact_tolerance;
     if (got.ok()) {
       const double err = RelativeError(got->product, d.reference);
+      if (f == Family::kClean && !got->wrong_peers.empty()) {
+        ++row.false_positives;
+        failure = true;
+      }
       if (!got->verified) {
         ++row.unverified;
-        failure = row.guarantee == 'a' || row.guarantee == 'b';
-      } else if (err <= o.exact_tolerance) {
+        failure = failure || row.guarantee == 'a' || row.guarantee == 'b';
+      } else if (err <= exact_tolerance) {
         ++row.exact;
         row.worst_exact = std::max(row.worst_exact, err);
       } else {
@@ -341,7 +382,9 @@ StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
     if (failure && row.first_failure.empty()) {
       std::ostringstream why;
       why << "decode " << i << " (seed " << o.seed << "), " << arrived.size() << " results: "
-          << (got.ok() ? (got->verified ? "verified wrong" : "unverified")
+          << (got.ok() ? (!got->wrong_peers.empty() && f == Family::kClean
+                              ? "named an honest peer"
+                              : (got->verified ? "verified wrong" : "unverified"))
                        : got.status().ToString());
       row.first_failure = why.str();
     }
@@ -353,7 +396,7 @@ StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
 std::string FormatSoakTable(const std::vector<SoakRow>& rows) {
   std::ostringstream out;
   out << "| code | family | guarantee | decodes | exact | DataLoss | unverified | verified wrong "
-         "| worst exact error |\n|---|---|---|---|---|---|---|---|---|\n";
+         "| false positives | worst exact error |\n|---|---|---|---|---|---|---|---|---|---|\n";
   SoakRow total;
   int failed = 0;
   for (const SoakRow& r : rows) {
@@ -361,18 +404,21 @@ std::string FormatSoakTable(const std::vector<SoakRow>& rows) {
     std::snprintf(worst, sizeof worst, "%.1e", r.worst_exact);
     out << "| " << r.code << " | " << r.family << " | " << r.guarantee << " | " << r.decodes
         << " | " << r.exact << " | " << r.data_loss << " | " << r.unverified << " | "
-        << r.verified_wrong << (Failed(r) ? " **FAILED**" : "") << " | " << worst << " |\n";
+        << r.verified_wrong << (Failed(r) ? " **FAILED**" : "") << " | " << r.false_positives
+        << " | " << worst << " |\n";
     total.decodes += r.decodes;
     total.exact += r.exact;
     total.data_loss += r.data_loss;
     total.unverified += r.unverified;
     total.verified_wrong += r.verified_wrong;
+    total.false_positives += r.false_positives;
     failed += Failed(r) ? 1 : 0;
   }
   out << "\n"
       << total.decodes << " decodes: " << total.exact << " exact, " << total.data_loss
       << " DataLoss, " << total.unverified << " unverified, " << total.verified_wrong
-      << " verified wrong; " << failed << " of " << rows.size() << " rows broke the guarantee\n";
+      << " verified wrong, " << total.false_positives << " false positives; " << failed << " of "
+      << rows.size() << " rows broke the guarantee\n";
   for (const SoakRow& r : rows)
     if (!r.first_failure.empty())
       out << "- " << r.code << ", " << r.family << ": " << r.first_failure << "\n";

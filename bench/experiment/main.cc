@@ -5,7 +5,7 @@
 //   polyguard-experiment readme README.md [--out DIR]
 //       regenerates README's result sections from DIR/NAME/summary.md
 //   polyguard-experiment codes [options]   Monte Carlo decode trials (CSV)
-//   polyguard-experiment soak [--decodes N] [--seed S]
+//   polyguard-experiment soak [--decodes N] [--seed S] [--precision P]
 //       random decodes of every decoding strategy in structured error
 //       families, a table of counts per family; exit 1 if any broke the
 //       decoder's guarantee
@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
       "usage: polyguard-experiment run SPEC.textproto... [--out DIR]\n"
       "       polyguard-experiment readme README.md [--out DIR]\n"
       "       polyguard-experiment codes [options]\n"
-      "       polyguard-experiment soak [--decodes N (1000000)] [--seed S (1)]\n";
+      "       polyguard-experiment soak [--decodes N (1000000)] [--seed S (1)]\n"
+      "                                 [--precision float64|float32 (float64)] [--clean-only]\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cerr << usage << "\n" << CodesUsage();
     return args.empty() ? 2 : 0;
@@ -103,6 +104,16 @@ int main(int argc, char** argv) {
         } else {
           o.seed = n;
         }
+      } else if (args[i] == "--clean-only") {
+        o.clean_only = true;
+      } else if (args[i] == "--precision" && has_value) {
+        auto precision = polyguard::ParsePrecision(args[++i]);
+        if (!precision.ok()) {
+          std::cerr << "polyguard-experiment soak: --precision: " << precision.status().message()
+                    << "\n";
+          return 2;
+        }
+        o.precision = *precision;
       } else if (args[i] == "--help" || args[i] == "-h") {
         std::cout << usage;
         return 0;

@@ -25,6 +25,7 @@ TEST(DecodeSoak, NoWrongProductIsVerifiedAndTheGuaranteeHolds) {
     // Never a wrong product verified, nor any other status.
     EXPECT_EQ(r.verified_wrong, 0) << r.code << ", " << r.family << ": " << r.first_failure;
     EXPECT_EQ(r.other, 0) << r.code << ", " << r.family << ": " << r.first_failure;
+    EXPECT_EQ(r.false_positives, 0) << r.code << ", " << r.family << ": " << r.first_failure;
     // (a) always exact; (b) exact but for the known multi-block gap (about
     // 5 in 10^4 decodes of one family; README, "Known gaps").
     if (r.guarantee == 'a') {
@@ -39,6 +40,26 @@ TEST(DecodeSoak, NoWrongProductIsVerifiedAndTheGuaranteeHolds) {
   EXPECT_EQ(total, kDecodes);
   // Near the tolerance: almost always exact (the known gap is a few percent).
   EXPECT_GE(near_exact, near * 9 / 10);
+  std::cout << FormatSoakTable(*rows);
+}
+
+// Float32 (the two float32 codes): no clean decode names a peer,
+// errors from 4,000 rho are located, and no wrong product is verified.
+TEST(DecodeSoak, Float32NamesNoHonestPeerAndLocatesFromItsFloor) {
+  SoakOptions o;
+  o.decodes = kDecodes / 4;
+  o.seed = 15;
+  o.precision = Precision::kFloat32;
+  auto rows = RunDecodeSoak(o);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 6u);  // two codes, three families
+  for (const SoakRow& r : *rows) {
+    EXPECT_FALSE(Failed(r)) << r.code << ", " << r.family << ": " << r.first_failure;
+    EXPECT_GT(r.decodes, 0) << r.code << ", " << r.family;
+    if (r.guarantee != 'c') {
+      EXPECT_EQ(r.exact, r.decodes) << r.code << ", " << r.family;
+    }
+  }
   std::cout << FormatSoakTable(*rows);
 }
 
