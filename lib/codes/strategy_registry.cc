@@ -123,12 +123,16 @@ FailureByWrongCount FailureModelOf(const ProductCode& code) {
   return ThresholdFailureByCount(code);
 }
 
+DecoderOptions DecoderForPrecision(DecoderOptions decoder, Precision precision, int64_t inner) {
+  if (precision != Precision::kFloat64 && decoder.tolerance == DecoderOptions{}.tolerance)
+    decoder.tolerance = RoundoffTolerance(precision, inner);
+  return decoder;
+}
+
 StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions& options) {
   POLYGUARD_ASSIGN_OR_RETURN(const StrategyEntry* entry, FindStrategy(options.strategy.name()));
   ProductCodeOptions o = options;
-  if (o.precision != Precision::kFloat64 && o.decoder.tolerance == DecoderOptions{}.tolerance) {
-    o.decoder.tolerance = RoundoffTolerance(o.precision, std::max(o.shape.rows, o.shape.inner));
-  }
+  o.decoder = DecoderForPrecision(o.decoder, o.precision, std::max(o.shape.rows, o.shape.inner));
   POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> code, entry->make(o));
   code->set_precision(o.precision);
   return code;

@@ -157,7 +157,8 @@ Matrix CodedConvolution::PeerConvolution(const MatrixRef& shard, const MatrixRef
   ConvShape both = partition_.slab;
   both.filters = 2 * group;
   const int64_t n = partition_.slab.input_size();
-  const Matrix y = Conv2d(both, shard.leftCols(filter_size_), slabs.topRows(n));  // (2g h W') x 2B
+  const Matrix y = Conv2d(both, shard.leftCols(filter_size_), slabs.topRows(n),
+                          precision());  // (2g h W') x 2B
   const int64_t spatial = int64_t(partition_.slab.out_height()) * partition_.slab.out_width();
   const int64_t per_group = group * spatial;
   for (int a = 0; a < 2; ++a)
@@ -257,7 +258,7 @@ Matrix CodedConvolution::PeerTransposeProduct(const MatrixRef& shard,
   for (int a = 0; a < 2; ++a)
     for (int f = 0; f < 2; ++f)
       p[a][f] = Conv2dInputGradient(group_shape_, shard.block(f * g, 0, g, filter_size_),
-                                    piece.middleCols(a * b, b));
+                                    piece.middleCols(a * b, b), precision());
   Matrix out(partition_.full.input_size(), 2 * b);
   out.leftCols(b) = p[0][0] + p[1][1];
   out.rightCols(b) = p[1][0] - p[0][1];

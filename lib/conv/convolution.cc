@@ -1,5 +1,7 @@
 #include "polyguard/conv/convolution.h"
 
+#include <type_traits>
+
 namespace polyguard {
 
 std::string ConvShape::Describe() const {
@@ -146,28 +148,61 @@ Matrix ProductToOutputLayout(const ConvShape& s, const MatrixRef& product) {
   return out;
 }
 
-Matrix Conv2d(const ConvShape& s, const MatrixRef& filters, const MatrixRef& input) {
+namespace {
+
+// The GEMMs in T (double, or float for a float32 peer); im2col and col2im
+// only move values.
+template <typename T>
+Matrix Conv2dIn(const ConvShape& s, const MatrixRef& filters, const MatrixRef& input) {
+  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
   const int64_t spatial = int64_t(s.out_height()) * s.out_width();
   Matrix out(s.output_size(), input.cols());
+  const M f = filters.transpose().template cast<T>();
   Matrix cols;
   for (Eigen::Index b = 0; b < input.cols(); ++b) {
     Im2Col(s, input.col(b).data(), &cols);
     // (H' W') x N column-major is channel-major: the output column's order.
-    Eigen::Map<Matrix>(out.col(b).data(), spatial, s.filters).noalias() =
-        cols.transpose() * filters.transpose();
+    if constexpr (std::is_same_v<T, double>) {
+      Eigen::Map<Matrix>(out.col(b).data(), spatial, s.filters).noalias() = cols.transpose() * f;
+    } else {
+      const M c = cols.transpose().template cast<T>();
+      Eigen::Map<Matrix>(out.col(b).data(), spatial, s.filters) = (c * f).template cast<double>();
+    }
   }
   return out;
 }
 
-Matrix Conv2dInputGradient(const ConvShape& s, const MatrixRef& filters,
-                           const MatrixRef& grad_output) {
+template <typename T>
+Matrix Conv2dInputGradientIn(const ConvShape& s, const MatrixRef& filters,
+                             const MatrixRef& grad_output) {
+  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
   Matrix dx = Matrix::Zero(s.input_size(), grad_output.cols());
+  const M ft = filters.transpose().template cast<T>();
   Matrix cols;
   for (Eigen::Index b = 0; b < grad_output.cols(); ++b) {
-    cols.noalias() = filters.transpose() * OutputOf(s, grad_output, b);
+    if constexpr (std::is_same_v<T, double>) {
+      cols.noalias() = ft * OutputOf(s, grad_output, b);
+    } else {
+      const M g = OutputOf(s, grad_output, b).template cast<T>();
+      cols = (ft * g).template cast<double>();
+    }
     Col2Im(s, cols, dx.col(b).data());
   }
   return dx;
+}
+
+}  // namespace
+
+Matrix Conv2d(const ConvShape& s, const MatrixRef& filters, const MatrixRef& input,
+              Precision precision) {
+  return precision == Precision::kFloat32 ? Conv2dIn<float>(s, filters, input)
+                                          : Conv2dIn<double>(s, filters, input);
+}
+
+Matrix Conv2dInputGradient(const ConvShape& s, const MatrixRef& filters,
+                           const MatrixRef& grad_output, Precision precision) {
+  return precision == Precision::kFloat32 ? Conv2dInputGradientIn<float>(s, filters, grad_output)
+                                          : Conv2dInputGradientIn<double>(s, filters, grad_output);
 }
 
 Matrix Conv2dFilterGradient(const ConvShape& s, const MatrixRef& input,

@@ -41,16 +41,22 @@ StatusOr<std::unique_ptr<ProductCode>> MakeCodedConv2dCode(const CodedConv2dOpti
   ProductCodeOptions code = o.code;
   code.peers = peers;
   if (o.fcdcc && CapabilitiesOf(code.strategy).coded_convolution) {
+    // The inner dimensions: a filter's C kh kw + 1 (forward) and N kh kw
+    // (the input gradient).
+    const int64_t inner = std::max<int64_t>(
+        o.conv.filter_size() + 1, int64_t(o.conv.filters) * o.conv.kernel_h * o.conv.kernel_w);
     CodedConvolutionOptions co{.peers = code.peers,
                                .k_a = code.k_a,
                                .k_b = code.k_b,
                                .batch = o.batch,
                                .bias = true,
-                               .decoder = code.decoder};
+                               .decoder = DecoderForPrecision(code.decoder, code.precision, inner)};
     POLYGUARD_ASSIGN_OR_RETURN(auto c, CodedConvolution::Create(o.conv, co));
+    c->set_precision(code.precision);
     return std::unique_ptr<ProductCode>(std::move(c));
   }
   POLYGUARD_ASSIGN_OR_RETURN(auto c, Im2ColConvolution::Create(o.conv, o.batch, code));
+  c->set_precision(code.precision);  // its inner code computes; this packs the results
   return std::unique_ptr<ProductCode>(std::move(c));
 }
 

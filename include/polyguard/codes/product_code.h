@@ -209,6 +209,12 @@ struct ProductCodeOptions {
 // strategy's factory (strategy_registry.h); the error names the field.
 StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions& options);
 
+// The decoder options for results computed in `precision` with inner
+// dimension `inner`: a tolerance left at its default becomes
+// RoundoffTolerance(precision, inner) (base/precision.h); anything else is
+// kept. (MakeProductCode and the coded convolution's factory.)
+DecoderOptions DecoderForPrecision(DecoderOptions decoder, Precision precision, int64_t inner);
+
 namespace internal {
 // Splits [0, total) into `parts` equal blocks of ceil(total / parts) (the last
 // ones zero-padded); returns the block size.

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "polyguard/base/matrix.h"
+#include "polyguard/base/precision.h"
 #include "polyguard/base/status.h"
 
 namespace polyguard {
@@ -42,7 +43,10 @@ Status ValidateConvShape(const ConvShape& shape);
 
 // The output of `filters` (N x C kh kw) on `input` ((C H W) x B). Shapes are
 // the caller's contract (checked by CheckConvOperands).
-Matrix Conv2d(const ConvShape& shape, const MatrixRef& filters, const MatrixRef& input);
+// In float32 both operands are rounded to float32 and each GEMM runs in
+// float32 (as a float32 peer computes); the output comes back widened.
+Matrix Conv2d(const ConvShape& shape, const MatrixRef& filters, const MatrixRef& input,
+              Precision precision = Precision::kFloat64);
 Status CheckConvOperands(const ConvShape& shape, const MatrixRef& filters, const MatrixRef& input);
 
 // The gradients of a convolution's output w.r.t. its input and its filters,
@@ -61,7 +65,7 @@ Matrix OutputToProductLayout(const ConvShape& shape, const MatrixRef& output);
 Matrix ProductToOutputLayout(const ConvShape& shape, const MatrixRef& product);
 
 Matrix Conv2dInputGradient(const ConvShape& shape, const MatrixRef& filters,
-                           const MatrixRef& grad_output);
+                           const MatrixRef& grad_output, Precision precision = Precision::kFloat64);
 Matrix Conv2dFilterGradient(const ConvShape& shape, const MatrixRef& input,
                             const MatrixRef& grad_output);
 
