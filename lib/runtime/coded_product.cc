@@ -36,6 +36,13 @@ Status ValidateCodedProductOptions(const ProductCode& code, const CodedProductOp
                                 ", P = " + std::to_string(peers) + "], got " +
                                 std::to_string(options.wait_for));
   }
+  if (options.wait_for != 0 && options.wait_for < peers && !code.decodes_from_any_k()) {
+    return InvalidArgumentError(
+        "coded product: wait_for " + std::to_string(options.wait_for) +
+        " < P = " + std::to_string(peers) + ", but " + code.Describe() +
+        " decodes only with every peer of a row or column, not from any K results: it needs "
+        "wait_for 0 (all)");
+  }
   if (options.deadline.count() <= 0) {
     return InvalidArgumentError("coded product: deadline must be > 0");
   }

@@ -75,6 +75,11 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
     spec.model.product.wait_for = 0;
     EXPECT_TRUE(ValidateJobSpec(spec).ok());
   }
+  // The MDS product layout decodes only with every peer of a row: no
+  // straggler mode (every peer failed at step 1 when it was accepted).
+  EXPECT_NE(error("strategy: \"genpolydot\" m: 2 n: 2", "strategy: \"mds\" wait_for: 6")
+                .find("wait_for 6 < P = 8, but mds"),
+            std::string::npos);
   EXPECT_NE(error("\"genpolydot\"", "\"fountain\"")
                 .find("bad.textproto:8: code.strategy: unknown strategy 'fountain'"),
             std::string::npos);

@@ -68,6 +68,10 @@ class ProductCode {
   int num_peers() const { return peers_; }
   // K: the fewest results from which Decode can return C.
   virtual int recovery_threshold() const = 0;
+  // Whether ANY R >= K results decode (and any R >= transpose_threshold()
+  // the transpose): straggler mode (wait_for < P) relies on it. False for a
+  // layout whose decode needs every peer of a group (ProductMdsCode's rows).
+  virtual bool decodes_from_any_k() const { return true; }
   // Wrong results among all P that are always corrected, under the
   // probabilistic model (continuous errors) and in the worst case.
   virtual int errors_corrected_probabilistic() const = 0;

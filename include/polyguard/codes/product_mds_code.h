@@ -64,6 +64,8 @@ class ProductMdsCode : public ProductCode {
 
   Strategy strategy() const override { return Strategy::kMds; }
   int recovery_threshold() const override { return o_.row_blocks * o_.col_blocks; }
+  // A missing peer spoils its row's sum (forward) or its column's (transpose).
+  bool decodes_from_any_k() const override { return false; }
   int errors_corrected_probabilistic() const override {
     return std::max(0, o_.row_peers - o_.row_blocks - 1);
   }

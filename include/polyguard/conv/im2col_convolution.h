@@ -37,6 +37,7 @@ class Im2ColConvolution : public ProductCode {
   const ProductCode& inner() const { return *inner_; }
   Strategy strategy() const override { return inner_->strategy(); }
   int recovery_threshold() const override { return inner_->recovery_threshold(); }
+  bool decodes_from_any_k() const override { return inner_->decodes_from_any_k(); }
   int errors_corrected_probabilistic() const override {
     return inner_->errors_corrected_probabilistic();
   }
