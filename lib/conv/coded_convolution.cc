@@ -64,6 +64,21 @@ StatusOr<std::unique_ptr<CodedConvolution>> CodedConvolution::Create(const ConvS
     return InvalidArgumentError("coded convolution: batch must be >= 1, got " +
                                 std::to_string(o.batch));
   }
+  // Each complex symbol is a pair of slabs (filter groups): say so in the
+  // caller's k_a and k_b, not in the partition's counts.
+  POLYGUARD_RETURN_IF_ERROR(ValidateConvShape(shape));
+  if (2 * o.k_a > shape.out_height()) {
+    return InvalidArgumentError(
+        "coded convolution: conv " + shape.Describe() + " has " +
+        std::to_string(shape.out_height()) + " output rows, k_a = " + std::to_string(o.k_a) +
+        " needs 2 k_a = " + std::to_string(2 * o.k_a) + " input slabs of at least one row");
+  }
+  if (2 * o.k_b > shape.filters) {
+    return InvalidArgumentError(
+        "coded convolution: conv " + shape.Describe() + " has " + std::to_string(shape.filters) +
+        " filters, k_b = " + std::to_string(o.k_b) + " needs 2 k_b = " + std::to_string(2 * o.k_b) +
+        " filter groups of at least one");
+  }
   POLYGUARD_ASSIGN_OR_RETURN(ConvPartition p, PartitionConv(shape, 2 * o.k_a, 2 * o.k_b));
   auto code = std::unique_ptr<CodedConvolution>(new CodedConvolution(std::move(p), o));
   POLYGUARD_ASSIGN_OR_RETURN(code->decoder_,

@@ -313,10 +313,13 @@ TEST(CodedConvolution, ScrubLocatesCorruptedShardsAndRepairRebuildsThem) {
 TEST(CodedConvolution, RejectsBadInput) {
   ConvShape s{.channels = 2, .height = 8, .width = 8, .filters = 4, .kernel_h = 3, .kernel_w = 3};
   EXPECT_FALSE(CodedConvolution::Create(s, {.peers = 3, .k_a = 2, .k_b = 2}).ok());  // K > P
-  EXPECT_FALSE(
-      CodedConvolution::Create(s, {.peers = 8, .k_a = 4, .k_b = 1}).ok());  // 8 slabs > H' = 6
-  EXPECT_FALSE(
-      CodedConvolution::Create(s, {.peers = 8, .k_a = 1, .k_b = 3}).ok());  // 6 groups > N = 4
+  // 8 slabs > H' = 6, and 6 groups > N = 4: named in the caller's k_a, k_b.
+  EXPECT_EQ(CodedConvolution::Create(s, {.peers = 8, .k_a = 4, .k_b = 1}).status().message(),
+            "coded convolution: conv " + s.Describe() +
+                " has 6 output rows, k_a = 4 needs 2 k_a = 8 input slabs of at least one row");
+  EXPECT_EQ(CodedConvolution::Create(s, {.peers = 8, .k_a = 1, .k_b = 3}).status().message(),
+            "coded convolution: conv " + s.Describe() +
+                " has 4 filters, k_b = 3 needs 2 k_b = 6 filter groups of at least one");
   auto code = CodedConvolution::Create(s, {.peers = 6, .k_a = 2, .k_b = 2}).value();
   EXPECT_FALSE(code->EncodeFilters(Matrix::Zero(4, 17), 0).ok());
   EXPECT_FALSE(code->EncodeFilters(Matrix::Zero(4, 18), 6).ok());
