@@ -151,7 +151,10 @@ TEST_F(MultiHost, ACutLinkStopsThePeersOrIsSurvivedAsAnErasure) {
     std::vector<pid_t> peers = {Peer(0, 0, args), Peer(1, 0, args), Peer(2, 1, args),
                                 Peer(3, 2, args)};
     // Mid-run: once rank 0 has printed step 20 (its output is line-buffered).
-    for (int i = 0; i < 2400 && Slurp(Out(0)).find("step 20 loss") == std::string::npos; ++i)
+    // Up to 3 minutes: beside one busy loop the survive run was seen to lose
+    // peer 3 at its first exchange and print step 20 only 30 to over 60 s
+    // later (not understood yet; see the session note of 2026-12-04).
+    for (int i = 0; i < 7200 && Slurp(Out(0)).find("step 20 loss") == std::string::npos; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
     ASSERT_NE(Slurp(Out(0)).find("step 20 loss"), std::string::npos) << Slurp(Out(0));
     ASSERT_TRUE(net_->SetLink(2, false));
