@@ -156,7 +156,9 @@ TEST_F(MultiHost, ACutLinkStopsThePeersOrIsSurvivedAsAnErasure) {
     // later (not understood yet; see the session note of 2026-12-04).
     for (int i = 0; i < 7200 && Slurp(Out(0)).find("step 20 loss") == std::string::npos; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    ASSERT_NE(Slurp(Out(0)).find("step 20 loss"), std::string::npos) << Slurp(Out(0));
+    ASSERT_NE(Slurp(Out(0)).find("step 20 loss"), std::string::npos)
+        << Slurp(Out(0)) << "\npeer 1: " << Slurp(Out(1)) << "\npeer 2: " << Slurp(Out(2))
+        << "\npeer 3: " << Slurp(Out(3));
     ASSERT_TRUE(net_->SetLink(2, false));
     std::vector<int> exits;
     for (pid_t p : peers) exits.push_back(net_->Wait(p));
