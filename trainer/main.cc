@@ -406,11 +406,11 @@ int RunPeer(const Args& args, const JobSpec& spec) {
                 long(out.correct), long(out.tested));
     std::printf(
         "faults: %ld injected, %ld wrong results located, %ld corrected, %ld local copies "
-        "replaced; %ld uncorrectable steps, %ld recomputations, %ld shard repairs, %ld "
-        "rollbacks\n",
+        "replaced (%ld refused on arrival); %ld uncorrectable steps, %ld recomputations, %ld "
+        "shard repairs, %ld rollbacks\n",
         long(out.job_faults_injected), long(c.wrong_results), long(c.results_corrected),
-        long(out.job_copies_replaced), long(c.uncorrectable_steps), long(c.recomputations),
-        long(c.shard_repairs), long(c.rollbacks));
+        long(out.job_copies_replaced), long(out.job_copies_refused), long(c.uncorrectable_steps),
+        long(c.recomputations), long(c.shard_repairs), long(c.rollbacks));
     if (spec.model.product.wait_for != 0) {
       std::printf(
           "stragglers: %ld results not awaited by peer 0, %ld copies aligned to the root's\n",

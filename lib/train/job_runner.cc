@@ -146,9 +146,10 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   group = stack->group.get();
   const ProductCode& first = stack->model->layer(0).code();
   // The precision is part of what a checkpoint was trained with.
-  out.code = first.Describe() + (first.precision() == Precision::kFloat64
-                                     ? std::string()
-                                     : " " + std::string(PrecisionName(first.precision())));
+  // (Appended: GCC 12's -Wrestrict misfires on " " + std::string here.)
+  out.code = first.Describe();
+  if (first.precision() != Precision::kFloat64)
+    out.code.append(" ").append(PrecisionName(first.precision()));
   if (hooks.on_start) {
     if (Status s = hooks.on_start(*stack); !s.ok()) return fail(s);
   }
@@ -249,7 +250,8 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   out.peer_rejoins = trainer->peer_rejoins();
   const std::vector<double> mine = {
       double(out.counters.faults_injected), double(out.counters.unverified_decodes),
-      double(out.counters.copies_replaced), double(out.counters.copies_aligned)};
+      double(out.counters.copies_replaced), double(out.counters.copies_aligned),
+      double(out.counters.copies_refused)};
   auto all = stack->group->AllGather(mine, MakeExchangeTag(ExchangeOp::kEvaluationTally).value());
   if (!all.ok()) return fail(all.status());
   Vector sum = Vector::Zero(all->rows());
@@ -258,6 +260,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   out.job_unverified_decodes = int64_t(sum(1));
   out.job_copies_replaced = int64_t(sum(2));
   out.job_copies_aligned = int64_t(sum(3));
+  out.job_copies_refused = int64_t(sum(4));
   group->MarkEnded();  // a replacement still waiting to join gives up
   return out;
 }

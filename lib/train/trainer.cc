@@ -32,6 +32,15 @@ constexpr int64_t kEvaluationRounds = int64_t{1} << 48;
 // changes every round (no fault can anticipate them), and the copy's norm.
 // A copy differing anywhere gives different sums with probability 1.
 constexpr int kProjections = 4;
+constexpr int kFingerprint = kProjections + 1;
+// The fingerprints' key in `round`; copy i (2 l: layer l's input, 2 l + 1:
+// its gradient) uses key + i.
+uint64_t FingerprintKey(uint64_t seed, int64_t round) {
+  return DeriveSeed(seed, {0x9a4d, uint64_t(round)});
+}
+// Copies sent in ReplaceStaleCopies are fault points of their own, apart
+// from the layers' products.
+constexpr int kCopiesFaultLayer = 1 << 20;
 void Fingerprint(const Matrix& m, uint64_t key, double* out /* kProjections + 1 */) {
   double f[kProjections] = {};
   double sq = 0.0;
@@ -112,6 +121,7 @@ std::string FormatCounters(const TrainingCounters& c) {
          " uncorrectable_steps=" + std::to_string(c.uncorrectable_steps) +
          " recomputations=" + std::to_string(c.recomputations) +
          " copies_replaced=" + std::to_string(c.copies_replaced) +
+         " copies_refused=" + std::to_string(c.copies_refused) +
          " scrubs=" + std::to_string(c.scrubs) +
          " shard_repairs=" + std::to_string(c.shard_repairs) +
          " rollbacks=" + std::to_string(c.rollbacks);
@@ -130,6 +140,9 @@ struct Trainer::Decision {
   // Per layer: the peers holding the root's copies bit for bit, who send
   // them to the stale peers (the root alone with wait_for = 0).
   std::vector<std::vector<int>> sources;
+  // Per layer: the root's fingerprints of its input and gradient copies
+  // (2 kFingerprint numbers), which every received copy must match.
+  std::vector<std::vector<double>> root_prints;
   double loss = 0.0, accuracy = 0.0;
   PeerSet joiners;  // replacements any member saw waiting
 };
@@ -174,6 +187,7 @@ void Trainer::TakeSnapshot(int64_t step) {
 }
 
 void Trainer::Restore() {
+  stale_layers_.clear();  // every shard is the snapshot's again
   for (int l = 0; l < model_->num_layers(); ++l) {
     *model_->layer(l).mutable_shard() = snapshot_.shards[size_t(l)];
     *model_->layer(l).mutable_velocity() = snapshot_.velocities[size_t(l)];
@@ -183,7 +197,12 @@ void Trainer::Restore() {
 StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accuracy,
                                            int64_t round) {
   const int layers = model_->num_layers();
-  std::vector<double> mine = {failed ? 1.0 : 0.0, loss, accuracy};
+  // The first number: 1 a failed decode, 2 a layer that skipped its update
+  // here (stale_layers_: retry after a scrub repairs it; not an
+  // uncorrectable step), 0 neither.
+  const bool stale_here =
+      std::find(stale_layers_.begin(), stale_layers_.end(), true) != stale_layers_.end();
+  std::vector<double> mine = {failed ? 1.0 : stale_here ? 2.0 : 0.0, loss, accuracy};
   // Wrong-peer sets, 32 peers per number (exact in a double).
   const int p = group_->size(), set_numbers = PeerSet::NumbersFor(p);
   for (int l = 0; l < layers; ++l) {
@@ -192,8 +211,8 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
       s->AppendTo(p, &mine);
   }
   const Eigen::Index fp_row = static_cast<Eigen::Index>(mine.size());
-  constexpr int kBlock = kProjections + 1;
-  const uint64_t key = DeriveSeed(options_.seed, {0x9a4d, uint64_t(round)});
+  constexpr int kBlock = kFingerprint;
+  const uint64_t key = FingerprintKey(options_.seed, round);
   std::vector<double> sizes;  // entries of each fingerprinted copy
   for (int l = 0; l < layers; ++l) {
     for (const Matrix* m :
@@ -240,9 +259,11 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   for (int q : group_->members()) present[size_t(q)] = true;
   const int voters = static_cast<int>(group_->members().size());
   Decision d;
-  for (int q = 0; q < p; ++q)
-    d.any_failed = d.any_failed || (present[size_t(q)] && all(0, q) != 0.0);
-  d.retry = d.any_failed;
+  for (int q = 0; q < p; ++q) {
+    if (!present[size_t(q)] || all(0, q) == 0.0) continue;
+    d.retry = true;
+    d.any_failed = d.any_failed || all(0, q) != 2.0;
+  }
   PeerSet any_wrong;
   for (int i = 0; i < 2 * layers; ++i) {
     PeerSet agreed;  // the union over peers: what any decode located
@@ -294,6 +315,7 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   d.root.assign(size_t(layers), 0);
   d.sources.resize(size_t(layers));
   d.aligned.resize(size_t(layers));
+  d.root_prints.resize(size_t(layers));
   // Without the guard every present peer's copies count as good (the
   // straggling peers still take the root's).
   for (int l = 0; l < layers && (options_.guard || straggling); ++l) {
@@ -335,6 +357,8 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
       }
     }
     d.root[size_t(l)] = root;
+    for (Eigen::Index j = 0; j < 2 * kBlock; ++j)
+      d.root_prints[size_t(l)].push_back(all(fp_row + 2 * kBlock * l + j, root));
   }
   for (int q : group_->members()) d.joiners |= set_at(join_row, q);
   const int reporter = layers > 0 ? d.root[size_t(layers - 1)] : 0;
@@ -343,7 +367,8 @@ StatusOr<Trainer::Decision> Trainer::Agree(bool failed, double loss, double accu
   return d;
 }
 
-Status Trainer::ReplaceStaleCopies(const Decision& d, int64_t round) {
+Status Trainer::ReplaceStaleCopies(const Decision& d, int64_t round, std::vector<bool>* refused) {
+  refused->assign(size_t(model_->num_layers()), false);
   const int p = group_->size(), me = group_->rank();
   for (int l = 0; l < model_->num_layers(); ++l) {
     const std::vector<int>& stale = d.stale[size_t(l)];
@@ -360,7 +385,14 @@ Status Trainer::ReplaceStaleCopies(const Decision& d, int64_t round) {
     for (size_t i = 0; i < stale.size(); ++i) {
       const int source = sources[i % sources.size()];
       if (source == me) {
-        if (copy.empty()) copy = Flatten(*x, *g);
+        if (copy.empty()) {
+          copy = Flatten(*x, *g);
+          if (faults_ != nullptr && faults_->Hits(round, kCopiesFaultLayer + l, StepPoint::kSend)) {
+            Matrix sent = Eigen::Map<const Matrix>(copy.data(), Eigen::Index(copy.size()), 1);
+            faults_->MaybeCorrupt(round, kCopiesFaultLayer + l, StepPoint::kSend, &sent);
+            std::copy(sent.data(), sent.data() + sent.size(), copy.begin());
+          }
+        }
         to[size_t(stale[i])] = copy;
       }
       if (stale[i] == me) my_source = source;
@@ -368,10 +400,30 @@ Status Trainer::ReplaceStaleCopies(const Decision& d, int64_t round) {
     if (my_source >= 0) from[size_t(my_source)] = x->size() + g->size();
     POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kFix, round, l));
     POLYGUARD_ASSIGN_OR_RETURN(auto got, group_->SendRecv(to, from, tag));
-    if (my_source >= 0) {
-      Unflatten(got[size_t(my_source)], x, g);
-      ++(d.aligned[size_t(l)].Contains(me) ? counters_.copies_aligned : counters_.copies_replaced);
+    if (my_source < 0) continue;
+    // The source was chosen for the checksum or fingerprint it voted; what
+    // arrived must be the root's copies bit for bit, or it is not applied.
+    Matrix got_x(x->rows(), x->cols()), got_g(g->rows(), g->cols());
+    Unflatten(got[size_t(my_source)], &got_x, &got_g);
+    const uint64_t key = FingerprintKey(options_.seed, round) + uint64_t(2 * l);
+    double prints[2 * kFingerprint];
+    Fingerprint(got_x, key, prints);
+    Fingerprint(got_g, key + 1, prints + kFingerprint);
+    const std::vector<double>& want = d.root_prints[size_t(l)];
+    if (!std::equal(prints, prints + 2 * kFingerprint, want.begin(), want.end())) {
+      ++counters_.copies_refused;
+      // An aligned peer's own copies are within the guard's tolerance: it
+      // updates from them (off the others' by that much, this once). A peer
+      // whose own copies are off skips this layer's update, and the next
+      // agreement has its shard repaired. Never the other way round: when
+      // every stale peer is aligned (all but the root), skipping would leave
+      // the majority's shards stale and the scrub would "repair" the root.
+      if (!d.aligned[size_t(l)].Contains(me)) (*refused)[size_t(l)] = true;
+      continue;
     }
+    *x = std::move(got_x);
+    *g = std::move(got_g);
+    ++(d.aligned[size_t(l)].Contains(me) ? counters_.copies_aligned : counters_.copies_replaced);
   }
   return Status::Ok();
 }
@@ -391,8 +443,13 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
     const Vector probe = rng.NormalMatrix(code.probe_length(), 1).col(0);
     const Vector a = code.ProbeShard(layer.shard(), probe);
     const Vector b = code.ProbeShard(layer.velocity(), probe);
-    Vector mine(a.size() + b.size());
-    mine << a, b;
+    // The last number: whether this peer's shard of the layer is known
+    // stale (it skipped an update: stale_layers_). Those are erasures: not
+    // checked, repaired. Located, they could be confused with the healthy
+    // ones when they are many.
+    const bool stale = size_t(l) < stale_layers_.size() && stale_layers_[size_t(l)];
+    Vector mine(a.size() + b.size() + 1);
+    mine << a, b, stale ? 1.0 : 0.0;
     POLYGUARD_ASSIGN_OR_RETURN(
         const ExchangeTag probe_tag,
         MakeExchangeTag(tag_layer == kRoundScrubs ? ExchangeOp::kScrub : ExchangeOp::kSnapshotScrub,
@@ -408,13 +465,23 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
         Matrix all,
         group_->AllGather(std::span<const double>(mine.data(), size_t(mine.size())), probe_tag));
     std::vector<PeerResult> probes;  // the members' (a lost peer's shard is an erasure)
-    for (int q : group_->members()) probes.push_back({q, all.col(q)});
+    std::vector<int> erased;         // members whose shard is known stale
+    const Eigen::Index flag = all.rows() - 1;
+    for (int q : group_->members()) {
+      if (all(flag, q) != 0.0) {
+        erased.push_back(q);
+      } else {
+        probes.push_back({q, all.col(q).head(flag)});
+      }
+    }
     StatusOr<std::vector<int>> wrong = code.CheckProbes(probes);
     if (!wrong.ok()) {
       if (wrong.status().code() != StatusCode::kDataLoss) return wrong.status();
       *repairable = false;  // more corrupted shards than the code can tell apart
       return corrupted;
     }
+    wrong->insert(wrong->end(), erased.begin(), erased.end());
+    std::sort(wrong->begin(), wrong->end());
     if (wrong->empty()) continue;
     corrupted.insert(corrupted.end(), wrong->begin(), wrong->end());
     if (tag_layer == kSnapshotScrubs) continue;  // SnapshotNow only looks (see there)
@@ -462,6 +529,7 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
       }
       POLYGUARD_ASSIGN_OR_RETURN(*shard, code.RepairShard(me, shards));
       POLYGUARD_ASSIGN_OR_RETURN(*velocity, code.RepairShard(me, velocities));
+      if (stale) stale_layers_[size_t(l)] = false;
     }
     counters_.shard_repairs += static_cast<int64_t>(wrong->size());
   }
@@ -526,6 +594,7 @@ Status Trainer::Resume(const State& state) {
   previous_wrong_ = state.previous_wrong;
   rollbacks_in_a_row_ = state.rollbacks_in_a_row;
   rollback_step_ = state.rollback_step;
+  stale_layers_.clear();  // snapshots are taken from consistent shards only
   taken_.reset();
   if (periodic) {
     // (Its round and scrub decisions are never needed: a rollback restores
@@ -725,8 +794,17 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
       POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kRoundScrubs, &repairable).status());
       continue;
     }
-    POLYGUARD_RETURN_IF_ERROR(ReplaceStaleCopies(d, round));
-    Status update = model_->Update(options_.sgd, round);
+    std::vector<bool> refused;  // per layer: its received copies were refused
+    POLYGUARD_RETURN_IF_ERROR(ReplaceStaleCopies(d, round, &refused));
+    Status update = Status::Ok();
+    stale_layers_.resize(size_t(model_->num_layers()), false);
+    for (int l = 0; l < model_->num_layers() && update.ok(); ++l) {
+      if (refused[size_t(l)]) {
+        stale_layers_[size_t(l)] = true;  // until a scrub repairs it
+      } else {
+        update = model_->layer(l).Update(options_.sgd, round);
+      }
+    }
     if (!update.ok()) {
       return FailedPreconditionError("step " + std::to_string(step) + ": training diverged (" +
                                      update.message() + ")");
@@ -773,6 +851,7 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
 Trainer::Undo Trainer::CaptureUndo(int64_t step) const {
   Undo u{.step = step,
          .previous_wrong = previous_wrong_,
+         .stale_layers = stale_layers_,
          .rollbacks_in_a_row = rollbacks_in_a_row_,
          .rollback_step = rollback_step_,
          .snapshot = snapshot_,
@@ -790,6 +869,7 @@ void Trainer::RestoreUndo(const Undo& u) {
     *model_->layer(l).mutable_velocity() = u.velocities[size_t(l)];
   }
   previous_wrong_ = u.previous_wrong;
+  stale_layers_ = u.stale_layers;
   rollbacks_in_a_row_ = u.rollbacks_in_a_row;
   rollback_step_ = u.rollback_step;
   snapshot_ = u.snapshot;

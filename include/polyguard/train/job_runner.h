@@ -106,7 +106,7 @@ struct JobOutcome {
   double rejoin_seconds = 0;
   // Sums over every peer of the per-peer views (after a completed run).
   int64_t job_faults_injected = 0, job_unverified_decodes = 0, job_copies_replaced = 0,
-          job_copies_aligned = 0;
+          job_copies_aligned = 0, job_copies_refused = 0;
 };
 
 JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& options,

@@ -16,7 +16,13 @@
 //       - peers whose fingerprints disagree with the majority's get the
 //         majority's copies point to point before the update (the guard:
 //         otherwise they would corrupt their own shards, the main source of
-//         shard corruption);
+//         shard corruption). A receiver checks what it got against the
+//         root's agreed fingerprints bit for bit and never applies copies
+//         corrupted on the way: a peer whose own copies were within
+//         tolerance (straggler mode's alignment) updates from those; one
+//         whose own were off (always a minority) skips that layer's update,
+//         and its next agreement retries the step after a scrub, which
+//         repairs the layer's shard;
 //       - after max_retries recomputations, every peer rolls back to the last
 //         verified snapshot and the step to run next is the one after it.
 //  3. The coded update of every layer.
@@ -117,6 +123,9 @@ struct TrainingCounters {
   // tolerance but not bit for bit, and were replaced by the root's so that
   // every peer applies the same update (see Agree).
   int64_t copies_aligned = 0;
+  // Copies a source sent this peer that did not match the root's agreed
+  // fingerprints: never applied (see step 2 above).
+  int64_t copies_refused = 0;
   int64_t scrubs = 0;
   int64_t shard_repairs = 0;  // shards regenerated (any peer's)
   int64_t rollbacks = 0;
@@ -205,6 +214,7 @@ class Trainer {
     // located wrong in `step` (a repeat next step triggers a scrub), the
     // rollbacks in a row and the furthest step that needed one.
     std::vector<int> previous_wrong;
+    std::vector<bool> stale_layers;
     int rollbacks_in_a_row = 0;
     int64_t rollback_step = 0;
     // Where a rollback returns to, and the step the next periodic snapshot
@@ -280,6 +290,7 @@ class Trainer {
     int64_t step = 0;
     std::vector<Matrix> shards, velocities;
     std::vector<int> previous_wrong;
+    std::vector<bool> stale_layers;
     int rollbacks_in_a_row = 0;
     int64_t rollback_step = 0;
     State snapshot;
@@ -307,7 +318,8 @@ class Trainer {
   // Applies a state from EncodeState; returns its step and old members.
   StatusOr<int64_t> DecodeState(const std::vector<double>& state, std::vector<int>* old_members);
   StatusOr<Decision> Agree(bool failed, double loss, double accuracy, int64_t round);
-  Status ReplaceStaleCopies(const Decision& decision, int64_t round);
+  // Sets (*refused)[l] when layer l's received copies were refused.
+  Status ReplaceStaleCopies(const Decision& decision, int64_t round, std::vector<bool>* refused);
   // Scrub at `round` (its exchanges' tags and its probes; `tag_layer` keeps
   // SnapshotNow's scrubs, numbered by snapshot, apart from the rounds', and
   // they repair nothing); sets *repairable to false when a corruption cannot
@@ -330,6 +342,10 @@ class Trainer {
   int rollbacks_in_a_row_ = 0;
   int64_t rollback_step_ = 0;  // the furthest step that needed a rollback
   TrainingCounters counters_;
+  // Per layer: this peer refused the copies it was sent and skipped the
+  // layer's update, so its shard is stale until a scrub repairs it (scrubs
+  // treat it as an erasure; the next agreement asks for a scrub and a retry).
+  std::vector<bool> stale_layers_;
   std::optional<Undo> undo_, undo_before_;  // the current step's start, the previous one's
   std::vector<PeerLoss> peer_losses_;
   std::vector<PeerRejoin> peer_rejoins_;
