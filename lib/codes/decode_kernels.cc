@@ -141,9 +141,16 @@ bool NextCombination(std::vector<int>* idx, int n) {
   return true;
 }
 
+Status BudgetSpentError(int64_t entries_done, int64_t entries, const std::vector<int>& suspects) {
+  return DataLossError("decode: the entry-by-entry search spent its budget of " +
+                       std::to_string(kMaxFitsPerDecode) + " fits after " +
+                       std::to_string(entries_done) + " of " + std::to_string(entries) +
+                       " inconsistent entries; suspect peers: " + PeerList(suspects));
+}
+
 bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, double tol,
                   double global, const std::vector<std::vector<int>>& hint, int64_t max_sets,
-                  std::vector<int>* wrong) {
+                  int64_t* budget, std::vector<int>* wrong) {
   const int r = static_cast<int>(basis.rows()) / g;
   const int k = static_cast<int>(basis.cols());
   // Tries setting aside the peers in `aside` (sorted positions).
@@ -178,6 +185,13 @@ bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, d
     return true;
   };
   int64_t tried = 0;
+  // One fit more, if the decode's budget allows it.
+  auto spend = [&] {
+    if (*budget <= 0) return false;
+    --*budget;
+    ++tried;
+    return true;
+  };
   // Greedy first: set aside the peer farthest from the rest's least-squares
   // fit, refit, and so on: t fits find a few large errors, or several of
   // very different sizes, far sooner than trying every set.
@@ -208,13 +222,13 @@ bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, d
       aside.push_back(worst);
       std::vector<int> sorted = aside;
       std::sort(sorted.begin(), sorted.end());
-      ++tried;
+      if (!spend()) return false;
       if (attempt(sorted)) return true;
     }
   }
   for (const auto& aside : hint) {
     if (static_cast<int>(aside.size()) > t_max) continue;
-    ++tried;
+    if (!spend()) return false;
     if (attempt(aside)) return true;
   }
   for (int t = 0; t <= t_max; ++t) {
@@ -222,7 +236,7 @@ bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, d
     std::vector<int> idx(static_cast<size_t>(t));
     for (int i = 0; i < t; ++i) idx[static_cast<size_t>(i)] = i;
     do {
-      ++tried;
+      if (!spend()) return false;
       if (attempt(idx)) return true;
     } while (NextCombination(&idx, r));
     if (t == t_max) return false;  // every set tried
@@ -243,7 +257,7 @@ bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, d
   std::mt19937_64 gen(seed);
   std::vector<int> order(static_cast<size_t>(r));
   std::iota(order.begin(), order.end(), 0);
-  for (; tried < 2 * max_sets; ++tried) {
+  while (tried < 2 * max_sets && spend()) {
     for (int i = 0; i < needed; ++i) {
       std::uniform_int_distribution<int> pick(i, r - 1);
       std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(pick(gen))]);

@@ -57,10 +57,18 @@ Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global =
 // max_sets are tried, then random samples of just enough peers to fit (up
 // to 2 max_sets; seeded by the values, so deterministic). On success y
 // holds the code word's values at the set-aside peers and wrong gets those
-// that deviate.
+// that deviate. Every fit tried spends one of *budget (a whole decode's,
+// shared by its entries, so that many inconsistent entries cannot make a
+// decode take minutes); false once it is spent.
 bool CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector> y, int t_max,
                   double tol, double global, const std::vector<std::vector<int>>& hint,
-                  int64_t max_sets, std::vector<int>* wrong);
+                  int64_t max_sets, int64_t* budget, std::vector<int>* wrong);
+// Fits a whole decode's per-entry search may try (CorrectEntry's budget):
+// about a second of small least-squares fits. A decode that would need more
+// is DataLoss (BudgetSpentError), which a trainer recomputes.
+inline constexpr int64_t kMaxFitsPerDecode = int64_t{1} << 20;
+// The DataLoss of a decode whose entry search spent its budget.
+Status BudgetSpentError(int64_t entries_done, int64_t entries, const std::vector<int>& suspects);
 // The final check of a decode, given per entry how many of the `kept`
 // results and of the `finite` - `kept` set aside disagree with the decoded
 // code word: every entry needs either at most floor((kept - K)/2) kept ones

@@ -381,7 +381,9 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       t.basis = ChebyshevBasis(t.pts, k);
       t.t_max = (static_cast<int>(t.pos.size()) - k) / 2;
     }
-    for (Eigen::Index row : dirty) {
+    int64_t budget = internal::kMaxFitsPerDecode;
+    for (size_t di = 0; di < dirty.size(); ++di) {
+      const Eigen::Index row = dirty[di];
       bool done = false;
       for (size_t ti = 0; ti < tries.size() && !done; ++ti) {
         const Try& t = tries[ti];
@@ -390,7 +392,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
           y(static_cast<Eigen::Index>(i)) = work(row, t.pos[i]);
         std::vector<int> unused;
         if (!internal::CorrectEntry(t.basis, 1, y, t.t_max, tol, global, {}, kMaxSetsPerEntry,
-                                    &unused)) {
+                                    &budget, &unused)) {
           continue;
         }
         for (size_t i = 0, j = 0; i < t.pos.size() && j < kept_pos.size(); ++i) {
@@ -400,6 +402,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
         }
         done = true;
       }
+      if (!done && budget <= 0)
+        return internal::BudgetSpentError(int64_t(di), int64_t(dirty.size()), ids(peeled_pos));
       if (!done) {
         return DataLossError(
             "decode: errors beyond what the code corrects (" + std::to_string(total) +

@@ -395,7 +395,9 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     }
     std::vector<std::vector<int>> tries = {kept_pos_of(kept)};
     if (!peeled.empty()) tries.push_back(all_pos);
-    for (int row : dirty) {
+    int64_t budget = internal::kMaxFitsPerDecode;
+    for (size_t di = 0; di < dirty.size(); ++di) {
+      const int row = dirty[di];
       bool done = false;
       for (size_t ti = 0; ti < tries.size() && !done; ++ti) {
         const std::vector<int>& pos = tries[ti];  // positions in `peers`
@@ -411,7 +413,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
         }
         std::vector<int> unused;
         if (!internal::CorrectEntry(basis, g, y, (n - k) / 2, tol, global, {}, kMaxSetsPerEntry,
-                                    &unused)) {
+                                    &budget, &unused)) {
           continue;
         }
         // Back to the kept peers' columns of `corrected`.
@@ -429,6 +431,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       if (!done) {
         std::vector<int> suspects = bad;
         suspects.insert(suspects.end(), peeled.begin(), peeled.end());
+        if (budget <= 0)
+          return internal::BudgetSpentError(int64_t(di), int64_t(dirty.size()), suspects);
         return DataLossError(
             "decode: errors beyond what the code corrects (" + std::to_string(total) +
             " results, threshold K = " + std::to_string(k) + ", entry " + std::to_string(row) +

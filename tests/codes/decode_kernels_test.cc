@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "polyguard/base/random.h"
+#include "polyguard/codes/evaluation_points.h"
 
 namespace polyguard::internal {
 namespace {
@@ -115,6 +116,66 @@ TEST(TypicalExponent, ZeroWithoutAnyNonzeroFiniteValue) {
   m(3, 2) = std::nan("");
   m(7, 1) = INFINITY;
   EXPECT_EQ(TypicalExponent(m), 0);
+}
+
+// CorrectEntry's budget: every fit spends one, and a spent budget ends the
+// search (false), so a decode with many inconsistent entries cannot take
+// minutes (an adversarial run once saw a peer silent for 124 s).
+class CorrectEntryBudget : public ::testing::Test {
+ protected:
+  // 12 results of a K = 4 Chebyshev code word; `wrong` of them off by 1.
+  void SetUp() override {
+    std::vector<double> pts;
+    for (int i = 0; i < 12; ++i) pts.push_back(std::cos(M_PI * (i + 0.5) / 12));
+    basis_ = ChebyshevBasis(pts, 4);
+    Random rng(7);
+    exact_ = basis_ * rng.NormalMatrix(4, 1).col(0);
+  }
+  Vector With(std::initializer_list<int> wrong) const {
+    Vector y = exact_;
+    for (int p : wrong) y(p) += 1.0;
+    return y;
+  }
+  Matrix basis_;
+  Vector exact_;
+};
+
+TEST_F(CorrectEntryBudget, ASpentBudgetTriesNothing) {
+  Vector y = With({3});
+  const Vector before = y;
+  int64_t budget = 0;
+  std::vector<int> wrong;
+  EXPECT_FALSE(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, {}, 4096, &budget, &wrong));
+  EXPECT_EQ(budget, 0);
+  EXPECT_EQ(y, before);
+}
+
+TEST_F(CorrectEntryBudget, EachFitSpendsOne) {
+  // One wrong value: the greedy pass's first fit finds it.
+  Vector y = With({3});
+  int64_t budget = 1;
+  std::vector<int> wrong;
+  ASSERT_TRUE(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, {}, 4096, &budget, &wrong));
+  EXPECT_EQ(budget, 0);
+  EXPECT_EQ(wrong, std::vector<int>{3});
+  EXPECT_LE((y - exact_).cwiseAbs().maxCoeff(), 1e-12);
+}
+
+TEST_F(CorrectEntryBudget, AnUncorrectableEntryStopsWithinItsBound) {
+  // Five wrong values where at most four can be set aside: every set fails.
+  // The search ends after at most the greedy fits, every set up to
+  // max_sets, and 2 max_sets in all; with a smaller budget, there.
+  for (const int64_t given : {int64_t{1} << 20, int64_t{100}}) {
+    Vector y = With({0, 2, 5, 7, 11});
+    int64_t budget = given;
+    std::vector<int> wrong;
+    EXPECT_FALSE(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, {}, 512, &budget, &wrong));
+    EXPECT_GE(budget, std::max<int64_t>(0, given - 2 * 512));
+    EXPECT_LT(budget, given);
+    if (given == 100) {
+      EXPECT_EQ(budget, 0);
+    }
+  }
 }
 
 }  // namespace
