@@ -76,7 +76,9 @@
 // parity combinations and the |wanted| outputs (the exact parity check, so no
 // error on at most R - K peers can hide in it); with errors add (R - K) x R x
 // L for the syndrome, the final check (K x R x L), and per inconsistent entry
-// at most 4,096 least-squares fits of K unknowns.
+// at most 8,192 least-squares fits of K unknowns, 2^20 in all per decode
+// (about a second): a decode that would need more returns DataLoss ("spent
+// its budget"), which a trainer recomputes.
 // Decode plans (parity checks, pseudo-inverses) are cached per set of
 // answering peers.
 //
