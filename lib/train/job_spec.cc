@@ -20,6 +20,12 @@ namespace {
 
 namespace pb = google::protobuf;
 
+std::string FormatDouble(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
 // Names a field with its line: "FILE:LINE: path: ".
 class Where {
  public:
@@ -322,6 +328,24 @@ Status ValidateJobSpec(const JobSpec& s) {
   if (s.timeout.count() < 100) {
     return InvalidArgumentError("timeout must be >= 100 ms, got " +
                                 std::to_string(s.timeout.count()) + " ms");
+  }
+  // Every step ends with a full exchange that waits for every peer, so a
+  // straggler's delay past the failure timeout ends the job (after twice the
+  // timeout, naming the sleeping peer as gone, not the cause). Exponential
+  // delays: a mean of at most 1/20 of the timeout puts a single delay past it
+  // at probability e^-20.
+  if (s.faults.straggler_delay != FaultModel::Delay::kNone) {
+    const bool fixed = s.faults.straggler_delay == FaultModel::Delay::kFixed;
+    const double limit = double(s.timeout.count()) / (fixed ? 1.0 : 20.0);
+    if (!(s.faults.straggler_delay_ms < limit)) {
+      return InvalidArgumentError(
+          "faults.straggler_delay_ms: " + FormatDouble(s.faults.straggler_delay_ms) + " ms " +
+          (fixed ? "reaches the failure timeout (" + std::to_string(s.timeout.count()) + " ms)"
+                 : "as the mean of exponential delays reaches 1/20 of the failure timeout (" +
+                       std::to_string(s.timeout.count()) + " ms)") +
+          ": every step waits for every peer at its end, so such a straggler is declared "
+          "gone and the job stops; use a shorter delay or a longer timeout_ms");
+    }
   }
   POLYGUARD_RETURN_IF_ERROR(ValidateSequentialForPeers(s.model, s.peers));
   return Status::Ok();

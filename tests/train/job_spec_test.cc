@@ -75,6 +75,30 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
     spec.model.product.wait_for = 0;
     EXPECT_TRUE(ValidateJobSpec(spec).ok());
   }
+  {
+    // A straggler that sleeps past the failure timeout can only stop the
+    // job (an adversarial run gave 1e12 ms: exit 1 after twice the timeout).
+    auto spec = ParseJobSpec(kGood, "good.textproto").value();
+    spec.timeout = std::chrono::milliseconds(2000);
+    spec.faults.straggler_delay = FaultModel::Delay::kFixed;
+    spec.faults.straggler_delay_ms = 1999;
+    EXPECT_TRUE(ValidateJobSpec(spec).ok());
+    spec.faults.straggler_delay_ms = 2000;
+    Status s = ValidateJobSpec(spec);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("faults.straggler_delay_ms: 2000 ms reaches the failure timeout "
+                               "(2000 ms)"),
+              std::string::npos)
+        << s;
+    spec.faults.straggler_delay = FaultModel::Delay::kExponential;
+    spec.faults.straggler_delay_ms = 99;
+    EXPECT_TRUE(ValidateJobSpec(spec).ok());
+    spec.faults.straggler_delay_ms = 100;
+    s = ValidateJobSpec(spec);
+    EXPECT_NE(s.message().find("mean of exponential delays reaches 1/20"), std::string::npos) << s;
+    spec.faults.straggler_delay_ms = 1e12;
+    EXPECT_FALSE(ValidateJobSpec(spec).ok());
+  }
   // The MDS product layout decodes only with every peer of a row: no
   // straggler mode (every peer failed at step 1 when it was accepted).
   EXPECT_NE(error("strategy: \"genpolydot\" m: 2 n: 2", "strategy: \"mds\" wait_for: 6")
