@@ -536,6 +536,27 @@ SequentialOptions FaultMlp(Strategy strategy) {
 // own copies left the code within 20 steps and a fault-free job stopped
 // (located wrong results, then rollbacks): every peer must update from the
 // same copies, so a fault-free run locates nothing.
+// The straggler tests' job: a 12-16-4 tanh MLP, batch 8, on `peers` peers
+// waiting for `wait_for`; with wait_for > 0, random exponential stragglers
+// are added to `faults` (which the job points to).
+Job StragglerJob(const std::string& name, int peers, int wait_for, FaultModel* faults) {
+  if (wait_for != 0) {
+    faults->straggler_delay = FaultModel::Delay::kExponential;
+    faults->straggler_delay_ms = 0.3;
+    faults->straggler_fraction = 0.2;
+  }
+  Job job;
+  job.name = name;
+  job.model = SmallMlp(Strategy::kPolyDot);
+  job.model.layers = {{12, 16, Activation::kTanh}, {16, 4, Activation::kIdentity}};
+  job.model.batch = 8;
+  job.peers = peers;
+  job.model.product.wait_for = wait_for;
+  job.trainer = Sgd();
+  job.faults = faults;
+  return job;
+}
+
 struct StragglerCase {
   const char* name;
   int peers, wait_for;
@@ -552,24 +573,13 @@ TEST_P(StragglerModeTest, TrainsWithoutSplittingOnTheReferenceTrajectory) {
           .value();
   FaultModel faults;
   faults.error_rate = c.error_rate;
-  faults.straggler_delay = FaultModel::Delay::kExponential;
-  faults.straggler_delay_ms = 0.3;
-  faults.straggler_fraction = 0.2;
-  Job job;
-  job.name = std::string("stragglers-") + c.name;
-  job.model = SmallMlp(Strategy::kPolyDot);
-  job.model.layers = {{12, 16, Activation::kTanh}, {16, 4, Activation::kIdentity}};
-  job.model.batch = 8;
+  Job job = StragglerJob(std::string("stragglers-") + c.name, c.peers, c.wait_for, &faults);
   if (c.bundled_size) {
     job.model.layers = {{784, 256, Activation::kRelu},
                         {256, 128, Activation::kRelu},
                         {128, 10, Activation::kIdentity}};
     job.model.batch = 64;
   }
-  job.peers = c.peers;
-  job.model.product.wait_for = c.wait_for;
-  job.trainer = Sgd();
-  job.faults = &faults;
   job.steps = c.steps;
   const TrainingCounters total = ExpectOnReferenceTrajectory(job, *data, 1e-6);
   std::cout << c.name << ": " << FormatCounters(total) << " copies_aligned=" << total.copies_aligned
@@ -620,20 +630,7 @@ TEST_P(CopiesCorruptedOnTheWay, AreRefusedNotApplied) {
   faults.error_rate = c.error_rate;
   faults.points = c.points;
   faults.kind = SoftErrorKind::kNaN;
-  if (c.wait_for != 0) {
-    faults.straggler_delay = FaultModel::Delay::kExponential;
-    faults.straggler_delay_ms = 0.3;
-    faults.straggler_fraction = 0.2;
-  }
-  Job job;
-  job.name = std::string("copies-refused-") + c.name;
-  job.model = SmallMlp(Strategy::kPolyDot);
-  job.model.layers = {{12, 16, Activation::kTanh}, {16, 4, Activation::kIdentity}};
-  job.model.batch = 8;
-  job.peers = c.peers;
-  job.model.product.wait_for = c.wait_for;
-  job.trainer = Sgd();
-  job.faults = &faults;
+  Job job = StragglerJob(std::string("copies-refused-") + c.name, c.peers, c.wait_for, &faults);
   job.steps = 200;
   const TrainingCounters total = ExpectOnReferenceTrajectory(job, *data, 1e-6);
   std::cout << FormatCounters(total) << " copies_aligned=" << total.copies_aligned << "\n";
