@@ -651,7 +651,11 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
                                 " x " + std::to_string(mo.batch) + " batch and labels for the " +
                                 std::to_string(count) + " counted columns");
   }
-  for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
+  // As many attempts as a training step gets before the job gives up: each
+  // attempt is a fresh draw of faults, and a code that can only detect
+  // fails about as often here as in training, which rolls back instead.
+  const int attempts = (options_.max_retries + 1) * (options_.max_rollbacks + 1);
+  for (int attempt = 0; attempt < attempts; ++attempt) {
     // Numbered apart from the training rounds: evaluating must not shift the
     // rounds (tags, fault decisions) of the steps after it.
     const int64_t round = kEvaluationRounds + ++evaluation_rounds_;
@@ -695,8 +699,7 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
     std::sort(counts.begin(), counts.end());
     return static_cast<int>(counts[counts.size() / 2]);
   }
-  return DataLossError("evaluate: uncorrectable errors in " +
-                       std::to_string(options_.max_retries + 1) +
+  return DataLossError("evaluate: uncorrectable errors in " + std::to_string(attempts) +
                        " attempts (or stored shards beyond repair)");
 }
 

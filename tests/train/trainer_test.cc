@@ -527,15 +527,41 @@ SequentialOptions FaultMlp(Strategy strategy) {
   return m;
 }
 
-// Straggler mode (wait_for < P): peers decode from different results, so
-// every decision that changes which exchanges a peer enters must come out of
-// the agreement round, or peers split. Random stragglers, with and without
-// faults at every point; every decode checks at least one redundant result
-// (issue 14, items 4 and 5). At the bundled MLP's size the copies decoded
-// from different results differ enough that shards updated from each peer's
-// own copies left the code within 20 steps and a fault-free job stopped
-// (located wrong results, then rollbacks): every peer must update from the
-// same copies, so a fault-free run locates nothing.
+// Evaluation gets as many attempts as a training step gets before the job
+// gives up ((max_retries + 1) (max_rollbacks + 1)): with faults left on, a
+// code that can only detect (replication, r = 2) fails about 40% of the
+// attempts here, and four attempts per batch once ended jobs that had
+// trained (an adversarial run: replication r = 3 waiting for 7 of 9).
+TEST(Trainer, EvaluationGetsAsManyAttemptsAsAStep) {
+  auto data = SyntheticClassification::Create(10, 4, 9).value();
+  FaultModel faults;
+  faults.error_rate = 0.02;
+  faults.points = {StepPoint::kProduct};
+  Job job;
+  job.name = "eval-attempts";
+  job.model = FaultMlp(Strategy::kReplication);
+  job.trainer = Sgd();
+  // No recomputation: one attempt per step before a rollback, so the old
+  // rule gave evaluation one attempt per batch, the new one 21.
+  job.trainer.max_retries = 0;
+  job.faults = &faults;
+  job.steps = 5;
+  job.after_step = [&](int rank, int64_t step, Trainer& trainer, Sequential&) {
+    if (step != job.steps) return;
+    for (int b = 0; b < 20; ++b) {
+      Matrix x;
+      std::vector<int> labels;
+      data->Batch(-1 - b, job.model.batch, &x, &labels);
+      auto c = trainer.Evaluate(x, labels, job.model.batch);
+      if (!c.ok()) ADD_FAILURE() << "peer " << rank << " batch " << b << ": " << c.status();
+    }
+  };
+  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+    ASSERT_TRUE(peer.status.ok()) << peer.status;
+    EXPECT_GT(peer.counters.rollbacks, 0);  // the faults do make attempts fail
+  }
+}
+
 // The straggler tests' job: a 12-16-4 tanh MLP, batch 8, on `peers` peers
 // waiting for `wait_for`; with wait_for > 0, random exponential stragglers
 // are added to `faults` (which the job points to).
@@ -557,6 +583,15 @@ Job StragglerJob(const std::string& name, int peers, int wait_for, FaultModel* f
   return job;
 }
 
+// Straggler mode (wait_for < P): peers decode from different results, so
+// every decision that changes which exchanges a peer enters must come out of
+// the agreement round, or peers split. Random stragglers, with and without
+// faults at every point; every decode checks at least one redundant result
+// (issue 14, items 4 and 5). At the bundled MLP's size the copies decoded
+// from different results differ enough that shards updated from each peer's
+// own copies left the code within 20 steps and a fault-free job stopped
+// (located wrong results, then rollbacks): every peer must update from the
+// same copies, so a fault-free run locates nothing.
 struct StragglerCase {
   const char* name;
   int peers, wait_for;

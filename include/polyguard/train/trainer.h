@@ -181,7 +181,9 @@ class Trainer {
   // Classifies x (inputs x B, the model's batch) with the current weights:
   // the number of correct predictions among the first `count` columns (the
   // rest may be padding). A forward pass only; an uncorrectable decode is
-  // recomputed (max_retries times). Collective: every peer calls it.
+  // recomputed, after a scrub, up to (max_retries + 1) (max_rollbacks + 1)
+  // attempts in all (what a training step gets before the job gives up).
+  // Collective: every peer calls it.
   // It spends no training round (its exchanges and fault decisions are
   // numbered apart), so the steps after it are those of a run that never
   // evaluated, but for roundoff: a decode of it that locates a corrupted
