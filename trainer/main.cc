@@ -79,7 +79,8 @@ const char kUsage[] =
     "                       replacement rejoins the job, up to N times a peer (default 3)\n"
     "  --rejoin             with --rank R: replace peer R of a running job that\n"
     "                       survives crashes (same spec and rendezvous)\n"
-    "  --quiet              a loss line every 10 steps instead of the progress line\n"
+    "  --quiet              a loss line every 10 steps (and one per rollback) instead of\n"
+    "                       the progress line\n"
     "  --status-port PORT [--status-address ADDR]   peer r serves GET /metrics and\n"
     "                       /healthz on PORT + r (on 127.0.0.1 by default)\n"
     "  --help               this text\n"
@@ -365,6 +366,15 @@ int RunPeer(const Args& args, const JobSpec& spec) {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       Progress(step, total, r, trainer.counters(), spec.peers,
                seconds * double(step) / double(done));
+    }
+  };
+  // Under --quiet, a rollback is said at once: recomputing and rolling back
+  // can take minutes without a completed step to print.
+  hooks.on_rollback = [&](int64_t step, const StepResult& r, const Trainer& trainer) {
+    if (rank == 0 && args.quiet) {
+      std::printf("step %ld rolled back (%ld rollbacks so far); going on at step %ld\n", long(step),
+                  long(trainer.counters().rollbacks), long(r.next_step));
+      std::fflush(stdout);
     }
   };
   const JobOutcome out = RunJobPeer(spec, o, hooks);

@@ -215,6 +215,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
                          r.status().message() + "; the last checkpoint: " + ckpt + " at step " +
                              std::to_string(*written) + " (--resume continues from it)"));
     }
+    if (r->rolled_back && hooks.on_rollback) hooks.on_rollback(step, *r, *trainer);
     if (!r->rolled_back) {
       if (hooks.on_step) hooks.on_step(step, total, *r, timing, *trainer);
       if (o.evaluate_every > 0 && step % o.evaluate_every == 0) {

@@ -79,6 +79,26 @@ TEST_F(PolyguardTrain, LocalModeTrainsAndSummarises) {
   EXPECT_GT(std::stod(m[1]), 0.6);  // a 4-class task learned in 40 steps
 }
 
+// With --quiet a rollback is said when it happens (recomputing and rolling
+// back can take minutes with no completed step to print): one line each, as
+// many as the summary counts.
+TEST_F(PolyguardTrain, UnderQuietEachRollbackIsSaid) {
+  const Outcome o = Train("--spec " + kSmall + " --quiet --error-rate 0.03", dir_);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(o.out, m, std::regex("([0-9]+) rollbacks\n"))) << o.out;
+  const int rollbacks = std::stoi(m[1]);
+  EXPECT_GT(rollbacks, 0) << o.out;
+  const std::regex said(
+      "step [0-9]+ rolled back \\(([0-9]+) rollbacks so far\\); going on at step");
+  int lines = 0, last = 0;
+  for (auto it = std::sregex_iterator(o.out.begin(), o.out.end(), said);
+       it != std::sregex_iterator(); ++it, ++lines)
+    last = std::stoi((*it)[1]);
+  EXPECT_EQ(lines, rollbacks) << o.out;
+  EXPECT_EQ(last, rollbacks);
+}
+
 // The bundled small CNN (coded convolutions, pooling, a dense layer) on 6
 // peer processes: with soft errors at every step point it ends on the same
 // losses and test accuracy as without.

@@ -74,6 +74,9 @@ struct JobHooks {
   std::function<void(int64_t step, int64_t total, const StepResult& result,
                      const StepTiming& timing, const Trainer& trainer)>
       on_step;
+  // Each rollback: `step` did not complete and training goes on at
+  // result.next_step (the step after the restored snapshot).
+  std::function<void(int64_t step, const StepResult& result, const Trainer& trainer)> on_rollback;
   // Each test-set evaluation: correct of tested samples after `step`.
   std::function<void(int64_t step, int64_t correct, int64_t tested)> on_evaluation;
   // A replacement's layers as they are rebuilt (rejoin).
