@@ -277,9 +277,11 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
   }
   // First with the subspace locator (errors in whole peers), then, if that
   // went astray, entry by entry over every result.
-  StatusOr<DecodeOutcome> out = Attempt(answered, original, work, /*locate=*/true);
+  // One budget for the entry search of both attempts (decode_kernels.h).
+  int64_t budget = internal::kMaxFitsPerDecode;
+  StatusOr<DecodeOutcome> out = Attempt(answered, original, work, /*locate=*/true, &budget);
   if (!out.ok() && out.status().code() == StatusCode::kDataLoss && options_.entry_fallback) {
-    StatusOr<DecodeOutcome> second = Attempt(answered, original, work, /*locate=*/false);
+    StatusOr<DecodeOutcome> second = Attempt(answered, original, work, /*locate=*/false, &budget);
     if (second.ok()) out = std::move(second);
   }
   if (out.ok()) out->coefficients *= std::ldexp(1.0, exponent);
@@ -288,7 +290,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>& answered,
                                                           const Matrix& original,
-                                                          const Matrix& work, bool locate) const {
+                                                          const Matrix& work, bool locate,
+                                                          int64_t* budget) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(answered.size());
   const int t_all = (total - k) / 2;
@@ -381,7 +384,6 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       t.basis = ChebyshevBasis(t.pts, k);
       t.t_max = (static_cast<int>(t.pos.size()) - k) / 2;
     }
-    int64_t budget = internal::kMaxFitsPerDecode;
     for (size_t di = 0; di < dirty.size(); ++di) {
       const Eigen::Index row = dirty[di];
       bool done = false;
@@ -392,7 +394,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
           y(static_cast<Eigen::Index>(i)) = work(row, t.pos[i]);
         std::vector<int> unused;
         if (!internal::CorrectEntry(t.basis, 1, y, t.t_max, tol, global, {}, kMaxSetsPerEntry,
-                                    &budget, &unused)) {
+                                    budget, &unused)) {
           continue;
         }
         for (size_t i = 0, j = 0; i < t.pos.size() && j < kept_pos.size(); ++i) {
@@ -402,7 +404,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
         }
         done = true;
       }
-      if (!done && budget <= 0)
+      if (!done && *budget <= 0)
         return internal::BudgetSpentError(int64_t(di), int64_t(dirty.size()), ids(peeled_pos));
       if (!done) {
         return DataLossError(

@@ -224,9 +224,11 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
   // magnitude near 1, so that no tolerance or square under- or overflows.
   const int exponent = internal::TypicalExponent(results);
   const Matrix scaled = results * std::ldexp(1.0, -exponent);
-  StatusOr<DecodeOutcome> out = Attempt(peers, scaled, /*locate=*/true);
+  // One budget for the entry search of both attempts (decode_kernels.h).
+  int64_t budget = internal::kMaxFitsPerDecode;
+  StatusOr<DecodeOutcome> out = Attempt(peers, scaled, /*locate=*/true, &budget);
   if (!out.ok() && out.status().code() == StatusCode::kDataLoss) {
-    StatusOr<DecodeOutcome> second = Attempt(peers, scaled, /*locate=*/false);
+    StatusOr<DecodeOutcome> second = Attempt(peers, scaled, /*locate=*/false, &budget);
     if (second.ok()) out = std::move(second);
   }
   if (out.ok()) out->coefficients *= std::ldexp(1.0, exponent);
@@ -234,7 +236,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
 }
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers,
-                                                   const Matrix& original, bool locate) const {
+                                                   const Matrix& original, bool locate,
+                                                   int64_t* budget) const {
   // original: L x (R g), peer-major (peers ascending), g blocks each. In the
   // working copy a non-finite or absurdly large value is 0: just a wrong
   // value of its entry (the final check compares the originals).
@@ -395,7 +398,6 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     }
     std::vector<std::vector<int>> tries = {kept_pos_of(kept)};
     if (!peeled.empty()) tries.push_back(all_pos);
-    int64_t budget = internal::kMaxFitsPerDecode;
     for (size_t di = 0; di < dirty.size(); ++di) {
       const int row = dirty[di];
       bool done = false;
@@ -413,7 +415,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
         }
         std::vector<int> unused;
         if (!internal::CorrectEntry(basis, g, y, (n - k) / 2, tol, global, {}, kMaxSetsPerEntry,
-                                    &budget, &unused)) {
+                                    budget, &unused)) {
           continue;
         }
         // Back to the kept peers' columns of `corrected`.
@@ -431,7 +433,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       if (!done) {
         std::vector<int> suspects = bad;
         suspects.insert(suspects.end(), peeled.begin(), peeled.end());
-        if (budget <= 0)
+        if (*budget <= 0)
           return internal::BudgetSpentError(int64_t(di), int64_t(dirty.size()), suspects);
         return DataLossError(
             "decode: errors beyond what the code corrects (" + std::to_string(total) +

@@ -173,8 +173,9 @@ class ErrorsAndErasuresDecoder {
   // The reference decode of `original` (L x R, column i from peer answered[i],
   // ascending), which it scales in place.
   StatusOr<DecodeOutcome> DecodeOwned(const std::vector<int>& answered, Matrix original) const;
+  // Its entry search spends *budget, shared with the other attempt.
   StatusOr<DecodeOutcome> Attempt(const std::vector<int>& answered, const Matrix& original,
-                                  const Matrix& work, bool locate) const;
+                                  const Matrix& work, bool locate, int64_t* budget) const;
   // Checks peers (known, distinct, one per column, at least K); returns the
   // column of each peer (-1 when it did not answer).
   StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, size_t columns) const;

@@ -103,9 +103,10 @@ class LinearCodeDecoder {
   std::shared_ptr<const Plan> GetPlan(const std::vector<int>& peers) const;
   StatusOr<DecodeOutcome> DecodeSlow(const std::vector<int>& peers, const Matrix& results) const;
   // One decode: with the subspace locator and peer-wide search, or entry by
-  // entry only.
+  // entry only. Its entry search spends *budget, shared with the other
+  // attempt.
   StatusOr<DecodeOutcome> Attempt(const std::vector<int>& peers, const Matrix& original,
-                                  bool locate) const;
+                                  bool locate, int64_t* budget) const;
 
   Matrix generator_;
   DecoderOptions options_;
