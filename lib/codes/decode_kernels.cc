@@ -141,10 +141,11 @@ bool NextCombination(std::vector<int>* idx, int n) {
   return true;
 }
 
-Status BudgetSpentError(int64_t entries_done, int64_t entries, const std::vector<int>& suspects) {
+Status BudgetSpentError(int64_t budget, int64_t entries_done, int64_t entries,
+                        const std::vector<int>& suspects) {
   return DataLossError("decode: the entry-by-entry search spent its budget of " +
-                       std::to_string(kMaxFitsPerDecode) + " fits after " +
-                       std::to_string(entries_done) + " of " + std::to_string(entries) +
+                       std::to_string(budget) + " fits after " + std::to_string(entries_done) +
+                       " of " + std::to_string(entries) +
                        " inconsistent entries; suspect peers: " + PeerList(suspects));
 }
 

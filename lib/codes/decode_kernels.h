@@ -63,12 +63,10 @@ Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global =
 bool CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector> y, int t_max,
                   double tol, double global, const std::vector<std::vector<int>>& hint,
                   int64_t max_sets, int64_t* budget, std::vector<int>* wrong);
-// Fits a whole decode's per-entry search may try (CorrectEntry's budget):
-// about a second of small least-squares fits. A decode that would need more
-// is DataLoss (BudgetSpentError), which a trainer recomputes.
-inline constexpr int64_t kMaxFitsPerDecode = int64_t{1} << 20;
-// The DataLoss of a decode whose entry search spent its budget.
-Status BudgetSpentError(int64_t entries_done, int64_t entries, const std::vector<int>& suspects);
+// The DataLoss of a decode whose entry search spent its budget (of
+// DecoderOptions::max_fits fits).
+Status BudgetSpentError(int64_t budget, int64_t entries_done, int64_t entries,
+                        const std::vector<int>& suspects);
 // The final check of a decode, given per entry how many of the `kept`
 // results and of the `finite` - `kept` set aside disagree with the decoded
 // code word: every entry needs either at most floor((kept - K)/2) kept ones

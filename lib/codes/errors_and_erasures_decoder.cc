@@ -70,6 +70,10 @@ StatusOr<std::unique_ptr<ErrorsAndErasuresDecoder>> ErrorsAndErasuresDecoder::Cr
     return InvalidArgumentError("decoder: tolerance must be in (0, 1), got " +
                                 std::to_string(options.tolerance));
   }
+  if (options.max_fits < 1) {
+    return InvalidArgumentError("decoder: max_fits must be positive, got " +
+                                std::to_string(options.max_fits));
+  }
   std::vector<double> sorted = points;
   std::sort(sorted.begin(), sorted.end());
   for (size_t i = 0; i < sorted.size(); ++i) {
@@ -278,7 +282,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
   // First with the subspace locator (errors in whole peers), then, if that
   // went astray, entry by entry over every result.
   // One budget for the entry search of both attempts (decode_kernels.h).
-  int64_t budget = internal::kMaxFitsPerDecode;
+  int64_t budget = options_.max_fits;
   StatusOr<DecodeOutcome> out = Attempt(answered, original, work, /*locate=*/true, &budget);
   if (!out.ok() && out.status().code() == StatusCode::kDataLoss && options_.entry_fallback) {
     StatusOr<DecodeOutcome> second = Attempt(answered, original, work, /*locate=*/false, &budget);
@@ -405,7 +409,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
         done = true;
       }
       if (!done && *budget <= 0)
-        return internal::BudgetSpentError(int64_t(di), int64_t(dirty.size()), ids(peeled_pos));
+        return internal::BudgetSpentError(options_.max_fits, int64_t(di), int64_t(dirty.size()),
+                                          ids(peeled_pos));
       if (!done) {
         return DataLossError(
             "decode: errors beyond what the code corrects (" + std::to_string(total) +

@@ -61,6 +61,10 @@ StatusOr<std::unique_ptr<LinearCodeDecoder>> LinearCodeDecoder::Create(Matrix ge
     return InvalidArgumentError("linear decoder: tolerance must be in (0, 1), got " +
                                 std::to_string(options.tolerance));
   }
+  if (options.max_fits < 1) {
+    return InvalidArgumentError("linear decoder: max_fits must be positive, got " +
+                                std::to_string(options.max_fits));
+  }
   return std::unique_ptr<LinearCodeDecoder>(
       new LinearCodeDecoder(std::move(generator), options, rows_per_peer));
 }
@@ -225,7 +229,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
   const int exponent = internal::TypicalExponent(results);
   const Matrix scaled = results * std::ldexp(1.0, -exponent);
   // One budget for the entry search of both attempts (decode_kernels.h).
-  int64_t budget = internal::kMaxFitsPerDecode;
+  int64_t budget = options_.max_fits;
   StatusOr<DecodeOutcome> out = Attempt(peers, scaled, /*locate=*/true, &budget);
   if (!out.ok() && out.status().code() == StatusCode::kDataLoss) {
     StatusOr<DecodeOutcome> second = Attempt(peers, scaled, /*locate=*/false, &budget);
@@ -434,7 +438,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
         std::vector<int> suspects = bad;
         suspects.insert(suspects.end(), peeled.begin(), peeled.end());
         if (*budget <= 0)
-          return internal::BudgetSpentError(int64_t(di), int64_t(dirty.size()), suspects);
+          return internal::BudgetSpentError(options_.max_fits, int64_t(di), int64_t(dirty.size()),
+                                            suspects);
         return DataLossError(
             "decode: errors beyond what the code corrects (" + std::to_string(total) +
             " results, threshold K = " + std::to_string(k) + ", entry " + std::to_string(row) +

@@ -302,6 +302,47 @@ TEST_P(FastPath, AgreesWithTheReferenceDecode) {
   }
 }
 
+// The per-entry search has one budget per decode (DecoderOptions::max_fits):
+// 400 entries with two wrong values each, at different peers in every
+// entry (so no peer is located as a whole and every entry is searched), are
+// corrected with the default budget and end in DataLoss with a budget of
+// 100 fits, after fewer than 100 entries.
+TEST(ErrorsAndErasuresDecoder, ADecodeSpendsAtMostItsBudget) {
+  Random rng(31);
+  const int p = 12, k = 4, entries = 400;
+  auto s = MakeSetup(p, k, entries, rng);
+  for (int l = 0; l < entries; ++l)
+    for (int q : rng.Sample(p, 2)) s.results(l, q) += rng.Uniform(1, 2);
+  std::vector<int> all(static_cast<size_t>(p));
+  std::iota(all.begin(), all.end(), 0);
+  const auto plenty = s.decoder->Decode(all, s.results);
+  ASSERT_TRUE(plenty.ok()) << plenty.status();
+  EXPECT_TRUE(plenty->verified);
+  EXPECT_LT((plenty->coefficients - s.coefficients).norm(), 1e-9 * s.coefficients.norm());
+
+  DecoderOptions small;
+  small.max_fits = 100;
+  const auto points = MakeEvaluationPoints(PointKind::kChebyshev, p);
+  std::vector<int> wanted(static_cast<size_t>(k));
+  std::iota(wanted.begin(), wanted.end(), 0);
+  auto poor =
+      ErrorsAndErasuresDecoder::Create(points, MonomialBasis(points, k), wanted, small).value();
+  const auto out = poor->Decode(all, s.results);
+  ASSERT_EQ(out.status().code(), StatusCode::kDataLoss) << out.status();
+  const std::string m = out.status().message();
+  const std::string spent = "spent its budget of 100 fits after ";
+  const size_t at = m.find(spent);
+  ASSERT_NE(at, std::string::npos) << m;
+  EXPECT_LT(std::stoi(m.substr(at + spent.size())), 100) << m;
+  EXPECT_NE(m.find("of 400 inconsistent entries"), std::string::npos) << m;
+
+  small.max_fits = 0;
+  EXPECT_EQ(ErrorsAndErasuresDecoder::Create(points, MonomialBasis(points, k), wanted, small)
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Patterns, FastPath,
     ::testing::Values(FastCase{"None", 12, 5, 0, Pattern::kNone},

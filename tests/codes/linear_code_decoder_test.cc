@@ -114,6 +114,37 @@ TEST(LinearCodeDecoder, PeersWithSeveralBlocks) {
   EXPECT_FALSE(LinearCodeDecoder::Create(gen, {}, 5).ok());  // 5 does not divide 12 rows
 }
 
+// One budget per decode for the per-entry search (DecoderOptions::max_fits):
+// 400 entries with two wrong values of 12, at different peers in every
+// entry, are corrected with the default budget and end in DataLoss with a
+// budget of 100 fits, after fewer than 100 entries.
+TEST(LinearCodeDecoder, ADecodeSpendsAtMostItsBudget) {
+  Random rng(32);
+  const int p = 12, k = 4, entries = 400;
+  const Matrix g = rng.NormalMatrix(p, k);
+  Trial t = MakeTrial(g, p, 0, entries, &rng);
+  for (int l = 0; l < entries; ++l)
+    for (int q : rng.Sample(p, 2)) t.results(l, q) += rng.Uniform(1, 2);
+  const auto plenty = LinearCodeDecoder::Create(g).value()->Decode(t.peers, t.results);
+  ASSERT_TRUE(plenty.ok()) << plenty.status();
+  EXPECT_TRUE(plenty->verified);
+  EXPECT_LT((plenty->coefficients - t.coefficients).norm(), 1e-9 * t.coefficients.norm());
+
+  DecoderOptions small;
+  small.max_fits = 100;
+  const auto out = LinearCodeDecoder::Create(g, small).value()->Decode(t.peers, t.results);
+  ASSERT_EQ(out.status().code(), StatusCode::kDataLoss) << out.status();
+  const std::string m = out.status().message();
+  const std::string spent = "spent its budget of 100 fits after ";
+  const size_t at = m.find(spent);
+  ASSERT_NE(at, std::string::npos) << m;
+  EXPECT_LT(std::stoi(m.substr(at + spent.size())), 100) << m;
+  EXPECT_NE(m.find("of 400 inconsistent entries"), std::string::npos) << m;
+
+  small.max_fits = 0;
+  EXPECT_EQ(LinearCodeDecoder::Create(g, small).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(LinearCodeDecoder, RejectsBadInput) {
   Random rng(8);
   EXPECT_FALSE(LinearCodeDecoder::Create(rng.NormalMatrix(3, 4)).ok());

@@ -76,9 +76,9 @@
 // parity combinations and the |wanted| outputs (the exact parity check, so no
 // error on at most R - K peers can hide in it); with errors add (R - K) x R x
 // L for the syndrome, the final check (K x R x L), and per inconsistent entry
-// at most 8,192 least-squares fits of K unknowns, 2^20 in all per decode
-// (about a second): a decode that would need more returns DataLoss ("spent
-// its budget"), which a trainer recomputes.
+// at most 8,192 least-squares fits of K unknowns, DecoderOptions::max_fits
+// in all per decode (2^20, about a second): a decode that would need more
+// returns DataLoss ("spent its budget"), which a trainer recomputes.
 // Decode plans (parity checks, pseudo-inverses) are cached per set of
 // answering peers.
 //
@@ -113,6 +113,11 @@ struct DecoderOptions {
   bool entry_fallback = true;
   // Number of decode plans (one per set of answering peers) kept. Default 4096.
   int cache_capacity = 4096;
+  // Least-squares fits the entry-by-entry search may try in one decode, over
+  // all its entries: the bound on the error path's cost (2^20 by default,
+  // about a second). A decode that would need more is DataLoss ("spent its
+  // budget"), which a trainer recomputes. Positive.
+  int64_t max_fits = int64_t{1} << 20;
 };
 
 struct DecodeOutcome {

@@ -38,8 +38,8 @@
 // combinations of them (the exact parity check); with errors add (R - K) x
 // R x L for the syndrome and the final check, a search over sets of suspect
 // peers of at most 500,000 entry fits, and entry by entry at most 8,192
-// least-squares fits per inconsistent entry and 2^20 per decode (then
-// DataLoss).
+// least-squares fits per inconsistent entry and DecoderOptions::max_fits
+// (2^20) per decode (then DataLoss).
 // Plans are cached per set of answering peers.
 //
 // Thread safety: Decode is const and may be called concurrently.
