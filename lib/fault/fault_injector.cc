@@ -75,6 +75,14 @@ Status ValidateFaultModel(const FaultModel& m, int peers) {
   };
   POLYGUARD_RETURN_IF_ERROR(check_peers(m.faulty_peers, "faulty_peers"));
   POLYGUARD_RETURN_IF_ERROR(check_peers(m.straggler_peers, "straggler_peers"));
+  for (const InjectedFault& f : m.scheduled) {
+    if (f.peer < 0 || f.peer >= peers || f.step < 0 || f.layer < 0) {
+      return InvalidArgumentError(
+          "fault model: scheduled fault at step " + std::to_string(f.step) + ", peer " +
+          std::to_string(f.peer) + ", layer " + std::to_string(f.layer) +
+          " is out of range (steps and layers from 0, peers below " + std::to_string(peers) + ")");
+    }
+  }
   if (m.crash_peer >= peers || m.crash_peer < -1) {
     return InvalidArgumentError("fault model: crash_peer " + std::to_string(m.crash_peer) +
                                 " out of range");
@@ -96,8 +104,16 @@ FaultInjector::FaultInjector(FaultModel model, uint64_t seed, int peer)
   for (StepPoint p : model_.points) point_mask_ |= 1u << static_cast<int>(p);
 }
 
+const InjectedFault* FaultInjector::Scheduled(int64_t step, int layer, StepPoint point) const {
+  for (const InjectedFault& f : model_.scheduled)
+    if (f.step == step && f.peer == peer_ && f.layer == layer && f.point == point) return &f;
+  return nullptr;
+}
+
 bool FaultInjector::Hits(int64_t step, int layer, StepPoint point) const {
-  if (!valid_ || !faulty_ || model_.error_rate <= 0.0 || paused_.load()) return false;
+  if (!valid_ || paused_.load()) return false;
+  if (Scheduled(step, layer, point) != nullptr) return true;
+  if (!faulty_ || model_.error_rate <= 0.0) return false;
   if (!(point_mask_ & (1u << static_cast<int>(point)))) return false;
   Random rng(DeriveSeed(
       seed_, {kHitStream, uint64_t(peer_), uint64_t(step), uint64_t(layer), uint64_t(point)}));
@@ -106,12 +122,14 @@ bool FaultInjector::Hits(int64_t step, int layer, StepPoint point) const {
 
 bool FaultInjector::MaybeCorrupt(int64_t step, int layer, StepPoint point, Matrix* value) {
   if (!Hits(step, layer, point)) return false;
+  const InjectedFault* scheduled = Scheduled(step, layer, point);
+  const SoftErrorKind kind = scheduled != nullptr ? scheduled->kind : model_.kind;
   // The corruption's randomness is its own stream of the same coordinates.
   Random rng(DeriveSeed(seed_, {kHitStream + 100, uint64_t(peer_), uint64_t(step), uint64_t(layer),
                                 uint64_t(point)}));
-  ApplySoftErrorToEntries(value, model_.kind, model_.magnitude, model_.entries, &rng);
+  ApplySoftErrorToEntries(value, kind, model_.magnitude, model_.entries, &rng);
   std::lock_guard<std::mutex> lock(mu_);
-  record_.push_back({step, peer_, layer, point, model_.kind});
+  record_.push_back({step, peer_, layer, point, kind});
   return true;
 }
 

@@ -59,6 +59,39 @@ TEST(FaultInjector, OnlyChosenPointsAndPeers) {
   EXPECT_FALSE(spared.Hits(0, 0, StepPoint::kUpdate));
 }
 
+// A scheduled fault hits exactly its coordinates, with its own kind,
+// whatever the rate, points and faulty peers say; the rest stay random.
+TEST(FaultInjector, ScheduledFaultsHitExactlyTheirCoordinates) {
+  FaultModel model;
+  model.points = {StepPoint::kUpdate};
+  model.faulty_peers = {0};
+  model.scheduled = {{.step = 5,
+                      .peer = 2,
+                      .layer = 1,
+                      .point = StepPoint::kHadamard,
+                      .kind = SoftErrorKind::kNaN}};
+  FaultInjector named(model, 1, 2), other(model, 1, 3);
+  EXPECT_TRUE(named.Hits(5, 1, StepPoint::kHadamard));
+  EXPECT_FALSE(named.Hits(4, 1, StepPoint::kHadamard));
+  EXPECT_FALSE(named.Hits(5, 0, StepPoint::kHadamard));
+  EXPECT_FALSE(named.Hits(5, 1, StepPoint::kActivation));
+  EXPECT_FALSE(other.Hits(5, 1, StepPoint::kHadamard));
+  Matrix x = Matrix::Ones(3, 2);
+  ASSERT_TRUE(named.MaybeCorrupt(5, 1, StepPoint::kHadamard, &x));
+  EXPECT_TRUE(x.array().isNaN().any());
+  EXPECT_EQ(named.record(), model.scheduled);
+  named.set_paused(true);
+  EXPECT_FALSE(named.Hits(5, 1, StepPoint::kHadamard));
+  // With a rate the random ones come too, and the scheduled one still hits.
+  model.error_rate = 1.0;
+  FaultInjector both(model, 1, 2);
+  EXPECT_TRUE(both.Hits(5, 1, StepPoint::kHadamard));
+  EXPECT_FALSE(both.Hits(6, 1, StepPoint::kUpdate));  // peer 2 is not faulty
+  model.scheduled[0].peer = 4;
+  EXPECT_NE(ValidateFaultModel(model, 4).message().find("scheduled fault at step 5, peer 4"),
+            std::string::npos);
+}
+
 TEST(FaultInjector, StragglersAndCrashes) {
   FaultModel model;
   model.straggler_delay = FaultModel::Delay::kFixed;

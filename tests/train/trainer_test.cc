@@ -682,6 +682,38 @@ INSTANTIATE_TEST_SUITE_P(
                           "guard", 10, 0, {StepPoint::kActivation, StepPoint::kSend}, 0.05, true}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// The stale flag (docs/architecture.md step 7): a peer whose own copies of
+// a layer were off and whose replacement was corrupted on the way skips that
+// layer's update, and its shard is an erasure of the next scrub. Here three
+// of seven skip in one round, where the scrub's check locates at most two
+// (K = 4 shards of Generalized PolyDot m = n = 2): located, they would be a
+// DataLoss and a rollback; as erasures they are rebuilt from the four
+// others. Scheduled faults build the round: round 5, the Hadamard products
+// of layer 0 at peers 4-6 (their update copies off; layer 0 computes no
+// transpose product, so nothing else sees it), and the copies peers 0-2
+// send them (the copies' fault layer is 2^20 + the layer).
+TEST(Trainer, MoreStaleShardsThanTheScrubLocatesAreRepairedAsErasures) {
+  auto data = SyntheticClassification::Create(6, 3, 5).value();
+  FaultModel faults;
+  const int64_t round = 5;
+  for (int q : {4, 5, 6})
+    faults.scheduled.push_back({round, q, 0, StepPoint::kHadamard, SoftErrorKind::kNaN});
+  for (int q : {0, 1, 2})
+    faults.scheduled.push_back({round, q, 1 << 20, StepPoint::kSend, SoftErrorKind::kNaN});
+  Job job;
+  job.name = "stale-erasures";
+  job.peers = 7;
+  job.model = SmallMlp(Strategy::kPolyDot);
+  job.trainer = Sgd();
+  job.faults = &faults;
+  job.steps = 30;
+  const TrainingCounters c = ExpectOnReferenceTrajectory(job, *data, 1e-8);
+  EXPECT_EQ(c.faults_injected, 6);
+  EXPECT_EQ(c.copies_refused, 3);
+  EXPECT_EQ(c.rollbacks, 0);
+  EXPECT_GE(c.shard_repairs, 3);
+}
+
 // The guard sees a one-entry error far below anything the fingerprints of
 // old (1e-9 of a weighted sum) could see: 1e-8 of the copy's RMS in one
 // activation entry is replaced before the update, so training stays on the

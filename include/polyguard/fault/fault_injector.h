@@ -43,6 +43,16 @@ inline constexpr int kNumStepPoints = 8;
 std::string_view StepPointName(StepPoint point);
 StatusOr<StepPoint> ParseStepPoint(std::string_view name);
 
+// One fault: what the injector records, and what FaultModel::scheduled names.
+struct InjectedFault {
+  int64_t step = 0;
+  int peer = 0;
+  int layer = 0;
+  StepPoint point = StepPoint::kEncode;
+  SoftErrorKind kind = SoftErrorKind::kDense;
+  friend bool operator==(const InjectedFault&, const InjectedFault&) = default;
+};
+
 struct FaultModel {
   // Probability that a given point at a given peer is hit in one step, [0, 1].
   double error_rate = 0.0;
@@ -68,19 +78,18 @@ struct FaultModel {
   // layer's probes), or a shard repair it sends to or receives (the trainer's).
   enum class CrashPoint { kProduct, kScrub, kRepair };
   CrashPoint crash_point = CrashPoint::kProduct;
+
+  // Hits named exactly, besides the random ones (e.g. to replay a recorded
+  // incident, or to build one pattern in a test): (step, peer, layer, point)
+  // is hit with the fault's kind (entries and magnitude as above), whatever
+  // error_rate, points and faulty_peers say. `step` is what the caller asks
+  // Hits with: a trainer's round (its attempt count; the step number until
+  // the first recomputation, rollback or explicit scrub).
+  std::vector<InjectedFault> scheduled;
 };
 
 // Checks ranges and peer ids (peers = P). The message names the field.
 Status ValidateFaultModel(const FaultModel& model, int peers);
-
-struct InjectedFault {
-  int64_t step = 0;
-  int peer = 0;
-  int layer = 0;
-  StepPoint point = StepPoint::kEncode;
-  SoftErrorKind kind = SoftErrorKind::kDense;
-  friend bool operator==(const InjectedFault&, const InjectedFault&) = default;
-};
 
 class FaultInjector {
  public:
@@ -114,6 +123,9 @@ class FaultInjector {
   const FaultModel& model() const { return model_; }
 
  private:
+  // The scheduled fault at these coordinates of this peer, if any.
+  const InjectedFault* Scheduled(int64_t step, int layer, StepPoint point) const;
+
   FaultModel model_;
   uint64_t seed_;
   int peer_;
