@@ -24,6 +24,9 @@ struct Float32Case {
   std::string name;
   ProductCodeOptions code;  // shape.inner set per test
   int64_t inner = 16;
+  // The smallest error (in rho_l, every wrong entry) this code's locator is
+  // held to (ErrorsAboveTheWindowAreLocated).
+  double located = 1000;
 };
 
 std::string CaseName(const ::testing::TestParamInfo<Float32Case>& info) {
@@ -58,8 +61,8 @@ ProductCodeOptions Rotation20() {
 std::vector<Float32Case> Cases() {
   std::vector<Float32Case> out;
   for (int64_t inner : {16, 2048}) {
-    out.push_back({"genpolydot_P8_m2_n2", PolyDot8(), inner});
-    out.push_back({"rotation_P20_K16", Rotation20(), inner});
+    out.push_back({"genpolydot_P8_m2_n2", PolyDot8(), inner, 100});
+    out.push_back({"rotation_P20_K16", Rotation20(), inner, 1000});
   }
   return out;
 }
@@ -119,14 +122,16 @@ double ErrorInRoundoffs(const Float32Product& p, const Matrix& got) {
 // number); an error that passes as roundoff moves it by up to 5,000 rho.
 constexpr double kProductBoundInRoundoffs = 256;
 
-// The smallest error (in rho_l, every wrong entry) the locator is held to.
-// Measured with these patterns: all located from 2,000 rho, 3 of 288 not at
-// 1,000, 39 at 20 (passed as roundoff and the product marked verified, up to
-// 1,400 rho off). The same window, in units of the tolerance, exists in
-// float64 (identical errors on two rotation-code peers at 40 tolerances are
-// not located either; there it is 3e-10 of the product). The target is 20
-// rho: it needs a locator whose window is a few tolerances.
-constexpr double kLocated = 4000;
+// The smallest errors located (Float32Case::located, in rho_l in every
+// wrong entry), measured with these patterns at the tolerance of 3 rho:
+// Generalized PolyDot P = 8 locates all from 50 rho (one of 48 missed at 20:
+// passed as roundoff, the product 420 rho off); rotation points P = 20,
+// K = 16 all from 1,000 (17 of 48 missed at 50, 4 at 200: located as other
+// peers, the decode verified and up to 470 rho off). At the former 8 rho
+// both located everything only from 2,000 rho. The rest of the window is
+// the decoder's (its search absorbs errors of a few tolerances into a
+// tight fit; errors_and_erasures_decoder.h), not float32's; the issue's
+// target is 20 rho.
 
 class Float32Product_ : public ::testing::TestWithParam<Float32Case> {};
 
@@ -223,8 +228,8 @@ enum class Pattern {
   kMostGeneric,          // R - K - 1 peers, independent dense errors
   kIdentical,            // floor((R - K)/2) peers with the same error
   kProportional,         // the same, the second 3x the first
-  kHugeBesideTiny,       // one peer at 1e30 x the scale, one just above kLocated
-  kNaNBesideTiny,        // one peer all NaN, one just above kLocated
+  kHugeBesideTiny,       // one peer at 1e30 x the scale, one just above the window
+  kNaNBesideTiny,        // one peer all NaN, one just above the window
   kSparse,               // one peer, 1 entry in 8 wrong
   kStragglersAndErrors,  // R - K - 1 - s wrong among R = P - s results
 };
@@ -251,7 +256,7 @@ const char* Name(Pattern p) {
   return "?";
 }
 
-TEST_P(Float32Product_, ErrorsAboveFourThousandRoundoffsAreLocated) {
+TEST_P(Float32Product_, ErrorsAboveTheWindowAreLocated) {
   Random rng(4);
   const int peers = GetParam().code.peers;
   for (Pattern pattern : {Pattern::kOneDense, Pattern::kMostGeneric, Pattern::kIdentical,
@@ -277,12 +282,12 @@ TEST_P(Float32Product_, ErrorsAboveFourThousandRoundoffsAreLocated) {
       std::vector<int> wrong(order.begin(), order.begin() + count);
       std::sort(wrong.begin(), wrong.end());
       const int64_t length = p.scale.size();
-      // Just above kLocated rho in every entry, random signs.
+      // Just above the window (located rho) in every entry, random signs.
       auto tiny = [&] {
         Vector e(length);
         for (int64_t l = 0; l < length; ++l) {
-          e(l) = (rng.Uniform() < 0.5 ? -1 : 1) * kLocated * (1 + 0.1 * rng.Uniform()) * p.rho *
-                 p.scale(l);
+          e(l) = (rng.Uniform() < 0.5 ? -1 : 1) * GetParam().located * (1 + 0.1 * rng.Uniform()) *
+                 p.rho * p.scale(l);
         }
         return e;
       };
@@ -297,7 +302,7 @@ TEST_P(Float32Product_, ErrorsAboveFourThousandRoundoffsAreLocated) {
             e = first * double(1 + 2 * i);
             break;
           case Pattern::kHugeBesideTiny:
-            e = i == 0 ? Vector(first * 1e30 / (kLocated * p.rho)) : tiny();
+            e = i == 0 ? Vector(first * 1e30 / (GetParam().located * p.rho)) : tiny();
             break;
           case Pattern::kNaNBesideTiny:
             e = i == 0 ? Vector::Constant(length, std::numeric_limits<double>::quiet_NaN())

@@ -308,8 +308,12 @@ INSTANTIATE_TEST_SUITE_P(Trainer, EveryStrategy, ::testing::ValuesIn(MlpVariants
 // moves the loss by ~1e-2.
 void ExpectFollowsUncodedFloat32Training(const Variant& variant, int steps, double tolerance) {
   auto data = SyntheticClassification::Create(int(variant.model.layers[0].inputs), 3, 5).value();
+  // Inproc keys are per name: the suite's name too (the MLP and CNN suites
+  // share labels, and may run in one process).
+  std::string suite = ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name();
+  std::replace(suite.begin(), suite.end(), '/', '-');
   Job reference;
-  reference.name = "float32-uncoded-for-" + variant.label;  // inproc keys are per name
+  reference.name = suite + "-float32-uncoded-for-" + variant.label;
   reference.model = variant.model;
   reference.model.code.strategy = Strategy::kUncoded;
   reference.model.code.precision = Precision::kFloat32;
@@ -325,7 +329,7 @@ void ExpectFollowsUncodedFloat32Training(const Variant& variant, int steps, doub
   EXPECT_GT(apart, 1e-8) << "float32 training matched float64 to 1e-8: no float32 products?";
 
   Job job = reference;
-  job.name = "float32-" + variant.label;
+  job.name = suite + "-float32-" + variant.label;
   job.model = variant.model;
   job.model.code.precision = Precision::kFloat32;
   for (const PeerOutcome& peer : RunOnThreads(job, *data)) {

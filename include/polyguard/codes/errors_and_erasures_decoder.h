@@ -33,17 +33,17 @@
 // all located from 250 tolerances). In float64 that is 2e-9 of the product.
 //
 // Float32 results (ProductCode::precision; base/precision.h): the
-// tolerance becomes 8 rho, rho = u sqrt(inner) with u = 2^-24, and the
+// tolerance becomes 3 rho, rho = u sqrt(inner) with u = 2^-24, and the
 // guarantee above holds with "exact" read as "within float32 roundoff":
 // fault-free decodes name no peer (float32 roundoff of the results measured
 // within 0.7 rho of the exact code word; none named in 10^6 decodes with
 // stragglers of each of Generalized PolyDot P = 8, m = n = 2 and rotation
-// points P = 20, K = 16), errors above 2,000 rho in every
-// wrong entry are located as in (a)-(c), and a verified product's largest
-// deviation was measured at 63 rho of the product's RMS when errors were
-// located, and up to about 5,000 rho when an error of 8 to 2,000 rho was
-// absorbed (1e-2 of the product at inner 2048: the window above, in
-// float32 units). Measured, not proven (`polyguard-experiment codes
+// points P = 20, K = 16), errors in every wrong entry are located as in
+// (a)-(c) from 50 rho (that Generalized PolyDot) and from 1,000 rho (those
+// rotation points), and a verified product's largest deviation was
+// measured at 63 rho of the product's RMS when errors were located, and up
+// to about 500 rho when a smaller error was absorbed (1e-3 of the product
+// at inner 2048: the window above, in float32 units). Measured, not proven (`polyguard-experiment codes
 // --precision float32`, `polyguard-experiment soak --precision float32`,
 // and the failure experiment's float32 row).
 //
