@@ -167,7 +167,7 @@ double LogUniform(Random& rng, double lo, double hi) {
 // of answering peer i). R answering, threshold K, scale: the results' RMS.
 // generic: the wrong peers with generic errors the code claims to correct
 // from these results (its P-result claim less the results missing). floor:
-// the smallest error, relative to scale (1e-6; float32: 1,000 rho, the
+// the smallest error, relative to scale (1e-6; float32: 200 rho, the
 // float32 tests' window).
 void Inject(Family f, Random& rng, int k, int generic, double scale, double floor,
             std::vector<Matrix>* values) {
@@ -297,7 +297,7 @@ StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
       row_of[c].push_back(rows.size());
       rows.push_back({.code = codes[c].name,
                       .family = narrow && f == Family::kDense
-                                    ? "claimed generic, dense, 1000 rho..1e12"
+                                    ? "claimed generic, dense, 200 rho..1e12"
                                     : FamilyName(f),
                       .guarantee = Guarantee(f)});
     }
@@ -349,7 +349,7 @@ StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
     const int generic = std::max(0, code.errors_corrected_probabilistic() - missing);
     const int64_t inner = std::max(code.shape().rows, code.shape().inner);
     const double floor =
-        narrow ? 1000 * UnitRoundoff(o.precision) * std::sqrt(double(inner)) : 1e-6;
+        narrow ? 200 * UnitRoundoff(o.precision) * std::sqrt(double(inner)) : 1e-6;
     Inject(f, rng, k, generic, d.scale, floor, &values);
     for (int j = missing; j < p; ++j)
       arrived.push_back({order[size_t(j)], std::move(values[size_t(j - missing)])});

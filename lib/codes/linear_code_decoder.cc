@@ -365,9 +365,14 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
                 generator_.middleRows(kept[static_cast<size_t>(i)] * g, g);
           const Vector lim = RobustTolerances(coef * gen_kept.transpose(), tol, 0);
           const Matrix dev = (yr - coef * gen_rest.transpose()).cwiseAbs();
+          // Studentized: a kept value's residual is (1 - h) of its own error
+          // but sqrt(1 - h) of honest roundoff (h its leverage); against the
+          // raw limit an error of limit / (1 - h) hid in a tight fit.
+          const Vector lev = (gen_rest * rest_plan->pinv).diagonal();
+          const Eigen::ArrayXd slack = (1.0 - lev.array()).max(1e-4).sqrt();
           bool within = true;
           for (Eigen::Index i = 0; i < dev.rows() && within; ++i)
-            within = (dev.row(i).array() <= lim(i)).all();
+            within = (dev.row(i).array().transpose() <= lim(i) * slack).all();
           if (within) found.push_back(idx);
         } while (internal::NextCombination(&idx, r) && found.size() < 2);
         if (found.size() == 1) flag = found[0];

@@ -36,9 +36,9 @@ double UnitRoundoff(Precision precision);
 //     and fault-free decodes name no peer from 1 rho up (none in 10^6 of
 //     each code at 1 rho; at 0.3 rho most do): 3 rho leaves a margin of 3
 //     over that edge. Errors are located from 50 rho (Generalized PolyDot,
-//     P = 8) and 1,000 rho (rotation points, P = 20, K = 16); below, some
+//     P = 8) and 200 rho (rotation points, P = 20, K = 16); below, some
 //     pass as roundoff or are located as other peers, and the product moves
-//     by up to about 500 rho (the decoder's window near its tolerance:
+//     by up to about 700 rho (the decoder's window near its tolerance:
 //     errors_and_erasures_decoder.h; docs/codes.md §3.7). It was 8 rho until
 //     2026-12-04, with both windows at 2,000 rho.
 //

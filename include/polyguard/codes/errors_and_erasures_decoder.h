@@ -39,10 +39,10 @@
 // within 0.7 rho of the exact code word; none named in 10^6 decodes with
 // stragglers of each of Generalized PolyDot P = 8, m = n = 2 and rotation
 // points P = 20, K = 16), errors in every wrong entry are located as in
-// (a)-(c) from 50 rho (that Generalized PolyDot) and from 1,000 rho (those
+// (a)-(c) from 50 rho (that Generalized PolyDot) and from 200 rho (those
 // rotation points), and a verified product's largest deviation was
 // measured at 63 rho of the product's RMS when errors were located, and up
-// to about 500 rho when a smaller error was absorbed (1e-3 of the product
+// to about 700 rho when a smaller error was absorbed (1e-3 of the product
 // at inner 2048: the window above, in float32 units). Measured, not proven (`polyguard-experiment codes
 // --precision float32`, `polyguard-experiment soak --precision float32`,
 // and the failure experiment's float32 row).

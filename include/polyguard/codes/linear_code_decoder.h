@@ -28,7 +28,9 @@
 // How: an orthonormal parity check H (H G_R = 0, from a QR of G_R) gives the
 // syndrome S = H Y = H E; the peers whose columns of H meet the span of S
 // are set aside; then the smallest set of suspects that explains every
-// inconsistent entry (at most 20,000 sets), then entry by entry (at most
+// inconsistent entry (at most 20,000 sets; each kept value held to
+// sqrt(1 - h) of the tolerance, h its leverage in the rest's fit), then
+// entry by entry (at most
 // 4,096 sets each); a final check against the decoded code word at its own
 // scale, as in errors_and_erasures_decoder.h. The decode is G_R's
 // pseudo-inverse, whose conditioning is what the code's design minimised
