@@ -348,8 +348,7 @@ StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
     for (int j = missing; j < p; ++j) values.push_back(d.results[size_t(order[size_t(j)])].value);
     const int generic = std::max(0, code.errors_corrected_probabilistic() - missing);
     const int64_t inner = std::max(code.shape().rows, code.shape().inner);
-    const double floor =
-        narrow ? 200 * UnitRoundoff(o.precision) * std::sqrt(double(inner)) : 1e-6;
+    const double floor = narrow ? 200 * UnitRoundoff(o.precision) * std::sqrt(double(inner)) : 1e-6;
     Inject(f, rng, k, generic, d.scale, floor, &values);
     for (int j = missing; j < p; ++j)
       arrived.push_back({order[size_t(j)], std::move(values[size_t(j - missing)])});

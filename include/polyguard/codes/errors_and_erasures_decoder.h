@@ -43,9 +43,10 @@
 // rotation points), and a verified product's largest deviation was
 // measured at 63 rho of the product's RMS when errors were located, and up
 // to about 700 rho when a smaller error was absorbed (1e-3 of the product
-// at inner 2048: the window above, in float32 units). Measured, not proven (`polyguard-experiment codes
-// --precision float32`, `polyguard-experiment soak --precision float32`,
-// and the failure experiment's float32 row).
+// at inner 2048: the window above, in float32 units). Measured, not
+// proven (`polyguard-experiment codes --precision float32`,
+// `polyguard-experiment soak --precision float32`, and the failure
+// experiment's float32 row).
 //
 // Roundoff: a value is accepted in entry l when it is within cs_l = tol (g +
 // e_l) of the decoded code word, e_l the largest |code word value| of entry l
