@@ -34,10 +34,10 @@ TEST(Precision, Float64KeepsTheDecodersDefaultTolerance) {
     EXPECT_EQ(RoundoffTolerance(Precision::kFloat64, inner), DecoderOptions{}.tolerance);
 }
 
-TEST(Precision, Float32ToleranceIsEightRoundoffLevelsOfTheDotProduct) {
+TEST(Precision, Float32ToleranceIsThreeRoundoffLevelsOfTheDotProduct) {
   const double u = std::ldexp(1.0, -24);
-  EXPECT_DOUBLE_EQ(RoundoffTolerance(Precision::kFloat32, 1024), 8 * u * 32);
-  EXPECT_DOUBLE_EQ(RoundoffTolerance(Precision::kFloat32, 0), 8 * u);  // as inner 1
+  EXPECT_DOUBLE_EQ(RoundoffTolerance(Precision::kFloat32, 1024), 3 * u * 32);
+  EXPECT_DOUBLE_EQ(RoundoffTolerance(Precision::kFloat32, 0), 3 * u);  // as inner 1
   // Always a relative tolerance a decoder accepts, for any real inner size.
   EXPECT_LT(RoundoffTolerance(Precision::kFloat32, int64_t{1} << 40), 1.0);
 }

@@ -69,7 +69,9 @@ std::vector<Float32Case> Cases() {
 
 // Operand data: Gaussian, all positive (no cancellation: large sums), and
 // rows of A and columns of B spread over six decades.
-enum class Data { kNormal, kPositive, kSpread };
+// Tiny and huge: Gaussian times 1e-30 and 1e20 (products of 1e-60 and 1e40,
+// outside float32's range unless the peers scale their operands).
+enum class Data { kNormal, kPositive, kSpread, kTiny, kHuge };
 
 struct Float32Product {
   std::unique_ptr<ProductCode> code;
@@ -91,6 +93,10 @@ Float32Product Make(const Float32Case& c, Data data, Random* rng,
   if (data == Data::kPositive) {
     p.a = p.a.cwiseAbs();
     p.b = p.b.cwiseAbs();
+  } else if (data == Data::kTiny || data == Data::kHuge) {
+    const double by = data == Data::kTiny ? 1e-30 : 1e20;
+    p.a *= by;
+    p.b *= by;
   } else if (data == Data::kSpread) {
     for (Eigen::Index i = 0; i < p.a.rows(); ++i) p.a.row(i) *= std::pow(10.0, rng->Uniform(-3, 3));
     for (Eigen::Index j = 0; j < p.b.cols(); ++j) p.b.col(j) *= std::pow(10.0, rng->Uniform(-3, 3));
@@ -147,7 +153,7 @@ TEST_P(Float32Product_, ResultsAreFloat32Products) {
 
 TEST_P(Float32Product_, FaultFreeDecodesNameNoPeer) {
   Random rng(2);
-  for (Data data : {Data::kNormal, Data::kPositive, Data::kSpread}) {
+  for (Data data : {Data::kNormal, Data::kPositive, Data::kSpread, Data::kTiny, Data::kHuge}) {
     for (int trial = 0; trial < 12; ++trial) {
       const Float32Product p = Make(GetParam(), data, &rng);
       auto d = p.code->Decode(p.results);

@@ -33,9 +33,9 @@ double UnitRoundoff(Precision precision);
 //     (Higham and Mary 2019) on float32-rounded operands. Honest float32
 //     results were measured within 0.7 rho of the exact code word (inner 16
 //     to 4096, Generalized PolyDot and rotation codes; docs/codes.md §3.7),
-//     and fault-free decodes name no peer from 1 rho up (none in 10^6 of
-//     each code at 1 rho; at 0.3 rho most do): 3 rho leaves a margin of 3
-//     over that edge. Errors are located from 50 rho (Generalized PolyDot,
+//     and fault-free decodes name no peer from 1 rho up (none in 10^5 of
+//     each code at 1 rho, none in 10^6 at 3 rho; at 0.3 rho most do): 3 rho
+//     leaves a margin of 3 over that edge. Errors are located from 50 rho (Generalized PolyDot,
 //     P = 8) and 200 rho (rotation points, P = 20, K = 16); below, some
 //     pass as roundoff or are located as other peers, and the product moves
 //     by up to about 700 rho (the decoder's window near its tolerance:

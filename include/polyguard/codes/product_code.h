@@ -21,6 +21,7 @@
 #ifndef POLYGUARD_CODES_PRODUCT_CODE_H_
 #define POLYGUARD_CODES_PRODUCT_CODE_H_
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -165,12 +166,24 @@ class ProductCode {
  protected:
   ProductCode(ProductShape shape, int peers) : shape_(shape), peers_(peers) {}
   // lhs * rhs in precision(): float32 operands and arithmetic when float32.
+  // Each operand is first scaled by a power of two (exact) that brings its
+  // largest value near 1, and the product scaled back in double: float32's
+  // range then holds the terms whatever the data's scale (products of 1e-30
+  // data no longer underflow to a zero that decodes as verified; 1e20 data
+  // no longer overflow). Otherwise bit for bit the unscaled product.
   template <typename Lhs, typename Rhs>
   Matrix Multiply(const Lhs& lhs, const Rhs& rhs) const {
     if (precision_ == Precision::kFloat64) return lhs * rhs;
-    const Eigen::MatrixXf l = lhs.template cast<float>();
-    const Eigen::MatrixXf r = rhs.template cast<float>();
-    return (l * r).template cast<double>();
+    const int el = lhs.size() > 0 ? ScaleExponent(lhs.cwiseAbs().maxCoeff()) : 0;
+    const int er = rhs.size() > 0 ? ScaleExponent(rhs.cwiseAbs().maxCoeff()) : 0;
+    const Eigen::MatrixXf l = (lhs * std::ldexp(1.0, -el)).template cast<float>();
+    const Eigen::MatrixXf r = (rhs * std::ldexp(1.0, -er)).template cast<float>();
+    return (l * r).template cast<double>() * std::ldexp(1.0, el + er);
+  }
+  // The binary exponent of a largest |value| (0 for zero, NaN or Inf: those
+  // are left as they are).
+  static int ScaleExponent(double largest) {
+    return std::isfinite(largest) && largest > 0.0 ? std::ilogb(largest) : 0;
   }
   Status CheckA(const MatrixRef& a) const;
   Status CheckB(const MatrixRef& b) const;
