@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "polyguard/base/random.h"
@@ -27,6 +28,21 @@ inline void InjectError(Matrix* value, ErrorKind kind, double magnitude, Random*
 inline double RelativeError(const Matrix& got, const Matrix& want) {
   const double denom = std::max(want.norm(), 1e-300);
   return (got - want).norm() / denom;
+}
+
+// How many inconsistent entries a decode's search went through before it
+// spent its budget, from its DataLoss ("spent its budget of B fits after N
+// of M inconsistent entries"); -1 when the status does not say so for this
+// budget and entry count.
+inline int EntriesBeforeBudgetSpent(const Status& s, int64_t budget, int64_t entries) {
+  const std::string m = s.message();
+  const std::string spent = "spent its budget of " + std::to_string(budget) + " fits after ";
+  const size_t at = m.find(spent);
+  if (s.code() != StatusCode::kDataLoss || at == std::string::npos ||
+      m.find(" of " + std::to_string(entries) + " inconsistent entries") == std::string::npos) {
+    return -1;
+  }
+  return std::stoi(m.substr(at + spent.size()));
 }
 
 // Visits every k-subset of [0, n), ascending.

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <thread>
 
+#include "codes/code_test_util.h"
 #include "polyguard/base/random.h"
 #include "polyguard/codes/evaluation_points.h"
 
@@ -328,13 +329,9 @@ TEST(ErrorsAndErasuresDecoder, ADecodeSpendsAtMostItsBudget) {
   auto poor =
       ErrorsAndErasuresDecoder::Create(points, MonomialBasis(points, k), wanted, small).value();
   const auto out = poor->Decode(all, s.results);
-  ASSERT_EQ(out.status().code(), StatusCode::kDataLoss) << out.status();
-  const std::string m = out.status().message();
-  const std::string spent = "spent its budget of 100 fits after ";
-  const size_t at = m.find(spent);
-  ASSERT_NE(at, std::string::npos) << m;
-  EXPECT_LT(std::stoi(m.substr(at + spent.size())), 100) << m;
-  EXPECT_NE(m.find("of 400 inconsistent entries"), std::string::npos) << m;
+  const int done = testing::EntriesBeforeBudgetSpent(out.status(), 100, entries);
+  EXPECT_GE(done, 0) << out.status();
+  EXPECT_LT(done, 100) << out.status();
 
   small.max_fits = 0;
   EXPECT_EQ(ErrorsAndErasuresDecoder::Create(points, MonomialBasis(points, k), wanted, small)
