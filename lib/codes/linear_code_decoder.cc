@@ -20,10 +20,14 @@ using internal::PeerList;
 using internal::RobustTolerances;
 
 struct LinearCodeDecoder::Plan {
-  std::vector<int> rows;           // peers, ascending
-  bool singular = false;           // these rows do not determine C
-  Matrix parity;                   // (R - K) x R, orthonormal rows, parity * G_R = 0
-  Matrix pinv;                     // K x R
+  std::vector<int> rows;  // peers, ascending
+  bool singular = false;  // these rows do not determine C
+  Matrix parity;          // (R - K) x R, orthonormal rows, parity * G_R = 0
+  Matrix pinv;            // K x R
+  // Per row: sqrt(1 - h), h the row's leverage in the least-squares fit
+  // (the diagonal of G_R G_R^+), floored at 1e-2: how much of honest
+  // roundoff a residual keeps (the suspect search's studentized bound).
+  Eigen::ArrayXd slack;
   int probes = 0;                  // leading columns of `fused` that are parity probes
   internal::RowMajorMatrix fused;  // R x (probes + K): [probe; pinv]^T
 };
@@ -96,6 +100,7 @@ std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
     return plan;
   }
   plan->pinv = svd.matrixV() * sigma.cwiseInverse().asDiagonal() * svd.matrixU().transpose();
+  plan->slack = (1.0 - svd.matrixU().rowwise().squaredNorm().array()).max(1e-4).sqrt();
   Eigen::HouseholderQR<Matrix> qr(gen);
   const Matrix q_full = qr.householderQ() * Matrix::Identity(r, r);
   plan->parity = q_full.rightCols(r - k).transpose();
@@ -368,11 +373,9 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
           // Studentized: a kept value's residual is (1 - h) of its own error
           // but sqrt(1 - h) of honest roundoff (h its leverage); against the
           // raw limit an error of limit / (1 - h) hid in a tight fit.
-          const Vector lev = (gen_rest * rest_plan->pinv).diagonal();
-          const Eigen::ArrayXd slack = (1.0 - lev.array()).max(1e-4).sqrt();
           bool within = true;
           for (Eigen::Index i = 0; i < dev.rows() && within; ++i)
-            within = (dev.row(i).array().transpose() <= lim(i) * slack).all();
+            within = (dev.row(i).array().transpose() <= lim(i) * rest_plan->slack).all();
           if (within) found.push_back(idx);
         } while (internal::NextCombination(&idx, r) && found.size() < 2);
         if (found.size() == 1) flag = found[0];
