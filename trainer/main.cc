@@ -450,6 +450,12 @@ int RunPeer(const Args& args, const JobSpec& spec) {
             double(j.bytes) / 1e6);
       }
     }
+    if (c.products_widened > 0) {
+      std::printf(
+          "float32: %ld products computed again in float64 (their float32 decode could not "
+          "resolve them)\n",
+          long(c.products_widened));
+    }
     if (out.job_unverified_decodes > 0) {
       std::printf("unprotected: %ld decodes checked nothing (exactly K results)\n",
                   long(out.job_unverified_decodes));

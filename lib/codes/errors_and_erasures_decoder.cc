@@ -16,10 +16,11 @@
 namespace polyguard {
 
 struct ErrorsAndErasuresDecoder::Plan {
-  std::vector<int> rows;  // peer ids kept, ascending
-  Matrix parity;          // (R - K) x R, orthonormal rows, parity * V = 0
-  Matrix wanted_pinv;     // |wanted| x R: rows of the generator's pseudo-inverse
-  Matrix chebyshev_pinv;  // K x R: pseudo-inverse of the Chebyshev basis rows
+  std::vector<int> rows;   // peer ids kept, ascending
+  Matrix parity;           // (R - K) x R, orthonormal rows, parity * V = 0
+  Matrix wanted_pinv;      // |wanted| x R: rows of the generator's pseudo-inverse
+  Matrix chebyshev_pinv;   // K x R: pseudo-inverse of the Chebyshev basis rows
+  double wanted_gain = 0;  // max_w ||wanted_pinv.row(w)||_1 (DecodeOutcome::deviation_bound)
   // R x (R - K + |wanted|), row-major: [parity; wanted_pinv]^T for the fused
   // pass (the exact parity check rides along with the decode).
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> fused;
@@ -125,6 +126,7 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
   plan->wanted_pinv.resize(static_cast<Eigen::Index>(wanted_.size()), r);
   for (size_t w = 0; w < wanted_.size(); ++w)
     plan->wanted_pinv.row(static_cast<Eigen::Index>(w)) = pinv.row(wanted_[w]);
+  if (!wanted_.empty()) plan->wanted_gain = plan->wanted_pinv.cwiseAbs().rowwise().sum().maxCoeff();
 
   // The error-free check is the exact parity check: every parity row, so no
   // error pattern on at most R - K peers can hide in its null space.
@@ -226,6 +228,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
       DecodeOutcome out;
       out.coefficients = fused.rightCols(static_cast<Eigen::Index>(wanted_.size()));
       out.verified = total > k;
+      out.deviation_bound = 2.0 * tol * rms * plan->wanted_gain;
       return out;
     }
   }
@@ -275,8 +278,11 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
                            ")");
     }
     DecodeOutcome out;
-    out.coefficients = work * GetPlan(PeerSet::Of(answered))->wanted_pinv.transpose();
+    const auto plan = GetPlan(PeerSet::Of(answered));
+    out.coefficients = work * plan->wanted_pinv.transpose();
     out.coefficients *= std::ldexp(1.0, exponent);
+    const double rms = work.size() > 0 ? work.norm() / std::sqrt(double(work.size())) : 0.0;
+    out.deviation_bound = std::ldexp(2.0 * options_.tolerance * rms * plan->wanted_gain, exponent);
     return out;
   }
   // First with the subspace locator (errors in whole peers), then, if that
@@ -288,7 +294,10 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
     StatusOr<DecodeOutcome> second = Attempt(answered, original, work, /*locate=*/false, &budget);
     if (second.ok()) out = std::move(second);
   }
-  if (out.ok()) out->coefficients *= std::ldexp(1.0, exponent);
+  if (out.ok()) {
+    out->coefficients *= std::ldexp(1.0, exponent);
+    out->deviation_bound = std::ldexp(out->deviation_bound, exponent);
+  }
   return out;
 }
 
@@ -427,8 +436,10 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
   std::vector<double> pts;
   for (int p : answered) pts.push_back(points_[static_cast<size_t>(p)]);
   const Matrix codeword = cheb_coef * ChebyshevBasis(pts, k).transpose();  // L x R
-  const Vector cs = RobustTolerances(codeword, tol, 0);
+  double scale = 0.0;
+  const Vector cs = RobustTolerances(codeword, tol, 0, &scale);
   DecodeOutcome out;
+  out.deviation_bound = 2.0 * tol * scale * plan->wanted_gain;
   std::vector<int> kept_off(static_cast<size_t>(original.rows()), 0);
   std::vector<int> aside_off(static_cast<size_t>(original.rows()), 0);
   for (int i = 0; i < total; ++i) {

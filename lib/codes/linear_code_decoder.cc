@@ -24,6 +24,7 @@ struct LinearCodeDecoder::Plan {
   bool singular = false;  // these rows do not determine C
   Matrix parity;          // (R - K) x R, orthonormal rows, parity * G_R = 0
   Matrix pinv;            // K x R
+  double gain = 0;        // max_k ||pinv.row(k)||_1 (DecodeOutcome::deviation_bound)
   // Per row: sqrt(1 - h), h the row's leverage in the least-squares fit
   // (the diagonal of G_R G_R^+), floored at 1e-2: how much of honest
   // roundoff a residual keeps (the suspect search's studentized bound).
@@ -38,6 +39,8 @@ namespace {
 // by the entry-wise search, at most.
 constexpr int64_t kMaxSuspectSets = 20000;
 constexpr int64_t kMaxSetsPerEntry = 4096;
+
+double Rms(const Matrix& m) { return m.size() > 0 ? m.norm() / std::sqrt(double(m.size())) : 0.0; }
 
 }  // namespace
 
@@ -100,6 +103,7 @@ std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
     return plan;
   }
   plan->pinv = svd.matrixV() * sigma.cwiseInverse().asDiagonal() * svd.matrixU().transpose();
+  plan->gain = plan->pinv.cwiseAbs().rowwise().sum().maxCoeff();
   plan->slack = (1.0 - svd.matrixU().rowwise().squaredNorm().array()).max(1e-4).sqrt();
   Eigen::HouseholderQR<Matrix> qr(gen);
   const Matrix q_full = qr.householderQ() * Matrix::Identity(r, r);
@@ -213,6 +217,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
     if (clean) {
       DecodeOutcome out;
       out.verified = col_count > generator_.cols();
+      out.deviation_bound = 2.0 * tol * rms * plan->gain;
       return out;
     }
   }
@@ -240,7 +245,10 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
     StatusOr<DecodeOutcome> second = Attempt(peers, scaled, /*locate=*/false, &budget);
     if (second.ok()) out = std::move(second);
   }
-  if (out.ok()) out->coefficients *= std::ldexp(1.0, exponent);
+  if (out.ok()) {
+    out->coefficients *= std::ldexp(1.0, exponent);
+    out->deviation_bound = std::ldexp(out->deviation_bound, exponent);
+  }
   return out;
 }
 
@@ -307,6 +315,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       }
       DecodeOutcome out;  // nothing to check against
       out.coefficients = yt * plan->pinv.transpose();
+      out.deviation_bound = 2.0 * tol * Rms(yt) * plan->gain;
       return out;
     }
     const int t_max = (r - k) / 2;
@@ -463,6 +472,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
   DecodeOutcome out;
   out.coefficients = corrected * plan->pinv.transpose();
   out.verified = true;
+  out.deviation_bound = 2.0 * tol * Rms(corrected) * plan->gain;
   out.wrong_peers = bad;
   std::vector<int> answered = kept;
   answered.insert(answered.end(), peeled.begin(), peeled.end());

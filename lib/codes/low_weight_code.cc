@@ -384,6 +384,9 @@ StatusOr<DecodedProduct> LowWeightCode::Decode(std::span<const PeerResult> resul
                              decoder_->Decode(peers, columns, block_rows_ * block_cols_, sink));
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
+  out.deviation_bound = internal::CroppedBound(
+      outcome.deviation_bound, block_rows_ * block_cols_ * design_.k_a * design_.k_b,
+      out.product.size());
   return out;
 }
 

@@ -100,6 +100,8 @@ StatusOr<DecodedProduct> MdsCode::Decode(std::span<const PeerResult> results) co
   out.product = full.topRows(shape().rows);
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
+  out.deviation_bound =
+      internal::CroppedBound(outcome.deviation_bound, full.size(), out.product.size());
   return out;
 }
 

@@ -166,6 +166,8 @@ StatusOr<DecodedProduct> PolyDotCode::DecodeWith(const ErrorsAndErasuresDecoder&
   }
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
+  out.deviation_bound = internal::CroppedBound(
+      outcome.deviation_bound, block_r * block_c * grid_r * grid_c, out.product.size());
   return out;
 }
 

@@ -129,6 +129,15 @@ Status ProductCode::CheckResults(std::span<const PeerResult> results, int64_t ro
   return Status::Ok();
 }
 
+bool Resolves(const ProductCode& code, const DecodedProduct& decoded) {
+  if (code.precision() != Precision::kFloat32 || decoded.product.size() == 0) return true;
+  const ProductShape& s = code.shape();
+  const double rho = UnitRoundoff(Precision::kFloat32) *
+                     std::sqrt(double(std::max<int64_t>({s.rows, s.inner, 1})));
+  const double rms = decoded.product.norm() / std::sqrt(double(decoded.product.size()));
+  return decoded.deviation_bound <= kFloat32ResolutionLimitInRoundoffs * rho * rms;
+}
+
 namespace internal {
 
 int64_t BlockSize(int64_t total, int64_t parts) { return (total + parts - 1) / parts; }
@@ -208,6 +217,11 @@ Status CheckUpdate(const ProductCode& code, const Matrix* shard, int64_t shard_r
     return InvalidArgumentError("D, X or eta contains NaN or Inf");
   }
   return Status::Ok();
+}
+
+double CroppedBound(double bound, int64_t decoded, int64_t kept) {
+  if (kept <= 0 || decoded <= kept) return bound;
+  return bound * std::sqrt(double(decoded) / double(kept));
 }
 
 StatusOr<DecodeOutcome> DecodeResults(const ErrorsAndErasuresDecoder& decoder,

@@ -186,6 +186,8 @@ StatusOr<DecodedProduct> ProductMdsCode::DecodeLines(std::span<const PeerResult>
   DecodedProduct out;
   out.product = full.topRows(out_rows);
   out.verified = outcome->verified;
+  out.deviation_bound =
+      internal::CroppedBound(outcome->deviation_bound, full.size(), out.product.size());
   // The code locates a wrong line, not which of its peers was wrong.
   for (int line : outcome->wrong_peers)
     for (int k = 0; k < members; ++k)

@@ -143,6 +143,8 @@ StatusOr<DecodedProduct> RotationCode::Decode(std::span<const PeerResult> result
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, decoder_->Decode(peers, columns, l, sink));
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
+  out.deviation_bound = internal::CroppedBound(outcome.deviation_bound,
+                                               l * 4 * options_.m * options_.d, out.product.size());
   return out;
 }
 

@@ -234,6 +234,8 @@ StatusOr<DecodedProduct> CodedConvolution::Decode(std::span<const PeerResult> re
                      &out.product);
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
+  out.deviation_bound =
+      internal::CroppedBound(outcome.deviation_bound, coefficients.size(), out.product.size());
   return out;
 }
 
@@ -303,6 +305,7 @@ StatusOr<DecodedProduct> CodedConvolution::DecodeTranspose(
   out.product = outcome.coefficients.col(2 * (options_.k_b - 1)).reshaped(rows, b);
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
+  out.deviation_bound = outcome.deviation_bound;
   return out;
 }
 

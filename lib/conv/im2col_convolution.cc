@@ -1,5 +1,7 @@
 #include "polyguard/conv/im2col_convolution.h"
 
+#include <cmath>
+
 #include "polyguard/codes/product_mds_code.h"
 #include "polyguard/codes/strategy_registry.h"
 
@@ -75,7 +77,14 @@ StatusOr<DecodedProduct> Im2ColConvolution::DecodeTranspose(
     std::span<const PeerResult> results) const {
   POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct out, inner_->DecodeTranspose(results));
   // Drop the bias row; scatter the columns back onto the input.
+  const double columns = double(out.product.size());
   out.product = Col2ImBatch(conv_, out.product.topRows(conv_.filter_size()), batch_);
+  // Each input entry sums at most kh kw column entries, so the squared
+  // deviation grows at most kh kw times, spread over fewer entries.
+  if (out.product.size() > 0) {
+    out.deviation_bound *= std::sqrt(double(conv_.kernel_h) * double(conv_.kernel_w) * columns /
+                                     double(out.product.size()));
+  }
   return out;
 }
 

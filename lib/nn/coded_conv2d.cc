@@ -77,8 +77,16 @@ StatusOr<std::unique_ptr<CodedConv2d>> CodedConv2d::Create(const CodedConv2dOpti
   if (o.pool > 0) layer->pool_ = PoolAfter(o.conv, o.pool, o.pool_stride);
   auto made = MakeCodedConv2dCode(o, group->size());
   if (!made.ok()) return made.status().WithContext(what);
+  std::unique_ptr<ProductCode> wide;
+  if (o.code.precision == Precision::kFloat32) {
+    CodedConv2dOptions w = o;
+    w.code.precision = Precision::kFloat64;
+    auto wide_made = MakeCodedConv2dCode(w, group->size());
+    if (!wide_made.ok()) return wide_made.status().WithContext(what);
+    wide = std::move(wide_made).value();
+  }
   POLYGUARD_RETURN_IF_ERROR(layer->InitTraining(what, group, faults, std::move(made).value(),
-                                                initial, o.product, o.layer));
+                                                initial, o.product, o.layer, std::move(wide)));
   return layer;
 }
 

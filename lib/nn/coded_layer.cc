@@ -19,17 +19,20 @@ Status ValidateTrainingCode(const std::string& what, const ProductCode& code,
 
 Status CodedLayer::InitTraining(const std::string& what, PeerGroup* group, FaultInjector* faults,
                                 std::unique_ptr<ProductCode> code, const MatrixRef& initial,
-                                const CodedProductOptions& product, int layer) {
+                                const CodedProductOptions& product, int layer,
+                                std::unique_ptr<ProductCode> wide) {
   group_ = group;
   faults_ = faults;
   code_ = std::move(code);
+  wide_code_ = std::move(wide);
   layer_ = layer;
   if (group->size() != code_->num_peers()) {
     return InvalidArgumentError(what + ": the code is for " + std::to_string(code_->num_peers()) +
                                 " peers, the group has " + std::to_string(group->size()));
   }
   POLYGUARD_RETURN_IF_ERROR(ValidateTrainingCode(what, *code_, product));
-  POLYGUARD_ASSIGN_OR_RETURN(product_, CodedProduct::Create(group, code_.get(), faults, product));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      product_, CodedProduct::Create(group, code_.get(), faults, product, wide_code_.get()));
   POLYGUARD_ASSIGN_OR_RETURN(shard_, code_->EncodeShard(initial, group->rank()));
   velocity_ = Matrix::Zero(shard_.rows(), shard_.cols());
   return Status::Ok();

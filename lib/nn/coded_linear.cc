@@ -48,9 +48,15 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
         layer->code_->EncodeSparseShard(SparseMatrix(initial_weights.sparseView()), group->rank()));
     return layer;
   }
+  std::unique_ptr<ProductCode> wide;
+  if (o.code.precision == Precision::kFloat32) {
+    CodedLinearOptions w = o;
+    w.code.precision = Precision::kFloat64;
+    POLYGUARD_ASSIGN_OR_RETURN(wide, MakeCodedLinearCode(w, group->size()));
+  }
   POLYGUARD_RETURN_IF_ERROR(
       layer->InitTraining("coded linear (layer " + std::to_string(o.layer) + ")", group, faults,
-                          std::move(made), initial_weights, o.product, o.layer));
+                          std::move(made), initial_weights, o.product, o.layer, std::move(wide)));
   return layer;
 }
 

@@ -308,6 +308,12 @@ Status CheckSequentialMemory(const SequentialOptions& o, int peers, int peers_he
   return CheckMemory(what, total * double(peers_here), available);
 }
 
+int64_t Sequential::products_widened() const {
+  int64_t n = 0;
+  for (const auto& layer : layers_) n += layer->products_widened();
+  return n;
+}
+
 int64_t Sequential::results_not_awaited() const {
   int64_t n = 0;
   for (const auto& layer : layers_) n += layer->results_not_awaited();

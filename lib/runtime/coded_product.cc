@@ -14,7 +14,8 @@ namespace polyguard {
 StatusOr<std::unique_ptr<CodedProduct>> CodedProduct::Create(PeerGroup* group,
                                                              const ProductCode* code,
                                                              FaultInjector* faults,
-                                                             CodedProductOptions options) {
+                                                             CodedProductOptions options,
+                                                             const ProductCode* wide) {
   if (group == nullptr || code == nullptr) {
     return InvalidArgumentError("coded product: needs a peer group and a code");
   }
@@ -24,7 +25,17 @@ StatusOr<std::unique_ptr<CodedProduct>> CodedProduct::Create(PeerGroup* group,
                                 std::to_string(group->size()));
   }
   POLYGUARD_RETURN_IF_ERROR(ValidateCodedProductOptions(*code, options));
-  return std::unique_ptr<CodedProduct>(new CodedProduct(group, code, faults, options));
+  if (wide != nullptr) {
+    const ProductShape a = code->shape(), b = wide->shape();
+    if (wide->strategy() != code->strategy() || wide->num_peers() != code->num_peers() ||
+        a.rows != b.rows || a.inner != b.inner || a.cols != b.cols ||
+        wide->precision() != Precision::kFloat64) {
+      return InvalidArgumentError("coded product: the float64 code (" + wide->Describe() + ", " +
+                                  std::string(PrecisionName(wide->precision())) +
+                                  ") is not a float64 build of " + code->Describe());
+    }
+  }
+  return std::unique_ptr<CodedProduct>(new CodedProduct(group, code, faults, options, wide));
 }
 
 Status ValidateCodedProductOptions(const ProductCode& code, const CodedProductOptions& options) {
@@ -80,7 +91,8 @@ void CodedProduct::Fault(int64_t step, int layer, StepPoint point, Matrix* value
 }
 
 StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, int threshold,
-                                                         int64_t step, int layer, ExchangeOp op) {
+                                                         int64_t step, int layer, ExchangeOp op,
+                                                         bool narrow) {
   POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(op, step, layer));
   // A send fault corrupts only what is sent, so it needs its own copy.
   Matrix corrupted;
@@ -102,7 +114,6 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
   const auto deadline = options_.wait_for == 0
                             ? std::chrono::steady_clock::time_point::max()
                             : std::chrono::steady_clock::now() + options_.deadline;
-  const bool narrow = code_->precision() == Precision::kFloat32;
   std::vector<double> packed;
   std::span<const double> wire(sent->data(), size_t(sent->size()));
   if (narrow) {
@@ -167,21 +178,38 @@ StatusOr<DecodedProduct> CodedProduct::Product(const Matrix& shard, const Matrix
   Fault(step, layer, StepPoint::kEncode, &piece);
   Matrix y =
       transpose ? code_->PeerTransposeProduct(shard, piece) : code_->PeerProduct(shard, piece);
-  return ExchangeAndDecode(std::move(y), spoiled, transpose, step, layer);
-}
-
-StatusOr<DecodedProduct> CodedProduct::ExchangeAndDecode(Matrix y, bool spoiled, bool transpose,
-                                                         int64_t step, int layer) {
-  if (spoiled) Spoil(&y);
-  Fault(step, layer, StepPoint::kProduct, &y);
-  const int threshold = transpose ? code_->transpose_threshold() : code_->recovery_threshold();
-  POLYGUARD_ASSIGN_OR_RETURN(auto results,
-                             Exchange(y, threshold, step, layer,
-                                      transpose ? ExchangeOp::kTranspose : ExchangeOp::kForward));
-  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct decoded,
-                             transpose ? code_->DecodeTranspose(results) : code_->Decode(results));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      DecodedProduct decoded,
+      ExchangeAndDecode(*code_, std::move(y), spoiled, transpose, step, layer));
+  if (wide_ != nullptr && !Resolves(*code_, decoded)) {
+    ++products_widened_;
+    Matrix y64 =
+        transpose ? wide_->PeerTransposeProduct(shard, piece) : wide_->PeerProduct(shard, piece);
+    POLYGUARD_ASSIGN_OR_RETURN(
+        decoded, ExchangeAndDecode(*wide_, std::move(y64), spoiled, transpose, step, layer));
+  }
   Fault(step, layer, StepPoint::kDecode, &decoded.product);
   return decoded;
+}
+
+StatusOr<DecodedProduct> CodedProduct::DecodedWithFault(StatusOr<DecodedProduct> decoded,
+                                                        int64_t step, int layer) {
+  if (decoded.ok()) Fault(step, layer, StepPoint::kDecode, &decoded->product);
+  return decoded;
+}
+
+StatusOr<DecodedProduct> CodedProduct::ExchangeAndDecode(const ProductCode& code, Matrix y,
+                                                         bool spoiled, bool transpose, int64_t step,
+                                                         int layer) {
+  if (spoiled) Spoil(&y);
+  Fault(step, layer, StepPoint::kProduct, &y);
+  const int threshold = transpose ? code.transpose_threshold() : code.recovery_threshold();
+  const bool wide = &code == wide_;
+  const ExchangeOp op = transpose ? (wide ? ExchangeOp::kTransposeWide : ExchangeOp::kTranspose)
+                                  : (wide ? ExchangeOp::kForwardWide : ExchangeOp::kForward);
+  POLYGUARD_ASSIGN_OR_RETURN(auto results, Exchange(y, threshold, step, layer, op,
+                                                    code.precision() == Precision::kFloat32));
+  return transpose ? code.DecodeTranspose(results) : code.Decode(results);
 }
 
 void CodedProduct::FaultSparse(int64_t step, int layer, StepPoint point, SparseMatrix* value) {
@@ -200,7 +228,9 @@ StatusOr<DecodedProduct> CodedProduct::ForwardSparse(SparseMatrix* shard, const 
   POLYGUARD_ASSIGN_OR_RETURN(Matrix piece,
                              code_->EncodeInput(spoiled ? MatrixRef(clean) : b, group_->rank()));
   Fault(step, layer, StepPoint::kEncode, &piece);
-  return ExchangeAndDecode(code_->SparsePeerProduct(*shard, piece), spoiled, false, step, layer);
+  return DecodedWithFault(ExchangeAndDecode(*code_, code_->SparsePeerProduct(*shard, piece),
+                                            spoiled, false, step, layer),
+                          step, layer);
 }
 
 StatusOr<DecodedProduct> CodedProduct::ForwardSparse(SparseMatrix* shard, const SparseMatrix& b,
@@ -219,7 +249,9 @@ StatusOr<DecodedProduct> CodedProduct::ForwardSparse(SparseMatrix* shard, const 
                              code_->EncodeSparseInput(spoiled ? clean : b, group_->rank()));
   FaultSparse(step, layer, StepPoint::kEncode, &piece);
   spoiled = spoiled || !Eigen::Map<const Vector>(piece.valuePtr(), piece.nonZeros()).allFinite();
-  return ExchangeAndDecode(code_->SparsePeerProduct(*shard, piece), spoiled, false, step, layer);
+  return DecodedWithFault(ExchangeAndDecode(*code_, code_->SparsePeerProduct(*shard, piece),
+                                            spoiled, false, step, layer),
+                          step, layer);
 }
 
 Status CodedProduct::Update(Matrix* shard, const MatrixRef& d, const MatrixRef& x, double eta,

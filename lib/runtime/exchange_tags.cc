@@ -42,6 +42,10 @@ const char* Name(ExchangeOp op) {
       return "welcome";
     case ExchangeOp::kRebuild:
       return "rebuild";
+    case ExchangeOp::kForwardWide:
+      return "forward in float64";
+    case ExchangeOp::kTransposeWide:
+      return "transpose in float64";
   }
   return "unknown";
 }
@@ -72,6 +76,10 @@ StatusOr<ExchangeTag> MakeExchangeTag(ExchangeOp op, int64_t step, int layer) {
     case ExchangeOp::kTranspose:
       POLYGUARD_RETURN_IF_ERROR(CheckLayer(op, layer, kMaxProductLayers));
       return ExchangeTag{step, layer, op == ExchangeOp::kForward ? 0 : 1};
+    case ExchangeOp::kForwardWide:
+    case ExchangeOp::kTransposeWide:
+      POLYGUARD_RETURN_IF_ERROR(CheckLayer(op, layer, kMaxProductLayers));
+      return ExchangeTag{step, layer, op == ExchangeOp::kForwardWide ? 2 : 3};
     case ExchangeOp::kAgree:
       POLYGUARD_RETURN_IF_ERROR(CheckUnused(op, step, layer, /*step_used=*/true));
       return ExchangeTag{step, kControlLayer, 0};

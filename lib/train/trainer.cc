@@ -118,6 +118,7 @@ std::string FormatCounters(const TrainingCounters& c) {
          " unverified_decodes=" + std::to_string(c.unverified_decodes) +
          " corrected=" + std::to_string(c.results_corrected) +
          " not_awaited=" + std::to_string(c.results_not_awaited) +
+         " widened=" + std::to_string(c.products_widened) +
          " uncorrectable_steps=" + std::to_string(c.uncorrectable_steps) +
          " recomputations=" + std::to_string(c.recomputations) +
          " copies_replaced=" + std::to_string(c.copies_replaced) +
@@ -162,6 +163,7 @@ TrainingCounters Trainer::counters() const {
   TrainingCounters c = counters_;
   c.faults_injected = faults_ != nullptr ? faults_->faults_injected() : 0;
   c.results_not_awaited = model_->results_not_awaited();
+  c.products_widened = model_->products_widened();
   c.unverified_decodes = model_->unverified_decodes();
   c.generation = group_->generation();
   c.peers_present = static_cast<int64_t>(group_->members().size());

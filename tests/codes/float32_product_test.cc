@@ -71,7 +71,11 @@ std::vector<Float32Case> Cases() {
 // rows of A and columns of B spread over six decades.
 // Tiny and huge: Gaussian times 1e-30 and 1e20 (products of 1e-60 and 1e40,
 // outside float32's range unless the peers scale their operands).
-enum class Data { kNormal, kPositive, kSpread, kTiny, kHuge };
+// Unbalanced: A's first half of inner columns x 1e3 and its second / 1e3,
+// B's matching rows the other way (A B stays of size 1, Generalized
+// PolyDot's cross products A_i0 B_1 are 1e6). Inactive: B's first half of
+// rows zero (inputs that never fire) and A's matching columns x 1e3.
+enum class Data { kNormal, kPositive, kSpread, kTiny, kHuge, kUnbalanced, kInactive };
 
 struct Float32Product {
   std::unique_ptr<ProductCode> code;
@@ -97,6 +101,18 @@ Float32Product Make(const Float32Case& c, Data data, Random* rng,
     const double by = data == Data::kTiny ? 1e-30 : 1e20;
     p.a *= by;
     p.b *= by;
+  } else if (data == Data::kUnbalanced || data == Data::kInactive) {
+    for (Eigen::Index k = 0; k < p.a.cols(); ++k) {
+      const bool first = k < p.a.cols() / 2;
+      if (data == Data::kInactive) {
+        if (first) p.a.col(k) *= 1e3;
+        if (first) p.b.row(k).setZero();
+        continue;
+      }
+      const double by = first ? 1e3 : 1e-3;
+      p.a.col(k) *= by;
+      p.b.row(k) /= by;
+    }
   } else if (data == Data::kSpread) {
     for (Eigen::Index i = 0; i < p.a.rows(); ++i) p.a.row(i) *= std::pow(10.0, rng->Uniform(-3, 3));
     for (Eigen::Index j = 0; j < p.b.cols(); ++j) p.b.col(j) *= std::pow(10.0, rng->Uniform(-3, 3));
@@ -161,6 +177,41 @@ TEST_P(Float32Product_, FaultFreeDecodesNameNoPeer) {
       EXPECT_TRUE(d->wrong_peers.empty()) << "data " << int(data) << " trial " << trial;
       EXPECT_TRUE(d->verified);
       EXPECT_LT(ErrorInRoundoffs(p, d->product), kProductBoundInRoundoffs);
+    }
+  }
+}
+
+// The decode's resolution (DecodedProduct::deviation_bound) bounds how far
+// a fault-free product is from A B, and tells the products float32 cannot
+// resolve (Resolves). Generalized PolyDot with n = 2 mixes A's inner blocks:
+// on unbalanced data its results hold cross products a million times the
+// product, whose float32 roundoff lands in it (adversary s5, F1), and the
+// bound shows it; rotation points (n = 1) mix only the product's own
+// blocks and resolve everything here.
+TEST_P(Float32Product_, TheDeviationBoundHoldsAndTellsWhatFloat32CannotResolve) {
+  Random rng(4);
+  const bool mixes_inner = GetParam().code.n > 1;
+  for (Data data :
+       {Data::kNormal, Data::kPositive, Data::kSpread, Data::kUnbalanced, Data::kInactive}) {
+    for (int trial = 0; trial < 6; ++trial) {
+      const Float32Product p = Make(GetParam(), data, &rng);
+      auto d = p.code->Decode(p.results);
+      ASSERT_TRUE(d.ok()) << d.status() << " data " << int(data) << " trial " << trial;
+      EXPECT_TRUE(d->wrong_peers.empty()) << "data " << int(data) << " trial " << trial;
+      const double size = std::sqrt(double(p.expected.size()));
+      const double off = (d->product - p.expected).norm() / size;
+      EXPECT_LE(off, d->deviation_bound) << "data " << int(data) << " trial " << trial;
+      const bool resolved = Resolves(*p.code, *d);
+      if (resolved) {
+        EXPECT_LT(ErrorInRoundoffs(p, d->product), kProductBoundInRoundoffs)
+            << "data " << int(data) << " trial " << trial;
+      }
+      if (data == Data::kNormal || !mixes_inner) {
+        EXPECT_TRUE(resolved) << "data " << int(data) << " trial " << trial;
+      } else if (data == Data::kUnbalanced || data == Data::kInactive) {
+        EXPECT_FALSE(resolved) << "data " << int(data) << " trial " << trial;
+        EXPECT_GT(off, kProductBoundInRoundoffs * p.rho * p.expected.norm() / size);
+      }
     }
   }
 }

@@ -22,9 +22,11 @@ ExchangeTag Tag(ExchangeOp op, int64_t step = 0, int layer = 0) {
 }
 
 constexpr ExchangeOp kPerLayer[] = {
-    ExchangeOp::kForward, ExchangeOp::kTranspose,     ExchangeOp::kScrub,  ExchangeOp::kRepair,
-    ExchangeOp::kFix,     ExchangeOp::kSnapshotScrub, ExchangeOp::kRebuild};
-constexpr ExchangeOp kProducts[] = {ExchangeOp::kForward, ExchangeOp::kTranspose};
+    ExchangeOp::kForward,       ExchangeOp::kTranspose,     ExchangeOp::kForwardWide,
+    ExchangeOp::kTransposeWide, ExchangeOp::kScrub,         ExchangeOp::kRepair,
+    ExchangeOp::kFix,           ExchangeOp::kSnapshotScrub, ExchangeOp::kRebuild};
+constexpr ExchangeOp kProducts[] = {ExchangeOp::kForward, ExchangeOp::kTranspose,
+                                    ExchangeOp::kForwardWide, ExchangeOp::kTransposeWide};
 constexpr ExchangeOp kControl[] = {ExchangeOp::kScrub, ExchangeOp::kRepair, ExchangeOp::kFix,
                                    ExchangeOp::kSnapshotScrub, ExchangeOp::kRebuild};
 // Per round, no layer.
@@ -44,6 +46,8 @@ const int64_t kSteps[] = {0,
 TEST(ExchangeTag, KeepsTheTagsOnTheWire) {
   EXPECT_EQ(Of(Tag(ExchangeOp::kForward, 7, 3)), Tuple(7, 3, 0));
   EXPECT_EQ(Of(Tag(ExchangeOp::kTranspose, 7, 3)), Tuple(7, 3, 1));
+  EXPECT_EQ(Of(Tag(ExchangeOp::kForwardWide, 7, 3)), Tuple(7, 3, 2));
+  EXPECT_EQ(Of(Tag(ExchangeOp::kTransposeWide, 7, 3)), Tuple(7, 3, 3));
   EXPECT_EQ(Of(Tag(ExchangeOp::kAgree, 7)), Tuple(7, 1 << 20, 0));
   EXPECT_EQ(Of(Tag(ExchangeOp::kScrub, 7, 3)), Tuple(7, 1 << 20, (1 << 10) + 3));
   EXPECT_EQ(Of(Tag(ExchangeOp::kRepair, 7, 3)), Tuple(7, 1 << 20, (2 << 10) + 3));

@@ -48,6 +48,14 @@ double UnitRoundoff(Precision precision);
 // trainer's guard).
 inline constexpr double kFloat64Tolerance = 32768.0 * DBL_EPSILON;
 inline constexpr double kFloat32ToleranceInRoundoffs = 3.0;
+// The largest resolution (DecodedProduct::deviation_bound) a float32 decode
+// may have, in rho of the product's RMS, before CodedProduct computes the
+// product again in float64 (runtime/coded_product.h). Fault-free Gaussian
+// data gives 20 to 50 rho (Generalized PolyDot P = 8, m = n = 2), and the
+// true deviation was at most 1/38 of the bound (tests/codes/
+// float32_product_test.cc): so a product kept in float32 is within about 30
+// rho RMS of A B.
+inline constexpr double kFloat32ResolutionLimitInRoundoffs = 1000.0;
 double RoundoffTolerance(Precision precision, int64_t inner);
 
 }  // namespace polyguard

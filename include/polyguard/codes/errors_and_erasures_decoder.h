@@ -129,6 +129,17 @@ struct DecodeOutcome {
   // True when at least K + 1 results agree with the decoded code word in
   // every entry (the guarantee in the header comment).
   bool verified = false;
+  // The decode's resolution: how far (RMS over entries) a coefficient can
+  // be from the exact one while every result kept is within the tolerance
+  // of the code word, 2 x tolerance x g x max_w ||row w of the kept peers'
+  // decode||_1, g the results' RMS (the code word's after a correction).
+  // Deviations below the tolerance are roundoff by definition, so nothing
+  // smaller than this is guaranteed; it is small beside the coefficients
+  // when the code word is of their size, and large when the results hold
+  // much larger terms that the wanted coefficients do not (Generalized
+  // PolyDot's cross products; polydot_code.h). Errors located and removed
+  // do not count; an absorbed error (the window above) can exceed it.
+  double deviation_bound = 0.0;
 };
 
 class ErrorsAndErasuresDecoder {

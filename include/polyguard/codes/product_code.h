@@ -58,6 +58,20 @@ struct DecodedProduct {
   // consistent result than needed). False for unprotected strategies and for
   // decodes from exactly K results.
   bool verified = false;
+  // The decode's resolution (DecodeOutcome::deviation_bound): how far, RMS
+  // over C's entries, C can be from A B while every result decoded is
+  // within the decoder's tolerance of the code word. Computed by every
+  // strategy with an evaluation or linear-code decoder; 0 for uncoded,
+  // replication and ABFT, whose product is a peer's own result. It matters
+  // for Generalized PolyDot with n > 1 (m > 1
+  // for the transpose): its results also hold the cross products A_ik B_k'l
+  // (k != k'), and they, not the product, set the scale of the check and of
+  // the results' roundoff. With A's inner blocks of unequal size (or B's)
+  // they can dwarf the product: in float32 the bound then reaches a sizeable
+  // fraction of C, and the product really is that far off (CodedProduct
+  // recomputes such products in float64). Codes that combine only the
+  // product's own blocks have a code word of C's size.
+  double deviation_bound = 0.0;
 };
 
 class ProductCode {
@@ -222,6 +236,14 @@ struct ProductCodeOptions {
   DecoderOptions decoder;
 };
 
+// Whether `decoded`, a decode of `code`'s results, resolves its product:
+// always for a float64 code; for a float32 one, when deviation_bound is at
+// most kFloat32ResolutionLimitInRoundoffs rho of the product's RMS (rho = u
+// sqrt(the longer of the code's rows and inner), u = 2^-24; a zero product
+// needs a zero bound). A product that is not resolved can be off by up to
+// the bound (CodedProduct computes it again in float64).
+bool Resolves(const ProductCode& code, const DecodedProduct& decoded);
+
 // Validates the options once and builds the code with the registered
 // strategy's factory (strategy_registry.h); the error names the field.
 StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions& options);
@@ -254,6 +276,10 @@ Status CheckUpdate(const ProductCode& code, const Matrix* shard, int64_t shard_r
 // flattened column-major br x bc) into C, cropping the padding.
 void ScatterBlockChunk(Matrix* c, int64_t l0, const MatrixRef& chunk, int row_blocks,
                        int col_blocks, int64_t br, int64_t bc);
+// A deviation bound that holds as an RMS over `decoded` entries, for the
+// `kept` of them a product keeps (padding cropped): the squares left can
+// only be fewer, spread over fewer entries.
+double CroppedBound(double bound, int64_t decoded, int64_t kept);
 // Decodes results with an evaluation decoder, without copying them: each
 // result matrix is one column of `length` numbers.
 StatusOr<DecodeOutcome> DecodeResults(const ErrorsAndErasuresDecoder& decoder,

@@ -78,15 +78,19 @@ class CodedLayer {
   int64_t unverified_decodes() const { return unverified_decodes_; }
   // Results this layer's decodes went without (stragglers), so far.
   int64_t results_not_awaited() const { return product_->results_not_awaited(); }
+  // Float32 products computed again in float64 (CodedProduct), so far.
+  int64_t products_widened() const { return product_->products_widened(); }
 
  protected:
   CodedLayer() = default;
   // Takes the code, checks it can train on this group, builds the product
   // and this peer's shard of `initial` (zero velocity). `what` names the
-  // layer in errors.
+  // layer in errors. `wide`: for a float32 code, its float64 build
+  // (CodedProduct::Create), or null.
   Status InitTraining(const std::string& what, PeerGroup* group, FaultInjector* faults,
                       std::unique_ptr<ProductCode> code, const MatrixRef& initial,
-                      const CodedProductOptions& product, int layer);
+                      const CodedProductOptions& product, int layer,
+                      std::unique_ptr<ProductCode> wide = nullptr);
   // s_ = the decoded product of the shard and input_ (rows x B; zero after a
   // failed decode, whose error is returned).
   Status ForwardProduct(int64_t step, Eigen::Index rows);
@@ -98,6 +102,7 @@ class CodedLayer {
   PeerGroup* group_ = nullptr;
   FaultInjector* faults_ = nullptr;
   std::unique_ptr<ProductCode> code_;
+  std::unique_ptr<ProductCode> wide_code_;  // code_'s float64 build, for a float32 code
   std::unique_ptr<CodedProduct> product_;
   Matrix shard_, velocity_;
   Matrix input_, s_, ds_;  // this step's decoded values

@@ -133,6 +133,8 @@ class Sequential {
   int64_t unverified_decodes() const;
   // Results the decodes of every layer went without (stragglers), so far.
   int64_t results_not_awaited() const;
+  // Float32 products computed again in float64 (CodedProduct), so far.
+  int64_t products_widened() const;
 
  private:
   Sequential() = default;

@@ -23,6 +23,15 @@
 // sparse product's result too). Each receiver widens the results to double
 // and decodes in double.
 //
+// A float32 product the decode cannot resolve is computed again in float64:
+// when its decode does not resolve it (Resolves in product_code.h: the
+// decode's deviation_bound above 1,000 rho of the product's RMS), every peer multiplies its shard
+// and piece again in float64, exchanges the doubles and decodes them with the float64 build of the
+// code given to Create (`wide`). Every peer decides from the same decode, so all do it or none.
+// This is Generalized PolyDot's case with unequal inner blocks (product_code.h): there the float32
+// product would be off by up to the bound, and an error below it would pass as roundoff. Without
+// `wide` the float32 decode is returned as it is.
+//
 // Thread safety: one product at a time per CodedProduct (like its PeerGroup).
 #ifndef POLYGUARD_RUNTIME_CODED_PRODUCT_H_
 #define POLYGUARD_RUNTIME_CODED_PRODUCT_H_
@@ -58,10 +67,15 @@ Status ValidateCodedProductOptions(const ProductCode& code, const CodedProductOp
 
 class CodedProduct {
  public:
-  // `group`, `code` and `faults` (may be null) must outlive the product.
+  // `group`, `code`, `faults` (may be null) and `wide` (may be null) must
+  // outlive the product. `wide`: for a float32 `code`, the same code built
+  // for float64 (MakeProductCode with precision float64), used to recompute
+  // products the float32 decode cannot resolve (above). InvalidArgument when
+  // it differs from `code` in strategy, shape or peers, or is not float64.
   static StatusOr<std::unique_ptr<CodedProduct>> Create(PeerGroup* group, const ProductCode* code,
                                                         FaultInjector* faults,
-                                                        CodedProductOptions options = {});
+                                                        CodedProductOptions options = {},
+                                                        const ProductCode* wide = nullptr);
 
   // A B, from this peer's shard of A (which a kShard fault may corrupt).
   StatusOr<DecodedProduct> Forward(Matrix* shard, const MatrixRef& b, int64_t step, int layer);
@@ -81,28 +95,37 @@ class CodedProduct {
 
   // Results decoded without waiting for them (straggler-tolerant steps), so far.
   int64_t results_not_awaited() const { return results_not_awaited_; }
+  // Float32 products computed again in float64 (above), so far.
+  int64_t products_widened() const { return products_widened_; }
 
  private:
   CodedProduct(PeerGroup* group, const ProductCode* code, FaultInjector* faults,
-               CodedProductOptions options)
-      : group_(group), code_(code), faults_(faults), options_(options) {}
+               CodedProductOptions options, const ProductCode* wide)
+      : group_(group), code_(code), wide_(wide), faults_(faults), options_(options) {}
   void Fault(int64_t step, int layer, StepPoint point, Matrix* value);
   // Encode, multiply, exchange and decode: A B, or A^T D when `transpose`.
   StatusOr<DecodedProduct> Product(const Matrix& shard, const MatrixRef& input, bool transpose,
                                    int64_t step, int layer);
-  // Faults the local result, exchanges it and decodes.
-  StatusOr<DecodedProduct> ExchangeAndDecode(Matrix y, bool spoiled, bool transpose, int64_t step,
-                                             int layer);
+  // Faults the local result, exchanges it and decodes with `code` (code_,
+  // or wide_ for a product computed again in float64); no kDecode fault.
+  StatusOr<DecodedProduct> ExchangeAndDecode(const ProductCode& code, Matrix y, bool spoiled,
+                                             bool transpose, int64_t step, int layer);
+  // The decode with this peer's kDecode fault, if any.
+  StatusOr<DecodedProduct> DecodedWithFault(StatusOr<DecodedProduct> decoded, int64_t step,
+                                            int layer);
   // A fault at `point` on a sparse matrix's stored nonzeros.
   void FaultSparse(int64_t step, int layer, StepPoint point, SparseMatrix* value);
+  // `narrow`: send float32 (a float32 code's results).
   StatusOr<std::vector<PeerResult>> Exchange(const Matrix& result, int threshold, int64_t step,
-                                             int layer, ExchangeOp op);
+                                             int layer, ExchangeOp op, bool narrow);
 
   PeerGroup* group_;
   const ProductCode* code_;
+  const ProductCode* wide_;
   FaultInjector* faults_;
   CodedProductOptions options_;
   int64_t results_not_awaited_ = 0;
+  int64_t products_widened_ = 0;
 };
 
 }  // namespace polyguard

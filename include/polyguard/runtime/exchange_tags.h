@@ -6,6 +6,7 @@
 // A tag names one exchange of one peer group (PeerGroup matches messages by
 // tag). Layout, (step, layer, op):
 //   kForward, kTranspose     (step, layer, 0 | 1)            layer in [0, 2^20)
+//   kForwardWide, ...Wide    (step, layer, 2 | 3)            layer in [0, 2^20)
 //   kAgree                   (step, 2^20, 0)
 //   kScrub, kRepair, kFix,   (step, 2^20, k * 2^10 + layer)  k = 1, 2, 3, 5;
 //   kRebuild                                                 layer in [0, 2^10)
@@ -49,10 +50,14 @@ enum class ExchangeOp {
   // of a generation: step 0.
   kWelcome,
   kRebuild,
+  // A float32 product computed again in float64 (CodedProduct: its decode
+  // could not resolve it); step = round.
+  kForwardWide,
+  kTransposeWide,
 };
 
 // The ranges of `layer` (documented above).
-inline constexpr int kMaxProductLayers = 1 << 20;  // kForward, kTranspose
+inline constexpr int kMaxProductLayers = 1 << 20;  // kForward, kTranspose, ...Wide
 inline constexpr int kMaxControlLayers = 1 << 10;  // kScrub, kRepair, kFix, kRebuild, ...
 
 // The tag of exchange `op` at `step` for model layer `layer`. InvalidArgument

@@ -116,6 +116,9 @@ struct TrainingCounters {
   // strategy without redundancy): unprotected.
   int64_t unverified_decodes = 0;
   int64_t results_not_awaited = 0;  // stragglers' results decoded without
+  // This peer's float32 products computed again in float64 because their
+  // decode could not resolve them (CodedProduct); the same at every peer.
+  int64_t products_widened = 0;
   int64_t uncorrectable_steps = 0;  // attempts with a decode that failed somewhere
   int64_t recomputations = 0;       // whole-step retries
   int64_t copies_replaced = 0;      // this peer's decoded copies fixed by the guard
