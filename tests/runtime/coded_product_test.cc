@@ -209,6 +209,97 @@ INSTANTIATE_TEST_SUITE_P(Precisions, Float32Processes,
                            return std::string(PrecisionName(info.param));
                          });
 
+// A float32 product its decode cannot resolve is computed again in float64
+// by every peer (DecodedProduct::deviation_bound, Resolves): Generalized
+// PolyDot's results hold cross products A_i0 B_1 that, with A's inner blocks
+// 10^4 times apart in scale (B's the other way), dwarf A B, and their
+// float32 roundoff lands in it (0.1% of it here). The transpose the same with A's row blocks
+// and D's. Gaussian data is never widened.
+TEST(CodedProductProcesses, Float32ProductsItCannotResolveAreComputedAgainInFloat64) {
+  const int p = 8;
+  const std::string dir = FreshFolder("widened");
+  auto results = RunPeers(
+      p,
+      [&](int rank) {
+        auto group = ConnectThroughFolder(rank, p, dir);
+        if (!group.ok()) return 1;
+        ProductCodeOptions c;
+        c.shape = {16, 64, 8};
+        c.peers = p;
+        c.m = 2;
+        c.n = 2;
+        c.precision = Precision::kFloat32;
+        auto code = MakeProductCode(c).value();
+        ProductCodeOptions w = c;
+        w.precision = Precision::kFloat64;
+        auto wide = MakeProductCode(w).value();
+        auto widening = CodedProduct::Create(group->get(), code.get(), nullptr, {}, wide.get());
+        auto plain = CodedProduct::Create(group->get(), code.get(), nullptr);
+        if (!widening.ok() || !plain.ok()) return 2;
+        World unbalanced(c.shape), normal(c.shape, 7);
+        for (Eigen::Index k = 0; k < c.shape.inner; ++k) {
+          const double by = k < c.shape.inner / 2 ? 1e2 : 1e-2;
+          unbalanced.a.col(k) *= by;
+          unbalanced.b.row(k) /= by;
+        }
+        for (Eigen::Index i = 0; i < c.shape.rows; ++i) {
+          const double by = i < c.shape.rows / 2 ? 1e2 : 1e-2;
+          unbalanced.a.row(i) *= by;
+          unbalanced.dm.row(i) /= by;
+        }
+        const Matrix ab = unbalanced.a * unbalanced.b,
+                     atd = unbalanced.a.transpose() * unbalanced.dm;
+        Matrix shard = code->EncodeShard(unbalanced.a, rank).value();
+        // Without the float64 build: verified, and far off.
+        auto off = (*plain)->Forward(&shard, unbalanced.b, 1, 0);
+        if (!off.ok() || !off->verified || Resolves(*code, *off) || !(Rel(off->product, ab) > 1e-4))
+          return 3;
+        // With it: both products widened, as exact as float64.
+        const int64_t sent_before = (*group)->bytes_sent();
+        auto fwd = (*widening)->Forward(&shard, unbalanced.b, 2, 0);
+        auto bwd = (*widening)->Transpose(&shard, unbalanced.dm, 2, 0);
+        if (!fwd.ok() || !bwd.ok() || !fwd->verified || !bwd->verified) return 4;
+        if (!(Rel(fwd->product, ab) < 1e-9) || !(Rel(bwd->product, atd) < 1e-9)) return 5;
+        if ((*widening)->products_widened() != 2) return 6;
+        // Each result went once in float32 (half) and once in float64: 8 x 8
+        // forward numbers, 32 x 8 transpose numbers, to 7 peers.
+        const int64_t numbers = 64 + 256;
+        const int64_t want = (numbers / 2 + numbers) * int64_t(sizeof(double)) * (p - 1);
+        if ((*group)->bytes_sent() - sent_before != want) return 7;
+        // Gaussian data: float32 resolves it, nothing widened.
+        Matrix normal_shard = code->EncodeShard(normal.a, rank).value();
+        auto plain_fwd = (*widening)->Forward(&normal_shard, normal.b, 3, 0);
+        auto plain_bwd = (*widening)->Transpose(&normal_shard, normal.dm, 3, 0);
+        if (!plain_fwd.ok() || !plain_bwd.ok()) return 8;
+        if (!(Rel(plain_fwd->product, normal.a * normal.b) < 1e-5)) return 9;
+        return (*widening)->products_widened() == 2 ? 0 : 10;
+      },
+      120s);
+  for (int r = 0; r < p; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CodedProduct, RejectsAFloat64BuildOfAnotherCode) {
+  PeerGroupOptions o;
+  o.rendezvous = "inproc:wide-mismatch";
+  auto group = PeerGroup::Connect(o).value();
+  ProductCodeOptions c;
+  c.shape = {4, 4, 2};
+  c.precision = Precision::kFloat32;
+  auto code = MakeProductCode(c).value();
+  ProductCodeOptions other = c;
+  other.shape.cols = 3;
+  other.precision = Precision::kFloat64;
+  auto wrong_shape = MakeProductCode(other).value();
+  auto still_float32 = MakeProductCode(c).value();
+  for (const ProductCode* wide : {wrong_shape.get(), still_float32.get()}) {
+    auto made = CodedProduct::Create(group.get(), code.get(), nullptr, {}, wide);
+    EXPECT_EQ(made.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(made.status().message().find("not a float64 build"), std::string::npos)
+        << made.status();
+  }
+}
+
 TEST(CodedProductProcesses, EveryPeerCorrectsAndNamesTheSameWrongPeers) {
   // P = 10, K = 5: P - K - 1 = 4 wrong results are corrected.
   const std::string dir = FreshFolder("wrong");
