@@ -46,7 +46,11 @@
 // at inner 2048: the window above, in float32 units). Measured, not
 // proven (`polyguard-experiment codes --precision float32`,
 // `polyguard-experiment soak --precision float32`, and the failure
-// experiment's float32 row).
+// experiment's float32 row). That deviation is relative to the code word:
+// DecodeOutcome::deviation_bound reports it per decode, and a product whose
+// code word is much larger than itself (Generalized PolyDot's cross
+// products with unbalanced inner blocks) can be far off in float32 while
+// verified; CodedProduct recomputes those in float64 (docs/codes.md §3.7).
 //
 // Roundoff: a value is accepted in entry l when it is within cs_l = tol (g +
 // e_l) of the decoded code word, e_l the largest |code word value| of entry l
