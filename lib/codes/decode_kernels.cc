@@ -16,10 +16,13 @@ namespace polyguard::internal {
 namespace {
 // out(l, w0 + w) = sum_r cols[r][l] * m(r, w0 + w) for w < WB: 4 entries at a
 // time with WB accumulators each, kept in registers.
-template <int WB>
+// With kSquares, also adds the sum of every value's square to *sumsq (one
+// more accumulator, on values already in registers).
+template <int WB, bool kSquares>
 void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m, int m_cols,
-                int w0, double* out) {
+                int w0, double* out, double* sumsq) {
   constexpr int kLanes = 4;
+  double sq[kLanes] = {};
   int64_t l0 = 0;
   for (; l0 + kLanes <= length; l0 += kLanes) {
     double acc[WB][kLanes] = {};
@@ -28,6 +31,8 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
       const double* mr = m + static_cast<int64_t>(r) * m_cols + w0;
       for (int w = 0; w < WB; ++w)
         for (int i = 0; i < kLanes; ++i) acc[w][i] += y[i] * mr[w];
+      if constexpr (kSquares)
+        for (int i = 0; i < kLanes; ++i) sq[i] += y[i] * y[i];
     }
     for (int w = 0; w < WB; ++w)
       for (int i = 0; i < kLanes; ++i) out[(w0 + w) * length + l0 + i] = acc[w][i];
@@ -39,7 +44,10 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
         a += cols[r][l0] * m[static_cast<int64_t>(r) * m_cols + w0 + w];
       out[(w0 + w) * length + l0] = a;
     }
+    if constexpr (kSquares)
+      for (int r = 0; r < r_count; ++r) sq[0] += cols[r][l0] * cols[r][l0];
   }
+  if constexpr (kSquares) *sumsq += (sq[0] + sq[1]) + (sq[2] + sq[3]);
 }
 
 }  // namespace
@@ -285,16 +293,23 @@ bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, d
 
 // out (length x m_cols, col-major) = [cols] * m, in one pass over the results.
 void FusedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
-                  Matrix* out) {
+                  Matrix* out, double* sumsq) {
   const int r_count = static_cast<int>(cols.size());
   const int w_total = static_cast<int>(m.cols());
   out->resize(length, w_total);
+  if (sumsq != nullptr) *sumsq = 0.0;
   for (int w0 = 0; w0 < w_total;) {
     const int wb = std::min(w_total - w0, 8);
+    const bool squares = sumsq != nullptr && w0 == 0;
     switch (wb) {
-#define POLYGUARD_FUSED_CASE(N)                                                      \
-  case N:                                                                            \
-    FusedBlock<N>(cols.data(), r_count, length, m.data(), w_total, w0, out->data()); \
+#define POLYGUARD_FUSED_CASE(N)                                                              \
+  case N:                                                                                    \
+    if (squares)                                                                             \
+      FusedBlock<N, true>(cols.data(), r_count, length, m.data(), w_total, w0, out->data(),  \
+                          sumsq);                                                            \
+    else                                                                                     \
+      FusedBlock<N, false>(cols.data(), r_count, length, m.data(), w_total, w0, out->data(), \
+                           nullptr);                                                         \
     break;
       POLYGUARD_FUSED_CASE(1)
       POLYGUARD_FUSED_CASE(2)
@@ -314,7 +329,9 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
 // 512 entries of each (contiguous, so cheap to read), median over peers: the
 // scale of the tolerances.
 bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
-                    const std::function<bool(int64_t l0, const Matrix& chunk)>& visit) {
+                    const std::function<bool(int64_t l0, const Matrix& chunk)>& visit,
+                    double* sumsq) {
+  if (sumsq != nullptr) *sumsq = 0.0;
   const Eigen::Index r_count = static_cast<Eigen::Index>(cols.size());
   // 1024 rows x R results stay in L2 next to their slice of the output.
   constexpr int64_t kChunk = 1024;
@@ -325,6 +342,7 @@ bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length, cons
     for (Eigen::Index j = 0; j < r_count; ++j)
       block.col(j) = Eigen::Map<const Vector>(cols[static_cast<size_t>(j)] + l0, rows);
     chunk.noalias() = block * m;
+    if (sumsq != nullptr) *sumsq += block.squaredNorm();
     if (!visit(l0, chunk)) return false;
   }
   return true;

@@ -79,16 +79,19 @@ Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& 
 bool NextCombination(std::vector<int>* idx, int n);
 int64_t Binomial(int n, int k);
 // out (length x m.cols(), col-major) = [cols] * m, in one pass over the
-// results: cols[r] points at `length` numbers.
+// results: cols[r] points at `length` numbers. With sumsq, also the sum of
+// the squares of every result value (in the same pass).
 void FusedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
-                  Matrix* out);
+                  Matrix* out, double* sumsq = nullptr);
 // The same product through GEMM on row chunks of the results, each copied
 // into a small contiguous block first (faster than FusedProduct when m has
 // many columns), handed chunk by chunk to `visit` (rows l0.. of the product)
 // instead of being stored: the caller keeps what it needs where it needs it.
-// Stops early, returning false, when visit returns false.
+// Stops early, returning false, when visit returns false. With sumsq, also
+// the sum of the squares of the values read (every one unless stopped).
 bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
-                    const std::function<bool(int64_t l0, const Matrix& chunk)>& visit);
+                    const std::function<bool(int64_t l0, const Matrix& chunk)>& visit,
+                    double* sumsq = nullptr);
 // The RMS magnitude of the results, estimated from evenly spaced runs of each
 // (median over peers).
 double SampledRms(const std::vector<const double*>& cols, int64_t length);

@@ -186,16 +186,19 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   // Reused across calls: a fresh multi-megabyte buffer per decode costs more
   // in page faults than the arithmetic.
   thread_local Matrix fused;
+  double sumsq = 0.0;  // of every result value: the resolution's scale
   if (plan->fused.cols() <= 8) {
-    FusedProduct(sorted_cols, length, plan->fused, &fused);
+    FusedProduct(sorted_cols, length, plan->fused, &fused, &sumsq);
   } else {
     // Many combinations: GEMM on cache-sized chunks reads the results once.
     fused.resize(length, plan->fused.cols());
-    internal::ChunkedProduct(sorted_cols, length, plan->fused,
-                             [&](int64_t l0, const Matrix& chunk) {
-                               fused.middleRows(l0, chunk.rows()) = chunk;
-                               return true;
-                             });
+    internal::ChunkedProduct(
+        sorted_cols, length, plan->fused,
+        [&](int64_t l0, const Matrix& chunk) {
+          fused.middleRows(l0, chunk.rows()) = chunk;
+          return true;
+        },
+        &sumsq);
   }
   const int probes = static_cast<int>(plan->parity.rows());
   // A NaN or Inf in any result reaches every combination of its entry, and
@@ -228,7 +231,10 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
       DecodeOutcome out;
       out.coefficients = fused.rightCols(static_cast<Eigen::Index>(wanted_.size()));
       out.verified = total > k;
-      out.deviation_bound = 2.0 * tol * rms * plan->wanted_gain;
+      // Entry l passed at tol (rms + its RMS over peers); a result may be
+      // up to its 2-norm over peers, whose RMS over entries is this.
+      const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
+      out.deviation_bound = tol * (rms + spread) * plan->wanted_gain;
       return out;
     }
   }
@@ -281,8 +287,11 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
     const auto plan = GetPlan(PeerSet::Of(answered));
     out.coefficients = work * plan->wanted_pinv.transpose();
     out.coefficients *= std::ldexp(1.0, exponent);
+    // As the fast path's: rms + the RMS over entries of each one's 2-norm.
     const double rms = work.size() > 0 ? work.norm() / std::sqrt(double(work.size())) : 0.0;
-    out.deviation_bound = std::ldexp(2.0 * options_.tolerance * rms * plan->wanted_gain, exponent);
+    const double spread = rms * std::sqrt(double(total));
+    out.deviation_bound =
+        std::ldexp(options_.tolerance * (rms + spread) * plan->wanted_gain, exponent);
     return out;
   }
   // First with the subspace locator (errors in whole peers), then, if that

@@ -198,26 +198,32 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       return true;
     };
     bool clean;
+    double sumsq = 0.0;  // of every result value: the resolution's scale
     if (plan->fused.cols() > 8) {
       // Many coefficients: GEMM on chunks, each checked and handed over
       // while in cache. An inconsistent chunk stops the pass; the slow path
       // below then overwrites whatever was handed over.
-      clean = internal::ChunkedProduct(sorted_cols, length, plan->fused,
-                                       [&](int64_t l0, const Matrix& chunk) {
-                                         if (!consistent(l0, chunk)) return false;
-                                         sink(l0, chunk.rightCols(generator_.cols()));
-                                         return true;
-                                       });
+      clean = internal::ChunkedProduct(
+          sorted_cols, length, plan->fused,
+          [&](int64_t l0, const Matrix& chunk) {
+            if (!consistent(l0, chunk)) return false;
+            sink(l0, chunk.rightCols(generator_.cols()));
+            return true;
+          },
+          &sumsq);
     } else {
       thread_local Matrix fused;
-      internal::FusedProduct(sorted_cols, length, plan->fused, &fused);
+      internal::FusedProduct(sorted_cols, length, plan->fused, &fused, &sumsq);
       clean = consistent(0, fused);
       if (clean) sink(0, fused.rightCols(generator_.cols()));
     }
     if (clean) {
       DecodeOutcome out;
       out.verified = col_count > generator_.cols();
-      out.deviation_bound = 2.0 * tol * rms * plan->gain;
+      // Entry l passed at tol (rms + its RMS over the results); a value may
+      // be up to its 2-norm over them, whose RMS over entries is this.
+      const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
+      out.deviation_bound = tol * (rms + spread) * plan->gain;
       return out;
     }
   }
@@ -315,7 +321,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       }
       DecodeOutcome out;  // nothing to check against
       out.coefficients = yt * plan->pinv.transpose();
-      out.deviation_bound = 2.0 * tol * Rms(yt) * plan->gain;
+      out.deviation_bound = tol * Rms(yt) * (1.0 + std::sqrt(double(yt.cols()))) * plan->gain;
       return out;
     }
     const int t_max = (r - k) / 2;
@@ -472,7 +478,6 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
   DecodeOutcome out;
   out.coefficients = corrected * plan->pinv.transpose();
   out.verified = true;
-  out.deviation_bound = 2.0 * tol * Rms(corrected) * plan->gain;
   out.wrong_peers = bad;
   std::vector<int> answered = kept;
   answered.insert(answered.end(), peeled.begin(), peeled.end());
@@ -482,7 +487,10 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     gen_finite.middleRows(static_cast<Eigen::Index>(i) * g, g) =
         generator_.middleRows(answered[i] * g, g);
   const Matrix codeword = out.coefficients * gen_finite.transpose();  // L x F g
-  const Vector cs = RobustTolerances(codeword, tol, 0);
+  double scale = 0.0;
+  const Vector cs = RobustTolerances(codeword, tol, 0, &scale);
+  // Kept values agree within tol (g + e_l): RMS over entries at most 2 tol g.
+  out.deviation_bound = 2.0 * tol * scale * plan->gain;
   std::vector<int> kept_off(static_cast<size_t>(original.rows()), 0);
   std::vector<int> aside_off(static_cast<size_t>(original.rows()), 0);
   for (size_t i = 0; i < answered.size(); ++i) {

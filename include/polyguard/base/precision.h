@@ -51,10 +51,12 @@ inline constexpr double kFloat32ToleranceInRoundoffs = 3.0;
 // The largest resolution (DecodedProduct::deviation_bound) a float32 decode
 // may have, in rho of the product's RMS, before CodedProduct computes the
 // product again in float64 (runtime/coded_product.h). Fault-free Gaussian
-// data gives 20 to 50 rho (Generalized PolyDot P = 8, m = n = 2), and the
-// true deviation was at most 1/38 of the bound (tests/codes/
-// float32_product_test.cc): so a product kept in float32 is within about 30
-// rho RMS of A B.
+// data gives 70 to 90 rho (Generalized PolyDot P = 8, m = n = 2) and about
+// 190 rho (rotation points P = 20, K = 16); the true RMS deviation was at
+// most 0.01 of the bound on such data and 0.63 on the worst structured data
+// tried (docs/codes.md §3.7). A product kept in float32 is then within
+// 1,000 rho RMS of A B, usually far less; its largest entry is not bounded
+// by this (an error concentrated in a few entries has a small RMS).
 inline constexpr double kFloat32ResolutionLimitInRoundoffs = 1000.0;
 double RoundoffTolerance(Precision precision, int64_t inner);
 

@@ -135,8 +135,10 @@ struct DecodeOutcome {
   bool verified = false;
   // The decode's resolution: how far (RMS over entries) a coefficient can
   // be from the exact one while every result kept is within the tolerance
-  // of the code word, 2 x tolerance x g x max_w ||row w of the kept peers'
-  // decode||_1, g the results' RMS (the code word's after a correction).
+  // of the code word: tolerance x (g + s) x max_w ||row w of the kept
+  // peers' decode||_1, g the results' RMS and s the RMS over entries of each
+  // entry's 2-norm over the results (after a correction, 2 g with g the
+  // code word's scale of the final check). Every value is read (no sample).
   // Deviations below the tolerance are roundoff by definition, so nothing
   // smaller than this is guaranteed; it is small beside the coefficients
   // when the code word is of their size, and large when the results hold
