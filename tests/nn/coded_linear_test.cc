@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "polyguard/base/random.h"
 #include "polyguard/data/synthetic.h"
 #include "polyguard/nn/sequential.h"
 #include "polyguard/nn/softmax_cross_entropy.h"
@@ -128,6 +129,57 @@ TEST(CodedLinear, RejectsBadShapesAndTooFewPeers) {
   EXPECT_EQ(layer->Forward(Matrix::Zero(4, 1), 1).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(layer->Backward(Matrix::Zero(2, 1), 1).status().code(),
             StatusCode::kFailedPrecondition);
+}
+
+// A float32 layer holds a float64 build of its code: a forward product
+// float32 cannot resolve (W's input columns in two halves 10^4 apart in
+// scale, the inputs the other way: Generalized PolyDot's cross products
+// dwarf W x) is computed again in float64 and comes out as exact as
+// float64; the same layer with ordinary weights is not widened.
+TEST(CodedLinear, Float32ProductsItCannotResolveAreComputedInFloat64) {
+  const int p = 8, inputs = 64, outputs = 16, batch = 8;
+  Random rng(11);
+  Matrix unbalanced = rng.NormalMatrix(outputs, inputs + 1), x = rng.NormalMatrix(inputs, batch);
+  const Matrix ordinary = unbalanced;
+  for (int k = 0; k < inputs; ++k) {
+    const double by = k < inputs / 2 ? 1e2 : 1e-2;
+    unbalanced.col(k) *= by;
+    x.row(k) /= by;
+  }
+  std::vector<int64_t> widened(p, -1), widened_ordinary(p, -1);
+  std::vector<double> off(p, 1.0);
+  const std::vector<bool> ran = testing::RunPeerGroup(
+      testing::PeerMode::kThreads, p, "linear-widened", [&](int r, PeerGroup& group) {
+        CodedLinearOptions o;
+        o.inputs = inputs;
+        o.outputs = outputs;
+        o.batch = batch;
+        o.activation = Activation::kIdentity;
+        o.code.m = 2;
+        o.code.n = 2;
+        o.code.precision = Precision::kFloat32;
+        auto layer = CodedLinear::Create(o, &group, nullptr, unbalanced);
+        if (!layer.ok()) return false;
+        auto out = (*layer)->Forward(x, 1);
+        if (!out.ok()) return false;
+        Matrix with_bias(inputs + 1, batch);
+        with_bias.topRows(inputs) = x;
+        with_bias.row(inputs).setOnes();
+        const Matrix want = unbalanced * with_bias;
+        off[size_t(r)] = (*out - want).norm() / want.norm();
+        widened[size_t(r)] = (*layer)->products_widened();
+        o.layer = 1;
+        auto plain = CodedLinear::Create(o, &group, nullptr, ordinary);
+        if (!plain.ok() || !(*plain)->Forward(x, 1).ok()) return false;
+        widened_ordinary[size_t(r)] = (*plain)->products_widened();
+        return true;
+      });
+  for (int r = 0; r < p; ++r) {
+    EXPECT_TRUE(ran[size_t(r)]) << "rank " << r;
+    EXPECT_EQ(widened[size_t(r)], 1) << "rank " << r;
+    EXPECT_LT(off[size_t(r)], 1e-10) << "rank " << r;
+    EXPECT_EQ(widened_ordinary[size_t(r)], 0) << "rank " << r;
+  }
 }
 
 // Correctness 1 (Generalized PolyDot): with no faults, coded training on 8
