@@ -27,12 +27,21 @@ StatusOr<std::unique_ptr<CodedProduct>> CodedProduct::Create(PeerGroup* group,
   POLYGUARD_RETURN_IF_ERROR(ValidateCodedProductOptions(*code, options));
   if (wide != nullptr) {
     const ProductShape a = code->shape(), b = wide->shape();
-    if (wide->strategy() != code->strategy() || wide->num_peers() != code->num_peers() ||
-        a.rows != b.rows || a.inner != b.inner || a.cols != b.cols ||
-        wide->precision() != Precision::kFloat64) {
+    // Describe() names the strategy's parameters and points.
+    if (wide->strategy() != code->strategy() || wide->Describe() != code->Describe() ||
+        wide->num_peers() != code->num_peers() || a.rows != b.rows || a.inner != b.inner ||
+        a.cols != b.cols || wide->precision() != Precision::kFloat64) {
       return InvalidArgumentError("coded product: the float64 code (" + wide->Describe() + ", " +
                                   std::string(PrecisionName(wide->precision())) +
                                   ") is not a float64 build of " + code->Describe());
+    }
+    if (options.wait_for != 0 && options.wait_for < code->num_peers()) {
+      // Each peer decides from its own decode; with different results
+      // awaited, peers could decide differently and wait for each other.
+      return InvalidArgumentError(
+          "coded product: recomputing in float64 needs every result awaited (wait_for 0), got "
+          "wait_for " +
+          std::to_string(options.wait_for));
     }
   }
   return std::unique_ptr<CodedProduct>(new CodedProduct(group, code, faults, options, wide));

@@ -292,12 +292,53 @@ TEST(CodedProduct, RejectsAFloat64BuildOfAnotherCode) {
   other.precision = Precision::kFloat64;
   auto wrong_shape = MakeProductCode(other).value();
   auto still_float32 = MakeProductCode(c).value();
-  for (const ProductCode* wide : {wrong_shape.get(), still_float32.get()}) {
+  other = c;
+  other.precision = Precision::kFloat64;
+  other.points = PointKind::kEquispaced;
+  auto other_points = MakeProductCode(other).value();
+  for (const ProductCode* wide : {wrong_shape.get(), still_float32.get(), other_points.get()}) {
     auto made = CodedProduct::Create(group.get(), code.get(), nullptr, {}, wide);
     EXPECT_EQ(made.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(made.status().message().find("not a float64 build"), std::string::npos)
         << made.status();
   }
+}
+
+// Each peer decides to recompute from its own decode: with wait_for < P the
+// peers decode different results and could decide differently (adversary
+// s7: one peer waited for doubles nobody sent), so that is refused.
+TEST(CodedProduct, RecomputingInFloat64NeedsEveryResultAwaited) {
+  const int p = 8;
+  ProductCodeOptions c;
+  c.shape = {16, 64, 8};
+  c.peers = p;
+  c.m = 2;
+  c.n = 2;
+  c.precision = Precision::kFloat32;
+  auto code = MakeProductCode(c).value();
+  c.precision = Precision::kFloat64;
+  auto wide = MakeProductCode(c).value();
+  std::vector<std::string> refused(p);
+  std::vector<std::thread> peers;
+  for (int r = 0; r < p; ++r) {
+    peers.emplace_back([&, r] {
+      PeerGroupOptions o;
+      o.rank = r;
+      o.size = p;
+      o.rendezvous = "inproc:wide-stragglers";
+      o.timeout = 20s;
+      auto group = PeerGroup::Connect(o);
+      if (!group.ok()) return;
+      auto made =
+          CodedProduct::Create(group->get(), code.get(), nullptr, {.wait_for = 7}, wide.get());
+      if (!made.ok()) refused[size_t(r)] = made.status().message();
+      EXPECT_TRUE(CodedProduct::Create(group->get(), code.get(), nullptr, {}, wide.get()).ok());
+    });
+  }
+  for (auto& t : peers) t.join();
+  for (int r = 0; r < p; ++r)
+    EXPECT_NE(refused[size_t(r)].find("needs every result awaited"), std::string::npos)
+        << "rank " << r << ": " << refused[size_t(r)];
 }
 
 TEST(CodedProductProcesses, EveryPeerCorrectsAndNamesTheSameWrongPeers) {

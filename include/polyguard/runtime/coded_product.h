@@ -27,7 +27,8 @@
 // when its decode does not resolve it (Resolves in product_code.h: the
 // decode's deviation_bound above 1,000 rho of the product's RMS), every peer multiplies its shard
 // and piece again in float64, exchanges the doubles and decodes them with the float64 build of the
-// code given to Create (`wide`). Every peer decides from the same decode, so all do it or none.
+// code given to Create (`wide`). Every peer decides from the same decode (every result is awaited:
+// Create refuses `wide` with wait_for < P), so all do it or none.
 // This is Generalized PolyDot's case with unequal inner blocks (product_code.h): there the float32
 // product would be off by up to the bound, and an error below it would pass as roundoff. Without
 // `wide` the float32 decode is returned as it is.
@@ -71,7 +72,11 @@ class CodedProduct {
   // outlive the product. `wide`: for a float32 `code`, the same code built
   // for float64 (MakeProductCode with precision float64), used to recompute
   // products the float32 decode cannot resolve (above). InvalidArgument when
-  // it differs from `code` in strategy, shape or peers, or is not float64.
+  // it differs from `code` in strategy, parameters and points (Describe()),
+  // shape or peers, or is not float64, and with wait_for < P (every peer
+  // must decide from the same results). Its decoder options are the
+  // caller's: build it from the same ProductCodeOptions (a float64 code
+  // with a loose tolerance would verify what it should not).
   static StatusOr<std::unique_ptr<CodedProduct>> Create(PeerGroup* group, const ProductCode* code,
                                                         FaultInjector* faults,
                                                         CodedProductOptions options = {},
