@@ -299,7 +299,7 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
   out->resize(length, w_total);
   if (sumsq != nullptr) *sumsq = 0.0;
   for (int w0 = 0; w0 < w_total;) {
-    const int wb = std::min(w_total - w0, 8);
+    const int wb = std::min(w_total - w0, 12);
     const bool squares = sumsq != nullptr && w0 == 0;
     switch (wb) {
 #define POLYGUARD_FUSED_CASE(N)                                                              \
@@ -319,6 +319,10 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
       POLYGUARD_FUSED_CASE(6)
       POLYGUARD_FUSED_CASE(7)
       POLYGUARD_FUSED_CASE(8)
+      POLYGUARD_FUSED_CASE(9)
+      POLYGUARD_FUSED_CASE(10)
+      POLYGUARD_FUSED_CASE(11)
+      POLYGUARD_FUSED_CASE(12)
 #undef POLYGUARD_FUSED_CASE
     }
     w0 += wb;

@@ -187,7 +187,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   // in page faults than the arithmetic.
   thread_local Matrix fused;
   double sumsq = 0.0;  // of every result value: the resolution's scale
-  if (plan->fused.cols() <= 8) {
+  if (plan->fused.cols() <= 12) {
     FusedProduct(sorted_cols, length, plan->fused, &fused, &sumsq);
   } else {
     // Many combinations: GEMM on cache-sized chunks reads the results once.
