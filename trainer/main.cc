@@ -79,8 +79,8 @@ const char kUsage[] =
     "                       replacement rejoins the job, up to N times a peer (default 3)\n"
     "  --rejoin             with --rank R: replace peer R of a running job that\n"
     "                       survives crashes (same spec and rendezvous)\n"
-    "  --quiet              a loss line every 10 steps (and one per rollback) instead of\n"
-    "                       the progress line\n"
+    "  --quiet              a loss line every 10 steps, one per rollback and one per\n"
+    "                       recomputation, instead of the progress line\n"
     "  --status-port PORT [--status-address ADDR]   peer r serves GET /metrics and\n"
     "                       /healthz on PORT + r (on 127.0.0.1 by default)\n"
     "  --help               this text\n"
@@ -374,6 +374,15 @@ int RunPeer(const Args& args, const JobSpec& spec) {
     if (rank == 0 && args.quiet) {
       std::printf("step %ld rolled back (%ld rollbacks so far); going on at step %ld\n", long(step),
                   long(trainer.counters().rollbacks), long(r.next_step));
+      std::fflush(stdout);
+    }
+  };
+  // And each recomputation: a step retried again and again prints nothing
+  // else (adversary s4: minutes of silence with heavy faults).
+  hooks.on_recompute = [&](int64_t step, int attempt, bool decode_failed) {
+    if (rank == 0 && args.quiet) {
+      std::printf("step %ld recomputed (retry %d: %s)\n", long(step), attempt,
+                  decode_failed ? "a decode failed" : "a copy or the agreement disagreed");
       std::fflush(stdout);
     }
   };

@@ -143,6 +143,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
     return fail(stack.status());
   }
   trainer = stack->trainer.get();
+  if (hooks.on_recompute) trainer->set_on_recompute(hooks.on_recompute);
   group = stack->group.get();
   const ProductCode& first = stack->model->layer(0).code();
   // The precision is part of what a checkpoint was trained with.

@@ -795,6 +795,7 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
     if (d.retry) {
       ++counters_.recomputations;
       if (d.any_failed) ++counters_.uncorrectable_steps;
+      if (on_recompute_) on_recompute_(step, attempt + 1, d.any_failed);
       // A corrupted stored shard would fail the retry too.
       POLYGUARD_RETURN_IF_ERROR(ScrubAt(round, kRoundScrubs, &repairable).status());
       continue;

@@ -234,6 +234,13 @@ TEST_F(PolyguardTrain, ResumeContinuesExactlyUnderFaults) {
   EXPECT_GT(std::stoi(m[1]), 10) << whole.out;
   ASSERT_TRUE(std::regex_search(whole.out, m, std::regex("([0-9]+) recomputations")));
   EXPECT_GT(std::stoi(m[1]), 0) << whole.out;
+  // --quiet says each recomputation as it happens (adversary s4: minutes of
+  // silence under heavy faults otherwise).
+  const std::regex said("step [0-9]+ recomputed \\(retry [0-9]+: ");
+  EXPECT_EQ(std::distance(std::sregex_iterator(whole.out.begin(), whole.out.end(), said),
+                          std::sregex_iterator()),
+            std::stoi(m[1]))
+      << whole.out;
   const auto all = Losses(whole.out);
   ASSERT_EQ(all.size(), 4u) << whole.out;
   const std::vector<std::string> end = CheckpointBytes(dir_ + "/whole");

@@ -77,6 +77,8 @@ struct JobHooks {
   // Each rollback: `step` did not complete and training goes on at
   // result.next_step (the step after the restored snapshot).
   std::function<void(int64_t step, const StepResult& result, const Trainer& trainer)> on_rollback;
+  // Each whole-step retry (Trainer::set_on_recompute), before it runs.
+  Trainer::RecomputeFn on_recompute;
   // Each test-set evaluation: correct of tested samples after `step`.
   std::function<void(int64_t step, int64_t correct, int64_t tested)> on_evaluation;
   // A replacement's layers as they are rebuilt (rejoin).

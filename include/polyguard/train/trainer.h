@@ -170,6 +170,13 @@ class Trainer {
   // was a step ahead of another survivor. DataLoss names the layer whose
   // threshold no longer holds.
   StatusOr<StepResult> Step(int64_t step, const MatrixRef& x, std::span<const int> labels);
+  // Called at every whole-step retry (TrainingCounters::recomputations), on
+  // the calling thread, before the retry: `attempt` counts from 1 for the
+  // first retry of `step`; `decode_failed` when a decode failed somewhere
+  // (else a peer's copy or the agreement asked for it). A retried step can
+  // take long without completing, so a quiet front end says so here.
+  using RecomputeFn = std::function<void(int64_t step, int attempt, bool decode_failed)>;
+  void set_on_recompute(RecomputeFn fn) { on_recompute_ = std::move(fn); }
 
   // Trains steps 1..steps; batch(step, x, labels) supplies each step's batch
   // (called again for replayed steps), on_step sees each completed step.
@@ -353,6 +360,7 @@ class Trainer {
   std::vector<bool> stale_layers_;
   std::optional<Undo> undo_, undo_before_;  // the current step's start, the previous one's
   std::vector<PeerLoss> peer_losses_;
+  RecomputeFn on_recompute_;
   std::vector<PeerRejoin> peer_rejoins_;
   // Replacements the last agreement saw waiting (bit q: peer q), admitted
   // at the start of the next step. The same at every member.
