@@ -4,6 +4,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <optional>
@@ -773,6 +774,7 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
     Matrix logits;
     Status forward = model_->Forward(x, round, &logits);
     if (!forward.ok() && forward.code() != StatusCode::kDataLoss) return forward;
+    if (!forward.ok()) last_failure_ = forward.message();
     bool failed = !forward.ok();
     double loss = std::numeric_limits<double>::quiet_NaN(), accuracy = 0.0;
     Matrix grad;
@@ -784,9 +786,11 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
     } else {
       // Non-finite logits here only: the guard replaces this peer's copies.
       grad = Matrix::Constant(classes, mo.batch, std::numeric_limits<double>::quiet_NaN());
+      if (forward.ok()) last_failure_ = lg.status().message();
     }
     Status backward = model_->Backward(grad, round);
     if (!backward.ok() && backward.code() != StatusCode::kDataLoss) return backward;
+    if (!backward.ok() && forward.ok()) last_failure_ = backward.message();
     failed = failed || !backward.ok();
     counters_.results_located_by_this_peer += model_->last_wrong_results();
     POLYGUARD_ASSIGN_OR_RETURN(Decision d, Agree(failed, loss, accuracy, round));
@@ -817,6 +821,8 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
     }
     counters_.results_corrected += d.wrong_results;
     ++counters_.steps;
+    last_loss_ = d.loss;
+    last_loss_step_ = step;
     if (step > rollback_step_) rollbacks_in_a_row_ = 0;
 
     // A corrupted stored shard is located again and again. Decided from the
@@ -840,9 +846,27 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
   }
   // Recomputing did not help (or a shard cannot be repaired): roll back.
   if (++rollbacks_in_a_row_ > options_.max_rollbacks) {
+    std::string failure = last_failure_.substr(0, 240);
+    if (failure.size() < last_failure_.size()) failure += "...";
+    char loss[32];
+    std::snprintf(loss, sizeof(loss), "%.6g", last_loss_);
+    const std::string last =
+        "; the last failure: " + (failure.empty() ? std::string("a peer's copies") : failure) +
+        "; the last completed step: " + std::to_string(last_loss_step_) + ", loss " + loss + ")";
+    // The job-wide tally (the same at every peer): with nothing ever located,
+    // a step that fails every retry the same way is the training's own doing.
+    if (counters_.wrong_results == 0) {
+      return DataLossError(
+          "step " + std::to_string(step) + ": no progress after " +
+          std::to_string(options_.max_rollbacks) +
+          " rollbacks in a row, and no wrong result was located in this job: the training "
+          "diverged (values too large for the products and decodes: lower the learning rate), "
+          "or errors struck where no decode sees them (" +
+          last.substr(2));
+    }
     return DataLossError("step " + std::to_string(step) + ": no progress after " +
                          std::to_string(options_.max_rollbacks) +
-                         " rollbacks in a row (errors beyond what the code corrects)");
+                         " rollbacks in a row (errors beyond what the code corrects" + last);
   }
   rollback_step_ = std::max(rollback_step_, step);
   Restore();

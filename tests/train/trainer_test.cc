@@ -298,6 +298,29 @@ TEST_P(EveryStrategy, FollowsTheUncodedReferenceWithoutFaults) {
 
 INSTANTIATE_TEST_SUITE_P(Trainer, EveryStrategy, ::testing::ValuesIn(MlpVariants()), VariantName);
 
+// A fault-free job whose loss grows without bound fails every retry the same
+// way; the message must say that no wrong result was located and that the
+// training diverged, not blame the code (a note of 2026-12-03: "errors
+// beyond what the code corrects" with a fault tally of zeros).
+TEST(Trainer, ADivergingFaultFreeJobIsToldItDiverged) {
+  auto data = SyntheticClassification::Create(6, 3, 5).value();
+  Job job;
+  job.name = "diverges";
+  job.model = SmallMlp(Strategy::kPolyDot);
+  for (auto& layer : job.model.layers) layer.activation = Activation::kIdentity;
+  job.trainer = Sgd();
+  job.trainer.sgd.learning_rate = 2.0;
+  job.trainer.max_rollbacks = 3;
+  job.steps = 200;
+  for (const PeerOutcome& peer : RunOnThreads(job, *data)) {
+    ASSERT_FALSE(peer.status.ok());
+    EXPECT_NE(peer.status.message().find("no wrong result was located"), std::string::npos)
+        << peer.status;
+    EXPECT_NE(peer.status.message().find("diverged"), std::string::npos) << peer.status;
+    EXPECT_EQ(peer.counters.wrong_results, 0);
+  }
+}
+
 // The same in float32 (products in float32, ProductCode::precision): every
 // strategy follows uncoded float32 training to float32 roundoff over 100
 // steps, and float32 training is not float64 training (the precision is in

@@ -352,6 +352,11 @@ class Trainer {
   std::optional<State> taken_;
   std::vector<int> previous_wrong_;  // peers located wrong in the previous step
   int rollbacks_in_a_row_ = 0;
+  // For the message when progress stops: the last attempt's failure, and
+  // the last completed step's agreed loss.
+  std::string last_failure_;
+  double last_loss_ = 0.0;
+  int64_t last_loss_step_ = 0;
   int64_t rollback_step_ = 0;  // the furthest step that needed a rollback
   TrainingCounters counters_;
   // Per layer: this peer refused the copies it was sent and skipped the
