@@ -129,6 +129,50 @@ TEST(JobSpec, ErrorsNameFileLineAndField) {
             std::string::npos);
 }
 
+// Scheduled faults: parsed into FaultModel::scheduled; each bad field named
+// with the entry's line.
+TEST(JobSpec, ScheduledFaults) {
+  std::string text = kGood;
+  const std::string faults = "faults { error_rate: 0.01 points: \"decode\" points: \"send\" }";
+  auto with = [&](const std::string& scheduled) {
+    std::string t = text;
+    t.replace(t.find(faults), faults.size(), "faults {\n" + scheduled + "\n}");
+    return ParseJobSpec(t, "s.textproto");
+  };
+  auto spec = with(
+      "scheduled { step: 5 peer: 4 layer: 0 point: \"hadamard\" kind: \"nan\" }\n"
+      "scheduled { step: 5 peer: 0 layer: 1048577 point: \"send\" }");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->faults.scheduled.size(), 2u);
+  EXPECT_EQ(spec->faults.scheduled[0], (InjectedFault{.step = 5,
+                                                      .peer = 4,
+                                                      .layer = 0,
+                                                      .point = StepPoint::kHadamard,
+                                                      .kind = SoftErrorKind::kNaN}));
+  EXPECT_EQ(spec->faults.scheduled[1].layer, (1 << 20) + 1);
+  EXPECT_EQ(spec->faults.scheduled[1].kind, SoftErrorKind::kDense);
+  auto message = [&](const std::string& scheduled) {
+    auto bad = with("scheduled { step: 5 peer: 1 layer: 0 point: \"send\" }\n" + scheduled);
+    EXPECT_FALSE(bad.ok()) << scheduled;
+    return bad.status().message();
+  };
+  EXPECT_EQ(message("scheduled { step: 5 peer: 8 layer: 0 point: \"send\" }"),
+            "s.textproto:11: faults.scheduled[1]: step 5, peer 8, layer 0 out of range (steps from "
+            "1, peers below 8, layers below 2 or 1048576 + a layer)");
+  EXPECT_NE(message("scheduled { step: 5 peer: 1 layer: 2 point: \"send\" }").find("layer 2 out"),
+            std::string::npos);
+  EXPECT_NE(message("scheduled { step: 0 peer: 1 layer: 0 point: \"send\" }").find("step 0,"),
+            std::string::npos);
+  EXPECT_NE(message("scheduled { step: 5 peer: 1 layer: 0 point: \"sned\" }")
+                .find("s.textproto:11: faults.scheduled[1]: point: "),
+            std::string::npos);
+  EXPECT_NE(message("scheduled { step: 5 peer: 1 layer: 0 point: \"send\" kind: \"nann\" }")
+                .find("faults.scheduled[1]: kind: "),
+            std::string::npos);
+  EXPECT_EQ(message("scheduled { step: 5 peer: 1 layer: 0 }"),
+            "s.textproto:11: faults.scheduled[1]: needs a point");
+}
+
 const char kCnn[] = R"(name: "cnn"
 peers: 8
 model {
