@@ -16,9 +16,11 @@ namespace polyguard::internal {
 namespace {
 // out(l, w0 + w) = sum_r cols[r][l] * m(r, w0 + w) for w < WB: 4 entries at a
 // time with WB accumulators each, kept in registers.
-// With kSquares, also adds the sum of every value's square to *sumsq (one
-// more accumulator, on values already in registers).
-template <int WB, bool kSquares>
+// Also adds the sum of every value's square to *sumsq when given (one more
+// accumulator on values already in registers, computed either way: with it
+// GCC 12 keeps the broadcast-and-FMA form; without, it shuffles across w
+// and the pass ran twice as slowly).
+template <int WB>
 void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m, int m_cols,
                 int w0, double* out, double* sumsq) {
   constexpr int kLanes = 4;
@@ -31,8 +33,7 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
       const double* mr = m + static_cast<int64_t>(r) * m_cols + w0;
       for (int w = 0; w < WB; ++w)
         for (int i = 0; i < kLanes; ++i) acc[w][i] += y[i] * mr[w];
-      if constexpr (kSquares)
-        for (int i = 0; i < kLanes; ++i) sq[i] += y[i] * y[i];
+      for (int i = 0; i < kLanes; ++i) sq[i] += y[i] * y[i];
     }
     for (int w = 0; w < WB; ++w)
       for (int i = 0; i < kLanes; ++i) out[(w0 + w) * length + l0 + i] = acc[w][i];
@@ -44,10 +45,9 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
         a += cols[r][l0] * m[static_cast<int64_t>(r) * m_cols + w0 + w];
       out[(w0 + w) * length + l0] = a;
     }
-    if constexpr (kSquares)
-      for (int r = 0; r < r_count; ++r) sq[0] += cols[r][l0] * cols[r][l0];
+    for (int r = 0; r < r_count; ++r) sq[0] += cols[r][l0] * cols[r][l0];
   }
-  if constexpr (kSquares) *sumsq += (sq[0] + sq[1]) + (sq[2] + sq[3]);
+  if (sumsq != nullptr) *sumsq += (sq[0] + sq[1]) + (sq[2] + sq[3]);
 }
 
 }  // namespace
@@ -300,16 +300,11 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
   if (sumsq != nullptr) *sumsq = 0.0;
   for (int w0 = 0; w0 < w_total;) {
     const int wb = std::min(w_total - w0, 12);
-    const bool squares = sumsq != nullptr && w0 == 0;
+    double* squares = w0 == 0 ? sumsq : nullptr;  // once per value
     switch (wb) {
-#define POLYGUARD_FUSED_CASE(N)                                                              \
-  case N:                                                                                    \
-    if (squares)                                                                             \
-      FusedBlock<N, true>(cols.data(), r_count, length, m.data(), w_total, w0, out->data(),  \
-                          sumsq);                                                            \
-    else                                                                                     \
-      FusedBlock<N, false>(cols.data(), r_count, length, m.data(), w_total, w0, out->data(), \
-                           nullptr);                                                         \
+#define POLYGUARD_FUSED_CASE(N)                                                               \
+  case N:                                                                                     \
+    FusedBlock<N>(cols.data(), r_count, length, m.data(), w_total, w0, out->data(), squares); \
     break;
       POLYGUARD_FUSED_CASE(1)
       POLYGUARD_FUSED_CASE(2)
