@@ -54,6 +54,17 @@ struct World {
 
 double Rel(const Matrix& got, const Matrix& want) { return (got - want).norm() / want.norm(); }
 
+// Generalized PolyDot on 8 peers, m = n = 2, in `precision`.
+std::unique_ptr<ProductCode> PolyDot8(const ProductShape& shape, Precision precision) {
+  ProductCodeOptions c;
+  c.shape = shape;
+  c.peers = 8;
+  c.m = 2;
+  c.n = 2;
+  c.precision = precision;
+  return MakeProductCode(c).value();
+}
+
 // One peer: forward, transpose, update, forward again; 0 when all is right.
 int ForwardTransposeUpdate(const Job& job, int rank, const std::string& rendezvous) {
   PeerGroupOptions o;
@@ -166,20 +177,15 @@ TEST_P(Float32Processes, ResultsTravelInTheirPrecision) {
       [&](int rank) {
         auto group = ConnectThroughFolder(rank, p, dir);
         if (!group.ok()) return 1;
-        ProductCodeOptions c;
-        c.shape = {12, 10, 5};  // results of 6 x 5 = 30 numbers
-        c.peers = p;
-        c.m = 2;
-        c.n = 2;
-        c.precision = GetParam();
-        auto code = MakeProductCode(c).value();
+        const ProductShape shape{12, 10, 5};  // results of 6 x 5 = 30 numbers
+        auto code = PolyDot8(shape, GetParam());
         FaultModel model;
         model.error_rate = 1.0;
         model.points = {StepPoint::kSend};
         model.faulty_peers = faulty;
         FaultInjector faults(model, 5, rank);
         auto product = CodedProduct::Create(group->get(), code.get(), &faults).value();
-        World w(c.shape);
+        World w(shape);
         Matrix shard = code->EncodeShard(w.a, rank).value();
         const int64_t sent_before = (*group)->bytes_sent();
         auto fwd = product->Forward(&shard, w.b, 1, 0);
@@ -223,27 +229,20 @@ TEST(CodedProductProcesses, Float32ProductsItCannotResolveAreComputedAgainInFloa
       [&](int rank) {
         auto group = ConnectThroughFolder(rank, p, dir);
         if (!group.ok()) return 1;
-        ProductCodeOptions c;
-        c.shape = {16, 64, 8};
-        c.peers = p;
-        c.m = 2;
-        c.n = 2;
-        c.precision = Precision::kFloat32;
-        auto code = MakeProductCode(c).value();
-        ProductCodeOptions w = c;
-        w.precision = Precision::kFloat64;
-        auto wide = MakeProductCode(w).value();
+        const ProductShape shape{16, 64, 8};
+        auto code = PolyDot8(shape, Precision::kFloat32);
+        auto wide = PolyDot8(shape, Precision::kFloat64);
         auto widening = CodedProduct::Create(group->get(), code.get(), nullptr, {}, wide.get());
         auto plain = CodedProduct::Create(group->get(), code.get(), nullptr);
         if (!widening.ok() || !plain.ok()) return 2;
-        World unbalanced(c.shape), normal(c.shape, 7);
-        for (Eigen::Index k = 0; k < c.shape.inner; ++k) {
-          const double by = k < c.shape.inner / 2 ? 1e2 : 1e-2;
+        World unbalanced(shape), normal(shape, 7);
+        for (Eigen::Index k = 0; k < shape.inner; ++k) {
+          const double by = k < shape.inner / 2 ? 1e2 : 1e-2;
           unbalanced.a.col(k) *= by;
           unbalanced.b.row(k) /= by;
         }
-        for (Eigen::Index i = 0; i < c.shape.rows; ++i) {
-          const double by = i < c.shape.rows / 2 ? 1e2 : 1e-2;
+        for (Eigen::Index i = 0; i < shape.rows; ++i) {
+          const double by = i < shape.rows / 2 ? 1e2 : 1e-2;
           unbalanced.a.row(i) *= by;
           unbalanced.dm.row(i) /= by;
         }
@@ -309,15 +308,8 @@ TEST(CodedProduct, RejectsAFloat64BuildOfAnotherCode) {
 // s7: one peer waited for doubles nobody sent), so that is refused.
 TEST(CodedProduct, RecomputingInFloat64NeedsEveryResultAwaited) {
   const int p = 8;
-  ProductCodeOptions c;
-  c.shape = {16, 64, 8};
-  c.peers = p;
-  c.m = 2;
-  c.n = 2;
-  c.precision = Precision::kFloat32;
-  auto code = MakeProductCode(c).value();
-  c.precision = Precision::kFloat64;
-  auto wide = MakeProductCode(c).value();
+  auto code = PolyDot8({16, 64, 8}, Precision::kFloat32);
+  auto wide = PolyDot8({16, 64, 8}, Precision::kFloat64);
   std::vector<std::string> refused(p);
   std::vector<std::thread> peers;
   for (int r = 0; r < p; ++r) {
