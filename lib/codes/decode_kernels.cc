@@ -324,9 +324,6 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
   }
 }
 
-// The RMS magnitude of the results, estimated from 8 evenly spaced runs of
-// 512 entries of each (contiguous, so cheap to read), median over peers: the
-// scale of the tolerances.
 bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
                     const std::function<bool(int64_t l0, const Matrix& chunk)>& visit,
                     double* sumsq) {
@@ -347,6 +344,9 @@ bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length, cons
   return true;
 }
 
+// The RMS magnitude of the results, estimated from 8 evenly spaced runs of
+// 512 entries of each (contiguous, so cheap to read), median over peers: the
+// scale of the tolerances.
 double SampledRms(const std::vector<const double*>& cols, int64_t length) {
   if (length == 0) return 0.0;
   constexpr int64_t kRuns = 8, kRun = 512;

@@ -242,14 +242,16 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& text, const std::string& filen
     if (!point.ok()) return Bad(where, "point: " + point.status().message());
     StatusOr<SoftErrorKind> sk = ParseSoftErrorKind(sf.kind());
     if (!sk.ok()) return Bad(where, "kind: " + sk.status().message());
-    const int layers = job.model().layer_size(), copies = 1 << 20;
-    const bool layer_ok = (sf.layer() >= 0 && sf.layer() < layers) ||
-                          (sf.layer() >= copies && sf.layer() < copies + layers);
+    const int layers = job.model().layer_size();
+    const bool layer_ok =
+        (sf.layer() >= 0 && sf.layer() < layers) ||
+        (sf.layer() >= kCopiesFaultLayer && sf.layer() < kCopiesFaultLayer + layers);
     if (sf.step() < 1 || sf.peer() < 0 || sf.peer() >= s.peers || !layer_ok) {
       return Bad(where, "step " + std::to_string(sf.step()) + ", peer " +
                             std::to_string(sf.peer()) + ", layer " + std::to_string(sf.layer()) +
                             " out of range (steps from 1, peers below " + std::to_string(s.peers) +
-                            ", layers below " + std::to_string(layers) + " or 1048576 + a layer)");
+                            ", layers below " + std::to_string(layers) + " or " +
+                            std::to_string(kCopiesFaultLayer) + " + a layer)");
     }
     s.faults.scheduled.push_back(
         {.step = sf.step(), .peer = sf.peer(), .layer = sf.layer(), .point = *point, .kind = *sk});

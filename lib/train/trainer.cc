@@ -39,9 +39,6 @@ constexpr int kFingerprint = kProjections + 1;
 uint64_t FingerprintKey(uint64_t seed, int64_t round) {
   return DeriveSeed(seed, {0x9a4d, uint64_t(round)});
 }
-// Copies sent in ReplaceStaleCopies are fault points of their own, apart
-// from the layers' products.
-constexpr int kCopiesFaultLayer = 1 << 20;
 void Fingerprint(const Matrix& m, uint64_t key, double* out /* kProjections + 1 */) {
   double f[kProjections] = {};
   double sq = 0.0;
@@ -823,6 +820,7 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
     ++counters_.steps;
     last_loss_ = d.loss;
     last_loss_step_ = step;
+    last_failure_.clear();  // only a failure since the last completed step is told
     if (step > rollback_step_) rollbacks_in_a_row_ = 0;
 
     // A corrupted stored shard is located again and again. Decided from the
@@ -851,8 +849,9 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
     char loss[32];
     std::snprintf(loss, sizeof(loss), "%.6g", last_loss_);
     const std::string last =
-        "; the last failure: " + (failure.empty() ? std::string("a peer's copies") : failure) +
-        "; the last completed step: " + std::to_string(last_loss_step_) + ", loss " + loss + ")";
+        "the last failure: " +
+        (failure.empty() ? std::string("none at this peer (another peer's)") : failure) +
+        "; the last completed step: " + std::to_string(last_loss_step_) + ", loss " + loss;
     // The job-wide tally (the same at every peer): with nothing ever located,
     // a step that fails every retry the same way is the training's own doing.
     if (counters_.wrong_results == 0) {
@@ -862,11 +861,12 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
           " rollbacks in a row, and no wrong result was located in this job: the training "
           "diverged (values too large for the products and decodes: lower the learning rate), "
           "or errors struck where no decode sees them (" +
-          last.substr(2));
+          last + ")");
     }
     return DataLossError("step " + std::to_string(step) + ": no progress after " +
                          std::to_string(options_.max_rollbacks) +
-                         " rollbacks in a row (errors beyond what the code corrects" + last);
+                         " rollbacks in a row (errors beyond what the code corrects; " + last +
+                         ")");
   }
   rollback_step_ = std::max(rollback_step_, step);
   Restore();

@@ -149,7 +149,7 @@ TEST(JobSpec, ScheduledFaults) {
                                                       .layer = 0,
                                                       .point = StepPoint::kHadamard,
                                                       .kind = SoftErrorKind::kNaN}));
-  EXPECT_EQ(spec->faults.scheduled[1].layer, (1 << 20) + 1);
+  EXPECT_EQ(spec->faults.scheduled[1].layer, kCopiesFaultLayer + 1);
   EXPECT_EQ(spec->faults.scheduled[1].kind, SoftErrorKind::kDense);
   auto message = [&](const std::string& scheduled) {
     auto bad = with("scheduled { step: 5 peer: 1 layer: 0 point: \"send\" }\n" + scheduled);

@@ -726,7 +726,8 @@ TEST(Trainer, MoreStaleShardsThanTheScrubLocatesAreRepairedAsErasures) {
   for (int q : {4, 5, 6})
     faults.scheduled.push_back({round, q, 0, StepPoint::kHadamard, SoftErrorKind::kNaN});
   for (int q : {0, 1, 2})
-    faults.scheduled.push_back({round, q, 1 << 20, StepPoint::kSend, SoftErrorKind::kNaN});
+    faults.scheduled.push_back(
+        {round, q, kCopiesFaultLayer, StepPoint::kSend, SoftErrorKind::kNaN});
   Job job;
   job.name = "stale-erasures";
   job.peers = 7;

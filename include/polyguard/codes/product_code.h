@@ -63,8 +63,8 @@ struct DecodedProduct {
   // within the decoder's tolerance of the code word. Computed by every
   // strategy with an evaluation or linear-code decoder; 0 for uncoded,
   // replication and ABFT, whose product is a peer's own result. It matters
-  // for Generalized PolyDot with n > 1 (m > 1
-  // for the transpose): its results also hold the cross products A_ik B_k'l
+  // for Generalized PolyDot with n > 1 (m > 1 for the transpose): its
+  // results also hold the cross products A_ik B_k'l
   // (k != k'), and they, not the product, set the scale of the check and of
   // the results' roundoff. With A's inner blocks of unequal size (or B's)
   // they can dwarf the product: in float32 the bound then reaches a sizeable

@@ -88,6 +88,11 @@ struct FaultModel {
   std::vector<InjectedFault> scheduled;
 };
 
+// The fault layer of the copies of model layer l that a trainer's guard
+// sends (StepPoint::kSend): kCopiesFaultLayer + l, apart from the layers'
+// own products (layers below it).
+inline constexpr int kCopiesFaultLayer = 1 << 20;
+
 // Checks ranges and peer ids (peers = P). The message names the field.
 Status ValidateFaultModel(const FaultModel& model, int peers);
 
