@@ -15,6 +15,7 @@
 #include "polyguard/conv/coded_convolution.h"
 
 #include "runtime/multiprocess.h"
+#include "runtime/peers.h"
 #include "runtime/redis_server.h"
 
 namespace polyguard {
@@ -311,26 +312,17 @@ TEST(CodedProduct, RecomputingInFloat64NeedsEveryResultAwaited) {
   auto code = PolyDot8({16, 64, 8}, Precision::kFloat32);
   auto wide = PolyDot8({16, 64, 8}, Precision::kFloat64);
   std::vector<std::string> refused(p);
-  std::vector<std::thread> peers;
+  const std::vector<bool> ran = testing::RunPeerGroup(
+      testing::PeerMode::kThreads, p, "wide-stragglers", [&](int r, PeerGroup& group) {
+        auto made = CodedProduct::Create(&group, code.get(), nullptr, {.wait_for = 7}, wide.get());
+        if (!made.ok()) refused[size_t(r)] = made.status().message();
+        return CodedProduct::Create(&group, code.get(), nullptr, {}, wide.get()).ok();
+      });
   for (int r = 0; r < p; ++r) {
-    peers.emplace_back([&, r] {
-      PeerGroupOptions o;
-      o.rank = r;
-      o.size = p;
-      o.rendezvous = "inproc:wide-stragglers";
-      o.timeout = 20s;
-      auto group = PeerGroup::Connect(o);
-      if (!group.ok()) return;
-      auto made =
-          CodedProduct::Create(group->get(), code.get(), nullptr, {.wait_for = 7}, wide.get());
-      if (!made.ok()) refused[size_t(r)] = made.status().message();
-      EXPECT_TRUE(CodedProduct::Create(group->get(), code.get(), nullptr, {}, wide.get()).ok());
-    });
-  }
-  for (auto& t : peers) t.join();
-  for (int r = 0; r < p; ++r)
+    EXPECT_TRUE(ran[size_t(r)]) << "rank " << r;
     EXPECT_NE(refused[size_t(r)].find("needs every result awaited"), std::string::npos)
         << "rank " << r << ": " << refused[size_t(r)];
+  }
 }
 
 TEST(CodedProductProcesses, EveryPeerCorrectsAndNamesTheSameWrongPeers) {
