@@ -295,9 +295,12 @@ TEST(PeerGroupProcesses, ExchangesStartNoThreads) {
 
 // The opening of the kill tests, in a peer process: connect through `dir`
 // with `timeout`, all-gather `mine` at step 1, and let `victim` die between
-// steps, once its step-1 piece has been taken by everyone (gloo moves data
-// only when the receiver asks for it). Nothing when connecting or the
-// exchange failed.
+// steps, once every peer has finished step 1 (a file each in `dir`).
+// Survivors wait for that too: one that reached the next step first would
+// otherwise see the loss, agree on it and close its connections while a
+// slower one still reads its step-1 piece (the trainer handles survivors a
+// step apart; these tests start from one step). Nothing when connecting or
+// the exchange failed.
 std::unique_ptr<PeerGroup> ConnectExchangeAndKill(int rank, int p, const std::string& dir,
                                                   std::chrono::milliseconds timeout, int victim,
                                                   const std::vector<double>& mine) {
@@ -312,10 +315,18 @@ std::unique_ptr<PeerGroup> ConnectExchangeAndKill(int rank, int p, const std::st
     std::fprintf(stderr, "rank %d step 1: %s\n", rank, s.ToString().c_str());
     return nullptr;
   }
-  if (rank == victim) {
-    (void)(*g)->Flush(5s);
-    ::raise(SIGKILL);
+  std::ofstream(dir + "/step-1-done-" + std::to_string(rank)).put('1');
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  for (int q = 0; q < p; ++q) {
+    while (!std::filesystem::exists(dir + "/step-1-done-" + std::to_string(q))) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        std::fprintf(stderr, "rank %d: peer %d never finished step 1\n", rank, q);
+        return nullptr;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
   }
+  if (rank == victim) ::raise(SIGKILL);
   return std::move(g).value();
 }
 
