@@ -65,7 +65,12 @@ double Median(std::vector<double> v) {
   return v[mid];
 }
 
-Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global) {
+double ScaleWithFloor(double g, double floor) {
+  if (!(floor > g)) return g;
+  return std::min(floor, kMaxFloorOverScale * g);
+}
+
+Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global, double floor) {
   const Eigen::Index l = yt.rows(), c = yt.cols();
   Vector e = Vector::Zero(l);
   // e_l: the m-th largest |value| of entry l (the (skip + 1)-th, or the
@@ -95,7 +100,8 @@ Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global) 
       e(i) = v[static_cast<size_t>(c - m)];
     }
   }
-  const double g = l > 0 ? std::sqrt(e.squaredNorm() / static_cast<double>(l)) : 0.0;
+  const double g =
+      ScaleWithFloor(l > 0 ? std::sqrt(e.squaredNorm() / static_cast<double>(l)) : 0.0, floor);
   if (global) *global = g;
   return ((e.array() + g) * tol).max(DBL_MIN).matrix();
 }

@@ -44,8 +44,20 @@ double Median(std::vector<double> v);
 // deviation of the honest results far above tol times itself. All-zero
 // entries (padding) get DBL_MIN: any deviation there is an error. The values
 // must be finite (the decoders pass results with non-finite ones zeroed).
-// Cost: (skip + 1) passes over yt for skip < 8, a selection per entry beyond.
-Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global = nullptr);
+// With a declared roundoff floor (ScaleWithFloor), the RMS term is at least
+// that floor. Cost: (skip + 1) passes over yt for skip < 8, a selection per
+// entry beyond.
+Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global = nullptr,
+                        double floor = 0.0);
+// The check's global scale given the results' own robust scale g and the
+// peers' declared roundoff floor (PeerResult::roundoff_scale, taken by
+// RoundoffFloor in product_code.h): the larger of the two, with the floor
+// counted only up to kMaxFloorOverScale g. Cancelling data (results much
+// smaller than the sums that made them) has honest roundoff far above g;
+// the cap bounds what declarations can loosen a check by (NaN floors count
+// as none).
+constexpr double kMaxFloorOverScale = 1024.0;
+double ScaleWithFloor(double g, double floor);
 // Corrects one entry whose values y (one per basis row; a peer owns
 // rows_per_peer consecutive rows) should be basis * c for some c: finds a set
 // of at most t_max peers whose values, set aside, leave the rest within

@@ -150,7 +150,8 @@ StatusOr<std::vector<int>> ErrorsAndErasuresDecoder::IndexPeers(std::span<const 
 }
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> peers,
-                                                         const MatrixRef& results) const {
+                                                         const MatrixRef& results,
+                                                         double scale_floor) const {
   if (results.cols() != static_cast<Eigen::Index>(peers.size())) {
     return InvalidArgumentError("decode: " + std::to_string(results.cols()) +
                                 " result columns for " + std::to_string(peers.size()) + " peers");
@@ -163,12 +164,12 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
     owned = results;
     for (Eigen::Index j = 0; j < owned.cols(); ++j) columns.push_back(owned.col(j).data());
   }
-  return Decode(peers, columns, results.rows());
+  return Decode(peers, columns, results.rows(), scale_floor);
 }
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> peers,
                                                          std::span<const double* const> columns,
-                                                         int64_t length) const {
+                                                         int64_t length, double scale_floor) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(peers.size());
   if (length < 0) return InvalidArgumentError("decode: negative result length");
@@ -203,7 +204,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   const int probes = static_cast<int>(plan->parity.rows());
   // A NaN or Inf in any result reaches every combination of its entry, and
   // so the sum of the outputs (vectorised, unlike a per-entry test).
-  const double rms = SampledRms(sorted_cols, length);
+  const double rms = internal::ScaleWithFloor(SampledRms(sorted_cols, length), scale_floor);
   // Squares of the check under- or overflow far from 1: such results take
   // the slow path, which scales them first.
   if (rms > internal::kTinyScale && rms < internal::kHugeScale && std::isfinite(fused.sum())) {
@@ -243,11 +244,12 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   Matrix original(length, total);
   for (int j = 0; j < total; ++j)
     original.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
-  return DecodeOwned(sorted_peers, std::move(original));
+  return DecodeOwned(sorted_peers, std::move(original), scale_floor);
 }
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeReference(std::span<const int> peers,
-                                                                  const MatrixRef& results) const {
+                                                                  const MatrixRef& results,
+                                                                  double scale_floor) const {
   POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> col_of,
                              IndexPeers(peers, static_cast<size_t>(results.cols())));
   std::vector<int> answered;
@@ -258,11 +260,12 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeReference(std::span<cons
   for (size_t i = 0; i < answered.size(); ++i)
     original.col(static_cast<Eigen::Index>(i)) =
         results.col(col_of[static_cast<size_t>(answered[i])]);
-  return DecodeOwned(answered, std::move(original));
+  return DecodeOwned(answered, std::move(original), scale_floor);
 }
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<int>& answered,
-                                                              Matrix original) const {
+                                                              Matrix original,
+                                                              double scale_floor) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(answered.size());
   // A working copy in which a non-finite or absurdly large value is 0: just
@@ -272,6 +275,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
   // magnitude near 1, so that no tolerance or square under- or overflows.
   const int exponent = internal::TypicalExponent(original);
   original *= std::ldexp(1.0, -exponent);
+  const double floor = std::ldexp(scale_floor, -exponent);
   Matrix zeroed;
   const bool tame = (original.array().abs() <= kHuge).all();  // false for NaN
   if (!tame) zeroed = original.unaryExpr([](double v) { return std::abs(v) <= kHuge ? v : 0.0; });
@@ -288,8 +292,9 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
     out.coefficients = work * plan->wanted_pinv.transpose();
     out.coefficients *= std::ldexp(1.0, exponent);
     // As the fast path's: rms + the RMS over entries of each one's 2-norm.
-    const double rms = work.size() > 0 ? work.norm() / std::sqrt(double(work.size())) : 0.0;
-    const double spread = rms * std::sqrt(double(total));
+    const double raw = work.size() > 0 ? work.norm() / std::sqrt(double(work.size())) : 0.0;
+    const double rms = internal::ScaleWithFloor(raw, floor);
+    const double spread = raw * std::sqrt(double(total));
     out.deviation_bound =
         std::ldexp(options_.tolerance * (rms + spread) * plan->wanted_gain, exponent);
     return out;
@@ -298,9 +303,10 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
   // went astray, entry by entry over every result.
   // One budget for the entry search of both attempts (decode_kernels.h).
   int64_t budget = options_.max_fits;
-  StatusOr<DecodeOutcome> out = Attempt(answered, original, work, /*locate=*/true, &budget);
+  StatusOr<DecodeOutcome> out = Attempt(answered, original, work, /*locate=*/true, floor, &budget);
   if (!out.ok() && out.status().code() == StatusCode::kDataLoss && options_.entry_fallback) {
-    StatusOr<DecodeOutcome> second = Attempt(answered, original, work, /*locate=*/false, &budget);
+    StatusOr<DecodeOutcome> second =
+        Attempt(answered, original, work, /*locate=*/false, floor, &budget);
     if (second.ok()) out = std::move(second);
   }
   if (out.ok()) {
@@ -313,7 +319,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>& answered,
                                                           const Matrix& original,
                                                           const Matrix& work, bool locate,
-                                                          int64_t* budget) const {
+                                                          double floor, int64_t* budget) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(answered.size());
   const int t_all = (total - k) / 2;
@@ -344,7 +350,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
                            "); suspect peers: " + PeerList(ids(peeled_pos)));
     }
     plan = GetPlan(PeerSet::Of(ids(kept_pos)));
-    const Vector cs = RobustTolerances(*kept, tol, t_all, &global);
+    const Vector cs = RobustTolerances(*kept, tol, t_all, &global, floor);
     Matrix st = *kept * plan->parity.transpose();
     st.array().colwise() /= cs.array();
     dirty.clear();
@@ -446,7 +452,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
   for (int p : answered) pts.push_back(points_[static_cast<size_t>(p)]);
   const Matrix codeword = cheb_coef * ChebyshevBasis(pts, k).transpose();  // L x R
   double scale = 0.0;
-  const Vector cs = RobustTolerances(codeword, tol, 0, &scale);
+  const Vector cs = RobustTolerances(codeword, tol, 0, &scale, floor);
   DecodeOutcome out;
   out.deviation_bound = 2.0 * tol * scale * plan->wanted_gain;
   std::vector<int> kept_off(static_cast<size_t>(original.rows()), 0);

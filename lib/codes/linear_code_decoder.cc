@@ -122,7 +122,8 @@ std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
 }
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
-                                                  const MatrixRef& results) const {
+                                                  const MatrixRef& results,
+                                                  double scale_floor) const {
   if (results.cols() != static_cast<Eigen::Index>(peers.size()) * rows_per_peer_) {
     return InvalidArgumentError("decode: " + std::to_string(results.cols()) +
                                 " result columns for " + std::to_string(peers.size()) + " peers");
@@ -134,18 +135,18 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
   std::vector<const double*> columns;
   for (Eigen::Index j = 0; j < results.cols(); ++j)
     columns.push_back(strided ? owned.col(j).data() : results.col(j).data());
-  return Decode(peers, columns, results.rows());
+  return Decode(peers, columns, results.rows(), scale_floor);
 }
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
                                                   std::span<const double* const> columns,
-                                                  int64_t length) const {
+                                                  int64_t length, double scale_floor) const {
   Matrix coefficients;
   auto sink = [&](int64_t l0, const MatrixRef& chunk) {
     if (coefficients.rows() != length) coefficients.resize(length, generator_.cols());
     coefficients.middleRows(l0, chunk.rows()) = chunk;
   };
-  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, Decode(peers, columns, length, sink));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, Decode(peers, columns, length, sink, scale_floor));
   if (coefficients.rows() != length) coefficients.resize(length, generator_.cols());
   out.coefficients = std::move(coefficients);
   return out;
@@ -153,8 +154,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
                                                   std::span<const double* const> columns,
-                                                  int64_t length,
-                                                  const CoefficientSink& sink) const {
+                                                  int64_t length, const CoefficientSink& sink,
+                                                  double scale_floor) const {
   const int k = recovery_threshold();
   const int g = rows_per_peer_;
   const int total = static_cast<int>(peers.size());
@@ -175,7 +176,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
   }
   auto plan = GetPlan(sorted_peers);
   const int col_count = static_cast<int>(sorted_cols.size());
-  const double rms = internal::SampledRms(sorted_cols, length);
+  const double rms =
+      internal::ScaleWithFloor(internal::SampledRms(sorted_cols, length), scale_floor);
   // Far from 1 the squares of the check under- or overflow: the slow path
   // scales the results first.
   if (!plan->singular && rms > internal::kTinyScale && rms < internal::kHugeScale) {
@@ -230,25 +232,27 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
   Matrix results(length, col_count);
   for (int j = 0; j < col_count; ++j)
     results.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
-  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, DecodeSlow(sorted_peers, results));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, DecodeSlow(sorted_peers, results, scale_floor));
   sink(0, out.coefficients);
   out.coefficients = Matrix();
   return out;
 }
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& peers,
-                                                      const Matrix& results) const {
+                                                      const Matrix& results,
+                                                      double scale_floor) const {
   // First with the subspace locator and the peer-wide search (errors in
   // whole peers), then, if that went astray, entry by entry over everything.
   // Scaled by a power of two (exact) that brings the results' typical
   // magnitude near 1, so that no tolerance or square under- or overflows.
   const int exponent = internal::TypicalExponent(results);
   const Matrix scaled = results * std::ldexp(1.0, -exponent);
+  const double floor = std::ldexp(scale_floor, -exponent);
   // One budget for the entry search of both attempts (decode_kernels.h).
   int64_t budget = options_.max_fits;
-  StatusOr<DecodeOutcome> out = Attempt(peers, scaled, /*locate=*/true, &budget);
+  StatusOr<DecodeOutcome> out = Attempt(peers, scaled, /*locate=*/true, floor, &budget);
   if (!out.ok() && out.status().code() == StatusCode::kDataLoss) {
-    StatusOr<DecodeOutcome> second = Attempt(peers, scaled, /*locate=*/false, &budget);
+    StatusOr<DecodeOutcome> second = Attempt(peers, scaled, /*locate=*/false, floor, &budget);
     if (second.ok()) out = std::move(second);
   }
   if (out.ok()) {
@@ -260,7 +264,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
 
 StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers,
                                                    const Matrix& original, bool locate,
-                                                   int64_t* budget) const {
+                                                   double floor, int64_t* budget) const {
   // original: L x (R g), peer-major (peers ascending), g blocks each. In the
   // working copy a non-finite or absurdly large value is 0: just a wrong
   // value of its entry (the final check compares the originals).
@@ -321,12 +325,15 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       }
       DecodeOutcome out;  // nothing to check against
       out.coefficients = yt * plan->pinv.transpose();
-      out.deviation_bound = tol * Rms(yt) * (1.0 + std::sqrt(double(yt.cols()))) * plan->gain;
+      const double raw = Rms(yt);
+      out.deviation_bound =
+          tol * (internal::ScaleWithFloor(raw, floor) + raw * std::sqrt(double(yt.cols()))) *
+          plan->gain;
       return out;
     }
     const int t_max = (r - k) / 2;
     double global = 0.0;
-    const Vector cs = RobustTolerances(yt, tol, t_all * g, &global);
+    const Vector cs = RobustTolerances(yt, tol, t_all * g, &global, floor);
     Matrix st = yt * plan->parity.transpose();
     st.array().colwise() /= cs.array();
     std::vector<int> dirty;
@@ -383,7 +390,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
           for (int i = 0; i < r; ++i)
             gen_kept.middleRows(static_cast<Eigen::Index>(i) * g, g) =
                 generator_.middleRows(kept[static_cast<size_t>(i)] * g, g);
-          const Vector lim = RobustTolerances(coef * gen_kept.transpose(), tol, 0);
+          const Vector lim = RobustTolerances(coef * gen_kept.transpose(), tol, 0, nullptr, floor);
           const Matrix dev = (yr - coef * gen_rest.transpose()).cwiseAbs();
           // Studentized: a kept value's residual is (1 - h) of its own error
           // but sqrt(1 - h) of honest roundoff (h its leverage); against the
@@ -488,7 +495,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
         generator_.middleRows(answered[i] * g, g);
   const Matrix codeword = out.coefficients * gen_finite.transpose();  // L x F g
   double scale = 0.0;
-  const Vector cs = RobustTolerances(codeword, tol, 0, &scale);
+  const Vector cs = RobustTolerances(codeword, tol, 0, &scale, floor);
   // Kept values agree within tol (g + e_l): RMS over entries at most 2 tol g.
   out.deviation_bound = 2.0 * tol * scale * plan->gain;
   std::vector<int> kept_off(static_cast<size_t>(original.rows()), 0);

@@ -381,7 +381,8 @@ StatusOr<DecodedProduct> LowWeightCode::Decode(std::span<const PeerResult> resul
                                 block_cols_);
   };
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
-                             decoder_->Decode(peers, columns, block_rows_ * block_cols_, sink));
+                             decoder_->Decode(peers, columns, block_rows_ * block_cols_, sink,
+                                              RoundoffFloor(results, recovery_threshold())));
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
   out.deviation_bound = internal::CroppedBound(

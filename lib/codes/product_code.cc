@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 
 namespace polyguard {
@@ -129,6 +130,59 @@ Status ProductCode::CheckResults(std::span<const PeerResult> results, int64_t ro
   return Status::Ok();
 }
 
+namespace {
+// The mean of sum_k |a_ik| |b_kj| over rows x cols entries, over sqrt(inner),
+// from the inner-length sums of |A| over its rows and of |B| over its columns.
+double ScaleOf(const Vector& a_sums, const Vector& b_sums, double rows, double cols) {
+  const double n = rows * cols * std::sqrt(double(std::max<Eigen::Index>(a_sums.size(), 1)));
+  return n > 0.0 ? a_sums.dot(b_sums) / n : 0.0;
+}
+Vector SparseColumnSums(const SparseMatrix& m) {
+  Vector sums = Vector::Zero(m.cols());
+  for (Eigen::Index k = 0; k < m.outerSize(); ++k)
+    for (SparseMatrix::InnerIterator it(m, k); it; ++it) sums(it.col()) += std::abs(it.value());
+  return sums;
+}
+Vector SparseRowSums(const SparseMatrix& m) {
+  Vector sums = Vector::Zero(m.rows());
+  for (Eigen::Index k = 0; k < m.outerSize(); ++k)
+    for (SparseMatrix::InnerIterator it(m, k); it; ++it) sums(it.row()) += std::abs(it.value());
+  return sums;
+}
+}  // namespace
+
+double RoundoffScale(const MatrixRef& shard, const MatrixRef& piece, bool transpose) {
+  const Vector b = piece.cwiseAbs().rowwise().sum();
+  if (transpose) {
+    const Vector a = shard.cwiseAbs().rowwise().sum();
+    return a.size() == b.size() ? ScaleOf(a, b, double(shard.cols()), double(piece.cols())) : 0.0;
+  }
+  const Vector a = shard.cwiseAbs().colwise().sum().transpose();
+  return a.size() == b.size() ? ScaleOf(a, b, double(shard.rows()), double(piece.cols())) : 0.0;
+}
+
+double RoundoffScale(const SparseMatrix& shard, const SparseMatrix& piece) {
+  const Vector a = SparseColumnSums(shard), b = SparseRowSums(piece);
+  return a.size() == b.size() ? ScaleOf(a, b, double(shard.rows()), double(piece.cols())) : 0.0;
+}
+
+double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece) {
+  const Vector a = SparseColumnSums(shard), b = piece.cwiseAbs().rowwise().sum();
+  return a.size() == b.size() ? ScaleOf(a, b, double(shard.rows()), double(piece.cols())) : 0.0;
+}
+
+double RoundoffFloor(std::span<const PeerResult> results, int threshold) {
+  const int r = static_cast<int>(results.size());
+  const int t = std::max(0, (r - threshold) / 2);
+  if (t >= r) return 0.0;
+  std::vector<double> v;
+  v.reserve(results.size());
+  for (const PeerResult& p : results)
+    v.push_back(std::isnan(p.roundoff_scale) ? HUGE_VAL : std::max(p.roundoff_scale, 0.0));
+  std::nth_element(v.begin(), v.begin() + t, v.end(), std::greater<double>());
+  return v[static_cast<size_t>(t)];
+}
+
 bool Resolves(const ProductCode& code, const DecodedProduct& decoded) {
   if (code.precision() != Precision::kFloat32 || decoded.product.size() == 0) return true;
   const ProductShape& s = code.shape();
@@ -226,6 +280,7 @@ double CroppedBound(double bound, int64_t decoded, int64_t kept) {
 
 StatusOr<DecodeOutcome> DecodeResults(const ErrorsAndErasuresDecoder& decoder,
                                       std::span<const PeerResult> results, int64_t length) {
+  const double floor = RoundoffFloor(results, decoder.recovery_threshold());
   std::vector<int> peers;
   std::vector<const double*> columns;
   peers.reserve(results.size());
@@ -234,7 +289,7 @@ StatusOr<DecodeOutcome> DecodeResults(const ErrorsAndErasuresDecoder& decoder,
     peers.push_back(r.peer);
     columns.push_back(r.value.data());
   }
-  return decoder.Decode(peers, columns, length);
+  return decoder.Decode(peers, columns, length, floor);
 }
 
 }  // namespace internal

@@ -140,7 +140,9 @@ StatusOr<DecodedProduct> RotationCode::Decode(std::span<const PeerResult> result
     internal::ScatterBlockChunk(&out.product, l0, chunk, 2 * options_.m, 2 * options_.d,
                                 block_rows_, block_cols_);
   };
-  POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome, decoder_->Decode(peers, columns, l, sink));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      DecodeOutcome outcome,
+      decoder_->Decode(peers, columns, l, sink, RoundoffFloor(results, recovery_threshold())));
   out.wrong_peers = std::move(outcome.wrong_peers);
   out.verified = outcome.verified;
   out.deviation_bound = internal::CroppedBound(outcome.deviation_bound,

@@ -99,7 +99,8 @@ void CodedProduct::Fault(int64_t step, int layer, StepPoint point, Matrix* value
   if (faults_ != nullptr) faults_->MaybeCorrupt(step, layer, point, value);
 }
 
-StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, int threshold,
+StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result,
+                                                         double roundoff_scale, int threshold,
                                                          int64_t step, int layer, ExchangeOp op,
                                                          bool narrow) {
   POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(op, step, layer));
@@ -123,12 +124,14 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
   const auto deadline = options_.wait_for == 0
                             ? std::chrono::steady_clock::time_point::max()
                             : std::chrono::steady_clock::now() + options_.deadline;
-  std::vector<double> packed;
-  std::span<const double> wire(sent->data(), size_t(sent->size()));
+  std::vector<double> wire;
   if (narrow) {
-    packed = PackFloat32(*sent);
-    wire = packed;
+    wire = PackFloat32(*sent);
+  } else {
+    wire.reserve(size_t(sent->size()) + 1);
+    wire.assign(sent->data(), sent->data() + sent->size());
   }
+  wire.push_back(roundoff_scale);
   POLYGUARD_ASSIGN_OR_RETURN(GatherResult g, group_->GatherAtLeast(wire, need, deadline, tag));
   if (int(g.peers.size()) < threshold) {
     return UnavailableError("coded product (step " + std::to_string(step) + ", layer " +
@@ -141,12 +144,14 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result, i
   results.reserve(g.peers.size());
   for (int q : g.peers) {
     Matrix& piece = g.pieces[size_t(q)];
+    const double scale = piece(piece.rows() - 1, 0);
     if (narrow) {
-      results.push_back({q, UnpackFloat32(piece, result.rows(), result.cols())});
+      results.push_back({q, UnpackFloat32(piece, result.rows(), result.cols()), scale});
       continue;
     }
-    piece.resize(result.rows(), result.cols());  // same size: a reshape, no copy
-    results.push_back({q, std::move(piece)});
+    piece.conservativeResize(piece.rows() - 1, 1);  // shrinks in place
+    piece.resize(result.rows(), result.cols());     // same size: a reshape, no copy
+    results.push_back({q, std::move(piece), scale});
   }
   return results;
 }
@@ -187,15 +192,16 @@ StatusOr<DecodedProduct> CodedProduct::Product(const Matrix& shard, const Matrix
   Fault(step, layer, StepPoint::kEncode, &piece);
   Matrix y =
       transpose ? code_->PeerTransposeProduct(shard, piece) : code_->PeerProduct(shard, piece);
+  const double scale = RoundoffScale(shard, piece, transpose);
   POLYGUARD_ASSIGN_OR_RETURN(
       DecodedProduct decoded,
-      ExchangeAndDecode(*code_, std::move(y), spoiled, transpose, step, layer));
+      ExchangeAndDecode(*code_, std::move(y), scale, spoiled, transpose, step, layer));
   if (wide_ != nullptr && !Resolves(*code_, decoded)) {
     ++products_widened_;
     Matrix y64 =
         transpose ? wide_->PeerTransposeProduct(shard, piece) : wide_->PeerProduct(shard, piece);
     POLYGUARD_ASSIGN_OR_RETURN(
-        decoded, ExchangeAndDecode(*wide_, std::move(y64), spoiled, transpose, step, layer));
+        decoded, ExchangeAndDecode(*wide_, std::move(y64), scale, spoiled, transpose, step, layer));
   }
   Fault(step, layer, StepPoint::kDecode, &decoded.product);
   return decoded;
@@ -208,15 +214,15 @@ StatusOr<DecodedProduct> CodedProduct::DecodedWithFault(StatusOr<DecodedProduct>
 }
 
 StatusOr<DecodedProduct> CodedProduct::ExchangeAndDecode(const ProductCode& code, Matrix y,
-                                                         bool spoiled, bool transpose, int64_t step,
-                                                         int layer) {
+                                                         double roundoff_scale, bool spoiled,
+                                                         bool transpose, int64_t step, int layer) {
   if (spoiled) Spoil(&y);
   Fault(step, layer, StepPoint::kProduct, &y);
   const int threshold = transpose ? code.transpose_threshold() : code.recovery_threshold();
   const bool wide = &code == wide_;
   const ExchangeOp op = transpose ? (wide ? ExchangeOp::kTransposeWide : ExchangeOp::kTranspose)
                                   : (wide ? ExchangeOp::kForwardWide : ExchangeOp::kForward);
-  POLYGUARD_ASSIGN_OR_RETURN(auto results, Exchange(y, threshold, step, layer, op,
+  POLYGUARD_ASSIGN_OR_RETURN(auto results, Exchange(y, roundoff_scale, threshold, step, layer, op,
                                                     code.precision() == Precision::kFloat32));
   return transpose ? code.DecodeTranspose(results) : code.Decode(results);
 }
@@ -237,9 +243,10 @@ StatusOr<DecodedProduct> CodedProduct::ForwardSparse(SparseMatrix* shard, const 
   POLYGUARD_ASSIGN_OR_RETURN(Matrix piece,
                              code_->EncodeInput(spoiled ? MatrixRef(clean) : b, group_->rank()));
   Fault(step, layer, StepPoint::kEncode, &piece);
-  return DecodedWithFault(ExchangeAndDecode(*code_, code_->SparsePeerProduct(*shard, piece),
-                                            spoiled, false, step, layer),
-                          step, layer);
+  return DecodedWithFault(
+      ExchangeAndDecode(*code_, code_->SparsePeerProduct(*shard, piece),
+                        RoundoffScale(*shard, piece), spoiled, false, step, layer),
+      step, layer);
 }
 
 StatusOr<DecodedProduct> CodedProduct::ForwardSparse(SparseMatrix* shard, const SparseMatrix& b,
@@ -258,9 +265,10 @@ StatusOr<DecodedProduct> CodedProduct::ForwardSparse(SparseMatrix* shard, const 
                              code_->EncodeSparseInput(spoiled ? clean : b, group_->rank()));
   FaultSparse(step, layer, StepPoint::kEncode, &piece);
   spoiled = spoiled || !Eigen::Map<const Vector>(piece.valuePtr(), piece.nonZeros()).allFinite();
-  return DecodedWithFault(ExchangeAndDecode(*code_, code_->SparsePeerProduct(*shard, piece),
-                                            spoiled, false, step, layer),
-                          step, layer);
+  return DecodedWithFault(
+      ExchangeAndDecode(*code_, code_->SparsePeerProduct(*shard, piece),
+                        RoundoffScale(*shard, piece), spoiled, false, step, layer),
+      step, layer);
 }
 
 Status CodedProduct::Update(Matrix* shard, const MatrixRef& d, const MatrixRef& x, double eta,

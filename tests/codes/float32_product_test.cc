@@ -75,7 +75,10 @@ std::vector<Float32Case> Cases() {
 // B's matching rows the other way (A B stays of size 1, Generalized
 // PolyDot's cross products A_i0 B_1 are 1e6). Inactive: B's first half of
 // rows zero (inputs that never fire) and A's matching columns x 1e3.
-enum class Data { kNormal, kPositive, kSpread, kTiny, kHuge, kUnbalanced, kInactive };
+// Cancelling: A + 100 against columns of B of zero sum (weights with a
+// common offset against inputs of zero mean): A B is 100 times smaller than
+// the sums that make it, and so than their roundoff.
+enum class Data { kNormal, kPositive, kSpread, kTiny, kHuge, kUnbalanced, kInactive, kCancelling };
 
 struct Float32Product {
   std::unique_ptr<ProductCode> code;
@@ -113,6 +116,9 @@ Float32Product Make(const Float32Case& c, Data data, Random* rng,
       p.a.col(k) *= by;
       p.b.row(k) /= by;
     }
+  } else if (data == Data::kCancelling) {
+    p.a.array() += 100.0;
+    p.b.rowwise() -= p.b.colwise().mean();
   } else if (data == Data::kSpread) {
     for (Eigen::Index i = 0; i < p.a.rows(); ++i) p.a.row(i) *= std::pow(10.0, rng->Uniform(-3, 3));
     for (Eigen::Index j = 0; j < p.b.cols(); ++j) p.b.col(j) *= std::pow(10.0, rng->Uniform(-3, 3));
@@ -125,7 +131,7 @@ Float32Product Make(const Float32Case& c, Data data, Random* rng,
     const Matrix exact = shard * piece;
     e = r == 0 ? exact.reshaped().array().abs().eval()
                : e.max(exact.reshaped().array().abs()).eval();
-    p.results.push_back({r, p.code->PeerProduct(shard, piece)});
+    p.results.push_back({r, p.code->PeerProduct(shard, piece), RoundoffScale(shard, piece)});
   }
   const double g = std::sqrt(e.square().mean());
   p.scale = (e + g).matrix();
@@ -216,6 +222,84 @@ TEST_P(Float32Product_, TheDeviationBoundHoldsAndTellsWhatFloat32CannotResolve) 
   }
 }
 
+// Cancelling data (adversary s5's F3): honest float32 roundoff follows the
+// sums that make each result, a hundred times the results here. Against the
+// results' own scale the check named honest peers; against the peers'
+// declared roundoff scales (PeerResult::roundoff_scale) it names none, the
+// bound holds, and it tells that float32 cannot resolve such a product.
+// From every R >= K (straggler mode and crashes too), forward and transpose.
+TEST_P(Float32Product_, CancellingDataNamesNoHonestPeerAndIsNotResolved) {
+  Random rng(6);
+  const int peers = GetParam().code.peers;
+  int bad = 0, decodes = 0, named_undeclared = 0;
+  std::string first;
+  for (int trial = 0; trial < 6; ++trial) {
+    const Float32Product p = Make(GetParam(), Data::kCancelling, &rng);
+    const int k = p.code->recovery_threshold();
+    for (int r = k; r <= peers; ++r) {
+      for (int subset = 0; subset < 3; ++subset) {
+        std::vector<PeerResult> some, undeclared;
+        for (int q : rng.Sample(peers, r)) {
+          some.push_back(p.results[size_t(q)]);
+          undeclared.push_back({q, p.results[size_t(q)].value});
+        }
+        auto d = p.code->Decode(some);
+        ++decodes;
+        const double size = std::sqrt(double(p.expected.size()));
+        const bool ok =
+            d.ok() && d->wrong_peers.empty() &&
+            (d->product - p.expected).norm() / size <= d->deviation_bound &&
+            (!Resolves(*p.code, *d) || ErrorInRoundoffs(p, d->product) < kProductBoundInRoundoffs);
+        if (!ok && first.empty()) {
+          first = "R = " + std::to_string(r) + ": " +
+                  (d.ok() ? std::to_string(d->wrong_peers.size()) + " named, " +
+                                std::to_string(ErrorInRoundoffs(p, d->product)) + " rho off"
+                          : d.status().ToString());
+        }
+        bad += ok ? 0 : 1;
+        auto u = p.code->Decode(undeclared);
+        named_undeclared += !u.ok() || !u->wrong_peers.empty() ? 1 : 0;
+        // The product's roundoff dwarfs its size: never resolved in float32.
+        EXPECT_FALSE(d.ok() && Resolves(*p.code, *d)) << "trial " << trial << ", R = " << r;
+      }
+    }
+  }
+  EXPECT_EQ(bad, 0) << "of " << decodes << "; first: " << first;
+  // What the declarations fix: without them honest peers are named.
+  EXPECT_GT(named_undeclared, 0);
+}
+
+// A wrong peer may declare any scale: the floor is the (t + 1)-th largest
+// declaration, so one liar declaring a huge scale (or NaN) cannot loosen
+// the check that locates its error, and liars past t are capped at 1,024
+// times the results' own scale.
+TEST_P(Float32Product_, AWrongPeerCannotLoosenTheCheckByItsDeclaration) {
+  Random rng(8);
+  for (double declared :
+       {1e30, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+    for (int trial = 0; trial < 4; ++trial) {
+      Float32Product p = Make(GetParam(), Data::kNormal, &rng);
+      // An error 30 times the located threshold in every entry of peer 2:
+      // far inside what a 1e30 scale would excuse.
+      Matrix& value = p.results[2].value;
+      value.reshaped().array() +=
+          30 * GetParam().located * p.rho * p.scale.array() *
+          (2.0 * (rng.NormalMatrix(value.size(), 1).array() > 0).cast<double>() - 1.0);
+      p.results[2].roundoff_scale = declared;
+      auto d = p.code->Decode(p.results);
+      ASSERT_TRUE(d.ok()) << d.status() << " declared " << declared;
+      EXPECT_EQ(d->wrong_peers, std::vector<int>{2}) << "declared " << declared;
+      EXPECT_LT(ErrorInRoundoffs(p, d->product), kProductBoundInRoundoffs);
+      // Every peer lying: the check is at most 1,024 times looser, and the
+      // error (30 x 1,000 and more rho) still shows.
+      for (PeerResult& r : p.results) r.roundoff_scale = declared;
+      auto all = p.code->Decode(p.results);
+      ASSERT_TRUE(all.ok()) << all.status() << " declared " << declared;
+      EXPECT_EQ(all->wrong_peers, std::vector<int>{2}) << "declared " << declared;
+    }
+  }
+}
+
 // Straggler mode decodes from any R >= K + 1 of the results: with one or
 // two redundant results the check has little to average over, and honest
 // float32 roundoff must still pass.
@@ -236,7 +320,8 @@ TEST_P(Float32Product_, FaultFreeDecodesFromAnySubsetNameNoPeer) {
         for (int q = 0; q < peers; ++q) {
           const Matrix shard = p.code->EncodeShard(p.a, q).value();
           const Matrix piece = p.code->EncodeTransposeInput(dm, q).value();
-          t.results.push_back({q, p.code->PeerTransposeProduct(shard, piece)});
+          t.results.push_back(
+              {q, p.code->PeerTransposeProduct(shard, piece), RoundoffScale(shard, piece, true)});
         }
       }
       for (bool transpose : {false, true}) {
@@ -415,8 +500,8 @@ TEST(Float32ProductLarge, CrossProductsInAFewEntriesAreSeen) {
       if (j != column) b.col(j).tail(32).setZero();
     std::vector<PeerResult> results;
     for (int r = 0; r < 8; ++r) {
-      results.push_back(
-          {r, code->PeerProduct(code->EncodeShard(a, r).value(), code->EncodeInput(b, r).value())});
+      const Matrix shard = code->EncodeShard(a, r).value(), piece = code->EncodeInput(b, r).value();
+      results.push_back({r, code->PeerProduct(shard, piece), RoundoffScale(shard, piece)});
     }
     auto d = code->Decode(results);
     ASSERT_TRUE(d.ok()) << d.status();
@@ -436,8 +521,8 @@ TEST(Float32ProductLarge, TwoDenseErrorsAmongManyEntriesAreCorrected) {
   const Matrix a = rng.NormalMatrix(1024, 1024), b = rng.NormalMatrix(1024, 64);
   std::vector<PeerResult> results;
   for (int r = 0; r < 8; ++r) {
-    results.push_back(
-        {r, code->PeerProduct(code->EncodeShard(a, r).value(), code->EncodeInput(b, r).value())});
+    const Matrix shard = code->EncodeShard(a, r).value(), piece = code->EncodeInput(b, r).value();
+    results.push_back({r, code->PeerProduct(shard, piece), RoundoffScale(shard, piece)});
   }
   const double scale = results[0].value.norm() / std::sqrt(double(results[0].value.size()));
   for (int r : {1, 6}) {

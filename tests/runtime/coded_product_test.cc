@@ -197,11 +197,13 @@ TEST_P(Float32Processes, ResultsTravelInTheirPrecision) {
         for (int q = 0; q < p; ++q) {
           if (std::binary_search(faulty.begin(), faulty.end(), q)) continue;
           const Matrix s = code->EncodeShard(w.a, q).value();
-          all.push_back({q, code->PeerProduct(s, code->EncodeInput(w.b, q).value())});
+          const Matrix piece = code->EncodeInput(w.b, q).value();
+          all.push_back({q, code->PeerProduct(s, piece), RoundoffScale(s, piece)});
         }
         auto local = code->Decode(all).value();
         if (Rel(fwd->product, local.product) > 1e-12) return 4;
-        const int64_t doubles = GetParam() == Precision::kFloat32 ? 15 : 30;
+        // The values, and the peer's declared roundoff scale (one double).
+        const int64_t doubles = (GetParam() == Precision::kFloat32 ? 15 : 30) + 1;
         const int64_t want = doubles * int64_t(sizeof(double)) * (p - 1);
         return (*group)->bytes_sent() - sent_before == want ? 0 : 5;
       },
@@ -262,9 +264,10 @@ TEST(CodedProductProcesses, Float32ProductsItCannotResolveAreComputedAgainInFloa
         if (!(Rel(fwd->product, ab) < 1e-9) || !(Rel(bwd->product, atd) < 1e-9)) return 5;
         if ((*widening)->products_widened() != 2) return 6;
         // Each result went once in float32 (half) and once in float64: 8 x 8
-        // forward numbers, 32 x 8 transpose numbers, to 7 peers.
+        // forward numbers, 32 x 8 transpose numbers, to 7 peers; each of the
+        // four with its declared roundoff scale.
         const int64_t numbers = 64 + 256;
-        const int64_t want = (numbers / 2 + numbers) * int64_t(sizeof(double)) * (p - 1);
+        const int64_t want = (numbers / 2 + numbers + 4) * int64_t(sizeof(double)) * (p - 1);
         if ((*group)->bytes_sent() - sent_before != want) return 7;
         // Gaussian data: float32 resolves it, nothing widened.
         Matrix normal_shard = code->EncodeShard(normal.a, rank).value();

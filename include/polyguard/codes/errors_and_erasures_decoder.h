@@ -163,20 +163,27 @@ class ErrorsAndErasuresDecoder {
   // Errors: InvalidArgument (unknown or duplicated peer, size mismatch),
   // Unavailable (fewer than K results), DataLoss (more errors than can be
   // corrected; the message names the suspect peers).
-  StatusOr<DecodeOutcome> Decode(std::span<const int> peers, const MatrixRef& results) const;
+  // scale_floor: the roundoff scale the peers declared for their results
+  // (RoundoffFloor over PeerResult::roundoff_scale, product_code.h), 0 for
+  // none. Every check's global scale is at least this floor, counted up to
+  // 1,024 times the results' own robust scale: cancelling data (results far
+  // smaller than the sums that made them) has honest roundoff at the floor's
+  // scale, not at the results'. The resolution (deviation_bound) grows with it.
+  StatusOr<DecodeOutcome> Decode(std::span<const int> peers, const MatrixRef& results,
+                                 double scale_floor = 0.0) const;
 
   // The same, without copying: columns[j] points at the `length` numbers of
   // peer peers[j]'s result (e.g. a result matrix's data()). The error-free
   // case reads every result once.
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers, std::span<const double* const> columns,
-                                 int64_t length) const;
+                                 int64_t length, double scale_floor = 0.0) const;
 
   // The reference decode: the full errors-and-erasures decode of the header
   // comment, without Decode's one-pass error-free path. Decode must return
   // what this returns (the same verified flag and wrong peers, coefficients
   // to roundoff); tests diff the two. Cost: the "with errors" cost above.
-  StatusOr<DecodeOutcome> DecodeReference(std::span<const int> peers,
-                                          const MatrixRef& results) const;
+  StatusOr<DecodeOutcome> DecodeReference(std::span<const int> peers, const MatrixRef& results,
+                                          double scale_floor = 0.0) const;
 
   int num_peers() const { return static_cast<int>(points_.size()); }
   int recovery_threshold() const { return static_cast<int>(generator_.cols()); }
@@ -195,10 +202,13 @@ class ErrorsAndErasuresDecoder {
   // entry only.
   // The reference decode of `original` (L x R, column i from peer answered[i],
   // ascending), which it scales in place.
-  StatusOr<DecodeOutcome> DecodeOwned(const std::vector<int>& answered, Matrix original) const;
-  // Its entry search spends *budget, shared with the other attempt.
+  StatusOr<DecodeOutcome> DecodeOwned(const std::vector<int>& answered, Matrix original,
+                                      double scale_floor) const;
+  // Its entry search spends *budget, shared with the other attempt. The
+  // floor is in the scaled results' units.
   StatusOr<DecodeOutcome> Attempt(const std::vector<int>& answered, const Matrix& original,
-                                  const Matrix& work, bool locate, int64_t* budget) const;
+                                  const Matrix& work, bool locate, double floor,
+                                  int64_t* budget) const;
   // Checks peers (known, distinct, one per column, at least K); returns the
   // column of each peer (-1 when it did not answer).
   StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, size_t columns) const;

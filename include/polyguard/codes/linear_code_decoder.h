@@ -75,8 +75,10 @@ class LinearCodeDecoder {
   // columns[j g + b]: the `length` numbers of block b of peer peers[j]'s
   // result. Returns all generator-column coefficients (L x columns). Errors: InvalidArgument
   // (unknown or duplicated peer), Unavailable (fewer than K results), DataLoss (uncorrectable).
+  // scale_floor: the peers' declared roundoff floor, as for
+  // ErrorsAndErasuresDecoder::Decode (0 for none).
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers, std::span<const double* const> columns,
-                                 int64_t length) const;
+                                 int64_t length, double scale_floor = 0.0) const;
   // The same, handing the coefficients to `sink` in row chunks (rows l0 ..
   // l0 + chunk.rows() - 1 of the L x K coefficients) instead of returning
   // them (DecodeOutcome::coefficients stays empty): a caller that lays C out
@@ -85,9 +87,11 @@ class LinearCodeDecoder {
   // only a successful decode's last pass counts.
   using CoefficientSink = std::function<void(int64_t l0, const MatrixRef& chunk)>;
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers, std::span<const double* const> columns,
-                                 int64_t length, const CoefficientSink& sink) const;
+                                 int64_t length, const CoefficientSink& sink,
+                                 double scale_floor = 0.0) const;
   // The same for results given as the columns of an L x (R g) matrix.
-  StatusOr<DecodeOutcome> Decode(std::span<const int> peers, const MatrixRef& results) const;
+  StatusOr<DecodeOutcome> Decode(std::span<const int> peers, const MatrixRef& results,
+                                 double scale_floor = 0.0) const;
 
   int num_peers() const { return static_cast<int>(generator_.rows()) / rows_per_peer_; }
   int rows_per_peer() const { return rows_per_peer_; }
@@ -103,12 +107,14 @@ class LinearCodeDecoder {
   LinearCodeDecoder(Matrix generator, DecoderOptions options, int rows_per_peer)
       : generator_(std::move(generator)), options_(options), rows_per_peer_(rows_per_peer) {}
   std::shared_ptr<const Plan> GetPlan(const std::vector<int>& peers) const;
-  StatusOr<DecodeOutcome> DecodeSlow(const std::vector<int>& peers, const Matrix& results) const;
+  StatusOr<DecodeOutcome> DecodeSlow(const std::vector<int>& peers, const Matrix& results,
+                                     double scale_floor) const;
   // One decode: with the subspace locator and peer-wide search, or entry by
   // entry only. Its entry search spends *budget, shared with the other
   // attempt.
+  // The floor is in the scaled results' units.
   StatusOr<DecodeOutcome> Attempt(const std::vector<int>& peers, const Matrix& original,
-                                  bool locate, int64_t* budget) const;
+                                  bool locate, double floor, int64_t* budget) const;
 
   Matrix generator_;
   DecoderOptions options_;

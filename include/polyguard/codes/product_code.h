@@ -49,7 +49,32 @@ struct ProductShape {
 struct PeerResult {
   int peer = 0;
   Matrix value;
+  // The roundoff scale the peer declares for its result's entries
+  // (RoundoffScale of its shard and piece; CodedProduct sends it with the
+  // result), 0 for none. The evaluation and linear-code strategies take the
+  // RoundoffFloor of the declarations as the least scale of their checks.
+  double roundoff_scale = 0.0;
 };
+
+// The roundoff scale of a local product shard * piece (shard^T * piece when
+// `transpose`): the mean over the result's entries of sum_k |a_k| |b_k|
+// (the terms of the entry's dot product), over sqrt(inner). A float32 dot
+// product's roundoff grows like its partial sums, a random walk of steps
+// |a_k b_k|: on data without structure this is about the result's own RMS;
+// when the terms cancel (results far smaller than their terms: inputs of
+// zero mean against weights with a common offset) it stays at the terms'
+// size, which is what sets the roundoff. 0 for empty operands. Cost: one
+// pass over each operand (the mean needs only A's column sums and B's row
+// sums of |values|).
+double RoundoffScale(const MatrixRef& shard, const MatrixRef& piece, bool transpose = false);
+double RoundoffScale(const SparseMatrix& shard, const SparseMatrix& piece);
+double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece);
+// The floor a decode takes from R results' declarations (the decoders'
+// scale_floor): the (t + 1)-th largest, t = floor((R - threshold) / 2), so
+// that t declarations, honest or not, cannot raise it above an honest peer's
+// (NaN counts as the largest; the decoders cap the floor at 1,024 times the
+// results' own robust scale). 0 when fewer than t + 1 results declared one.
+double RoundoffFloor(std::span<const PeerResult> results, int threshold);
 
 struct DecodedProduct {
   Matrix product;                // rows x cols

@@ -113,16 +113,20 @@ class CodedProduct {
                                    int64_t step, int layer);
   // Faults the local result, exchanges it and decodes with `code` (code_,
   // or wide_ for a product computed again in float64); no kDecode fault.
-  StatusOr<DecodedProduct> ExchangeAndDecode(const ProductCode& code, Matrix y, bool spoiled,
-                                             bool transpose, int64_t step, int layer);
+  // roundoff_scale: this peer's declaration (RoundoffScale), sent with y.
+  StatusOr<DecodedProduct> ExchangeAndDecode(const ProductCode& code, Matrix y,
+                                             double roundoff_scale, bool spoiled, bool transpose,
+                                             int64_t step, int layer);
   // The decode with this peer's kDecode fault, if any.
   StatusOr<DecodedProduct> DecodedWithFault(StatusOr<DecodedProduct> decoded, int64_t step,
                                             int layer);
   // A fault at `point` on a sparse matrix's stored nonzeros.
   void FaultSparse(int64_t step, int layer, StepPoint point, SparseMatrix* value);
-  // `narrow`: send float32 (a float32 code's results).
-  StatusOr<std::vector<PeerResult>> Exchange(const Matrix& result, int threshold, int64_t step,
-                                             int layer, ExchangeOp op, bool narrow);
+  // `narrow`: send float32 (a float32 code's results). The roundoff scale
+  // travels as one more double after the values.
+  StatusOr<std::vector<PeerResult>> Exchange(const Matrix& result, double roundoff_scale,
+                                             int threshold, int64_t step, int layer, ExchangeOp op,
+                                             bool narrow);
 
   PeerGroup* group_;
   const ProductCode* code_;
