@@ -72,15 +72,17 @@ void RunTrial(const ProductCode& code, const CodesTrialOptions& o, int errors, d
   std::vector<PeerResult> results;
   for (int i = o.stragglers; i < p; ++i) {
     const int peer = order[static_cast<size_t>(i)];
-    Matrix y;
+    // Each result with its declared roundoff scale, as CodedProduct sends it.
     if (sparse) {
       const SparseMatrix shard = code.EncodeSparseShard(sa, peer).value();
+      const SparseMatrix piece = code.EncodeSparseInput(sb, peer).value();
       row.shard_nonzeros += double(shard.nonZeros()) / double(p - o.stragglers) / o.trials;
-      y = code.SparsePeerProduct(shard, code.EncodeSparseInput(sb, peer).value());
+      results.push_back({peer, code.SparsePeerProduct(shard, piece), RoundoffScale(shard, piece)});
     } else {
-      y = code.PeerProduct(code.EncodeShard(a, peer).value(), code.EncodeInput(b, peer).value());
+      const Matrix shard = code.EncodeShard(a, peer).value();
+      const Matrix piece = code.EncodeInput(b, peer).value();
+      results.push_back({peer, code.PeerProduct(shard, piece), RoundoffScale(shard, piece)});
     }
-    results.push_back({peer, std::move(y)});
   }
   const double scale = TypicalResultScale(results);
   for (size_t i = 0; i < results.size(); ++i) {

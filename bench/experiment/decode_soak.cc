@@ -324,7 +324,8 @@ StatusOr<std::vector<SoakRow>> RunDecodeSoak(const SoakOptions& o,
       for (int q = 0; q < p; ++q) {
         POLYGUARD_ASSIGN_OR_RETURN(Matrix shard, code.EncodeShard(a, q));
         POLYGUARD_ASSIGN_OR_RETURN(Matrix piece, code.EncodeInput(b, q));
-        d.results.push_back({q, code.PeerProduct(shard, piece)});
+        // With its declared roundoff scale, as CodedProduct sends it.
+        d.results.push_back({q, code.PeerProduct(shard, piece), RoundoffScale(shard, piece)});
         rms.push_back(d.results.back().value.norm() /
                       std::sqrt(double(std::max<Eigen::Index>(1, d.results.back().value.size()))));
       }
