@@ -282,6 +282,50 @@ TEST(CodedProductProcesses, Float32ProductsItCannotResolveAreComputedAgainInFloa
   std::filesystem::remove_all(dir);
 }
 
+// Cancelling data (weights with a common offset against inputs, and
+// gradients, of zero sum over what they multiply): honest float32 roundoff
+// is a hundred times the products. The peers' declared roundoff scales
+// travel with their results, so no honest peer is named, and the products
+// float32 cannot resolve are computed again in float64.
+TEST(CodedProductProcesses, CancellingProductsNameNoHonestPeerAndAreWidened) {
+  const int p = 8;
+  const std::string dir = FreshFolder("cancelling");
+  auto results = RunPeers(
+      p,
+      [&](int rank) {
+        auto group = ConnectThroughFolder(rank, p, dir);
+        if (!group.ok()) return 1;
+        const ProductShape shape{32, 256, 16};
+        auto code = PolyDot8(shape, Precision::kFloat32);
+        auto wide = PolyDot8(shape, Precision::kFloat64);
+        auto widening = CodedProduct::Create(group->get(), code.get(), nullptr, {}, wide.get());
+        auto plain = CodedProduct::Create(group->get(), code.get(), nullptr);
+        if (!widening.ok() || !plain.ok()) return 2;
+        for (int trial = 0; trial < 4; ++trial) {
+          World w(shape, uint64_t(11 + trial));
+          w.a.array() += 100.0;
+          w.b.rowwise() -= w.b.colwise().mean();
+          w.dm.rowwise() -= w.dm.colwise().mean();
+          const Matrix ab = w.a * w.b, atd = w.a.transpose() * w.dm;
+          Matrix shard = code->EncodeShard(w.a, rank).value();
+          const int64_t step = 1 + 2 * trial;
+          auto fwd = (*plain)->Forward(&shard, w.b, step, 0);
+          auto bwd = (*plain)->Transpose(&shard, w.dm, step, 0);
+          if (!fwd.ok() || !bwd.ok()) return 3;
+          if (!fwd->wrong_peers.empty() || !bwd->wrong_peers.empty()) return 4;
+          if (Resolves(*code, *fwd) || Resolves(*code, *bwd)) return 5;
+          auto fwd64 = (*widening)->Forward(&shard, w.b, step + 1, 0);
+          auto bwd64 = (*widening)->Transpose(&shard, w.dm, step + 1, 0);
+          if (!fwd64.ok() || !bwd64.ok()) return 6;
+          if (!(Rel(fwd64->product, ab) < 1e-9) || !(Rel(bwd64->product, atd) < 1e-9)) return 7;
+        }
+        return (*widening)->products_widened() == 8 ? 0 : 8;
+      },
+      120s);
+  for (int r = 0; r < p; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CodedProduct, RejectsAFloat64BuildOfAnotherCode) {
   PeerGroupOptions o;
   o.rendezvous = "inproc:wide-mismatch";
