@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include <Eigen/QR>
 #include <Eigen/SVD>
@@ -37,6 +39,10 @@ using internal::SelectColumns;
 
 // Sets of suspects tried per inconsistent entry by the exhaustive search.
 constexpr int64_t kMaxSetsPerEntry = 4096;
+// Inconsistent entries whose syndromes locate wrong peers on the fast path
+// (DecodeWithoutLocated): errors in whole peers span their parity columns in
+// any few of them.
+constexpr size_t kLocateSample = 64;
 
 }  // namespace
 
@@ -210,6 +216,9 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   if (rms > internal::kTinyScale && rms < internal::kHugeScale && std::isfinite(fused.sum())) {
     const double tol = options_.tolerance;
     bool consistent = true;
+    // Inconsistent entries met, with their tolerances: a sample of at most
+    // kLocateSample spread over the entries (the whole-peer shortcut below).
+    std::vector<std::pair<int64_t, double>> dirty;
     if (probes > 0) {
       thread_local Vector zsq;
       zsq = fused.col(0).array().square();
@@ -217,16 +226,35 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
       const double quick = tol * rms;
       // The common case: every entry passes against the global scale alone.
       if ((zsq.array() > quick * quick).any()) {
-        for (int64_t l = 0; l < length && consistent; ++l) {
-          if (zsq(l) <= quick * quick) continue;
-          double sq = 0.0;
-          for (const double* c : sorted_cols) sq += c[l] * c[l];
-          const double cs = std::max(tol * (rms + std::sqrt(sq / total)), DBL_MIN);
-          const double z = std::sqrt(zsq(l));
-          // Huge values overflow the squares: never consistent.
-          if (!(z <= cs) || !std::isfinite(cs) || !std::isfinite(z)) consistent = false;
+        std::vector<int64_t> suspect;
+        for (int64_t l = 0; l < length; ++l)
+          if (!(zsq(l) <= quick * quick)) suspect.push_back(l);
+        // Evenly spread first (dense errors make every entry a suspect),
+        // then, if none of those is inconsistent, every one.
+        const size_t stride = std::max<size_t>(1, suspect.size() / kLocateSample);
+        for (size_t pass = 0; pass < 2 && dirty.empty(); ++pass) {
+          for (size_t i = pass == 0 ? 0 : 1; i < suspect.size(); i += pass == 0 ? stride : 1) {
+            if (pass == 1 && i % stride == 0) continue;  // seen in the first pass
+            const int64_t l = suspect[i];
+            double sq = 0.0;
+            for (const double* c : sorted_cols) sq += c[l] * c[l];
+            const double cs = std::max(tol * (rms + std::sqrt(sq / total)), DBL_MIN);
+            const double z = std::sqrt(zsq(l));
+            // Huge values overflow the squares: never consistent.
+            if (!(z <= cs) || !std::isfinite(cs) || !std::isfinite(z)) {
+              dirty.push_back({l, std::isfinite(cs) ? cs : 0.0});
+              if (pass == 1 || dirty.size() >= kLocateSample) break;
+            }
+          }
+          if (stride == 1) break;  // the first pass saw every suspect
         }
+        consistent = dirty.empty();
       }
+    }
+    if (!consistent) {
+      std::optional<DecodeOutcome> out =
+          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, fused, dirty, rms);
+      if (out) return std::move(*out);
     }
     if (consistent) {
       DecodeOutcome out;
@@ -239,12 +267,127 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
       return out;
     }
   }
-  // Errors (or non-finite values): the full errors-and-erasures decode, on
-  // one copy of the results in peer order.
+  // A result with a non-finite or absurdly large value is wrong outright
+  // (the full decode says so too): decode the others, which the fast path
+  // can, and name it. One pass over each result finds them.
+  std::vector<int> rest_peers, untame;
+  std::vector<const double*> rest_cols;
+  for (int j = 0; j < total; ++j) {
+    const double* c = sorted_cols[static_cast<size_t>(j)];
+    const bool tame = (Eigen::Map<const Vector>(c, length).array().abs() <= kHuge).all();
+    (tame ? rest_peers : untame).push_back(sorted_peers[static_cast<size_t>(j)]);
+    if (tame) rest_cols.push_back(c);
+  }
+  if (!untame.empty() && static_cast<int>(rest_peers.size()) > k) {
+    StatusOr<DecodeOutcome> rest = Decode(rest_peers, rest_cols, length, scale_floor);
+    if (rest.ok()) {
+      std::vector<int>& wrong = rest->wrong_peers;
+      wrong.insert(wrong.end(), untame.begin(), untame.end());
+      std::sort(wrong.begin(), wrong.end());
+      return rest;
+    }
+  }
+  // Errors: the full errors-and-erasures decode, on one copy of the results
+  // in peer order.
   Matrix original(length, total);
   for (int j = 0; j < total; ++j)
     original.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
   return DecodeOwned(sorted_peers, std::move(original), scale_floor);
+}
+
+std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
+    const std::vector<int>& peers, const std::vector<const double*>& cols, int64_t length,
+    const Plan& plan, const Matrix& fused, const std::vector<std::pair<int64_t, double>>& dirty,
+    double rms) const {
+  const int k = recovery_threshold();
+  const int total = static_cast<int>(peers.size());
+  const int probes = static_cast<int>(plan.parity.rows());
+  if (dirty.empty() || probes == 0) return std::nullopt;
+  Matrix dmat(static_cast<Eigen::Index>(dirty.size()), probes);
+  for (size_t i = 0; i < dirty.size(); ++i) {
+    if (!(dirty[i].second > 0.0)) return std::nullopt;
+    dmat.row(static_cast<Eigen::Index>(i)) =
+        fused.row(dirty[i].first).leftCols(probes) / dirty[i].second;
+  }
+  if (!dmat.allFinite()) return std::nullopt;
+  std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan.parity, 1);
+  const int kept_count = total - static_cast<int>(flag.size());
+  if (flag.empty() || kept_count <= k) return std::nullopt;
+  std::sort(flag.begin(), flag.end());
+  std::vector<int> kept_ids, flagged_ids;
+  std::vector<const double*> kept_cols, flagged_cols;
+  std::vector<double> flagged_points;
+  for (int j = 0, fi = 0; j < total; ++j) {
+    const int id = peers[static_cast<size_t>(j)];
+    if (fi < static_cast<int>(flag.size()) && flag[static_cast<size_t>(fi)] == j) {
+      flagged_ids.push_back(id);
+      flagged_cols.push_back(cols[static_cast<size_t>(j)]);
+      flagged_points.push_back(points_[static_cast<size_t>(id)]);
+      ++fi;
+    } else {
+      kept_ids.push_back(id);
+      kept_cols.push_back(cols[static_cast<size_t>(j)]);
+    }
+  }
+  const auto kept_plan = GetPlan(PeerSet::Of(kept_ids));
+  const int kp = static_cast<int>(kept_plan->parity.rows());
+  const int w = static_cast<int>(wanted_.size());
+  const int f = static_cast<int>(flagged_ids.size());
+  // [parity | wanted | the code word at each set-aside peer], from the kept
+  // results in one pass.
+  internal::RowMajorMatrix m(kept_count, kp + w + f);
+  m.leftCols(kp + w) = kept_plan->fused;
+  m.rightCols(f) = (ChebyshevBasis(flagged_points, k) * kept_plan->chebyshev_pinv).transpose();
+  thread_local Matrix out2;
+  double sumsq = 0.0;
+  if (m.cols() <= 12) {
+    FusedProduct(kept_cols, length, m, &out2, &sumsq);
+  } else {
+    out2.resize(length, m.cols());
+    internal::ChunkedProduct(
+        kept_cols, length, m,
+        [&](int64_t l0, const Matrix& chunk) {
+          out2.middleRows(l0, chunk.rows()) = chunk;
+          return true;
+        },
+        &sumsq);
+  }
+  // The kept results must pass the fast path's check, entry by entry; a
+  // set-aside peer is wrong where it is off the code word by more.
+  const double tol = options_.tolerance, quick = tol * rms;
+  std::vector<char> wrong(static_cast<size_t>(f), 0);
+  for (int64_t l = 0; l < length; ++l) {
+    double cs = -1.0;
+    auto tolerance = [&] {
+      if (cs < 0.0) {
+        double sq = 0.0;
+        for (const double* c : kept_cols) sq += c[l] * c[l];
+        cs = std::max(tol * (rms + std::sqrt(sq / kept_count)), DBL_MIN);
+      }
+      return cs;
+    };
+    double zsq = 0.0;
+    for (int i = 0; i < kp; ++i) zsq += out2(l, i) * out2(l, i);
+    if (!(zsq <= quick * quick)) {
+      const double z = std::sqrt(zsq);
+      if (!(z <= tolerance()) || !std::isfinite(tolerance())) return std::nullopt;
+    }
+    for (int q = 0; q < f; ++q) {
+      if (wrong[static_cast<size_t>(q)]) continue;
+      const double dev = std::abs(flagged_cols[static_cast<size_t>(q)][l] - out2(l, kp + w + q));
+      if (dev <= quick) continue;
+      if (!(dev <= tolerance())) wrong[static_cast<size_t>(q)] = 1;
+    }
+  }
+  DecodeOutcome out;
+  out.coefficients = out2.middleCols(kp, w);
+  out.verified = true;
+  for (int q = 0; q < f; ++q)
+    if (wrong[static_cast<size_t>(q)])
+      out.wrong_peers.push_back(flagged_ids[static_cast<size_t>(q)]);
+  const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
+  out.deviation_bound = tol * (rms + spread) * kept_plan->wanted_gain;
+  return out;
 }
 
 StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeReference(std::span<const int> peers,
