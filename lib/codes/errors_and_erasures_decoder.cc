@@ -253,7 +253,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
     }
     if (!consistent) {
       std::optional<DecodeOutcome> out =
-          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, fused, dirty, rms);
+          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, fused, dirty, scale_floor);
       if (out) return std::move(*out);
     }
     if (consistent) {
@@ -298,7 +298,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
 std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
     const std::vector<int>& peers, const std::vector<const double*>& cols, int64_t length,
     const Plan& plan, const Matrix& fused, const std::vector<std::pair<int64_t, double>>& dirty,
-    double rms) const {
+    double scale_floor) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(peers.size());
   const int probes = static_cast<int>(plan.parity.rows());
@@ -354,6 +354,9 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   }
   // The kept results must pass the fast path's check, entry by entry; a
   // set-aside peer is wrong where it is off the code word by more.
+  // The scale from the kept results alone: the set-aside ones may be huge.
+  const double rms = internal::ScaleWithFloor(internal::SampledRms(kept_cols, length), scale_floor);
+  if (!(rms > internal::kTinyScale && rms < internal::kHugeScale)) return std::nullopt;
   const double tol = options_.tolerance, quick = tol * rms;
   std::vector<char> wrong(static_cast<size_t>(f), 0);
   for (int64_t l = 0; l < length; ++l) {

@@ -6,6 +6,7 @@
 #include <cfloat>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include <Eigen/QR>
@@ -41,6 +42,14 @@ constexpr int64_t kMaxSuspectSets = 20000;
 constexpr int64_t kMaxSetsPerEntry = 4096;
 
 double Rms(const Matrix& m) { return m.size() > 0 ? m.norm() / std::sqrt(double(m.size())) : 0.0; }
+
+// Inconsistent entries whose syndromes locate wrong peers on the fast path
+// (DecodeWithoutLocated): errors in whole peers span their parity columns in
+// any few of them.
+constexpr size_t kLocateSample = 64;
+// The least sqrt(1 - leverage) of a kept block on that shortcut: an error
+// there shows in the parity check at this fraction of its size or more.
+constexpr double kMinKeptSlack = 0.3;
 
 }  // namespace
 
@@ -184,7 +193,10 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
     const double tol = options_.tolerance;
     const int probes = plan->probes;
     // Rows [l0, l0 + chunk.rows()) of [probes | coefficients]: consistent
-    // when every probe entry is within its tolerance.
+    // when every probe entry is within its tolerance. The first inconsistent
+    // chunk leaves the syndromes of its inconsistent entries (at most
+    // kLocateSample, each over its tolerance) for the whole-peer shortcut.
+    std::vector<Vector> dirty;
     auto consistent = [&](int64_t l0, const Matrix& chunk) {
       if (!chunk.allFinite()) return false;
       for (Eigen::Index i = 0; i < chunk.rows() && probes > 0; ++i) {
@@ -195,9 +207,12 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
         double sq = 0.0;
         for (const double* c : sorted_cols) sq += c[l0 + i] * c[l0 + i];
         const double cs = std::max(tol * (rms + std::sqrt(sq / col_count)), DBL_MIN);
-        if (!(std::sqrt(zsq) <= cs)) return false;
+        if (!(std::sqrt(zsq) <= cs)) {
+          if (std::isfinite(cs)) dirty.push_back(chunk.row(i).head(probes).transpose() / cs);
+          if (dirty.size() >= kLocateSample) break;
+        }
       }
-      return true;
+      return dirty.empty();
     };
     bool clean;
     double sumsq = 0.0;  // of every result value: the resolution's scale
@@ -219,6 +234,11 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       clean = consistent(0, fused);
       if (clean) sink(0, fused.rightCols(generator_.cols()));
     }
+    if (!clean && !dirty.empty()) {
+      std::optional<DecodeOutcome> out =
+          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, dirty, scale_floor, sink);
+      if (out) return std::move(*out);
+    }
     if (clean) {
       DecodeOutcome out;
       out.verified = col_count > generator_.cols();
@@ -229,12 +249,127 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       return out;
     }
   }
+  // A result with a non-finite or absurdly large value is wrong outright
+  // (the full decode says so too): decode the others, which the fast path
+  // can, and name it. One pass over each result finds them.
+  {
+    std::vector<int> rest_peers, untame;
+    std::vector<const double*> rest_cols;
+    for (size_t j = 0; j < sorted_peers.size(); ++j) {
+      bool tame = true;
+      for (int b = 0; b < g && tame; ++b) {
+        const double* c = sorted_cols[j * size_t(g) + size_t(b)];
+        tame = (Eigen::Map<const Vector>(c, length).array().abs() <= kHuge).all();
+      }
+      (tame ? rest_peers : untame).push_back(sorted_peers[j]);
+      for (int b = 0; b < g && tame; ++b)
+        rest_cols.push_back(sorted_cols[j * size_t(g) + size_t(b)]);
+    }
+    if (!untame.empty() && static_cast<int>(rest_peers.size()) > k) {
+      StatusOr<DecodeOutcome> rest = Decode(rest_peers, rest_cols, length, sink, scale_floor);
+      if (rest.ok()) {
+        std::vector<int>& wrong = rest->wrong_peers;
+        wrong.insert(wrong.end(), untame.begin(), untame.end());
+        std::sort(wrong.begin(), wrong.end());
+        return rest;
+      }
+    }
+  }
   Matrix results(length, col_count);
   for (int j = 0; j < col_count; ++j)
     results.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome out, DecodeSlow(sorted_peers, results, scale_floor));
   sink(0, out.coefficients);
   out.coefficients = Matrix();
+  return out;
+}
+
+std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
+    const std::vector<int>& peers, const std::vector<const double*>& cols, int64_t length,
+    const Plan& plan, const std::vector<Vector>& dirty, double scale_floor,
+    const CoefficientSink& sink) const {
+  const int g = rows_per_peer_;
+  const int k = recovery_threshold();
+  const int kc = static_cast<int>(generator_.cols());
+  const int total = static_cast<int>(peers.size());
+  if (dirty.empty() || plan.probes == 0) return std::nullopt;
+  Matrix dmat(static_cast<Eigen::Index>(dirty.size()), plan.probes);
+  for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = dirty[i];
+  std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan.parity, g);
+  const int kept_count = total - static_cast<int>(flag.size());
+  if (flag.empty() || kept_count < k) return std::nullopt;
+  std::sort(flag.begin(), flag.end());
+  std::vector<int> kept_ids, flagged_ids;
+  std::vector<const double*> kept_cols, flagged_cols;
+  for (int j = 0, fi = 0; j < total; ++j) {
+    const bool flagged = fi < static_cast<int>(flag.size()) && flag[static_cast<size_t>(fi)] == j;
+    (flagged ? flagged_ids : kept_ids).push_back(peers[static_cast<size_t>(j)]);
+    for (int b = 0; b < g; ++b)
+      (flagged ? flagged_cols : kept_cols).push_back(cols[static_cast<size_t>(j * g + b)]);
+    if (flagged) ++fi;
+  }
+  const auto kept_plan = GetPlan(kept_ids);
+  // Every kept block must be well covered by the kept parity checks: a
+  // block outside them (sparse generators have such subsets) or nearly so
+  // (high leverage) could carry an error the check cannot see.
+  if (kept_plan->singular || kept_plan->probes == 0 ||
+      !(kept_plan->slack.minCoeff() >= kMinKeptSlack)) {
+    return std::nullopt;
+  }
+  const int kp = kept_plan->probes;
+  const int fg = static_cast<int>(flagged_cols.size());
+  Matrix gen_flagged(fg, kc);
+  for (size_t i = 0; i < flagged_ids.size(); ++i)
+    gen_flagged.middleRows(static_cast<Eigen::Index>(i) * g, g) =
+        generator_.middleRows(flagged_ids[i] * g, g);
+  // [parity | coefficients | the code word at each set-aside block], from
+  // the kept results in one pass; each chunk checked while in cache.
+  internal::RowMajorMatrix m(kept_plan->fused.rows(), kp + kc + fg);
+  m.leftCols(kp + kc) = kept_plan->fused;
+  m.rightCols(fg) = (gen_flagged * kept_plan->pinv).transpose();
+  // The scale from the kept results alone: the set-aside ones may be huge.
+  const double rms = internal::ScaleWithFloor(internal::SampledRms(kept_cols, length), scale_floor);
+  if (!(rms > internal::kTinyScale && rms < internal::kHugeScale)) return std::nullopt;
+  const double tol = options_.tolerance, quick = tol * rms;
+  const int kept_col_count = static_cast<int>(kept_cols.size());
+  std::vector<char> wrong(flagged_ids.size(), 0);
+  double sumsq = 0.0;
+  const bool clean = internal::ChunkedProduct(
+      kept_cols, length, m,
+      [&](int64_t l0, const Matrix& chunk) {
+        if (!chunk.leftCols(kp + kc).allFinite()) return false;
+        for (Eigen::Index i = 0; i < chunk.rows(); ++i) {
+          const int64_t l = l0 + i;
+          double cs = -1.0;
+          auto tolerance = [&] {
+            if (cs < 0.0) {
+              double sq = 0.0;
+              for (const double* c : kept_cols) sq += c[l] * c[l];
+              cs = std::max(tol * (rms + std::sqrt(sq / kept_col_count)), DBL_MIN);
+            }
+            return cs;
+          };
+          const double zsq = chunk.row(i).head(kp).squaredNorm();
+          if (!(zsq <= quick * quick) && !(std::sqrt(zsq) <= tolerance())) return false;
+          for (int col = 0; col < fg; ++col) {
+            char& w = wrong[static_cast<size_t>(col / g)];
+            if (w) continue;
+            const double dev =
+                std::abs(flagged_cols[static_cast<size_t>(col)][l] - chunk(i, kp + kc + col));
+            if (!(dev <= quick) && !(dev <= tolerance())) w = 1;
+          }
+        }
+        sink(l0, chunk.middleCols(kp, kc));
+        return true;
+      },
+      &sumsq);
+  if (!clean) return std::nullopt;
+  DecodeOutcome out;
+  out.verified = true;
+  for (size_t i = 0; i < flagged_ids.size(); ++i)
+    if (wrong[i]) out.wrong_peers.push_back(flagged_ids[i]);
+  const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
+  out.deviation_bound = tol * (rms + spread) * kept_plan->gain;
   return out;
 }
 

@@ -220,7 +220,7 @@ class ErrorsAndErasuresDecoder {
   std::optional<DecodeOutcome> DecodeWithoutLocated(
       const std::vector<int>& peers, const std::vector<const double*>& cols, int64_t length,
       const Plan& plan, const Matrix& fused, const std::vector<std::pair<int64_t, double>>& dirty,
-      double rms) const;
+      double scale_floor) const;
   // Checks peers (known, distinct, one per column, at least K); returns the
   // column of each peer (-1 when it did not answer).
   StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, size_t columns) const;

@@ -52,6 +52,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -109,6 +110,18 @@ class LinearCodeDecoder {
   std::shared_ptr<const Plan> GetPlan(const std::vector<int>& peers) const;
   StatusOr<DecodeOutcome> DecodeSlow(const std::vector<int>& peers, const Matrix& results,
                                      double scale_floor) const;
+  // The fast path's error case, when the errors are in whole peers: locates
+  // them from `dirty` (syndromes of a few inconsistent entries, each over its
+  // tolerance), then decodes from the rest in one more pass that must pass
+  // the fast check, handing its coefficients to `sink`, and names the
+  // set-aside peers off the code word. Nothing when the errors are not of
+  // that kind (the full decode then runs, and overwrites what was handed).
+  std::optional<DecodeOutcome> DecodeWithoutLocated(const std::vector<int>& peers,
+                                                    const std::vector<const double*>& cols,
+                                                    int64_t length, const Plan& plan,
+                                                    const std::vector<Vector>& dirty,
+                                                    double scale_floor,
+                                                    const CoefficientSink& sink) const;
   // One decode: with the subspace locator and peer-wide search, or entry by
   // entry only. Its entry search spends *budget, shared with the other
   // attempt.
