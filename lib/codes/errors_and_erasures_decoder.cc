@@ -263,7 +263,9 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
       // Entry l passed at tol (rms + its RMS over peers); a result may be
       // up to its 2-norm over peers, whose RMS over entries is this.
       const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
-      out.deviation_bound = tol * (rms + spread) * plan->wanted_gain;
+      // The declared floor in full: the check counts it only up to its cap,
+      // but honest roundoff beyond the cap is still roundoff the product has.
+      out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * plan->wanted_gain;
       return out;
     }
   }
@@ -389,7 +391,7 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
     if (wrong[static_cast<size_t>(q)])
       out.wrong_peers.push_back(flagged_ids[static_cast<size_t>(q)]);
   const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
-  out.deviation_bound = tol * (rms + spread) * kept_plan->wanted_gain;
+  out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * kept_plan->wanted_gain;
   return out;
 }
 
@@ -439,7 +441,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
     out.coefficients *= std::ldexp(1.0, exponent);
     // As the fast path's: rms + the RMS over entries of each one's 2-norm.
     const double raw = work.size() > 0 ? work.norm() / std::sqrt(double(work.size())) : 0.0;
-    const double rms = internal::ScaleWithFloor(raw, floor);
+    const double rms = std::max(raw, floor);  // nothing checked: the floor in full
     const double spread = raw * std::sqrt(double(total));
     out.deviation_bound =
         std::ldexp(options_.tolerance * (rms + spread) * plan->wanted_gain, exponent);
@@ -600,7 +602,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
   double scale = 0.0;
   const Vector cs = RobustTolerances(codeword, tol, 0, &scale, floor);
   DecodeOutcome out;
-  out.deviation_bound = 2.0 * tol * scale * plan->wanted_gain;
+  out.deviation_bound = 2.0 * tol * std::max(scale, floor) * plan->wanted_gain;
   std::vector<int> kept_off(static_cast<size_t>(original.rows()), 0);
   std::vector<int> aside_off(static_cast<size_t>(original.rows()), 0);
   for (int i = 0; i < total; ++i) {

@@ -245,7 +245,9 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       // Entry l passed at tol (rms + its RMS over the results); a value may
       // be up to its 2-norm over them, whose RMS over entries is this.
       const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
-      out.deviation_bound = tol * (rms + spread) * plan->gain;
+      // The declared floor in full: the check counts it only up to its cap,
+      // but honest roundoff beyond the cap is still roundoff the product has.
+      out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * plan->gain;
       return out;
     }
   }
@@ -369,7 +371,7 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   for (size_t i = 0; i < flagged_ids.size(); ++i)
     if (wrong[i]) out.wrong_peers.push_back(flagged_ids[i]);
   const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
-  out.deviation_bound = tol * (rms + spread) * kept_plan->gain;
+  out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * kept_plan->gain;
   return out;
 }
 
@@ -462,8 +464,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       out.coefficients = yt * plan->pinv.transpose();
       const double raw = Rms(yt);
       out.deviation_bound =
-          tol * (internal::ScaleWithFloor(raw, floor) + raw * std::sqrt(double(yt.cols()))) *
-          plan->gain;
+          tol * (std::max(raw, floor) + raw * std::sqrt(double(yt.cols()))) * plan->gain;
       return out;
     }
     const int t_max = (r - k) / 2;
@@ -632,7 +633,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
   double scale = 0.0;
   const Vector cs = RobustTolerances(codeword, tol, 0, &scale, floor);
   // Kept values agree within tol (g + e_l): RMS over entries at most 2 tol g.
-  out.deviation_bound = 2.0 * tol * scale * plan->gain;
+  out.deviation_bound = 2.0 * tol * std::max(scale, floor) * plan->gain;
   std::vector<int> kept_off(static_cast<size_t>(original.rows()), 0);
   std::vector<int> aside_off(static_cast<size_t>(original.rows()), 0);
   for (size_t i = 0; i < answered.size(); ++i) {

@@ -172,15 +172,15 @@ double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece) {
 }
 
 double RoundoffFloor(std::span<const PeerResult> results, int threshold) {
-  const int r = static_cast<int>(results.size());
-  const int t = std::max(0, (r - threshold) / 2);
-  if (t >= r) return 0.0;
+  if (results.empty()) return 0.0;
   std::vector<double> v;
   v.reserve(results.size());
   for (const PeerResult& p : results)
     v.push_back(std::isnan(p.roundoff_scale) ? HUGE_VAL : std::max(p.roundoff_scale, 0.0));
-  std::nth_element(v.begin(), v.begin() + t, v.end(), std::greater<double>());
-  return v[static_cast<size_t>(t)];
+  std::sort(v.begin(), v.end(), std::greater<double>());
+  const size_t t = size_t(std::max<int64_t>(0, (int64_t(v.size()) - threshold) / 2));
+  const double top = v[std::min(t, v.size() - 1)];
+  return std::min(top, kRoundoffFloorOverMedian * v[v.size() / 2]);
 }
 
 bool Resolves(const ProductCode& code, const DecodedProduct& decoded) {

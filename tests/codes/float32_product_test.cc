@@ -231,7 +231,7 @@ TEST_P(Float32Product_, TheDeviationBoundHoldsAndTellsWhatFloat32CannotResolve) 
 TEST_P(Float32Product_, CancellingDataNamesNoHonestPeerAndIsNotResolved) {
   Random rng(6);
   const int peers = GetParam().code.peers;
-  int bad = 0, decodes = 0, named_undeclared = 0;
+  int bad = 0, decodes = 0, named_undeclared = 0, resolved = 0;
   std::string first;
   for (int trial = 0; trial < 6; ++trial) {
     const Float32Product p = Make(GetParam(), Data::kCancelling, &rng);
@@ -259,14 +259,18 @@ TEST_P(Float32Product_, CancellingDataNamesNoHonestPeerAndIsNotResolved) {
         bad += ok ? 0 : 1;
         auto u = p.code->Decode(undeclared);
         named_undeclared += !u.ok() || !u->wrong_peers.empty() ? 1 : 0;
-        // The product's roundoff dwarfs its size: never resolved in float32.
-        EXPECT_FALSE(d.ok() && Resolves(*p.code, *d)) << "trial " << trial << ", R = " << r;
+        resolved += d.ok() && Resolves(*p.code, *d) ? 1 : 0;
       }
     }
   }
   EXPECT_EQ(bad, 0) << "of " << decodes << "; first: " << first;
   // What the declarations fix: without them honest peers are named.
   EXPECT_GT(named_undeclared, 0);
+  // Generalized PolyDot's cross terms add to the cancellation: float32
+  // cannot resolve its products (rotation points resolve some, accurately).
+  if (GetParam().code.n > 1) {
+    EXPECT_EQ(resolved, 0);
+  }
 }
 
 // A wrong peer may declare any scale: the floor is the (t + 1)-th largest
@@ -290,6 +294,13 @@ TEST_P(Float32Product_, AWrongPeerCannotLoosenTheCheckByItsDeclaration) {
       ASSERT_TRUE(d.ok()) << d.status() << " declared " << declared;
       EXPECT_EQ(d->wrong_peers, std::vector<int>{2}) << "declared " << declared;
       EXPECT_LT(ErrorInRoundoffs(p, d->product), kProductBoundInRoundoffs);
+      // At R = K + 1 nothing can be corrected (t = 0): the one liar's error
+      // must be detected, its declaration counting at most 4 times the
+      // median (adversary s8: as the largest declaration, it hid it).
+      std::vector<PeerResult> few(p.results.begin(),
+                                  p.results.begin() + p.code->recovery_threshold() + 1);
+      auto detected = p.code->Decode(few);
+      EXPECT_TRUE(!detected.ok() || !detected->wrong_peers.empty()) << "declared " << declared;
       // Every peer lying: the check is at most 1,024 times looser, and the
       // error (30 x 1,000 and more rho) still shows.
       for (PeerResult& r : p.results) r.roundoff_scale = declared;

@@ -70,10 +70,15 @@ double RoundoffScale(const MatrixRef& shard, const MatrixRef& piece, bool transp
 double RoundoffScale(const SparseMatrix& shard, const SparseMatrix& piece);
 double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece);
 // The floor a decode takes from R results' declarations (the decoders'
-// scale_floor): the (t + 1)-th largest, t = floor((R - threshold) / 2), so
-// that t declarations, honest or not, cannot raise it above an honest peer's
-// (NaN counts as the largest; the decoders cap the floor at 1,024 times the
-// results' own robust scale). 0 when fewer than t + 1 results declared one.
+// scale_floor): the (t + 1)-th largest, t = floor((R - threshold) / 2), but
+// at most kRoundoffFloorOverMedian times their median (NaN counts as the
+// largest). t liars cannot raise it above an honest declaration, and fewer
+// than half of the peers cannot raise it above 4 times an honest one: with
+// the (t + 1)-th largest alone, one liar at R = K + 1 (t = 0) set the floor
+// and loosened the check that should have seen its error (adversary s8).
+// The decoders count it in their checks up to 1,024 times the results' own
+// robust scale, and in full in the resolution.
+inline constexpr double kRoundoffFloorOverMedian = 4.0;
 double RoundoffFloor(std::span<const PeerResult> results, int threshold);
 
 struct DecodedProduct {
