@@ -65,6 +65,13 @@ double Median(std::vector<double> v) {
   return v[mid];
 }
 
+double EntryTolerance(const std::vector<const double*>& cols, int64_t l, double tol, double rms) {
+  double sq = 0.0;
+  for (const double* c : cols) sq += c[l] * c[l];
+  const double n = double(std::max<size_t>(cols.size(), 1));
+  return std::max(tol * (rms + std::sqrt(sq / n)), DBL_MIN);
+}
+
 double ScaleWithFloor(double g, double floor) {
   if (!(floor > g)) return g;
   return std::min(floor, kMaxFloorOverScale * g);

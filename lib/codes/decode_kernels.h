@@ -58,6 +58,11 @@ Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global =
 // as none).
 constexpr double kMaxFloorOverScale = 1024.0;
 double ScaleWithFloor(double g, double floor);
+// The fast check's tolerance of entry l of results cols (one pointer per
+// result column): tol (rms + the RMS over the columns of their values at l),
+// at least DBL_MIN. Its RMS term is what a wrong value can move by only
+// about tol times itself, where its own syndrome shows far more.
+double EntryTolerance(const std::vector<const double*>& cols, int64_t l, double tol, double rms);
 // Corrects one entry whose values y (one per basis row; a peer owns
 // rows_per_peer consecutive rows) should be basis * c for some c: finds a set
 // of at most t_max peers whose values, set aside, leave the rest within

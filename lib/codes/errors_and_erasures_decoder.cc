@@ -236,9 +236,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
           for (size_t i = pass == 0 ? 0 : 1; i < suspect.size(); i += pass == 0 ? stride : 1) {
             if (pass == 1 && i % stride == 0) continue;  // seen in the first pass
             const int64_t l = suspect[i];
-            double sq = 0.0;
-            for (const double* c : sorted_cols) sq += c[l] * c[l];
-            const double cs = std::max(tol * (rms + std::sqrt(sq / total)), DBL_MIN);
+            const double cs = internal::EntryTolerance(sorted_cols, l, tol, rms);
             const double z = std::sqrt(zsq(l));
             // Huge values overflow the squares: never consistent.
             if (!(z <= cs) || !std::isfinite(cs) || !std::isfinite(z)) {
@@ -364,11 +362,7 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   for (int64_t l = 0; l < length; ++l) {
     double cs = -1.0;
     auto tolerance = [&] {
-      if (cs < 0.0) {
-        double sq = 0.0;
-        for (const double* c : kept_cols) sq += c[l] * c[l];
-        cs = std::max(tol * (rms + std::sqrt(sq / kept_count)), DBL_MIN);
-      }
+      if (cs < 0.0) cs = internal::EntryTolerance(kept_cols, l, tol, rms);
       return cs;
     };
     double zsq = 0.0;

@@ -204,9 +204,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
         for (int p = 0; p < probes; ++p) zsq += chunk(i, p) * chunk(i, p);
         const double quick = tol * rms;
         if (zsq <= quick * quick) continue;
-        double sq = 0.0;
-        for (const double* c : sorted_cols) sq += c[l0 + i] * c[l0 + i];
-        const double cs = std::max(tol * (rms + std::sqrt(sq / col_count)), DBL_MIN);
+        const double cs = internal::EntryTolerance(sorted_cols, l0 + i, tol, rms);
         if (!(std::sqrt(zsq) <= cs)) {
           if (std::isfinite(cs)) dirty.push_back(chunk.row(i).head(probes).transpose() / cs);
           if (dirty.size() >= kLocateSample) break;
@@ -333,7 +331,6 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   const double rms = internal::ScaleWithFloor(internal::SampledRms(kept_cols, length), scale_floor);
   if (!(rms > internal::kTinyScale && rms < internal::kHugeScale)) return std::nullopt;
   const double tol = options_.tolerance, quick = tol * rms;
-  const int kept_col_count = static_cast<int>(kept_cols.size());
   std::vector<char> wrong(flagged_ids.size(), 0);
   double sumsq = 0.0;
   const bool clean = internal::ChunkedProduct(
@@ -344,11 +341,7 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
           const int64_t l = l0 + i;
           double cs = -1.0;
           auto tolerance = [&] {
-            if (cs < 0.0) {
-              double sq = 0.0;
-              for (const double* c : kept_cols) sq += c[l] * c[l];
-              cs = std::max(tol * (rms + std::sqrt(sq / kept_col_count)), DBL_MIN);
-            }
+            if (cs < 0.0) cs = internal::EntryTolerance(kept_cols, l, tol, rms);
             return cs;
           };
           const double zsq = chunk.row(i).head(kp).squaredNorm();
