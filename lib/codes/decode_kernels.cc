@@ -72,6 +72,38 @@ double EntryTolerance(const std::vector<const double*>& cols, int64_t l, double 
   return std::max(tol * (rms + std::sqrt(sq / n)), DBL_MIN);
 }
 
+namespace {
+void Add(PeerSplit* split, bool aside, int peer, const double* const* cols, int g) {
+  (aside ? split->aside : split->kept).push_back(peer);
+  auto& to = aside ? split->aside_cols : split->kept_cols;
+  to.insert(to.end(), cols, cols + g);
+}
+}  // namespace
+
+PeerSplit SplitAt(const std::vector<int>& peers, const std::vector<const double*>& cols, int g,
+                  const std::vector<int>& aside) {
+  PeerSplit split;
+  for (size_t j = 0, a = 0; j < peers.size(); ++j) {
+    const bool set_aside = a < aside.size() && aside[a] == static_cast<int>(j);
+    Add(&split, set_aside, peers[j], cols.data() + j * size_t(g), g);
+    if (set_aside) ++a;
+  }
+  return split;
+}
+
+PeerSplit SplitUntame(const std::vector<int>& peers, const std::vector<const double*>& cols, int g,
+                      int64_t length) {
+  PeerSplit split;
+  for (size_t j = 0; j < peers.size(); ++j) {
+    const double* const* mine = cols.data() + j * size_t(g);
+    bool tame = true;
+    for (int b = 0; b < g && tame; ++b)
+      tame = (Eigen::Map<const Vector>(mine[b], length).array().abs() <= kHuge).all();
+    Add(&split, !tame, peers[j], mine, g);
+  }
+  return split;
+}
+
 double ScaleWithFloor(double g, double floor) {
   if (!(floor > g)) return g;
   return std::min(floor, kMaxFloorOverScale * g);

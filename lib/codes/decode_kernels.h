@@ -63,6 +63,19 @@ double ScaleWithFloor(double g, double floor);
 // at least DBL_MIN. Its RMS term is what a wrong value can move by only
 // about tol times itself, where its own syndrome shows far more.
 double EntryTolerance(const std::vector<const double*>& cols, int64_t l, double tol, double rms);
+// Results split in two by peer: cols holds g columns per peer (peers[j]'s
+// are g j .. g j + g - 1).
+struct PeerSplit {
+  std::vector<int> kept, aside;  // peer ids, in the order given
+  std::vector<const double*> kept_cols, aside_cols;
+};
+// The peers at the ascending positions `aside` of `peers` set aside.
+PeerSplit SplitAt(const std::vector<int>& peers, const std::vector<const double*>& cols, int g,
+                  const std::vector<int>& aside);
+// The peers with a non-finite or absurdly large (> kHuge) value set aside:
+// wrong outright. One pass over each result.
+PeerSplit SplitUntame(const std::vector<int>& peers, const std::vector<const double*>& cols, int g,
+                      int64_t length);
 // Corrects one entry whose values y (one per basis row; a peer owns
 // rows_per_peer consecutive rows) should be basis * c for some c: finds a set
 // of at most t_max peers whose values, set aside, leave the rest within

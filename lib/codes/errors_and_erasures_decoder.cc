@@ -229,23 +229,20 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
         std::vector<int64_t> suspect;
         for (int64_t l = 0; l < length; ++l)
           if (!(zsq(l) <= quick * quick)) suspect.push_back(l);
+        auto check = [&](int64_t l) {
+          const double cs = internal::EntryTolerance(sorted_cols, l, tol, rms);
+          const double z = std::sqrt(zsq(l));
+          // Huge values overflow the squares: never consistent.
+          if (!(z <= cs) || !std::isfinite(cs) || !std::isfinite(z))
+            dirty.push_back({l, std::isfinite(cs) ? cs : 0.0});
+        };
         // Evenly spread first (dense errors make every entry a suspect),
-        // then, if none of those is inconsistent, every one.
+        // then, if none of those is inconsistent, the rest up to the first.
         const size_t stride = std::max<size_t>(1, suspect.size() / kLocateSample);
-        for (size_t pass = 0; pass < 2 && dirty.empty(); ++pass) {
-          for (size_t i = pass == 0 ? 0 : 1; i < suspect.size(); i += pass == 0 ? stride : 1) {
-            if (pass == 1 && i % stride == 0) continue;  // seen in the first pass
-            const int64_t l = suspect[i];
-            const double cs = internal::EntryTolerance(sorted_cols, l, tol, rms);
-            const double z = std::sqrt(zsq(l));
-            // Huge values overflow the squares: never consistent.
-            if (!(z <= cs) || !std::isfinite(cs) || !std::isfinite(z)) {
-              dirty.push_back({l, std::isfinite(cs) ? cs : 0.0});
-              if (pass == 1 || dirty.size() >= kLocateSample) break;
-            }
-          }
-          if (stride == 1) break;  // the first pass saw every suspect
-        }
+        for (size_t i = 0; i < suspect.size() && dirty.size() < kLocateSample; i += stride)
+          check(suspect[i]);
+        for (size_t i = 0; i < suspect.size() && dirty.empty(); ++i)
+          if (i % stride != 0) check(suspect[i]);
         consistent = dirty.empty();
       }
     }
@@ -270,19 +267,12 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   // A result with a non-finite or absurdly large value is wrong outright
   // (the full decode says so too): decode the others, which the fast path
   // can, and name it. One pass over each result finds them.
-  std::vector<int> rest_peers, untame;
-  std::vector<const double*> rest_cols;
-  for (int j = 0; j < total; ++j) {
-    const double* c = sorted_cols[static_cast<size_t>(j)];
-    const bool tame = (Eigen::Map<const Vector>(c, length).array().abs() <= kHuge).all();
-    (tame ? rest_peers : untame).push_back(sorted_peers[static_cast<size_t>(j)]);
-    if (tame) rest_cols.push_back(c);
-  }
-  if (!untame.empty() && static_cast<int>(rest_peers.size()) > k) {
-    StatusOr<DecodeOutcome> rest = Decode(rest_peers, rest_cols, length, scale_floor);
+  const internal::PeerSplit untame = internal::SplitUntame(sorted_peers, sorted_cols, 1, length);
+  if (!untame.aside.empty() && static_cast<int>(untame.kept.size()) > k) {
+    StatusOr<DecodeOutcome> rest = Decode(untame.kept, untame.kept_cols, length, scale_floor);
     if (rest.ok()) {
       std::vector<int>& wrong = rest->wrong_peers;
-      wrong.insert(wrong.end(), untame.begin(), untame.end());
+      wrong.insert(wrong.end(), untame.aside.begin(), untame.aside.end());
       std::sort(wrong.begin(), wrong.end());
       return rest;
     }
@@ -314,21 +304,13 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   const int kept_count = total - static_cast<int>(flag.size());
   if (flag.empty() || kept_count <= k) return std::nullopt;
   std::sort(flag.begin(), flag.end());
-  std::vector<int> kept_ids, flagged_ids;
-  std::vector<const double*> kept_cols, flagged_cols;
+  const internal::PeerSplit split = internal::SplitAt(peers, cols, 1, flag);
+  const std::vector<int>& kept_ids = split.kept;
+  const std::vector<int>& flagged_ids = split.aside;
+  const std::vector<const double*>& kept_cols = split.kept_cols;
+  const std::vector<const double*>& flagged_cols = split.aside_cols;
   std::vector<double> flagged_points;
-  for (int j = 0, fi = 0; j < total; ++j) {
-    const int id = peers[static_cast<size_t>(j)];
-    if (fi < static_cast<int>(flag.size()) && flag[static_cast<size_t>(fi)] == j) {
-      flagged_ids.push_back(id);
-      flagged_cols.push_back(cols[static_cast<size_t>(j)]);
-      flagged_points.push_back(points_[static_cast<size_t>(id)]);
-      ++fi;
-    } else {
-      kept_ids.push_back(id);
-      kept_cols.push_back(cols[static_cast<size_t>(j)]);
-    }
-  }
+  for (int id : flagged_ids) flagged_points.push_back(points_[static_cast<size_t>(id)]);
   const auto kept_plan = GetPlan(PeerSet::Of(kept_ids));
   const int kp = static_cast<int>(kept_plan->parity.rows());
   const int w = static_cast<int>(wanted_.size());

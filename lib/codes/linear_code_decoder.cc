@@ -252,27 +252,14 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
   // A result with a non-finite or absurdly large value is wrong outright
   // (the full decode says so too): decode the others, which the fast path
   // can, and name it. One pass over each result finds them.
-  {
-    std::vector<int> rest_peers, untame;
-    std::vector<const double*> rest_cols;
-    for (size_t j = 0; j < sorted_peers.size(); ++j) {
-      bool tame = true;
-      for (int b = 0; b < g && tame; ++b) {
-        const double* c = sorted_cols[j * size_t(g) + size_t(b)];
-        tame = (Eigen::Map<const Vector>(c, length).array().abs() <= kHuge).all();
-      }
-      (tame ? rest_peers : untame).push_back(sorted_peers[j]);
-      for (int b = 0; b < g && tame; ++b)
-        rest_cols.push_back(sorted_cols[j * size_t(g) + size_t(b)]);
-    }
-    if (!untame.empty() && static_cast<int>(rest_peers.size()) > k) {
-      StatusOr<DecodeOutcome> rest = Decode(rest_peers, rest_cols, length, sink, scale_floor);
-      if (rest.ok()) {
-        std::vector<int>& wrong = rest->wrong_peers;
-        wrong.insert(wrong.end(), untame.begin(), untame.end());
-        std::sort(wrong.begin(), wrong.end());
-        return rest;
-      }
+  const internal::PeerSplit untame = internal::SplitUntame(sorted_peers, sorted_cols, g, length);
+  if (!untame.aside.empty() && static_cast<int>(untame.kept.size()) > k) {
+    StatusOr<DecodeOutcome> rest = Decode(untame.kept, untame.kept_cols, length, sink, scale_floor);
+    if (rest.ok()) {
+      std::vector<int>& wrong = rest->wrong_peers;
+      wrong.insert(wrong.end(), untame.aside.begin(), untame.aside.end());
+      std::sort(wrong.begin(), wrong.end());
+      return rest;
     }
   }
   Matrix results(length, col_count);
@@ -299,15 +286,11 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   const int kept_count = total - static_cast<int>(flag.size());
   if (flag.empty() || kept_count < k) return std::nullopt;
   std::sort(flag.begin(), flag.end());
-  std::vector<int> kept_ids, flagged_ids;
-  std::vector<const double*> kept_cols, flagged_cols;
-  for (int j = 0, fi = 0; j < total; ++j) {
-    const bool flagged = fi < static_cast<int>(flag.size()) && flag[static_cast<size_t>(fi)] == j;
-    (flagged ? flagged_ids : kept_ids).push_back(peers[static_cast<size_t>(j)]);
-    for (int b = 0; b < g; ++b)
-      (flagged ? flagged_cols : kept_cols).push_back(cols[static_cast<size_t>(j * g + b)]);
-    if (flagged) ++fi;
-  }
+  const internal::PeerSplit split = internal::SplitAt(peers, cols, g, flag);
+  const std::vector<int>& kept_ids = split.kept;
+  const std::vector<int>& flagged_ids = split.aside;
+  const std::vector<const double*>& kept_cols = split.kept_cols;
+  const std::vector<const double*>& flagged_cols = split.aside_cols;
   const auto kept_plan = GetPlan(kept_ids);
   // Every kept block must be well covered by the kept parity checks: a
   // block outside them (sparse generators have such subsets) or nearly so

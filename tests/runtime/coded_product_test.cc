@@ -218,6 +218,20 @@ INSTANTIATE_TEST_SUITE_P(Precisions, Float32Processes,
                            return std::string(PrecisionName(info.param));
                          });
 
+// A float32 Generalized PolyDot product at one peer, with (widening) and
+// without (plain) its float64 build; either is null when it could not be made.
+struct Float32Products {
+  std::unique_ptr<ProductCode> code, wide;
+  std::unique_ptr<CodedProduct> plain, widening;
+  Float32Products(PeerGroup* group, const ProductShape& shape)
+      : code(PolyDot8(shape, Precision::kFloat32)), wide(PolyDot8(shape, Precision::kFloat64)) {
+    auto w = CodedProduct::Create(group, code.get(), nullptr, {}, wide.get());
+    auto p = CodedProduct::Create(group, code.get(), nullptr);
+    if (w.ok()) widening = std::move(w).value();
+    if (p.ok()) plain = std::move(p).value();
+  }
+};
+
 // A float32 product its decode cannot resolve is computed again in float64
 // by every peer (DecodedProduct::deviation_bound, Resolves): Generalized
 // PolyDot's results hold cross products A_i0 B_1 that, with A's inner blocks
@@ -233,11 +247,11 @@ TEST(CodedProductProcesses, Float32ProductsItCannotResolveAreComputedAgainInFloa
         auto group = ConnectThroughFolder(rank, p, dir);
         if (!group.ok()) return 1;
         const ProductShape shape{16, 64, 8};
-        auto code = PolyDot8(shape, Precision::kFloat32);
-        auto wide = PolyDot8(shape, Precision::kFloat64);
-        auto widening = CodedProduct::Create(group->get(), code.get(), nullptr, {}, wide.get());
-        auto plain = CodedProduct::Create(group->get(), code.get(), nullptr);
-        if (!widening.ok() || !plain.ok()) return 2;
+        Float32Products f(group->get(), shape);
+        if (!f.widening || !f.plain) return 2;
+        const std::unique_ptr<ProductCode>& code = f.code;
+        CodedProduct* widening = f.widening.get();
+        CodedProduct* plain = f.plain.get();
         World unbalanced(shape), normal(shape, 7);
         for (Eigen::Index k = 0; k < shape.inner; ++k) {
           const double by = k < shape.inner / 2 ? 1e2 : 1e-2;
@@ -253,16 +267,16 @@ TEST(CodedProductProcesses, Float32ProductsItCannotResolveAreComputedAgainInFloa
                      atd = unbalanced.a.transpose() * unbalanced.dm;
         Matrix shard = code->EncodeShard(unbalanced.a, rank).value();
         // Without the float64 build: verified, and far off.
-        auto off = (*plain)->Forward(&shard, unbalanced.b, 1, 0);
+        auto off = plain->Forward(&shard, unbalanced.b, 1, 0);
         if (!off.ok() || !off->verified || Resolves(*code, *off) || !(Rel(off->product, ab) > 1e-4))
           return 3;
         // With it: both products widened, as exact as float64.
         const int64_t sent_before = (*group)->bytes_sent();
-        auto fwd = (*widening)->Forward(&shard, unbalanced.b, 2, 0);
-        auto bwd = (*widening)->Transpose(&shard, unbalanced.dm, 2, 0);
+        auto fwd = widening->Forward(&shard, unbalanced.b, 2, 0);
+        auto bwd = widening->Transpose(&shard, unbalanced.dm, 2, 0);
         if (!fwd.ok() || !bwd.ok() || !fwd->verified || !bwd->verified) return 4;
         if (!(Rel(fwd->product, ab) < 1e-9) || !(Rel(bwd->product, atd) < 1e-9)) return 5;
-        if ((*widening)->products_widened() != 2) return 6;
+        if (widening->products_widened() != 2) return 6;
         // Each result went once in float32 (half) and once in float64: 8 x 8
         // forward numbers, 32 x 8 transpose numbers, to 7 peers; each of the
         // four with its declared roundoff scale.
@@ -271,11 +285,11 @@ TEST(CodedProductProcesses, Float32ProductsItCannotResolveAreComputedAgainInFloa
         if ((*group)->bytes_sent() - sent_before != want) return 7;
         // Gaussian data: float32 resolves it, nothing widened.
         Matrix normal_shard = code->EncodeShard(normal.a, rank).value();
-        auto plain_fwd = (*widening)->Forward(&normal_shard, normal.b, 3, 0);
-        auto plain_bwd = (*widening)->Transpose(&normal_shard, normal.dm, 3, 0);
+        auto plain_fwd = widening->Forward(&normal_shard, normal.b, 3, 0);
+        auto plain_bwd = widening->Transpose(&normal_shard, normal.dm, 3, 0);
         if (!plain_fwd.ok() || !plain_bwd.ok()) return 8;
         if (!(Rel(plain_fwd->product, normal.a * normal.b) < 1e-5)) return 9;
-        return (*widening)->products_widened() == 2 ? 0 : 10;
+        return widening->products_widened() == 2 ? 0 : 10;
       },
       120s);
   for (int r = 0; r < p; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
@@ -296,11 +310,11 @@ TEST(CodedProductProcesses, CancellingProductsNameNoHonestPeerAndAreWidened) {
         auto group = ConnectThroughFolder(rank, p, dir);
         if (!group.ok()) return 1;
         const ProductShape shape{32, 256, 16};
-        auto code = PolyDot8(shape, Precision::kFloat32);
-        auto wide = PolyDot8(shape, Precision::kFloat64);
-        auto widening = CodedProduct::Create(group->get(), code.get(), nullptr, {}, wide.get());
-        auto plain = CodedProduct::Create(group->get(), code.get(), nullptr);
-        if (!widening.ok() || !plain.ok()) return 2;
+        Float32Products f(group->get(), shape);
+        if (!f.widening || !f.plain) return 2;
+        const std::unique_ptr<ProductCode>& code = f.code;
+        CodedProduct* widening = f.widening.get();
+        CodedProduct* plain = f.plain.get();
         for (int trial = 0; trial < 4; ++trial) {
           World w(shape, uint64_t(11 + trial));
           w.a.array() += 100.0;
@@ -309,17 +323,17 @@ TEST(CodedProductProcesses, CancellingProductsNameNoHonestPeerAndAreWidened) {
           const Matrix ab = w.a * w.b, atd = w.a.transpose() * w.dm;
           Matrix shard = code->EncodeShard(w.a, rank).value();
           const int64_t step = 1 + 2 * trial;
-          auto fwd = (*plain)->Forward(&shard, w.b, step, 0);
-          auto bwd = (*plain)->Transpose(&shard, w.dm, step, 0);
+          auto fwd = plain->Forward(&shard, w.b, step, 0);
+          auto bwd = plain->Transpose(&shard, w.dm, step, 0);
           if (!fwd.ok() || !bwd.ok()) return 3;
           if (!fwd->wrong_peers.empty() || !bwd->wrong_peers.empty()) return 4;
           if (Resolves(*code, *fwd) || Resolves(*code, *bwd)) return 5;
-          auto fwd64 = (*widening)->Forward(&shard, w.b, step + 1, 0);
-          auto bwd64 = (*widening)->Transpose(&shard, w.dm, step + 1, 0);
+          auto fwd64 = widening->Forward(&shard, w.b, step + 1, 0);
+          auto bwd64 = widening->Transpose(&shard, w.dm, step + 1, 0);
           if (!fwd64.ok() || !bwd64.ok()) return 6;
           if (!(Rel(fwd64->product, ab) < 1e-9) || !(Rel(bwd64->product, atd) < 1e-9)) return 7;
         }
-        return (*widening)->products_widened() == 8 ? 0 : 8;
+        return widening->products_widened() == 8 ? 0 : 8;
       },
       120s);
   for (int r = 0; r < p; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
