@@ -146,10 +146,13 @@ Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global, 
 }
 
 Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& aside_off, int kept,
-                      int finite, int k, const std::vector<int>& suspects) {
+                      int finite, int k, const std::vector<int>& suspects, bool* one_spare) {
   const int t_kept = (kept - k) / 2, t_all = (finite - k) / 2;
+  *one_spare = false;
   for (size_t l = 0; l < kept_off.size(); ++l) {
-    if (kept_off[l] <= t_kept || kept_off[l] + aside_off[l] <= t_all) continue;
+    const int off = kept_off[l] + aside_off[l];
+    if (off > 0 && finite - off - k <= 1) *one_spare = true;
+    if (kept_off[l] <= t_kept || off <= t_all) continue;
     return DataLossError("decode: the decoded product does not verify (entry " + std::to_string(l) +
                          ": " + std::to_string(kept_off[l]) + " of " + std::to_string(kept) +
                          " kept and " + std::to_string(aside_off[l]) + " of " +

@@ -366,6 +366,7 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   for (int q = 0; q < f; ++q)
     if (wrong[static_cast<size_t>(q)])
       out.wrong_peers.push_back(flagged_ids[static_cast<size_t>(q)]);
+  out.one_spare_correction = internal::OneSpare(!out.wrong_peers.empty(), kept_count, k);
   const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
   out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * kept_plan->wanted_gain;
   return out;
@@ -592,8 +593,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
     }
     if (wrong) out.wrong_peers.push_back(answered[static_cast<size_t>(i)]);
   }
-  POLYGUARD_RETURN_IF_ERROR(
-      internal::CheckAgreement(kept_off, aside_off, r, total, k, out.wrong_peers));
+  POLYGUARD_RETURN_IF_ERROR(internal::CheckAgreement(kept_off, aside_off, r, total, k,
+                                                     out.wrong_peers, &out.one_spare_correction));
   out.coefficients = *corrected * plan->wanted_pinv.transpose();
   out.verified = true;
   return out;

@@ -346,6 +346,7 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   out.verified = true;
   for (size_t i = 0; i < flagged_ids.size(); ++i)
     if (wrong[i]) out.wrong_peers.push_back(flagged_ids[i]);
+  out.one_spare_correction = internal::OneSpare(!out.wrong_peers.empty(), kept_count, k);
   const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
   out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * kept_plan->gain;
   return out;
@@ -628,7 +629,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     if (wrong) out.wrong_peers.push_back(p);
   }
   if (Status s = internal::CheckAgreement(kept_off, aside_off, static_cast<int>(kept.size()),
-                                          static_cast<int>(answered.size()), k, out.wrong_peers);
+                                          static_cast<int>(answered.size()), k, out.wrong_peers,
+                                          &out.one_spare_correction);
       !s.ok()) {
     return s;
   }

@@ -383,11 +383,8 @@ StatusOr<DecodedProduct> LowWeightCode::Decode(std::span<const PeerResult> resul
   POLYGUARD_ASSIGN_OR_RETURN(DecodeOutcome outcome,
                              decoder_->Decode(peers, columns, block_rows_ * block_cols_, sink,
                                               RoundoffFloor(results, recovery_threshold())));
-  out.wrong_peers = std::move(outcome.wrong_peers);
-  out.verified = outcome.verified;
-  out.deviation_bound = internal::CroppedBound(
-      outcome.deviation_bound, block_rows_ * block_cols_ * design_.k_a * design_.k_b,
-      out.product.size());
+  internal::TakeVerdict(&outcome, block_rows_ * block_cols_ * design_.k_a * design_.k_b,
+                        out.product.size(), &out);
   return out;
 }
 

@@ -98,10 +98,7 @@ StatusOr<DecodedProduct> MdsCode::Decode(std::span<const PeerResult> results) co
         outcome.coefficients.col(i).reshaped(block_rows_, shape().cols);
   DecodedProduct out;
   out.product = full.topRows(shape().rows);
-  out.wrong_peers = std::move(outcome.wrong_peers);
-  out.verified = outcome.verified;
-  out.deviation_bound =
-      internal::CroppedBound(outcome.deviation_bound, full.size(), out.product.size());
+  internal::TakeVerdict(&outcome, full.size(), out.product.size(), &out);
   return out;
 }
 

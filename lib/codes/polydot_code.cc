@@ -164,10 +164,7 @@ StatusOr<DecodedProduct> PolyDotCode::DecodeWith(const ErrorsAndErasuresDecoder&
       out.product.block(r0, c0, nr, nc) = block.topLeftCorner(nr, nc);
     }
   }
-  out.wrong_peers = std::move(outcome.wrong_peers);
-  out.verified = outcome.verified;
-  out.deviation_bound = internal::CroppedBound(
-      outcome.deviation_bound, block_r * block_c * grid_r * grid_c, out.product.size());
+  internal::TakeVerdict(&outcome, block_r * block_c * grid_r * grid_c, out.product.size(), &out);
   return out;
 }
 

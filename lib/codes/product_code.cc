@@ -185,6 +185,7 @@ double RoundoffFloor(std::span<const PeerResult> results, int threshold) {
 
 bool Resolves(const ProductCode& code, const DecodedProduct& decoded) {
   if (code.precision() != Precision::kFloat32 || decoded.product.size() == 0) return true;
+  if (decoded.one_spare_correction) return false;
   const ProductShape& s = code.shape();
   const double rho = UnitRoundoff(Precision::kFloat32) *
                      std::sqrt(double(std::max<int64_t>({s.rows, s.inner, 1})));
@@ -276,6 +277,13 @@ Status CheckUpdate(const ProductCode& code, const Matrix* shard, int64_t shard_r
 double CroppedBound(double bound, int64_t decoded, int64_t kept) {
   if (kept <= 0 || decoded <= kept) return bound;
   return bound * std::sqrt(double(decoded) / double(kept));
+}
+
+void TakeVerdict(DecodeOutcome* outcome, int64_t decoded, int64_t kept, DecodedProduct* out) {
+  out->wrong_peers = std::move(outcome->wrong_peers);
+  out->verified = outcome->verified;
+  out->deviation_bound = CroppedBound(outcome->deviation_bound, decoded, kept);
+  out->one_spare_correction = outcome->one_spare_correction;
 }
 
 StatusOr<DecodeOutcome> DecodeResults(const ErrorsAndErasuresDecoder& decoder,

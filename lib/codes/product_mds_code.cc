@@ -188,6 +188,7 @@ StatusOr<DecodedProduct> ProductMdsCode::DecodeLines(std::span<const PeerResult>
   out.verified = outcome->verified;
   out.deviation_bound =
       internal::CroppedBound(outcome->deviation_bound, full.size(), out.product.size());
+  out.one_spare_correction = outcome->one_spare_correction;
   // The code locates a wrong line, not which of its peers was wrong.
   for (int line : outcome->wrong_peers)
     for (int k = 0; k < members; ++k)

@@ -143,10 +143,7 @@ StatusOr<DecodedProduct> RotationCode::Decode(std::span<const PeerResult> result
   POLYGUARD_ASSIGN_OR_RETURN(
       DecodeOutcome outcome,
       decoder_->Decode(peers, columns, l, sink, RoundoffFloor(results, recovery_threshold())));
-  out.wrong_peers = std::move(outcome.wrong_peers);
-  out.verified = outcome.verified;
-  out.deviation_bound = internal::CroppedBound(outcome.deviation_bound,
-                                               l * 4 * options_.m * options_.d, out.product.size());
+  internal::TakeVerdict(&outcome, l * 4 * options_.m * options_.d, out.product.size(), &out);
   return out;
 }
 

@@ -232,10 +232,7 @@ StatusOr<DecodedProduct> CodedConvolution::Decode(std::span<const PeerResult> re
     for (int v = 0; v < kb; ++v)
       PlaceConvBlock(partition_, u, v, coefficients.col(u * kb + v).reshaped(rows, batch),
                      &out.product);
-  out.wrong_peers = std::move(outcome.wrong_peers);
-  out.verified = outcome.verified;
-  out.deviation_bound =
-      internal::CroppedBound(outcome.deviation_bound, coefficients.size(), out.product.size());
+  internal::TakeVerdict(&outcome, coefficients.size(), out.product.size(), &out);
   return out;
 }
 
@@ -303,9 +300,7 @@ StatusOr<DecodedProduct> CodedConvolution::DecodeTranspose(
                              transpose_decoder_->Decode(peers, columns, rows * b));
   DecodedProduct out;
   out.product = outcome.coefficients.col(2 * (options_.k_b - 1)).reshaped(rows, b);
-  out.wrong_peers = std::move(outcome.wrong_peers);
-  out.verified = outcome.verified;
-  out.deviation_bound = outcome.deviation_bound;
+  internal::TakeVerdict(&outcome, out.product.size(), out.product.size(), &out);
   return out;
 }
 

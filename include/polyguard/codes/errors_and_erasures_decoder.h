@@ -148,6 +148,21 @@ struct DecodeOutcome {
   // PolyDot's cross products; polydot_code.h). Errors located and removed
   // do not count; an absorbed error (the window above) can exceed it.
   double deviation_bound = 0.0;
+  // True when some entry was corrected with a single result to spare: at
+  // most K + 1 results agree there with the decoded code word, so its check
+  // has one degree of freedom. Results wrong at one more peer than were
+  // corrected, with errors that (nearly) line up with the corrected ones,
+  // pass such a check: identical or proportional errors at R - K peers
+  // whose parity columns happen to sum close to another peer's, or, for
+  // t + 1 generic errors in one entry, a chance of about tol / |error| (2 in
+  // 2,000 decodes at 3,000 tolerances, float32 Generalized PolyDot R - K =
+  // 2). The decode is then verified but off by about the errors' size,
+  // beyond deviation_bound. In float64 that is 1e-9 of the product at most
+  // for errors that can pass; in float32 Resolves() (product_code.h) counts
+  // no such product as resolved, and CodedProduct computes it again in
+  // float64. With two or more results to spare the same needs two
+  // coincidences (a chance of about (tol / |error|)^2).
+  bool one_spare_correction = false;
 };
 
 class ErrorsAndErasuresDecoder {

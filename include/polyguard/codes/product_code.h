@@ -102,6 +102,9 @@ struct DecodedProduct {
   // recomputes such products in float64). Codes that combine only the
   // product's own blocks have a code word of C's size.
   double deviation_bound = 0.0;
+  // A correction checked by a single spare result
+  // (DecodeOutcome::one_spare_correction): Resolves() is false in float32.
+  bool one_spare_correction = false;
 };
 
 class ProductCode {
@@ -270,8 +273,10 @@ struct ProductCodeOptions {
 // always for a float64 code; for a float32 one, when deviation_bound is at
 // most kFloat32ResolutionLimitInRoundoffs rho of the product's RMS (rho = u
 // sqrt(the longer of the code's rows and inner), u = 2^-24; a zero product
-// needs a zero bound). A product that is not resolved can be off by up to
-// the bound (CodedProduct computes it again in float64).
+// needs a zero bound) and no correction was checked by a single spare
+// result (one_spare_correction). A product that is not resolved can be off
+// by up to the bound, or after such a correction by more (CodedProduct
+// computes it again in float64).
 bool Resolves(const ProductCode& code, const DecodedProduct& decoded);
 
 // Validates the options once and builds the code with the registered
@@ -310,6 +315,10 @@ void ScatterBlockChunk(Matrix* c, int64_t l0, const MatrixRef& chunk, int row_bl
 // `kept` of them a product keeps (padding cropped): the squares left can
 // only be fewer, spread over fewer entries.
 double CroppedBound(double bound, int64_t decoded, int64_t kept);
+// A decoder's verdict on `out`, whose product keeps `kept` of the `decoded`
+// entries: wrong peers (moved out of `outcome`), verified, the cropped
+// deviation bound and one_spare_correction.
+void TakeVerdict(DecodeOutcome* outcome, int64_t decoded, int64_t kept, DecodedProduct* out);
 // Decodes results with an evaluation decoder, without copying them: each
 // result matrix is one column of `length` numbers.
 StatusOr<DecodeOutcome> DecodeResults(const ErrorsAndErasuresDecoder& decoder,
