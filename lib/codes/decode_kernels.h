@@ -107,9 +107,6 @@ Status BudgetSpentError(int64_t budget, int64_t entries_done, int64_t entries,
 // (DecodeOutcome::one_spare_correction).
 Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& aside_off, int kept,
                       int finite, int k, const std::vector<int>& suspects, bool* one_spare);
-// Whether a decode that set aside wrong results and kept `kept` checked
-// them with a single spare result (DecodeOutcome::one_spare_correction).
-inline bool OneSpare(bool any_wrong, int kept, int k) { return any_wrong && kept - k <= 1; }
 // Advances idx (ascending, size t, values < n) to the next combination.
 bool NextCombination(std::vector<int>* idx, int n);
 int64_t Binomial(int n, int k);

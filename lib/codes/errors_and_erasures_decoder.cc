@@ -341,6 +341,11 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   if (!(rms > internal::kTinyScale && rms < internal::kHugeScale)) return std::nullopt;
   const double tol = options_.tolerance, quick = tol * rms;
   std::vector<char> wrong(static_cast<size_t>(f), 0);
+  // With K + 1 kept, an entry where every set-aside peer is off was checked
+  // by a single spare result (DecodeOutcome::one_spare_correction): each
+  // peer is then checked in every entry, not only up to its first miss.
+  const bool count_off = kept_count == k + 1;
+  bool one_spare = false;
   for (int64_t l = 0; l < length; ++l) {
     double cs = -1.0;
     auto tolerance = [&] {
@@ -353,12 +358,15 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
       const double z = std::sqrt(zsq);
       if (!(z <= tolerance()) || !std::isfinite(tolerance())) return std::nullopt;
     }
+    int off = 0;
     for (int q = 0; q < f; ++q) {
-      if (wrong[static_cast<size_t>(q)]) continue;
+      if (wrong[static_cast<size_t>(q)] && !count_off) continue;
       const double dev = std::abs(flagged_cols[static_cast<size_t>(q)][l] - out2(l, kp + w + q));
-      if (dev <= quick) continue;
-      if (!(dev <= tolerance())) wrong[static_cast<size_t>(q)] = 1;
+      if (dev <= quick || dev <= tolerance()) continue;
+      wrong[static_cast<size_t>(q)] = 1;
+      ++off;
     }
+    if (count_off && off == f) one_spare = true;
   }
   DecodeOutcome out;
   out.coefficients = out2.middleCols(kp, w);
@@ -366,7 +374,7 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   for (int q = 0; q < f; ++q)
     if (wrong[static_cast<size_t>(q)])
       out.wrong_peers.push_back(flagged_ids[static_cast<size_t>(q)]);
-  out.one_spare_correction = internal::OneSpare(!out.wrong_peers.empty(), kept_count, k);
+  out.one_spare_correction = one_spare;
   const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
   out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * kept_plan->wanted_gain;
   return out;

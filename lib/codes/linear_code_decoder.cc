@@ -315,6 +315,12 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   if (!(rms > internal::kTinyScale && rms < internal::kHugeScale)) return std::nullopt;
   const double tol = options_.tolerance, quick = tol * rms;
   std::vector<char> wrong(flagged_ids.size(), 0);
+  // With K + 1 kept, an entry where every set-aside peer is off was checked
+  // by a single spare result (DecodeOutcome::one_spare_correction): each
+  // peer is then checked in every entry, not only up to its first miss.
+  const bool count_off = kept_count == k + 1;
+  bool one_spare = false;
+  std::vector<char> off_here(flagged_ids.size(), 0);
   double sumsq = 0.0;
   const bool clean = internal::ChunkedProduct(
       kept_cols, length, m,
@@ -329,12 +335,19 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
           };
           const double zsq = chunk.row(i).head(kp).squaredNorm();
           if (!(zsq <= quick * quick) && !(std::sqrt(zsq) <= tolerance())) return false;
+          if (count_off) std::fill(off_here.begin(), off_here.end(), 0);
           for (int col = 0; col < fg; ++col) {
             char& w = wrong[static_cast<size_t>(col / g)];
-            if (w) continue;
+            if (w && !count_off) continue;
             const double dev =
                 std::abs(flagged_cols[static_cast<size_t>(col)][l] - chunk(i, kp + kc + col));
-            if (!(dev <= quick) && !(dev <= tolerance())) w = 1;
+            if (dev <= quick || dev <= tolerance()) continue;
+            w = 1;
+            off_here[static_cast<size_t>(col / g)] = 1;
+          }
+          if (count_off && std::count(off_here.begin(), off_here.end(), 1) ==
+                               static_cast<std::ptrdiff_t>(off_here.size())) {
+            one_spare = true;
           }
         }
         sink(l0, chunk.middleCols(kp, kc));
@@ -346,7 +359,7 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   out.verified = true;
   for (size_t i = 0; i < flagged_ids.size(); ++i)
     if (wrong[i]) out.wrong_peers.push_back(flagged_ids[i]);
-  out.one_spare_correction = internal::OneSpare(!out.wrong_peers.empty(), kept_count, k);
+  out.one_spare_correction = one_spare;
   const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
   out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * kept_plan->gain;
   return out;

@@ -1399,5 +1399,66 @@ TEST(DecoderGuaranteeExceptionClass, ErrorsThatAreAnotherCodeWord) {
   }
 }
 
+// The same code word dC with peer 7 a straggler (R = 7, R - K = 2, t = 1):
+// added to 2 of the 3 other answering peers, the received word is 1 result
+// from C + dC and 2 from C, and the decoder "corrects" the third, verified
+// (the smallest pattern that defeats any decoder correcting t, in the
+// guarantee's exception class). Only K + 1 results agree then, and the
+// decode says so (one_spare_correction): float32 products so decoded are not
+// resolved. Two errors that nearly line up so pass too, up to about
+// tolerance / (how far from lined up) in size. A single error corrected at
+// R = 7 is flagged the same way (the check cannot tell the two apart); at
+// R = 8 it has two spare results and is not.
+TEST(DecoderGuaranteeExceptionClass, ACorrectionWithOneSpareResultIsFlagged) {
+  auto code = PolyDotCode::Create({8, 6, 4}, {.peers = 8, .m = 2, .n = 2, .d = 1}).value();
+  ASSERT_EQ(code->recovery_threshold(), 5);
+  const std::vector<double>& x = code->points();
+  Random rng(12);
+  const Matrix a = rng.NormalMatrix(8, 6), b = rng.NormalMatrix(6, 4);
+  const Matrix alpha = rng.NormalMatrix(4, 4);
+  const std::vector<int> honest = {0, 1, 2, 5};
+  std::vector<PeerResult> clean;
+  for (int p = 0; p < 8; ++p)
+    clean.push_back({p, code->EncodeShard(a, p).value() * code->EncodeInput(b, p).value()});
+  const double rms = clean[0].value.norm() / 4.0;
+  auto delta = [&](int p) {
+    double q = 1.0;
+    for (int h : honest) q *= x[size_t(p)] - x[size_t(h)];
+    return Matrix(rms * q * alpha);
+  };
+  const std::vector<PeerResult> seven(clean.begin(), clean.begin() + 7);
+
+  std::vector<PeerResult> received = seven;
+  for (int w : {3, 4}) received[size_t(w)].value += delta(w);
+  auto masquerade = code->Decode(received);
+  ASSERT_TRUE(masquerade.ok()) << masquerade.status();
+  ASSERT_TRUE(masquerade->verified);
+  EXPECT_EQ(masquerade->wrong_peers, std::vector<int>{6});
+  EXPECT_GT(RelativeError(masquerade->product, a * b), 1e-3);
+  EXPECT_TRUE(masquerade->one_spare_correction);
+
+  for (int r : {7, 8}) {
+    std::vector<PeerResult> one_error(clean.begin(), clean.begin() + r);
+    one_error[3].value(2, 1) += rms;
+    auto d = code->Decode(one_error);
+    ASSERT_TRUE(d.ok()) << d.status() << " R = " << r;
+    EXPECT_EQ(d->wrong_peers, std::vector<int>{3}) << "R = " << r;
+    EXPECT_LT(RelativeError(d->product, a * b), kExactBound) << "R = " << r;
+    EXPECT_EQ(d->one_spare_correction, r == 7) << "R = " << r;
+    // Two peers wrong in different entries: each entry keeps its spares
+    // (the whole-peer shortcut at R = 8 sets both aside, K + 1 kept).
+    std::vector<PeerResult> apart = one_error;
+    apart[4].value(0, 3) -= 2.0 * rms;
+    auto two = code->Decode(apart);
+    ASSERT_TRUE(two.ok()) << two.status() << " R = " << r;
+    EXPECT_EQ(two->wrong_peers, (std::vector<int>{3, 4})) << "R = " << r;
+    EXPECT_LT(RelativeError(two->product, a * b), kExactBound) << "R = " << r;
+    EXPECT_EQ(two->one_spare_correction, r == 7) << "two apart, R = " << r;
+    auto reference = code->Decode(std::vector<PeerResult>(clean.begin(), clean.begin() + r));
+    ASSERT_TRUE(reference.ok());
+    EXPECT_FALSE(reference->one_spare_correction) << "clean, R = " << r;
+  }
+}
+
 }  // namespace
 }  // namespace polyguard
