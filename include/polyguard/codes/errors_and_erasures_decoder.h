@@ -50,7 +50,9 @@
 // DecodeOutcome::deviation_bound reports it per decode, and a product whose
 // code word is much larger than itself (Generalized PolyDot's cross
 // products with unbalanced inner blocks) can be far off in float32 while
-// verified; CodedProduct recomputes those in float64 (docs/codes.md §3.7).
+// verified; CodedProduct recomputes those in float64 (docs/codes.md §3.7),
+// and those corrected with a single spare result
+// (DecodeOutcome::one_spare_correction).
 //
 // Roundoff: a value is accepted in entry l when it is within cs_l = tol (g +
 // e_l) of the decoded code word, e_l the largest |code word value| of entry l
@@ -153,15 +155,17 @@ struct DecodeOutcome {
   // has one degree of freedom. Results wrong at one more peer than were
   // corrected, with errors that (nearly) line up with the corrected ones,
   // pass such a check: identical or proportional errors at R - K peers
-  // whose parity columns happen to sum close to another peer's, or, for
-  // t + 1 generic errors in one entry, a chance of about tol / |error| (2 in
-  // 2,000 decodes at 3,000 tolerances, float32 Generalized PolyDot R - K =
-  // 2). The decode is then verified but off by about the errors' size,
-  // beyond deviation_bound. In float64 that is 1e-9 of the product at most
-  // for errors that can pass; in float32 Resolves() (product_code.h) counts
-  // no such product as resolved, and CodedProduct computes it again in
-  // float64. With two or more results to spare the same needs two
-  // coincidences (a chance of about (tol / |error|)^2).
+  // whose parity columns happen to sum close to another peer's, or, for two
+  // generic errors in one entry, a chance that falls like tol / |error|
+  // (Generalized PolyDot's transpose at R - K = 2: 150 of 2,000 decodes
+  // verified at 1,000 tolerances, 3 at 33,000; the rest DataLoss). The
+  // decode is then verified but off by about the errors' size, beyond
+  // deviation_bound. In float32 Resolves() (product_code.h) counts no such
+  // product as resolved, and CodedProduct computes it again in float64; in
+  // float64 the errors that can pass are 2^29 times smaller (one entry moved
+  // by at most 2e-6 of the product's RMS, measured). With two or more
+  // results to spare the same needs two coincidences (a chance of about
+  // (tol / |error|)^2).
   bool one_spare_correction = false;
 };
 
