@@ -133,9 +133,15 @@ Status ProductCode::CheckResults(std::span<const PeerResult> results, int64_t ro
 namespace {
 // The mean of sum_k |a_ik| |b_kj| over rows x cols entries, over sqrt(inner),
 // from the inner-length sums of |A| over its rows and of |B| over its columns.
+// Each side is scaled to at most 1 first: the sums of data near 1e152
+// overflowed their dot product, and an infinite declaration let the checks
+// loosen to their cap (adversary s9).
 double ScaleOf(const Vector& a_sums, const Vector& b_sums, double rows, double cols) {
   const double n = rows * cols * std::sqrt(double(std::max<Eigen::Index>(a_sums.size(), 1)));
-  return n > 0.0 ? a_sums.dot(b_sums) / n : 0.0;
+  if (!(n > 0.0) || a_sums.size() == 0) return 0.0;
+  const double ma = a_sums.maxCoeff(), mb = b_sums.maxCoeff();
+  if (!(ma > 0.0 && mb > 0.0)) return std::isnan(ma + mb) ? ma + mb : 0.0;
+  return (a_sums / ma).dot(b_sums / mb) / n * ma * mb;
 }
 Vector SparseColumnSums(const SparseMatrix& m) {
   Vector sums = Vector::Zero(m.cols());
@@ -154,7 +160,9 @@ Vector SparseRowSums(const SparseMatrix& m) {
 double RoundoffScale(const MatrixRef& shard, const MatrixRef& piece, bool transpose) {
   const Vector b = piece.cwiseAbs().rowwise().sum();
   if (transpose) {
-    const Vector a = shard.cwiseAbs().rowwise().sum();
+    // Column by column: Eigen's rowwise sum strides across the storage.
+    Vector a = Vector::Zero(shard.rows());
+    for (Eigen::Index j = 0; j < shard.cols(); ++j) a += shard.col(j).cwiseAbs();
     return a.size() == b.size() ? ScaleOf(a, b, double(shard.cols()), double(piece.cols())) : 0.0;
   }
   const Vector a = shard.cwiseAbs().colwise().sum().transpose();
@@ -189,8 +197,11 @@ bool Resolves(const ProductCode& code, const DecodedProduct& decoded) {
   const ProductShape& s = code.shape();
   const double rho = UnitRoundoff(Precision::kFloat32) *
                      std::sqrt(double(std::max<int64_t>({s.rows, s.inner, 1})));
-  const double rms = decoded.product.norm() / std::sqrt(double(decoded.product.size()));
-  return decoded.deviation_bound <= kFloat32ResolutionLimitInRoundoffs * rho * rms;
+  // blueNorm: the plain norm's squares overflow for entries past 1e154, and
+  // an infinite RMS accepted an infinite bound (adversary s9).
+  const double rms = decoded.product.blueNorm() / std::sqrt(double(decoded.product.size()));
+  return std::isfinite(decoded.deviation_bound) && std::isfinite(rms) &&
+         decoded.deviation_bound <= kFloat32ResolutionLimitInRoundoffs * rho * rms;
 }
 
 namespace internal {

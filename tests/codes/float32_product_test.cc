@@ -522,6 +522,54 @@ INSTANTIATE_TEST_SUITE_P(Codes, Float32Product_, ::testing::ValuesIn(Cases()), C
 // does not read (adversary s6: a bound from that sample let a product 58%
 // off pass as resolved). Shifting the column into the sample changes
 // nothing.
+// Data near the top of the double range (products of 3e305, 600 times
+// below the largest double; adversary s9): the declared scales' sums
+// overflowed to infinity, the checks took their 1,024x cap, a dense 1% error
+// at R = K + 1 passed unnamed, and Resolves() took the infinite bound for
+// resolved because the product's plain norm overflowed too.
+TEST(Float32ProductRange, DataNearTheLargestDoubleIsCheckedAtItsOwnScale) {
+  for (const ProductCodeOptions& options : {PolyDot8(), Rotation20()}) {
+    ProductCodeOptions o = options;
+    o.shape = {64, 256, 16};
+    o.precision = Precision::kFloat32;
+    auto code = MakeProductCode(o).value();
+    const int k = code->recovery_threshold();
+    // The same data at scale 1 and 1e152 (exact: a power of ten is not, but
+    // both decode alike to float32): the same verdicts.
+    std::vector<bool> resolved;
+    for (double scale : {1.0, 1e152}) {
+      Random rng(11);
+      const Matrix a = rng.NormalMatrix(64, 256) * scale, b = rng.NormalMatrix(256, 16) * scale;
+      const Matrix c = a * b;
+      std::vector<PeerResult> results;
+      for (int r = 0; r <= k; ++r) {
+        const Matrix shard = code->EncodeShard(a, r).value();
+        const Matrix piece = code->EncodeInput(b, r).value();
+        results.push_back({r, code->PeerProduct(shard, piece), RoundoffScale(shard, piece)});
+        EXPECT_TRUE(std::isfinite(results.back().roundoff_scale)) << "peer " << r;
+      }
+      auto clean = code->Decode(results);
+      ASSERT_TRUE(clean.ok()) << clean.status();
+      EXPECT_TRUE(clean->wrong_peers.empty()) << "scale " << scale;
+      EXPECT_TRUE(std::isfinite(clean->deviation_bound)) << "scale " << scale;
+      resolved.push_back(Resolves(*code, *clean));
+      results[0].value += rng.NormalMatrix(results[0].value.rows(), results[0].value.cols()) *
+                          (1e-2 * c.cwiseAbs().maxCoeff());
+      auto d = code->Decode(results);
+      if (d.ok() && d->verified && Resolves(*code, *d)) {
+        ADD_FAILURE() << "scale " << scale << ": a 1% error passed, " << FormatPeers(d->wrong_peers)
+                      << " named, "
+                      << (d->product - c).cwiseAbs().maxCoeff() / c.cwiseAbs().maxCoeff()
+                      << " of the largest entry off";
+      }
+      DecodedProduct unbounded = *clean;
+      unbounded.deviation_bound = std::numeric_limits<double>::infinity();
+      EXPECT_FALSE(Resolves(*code, unbounded));
+    }
+    EXPECT_EQ(resolved[0], resolved[1]);
+  }
+}
+
 TEST(Float32ProductLarge, CrossProductsInAFewEntriesAreSeen) {
   ProductCodeOptions o = PolyDot8();
   o.shape = {128, 64, 128};
