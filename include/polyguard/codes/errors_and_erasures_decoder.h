@@ -40,7 +40,10 @@
 // stragglers of each of Generalized PolyDot P = 8, m = n = 2 and rotation
 // points P = 20, K = 16), errors in every wrong entry are located as in
 // (a)-(c) from 50 rho (that Generalized PolyDot) and from 200 rho (those
-// rotation points), and a verified product's largest deviation was
+// rotation points; an error in a single entry can still be put on another
+// peer up to about 370 rho, 3 of 300 decodes at R = K + 3, and up to about
+// 1,600 rho at R = K + 2, where two peers' parity columns can be nearly
+// parallel: one_spare_correction), and a verified product's largest deviation was
 // measured at 63 rho of the product's RMS when errors were located, and up
 // to about 700 rho when a smaller error was absorbed (1e-3 of the product
 // at inner 2048: the window above, in float32 units). Measured, not
