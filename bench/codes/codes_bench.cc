@@ -4,11 +4,13 @@
 //   Encode        the per-step input encode at one peer (B~_r)
 //   EncodeShard   the one-time shard encode at one peer
 //   LocalProduct  shard * piece at one peer
+//   RoundoffScale the peer's declared roundoff scale of that product (sent
+//                 with its result; one pass over shard and piece)
 //   DecodeClean   decode from all P results, no errors
 //   DecodeErrors  decode with the most correctable wrong results (P - K - 1)
 //   Uncoded       the full N x N by N x B product on one core
-// bench/codes/ratios.py turns the JSON output into (encode + decode) /
-// (local product) per case.
+// bench/codes/ratios.py turns the JSON output into (encode + declared scale +
+// decode) / (local product) per case.
 #include <benchmark/benchmark.h>
 
 #include "polyguard/polyguard.h"
@@ -75,6 +77,12 @@ void BM_LocalProduct(benchmark::State& state) {
   Label(state, c);
 }
 
+void BM_RoundoffScale(benchmark::State& state) {
+  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
+  for (auto _ : state) benchmark::DoNotOptimize(RoundoffScale(c.shard, c.piece));
+  Label(state, c);
+}
+
 void BM_DecodeClean(benchmark::State& state) {
   Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
   for (auto _ : state) {
@@ -119,6 +127,7 @@ void Args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Encode)->Apply(Args);
 BENCHMARK(BM_EncodeShard)->Apply(Args)->Iterations(3);
 BENCHMARK(BM_LocalProduct)->Apply(Args);
+BENCHMARK(BM_RoundoffScale)->Apply(Args);
 BENCHMARK(BM_DecodeClean)->Apply(Args);
 BENCHMARK(BM_DecodeErrors)->Apply(Args);
 BENCHMARK(BM_Uncoded)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reads codes_bench JSON (--benchmark_format=json) and prints, per case,
-(encode + decode) / (local shard product), for clean decodes and for decodes
-with the most correctable errors.
+(encode + declared roundoff scale + decode) / (local shard product), for clean
+decodes and for decodes with the most correctable errors.
 
     build/bench/codes_bench --benchmark_format=json > codes.json
     bench/codes/ratios.py codes.json
@@ -22,16 +22,18 @@ for b in data["benchmarks"]:
     p = (int(m.group(4)), int(m.group(5))) if m.group(4) else None
     times[(kind, n, batch, p)] = b["cpu_time"]
 
-print("N,B,P,n,local_product_us,encode_us,decode_clean_us,decode_errors_us,"
+print("N,B,P,n,local_product_us,encode_us,scale_us,decode_clean_us,decode_errors_us,"
       "ratio_clean,ratio_errors,uncoded_over_local")
 for (kind, n, batch, p), t in sorted(times.items()):
     if kind != "LocalProduct":
         continue
     enc = times.get(("Encode", n, batch, p))
+    scale = times.get(("RoundoffScale", n, batch, p), 0.0)
     dc = times.get(("DecodeClean", n, batch, p))
     de = times.get(("DecodeErrors", n, batch, p))
     unc = times.get(("Uncoded", n, batch, None))
     if None in (enc, dc, de):
         continue
-    print(f"{n},{batch},{p[0]},{p[1]},{t:.1f},{enc:.1f},{dc:.1f},{de:.1f},"
-          f"{(enc + dc) / t:.3f},{(enc + de) / t:.3f},{(unc / t) if unc else float('nan'):.2f}")
+    print(f"{n},{batch},{p[0]},{p[1]},{t:.1f},{enc:.1f},{scale:.1f},{dc:.1f},{de:.1f},"
+          f"{(enc + scale + dc) / t:.3f},{(enc + scale + de) / t:.3f},"
+          f"{(unc / t) if unc else float('nan'):.2f}")

@@ -343,8 +343,9 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   std::vector<char> wrong(static_cast<size_t>(f), 0);
   // With K + 1 kept, an entry where every set-aside peer is off was checked
   // by a single spare result (DecodeOutcome::one_spare_correction): each
-  // peer is then checked in every entry, not only up to its first miss.
-  const bool count_off = kept_count == k + 1;
+  // peer is then checked in every entry until one such entry is found, not
+  // only up to its first miss.
+  bool count_off = kept_count == k + 1;
   bool one_spare = false;
   for (int64_t l = 0; l < length; ++l) {
     double cs = -1.0;
@@ -366,7 +367,10 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
       wrong[static_cast<size_t>(q)] = 1;
       ++off;
     }
-    if (count_off && off == f) one_spare = true;
+    if (count_off && off == f) {
+      one_spare = true;
+      count_off = false;
+    }
   }
   DecodeOutcome out;
   out.coefficients = out2.middleCols(kp, w);

@@ -317,8 +317,9 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   std::vector<char> wrong(flagged_ids.size(), 0);
   // With K + 1 kept, an entry where every set-aside peer is off was checked
   // by a single spare result (DecodeOutcome::one_spare_correction): each
-  // peer is then checked in every entry, not only up to its first miss.
-  const bool count_off = kept_count == k + 1;
+  // peer is then checked in every entry until one such entry is found, not
+  // only up to its first miss.
+  bool count_off = kept_count == k + 1;
   bool one_spare = false;
   std::vector<char> off_here(flagged_ids.size(), 0);
   double sumsq = 0.0;
@@ -348,6 +349,7 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
           if (count_off && std::count(off_here.begin(), off_here.end(), 1) ==
                                static_cast<std::ptrdiff_t>(off_here.size())) {
             one_spare = true;
+            count_off = false;
           }
         }
         sink(l0, chunk.middleCols(kp, kc));
