@@ -78,20 +78,38 @@ namespace {
 // Float32 peers send their results as float32, two numbers in each double of
 // the gather (gloo moves bytes, never reads them): the bytes sent halve, and
 // the receiver widens them back for the decode, exactly.
+// Both go through a small buffer in chunks (memcpy keeps the types apart):
+// a whole-result float copy per peer and exchange cost allocations and page
+// faults, 2% of a float32 peer's CPU.
+constexpr size_t kPackChunk = 1024;
+
 std::vector<double> PackFloat32(const Matrix& m) {
   const size_t n = static_cast<size_t>(m.size());
-  std::vector<float> narrow(n);
-  Eigen::Map<Eigen::VectorXf>(narrow.data(), Eigen::Index(n)) = m.reshaped().cast<float>();
-  std::vector<double> packed((n + 1) / 2, 0.0);
-  std::memcpy(packed.data(), narrow.data(), n * sizeof(float));
+  std::vector<double> packed((n + 1) / 2);
+  if (n % 2 == 1) packed.back() = 0.0;  // the unused half of the last double
+  char* out = reinterpret_cast<char*>(packed.data());
+  float chunk[kPackChunk];
+  for (size_t i = 0; i < n; i += kPackChunk) {
+    const size_t c = std::min(kPackChunk, n - i);
+    Eigen::Map<Eigen::VectorXf>(chunk, Eigen::Index(c)) =
+        Eigen::Map<const Vector>(m.data() + i, Eigen::Index(c)).cast<float>();
+    std::memcpy(out + i * sizeof(float), chunk, c * sizeof(float));
+  }
   return packed;
 }
 
 Matrix UnpackFloat32(const Matrix& packed, Eigen::Index rows, Eigen::Index cols) {
   const size_t n = static_cast<size_t>(rows * cols);
-  std::vector<float> narrow(n);
-  std::memcpy(narrow.data(), packed.data(), n * sizeof(float));
-  return Eigen::Map<const Eigen::MatrixXf>(narrow.data(), rows, cols).cast<double>();
+  Matrix out(rows, cols);
+  const char* in = reinterpret_cast<const char*>(packed.data());
+  float chunk[kPackChunk];
+  for (size_t i = 0; i < n; i += kPackChunk) {
+    const size_t c = std::min(kPackChunk, n - i);
+    std::memcpy(chunk, in + i * sizeof(float), c * sizeof(float));
+    Eigen::Map<Vector>(out.data() + i, Eigen::Index(c)) =
+        Eigen::Map<const Eigen::VectorXf>(chunk, Eigen::Index(c)).cast<double>();
+  }
+  return out;
 }
 }  // namespace
 
