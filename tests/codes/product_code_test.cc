@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+#include <string>
+
 #include "codes/code_test_util.h"
+#include "polyguard/base/random.h"
 
 namespace polyguard {
 namespace {
@@ -47,6 +52,66 @@ TEST(ProductCode, EveryStrategyHonoursItsClaims) {
       EXPECT_LT(RelativeError(decoded->product, run.expected), 1e-9);
     }
   }
+}
+
+// RoundoffScale against its definition, from the terms S = |A| |B| written
+// out: max row mean x max column mean / mean / sqrt(inner).
+double ReferenceScale(const Matrix& a, const Matrix& b) {
+  const Matrix s = a.cwiseAbs() * b.cwiseAbs();
+  if (!(s.mean() > 0.0)) return 0.0;
+  return s.rowwise().mean().maxCoeff() * s.colwise().mean().maxCoeff() / s.mean() /
+         std::sqrt(double(a.cols()));
+}
+
+struct ScaleCase {
+  const char* name;
+  double offset;      // added to every entry of A
+  double hot_row;     // added to A's row 0
+  int used_columns;   // B's columns kept (the rest zero: a padded batch)
+  double hot_column;  // B's column 0 times this
+};
+
+class RoundoffScaleTest : public ::testing::TestWithParam<ScaleCase> {};
+
+TEST_P(RoundoffScaleTest, IsTheLargestEntrysTermScaleOfARowAndColumnProfile) {
+  const ScaleCase& c = GetParam();
+  Random rng(3);
+  Matrix a = rng.NormalMatrix(24, 40), b = rng.NormalMatrix(40, 16);
+  a.array() += c.offset;
+  a.row(0).array() += c.hot_row;
+  b.rightCols(16 - c.used_columns).setZero();
+  b.col(0) *= c.hot_column;
+  const double want = ReferenceScale(a, b);
+  EXPECT_NEAR(RoundoffScale(a, b), want, 1e-12 * want);
+  // The transpose product of a^T and b, and the sparse overloads.
+  const Matrix at = a.transpose();
+  EXPECT_NEAR(RoundoffScale(at, b, /*transpose=*/true), want, 1e-12 * want);
+  const SparseMatrix as = a.sparseView(), bs = b.sparseView();
+  EXPECT_NEAR(RoundoffScale(as, b), want, 1e-12 * want);
+  EXPECT_NEAR(RoundoffScale(as, bs), want, 1e-12 * want);
+  // Never below the mean term.
+  const Matrix s = a.cwiseAbs() * b.cwiseAbs();
+  EXPECT_GE(want, s.mean() / std::sqrt(40.0) * (1 - 1e-12));
+  // Scale-free, also where the sums would overflow.
+  EXPECT_NEAR(RoundoffScale(Matrix(a * 1e152), Matrix(b * 1e152)) / 1e304, want, 1e-12 * want);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Data, RoundoffScaleTest,
+    ::testing::Values(ScaleCase{"plain", 0, 0, 16, 1}, ScaleCase{"offset", 100, 0, 16, 1},
+                      ScaleCase{"hot_row", 0, 100, 16, 1}, ScaleCase{"padded_batch", 10, 0, 2, 1},
+                      ScaleCase{"hot_column", 10, 0, 16, 100}),
+    [](const ::testing::TestParamInfo<ScaleCase>& info) { return std::string(info.param.name); });
+
+TEST(RoundoffScale, ZeroAndNonFiniteOperands) {
+  Random rng(4);
+  const Matrix a = rng.NormalMatrix(6, 5), b = rng.NormalMatrix(5, 3);
+  EXPECT_EQ(RoundoffScale(Matrix(Matrix::Zero(6, 5)), b), 0.0);
+  EXPECT_EQ(RoundoffScale(a, Matrix(Matrix::Zero(5, 3))), 0.0);
+  Matrix bad = a;
+  bad(2, 3) = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_TRUE(std::isnan(RoundoffScale(bad, b)));
+  EXPECT_EQ(RoundoffScale(a, rng.NormalMatrix(4, 3)), 0.0);  // shapes that do not multiply
 }
 
 TEST(ProductCode, FactoryNamesTheBadField) {
