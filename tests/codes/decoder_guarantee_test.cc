@@ -1346,26 +1346,44 @@ TEST(DecoderGuarantee, RandomSweep) {
 // R - K = 3 of them, the received word is 1 result from C + dC and 3 from C:
 // C cannot be verified (only K results agree with it), so the decoder either
 // gives up or "corrects" to C + dC naming the fourth peer.
-TEST(DecoderGuaranteeExceptionClass, ErrorsThatAreAnotherCodeWord) {
-  auto code = PolyDotCode::Create({8, 6, 4}, {.peers = 8, .m = 2, .n = 2, .d = 1}).value();
-  ASSERT_EQ(code->recovery_threshold(), 5);
-  const std::vector<double>& x = code->points();
-  Random rng(11);
-  const Matrix a = rng.NormalMatrix(8, 6), b = rng.NormalMatrix(6, 4);
-  const Matrix alpha = rng.NormalMatrix(4, 4);
+// The set-up of the exception-class tests: the code, A, B, every peer's
+// result and the code word dC that vanishes at the honest peers.
+struct AnotherCodeWord {
   // Not symmetric about 0: with roots +-x the polynomial is even and only
   // changes PolyDot's garbage coefficients, not C.
-  const std::vector<int> honest = {0, 1, 2, 5}, wrong = {3, 4, 6, 7};
+  static constexpr int kHonest[] = {0, 1, 2, 5};
+  std::unique_ptr<PolyDotCode> code =
+      PolyDotCode::Create({8, 6, 4}, {.peers = 8, .m = 2, .n = 2, .d = 1}).value();
+  Matrix a, b, alpha;
   std::vector<PeerResult> clean;
-  for (int p = 0; p < 8; ++p)
-    clean.push_back({p, code->EncodeShard(a, p).value() * code->EncodeInput(b, p).value()});
-  const double rms = clean[0].value.norm() / 4.0;
-  auto delta = [&](int p) {
+  double rms = 0.0;
+
+  explicit AnotherCodeWord(uint64_t seed) {
+    Random rng(seed);
+    a = rng.NormalMatrix(8, 6);
+    b = rng.NormalMatrix(6, 4);
+    alpha = rng.NormalMatrix(4, 4);
+    for (int p = 0; p < 8; ++p)
+      clean.push_back({p, code->EncodeShard(a, p).value() * code->EncodeInput(b, p).value()});
+    rms = clean[0].value.norm() / 4.0;
+  }
+  // dC at peer p.
+  Matrix Delta(int p) const {
     double q = 1.0;
-    for (int h : honest) q *= x[size_t(p)] - x[size_t(h)];
-    return Matrix(rms * q * alpha);
-  };
-  for (int h : honest) {
+    for (int h : kHonest) q *= code->points()[size_t(p)] - code->points()[size_t(h)];
+    return rms * q * alpha;
+  }
+};
+
+TEST(DecoderGuaranteeExceptionClass, ErrorsThatAreAnotherCodeWord) {
+  const AnotherCodeWord w(11);
+  const auto& code = w.code;
+  ASSERT_EQ(code->recovery_threshold(), 5);
+  const Matrix &a = w.a, &b = w.b;
+  const std::vector<PeerResult>& clean = w.clean;
+  auto delta = [&](int p) { return w.Delta(p); };
+  const std::vector<int> wrong = {3, 4, 6, 7};
+  for (int h : AnotherCodeWord::kHonest) {
     EXPECT_EQ(delta(h).norm(), 0.0);
   }
 
@@ -1410,22 +1428,12 @@ TEST(DecoderGuaranteeExceptionClass, ErrorsThatAreAnotherCodeWord) {
 // R = 7 is flagged the same way (the check cannot tell the two apart); at
 // R = 8 it has two spare results and is not.
 TEST(DecoderGuaranteeExceptionClass, ACorrectionWithOneSpareResultIsFlagged) {
-  auto code = PolyDotCode::Create({8, 6, 4}, {.peers = 8, .m = 2, .n = 2, .d = 1}).value();
-  ASSERT_EQ(code->recovery_threshold(), 5);
-  const std::vector<double>& x = code->points();
-  Random rng(12);
-  const Matrix a = rng.NormalMatrix(8, 6), b = rng.NormalMatrix(6, 4);
-  const Matrix alpha = rng.NormalMatrix(4, 4);
-  const std::vector<int> honest = {0, 1, 2, 5};
-  std::vector<PeerResult> clean;
-  for (int p = 0; p < 8; ++p)
-    clean.push_back({p, code->EncodeShard(a, p).value() * code->EncodeInput(b, p).value()});
-  const double rms = clean[0].value.norm() / 4.0;
-  auto delta = [&](int p) {
-    double q = 1.0;
-    for (int h : honest) q *= x[size_t(p)] - x[size_t(h)];
-    return Matrix(rms * q * alpha);
-  };
+  const AnotherCodeWord w(12);
+  const auto& code = w.code;
+  const Matrix &a = w.a, &b = w.b;
+  const std::vector<PeerResult>& clean = w.clean;
+  const double rms = w.rms;
+  auto delta = [&](int p) { return w.Delta(p); };
   const std::vector<PeerResult> seven(clean.begin(), clean.begin() + 7);
 
   std::vector<PeerResult> received = seven;
