@@ -131,28 +131,17 @@ Status ProductCode::CheckResults(std::span<const PeerResult> results, int64_t ro
 }
 
 namespace {
-// The result's term scales S_ij = sum_k |a_ik| |b_kj| through their row
-// means r_i, column means c_j and mean m: the declaration is
-// max_i r_i max_j c_j / m / sqrt(inner), the largest entry's own when S is a
-// product of a row and a column profile (a hot row of A, a hot or padded
-// column of B), and never below the mean. Inputs: the inner-length sums of
-// |A| over the result's rows (a) and of |B| over its columns (b), each
-// divided by its largest value (the sums of data near 1e152 overflowed), and
-// row = |A| b^ / cols, col = |B|^T a^ / rows, in those units (the scales
-// cancel in the ratio).
-double DeclaredScale(const Vector& a_hat, const Vector& b_hat, const Vector& row, const Vector& col,
-                     double rows, double cols) {
-  const double inner = double(std::max<Eigen::Index>(a_hat.size(), 1));
-  if (a_hat.size() == 0 || row.size() == 0 || col.size() == 0 || !(rows * cols > 0.0)) return 0.0;
-  const double mean = a_hat.dot(b_hat) / (rows * cols);
-  if (std::isnan(mean)) return mean;
-  if (!(mean > 0.0)) return 0.0;
-  return row.maxCoeff() / mean / std::sqrt(inner) * col.maxCoeff();
-}
-// v / max(v) (v itself when its largest value is 0 or not finite).
-Vector Normalized(const Vector& v) {
-  const double largest = v.size() > 0 ? v.maxCoeff() : 0.0;
-  return largest > 0.0 && std::isfinite(largest) ? Vector(v / largest) : v;
+// The mean of sum_k |a_ik| |b_kj| over rows x cols entries, over sqrt(inner),
+// from the inner-length sums of |A| over its rows and of |B| over its columns.
+// Each side is scaled to at most 1 first: the sums of data near 1e152
+// overflowed their dot product, and an infinite declaration let the checks
+// loosen to their cap (adversary s9).
+double ScaleOf(const Vector& a_sums, const Vector& b_sums, double rows, double cols) {
+  const double n = rows * cols * std::sqrt(double(std::max<Eigen::Index>(a_sums.size(), 1)));
+  if (!(n > 0.0) || a_sums.size() == 0) return 0.0;
+  const double ma = a_sums.maxCoeff(), mb = b_sums.maxCoeff();
+  if (!(ma > 0.0 && mb > 0.0)) return std::isnan(ma + mb) ? ma + mb : 0.0;
+  return (a_sums / ma).dot(b_sums / mb) / n * ma * mb;
 }
 Vector SparseColumnSums(const SparseMatrix& m) {
   Vector sums = Vector::Zero(m.cols());
@@ -166,73 +155,28 @@ Vector SparseRowSums(const SparseMatrix& m) {
     for (SparseMatrix::InnerIterator it(m, k); it; ++it) sums(it.row()) += std::abs(it.value());
   return sums;
 }
-// row = |A| b^ / cols and a = the column sums of |A|, for a sparse A.
-Vector SparseRowTerms(const SparseMatrix& a, const Vector& b_hat, double cols) {
-  Vector row = Vector::Zero(a.rows());
-  for (Eigen::Index k = 0; k < a.outerSize(); ++k)
-    for (SparseMatrix::InnerIterator it(a, k); it; ++it)
-      row(it.row()) += std::abs(it.value()) * b_hat(it.col());
-  return row / cols;
-}
 }  // namespace
 
 double RoundoffScale(const MatrixRef& shard, const MatrixRef& piece, bool transpose) {
-  // Every pass goes column by column (Eigen's rowwise sums stride across the
-  // storage), the shard's once.
-  Vector b = Vector::Zero(piece.rows());
-  for (Eigen::Index j = 0; j < piece.cols(); ++j) b += piece.col(j).cwiseAbs();
-  const Vector b_hat = Normalized(b);
-  const Eigen::Index inner = transpose ? shard.rows() : shard.cols();
-  if (inner != piece.rows()) return 0.0;
-  const double rows = double(transpose ? shard.cols() : shard.rows());
-  const double cols = double(piece.cols());
-  Vector a, row;
+  const Vector b = piece.cwiseAbs().rowwise().sum();
   if (transpose) {
-    // The result is shard^T piece: its row i is the shard's column i.
-    a = Vector::Zero(shard.rows());
-    row.resize(shard.cols());
-    for (Eigen::Index i = 0; i < shard.cols(); ++i) {
-      a += shard.col(i).cwiseAbs();
-      row(i) = shard.col(i).cwiseAbs().dot(b_hat) / cols;
-    }
-  } else {
-    a.resize(shard.cols());
-    row = Vector::Zero(shard.rows());
-    for (Eigen::Index k = 0; k < shard.cols(); ++k) {
-      a(k) = shard.col(k).cwiseAbs().sum();
-      row += shard.col(k).cwiseAbs() * (b_hat(k) / cols);
-    }
+    // Column by column: Eigen's rowwise sum strides across the storage.
+    Vector a = Vector::Zero(shard.rows());
+    for (Eigen::Index j = 0; j < shard.cols(); ++j) a += shard.col(j).cwiseAbs();
+    return a.size() == b.size() ? ScaleOf(a, b, double(shard.cols()), double(piece.cols())) : 0.0;
   }
-  const Vector a_hat = Normalized(a);
-  Vector col(piece.cols());
-  for (Eigen::Index j = 0; j < piece.cols(); ++j)
-    col(j) = piece.col(j).cwiseAbs().dot(a_hat) / rows;
-  return DeclaredScale(a_hat, b_hat, row, col, rows, cols);
+  const Vector a = shard.cwiseAbs().colwise().sum().transpose();
+  return a.size() == b.size() ? ScaleOf(a, b, double(shard.rows()), double(piece.cols())) : 0.0;
 }
 
 double RoundoffScale(const SparseMatrix& shard, const SparseMatrix& piece) {
-  if (shard.cols() != piece.rows()) return 0.0;
-  const double rows = double(shard.rows()), cols = double(piece.cols());
-  const Vector b_hat = Normalized(SparseRowSums(piece));
-  const Vector a_hat = Normalized(SparseColumnSums(shard));
-  Vector col = Vector::Zero(piece.cols());
-  for (Eigen::Index k = 0; k < piece.outerSize(); ++k)
-    for (SparseMatrix::InnerIterator it(piece, k); it; ++it)
-      col(it.col()) += std::abs(it.value()) * a_hat(it.row());
-  return DeclaredScale(a_hat, b_hat, SparseRowTerms(shard, b_hat, cols), col / rows, rows, cols);
+  const Vector a = SparseColumnSums(shard), b = SparseRowSums(piece);
+  return a.size() == b.size() ? ScaleOf(a, b, double(shard.rows()), double(piece.cols())) : 0.0;
 }
 
 double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece) {
-  if (shard.cols() != piece.rows()) return 0.0;
-  const double rows = double(shard.rows()), cols = double(piece.cols());
-  Vector b = Vector::Zero(piece.rows());
-  for (Eigen::Index j = 0; j < piece.cols(); ++j) b += piece.col(j).cwiseAbs();
-  const Vector b_hat = Normalized(b);
-  const Vector a_hat = Normalized(SparseColumnSums(shard));
-  Vector col(piece.cols());
-  for (Eigen::Index j = 0; j < piece.cols(); ++j)
-    col(j) = piece.col(j).cwiseAbs().dot(a_hat) / rows;
-  return DeclaredScale(a_hat, b_hat, SparseRowTerms(shard, b_hat, cols), col, rows, cols);
+  const Vector a = SparseColumnSums(shard), b = piece.cwiseAbs().rowwise().sum();
+  return a.size() == b.size() ? ScaleOf(a, b, double(shard.rows()), double(piece.cols())) : 0.0;
 }
 
 double RoundoffFloor(std::span<const PeerResult> results, int threshold) {

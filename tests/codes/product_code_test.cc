@@ -55,12 +55,10 @@ TEST(ProductCode, EveryStrategyHonoursItsClaims) {
 }
 
 // RoundoffScale against its definition, from the terms S = |A| |B| written
-// out: max row mean x max column mean / mean / sqrt(inner).
+// out: their mean over sqrt(inner).
 double ReferenceScale(const Matrix& a, const Matrix& b) {
   const Matrix s = a.cwiseAbs() * b.cwiseAbs();
-  if (!(s.mean() > 0.0)) return 0.0;
-  return s.rowwise().mean().maxCoeff() * s.colwise().mean().maxCoeff() / s.mean() /
-         std::sqrt(double(a.cols()));
+  return s.mean() / std::sqrt(double(a.cols()));
 }
 
 struct ScaleCase {
@@ -73,7 +71,7 @@ struct ScaleCase {
 
 class RoundoffScaleTest : public ::testing::TestWithParam<ScaleCase> {};
 
-TEST_P(RoundoffScaleTest, IsTheLargestEntrysTermScaleOfARowAndColumnProfile) {
+TEST_P(RoundoffScaleTest, IsTheMeanTermScale) {
   const ScaleCase& c = GetParam();
   Random rng(3);
   Matrix a = rng.NormalMatrix(24, 40), b = rng.NormalMatrix(40, 16);
@@ -89,9 +87,6 @@ TEST_P(RoundoffScaleTest, IsTheLargestEntrysTermScaleOfARowAndColumnProfile) {
   const SparseMatrix as = a.sparseView(), bs = b.sparseView();
   EXPECT_NEAR(RoundoffScale(as, b), want, 1e-12 * want);
   EXPECT_NEAR(RoundoffScale(as, bs), want, 1e-12 * want);
-  // Never below the mean term.
-  const Matrix s = a.cwiseAbs() * b.cwiseAbs();
-  EXPECT_GE(want, s.mean() / std::sqrt(40.0) * (1 - 1e-12));
   // Scale-free, also where the sums would overflow.
   EXPECT_NEAR(RoundoffScale(Matrix(a * 1e152), Matrix(b * 1e152)) / 1e304, want, 1e-12 * want);
 }
@@ -110,7 +105,8 @@ TEST(RoundoffScale, ZeroAndNonFiniteOperands) {
   EXPECT_EQ(RoundoffScale(a, Matrix(Matrix::Zero(5, 3))), 0.0);
   Matrix bad = a;
   bad(2, 3) = std::numeric_limits<double>::quiet_NaN();
-  EXPECT_TRUE(std::isnan(RoundoffScale(bad, b)));
+  const double with_nan = RoundoffScale(bad, b);
+  EXPECT_TRUE(std::isnan(with_nan)) << with_nan;
   EXPECT_EQ(RoundoffScale(a, rng.NormalMatrix(4, 3)), 0.0);  // shapes that do not multiply
 }
 

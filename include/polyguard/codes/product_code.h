@@ -57,21 +57,15 @@ struct PeerResult {
 };
 
 // The roundoff scale of a local product shard * piece (shard^T * piece when
-// `transpose`), from the terms of each entry's dot product: with
-// S_ij = sum_k |a_ik| |b_kj|, its row means r_i, column means c_j and mean
-// m, max_i r_i max_j c_j / m over sqrt(inner). A float32 dot product's
-// roundoff grows like its partial sums, a random walk of steps |a_k b_k|: on
-// data without structure this is about the result's own RMS; when the terms
-// cancel (results far smaller than their terms: inputs of zero mean against
-// weights with a common offset) it stays at the terms' size, which is what
-// sets the roundoff. The maxima make it the largest entry's when the terms
-// follow a row and a column profile: one mean per result let an offset in
-// one row of A, a padded batch (most columns of B zero) or one large batch
-// column dilute it and name honest peers (adversaries s8 and s9). It is never
-// below the mean, so data without such structure keeps about the mean. 0 for
-// empty or zero operands, NaN for non-finite ones. Cost: one pass over each
-// operand (the shard's column sums of |values| and |shard| times the
-// piece's row sums, in the same pass).
+// `transpose`): the mean over the result's entries of sum_k |a_k| |b_k|
+// (the terms of the entry's dot product), over sqrt(inner). A float32 dot
+// product's roundoff grows like its partial sums, a random walk of steps
+// |a_k b_k|: on data without structure this is about the result's own RMS;
+// when the terms cancel (results far smaller than their terms: inputs of
+// zero mean against weights with a common offset) it stays at the terms'
+// size, which is what sets the roundoff. 0 for empty operands. Cost: one
+// pass over each operand (the mean needs only A's column sums and B's row
+// sums of |values|).
 double RoundoffScale(const MatrixRef& shard, const MatrixRef& piece, bool transpose = false);
 double RoundoffScale(const SparseMatrix& shard, const SparseMatrix& piece);
 double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece);
