@@ -185,12 +185,11 @@ StatusOr<DecodedProduct> ProductMdsCode::DecodeLines(std::span<const PeerResult>
     full.middleRows(a * block, block) = outcome->coefficients.col(a).reshaped(block, cols);
   DecodedProduct out;
   out.product = full.topRows(out_rows);
-  out.verified = outcome->verified;
-  out.deviation_bound =
-      internal::CroppedBound(outcome->deviation_bound, full.size(), out.product.size());
-  out.one_spare_correction = outcome->one_spare_correction;
+  internal::TakeVerdict(&*outcome, full.size(), out.product.size(), &out);
   // The code locates a wrong line, not which of its peers was wrong.
-  for (int line : outcome->wrong_peers)
+  const std::vector<int> wrong_lines = std::move(out.wrong_peers);
+  out.wrong_peers.clear();
+  for (int line : wrong_lines)
     for (int k = 0; k < members; ++k)
       out.wrong_peers.push_back(rows ? PeerAt(line, k) : PeerAt(k, line));
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());

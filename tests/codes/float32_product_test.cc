@@ -171,6 +171,20 @@ TEST_P(Float32Product_, ResultsAreFloat32Products) {
   const Eigen::MatrixXf want = shard.cast<float>() * piece.cast<float>();
   EXPECT_EQ(p.code->PeerProduct(shard, piece), want.cast<double>());
   EXPECT_NE(p.code->PeerProduct(shard, piece), Matrix(shard * piece));
+  // The transpose product (codes that train), of data in float32's range
+  // and far outside it (scaled by powers of two, exact, and back).
+  Random drng(2);
+  const Matrix d = drng.NormalMatrix(p.a.rows(), p.b.cols());
+  auto encoded = p.code->EncodeTransposeInput(d, 3);
+  if (!encoded.ok()) return;
+  const Matrix& tpiece = *encoded;
+  const Eigen::MatrixXf twant = shard.cast<float>().transpose() * tpiece.cast<float>();
+  EXPECT_EQ(p.code->PeerTransposeProduct(shard, tpiece), twant.cast<double>());
+  for (double scale : {1e-30, 1e25}) {
+    const Matrix s = shard * scale, t = tpiece * scale;
+    const Matrix got = p.code->PeerTransposeProduct(s, t), exact = s.transpose() * t;
+    EXPECT_LT((got - exact).norm(), 1e-5 * exact.norm()) << "scale " << scale;
+  }
 }
 
 TEST_P(Float32Product_, FaultFreeDecodesNameNoPeer) {

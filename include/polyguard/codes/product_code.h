@@ -219,14 +219,15 @@ class ProductCode {
   // data no longer underflow to a zero that decodes as verified; 1e20 data
   // no longer overflow). Otherwise bit for bit the unscaled product (and
   // unscaled when the data is within 2^+-30 of 1: Narrow). The
-  // float copies live in per-thread buffers (a fresh multi-megabyte one per
-  // product cost page faults on the order of 10% of the GEMM).
+  // float copies live in one pair of per-thread buffers (a fresh
+  // multi-megabyte one per product cost page faults on the order of 10% of
+  // the GEMM); they keep a float copy of the largest operands multiplied.
   template <typename Lhs, typename Rhs>
   Matrix Multiply(const Lhs& lhs, const Rhs& rhs) const {
     if (precision_ == Precision::kFloat64) return lhs * rhs;
-    thread_local Eigen::MatrixXf l, r;
-    const int e = Narrow(lhs, &l) + Narrow(rhs, &r);
-    return (l * r).template cast<double>() * std::ldexp(1.0, e);
+    FloatOperands& f = Operands();
+    const int e = Narrow(lhs, &f.lhs) + Narrow(rhs, &f.rhs);
+    return (f.lhs * f.rhs).template cast<double>() * std::ldexp(1.0, e);
   }
   // A transposed shard is narrowed as stored and transposed inside the GEMM:
   // narrowing the transpose itself copied it across the cache and made the
@@ -234,9 +235,17 @@ class ProductCode {
   template <typename L, typename Rhs>
   Matrix Multiply(const Eigen::Transpose<L>& lhs, const Rhs& rhs) const {
     if (precision_ == Precision::kFloat64) return lhs * rhs;
-    thread_local Eigen::MatrixXf l, r;
-    const int e = Narrow(lhs.nestedExpression(), &l) + Narrow(rhs, &r);
-    return (l.transpose() * r).template cast<double>() * std::ldexp(1.0, e);
+    FloatOperands& f = Operands();
+    const int e = Narrow(lhs.nestedExpression(), &f.lhs) + Narrow(rhs, &f.rhs);
+    return (f.lhs.transpose() * f.rhs).template cast<double>() * std::ldexp(1.0, e);
+  }
+  struct FloatOperands {
+    Eigen::MatrixXf lhs, rhs;
+  };
+  // The calling thread's buffers, shared by every Multiply.
+  static FloatOperands& Operands() {
+    thread_local FloatOperands operands;
+    return operands;
   }
   // out = m in float, scaled by a power of two that brings its largest
   // |value| near 1 when that is outside [2^-kNarrowRange, 2^kNarrowRange];
