@@ -10,44 +10,78 @@
 #include <Eigen/QR>
 #include <Eigen/SVD>
 
+#include "polyguard/base/check.h"
 #include "polyguard/codes/errors_and_erasures_decoder.h"
 
 namespace polyguard::internal {
 namespace {
+// Four doubles as one value (GCC/Clang vector extension): the kernel below
+// is written in it so that every target compiles the same broadcast-and-FMA
+// form (left to the vectoriser, small changes to the loop made it shuffle
+// across w and run twice as slowly). Loads and stores go through memcpy
+// (no alignment assumed); no function takes or returns one (an ABI warning
+// without AVX).
+typedef double Lanes4 __attribute__((vector_size(4 * sizeof(double))));
+
 // out(l, w0 + w) = sum_r cols[r][l] * m(r, w0 + w) for w < WB: 4 entries at a
-// time with WB accumulators each, kept in registers.
-// Also adds the sum of every value's square to *sumsq when given (one more
-// accumulator on values already in registers, computed either way: with it
-// GCC 12 keeps the broadcast-and-FMA form; without, it shuffles across w
-// and the pass ran twice as slowly).
+// time with WB accumulators each, kept in registers. Also adds the sum of
+// every value's square to *sumsq when given.
+// With probes > 0 (w0 = 0 then) the first `probes` columns are not stored:
+// zsq[l] gets the sum of their squares, and column w >= probes goes to out
+// column w - probes. *out_sum, when given, gets the sum of every output
+// (finite exactly when every output is, barring an overflow of the sum).
 template <int WB>
 void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m, int m_cols,
-                int w0, double* out, double* sumsq) {
+                int w0, double* out, double* sumsq, int probes = 0, double* zsq = nullptr,
+                double* out_sum = nullptr) {
   constexpr int kLanes = 4;
-  double sq[kLanes] = {};
+  Lanes4 sq = {}, total = {};
   int64_t l0 = 0;
   for (; l0 + kLanes <= length; l0 += kLanes) {
-    double acc[WB][kLanes] = {};
+    Lanes4 acc[WB];
+    for (int w = 0; w < WB; ++w) acc[w] = Lanes4{};
     for (int r = 0; r < r_count; ++r) {
-      const double* y = cols[r] + l0;
+      Lanes4 y;
+      std::memcpy(&y, cols[r] + l0, sizeof y);
       const double* mr = m + static_cast<int64_t>(r) * m_cols + w0;
-      for (int w = 0; w < WB; ++w)
-        for (int i = 0; i < kLanes; ++i) acc[w][i] += y[i] * mr[w];
-      for (int i = 0; i < kLanes; ++i) sq[i] += y[i] * y[i];
+      for (int w = 0; w < WB; ++w) acc[w] += y * mr[w];
+      sq += y * y;
     }
-    for (int w = 0; w < WB; ++w)
-      for (int i = 0; i < kLanes; ++i) out[(w0 + w) * length + l0 + i] = acc[w][i];
+    if (probes > 0) {
+      Lanes4 z = {};
+      for (int w = 0; w < WB; ++w) {
+        if (w < probes)
+          z += acc[w] * acc[w];
+        else
+          std::memcpy(out + (w - probes) * length + l0, &acc[w], sizeof acc[w]);
+      }
+      std::memcpy(zsq + l0, &z, sizeof z);
+    } else {
+      for (int w = 0; w < WB; ++w)
+        std::memcpy(out + (w0 + w) * length + l0, &acc[w], sizeof acc[w]);
+    }
+    if (out_sum != nullptr)
+      for (int w = 0; w < WB; ++w) total += acc[w];
   }
+  double sq_tail = 0.0, total_tail = 0.0;
   for (; l0 < length; ++l0) {
+    double z = 0.0;
     for (int w = 0; w < WB; ++w) {
       double a = 0.0;
       for (int r = 0; r < r_count; ++r)
         a += cols[r][l0] * m[static_cast<int64_t>(r) * m_cols + w0 + w];
-      out[(w0 + w) * length + l0] = a;
+      total_tail += a;
+      if (w < probes) {
+        z += a * a;
+      } else {
+        out[(w0 + w - probes) * length + l0] = a;
+      }
     }
-    for (int r = 0; r < r_count; ++r) sq[0] += cols[r][l0] * cols[r][l0];
+    if (probes > 0) zsq[l0] = z;
+    for (int r = 0; r < r_count; ++r) sq_tail += cols[r][l0] * cols[r][l0];
   }
-  if (sumsq != nullptr) *sumsq += (sq[0] + sq[1]) + (sq[2] + sq[3]);
+  if (sumsq != nullptr) *sumsq += (sq[0] + sq[1]) + (sq[2] + sq[3]) + sq_tail;
+  if (out_sum != nullptr) *out_sum += (total[0] + total[1]) + (total[2] + total[3]) + total_tail;
 }
 
 }  // namespace
@@ -370,6 +404,47 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
     }
     w0 += wb;
   }
+}
+
+bool FusedCheck(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
+                int probes, Vector* zsq, Matrix* wanted, double* sumsq) {
+  const int r_count = static_cast<int>(cols.size());
+  const int w_total = static_cast<int>(m.cols());
+  POLYGUARD_CHECK(probes >= 0 && probes <= w_total && w_total <= kFusedCheckColumns);
+  zsq->resize(length);
+  if (probes == 0) zsq->setZero();
+  wanted->resize(length, w_total - probes);
+  *sumsq = 0.0;
+  double out_sum = 0.0;
+  switch (w_total) {
+#define POLYGUARD_FUSED_CHECK_CASE(N)                                                        \
+  case N:                                                                                    \
+    FusedBlock<N>(cols.data(), r_count, length, m.data(), w_total, 0, wanted->data(), sumsq, \
+                  probes, zsq->data(), &out_sum);                                            \
+    break;
+    POLYGUARD_FUSED_CHECK_CASE(1)
+    POLYGUARD_FUSED_CHECK_CASE(2)
+    POLYGUARD_FUSED_CHECK_CASE(3)
+    POLYGUARD_FUSED_CHECK_CASE(4)
+    POLYGUARD_FUSED_CHECK_CASE(5)
+    POLYGUARD_FUSED_CHECK_CASE(6)
+    POLYGUARD_FUSED_CHECK_CASE(7)
+    POLYGUARD_FUSED_CHECK_CASE(8)
+    POLYGUARD_FUSED_CHECK_CASE(9)
+    POLYGUARD_FUSED_CHECK_CASE(10)
+    POLYGUARD_FUSED_CHECK_CASE(11)
+    POLYGUARD_FUSED_CHECK_CASE(12)
+#undef POLYGUARD_FUSED_CHECK_CASE
+  }
+  return std::isfinite(out_sum);
+}
+
+Vector CombineEntry(const std::vector<const double*>& cols, int64_t l, const RowMajorMatrix& m,
+                    int count) {
+  Vector out = Vector::Zero(count);
+  for (size_t r = 0; r < cols.size(); ++r)
+    for (int w = 0; w < count; ++w) out(w) += cols[r][l] * m(static_cast<Eigen::Index>(r), w);
+  return out;
 }
 
 bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,

@@ -115,6 +115,18 @@ int64_t Binomial(int n, int k);
 // the squares of every result value (in the same pass).
 void FusedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
                   Matrix* out, double* sumsq = nullptr);
+// The fast path's check and decode in one pass over the results, for m =
+// [probes | wanted] with at most kFusedCheckColumns columns in all: zsq(l) = the squared norm of
+// the probe part of row l of [cols] * m, *wanted = the rest (length x (m.cols() - probes)), *sumsq
+// = the sum of the squares of every result value. The probe part itself is not stored (CombineEntry
+// gives it for an entry). False when some output is not finite (a NaN or Inf among the results
+// reaches every output of its entry).
+constexpr int kFusedCheckColumns = 12;
+bool FusedCheck(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
+                int probes, Vector* zsq, Matrix* wanted, double* sumsq);
+// Row l of [cols] * m, its first `count` columns.
+Vector CombineEntry(const std::vector<const double*>& cols, int64_t l, const RowMajorMatrix& m,
+                    int count);
 // The same product through GEMM on row chunks of the results, each copied
 // into a small contiguous block first (faster than FusedProduct when m has
 // many columns), handed chunk by chunk to `visit` (rows l0.. of the product)

@@ -190,39 +190,46 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
     sorted_cols.push_back(columns[static_cast<size_t>(j)]);
   }
   auto plan = GetPlan(PeerSet::Of(sorted_peers));
-  // Reused across calls: a fresh multi-megabyte buffer per decode costs more
-  // in page faults than the arithmetic.
-  thread_local Matrix fused;
-  double sumsq = 0.0;  // of every result value: the resolution's scale
-  if (plan->fused.cols() <= 12) {
-    FusedProduct(sorted_cols, length, plan->fused, &fused, &sumsq);
+  const int probes = static_cast<int>(plan->parity.rows());
+  const Eigen::Index w = static_cast<Eigen::Index>(wanted_.size());
+  // The fast path's pass: per entry the squared norm of its check (zsq) and
+  // the wanted coefficients, with the sum of every result value's square
+  // (the resolution's scale). zsq is reused across calls: a fresh
+  // multi-megabyte buffer per decode costs more in page faults than the
+  // arithmetic; the coefficients are returned.
+  thread_local Vector zsq;
+  Matrix coefficients;
+  double sumsq = 0.0;
+  bool finite = true;
+  if (plan->fused.cols() <= internal::kFusedCheckColumns) {
+    finite =
+        internal::FusedCheck(sorted_cols, length, plan->fused, probes, &zsq, &coefficients, &sumsq);
   } else {
     // Many combinations: GEMM on cache-sized chunks reads the results once.
-    fused.resize(length, plan->fused.cols());
+    zsq.resize(length);
+    coefficients.resize(length, w);
     internal::ChunkedProduct(
         sorted_cols, length, plan->fused,
         [&](int64_t l0, const Matrix& chunk) {
-          fused.middleRows(l0, chunk.rows()) = chunk;
+          const Eigen::Index n = chunk.rows();
+          // A NaN or Inf in any result reaches every combination of its entry.
+          finite = finite && std::isfinite(chunk.sum());
+          zsq.segment(l0, n) = chunk.leftCols(probes).rowwise().squaredNorm();
+          coefficients.middleRows(l0, n) = chunk.rightCols(w);
           return true;
         },
         &sumsq);
   }
-  const int probes = static_cast<int>(plan->parity.rows());
-  // A NaN or Inf in any result reaches every combination of its entry, and
-  // so the sum of the outputs (vectorised, unlike a per-entry test).
   const double rms = internal::ScaleWithFloor(SampledRms(sorted_cols, length), scale_floor);
   // Squares of the check under- or overflow far from 1: such results take
   // the slow path, which scales them first.
-  if (rms > internal::kTinyScale && rms < internal::kHugeScale && std::isfinite(fused.sum())) {
+  if (rms > internal::kTinyScale && rms < internal::kHugeScale && finite) {
     const double tol = options_.tolerance;
     bool consistent = true;
     // Inconsistent entries met, with their tolerances: a sample of at most
     // kLocateSample spread over the entries (the whole-peer shortcut below).
     std::vector<std::pair<int64_t, double>> dirty;
     if (probes > 0) {
-      thread_local Vector zsq;
-      zsq = fused.col(0).array().square();
-      for (int i = 1; i < probes; ++i) zsq.array() += fused.col(i).array().square();
       const double quick = tol * rms;
       // The common case: every entry passes against the global scale alone.
       if ((zsq.array() > quick * quick).any()) {
@@ -248,12 +255,12 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
     }
     if (!consistent) {
       std::optional<DecodeOutcome> out =
-          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, fused, dirty, scale_floor);
+          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, dirty, scale_floor);
       if (out) return std::move(*out);
     }
     if (consistent) {
       DecodeOutcome out;
-      out.coefficients = fused.rightCols(static_cast<Eigen::Index>(wanted_.size()));
+      out.coefficients = std::move(coefficients);
       out.verified = total > k;
       // Entry l passed at tol (rms + its RMS over peers); a result may be
       // up to its 2-norm over peers, whose RMS over entries is this.
@@ -287,7 +294,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
 
 std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
     const std::vector<int>& peers, const std::vector<const double*>& cols, int64_t length,
-    const Plan& plan, const Matrix& fused, const std::vector<std::pair<int64_t, double>>& dirty,
+    const Plan& plan, const std::vector<std::pair<int64_t, double>>& dirty,
     double scale_floor) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(peers.size());
@@ -297,7 +304,8 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   for (size_t i = 0; i < dirty.size(); ++i) {
     if (!(dirty[i].second > 0.0)) return std::nullopt;
     dmat.row(static_cast<Eigen::Index>(i)) =
-        fused.row(dirty[i].first).leftCols(probes) / dirty[i].second;
+        internal::CombineEntry(cols, dirty[i].first, plan.fused, probes).transpose() /
+        dirty[i].second;
   }
   if (!dmat.allFinite()) return std::nullopt;
   std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan.parity, 1);

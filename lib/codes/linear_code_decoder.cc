@@ -192,25 +192,37 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
   if (!plan->singular && rms > internal::kTinyScale && rms < internal::kHugeScale) {
     const double tol = options_.tolerance;
     const int probes = plan->probes;
-    // Rows [l0, l0 + chunk.rows()) of [probes | coefficients]: consistent
-    // when every probe entry is within its tolerance. The first inconsistent
-    // chunk leaves the syndromes of its inconsistent entries (at most
-    // kLocateSample, each over its tolerance) for the whole-peer shortcut.
+    // Whether entry l, its check's squared norm zsq, passes. An inconsistent
+    // entry's syndrome over its tolerance (from probe_row) joins `dirty`, the
+    // sample (at most kLocateSample) for the whole-peer shortcut. A value
+    // too large to square (no finite tolerance or check) sets `untame`
+    // instead: the slow path sets such a result aside.
     std::vector<Vector> dirty;
+    bool untame = false;
+    const double quick = tol * rms;
+    auto passes = [&](int64_t l, double zsq, const auto& probe_row) {
+      if (zsq <= quick * quick) return true;
+      const double cs = internal::EntryTolerance(sorted_cols, l, tol, rms);
+      if (!std::isfinite(cs) || !std::isfinite(zsq)) {
+        untame = true;
+        return false;
+      }
+      if (std::sqrt(zsq) <= cs) return true;
+      dirty.push_back(probe_row() / cs);
+      return false;
+    };
+    // Rows [l0, l0 + chunk.rows()) of [probes | coefficients]: consistent
+    // when every entry passes; the first inconsistent chunk stops the pass.
     auto consistent = [&](int64_t l0, const Matrix& chunk) {
       if (!chunk.allFinite()) return false;
       for (Eigen::Index i = 0; i < chunk.rows() && probes > 0; ++i) {
-        double zsq = 0.0;
-        for (int p = 0; p < probes; ++p) zsq += chunk(i, p) * chunk(i, p);
-        const double quick = tol * rms;
-        if (zsq <= quick * quick) continue;
-        const double cs = internal::EntryTolerance(sorted_cols, l0 + i, tol, rms);
-        if (!(std::sqrt(zsq) <= cs)) {
-          if (std::isfinite(cs)) dirty.push_back(chunk.row(i).head(probes).transpose() / cs);
-          if (dirty.size() >= kLocateSample) break;
+        const double zsq = chunk.row(i).head(probes).squaredNorm();
+        if (!passes(l0 + i, zsq, [&] { return Vector(chunk.row(i).head(probes).transpose()); }) &&
+            (untame || dirty.size() >= kLocateSample)) {
+          break;
         }
       }
-      return dirty.empty();
+      return dirty.empty() && !untame;
     };
     bool clean;
     double sumsq = 0.0;  // of every result value: the resolution's scale
@@ -227,12 +239,25 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
           },
           &sumsq);
     } else {
-      thread_local Matrix fused;
-      internal::FusedProduct(sorted_cols, length, plan->fused, &fused, &sumsq);
-      clean = consistent(0, fused);
-      if (clean) sink(0, fused.rightCols(generator_.cols()));
+      // Per entry the squared norm of its check and the coefficients, in one
+      // pass; the probes of an inconsistent entry are computed again.
+      thread_local Vector zsq;
+      thread_local Matrix wanted;
+      clean = internal::FusedCheck(sorted_cols, length, plan->fused, probes, &zsq, &wanted, &sumsq);
+      if (clean && probes > 0 && (zsq.array() > quick * quick).any()) {
+        for (int64_t l = 0; l < length; ++l) {
+          if (!passes(
+                  l, zsq(l),
+                  [&] { return internal::CombineEntry(sorted_cols, l, plan->fused, probes); }) &&
+              (untame || dirty.size() >= kLocateSample)) {
+            break;
+          }
+        }
+        clean = dirty.empty() && !untame;
+      }
+      if (clean) sink(0, wanted);
     }
-    if (!clean && !dirty.empty()) {
+    if (!clean && !dirty.empty() && !untame) {
       std::optional<DecodeOutcome> out =
           DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, dirty, scale_floor, sink);
       if (out) return std::move(*out);
@@ -335,7 +360,11 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
             return cs;
           };
           const double zsq = chunk.row(i).head(kp).squaredNorm();
-          if (!(zsq <= quick * quick) && !(std::sqrt(zsq) <= tolerance())) return false;
+          // A value too large to square (no finite tolerance) is wrong.
+          if (!(zsq <= quick * quick) &&
+              (!(std::sqrt(zsq) <= tolerance()) || !std::isfinite(tolerance()))) {
+            return false;
+          }
           if (count_off) std::fill(off_here.begin(), off_here.end(), 0);
           for (int col = 0; col < fg; ++col) {
             char& w = wrong[static_cast<size_t>(col / g)];

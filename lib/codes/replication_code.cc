@@ -71,10 +71,15 @@ StatusOr<const Matrix*> ReplicationCode::Vote(std::span<const PeerResult* const>
                          " is non-finite; suspect peers: " + suspects());
   }
   const size_t n = finite.size();
-  double sq = 0.0;
-  for (const PeerResult* r : finite) sq += r->value.squaredNorm();
-  const double rms =
-      std::sqrt(sq / (double(n) * double(std::max<Eigen::Index>(finite[0]->value.size(), 1))));
+  // The comparison's absolute scale: the lower median of the copies' RMS
+  // values (blueNorm: no overflow), so that a wrong copy cannot widen it (an
+  // RMS over every copy let one huge value make any two copies agree).
+  std::vector<double> copy_rms;
+  for (const PeerResult* r : finite)
+    copy_rms.push_back(r->value.blueNorm() /
+                       std::sqrt(double(std::max<Eigen::Index>(r->value.size(), 1))));
+  std::sort(copy_rms.begin(), copy_rms.end());
+  const double rms = copy_rms[(n - 1) / 2];
   auto agree = [&](const Matrix& x, const Matrix& y) {
     return ((x - y).array().abs() <= options_.tolerance * (x.array().abs() + y.array().abs() + rms))
         .all();

@@ -4,8 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
+#include <ostream>
 #include <set>
+#include <string>
+#include <tuple>
 
 #include "codes/code_test_util.h"
 #include "polyguard/codes/polydot_code.h"
@@ -145,6 +149,106 @@ TEST_P(MixedPatternTest, AreCorrected) {
 INSTANTIATE_TEST_SUITE_P(Issue14, MixedPatternTest,
                          ::testing::Values(MixedCase{2, 3}, MixedCase{0, 5}, MixedCase{0, 3},
                                            MixedCase{4, 1}));
+
+// One value too large to square (its square, or the sum of squares of its
+// entry, overflows) in one peer's result: every strategy must name that peer
+// and decode the product, never return it as verified. The linear-code
+// decoder (rotation points, low-weight codes) and replication's vote took
+// such an entry's overflowed tolerance for a pass and returned the value in
+// a verified product.
+struct HugeValueCase {
+  const char* name;
+  ProductCodeOptions options;
+  // The peers named: peer 3, or for the product MDS code every working peer
+  // of its row (product_mds_code.h).
+  std::vector<int> named = {3};
+  friend void PrintTo(const HugeValueCase& c, std::ostream* os) { *os << c.name; }
+};
+
+ProductCodeOptions HugeValueOptions(Strategy s) {
+  ProductCodeOptions o;
+  o.strategy = s;
+  o.shape = {16, 12, 8};
+  o.peers = 12;
+  o.m = 2;
+  o.n = 2;
+  o.data_blocks = 6;
+  o.replicas = 3;
+  o.k_a = 2;
+  o.k_b = 2;
+  return o;
+}
+
+std::vector<HugeValueCase> HugeValueCases() {
+  ProductCodeOptions rotation = HugeValueOptions(Strategy::kPolyDot);
+  rotation.n = 1;
+  rotation.d = 2;
+  rotation.points = PointKind::kRotation;
+  ProductCodeOptions product_mds = HugeValueOptions(Strategy::kMds);
+  product_mds.peers = 10;
+  product_mds.row_peers = 4;
+  product_mds.row_blocks = 2;
+  product_mds.col_peers = 3;
+  product_mds.col_blocks = 2;
+  return {{"genpolydot", HugeValueOptions(Strategy::kPolyDot)},
+          {"rotation", rotation},
+          {"mds", HugeValueOptions(Strategy::kMds)},
+          {"product_mds", product_mds, {3, 4}},
+          {"lowweight", HugeValueOptions(Strategy::kLowWeight)},
+          {"replication", HugeValueOptions(Strategy::kReplication)},
+          {"abft", HugeValueOptions(Strategy::kAbft)}};
+}
+
+class HugeValueTest : public ::testing::TestWithParam<std::tuple<HugeValueCase, double>> {};
+
+TEST_P(HugeValueTest, IsNamedAndCorrected) {
+  const auto& [c, value] = GetParam();
+  auto code = MakeProductCode(c.options);
+  ASSERT_TRUE(code.ok()) << code.status();
+  Random rng(21);
+  for (int trial = 0; trial < 4; ++trial) {
+    Clean clean = Encode(**code, &rng);
+    Matrix& wrong = ResultOf(clean, 3);
+    wrong(trial % wrong.rows(), trial % wrong.cols()) = value;
+    auto decoded = (*code)->Decode(clean.results);
+    ASSERT_TRUE(decoded.ok()) << decoded.status() << " trial " << trial;
+    EXPECT_TRUE(decoded->verified);
+    EXPECT_LT(RelativeError(decoded->product, clean.expected), 1e-9) << trial;
+    EXPECT_EQ(decoded->wrong_peers, c.named) << trial;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryStrategy, HugeValueTest,
+                         ::testing::Combine(::testing::ValuesIn(HugeValueCases()),
+                                            ::testing::Values(1e140, 1e151, 1e155, 1e200, -1e300,
+                                                              std::numeric_limits<double>::max())),
+                         [](const ::testing::TestParamInfo<HugeValueTest::ParamType>& info) {
+                           const double v = std::get<1>(info.param);
+                           std::string magnitude =
+                               v == std::numeric_limits<double>::max()
+                                   ? "max"
+                                   : (v < 0 ? "minus_1e" : "1e") +
+                                         std::to_string(int(std::log10(std::abs(v)) + 0.5));
+                           return std::string(std::get<0>(info.param).name) + "_" + magnitude;
+                         });
+
+// Replication's vote compares copies against a scale: the RMS of every copy
+// together, which one huge wrong copy made huge (1e120 in one entry: no
+// overflow), and then a second wrong copy agreed with the honest one and was
+// chosen. Two wrong copies of three are beyond the code, so the decode may
+// fail; it may not return the wrong one as verified.
+TEST(DecoderTrust, ReplicationScaleIsNotWidenedByAWrongCopy) {
+  auto code = MakeProductCode(HugeValueOptions(Strategy::kReplication)).value();
+  ASSERT_EQ(code->num_peers() / 3, 4);  // block b is held by peers b, b + 4, b + 8
+  Random rng(22);
+  Clean clean = Encode(*code, &rng);
+  ResultOf(clean, 0)(1, 1) += 1e100;  // the first copy of block 0: chosen if it agrees
+  ResultOf(clean, 8)(0, 0) = 1e120;
+  auto decoded = code->Decode(clean.results);
+  if (decoded.ok() && decoded->verified) {
+    EXPECT_LT(RelativeError(decoded->product, clean.expected), 1e-9);
+  }
+}
 
 }  // namespace
 }  // namespace polyguard

@@ -29,7 +29,8 @@ struct ReplicationOptions {
   int peers = 1;     // P, a multiple of replicas
   int replicas = 2;  // r >= 1
   // Two copies agree when every entry differs by at most
-  // tolerance * (|x| + |y| + RMS of the block). Default as the decoder's.
+  // tolerance * (|x| + |y| + s), s the lower median of the copies' RMS
+  // values (a wrong copy cannot widen it). Default as the decoder's.
   double tolerance = kFloat64Tolerance;
 };
 
