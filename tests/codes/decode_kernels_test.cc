@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,78 @@ INSTANTIATE_TEST_SUITE_P(Shapes, RobustTolerancesTest,
 
 // The sampled exponent stays at the honest magnitude when fewer than half of
 // the results are wrong by any amount, and near the full median otherwise.
+// FusedCheck and FusedProduct against the product written out: results
+// (length x R) times m (R x columns), for lengths with and without a tail
+// (length mod 4) and every number of probes.
+struct FusedShape {
+  int64_t length;
+  int results, columns;
+};
+class FusedCheckTest : public ::testing::TestWithParam<FusedShape> {};
+
+// The largest |value| (0 for no value: maxCoeff needs one).
+double MaxAbs(const Matrix& m) { return m.size() > 0 ? m.cwiseAbs().maxCoeff() : 0.0; }
+
+TEST_P(FusedCheckTest, EqualsTheProductWrittenOut) {
+  const FusedShape& c = GetParam();
+  Random rng(uint64_t(31 + c.length + 7 * c.columns));
+  const Matrix y = rng.NormalMatrix(c.length, c.results);
+  const RowMajorMatrix m = rng.NormalMatrix(c.results, c.columns);
+  std::vector<const double*> cols;
+  for (int r = 0; r < c.results; ++r) cols.push_back(y.col(r).data());
+  const Matrix want = y * Matrix(m);
+  const double tol = 1e-12 * (1.0 + MaxAbs(want));
+  Matrix product;
+  double sumsq = -1.0;
+  FusedProduct(cols, c.length, m, &product, &sumsq);
+  EXPECT_LE(MaxAbs(product - want), tol);
+  EXPECT_NEAR(sumsq, y.squaredNorm(), 1e-12 * (1.0 + y.squaredNorm()));
+  for (int probes = 0; probes <= c.columns; ++probes) {
+    SCOPED_TRACE("probes " + std::to_string(probes));
+    Vector zsq;
+    Matrix wanted;
+    ASSERT_TRUE(FusedCheck(cols, c.length, m, probes, &zsq, &wanted, &sumsq));
+    ASSERT_EQ(zsq.size(), c.length);
+    ASSERT_EQ(wanted.rows(), c.length);
+    ASSERT_EQ(wanted.cols(), c.columns - probes);
+    const Vector want_zsq = want.leftCols(probes).rowwise().squaredNorm();
+    EXPECT_LE(MaxAbs(zsq - want_zsq), 1e-12 * (1.0 + MaxAbs(want_zsq)));
+    EXPECT_LE(MaxAbs(wanted - want.rightCols(c.columns - probes)), tol);
+    EXPECT_NEAR(sumsq, y.squaredNorm(), 1e-12 * (1.0 + y.squaredNorm()));
+    for (int64_t l = 0; l < c.length; l += std::max<int64_t>(1, c.length / 5)) {
+      EXPECT_LE(MaxAbs(CombineEntry(cols, l, m, probes).transpose() - want.row(l).head(probes)),
+                tol);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, FusedCheckTest,
+                         ::testing::Values(FusedShape{0, 3, 2}, FusedShape{1, 3, 2},
+                                           FusedShape{3, 8, 5}, FusedShape{4, 8, 5},
+                                           FusedShape{7, 16, 11}, FusedShape{1001, 12, 12},
+                                           FusedShape{1024, 5, 1}));
+
+// A NaN or Inf in any result, in the vector part or the tail, makes the check
+// report a non-finite output; so does an output that overflows.
+TEST(FusedCheck, ReportsNonFiniteOutputs) {
+  Random rng(32);
+  // Coefficients of at least 1: DBL_MAX times one of them overflows.
+  const RowMajorMatrix m = rng.NormalMatrix(6, 5).array().abs() + 1.0;
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double bad : {std::nan(""), inf, -inf, DBL_MAX}) {
+    for (int64_t at : {0, 5, 9}) {  // 10 entries: 8 in vectors of 4, 2 in the tail
+      Matrix y = rng.NormalMatrix(10, 6);
+      y(at, 2) = bad;
+      std::vector<const double*> cols;
+      for (int r = 0; r < 6; ++r) cols.push_back(y.col(r).data());
+      Vector zsq;
+      Matrix wanted;
+      double sumsq = 0.0;
+      EXPECT_FALSE(FusedCheck(cols, 10, m, 3, &zsq, &wanted, &sumsq)) << bad << " at " << at;
+    }
+  }
+}
+
 TEST(TypicalExponent, IgnoresAMinorityOfHugeOrTinyColumns) {
   Random rng(5);
   Matrix m = rng.NormalMatrix(8192, 8) * std::ldexp(1.0, 40);
