@@ -1,6 +1,7 @@
 #include "polyguard/codes/abft_code.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <string>
 
@@ -8,6 +9,31 @@
 #include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard {
+
+namespace {
+
+// Whether a checksum disagrees with the values it covers: either side is not
+// finite, or their difference exceeds the tolerance times the magnitudes
+// involved. Computed on the values scaled by a power of two (exact) that
+// brings the largest near 1: unscaled, a wrong value near DBL_MAX made both
+// the difference and the bound overflow, and inf <= inf passed; and the
+// DBL_MIN floor (for all-zero rows) swamped subnormal data's tolerance.
+template <typename Values>
+bool Disagrees(const Values& values, double check, double tolerance) {
+  if (!std::isfinite(check) || !values.allFinite()) return true;
+  const double largest =
+      std::max(values.size() > 0 ? double(values.cwiseAbs().maxCoeff()) : 0.0, std::abs(check));
+  if (largest == 0.0) return false;
+  // Two factors: 2^e alone overflows for subnormal data (e up to 1074).
+  const int e = -std::ilogb(largest);
+  const double s1 = std::ldexp(1.0, e / 2), s2 = std::ldexp(1.0, e - e / 2);
+  const double sum = (values.array() * s1 * s2).sum();
+  const double scale = (values.array().abs() * s1 * s2).sum();
+  const double c = check * s1 * s2;
+  return !(std::abs(sum - c) <= tolerance * (scale + std::abs(c)) + DBL_MIN);
+}
+
+}  // namespace
 
 StatusOr<std::unique_ptr<AbftCode>> AbftCode::Create(ProductShape shape, AbftOptions o) {
   POLYGUARD_RETURN_IF_ERROR(internal::ValidateShape(shape).WithContext("abft"));
@@ -47,18 +73,11 @@ StatusOr<Matrix> AbftCode::EncodeInput(const MatrixRef& b, int peer) const {
   return piece;
 }
 
-bool AbftCode::Disagree(double sum, double scale, double check) const {
-  // A checksum disagrees when either side is non-finite or the difference
-  // exceeds the tolerance scaled by the magnitudes involved.
-  if (!std::isfinite(sum) || !std::isfinite(check)) return true;
-  return !(std::abs(sum - check) <= options_.tolerance * (scale + std::abs(check)) + DBL_MIN);
-}
-
 StatusOr<bool> AbftCode::CheckAndCorrect(Matrix* res, int peer, Eigen::Index br,
                                          Eigen::Index bc) const {
   auto data = res->topLeftCorner(br, bc);
   auto disagree = [this](const auto& values, double check) {
-    return Disagree(values.sum(), values.cwiseAbs().sum(), check);
+    return Disagrees(values, check, options_.tolerance);
   };
   auto row_bad = [&](Eigen::Index i) { return disagree(data.row(i), (*res)(i, bc)); };
   auto col_bad = [&](Eigen::Index j) { return disagree(data.col(j), (*res)(br, j)); };
@@ -178,7 +197,7 @@ StatusOr<std::vector<int>> AbftCode::CheckProbes(std::span<const PeerResult> pro
   for (const PeerResult& r : probes) {
     for (Eigen::Index start = 0; start < length; start += piece) {
       const auto data = r.value.col(0).segment(start, block_rows_);
-      if (Disagree(data.sum(), data.cwiseAbs().sum(), r.value(start + block_rows_, 0))) {
+      if (Disagrees(data, r.value(start + block_rows_, 0), options_.tolerance)) {
         wrong.push_back(r.peer);
         break;
       }

@@ -128,11 +128,15 @@ PeerSplit SplitAt(const std::vector<int>& peers, const std::vector<const double*
 PeerSplit SplitUntame(const std::vector<int>& peers, const std::vector<const double*>& cols, int g,
                       int64_t length) {
   PeerSplit split;
+  // Absurd relative to the results' typical magnitude: an absolute cutoff
+  // set aside every honest result of data beyond 1e150, and K + 1 liars
+  // sending zeros then decoded as verified.
+  const double huge = std::ldexp(kHuge, TypicalExponent(cols, length));
   for (size_t j = 0; j < peers.size(); ++j) {
     const double* const* mine = cols.data() + j * size_t(g);
     bool tame = true;
     for (int b = 0; b < g && tame; ++b)
-      tame = (Eigen::Map<const Vector>(mine[b], length).array().abs() <= kHuge).all();
+      tame = (Eigen::Map<const Vector>(mine[b], length).array().abs() <= huge).all();
     Add(&split, !tame, peers[j], mine, g);
   }
   return split;
@@ -197,15 +201,22 @@ Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& 
 }
 
 int TypicalExponent(const Matrix& m) {
+  std::vector<const double*> cols;
+  for (Eigen::Index j = 0; j < m.cols(); ++j) cols.push_back(m.col(j).data());
+  return TypicalExponent(cols, m.rows());
+}
+
+int TypicalExponent(const std::vector<const double*>& cols, int64_t length) {
   // A fixed sample of at most about 4096 values, spread evenly over every
   // column: only the exponent's rough size matters (scaling by a power of
   // two is exact), and the median of the whole matrix cost a pass of
   // selection over every result on each slow decode.
-  const Eigen::Index stride = std::max<Eigen::Index>(1, m.size() / 4096);
+  const int64_t size = length * static_cast<int64_t>(cols.size());
+  const int64_t stride = std::max<int64_t>(1, size / 4096);
   std::vector<double> v;
-  v.reserve(static_cast<size_t>(m.size() / stride + 1));
-  for (Eigen::Index i = 0; i < m.size(); i += stride) {
-    const double a = std::abs(m.data()[i]);
+  v.reserve(static_cast<size_t>(size / stride + 1));
+  for (int64_t i = 0; i < size; i += stride) {
+    const double a = std::abs(cols[static_cast<size_t>(i / length)][i % length]);
     if (a > 0.0 && std::isfinite(a)) v.push_back(a);
   }
   if (v.empty()) return 0;

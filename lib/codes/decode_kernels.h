@@ -29,6 +29,8 @@ constexpr double kHugeScale = 1e100;
 // nonzero finite |values| of an even sample of at most about 4096 of them
 // (robust to fewer than half of them wrong); 0 when there is none.
 int TypicalExponent(const Matrix& m);
+// The same over `cols` (each `length` numbers).
+int TypicalExponent(const std::vector<const double*>& cols, int64_t length);
 
 using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
@@ -72,8 +74,9 @@ struct PeerSplit {
 // The peers at the ascending positions `aside` of `peers` set aside.
 PeerSplit SplitAt(const std::vector<int>& peers, const std::vector<const double*>& cols, int g,
                   const std::vector<int>& aside);
-// The peers with a non-finite or absurdly large (> kHuge) value set aside:
-// wrong outright. One pass over each result.
+// The peers with a non-finite or absurdly large value (above kHuge times
+// 2^TypicalExponent of the results) set aside: wrong outright. One pass over
+// each result.
 PeerSplit SplitUntame(const std::vector<int>& peers, const std::vector<const double*>& cols, int g,
                       int64_t length);
 // Corrects one entry whose values y (one per basis row; a peer owns

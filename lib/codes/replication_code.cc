@@ -72,17 +72,20 @@ StatusOr<const Matrix*> ReplicationCode::Vote(std::span<const PeerResult* const>
   }
   const size_t n = finite.size();
   // The comparison's absolute scale: the lower median of the copies' RMS
-  // values (blueNorm: no overflow), so that a wrong copy cannot widen it (an
-  // RMS over every copy let one huge value make any two copies agree).
-  std::vector<double> copy_rms;
-  for (const PeerResult* r : finite)
-    copy_rms.push_back(r->value.blueNorm() /
-                       std::sqrt(double(std::max<Eigen::Index>(r->value.size(), 1))));
-  std::sort(copy_rms.begin(), copy_rms.end());
-  const double rms = copy_rms[(n - 1) / 2];
+  // values, so that a wrong copy cannot widen it (an RMS over every copy let
+  // one huge value make any two copies agree). Everything in quarters: no
+  // RMS, difference or bound can overflow (an overflowed difference against
+  // an overflowed bound, inf <= inf, agreed).
+  std::vector<double> quarter_rms;
+  for (const PeerResult* r : finite) {
+    const double values = double(std::max<Eigen::Index>(r->value.size(), 1));
+    quarter_rms.push_back((r->value * (0.25 / std::sqrt(values))).blueNorm());
+  }
+  std::sort(quarter_rms.begin(), quarter_rms.end());
+  const double q_rms = quarter_rms[(n - 1) / 2];
   auto agree = [&](const Matrix& x, const Matrix& y) {
-    return ((x - y).array().abs() <= options_.tolerance * (x.array().abs() + y.array().abs() + rms))
-        .all();
+    const auto qx = x.array() * 0.25, qy = y.array() * 0.25;
+    return ((qx - qy).abs() <= options_.tolerance * (qx.abs() + qy.abs() + q_rms)).all();
   };
   // Largest group of mutually agreeing copies (agreement is transitive for
   // honest copies up to roundoff, so group by the first member).

@@ -250,5 +250,112 @@ TEST(DecoderTrust, ReplicationScaleIsNotWidenedByAWrongCopy) {
   }
 }
 
+// Honest results far above 1e150 (data scaled by s) against floor((R - K)/2)
+// liars sending zeros: the decoders set aside every result with a value
+// above an absolute 1e150 as wrong outright, and the liars' zeros then
+// decoded as verified, naming every honest peer. "Absurd" is now relative to
+// the results' typical magnitude.
+struct ScaledLiarsCase {
+  const char* name;
+  ProductCodeOptions options;
+  friend void PrintTo(const ScaledLiarsCase& c, std::ostream* os) { *os << c.name; }
+};
+
+std::vector<ScaledLiarsCase> ScaledLiarsCases() {
+  ProductCodeOptions o;
+  o.shape = {4, 3, 2};
+  o.peers = 5;  // K = 1: two liars are within floor((5 - 1)/2)
+  ProductCodeOptions mds = o, rotation = o, lowweight = o, polynomial = o;
+  mds.strategy = Strategy::kMds;
+  rotation.strategy = Strategy::kPolyDot;
+  rotation.points = PointKind::kRotation;
+  lowweight.strategy = Strategy::kLowWeight;
+  polynomial.strategy = Strategy::kPolyDot;
+  return {
+      {"mds", mds}, {"rotation", rotation}, {"lowweight", lowweight}, {"polynomial", polynomial}};
+}
+
+class ScaledLiarsTest : public ::testing::TestWithParam<std::tuple<ScaledLiarsCase, double>> {};
+
+TEST_P(ScaledLiarsTest, ZerosDoNotOutvoteHugeHonestResults) {
+  const auto& [c, scale] = GetParam();
+  auto code = MakeProductCode(c.options);
+  ASSERT_TRUE(code.ok()) << code.status();
+  ASSERT_EQ((*code)->recovery_threshold(), 1);
+  Random rng(23);
+  for (int trial = 0; trial < 3; ++trial) {
+    const Matrix a = rng.NormalMatrix(4, 3) * scale, b = rng.NormalMatrix(3, 2);
+    std::vector<PeerResult> results;
+    for (int p = 0; p < 5; ++p) {
+      results.push_back({p, (*code)->PeerProduct((*code)->EncodeShard(a, p).value(),
+                                                 (*code)->EncodeInput(b, p).value())});
+    }
+    results[1].value.setZero();
+    results[3].value.setZero();
+    auto decoded = (*code)->Decode(results);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_TRUE(decoded->verified);
+    EXPECT_LT(RelativeError(Matrix(decoded->product / scale), Matrix(a * b / scale)), 1e-9);
+    EXPECT_EQ(decoded->wrong_peers, (std::vector<int>{1, 3}));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Magnitudes, ScaledLiarsTest,
+                         ::testing::Combine(::testing::ValuesIn(ScaledLiarsCases()),
+                                            ::testing::Values(1e149, 1e151, 1e200)),
+                         [](const ::testing::TestParamInfo<ScaledLiarsTest::ParamType>& info) {
+                           return std::string(std::get<0>(info.param).name) + "_1e" +
+                                  std::to_string(int(std::log10(std::get<1>(info.param)) + 0.5));
+                         });
+
+// Replication and ABFT compare a difference against a bound: near DBL_MAX
+// both overflowed and inf <= inf passed, so one wrong copy or entry of
+// -DBL_MAX in data of 1e296..1e300 came back verified. ABFT's bound had an
+// absolute DBL_MIN floor that hid an error in subnormal data.
+TEST(DecoderTrust, ReplicationNamesACopyNearDblMaxInHugeData) {
+  ProductCodeOptions o = HugeValueOptions(Strategy::kReplication);
+  o.peers = 3;
+  o.shape = {3, 2, 2};
+  auto code = MakeProductCode(o).value();
+  Random rng(24);
+  const Matrix a = rng.NormalMatrix(3, 2) * 1e300, b = rng.NormalMatrix(2, 2);
+  const Matrix expected = a * b;
+  for (int wrong = 0; wrong < 3; ++wrong) {
+    std::vector<PeerResult> results;
+    for (int p = 0; p < 3; ++p) results.push_back({p, expected});
+    results[size_t(wrong)].value(0, 0) = -std::numeric_limits<double>::max();
+    auto decoded = code->Decode(results);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_TRUE(decoded->verified);
+    EXPECT_EQ(decoded->product, expected);
+    EXPECT_EQ(decoded->wrong_peers, std::vector<int>{wrong});
+    // Two wrong copies of three (+-DBL_MAX) are beyond the code: never
+    // returned as verified.
+    results[size_t((wrong + 1) % 3)].value(0, 0) = std::numeric_limits<double>::max();
+    decoded = code->Decode(results);
+    EXPECT_FALSE(decoded.ok() && decoded->verified && decoded->product != expected);
+  }
+}
+
+TEST(DecoderTrust, AbftCorrectsAnEntryAtTheEdgesOfTheRange) {
+  ProductCodeOptions o = HugeValueOptions(Strategy::kAbft);
+  o.peers = 1;
+  o.shape = {4, 3, 2};
+  auto code = MakeProductCode(o).value();
+  Random rng(25);
+  for (double scale : {1e296, 1e-309}) {
+    const Matrix a = rng.NormalMatrix(4, 3) * scale, b = rng.NormalMatrix(3, 2);
+    const Matrix expected = a * b;
+    std::vector<PeerResult> results = {
+        {0, code->PeerProduct(code->EncodeShard(a, 0).value(), code->EncodeInput(b, 0).value())}};
+    results[0].value(0, 0) = scale > 1 ? -std::numeric_limits<double>::max() : 0.0;
+    auto decoded = code->Decode(results);
+    ASSERT_TRUE(decoded.ok()) << decoded.status() << " at " << scale;
+    EXPECT_EQ(decoded->wrong_peers, std::vector<int>{0}) << scale;
+    EXPECT_LT(RelativeError(Matrix(decoded->product / scale), Matrix(expected / scale)), 1e-12)
+        << scale;
+  }
+}
+
 }  // namespace
 }  // namespace polyguard

@@ -9,7 +9,9 @@
 //
 // Threshold K = P (no peer is redundant: a missing peer is Unavailable).
 // Wrong results corrected: 0 whole results (a soft error that spoils a whole
-// result is detected, not corrected); one wrong entry per peer's result.
+// result is detected, not corrected, unless it leaves the result consistent
+// with its own checksums: all zeros, negated or scaled, which passes as
+// verified); one wrong entry per peer's result.
 // Training: the transpose product multiplies [A_r^T; (A_r 1)^T] by [D_r, D_r 1],
 // so A_r^T D_r carries checksums too and A^T D is their sum; the update
 // subtracts eta [D_r; 1^T D_r][X; 1^T X]^T, which keeps every checksum; the
@@ -76,7 +78,6 @@ class AbftCode : public ProductCode {
   // DataLoss when more are wrong.
   StatusOr<bool> CheckAndCorrect(Matrix* result, int peer, Eigen::Index rows,
                                  Eigen::Index cols) const;
-  bool Disagree(double sum, double scale, double check) const;
 
   AbftOptions options_;
   int64_t block_rows_ = 0;

@@ -23,7 +23,10 @@
 // DataLoss, never a wrong product marked verified, except for errors that
 // put the received word at least as close to another code word. With
 // exactly K results nothing is checked. NaN, Inf and absurdly large values
-// are wrong values of their entries.
+// (above 1e150 times the results' typical magnitude, the median of a
+// sample) are wrong values of their entries; so honest values more than
+// 1e150 times the typical one (data spanning more than 150 decades in one
+// product) are not decoded (DataLoss) and can lose to liars.
 //
 // How: an orthonormal parity check H (H G_R = 0, from a QR of G_R) gives the
 // syndrome S = H Y = H E; the peers whose columns of H meet the span of S
