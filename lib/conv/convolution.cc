@@ -1,5 +1,6 @@
 #include "polyguard/conv/convolution.h"
 
+#include <cmath>
 #include <type_traits>
 
 namespace polyguard {
@@ -193,16 +194,46 @@ Matrix Conv2dInputGradientIn(const ConvShape& s, const MatrixRef& filters,
 
 }  // namespace
 
+namespace {
+
+// The power of two that brings m's largest |value| near 1 when that is
+// outside [2^-30, 2^30] (0 inside, and for zero or non-finite data): float32
+// operands are scaled by it, as ProductCode::Multiply scales its operands,
+// so that a float32 peer's convolution neither underflows (filters of 1e-43
+// gave a zero output that decoded as verified) nor overflows (1e38 did).
+int Float32Exponent(const MatrixRef& m) {
+  const double largest = m.size() > 0 ? m.cwiseAbs().maxCoeff() : 0.0;
+  if (!std::isfinite(largest) || largest == 0.0) return 0;
+  const int e = std::ilogb(largest);
+  return e >= -30 && e <= 30 ? 0 : e;
+}
+
+// f(scaled a, scaled b) scaled back, in double.
+template <typename F>
+Matrix Float32Scaled(const MatrixRef& a, const MatrixRef& b, F f) {
+  const int ea = Float32Exponent(a), eb = Float32Exponent(b);
+  if (ea == 0 && eb == 0) return f(a, b);
+  const Matrix sa = a * std::ldexp(1.0, -ea), sb = b * std::ldexp(1.0, -eb);
+  return f(sa, sb) * std::ldexp(1.0, ea) * std::ldexp(1.0, eb);
+}
+
+}  // namespace
+
 Matrix Conv2d(const ConvShape& s, const MatrixRef& filters, const MatrixRef& input,
               Precision precision) {
-  return precision == Precision::kFloat32 ? Conv2dIn<float>(s, filters, input)
-                                          : Conv2dIn<double>(s, filters, input);
+  if (precision != Precision::kFloat32) return Conv2dIn<double>(s, filters, input);
+  return Float32Scaled(filters, input, [&](const MatrixRef& f, const MatrixRef& x) {
+    return Conv2dIn<float>(s, f, x);
+  });
 }
 
 Matrix Conv2dInputGradient(const ConvShape& s, const MatrixRef& filters,
                            const MatrixRef& grad_output, Precision precision) {
-  return precision == Precision::kFloat32 ? Conv2dInputGradientIn<float>(s, filters, grad_output)
-                                          : Conv2dInputGradientIn<double>(s, filters, grad_output);
+  if (precision != Precision::kFloat32)
+    return Conv2dInputGradientIn<double>(s, filters, grad_output);
+  return Float32Scaled(filters, grad_output, [&](const MatrixRef& f, const MatrixRef& g) {
+    return Conv2dInputGradientIn<float>(s, f, g);
+  });
 }
 
 Matrix Conv2dFilterGradient(const ConvShape& s, const MatrixRef& input,

@@ -55,6 +55,38 @@ TEST(Conv2d, MatchesTheDefinitionOverRandomShapes) {
   }
 }
 
+// A float32 peer's convolution and input gradient at any data scale: its
+// operands are scaled by powers of two first (unscaled, filters of 1e-43
+// underflowed to a zero output that decoded as verified, and 1e38
+// overflowed). Relative to the float64 ones, within float32 roundoff.
+class Conv2dFloat32Test : public ::testing::TestWithParam<std::pair<double, double>> {};
+
+TEST_P(Conv2dFloat32Test, FollowsFloat64AtAnyScale) {
+  const auto [filter_scale, data_scale] = GetParam();
+  const ConvShape s{.channels = 2,
+                    .height = 6,
+                    .width = 5,
+                    .filters = 4,
+                    .kernel_h = 3,
+                    .kernel_w = 3,
+                    .stride = 1,
+                    .pad = 1};
+  Random rng(2);
+  const Matrix f = rng.NormalMatrix(s.filters, s.filter_size()) * filter_scale;
+  const Matrix x = rng.NormalMatrix(s.input_size(), 2) * data_scale;
+  const Matrix g = rng.NormalMatrix(s.output_size(), 2) * data_scale;
+  const Matrix y64 = Conv2d(s, f, x), y32 = Conv2d(s, f, x, Precision::kFloat32);
+  EXPECT_LT((y32 - y64).norm(), 1e-6 * y64.norm());
+  const Matrix d64 = Conv2dInputGradient(s, f, g);
+  const Matrix d32 = Conv2dInputGradient(s, f, g, Precision::kFloat32);
+  EXPECT_LT((d32 - d64).norm(), 1e-6 * d64.norm());
+}
+
+INSTANTIATE_TEST_SUITE_P(Scales, Conv2dFloat32Test,
+                         ::testing::Values(std::pair{1.0, 1.0}, std::pair{1e-43, 1.0},
+                                           std::pair{1e-100, 1.0}, std::pair{1e38, 1.0},
+                                           std::pair{1e100, 1e-20}, std::pair{1e-20, 1e-30}));
+
 // APCP slabs and KCCP groups tile the output exactly, for any kernel, stride,
 // padding and any numbers of slabs and groups.
 TEST(ApcpKccp, BlocksTileTheDirectConvolution) {

@@ -44,7 +44,11 @@ Status ValidateConvShape(const ConvShape& shape);
 // The output of `filters` (N x C kh kw) on `input` ((C H W) x B). Shapes are
 // the caller's contract (checked by CheckConvOperands).
 // In float32 both operands are rounded to float32 and each GEMM runs in
-// float32 (as a float32 peer computes); the output comes back widened.
+// float32 (as a float32 peer computes); the output comes back widened. An
+// operand whose largest |value| is outside [2^-30, 2^30] is first scaled by
+// a power of two that brings it near 1 (exact; scaled back in double), as
+// ProductCode::Multiply does: float32's range then holds the terms at any
+// data scale. Conv2dInputGradient likewise.
 Matrix Conv2d(const ConvShape& shape, const MatrixRef& filters, const MatrixRef& input,
               Precision precision = Precision::kFloat64);
 Status CheckConvOperands(const ConvShape& shape, const MatrixRef& filters, const MatrixRef& input);
