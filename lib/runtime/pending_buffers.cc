@@ -13,7 +13,8 @@ PendingBuffer& PendingBuffers::Add(PendingBuffer buffer) {
 }
 
 void PendingBuffers::FreeDone() {
-  std::erase_if(buffers_, [](const PendingBuffer& p) { return p.done; });
+  std::erase_if(buffers_,
+                [&](const PendingBuffer& p) { return p.done && p.exchange < exchanges_; });
 }
 
 bool PendingBuffers::WaitForSends(std::chrono::steady_clock::time_point deadline,
@@ -80,6 +81,12 @@ bool PendingBuffers::WaitForSends(std::chrono::steady_clock::time_point deadline
 }
 
 void PendingBuffers::ReleaseDeliveredSends(std::chrono::milliseconds gloo_timeout) {
+  const auto held = std::count_if(buffers_.begin(), buffers_.end(),
+                                  [](const PendingBuffer& p) { return p.sends > 0; });
+  if (held < static_cast<std::ptrdiff_t>(kReleaseBatch) * (peers_ - 1)) {
+    FreeDone();  // the receives completed in earlier exchanges
+    return;
+  }
   WaitForSends(
       std::chrono::steady_clock::now() + std::chrono::milliseconds(200), gloo_timeout,
       [&](int peer, uint64_t sent_in) { return last_heard_[static_cast<size_t>(peer)] > sent_in; });

@@ -60,7 +60,7 @@ class PendingBuffers {
  public:
   // For a group of `peers` peers.
   explicit PendingBuffers(int peers)
-      : waiters_(peers - 1), last_heard_(static_cast<size_t>(peers), 0) {}
+      : waiters_(peers - 1), peers_(peers), last_heard_(static_cast<size_t>(peers), 0) {}
 
   // Numbers a new exchange (from 1).
   uint64_t BeginExchange() { return ++exchanges_; }
@@ -73,7 +73,10 @@ class PendingBuffers {
   // `peer` delivered its piece of `exchange` to us.
   void Heard(int peer, uint64_t exchange) { last_heard_[static_cast<size_t>(peer)] = exchange; }
 
-  // Frees the buffers whose operation completed.
+  // Frees the buffers whose operation completed in an exchange before the
+  // current one. Not those of the current exchange: gloo's I/O thread may
+  // still hold a buffer it just completed, and destroying it then spins
+  // (sched_yield) until gloo lets go.
   void FreeDone();
 
   // Waits (aborting at `deadline`) for the posted sends `which(peer,
@@ -85,7 +88,11 @@ class PendingBuffers {
 
   // Frees the sends of earlier exchanges whose receiver has since delivered a
   // later piece: it posted our receive before that, so they are complete (or
-  // about to be). Keeps memory bounded over a long job.
+  // about to be). Keeps memory bounded over a long job. Only once
+  // kReleaseBatch exchanges' sends are held: each release wakes a waiter
+  // thread for its watchdog, which at every exchange was a share of the
+  // job's context switches.
+  static constexpr int kReleaseBatch = 4;
   void ReleaseDeliveredSends(std::chrono::milliseconds gloo_timeout);
 
   // Drops every buffer (before the gloo context they belong to).
@@ -98,6 +105,7 @@ class PendingBuffers {
  private:
   WaiterThreads waiters_;  // its threads start on first use
   std::vector<PendingBuffer> buffers_;
+  int peers_;
   uint64_t exchanges_ = 0;
   std::vector<uint64_t> last_heard_;  // per peer: the latest exchange it delivered to us
 };
