@@ -127,7 +127,9 @@ struct DecoderOptions {
   int cache_capacity = 4096;
   // Least-squares fits the entry-by-entry search may try in one decode, over
   // all its entries: the bound on the error path's cost (2^20 by default,
-  // about a second). A decode that would need more is DataLoss ("spent its
+  // about a second for fits of up to about 16 unknowns; a fit costs about
+  // rows x unknowns^2, so rotation points at K = 16, 64 unknowns in 128
+  // rows, took up to a minute). A decode that would need more is DataLoss ("spent its
   // budget"), which a trainer recomputes. Positive.
   int64_t max_fits = int64_t{1} << 20;
 };
