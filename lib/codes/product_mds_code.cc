@@ -227,6 +227,8 @@ StatusOr<std::vector<int>> ProductMdsCode::CheckProbes(std::span<const PeerResul
   for (const PeerResult& r : probes) by_peer[size_t(r.peer)] = &r.value;
   std::vector<int> wrong;
   std::vector<int> bad_rows, bad_cols;
+  // Lines with too few probes left to check anything (stragglers).
+  std::vector<int> unchecked_rows, unchecked_cols;
   // One line: a row of the top block (coded by G_c) or a data column (G_r).
   auto check = [&](bool row, int index) -> Status {
     const int count = row ? o_.col_peers : o_.row_peers;
@@ -239,7 +241,10 @@ StatusOr<std::vector<int>> ProductMdsCode::CheckProbes(std::span<const PeerResul
       columns.push_back(by_peer[size_t(peer)]->data());
     }
     const ErrorsAndErasuresDecoder& decoder = row ? *col_decoder_ : *row_decoder_;
-    if (static_cast<int>(ids.size()) <= decoder.recovery_threshold()) return Status::Ok();
+    if (static_cast<int>(ids.size()) <= decoder.recovery_threshold()) {
+      (row ? unchecked_rows : unchecked_cols).push_back(index);
+      return Status::Ok();
+    }
     StatusOr<DecodeOutcome> outcome = decoder.Decode(ids, columns, length);
     if (outcome.ok()) {
       for (int k : outcome->wrong_peers) wrong.push_back(row ? PeerAt(index, k) : PeerAt(k, index));
@@ -276,9 +281,14 @@ StatusOr<std::vector<int>> ProductMdsCode::CheckProbes(std::span<const PeerResul
       wrong.push_back(PeerAt(bad_rows[r], bad_cols[c]));
       row_used[r] = col_used[c] = true;
     }
+  // The parity peer is the culprit only by elimination: when its line has
+  // one parity peer and every data peer on the line was cleared by its other
+  // line. A data peer whose other line had no redundancy left is unchecked
+  // (blaming the parity peer then named an honest one and left the
+  // corrupted shard as the source of its repair).
   for (size_t r = 0; r < bad_rows.size(); ++r) {
     if (row_used[r]) continue;
-    if (o_.col_peers - o_.col_blocks != 1) {
+    if (o_.col_peers - o_.col_blocks != 1 || !unchecked_cols.empty()) {
       return DataLossError("mds scrub: row " + std::to_string(bad_rows[r]) +
                            " of shards is inconsistent and the culprit cannot be told");
     }
@@ -286,7 +296,7 @@ StatusOr<std::vector<int>> ProductMdsCode::CheckProbes(std::span<const PeerResul
   }
   for (size_t c = 0; c < bad_cols.size(); ++c) {
     if (col_used[c]) continue;
-    if (o_.row_peers - o_.row_blocks != 1) {
+    if (o_.row_peers - o_.row_blocks != 1 || !unchecked_rows.empty()) {
       return DataLossError("mds scrub: column " + std::to_string(bad_cols[c]) +
                            " of shards is inconsistent and the culprit cannot be told");
     }
