@@ -26,4 +26,11 @@ double RoundoffTolerance(Precision precision, int64_t inner) {
   return kFloat32ToleranceInRoundoffs * rho;
 }
 
+Status ValidateTolerance(double tolerance, std::string_view what) {
+  if (tolerance >= DBL_EPSILON && tolerance < 1.0) return Status::Ok();
+  return InvalidArgumentError(std::string(what) + ": tolerance must be in [" +
+                              std::to_string(DBL_EPSILON) + ", 1) (below double roundoff no " +
+                              "honest decode verifies), got " + std::to_string(tolerance));
+}
+
 }  // namespace polyguard

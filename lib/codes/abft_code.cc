@@ -6,6 +6,7 @@
 #include <string>
 
 #include "polyguard/base/peer_set.h"
+#include "polyguard/base/precision.h"
 #include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard {
@@ -41,9 +42,7 @@ StatusOr<std::unique_ptr<AbftCode>> AbftCode::Create(ProductShape shape, AbftOpt
     return InvalidArgumentError("abft: peers must be in [1, " + std::to_string(kMaxPeers) +
                                 "], got " + std::to_string(o.peers));
   }
-  if (!(o.tolerance > 0.0 && o.tolerance < 1.0)) {
-    return InvalidArgumentError("abft: tolerance must be in (0, 1)");
-  }
+  POLYGUARD_RETURN_IF_ERROR(ValidateTolerance(o.tolerance, "abft"));
   return std::unique_ptr<AbftCode>(new AbftCode(shape, o));
 }
 

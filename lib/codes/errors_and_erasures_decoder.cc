@@ -13,6 +13,7 @@
 #include "lib/codes/decode_kernels.h"
 #include "polyguard/base/check.h"
 #include "polyguard/base/peer_set.h"
+#include "polyguard/base/precision.h"
 #include "polyguard/codes/evaluation_points.h"
 
 namespace polyguard {
@@ -73,10 +74,7 @@ StatusOr<std::unique_ptr<ErrorsAndErasuresDecoder>> ErrorsAndErasuresDecoder::Cr
                                   " out of range [0, " + std::to_string(generator.cols()) + ")");
     }
   }
-  if (!(options.tolerance > 0.0 && options.tolerance < 1.0)) {
-    return InvalidArgumentError("decoder: tolerance must be in (0, 1), got " +
-                                std::to_string(options.tolerance));
-  }
+  POLYGUARD_RETURN_IF_ERROR(ValidateTolerance(options.tolerance, "decoder"));
   if (options.max_fits < 1) {
     return InvalidArgumentError("decoder: max_fits must be positive, got " +
                                 std::to_string(options.max_fits));

@@ -1,6 +1,7 @@
 #include "polyguard/codes/linear_code_decoder.h"
 
 #include "polyguard/base/peer_set.h"
+#include "polyguard/base/precision.h"
 
 #include <algorithm>
 #include <cfloat>
@@ -73,10 +74,7 @@ StatusOr<std::unique_ptr<LinearCodeDecoder>> LinearCodeDecoder::Create(Matrix ge
   }
   if (!generator.allFinite())
     return InvalidArgumentError("linear decoder: generator has NaN or Inf");
-  if (!(options.tolerance > 0.0 && options.tolerance < 1.0)) {
-    return InvalidArgumentError("linear decoder: tolerance must be in (0, 1), got " +
-                                std::to_string(options.tolerance));
-  }
+  POLYGUARD_RETURN_IF_ERROR(ValidateTolerance(options.tolerance, "linear decoder"));
   if (options.max_fits < 1) {
     return InvalidArgumentError("linear decoder: max_fits must be positive, got " +
                                 std::to_string(options.max_fits));

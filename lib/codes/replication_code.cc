@@ -5,6 +5,7 @@
 #include <string>
 
 #include "polyguard/base/peer_set.h"
+#include "polyguard/base/precision.h"
 #include "polyguard/codes/strategy_registry.h"
 
 namespace polyguard {
@@ -21,9 +22,7 @@ StatusOr<std::unique_ptr<ReplicationCode>> ReplicationCode::Create(ProductShape 
         "replication: peers must be a multiple of replicas = " + std::to_string(o.replicas) +
         " in [1, " + std::to_string(kMaxPeers) + "], got " + std::to_string(o.peers));
   }
-  if (!(o.tolerance > 0.0 && o.tolerance < 1.0)) {
-    return InvalidArgumentError("replication: tolerance must be in (0, 1)");
-  }
+  POLYGUARD_RETURN_IF_ERROR(ValidateTolerance(o.tolerance, "replication"));
   return std::unique_ptr<ReplicationCode>(new ReplicationCode(shape, o));
 }
 

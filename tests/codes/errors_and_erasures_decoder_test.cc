@@ -39,9 +39,18 @@ TEST(ErrorsAndErasuresDecoder, RejectsBadConstruction) {
   EXPECT_FALSE(ErrorsAndErasuresDecoder::Create(pts, MonomialBasis(pts, 5), {0}).ok());
   EXPECT_FALSE(ErrorsAndErasuresDecoder::Create(pts, MonomialBasis(pts, 2), {2}).ok());
   EXPECT_FALSE(ErrorsAndErasuresDecoder::Create({0.1, 0.1, 0.3}, Matrix::Ones(3, 1), {0}).ok());
-  DecoderOptions bad;
-  bad.tolerance = 0;
-  EXPECT_FALSE(ErrorsAndErasuresDecoder::Create(pts, MonomialBasis(pts, 2), {0}, bad).ok());
+  // Tolerances outside [DBL_EPSILON, 1): below double roundoff (1e-300) no
+  // honest decode would verify.
+  for (double tolerance : {0.0, 1e-300, 1e-17, 1.0, std::nan("")}) {
+    DecoderOptions bad;
+    bad.tolerance = tolerance;
+    auto created = ErrorsAndErasuresDecoder::Create(pts, MonomialBasis(pts, 2), {0}, bad);
+    EXPECT_EQ(created.status().code(), StatusCode::kInvalidArgument) << tolerance;
+    EXPECT_NE(created.status().message().find("tolerance must be in"), std::string::npos);
+    auto product = MakeProductCode(
+        {.strategy = Strategy::kReplication, .shape = {4, 4, 2}, .peers = 4, .decoder = bad});
+    EXPECT_EQ(product.status().code(), StatusCode::kInvalidArgument) << tolerance;
+  }
 }
 
 TEST(ErrorsAndErasuresDecoder, RejectsBadResults) {

@@ -60,6 +60,11 @@ inline constexpr double kFloat32ToleranceInRoundoffs = 3.0;
 inline constexpr double kFloat32ResolutionLimitInRoundoffs = 1000.0;
 double RoundoffTolerance(Precision precision, int64_t inner);
 
+// A decoder's tolerance must be in [DBL_EPSILON, 1): below double roundoff no
+// honest decode verifies (1e-300 was accepted and failed every fault-free
+// decode). InvalidArgument naming `what` (the decoder) otherwise.
+Status ValidateTolerance(double tolerance, std::string_view what);
+
 }  // namespace polyguard
 
 #endif  // POLYGUARD_BASE_PRECISION_H_
