@@ -25,6 +25,23 @@ inline void InjectError(Matrix* value, ErrorKind kind, double magnitude, Random*
   ApplySoftError(value, kind, magnitude, rng, scale, entry);
 }
 
+// Options that build every strategy of `s` on `peers` peers: Generalized
+// PolyDot m = n = 2, the 1-D MDS code with 6 data blocks, 3 replicas, a
+// low-weight code of 2 x 2 blocks.
+inline ProductCodeOptions StrategyOptions(Strategy s, ProductShape shape, int peers = 12) {
+  ProductCodeOptions o;
+  o.strategy = s;
+  o.shape = shape;
+  o.peers = peers;
+  o.m = 2;
+  o.n = 2;
+  o.data_blocks = 6;
+  o.replicas = 3;
+  o.k_a = 2;
+  o.k_b = 2;
+  return o;
+}
+
 inline double RelativeError(const Matrix& got, const Matrix& want) {
   const double denom = std::max(want.norm(), 1e-300);
   return (got - want).norm() / denom;

@@ -165,19 +165,7 @@ struct HugeValueCase {
   friend void PrintTo(const HugeValueCase& c, std::ostream* os) { *os << c.name; }
 };
 
-ProductCodeOptions HugeValueOptions(Strategy s) {
-  ProductCodeOptions o;
-  o.strategy = s;
-  o.shape = {16, 12, 8};
-  o.peers = 12;
-  o.m = 2;
-  o.n = 2;
-  o.data_blocks = 6;
-  o.replicas = 3;
-  o.k_a = 2;
-  o.k_b = 2;
-  return o;
-}
+ProductCodeOptions HugeValueOptions(Strategy s) { return testing::StrategyOptions(s, {16, 12, 8}); }
 
 std::vector<HugeValueCase> HugeValueCases() {
   ProductCodeOptions rotation = HugeValueOptions(Strategy::kPolyDot);

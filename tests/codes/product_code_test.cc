@@ -16,17 +16,7 @@ using testing::ErrorKind;
 using testing::RelativeError;
 using testing::RunProduct;
 
-ProductCodeOptions Options(Strategy s) {
-  ProductCodeOptions o;
-  o.strategy = s;
-  o.shape = {12, 10, 4};
-  o.peers = 12;
-  o.m = 2;
-  o.n = 2;
-  o.data_blocks = 6;
-  o.replicas = 3;
-  return o;
-}
+ProductCodeOptions Options(Strategy s) { return testing::StrategyOptions(s, {12, 10, 4}); }
 
 // Every strategy goes through the same interface, without special cases:
 // with as many wrong results as it claims to correct, it decodes.
