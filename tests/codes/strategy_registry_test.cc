@@ -64,14 +64,7 @@ TEST(StrategyRegistry, NamesByCapability) {
 // strategy with its product-code layout), for P = 8. Every block of A holds
 // data (16 rows), so every wrong result matters.
 ProductCodeOptions TrainingOptions(Strategy s) {
-  ProductCodeOptions o;
-  o.strategy = s;
-  o.shape = {16, 10, 6};
-  o.peers = 8;
-  o.m = 2;
-  o.n = 2;
-  o.k_a = 2;
-  o.k_b = 2;
+  ProductCodeOptions o = testing::StrategyOptions(s, {16, 10, 6}, /*peers=*/8);
   o.replicas = 2;
   EXPECT_TRUE(UseDefaultProductMdsLayout(&o).ok());
   return o;
