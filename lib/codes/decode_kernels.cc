@@ -84,6 +84,31 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
   if (out_sum != nullptr) *out_sum += (total[0] + total[1]) + (total[2] + total[3]) + total_tail;
 }
 
+// FusedBlock<wb> for a width known only at run time (1..12).
+void FusedBlockOfWidth(int wb, const double* const* cols, int r_count, int64_t length,
+                       const double* m, int m_cols, int w0, double* out, double* sumsq,
+                       int probes = 0, double* zsq = nullptr, double* out_sum = nullptr) {
+  switch (wb) {
+#define POLYGUARD_FUSED_CASE(N)                                                            \
+  case N:                                                                                  \
+    FusedBlock<N>(cols, r_count, length, m, m_cols, w0, out, sumsq, probes, zsq, out_sum); \
+    break;
+    POLYGUARD_FUSED_CASE(1)
+    POLYGUARD_FUSED_CASE(2)
+    POLYGUARD_FUSED_CASE(3)
+    POLYGUARD_FUSED_CASE(4)
+    POLYGUARD_FUSED_CASE(5)
+    POLYGUARD_FUSED_CASE(6)
+    POLYGUARD_FUSED_CASE(7)
+    POLYGUARD_FUSED_CASE(8)
+    POLYGUARD_FUSED_CASE(9)
+    POLYGUARD_FUSED_CASE(10)
+    POLYGUARD_FUSED_CASE(11)
+    POLYGUARD_FUSED_CASE(12)
+#undef POLYGUARD_FUSED_CASE
+  }
+}
+
 }  // namespace
 
 std::string PeerList(const std::vector<int>& peers) {
@@ -131,7 +156,7 @@ PeerSplit SplitUntame(const std::vector<int>& peers, const std::vector<const dou
   // Absurd relative to the results' typical magnitude: an absolute cutoff
   // set aside every honest result of data beyond 1e150, and K + 1 liars
   // sending zeros then decoded as verified.
-  const double huge = std::ldexp(kHuge, TypicalExponent(cols, length));
+  const double huge = std::ldexp(kHuge, TypicalExponent(cols, length, g));
   for (size_t j = 0; j < peers.size(); ++j) {
     const double* const* mine = cols.data() + j * size_t(g);
     bool tame = true;
@@ -200,28 +225,38 @@ Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& 
   return Status::Ok();
 }
 
-int TypicalExponent(const Matrix& m) {
+int TypicalExponent(const Matrix& m, int g) {
   std::vector<const double*> cols;
   for (Eigen::Index j = 0; j < m.cols(); ++j) cols.push_back(m.col(j).data());
-  return TypicalExponent(cols, m.rows());
+  return TypicalExponent(cols, m.rows(), g);
 }
 
-int TypicalExponent(const std::vector<const double*>& cols, int64_t length) {
-  // A fixed sample of at most about 4096 values, spread evenly over every
-  // column: only the exponent's rough size matters (scaling by a power of
-  // two is exact), and the median of the whole matrix cost a pass of
-  // selection over every result on each slow decode.
-  const int64_t size = length * static_cast<int64_t>(cols.size());
-  const int64_t stride = std::max<int64_t>(1, size / 4096);
-  std::vector<double> v;
-  v.reserve(static_cast<size_t>(size / stride + 1));
-  for (int64_t i = 0; i < size; i += stride) {
-    const double a = std::abs(cols[static_cast<size_t>(i / length)][i % length]);
-    if (a > 0.0 && std::isfinite(a)) v.push_back(a);
+int TypicalExponent(const std::vector<const double*>& cols, int64_t length, int g) {
+  // The median over peers (g columns each) of each peer's median nonzero
+  // |value|: a median over all values let a minority of peers sending dense
+  // tiny (or huge) code words, against honest results that are mostly zero,
+  // set the scale, and then every honest value looked absurd; so did a
+  // median over columns, where an honest peer's zero blocks dropped out.
+  // Each column is sampled evenly (about 4096 values in all, at least 64 a
+  // column): only the exponent's rough size matters (scaling by a power of
+  // two is exact), and a full selection cost a pass over every result on
+  // each slow decode.
+  const int64_t per_column =
+      std::max<int64_t>(64, 4096 / std::max<int64_t>(1, int64_t(cols.size())));
+  const int64_t stride = std::max<int64_t>(1, length / per_column);
+  std::vector<double> medians, v;
+  for (size_t first = 0; first < cols.size(); first += size_t(g)) {
+    v.clear();
+    for (size_t c = first; c < std::min(cols.size(), first + size_t(g)); ++c) {
+      for (int64_t i = 0; i < length; i += stride) {
+        const double a = std::abs(cols[c][i]);
+        if (a > 0.0 && std::isfinite(a)) v.push_back(a);
+      }
+    }
+    if (!v.empty()) medians.push_back(Median(v));
   }
-  if (v.empty()) return 0;
-  const double med = Median(std::move(v));
-  return std::clamp(std::ilogb(med), -1000, 1000);
+  if (medians.empty()) return 0;
+  return std::clamp(std::ilogb(Median(std::move(medians))), -1000, 1000);
 }
 
 int64_t Binomial(int n, int k) {
@@ -394,25 +429,8 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
   for (int w0 = 0; w0 < w_total;) {
     const int wb = std::min(w_total - w0, 12);
     double* squares = w0 == 0 ? sumsq : nullptr;  // once per value
-    switch (wb) {
-#define POLYGUARD_FUSED_CASE(N)                                                               \
-  case N:                                                                                     \
-    FusedBlock<N>(cols.data(), r_count, length, m.data(), w_total, w0, out->data(), squares); \
-    break;
-      POLYGUARD_FUSED_CASE(1)
-      POLYGUARD_FUSED_CASE(2)
-      POLYGUARD_FUSED_CASE(3)
-      POLYGUARD_FUSED_CASE(4)
-      POLYGUARD_FUSED_CASE(5)
-      POLYGUARD_FUSED_CASE(6)
-      POLYGUARD_FUSED_CASE(7)
-      POLYGUARD_FUSED_CASE(8)
-      POLYGUARD_FUSED_CASE(9)
-      POLYGUARD_FUSED_CASE(10)
-      POLYGUARD_FUSED_CASE(11)
-      POLYGUARD_FUSED_CASE(12)
-#undef POLYGUARD_FUSED_CASE
-    }
+    FusedBlockOfWidth(wb, cols.data(), r_count, length, m.data(), w_total, w0, out->data(),
+                      squares);
     w0 += wb;
   }
 }
@@ -427,26 +445,8 @@ bool FusedCheck(const std::vector<const double*>& cols, int64_t length, const Ro
   wanted->resize(length, w_total - probes);
   *sumsq = 0.0;
   double out_sum = 0.0;
-  switch (w_total) {
-#define POLYGUARD_FUSED_CHECK_CASE(N)                                                        \
-  case N:                                                                                    \
-    FusedBlock<N>(cols.data(), r_count, length, m.data(), w_total, 0, wanted->data(), sumsq, \
-                  probes, zsq->data(), &out_sum);                                            \
-    break;
-    POLYGUARD_FUSED_CHECK_CASE(1)
-    POLYGUARD_FUSED_CHECK_CASE(2)
-    POLYGUARD_FUSED_CHECK_CASE(3)
-    POLYGUARD_FUSED_CHECK_CASE(4)
-    POLYGUARD_FUSED_CHECK_CASE(5)
-    POLYGUARD_FUSED_CHECK_CASE(6)
-    POLYGUARD_FUSED_CHECK_CASE(7)
-    POLYGUARD_FUSED_CHECK_CASE(8)
-    POLYGUARD_FUSED_CHECK_CASE(9)
-    POLYGUARD_FUSED_CHECK_CASE(10)
-    POLYGUARD_FUSED_CHECK_CASE(11)
-    POLYGUARD_FUSED_CHECK_CASE(12)
-#undef POLYGUARD_FUSED_CHECK_CASE
-  }
+  FusedBlockOfWidth(w_total, cols.data(), r_count, length, m.data(), w_total, 0, wanted->data(),
+                    sumsq, probes, zsq->data(), &out_sum);
   return std::isfinite(out_sum);
 }
 

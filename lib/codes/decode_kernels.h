@@ -25,12 +25,14 @@ constexpr double kHuge = 1e150;
 // [kTinyScale, kHugeScale] go to the slow path, which scales them.
 constexpr double kTinyScale = 1e-100;
 constexpr double kHugeScale = 1e100;
-// The binary exponent of the results' typical magnitude: the median of the
-// nonzero finite |values| of an even sample of at most about 4096 of them
-// (robust to fewer than half of them wrong); 0 when there is none.
-int TypicalExponent(const Matrix& m);
+// The binary exponent of the results' typical magnitude: the median over
+// peers (g consecutive columns each: a result, or its blocks) of each peer's
+// median nonzero finite |value|, from an even sample of about 4096 values
+// (robust to fewer than half of the peers wrong, whatever they send, and to
+// honest results that are mostly zero); 0 when there is none.
+int TypicalExponent(const Matrix& m, int g = 1);
 // The same over `cols` (each `length` numbers).
-int TypicalExponent(const std::vector<const double*>& cols, int64_t length);
+int TypicalExponent(const std::vector<const double*>& cols, int64_t length, int g = 1);
 
 using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
@@ -119,11 +121,12 @@ int64_t Binomial(int n, int k);
 void FusedProduct(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
                   Matrix* out, double* sumsq = nullptr);
 // The fast path's check and decode in one pass over the results, for m =
-// [probes | wanted] with at most kFusedCheckColumns columns in all: zsq(l) = the squared norm of
-// the probe part of row l of [cols] * m, *wanted = the rest (length x (m.cols() - probes)), *sumsq
-// = the sum of the squares of every result value. The probe part itself is not stored (CombineEntry
-// gives it for an entry). False when some output is not finite (a NaN or Inf among the results
-// reaches every output of its entry).
+// [probes | wanted] with at most kFusedCheckColumns columns in all: zsq(l) =
+// the squared norm of the probe part of row l of [cols] * m, *wanted = the
+// rest (length x (m.cols() - probes)), *sumsq = the sum of the squares of
+// every result value. The probe part itself is not stored (CombineEntry
+// gives it for an entry). False when some output is not finite (a NaN or
+// Inf among the results reaches every output of its entry).
 constexpr int kFusedCheckColumns = 12;
 bool FusedCheck(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
                 int probes, Vector* zsq, Matrix* wanted, double* sumsq);

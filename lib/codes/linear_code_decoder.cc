@@ -401,7 +401,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
   // whole peers), then, if that went astray, entry by entry over everything.
   // Scaled by a power of two (exact) that brings the results' typical
   // magnitude near 1, so that no tolerance or square under- or overflows.
-  const int exponent = internal::TypicalExponent(results);
+  const int exponent = internal::TypicalExponent(results, rows_per_peer_);
   const Matrix scaled = results * std::ldexp(1.0, -exponent);
   const double floor = std::ldexp(scale_floor, -exponent);
   // One budget for the entry search of both attempts (decode_kernels.h).

@@ -288,6 +288,32 @@ TEST_P(ScaledLiarsTest, ZerosDoNotOutvoteHugeHonestResults) {
   }
 }
 
+// Liars sending a dense code word far below honest results that are mostly
+// zero (padding, ReLU): the results' typical magnitude was a median over
+// every value, which the liars' values then outnumbered, so every honest
+// value looked absurd and the liars' product came back verified. It is now
+// a median over peers.
+TEST_P(ScaledLiarsTest, DenseTinyCodeWordsDoNotOutvoteSparseHonestResults) {
+  const auto& [c, scale] = GetParam();
+  auto code = MakeProductCode(c.options);
+  ASSERT_TRUE(code.ok()) << code.status();
+  Random rng(26);
+  Matrix a = Matrix::Zero(4, 3);
+  a.row(0) = rng.NormalMatrix(1, 3) * scale;
+  const Matrix fake = rng.NormalMatrix(4, 3) * (scale * 1e-290), b = rng.NormalMatrix(3, 2);
+  std::vector<PeerResult> results;
+  for (int p = 0; p < 5; ++p) {
+    const Matrix& shard_of = p == 1 || p == 3 ? fake : a;
+    results.push_back({p, (*code)->PeerProduct((*code)->EncodeShard(shard_of, p).value(),
+                                               (*code)->EncodeInput(b, p).value())});
+  }
+  auto decoded = (*code)->Decode(results);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(decoded->verified);
+  EXPECT_LT(RelativeError(Matrix(decoded->product / scale), Matrix(a * b / scale)), 1e-9);
+  EXPECT_EQ(decoded->wrong_peers, (std::vector<int>{1, 3}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Magnitudes, ScaledLiarsTest,
                          ::testing::Combine(::testing::ValuesIn(ScaledLiarsCases()),
                                             ::testing::Values(1e149, 1e151, 1e200)),
