@@ -26,6 +26,12 @@ double RoundoffTolerance(Precision precision, int64_t inner) {
   return kFloat32ToleranceInRoundoffs * rho;
 }
 
+int Float32ScaleExponent(double largest) {
+  if (!std::isfinite(largest) || !(largest > 0.0)) return 0;
+  const int e = std::ilogb(largest);
+  return e >= -30 && e <= 30 ? 0 : e;
+}
+
 Status ValidateTolerance(double tolerance, std::string_view what) {
   if (tolerance >= DBL_EPSILON && tolerance < 1.0) return Status::Ok();
   return InvalidArgumentError(std::string(what) + ": tolerance must be in [" +

@@ -196,16 +196,12 @@ Matrix Conv2dInputGradientIn(const ConvShape& s, const MatrixRef& filters,
 
 namespace {
 
-// The power of two that brings m's largest |value| near 1 when that is
-// outside [2^-30, 2^30] (0 inside, and for zero or non-finite data): float32
-// operands are scaled by it, as ProductCode::Multiply scales its operands,
-// so that a float32 peer's convolution neither underflows (filters of 1e-43
-// gave a zero output that decoded as verified) nor overflows (1e38 did).
+// Float32ScaleExponent of m: float32 operands are scaled by it, as
+// ProductCode::Multiply scales its operands, so that a float32 peer's
+// convolution neither underflows (filters of 1e-43 gave a zero output that
+// decoded as verified) nor overflows (1e38 did).
 int Float32Exponent(const MatrixRef& m) {
-  const double largest = m.size() > 0 ? m.cwiseAbs().maxCoeff() : 0.0;
-  if (!std::isfinite(largest) || largest == 0.0) return 0;
-  const int e = std::ilogb(largest);
-  return e >= -30 && e <= 30 ? 0 : e;
+  return Float32ScaleExponent(m.size() > 0 ? m.cwiseAbs().maxCoeff() : 0.0);
 }
 
 // f(scaled a, scaled b) scaled back, in double.

@@ -60,6 +60,14 @@ inline constexpr double kFloat32ToleranceInRoundoffs = 3.0;
 inline constexpr double kFloat32ResolutionLimitInRoundoffs = 1000.0;
 double RoundoffTolerance(Precision precision, int64_t inner);
 
+// The power of two by which a float32 operand whose largest |value| is
+// `largest` is divided before it is rounded to float32, and its product
+// multiplied back in double (ProductCode::Multiply, Conv2d): 0 while that is
+// within [2^-30, 2^30], where float32 neither overflows nor loses more than
+// terms 2^-66 below the largest to underflow (so the unscaled product is
+// the scaled one), and for zero, NaN or Inf; ilogb(largest) otherwise.
+int Float32ScaleExponent(double largest);
+
 // A decoder's tolerance must be in [DBL_EPSILON, 1): below double roundoff no
 // honest decode verifies (1e-300 was accepted and failed every fault-free
 // decode). InvalidArgument naming `what` (the decoder) otherwise.

@@ -129,8 +129,8 @@ struct DecoderOptions {
   // all its entries: the bound on the error path's cost (2^20 by default,
   // about a second for fits of up to about 16 unknowns; a fit costs about
   // rows x unknowns^2, so rotation points at K = 16, 64 unknowns in 128
-  // rows, took up to a minute). A decode that would need more is DataLoss ("spent its
-  // budget"), which a trainer recomputes. Positive.
+  // rows, took up to a minute). A decode that would need more is DataLoss
+  // ("spent its budget"), which a trainer recomputes. Positive.
   int64_t max_fits = int64_t{1} << 20;
 };
 
@@ -237,10 +237,9 @@ class ErrorsAndErasuresDecoder {
                                   int64_t* budget) const;
   // The fast path's error case, when the errors are in whole peers: locates
   // them from the syndromes of a few inconsistent entries (`dirty`: entry
-  // and tolerance), then decodes
-  // from the rest in one more pass, which must pass the fast check, and
-  // names the set-aside peers off the code word. Nothing when the errors are
-  // not of that kind (the full decode then runs).
+  // and tolerance), then decodes from the rest in one more pass, which must
+  // pass the fast check, and names the set-aside peers off the code word. Nothing when the errors
+  // are not of that kind (the full decode then runs).
   std::optional<DecodeOutcome> DecodeWithoutLocated(
       const std::vector<int>& peers, const std::vector<const double*>& cols, int64_t length,
       const Plan& plan, const std::vector<std::pair<int64_t, double>>& dirty,

@@ -247,14 +247,10 @@ class ProductCode {
     thread_local FloatOperands operands;
     return operands;
   }
-  // out = m in float, scaled by a power of two that brings its largest
-  // |value| near 1 when that is outside [2^-kNarrowRange, 2^kNarrowRange];
-  // returns the exponent taken out. One pass over m in the common case (the
-  // cast finds the largest value as it goes; a separate pass for it cost a
-  // quarter of the float32 product): inside that range float32 neither
-  // overflows nor loses more than terms 2^-66 below the largest to underflow,
-  // so the unscaled product is the scaled one.
-  static constexpr int kNarrowRange = 30;
+  // out = m in float, scaled by 2^-Float32ScaleExponent(its largest |value|)
+  // (base/precision.h); returns the exponent taken out. One pass over m in
+  // the common case (the cast finds the largest value as it goes; a separate
+  // pass for it cost a quarter of the float32 product).
   template <typename M>
   static int Narrow(const M& m, Eigen::MatrixXf* out) {
     out->resize(m.rows(), m.cols());
@@ -264,15 +260,9 @@ class ProductCode {
       out->col(j) = m.col(j).template cast<float>();
       if (m.rows() > 0) largest = std::max(largest, m.col(j).cwiseAbs().maxCoeff());
     }
-    const int e = ScaleExponent(largest);
-    if (e >= -kNarrowRange && e <= kNarrowRange) return 0;
-    *out = (m * std::ldexp(1.0, -e)).template cast<float>();
+    const int e = Float32ScaleExponent(largest);
+    if (e != 0) *out = (m * std::ldexp(1.0, -e)).template cast<float>();
     return e;
-  }
-  // The binary exponent of a largest |value| (0 for zero, NaN or Inf: those
-  // are left as they are).
-  static int ScaleExponent(double largest) {
-    return std::isfinite(largest) && largest > 0.0 ? std::ilogb(largest) : 0;
   }
   Status CheckA(const MatrixRef& a) const;
   Status CheckB(const MatrixRef& b) const;
