@@ -5,7 +5,11 @@
 //   EncodeShard   the one-time shard encode at one peer
 //   LocalProduct  shard * piece at one peer
 //   RoundoffScale the peer's declared roundoff scale of that product (sent
-//                 with its result; one pass over shard and piece)
+//                 with its result) from the shard's kept sums: one pass over
+//                 the piece
+//   ShardAbsSums  those sums, once per change of the shard (one pass over it;
+//                 a training step uses them for its forward and transpose
+//                 products, so ratios.py counts half of it per product)
 //   DecodeClean   decode from all P results, no errors
 //   DecodeErrors  decode with the most correctable wrong results (P - K - 1)
 //   Uncoded       the full N x N by N x B product on one core
@@ -79,7 +83,14 @@ void BM_LocalProduct(benchmark::State& state) {
 
 void BM_RoundoffScale(benchmark::State& state) {
   Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
-  for (auto _ : state) benchmark::DoNotOptimize(RoundoffScale(c.shard, c.piece));
+  const ShardAbsSums sums = AbsSumsOf(c.shard);
+  for (auto _ : state) benchmark::DoNotOptimize(RoundoffScale(sums, c.piece));
+  Label(state, c);
+}
+
+void BM_ShardAbsSums(benchmark::State& state) {
+  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
+  for (auto _ : state) benchmark::DoNotOptimize(AbsSumsOf(c.shard));
   Label(state, c);
 }
 
@@ -128,6 +139,7 @@ BENCHMARK(BM_Encode)->Apply(Args);
 BENCHMARK(BM_EncodeShard)->Apply(Args)->Iterations(3);
 BENCHMARK(BM_LocalProduct)->Apply(Args);
 BENCHMARK(BM_RoundoffScale)->Apply(Args);
+BENCHMARK(BM_ShardAbsSums)->Apply(Args);
 BENCHMARK(BM_DecodeClean)->Apply(Args);
 BENCHMARK(BM_DecodeErrors)->Apply(Args);
 BENCHMARK(BM_Uncoded)

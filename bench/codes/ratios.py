@@ -28,7 +28,10 @@ for (kind, n, batch, p), t in sorted(times.items()):
     if kind != "LocalProduct":
         continue
     enc = times.get(("Encode", n, batch, p))
-    scale = times.get(("RoundoffScale", n, batch, p), 0.0)
+    # The declaration per product, and half the shard's sums (kept from one
+    # update to the next, they serve a step's forward and transpose product).
+    scale = (times.get(("RoundoffScale", n, batch, p), 0.0) +
+             0.5 * times.get(("ShardAbsSums", n, batch, p), 0.0))
     dc = times.get(("DecodeClean", n, batch, p))
     de = times.get(("DecodeErrors", n, batch, p))
     unc = times.get(("Uncoded", n, batch, None))

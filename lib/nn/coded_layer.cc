@@ -34,12 +34,13 @@ Status CodedLayer::InitTraining(const std::string& what, PeerGroup* group, Fault
   POLYGUARD_ASSIGN_OR_RETURN(
       product_, CodedProduct::Create(group, code_.get(), faults, product, wide_code_.get()));
   POLYGUARD_ASSIGN_OR_RETURN(shard_, code_->EncodeShard(initial, group->rank()));
+  shard_sums_.reset();
   velocity_ = Matrix::Zero(shard_.rows(), shard_.cols());
   return Status::Ok();
 }
 
 Status CodedLayer::ForwardProduct(int64_t step, Eigen::Index rows) {
-  StatusOr<DecodedProduct> s = product_->Forward(&shard_, input_, step, layer_);
+  StatusOr<DecodedProduct> s = product_->Forward(&shard_, input_, step, layer_, &ShardSums());
   if (!s.ok()) {
     // Stay usable for the rest of the step (see the header).
     s_ = Matrix::Zero(rows, input_.cols());
@@ -49,6 +50,11 @@ Status CodedLayer::ForwardProduct(int64_t step, Eigen::Index rows) {
   NoteDecode(*s, /*backward=*/false);
   s_ = std::move(s->product);
   return Status::Ok();
+}
+
+const ShardAbsSums& CodedLayer::ShardSums() {
+  if (!shard_sums_) shard_sums_ = AbsSumsOf(shard_);
+  return *shard_sums_;
 }
 
 void CodedLayer::NoteDecode(const DecodedProduct& d, bool backward) {
@@ -70,7 +76,8 @@ void CodedLayer::NoteDecode(const DecodedProduct& d, bool backward) {
 }
 
 StatusOr<Matrix> CodedLayer::TransposeProduct(int64_t step) {
-  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct g, product_->Transpose(&shard_, ds_, step, layer_));
+  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct g,
+                             product_->Transpose(&shard_, ds_, step, layer_, &ShardSums()));
   NoteDecode(g, /*backward=*/true);
   return std::move(g.product);
 }
@@ -82,6 +89,7 @@ Status CodedLayer::Update(const SgdOptions& sgd, int64_t step) {
   }
   POLYGUARD_RETURN_IF_ERROR(
       CodedSgdStep(*code_, group_->rank(), sgd, ds_, input_, &shard_, &velocity_));
+  shard_sums_.reset();
   if (faults_ != nullptr) faults_->MaybeCorrupt(step, layer_, StepPoint::kUpdate, &shard_);
   return Status::Ok();
 }

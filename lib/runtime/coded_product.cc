@@ -188,19 +188,20 @@ void Spoil(Matrix* y) { y->setConstant(std::numeric_limits<double>::quiet_NaN())
 }  // namespace
 
 StatusOr<DecodedProduct> CodedProduct::Forward(Matrix* shard, const MatrixRef& b, int64_t step,
-                                               int layer) {
+                                               int layer, const ShardAbsSums* sums) {
   if (faults_ != nullptr && faults_->ShouldCrash(step)) std::_Exit(FaultInjector::kCrashExitCode);
   Fault(step, layer, StepPoint::kShard, shard);
-  return Product(*shard, b, /*transpose=*/false, step, layer);
+  return Product(*shard, b, /*transpose=*/false, step, layer, sums);
 }
 
 StatusOr<DecodedProduct> CodedProduct::Transpose(Matrix* shard, const MatrixRef& d, int64_t step,
-                                                 int layer) {
-  return Product(*shard, d, /*transpose=*/true, step, layer);
+                                                 int layer, const ShardAbsSums* sums) {
+  return Product(*shard, d, /*transpose=*/true, step, layer, sums);
 }
 
 StatusOr<DecodedProduct> CodedProduct::Product(const Matrix& shard, const MatrixRef& input,
-                                               bool transpose, int64_t step, int layer) {
+                                               bool transpose, int64_t step, int layer,
+                                               const ShardAbsSums* sums) {
   const int r = group_->rank();
   Matrix clean;
   const bool spoiled = Sanitize(input, &clean);
@@ -210,7 +211,8 @@ StatusOr<DecodedProduct> CodedProduct::Product(const Matrix& shard, const Matrix
   Fault(step, layer, StepPoint::kEncode, &piece);
   Matrix y =
       transpose ? code_->PeerTransposeProduct(shard, piece) : code_->PeerProduct(shard, piece);
-  const double scale = RoundoffScale(shard, piece, transpose);
+  const double scale = sums != nullptr ? RoundoffScale(*sums, piece, transpose)
+                                       : RoundoffScale(shard, piece, transpose);
   POLYGUARD_ASSIGN_OR_RETURN(
       DecodedProduct decoded,
       ExchangeAndDecode(*code_, std::move(y), scale, spoiled, transpose, step, layer));

@@ -64,7 +64,8 @@ class RoundoffScaleTest : public ::testing::TestWithParam<ScaleCase> {};
 TEST_P(RoundoffScaleTest, IsTheMeanTermScale) {
   const ScaleCase& c = GetParam();
   Random rng(3);
-  Matrix a = rng.NormalMatrix(24, 40), b = rng.NormalMatrix(40, 16);
+  // 41 and 23: AbsSumsOf's four-column blocks and its tail.
+  Matrix a = rng.NormalMatrix(23, 41), b = rng.NormalMatrix(41, 16);
   a.array() += c.offset;
   a.row(0).array() += c.hot_row;
   b.rightCols(16 - c.used_columns).setZero();
@@ -74,6 +75,9 @@ TEST_P(RoundoffScaleTest, IsTheMeanTermScale) {
   // The transpose product of a^T and b, and the sparse overloads.
   const Matrix at = a.transpose();
   EXPECT_NEAR(RoundoffScale(at, b, /*transpose=*/true), want, 1e-12 * want);
+  // From the shard's kept sums, both ways.
+  EXPECT_NEAR(RoundoffScale(AbsSumsOf(a), b), want, 1e-12 * want);
+  EXPECT_NEAR(RoundoffScale(AbsSumsOf(at), b, /*transpose=*/true), want, 1e-12 * want);
   const SparseMatrix as = a.sparseView(), bs = b.sparseView();
   EXPECT_NEAR(RoundoffScale(as, b), want, 1e-12 * want);
   EXPECT_NEAR(RoundoffScale(as, bs), want, 1e-12 * want);
@@ -87,6 +91,20 @@ INSTANTIATE_TEST_SUITE_P(
                       ScaleCase{"hot_row", 0, 100, 16, 1}, ScaleCase{"padded_batch", 10, 0, 2, 1},
                       ScaleCase{"hot_column", 10, 0, 16, 100}),
     [](const ::testing::TestParamInfo<ScaleCase>& info) { return std::string(info.param.name); });
+
+TEST(AbsSumsOf, MatchesTheSumsWrittenOut) {
+  Random rng(5);
+  for (Eigen::Index cols : {0, 1, 3, 4, 7, 9}) {
+    const Matrix a = rng.NormalMatrix(13, cols);
+    const ShardAbsSums sums = AbsSumsOf(a);
+    ASSERT_EQ(sums.columns.size(), cols);
+    ASSERT_EQ(sums.rows.size(), 13);
+    if (cols > 0) {
+      EXPECT_LT((sums.columns - a.cwiseAbs().colwise().sum().transpose()).norm(), 1e-12) << cols;
+    }
+    EXPECT_LT((sums.rows - a.cwiseAbs().rowwise().sum()).norm(), 1e-12) << cols;
+  }
+}
 
 TEST(RoundoffScale, ZeroAndNonFiniteOperands) {
   Random rng(4);

@@ -67,6 +67,18 @@ struct PeerResult {
 // pass over each operand (the mean needs only A's column sums and B's row
 // sums of |values|).
 double RoundoffScale(const MatrixRef& shard, const MatrixRef& piece, bool transpose = false);
+// What RoundoffScale needs of a shard: its sums of |values| down each column
+// (for shard * piece) and along each row (for shard^T * piece). A shard
+// changes once a step but takes part in two products, so a layer keeps these
+// (one pass over the shard) and each declaration then costs one pass over
+// its piece only.
+struct ShardAbsSums {
+  Vector columns;  // shard.cols() sums
+  Vector rows;     // shard.rows() sums
+};
+ShardAbsSums AbsSumsOf(const MatrixRef& shard);
+// The same as RoundoffScale(shard, piece, transpose), from AbsSumsOf(shard).
+double RoundoffScale(const ShardAbsSums& shard, const MatrixRef& piece, bool transpose = false);
 double RoundoffScale(const SparseMatrix& shard, const SparseMatrix& piece);
 double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece);
 // The floor a decode takes from R results' declarations (the decoders'

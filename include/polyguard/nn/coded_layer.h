@@ -17,6 +17,7 @@
 #define POLYGUARD_NN_CODED_LAYER_H_
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "polyguard/base/peer_set.h"
@@ -55,7 +56,10 @@ class CodedLayer {
   // This peer's stored state: its shard and velocity (the momentum buffer,
   // same coded form). Snapshots and repair replace them.
   const Matrix& shard() const { return shard_; }
-  Matrix* mutable_shard() { return &shard_; }
+  Matrix* mutable_shard() {
+    shard_sums_.reset();
+    return &shard_;
+  }
   const Matrix& velocity() const { return velocity_; }
   Matrix* mutable_velocity() { return &velocity_; }
   // This step's decoded values that the update uses: the product's input
@@ -98,6 +102,9 @@ class CodedLayer {
   StatusOr<Matrix> TransposeProduct(int64_t step);
   // Notes a decode's wrong peers (a forward one starts the step's record).
   void NoteDecode(const DecodedProduct& decoded, bool backward);
+  // AbsSumsOf(shard_), computed again only after the shard changed through
+  // Update, InitTraining or mutable_shard().
+  const ShardAbsSums& ShardSums();
 
   PeerGroup* group_ = nullptr;
   FaultInjector* faults_ = nullptr;
@@ -105,6 +112,9 @@ class CodedLayer {
   std::unique_ptr<ProductCode> wide_code_;  // code_'s float64 build, for a float32 code
   std::unique_ptr<CodedProduct> product_;
   Matrix shard_, velocity_;
+  // AbsSumsOf(shard_) since it last changed (ShardSums), for the products'
+  // declared roundoff scales.
+  std::optional<ShardAbsSums> shard_sums_;
   Matrix input_, s_, ds_;  // this step's decoded values
   std::vector<int> last_wrong_;
   int64_t last_wrong_results_ = 0;

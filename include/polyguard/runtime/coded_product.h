@@ -83,9 +83,14 @@ class CodedProduct {
                                                         const ProductCode* wide = nullptr);
 
   // A B, from this peer's shard of A (which a kShard fault may corrupt).
-  StatusOr<DecodedProduct> Forward(Matrix* shard, const MatrixRef& b, int64_t step, int layer);
+  // `sums`, when given, is AbsSumsOf(*shard) kept by the caller since the
+  // shard last changed (its declared roundoff scale then costs no pass over
+  // the shard); a fault injected here leaves it as it was.
+  StatusOr<DecodedProduct> Forward(Matrix* shard, const MatrixRef& b, int64_t step, int layer,
+                                   const ShardAbsSums* sums = nullptr);
   // A^T D, from the same shard.
-  StatusOr<DecodedProduct> Transpose(Matrix* shard, const MatrixRef& d, int64_t step, int layer);
+  StatusOr<DecodedProduct> Transpose(Matrix* shard, const MatrixRef& d, int64_t step, int layer,
+                                     const ShardAbsSums* sums = nullptr);
   // A B from a sparse shard (ProductCode::EncodeSparseShard; a low-weight
   // code keeps it sparse): the peer's product is sparse times dense B, or
   // sparse times sparse B; the exchange and decode are as for Forward. A
@@ -110,7 +115,7 @@ class CodedProduct {
   void Fault(int64_t step, int layer, StepPoint point, Matrix* value);
   // Encode, multiply, exchange and decode: A B, or A^T D when `transpose`.
   StatusOr<DecodedProduct> Product(const Matrix& shard, const MatrixRef& input, bool transpose,
-                                   int64_t step, int layer);
+                                   int64_t step, int layer, const ShardAbsSums* sums);
   // Faults the local result, exchanges it and decodes with `code` (code_,
   // or wide_ for a product computed again in float64); no kDecode fault.
   // roundoff_scale: this peer's declaration (RoundoffScale), sent with y.
