@@ -151,6 +151,15 @@ Waited WaitForEnoughPieces(const PostedGather& posted, int need, int present,
   std::condition_variable cv;
   Waited w;
   int finished = 0;
+  // Whether the gather can end (mu held): enough pieces, every wait over, or
+  // too many peers gone (a failed send or receive, counted once) for `need`.
+  auto can_end = [&] {
+    if (int(w.arrived.size()) + 1 >= need || finished == int(posted.others.size())) return true;
+    std::vector<int> gone = posted.unreachable;
+    for (const Failure& f : w.failed) gone.push_back(f.peer);
+    std::sort(gone.begin(), gone.end());
+    return present - int(std::unique(gone.begin(), gone.end()) - gone.begin()) < need;
+  };
   for (size_t i = 0; i < posted.others.size(); ++i) {
     const int q = posted.others[i];
     const bool reachable = posted.Reachable(q);
@@ -168,22 +177,14 @@ Waited WaitForEnoughPieces(const PostedGather& posted, int need, int present,
       if (ok) w.arrived.push_back(q);
       if (!failure.reason.empty()) w.failed.push_back(std::move(failure));
       ++finished;
-      cv.notify_all();
+      // Wakes the gathering thread only when it can end: one wake-up a
+      // gather instead of one a piece.
+      if (can_end()) cv.notify_all();
     });
   }
   {
     std::unique_lock<std::mutex> lock(mu);
-    // Peers known gone: a failed send or a failed receive (counted once).
-    auto gone_count = [&] {
-      std::vector<int> gone = posted.unreachable;
-      for (const Failure& f : w.failed) gone.push_back(f.peer);
-      std::sort(gone.begin(), gone.end());
-      return static_cast<int>(std::unique(gone.begin(), gone.end()) - gone.begin());
-    };
-    cv.wait_until(lock, deadline, [&] {
-      return int(w.arrived.size()) + 1 >= need || finished == int(posted.others.size()) ||
-             present - gone_count() < need;
-    });
+    cv.wait_until(lock, deadline, can_end);
   }
   for (PendingBuffer* r : posted.recvs) r->buffer->abortWaitRecv();
   waiters.Wait();
