@@ -163,8 +163,19 @@ PeerSplit SplitUntame(const std::vector<int>& peers, const std::vector<const dou
     for (int b = 0; b < g && tame; ++b)
       tame = (Eigen::Map<const Vector>(mine[b], length).array().abs() <= huge).all();
     Add(&split, !tame, peers[j], mine, g);
+    if (tame) continue;
+    bool finite = true;
+    for (int b = 0; b < g && finite; ++b)
+      finite = Eigen::Map<const Vector>(mine[b], length).allFinite();
+    split.finite_aside += finite ? 1 : 0;
   }
   return split;
+}
+
+bool UntameWithinRadius(const PeerSplit& untame, size_t wrong_kept, int total, int k) {
+  const int64_t errors = untame.finite_aside + static_cast<int64_t>(wrong_kept);
+  const int64_t erasures = static_cast<int64_t>(untame.aside.size()) - untame.finite_aside;
+  return 2 * errors + erasures <= total - k;
 }
 
 double ScaleWithFloor(double g, double floor) {

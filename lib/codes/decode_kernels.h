@@ -72,6 +72,7 @@ double EntryTolerance(const std::vector<const double*>& cols, int64_t l, double 
 struct PeerSplit {
   std::vector<int> kept, aside;  // peer ids, in the order given
   std::vector<const double*> kept_cols, aside_cols;
+  int finite_aside = 0;  // SplitUntame: peers set aside whose values are all finite
 };
 // The peers at the ascending positions `aside` of `peers` set aside.
 PeerSplit SplitAt(const std::vector<int>& peers, const std::vector<const double*>& cols, int g,
@@ -81,6 +82,14 @@ PeerSplit SplitAt(const std::vector<int>& peers, const std::vector<const double*
 // each result.
 PeerSplit SplitUntame(const std::vector<int>& peers, const std::vector<const double*>& cols, int g,
                       int64_t length);
+// Whether a decode of the tame results that named `wrong_kept` of them wrong
+// may also name the untame ones wrong. A non-finite value is wrong outright
+// (an erasure), but a finite absurd one may be the product's own (data
+// spanning more than kHuge): those peers count as errors the code must have
+// located itself, 2 (finite aside + wrong kept) + non-finite aside <= total -
+// k. Beyond that a larger set of results may agree on another product (liars
+// zeroing the huge entries of honest results outvoted them, adversary s10).
+bool UntameWithinRadius(const PeerSplit& untame, size_t wrong_kept, int total, int k);
 // Corrects one entry whose values y (one per basis row; a peer owns
 // rows_per_peer consecutive rows) should be basis * c for some c: finds a set
 // of at most t_max peers whose values, set aside, leave the rest within

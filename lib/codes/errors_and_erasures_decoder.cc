@@ -275,7 +275,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   const internal::PeerSplit untame = internal::SplitUntame(sorted_peers, sorted_cols, 1, length);
   if (!untame.aside.empty() && static_cast<int>(untame.kept.size()) > k) {
     StatusOr<DecodeOutcome> rest = Decode(untame.kept, untame.kept_cols, length, scale_floor);
-    if (rest.ok()) {
+    if (rest.ok() && internal::UntameWithinRadius(untame, rest->wrong_peers.size(), total, k)) {
       std::vector<int>& wrong = rest->wrong_peers;
       wrong.insert(wrong.end(), untame.aside.begin(), untame.aside.end());
       std::sort(wrong.begin(), wrong.end());

@@ -278,7 +278,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
   const internal::PeerSplit untame = internal::SplitUntame(sorted_peers, sorted_cols, g, length);
   if (!untame.aside.empty() && static_cast<int>(untame.kept.size()) > k) {
     StatusOr<DecodeOutcome> rest = Decode(untame.kept, untame.kept_cols, length, sink, scale_floor);
-    if (rest.ok()) {
+    if (rest.ok() && internal::UntameWithinRadius(untame, rest->wrong_peers.size(), total, k)) {
       std::vector<int>& wrong = rest->wrong_peers;
       wrong.insert(wrong.end(), untame.aside.begin(), untame.aside.end());
       std::sort(wrong.begin(), wrong.end());
