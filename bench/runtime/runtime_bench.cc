@@ -92,17 +92,7 @@ int main(int argc, char** argv) {
   int p = 8, steps = 5;
   const char usage[] = "usage: runtime_bench [--peers P] [--steps S]\n";
   if (bench::PrintedHelp(argc, argv, usage)) return 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--peers")
-      p = std::atoi(argv[i + 1]);
-    else if (flag == "--steps")
-      steps = std::atoi(argv[i + 1]);
-    else {
-      std::fputs(usage, stderr);
-      return 2;
-    }
-  }
+  if (!bench::ParsedIntFlags(argc, argv, {{"--peers", &p}, {"--steps", &steps}}, usage)) return 2;
   if (p < 4 || p % 4 != 0 || steps < 1) {
     std::fprintf(stderr, "runtime_bench: --peers must be a multiple of 4, --steps >= 1\n");
     return 2;

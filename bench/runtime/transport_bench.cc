@@ -187,18 +187,10 @@ int main(int argc, char** argv) {
   int p = 8, gathers = 2000;
   const char usage[] = "usage: transport_bench [--peers P] [--gathers G]\n";
   if (bench::PrintedHelp(argc, argv, usage)) return 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--peers") {
-      p = std::atoi(argv[i + 1]);
-    } else if (flag == "--gathers") {
-      gathers = std::atoi(argv[i + 1]);
-    } else {
-      std::fputs(usage, stderr);
-      return 2;
-    }
+  if (!bench::ParsedIntFlags(argc, argv, {{"--peers", &p}, {"--gathers", &gathers}}, usage)) {
+    return 2;
   }
-  if (argc % 2 == 0 || p < 2 || gathers < 1) {
+  if (p < 2 || gathers < 1) {
     std::fputs(usage, stderr);
     return 2;
   }
