@@ -8,15 +8,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "polyguard/runtime/peer_group.h"
 #include "polyguard/train/local_peers.h"
 
 namespace polyguard::bench {
@@ -41,6 +44,19 @@ inline ProcessCpu ProcessCpuMs() {
   getrusage(RUSAGE_SELF, &u);
   auto ms = [](const timeval& t) { return double(t.tv_sec) * 1e3 + double(t.tv_usec) / 1e3; };
   return {ms(u.ru_utime), ms(u.ru_stime)};
+}
+
+// Peer `rank` of `peers` joining the others through the folder `dir`
+// (RunLocalPeers's), with the failure timeout given.
+inline StatusOr<std::unique_ptr<PeerGroup>> ConnectLocalPeer(int rank, int peers,
+                                                             const std::string& dir,
+                                                             std::chrono::milliseconds timeout) {
+  PeerGroupOptions o;
+  o.rank = rank;
+  o.size = peers;
+  o.rendezvous = "file:" + dir;
+  o.timeout = timeout;
+  return PeerGroup::Connect(o);
 }
 
 // Forks P processes (the library's launcher, local_peers.h) running body(rank, record); a zero

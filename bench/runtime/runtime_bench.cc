@@ -31,12 +31,7 @@ struct Figures {
 // One peer's run; fills its figures.
 int Peer(int rank, int p, int64_t n, int64_t b, int steps, bool coded, const std::string& dir,
          Figures* out) {
-  PeerGroupOptions o;
-  o.rank = rank;
-  o.size = p;
-  o.rendezvous = "file:" + dir;
-  o.timeout = std::chrono::seconds(120);
-  auto group = PeerGroup::Connect(o);
+  auto group = bench::ConnectLocalPeer(rank, p, dir, std::chrono::seconds(120));
   if (!group.ok()) return 1;
   Random rng(7);
   const Matrix a = rng.NormalMatrix(n, n), x = rng.NormalMatrix(n, b);

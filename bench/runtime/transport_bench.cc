@@ -161,12 +161,7 @@ bool RawGathers(Protocol protocol, int rank, int p, size_t len, int gathers, con
 int Peer(Protocol protocol, int rank, int p, size_t len, int gathers, const std::string& dir,
          Figures* out) {
   if (protocol == Protocol::kPeerGroup) {
-    PeerGroupOptions o;
-    o.rank = rank;
-    o.size = p;
-    o.rendezvous = "file:" + dir;
-    o.timeout = std::chrono::seconds(60);
-    auto group = PeerGroup::Connect(o);
+    auto group = bench::ConnectLocalPeer(rank, p, dir, std::chrono::seconds(60));
     if (!group.ok()) return 1;
     const std::vector<double> mine(len, double(rank));
     GatherClock clock;
