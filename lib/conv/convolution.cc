@@ -209,8 +209,11 @@ template <typename F>
 Matrix Float32Scaled(const MatrixRef& a, const MatrixRef& b, F f) {
   const int ea = Float32Exponent(a), eb = Float32Exponent(b);
   if (ea == 0 && eb == 0) return f(a, b);
-  const Matrix sa = a * std::ldexp(1.0, -ea), sb = b * std::ldexp(1.0, -eb);
-  return f(sa, sb) * std::ldexp(1.0, ea) * std::ldexp(1.0, eb);
+  const auto [a1, a2] = PowerOfTwoFactors(-ea);
+  const auto [b1, b2] = PowerOfTwoFactors(-eb);
+  const auto [back1, back2] = PowerOfTwoFactors(ea + eb);
+  const Matrix sa = a * a1 * a2, sb = b * b1 * b2;
+  return f(sa, sb) * back1 * back2;
 }
 
 }  // namespace

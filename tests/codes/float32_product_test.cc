@@ -584,6 +584,35 @@ TEST(Float32ProductRange, DataNearTheLargestDoubleIsCheckedAtItsOwnScale) {
   }
 }
 
+// An operand whose largest |value| is below the smallest normal double
+// (2^-1023 and less): Narrow scaled it by 2^-ilogb, which is infinite there,
+// so every peer whose piece was that small computed NaN, and a fault-free
+// decode named those honest peers (adversary s11). The product itself is
+// ordinary (1e300 times 1e-310).
+TEST(Float32ProductRange, OperandsBelowTheSmallestNormalDouble) {
+  for (const auto& [a_scale, b_scale] : {std::pair{1e300, 1e-310}, std::pair{1e-310, 1e300}}) {
+    ProductCodeOptions o = PolyDot8();
+    o.shape = {32, 32, 6};
+    o.precision = Precision::kFloat32;
+    auto code = MakeProductCode(o).value();
+    Random rng(12);
+    const Matrix a = rng.NormalMatrix(32, 32) * a_scale, b = rng.NormalMatrix(32, 6) * b_scale;
+    std::vector<PeerResult> results;
+    for (int r = 0; r < code->num_peers(); ++r) {
+      const Matrix shard = code->EncodeShard(a, r).value();
+      const Matrix piece = code->EncodeInput(b, r).value();
+      results.push_back({r, code->PeerProduct(shard, piece), RoundoffScale(shard, piece)});
+      EXPECT_TRUE(results.back().value.allFinite()) << "peer " << r << " scale " << a_scale;
+    }
+    auto decoded = code->Decode(results);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_TRUE(decoded->verified);
+    EXPECT_TRUE(decoded->wrong_peers.empty()) << FormatPeers(decoded->wrong_peers);
+    const Matrix c = a * b;
+    EXPECT_LT((decoded->product - c).norm(), 1e-5 * c.norm());
+  }
+}
+
 TEST(Float32ProductLarge, CrossProductsInAFewEntriesAreSeen) {
   ProductCodeOptions o = PolyDot8();
   o.shape = {128, 64, 128};

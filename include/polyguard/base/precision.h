@@ -6,8 +6,10 @@
 #define POLYGUARD_BASE_PRECISION_H_
 
 #include <cfloat>
+#include <cmath>
 #include <cstdint>
 #include <string_view>
+#include <utility>
 
 #include "polyguard/base/status.h"
 
@@ -67,6 +69,13 @@ double RoundoffTolerance(Precision precision, int64_t inner);
 // terms 2^-66 below the largest to underflow (so the unscaled product is
 // the scaled one), and for zero, NaN or Inf; ilogb(largest) otherwise.
 int Float32ScaleExponent(double largest);
+// 2^k as two factors whose product, applied one after the other, scales a
+// double by 2^k exactly wherever the result is representable: 2^k alone is
+// infinite for k >= 1024, and an operand below 2^-1023 was scaled by it (a
+// float32 peer's product of such data came back NaN, adversary s11).
+inline std::pair<double, double> PowerOfTwoFactors(int k) {
+  return {std::ldexp(1.0, k / 2), std::ldexp(1.0, k - k / 2)};
+}
 
 // A decoder's tolerance must be in [DBL_EPSILON, 1): below double roundoff no
 // honest decode verifies (1e-300 was accepted and failed every fault-free

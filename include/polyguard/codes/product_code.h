@@ -238,8 +238,8 @@ class ProductCode {
   Matrix Multiply(const Lhs& lhs, const Rhs& rhs) const {
     if (precision_ == Precision::kFloat64) return lhs * rhs;
     FloatOperands& f = Operands();
-    const int e = Narrow(lhs, &f.lhs) + Narrow(rhs, &f.rhs);
-    return (f.lhs * f.rhs).template cast<double>() * std::ldexp(1.0, e);
+    const auto [f1, f2] = PowerOfTwoFactors(Narrow(lhs, &f.lhs) + Narrow(rhs, &f.rhs));
+    return (f.lhs * f.rhs).template cast<double>() * f1 * f2;
   }
   // A transposed shard is narrowed as stored and transposed inside the GEMM:
   // narrowing the transpose itself copied it across the cache and made the
@@ -248,8 +248,9 @@ class ProductCode {
   Matrix Multiply(const Eigen::Transpose<L>& lhs, const Rhs& rhs) const {
     if (precision_ == Precision::kFloat64) return lhs * rhs;
     FloatOperands& f = Operands();
-    const int e = Narrow(lhs.nestedExpression(), &f.lhs) + Narrow(rhs, &f.rhs);
-    return (f.lhs.transpose() * f.rhs).template cast<double>() * std::ldexp(1.0, e);
+    const auto [f1, f2] =
+        PowerOfTwoFactors(Narrow(lhs.nestedExpression(), &f.lhs) + Narrow(rhs, &f.rhs));
+    return (f.lhs.transpose() * f.rhs).template cast<double>() * f1 * f2;
   }
   struct FloatOperands {
     Eigen::MatrixXf lhs, rhs;
@@ -273,7 +274,10 @@ class ProductCode {
       if (m.rows() > 0) largest = std::max(largest, m.col(j).cwiseAbs().maxCoeff());
     }
     const int e = Float32ScaleExponent(largest);
-    if (e != 0) *out = (m * std::ldexp(1.0, -e)).template cast<float>();
+    if (e != 0) {
+      const auto [f1, f2] = PowerOfTwoFactors(-e);
+      *out = (m * f1 * f2).template cast<float>();
+    }
     return e;
   }
   Status CheckA(const MatrixRef& a) const;
