@@ -48,9 +48,10 @@ StatusOr<Matrix> ReplicationCode::EncodeInput(const MatrixRef& b, int peer) cons
   return Matrix(b);
 }
 
-StatusOr<const Matrix*> ReplicationCode::Vote(std::span<const PeerResult* const> copies,
-                                              const std::string& what, std::vector<int>* wrong,
-                                              bool* verified) const {
+StatusOr<Matrix> ReplicationCode::Vote(std::span<const PeerResult* const> copies,
+                                       const std::string& what, std::vector<int>* wrong,
+                                       bool* verified, double* bound) const {
+  *bound = 0.0;
   if (copies.empty()) return UnavailableError("replication: no copy of " + what + " arrived");
   // Non-finite copies are wrong outright.
   std::vector<const PeerResult*> finite;
@@ -110,14 +111,32 @@ StatusOr<const Matrix*> ReplicationCode::Vote(std::span<const PeerResult* const>
     return DataLossError("replication: copies of " + what +
                          " disagree with no majority; suspect peers: " + suspects());
   }
-  const PeerResult* chosen = nullptr;
+  std::vector<const Matrix*> chosen;
   for (size_t i = 0; i < n; ++i) {
     if (group[i] != static_cast<int>(best))
       wrong->push_back(finite[i]->peer);
-    else if (chosen == nullptr)
-      chosen = finite[i];
+    else
+      chosen.push_back(&finite[i]->value);
   }
-  return &chosen->value;
+  if (chosen.size() == 1) return *chosen.front();
+  // Entry by entry the median of the agreeing copies, and how far it can be
+  // from an honest one of them: each copy x is within tol (|x| + |f| + s)
+  // of the first f, the median between them, an honest copy too.
+  const Matrix& first = *chosen.front();
+  Matrix median(first.rows(), first.cols());
+  Eigen::ArrayXXd quarter_largest = first.array().abs() * 0.25;
+  std::vector<double> v(chosen.size());
+  for (Eigen::Index e = 0; e < first.size(); ++e) {
+    for (size_t c = 0; c < chosen.size(); ++c) v[c] = chosen[c]->data()[e];
+    std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
+    median.data()[e] = v[v.size() / 2];
+  }
+  for (const Matrix* x : chosen) quarter_largest = quarter_largest.max(x->array().abs() * 0.25);
+  const Eigen::ArrayXXd quarter_entry =
+      2.0 * options_.tolerance * (quarter_largest + first.array().abs() * 0.25 + q_rms);
+  const double values = double(std::max<Eigen::Index>(first.size(), 1));
+  *bound = 4.0 * (quarter_entry.matrix() / std::sqrt(values)).blueNorm();
+  return median;
 }
 
 StatusOr<std::vector<std::vector<const PeerResult*>>> ReplicationCode::Copies(
@@ -139,9 +158,12 @@ StatusOr<DecodedProduct> ReplicationCode::Decode(std::span<const PeerResult> res
   out.verified = true;
   Matrix full(block_rows_ * groups_, shape().cols);
   for (int b = 0; b < groups_; ++b) {
-    POLYGUARD_ASSIGN_OR_RETURN(const Matrix* value, Vote(copies[size_t(b)], BlockName(b),
-                                                         &out.wrong_peers, &out.verified));
-    full.middleRows(b * block_rows_, block_rows_) = *value;
+    double bound = 0.0;
+    POLYGUARD_ASSIGN_OR_RETURN(const Matrix value, Vote(copies[size_t(b)], BlockName(b),
+                                                        &out.wrong_peers, &out.verified, &bound));
+    full.middleRows(b * block_rows_, block_rows_) = value;
+    // The RMS over C of blocks' RMS bounds is at most their largest.
+    out.deviation_bound = std::max(out.deviation_bound, bound);
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   out.product = full.topRows(shape().rows);
@@ -161,9 +183,11 @@ StatusOr<DecodedProduct> ReplicationCode::DecodeTranspose(
   out.verified = true;
   out.product = Matrix::Zero(shape().inner, shape().cols);
   for (int b = 0; b < groups_; ++b) {
-    POLYGUARD_ASSIGN_OR_RETURN(const Matrix* value, Vote(copies[size_t(b)], BlockName(b),
-                                                         &out.wrong_peers, &out.verified));
-    out.product += *value;
+    double bound = 0.0;
+    POLYGUARD_ASSIGN_OR_RETURN(const Matrix value, Vote(copies[size_t(b)], BlockName(b),
+                                                        &out.wrong_peers, &out.verified, &bound));
+    out.product += value;
+    out.deviation_bound += bound;  // a sum of the blocks' products: their deviations add
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   return out;
@@ -186,7 +210,9 @@ StatusOr<std::vector<int>> ReplicationCode::CheckProbes(std::span<const PeerResu
   bool verified = true;
   for (int b = 0; b < groups_; ++b) {
     if (copies[size_t(b)].empty()) continue;
-    POLYGUARD_RETURN_IF_ERROR(Vote(copies[size_t(b)], BlockName(b), &wrong, &verified).status());
+    double bound = 0.0;
+    POLYGUARD_RETURN_IF_ERROR(
+        Vote(copies[size_t(b)], BlockName(b), &wrong, &verified, &bound).status());
   }
   std::sort(wrong.begin(), wrong.end());
   return wrong;

@@ -238,6 +238,39 @@ TEST(DecoderTrust, ReplicationScaleIsNotWidenedByAWrongCopy) {
   }
 }
 
+// A liar among three copies that agrees with the honest two within the
+// tolerance (1e-12 times the copies' RMS off in every entry) where one honest
+// entry is huge: the copies' RMS is then huge, and the liar's copy, the
+// first of the agreeing group, came back with every small entry off by
+// 1e87 and a deviation bound of 0 (adversary s11). The vote now returns the
+// agreeing copies' median and a bound of twice the agreement's tolerance.
+TEST(DecoderTrust, ReplicationLiarWithinToleranceIsOutvotedEntryByEntry) {
+  ProductCodeOptions o{.strategy = Strategy::kReplication, .shape = {16, 16, 4}, .peers = 3};
+  o.replicas = 3;
+  auto code = MakeProductCode(o).value();
+  for (double big : {1.0, 1e20, 1e100}) {
+    Random rng(5);
+    Matrix a = rng.NormalMatrix(16, 16);
+    const Matrix b = rng.NormalMatrix(16, 4);
+    a(3, 7) = big;
+    const Matrix c = a * b;
+    std::vector<PeerResult> results;
+    for (int p = 0; p < 3; ++p) {
+      results.push_back(
+          {p, code->PeerProduct(code->EncodeShard(a, p).value(), code->EncodeInput(b, p).value())});
+    }
+    const double rms = results[0].value.norm() / std::sqrt(double(results[0].value.size()));
+    for (Eigen::Index i = 0; i < 16; ++i)
+      if (i != 3) results[0].value.row(i).array() += 1e-12 * rms;
+    auto decoded = code->Decode(results);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    Matrix off = decoded->product - c;
+    EXPECT_LE(off.norm() / std::sqrt(double(off.size())), decoded->deviation_bound) << big;
+    off.row(3).setZero();
+    EXPECT_LT(off.cwiseAbs().maxCoeff(), 1e-12) << big;  // the small entries are the honest ones
+  }
+}
+
 // Honest results far above 1e150 (data scaled by s) against floor((R - K)/2)
 // liars sending zeros: the decoders set aside every result with a value
 // above an absolute 1e150 as wrong outright, and the liars' zeros then

@@ -71,9 +71,14 @@ class ReplicationCode : public ProductCode {
   int groups() const { return groups_; }
 
  private:
-  // The value most copies agree on; the others join `wrong`.
-  StatusOr<const Matrix*> Vote(std::span<const PeerResult* const> copies, const std::string& what,
-                               std::vector<int>* wrong, bool* verified) const;
+  // The value most copies agree on (entry by entry the median of those
+  // copies: the first of them may be a liar within the agreement's
+  // tolerance); the others join `wrong`. *bound: the RMS over entries of how
+  // far the value can be from an honest copy among them (twice the agreement
+  // tolerance: a liar agreeing with the group moves small entries by up to
+  // tolerance x the copies' RMS, adversary s11), 0 with a single copy.
+  StatusOr<Matrix> Vote(std::span<const PeerResult* const> copies, const std::string& what,
+                        std::vector<int>* wrong, bool* verified, double* bound) const;
   StatusOr<std::vector<std::vector<const PeerResult*>>> Copies(std::span<const PeerResult> results,
                                                                int64_t rows, int64_t cols) const;
   std::string BlockName(int block) const;
