@@ -111,6 +111,22 @@ StatusOr<bool> AbftCode::CheckAndCorrect(Matrix* res, int peer, Eigen::Index br,
                        std::to_string(peer));
 }
 
+double AbftCode::DeviationBound(const Matrix& result, Eigen::Index rows, Eigen::Index cols) const {
+  if (rows == 0 || cols == 0) return 0.0;
+  // In quarters: no sum of |values| can overflow before the last step.
+  const Eigen::ArrayXXd q = result.array().abs() * 0.25;
+  const Eigen::ArrayXd row_scale =
+      q.topLeftCorner(rows, cols).rowwise().sum() + q.col(cols).head(rows);
+  const Eigen::ArrayXd col_scale =
+      (q.topLeftCorner(rows, cols).colwise().sum() + q.row(rows).head(cols)).transpose();
+  double sum_sq = 0.0;
+  for (Eigen::Index j = 0; j < cols; ++j) {
+    const Eigen::ArrayXd entry = row_scale.min(col_scale(j)) / std::sqrt(double(rows * cols));
+    sum_sq += entry.square().sum();
+  }
+  return 4.0 * options_.tolerance * std::sqrt(sum_sq);
+}
+
 StatusOr<DecodedProduct> AbftCode::Decode(std::span<const PeerResult> results) const {
   POLYGUARD_RETURN_IF_ERROR(CheckResults(results, block_rows_ + 1, shape().cols + 1));
   // Without redundancy across peers every result is needed.
@@ -129,6 +145,9 @@ StatusOr<DecodedProduct> AbftCode::Decode(std::span<const PeerResult> results) c
     if (corrected) out.wrong_peers.push_back(r.peer);
     full.middleRows(r.peer * block_rows_, block_rows_) =
         value.topLeftCorner(block_rows_, shape().cols);
+    // The RMS over C of blocks' RMS bounds is at most their largest.
+    out.deviation_bound =
+        std::max(out.deviation_bound, DeviationBound(value, block_rows_, shape().cols));
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   out.product = full.topRows(shape().rows);
@@ -160,6 +179,7 @@ StatusOr<DecodedProduct> AbftCode::DecodeTranspose(std::span<const PeerResult> r
     POLYGUARD_ASSIGN_OR_RETURN(bool corrected, CheckAndCorrect(&value, r.peer, inner, cols));
     if (corrected) out.wrong_peers.push_back(r.peer);
     out.product += value.topLeftCorner(inner, cols);
+    out.deviation_bound += DeviationBound(value, inner, cols);  // the peers' products add
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   return out;

@@ -271,6 +271,40 @@ TEST(DecoderTrust, ReplicationLiarWithinToleranceIsOutvotedEntryByEntry) {
   }
 }
 
+// ABFT's checks compare a row's (a column's) checksum against the sum of
+// its values at the scale of their |values|: an entry between a huge row and
+// a huge column can be off by far more than itself and pass, or be corrected
+// from a checksum that cancels catastrophically (1e80 returned for 1.52, or
+// 0). Such a product came back verified with a deviation bound of 0
+// (adversary s11); the bound now carries the checks' slack.
+TEST(DecoderTrust, AbftReportsTheSlackOfItsChecks) {
+  ProductCodeOptions o{.strategy = Strategy::kAbft, .shape = {16, 16, 4}, .peers = 2};
+  auto code = MakeProductCode(o).value();
+  for (double big : {1.0, 1e20, 1e100}) {
+    for (double delta : {1e-3, 1.0, 1e10, 1e80}) {
+      Random rng(5);
+      Matrix a = rng.NormalMatrix(16, 16), b = rng.NormalMatrix(16, 4);
+      a(3, 7) = big;  // row 3 of C huge
+      b(5, 0) = big;  // column 0 of C huge
+      const Matrix c = a * b;
+      std::vector<PeerResult> results;
+      for (int p = 0; p < 2; ++p) {
+        results.push_back({p, code->PeerProduct(code->EncodeShard(a, p).value(),
+                                                code->EncodeInput(b, p).value())});
+      }
+      results[0].value(1, 2) += delta;  // row 1 holds C(1, 0), column 2 holds C(3, 2)
+      auto decoded = code->Decode(results);
+      if (!decoded.ok() || !decoded->verified) continue;
+      const Matrix off = decoded->product - c;
+      EXPECT_LE(off.norm() / std::sqrt(double(off.size())), decoded->deviation_bound)
+          << "big " << big << " delta " << delta;
+      if (big == 1.0) {
+        EXPECT_LT(decoded->deviation_bound, 1e-9 * c.norm()) << delta;  // no slack to speak of
+      }
+    }
+  }
+}
+
 // Honest results far above 1e150 (data scaled by s) against floor((R - K)/2)
 // liars sending zeros: the decoders set aside every result with a value
 // above an absolute 1e150 as wrong outright, and the liars' zeros then

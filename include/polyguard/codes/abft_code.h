@@ -78,6 +78,13 @@ class AbftCode : public ProductCode {
   // DataLoss when more are wrong.
   StatusOr<bool> CheckAndCorrect(Matrix* result, int peer, Eigen::Index rows,
                                  Eigen::Index cols) const;
+  // How far, RMS over the data entries, a checked result can be from the
+  // true one: a wrong entry passes (or is corrected to within) both its
+  // row's and its column's check, tolerance x (sum of |values| + |checksum|)
+  // each. Huge values in a row and column let a small entry between them be
+  // off by far more than itself (1e80 beside rows of 1e100 came back
+  // verified with a bound of 0, adversary s11).
+  double DeviationBound(const Matrix& result, Eigen::Index rows, Eigen::Index cols) const;
 
   AbftOptions options_;
   int64_t block_rows_ = 0;

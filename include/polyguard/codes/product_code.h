@@ -103,10 +103,10 @@ struct DecodedProduct {
   // The decode's resolution (DecodeOutcome::deviation_bound): how far, RMS
   // over C's entries, C can be from A B while every result decoded is
   // within the decoder's tolerance of the code word. Computed by every
-  // strategy with an evaluation or linear-code decoder, and by replication
+  // strategy with an evaluation or linear-code decoder, by replication
   // (twice its agreement tolerance: a copy within it of the others may be a
-  // liar's); 0 for uncoded and ABFT, whose product is a peer's own result
-  // (for ABFT, see adversary s11 F3 in issue 19's note). It matters
+  // liar's) and by ABFT (its checks' tolerance, entry by entry); 0 for
+  // uncoded, whose product is a peer's own result. It matters
   // for Generalized PolyDot with n > 1 (m > 1 for the transpose): its
   // results also hold the cross products A_ik B_k'l
   // (k != k'), and they, not the product, set the scale of the check and of
