@@ -26,7 +26,9 @@
 // (above 1e150 times the results' typical magnitude, the median of a
 // sample) are wrong values of their entries; so honest values more than
 // 1e150 times the typical one (data spanning more than 150 decades in one
-// product) are not decoded (DataLoss) and can lose to liars.
+// product) are not decoded (DataLoss). A result set aside for a finite
+// absurd value counts as an error the code itself must locate
+// (UntameWithinRadius), so liars cannot outvote such honest results.
 //
 // How: an orthonormal parity check H (H G_R = 0, from a QR of G_R) gives the
 // syndrome S = H Y = H E; the peers whose columns of H meet the span of S
