@@ -26,8 +26,7 @@ bool Disagrees(const Values& values, double check, double tolerance) {
       std::max(values.size() > 0 ? double(values.cwiseAbs().maxCoeff()) : 0.0, std::abs(check));
   if (largest == 0.0) return false;
   // Two factors: 2^e alone overflows for subnormal data (e up to 1074).
-  const int e = -std::ilogb(largest);
-  const double s1 = std::ldexp(1.0, e / 2), s2 = std::ldexp(1.0, e - e / 2);
+  const auto [s1, s2] = PowerOfTwoFactors(-std::ilogb(largest));
   const double sum = (values.array() * s1 * s2).sum();
   const double scale = (values.array().abs() * s1 * s2).sum();
   const double c = check * s1 * s2;
