@@ -179,8 +179,7 @@ bool UntameWithinRadius(const PeerSplit& untame, size_t wrong_kept, int total, i
 }
 
 double ScaleWithFloor(double g, double floor) {
-  if (!(floor > g)) return g;
-  return std::min(floor, kMaxFloorOverScale * g);
+  return floor > g && std::isfinite(floor) ? floor : g;
 }
 
 Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global, double floor) {

@@ -55,12 +55,12 @@ Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global =
                         double floor = 0.0);
 // The check's global scale given the results' own robust scale g and the
 // peers' declared roundoff floor (PeerResult::roundoff_scale, taken by
-// RoundoffFloor in product_code.h): the larger of the two, with the floor
-// counted only up to kMaxFloorOverScale g. Cancelling data (results much
-// smaller than the sums that made them) has honest roundoff far above g;
-// the cap bounds what declarations can loosen a check by (NaN floors count
-// as none).
-constexpr double kMaxFloorOverScale = 1024.0;
+// RoundoffFloor in product_code.h): the larger of the two, a non-finite floor
+// counting as none. Cancelling data (results much smaller than the sums that
+// made them) has honest roundoff far above g. Not capped relative to g: a
+// cap of 1,024 g made cancellation beyond it name honest peers, verified
+// (adversary s11, F4); RoundoffFloor already keeps fewer than half of the
+// peers from raising the floor above 4 times an honest declaration.
 double ScaleWithFloor(double g, double floor);
 // The fast check's tolerance of entry l of results cols (one pointer per
 // result column): tol (rms + the RMS over the columns of their values at l),

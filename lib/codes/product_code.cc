@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <type_traits>
 
 namespace polyguard {
 
@@ -132,16 +133,43 @@ Status ProductCode::CheckResults(std::span<const PeerResult> results, int64_t ro
 
 namespace {
 // The mean of sum_k |a_ik| |b_kj| over rows x cols entries, over sqrt(inner),
-// from the inner-length sums of |A| over its rows and of |B| over its columns.
-// Each side is scaled to at most 1 first: the sums of data near 1e152
-// overflowed their dot product, and an infinite declaration let the checks
-// loosen to their cap (adversary s9).
-double ScaleOf(const Vector& a_sums, const Vector& b_sums, double rows, double cols) {
+// from the inner-length sums of |A| over its rows and of |B| over its columns
+// (times 2^-a_exponent and 2^-b_exponent). Each side is scaled to at most 1
+// first and the two largest sums enter as mantissa and exponent: the sums of
+// data near 1e152 overflowed their dot product, and an infinite declaration
+// let the checks loosen to their cap (adversary s9); A near 1e307 against B
+// near 1e-307 overflowed the largest sum itself (adversary s11).
+double ScaleOf(const Vector& a_sums, int a_exponent, const Vector& b_sums, int b_exponent,
+               double rows, double cols) {
   const double n = rows * cols * std::sqrt(double(std::max<Eigen::Index>(a_sums.size(), 1)));
   if (!(n > 0.0) || a_sums.size() == 0) return 0.0;
   const double ma = a_sums.maxCoeff(), mb = b_sums.maxCoeff();
   if (!(ma > 0.0 && mb > 0.0)) return std::isnan(ma + mb) ? ma + mb : 0.0;
-  return (a_sums / ma).dot(b_sums / mb) / n * ma * mb;
+  if (std::isinf(ma + mb)) return ma + mb;
+  int ea = 0, eb = 0;
+  const double fa = std::frexp(ma, &ea), fb = std::frexp(mb, &eb);
+  return std::ldexp((a_sums / ma).dot(b_sums / mb) / n * fa * fb,
+                    ea + eb + a_exponent + b_exponent);
+}
+// `sums` of m's |values|, scaled by 2^-*exponent when they overflowed but m
+// is finite (sums_of(m) gives them; a second pass, only then).
+template <typename M, typename SumsOf>
+Vector FiniteSums(const M& m, SumsOf sums_of, int* exponent) {
+  Vector sums = sums_of(m);
+  *exponent = 0;
+  if (sums.allFinite()) return sums;
+  double largest = 0.0;
+  if constexpr (std::is_same_v<M, SparseMatrix>) {
+    for (Eigen::Index k = 0; k < m.nonZeros(); ++k)
+      largest = std::max(largest, std::abs(m.valuePtr()[k]));
+  } else {
+    largest = m.cwiseAbs().maxCoeff();
+  }
+  if (!std::isfinite(largest)) return sums;  // NaN or inf data: the declaration says so
+  *exponent = std::ilogb(largest) + 1;
+  using Copy = std::conditional_t<std::is_same_v<M, SparseMatrix>, SparseMatrix, Matrix>;
+  const Copy scaled = m * std::ldexp(1.0, -*exponent);
+  return sums_of(scaled);
 }
 Vector SparseColumnSums(const SparseMatrix& m) {
   Vector sums = Vector::Zero(m.cols());
@@ -155,9 +183,11 @@ Vector SparseRowSums(const SparseMatrix& m) {
     for (SparseMatrix::InnerIterator it(m, k); it; ++it) sums(it.row()) += std::abs(it.value());
   return sums;
 }
+Vector RowSums(const MatrixRef& m) { return m.cwiseAbs().rowwise().sum(); }
 }  // namespace
 
-ShardAbsSums AbsSumsOf(const MatrixRef& shard) {
+namespace {
+ShardAbsSums AbsSumsInOnePass(const MatrixRef& shard) {
   // One pass, four columns at a time: Eigen's rowwise sum strides across the
   // storage, and adding each column into the row sums alone costs twice a
   // column sum (the row sums go through L1 once per column).
@@ -176,13 +206,27 @@ ShardAbsSums AbsSumsOf(const MatrixRef& shard) {
   }
   return sums;
 }
+}  // namespace
+
+ShardAbsSums AbsSumsOf(const MatrixRef& shard) {
+  ShardAbsSums sums = AbsSumsInOnePass(shard);
+  if (sums.columns.allFinite() && sums.rows.allFinite()) return sums;
+  const double largest = shard.size() > 0 ? shard.cwiseAbs().maxCoeff() : 0.0;
+  if (!std::isfinite(largest)) return sums;  // NaN or inf data: the declaration says so
+  const int exponent = std::ilogb(largest) + 1;
+  sums = AbsSumsInOnePass(Matrix(shard * std::ldexp(1.0, -exponent)));
+  sums.exponent = exponent;
+  return sums;
+}
 
 double RoundoffScale(const ShardAbsSums& shard, const MatrixRef& piece, bool transpose) {
-  const Vector b = piece.cwiseAbs().rowwise().sum();
+  int eb = 0;
+  const Vector b = FiniteSums(piece, RowSums, &eb);
   // Forward: shard (rows x inner) * piece; transpose: shard^T (cols x rows) * piece.
   const Vector& a = transpose ? shard.rows : shard.columns;
   const double result_rows = double(transpose ? shard.columns.size() : shard.rows.size());
-  return a.size() == b.size() ? ScaleOf(a, b, result_rows, double(piece.cols())) : 0.0;
+  return a.size() == b.size() ? ScaleOf(a, shard.exponent, b, eb, result_rows, double(piece.cols()))
+                              : 0.0;
 }
 
 double RoundoffScale(const MatrixRef& shard, const MatrixRef& piece, bool transpose) {
@@ -190,13 +234,19 @@ double RoundoffScale(const MatrixRef& shard, const MatrixRef& piece, bool transp
 }
 
 double RoundoffScale(const SparseMatrix& shard, const SparseMatrix& piece) {
-  const Vector a = SparseColumnSums(shard), b = SparseRowSums(piece);
-  return a.size() == b.size() ? ScaleOf(a, b, double(shard.rows()), double(piece.cols())) : 0.0;
+  int ea = 0, eb = 0;
+  const Vector a = FiniteSums(shard, SparseColumnSums, &ea);
+  const Vector b = FiniteSums(piece, SparseRowSums, &eb);
+  return a.size() == b.size() ? ScaleOf(a, ea, b, eb, double(shard.rows()), double(piece.cols()))
+                              : 0.0;
 }
 
 double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece) {
-  const Vector a = SparseColumnSums(shard), b = piece.cwiseAbs().rowwise().sum();
-  return a.size() == b.size() ? ScaleOf(a, b, double(shard.rows()), double(piece.cols())) : 0.0;
+  int ea = 0, eb = 0;
+  const Vector a = FiniteSums(shard, SparseColumnSums, &ea);
+  const Vector b = FiniteSums(piece, RowSums, &eb);
+  return a.size() == b.size() ? ScaleOf(a, ea, b, eb, double(shard.rows()), double(piece.cols()))
+                              : 0.0;
 }
 
 double RoundoffFloor(std::span<const PeerResult> results, int threshold) {

@@ -12,12 +12,14 @@
 #include <tuple>
 
 #include "codes/code_test_util.h"
+#include "polyguard/codes/errors_and_erasures_decoder.h"  // FormatPeers
 #include "polyguard/codes/polydot_code.h"
 
 namespace polyguard {
 namespace {
 
 using testing::RelativeError;
+using testing::StrategyOptions;
 
 struct Clean {
   Matrix expected;
@@ -304,6 +306,88 @@ TEST(DecoderTrust, AbftReportsTheSlackOfItsChecks) {
     }
   }
 }
+
+// Operands whose sums of |values| overflow (A near 2e306, its shards' 256
+// rows summed) while their product is near 1: every declared roundoff scale
+// was NaN, a verified decode reported an infinite bound, and an error of
+// 1e-8 of the results' size went unnamed (adversary s11).
+class OperandsBeyondTheSumsRange : public ::testing::TestWithParam<Strategy> {};
+
+TEST_P(OperandsBeyondTheSumsRange, DeclareFiniteScalesAndNameALiar) {
+  auto code = MakeProductCode(StrategyOptions(GetParam(), {512, 64, 8}, 8)).value();
+  Random rng(11);
+  const Matrix a = rng.NormalMatrix(512, 64) * 2e306, b = rng.NormalMatrix(64, 8) * 5e-307;
+  const Matrix c = a * b;
+  std::vector<PeerResult> results;
+  for (int p = 0; p < code->num_peers(); ++p) {
+    const Matrix shard = code->EncodeShard(a, p).value(), piece = code->EncodeInput(b, p).value();
+    ASSERT_TRUE(shard.allFinite()) << p;
+    results.push_back({p, code->PeerProduct(shard, piece), RoundoffScale(shard, piece)});
+    ASSERT_TRUE(std::isfinite(results.back().roundoff_scale)) << p;
+    ASSERT_GT(results.back().roundoff_scale, 0.0) << p;
+  }
+  Matrix& liar = results[3].value;
+  liar(5, 0) += 1e-8 * liar.norm() / std::sqrt(double(liar.size()));
+  auto decoded = code->Decode(results);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->wrong_peers, std::vector<int>{3});
+  EXPECT_TRUE(decoded->verified);
+  EXPECT_TRUE(std::isfinite(decoded->deviation_bound)) << decoded->deviation_bound;
+  EXPECT_LT(RelativeError(decoded->product, c), 1e-9);
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, OperandsBeyondTheSumsRange,
+                         ::testing::Values(Strategy::kPolyDot),
+                         [](const ::testing::TestParamInfo<Strategy>& info) {
+                           return std::string(info.param.name());
+                         });
+
+// Cancelling data far beyond the checks' former cap on the declared floor
+// (1,024 times the results' own scale): A = 1 + 1e-8 N(0, 1) against B of
+// zero column sums, results 10^8 times smaller than their terms. Honest
+// peers came back named, verified and resolved (adversary s11, F4). A liar
+// 10^4 tolerances above the terms' scale (about 10 times the results' own
+// size here) must still be named; below the tolerance of the terms, the
+// results are roundoff.
+class DeepCancellation : public ::testing::TestWithParam<Strategy> {};
+
+TEST_P(DeepCancellation, NamesNoHonestPeerAndStillNamesALiar) {
+  ProductCodeOptions o = StrategyOptions(GetParam(), {32, 256, 8}, 8);
+  o.m = 4;  // Generalized PolyDot m = 4, n = 1: polynomial points, K = 4
+  o.n = 1;
+  auto code = MakeProductCode(o).value();
+  for (int seed = 0; seed < 4; ++seed) {
+    Random rng(20 + seed);
+    const Matrix a = (rng.NormalMatrix(32, 256) * 1e-8).array() + 1.0;
+    Matrix b = rng.NormalMatrix(256, 8);
+    b.rowwise() -= b.colwise().mean();
+    const Matrix c = a * b;
+    std::vector<PeerResult> results;
+    for (int p = 0; p < code->num_peers(); ++p) {
+      const Matrix shard = code->EncodeShard(a, p).value();
+      const Matrix piece = code->EncodeInput(b, p).value();
+      results.push_back({p, code->PeerProduct(shard, piece), RoundoffScale(shard, piece)});
+    }
+    auto clean = code->Decode(results);
+    ASSERT_TRUE(clean.ok()) << clean.status() << " seed " << seed;
+    EXPECT_TRUE(clean->wrong_peers.empty())
+        << "seed " << seed << ": named " << FormatPeers(clean->wrong_peers);
+    const double size = std::sqrt(double(c.size()));
+    EXPECT_LE((clean->product - c).norm() / size, clean->deviation_bound) << seed;
+    Matrix& liar = results[2].value;
+    liar(4, 0) += 1e4 * kFloat64Tolerance * results[2].roundoff_scale;
+    auto d = code->Decode(results);
+    ASSERT_TRUE(d.ok()) << d.status() << " seed " << seed;
+    EXPECT_EQ(d->wrong_peers, std::vector<int>{2}) << "seed " << seed;
+    EXPECT_LE((d->product - c).norm() / size, d->deviation_bound) << seed;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, DeepCancellation,
+                         ::testing::Values(Strategy::kPolyDot, Strategy::kMds),
+                         [](const ::testing::TestParamInfo<Strategy>& info) {
+                           return std::string(info.param.name());
+                         });
 
 // Honest results far above 1e150 (data scaled by s) against floor((R - K)/2)
 // liars sending zeros: the decoders set aside every result with a value

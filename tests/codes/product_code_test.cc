@@ -83,6 +83,17 @@ TEST_P(RoundoffScaleTest, IsTheMeanTermScale) {
   EXPECT_NEAR(RoundoffScale(as, bs), want, 1e-12 * want);
   // Scale-free, also where the sums would overflow.
   EXPECT_NEAR(RoundoffScale(Matrix(a * 1e152), Matrix(b * 1e152)) / 1e304, want, 1e-12 * want);
+  // Sums of either operand beyond DBL_MAX while the terms are near 1: the
+  // declaration was NaN (adversary s11), every overload.
+  const double top = 0.5 * std::numeric_limits<double>::max();
+  for (const double big : {top / a.cwiseAbs().maxCoeff(), b.cwiseAbs().maxCoeff() / top}) {
+    const Matrix ab = a * big, bb = b / big, abt = ab.transpose();
+    const SparseMatrix abs = ab.sparseView(), bbs = bb.sparseView();
+    EXPECT_NEAR(RoundoffScale(ab, bb), want, 1e-12 * want) << big;
+    EXPECT_NEAR(RoundoffScale(AbsSumsOf(abt), bb, /*transpose=*/true), want, 1e-12 * want) << big;
+    EXPECT_NEAR(RoundoffScale(abs, bb), want, 1e-12 * want) << big;
+    EXPECT_NEAR(RoundoffScale(abs, bbs), want, 1e-12 * want) << big;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -191,8 +191,8 @@ class ErrorsAndErasuresDecoder {
   // corrected; the message names the suspect peers).
   // scale_floor: the roundoff scale the peers declared for their results
   // (RoundoffFloor over PeerResult::roundoff_scale, product_code.h), 0 for
-  // none. Every check's global scale is at least this floor, counted up to
-  // 1,024 times the results' own robust scale: cancelling data (results far
+  // none. Every check's global scale is at least this floor (a non-finite
+  // one counts as none): cancelling data (results far
   // smaller than the sums that made them) has honest roundoff at the floor's
   // scale, not at the results'. The resolution (deviation_bound) grows with it.
   StatusOr<DecodeOutcome> Decode(std::span<const int> peers, const MatrixRef& results,

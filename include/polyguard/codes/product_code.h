@@ -65,16 +65,20 @@ struct PeerResult {
 // zero mean against weights with a common offset) it stays at the terms'
 // size, which is what sets the roundoff. 0 for empty operands. Cost: one
 // pass over each operand (the mean needs only A's column sums and B's row
-// sums of |values|).
+// sums of |values|). Finite whenever the mean is, however large or small the
+// operands (sums that would overflow are scaled by a power of two first).
 double RoundoffScale(const MatrixRef& shard, const MatrixRef& piece, bool transpose = false);
 // What RoundoffScale needs of a shard: its sums of |values| down each column
 // (for shard * piece) and along each row (for shard^T * piece). A shard
 // changes once a step but takes part in two products, so a layer keeps these
 // (one pass over the shard) and each declaration then costs one pass over
 // its piece only.
+// Sums of data near DBL_MAX would overflow: they are then of the |values|
+// times 2^-exponent (exact), and finite whenever the shard is.
 struct ShardAbsSums {
   Vector columns;  // shard.cols() sums
   Vector rows;     // shard.rows() sums
+  int exponent = 0;
 };
 ShardAbsSums AbsSumsOf(const MatrixRef& shard);
 // The same as RoundoffScale(shard, piece, transpose), from AbsSumsOf(shard).
@@ -88,8 +92,10 @@ double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece);
 // than half of the peers cannot raise it above 4 times an honest one: with
 // the (t + 1)-th largest alone, one liar at R = K + 1 (t = 0) set the floor
 // and loosened the check that should have seen its error (adversary s8).
-// The decoders count it in their checks up to 1,024 times the results' own
-// robust scale, and in full in the resolution.
+// The decoders count it in full, in their checks and in the resolution (a
+// non-finite floor counts as none). Declarations from half of the peers or
+// more can loosen the checks as far as they declare: beyond the guarantee,
+// as any majority of wrong peers is.
 inline constexpr double kRoundoffFloorOverMedian = 4.0;
 double RoundoffFloor(std::span<const PeerResult> results, int threshold);
 
