@@ -135,7 +135,7 @@ StatusOr<std::vector<int>> PeerGroup::AgreeOnLost(std::chrono::milliseconds wait
   // Leave this generation's connections now: a survivor still waiting for
   // this peer's piece fails at once ("connection closed") instead of at its
   // failure timeout, and comes here too. (The group re-forms anyway.)
-  impl_->pending.Clear();
+  if (impl_->mail) internal::RetireInBackground(std::move(impl_->mail));
   impl_->context.reset();
   broken_ = true;
   broken_reason_ = "left generation " + std::to_string(generation_) + " to agree on lost peers";

@@ -112,6 +112,10 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
     impl->context->setTimeout(connect_timeout.count() > 0 ? connect_timeout : o.timeout);
     impl->context->connectFullMesh(*impl->store, impl->device);
     impl->context->setTimeout(o.timeout);
+    // The connections keep the timeout they were made with.
+    impl->mail = std::make_unique<internal::Mailboxes>(
+        impl->context, o.rank, members, impl->gloo_rank,
+        connect_timeout.count() > 0 ? connect_timeout : o.timeout);
   } catch (const std::exception& e) {
     Status s = internal::GlooErrorStatus(what, e);
     const bool redis = o.rendezvous.rfind("redis://", 0) == 0;
@@ -162,18 +166,13 @@ PeerGroup::~PeerGroup() { (void)Flush(timeout_); }
 
 int64_t PeerGroup::pending_buffers() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return impl_ ? impl_->pending.size() : 0;
+  return impl_ && impl_->mail ? impl_->mail->in_flight() : 0;
 }
 
-Status PeerGroup::Flush(std::chrono::milliseconds timeout) {
+Status PeerGroup::Flush(std::chrono::milliseconds) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (broken_ || !impl_ || !impl_->context) return Status::Ok();
-  if (!impl_->pending.WaitForSends(std::chrono::steady_clock::now() + timeout,
-                                   internal::GlooTimeout(timeout_),
-                                   [](int, uint64_t) { return true; })) {
-    return DeadlineExceededError("flush: pieces not taken within " +
-                                 std::to_string(timeout.count()) + " ms");
-  }
+  if (broken_ || !impl_ || !impl_->mail) return Status::Ok();
+  impl_->mail->Flush();
   return Status::Ok();
 }
 

@@ -1,6 +1,6 @@
 // PeerGroup's gloo state, shared by the files of lib/runtime that implement
 // it (peer_group.cc: connecting; gather.cc, collectives.cc, send_recv.cc: the
-// exchanges), and how an exchange's tag becomes gloo's slot.
+// exchanges, over mailboxes.h), and how an exchange's tag becomes its slot.
 #ifndef POLYGUARD_LIB_RUNTIME_PEER_GROUP_IMPL_H_
 #define POLYGUARD_LIB_RUNTIME_PEER_GROUP_IMPL_H_
 
@@ -14,25 +14,27 @@
 #include <gloo/rendezvous/store.h>
 #include <gloo/transport/device.h>
 
-#include "lib/runtime/pending_buffers.h"
+#include "lib/runtime/mailboxes.h"
 #include "polyguard/runtime/peer_group.h"
 
 namespace polyguard {
 
 struct PeerGroup::Impl {
-  explicit Impl(int peers) : pending(peers), gloo_rank(static_cast<size_t>(peers), -1) {}
+  explicit Impl(int peers) : gloo_rank(static_cast<size_t>(peers), -1) {}
 
   std::shared_ptr<gloo::rendezvous::Store> base_store;
   std::unique_ptr<gloo::rendezvous::PrefixStore> store;  // the job's keys in base_store
   std::string prefix;  // of `store`'s keys in base_store (gloo joins "prefix/key")
   std::shared_ptr<gloo::transport::Device> device;
   std::shared_ptr<gloo::rendezvous::Context> context;
-  internal::PendingBuffers pending;
+  // Every exchange's transport; null once this peer left the generation
+  // (AgreeOnLost).
+  std::unique_ptr<internal::Mailboxes> mail;
   // gloo's rank of each peer (its index among the members; -1: absent).
   std::vector<int> gloo_rank;
 
   ~Impl() {
-    pending.Clear();  // buffers before the context they belong to
+    mail.reset();  // says goodbye, and its receivers end (before the context)
     context.reset();
   }
 };

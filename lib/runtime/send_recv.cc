@@ -1,16 +1,12 @@
 // Point-to-point exchanges: only the pieces asked for travel (e.g. rebuilding
-// one shard from K others).
+// one shard from K others), over the group's mailboxes like every gather.
 #include <cstdint>
-#include <exception>
 #include <string>
 
-#include "lib/runtime/gloo_errors.h"
 #include "lib/runtime/peer_group_impl.h"
 #include "polyguard/runtime/peer_group.h"
 
 namespace polyguard {
-
-using internal::PendingBuffer;
 
 StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
     const std::vector<std::vector<double>>& to, const std::vector<int64_t>& from_lengths,
@@ -30,69 +26,51 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (broken_) return UnavailableError(what + ": peer group failed earlier: " + broken_reason_);
+  internal::Mailboxes& mail = *impl_->mail;
   const uint64_t slot = internal::SlotOf(tag, internal::kDirect);
-  internal::PendingBuffers& pending = impl_->pending;
-  const uint64_t exchange = pending.BeginExchange();
-  std::vector<std::vector<double>> out(static_cast<size_t>(size_));
-  std::vector<size_t> recv_index(static_cast<size_t>(size_), SIZE_MAX);
-  try {
-    for (int p = 0; p < size_; ++p) {
-      const auto& data = to[static_cast<size_t>(p)];
-      if (p == rank_ || data.empty()) continue;
-      PendingBuffer send;
-      send.memory = std::make_shared<internal::Memory>(data.begin(), data.end());
-      send.peer = p;
-      send.exchange = exchange;
-      send.buffer =
-          impl_->context->createUnboundBuffer(send.memory->data(), data.size() * sizeof(double));
-      send.buffer->send(impl_->gloo_rank[size_t(p)], slot);
-      send.sends = 1;
-      bytes_sent_ += static_cast<int64_t>(data.size() * sizeof(double));
-      pending.Add(std::move(send));
+  for (int p = 0; p < size_; ++p) {
+    const auto& data = to[static_cast<size_t>(p)];
+    if (p == rank_ || data.empty()) continue;
+    if (!mail.Send(slot, data, {p}).empty()) {
+      NoteLost(p, /*closed=*/true);
+      return UnavailableError(what + ": peer " + std::to_string(p) + " is gone (connection gone)");
     }
-    for (int q = 0; q < size_; ++q) {
-      const int64_t len = from_lengths[static_cast<size_t>(q)];
-      if (q == rank_ || len <= 0) continue;
-      PendingBuffer recv;
-      recv.memory = std::make_shared<internal::Memory>(static_cast<size_t>(len));
-      recv.peer = q;
-      recv.exchange = exchange;
-      recv.buffer =
-          impl_->context->createUnboundBuffer(recv.memory->data(), size_t(len) * sizeof(double));
-      recv.buffer->recv(impl_->gloo_rank[size_t(q)], slot);
-      recv_index[static_cast<size_t>(q)] = static_cast<size_t>(pending.size());
-      pending.Add(std::move(recv));
-    }
-    for (int q = 0; q < size_; ++q) {
-      const size_t i = recv_index[static_cast<size_t>(q)];
-      if (i == SIZE_MAX) continue;
-      PendingBuffer& recv = pending.buffers()[i];
-      bool ok = false;
-      try {
-        ok = recv.buffer->waitRecv(nullptr, timeout_);
-      } catch (const std::exception& e) {
-        broken_ = true;
-        broken_reason_ = e.what();
-        NoteLost(q, internal::ClassifyGlooError(e.what()) != internal::GlooError::kTimeout);
-        return UnavailableError(what + ": peer " + std::to_string(q) + " is gone (" + e.what() +
-                                ")");
-      }
-      if (!ok) {
-        NoteLost(q, /*closed=*/false);
-        return DeadlineExceededError(what + ": nothing from peer " + std::to_string(q) +
-                                     " within " + std::to_string(timeout_.count()) + " ms");
-      }
-      out[static_cast<size_t>(q)].assign(recv.memory->begin(), recv.memory->end());
-      bytes_received_ += static_cast<int64_t>(recv.memory->size() * sizeof(double));
-      recv.done = true;
-      pending.Heard(q, exchange);
-    }
-  } catch (const std::exception& e) {
-    broken_ = true;
-    broken_reason_ = e.what();
-    return internal::GlooErrorStatus(what, e);
+    bytes_sent_ += static_cast<int64_t>(data.size() * sizeof(double));
   }
-  pending.FreeDone();
+  std::vector<int> from;
+  for (int q = 0; q < size_; ++q)
+    if (q != rank_ && from_lengths[static_cast<size_t>(q)] > 0) from.push_back(q);
+  internal::Mailboxes::Received got;
+  mail.Wait(slot, from, std::chrono::steady_clock::now() + timeout_, &got,
+            [&](const internal::Mailboxes::Received& r) {
+              return !r.gone.empty() || r.pieces.size() == from.size();
+            });
+  std::vector<int> missing;
+  for (int q : from)
+    if (got.pieces.count(q) == 0) missing.push_back(q);
+  mail.Abandon(slot, missing);
+  std::vector<std::vector<double>> out(static_cast<size_t>(size_));
+  for (int q : from) {
+    auto piece = got.pieces.find(q);
+    if (piece == got.pieces.end()) {
+      if (auto g = got.gone.find(q); g != got.gone.end()) {
+        NoteLost(q, /*closed=*/!g->second.timed_out);
+        return UnavailableError(what + ": peer " + std::to_string(q) + " is gone (" +
+                                g->second.reason + ")");
+      }
+      NoteLost(q, /*closed=*/false);
+      return DeadlineExceededError(what + ": nothing from peer " + std::to_string(q) + " within " +
+                                   std::to_string(timeout_.count()) + " ms");
+    }
+    const Matrix& values = piece->second;
+    if (values.size() != from_lengths[static_cast<size_t>(q)]) {
+      return InvalidArgumentError(what + ": peer " + std::to_string(q) + " sent " +
+                                  std::to_string(values.size()) + " numbers, expected " +
+                                  std::to_string(from_lengths[static_cast<size_t>(q)]));
+    }
+    out[static_cast<size_t>(q)].assign(values.data(), values.data() + values.size());
+    bytes_received_ += static_cast<int64_t>(values.size() * sizeof(double));
+  }
   return out;
 }
 

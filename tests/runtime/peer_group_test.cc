@@ -9,7 +9,7 @@
 #include <fstream>
 #include <thread>
 
-#include "lib/runtime/pending_buffers.h"
+#include "lib/runtime/mailboxes.h"
 #include "polyguard/codes/errors_and_erasures_decoder.h"
 #include "runtime/multiprocess.h"
 #include "runtime/peers.h"
@@ -113,25 +113,25 @@ INSTANTIATE_TEST_SUITE_P(PeerGroup, PeerGroupModes,
 // kReleaseBatch exchanges' before a release, and this exchange's receives).
 TEST(PeerGroup, BuffersStayBoundedOverManyExchanges) {
   const int p = 4;
-  EXPECT_EQ(
-      RunThreads(p, "bounded",
-                 [&](PeerGroup& g) {
-                   std::vector<double> mine(100, double(g.rank()));
-                   for (int64_t step = 1; step <= 300; ++step) {
-                     auto all = g.AllGather(mine, {.step = step});
-                     if (!all.ok()) {
-                       ADD_FAILURE() << all.status();
-                       return false;
-                     }
-                   }
-                   const int64_t bound = (internal::PendingBuffers::kReleaseBatch + 2) * (p - 1);
-                   if (g.pending_buffers() > bound) {
-                     ADD_FAILURE() << g.pending_buffers() << " buffers held after 300 exchanges";
-                     return false;
-                   }
-                   return true;
-                 }),
-      0);
+  EXPECT_EQ(RunThreads(p, "bounded",
+                       [&](PeerGroup& g) {
+                         std::vector<double> mine(100, double(g.rank()));
+                         for (int64_t step = 1; step <= 300; ++step) {
+                           auto all = g.AllGather(mine, {.step = step});
+                           if (!all.ok()) {
+                             ADD_FAILURE() << all.status();
+                             return false;
+                           }
+                         }
+                         const int64_t bound = 2 * internal::Mailboxes::kSlots * (p - 1);
+                         if (g.pending_buffers() > bound) {
+                           ADD_FAILURE()
+                               << g.pending_buffers() << " buffers held after 300 exchanges";
+                           return false;
+                         }
+                         return true;
+                       }),
+            0);
 }
 
 TEST(PeerGroup, StragglerTolerantGatherDoesNotWaitForTheSlowPeer) {

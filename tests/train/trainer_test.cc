@@ -1129,13 +1129,18 @@ TEST(Trainer, StragglerResultsAreNotAwaited) {
       testing::ReferenceLosses(job.model, job.trainer.sgd, *data, job.steps);
   const auto peers = RunOnThreads(job, *data);
   for (const PeerOutcome& peer : peers) EXPECT_TRUE(peer.status.ok()) << peer.status;
-  for (const PeerOutcome& peer : peers) {
+  for (size_t r = 0; r < peers.size(); ++r) {
+    const PeerOutcome& peer = peers[r];
     if (!peer.status.ok()) continue;
     for (int s = 0; s < job.steps; ++s)
       ASSERT_LE(RelativeDifference(peer.losses[size_t(s)], ref[size_t(s)]), 1e-8)
           << "step " << s + 1;
     EXPECT_EQ(peer.counters.recomputations, 0);
-    EXPECT_GT(peer.counters.results_not_awaited, 0);
+    // The others do not wait for peer 7; peer 7 itself finds every other
+    // result already in when it gathers, and takes them all.
+    if (r != 7) {
+      EXPECT_GT(peer.counters.results_not_awaited, 0) << "peer " << r;
+    }
   }
 }
 

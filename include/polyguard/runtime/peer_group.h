@@ -22,16 +22,21 @@
 // is never taken for a later step's. Each peer sends its piece to every other
 // peer once:
 //   cost per peer and exchange: (P - 1) sends and (P - 1) receives of n
-//   numbers; one communication step.
+//   numbers (one gloo message per 16,384 numbers, fewer beyond 16 peers, written at
+//   once, into a buffer the receiver registered ahead); one communication
+//   step. A receiver thread per other peer files arrivals (started at
+//   connect: no thread is started per exchange), and the exchange's own
+//   thread waits for them.
 //
 // Straggler tolerance: GatherAtLeast returns as soon as `need` pieces (its own
-// included) have arrived, or at the deadline; receives still pending for that
-// tag are left to complete into buffers that are kept and never read. Buffers
-// are freed once their operation is known complete: receives at once, sends
-// when their receiver has delivered a later piece. Those of a peer that died
-// stay until the group is destroyed. gloo's own timeout (Options::timeout) is reserved
-// for detecting failure: when it expires gloo closes every connection, so the
-// group is unusable afterwards (every later call fails fast).
+// included) have arrived, or at the deadline; a piece that comes after its
+// exchange ended is dropped when it comes. Every connection carries a
+// heartbeat when it has been idle for a while, so a group may sit idle for
+// any time; a peer silent for the whole failure timeout (stopped) is taken
+// for lost, its connection closed, and every other connection stays usable.
+// Connections end with a goodbye each way (the destructor, AgreeOnLost), so
+// a peer leaving does not lose the pieces it sent last, and the others see
+// it gone at once.
 //
 // Signals: Connect sets SIGPIPE to be ignored when it still has its default
 // action (gloo writes to sockets without MSG_NOSIGNAL, so a vanished peer
@@ -153,10 +158,13 @@ class PeerGroup {
                                                       const std::vector<int64_t>& from_lengths,
                                                       ExchangeTag tag);
 
-  // Waits until every piece this peer sent has been taken by its receiver
-  // (gloo moves data only once the receiver asks for it), or the timeout.
-  // The destructor flushes with the group's timeout, so that a fast peer that
-  // finishes early does not strand a slow one.
+  // Waits until every piece this peer sent is written to its connection (the
+  // receiver's thread reads it from there whatever this peer does next), or
+  // that connection failed: at once unless a receiver stopped reading, and
+  // then at most the failure timeout (which `timeout` cannot shorten: gloo
+  // cannot abort a write). The destructor flushes too, and its goodbyes wait
+  // for every peer's answer, so that a fast peer that finishes early does not
+  // strand a slow one.
   Status Flush(std::chrono::milliseconds timeout);
 
   // Membership after a crash (lib/runtime/membership.cc).
@@ -225,8 +233,8 @@ class PeerGroup {
   // Bytes of pieces this peer has received so far (those it waited for).
   int64_t bytes_received() const { return bytes_received_; }
 
-  // gloo buffers still held because their operation may complete later
-  // (diagnostics; stays bounded while every peer keeps exchanging).
+  // Messages gloo may still be writing (diagnostics; at most 16 per other
+  // peer).
   int64_t pending_buffers() const;
 
   struct Impl;  // gloo state; defined in lib/runtime/peer_group_impl.h

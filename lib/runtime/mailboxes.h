@@ -1,0 +1,193 @@
+// Mailboxes: the transport of a peer group's gathers. Each piece is one gloo
+// message into a receive buffer registered ahead (a bound buffer), instead of
+// the three messages of gloo's unbound buffers (send ready, receive ready,
+// data), each a system call and a wake-up on both sides; and no thread is
+// started or woken per exchange beyond one receiver per source peer.
+//
+// Per source peer, a receiver thread keeps kSlots receive buffers registered
+// for the source's next kSlots messages (gloo slot = the message's sequence
+// number on that connection, so no message can overwrite another) and files
+// each piece that arrives in the inbox under its exchange; the gathering
+// thread waits on the inbox. A message is a header (kind, nonce, exchange,
+// length), the piece, and a trailer repeating the nonce:
+// a piece that gloo wrote in full just before the connection failed is still
+// taken (gloo reports the failure first).
+//
+// gloo ends a bound wait at its pair's timeout by closing the connection, so
+// every peer sends a heartbeat (a header alone) on each connection that
+// carried nothing for a while: a live peer's connection never times out, and
+// a peer silent for a whole timeout (stopped, or its machine gone) is lost.
+// Leaving (Close) sends a goodbye on every connection, so that the others
+// see this peer gone at once and their receivers for it end.
+//
+// A piece longer than capacity() doubles travels as several messages.
+// Cost per piece and destination: one message of 56 bytes more than the
+// piece (per capacity() doubles), one copy of the piece at the sender and
+// one at the receiver (out of the registered buffer). Memory: kSlots
+// buffers of capacity() doubles per source.
+#ifndef POLYGUARD_LIB_RUNTIME_MAILBOXES_H_
+#define POLYGUARD_LIB_RUNTIME_MAILBOXES_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gloo/rendezvous/context.h>
+#include <gloo/transport/buffer.h>
+
+#include "polyguard/base/matrix.h"
+
+namespace polyguard::internal {
+
+class Mailboxes {
+ public:
+  static constexpr int kSlots = 8;
+
+  // A peer whose connection is gone, and why.
+  struct Gone {
+    std::string reason;
+    bool timed_out = false;  // silent for the connection's timeout
+  };
+
+  // Starts the receivers and the heartbeat timer for `members` (ascending,
+  // `rank` among them) over `context`'s connections (gloo_rank: the
+  // context's rank of each peer, -1 if absent), whose timeout is
+  // `connection_timeout`.
+  Mailboxes(std::shared_ptr<gloo::rendezvous::Context> context, int rank,
+            const std::vector<int>& members, const std::vector<int>& gloo_rank,
+            std::chrono::milliseconds connection_timeout);
+  ~Mailboxes();  // Close(), then waits for the receivers to end
+  Mailboxes(const Mailboxes&) = delete;
+  Mailboxes& operator=(const Mailboxes&) = delete;
+
+  // The longest message (doubles) that travels in one message: kSlots of
+  // them per source take about 16 MiB in all, and at most 128 KiB each.
+  int64_t capacity() const { return capacity_; }
+
+  // Sends `piece` of `exchange` to every peer in `to`.
+  // Returns the peers it could not reach.
+  std::vector<int> Send(uint64_t exchange, std::span<const double> piece,
+                        const std::vector<int>& to);
+
+  // What a gather has received of one exchange.
+  struct Received {
+    std::map<int, Matrix> pieces;  // by peer
+    std::map<int, Gone> gone;      // peers among `from` whose connection is gone
+  };
+  // Waits until `done(received)` holds or `deadline` passes, taking the
+  // pieces of `exchange` from the peers `from` as they arrive (each peer's
+  // first piece of the exchange not yet taken). `done` runs under the
+  // mailboxes' lock: keep it cheap.
+  template <typename Done>
+  void Wait(uint64_t exchange, const std::vector<int>& from,
+            std::chrono::steady_clock::time_point deadline, Received* received, Done done);
+  // The gather of `exchange` ended without the pieces of `missing`: when they
+  // come they are dropped (a later exchange with the same tag gets its own).
+  void Abandon(uint64_t exchange, const std::vector<int>& missing);
+
+  // Waits until every message sent is written to its connection (the
+  // receiver's thread reads it from there, whatever this peer does next) or
+  // that connection failed: at most about the connection's timeout, and only
+  // when a receiver stopped reading (gloo writes at once otherwise).
+  void Flush();
+  // Sends gloo may still be writing (diagnostics).
+  int64_t in_flight() const;
+
+  // Leaves: goodbye to every peer, heartbeats stop, receivers end as soon
+  // as their peer says anything (or goes). Idempotent.
+  void Close();
+
+ private:
+  struct Source;       // one receiver thread's state
+  struct Destination;  // what is being sent to one peer
+
+  void Receive(Source* source);
+  void Heartbeats();
+  // send_mu_ held.
+  void FlushLocked();
+  // A message's words (send_mu_ held: numbers it).
+  std::shared_ptr<std::vector<uint64_t>> Message(uint64_t kind, uint64_t exchange,
+                                                 std::span<const double> chunk, uint64_t offset,
+                                                 uint64_t total);
+  // send_mu_ held: `memory` to `d` (false: its connection is gone).
+  bool SendLocked(Destination* d, const std::shared_ptr<std::vector<uint64_t>>& memory);
+  // Files a piece (or drops it, if its gather was abandoned); mu_ held.
+  void FileLocked(int peer, uint64_t exchange, Matrix piece);
+  bool TakeLocked(uint64_t exchange, int peer, Matrix* piece);
+
+  std::shared_ptr<gloo::rendezvous::Context> context_;
+  int rank_;
+  int64_t capacity_;
+  std::chrono::milliseconds heartbeat_every_;
+
+  // Inbox: per exchange, per peer, pieces not yet taken and pieces to drop.
+  struct Box {
+    std::map<int, std::deque<Matrix>> pieces;
+    std::map<int, int> drop;
+  };
+  std::mutex mu_;
+  std::condition_variable arrived_;
+  std::map<uint64_t, Box> inbox_;
+  std::deque<uint64_t> inbox_order_;  // exchanges in order of first use, to bound the inbox
+  std::map<int, Gone> gone_;
+
+  mutable std::mutex send_mu_;  // Destinations, and the order of messages on each connection
+  std::vector<std::unique_ptr<Destination>> destinations_;
+  std::vector<std::unique_ptr<Source>> sources_;
+  bool closed_ = false;    // under send_mu_
+  uint64_t messages_ = 0;  // under send_mu_
+  std::atomic<bool> closing_{false};
+
+  std::mutex timer_mu_;
+  std::condition_variable timer_cv_;
+  bool stop_timer_ = false;
+  std::thread timer_;
+};
+
+template <typename Done>
+void Mailboxes::Wait(uint64_t exchange, const std::vector<int>& from,
+                     std::chrono::steady_clock::time_point deadline, Received* received,
+                     Done done) {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    for (int q : from) {
+      if (received->pieces.count(q) != 0 || received->gone.count(q) != 0) continue;
+      Matrix piece;
+      if (TakeLocked(exchange, q, &piece)) {
+        received->pieces.emplace(q, std::move(piece));
+      } else if (auto g = gone_.find(q); g != gone_.end()) {
+        received->gone.emplace(q, g->second);
+      }
+    }
+    if (done(*received)) return;
+    if (arrived_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      // One last look: a piece may have come with the deadline.
+      for (int q : from) {
+        Matrix piece;
+        if (received->pieces.count(q) == 0 && received->gone.count(q) == 0 &&
+            TakeLocked(exchange, q, &piece)) {
+          received->pieces.emplace(q, std::move(piece));
+        }
+      }
+      return;
+    }
+  }
+}
+
+// Closes `mail` now (goodbye to every peer) and destroys it on a thread of
+// its own: a receiver waiting for a stopped peer may take up to its
+// connection's timeout to end. Such threads are joined at exit.
+void RetireInBackground(std::unique_ptr<Mailboxes> mail);
+
+}  // namespace polyguard::internal
+
+#endif  // POLYGUARD_LIB_RUNTIME_MAILBOXES_H_

@@ -1,0 +1,171 @@
+// The gathers' transport (lib/runtime/mailboxes.h), through PeerGroup: what
+// bound buffers make hard (gloo closes a connection whose bound wait times
+// out, a message needs a buffer registered for it, a connection's end can
+// race its last message) must not show.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "polyguard/runtime/peer_group.h"
+#include "runtime/peers.h"
+
+namespace polyguard {
+namespace {
+
+using namespace std::chrono_literals;
+
+int RunThreads(int size, const std::string& name, std::chrono::milliseconds timeout,
+               const std::function<bool(PeerGroup&)>& body) {
+  PeerGroupOptions o;
+  o.timeout = timeout;
+  const std::vector<bool> ok = testing::RunPeerGroup(
+      testing::PeerMode::kThreads, size, name, [&](int, PeerGroup& g) { return body(g); }, o);
+  return static_cast<int>(std::count(ok.begin(), ok.end(), false));
+}
+
+// Peer r's piece of exchange `step`: every value distinct.
+std::vector<double> PieceOf(int r, int64_t step, size_t length) {
+  std::vector<double> piece(length);
+  for (size_t i = 0; i < length; ++i) piece[i] = double(r) * 1e9 + double(step) * 1e6 + double(i);
+  return piece;
+}
+
+bool Check(const GatherResult& g, int64_t step, size_t length) {
+  for (int q : g.peers) {
+    const std::vector<double> want = PieceOf(q, step, length);
+    const Matrix& got = g.pieces[size_t(q)];
+    if (size_t(got.size()) != length || !std::equal(want.begin(), want.end(), got.data())) {
+      ADD_FAILURE() << "peer " << q << "'s piece of step " << step << " (" << length
+                    << " numbers) came wrong";
+      return false;
+    }
+  }
+  return true;
+}
+
+// Idle three times as long as the failure timeout: the connections stay up
+// (heartbeats), and nobody is taken for lost.
+TEST(Mailboxes, AGroupIdleLongerThanItsTimeoutStillExchanges) {
+  const int p = 3;
+  EXPECT_EQ(RunThreads(p, "idle", 1000ms,
+                       [&](PeerGroup& g) {
+                         auto first = g.AllGather(PieceOf(g.rank(), 1, 5), {.step = 1});
+                         std::this_thread::sleep_for(3000ms);
+                         auto second = g.AllGather(PieceOf(g.rank(), 2, 5), {.step = 2});
+                         if (!first.ok() || !second.ok()) {
+                           ADD_FAILURE() << first.status() << " / " << second.status();
+                           return false;
+                         }
+                         return g.members().size() == size_t(p);
+                       }),
+            0);
+}
+
+// Lengths on either side of one message's capacity (pieces longer travel as
+// several messages), and empty pieces.
+class MailboxesLengths : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(MailboxesLengths, PiecesArriveWhole) {
+  const int p = 3;
+  const size_t length = GetParam();
+  EXPECT_EQ(RunThreads(p, "lengths-" + std::to_string(length), 10s,
+                       [&](PeerGroup& g) {
+                         for (int64_t step = 1; step <= 3; ++step) {
+                           auto all = g.GatherAtLeast(PieceOf(g.rank(), step, length), p,
+                                                      std::chrono::steady_clock::now() + 10s,
+                                                      {.step = step});
+                           if (!all.ok() || all->peers.size() != size_t(p)) {
+                             ADD_FAILURE() << all.status();
+                             return false;
+                           }
+                           if (!Check(*all, step, length)) return false;
+                         }
+                         return true;
+                       }),
+            0);
+}
+
+INSTANTIATE_TEST_SUITE_P(AroundTheCapacity, MailboxesLengths,
+                         ::testing::Values(0, 1, 16383, 16384, 16385, 50001));
+
+// Fast peers run many exchanges (far more than the receive buffers kept
+// ahead) before the slow one starts: it still gets every piece, each in its
+// own exchange.
+TEST(Mailboxes, APeerFarBehindGetsEveryPieceInItsExchange) {
+  const int p = 4, steps = 40;
+  EXPECT_EQ(RunThreads(p, "behind", 10s,
+                       [&](PeerGroup& g) {
+                         const bool slow = g.rank() == 3;
+                         if (slow) std::this_thread::sleep_for(500ms);
+                         for (int64_t step = 1; step <= steps; ++step) {
+                           auto some = g.GatherAtLeast(
+                               PieceOf(g.rank(), step, 70), slow ? p : p - 1,
+                               std::chrono::steady_clock::now() + 10s, {.step = step});
+                           if (!some.ok() || !Check(*some, step, 70)) {
+                             ADD_FAILURE() << some.status();
+                             return false;
+                           }
+                         }
+                         return true;
+                       }),
+            0);
+}
+
+// A gather that ended without a late peer's piece: that piece, when it
+// comes, is dropped, never taken by a later exchange with the same tag.
+TEST(Mailboxes, ALatePieceIsNotTakenByTheNextExchangeWithItsTag) {
+  const int p = 3;
+  EXPECT_EQ(RunThreads(p, "same-tag", 10s,
+                       [&](PeerGroup& g) {
+                         const bool late = g.rank() == 2;
+                         if (late) std::this_thread::sleep_for(400ms);
+                         auto first =
+                             g.GatherAtLeast(PieceOf(g.rank(), 1, 9), 2,
+                                             std::chrono::steady_clock::now() + 10s, {.step = 5});
+                         if (!first.ok()) return false;
+                         if (!late) std::this_thread::sleep_for(800ms);  // the late piece is in
+                         auto again = g.AllGather(PieceOf(g.rank(), 2, 9), {.step = 5});
+                         if (!again.ok()) {
+                           ADD_FAILURE() << again.status();
+                           return false;
+                         }
+                         for (int q = 0; q < p; ++q) {
+                           if ((*again)(0, q) != PieceOf(q, 2, 9)[0]) {
+                             ADD_FAILURE() << "peer " << q << "'s piece of the first exchange";
+                             return false;
+                           }
+                         }
+                         return true;
+                       }),
+            0);
+}
+
+// A process that leaves right after its gather, its piece perhaps not yet
+// read by the others: they still get it, and nobody waits out the timeout
+// (the leaver's goodbye and the others' answers end every receiver).
+TEST(Mailboxes, APeerThatLeavesAfterItsLastPieceDeliversIt) {
+  const int p = 3;
+  PeerGroupOptions o;
+  o.timeout = 20s;
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<bool> ok = testing::RunPeerGroup(
+      testing::PeerMode::kProcesses, p, "leaves",
+      [&](int, PeerGroup& g) {
+        const bool leaver = g.rank() == 0;
+        if (!leaver) std::this_thread::sleep_for(300ms);  // it sends before they ask
+        auto all = g.GatherAtLeast(PieceOf(g.rank(), 1, 100), leaver ? 2 : p,
+                                   std::chrono::steady_clock::now() + 10s, {.step = 1});
+        if (!all.ok()) return false;
+        return leaver || (all->peers.size() == size_t(p) && Check(*all, 1, 100));
+      },
+      o);
+  EXPECT_EQ(std::count(ok.begin(), ok.end(), false), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, o.timeout);
+}
+
+}  // namespace
+}  // namespace polyguard
