@@ -32,7 +32,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   out.pieces.resize(static_cast<size_t>(size_));
   out.pieces[size_t(rank_)] = Eigen::Map<const Vector>(mine.data(), n);
   out.peers.push_back(rank_);
-  if (size_ == 1 || need <= 1) return out;
+  if (size_ == 1) return out;  // need <= 1 still sends: the others may need this piece
 
   internal::Mailboxes& mail = *impl_->mail;
   std::vector<int> others;
@@ -49,8 +49,10 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
     for (int q : unreachable) count += r.gone.count(q) == 0 && r.pieces.count(q) == 0 ? 1 : 0;
     return count;
   };
-  mail.Wait(slot, others, deadline, &got, [&](const internal::Mailboxes::Received& r) {
-    const int arrived = static_cast<int>(r.pieces.size()), gone = gone_count(r);
+  mail.Wait(slot, others, need - 1, deadline, &got, [&](const internal::Mailboxes::Received& r) {
+    // A piece of another length counts as its peer gone (below).
+    int arrived = 0, gone = gone_count(r);
+    for (const auto& [q, piece] : r.pieces) (piece.size() == n ? arrived : gone) += 1;
     return arrived + 1 >= need || arrived + gone == static_cast<int>(others.size()) ||
            present - gone < need;
   });

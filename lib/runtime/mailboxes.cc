@@ -50,12 +50,12 @@ struct Mailboxes::Destination {
   uint64_t sequence = 0;
   bool failed = false;
   std::chrono::steady_clock::time_point last_sent;
-  // Sends gloo may still be writing, with the memory they read.
-  struct InFlight {
-    std::unique_ptr<gloo::transport::Buffer> buffer;
-    std::shared_ptr<std::vector<uint64_t>> memory;
-  };
-  std::deque<InFlight> in_flight;
+};
+
+struct Mailboxes::InFlight {
+  Destination* destination = nullptr;
+  std::unique_ptr<gloo::transport::Buffer> buffer;
+  std::shared_ptr<std::vector<uint64_t>> memory;
 };
 
 Mailboxes::Mailboxes(std::shared_ptr<gloo::rendezvous::Context> context, int rank,
@@ -93,10 +93,17 @@ Mailboxes::Mailboxes(std::shared_ptr<gloo::rendezvous::Context> context, int ran
   }
   for (auto& s : sources_) s->thread = std::thread([this, p = s.get()] { Receive(p); });
   timer_ = std::thread([this] { Heartbeats(); });
+  completer_ = std::thread([this] { CompleteSends(); });
 }
 
 Mailboxes::~Mailboxes() {
   Close();
+  {
+    std::lock_guard<std::mutex> lock(flight_mu_);
+    stop_completer_ = true;
+  }
+  flight_cv_.notify_all();
+  if (completer_.joinable()) completer_.join();
   for (auto& s : sources_)
     if (s->thread.joinable()) s->thread.join();
   sources_.clear();  // the receive buffers, before their connections
@@ -105,6 +112,11 @@ Mailboxes::~Mailboxes() {
 }
 
 void Mailboxes::Close() {
+  Leave();
+  Flush();  // every send written (or its connection gone)
+}
+
+void Mailboxes::Leave() {
   {
     std::lock_guard<std::mutex> lock(timer_mu_);
     stop_timer_ = true;
@@ -112,38 +124,51 @@ void Mailboxes::Close() {
   timer_cv_.notify_all();
   if (timer_.joinable()) timer_.join();
   closing_ = true;
-  std::lock_guard<std::mutex> lock(send_mu_);
-  if (closed_) return;
-  closed_ = true;
-  for (auto& d : destinations_) {
-    if (!d->failed) SendLocked(d.get(), Message(kGoodbye, 0, {}, 0, 0));
+  {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    if (closed_) return;
+    closed_ = true;
+    for (auto& d : destinations_) {
+      if (!d->failed) SendLocked(d.get(), Message(kGoodbye, 0, {}, 0, 0));
+    }
   }
-  FlushLocked();  // every send written (or its connection gone): the memory can go
 }
 
 void Mailboxes::Flush() {
-  std::lock_guard<std::mutex> lock(send_mu_);
-  FlushLocked();
-}
-
-void Mailboxes::FlushLocked() {
-  for (auto& d : destinations_) {
-    for (auto& f : d->in_flight) {
-      try {
-        f.buffer->waitSend();
-      } catch (const std::exception&) {
-        d->failed = true;
-      }
-    }
-    d->in_flight.clear();
-  }
+  std::unique_lock<std::mutex> lock(flight_mu_);
+  flight_cv_.wait(lock, [&] { return in_flight_.empty() && writing_ == 0; });
 }
 
 int64_t Mailboxes::in_flight() const {
-  std::lock_guard<std::mutex> lock(send_mu_);
-  int64_t count = 0;
-  for (const auto& d : destinations_) count += static_cast<int64_t>(d->in_flight.size());
-  return count;
+  std::lock_guard<std::mutex> lock(flight_mu_);
+  return static_cast<int64_t>(in_flight_.size()) + writing_;
+}
+
+void Mailboxes::CompleteSends() {
+  std::unique_lock<std::mutex> lock(flight_mu_);
+  for (;;) {
+    flight_cv_.wait(lock, [&] { return stop_completer_ || !in_flight_.empty(); });
+    if (in_flight_.empty()) return;  // stopping, every send complete
+    InFlight f = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    ++writing_;
+    lock.unlock();
+    bool failed = false;
+    try {
+      f.buffer->waitSend();
+    } catch (const std::exception&) {
+      failed = true;
+    }
+    f.buffer.reset();
+    f.memory.reset();
+    if (failed) {
+      std::lock_guard<std::mutex> send_lock(send_mu_);
+      f.destination->failed = true;
+    }
+    lock.lock();
+    --writing_;
+    flight_cv_.notify_all();
+  }
 }
 
 std::shared_ptr<std::vector<uint64_t>> Mailboxes::Message(uint64_t kind, uint64_t exchange,
@@ -165,16 +190,15 @@ std::shared_ptr<std::vector<uint64_t>> Mailboxes::Message(uint64_t kind, uint64_
 
 bool Mailboxes::SendLocked(Destination* d, const std::shared_ptr<std::vector<uint64_t>>& memory) {
   try {
-    // Sends written long ago are complete; keep at most 2 kSlots in flight.
-    while (d->in_flight.size() >= size_t(2 * kSlots)) {
-      d->in_flight.front().buffer->waitSend();
-      d->in_flight.pop_front();
-    }
     const size_t bytes = memory->size() * sizeof(uint64_t);
     auto buffer =
         d->pair->createSendBuffer(SlotOf(d->from_lower, d->sequence++), memory->data(), bytes);
     buffer->send(0, bytes);
-    d->in_flight.push_back({std::move(buffer), memory});
+    {
+      std::lock_guard<std::mutex> lock(flight_mu_);
+      in_flight_.push_back({d, std::move(buffer), memory});
+    }
+    flight_cv_.notify_all();
     d->last_sent = std::chrono::steady_clock::now();
     return true;
   } catch (const std::exception&) {
@@ -259,12 +283,13 @@ void Mailboxes::Receive(Source* s) {
         std::memcpy(partial.data() + offset, w + kHeaderWords, length * sizeof(double));
       }
       if (offset + length == total) {
+        bool wake = false;
         {
           std::lock_guard<std::mutex> lock(mu_);
-          FileLocked(s->peer, w[2], std::move(partial));
+          wake = FileLocked(s->peer, w[2], std::move(partial));
         }
         partial = Matrix();
-        arrived_.notify_all();
+        if (wake) arrived_.notify_all();
       }
     }
     // Consumed: a stale header or trailer must never pass for a new message.
@@ -295,7 +320,7 @@ void Mailboxes::Receive(Source* s) {
   }
 }
 
-void Mailboxes::FileLocked(int peer, uint64_t exchange, Matrix piece) {
+bool Mailboxes::FileLocked(int peer, uint64_t exchange, Matrix piece) {
   auto [it, fresh] = inbox_.try_emplace(exchange);
   if (fresh) {
     inbox_order_.push_back(exchange);
@@ -309,9 +334,10 @@ void Mailboxes::FileLocked(int peer, uint64_t exchange, Matrix piece) {
   Box& box = it->second;
   if (auto d = box.drop.find(peer); d != box.drop.end() && d->second > 0) {
     --d->second;
-    return;
+    return false;
   }
   box.pieces[peer].push_back(std::move(piece));
+  return waiting_ && waiting_for_ == exchange && --wake_after_ <= 0;
 }
 
 bool Mailboxes::TakeLocked(uint64_t exchange, int peer, Matrix* piece) {
@@ -360,7 +386,7 @@ class Reaper {
 
 void RetireInBackground(std::unique_ptr<Mailboxes> mail) {
   static Reaper reaper;
-  mail->Close();
+  mail->Leave();
   reaper.Add(std::move(mail));
 }
 

@@ -50,7 +50,10 @@ namespace polyguard::internal {
 
 class Mailboxes {
  public:
-  static constexpr int kSlots = 8;
+  // Receive buffers kept registered per source: a source may run this many
+  // messages ahead of its receiver thread before gloo's I/O thread has to
+  // poll for the next buffer (a peer descheduled on a busy machine).
+  static constexpr int kSlots = 16;
 
   // A peer whose connection is gone, and why.
   struct Gone {
@@ -69,8 +72,8 @@ class Mailboxes {
   Mailboxes(const Mailboxes&) = delete;
   Mailboxes& operator=(const Mailboxes&) = delete;
 
-  // The longest message (doubles) that travels in one message: kSlots of
-  // them per source take about 16 MiB in all, and at most 128 KiB each.
+  // The most doubles one message carries: kSlots buffers per source take
+  // about 16 MiB in all (131,072 / (P - 1) doubles each), at most 128 KiB.
   int64_t capacity() const { return capacity_; }
 
   // Sends `piece` of `exchange` to every peer in `to`.
@@ -85,10 +88,12 @@ class Mailboxes {
   };
   // Waits until `done(received)` holds or `deadline` passes, taking the
   // pieces of `exchange` from the peers `from` as they arrive (each peer's
-  // first piece of the exchange not yet taken). `done` runs under the
-  // mailboxes' lock: keep it cheap.
+  // first piece of the exchange not yet taken). `done` may hold only once
+  // `wanted` pieces are in or a peer is gone: the waiting thread is woken
+  // only then (one wake-up a gather instead of one a piece). `done` runs
+  // under the mailboxes' lock: keep it cheap.
   template <typename Done>
-  void Wait(uint64_t exchange, const std::vector<int>& from,
+  void Wait(uint64_t exchange, const std::vector<int>& from, int wanted,
             std::chrono::steady_clock::time_point deadline, Received* received, Done done);
   // The gather of `exchange` ended without the pieces of `missing`: when they
   // come they are dropped (a later exchange with the same tag gets its own).
@@ -99,11 +104,16 @@ class Mailboxes {
   // that connection failed: at most about the connection's timeout, and only
   // when a receiver stopped reading (gloo writes at once otherwise).
   void Flush();
-  // Sends gloo may still be writing (diagnostics).
+  // Messages gloo may still be writing (diagnostics). Sending never waits
+  // for them: a thread of the mailboxes does, so a peer that stopped reading
+  // (a stopped process) holds up no exchange, only the memory of what is
+  // sent to it until its connection's timeout closes that connection.
   int64_t in_flight() const;
 
   // Leaves: goodbye to every peer, heartbeats stop, receivers end as soon
-  // as their peer says anything (or goes). Idempotent.
+  // as their peer says anything (or goes). Does not wait. Idempotent.
+  void Leave();
+  // Leave(), then Flush().
   void Close();
 
  private:
@@ -112,8 +122,6 @@ class Mailboxes {
 
   void Receive(Source* source);
   void Heartbeats();
-  // send_mu_ held.
-  void FlushLocked();
   // A message's words (send_mu_ held: numbers it).
   std::shared_ptr<std::vector<uint64_t>> Message(uint64_t kind, uint64_t exchange,
                                                  std::span<const double> chunk, uint64_t offset,
@@ -121,7 +129,8 @@ class Mailboxes {
   // send_mu_ held: `memory` to `d` (false: its connection is gone).
   bool SendLocked(Destination* d, const std::shared_ptr<std::vector<uint64_t>>& memory);
   // Files a piece (or drops it, if its gather was abandoned); mu_ held.
-  void FileLocked(int peer, uint64_t exchange, Matrix piece);
+  // True when the waiting thread should be woken.
+  bool FileLocked(int peer, uint64_t exchange, Matrix piece);
   bool TakeLocked(uint64_t exchange, int peer, Matrix* piece);
 
   std::shared_ptr<gloo::rendezvous::Context> context_;
@@ -139,6 +148,10 @@ class Mailboxes {
   std::map<uint64_t, Box> inbox_;
   std::deque<uint64_t> inbox_order_;  // exchanges in order of first use, to bound the inbox
   std::map<int, Gone> gone_;
+  // The exchange a thread waits for, and how many more of its pieces wake it.
+  bool waiting_ = false;
+  uint64_t waiting_for_ = 0;
+  int wake_after_ = 0;
 
   mutable std::mutex send_mu_;  // Destinations, and the order of messages on each connection
   std::vector<std::unique_ptr<Destination>> destinations_;
@@ -147,6 +160,15 @@ class Mailboxes {
   uint64_t messages_ = 0;  // under send_mu_
   std::atomic<bool> closing_{false};
 
+  struct InFlight;
+  void CompleteSends();
+  mutable std::mutex flight_mu_;  // after send_mu_ when both are held
+  std::condition_variable flight_cv_;
+  std::deque<InFlight> in_flight_;  // oldest first
+  int64_t writing_ = 0;             // taken from in_flight_, being waited for
+  bool stop_completer_ = false;
+  std::thread completer_;
+
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;
   bool stop_timer_ = false;
@@ -154,38 +176,38 @@ class Mailboxes {
 };
 
 template <typename Done>
-void Mailboxes::Wait(uint64_t exchange, const std::vector<int>& from,
+void Mailboxes::Wait(uint64_t exchange, const std::vector<int>& from, int wanted,
                      std::chrono::steady_clock::time_point deadline, Received* received,
                      Done done) {
   std::unique_lock<std::mutex> lock(mu_);
-  for (;;) {
+  auto take = [&](bool gone_too) {
     for (int q : from) {
       if (received->pieces.count(q) != 0 || received->gone.count(q) != 0) continue;
       Matrix piece;
       if (TakeLocked(exchange, q, &piece)) {
         received->pieces.emplace(q, std::move(piece));
-      } else if (auto g = gone_.find(q); g != gone_.end()) {
+      } else if (auto g = gone_.find(q); gone_too && g != gone_.end()) {
         received->gone.emplace(q, g->second);
       }
     }
-    if (done(*received)) return;
+  };
+  waiting_ = true;
+  waiting_for_ = exchange;
+  for (;;) {
+    take(/*gone_too=*/true);
+    if (done(*received)) break;
+    wake_after_ = std::max(1, wanted - static_cast<int>(received->pieces.size()));
     if (arrived_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      // One last look: a piece may have come with the deadline.
-      for (int q : from) {
-        Matrix piece;
-        if (received->pieces.count(q) == 0 && received->gone.count(q) == 0 &&
-            TakeLocked(exchange, q, &piece)) {
-          received->pieces.emplace(q, std::move(piece));
-        }
-      }
-      return;
+      take(/*gone_too=*/false);  // one last look: a piece may have come with the deadline
+      break;
     }
   }
+  waiting_ = false;
 }
 
-// Closes `mail` now (goodbye to every peer) and destroys it on a thread of
-// its own: a receiver waiting for a stopped peer may take up to its
-// connection's timeout to end. Such threads are joined at exit.
+// Leaves now (goodbye to every peer) and destroys `mail` on a thread of its
+// own: a receiver waiting for a stopped peer, or a send to it, may take up
+// to its connection's timeout to end. Such threads are joined at exit.
 void RetireInBackground(std::unique_ptr<Mailboxes> mail);
 
 }  // namespace polyguard::internal

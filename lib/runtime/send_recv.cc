@@ -41,8 +41,8 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
   for (int q = 0; q < size_; ++q)
     if (q != rank_ && from_lengths[static_cast<size_t>(q)] > 0) from.push_back(q);
   internal::Mailboxes::Received got;
-  mail.Wait(slot, from, std::chrono::steady_clock::now() + timeout_, &got,
-            [&](const internal::Mailboxes::Received& r) {
+  mail.Wait(slot, from, static_cast<int>(from.size()), std::chrono::steady_clock::now() + timeout_,
+            &got, [&](const internal::Mailboxes::Received& r) {
               return !r.gone.empty() || r.pieces.size() == from.size();
             });
   std::vector<int> missing;

@@ -4,13 +4,19 @@
 // race its last message) must not show.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "polyguard/runtime/peer_group.h"
+#include "runtime/multiprocess.h"
 #include "runtime/peers.h"
 
 namespace polyguard {
@@ -165,6 +171,95 @@ TEST(Mailboxes, APeerThatLeavesAfterItsLastPieceDeliversIt) {
       o);
   EXPECT_EQ(std::count(ok.begin(), ok.end(), false), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - start, o.timeout);
+}
+
+// A gather that needs only its own piece still sends it: the others may
+// need it (adversary s12: a peer with need = 1 sent nothing).
+TEST(Mailboxes, AGatherThatNeedsOnlyItsOwnPieceStillSendsIt) {
+  const int p = 3;
+  EXPECT_EQ(RunThreads(p, "need-one", 10s,
+                       [&](PeerGroup& g) {
+                         const bool lone = g.rank() == 0;
+                         auto some =
+                             g.GatherAtLeast(PieceOf(g.rank(), 1, 4), lone ? 1 : p,
+                                             std::chrono::steady_clock::now() + 10s, {.step = 1});
+                         if (!some.ok()) {
+                           ADD_FAILURE() << some.status();
+                           return false;
+                         }
+                         return lone || (some->peers.size() == size_t(p) && Check(*some, 1, 4));
+                       }),
+            0);
+}
+
+// A peer sending pieces of another length: the others do not count it, and
+// still meet `need` from each other; the odd one gets an error naming them
+// (adversary s12: both returned short, OK).
+TEST(Mailboxes, APieceOfAnotherLengthDoesNotCountTowardsNeed) {
+  const int p = 3;
+  EXPECT_EQ(RunThreads(p, "odd-length", 10s,
+                       [&](PeerGroup& g) {
+                         const bool odd = g.rank() == 2;
+                         if (!odd) std::this_thread::sleep_for(200ms);  // the odd piece is in first
+                         auto some =
+                             g.GatherAtLeast(PieceOf(g.rank(), 1, odd ? 7 : 5), 2,
+                                             std::chrono::steady_clock::now() + 10s, {.step = 1});
+                         if (odd) {
+                           if (some.ok()) ADD_FAILURE() << "took pieces of another length";
+                           return !some.ok();
+                         }
+                         if (!some.ok() || some->peers.size() != 2u || !Check(*some, 1, 5)) {
+                           ADD_FAILURE() << some.status();
+                           return false;
+                         }
+                         return true;
+                       }),
+            0);
+}
+
+// A stopped peer (SIGSTOP) stops reading: the others, who do not need its
+// pieces, go on at their pace instead of waiting for writes to it
+// (adversary s12: every survivor blocked for about a timeout once its
+// connection to the stopped peer was full).
+TEST(Mailboxes, AStoppedPeerHoldsUpNoExchange) {
+  const int p = 4, steps = 120;
+  const std::string dir = testing::FreshFolder("stopped");
+  const auto results = testing::RunPeers(
+      p,
+      [&](int rank) {
+        PeerGroupOptions o;
+        o.rank = rank;
+        o.size = p;
+        o.rendezvous = "file:" + dir;
+        o.timeout = 4s;
+        auto g = PeerGroup::Connect(o);
+        if (!g.ok()) return 1;
+        if (rank == 3) {
+          std::ofstream(dir + "/pid-3") << ::getpid();
+          std::this_thread::sleep_for(100ms);
+          ::raise(SIGSTOP);  // until peer 0 kills it
+          return 0;
+        }
+        std::chrono::steady_clock::duration longest{};
+        for (int64_t step = 1; step <= steps; ++step) {
+          const auto start = std::chrono::steady_clock::now();
+          auto some =
+              (*g)->GatherAtLeast(PieceOf(rank, step, 20000), p - 1, start + 10s, {.step = step});
+          if (!some.ok()) return 2;
+          longest = std::max(longest, std::chrono::steady_clock::now() - start);
+        }
+        if (rank == 0) {
+          int pid = 0;
+          std::ifstream(dir + "/pid-3") >> pid;
+          if (pid > 0) ::kill(pid, SIGKILL);
+        }
+        // About a timeout would be a write waited for; 2 s is far beyond the
+        // few ms an exchange takes.
+        return longest < 2s ? 0 : 3;
+      },
+      60s);
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(results[size_t(r)].exit_code, 0) << "rank " << r;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

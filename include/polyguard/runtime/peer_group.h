@@ -22,8 +22,8 @@
 // is never taken for a later step's. Each peer sends its piece to every other
 // peer once:
 //   cost per peer and exchange: (P - 1) sends and (P - 1) receives of n
-//   numbers (one gloo message per 16,384 numbers, fewer beyond 16 peers, written at
-//   once, into a buffer the receiver registered ahead); one communication
+//   numbers (one gloo message per 131,072 / (P - 1) numbers, at most 16,384,
+//   written at once into a buffer the receiver registered ahead); one communication
 //   step. A receiver thread per other peer files arrivals (started at
 //   connect: no thread is started per exchange), and the exchange's own
 //   thread waits for them.
@@ -233,8 +233,8 @@ class PeerGroup {
   // Bytes of pieces this peer has received so far (those it waited for).
   int64_t bytes_received() const { return bytes_received_; }
 
-  // Messages gloo may still be writing (diagnostics; at most 16 per other
-  // peer).
+  // Messages gloo may still be writing (diagnostics; a few while every peer
+  // reads, more while one is stopped, until its connection's timeout).
   int64_t pending_buffers() const;
 
   struct Impl;  // gloo state; defined in lib/runtime/peer_group_impl.h
