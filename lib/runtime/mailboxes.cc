@@ -136,7 +136,10 @@ void Mailboxes::Leave() {
 
 void Mailboxes::Flush() {
   std::unique_lock<std::mutex> lock(flight_mu_);
+  ++flush_waiters_;
+  flight_cv_.notify_all();
   flight_cv_.wait(lock, [&] { return in_flight_.empty() && writing_ == 0; });
+  --flush_waiters_;
 }
 
 int64_t Mailboxes::in_flight() const {
@@ -145,29 +148,38 @@ int64_t Mailboxes::in_flight() const {
 }
 
 void Mailboxes::CompleteSends() {
+  // Woken by a batch of sends, not by each: a wake-up per message was a
+  // share of the job's context switches. Sends written are complete, so the
+  // waits return at once unless a peer stopped reading.
+  constexpr size_t kBatch = 64;
   std::unique_lock<std::mutex> lock(flight_mu_);
   for (;;) {
-    flight_cv_.wait(lock, [&] { return stop_completer_ || !in_flight_.empty(); });
-    if (in_flight_.empty()) return;  // stopping, every send complete
-    InFlight f = std::move(in_flight_.front());
-    in_flight_.pop_front();
-    ++writing_;
-    lock.unlock();
-    bool failed = false;
-    try {
-      f.buffer->waitSend();
-    } catch (const std::exception&) {
-      failed = true;
+    flight_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
+      return stop_completer_ || (flush_waiters_ > 0 && !in_flight_.empty()) ||
+             in_flight_.size() >= kBatch;
+    });
+    if (in_flight_.empty() && stop_completer_) return;
+    while (!in_flight_.empty()) {
+      InFlight f = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      ++writing_;
+      lock.unlock();
+      bool failed = false;
+      try {
+        f.buffer->waitSend();
+      } catch (const std::exception&) {
+        failed = true;
+      }
+      f.buffer.reset();
+      f.memory.reset();
+      if (failed) {
+        std::lock_guard<std::mutex> send_lock(send_mu_);
+        f.destination->failed = true;
+      }
+      lock.lock();
+      --writing_;
     }
-    f.buffer.reset();
-    f.memory.reset();
-    if (failed) {
-      std::lock_guard<std::mutex> send_lock(send_mu_);
-      f.destination->failed = true;
-    }
-    lock.lock();
-    --writing_;
-    flight_cv_.notify_all();
+    flight_cv_.notify_all();  // Flush
   }
 }
 
@@ -198,7 +210,6 @@ bool Mailboxes::SendLocked(Destination* d, const std::shared_ptr<std::vector<uin
       std::lock_guard<std::mutex> lock(flight_mu_);
       in_flight_.push_back({d, std::move(buffer), memory});
     }
-    flight_cv_.notify_all();
     d->last_sent = std::chrono::steady_clock::now();
     return true;
   } catch (const std::exception&) {

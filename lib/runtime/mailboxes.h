@@ -166,6 +166,7 @@ class Mailboxes {
   std::condition_variable flight_cv_;
   std::deque<InFlight> in_flight_;  // oldest first
   int64_t writing_ = 0;             // taken from in_flight_, being waited for
+  int flush_waiters_ = 0;
   bool stop_completer_ = false;
   std::thread completer_;
 
