@@ -151,12 +151,11 @@ void Mailboxes::CompleteSends() {
   // Woken by a batch of sends, not by each: a wake-up per message was a
   // share of the job's context switches. Sends written are complete, so the
   // waits return at once unless a peer stopped reading.
-  constexpr size_t kBatch = 64;
   std::unique_lock<std::mutex> lock(flight_mu_);
   for (;;) {
     flight_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
       return stop_completer_ || (flush_waiters_ > 0 && !in_flight_.empty()) ||
-             in_flight_.size() >= kBatch;
+             in_flight_.size() >= size_t(kCompleteBatch);
     });
     if (in_flight_.empty() && stop_completer_) return;
     while (!in_flight_.empty()) {
@@ -206,10 +205,13 @@ bool Mailboxes::SendLocked(Destination* d, const std::shared_ptr<std::vector<uin
     auto buffer =
         d->pair->createSendBuffer(SlotOf(d->from_lower, d->sequence++), memory->data(), bytes);
     buffer->send(0, bytes);
+    bool batch = false;
     {
       std::lock_guard<std::mutex> lock(flight_mu_);
       in_flight_.push_back({d, std::move(buffer), memory});
+      batch = in_flight_.size() == size_t(kCompleteBatch);
     }
+    if (batch) flight_cv_.notify_all();
     d->last_sent = std::chrono::steady_clock::now();
     return true;
   } catch (const std::exception&) {

@@ -54,6 +54,8 @@ class Mailboxes {
   // messages ahead of its receiver thread before gloo's I/O thread has to
   // poll for the next buffer (a peer descheduled on a busy machine).
   static constexpr int kSlots = 16;
+  // Sends waited for together (see in_flight()).
+  static constexpr int kCompleteBatch = 64;
 
   // A peer whose connection is gone, and why.
   struct Gone {

@@ -123,7 +123,7 @@ TEST(PeerGroup, BuffersStayBoundedOverManyExchanges) {
                              return false;
                            }
                          }
-                         const int64_t bound = 16 * (p - 1);
+                         const int64_t bound = internal::Mailboxes::kCompleteBatch + (p - 1);
                          if (g.pending_buffers() > bound) {
                            ADD_FAILURE()
                                << g.pending_buffers() << " buffers held after 300 exchanges";
