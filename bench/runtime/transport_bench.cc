@@ -1,11 +1,13 @@
 // What one all-to-all gather costs on gloo's TCP transport, by protocol, side
-// by side in one run: the evidence for the runtime's next transport (issue 19:
-// kernel time and wall time of the demo). P local processes each send a piece
-// of `len` doubles to every other and wait for all P - 1 pieces, G times.
-//   peer_group  PeerGroup::AllGather, what every collective uses today
-//   unbound     gloo unbound buffers as PeerGroup posts them: each piece is
-//               three messages (NOTIFY_SEND_READY, NOTIFY_RECV_READY, data),
-//               each a system call and a wake-up of the receiving I/O thread
+// by side in one run: what the runtime's transport costs against gloo's raw
+// protocols (issue 19: kernel time and wall time of the demo). P local
+// processes each send a piece of `len` doubles to every other and wait for
+// all P - 1 pieces, G times.
+//   peer_group  PeerGroup::AllGather, over its mailboxes (lib/runtime/mailboxes.h)
+//   unbound     gloo unbound buffers, as PeerGroup posted them until
+//               2026-12-06: each piece is three messages (NOTIFY_SEND_READY,
+//               NOTIFY_RECV_READY, data), each a system call and a wake-up of
+//               the receiving I/O thread
 //   bound       gloo bound buffers registered once (two per peer and
 //               direction, by gather parity): one message a piece, received
 //               by a long-lived thread per source peer that hands arrivals
