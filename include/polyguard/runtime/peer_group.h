@@ -142,8 +142,11 @@ class PeerGroup {
   Status Broadcast(int root, std::vector<double>* data, ExchangeTag tag);
 
   // Sends `mine` to every peer and returns once `need` pieces (own included)
-  // have arrived, or at `deadline` with whatever arrived (need <= size). A
-  // failed connection is an error only when it makes `need` unreachable.
+  // have arrived, or at `deadline` with whatever arrived (need <= size; the
+  // deadline is at most the failure timeout after the call, also for a
+  // process that was stopped past it). A piece of another length than `mine`
+  // counts as its peer gone. A failed connection is an error only when it
+  // makes `need` unreachable.
   StatusOr<GatherResult> GatherAtLeast(std::span<const double> mine, int need,
                                        std::chrono::steady_clock::time_point deadline,
                                        ExchangeTag tag);
