@@ -310,8 +310,8 @@ void Mailboxes::Receive(Source* s) {
     w[size_t(kHeaderWords) + length] = 0;
     if (kind == kGoodbye) {
       {
-        // Nothing more for it, heartbeats included.
-        // Goodbye in return, so that its receiver for this peer ends too.
+        // Goodbye in return, so that its receiver for this peer ends too, and
+        // nothing more for it (heartbeats included).
         std::lock_guard<std::mutex> lock(send_mu_);
         for (auto& d : destinations_) {
           if (d->peer != s->peer) continue;

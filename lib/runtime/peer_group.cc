@@ -1,6 +1,6 @@
 // Connecting a peer group, and what every exchange shares. The exchanges
 // themselves: gather.cc (GatherAtLeast and the all-gathers' core),
-// collectives.cc, send_recv.cc; buffers gloo may still use: pending_buffers.cc.
+// collectives.cc, send_recv.cc; their transport: mailboxes.cc.
 #include "polyguard/runtime/peer_group.h"
 
 #include <algorithm>
