@@ -10,6 +10,7 @@
 
 namespace polyguard {
 namespace {
+namespace peer_set_test {
 
 class PeerSetTest : public ::testing::TestWithParam<std::vector<int>> {};
 
@@ -95,5 +96,6 @@ TEST(PeerSet, ReadRefusesWhatIsNotASet) {
   EXPECT_FALSE(PeerSet::Read(beyond, 2 * kMaxPeers).has_value());
 }
 
+}  // namespace peer_set_test
 }  // namespace
 }  // namespace polyguard

@@ -9,6 +9,7 @@
 
 namespace polyguard {
 namespace {
+namespace precision_test {
 
 TEST(Precision, NamesRoundTrip) {
   for (Precision p : {Precision::kFloat64, Precision::kFloat32})
@@ -42,5 +43,6 @@ TEST(Precision, Float32ToleranceIsThreeRoundoffLevelsOfTheDotProduct) {
   EXPECT_LT(RoundoffTolerance(Precision::kFloat32, int64_t{1} << 40), 1.0);
 }
 
+}  // namespace precision_test
 }  // namespace
 }  // namespace polyguard

@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace random_test {
 
 TEST(Random, SameSeedSameStream) {
   Random a(42), b(42);
@@ -23,5 +24,6 @@ TEST(Random, SampleIsDistinct) {
   }
 }
 
+}  // namespace random_test
 }  // namespace
 }  // namespace polyguard

@@ -4,6 +4,7 @@
 
 namespace polyguard {
 namespace {
+namespace status_test {
 
 StatusOr<int> Half(int x) {
   if (x % 2) return InvalidArgumentError("x = " + std::to_string(x) + " is odd");
@@ -39,5 +40,6 @@ TEST(StatusOrDeathTest, ValueOfErrorAborts) {
   EXPECT_DEATH({ (void)Half(3).value(); }, "odd");
 }
 
+}  // namespace status_test
 }  // namespace
 }  // namespace polyguard

@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace abft_code_test {
 
 using testing::ErrorKind;
 using testing::RelativeError;
@@ -51,5 +52,6 @@ TEST(AbftCode, NeedsEveryPeer) {
   EXPECT_EQ(code->Decode(run.results).status().code(), StatusCode::kUnavailable);
 }
 
+}  // namespace abft_code_test
 }  // namespace
 }  // namespace polyguard

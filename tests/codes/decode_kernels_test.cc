@@ -14,6 +14,7 @@
 
 namespace polyguard::internal {
 namespace {
+namespace decode_kernels_test {
 
 // The definition, entry by entry: e_l is the (skip + 1)-th largest |value| of
 // entry l (the smallest when there are fewer), cs_l = tol * (RMS of e + e_l),
@@ -251,5 +252,6 @@ TEST_F(CorrectEntryBudget, AnUncorrectableEntryStopsWithinItsBound) {
   }
 }
 
+}  // namespace decode_kernels_test
 }  // namespace
 }  // namespace polyguard::internal

@@ -33,6 +33,7 @@
 
 namespace polyguard {
 namespace {
+namespace decoder_attack_test {
 
 double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -367,5 +368,6 @@ TEST(DecoderAttackCost, DISABLED_FullSizeMeasurement) {
   }
 }
 
+}  // namespace decoder_attack_test
 }  // namespace
 }  // namespace polyguard

@@ -41,6 +41,7 @@
 
 namespace polyguard {
 namespace {
+namespace decoder_guarantee_test {
 
 using testing::ForEachSubset;
 using testing::RelativeError;
@@ -1468,5 +1469,6 @@ TEST(DecoderGuaranteeExceptionClass, ACorrectionWithOneSpareResultIsFlagged) {
   }
 }
 
+}  // namespace decoder_guarantee_test
 }  // namespace
 }  // namespace polyguard

@@ -17,6 +17,7 @@
 
 namespace polyguard {
 namespace {
+namespace decoder_trust_test {
 
 using testing::RelativeError;
 using testing::StrategyOptions;
@@ -559,5 +560,6 @@ TEST(DecoderTrust, AbftCorrectsAnEntryAtTheEdgesOfTheRange) {
   }
 }
 
+}  // namespace decoder_trust_test
 }  // namespace
 }  // namespace polyguard

@@ -15,6 +15,7 @@
 
 namespace polyguard {
 namespace {
+namespace errors_and_erasures_decoder_test {
 
 struct Setup {
   std::unique_ptr<ErrorsAndErasuresDecoder> decoder;
@@ -156,11 +157,13 @@ TEST(ErrorsAndErasuresDecoder, DecodePlansAreCachedAndThreadSafe) {
   EXPECT_EQ(failures.load(), 0);
 }
 
+}  // namespace errors_and_erasures_decoder_test
 }  // namespace
 }  // namespace polyguard
 
 namespace polyguard {
 namespace {
+namespace errors_and_erasures_decoder_test {
 
 // The slow, obviously correct reference: the largest set of results that fit
 // one polynomial of degree < K (by trying every subset, largest first). Under
@@ -259,7 +262,7 @@ TEST_P(FastPath, AgreesWithTheReferenceDecode) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     Random rng(seed);
     const int l = 24;
-    ::polyguard::Setup s = MakeSetup(c.p, c.k, l, rng);
+    auto s = MakeSetup(c.p, c.k, l, rng);
     std::vector<int> order = rng.Sample(c.p, c.p);
     std::vector<int> peers(order.begin() + c.stragglers, order.end());
     const int r = static_cast<int>(peers.size());
@@ -365,5 +368,6 @@ INSTANTIATE_TEST_SUITE_P(
                       FastCase{"TooMany", 10, 4, 2, Pattern::kTooMany}),
     [](const ::testing::TestParamInfo<FastCase>& info) { return std::string(info.param.name); });
 
+}  // namespace errors_and_erasures_decoder_test
 }  // namespace
 }  // namespace polyguard

@@ -7,6 +7,7 @@
 
 namespace polyguard {
 namespace {
+namespace evaluation_points_test {
 
 TEST(EvaluationPoints, DistinctAndInRange) {
   for (PointKind kind : {PointKind::kChebyshev, PointKind::kEquispaced}) {
@@ -46,5 +47,6 @@ TEST(EvaluationPoints, ParsesNames) {
   EXPECT_EQ(ParsePointKind("roots").status().code(), StatusCode::kInvalidArgument);
 }
 
+}  // namespace evaluation_points_test
 }  // namespace
 }  // namespace polyguard

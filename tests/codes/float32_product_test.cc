@@ -19,6 +19,7 @@
 
 namespace polyguard {
 namespace {
+namespace float32_product_test {
 
 struct Float32Case {
   std::string name;
@@ -688,5 +689,6 @@ TEST(Float32ProductLarge, TwoDenseErrorsAmongManyEntriesAreCorrected) {
   EXPECT_LT((d->product - c).norm() / c.norm(), 1e3 * std::ldexp(1.0, -24) * 32);
 }
 
+}  // namespace float32_product_test
 }  // namespace
 }  // namespace polyguard

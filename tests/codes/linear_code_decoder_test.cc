@@ -10,6 +10,7 @@
 
 namespace polyguard {
 namespace {
+namespace linear_code_decoder_test {
 
 struct Trial {
   std::vector<int> peers;
@@ -156,5 +157,6 @@ TEST(LinearCodeDecoder, RejectsBadInput) {
             StatusCode::kUnavailable);
 }
 
+}  // namespace linear_code_decoder_test
 }  // namespace
 }  // namespace polyguard

@@ -9,6 +9,7 @@
 
 namespace polyguard {
 namespace {
+namespace low_weight_code_test {
 
 using testing::ErrorKind;
 using testing::ForEachSubset;
@@ -420,5 +421,6 @@ TEST(LowWeightCode, RejectsBadInput) {
   EXPECT_EQ(ParseStrategy("lowweight").value(), Strategy::kLowWeight);
 }
 
+}  // namespace low_weight_code_test
 }  // namespace
 }  // namespace polyguard

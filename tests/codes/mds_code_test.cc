@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace mds_code_test {
 
 using testing::ErrorKind;
 using testing::RelativeError;
@@ -60,5 +61,6 @@ TEST(MdsCode, TooManyErrorsAreReported) {
   EXPECT_EQ(decoded.status().code(), StatusCode::kDataLoss);
 }
 
+}  // namespace mds_code_test
 }  // namespace
 }  // namespace polyguard

@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace polydot_code_test {
 
 using testing::ErrorKind;
 using testing::RelativeError;
@@ -317,5 +318,6 @@ TEST(PolyDotCode, EquispacedPointsDecodeToo) {
   EXPECT_EQ(decoded->wrong_peers, run.wrong);
 }
 
+}  // namespace polydot_code_test
 }  // namespace
 }  // namespace polyguard

@@ -11,6 +11,7 @@
 
 namespace polyguard {
 namespace {
+namespace product_code_test {
 
 using testing::ErrorKind;
 using testing::RelativeError;
@@ -143,5 +144,6 @@ TEST(ProductCode, FactoryNamesTheBadField) {
   EXPECT_EQ(ParseStrategy("fountain").status().code(), StatusCode::kInvalidArgument);
 }
 
+}  // namespace product_code_test
 }  // namespace
 }  // namespace polyguard

@@ -11,6 +11,7 @@
 
 namespace polyguard {
 namespace {
+namespace product_trial_test {
 
 TEST(ProductTrial, ResultsAreThePeersOwnProductsAndDecodeToTheProduct) {
   auto code = MakeProductCode({.strategy = Strategy::kPolyDot,
@@ -53,5 +54,6 @@ TEST(ProductTrial, TypicalScaleIsTheMedianRms) {
   EXPECT_EQ(TypicalResultScale({}), 1.0);
 }
 
+}  // namespace product_trial_test
 }  // namespace
 }  // namespace polyguard

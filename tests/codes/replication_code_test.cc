@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace replication_code_test {
 
 using testing::ErrorKind;
 using testing::RelativeError;
@@ -71,5 +72,6 @@ TEST(ReplicationCode, MissingCopies) {
   EXPECT_EQ(code->Decode(some).status().code(), StatusCode::kUnavailable);
 }
 
+}  // namespace replication_code_test
 }  // namespace
 }  // namespace polyguard

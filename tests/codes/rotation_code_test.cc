@@ -11,6 +11,7 @@
 
 namespace polyguard {
 namespace {
+namespace rotation_code_test {
 
 using testing::ErrorKind;
 using testing::ForEachSubset;
@@ -256,5 +257,6 @@ TEST(RotationCode, OnlyThePolynomialCodeTakesRotationPoints) {
   EXPECT_EQ(ParsePointKind("rotation").value(), PointKind::kRotation);
 }
 
+}  // namespace rotation_code_test
 }  // namespace
 }  // namespace polyguard

@@ -10,6 +10,7 @@
 
 namespace polyguard {
 namespace {
+namespace strategy_registry_test {
 
 TEST(StrategyRegistry, FindsEveryBuiltInByNameAndAlias) {
   for (Strategy s : {Strategy::kUncoded, Strategy::kReplication, Strategy::kMds, Strategy::kPolyDot,
@@ -138,5 +139,6 @@ INSTANTIATE_TEST_SUITE_P(StrategyRegistry, EveryBuiltIn,
                            return std::string(info.param.name());
                          });
 
+}  // namespace strategy_registry_test
 }  // namespace
 }  // namespace polyguard

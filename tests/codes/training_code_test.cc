@@ -9,6 +9,7 @@
 
 namespace polyguard {
 namespace {
+namespace training_code_test {
 
 double RelErr(const Matrix& got, const Matrix& want) {
   return (got - want).norm() / std::max(want.norm(), 1e-300);
@@ -282,11 +283,13 @@ TEST(ProductMdsCode, ScrubWithStragglersNamesNoHonestPeer) {
   EXPECT_GT(named, 500);  // 532 of 1,300 locate it; the rest miss it or fail
 }
 
+}  // namespace training_code_test
 }  // namespace
 }  // namespace polyguard
 
 namespace polyguard {
 namespace {
+namespace training_code_test {
 
 // The README's table: wrong results corrected per product on 8 peers
 // (probabilistic model), forward and backward.
@@ -320,5 +323,6 @@ TEST(TrainingCode, ErrorsCorrectedPerProductAsDocumented) {
   }
 }
 
+}  // namespace training_code_test
 }  // namespace
 }  // namespace polyguard

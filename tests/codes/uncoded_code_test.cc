@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace uncoded_code_test {
 
 using testing::ErrorKind;
 using testing::RelativeError;
@@ -35,5 +36,6 @@ TEST(UncodedCode, CannotSeeWrongValuesButReportsNaN) {
   EXPECT_EQ(code->Decode(missing.results).status().code(), StatusCode::kUnavailable);
 }
 
+}  // namespace uncoded_code_test
 }  // namespace
 }  // namespace polyguard

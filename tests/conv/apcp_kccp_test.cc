@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace apcp_kccp_test {
 
 // The definition, loop by loop.
 Matrix NaiveConv(const ConvShape& s, const Matrix& f, const Matrix& x) {
@@ -132,5 +133,6 @@ TEST(ApcpKccp, RejectsBadShapesAndSplits) {
   EXPECT_FALSE(CheckConvOperands(s, Matrix::Zero(4, 27), Matrix::Zero(191, 1)).ok());
 }
 
+}  // namespace apcp_kccp_test
 }  // namespace
 }  // namespace polyguard

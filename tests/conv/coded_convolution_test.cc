@@ -10,6 +10,7 @@
 
 namespace polyguard {
 namespace {
+namespace coded_convolution_test {
 
 double Rel(const Matrix& got, const Matrix& want) { return (got - want).norm() / want.norm(); }
 
@@ -332,5 +333,6 @@ TEST(CodedConvolution, RejectsBadInput) {
   EXPECT_EQ(shape.status().code(), StatusCode::kInvalidArgument);
 }
 
+}  // namespace coded_convolution_test
 }  // namespace
 }  // namespace polyguard

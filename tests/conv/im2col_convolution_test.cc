@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace im2col_convolution_test {
 
 double Rel(const Matrix& got, const Matrix& want) { return (got - want).norm() / want.norm(); }
 
@@ -109,5 +110,6 @@ TEST(Im2ColConvolution, LayoutsAndBadInput) {
   EXPECT_FALSE(Im2ColConvolution::Create(s, 1, Options(Strategy::kLowWeight, 4)).ok());
 }
 
+}  // namespace im2col_convolution_test
 }  // namespace
 }  // namespace polyguard

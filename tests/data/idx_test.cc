@@ -10,6 +10,7 @@
 
 namespace polyguard {
 namespace {
+namespace idx_test {
 
 class IdxTest : public ::testing::Test {
  protected:
@@ -116,5 +117,6 @@ TEST_F(IdxTest, BatchesArePureFunctionsOfTheStepAndCoverEachEpoch) {
   EXPECT_NE(x1, x2);
 }
 
+}  // namespace idx_test
 }  // namespace
 }  // namespace polyguard

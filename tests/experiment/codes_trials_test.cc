@@ -6,6 +6,7 @@
 
 namespace polyguard::experiment {
 namespace {
+namespace codes_trials_test {
 
 CodesTrialOptions Parse(std::vector<std::string> args) {
   auto o = ParseCodesOptions(args);
@@ -105,5 +106,6 @@ TEST(CodesTrials, BadOptionsNameTheOption) {
   EXPECT_FALSE(RunCodesTrials(o).ok());
 }
 
+}  // namespace codes_trials_test
 }  // namespace
 }  // namespace polyguard::experiment

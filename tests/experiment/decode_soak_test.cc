@@ -6,6 +6,7 @@
 
 namespace polyguard::experiment {
 namespace {
+namespace decode_soak_test {
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr int64_t kDecodes = 1500;
@@ -68,5 +69,6 @@ TEST(DecodeSoak, RefusesBadOptions) {
   EXPECT_EQ(RunDecodeSoak({.data_every = 0}).status().code(), StatusCode::kInvalidArgument);
 }
 
+}  // namespace decode_soak_test
 }  // namespace
 }  // namespace polyguard::experiment

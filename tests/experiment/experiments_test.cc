@@ -18,6 +18,7 @@
 
 namespace polyguard::experiment {
 namespace {
+namespace experiments_test {
 
 std::string TempDir(const std::string& name) {
   std::random_device rd;
@@ -493,5 +494,6 @@ TEST(Experiments, ReadmeSectionsAreRegeneratedFromSummaries) {
   std::filesystem::remove_all(out);
 }
 
+}  // namespace experiments_test
 }  // namespace
 }  // namespace polyguard::experiment

@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace fault_injector_test {
 
 TEST(FaultInjector, HitRateFollowsTheModel) {
   FaultModel model;
@@ -134,11 +135,13 @@ TEST(FaultInjector, ValidationNamesTheField) {
   EXPECT_FALSE(ParseStepPoint("everywhere").ok());
 }
 
+}  // namespace fault_injector_test
 }  // namespace
 }  // namespace polyguard
 
 namespace polyguard {
 namespace {
+namespace fault_injector_test {
 
 TEST(FaultInjector, PausedInjectsNothingAndShiftsNothing) {
   FaultModel m;
@@ -169,5 +172,6 @@ TEST(FaultInjector, PausedInjectsNothingAndShiftsNothing) {
   EXPECT_GT(paused_meanwhile.faults_injected(), 0);
 }
 
+}  // namespace fault_injector_test
 }  // namespace
 }  // namespace polyguard

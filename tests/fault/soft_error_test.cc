@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace soft_error_test {
 
 TEST(SoftError, EachKindChangesWhatItSays) {
   Random rng(1);
@@ -34,5 +35,6 @@ TEST(SoftError, MagnitudeIsRelativeToScale) {
   EXPECT_LE(std::abs(m(0, 0)), 0.15);
 }
 
+}  // namespace soft_error_test
 }  // namespace
 }  // namespace polyguard

@@ -18,6 +18,7 @@
 
 namespace polyguard {
 namespace {
+namespace multihost_test {
 
 using testing::Network;
 using testing::Slurp;
@@ -247,5 +248,6 @@ TEST_F(MultiHost, LatencyAndLossOnTheLinksStillTrainCorrectly) {
   std::printf("netem 2 ms +- 1 ms, 0.1%% loss: %.2f s for the job across hosts\n", netem_s);
 }
 
+}  // namespace multihost_test
 }  // namespace
 }  // namespace polyguard

@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace activation_test {
 
 TEST(Activation, DerivativesMatchFiniteDifferences) {
   Matrix s = Random(1).NormalMatrix(5, 4);
@@ -21,5 +22,6 @@ TEST(Activation, DerivativesMatchFiniteDifferences) {
   EXPECT_FALSE(ParseActivation("gelu").ok());
 }
 
+}  // namespace activation_test
 }  // namespace
 }  // namespace polyguard

@@ -13,6 +13,7 @@
 
 namespace polyguard {
 namespace {
+namespace coded_conv2d_test {
 
 double Rel(const Matrix& got, const Matrix& want) { return (got - want).norm() / want.norm(); }
 
@@ -117,5 +118,6 @@ INSTANTIATE_TEST_SUITE_P(CodedConv2d, CodedConv2dFloat32, ::testing::Values(true
                            return std::string(info.param ? "fcdcc" : "im2col");
                          });
 
+}  // namespace coded_conv2d_test
 }  // namespace
 }  // namespace polyguard

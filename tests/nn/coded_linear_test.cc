@@ -14,6 +14,7 @@
 
 namespace polyguard {
 namespace {
+namespace coded_linear_test {
 
 using namespace std::chrono_literals;
 
@@ -222,11 +223,13 @@ TEST(CodedLinear, WrongResultsOfOnePeerAreCorrectedEveryStep) {
   }
 }
 
+}  // namespace coded_linear_test
 }  // namespace
 }  // namespace polyguard
 
 namespace polyguard {
 namespace {
+namespace coded_linear_test {
 
 // Sparse (pruned) weights under the low-weight strategy: forward only, each
 // peer's shard mixes 3 of 4 row blocks and stays sparse; one peer's shard
@@ -298,5 +301,6 @@ TEST(CodedLinear, PrunedWeightsForwardThroughTheLowWeightCode) {
   EXPECT_NE(refused.status().message().find("forward only"), std::string::npos);
 }
 
+}  // namespace coded_linear_test
 }  // namespace
 }  // namespace polyguard

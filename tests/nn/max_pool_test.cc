@@ -6,6 +6,7 @@
 
 namespace polyguard {
 namespace {
+namespace max_pool_test {
 
 TEST(MaxPool, MatchesTheDefinitionAndItsGradient) {
   Random rng(1);
@@ -54,5 +55,6 @@ TEST(MaxPool, RejectsBadShapes) {
       ValidatePoolShape({.channels = 1, .height = 4, .width = 4, .size = 2, .stride = 0}).ok());
 }
 
+}  // namespace max_pool_test
 }  // namespace
 }  // namespace polyguard

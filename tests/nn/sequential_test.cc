@@ -13,6 +13,7 @@
 
 namespace polyguard {
 namespace {
+namespace sequential_test {
 
 using namespace std::chrono_literals;
 
@@ -187,5 +188,6 @@ TEST(Memory, FormatsBytesAndKnowsTheMachine) {
   EXPECT_EQ(CheckMemory("x", 11, 10).code(), StatusCode::kResourceExhausted);
 }
 
+}  // namespace sequential_test
 }  // namespace
 }  // namespace polyguard

@@ -8,6 +8,7 @@
 
 namespace polyguard {
 namespace {
+namespace softmax_cross_entropy_test {
 
 TEST(SoftmaxCrossEntropy, GradientMatchesFiniteDifferences) {
   const Matrix logits = 3.0 * Random(2).NormalMatrix(4, 3);
@@ -42,5 +43,6 @@ TEST(SoftmaxCrossEntropy, RejectsBadLabels) {
   EXPECT_FALSE(SoftmaxCrossEntropy(nan, std::vector<int>{0, 1}).ok());
 }
 
+}  // namespace softmax_cross_entropy_test
 }  // namespace
 }  // namespace polyguard

@@ -8,6 +8,7 @@
 
 namespace polyguard {
 namespace {
+namespace sgd_test {
 
 // Coded SGD with momentum and weight decay, step after step, equals the
 // encoding of uncoded SGD: nothing needs re-encoding.
@@ -45,5 +46,6 @@ TEST(CodedSgd, ValidatesOptions) {
                    .ok());
 }
 
+}  // namespace sgd_test
 }  // namespace
 }  // namespace polyguard

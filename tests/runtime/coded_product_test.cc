@@ -20,6 +20,7 @@
 
 namespace polyguard {
 namespace {
+namespace coded_product_test {
 
 using namespace std::chrono_literals;
 using testing::FreshFolder;
@@ -613,5 +614,6 @@ TEST(CodedProductProcesses, FourProcessesMeetThroughARealRedisServer) {
   std::filesystem::remove_all(dir);
 }
 
+}  // namespace coded_product_test
 }  // namespace
 }  // namespace polyguard

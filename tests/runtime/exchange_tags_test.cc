@@ -10,6 +10,7 @@
 
 namespace polyguard {
 namespace {
+namespace exchange_tags_test {
 
 using Tuple = std::tuple<int64_t, int, int>;
 
@@ -132,5 +133,6 @@ TEST(ExchangeTag, RefusesOutOfRange) {
             StatusCode::kInvalidArgument);
 }
 
+}  // namespace exchange_tags_test
 }  // namespace
 }  // namespace polyguard

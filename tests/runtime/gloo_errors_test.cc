@@ -15,6 +15,7 @@
 
 namespace polyguard::internal {
 namespace {
+namespace gloo_errors_test {
 
 using namespace std::chrono_literals;
 
@@ -116,5 +117,6 @@ TEST(GlooErrors, ClassifiesWhatTheLinkedGlooThrows) {
   EXPECT_EQ(ClassifyGlooError(closed), GlooError::kFailure) << closed;
 }
 
+}  // namespace gloo_errors_test
 }  // namespace
 }  // namespace polyguard::internal

@@ -21,6 +21,7 @@
 
 namespace polyguard {
 namespace {
+namespace mailboxes_test {
 
 using namespace std::chrono_literals;
 
@@ -262,5 +263,6 @@ TEST(Mailboxes, AStoppedPeerHoldsUpNoExchange) {
   std::filesystem::remove_all(dir);
 }
 
+}  // namespace mailboxes_test
 }  // namespace
 }  // namespace polyguard

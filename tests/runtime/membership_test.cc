@@ -15,6 +15,7 @@
 
 namespace polyguard {
 namespace {
+namespace membership_test {
 
 using namespace std::chrono_literals;
 
@@ -135,5 +136,6 @@ TEST(Membership, AJoinerThatNeverConnectsIsDroppedAndTheMembersGoOn) {
   for (int r = 0; r < 2; ++r) EXPECT_EQ(failures[size_t(r)], "") << "peer " << r;
 }
 
+}  // namespace membership_test
 }  // namespace
 }  // namespace polyguard

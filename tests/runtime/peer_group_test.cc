@@ -16,6 +16,7 @@
 
 namespace polyguard {
 namespace {
+namespace peer_group_test {
 
 using namespace std::chrono_literals;
 using testing::FreshFolder;
@@ -496,5 +497,6 @@ TEST(PeerGroupProcesses, AStragglerDeclaredLostIsRefusedWhenItComesBack) {
   std::filesystem::remove_all(dir);
 }
 
+}  // namespace peer_group_test
 }  // namespace
 }  // namespace polyguard

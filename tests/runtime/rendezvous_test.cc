@@ -24,6 +24,7 @@
 
 namespace polyguard {
 namespace {
+namespace rendezvous_test {
 
 using internal::ParseRedisUrl;
 using internal::RedactRendezvous;
@@ -176,5 +177,6 @@ TEST_F(RedisWithPassword, TheRightPasswordFromTheUrlOrTheEnvironmentLetsPeersMee
   EXPECT_EQ(failures[1], "");
 }
 
+}  // namespace rendezvous_test
 }  // namespace
 }  // namespace polyguard

@@ -10,6 +10,7 @@
 
 namespace polyguard {
 namespace {
+namespace checkpoint_test {
 
 using namespace std::chrono_literals;
 
@@ -207,5 +208,6 @@ TEST(ResumeChecks, PeersAgreeOnTheStepRightAfterConnecting) {
   }
 }
 
+}  // namespace checkpoint_test
 }  // namespace
 }  // namespace polyguard

@@ -21,6 +21,7 @@
 
 namespace polyguard {
 namespace {
+namespace crash_survival_test {
 
 using namespace std::chrono_literals;
 
@@ -353,5 +354,6 @@ TEST(CrashSurvivalRejoin, AReplacementWithAnotherSpecIsRefusedAndTheNextOneRejoi
 INSTANTIATE_TEST_SUITE_P(Rendezvous, CrashSurvival, ::testing::Values("file", "redis"),
                          [](const auto& info) { return info.param; });
 
+}  // namespace crash_survival_test
 }  // namespace
 }  // namespace polyguard

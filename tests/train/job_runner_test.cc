@@ -18,6 +18,7 @@
 
 namespace polyguard {
 namespace {
+namespace job_runner_test {
 
 JobSpec SmallJob(const std::string& name, int64_t steps) {
   JobSpec job;
@@ -218,5 +219,6 @@ TEST(JobRunner, BadOptionsAreRefusedBeforeConnecting) {
   EXPECT_NE(out.status.message().find("evaluate_every"), std::string::npos) << out.status;
 }
 
+}  // namespace job_runner_test
 }  // namespace
 }  // namespace polyguard

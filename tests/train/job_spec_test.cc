@@ -4,6 +4,7 @@
 
 namespace polyguard {
 namespace {
+namespace job_spec_test {
 
 const char kGood[] = R"(name: "t"
 peers: 8
@@ -236,5 +237,6 @@ TEST(JobSpec, ConvolutionLayers) {
             std::string::npos);
 }
 
+}  // namespace job_spec_test
 }  // namespace
 }  // namespace polyguard

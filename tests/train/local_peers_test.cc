@@ -12,6 +12,7 @@
 
 namespace polyguard {
 namespace {
+namespace local_peers_test {
 
 TEST(LocalPeers, RestartsAPeerAsToldAndReturnsTheLastProcesssExit) {
   LocalPeersOptions o;
@@ -59,5 +60,6 @@ TEST(LocalPeers, AStuckPeerIsKilledAGraceAfterAnotherFinished) {
   EXPECT_LT(took, std::chrono::seconds(30));
 }
 
+}  // namespace local_peers_test
 }  // namespace
 }  // namespace polyguard

@@ -18,6 +18,7 @@
 
 namespace polyguard {
 namespace {
+namespace many_peers_test {
 
 using namespace std::chrono_literals;
 
@@ -106,5 +107,6 @@ TEST_P(ManyPeersTest, ProcessesFollowTheUncodedLossesThroughFaults) {
 INSTANTIATE_TEST_SUITE_P(SixtySix, ManyPeersTest, ::testing::Values(Size{66, 4}));
 INSTANTIATE_TEST_SUITE_P(DISABLED_NinetySix, ManyPeersTest, ::testing::Values(Size{96, 12}));
 
+}  // namespace many_peers_test
 }  // namespace
 }  // namespace polyguard

@@ -24,6 +24,7 @@
 
 namespace polyguard {
 namespace {
+namespace status_server_test {
 
 using testing::Connect;
 using testing::Get;
@@ -384,5 +385,6 @@ TEST(StatusServer, DestructionMidRequestNeitherHangsNorCrashes) {
   }
 }
 
+}  // namespace status_server_test
 }  // namespace
 }  // namespace polyguard

@@ -19,6 +19,7 @@
 
 namespace polyguard {
 namespace {
+namespace trainer_test {
 
 using namespace std::chrono_literals;
 
@@ -1239,5 +1240,6 @@ TEST(TrainerProcesses, AKilledPeerIsNamedByEveryOtherPeer) {
   std::filesystem::remove_all(dir);
 }
 
+}  // namespace trainer_test
 }  // namespace
 }  // namespace polyguard

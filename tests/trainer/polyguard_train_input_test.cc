@@ -16,6 +16,7 @@
 
 namespace polyguard {
 namespace {
+namespace polyguard_train_input_test {
 
 using testing::Outcome;
 using testing::Shell;
@@ -291,5 +292,6 @@ INSTANTIATE_TEST_SUITE_P(
                       Launcher{"OpenMpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"}),
     [](const ::testing::TestParamInfo<Launcher>& info) { return info.param.name; });
 
+}  // namespace polyguard_train_input_test
 }  // namespace
 }  // namespace polyguard

@@ -17,6 +17,7 @@
 
 namespace polyguard {
 namespace {
+namespace polyguard_train_test {
 
 using testing::Outcome;
 using testing::Slurp;
@@ -473,5 +474,6 @@ TEST_F(PolyguardTrain, FourHostsMeetThroughAPasswordProtectedRedis) {
   EXPECT_NE(Slurp(dir_ + "/out0").find("test accuracy: "), std::string::npos);
 }
 
+}  // namespace polyguard_train_test
 }  // namespace
 }  // namespace polyguard
