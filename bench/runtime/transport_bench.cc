@@ -19,6 +19,7 @@
 // (whole process: gloo's I/O thread and the receiver threads included).
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/file_store.h>
+#include <gloo/rendezvous/prefix_store.h>
 #include <gloo/transport/tcp/device.h>
 
 #include <chrono>
@@ -60,7 +61,7 @@ class GatherClock {
   std::chrono::steady_clock::time_point wall_;
 };
 
-enum class Protocol { kPeerGroup, kUnbound, kBound };
+enum class Protocol { kPeerGroup, kUnbound, kBound, kBoundSync };
 
 // Every peer waits here until all have finished, so that no connection
 // closes under a peer still using it.
@@ -104,6 +105,63 @@ bool RawGathers(Protocol protocol, int rank, int p, size_t len, int gathers, con
         for (auto& r : recvs) r->waitRecv();
         for (auto& s : sends) s->waitSend();
       }
+    } else if (protocol == Protocol::kBoundSync) {
+      // Two contexts, one per direction: on each connection one side only
+      // sends (its pair stays asynchronous: gloo's I/O thread finishes a
+      // write the socket could not take) and the other only receives, in
+      // gloo's sync mode: the receiver thread reads the socket itself, woken
+      // by the kernel, with no I/O thread in between.
+      std::vector<std::shared_ptr<gloo::rendezvous::Context>> direction;
+      for (const char* prefix : {"up", "down"}) {
+        gloo::rendezvous::PrefixStore prefixed(prefix, store);
+        direction.push_back(std::make_shared<gloo::rendezvous::Context>(rank, p));
+        direction.back()->setTimeout(std::chrono::seconds(60));
+        direction.back()->connectFullMesh(prefixed, device);
+      }
+      // "up" carries sends from lower to higher ranks, "down" the others.
+      auto sending = [&](int q) { return direction[rank < q ? 0 : 1]; };
+      auto receiving = [&](int q) { return direction[q < rank ? 0 : 1]; };
+      std::vector<std::unique_ptr<gloo::transport::Buffer>> send(size_t(2 * p)),
+          recv(size_t(2 * p));
+      for (int q = 0; q < p; ++q) {
+        if (q == rank) continue;
+        receiving(q)->getPair(q)->setSync(true, false);
+        for (int parity = 0; parity < 2; ++parity) {
+          const size_t i = size_t(parity * p + q);
+          send[i] = sending(q)->getPair(q)->createSendBuffer(parity, mine.data(), bytes);
+          recv[i] = receiving(q)->getPair(q)->createRecvBuffer(parity, received[i].data(), bytes);
+        }
+      }
+      std::mutex mu;
+      std::condition_variable arrived;
+      std::vector<int> count(size_t(p), 0);
+      std::vector<std::thread> receivers;
+      clock.Start();
+      for (int q = 0; q < p; ++q) {
+        if (q == rank) continue;
+        receivers.emplace_back([&, q] {
+          for (int g = 0; g < gathers; ++g) {
+            recv[size_t((g % 2) * p + q)]->waitRecv();
+            std::lock_guard<std::mutex> lock(mu);
+            ++count[size_t(q)];
+            arrived.notify_one();
+          }
+        });
+      }
+      for (int g = 0; g < gathers; ++g) {
+        for (int q = 0; q < p; ++q)
+          if (q != rank) send[size_t((g % 2) * p + q)]->send(0, bytes);
+        std::unique_lock<std::mutex> lock(mu);
+        arrived.wait(lock, [&] {
+          for (int q = 0; q < p; ++q)
+            if (q != rank && count[size_t(q)] <= g) return false;
+          return true;
+        });
+        lock.unlock();
+        for (int q = 0; q < p; ++q)
+          if (q != rank) send[size_t((g % 2) * p + q)]->waitSend();
+      }
+      for (std::thread& t : receivers) t.join();
     } else {
       // Slot of q's sends to r by parity: both sides compute the same one.
       auto slot = [p](int parity, int from, int to) { return (parity * p + from) * p + to; };
@@ -194,7 +252,8 @@ int main(int argc, char** argv) {
   std::printf("protocol,len,P,cpu_user_ms,cpu_sys_ms,wall_ms\n");
   const std::pair<Protocol, const char*> protocols[] = {{Protocol::kPeerGroup, "peer_group"},
                                                         {Protocol::kUnbound, "unbound"},
-                                                        {Protocol::kBound, "bound"}};
+                                                        {Protocol::kBound, "bound"},
+                                                        {Protocol::kBoundSync, "bound_sync"}};
   // Piece lengths of the bundled MLP's exchanges (5 x 64 to 128 x 64) and beyond.
   for (size_t len : {320, 4096, 8192, 32768}) {
     for (const auto& [protocol, name] : protocols) {
