@@ -703,12 +703,21 @@ StatusOr<int> Trainer::Evaluate(const MatrixRef& x, std::span<const int> labels,
                        " attempts (or stored shards beyond repair)");
 }
 
+namespace {
+// A scrub that found a layer with more corrupted shards than its code can
+// locate (ScrubAt: `found`, the peers located in the layers before it).
+std::string BeyondRepair(const std::vector<int>& found) {
+  return "more stored shards of a layer are corrupted than the code can locate and repair" +
+         (found.empty() ? std::string()
+                        : " (located in the layers before it: peers " + FormatPeers(found) + ")");
+}
+}  // namespace
+
 StatusOr<std::vector<int>> Trainer::Scrub() {
   bool repairable = true;
   POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(++round_, kRoundScrubs, &repairable));
   if (!repairable) {
-    return DataLossError("scrub: shards of peers " + FormatPeers(found) +
-                         " are corrupted beyond what the code can repair");
+    return DataLossError("scrub: " + BeyondRepair(found));
   }
   return found;
 }
@@ -1252,9 +1261,8 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
   POLYGUARD_ASSIGN_OR_RETURN(const std::vector<int> found,
                              ScrubAt(round_, kRoundScrubs, &repairable));
   if (!repairable) {
-    return DataLossError("rejoin: after rebuilding peers " + FormatPeers(joiners) +
-                         ", shards of peers " + FormatPeers(found) +
-                         " are corrupted beyond what the code can repair");
+    return DataLossError("rejoin: after rebuilding peers " + FormatPeers(joiners) + ", " +
+                         BeyondRepair(found));
   }
   counters_.rejoins += int64_t(joiners.size());
   counters_.rebuild_bytes += bytes;
