@@ -13,6 +13,9 @@
 //               by a long-lived thread per source peer that hands arrivals
 //               to the gathering thread, as a transport with K-of-P waits
 //               would
+//   bound_sync  the same over a connection per direction, the receiving end
+//               in gloo's sync mode: the receiver thread reads its socket
+//               itself, with no hop through gloo's I/O thread
 //
 //   transport_bench [--peers P] [--gathers G]      (default P = 8, G = 2000)
 // prints CSV: protocol,len,P,cpu_user_ms,cpu_sys_ms,wall_ms per gather and peer
@@ -70,6 +73,47 @@ void StoreBarrier(gloo::rendezvous::FileStore& store, int rank, int p, const std
   std::vector<std::string> keys;
   for (int q = 0; q < p; ++q) keys.push_back(key + std::to_string(q));
   store.wait(keys, std::chrono::seconds(60));
+}
+
+// G gathers over bound buffers registered once, two per peer and direction
+// by gather parity (send[parity * p + q], recv[parity * p + q]): a
+// long-lived receiver thread per source hands arrivals to the gathering
+// thread, as a transport with K-of-P waits would. Starts `clock`.
+void BoundGathers(const std::vector<std::unique_ptr<gloo::transport::Buffer>>& send,
+                  const std::vector<std::unique_ptr<gloo::transport::Buffer>>& recv, int rank,
+                  int p, size_t bytes, int gathers, GatherClock* clock) {
+  std::mutex mu;
+  std::condition_variable arrived;
+  std::vector<int> count(size_t(p), 0);  // pieces in from each peer
+  std::vector<std::thread> receivers;
+  clock->Start();
+  for (int q = 0; q < p; ++q) {
+    if (q == rank) continue;
+    receivers.emplace_back([&, q] {
+      for (int g = 0; g < gathers; ++g) {
+        recv[size_t((g % 2) * p + q)]->waitRecv();
+        std::lock_guard<std::mutex> lock(mu);
+        ++count[size_t(q)];
+        arrived.notify_one();
+      }
+    });
+  }
+  // Two buffers by parity suffice here: a peer sends gather g + 2 only
+  // after every piece of g + 1 reached it, so after every peer read g.
+  for (int g = 0; g < gathers; ++g) {
+    for (int q = 0; q < p; ++q)
+      if (q != rank) send[size_t((g % 2) * p + q)]->send(0, bytes);
+    std::unique_lock<std::mutex> lock(mu);
+    arrived.wait(lock, [&] {
+      for (int q = 0; q < p; ++q)
+        if (q != rank && count[size_t(q)] <= g) return false;
+      return true;
+    });
+    lock.unlock();
+    for (int q = 0; q < p; ++q)
+      if (q != rank) send[size_t((g % 2) * p + q)]->waitSend();
+  }
+  for (std::thread& t : receivers) t.join();
 }
 
 // G gathers over raw gloo; returns false on a gloo error.
@@ -132,36 +176,7 @@ bool RawGathers(Protocol protocol, int rank, int p, size_t len, int gathers, con
           recv[i] = receiving(q)->getPair(q)->createRecvBuffer(parity, received[i].data(), bytes);
         }
       }
-      std::mutex mu;
-      std::condition_variable arrived;
-      std::vector<int> count(size_t(p), 0);
-      std::vector<std::thread> receivers;
-      clock.Start();
-      for (int q = 0; q < p; ++q) {
-        if (q == rank) continue;
-        receivers.emplace_back([&, q] {
-          for (int g = 0; g < gathers; ++g) {
-            recv[size_t((g % 2) * p + q)]->waitRecv();
-            std::lock_guard<std::mutex> lock(mu);
-            ++count[size_t(q)];
-            arrived.notify_one();
-          }
-        });
-      }
-      for (int g = 0; g < gathers; ++g) {
-        for (int q = 0; q < p; ++q)
-          if (q != rank) send[size_t((g % 2) * p + q)]->send(0, bytes);
-        std::unique_lock<std::mutex> lock(mu);
-        arrived.wait(lock, [&] {
-          for (int q = 0; q < p; ++q)
-            if (q != rank && count[size_t(q)] <= g) return false;
-          return true;
-        });
-        lock.unlock();
-        for (int q = 0; q < p; ++q)
-          if (q != rank) send[size_t((g % 2) * p + q)]->waitSend();
-      }
-      for (std::thread& t : receivers) t.join();
+      BoundGathers(send, recv, rank, p, bytes, gathers, &clock);
     } else {
       // Slot of q's sends to r by parity: both sides compute the same one.
       auto slot = [p](int parity, int from, int to) { return (parity * p + from) * p + to; };
@@ -176,38 +191,7 @@ bool RawGathers(Protocol protocol, int rank, int p, size_t len, int gathers, con
           recv[i] = pair->createRecvBuffer(slot(parity, q, rank), received[i].data(), bytes);
         }
       }
-      std::mutex mu;
-      std::condition_variable arrived;
-      std::vector<int> count(size_t(p), 0);  // pieces in from each peer
-      std::vector<std::thread> receivers;
-      clock.Start();
-      for (int q = 0; q < p; ++q) {
-        if (q == rank) continue;
-        receivers.emplace_back([&, q] {
-          for (int g = 0; g < gathers; ++g) {
-            recv[size_t((g % 2) * p + q)]->waitRecv();
-            std::lock_guard<std::mutex> lock(mu);
-            ++count[size_t(q)];
-            arrived.notify_one();
-          }
-        });
-      }
-      // Two buffers by parity suffice here: a peer sends gather g + 2 only
-      // after every piece of g + 1 reached it, so after every peer read g.
-      for (int g = 0; g < gathers; ++g) {
-        for (int q = 0; q < p; ++q)
-          if (q != rank) send[size_t((g % 2) * p + q)]->send(0, bytes);
-        std::unique_lock<std::mutex> lock(mu);
-        arrived.wait(lock, [&] {
-          for (int q = 0; q < p; ++q)
-            if (q != rank && count[size_t(q)] <= g) return false;
-          return true;
-        });
-        lock.unlock();
-        for (int q = 0; q < p; ++q)
-          if (q != rank) send[size_t((g % 2) * p + q)]->waitSend();
-      }
-      for (std::thread& t : receivers) t.join();
+      BoundGathers(send, recv, rank, p, bytes, gathers, &clock);
     }
     *out = clock.PerGather(gathers);
     StoreBarrier(store, rank, p, "done");
