@@ -1110,6 +1110,39 @@ TEST(Trainer, ScrubRestoresTheShardAndVelocity) {
   for (const std::string& f : failures) ADD_FAILURE() << f;
 }
 
+// More corrupted shards of a layer than the code can locate: the scrub says
+// so (DataLoss) and names no peer when the first layer is the one beyond repair.
+TEST(Trainer, ScrubBeyondRepairSaysSoWithoutNamingPeers) {
+  auto data = SyntheticClassification::Create(6, 3, 5).value();
+  Job job;
+  job.name = "scrub-beyond";
+  job.model = SmallMlp(Strategy::kPolyDot);
+  job.trainer = Sgd();
+  job.trainer.scrub_interval = 0;
+  job.steps = 6;
+  std::mutex mu;
+  std::vector<Status> scrubs;
+  std::vector<char> done(8, 0);  // the job goes on (rolling back): one scrub per peer
+  job.after_step = [&](int rank, int64_t step, Trainer& trainer, Sequential& model) {
+    if (step != 5 || done[size_t(rank)]) return;
+    done[size_t(rank)] = 1;
+    if (rank < 6) (*model.layer(0).mutable_shard())(0, 0) += 1.0 + rank;  // 6 of 8, all different
+    auto found = trainer.Scrub();
+    std::lock_guard<std::mutex> lock(mu);
+    scrubs.push_back(found.status());
+  };
+  RunOnThreads(job, *data);
+  ASSERT_EQ(scrubs.size(), 8u);
+  for (const Status& s : scrubs) {
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s;
+    EXPECT_NE(s.message().find("more stored shards of a layer are corrupted than the code can "
+                               "locate and repair"),
+              std::string::npos)
+        << s;
+    EXPECT_EQ(s.message().find("peers"), std::string::npos) << s;
+  }
+}
+
 // Straggler-tolerant products: each decode waits for the first 6 of 8
 // results, so peer 7's late results are left out, and training still follows
 // the reference (decodes from other subsets agree to roundoff).
