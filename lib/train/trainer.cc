@@ -1186,10 +1186,29 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
   for (int q : group_->members())
     if (!std::binary_search(old_members.begin(), old_members.end(), q)) joiners.push_back(q);
   const bool i_join = std::binary_search(joiners.begin(), joiners.end(), me);
-  // Every layer: the joiners' shard, velocity and snapshot copies, each
-  // rebuilt from the code's repair sources among the old members.
-  int64_t bytes = 0;
   const size_t layers = size_t(model_->num_layers());
+  // The old members' shards are checked before any is copied. A shard hit
+  // and not yet scrubbed would make the joiner's rebuilt shard consistent
+  // with it (rebuilt from it): then two explanations of the probes fit as
+  // well as each other, and no scrub can tell which shards are wrong. So the
+  // scrub's probe runs first with the joiners' shards as erasures (stale): it
+  // locates and repairs the old members' wrong shards, and rebuilds the
+  // joiners' shards and velocities from checked sources.
+  if (i_join) stale_layers_.assign(layers, true);
+  bool repairable = true;
+  POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(round_, kRoundScrubs, &repairable));
+  if (!repairable) {
+    return DataLossError("rejoin: before rebuilding peers " + FormatPeers(joiners) + ", " +
+                         BeyondRepair(found));
+  }
+  found.erase(
+      std::remove_if(found.begin(), found.end(),
+                     [&](int q) { return std::binary_search(joiners.begin(), joiners.end(), q); }),
+      found.end());
+  // Every layer: the joiners' snapshot copies, each rebuilt from the code's
+  // repair sources among the old members (snapshots are taken from checked
+  // shards).
+  int64_t bytes = 0;
   if (i_join) {  // (DecodeState left the snapshots' matrices to rebuild)
     snapshot_.shards.resize(layers);
     snapshot_.velocities.resize(layers);
@@ -1201,8 +1220,7 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
   for (int l = 0; l < model_->num_layers(); ++l) {
     CodedLayer& layer = model_->layer(l);
     const ProductCode& code = layer.code();
-    std::vector<Matrix*> parts = {layer.mutable_shard(), layer.mutable_velocity(),
-                                  &snapshot_.shards[size_t(l)], &snapshot_.velocities[size_t(l)]};
+    std::vector<Matrix*> parts = {&snapshot_.shards[size_t(l)], &snapshot_.velocities[size_t(l)]};
     if (taken_) {
       parts.push_back(&taken_->shards[size_t(l)]);
       parts.push_back(&taken_->velocities[size_t(l)]);
@@ -1221,7 +1239,8 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
                              ": " + sources.status().message());
       }
       for (int s : *sources) {
-        bytes += (n + 2) * int64_t(sizeof(double));
+        // (With the shard and velocity the probe check sent.)
+        bytes += (n + 2 + 2 * rows * cols) * int64_t(sizeof(double));
         if (t == me) from[size_t(s)] = n + 2;
         if (s != me) continue;
         std::vector<double>& piece = to[size_t(t)];
@@ -1254,16 +1273,10 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
     }
     if (on_layer) on_layer(l);
   }
-  // The scrub's probe over every shard before the joiners take part: a
-  // rebuilt shard that is wrong (a source's shard was hit and not yet
-  // scrubbed) is located and repaired like any other.
-  bool repairable = true;
-  POLYGUARD_ASSIGN_OR_RETURN(const std::vector<int> found,
-                             ScrubAt(round_, kRoundScrubs, &repairable));
-  if (!repairable) {
-    return DataLossError("rejoin: after rebuilding peers " + FormatPeers(joiners) + ", " +
-                         BeyondRepair(found));
-  }
+  // The joiners report that they rebuilt: the members only send in the
+  // rebuild, and would otherwise count one that died in it as rejoined.
+  POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag done_tag, MakeExchangeTag(ExchangeOp::kWelcome, 1));
+  POLYGUARD_RETURN_IF_ERROR(group_->AllGather(std::vector<double>{1.0}, done_tag).status());
   counters_.rejoins += int64_t(joiners.size());
   counters_.rebuild_bytes += bytes;
   const double seconds =

@@ -296,6 +296,39 @@ INSTANTIATE_TEST_SUITE_P(Point, CrashInMaintenance,
                                            std::pair("repair", FaultModel::CrashPoint::kRepair)),
                          [](const auto& info) { return std::string(info.param.first); });
 
+// A member's stored shard is hit at every update (here peer 2's, the repair
+// source nearest the crashed peer 3). A step whose products locate it in a
+// row with the step before scrubs it after its update; the other steps end
+// with it wrong. So at two of three step boundaries, where the replacement
+// is admitted, an old member's shard is wrong and not yet scrubbed. The
+// members' shards are checked before any is copied: rebuilt from the wrong
+// one first, the replacement's shard would agree with it, and two sets of
+// wrong shards would explain the probes equally well (DataLoss). 4 peers,
+// m = n = 1 (every shard the whole matrix): 2 of 4 is such a tie, and 3
+// peers still correct one wrong result while degraded.
+TEST(CrashSurvivalRejoin, AMembersShardHitBeforeTheAdmissionIsRepairedBeforeAnyIsCopied) {
+  JobSpec job = SurvivingJob("hit-source", 4, 30);
+  job.model.code = {.strategy = Strategy::kPolyDot, .m = 1, .n = 1};
+  job.faults.error_rate = 1.0;
+  job.faults.points = {StepPoint::kUpdate};
+  job.faults.faulty_peers = {2};
+  job.trainer.scrub_interval = 0;  // scrubs only where located in a row
+  job.trainer.snapshot_interval = 1000;
+  job.faults.crash_peer = 3;
+  job.faults.crash_step = 8;
+  const std::vector<PeerRun> runs = OnProcesses(job, [](int) { return -1; }, "", {.times = 1});
+  ASSERT_EQ(runs.size(), 4u);
+  for (int r = 0; r < 4; ++r) {
+    SCOPED_TRACE("peer " + std::to_string(r));
+    const PeerRun& run = runs[size_t(r)];
+    ASSERT_EQ(run.exit_code, 0) << run.status;
+    // 1 lost, generation 2, 1 rejoin.
+    EXPECT_NE(run.status.find("OK faults 1 | 1 2 "), std::string::npos) << run.status;
+    EXPECT_NE(run.status.find(" rejoins 1 "), std::string::npos) << run.status;
+    EXPECT_NE(run.losses.back(), 0.0) << "the last step was not run: " << run.status;
+  }
+}
+
 // The first replacement dies while it rebuilds (after layer 0): the members
 // lose it as any peer, go on degraded, and admit the second, which rejoins.
 TEST_P(CrashSurvival, AReplacementKilledWhileRebuildingIsLostAndTheNextOneRejoins) {

@@ -46,8 +46,9 @@ enum class ExchangeOp {
   kResumeAgree,      // the resume agreement before the first round; step, layer unused (0)
   kEvaluationTally,  // the trainer binary's counters after training; step, layer unused (0)
   // Rejoining (Trainer, survive_crashes): the job's state handed to
-  // replacements, and a layer's shards rebuilt for them. The first exchanges
-  // of a generation: step 0.
+  // replacements (step 0) and their report that they rebuilt (step 1), and a
+  // layer's shards rebuilt for them (step 0). The first exchanges of a
+  // generation.
   kWelcome,
   kRebuild,
   // A float32 product computed again in float64 (CodedProduct: its decode

@@ -254,8 +254,8 @@ class Trainer {
   // Every replacement admitted: the step the group re-formed before, the
   // peers admitted, the generation formed with them, the time this peer
   // spent admitting, handing over and rebuilding, the bytes moved, and the
-  // peers whose shards the probe check then found wrong and repaired (a
-  // rebuilt shard is wrong only when a source's was).
+  // old members whose shards the probe check before the rebuild found wrong
+  // and repaired.
   struct PeerRejoin {
     int64_t step = 0;
     std::vector<int> peers;
@@ -270,11 +270,12 @@ class Trainer {
   // PeerGroup::Join, the model from the same spec, as built). Collective
   // with the members' admission at the start of their step: takes the job's
   // state from them (step, rounds, scrub and rollback decisions, snapshot
-  // steps, the job-wide counters and the loss and rejoin history), rebuilds
-  // this peer's shard and velocity of every layer, and those of its
-  // snapshots, from the code's repair sources (point to point, each piece
-  // with a checksum), and checks every shard with the scrub's probe (which
-  // repairs a wrong one) before it takes part. Returns the step to run
+  // steps, the job-wide counters and the loss and rejoin history), checks
+  // the members' shards with the scrub's probe (this peer's as an erasure;
+  // a wrong one is repaired), then rebuilds this peer's shard and velocity
+  // of every layer, and those of its snapshots, from the code's repair
+  // sources (the snapshots point to point, each piece with a checksum)
+  // before it takes part. Returns the step to run
   // next. `on_layer` sees each layer rebuilt (e.g. to crash there in a
   // test). Errors: FailedPrecondition without survive_crashes; DataLoss
   // when a piece fails its checksum or a shard cannot be repaired (the
