@@ -24,9 +24,10 @@ constexpr uint64_t kTrailer = 0x5a5a00005a5a0000;
 constexpr int64_t kHeaderWords = 6;
 constexpr int64_t kOverheadWords = kHeaderWords + 1;
 
-// gloo slots of the bound buffers: one range per direction of a connection
-// (a send buffer's destructor unregisters the receive buffer of its slot on
-// that connection), wrapping long before int's range.
+// gloo slots of the bound buffers: one range per direction (a send buffer's
+// destructor unregisters the receive buffer of its slot on its pair; each
+// direction has its own connection now, and the ranges stay apart anyway),
+// wrapping long before int's range.
 int SlotOf(bool from_lower, uint64_t sequence) {
   return int((uint64_t(1) << 30) | (from_lower ? 0 : uint64_t(1) << 29) |
              (sequence & ((uint64_t(1) << 28) - 1)));
@@ -58,10 +59,10 @@ struct Mailboxes::InFlight {
   std::shared_ptr<std::vector<uint64_t>> memory;
 };
 
-Mailboxes::Mailboxes(std::shared_ptr<gloo::rendezvous::Context> context, int rank,
-                     const std::vector<int>& members, const std::vector<int>& gloo_rank,
+Mailboxes::Mailboxes(Directions connections, int rank, const std::vector<int>& members,
+                     const std::vector<int>& gloo_rank,
                      std::chrono::milliseconds connection_timeout)
-    : context_(std::move(context)), rank_(rank) {
+    : connections_(std::move(connections)), rank_(rank) {
   const int64_t others = std::max<int64_t>(1, int64_t(members.size()) - 1);
   capacity_ = std::clamp<int64_t>((int64_t(16) << 20) / 8 / kSlots / others, 512, 16384);
   // Several heartbeats per timeout, and often enough that a receiver asked
@@ -72,17 +73,20 @@ Mailboxes::Mailboxes(std::shared_ptr<gloo::rendezvous::Context> context, int ran
   const auto now = std::chrono::steady_clock::now();
   for (int q : members) {
     if (q == rank_) continue;
-    auto& pair = context_->getPair(gloo_rank[size_t(q)]);
+    const int g = gloo_rank[size_t(q)];
     auto d = std::make_unique<Destination>();
     d->peer = q;
     d->from_lower = rank_ < q;
-    d->pair = pair.get();
+    d->pair = (rank_ < q ? connections_.up : connections_.down)->getPair(g).get();
     d->last_sent = now;
     destinations_.push_back(std::move(d));
     auto s = std::make_unique<Source>();
     s->peer = q;
     s->from_lower = q < rank_;
-    s->pair = pair.get();
+    s->pair = (q < rank_ ? connections_.up : connections_.down)->getPair(g).get();
+    // Only this peer's receiver thread uses this end (gloo's sync mode
+    // holds the pair's lock while it waits for the socket).
+    s->pair->setSync(/*sync=*/true, /*busyPoll=*/false);
     s->memory.assign(kSlots, std::vector<uint64_t>(words, 0));
     for (int i = 0; i < kSlots; ++i) {
       s->buffers.push_back(s->pair->createRecvBuffer(SlotOf(s->from_lower, uint64_t(i)),

@@ -136,7 +136,7 @@ StatusOr<std::vector<int>> PeerGroup::AgreeOnLost(std::chrono::milliseconds wait
   // this peer's piece fails at once ("connection closed") instead of at its
   // failure timeout, and comes here too. (The group re-forms anyway.)
   if (impl_->mail) internal::RetireInBackground(std::move(impl_->mail));
-  impl_->context.reset();
+  impl_->connections = {};
   broken_ = true;
   broken_reason_ = "left generation " + std::to_string(generation_) + " to agree on lost peers";
   // Alive: the members that report within the wait. (A peer this one saw

@@ -107,14 +107,21 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
     gloo::transport::tcp::attr attr;
     attr.hostname = o.hostname;
     impl->device = gloo::transport::tcp::CreateDevice(attr);
-    impl->context = std::make_shared<gloo::rendezvous::Context>(int(self - members.begin()),
-                                                                int(members.size()));
-    impl->context->setTimeout(connect_timeout.count() > 0 ? connect_timeout : o.timeout);
-    impl->context->connectFullMesh(*impl->store, impl->device);
-    impl->context->setTimeout(o.timeout);
-    // The connections keep the timeout they were made with.
+    // One context per direction (mailboxes.h). The connections keep the
+    // timeout they were made with.
+    auto connect = [&](const char* direction) {
+      gloo::rendezvous::PrefixStore store(direction, *impl->store);
+      auto context = std::make_shared<gloo::rendezvous::Context>(int(self - members.begin()),
+                                                                 int(members.size()));
+      context->setTimeout(connect_timeout.count() > 0 ? connect_timeout : o.timeout);
+      context->connectFullMesh(store, impl->device);
+      context->setTimeout(o.timeout);
+      return context;
+    };
+    impl->connections.up = connect("up");
+    impl->connections.down = connect("down");
     impl->mail = std::make_unique<internal::Mailboxes>(
-        impl->context, o.rank, members, impl->gloo_rank,
+        impl->connections, o.rank, members, impl->gloo_rank,
         connect_timeout.count() > 0 ? connect_timeout : o.timeout);
   } catch (const std::exception& e) {
     Status s = internal::GlooErrorStatus(what, e);

@@ -26,7 +26,7 @@ struct PeerGroup::Impl {
   std::unique_ptr<gloo::rendezvous::PrefixStore> store;  // the job's keys in base_store
   std::string prefix;  // of `store`'s keys in base_store (gloo joins "prefix/key")
   std::shared_ptr<gloo::transport::Device> device;
-  std::shared_ptr<gloo::rendezvous::Context> context;
+  internal::Mailboxes::Directions connections;  // null once this peer left the generation
   // Every exchange's transport; null once this peer left the generation
   // (AgreeOnLost).
   std::unique_ptr<internal::Mailboxes> mail;
@@ -35,7 +35,7 @@ struct PeerGroup::Impl {
 
   ~Impl() {
     mail.reset();  // says goodbye, and its receivers end (before the context)
-    context.reset();
+    connections = {};
   }
 };
 
