@@ -30,10 +30,19 @@ class InprocHashStore : public gloo::rendezvous::HashStore {
   }
 };
 
+// A wait without a timeout (gloo's connectFullMesh reads each lower rank's
+// key with get(), which waits gloo's 30 s default) waits the group's timeout:
+// a peer that died before announcing itself fails the others' connect then.
 class FolderStore : public gloo::rendezvous::FileStore {
  public:
-  using gloo::rendezvous::FileStore::FileStore;
+  FolderStore(const std::string& dir, std::chrono::milliseconds timeout)
+      : gloo::rendezvous::FileStore(dir), timeout_(timeout) {}
   bool Has(const std::string& key) { return check({key}); }
+  using gloo::rendezvous::FileStore::wait;
+  void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
+
+ private:
+  std::chrono::milliseconds timeout_;
 };
 
 // In-process stores, shared by name between the threads of this process.
@@ -60,10 +69,13 @@ timeval TimevalOf(std::chrono::milliseconds t) {
 class AuthRedisStore : public gloo::rendezvous::RedisStore {
  public:
   AuthRedisStore(const std::string& host, int port, std::chrono::milliseconds timeout)
-      : gloo::rendezvous::RedisStore(host, port) {
+      : gloo::rendezvous::RedisStore(host, port), timeout_(timeout) {
     // Every later command's socket waits at most this long (hiredis).
     redisSetTimeout(redis_, TimevalOf(timeout));
   }
+  // (As FolderStore's.)
+  using gloo::rendezvous::RedisStore::wait;
+  void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
   // What became of a command: Redis's error reply, or no reply at all (the
   // connection failed, or nothing came within the timeout).
   struct Reply {
@@ -84,6 +96,9 @@ class AuthRedisStore : public gloo::rendezvous::RedisStore {
     freeReplyObject(reply);
     return {error, true};
   }
+
+ private:
+  std::chrono::milliseconds timeout_;
 };
 
 StatusOr<std::shared_ptr<Store>> RedisStore(const std::string& url,
@@ -161,7 +176,8 @@ StatusOr<std::shared_ptr<Store>> RedisStore(const std::string& url,
   return std::shared_ptr<Store>(std::move(store));
 }
 
-StatusOr<std::shared_ptr<Store>> FileStore(const std::string& url) {
+StatusOr<std::shared_ptr<Store>> FileStore(const std::string& url,
+                                           std::chrono::milliseconds timeout) {
   const std::string dir = url.rfind("file:", 0) == 0 ? url.substr(5) : url;
   if (dir.empty() || dir[0] != '/') {
     return InvalidArgumentError("rendezvous '" + RedactRendezvous(url) +
@@ -173,7 +189,7 @@ StatusOr<std::shared_ptr<Store>> FileStore(const std::string& url) {
     return UnavailableError("rendezvous folder '" + RedactRendezvous(dir) + "': " + ec.message());
   }
   try {
-    return std::shared_ptr<Store>(std::make_shared<FolderStore>(dir));
+    return std::shared_ptr<Store>(std::make_shared<FolderStore>(dir, timeout));
   } catch (const std::exception& e) {
     return GlooErrorStatus("rendezvous folder '" + RedactRendezvous(dir) + "'", e);
   }
@@ -274,7 +290,7 @@ StatusOr<std::shared_ptr<Store>> MakeRendezvousStore(const std::string& url,
   }
   if (url.rfind("inproc:", 0) == 0) return InprocStore(url.substr(7));
   if (url.rfind("redis://", 0) == 0) return RedisStore(url, timeout);
-  return FileStore(url);
+  return FileStore(url, timeout);
 }
 
 bool RendezvousKeyExists(Store& store, const std::string& key) {

@@ -22,7 +22,8 @@ namespace polyguard::internal {
 // protected mode), Unavailable (or DeadlineExceeded) when the store cannot be
 // reached. Messages show the URL without its password.
 // A Redis command waits at most `timeout` for its reply (a host cut off from
-// the server fails instead of blocking forever).
+// the server fails instead of blocking forever), and a folder's or Redis's
+// wait for a key without a timeout of its own (gloo's get) waits `timeout`.
 StatusOr<std::shared_ptr<gloo::rendezvous::Store>> MakeRendezvousStore(
     const std::string& url, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 

@@ -7,12 +7,14 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "lib/runtime/mailboxes.h"
 #include "polyguard/codes/errors_and_erasures_decoder.h"
 #include "runtime/multiprocess.h"
 #include "runtime/peers.h"
+#include "runtime/redis_server.h"
 
 namespace polyguard {
 namespace {
@@ -358,6 +360,50 @@ TEST(PeerGroupProcesses, AKilledPeerGivesACleanErrorWithinTheTimeout) {
   EXPECT_EQ(results[3].signal, SIGKILL);
   std::filesystem::remove_all(dir);
 }
+
+// A peer that never announces itself (it died before connecting): the others'
+// Connect fails within a few of their timeouts, not gloo's 30 s default wait
+// on its key. (A peer above the missing rank reads its key with gloo's get,
+// one below waits for its address.) Through a folder and a real Redis.
+class PeerGroupConnect : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PeerGroupConnect, APeerThatNeverComesFailsTheOthersWithinTheirTimeout) {
+  const std::string dir = FreshFolder("never-" + GetParam());
+  std::string rendezvous = "file:" + dir + "/rdv";
+  std::optional<testing::RedisServer> redis;
+  if (GetParam() == "redis") {
+    redis.emplace(dir);
+    ASSERT_TRUE(redis->ok()) << "redis-server did not start (missing? run scripts/setup)";
+    rendezvous = redis->url();
+  }
+  const int p = 3;  // rank 1 never comes
+  std::vector<Status> got(p);
+  std::vector<std::chrono::steady_clock::duration> took(p);
+  std::vector<std::thread> threads;
+  for (int r : {0, 2}) {
+    threads.emplace_back([&, r] {
+      PeerGroupOptions o = Options(r, p, rendezvous);
+      o.timeout = 1s;
+      const auto start = std::chrono::steady_clock::now();
+      got[size_t(r)] = PeerGroup::Connect(o).status();
+      took[size_t(r)] = std::chrono::steady_clock::now() - start;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int r : {0, 2}) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    EXPECT_FALSE(got[size_t(r)].ok());
+    EXPECT_NE(got[size_t(r)].message().find("connect rank " + std::to_string(r) + " of 3"),
+              std::string::npos)
+        << got[size_t(r)];
+    EXPECT_LT(took[size_t(r)], 10s) << got[size_t(r)];
+  }
+  redis.reset();
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rendezvous, PeerGroupConnect, ::testing::Values("file", "redis"),
+                         [](const auto& info) { return info.param; });
 
 // A group over some of the peers: the absent one is an erasure in every
 // gather, and exchanges that need it fail at once naming it.
