@@ -71,7 +71,11 @@ struct PeerGroupOptions {
   // Host name or address this peer listens on and announces. Default loopback.
   std::string hostname = "127.0.0.1";
   // Connect timeout, and how long any exchange may wait before a silent peer
-  // is declared failed. Default 30 s.
+  // is declared failed. Default 30 s. A peer that never comes fails the
+  // others' Connect after about this long (each store wait and each
+  // connection waits at most this); a peer that dies in the middle of
+  // connecting can leave others waiting on each other, up to a few times
+  // this (gloo connects its pairs one by one).
   std::chrono::milliseconds timeout{30000};
   // The peers taking part (ascending, rank among them; empty: all of
   // [0, size)). A peer's identity (its rank: the code index its shards
