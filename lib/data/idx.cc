@@ -181,10 +181,15 @@ BatchSampler::BatchSampler(const Dataset* data, int batch, uint64_t seed)
 
 void BatchSampler::Batch(int64_t step, Matrix* x, std::vector<int>* labels) const {
   const int64_t epoch = (step - 1) / steps_per_epoch_, index = (step - 1) % steps_per_epoch_;
-  std::vector<int64_t> order(static_cast<size_t>(data_->size()));
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(DeriveSeed(seed_, {0xe90c, uint64_t(epoch)}));
-  std::shuffle(order.begin(), order.end(), rng);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (epoch != order_epoch_) {
+    order_.resize(static_cast<size_t>(data_->size()));
+    std::iota(order_.begin(), order_.end(), 0);
+    std::mt19937_64 rng(DeriveSeed(seed_, {0xe90c, uint64_t(epoch)}));
+    std::shuffle(order_.begin(), order_.end(), rng);
+    order_epoch_ = epoch;
+  }
+  const std::vector<int64_t>& order = order_;
   x->resize(data_->inputs.rows(), batch_);
   labels->resize(size_t(batch_));
   for (int k = 0; k < batch_; ++k) {

@@ -115,6 +115,15 @@ TEST_F(IdxTest, BatchesArePureFunctionsOfTheStepAndCoverEachEpoch) {
   sampler.Batch(1, &x1, &l1);
   sampler.Batch(4, &x2, &l2);
   EXPECT_NE(x1, x2);
+  // Whatever epochs were served before (the order of one is kept), a step's
+  // batch is a fresh sampler's.
+  for (int64_t step : {2, 7, 3, 1, 9, 4}) {
+    BatchSampler fresh(&data, 6, 9);
+    sampler.Batch(step, &x1, &l1);
+    fresh.Batch(step, &x2, &l2);
+    EXPECT_EQ(x1, x2) << "step " << step;
+    EXPECT_EQ(l1, l2) << "step " << step;
+  }
 }
 
 }  // namespace idx_test

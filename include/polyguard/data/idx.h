@@ -12,6 +12,7 @@
 #define POLYGUARD_DATA_IDX_H_
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,9 @@ StatusOr<Dataset> LoadIdxDataset(const std::string& images, const std::string& l
 // permutation, cut into size() / batch batches (the remainder is dropped).
 // Batch(step) is a pure function of (seed, step), steps counted from 1, so a
 // replayed step (after a rollback or a resume) sees the same samples.
+// Cost: the batch's copy, and a shuffle of the whole set when the step is in
+// another epoch than the last call's (the epoch's order is kept). Safe to
+// call from several threads.
 class BatchSampler {
  public:
   BatchSampler(const Dataset* data, int batch, uint64_t seed);
@@ -57,6 +61,9 @@ class BatchSampler {
   int batch_;
   uint64_t seed_;
   int64_t steps_per_epoch_;
+  mutable std::mutex mu_;
+  mutable int64_t order_epoch_ = -1;  // the epoch order_ is of
+  mutable std::vector<int64_t> order_;
 };
 
 }  // namespace polyguard
