@@ -85,6 +85,10 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
   JobOutcome out;
   Trainer* trainer = nullptr;
   PeerGroup* group = nullptr;
+  // A replacement takes part once its rejoin succeeded. Before that its
+  // failure is its own (e.g. a member died while it rebuilt): marking it
+  // ended would tell the job's other replacements that the job ended.
+  bool took_part = !o.rejoin;
   auto fail = [&](Status s) {
     out.status = std::move(s);
     if (trainer != nullptr) {
@@ -92,7 +96,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
       out.peer_losses = trainer->peer_losses();
       out.peer_rejoins = trainer->peer_rejoins();
     }
-    if (group != nullptr) group->MarkEnded();
+    if (group != nullptr && took_part) group->MarkEnded();
     return out;
   };
   if (o.resume && !o.checkpoint_dir) {
@@ -164,6 +168,7 @@ JobOutcome RunJobPeer(const JobSpec& spec, const JobPeerOptions& o, const JobHoo
     agreed = AgreeOnStart(o, identity, total, *stack, &out.refused);
   }
   if (!agreed.ok()) return fail(agreed.status());
+  took_part = true;
   if (o.rejoin) out.rejoin_seconds = SecondsSince(called);
   if (o.resume && *agreed == total) {
     // Nothing to train; rewriting the checkpoints could only change them.

@@ -345,6 +345,32 @@ TEST_P(CrashSurvival, AReplacementKilledWhileRebuildingIsLostAndTheNextOneRejoin
   ExpectEveryPeerRejoined(runs, reference, 2, 4);
 }
 
+// A member (peer 1) crashes in the admission of another peer's replacement
+// (peer 3's, killed after step 10): with no periodic scrub and no faults, the
+// first scrub at or after round 12 is the admission's. That replacement's
+// rebuild fails; it must not tell the job's other replacements that the job
+// ended (they gave up: NotFound "the job ended (peer 3, ...)"). Both ranks'
+// next replacements rejoin, and every peer follows the uninterrupted run.
+TEST(CrashSurvivalRejoin, AReplacementThatFailsItsRejoinLetsTheOtherRanksReplacementsRejoin) {
+  JobSpec whole = SurvivingJob("fails-rejoin", 5, 40);
+  whole.faults.error_rate = 0;
+  whole.trainer.scrub_interval = 0;
+  whole.trainer.snapshot_interval = 1000;
+  const std::vector<double> reference = Uninterrupted(whole);
+  JobSpec crashing = whole;
+  crashing.faults.crash_peer = 1;
+  crashing.faults.crash_step = 12;
+  crashing.faults.crash_point = FaultModel::CrashPoint::kScrub;
+  const std::vector<PeerRun> runs =
+      OnProcesses(crashing, [](int rank) { return rank == 3 ? 10 : -1; }, "", {.times = 2});
+  ASSERT_EQ(runs.size(), 5u);
+  for (int r = 0; r < 5; ++r) {
+    SCOPED_TRACE("peer " + std::to_string(r));
+    ASSERT_EQ(runs[size_t(r)].exit_code, 0) << runs[size_t(r)].status;
+    ExpectOnTheUninterruptedTrajectory(runs[size_t(r)], reference);
+  }
+}
+
 // A replacement started with another spec (here: another learning rate) is
 // refused before it joins, naming both identities; the job goes on without
 // it, and the next replacement, with the job's spec, rejoins. Without
