@@ -256,6 +256,7 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Join(const PeerGroupOptions& o,
   };
   const auto deadline = std::chrono::steady_clock::now() + wait;
   int64_t asked = -1;  // the generation this peer asked to join
+  int64_t spent = -1;  // a generation whose admission of this peer failed to connect
   std::string seen = "no generation of the job in the rendezvous";
   while (true) {
     // The newest generation (an admission whose joiner never came skips one).
@@ -303,13 +304,21 @@ StatusOr<std::unique_ptr<PeerGroup>> PeerGroup::Join(const PeerGroupOptions& o,
           asked = newest;
         }
         const std::optional<std::vector<int>> admitted = peers(newest, "admit");
-        if (admitted && Contains(*admitted, o.rank)) {
+        if (admitted && Contains(*admitted, o.rank) && newest != spent) {
           PeerGroupOptions c = o;
           c.members = *admitted;
           c.generation = newest + 1;
-          return Connect(c);
+          StatusOr<std::unique_ptr<PeerGroup>> group = Connect(c);
+          if (group.ok()) return group;
+          // The admission failed (an earlier replacement of this rank took
+          // it and died, leaving its keys; or the connect did): the members
+          // re-form without this peer under a later generation. Ask that one.
+          spent = newest;
+          seen = "admitted by " + gen + ", but the connect failed (" +
+                 std::string(group.status().message()) + "); waiting for the members to re-form";
+        } else if (newest != spent) {
+          seen = "asked " + gen + " (peers " + FormatPeers(*members) + ") to admit it";
         }
-        seen = "asked " + gen + " (peers " + FormatPeers(*members) + ") to admit it";
       }
     }
     if (std::chrono::steady_clock::now() >= deadline) {

@@ -200,8 +200,11 @@ class PeerGroup {
   // running job's identity differs (both named); NotFound when the job
   // ended first; DeadlineExceeded when not admitted within `wait` (the
   // message says what it saw last: no generation yet, options.rank still a
-  // member, or a request not yet answered). Cost: a few store lookups every
-  // 20 ms while it waits, then a connect.
+  // member, a request not yet answered, or an admission whose connect
+  // failed). An admission whose connect fails (e.g. an earlier replacement
+  // of this rank took it and died) is not the end: the members re-form
+  // without this peer, and it asks their next generation. Cost: a few store
+  // lookups every 20 ms while it waits, then a connect per admission.
   static StatusOr<std::unique_ptr<PeerGroup>> Join(const PeerGroupOptions& options,
                                                    std::chrono::milliseconds wait);
 
