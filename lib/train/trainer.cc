@@ -977,16 +977,21 @@ StatusOr<int64_t> Trainer::SurviveLoss(int64_t step, const Status& cause) {
   counters_.peers_lost += static_cast<int64_t>(lost->size());
   // Survivors may be a step apart (a peer that got a lost peer's last piece
   // finished the step): all return to the start of the earliest one.
-  const std::vector<double> mine = {double(step), double(round_)};
+  // And a rejoin whose joiner's report reached some of them only (Welcome):
+  // if any recorded it, all do (as when the joiner is lost a moment later).
+  const std::vector<double> mine = {double(step), double(round_), double(peer_rejoins_.size())};
   POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag tag, MakeExchangeTag(ExchangeOp::kAgree, 0));
   StatusOr<Matrix> all = group_->AllGather(mine, tag);
   if (!all.ok()) return stop(all.status());
   int64_t earliest = step;
-  double rounds = double(round_);
+  double rounds = double(round_), recorded = double(peer_rejoins_.size());
   for (int q : members) {
     earliest = std::min(earliest, int64_t((*all)(0, q)));
     rounds = std::max(rounds, (*all)(1, q));
+    recorded = std::max(recorded, (*all)(2, q));
   }
+  if (recorded > double(peer_rejoins_.size())) CommitRejoin();
+  pending_rejoin_.reset();
   if (earliest == step && undo_ && undo_->step == step) {
     RestoreUndo(*undo_);
   } else if (earliest == step - 1 && undo_before_ && undo_before_->step == earliest) {
@@ -1274,16 +1279,26 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
     if (on_layer) on_layer(l);
   }
   // The joiners report that they rebuilt: the members only send in the
-  // rebuild, and would otherwise count one that died in it as rejoined.
-  POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag done_tag, MakeExchangeTag(ExchangeOp::kWelcome, 1));
-  POLYGUARD_RETURN_IF_ERROR(group_->AllGather(std::vector<double>{1.0}, done_tag).status());
-  counters_.rejoins += int64_t(joiners.size());
-  counters_.rebuild_bytes += bytes;
+  // rebuild, and would otherwise count one that died in it as rejoined. A
+  // joiner dying while it reports reaches some members only: the record
+  // waits here until the report completed, and after a loss the survivors
+  // agree on it (SurviveLoss).
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  counters_.rebuild_seconds += seconds;
-  peer_rejoins_.push_back({step, joiners, group_->generation(), seconds, bytes, found});
+  pending_rejoin_ = PeerRejoin{step, joiners, group_->generation(), seconds, bytes, found};
+  POLYGUARD_ASSIGN_OR_RETURN(const ExchangeTag done_tag, MakeExchangeTag(ExchangeOp::kWelcome, 1));
+  POLYGUARD_RETURN_IF_ERROR(group_->AllGather(std::vector<double>{1.0}, done_tag).status());
+  CommitRejoin();
   return step;
+}
+
+void Trainer::CommitRejoin() {
+  if (!pending_rejoin_) return;
+  counters_.rejoins += int64_t(pending_rejoin_->peers.size());
+  counters_.rebuild_bytes += pending_rejoin_->bytes;
+  counters_.rebuild_seconds += pending_rejoin_->seconds;
+  peer_rejoins_.push_back(std::move(*pending_rejoin_));
+  pending_rejoin_.reset();
 }
 
 Status Trainer::Train(int64_t steps, const BatchFn& batch, const StepFn& on_step) {

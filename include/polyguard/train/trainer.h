@@ -368,6 +368,10 @@ class Trainer {
   std::vector<PeerLoss> peer_losses_;
   RecomputeFn on_recompute_;
   std::vector<PeerRejoin> peer_rejoins_;
+  // A rejoin rebuilt but whose joiners' report has not completed here
+  // (Welcome), and the step that records it (counters and peer_rejoins_).
+  std::optional<PeerRejoin> pending_rejoin_;
+  void CommitRejoin();
   // Replacements the last agreement saw waiting (bit q: peer q), admitted
   // at the start of the next step. The same at every member.
   PeerSet waiting_joiners_;
