@@ -380,9 +380,10 @@ StatusOr<std::vector<int>> PeerGroup::Admit(const std::vector<int>& joiners) {
   // A joiner that never connects (it died, or stopped): every member's
   // connect fails, and they go on without it. They leave the failed connect
   // at different times (a store wait for the joiner's address, or a TCP
-  // handshake it never finishes), each within about a timeout: this connect
-  // waits longer.
-  if (Status without = Reform(before, generation + 2, 4 * timeout_); !without.ok()) {
+  // handshake it never finishes; gloo connects pair by pair, so one member
+  // can wait on another that waits on the joiner: a few timeouts apart, 5
+  // measured): this connect waits longer.
+  if (Status without = Reform(before, generation + 2, 8 * timeout_); !without.ok()) {
     return Status(without.code(), without.message() + " (after admitting peers " +
                                       FormatPeers(joiners) + " failed: " + with.message() + ")");
   }

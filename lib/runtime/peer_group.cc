@@ -92,8 +92,13 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
   }
   auto impl = std::make_unique<Impl>(o.size);
   for (size_t i = 0; i < members.size(); ++i) impl->gloo_rank[size_t(members[i])] = int(i);
+  // The store's waits for a peer's key wait this connect's timeout: a
+  // re-form whose members arrive up to a few timeouts apart gives a longer
+  // one (Admit's fallback), and then so do gloo's reads of their keys.
+  const std::chrono::milliseconds timeout =
+      connect_timeout.count() > 0 ? connect_timeout : o.timeout;
   POLYGUARD_ASSIGN_OR_RETURN(impl->base_store,
-                             internal::MakeRendezvousStore(o.rendezvous, o.timeout));
+                             internal::MakeRendezvousStore(o.rendezvous, timeout));
   const std::string what = "connect rank " + std::to_string(o.rank) + " of " +
                            std::to_string(o.size) +
                            (o.generation > 0 ? " (generation " + std::to_string(o.generation) +
@@ -113,16 +118,15 @@ StatusOr<std::unique_ptr<PeerGroup::Impl>> PeerGroup::ConnectMembers(
       gloo::rendezvous::PrefixStore store(direction, *impl->store);
       auto context = std::make_shared<gloo::rendezvous::Context>(int(self - members.begin()),
                                                                  int(members.size()));
-      context->setTimeout(connect_timeout.count() > 0 ? connect_timeout : o.timeout);
+      context->setTimeout(timeout);
       context->connectFullMesh(store, impl->device);
       context->setTimeout(o.timeout);
       return context;
     };
     impl->connections.up = connect("up");
     impl->connections.down = connect("down");
-    impl->mail = std::make_unique<internal::Mailboxes>(
-        impl->connections, o.rank, members, impl->gloo_rank,
-        connect_timeout.count() > 0 ? connect_timeout : o.timeout);
+    impl->mail = std::make_unique<internal::Mailboxes>(impl->connections, o.rank, members,
+                                                       impl->gloo_rank, timeout);
   } catch (const std::exception& e) {
     Status s = internal::GlooErrorStatus(what, e);
     const bool redis = o.rendezvous.rfind("redis://", 0) == 0;

@@ -219,7 +219,7 @@ class PeerGroup {
   // the next generation. Returns the peers
   // admitted: `joiners`, or none when they did not connect within the
   // timeout (a joiner died or stopped): the members then re-form among
-  // themselves under the generation after that, waiting up to four timeouts
+  // themselves under the generation after that, waiting up to eight timeouts
   // for each other (they leave the failed connect at different times).
   // Errors: those of Reform. Not handled: a member lost during the admission
   // (every member's re-form fails; the job stops).
