@@ -31,6 +31,13 @@
 // moved by up to about 300 tolerances of the entries' scale (measured in
 // tests/codes/float32_product_test.cc's patterns, float64 and float32 alike;
 // all located from 250 tolerances). In float64 that is 2e-9 of the product.
+// Known to be wider, and not yet fixed: identical or proportional errors in
+// whole results at t = floor((R - K)/2) peers, where another set of t peers
+// explains the checks nearly as well (P = 16, K = 12: up to about 8,000
+// tolerances, other peers named, the product off by up to 2.4x
+// deviation_bound, 5e-7 of it); and a straggler set that leaves one peer
+// barely checked (up to about 2e4 tolerances absorbed). The per-entry search
+// takes the first set that passes, not the best-fitting one.
 //
 // Float32 results (ProductCode::precision; base/precision.h): the
 // tolerance becomes 3 rho, rho = u sqrt(inner) with u = 2^-24, and the
