@@ -45,6 +45,31 @@ bool SeesRequests(const PeerGroup& g, const std::vector<int>& want) {
   return false;
 }
 
+// Peer r of {0, 1} (of 3 peers, timeout 1 s), once it saw peer 2 ask to
+// join.
+StatusOr<std::unique_ptr<PeerGroup>> MemberSeeingPeer2(int r, const std::string& rdv) {
+  auto g = PeerGroup::Connect(Options(r, 3, rdv, {0, 1}, 1s));
+  if (g.ok() && !SeesRequests(**g, {2})) return InternalError("no request from peer 2");
+  return g;
+}
+
+// A joiner's side: joins the three peers' group, expects to be admitted
+// under `generation`, and all-gathers its rank with the others'. Returns what
+// went wrong ("" when nothing).
+std::string JoinAndGather(const PeerGroupOptions& o, std::chrono::milliseconds wait,
+                          int64_t generation) {
+  auto g = PeerGroup::Join(o, wait);
+  if (!g.ok()) return g.status().ToString();
+  if ((*g)->members() != std::vector<int>{0, 1, 2} || (*g)->generation() != generation) {
+    return "the joiner's members";
+  }
+  auto all = (*g)->AllGather(std::vector<double>{double(o.rank)}, {.step = 1});
+  if (!all.ok()) return "all-gather: " + all.status().ToString();
+  for (int q = 0; q < 3; ++q)
+    if ((*all)(0, q) != double(q)) return "all-gather: peer " + std::to_string(q) + "'s piece";
+  return "";
+}
+
 TEST(Membership, AReplacementJoinsWhenTheMembersAdmitIt) {
   const std::string rdv = "inproc:membership-join";
   std::vector<std::string> failures(3);
@@ -65,15 +90,7 @@ TEST(Membership, AReplacementJoinsWhenTheMembersAdmitIt) {
       if (!all.ok() || (*all)(0, 1) != 1.0) failures[size_t(r)] = "all-gather with peer 1";
     });
   }
-  threads.emplace_back([&] {
-    auto g = PeerGroup::Join(Options(1, 3, rdv, {}), 10s);
-    if (!g.ok()) return void(failures[1] = g.status().ToString());
-    if ((*g)->members() != std::vector<int>{0, 1, 2} || (*g)->generation() != 1) {
-      return void(failures[1] = "the joiner's members");
-    }
-    auto all = (*g)->AllGather(std::vector<double>{1.0}, {.step = 1});
-    if (!all.ok() || (*all)(0, 0) != 0.0 || (*all)(0, 2) != 2.0) failures[1] = "all-gather";
-  });
+  threads.emplace_back([&] { failures[1] = JoinAndGather(Options(1, 3, rdv, {}), 10s, 1); });
   for (auto& t : threads) t.join();
   for (int r = 0; r < 3; ++r) EXPECT_EQ(failures[size_t(r)], "") << "peer " << r;
 }
@@ -115,9 +132,8 @@ TEST(Membership, AJoinerThatNeverConnectsIsDroppedAndTheMembersGoOn) {
   std::vector<std::thread> threads;
   for (int r : {0, 1}) {
     threads.emplace_back([&, r] {
-      auto g = PeerGroup::Connect(Options(r, 3, rdv, {0, 1}, 1s));
+      auto g = MemberSeeingPeer2(r, rdv);
       if (!g.ok()) return void(failures[size_t(r)] = g.status().ToString());
-      if (!SeesRequests(**g, {2})) return void(failures[size_t(r)] = "no request from peer 2");
       auto admitted = (*g)->Admit({2});
       if (!admitted.ok() || !admitted->empty()) {
         return void(failures[size_t(r)] = "admit: " + admitted.status().ToString());
@@ -153,9 +169,8 @@ TEST(Membership, AJoinWhoseAdmissionFailsToConnectAsksTheNextGeneration) {
   std::vector<std::thread> threads;
   for (int r : {0, 1}) {
     threads.emplace_back([&, r] {
-      auto g = PeerGroup::Connect(Options(r, 3, rdv, {0, 1}, 1s));
+      auto g = MemberSeeingPeer2(r, rdv);
       if (!g.ok()) return void(failures[size_t(r)] = g.status().ToString());
-      if (!SeesRequests(**g, {2})) return void(failures[size_t(r)] = "no request from peer 2");
       if (r == 0) {
         auto store = internal::MakeRendezvousStore(rdv).value();
         const std::string dead = internal::GenerationPrefix("polyguard", 1) + "/up/rank_2";
@@ -174,15 +189,7 @@ TEST(Membership, AJoinWhoseAdmissionFailsToConnectAsksTheNextGeneration) {
       if (!all.ok() || (*all)(0, 2) != 2.0) failures[size_t(r)] = "all-gather with peer 2";
     });
   }
-  threads.emplace_back([&] {
-    auto g = PeerGroup::Join(Options(2, 3, rdv, {}, 1s), 30s);
-    if (!g.ok()) return void(failures[2] = g.status().ToString());
-    if ((*g)->members() != std::vector<int>{0, 1, 2} || (*g)->generation() != 3) {
-      return void(failures[2] = "the joiner's members");
-    }
-    auto all = (*g)->AllGather(std::vector<double>{2.0}, {.step = 1});
-    if (!all.ok() || (*all)(0, 0) != 0.0 || (*all)(0, 1) != 1.0) failures[2] = "all-gather";
-  });
+  threads.emplace_back([&] { failures[2] = JoinAndGather(Options(2, 3, rdv, {}, 1s), 30s, 3); });
   for (auto& t : threads) t.join();
   for (int r = 0; r < 3; ++r) EXPECT_EQ(failures[size_t(r)], "") << "peer " << r;
   std::filesystem::remove_all(dir);
