@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include <Eigen/QR>
@@ -295,15 +296,24 @@ Status BudgetSpentError(int64_t budget, int64_t entries_done, int64_t entries,
                        " inconsistent entries; suspect peers: " + PeerList(suspects));
 }
 
-bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, double tol,
-                  double global, const std::vector<std::vector<int>>& hint, int64_t max_sets,
-                  int64_t* budget, std::vector<int>* wrong) {
+EntryFit CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, double tol,
+                      double global, double clean_share, const std::vector<std::vector<int>>& hint,
+                      int64_t max_sets, int64_t* budget, std::vector<int>* wrong) {
   const int r = static_cast<int>(basis.rows()) / g;
   const int k = static_cast<int>(basis.cols());
-  // Tries setting aside the peers in `aside` (sorted positions).
-  auto attempt = [&](const std::vector<int>& aside) {
+  // The code word fitted to the values outside a set of peers, and how well
+  // the values it was fitted to agree with it.
+  struct Fit {
+    std::vector<int> aside;   // sorted positions
+    Vector pred;              // the code word at every row
+    double limit = 0.0;       // the tolerance of its values
+    double ratio = INFINITY;  // the largest residual of the kept values over the limit
+  };
+  auto fit = [&](const std::vector<int>& aside) {
+    Fit f;
+    f.aside = aside;
     const int rest = (r - static_cast<int>(aside.size())) * g;
-    if (rest < k) return false;
+    if (rest < k) return f;
     Matrix b(rest, k);
     Vector yr(rest);
     size_t a = 0;
@@ -318,19 +328,39 @@ bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, d
       row += g;
     }
     const Vector coef = b.colPivHouseholderQr().solve(yr);
-    const Vector pred = basis * coef;
-    const double limit = tol * (global + pred.cwiseAbs().maxCoeff());
-    if (!((yr - b * coef).cwiseAbs().maxCoeff() <= std::max(limit, DBL_MIN))) return false;
-    for (int p : aside) {
-      const auto seg = y.segment(static_cast<Eigen::Index>(p) * g, g);
-      const auto want = pred.segment(static_cast<Eigen::Index>(p) * g, g);
-      if (!((seg - want).cwiseAbs().maxCoeff() <= limit)) wrong->push_back(p);
-    }
-    for (int p : aside)
-      y.segment(static_cast<Eigen::Index>(p) * g, g) =
-          pred.segment(static_cast<Eigen::Index>(p) * g, g);
-    return true;
+    f.pred = basis * coef;
+    f.limit = std::max(tol * (global + f.pred.cwiseAbs().maxCoeff()), DBL_MIN);
+    const double worst = (yr - b * coef).cwiseAbs().maxCoeff();
+    if (worst <= f.limit) f.ratio = worst / f.limit;  // NaN stays INFINITY
+    return f;
   };
+  // Takes a fit: the set-aside values become the code word's, and those off
+  // it are wrong.
+  auto take = [&](const Fit& f, EntryFit how) {
+    for (int p : f.aside) {
+      const auto seg = y.segment(static_cast<Eigen::Index>(p) * g, g);
+      const auto want = f.pred.segment(static_cast<Eigen::Index>(p) * g, g);
+      if (!((seg - want).cwiseAbs().maxCoeff() <= f.limit)) wrong->push_back(p);
+    }
+    for (int p : f.aside)
+      y.segment(static_cast<Eigen::Index>(p) * g, g) =
+          f.pred.segment(static_cast<Eigen::Index>(p) * g, g);
+    return how;
+  };
+  // The best-fitting set that passed above clean_share (the header says why
+  // the search goes on past it).
+  std::optional<Fit> best;
+  auto clean = [&](const std::vector<int>& aside) {
+    Fit f = fit(aside);
+    if (!(f.ratio <= 1.0)) return false;
+    if (f.ratio <= clean_share) {
+      take(f, EntryFit::kClean);
+      return true;
+    }
+    if (!best || f.ratio < best->ratio) best = std::move(f);
+    return false;
+  };
+  auto settle = [&] { return best ? take(*best, EntryFit::kWithinTolerance) : EntryFit::kNone; };
   int64_t tried = 0;
   // One fit more, if the decode's budget allows it.
   auto spend = [&] {
@@ -369,24 +399,24 @@ bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, d
       aside.push_back(worst);
       std::vector<int> sorted = aside;
       std::sort(sorted.begin(), sorted.end());
-      if (!spend()) return false;
-      if (attempt(sorted)) return true;
+      if (!spend()) return settle();
+      if (clean(sorted)) return EntryFit::kClean;
     }
   }
   for (const auto& aside : hint) {
     if (static_cast<int>(aside.size()) > t_max) continue;
-    if (!spend()) return false;
-    if (attempt(aside)) return true;
+    if (!spend()) return settle();
+    if (clean(aside)) return EntryFit::kClean;
   }
   for (int t = 0; t <= t_max; ++t) {
     if (tried + Binomial(r, t) > max_sets) break;
     std::vector<int> idx(static_cast<size_t>(t));
     for (int i = 0; i < t; ++i) idx[static_cast<size_t>(i)] = i;
     do {
-      if (!spend()) return false;
-      if (attempt(idx)) return true;
+      if (!spend()) return settle();
+      if (clean(idx)) return EntryFit::kClean;
     } while (NextCombination(&idx, r));
-    if (t == t_max) return false;  // every set tried
+    if (t == t_max) return settle();  // every set tried
   }
   // Too many sets: random samples of just enough peers to fit, each taken
   // when the peers agreeing with its code word leave at most t_max aside
@@ -424,9 +454,9 @@ bool CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, d
       const auto want = pred.segment(static_cast<Eigen::Index>(p) * g, g);
       if (!((seg - want).cwiseAbs().maxCoeff() <= limit)) aside.push_back(p);
     }
-    if (static_cast<int>(aside.size()) <= t_max && attempt(aside)) return true;
+    if (static_cast<int>(aside.size()) <= t_max && clean(aside)) return EntryFit::kClean;
   }
-  return false;
+  return settle();
 }
 
 // out (length x m_cols, col-major) = [cols] * m, in one pass over the results.
@@ -513,6 +543,50 @@ double SampledRms(const std::vector<const double*>& cols, int64_t length) {
   return Median(rms);
 }
 
+std::vector<int> LocateBySets(const Matrix& rows, const Matrix& parity, int g, int smallest,
+                              double explained) {
+  const int red = static_cast<int>(parity.rows());
+  const int r = static_cast<int>(parity.cols()) / g;
+  // Sets of at most floor(red / 2) peers: what the code corrects whatever
+  // the errors (beyond, a set can explain errors it does not contain).
+  const int largest = std::min(red / 2, r - 1) / g;
+  constexpr int64_t kMaxSets = 16384;
+  // The separation a unique explanation needs: honest sets came within
+  // 0.2% of the true one's (adversary s14, P = 16, K = 12), far above
+  // roundoff but far below the errors.
+  constexpr double kSeparation = 20.0;
+  int64_t tried = 0;
+  for (int size = std::max(smallest, 1); size <= largest; ++size) {
+    if (tried + Binomial(r, size) > kMaxSets) break;
+    tried += Binomial(r, size);
+    std::vector<int> idx(static_cast<size_t>(size));
+    std::iota(idx.begin(), idx.end(), 0);
+    double best = INFINITY, second = INFINITY;
+    std::vector<int> best_set;
+    Matrix h(red, static_cast<Eigen::Index>(size) * g);
+    do {
+      for (int i = 0; i < size; ++i)
+        h.middleCols(static_cast<Eigen::Index>(i) * g, g) =
+            parity.middleCols(static_cast<Eigen::Index>(idx[static_cast<size_t>(i)]) * g, g);
+      const Eigen::HouseholderQR<Matrix> qr(h);
+      const Matrix q = qr.householderQ() * Matrix::Identity(red, h.cols());
+      const double off = (rows - (rows * q) * q.transpose()).norm();
+      if (off < best) {
+        second = best;
+        best = off;
+        best_set = idx;
+      } else if (off < second) {
+        second = off;
+      }
+    } while (NextCombination(&idx, r));
+    if (!(best <= explained)) continue;
+    // Explained: by this set alone, or no one can tell which.
+    if (second >= kSeparation * std::max(best, DBL_MIN)) return best_set;
+    return {};
+  }
+  return {};
+}
+
 std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g) {
   std::vector<int> flag;
   const int red = static_cast<int>(parity.rows());
@@ -568,6 +642,13 @@ std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g) {
   for (int j = 0; j < r; ++j) {
     const auto& [d, pos] = dist[static_cast<size_t>(j)];
     if (wrong > 0 ? j < wrong : d < 1e-9) flag.push_back(pos);
+  }
+  if (flag.empty()) {
+    // Roundoff in the dirty rows sums to about `noise`; the QR's own is
+    // relative to the largest singular value.
+    const double explained =
+        std::max(noise, 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r * g)));
+    flag = LocateBySets(scale * small, parity, g, wrong_min, explained);
   }
   return flag;
 }

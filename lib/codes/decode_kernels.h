@@ -95,18 +95,31 @@ bool UntameWithinRadius(const PeerSplit& untame, size_t wrong_kept, int total, i
 // of at most t_max peers whose values, set aside, leave the rest within
 // tolerance of their least-squares code word (tolerance as in
 // RobustTolerances, from that code word: tol * (global + max |code word|)).
-// With at most t_max wrong peers in the entry any such set gives the true
-// code word. Candidate sets: greedy (set aside the farthest from the rest's
-// fit, t_max times), then `hint`, then every set by size while at most
-// max_sets are tried, then random samples of just enough peers to fit (up
-// to 2 max_sets; seeded by the values, so deterministic). On success y
-// holds the code word's values at the set-aside peers and wrong gets those
-// that deviate. Every fit tried spends one of *budget (a whole decode's,
-// shared by its entries, so that many inconsistent entries cannot make a
-// decode take minutes); false once it is spent.
-bool CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector> y, int t_max,
-                  double tol, double global, const std::vector<std::vector<int>>& hint,
-                  int64_t max_sets, int64_t* budget, std::vector<int>* wrong);
+// Candidate sets: greedy (set aside the farthest from the rest's fit, t_max
+// times), then `hint`, then every set by size while at most max_sets are
+// tried, then random samples of just enough peers to fit (up to 2 max_sets;
+// seeded by the values, so deterministic). The search ends at the first set
+// whose fit leaves the rest within clean_share of the tolerance (honest
+// roundoff stays below it). A set that passes only above that is a
+// candidate, not the answer: where some code word is nearly zero at K peers
+// and larger elsewhere, errors at t peers also fit within the tolerance with
+// t other peers set aside (adversary s14: identical errors at two peers of
+// P = 16, K = 12, up to 8,000 tolerances, put on two honest ones), and only
+// the true set leaves nothing but roundoff. When no set is within
+// clean_share, the best-fitting candidate is taken. On success y holds the
+// code word's values at the set-aside peers and wrong gets those that
+// deviate. Every fit tried spends one of *budget (a whole decode's, shared
+// by its entries, so that many inconsistent entries cannot make a decode
+// take minutes); once it is spent, the best candidate so far or kNone.
+enum class EntryFit {
+  kNone,             // no set of at most t_max peers passes (y unchanged)
+  kWithinTolerance,  // the best candidate, above clean_share
+  kClean,            // within clean_share: the rest is roundoff
+};
+EntryFit CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector> y, int t_max,
+                      double tol, double global, double clean_share,
+                      const std::vector<std::vector<int>>& hint, int64_t max_sets, int64_t* budget,
+                      std::vector<int>* wrong);
 // The DataLoss of a decode whose entry search spent its budget (of
 // DecoderOptions::max_fits fits).
 Status BudgetSpentError(int64_t budget, int64_t entries_done, int64_t entries,
@@ -166,7 +179,18 @@ StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, int num_peers,
 // it (at R - K - 1 errors the span is a hyperplane), so the closest are taken
 // only when clearly separated from the rest, and otherwise only peers in the
 // span beyond doubt. Empty when the errors are not separable this way.
+// When the errors are in more peers than their syndromes have dimensions
+// (identical or proportional errors in whole results: the span then holds
+// no wrong peer's column alone), it falls back to LocateBySets.
 std::vector<int> LocateBySpan(Matrix dirty_syndrome, const Matrix& parity, int rows_per_peer);
+// The set of at least `smallest` and at most floor(parity rows / 2) peers
+// whose parity columns span every row of `rows` (the dirty syndromes, or
+// any matrix with their row space and singular values) to within
+// `explained` (Frobenius), when it is the smallest such set and every
+// other set of its size is at least 20 times farther; empty otherwise, or
+// when that would take more than 16,384 sets (about 20 ms).
+std::vector<int> LocateBySets(const Matrix& rows, const Matrix& parity, int rows_per_peer,
+                              int smallest, double explained);
 Matrix SelectColumns(const Matrix& m, const std::vector<int>& cols);
 
 }  // namespace polyguard::internal

@@ -79,6 +79,10 @@ StatusOr<std::unique_ptr<LinearCodeDecoder>> LinearCodeDecoder::Create(Matrix ge
     return InvalidArgumentError("linear decoder: max_fits must be positive, got " +
                                 std::to_string(options.max_fits));
   }
+  if (!(options.clean_fit > 0.0 && options.clean_fit <= 1.0)) {
+    return InvalidArgumentError("linear decoder: clean_fit must be in (0, 1], got " +
+                                std::to_string(options.clean_fit));
+  }
   return std::unique_ptr<LinearCodeDecoder>(
       new LinearCodeDecoder(std::move(generator), options, rows_per_peer));
 }
@@ -589,6 +593,22 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     if (!peeled.empty()) tries.push_back(all_pos);
     for (size_t di = 0; di < dirty.size(); ++di) {
       const int row = dirty[di];
+      // A try's corrected values, back to the kept peers' columns of `corrected`.
+      auto write = [&](const std::vector<int>& pos, const Vector& y) {
+        const int n = static_cast<int>(pos.size());
+        for (int i = 0, j = 0; i < n && j < r; ++i) {
+          if (peers[static_cast<size_t>(pos[static_cast<size_t>(i)])] !=
+              kept[static_cast<size_t>(j)])
+            continue;
+          for (int b = 0; b < g; ++b)
+            corrected(row, static_cast<Eigen::Index>(j) * g + b) =
+                y(static_cast<Eigen::Index>(i) * g + b);
+          ++j;
+        }
+      };
+      // A fit within the tolerance but above roundoff is taken only when no
+      // try fits cleanly (CorrectEntry).
+      std::optional<std::pair<size_t, Vector>> candidate;
       bool done = false;
       for (size_t ti = 0; ti < tries.size() && !done; ++ti) {
         const std::vector<int>& pos = tries[ti];  // positions in `peers`
@@ -603,20 +623,18 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
                 results(row, pos[static_cast<size_t>(i)] * g + b);
         }
         std::vector<int> unused;
-        if (!internal::CorrectEntry(basis, g, y, (n - k) / 2, tol, global, {}, kMaxSetsPerEntry,
-                                    budget, &unused)) {
-          continue;
+        const internal::EntryFit fit =
+            internal::CorrectEntry(basis, g, y, (n - k) / 2, tol, global, options_.clean_fit, {},
+                                   kMaxSetsPerEntry, budget, &unused);
+        if (fit == internal::EntryFit::kClean) {
+          write(pos, y);
+          done = true;
+        } else if (fit == internal::EntryFit::kWithinTolerance && !candidate) {
+          candidate.emplace(ti, std::move(y));
         }
-        // Back to the kept peers' columns of `corrected`.
-        for (int i = 0, j = 0; i < n && j < r; ++i) {
-          if (peers[static_cast<size_t>(pos[static_cast<size_t>(i)])] !=
-              kept[static_cast<size_t>(j)])
-            continue;
-          for (int b = 0; b < g; ++b)
-            corrected(row, static_cast<Eigen::Index>(j) * g + b) =
-                y(static_cast<Eigen::Index>(i) * g + b);
-          ++j;
-        }
+      }
+      if (!done && candidate) {
+        write(tries[candidate->first], candidate->second);
         done = true;
       }
       if (!done) {

@@ -126,6 +126,9 @@ FailureByWrongCount FailureModelOf(const ProductCode& code) {
 DecoderOptions DecoderForPrecision(DecoderOptions decoder, Precision precision, int64_t inner) {
   if (precision != Precision::kFloat64 && decoder.tolerance == DecoderOptions{}.tolerance)
     decoder.tolerance = RoundoffTolerance(precision, inner);
+  // Float32 roundoff takes up to about a quarter of its tolerance.
+  if (precision != Precision::kFloat64 && decoder.clean_fit == DecoderOptions{}.clean_fit)
+    decoder.clean_fit = 0.5;
   return decoder;
 }
 

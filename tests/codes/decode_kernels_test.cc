@@ -219,7 +219,8 @@ TEST_F(CorrectEntryBudget, ASpentBudgetTriesNothing) {
   const Vector before = y;
   int64_t budget = 0;
   std::vector<int> wrong;
-  EXPECT_FALSE(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, {}, 4096, &budget, &wrong));
+  EXPECT_EQ(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, 0.05, {}, 4096, &budget, &wrong),
+            EntryFit::kNone);
   EXPECT_EQ(budget, 0);
   EXPECT_EQ(y, before);
 }
@@ -229,7 +230,8 @@ TEST_F(CorrectEntryBudget, EachFitSpendsOne) {
   Vector y = With({3});
   int64_t budget = 1;
   std::vector<int> wrong;
-  ASSERT_TRUE(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, {}, 4096, &budget, &wrong));
+  ASSERT_EQ(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, 0.05, {}, 4096, &budget, &wrong),
+            EntryFit::kClean);
   EXPECT_EQ(budget, 0);
   EXPECT_EQ(wrong, std::vector<int>{3});
   EXPECT_LE((y - exact_).cwiseAbs().maxCoeff(), 1e-12);
@@ -243,7 +245,8 @@ TEST_F(CorrectEntryBudget, AnUncorrectableEntryStopsWithinItsBound) {
     Vector y = With({0, 2, 5, 7, 11});
     int64_t budget = given;
     std::vector<int> wrong;
-    EXPECT_FALSE(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, {}, 512, &budget, &wrong));
+    EXPECT_EQ(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, 0.05, {}, 512, &budget, &wrong),
+              EntryFit::kNone);
     EXPECT_GE(budget, std::max<int64_t>(0, given - 2 * 512));
     EXPECT_LT(budget, given);
     if (given == 100) {

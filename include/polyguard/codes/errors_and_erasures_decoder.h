@@ -139,6 +139,15 @@ struct DecoderOptions {
   // rows, took up to a minute). A decode that would need more is DataLoss
   // ("spent its budget"), which a trainer recomputes. Positive.
   int64_t max_fits = int64_t{1} << 20;
+  // The share of the tolerance honest roundoff can take in the fit of a
+  // corrected entry, in (0, 1]. The entry-by-entry search ends at the first
+  // set of suspects whose removal leaves the rest this close to their code
+  // word; a set that leaves them only within the tolerance may be the wrong
+  // one where the code is ill-conditioned, so the search goes on and takes
+  // the best fit. Default 0.05 (float64 results' roundoff is about 1e-3 of
+  // the default tolerance); float32 codes 0.5 (theirs reaches about 0.25).
+  // Smaller only costs fits.
+  double clean_fit = 0.05;
 };
 
 struct DecodeOutcome {

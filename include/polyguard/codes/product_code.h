@@ -341,8 +341,9 @@ StatusOr<std::unique_ptr<ProductCode>> MakeProductCode(const ProductCodeOptions&
 
 // The decoder options for results computed in `precision` with inner
 // dimension `inner`: a tolerance left at its default becomes
-// RoundoffTolerance(precision, inner) (base/precision.h); anything else is
-// kept. (MakeProductCode and the coded convolution's factory.)
+// RoundoffTolerance(precision, inner) (base/precision.h), and a float32
+// code's clean_fit left at its default 0.5; anything else is kept. (MakeProductCode and the coded
+// convolution's factory.)
 DecoderOptions DecoderForPrecision(DecoderOptions decoder, Precision precision, int64_t inner);
 
 namespace internal {
