@@ -106,7 +106,8 @@ bool UntameWithinRadius(const PeerSplit& untame, size_t wrong_kept, int total, i
 // t other peers set aside (adversary s14: identical errors at two peers of
 // P = 16, K = 12, up to 8,000 tolerances, put on two honest ones), and only
 // the true set leaves nothing but roundoff. When no set is within
-// clean_share, the best-fitting candidate is taken. On success y holds the
+// clean_share, the candidate with the fewest peers set aside (the best fit
+// among those) is taken, and no larger set is tried after one is found. On success y holds the
 // code word's values at the set-aside peers and wrong gets those that
 // deviate. Every fit tried spends one of *budget (a whole decode's, shared
 // by its entries, so that many inconsistent entries cannot make a decode
@@ -181,16 +182,29 @@ StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, int num_peers,
 // span beyond doubt. Empty when the errors are not separable this way.
 // When the errors are in more peers than their syndromes have dimensions
 // (identical or proportional errors in whole results: the span then holds
-// no wrong peer's column alone), it falls back to LocateBySets.
-std::vector<int> LocateBySpan(Matrix dirty_syndrome, const Matrix& parity, int rows_per_peer);
+// no wrong peer's column alone), or the closest peers may be a smaller set
+// that explains them as well within the tolerance, LocateBySets decides.
+// The peers taken for being closest must also span most dirty rows to
+// within clean_share (of the tolerance each row is scaled by: honest
+// roundoff stays below it, DecoderOptions::clean_fit); else nobody is.
+std::vector<int> LocateBySpan(Matrix dirty_syndrome, const Matrix& parity, int rows_per_peer,
+                              double clean_share);
 // The set of at least `smallest` and at most floor(parity rows / 2) peers
 // whose parity columns span every row of `rows` (the dirty syndromes, or
-// any matrix with their row space and singular values) to within
-// `explained` (Frobenius), when it is the smallest such set and every
-// other set of its size is at least 20 times farther; empty otherwise, or
-// when that would take more than 16,384 sets (about 20 ms).
-std::vector<int> LocateBySets(const Matrix& rows, const Matrix& parity, int rows_per_peer,
-                              int smallest, double explained);
+// any matrix with their row space and singular values): every set up to
+// that size is tried (kTooMany beyond kMaxLocateSets sets), and the answer
+// is the smallest set within twice the best residual (max with
+// `roundoff`), which must be within `explained` (Frobenius; kUnexplained
+// otherwise), with every other set of its size or smaller at least
+// kLocateSeparation times farther (kAmbiguous otherwise).
+inline constexpr int64_t kMaxLocateSets = 32768;  // about 60 ms
+inline constexpr double kLocateSeparation = 20.0;
+struct SetSearch {
+  enum Outcome { kFound, kAmbiguous, kUnexplained, kTooMany } outcome;
+  std::vector<int> peers;  // kFound: the set, ascending
+};
+SetSearch LocateBySets(const Matrix& rows, const Matrix& parity, int rows_per_peer, int smallest,
+                       double explained, double roundoff);
 Matrix SelectColumns(const Matrix& m, const std::vector<int>& cols);
 
 }  // namespace polyguard::internal

@@ -330,7 +330,8 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
         dirty[i].second;
   }
   if (!dmat.allFinite()) return std::nullopt;
-  std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan.parity, 1);
+  std::vector<int> flag =
+      internal::LocateBySpan(std::move(dmat), plan.parity, 1, options_.clean_fit);
   const int kept_count = total - static_cast<int>(flag.size());
   if (flag.empty() || kept_count <= k) return std::nullopt;
   std::sort(flag.begin(), flag.end());
@@ -549,7 +550,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), r - k);
     for (size_t i = 0; i < dirty.size(); ++i)
       dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
-    std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan->parity, 1);  // in kept
+    std::vector<int> flag =
+        internal::LocateBySpan(std::move(dmat), plan->parity, 1, options_.clean_fit);  // in kept
     if (flag.empty()) break;
     std::sort(flag.begin(), flag.end());
     std::vector<int> next, keep_cols;

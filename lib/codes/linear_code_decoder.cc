@@ -309,7 +309,8 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   if (dirty.empty() || plan.probes == 0) return std::nullopt;
   Matrix dmat(static_cast<Eigen::Index>(dirty.size()), plan.probes);
   for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = dirty[i];
-  std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan.parity, g);
+  std::vector<int> flag =
+      internal::LocateBySpan(std::move(dmat), plan.parity, g, options_.clean_fit);
   const int kept_count = total - static_cast<int>(flag.size());
   if (flag.empty() || kept_count < k) return std::nullopt;
   std::sort(flag.begin(), flag.end());
@@ -506,7 +507,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     for (size_t i = 0; i < dirty.size(); ++i)
       dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
     std::vector<int> flag;  // positions in kept
-    if (locate) flag = internal::LocateBySpan(std::move(dmat), plan->parity, g);
+    if (locate) flag = internal::LocateBySpan(std::move(dmat), plan->parity, g, options_.clean_fit);
     Matrix yd(static_cast<Eigen::Index>(dirty.size()), yt.cols());
     for (size_t i = 0; i < dirty.size(); ++i)
       yd.row(static_cast<Eigen::Index>(i)) = yt.row(dirty[i]);

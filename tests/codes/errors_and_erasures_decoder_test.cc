@@ -363,7 +363,11 @@ TEST(ErrorsAndErasuresDecoder, ADecodeSpendsAtMostItsBudget) {
 // tolerances came back verified with honest peers named, the product off
 // by up to 2.4 times deviation_bound). The truth is known: exactly the
 // wrong peers must be named, and the product must be within roundoff.
-enum class Alike { kIdentical, kProportional };
+// kMimicking: errors at two peers a and a + 2 in the ratio that puts their
+// syndrome closest to the honest peer a + 1's parity column (within a sine
+// of about 2e-3 at the ends of Chebyshev points, adversary s15), so that
+// the honest peer alone stands out as the closest.
+enum class Alike { kIdentical, kProportional, kMimicking };
 struct AlignedCase {
   const char* name;
   int p, k;
@@ -396,7 +400,23 @@ TEST_P(AlignedErrors, NameExactlyTheWrongPeers) {
     Vector v(l);
     for (int i = 0; i < l; ++i) v(i) = (rng.Bits() & 1 ? 1.0 : -1.0) * rng.Uniform(1.0, 2.0);
     std::vector<int> wrong;
-    for (int j = c.first_wrong; j < c.first_wrong + t; ++j) {
+    if (c.alike == Alike::kMimicking) {
+      ASSERT_EQ(t, 2);
+      const int a = c.first_wrong, b = a + 1, d = a + 2;
+      std::vector<double> points;
+      for (int q : peers) points.push_back(MakeEvaluationPoints(PointKind::kChebyshev, c.p)[q]);
+      const Matrix basis = ChebyshevBasis(points, c.k);
+      const Eigen::HouseholderQR<Matrix> qr(basis);
+      const Matrix parity = (qr.householderQ() * Matrix::Identity(r, r)).rightCols(r - c.k);
+      Matrix pair(r - c.k, 2);
+      pair << parity.row(a).transpose(), parity.row(d).transpose();
+      const Vector x = pair.colPivHouseholderQr().solve(Vector(parity.row(b).transpose()));
+      const double largest = x.cwiseAbs().maxCoeff();
+      y.col(a) += x(0) / largest * size * v;
+      y.col(d) += x(1) / largest * size * v;
+      wrong = {peers[size_t(a)], peers[size_t(d)]};
+    }
+    for (int j = c.first_wrong; c.alike != Alike::kMimicking && j < c.first_wrong + t; ++j) {
       // Proportional: factors of either sign, none near zero.
       const double factor = c.alike == Alike::kIdentical
                                 ? 1.0
@@ -435,6 +455,10 @@ INSTANTIATE_TEST_SUITE_P(
         // t = 4 with stragglers (adversary s14's worst: honest peers named).
         AlignedCase{"P22K13FourWithAStraggler", 22, 13, {3}, 17, Alike::kIdentical, 500},
         AlignedCase{"P23K15FourAtTheStart", 23, 15, {}, 0, Alike::kIdentical, 2000},
+        // Two errors whose syndrome mimics the honest peer between them.
+        AlignedCase{"P16K12MimickingPeer1", 16, 12, {}, 0, Alike::kMimicking, 1000},
+        AlignedCase{"P16K12MimickingPeer14", 16, 12, {}, 13, Alike::kMimicking, 300},
+        AlignedCase{"P23K17MimickingWithStragglers", 23, 17, {4, 14}, 0, Alike::kMimicking, 1e4},
         AlignedCase{
             "P24K13FourWithThreeStragglers", 24, 13, {6, 10, 23}, 1, Alike::kProportional, 1000}),
     [](const ::testing::TestParamInfo<AlignedCase>& info) { return std::string(info.param.name); });
@@ -543,6 +567,57 @@ INSTANTIATE_TEST_SUITE_P(
                       UntameCase{"InfAndTwoEqualErrorsAtSymmetricPoints", 5, {0}, {2, 5}, false},
                       UntameCase{"FourNonFinite", 5, {0, 2, 4, 6}, {}, false}),
     [](const ::testing::TestParamInfo<UntameCase>& info) { return std::string(info.param.name); });
+
+// One wrong value per entry (1,000 tolerances, at any peer, the ends of
+// the interval included) and honest noise just below the tolerance (0.3 of
+// it) everywhere else: no fit is clean, so the entry search takes its best
+// candidate. It must take the one wrong value, not two honest neighbours
+// (which fit better), and stop at that size: with 32 fits per entry it
+// corrects every entry (adversary s15: taking the best fit over every size
+// named honest peers with the product 56 times deviation_bound off, and
+// searching every set spent the 2^20-fit budget in 5 s, DataLoss).
+class NoisyEntries : public ::testing::TestWithParam<std::pair<int, int>> {};
+
+TEST_P(NoisyEntries, OneWrongValuePerEntryIsCorrectedCheaply) {
+  const auto [p, k] = GetParam();
+  const int l = 400;
+  Random rng(44);
+  auto s = MakeSetup(p, k, l, rng);
+  DecoderOptions options;
+  options.max_fits = 32 * l;
+  const auto points = MakeEvaluationPoints(PointKind::kChebyshev, p);
+  std::vector<int> wanted(static_cast<size_t>(k));
+  std::iota(wanted.begin(), wanted.end(), 0);
+  auto decoder =
+      ErrorsAndErasuresDecoder::Create(points, MonomialBasis(points, k), wanted, options).value();
+  const double tol = options.tolerance;
+  Matrix y = s.results;
+  std::vector<int> wrong;
+  for (int e = 0; e < l; ++e) {
+    const double scale = s.results.row(e).cwiseAbs().maxCoeff();
+    for (int q = 0; q < p; ++q) y(e, q) += rng.Uniform(-0.3, 0.3) * tol * scale;
+    const int q = e < 3 * p ? e % p : static_cast<int>(rng.UniformInt(0, p - 1));
+    y(e, q) += (rng.Bits() & 1 ? 1000.0 : -1000.0) * tol * scale;
+    wrong.push_back(q);
+  }
+  std::sort(wrong.begin(), wrong.end());
+  wrong.erase(std::unique(wrong.begin(), wrong.end()), wrong.end());
+  std::vector<int> peers(static_cast<size_t>(p));
+  std::iota(peers.begin(), peers.end(), 0);
+  const StatusOr<DecodeOutcome> out = decoder->Decode(peers, y);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(out->verified);
+  EXPECT_EQ(out->wrong_peers, wrong);
+  const Matrix d = out->coefficients - s.coefficients;
+  EXPECT_LE(d.colwise().norm().maxCoeff() / std::sqrt(double(l)), out->deviation_bound);
+}
+
+INSTANTIATE_TEST_SUITE_P(Codes, NoisyEntries,
+                         ::testing::Values(std::pair{16, 12}, std::pair{24, 12}, std::pair{32, 16}),
+                         [](const ::testing::TestParamInfo<std::pair<int, int>>& info) {
+                           return "P" + std::to_string(info.param.first) + "K" +
+                                  std::to_string(info.param.second);
+                         });
 
 INSTANTIATE_TEST_SUITE_P(
     Patterns, FastPath,

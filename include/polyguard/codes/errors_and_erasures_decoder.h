@@ -16,7 +16,10 @@
 //       product): the exact product, verified.
 //   (c) Anything else: DataLoss naming the suspects, or the exact product —
 //       never a wrong product marked verified, except for error patterns that
-//       put the received word at least as close to another code word:
+//       put the received word at least as close to another code word (a
+//       result with a NaN, an Inf or an absurd value counts as an erasure,
+//       half an error, when the rest decode within 2 errors + erasures <=
+//       R - K; Decode and DecodeReference alike):
 //       R - K + 1 wrong results whose errors are themselves a code word (zero
 //       at the K - 1 other peers; the received word IS another code word, so
 //       no decoder can see it), or, in one entry, ceil((R - K)/2) + 1 wrong
@@ -31,13 +34,29 @@
 // moved by up to about 300 tolerances of the entries' scale (measured in
 // tests/codes/float32_product_test.cc's patterns, float64 and float32 alike;
 // all located from 250 tolerances). In float64 that is 2e-9 of the product.
-// Known to be wider, and not yet fixed: identical or proportional errors in
-// whole results at t = floor((R - K)/2) peers, where another set of t peers
-// explains the checks nearly as well (P = 16, K = 12: up to about 8,000
-// tolerances, other peers named, the product off by up to 2.4x
-// deviation_bound, 5e-7 of it); and a straggler set that leaves one peer
-// barely checked (up to about 2e4 tolerances absorbed). The per-entry search
-// takes the first set that passes, not the best-fitting one.
+// Identical or proportional errors in whole results (a shared corrupted
+// input): their syndromes span fewer dimensions than there are wrong peers,
+// and where the code is ill-conditioned another set of t peers explains
+// them within the tolerance (P = 16, K = 12: to 0.2%). They are located by
+// the set of peers whose parity columns span every syndrome to roundoff,
+// which no other set comes within 20 times of: 3,000 such patterns at t
+// peers (P 8 to 24, K up to P - 4, up to 3 stragglers, errors from 300
+// tolerances; adversary s14's) all named exactly, and from 100 tolerances
+// in tests (AlignedErrors). Before, the per-entry search took the first set
+// that passed: up to 8,000 tolerances put on honest peers, the product off
+// by 2.4 times deviation_bound. Errors at two peers scaled so that their
+// syndrome mimics the honest peer between them (at the ends of Chebyshev
+// points its column is within a sine of 2e-3 of theirs) are located too;
+// where the code is far more ill-conditioned (P = 40, K = 36) such errors
+// up to about 500 tolerances still name the honest peer, the product
+// within deviation_bound. Left, rare: errors near-aligned with two sets of
+// t peers at once (2 of 60 random codes with such a geometry, the product
+// up to 1.5 times deviation_bound off), and near-aligned errors at t peers
+// when the sets of t number more than 32,768 (P = 34, t = 9: 100 times).
+// A straggler set can leave a peer barely checked (P = 24, K = 8 with 12
+// answering: its parity column's norm about 2e-5): an error there below
+// the tolerance over that norm cannot be seen by any decoder, and
+// deviation_bound covers what it moves the product by.
 //
 // Float32 results (ProductCode::precision; base/precision.h): the
 // tolerance becomes 3 rho, rho = u sqrt(inner) with u = 2^-24, and the
@@ -76,13 +95,17 @@
 //
 // How: an orthonormal parity check H (H V = 0) gives the syndrome S = H Y =
 // H E. First the subspace test: peers whose column of H lies in the span of
-// the inconsistent entries' syndrome are set aside (peeled) and the rest
-// re-checked, with tolerances from the results still kept (a robust scale:
-// the (t + 1)-th largest magnitude of each entry, t = floor((R - K)/2)).
-// Entries still inconsistent are corrected one by one: the smallest set of
-// at most t values whose removal leaves the rest within tolerance of their
-// own code word (a greedy set first, then exhaustively), with the
-// peeled peers as erasures or, failing that, as ordinary results. A final
+// the inconsistent entries' syndrome are set aside (peeled), or the one set
+// of at most t peers whose columns span it (when no column does, or a
+// single honest column comes close to errors at two others), and
+// the rest re-checked, with tolerances from the results still kept (a
+// robust scale: the (t + 1)-th largest magnitude of each entry, t =
+// floor((R - K)/2)). Entries still inconsistent are corrected one by one:
+// a set of at most t values whose removal leaves the rest within roundoff
+// (DecoderOptions::clean_fit of the tolerance) of their own code word (a
+// greedy set first, then exhaustively), else the smallest set within the
+// tolerance (the best fit among those), with the peeled peers as erasures
+// or, failing that, as ordinary results. A final
 // check compares every result with the decoded code word at that code
 // word's scale: at least K + 1 must agree in every entry. If locating whole
 // peers went astray, the decode is redone entry by entry from scratch.
@@ -164,6 +187,10 @@ struct DecodeOutcome {
   // peers' decode||_1, g the results' RMS and s the RMS over entries of each
   // entry's 2-norm over the results (after a correction, 2 g with g the
   // code word's scale of the final check). Every value is read (no sample).
+  // When larger, the gain is instead that of one error the checks cannot
+  // see: max_w max_j |decode(w, j)| / ||h_j|| (||h_j||^2 after a
+  // correction), h_j peer j's column of the parity check, small for a peer
+  // that a straggler set leaves barely checked.
   // Deviations below the tolerance are roundoff by definition, so nothing
   // smaller than this is guaranteed; it is small beside the coefficients
   // when the code word is of their size, and large when the results hold
