@@ -560,26 +560,30 @@ SetSearch LocateBySets(const Matrix& rows, const Matrix& parity, int g, int smal
   const int largest = std::min(red / 2, r - 1) / g;
   smallest = std::max(smallest, 1);
   if (smallest > largest) return {SetSearch::kUnexplained, {}};
-  int64_t sets = 0;
-  for (int size = smallest; size <= largest; ++size) sets += Binomial(r, size);
-  if (sets > kMaxLocateSets) return {SetSearch::kTooMany, {}};
+  // What is left of the rows outside the span of the peers `set`.
+  auto off = [&](const std::vector<int>& set) {
+    Matrix h(red, static_cast<Eigen::Index>(set.size()) * g);
+    for (size_t i = 0; i < set.size(); ++i)
+      h.middleCols(static_cast<Eigen::Index>(i) * g, g) =
+          parity.middleCols(static_cast<Eigen::Index>(set[i]) * g, g);
+    const Eigen::HouseholderQR<Matrix> qr(h);
+    const Matrix q = qr.householderQ() * Matrix::Identity(red, h.cols());
+    return (rows - (rows * q) * q.transpose()).norm();
+  };
   struct Tried {
     double off;
     std::vector<int> set;
   };
   std::vector<Tried> tried;
+  int64_t sets = 0;
+  for (int size = smallest; size <= largest; ++size) sets += Binomial(r, size);
+  if (sets > kMaxLocateSets) return {SetSearch::kTooMany, {}};
   tried.reserve(static_cast<size_t>(sets));
   for (int size = smallest; size <= largest; ++size) {
     std::vector<int> idx(static_cast<size_t>(size));
     std::iota(idx.begin(), idx.end(), 0);
-    Matrix h(red, static_cast<Eigen::Index>(size) * g);
     do {
-      for (int i = 0; i < size; ++i)
-        h.middleCols(static_cast<Eigen::Index>(i) * g, g) =
-            parity.middleCols(static_cast<Eigen::Index>(idx[static_cast<size_t>(i)]) * g, g);
-      const Eigen::HouseholderQR<Matrix> qr(h);
-      const Matrix q = qr.householderQ() * Matrix::Identity(red, h.cols());
-      tried.push_back({(rows - (rows * q) * q.transpose()).norm(), idx});
+      tried.push_back({off(idx), idx});
     } while (NextCombination(&idx, r));
   }
   double best = INFINITY;
@@ -693,7 +697,10 @@ std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g, double c
   // the right peers.
   const double left_out = std::max(
       {clean_share, rank < sigma.size() ? sigma(rank) : 0.0, 1e3 * DBL_EPSILON * sigma(0)});
-  if (wrong > 0 && !SpanMostRows(scale * dmat, parity, g, flag, left_out)) flag.clear();
+  // Only for one row per peer: with blocks per peer (rotation codes, FCDCC)
+  // a peer's error spans 1 to g directions, and the check cleared right
+  // peers in 14 of 167 decodes of dense and sparse errors (the decode soak).
+  if (g == 1 && wrong > 0 && !SpanMostRows(scale * dmat, parity, g, flag, left_out)) flag.clear();
   if (flag.empty() || wrong > 0) {
     // Roundoff in the dirty rows sums to about `noise`; the QR's own is
     // relative to the largest singular value.

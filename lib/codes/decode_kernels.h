@@ -184,9 +184,10 @@ StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, int num_peers,
 // (identical or proportional errors in whole results: the span then holds
 // no wrong peer's column alone), or the closest peers may be a smaller set
 // that explains them as well within the tolerance, LocateBySets decides.
-// The peers taken for being closest must also span most dirty rows to
-// within clean_share (of the tolerance each row is scaled by: honest
-// roundoff stays below it, DecoderOptions::clean_fit); else nobody is.
+// With one row per peer, the peers taken for being closest must also span
+// most dirty rows to within clean_share (of the tolerance each row is
+// scaled by: honest roundoff stays below it, DecoderOptions::clean_fit);
+// else nobody is.
 std::vector<int> LocateBySpan(Matrix dirty_syndrome, const Matrix& parity, int rows_per_peer,
                               double clean_share);
 // The set of at least `smallest` and at most floor(parity rows / 2) peers
