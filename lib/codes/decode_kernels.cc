@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -274,6 +275,9 @@ int64_t Binomial(int n, int k) {
   if (k < 0 || k > n) return 0;
   double b = 1.0;
   for (int i = 1; i <= k; ++i) b = b * (n - k + i) / i;
+  // Saturated: callers compare it with budgets, and llround of a double
+  // beyond an int64 is unspecified (C(100, 40) is 1.4e28).
+  if (!(b < 9.2e18)) return std::numeric_limits<int64_t>::max();
   return static_cast<int64_t>(std::llround(b));
 }
 
@@ -416,7 +420,7 @@ EntryFit CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_ma
   for (int t = 0; t <= t_max; ++t) {
     // Larger sets than a candidate's would not be taken over it.
     if (best && t > static_cast<int>(best->aside.size())) return settle();
-    if (tried + Binomial(r, t) > max_sets) break;
+    if (Binomial(r, t) > max_sets - tried) break;
     std::vector<int> idx(static_cast<size_t>(t));
     for (int i = 0; i < t; ++i) idx[static_cast<size_t>(i)] = i;
     do {
@@ -575,8 +579,11 @@ SetSearch LocateBySets(const Matrix& rows, const Matrix& parity, int g, int smal
     std::vector<int> set;
   };
   std::vector<Tried> tried;
+  // Summed with a cap: the sets of up to 31 of 66 peers number 4e19, beyond
+  // an int64 (every peer of a 66-peer job threw reserving that many).
   int64_t sets = 0;
-  for (int size = smallest; size <= largest; ++size) sets += Binomial(r, size);
+  for (int size = smallest; size <= largest && sets <= kMaxLocateSets; ++size)
+    sets += std::min(Binomial(r, size), kMaxLocateSets + 1);
   if (sets > kMaxLocateSets) return {SetSearch::kTooMany, {}};
   tried.reserve(static_cast<size_t>(sets));
   for (int size = smallest; size <= largest; ++size) {

@@ -137,6 +137,7 @@ Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& 
                       int finite, int k, const std::vector<int>& suspects, bool* one_spare);
 // Advances idx (ascending, size t, values < n) to the next combination.
 bool NextCombination(std::vector<int>* idx, int n);
+// C(n, k), saturated at the largest int64.
 int64_t Binomial(int n, int k);
 // out (length x m.cols(), col-major) = [cols] * m, in one pass over the
 // results: cols[r] points at `length` numbers. With sumsq, also the sum of

@@ -519,8 +519,9 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       for (int t = 1; t <= t_max && flag.empty() && locate; ++t) {
         // Each set costs a fit over every dirty entry: bound the total work
         // (the entry-by-entry search below handles many dirty entries).
-        if (tried + internal::Binomial(r, t) > kMaxSuspectSets ||
-            (tried + internal::Binomial(r, t)) * static_cast<int64_t>(dirty.size()) > 500000) {
+        const int64_t sets = internal::Binomial(r, t);  // saturated
+        if (sets > kMaxSuspectSets - tried ||
+            tried + sets > 500000 / std::max<int64_t>(1, static_cast<int64_t>(dirty.size()))) {
           break;
         }
         std::vector<std::vector<int>> found;
