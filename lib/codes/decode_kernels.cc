@@ -555,9 +555,9 @@ double SampledRms(const std::vector<const double*>& cols, int64_t length) {
   return Median(rms);
 }
 
-// The Frobenius norm of what is left of `rows` outside the span of the
-// parity columns of the peers `set`.
-double OutsideSpan(const Matrix& rows, const Matrix& parity, int g, const std::vector<int>& set) {
+// What is left of `rows` outside the span of the parity columns of the
+// peers `set`.
+Matrix OffSpan(const Matrix& rows, const Matrix& parity, int g, const std::vector<int>& set) {
   const int red = static_cast<int>(parity.rows());
   Matrix h(red, static_cast<Eigen::Index>(set.size()) * g);
   for (size_t i = 0; i < set.size(); ++i)
@@ -565,7 +565,12 @@ double OutsideSpan(const Matrix& rows, const Matrix& parity, int g, const std::v
         parity.middleCols(static_cast<Eigen::Index>(set[i]) * g, g);
   const Eigen::HouseholderQR<Matrix> qr(h);
   const Matrix q = qr.householderQ() * Matrix::Identity(red, std::min<Eigen::Index>(red, h.cols()));
-  return (rows - (rows * q) * q.transpose()).norm();
+  return rows - (rows * q) * q.transpose();
+}
+
+// Its Frobenius norm.
+double OutsideSpan(const Matrix& rows, const Matrix& parity, int g, const std::vector<int>& set) {
+  return OffSpan(rows, parity, g, set).norm();
 }
 
 SetSearch LocateBySets(const Matrix& rows, const Matrix& parity, int g, int smallest,
@@ -623,14 +628,7 @@ SetSearch LocateBySets(const Matrix& rows, const Matrix& parity, int g, int smal
 // within `per_row`.
 bool SpanMostRows(const Matrix& rows, const Matrix& parity, int g, const std::vector<int>& flag,
                   double per_row) {
-  const int red = static_cast<int>(parity.rows());
-  Matrix h(red, static_cast<Eigen::Index>(flag.size()) * g);
-  for (size_t i = 0; i < flag.size(); ++i)
-    h.middleCols(static_cast<Eigen::Index>(i) * g, g) =
-        parity.middleCols(static_cast<Eigen::Index>(flag[i]) * g, g);
-  const Eigen::HouseholderQR<Matrix> qr(h);
-  const Matrix q = qr.householderQ() * Matrix::Identity(red, std::min<Eigen::Index>(red, h.cols()));
-  const Matrix off = rows - (rows * q) * q.transpose();
+  const Matrix off = OffSpan(rows, parity, g, flag);
   Eigen::Index unexplained = 0;
   for (Eigen::Index i = 0; i < rows.rows(); ++i)
     if (!(off.row(i).norm() <= per_row)) ++unexplained;

@@ -255,15 +255,19 @@ TEST_F(CorrectEntryBudget, AnUncorrectableEntryStopsWithinItsBound) {
   }
 }
 
+// The orthonormal parity check (R - K) x R of Chebyshev points for K.
+Matrix ChebyshevParity(int r, int k) {
+  std::vector<double> pts;
+  for (int i = 0; i < r; ++i) pts.push_back(std::cos(M_PI * (i + 0.5) / r));
+  const Eigen::HouseholderQR<Matrix> qr(ChebyshevBasis(pts, k));
+  return (qr.householderQ() * Matrix::Identity(r, r)).rightCols(r - k).transpose();
+}
+
 // The sets of up to 31 of 66 peers number about 4e19, beyond an int64: the
 // count must saturate (every peer of a 66-peer job once threw reserving
 // that many), and Binomial itself saturates.
 TEST(LocateBySets, TooManySetsToCountInAnInt64AreTooMany) {
-  const int r = 66, k = 4;
-  std::vector<double> pts;
-  for (int i = 0; i < r; ++i) pts.push_back(std::cos(M_PI * (i + 0.5) / r));
-  const Eigen::HouseholderQR<Matrix> qr(ChebyshevBasis(pts, k));
-  const Matrix parity = (qr.householderQ() * Matrix::Identity(r, r)).rightCols(r - k).transpose();
+  const Matrix parity = ChebyshevParity(66, 4);
   const Matrix rows = parity.col(3).transpose() + parity.col(40).transpose();
   const SetSearch out = LocateBySets(rows, parity, 1, 1, 1e-6, 1e-9);
   EXPECT_EQ(out.outcome, SetSearch::kTooMany);
@@ -274,11 +278,7 @@ TEST(LocateBySets, TooManySetsToCountInAnInt64AreTooMany) {
 // Two peers' parity columns summed: the one set of two that spans it, over
 // every single peer and every other pair.
 TEST(LocateBySets, FindsTheOnePairThatSpansAnAlignedSyndrome) {
-  const int r = 16, k = 12;
-  std::vector<double> pts;
-  for (int i = 0; i < r; ++i) pts.push_back(std::cos(M_PI * (i + 0.5) / r));
-  const Eigen::HouseholderQR<Matrix> qr(ChebyshevBasis(pts, k));
-  const Matrix parity = (qr.householderQ() * Matrix::Identity(r, r)).rightCols(r - k).transpose();
+  const Matrix parity = ChebyshevParity(16, 12);
   const Matrix rows = 300.0 * (parity.col(14) + parity.col(15)).transpose();
   const SetSearch out = LocateBySets(rows, parity, 1, 1, 0.1, 1e-9);
   EXPECT_EQ(out.outcome, SetSearch::kFound);

@@ -51,8 +51,10 @@
 // up to about 500 tolerances still name the honest peer, the product
 // within deviation_bound. Left, rare: errors near-aligned with two sets of
 // t peers at once (2 of 60 random codes with such a geometry, the product
-// up to 1.5 times deviation_bound off), and near-aligned errors at t peers
-// when the sets of t number more than 32,768 (P = 34, t = 9: 100 times).
+// up to 1.5 times deviation_bound off), near-aligned errors at t peers
+// when the sets of t number more than 32,768 (P = 34, t = 9: 100 times),
+// and identical errors at t = 5 of 26 peers in 1,024 entries, which spend
+// the entry search's budget (DataLoss after 5 s).
 // A straggler set can leave a peer barely checked (P = 24, K = 8 with 12
 // answering: its parity column's norm about 2e-5): an error there below
 // the tolerance over that norm cannot be seen by any decoder, and
