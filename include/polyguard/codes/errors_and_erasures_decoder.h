@@ -50,11 +50,11 @@
 // where the code is far more ill-conditioned (P = 40, K = 36) such errors
 // up to about 500 tolerances still name the honest peer, the product
 // within deviation_bound. Left, rare: errors near-aligned with two sets of
-// t peers at once (2 of 60 random codes with such a geometry, the product
-// up to 1.5 times deviation_bound off), near-aligned errors at t peers
-// when the sets of t number more than 32,768 (P = 34, t = 9: 100 times),
-// and identical errors at t = 5 of 26 peers in 1,024 entries, which spend
-// the entry search's budget (DataLoss after 5 s).
+// t peers at once (2 of the 16 codes with such a geometry among 60 drawn,
+// the product up to 1.5 times deviation_bound off), near-aligned errors at
+// t peers when the sets of t number more than 32,768 (P = 34, t = 9: 100
+// times), and identical errors at t = 5 of 26 peers in 1,024 entries, which
+// spend the entry search's budget (DataLoss after 5 s).
 // A straggler set can leave a peer barely checked (P = 24, K = 8 with 12
 // answering: its parity column's norm about 2e-5): an error there below
 // the tolerance over that norm cannot be seen by any decoder, and
@@ -119,8 +119,11 @@
 // error on at most R - K peers can hide in it); with errors add (R - K) x R x
 // L for the syndrome, the final check (K x R x L), and per inconsistent entry
 // at most 8,192 least-squares fits of K unknowns, DecoderOptions::max_fits
-// in all per decode (2^20, about a second): a decode that would need more
-// returns DataLoss ("spent its budget"), which a trainer recomputes.
+// in all per decode (2^20, about a second at K up to 16; 5 s at K = 12 to 16
+// with R = 24 to 32): a decode that would need more returns DataLoss
+// ("spent its budget"), which a trainer recomputes. When the closest peers
+// do not explain the syndromes, every set of up to t peers is tried once
+// per locate, if there are at most 32,768 (about 60 ms).
 // Decode plans (parity checks, pseudo-inverses) are cached per set of
 // answering peers.
 //
