@@ -119,8 +119,9 @@
 // error on at most R - K peers can hide in it); with errors add (R - K) x R x
 // L for the syndrome, the final check (K x R x L), and per inconsistent entry
 // at most 8,192 least-squares fits of K unknowns, DecoderOptions::max_fits
-// in all per decode (2^20, about a second at K up to 16; 5 s at K = 12 to 16
-// with R = 24 to 32): a decode that would need more returns DataLoss
+// in all per decode (2^20: about a second at K up to 16, up to 5 s of CPU
+// measured at R = 24 to 32 on a loaded machine): a decode that would need
+// more returns DataLoss
 // ("spent its budget"), which a trainer recomputes. When the closest peers
 // do not explain the syndromes, every set of up to t peers is tried once
 // per locate, if there are at most 32,768 (about 60 ms).
