@@ -121,10 +121,10 @@
 // at most 8,192 least-squares fits of K unknowns, DecoderOptions::max_fits
 // in all per decode (2^20: about a second at K up to 16, up to 5 s of CPU
 // measured at R = 24 to 32 on a loaded machine): a decode that would need
-// more returns DataLoss
-// ("spent its budget"), which a trainer recomputes. When the closest peers
-// do not explain the syndromes, every set of up to t peers is tried once
-// per locate, if there are at most 32,768 (about 60 ms).
+// more returns DataLoss ("spent its budget"), which a trainer recomputes.
+// When the closest peers do not explain the syndromes, every set of up to
+// t peers is tried once per locate, if there are at most 32,768 (about 60
+// ms).
 // Decode plans (parity checks, pseudo-inverses) are cached per set of
 // answering peers.
 //
