@@ -57,6 +57,23 @@ constexpr int64_t kMaxSetsPerEntry = 4096;
 // any few of them.
 constexpr size_t kLocateSample = 64;
 
+// A result with a non-finite or absurdly large value is wrong outright: the
+// decode of the others (decode_kept), with those named wrong, when more than
+// K are left and it stays within the code's radius (UntameWithinRadius: such
+// a result an erasure). Nothing otherwise. Decode and DecodeReference alike.
+template <typename DecodeKept>
+std::optional<DecodeOutcome> DecodeAroundUntame(const internal::PeerSplit& untame, int total, int k,
+                                                DecodeKept decode_kept) {
+  if (untame.aside.empty() || static_cast<int>(untame.kept.size()) <= k) return std::nullopt;
+  StatusOr<DecodeOutcome> rest = decode_kept();
+  if (!rest.ok() || !internal::UntameWithinRadius(untame, rest->wrong_peers.size(), total, k))
+    return std::nullopt;
+  std::vector<int>& wrong = rest->wrong_peers;
+  wrong.insert(wrong.end(), untame.aside.begin(), untame.aside.end());
+  std::sort(wrong.begin(), wrong.end());
+  return std::move(*rest);
+}
+
 }  // namespace
 
 std::string FormatPeers(std::span<const int> peers) {
@@ -297,15 +314,9 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   // (the full decode says so too): decode the others, which the fast path
   // can, and name it. One pass over each result finds them.
   const internal::PeerSplit untame = internal::SplitUntame(sorted_peers, sorted_cols, 1, length);
-  if (!untame.aside.empty() && static_cast<int>(untame.kept.size()) > k) {
-    StatusOr<DecodeOutcome> rest = Decode(untame.kept, untame.kept_cols, length, scale_floor);
-    if (rest.ok() && internal::UntameWithinRadius(untame, rest->wrong_peers.size(), total, k)) {
-      std::vector<int>& wrong = rest->wrong_peers;
-      wrong.insert(wrong.end(), untame.aside.begin(), untame.aside.end());
-      std::sort(wrong.begin(), wrong.end());
-      return rest;
-    }
-  }
+  std::optional<DecodeOutcome> around = DecodeAroundUntame(
+      untame, total, k, [&] { return Decode(untame.kept, untame.kept_cols, length, scale_floor); });
+  if (around) return std::move(*around);
   // Errors: the full errors-and-erasures decode, on one copy of the results
   // in peer order.
   Matrix original(length, total);
@@ -435,21 +446,15 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeReference(std::span<cons
   for (Eigen::Index j = 0; j < original.cols(); ++j) cols.push_back(original.col(j).data());
   const internal::PeerSplit untame =
       internal::SplitUntame(answered, cols, 1, static_cast<int64_t>(original.rows()));
-  const int k = recovery_threshold();
-  if (!untame.aside.empty() && static_cast<int>(untame.kept.size()) > k) {
-    Matrix rest(original.rows(), static_cast<Eigen::Index>(untame.kept.size()));
-    for (size_t j = 0; j < untame.kept_cols.size(); ++j)
-      rest.col(static_cast<Eigen::Index>(j)) =
-          Eigen::Map<const Vector>(untame.kept_cols[j], original.rows());
-    StatusOr<DecodeOutcome> out = DecodeOwned(untame.kept, std::move(rest), scale_floor);
-    if (out.ok() && internal::UntameWithinRadius(untame, out->wrong_peers.size(),
-                                                 static_cast<int>(answered.size()), k)) {
-      std::vector<int>& wrong = out->wrong_peers;
-      wrong.insert(wrong.end(), untame.aside.begin(), untame.aside.end());
-      std::sort(wrong.begin(), wrong.end());
-      return out;
-    }
-  }
+  std::optional<DecodeOutcome> around =
+      DecodeAroundUntame(untame, static_cast<int>(answered.size()), recovery_threshold(), [&] {
+        Matrix rest(original.rows(), static_cast<Eigen::Index>(untame.kept.size()));
+        for (size_t j = 0; j < untame.kept_cols.size(); ++j)
+          rest.col(static_cast<Eigen::Index>(j)) =
+              Eigen::Map<const Vector>(untame.kept_cols[j], original.rows());
+        return DecodeOwned(untame.kept, std::move(rest), scale_floor);
+      });
+  if (around) return std::move(*around);
   return DecodeOwned(answered, std::move(original), scale_floor);
 }
 
