@@ -300,9 +300,11 @@ Status BudgetSpentError(int64_t budget, int64_t entries_done, int64_t entries,
                        " inconsistent entries; suspect peers: " + PeerList(suspects));
 }
 
-EntryFit CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_max, double tol,
-                      double global, double clean_share, const std::vector<std::vector<int>>& hint,
-                      int64_t max_sets, int64_t* budget, std::vector<int>* wrong) {
+EntryFit CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, const EntrySearch& search,
+                      int64_t* budget, std::vector<int>* wrong, double* taken_ratio) {
+  const int t_max = search.t_max;
+  const double tol = search.tol, global = search.global, clean_share = search.clean_share;
+  const int64_t max_sets = search.max_sets;
   const int r = static_cast<int>(basis.rows()) / g;
   const int k = static_cast<int>(basis.cols());
   // The code word fitted to the values outside a set of peers, and how well
@@ -349,6 +351,7 @@ EntryFit CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_ma
     for (int p : f.aside)
       y.segment(static_cast<Eigen::Index>(p) * g, g) =
           f.pred.segment(static_cast<Eigen::Index>(p) * g, g);
+    if (taken_ratio) *taken_ratio = f.ratio;
     return how;
   };
   // The best-fitting set that passed above clean_share (the header says why
@@ -361,6 +364,7 @@ EntryFit CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_ma
       take(f, EntryFit::kClean);
       return true;
     }
+    if (!search.candidates) return false;
     // Fewer set aside first: with noise near the tolerance no fit is clean,
     // and setting aside more values always fits better (adversary s15: two
     // honest peers set aside instead of the one wrong value).
@@ -411,11 +415,6 @@ EntryFit CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_ma
       if (!spend()) return settle();
       if (clean(sorted)) return EntryFit::kClean;
     }
-  }
-  for (const auto& aside : hint) {
-    if (static_cast<int>(aside.size()) > t_max) continue;
-    if (!spend()) return settle();
-    if (clean(aside)) return EntryFit::kClean;
   }
   for (int t = 0; t <= t_max; ++t) {
     // Larger sets than a candidate's would not be taken over it.
@@ -469,6 +468,93 @@ EntryFit CorrectEntry(const Matrix& basis, int g, Eigen::Ref<Vector> y, int t_ma
     if (aside.size() <= most && clean(aside)) return EntryFit::kClean;
   }
   return settle();
+}
+
+EntriesOutcome CorrectEntries(const std::vector<Matrix>& bases, int g, int k, int64_t length,
+                              const std::vector<Eigen::Index>& rows,
+                              const std::function<Vector(size_t, Eigen::Index)>& values,
+                              const std::function<void(size_t, Eigen::Index, const Vector&)>& write,
+                              EntrySearch search, int64_t* budget) {
+  EntriesOutcome out;
+  auto t_max_of = [&](size_t i) { return (static_cast<int>(bases[i].rows()) / g - k) / 2; };
+  struct Taken {
+    size_t try_index = 0;
+    double ratio = INFINITY;  // what the fit left, over its tolerance
+  };
+  std::vector<Taken> taken(rows.size());
+  std::vector<double> residuals;
+  std::vector<int> unused;
+  for (size_t di = 0; di < rows.size(); ++di) {
+    const Eigen::Index row = rows[di];
+    std::optional<std::pair<Taken, Vector>> candidate;
+    bool done = false;
+    for (size_t ti = 0; ti < bases.size() && !done; ++ti) {
+      Vector y = values(ti, row);
+      double ratio = INFINITY;
+      search.t_max = t_max_of(ti);
+      const EntryFit fit = CorrectEntry(bases[ti], g, y, search, budget, &unused, &ratio);
+      if (fit == EntryFit::kClean) {
+        write(ti, row, y);
+        taken[di] = {ti, ratio};
+        done = true;
+      } else if (fit == EntryFit::kWithinTolerance && !candidate) {
+        candidate.emplace(Taken{ti, ratio}, std::move(y));
+      }
+    }
+    if (!done && candidate) {
+      write(candidate->first.try_index, row, candidate->second);
+      taken[di] = candidate->first;
+      done = true;
+    }
+    if (!done) {
+      out.outcome = *budget <= 0 ? EntriesOutcome::kBudgetSpent : EntriesOutcome::kBeyond;
+      out.done = static_cast<int64_t>(di);
+      out.row = row;
+      return out;
+    }
+    residuals.push_back(taken[di].ratio);
+  }
+  // The consistent entries' own residuals (nothing set aside), evenly spaced.
+  {
+    EntrySearch plain = search;
+    plain.t_max = 0;
+    const int64_t stride = std::max<int64_t>(1, length / kNoiseSamples);
+    int sampled = 0;
+    for (int64_t l = 0; l < length && sampled < kNoiseSamples; l += stride) {
+      if (std::binary_search(rows.begin(), rows.end(), static_cast<Eigen::Index>(l))) continue;
+      Vector y = values(0, static_cast<Eigen::Index>(l));
+      double ratio = INFINITY;
+      if (CorrectEntry(bases[0], g, y, plain, budget, &unused, &ratio) != EntryFit::kNone)
+        residuals.push_back(ratio);
+      ++sampled;
+    }
+  }
+  if (residuals.empty()) return out;
+  const size_t mid = (residuals.size() - 1) / 2;
+  std::nth_element(residuals.begin(), residuals.begin() + static_cast<std::ptrdiff_t>(mid),
+                   residuals.end());
+  // Below this a fit is at the roundoff of its own least squares.
+  const double noise = std::max(residuals[mid], DBL_EPSILON / search.tol);
+  for (size_t di = 0; di < rows.size() && *budget > 0; ++di) {
+    const Taken& first = taken[di];
+    if (!(first.ratio > kEntrySeparation * noise)) continue;
+    EntrySearch again = search;
+    again.clean_share =
+        std::min({first.ratio / kEntrySeparation, kEntrySeparation * noise, search.clean_share});
+    again.candidates = false;
+    // Every result first: the peers peeled may be what made the first fit
+    // (an honest peer the errors mimic), and with them as erasures too few
+    // checks are left for a better fit to mean anything.
+    for (size_t ti = bases.size(); ti-- > 0;) {
+      again.t_max = t_max_of(ti);
+      Vector y = values(ti, rows[di]);
+      if (CorrectEntry(bases[ti], g, y, again, budget, &unused) == EntryFit::kClean) {
+        write(ti, rows[di], y);
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 // out (length x m_cols, col-major) = [cols] * m, in one pass over the results.
@@ -625,18 +711,33 @@ SetSearch LocateBySets(const Matrix& rows, const Matrix& parity, int g, int smal
 
 // Whether the parity columns of the peers `flag` span most rows of `rows`
 // (dirty syndromes in tolerance units): each row's part outside their span
-// within `per_row`.
+// within `per_row`, or within kLocateSeparation times the typical row's part
+// (the lower median) when that is less, but never below `floor`. The
+// relative limit is the rows' own noise: errors at t peers can mimic one
+// honest peer to within the calibrated roundoff (adversary s16: at P = 20,
+// K = 14 to 0.04 of the tolerance at 300 tolerances, beside another peer's
+// error in a second entry, and that pair was peeled, the product 5 times
+// deviation_bound off), while honest rows share one noise level.
 bool SpanMostRows(const Matrix& rows, const Matrix& parity, int g, const std::vector<int>& flag,
-                  double per_row) {
+                  double per_row, double floor, std::vector<Eigen::Index>* unexplained) {
   const Matrix off = OffSpan(rows, parity, g, flag);
-  Eigen::Index unexplained = 0;
-  for (Eigen::Index i = 0; i < rows.rows(); ++i)
-    if (!(off.row(i).norm() <= per_row)) ++unexplained;
-  return 2 * unexplained < rows.rows();
+  std::vector<double> norms(static_cast<size_t>(rows.rows()));
+  for (Eigen::Index i = 0; i < rows.rows(); ++i) norms[static_cast<size_t>(i)] = off.row(i).norm();
+  if (norms.empty()) return true;
+  std::vector<double> sorted = norms;
+  const size_t mid = (sorted.size() - 1) / 2;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(mid), sorted.end());
+  const double limit = std::max(std::min(per_row, kLocateSeparation * sorted[mid]), floor);
+  unexplained->clear();
+  for (size_t i = 0; i < norms.size(); ++i)
+    if (!(norms[i] <= limit)) unexplained->push_back(static_cast<Eigen::Index>(i));
+  return 2 * unexplained->size() < norms.size();
 }
 
-std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g, double clean_share) {
+std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g, double clean_share,
+                              std::vector<Eigen::Index>* unexplained) {
   std::vector<int> flag;
+  if (unexplained) unexplained->clear();
   const int red = static_cast<int>(parity.rows());
   const int r = static_cast<int>(parity.cols()) / g;
   const double scale = dmat.size() > 0 ? dmat.cwiseAbs().maxCoeff() : 0.0;
@@ -703,12 +804,22 @@ std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g, double c
   // What the rank left out (errors too small beside the largest, peeled in
   // a later round, or roundoff) bounds every row's part outside the span of
   // the right peers.
-  const double left_out = std::max(
-      {clean_share, rank < sigma.size() ? sigma(rank) : 0.0, 1e3 * DBL_EPSILON * sigma(0)});
+  const double left_out = std::max(clean_share, rank < sigma.size() ? sigma(rank) : 0.0);
   // Only for one row per peer: with blocks per peer (rotation codes, FCDCC)
   // a peer's error spans 1 to g directions, and the check cleared right
   // peers in 14 of 167 decodes of dense and sparse errors (the decode soak).
-  if (g == 1 && wrong > 0 && !SpanMostRows(scale * dmat, parity, g, flag, left_out)) flag.clear();
+  std::vector<Eigen::Index> outside;  // the rows the set last checked leaves
+  auto spans_most = [&](const std::vector<int>& set) {
+    return g != 1 || SpanMostRows(scale * dmat, parity, g, set, left_out,
+                                  1e3 * DBL_EPSILON * sigma(0), &outside);
+  };
+  std::vector<Eigen::Index> flag_outside;
+  if (wrong > 0) {
+    if (spans_most(flag))
+      flag_outside = outside;
+    else
+      flag.clear();
+  }
   // Roundoff in the dirty rows sums to about `noise`; the QR's own is
   // relative to the largest singular value.
   const double roundoff = 1e3 * DBL_EPSILON * sigma(0) * std::sqrt(double(r * g));
@@ -729,8 +840,15 @@ std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g, double c
     // Found: that set. Otherwise the closest peers, if any: other errors
     // in some rows, or errors near the roundoff of much larger ones (which
     // make sets with and without them alike), are theirs to peel in turn.
-    if (sets.outcome == SetSearch::kFound) flag = sets.peers;
+    // The set found must span most rows too: the rows' own noise can tell
+    // a mimicking pattern in one row apart where the calibrated roundoff
+    // cannot (adversary s16: P = 24, K = 18, up to 1.2e4 tolerances).
+    if (sets.outcome == SetSearch::kFound && spans_most(sets.peers)) {
+      flag = sets.peers;
+      flag_outside = outside;
+    }
   }
+  if (unexplained && !flag.empty()) *unexplained = std::move(flag_outside);
   return flag;
 }
 

@@ -96,31 +96,77 @@ bool UntameWithinRadius(const PeerSplit& untame, size_t wrong_kept, int total, i
 // tolerance of their least-squares code word (tolerance as in
 // RobustTolerances, from that code word: tol * (global + max |code word|)).
 // Candidate sets: greedy (set aside the farthest from the rest's fit, t_max
-// times), then `hint`, then every set by size while at most max_sets are
-// tried, then random samples of just enough peers to fit (up to 2 max_sets;
-// seeded by the values, so deterministic). The search ends at the first set
-// whose fit leaves the rest within clean_share of the tolerance (honest
-// roundoff stays below it). A set that passes only above that is a
-// candidate, not the answer: where some code word is nearly zero at K peers
-// and larger elsewhere, errors at t peers also fit within the tolerance with
-// t other peers set aside (adversary s14: identical errors at two peers of
-// P = 16, K = 12, up to 8,000 tolerances, put on two honest ones), and only
-// the true set leaves nothing but roundoff. When no set is within
-// clean_share, the candidate with the fewest peers set aside (the best fit
-// among those) is taken, and no larger set is tried after one is found. On success y holds the
-// code word's values at the set-aside peers and wrong gets those that
-// deviate. Every fit tried spends one of *budget (a whole decode's, shared
-// by its entries, so that many inconsistent entries cannot make a decode
-// take minutes); once it is spent, the best candidate so far or kNone.
+// times), then every set by size while at most max_sets are tried, then
+// random samples of just enough peers to fit (up to 2 max_sets; seeded by
+// the values, so deterministic). The search ends at the first set whose fit
+// leaves the rest within clean_share of the tolerance (honest roundoff stays
+// below it). A set that passes only above that is a candidate, not the
+// answer: where some code word is nearly zero at K peers and larger
+// elsewhere, errors at t peers also fit within the tolerance with t other
+// peers set aside (adversary s14: identical errors at two peers of P = 16,
+// K = 12, up to 8,000 tolerances, put on two honest ones), and only the true
+// set leaves nothing but roundoff. When no set is within clean_share, the
+// candidate with the fewest peers set aside (the best fit among those) is
+// taken, and no larger set is tried after one is found (without
+// `candidates`, nothing but a clean fit is taken). On success y holds the
+// code word's values at the set-aside peers, wrong gets those that deviate,
+// and *taken_ratio the fit's largest residual over its tolerance. Every fit
+// tried spends one of *budget (a whole decode's, shared by its entries, so
+// that many inconsistent entries cannot make a decode take minutes); once it
+// is spent, the best candidate so far or kNone.
 enum class EntryFit {
   kNone,             // no set of at most t_max peers passes (y unchanged)
   kWithinTolerance,  // the best candidate, above clean_share
   kClean,            // within clean_share: the rest is roundoff
 };
-EntryFit CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector> y, int t_max,
-                      double tol, double global, double clean_share,
-                      const std::vector<std::vector<int>>& hint, int64_t max_sets, int64_t* budget,
-                      std::vector<int>* wrong);
+struct EntrySearch {
+  int t_max = 0;
+  double tol = 0.0, global = 0.0;
+  double clean_share = 0.05;
+  bool candidates = true;
+  int64_t max_sets = 4096;
+};
+EntryFit CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector> y,
+                      const EntrySearch& search, int64_t* budget, std::vector<int>* wrong,
+                      double* taken_ratio = nullptr);
+// The inconsistent entries `rows` of a decode (out of `length`), each
+// corrected on its own: read through each try in turn (a try is one way to
+// see the entry, bases[i] its rows: the peers kept with the set-aside ones
+// as erasures, then every result), the first clean fit taken, else the first
+// try's candidate (CorrectEntry, t_max = floor((peers of the try - K) / 2)).
+// values(i, row) gives the entry's values in try i's rows, write(i, row, y)
+// takes the corrected ones.
+// Then a second look, where a clean fit is measured on the decode itself:
+// clean_share is the tolerance's calibration for the worst honest roundoff,
+// and errors at several peers can mimic one honest peer within it (adversary
+// s16: errors at peers 0, 2, 3 of P = 20, K = 14 in the ratio that puts
+// their syndrome within a sine of 3e-4 of peer 1's column fit with peer 1
+// set aside to 0.007 of the tolerance at 300 tolerances, to 0.7 at 3e4, and
+// were absorbed, the product 2,000 times deviation_bound off). The decode's
+// noise is the lower median of its fits' residuals (the entries corrected
+// and up to kNoiseSamples consistent ones, nothing set aside; at least
+// epsilon / tol, a fit's own roundoff); an entry whose fit left more than
+// kEntrySeparation times that is searched again, every result first (the
+// peers peeled may be what made the first fit pass, and with them as
+// erasures too few checks are left), for a set of up to t_max peers that
+// leaves kEntrySeparation times less than the first fit and at most
+// kEntrySeparation times the noise; the first found is taken instead (a
+// superset of the true set fits so too, and is harmless: the honest values
+// set aside move by roundoff). A decode whose every entry carries such a
+// pattern has no noise to measure it by, and keeps the first fits, as does
+// one whose budget is spent in the second look.
+inline constexpr int kNoiseSamples = 32;
+inline constexpr double kEntrySeparation = 8.0;
+struct EntriesOutcome {
+  enum Outcome { kCorrected, kBudgetSpent, kBeyond } outcome = kCorrected;
+  int64_t done = 0;  // kBudgetSpent, kBeyond: the entries corrected before
+  int64_t row = 0;   // kBeyond: the entry no set corrects
+};
+EntriesOutcome CorrectEntries(const std::vector<Matrix>& bases, int rows_per_peer, int k,
+                              int64_t length, const std::vector<Eigen::Index>& rows,
+                              const std::function<Vector(size_t, Eigen::Index)>& values,
+                              const std::function<void(size_t, Eigen::Index, const Vector&)>& write,
+                              EntrySearch search, int64_t* budget);
 // The DataLoss of a decode whose entry search spent its budget (of
 // DecoderOptions::max_fits fits).
 Status BudgetSpentError(int64_t budget, int64_t entries_done, int64_t entries,
@@ -189,8 +235,13 @@ StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, int num_peers,
 // most dirty rows to within clean_share (of the tolerance each row is
 // scaled by: honest roundoff stays below it, DecoderOptions::clean_fit);
 // else nobody is.
+// *unexplained (when given) gets the rows the peers returned leave more than
+// that: errors of other peers in single entries, or errors there that only
+// mimic a returned peer's column (adversary s16: peeling that peer made the
+// entry consistent with errors at t others in it): the caller corrects them
+// entry by entry whether or not they look consistent after the peel.
 std::vector<int> LocateBySpan(Matrix dirty_syndrome, const Matrix& parity, int rows_per_peer,
-                              double clean_share);
+                              double clean_share, std::vector<Eigen::Index>* unexplained = nullptr);
 // The set of at least `smallest` and at most floor(parity rows / 2) peers
 // whose parity columns span every row of `rows` (the dirty syndromes, or
 // any matrix with their row space and singular values): every set up to

@@ -341,10 +341,11 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
         dirty[i].second;
   }
   if (!dmat.allFinite()) return std::nullopt;
+  std::vector<Eigen::Index> unexplained;
   std::vector<int> flag =
-      internal::LocateBySpan(std::move(dmat), plan.parity, 1, options_.clean_fit);
+      internal::LocateBySpan(std::move(dmat), plan.parity, 1, options_.clean_fit, &unexplained);
   const int kept_count = total - static_cast<int>(flag.size());
-  if (flag.empty() || kept_count <= k) return std::nullopt;
+  if (flag.empty() || kept_count <= k || !unexplained.empty()) return std::nullopt;
   std::sort(flag.begin(), flag.end());
   const internal::PeerSplit split = internal::SplitAt(peers, cols, 1, flag);
   const std::vector<int>& kept_ids = split.kept;
@@ -537,6 +538,9 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
   const Matrix* kept = &work;
   double global = 0.0;
   std::vector<Eigen::Index> dirty;
+  // Rows the peeled peers did not explain: corrected entry by entry even when
+  // consistent with the peers kept (LocateBySpan).
+  std::vector<Eigen::Index> forced;
   while (true) {
     const int r = static_cast<int>(kept_pos.size());
     if (r <= k) {
@@ -555,9 +559,11 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), r - k);
     for (size_t i = 0; i < dirty.size(); ++i)
       dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
-    std::vector<int> flag =
-        internal::LocateBySpan(std::move(dmat), plan->parity, 1, options_.clean_fit);  // in kept
+    std::vector<Eigen::Index> unexplained;  // in dmat
+    std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan->parity, 1,
+                                                   options_.clean_fit, &unexplained);  // in kept
     if (flag.empty()) break;
+    for (Eigen::Index i : unexplained) forced.push_back(dirty[static_cast<size_t>(i)]);
     std::sort(flag.begin(), flag.end());
     std::vector<int> next, keep_cols;
     size_t fi = 0;
@@ -576,6 +582,11 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
     kept_pos = std::move(next);
   }
   std::sort(peeled_pos.begin(), peeled_pos.end());
+  if (!forced.empty()) {
+    dirty.insert(dirty.end(), forced.begin(), forced.end());
+    std::sort(dirty.begin(), dirty.end());
+    dirty.erase(std::unique(dirty.begin(), dirty.end()), dirty.end());
+  }
   const int r = static_cast<int>(kept_pos.size());
   // Corrected entries go to a copy; without any, the kept results are it.
   Matrix corrected_storage;
@@ -590,69 +601,50 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
     // Each inconsistent entry on its own: first with the set-aside peers as
     // erasures, then with every result (a set-aside peer may be right in
     // this entry, and an erasure costs the entry half an error's worth).
-    struct Try {
-      std::vector<int> pos;  // positions in `answered`
-      std::vector<double> pts;
-      Matrix basis;
-      int t_max;
-    };
-    std::vector<Try> tries(peeled_pos.empty() ? 1 : 2);
-    tries[0].pos = kept_pos;
+    std::vector<std::vector<int>> tries(peeled_pos.empty() ? 1 : 2);  // positions in `answered`
+    tries[0] = kept_pos;
     if (!peeled_pos.empty()) {
-      tries[1].pos.resize(static_cast<size_t>(total));
-      std::iota(tries[1].pos.begin(), tries[1].pos.end(), 0);
+      tries[1].resize(static_cast<size_t>(total));
+      std::iota(tries[1].begin(), tries[1].end(), 0);
     }
-    for (Try& t : tries) {
-      for (int i : t.pos)
-        t.pts.push_back(points_[static_cast<size_t>(answered[static_cast<size_t>(i)])]);
-      t.basis = ChebyshevBasis(t.pts, k);
-      t.t_max = (static_cast<int>(t.pos.size()) - k) / 2;
+    std::vector<Matrix> bases;
+    for (const std::vector<int>& pos : tries) {
+      std::vector<double> pts;
+      for (int i : pos)
+        pts.push_back(points_[static_cast<size_t>(answered[static_cast<size_t>(i)])]);
+      bases.push_back(ChebyshevBasis(pts, k));
     }
-    for (size_t di = 0; di < dirty.size(); ++di) {
-      const Eigen::Index row = dirty[di];
-      // A try's corrected values, back to the kept results' columns.
-      auto write = [&](const Try& t, const Vector& y) {
-        for (size_t i = 0, j = 0; i < t.pos.size() && j < kept_pos.size(); ++i) {
-          if (t.pos[i] != kept_pos[j]) continue;
-          corrected_storage(row, static_cast<Eigen::Index>(j)) = y(static_cast<Eigen::Index>(i));
-          ++j;
-        }
-      };
-      // A fit within the tolerance but above roundoff is taken only when no
-      // try fits cleanly (CorrectEntry): with the peeled peers as erasures an
-      // entry can have more wrong values than it can set aside and still fit.
-      std::optional<std::pair<size_t, Vector>> candidate;
-      bool done = false;
-      for (size_t ti = 0; ti < tries.size() && !done; ++ti) {
-        const Try& t = tries[ti];
-        Vector y(static_cast<Eigen::Index>(t.pos.size()));
-        for (size_t i = 0; i < t.pos.size(); ++i)
-          y(static_cast<Eigen::Index>(i)) = work(row, t.pos[i]);
-        std::vector<int> unused;
-        const internal::EntryFit fit =
-            internal::CorrectEntry(t.basis, 1, y, t.t_max, tol, global, options_.clean_fit, {},
-                                   kMaxSetsPerEntry, budget, &unused);
-        if (fit == internal::EntryFit::kClean) {
-          write(t, y);
-          done = true;
-        } else if (fit == internal::EntryFit::kWithinTolerance && !candidate) {
-          candidate.emplace(ti, std::move(y));
-        }
+    auto values = [&](size_t ti, Eigen::Index row) {
+      const std::vector<int>& pos = tries[ti];
+      Vector y(static_cast<Eigen::Index>(pos.size()));
+      for (size_t i = 0; i < pos.size(); ++i) y(static_cast<Eigen::Index>(i)) = work(row, pos[i]);
+      return y;
+    };
+    // A try's corrected values, back to the kept results' columns.
+    auto write = [&](size_t ti, Eigen::Index row, const Vector& y) {
+      const std::vector<int>& pos = tries[ti];
+      for (size_t i = 0, j = 0; i < pos.size() && j < kept_pos.size(); ++i) {
+        if (pos[i] != kept_pos[j]) continue;
+        corrected_storage(row, static_cast<Eigen::Index>(j)) = y(static_cast<Eigen::Index>(i));
+        ++j;
       }
-      if (!done && candidate) {
-        write(tries[candidate->first], candidate->second);
-        done = true;
-      }
-      if (!done && *budget <= 0)
-        return internal::BudgetSpentError(options_.max_fits, int64_t(di), int64_t(dirty.size()),
-                                          ids(peeled_pos));
-      if (!done) {
-        return DataLossError(
-            "decode: errors beyond what the code corrects (" + std::to_string(total) +
-            " results, threshold K = " + std::to_string(k) + ", entry " + std::to_string(row) +
-            " has more than " + std::to_string(tries.back().t_max) +
-            " wrong values); suspect peers: " + PeerList(ids(peeled_pos)));
-      }
+    };
+    internal::EntrySearch search;
+    search.tol = tol;
+    search.global = global;
+    search.clean_share = options_.clean_fit;
+    search.max_sets = kMaxSetsPerEntry;
+    const internal::EntriesOutcome entries =
+        internal::CorrectEntries(bases, 1, k, kept->rows(), dirty, values, write, search, budget);
+    if (entries.outcome == internal::EntriesOutcome::kBudgetSpent)
+      return internal::BudgetSpentError(options_.max_fits, entries.done,
+                                        static_cast<int64_t>(dirty.size()), ids(peeled_pos));
+    if (entries.outcome == internal::EntriesOutcome::kBeyond) {
+      return DataLossError("decode: errors beyond what the code corrects (" +
+                           std::to_string(total) + " results, threshold K = " + std::to_string(k) +
+                           ", entry " + std::to_string(entries.row) + " has more than " +
+                           std::to_string((total - k) / 2) +
+                           " wrong values); suspect peers: " + PeerList(ids(peeled_pos)));
     }
   }
 

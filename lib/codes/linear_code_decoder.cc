@@ -309,10 +309,11 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   if (dirty.empty() || plan.probes == 0) return std::nullopt;
   Matrix dmat(static_cast<Eigen::Index>(dirty.size()), plan.probes);
   for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = dirty[i];
+  std::vector<Eigen::Index> unexplained;
   std::vector<int> flag =
-      internal::LocateBySpan(std::move(dmat), plan.parity, g, options_.clean_fit);
+      internal::LocateBySpan(std::move(dmat), plan.parity, g, options_.clean_fit, &unexplained);
   const int kept_count = total - static_cast<int>(flag.size());
-  if (flag.empty() || kept_count < k) return std::nullopt;
+  if (flag.empty() || kept_count < k || !unexplained.empty()) return std::nullopt;
   std::sort(flag.begin(), flag.end());
   const internal::PeerSplit split = internal::SplitAt(peers, cols, g, flag);
   const std::vector<int>& kept_ids = split.kept;
@@ -464,6 +465,9 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
   // entry. Tolerances come from the results still kept, never from those set
   // aside, and only from values a wrong one cannot inflate.
   std::vector<int> peeled;
+  // Rows the peeled peers did not explain: corrected entry by entry even when
+  // consistent with the peers kept (LocateBySpan).
+  std::vector<int> forced;
   std::shared_ptr<const Plan> plan;
   Matrix corrected;
   while (true) {
@@ -496,9 +500,11 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     const Vector cs = RobustTolerances(yt, tol, t_all * g, &global, floor);
     Matrix st = yt * plan->parity.transpose();
     st.array().colwise() /= cs.array();
-    std::vector<int> dirty;
+    std::vector<int> dirty = forced;
     for (Eigen::Index i = 0; i < st.rows(); ++i)
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(static_cast<int>(i));
+    std::sort(dirty.begin(), dirty.end());
+    dirty.erase(std::unique(dirty.begin(), dirty.end()), dirty.end());
     corrected = yt;
     if (dirty.empty()) break;
 
@@ -506,8 +512,13 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
     for (size_t i = 0; i < dirty.size(); ++i)
       dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
-    std::vector<int> flag;  // positions in kept
-    if (locate) flag = internal::LocateBySpan(std::move(dmat), plan->parity, g, options_.clean_fit);
+    std::vector<int> flag;                  // positions in kept
+    std::vector<Eigen::Index> unexplained;  // in dmat
+    if (locate) {
+      flag = internal::LocateBySpan(std::move(dmat), plan->parity, g, options_.clean_fit,
+                                    &unexplained);
+    }
+    for (Eigen::Index i : unexplained) forced.push_back(dirty[static_cast<size_t>(i)]);
     Matrix yd(static_cast<Eigen::Index>(dirty.size()), yt.cols());
     for (size_t i = 0; i < dirty.size(); ++i)
       yd.row(static_cast<Eigen::Index>(i)) = yt.row(dirty[i]);
@@ -593,64 +604,54 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     }
     std::vector<std::vector<int>> tries = {kept_pos_of(kept)};
     if (!peeled.empty()) tries.push_back(all_pos);
-    for (size_t di = 0; di < dirty.size(); ++di) {
-      const int row = dirty[di];
-      // A try's corrected values, back to the kept peers' columns of `corrected`.
-      auto write = [&](const std::vector<int>& pos, const Vector& y) {
-        const int n = static_cast<int>(pos.size());
-        for (int i = 0, j = 0; i < n && j < r; ++i) {
-          if (peers[static_cast<size_t>(pos[static_cast<size_t>(i)])] !=
-              kept[static_cast<size_t>(j)])
-            continue;
-          for (int b = 0; b < g; ++b)
-            corrected(row, static_cast<Eigen::Index>(j) * g + b) =
-                y(static_cast<Eigen::Index>(i) * g + b);
-          ++j;
-        }
-      };
-      // A fit within the tolerance but above roundoff is taken only when no
-      // try fits cleanly (CorrectEntry).
-      std::optional<std::pair<size_t, Vector>> candidate;
-      bool done = false;
-      for (size_t ti = 0; ti < tries.size() && !done; ++ti) {
-        const std::vector<int>& pos = tries[ti];  // positions in `peers`
-        const int n = static_cast<int>(pos.size());
-        Matrix basis(static_cast<Eigen::Index>(n) * g, generator_.cols());
-        Vector y(static_cast<Eigen::Index>(n) * g);
-        for (int i = 0; i < n; ++i) {
-          const int p = peers[static_cast<size_t>(pos[static_cast<size_t>(i)])];
-          basis.middleRows(static_cast<Eigen::Index>(i) * g, g) = generator_.middleRows(p * g, g);
-          for (int b = 0; b < g; ++b)
-            y(static_cast<Eigen::Index>(i) * g + b) =
-                results(row, pos[static_cast<size_t>(i)] * g + b);
-        }
-        std::vector<int> unused;
-        const internal::EntryFit fit =
-            internal::CorrectEntry(basis, g, y, (n - k) / 2, tol, global, options_.clean_fit, {},
-                                   kMaxSetsPerEntry, budget, &unused);
-        if (fit == internal::EntryFit::kClean) {
-          write(pos, y);
-          done = true;
-        } else if (fit == internal::EntryFit::kWithinTolerance && !candidate) {
-          candidate.emplace(ti, std::move(y));
-        }
+    std::vector<Matrix> bases;
+    for (const std::vector<int>& pos : tries) {
+      const int n = static_cast<int>(pos.size());
+      Matrix basis(static_cast<Eigen::Index>(n) * g, generator_.cols());
+      for (int i = 0; i < n; ++i) {
+        const int p = peers[static_cast<size_t>(pos[static_cast<size_t>(i)])];
+        basis.middleRows(static_cast<Eigen::Index>(i) * g, g) = generator_.middleRows(p * g, g);
       }
-      if (!done && candidate) {
-        write(tries[candidate->first], candidate->second);
-        done = true;
+      bases.push_back(std::move(basis));
+    }
+    auto values = [&](size_t ti, Eigen::Index row) {
+      const std::vector<int>& pos = tries[ti];
+      Vector y(static_cast<Eigen::Index>(pos.size()) * g);
+      for (size_t i = 0; i < pos.size(); ++i)
+        for (int b = 0; b < g; ++b)
+          y(static_cast<Eigen::Index>(i) * g + b) = results(row, pos[i] * g + b);
+      return y;
+    };
+    // A try's corrected values, back to the kept peers' columns of `corrected`.
+    auto write = [&](size_t ti, Eigen::Index row, const Vector& y) {
+      const std::vector<int>& pos = tries[ti];
+      for (size_t i = 0, j = 0; i < pos.size() && j < kept.size(); ++i) {
+        if (peers[static_cast<size_t>(pos[i])] != kept[j]) continue;
+        for (int b = 0; b < g; ++b)
+          corrected(row, static_cast<Eigen::Index>(j) * g + b) =
+              y(static_cast<Eigen::Index>(i) * g + b);
+        ++j;
       }
-      if (!done) {
-        std::vector<int> suspects = bad;
-        suspects.insert(suspects.end(), peeled.begin(), peeled.end());
-        if (*budget <= 0)
-          return internal::BudgetSpentError(options_.max_fits, int64_t(di), int64_t(dirty.size()),
-                                            suspects);
-        return DataLossError(
-            "decode: errors beyond what the code corrects (" + std::to_string(total) +
-            " results, threshold K = " + std::to_string(k) + ", entry " + std::to_string(row) +
-            " has more than " + std::to_string((static_cast<int>(tries.back().size()) - k) / 2) +
-            " wrong values); suspect peers: " + PeerList(suspects));
-      }
+    };
+    internal::EntrySearch search;
+    search.tol = tol;
+    search.global = global;
+    search.clean_share = options_.clean_fit;
+    search.max_sets = kMaxSetsPerEntry;
+    const std::vector<Eigen::Index> dirty_rows(dirty.begin(), dirty.end());
+    const internal::EntriesOutcome entries =
+        internal::CorrectEntries(bases, g, k, yt.rows(), dirty_rows, values, write, search, budget);
+    if (entries.outcome != internal::EntriesOutcome::kCorrected) {
+      std::vector<int> suspects = bad;
+      suspects.insert(suspects.end(), peeled.begin(), peeled.end());
+      if (entries.outcome == internal::EntriesOutcome::kBudgetSpent)
+        return internal::BudgetSpentError(options_.max_fits, entries.done,
+                                          static_cast<int64_t>(dirty.size()), suspects);
+      return DataLossError("decode: errors beyond what the code corrects (" +
+                           std::to_string(total) + " results, threshold K = " + std::to_string(k) +
+                           ", entry " + std::to_string(entries.row) + " has more than " +
+                           std::to_string((static_cast<int>(tries.back().size()) - k) / 2) +
+                           " wrong values); suspect peers: " + PeerList(suspects));
     }
     break;
   }

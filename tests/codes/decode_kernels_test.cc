@@ -210,6 +210,14 @@ class CorrectEntryBudget : public ::testing::Test {
     for (int p : wrong) y(p) += 1.0;
     return y;
   }
+  static EntrySearch Search(int64_t max_sets) {
+    EntrySearch search;
+    search.t_max = 4;
+    search.tol = 1e-12;
+    search.global = 1.0;
+    search.max_sets = max_sets;
+    return search;
+  }
   Matrix basis_;
   Vector exact_;
 };
@@ -219,8 +227,7 @@ TEST_F(CorrectEntryBudget, ASpentBudgetTriesNothing) {
   const Vector before = y;
   int64_t budget = 0;
   std::vector<int> wrong;
-  EXPECT_EQ(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, 0.05, {}, 4096, &budget, &wrong),
-            EntryFit::kNone);
+  EXPECT_EQ(CorrectEntry(basis_, 1, y, Search(4096), &budget, &wrong), EntryFit::kNone);
   EXPECT_EQ(budget, 0);
   EXPECT_EQ(y, before);
 }
@@ -230,8 +237,7 @@ TEST_F(CorrectEntryBudget, EachFitSpendsOne) {
   Vector y = With({3});
   int64_t budget = 1;
   std::vector<int> wrong;
-  ASSERT_EQ(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, 0.05, {}, 4096, &budget, &wrong),
-            EntryFit::kClean);
+  ASSERT_EQ(CorrectEntry(basis_, 1, y, Search(4096), &budget, &wrong), EntryFit::kClean);
   EXPECT_EQ(budget, 0);
   EXPECT_EQ(wrong, std::vector<int>{3});
   EXPECT_LE((y - exact_).cwiseAbs().maxCoeff(), 1e-12);
@@ -245,8 +251,7 @@ TEST_F(CorrectEntryBudget, AnUncorrectableEntryStopsWithinItsBound) {
     Vector y = With({0, 2, 5, 7, 11});
     int64_t budget = given;
     std::vector<int> wrong;
-    EXPECT_EQ(CorrectEntry(basis_, 1, y, 4, 1e-12, 1.0, 0.05, {}, 512, &budget, &wrong),
-              EntryFit::kNone);
+    EXPECT_EQ(CorrectEntry(basis_, 1, y, Search(512), &budget, &wrong), EntryFit::kNone);
     EXPECT_GE(budget, std::max<int64_t>(0, given - 2 * 512));
     EXPECT_LT(budget, given);
     if (given == 100) {

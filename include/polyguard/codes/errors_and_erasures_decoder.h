@@ -54,13 +54,18 @@
 // the product up to 1.5 times deviation_bound off), near-aligned errors at
 // t peers when the sets of t number more than 32,768 (P = 34, t = 9: 100
 // times), and identical errors at t = 5 of 26 peers in 1,024 entries, which
-// spend the entry search's budget (DataLoss after 5 s). Open, found by a
-// third adversarial round (docs/codes.md §3.2): errors at up to t peers of
-// one entry scaled to mimic an honest peer, beside single errors in other
-// entries at other peers (so each entry is corrected on its own): the
-// entry search's first set, the honest peer, passes within the tolerance
-// and is taken, verified, 40 to 6,400 times deviation_bound off (P = 16 to
-// 24); and t errors in every entry at different peers spend the budget
+// spend the entry search's budget (DataLoss after 5 s). Errors at up to t
+// peers of one entry scaled to mimic an honest peer, beside single errors in
+// other entries at other peers (adversary s16: the honest peer was taken,
+// verified, 40 to 6,400 times deviation_bound off at P = 16 to 24), are
+// located by measuring "roundoff" on the decode itself: an entry whose fit
+// leaves more than 8 times the decode's typical fit is searched again for a
+// set that leaves 8 times less, and rows the peeled peers do not explain to
+// the rows' own noise are corrected entry by entry (docs/codes.md §3.3).
+// Left: such patterns below about 100 tolerances (the product up to 12
+// times deviation_bound off at P = 24, K = 16, two entries), and a decode
+// whose every entry carries one (nothing to measure the noise by). Also
+// left: t errors in every entry at different peers spend the budget
 // (DataLoss after 4 to 9 s at L = 4,096).
 // A straggler set can leave a peer barely checked (P = 24, K = 8 with 12
 // answering: its parity column's norm about 2e-5): an error there below
