@@ -125,14 +125,38 @@ struct EntrySearch {
   double clean_share = 0.05;
   bool candidates = true;
   int64_t max_sets = 4096;
+  // Evaluation codes (one row per peer): the Chebyshev basis of degree
+  // < K + t_max at the peers' points, for LocatorGuess after the greedy pass.
+  const Matrix* locator_basis = nullptr;
+  // Its guesses are taken within this share of the tolerance (and
+  // clean_share): the decode's noise (CorrectEntries).
+  double guess_share = 0.0;
 };
+// Berlekamp-Welch in the Chebyshev basis, for an evaluation code of K
+// coefficients at the points whose Chebyshev basis of degree < K + t is
+// `basis` (R x (K + t), R >= K + 2t): the d <= t peers where an error
+// locator E of degree d vanishes, from the null vector of [T_(<K+d) |
+// -y T_(<=d)] (Q = y E at every point), for the largest d whose null vector
+// stands kLocatorGap times clear of the next singular vector. With d errors
+// in exact arithmetic they are exactly the wrong peers; in floating point a
+// guess, which the caller fits and checks like any other set. Without the
+// gap no guess: two locators nearly fit (the errors near the noise, or a
+// code so ill-conditioned that errors at 4 edge peers of P = 31, K = 23
+// are explained to roundoff at 4 others, where a guess without the gap
+// named those, verified, 460 times deviation_bound off). Up to t SVDs of
+// R x (K + 2d + 1): at P = 20, K = 14 about as much as 20 fits, where every
+// set of up to 3 peers is 1,351 (adversary s16: 3 errors per entry in 4,096
+// entries spent a decode's budget of 2^20 fits, DataLoss after 4.4 s).
+// Empty when y is not finite or zero.
+inline constexpr double kLocatorGap = 100.0;
+std::vector<int> LocatorGuess(const Matrix& basis, const Vector& y, int k, int t);
 EntryFit CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector> y,
                       const EntrySearch& search, int64_t* budget, std::vector<int>* wrong,
                       double* taken_ratio = nullptr);
 // The inconsistent entries `rows` of a decode (out of `length`), each
 // corrected on its own: read through each try in turn (a try is one way to
-// see the entry, bases[i] its rows: the peers kept with the set-aside ones
-// as erasures, then every result), the first clean fit taken, else the first
+// see the entry: the peers kept with the set-aside ones as erasures, then
+// every result), the first clean fit taken, else the first
 // try's candidate (CorrectEntry, t_max = floor((peers of the try - K) / 2)).
 // values(i, row) gives the entry's values in try i's rows, write(i, row, y)
 // takes the corrected ones.
@@ -162,7 +186,12 @@ struct EntriesOutcome {
   int64_t done = 0;  // kBudgetSpent, kBeyond: the entries corrected before
   int64_t row = 0;   // kBeyond: the entry no set corrects
 };
-EntriesOutcome CorrectEntries(const std::vector<Matrix>& bases, int rows_per_peer, int k,
+// One way to read an inconsistent entry (see CorrectEntries).
+struct EntryTry {
+  Matrix basis;    // rows_per_peer rows per peer of the try
+  Matrix locator;  // evaluation codes: EntrySearch::locator_basis; else empty
+};
+EntriesOutcome CorrectEntries(const std::vector<EntryTry>& tries, int rows_per_peer, int k,
                               int64_t length, const std::vector<Eigen::Index>& rows,
                               const std::function<Vector(size_t, Eigen::Index)>& values,
                               const std::function<void(size_t, Eigen::Index, const Vector&)>& write,

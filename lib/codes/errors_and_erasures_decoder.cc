@@ -607,12 +607,13 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       tries[1].resize(static_cast<size_t>(total));
       std::iota(tries[1].begin(), tries[1].end(), 0);
     }
-    std::vector<Matrix> bases;
+    std::vector<internal::EntryTry> entry_tries;
     for (const std::vector<int>& pos : tries) {
       std::vector<double> pts;
       for (int i : pos)
         pts.push_back(points_[static_cast<size_t>(answered[static_cast<size_t>(i)])]);
-      bases.push_back(ChebyshevBasis(pts, k));
+      const int t = (static_cast<int>(pos.size()) - k) / 2;
+      entry_tries.push_back({ChebyshevBasis(pts, k), ChebyshevBasis(pts, k + t)});
     }
     auto values = [&](size_t ti, Eigen::Index row) {
       const std::vector<int>& pos = tries[ti];
@@ -634,8 +635,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
     search.global = global;
     search.clean_share = options_.clean_fit;
     search.max_sets = kMaxSetsPerEntry;
-    const internal::EntriesOutcome entries =
-        internal::CorrectEntries(bases, 1, k, kept->rows(), dirty, values, write, search, budget);
+    const internal::EntriesOutcome entries = internal::CorrectEntries(
+        entry_tries, 1, k, kept->rows(), dirty, values, write, search, budget);
     if (entries.outcome == internal::EntriesOutcome::kBudgetSpent)
       return internal::BudgetSpentError(options_.max_fits, entries.done,
                                         static_cast<int64_t>(dirty.size()), ids(peeled_pos));

@@ -604,7 +604,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     }
     std::vector<std::vector<int>> tries = {kept_pos_of(kept)};
     if (!peeled.empty()) tries.push_back(all_pos);
-    std::vector<Matrix> bases;
+    std::vector<internal::EntryTry> bases;
     for (const std::vector<int>& pos : tries) {
       const int n = static_cast<int>(pos.size());
       Matrix basis(static_cast<Eigen::Index>(n) * g, generator_.cols());
@@ -612,7 +612,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
         const int p = peers[static_cast<size_t>(pos[static_cast<size_t>(i)])];
         basis.middleRows(static_cast<Eigen::Index>(i) * g, g) = generator_.middleRows(p * g, g);
       }
-      bases.push_back(std::move(basis));
+      bases.push_back({std::move(basis), Matrix()});
     }
     auto values = [&](size_t ti, Eigen::Index row) {
       const std::vector<int>& pos = tries[ti];

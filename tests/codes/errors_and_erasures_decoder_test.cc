@@ -463,6 +463,75 @@ INSTANTIATE_TEST_SUITE_P(
             "P24K13FourWithThreeStragglers", 24, 13, {6, 10, 23}, 1, Alike::kProportional, 1000}),
     [](const ::testing::TestParamInfo<AlignedCase>& info) { return std::string(info.param.name); });
 
+// t errors in every entry at peers of its own (adversary s16): (a) allows
+// every peer to be wrong somewhere. Greedy rarely finds t similar errors, and
+// every set of up to 3 of 20 peers is 1,351 fits: 4,096 entries spent the
+// budget of 2^20 fits (DataLoss after 4.4 s). The error locator guesses the
+// set in one solve: the same decodes now take at most 16 fits per entry.
+struct ManyCase {
+  const char* name;
+  int p, k, l;
+  bool identical;  // the same t peers, identical errors, in every entry
+};
+std::ostream& operator<<(std::ostream& out, const ManyCase& c) { return out << c.name; }
+
+class ErrorsInEveryEntry : public ::testing::TestWithParam<ManyCase> {};
+
+TEST_P(ErrorsInEveryEntry, AreCorrectedWithAFewFitsEach) {
+  const ManyCase& c = GetParam();
+  Random rng(11);
+  auto s = MakeSetup(c.p, c.k, c.l, rng);
+  const int t = (c.p - c.k) / 2;
+  const double tol = DecoderOptions{}.tolerance;
+  const double rms = s.results.norm() / std::sqrt(double(s.results.size()));
+  Matrix y = s.results;
+  std::vector<int> wrong;
+  const std::vector<int> same = rng.Sample(c.p, t);
+  for (int l = 0; l < c.l; ++l) {
+    const std::vector<int> at = c.identical ? same : rng.Sample(c.p, t);
+    for (int q : at) {
+      // 300 tolerances to 1e8, either sign; identical: 1e4 everywhere.
+      const double size =
+          c.identical ? 1e4 : (rng.Bits() & 1 ? 1.0 : -1.0) * std::pow(10.0, rng.Uniform(2.5, 8));
+      y(l, q) += size * tol * rms;
+      wrong.push_back(q);
+    }
+  }
+  std::sort(wrong.begin(), wrong.end());
+  wrong.erase(std::unique(wrong.begin(), wrong.end()), wrong.end());
+  DecoderOptions options;
+  options.max_fits = 16 * int64_t{c.l};
+  const auto points = MakeEvaluationPoints(PointKind::kChebyshev, c.p);
+  std::vector<int> wanted(static_cast<size_t>(c.k));
+  std::iota(wanted.begin(), wanted.end(), 0);
+  auto decoder =
+      ErrorsAndErasuresDecoder::Create(points, MonomialBasis(points, c.k), wanted, options).value();
+  std::vector<int> peers(static_cast<size_t>(c.p));
+  std::iota(peers.begin(), peers.end(), 0);
+  for (const bool reference : {false, true}) {
+    SCOPED_TRACE(reference ? "DecodeReference" : "Decode");
+    const StatusOr<DecodeOutcome> out =
+        reference ? decoder->DecodeReference(peers, y) : decoder->Decode(peers, y);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_TRUE(out->verified);
+    EXPECT_EQ(out->wrong_peers, wrong);
+    const Matrix d = out->coefficients - s.coefficients;
+    const double worst = d.colwise().norm().maxCoeff() / std::sqrt(double(c.l));
+    EXPECT_LE(worst, out->deviation_bound);
+    EXPECT_LE(worst, 1e-8);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Codes, ErrorsInEveryEntry,
+    ::testing::Values(ManyCase{"P20K14ThreePerEntry", 20, 14, 4096, false},
+                      ManyCase{"P24K12SixPerEntry", 24, 12, 1024, false},
+                      ManyCase{"P16K12TwoPerEntry", 16, 12, 4096, false},
+                      // Identical errors at 6 of 24 peers: more sets than
+                      // LocateBySets tries (adversary s16: DataLoss after 5 s).
+                      ManyCase{"P24K12SixIdentical", 24, 12, 1024, true}),
+    [](const ::testing::TestParamInfo<ManyCase>& info) { return std::string(info.param.name); });
+
 // Errors at t peers in one entry, in the ratio that puts their syndrome
 // nearest an honest peer's parity column (adversary s16: within a sine of
 // 3e-4 at P = 20, K = 14), beside one error in every other entry at peers
