@@ -544,7 +544,9 @@ INSTANTIATE_TEST_SUITE_P(
 struct MimicCase {
   const char* name;
   int p, k, l;
-  double tolerances;  // the largest error of the pattern, in tolerances of the results' RMS
+  double tolerances;    // the largest error of the pattern, in tolerances of the results' RMS
+  bool singles = true;  // one error in every other entry
+  int nan_entry = -1;   // else: a NaN at peer 8 of this entry, the rest exact
 };
 std::ostream& operator<<(std::ostream& out, const MimicCase& c) { return out << c.name; }
 
@@ -569,10 +571,14 @@ TEST_P(MimickingInOneEntry, IsLocatedNotPutOnTheHonestPeer) {
   std::vector<int> wrong = mimic;
   for (int i = 0; i < t; ++i)
     y(0, mimic[size_t(i)]) += x(i) / x.cwiseAbs().maxCoeff() * c.tolerances * tol * rms;
-  for (int e = 1; e < c.l; ++e) {
+  for (int e = 1; e < c.l && c.singles; ++e) {
     const int q = t + 1 + e % (c.p - t - 1);
     y(e, q) += (e % 2 ? 1e4 : -1e4) * tol * rms;
     wrong.push_back(q);
+  }
+  if (c.nan_entry >= 0) {
+    y(c.nan_entry, 8) = std::numeric_limits<double>::quiet_NaN();
+    wrong.push_back(8);
   }
   std::sort(wrong.begin(), wrong.end());
   wrong.erase(std::unique(wrong.begin(), wrong.end()), wrong.end());
@@ -592,22 +598,25 @@ TEST_P(MimickingInOneEntry, IsLocatedNotPutOnTheHonestPeer) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Patterns, MimickingInOneEntry,
-                         ::testing::Values(MimicCase{"P20K14Within300", 20, 14, 12, 300},
-                                           MimicCase{"P20K14Within3000", 20, 14, 12, 3000},
-                                           MimicCase{"P20K14Within30000", 20, 14, 12, 3e4},
-                                           MimicCase{"P24K16FourErrors", 24, 16, 12, 1000},
-                                           MimicCase{"P24K18", 24, 18, 12, 3000},
-                                           MimicCase{"P16K12", 16, 12, 12, 300},
-                                           // Two entries: the whole-peer locator sees both.
-                                           MimicCase{"P20K14TwoEntries", 20, 14, 2, 300},
-                                           MimicCase{"P24K16TwoEntries", 24, 16, 2, 1000},
-                                           // Eight errors: the peel of every single error's peer
-                                           // left the entry consistent.
-                                           MimicCase{"P24K8EightErrors", 24, 8, 12, 1000}),
-                         [](const ::testing::TestParamInfo<MimicCase>& info) {
-                           return std::string(info.param.name);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Patterns, MimickingInOneEntry,
+    ::testing::Values(MimicCase{"P20K14Within300", 20, 14, 12, 300},
+                      MimicCase{"P20K14Within3000", 20, 14, 12, 3000},
+                      MimicCase{"P20K14Within30000", 20, 14, 12, 3e4},
+                      MimicCase{"P24K16FourErrors", 24, 16, 12, 1000},
+                      MimicCase{"P24K18", 24, 18, 12, 3000}, MimicCase{"P16K12", 16, 12, 12, 300},
+                      // Two entries: the whole-peer locator sees both.
+                      MimicCase{"P20K14TwoEntries", 20, 14, 2, 300},
+                      MimicCase{"P24K16TwoEntries", 24, 16, 2, 1000},
+                      // Eight errors: the peel of every single error's peer
+                      // left the entry consistent.
+                      MimicCase{"P24K8EightErrors", 24, 8, 12, 1000},
+                      // One NaN elsewhere: setting its peer aside whole
+                      // left t - 1 to correct in every entry (adversary
+                      // s17: the honest peer named, 1,450 times the bound).
+                      MimicCase{"P24K16ANaNElsewhere", 24, 16, 64, 1e5, false, 5},
+                      MimicCase{"P20K14ANaNElsewhere", 20, 14, 64, 3e4, false, 5}),
+    [](const ::testing::TestParamInfo<MimicCase>& info) { return std::string(info.param.name); });
 
 // A straggler set can leave a peer barely checked: with P = 24, K = 8 and
 // only peers 4, 9, 13 and 15 to 23 answering, peer 4's parity column is
