@@ -167,18 +167,22 @@ EntryFit CorrectEntry(const Matrix& basis, int rows_per_peer, Eigen::Ref<Vector>
 // their syndrome within a sine of 3e-4 of peer 1's column fit with peer 1
 // set aside to 0.007 of the tolerance at 300 tolerances, to 0.7 at 3e4, and
 // were absorbed, the product 2,000 times deviation_bound off). The decode's
-// noise is the lower median of its fits' residuals (the entries corrected
-// and up to kNoiseSamples consistent ones, nothing set aside; at least
-// epsilon / tol, a fit's own roundoff); an entry whose fit left more than
-// kEntrySeparation times that is searched again, every result first (the
-// peers peeled may be what made the first fit pass, and with them as
-// erasures too few checks are left), for a set of up to t_max peers that
-// leaves kEntrySeparation times less than the first fit and at most
-// kEntrySeparation times the noise; the first found is taken instead (a
-// superset of the true set fits so too, and is harmless: the honest values
-// set aside move by roundoff). A decode whose every entry carries such a
-// pattern has no noise to measure it by, and keeps the first fits, as does
-// one whose budget is spent in the second look.
+// noise is the lower median of up to kNoiseSamples consistent entries'
+// residuals (nothing set aside) when there are a quarter of that many
+// (errors cannot raise it: 36 mimicking entries of 4,096 made a median over
+// corrected entries theirs, adversary s17), else of those and every
+// corrected entry's fit; at least epsilon / tol, a fit's own roundoff. The
+// error locator's guesses are taken within kEntrySeparation times it. An
+// entry whose fit left more than kEntrySeparation times the noise is
+// searched again, every result first (the peers peeled may be what made
+// the first fit pass, and with them as erasures too few checks are left),
+// for a set of up to t_max peers that leaves kEntrySeparation times less
+// than the first fit (not "within the noise": the true set's fit carries
+// the entry's own roundoff); the first found is taken instead (a superset
+// of the true set fits so too, and is harmless: the honest values set aside
+// move by roundoff). A decode whose entries all carry such a pattern has
+// no noise to measure it by, and keeps the first fits, as does one whose
+// budget is spent in the second look.
 inline constexpr int kNoiseSamples = 32;
 inline constexpr double kEntrySeparation = 8.0;
 struct EntriesOutcome {

@@ -10,7 +10,10 @@
 //   (a) At most floor((R - K)/2) wrong results in every entry, with any
 //       values (identical, proportional, huge beside tiny, NaN, Inf): the
 //       exact product, verified. Different entries may have different
-//       wrong peers (every peer may be wrong somewhere).
+//       wrong peers (every peer may be wrong somewhere). Except patterns
+//       that fewer wrong values explain within the values' own noise,
+//       which no decoder can tell apart (below: errors at t edge peers
+//       scaled to imitate one honest peer's checks).
 //   (b) At most R - K - 1 wrong results whose errors are generic (drawn
 //       from a continuous distribution, e.g. dense errors of a corrupted
 //       product): the exact product, verified.
@@ -53,20 +56,38 @@
 // t peers at once (2 of the 16 codes with such a geometry among 60 drawn,
 // the product up to 1.5 times deviation_bound off), near-aligned errors at
 // t peers when the sets of t number more than 32,768 (P = 34, t = 9: 100
-// times), and identical errors at t = 5 of 26 peers in 1,024 entries, which
-// spend the entry search's budget (DataLoss after 5 s). Errors at up to t
-// peers of one entry scaled to mimic an honest peer, beside single errors in
-// other entries at other peers (adversary s16: the honest peer was taken,
-// verified, 40 to 6,400 times deviation_bound off at P = 16 to 24), are
-// located by measuring "roundoff" on the decode itself: an entry whose fit
-// leaves more than 8 times the decode's typical fit is searched again for a
-// set that leaves 8 times less, and rows the peeled peers do not explain to
-// the rows' own noise are corrected entry by entry (docs/codes.md §3.3).
-// Left: such patterns below about 100 tolerances (the product up to 12
-// times deviation_bound off at P = 24, K = 16, two entries), and a decode
-// whose every entry carries one (nothing to measure the noise by). Also
-// left: t errors in every entry at different peers spend the budget
-// (DataLoss after 4 to 9 s at L = 4,096).
+// times). Errors at up to t peers of one entry scaled to mimic an honest
+// peer, beside single errors in other entries at other peers (adversary
+// s16: the honest peer was taken, verified, 40 to 6,400 times
+// deviation_bound off at P = 16 to 24), are located by measuring
+// "roundoff" on the decode itself: an entry whose fit leaves more than 8
+// times the consistent entries' is searched again for a set that leaves 8
+// times less, and rows the peeled peers do not explain to the rows' own
+// noise are corrected entry by entry (docs/codes.md §3.3). This is a limit
+// of the data, not only of the decoder: at the ends of Chebyshev points t
+// peers' parity columns can imitate another's to a sine of 4e-5 (P = 24,
+// K = 16), so such a pattern of M tolerances leaves about 4e-6 M, and below
+// a few times the values' own noise no decoder can tell it from one error
+// at the honest peer. Measured (adversary s17): with noise of 0.03 of the
+// tolerance on every value (30 times float64 roundoff) such patterns up to
+// 1e4 tolerances were absorbed, the product up to 150 times deviation_bound
+// off; with float32 settings and noise of 0.2, up to 3e4 (370 times); with
+// exact data and two entries, below about 100 tolerances (12 times). A
+// result with a NaN, an Inf or an absurd value is set aside whole only when
+// the rest decode with nothing to correct (else the full decode takes those
+// values as wrong values of their entries): set aside whole it lowered t in
+// every entry (adversary s17: one NaN, 1,450 times the bound). Each
+// inconsistent entry is first put to an error locator (Berlekamp-Welch in
+// the Chebyshev basis; docs/codes.md §3.3): t errors per entry at peers of
+// its own (4,096 entries, P 20 to 24), identical errors at 6 of 24 peers and
+// two magnitudes of errors at P = 24, K = 18 take 0.2-0.9 s (they spent the
+// budget before, DataLoss after 4 to 9 s). Left: identical errors at 4 edge
+// peers of P = 31, K = 23, which 4 other peers explain to roundoff (DataLoss
+// after 10 s, the budget); whole-result errors at t peers with noise of
+// 0.04 of the tolerance on every value (the rank of the syndrome then looks
+// full: DataLoss after 5 to 20 s, and with float32 settings and noise of 0.1
+// a verified product 20 times the bound off with honest peers named);
+// P = 30, K = 20 mimicking patterns in exact data (174,436 sets: 44 times).
 // A straggler set can leave a peer barely checked (P = 24, K = 8 with 12
 // answering: its parity column's norm about 2e-5): an error there below
 // the tolerance over that norm cannot be seen by any decoder, and
@@ -136,7 +157,8 @@
 // more returns DataLoss ("spent its budget"), which a trainer recomputes.
 // When the closest peers do not explain the syndromes, every set of up to
 // t peers is tried once per locate, if there are at most 32,768 (about 60
-// ms).
+// ms). Each inconsistent entry first costs the error locator up to t SVDs
+// of R x (K + 2t + 1) (at P = 20, K = 14 about 20 fits' worth).
 // Decode plans (parity checks, pseudo-inverses) are cached per set of
 // answering peers.
 //
