@@ -59,25 +59,43 @@ constexpr size_t kLocateSample = 64;
 
 // A result with a non-finite or absurdly large value is wrong outright: the
 // decode of the others (decode_kept), with those named wrong, when more than
-// K are left, it stays within the code's radius (UntameWithinRadius: such a
-// result an erasure), and it corrected nothing. Nothing otherwise (the full
-// decode then takes such values as wrong values of their entries only): a
-// result set aside whole lowers what every entry can correct, and one NaN
-// in one entry let errors at t peers of another entry, mimicking an honest
-// peer, fit the reduced code as that peer's (adversary s17: verified, 1,450
-// times deviation_bound off). Decode and DecodeReference alike.
-template <typename DecodeKept>
-std::optional<DecodeOutcome> DecodeAroundUntame(const internal::PeerSplit& untame, int total, int k,
-                                                DecodeKept decode_kept) {
+// K are left and it stays within the code's radius (UntameWithinRadius: such
+// a result an erasure). When that decode corrected something, it must agree
+// with the full decode (decode_all, which takes such values as wrong values
+// of their entries only), if that one succeeds: set aside whole, the result
+// lowers what every entry can correct, and one NaN in one entry let errors
+// at t peers of another entry, mimicking an honest peer, fit the reduced
+// code as that peer's (adversary s17: verified, 1,450 times deviation_bound
+// off), while the full decode takes a NaN as a value of 0, an error beside
+// which smaller ones at edge peers can be misplaced (adversary s18). They
+// disagreeing is DataLoss. Nothing when the shortcut does not apply.
+// Decode and DecodeReference alike.
+template <typename DecodeKept, typename DecodeAll>
+std::optional<StatusOr<DecodeOutcome>> DecodeAroundUntame(const internal::PeerSplit& untame,
+                                                          int total, int k, DecodeKept decode_kept,
+                                                          DecodeAll decode_all) {
   if (untame.aside.empty() || static_cast<int>(untame.kept.size()) <= k) return std::nullopt;
   StatusOr<DecodeOutcome> rest = decode_kept();
-  if (!rest.ok() || !rest->wrong_peers.empty() ||
-      !internal::UntameWithinRadius(untame, rest->wrong_peers.size(), total, k))
+  if (!rest.ok() || !internal::UntameWithinRadius(untame, rest->wrong_peers.size(), total, k))
     return std::nullopt;
+  const bool corrected = !rest->wrong_peers.empty();
   std::vector<int>& wrong = rest->wrong_peers;
   wrong.insert(wrong.end(), untame.aside.begin(), untame.aside.end());
   std::sort(wrong.begin(), wrong.end());
-  return std::move(*rest);
+  if (corrected) {
+    StatusOr<DecodeOutcome> all = decode_all();
+    if (all.ok() && all->wrong_peers != wrong) {
+      std::vector<int> suspects = wrong;
+      suspects.insert(suspects.end(), all->wrong_peers.begin(), all->wrong_peers.end());
+      std::sort(suspects.begin(), suspects.end());
+      suspects.erase(std::unique(suspects.begin(), suspects.end()), suspects.end());
+      return StatusOr<DecodeOutcome>(DataLossError(
+          "decode: errors not told apart (with the non-finite or absurd results set aside "
+          "whole, and without); suspect peers: " +
+          PeerList(suspects)));
+    }
+  }
+  return StatusOr<DecodeOutcome>(std::move(*rest));
 }
 
 }  // namespace
@@ -319,16 +337,20 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
   // A result with a non-finite or absurdly large value is wrong outright
   // (the full decode says so too): decode the others, which the fast path
   // can, and name it. One pass over each result finds them.
-  const internal::PeerSplit untame = internal::SplitUntame(sorted_peers, sorted_cols, 1, length);
-  std::optional<DecodeOutcome> around = DecodeAroundUntame(
-      untame, total, k, [&] { return Decode(untame.kept, untame.kept_cols, length, scale_floor); });
-  if (around) return std::move(*around);
   // Errors: the full errors-and-erasures decode, on one copy of the results
   // in peer order.
-  Matrix original(length, total);
-  for (int j = 0; j < total; ++j)
-    original.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
-  return DecodeOwned(sorted_peers, std::move(original), scale_floor);
+  auto decode_all = [&] {
+    Matrix original(length, total);
+    for (int j = 0; j < total; ++j)
+      original.col(j) = Eigen::Map<const Vector>(sorted_cols[static_cast<size_t>(j)], length);
+    return DecodeOwned(sorted_peers, std::move(original), scale_floor);
+  };
+  const internal::PeerSplit untame = internal::SplitUntame(sorted_peers, sorted_cols, 1, length);
+  std::optional<StatusOr<DecodeOutcome>> around = DecodeAroundUntame(
+      untame, total, k, [&] { return Decode(untame.kept, untame.kept_cols, length, scale_floor); },
+      decode_all);
+  if (around) return std::move(*around);
+  return decode_all();
 }
 
 std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
@@ -453,14 +475,16 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeReference(std::span<cons
   for (Eigen::Index j = 0; j < original.cols(); ++j) cols.push_back(original.col(j).data());
   const internal::PeerSplit untame =
       internal::SplitUntame(answered, cols, 1, static_cast<int64_t>(original.rows()));
-  std::optional<DecodeOutcome> around =
-      DecodeAroundUntame(untame, static_cast<int>(answered.size()), recovery_threshold(), [&] {
+  std::optional<StatusOr<DecodeOutcome>> around = DecodeAroundUntame(
+      untame, static_cast<int>(answered.size()), recovery_threshold(),
+      [&] {
         Matrix rest(original.rows(), static_cast<Eigen::Index>(untame.kept.size()));
         for (size_t j = 0; j < untame.kept_cols.size(); ++j)
           rest.col(static_cast<Eigen::Index>(j)) =
               Eigen::Map<const Vector>(untame.kept_cols[j], original.rows());
         return DecodeOwned(untame.kept, std::move(rest), scale_floor);
-      });
+      },
+      [&] { return DecodeOwned(answered, original, scale_floor); });
   if (around) return std::move(*around);
   return DecodeOwned(answered, std::move(original), scale_floor);
 }
