@@ -90,10 +90,11 @@
 // a verified product 20 times the bound off with honest peers named);
 // P = 30, K = 20 mimicking patterns in exact data (174,436 sets: 44 times);
 // and, verified wrong, t = 4 errors of 2e3 to 3e4 tolerances at the edge
-// peers of P = 28 to 40 in exact data, where another set that includes
-// three of them leaves the fourth barely checked and passes within
-// clean_fit (adversary s18: honest peers named, up to 3,800 times
-// deviation_bound off; docs/codes.md §3.2).
+// peers of P = 28 to 40 in exact data, which another set explains within
+// clean_fit (at P = 40, K = 32 a set of 2 peers to 1e-9 of the tolerance:
+// Chebyshev points of that size cannot tell them apart in float64;
+// adversary s18: honest peers named, up to 3,800 times deviation_bound
+// off; docs/codes.md §3.2).
 // A straggler set can leave a peer barely checked (P = 24, K = 8 with 12
 // answering: its parity column's norm about 2e-5): an error there below
 // the tolerance over that norm cannot be seen by any decoder, and
