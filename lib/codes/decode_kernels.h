@@ -120,6 +120,16 @@ enum class EntryFit {
   kClean,            // within clean_share: the rest is roundoff
 };
 struct EntrySearch {
+  // A decode's: tolerance and clean_share from its options, the global
+  // scale of its kept results, up to max_sets sets per entry.
+  static EntrySearch Of(double tol, double clean_share, double global, int64_t max_sets) {
+    EntrySearch search;
+    search.tol = tol;
+    search.clean_share = clean_share;
+    search.global = global;
+    search.max_sets = max_sets;
+    return search;
+  }
   int t_max = 0;
   double tol = 0.0, global = 0.0;
   double clean_share = 0.05;

@@ -660,11 +660,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
         ++j;
       }
     };
-    internal::EntrySearch search;
-    search.tol = tol;
-    search.global = global;
-    search.clean_share = options_.clean_fit;
-    search.max_sets = kMaxSetsPerEntry;
+    const internal::EntrySearch search =
+        internal::EntrySearch::Of(tol, options_.clean_fit, global, kMaxSetsPerEntry);
     const internal::EntriesOutcome entries = internal::CorrectEntries(
         entry_tries, 1, k, kept->rows(), dirty, values, write, search, budget);
     if (entries.outcome == internal::EntriesOutcome::kBudgetSpent)

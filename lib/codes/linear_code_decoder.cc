@@ -633,11 +633,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
         ++j;
       }
     };
-    internal::EntrySearch search;
-    search.tol = tol;
-    search.global = global;
-    search.clean_share = options_.clean_fit;
-    search.max_sets = kMaxSetsPerEntry;
+    const internal::EntrySearch search =
+        internal::EntrySearch::Of(tol, options_.clean_fit, global, kMaxSetsPerEntry);
     const std::vector<Eigen::Index> dirty_rows(dirty.begin(), dirty.end());
     const internal::EntriesOutcome entries =
         internal::CorrectEntries(bases, g, k, yt.rows(), dirty_rows, values, write, search, budget);

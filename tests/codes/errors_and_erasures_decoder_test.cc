@@ -36,6 +36,19 @@ Setup MakeSetup(int p, int k, int l, Random& rng) {
   return s;
 }
 
+// A decode within (a): verified, exactly `wrong` named, every coefficient
+// within deviation_bound and `roundoff` (RMS over the l entries).
+void ExpectExact(const StatusOr<DecodeOutcome>& out, const Matrix& coefficients,
+                 const std::vector<int>& wrong, double roundoff) {
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(out->verified);
+  EXPECT_EQ(out->wrong_peers, wrong);
+  const Matrix d = out->coefficients - coefficients;
+  const double worst = d.colwise().norm().maxCoeff() / std::sqrt(double(d.rows()));
+  EXPECT_LE(worst, out->deviation_bound);
+  EXPECT_LE(worst, roundoff);
+}
+
 TEST(ErrorsAndErasuresDecoder, RejectsBadConstruction) {
   const auto pts = MakeEvaluationPoints(PointKind::kChebyshev, 4);
   EXPECT_FALSE(ErrorsAndErasuresDecoder::Create(pts, Matrix::Ones(3, 2), {0}).ok());
@@ -510,15 +523,8 @@ TEST_P(ErrorsInEveryEntry, AreCorrectedWithAFewFitsEach) {
   std::iota(peers.begin(), peers.end(), 0);
   for (const bool reference : {false, true}) {
     SCOPED_TRACE(reference ? "DecodeReference" : "Decode");
-    const StatusOr<DecodeOutcome> out =
-        reference ? decoder->DecodeReference(peers, y) : decoder->Decode(peers, y);
-    ASSERT_TRUE(out.ok()) << out.status();
-    EXPECT_TRUE(out->verified);
-    EXPECT_EQ(out->wrong_peers, wrong);
-    const Matrix d = out->coefficients - s.coefficients;
-    const double worst = d.colwise().norm().maxCoeff() / std::sqrt(double(c.l));
-    EXPECT_LE(worst, out->deviation_bound);
-    EXPECT_LE(worst, 1e-8);
+    ExpectExact(reference ? decoder->DecodeReference(peers, y) : decoder->Decode(peers, y),
+                s.coefficients, wrong, 1e-8);
   }
 }
 
@@ -593,13 +599,7 @@ TEST_P(MimickingInOneEntry, IsLocatedNotPutOnTheHonestPeer) {
       EXPECT_EQ(out.status().code(), StatusCode::kDataLoss) << out.status();
       continue;
     }
-    ASSERT_TRUE(out.ok()) << out.status();
-    EXPECT_TRUE(out->verified);
-    EXPECT_EQ(out->wrong_peers, wrong);
-    const Matrix d = out->coefficients - s.coefficients;
-    const double worst = d.colwise().norm().maxCoeff() / std::sqrt(double(c.l));
-    EXPECT_LE(worst, out->deviation_bound);
-    EXPECT_LE(worst, 1e-9);
+    ExpectExact(out, s.coefficients, wrong, 1e-9);
   }
 }
 
