@@ -119,6 +119,13 @@ std::string PeerList(const std::vector<int>& peers) {
   return FormatPeers(sorted);
 }
 
+double LowerMedian(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  const size_t mid = (v.size() - 1) / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(mid), v.end());
+  return v[mid];
+}
+
 double Median(std::vector<double> v) {
   if (v.empty()) return 0.0;
   const size_t mid = v.size() / 2;
@@ -588,16 +595,11 @@ EntriesOutcome CorrectEntries(const std::vector<EntryTry>& tries, int g, int k, 
   }
   // Below this a fit is at the roundoff of its own least squares.
   const double fit_roundoff = DBL_EPSILON / search.tol;
-  auto lower_median = [](std::vector<double> v) {
-    const size_t mid = (v.size() - 1) / 2;
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
-    return v[mid];
-  };
   // The consistent entries' noise, when there are enough of them: errors
   // cannot raise it (adversary s17: 36 entries of 4,096 mimicking an honest
   // peer made the median over the corrected entries theirs).
   const bool measured = residuals.size() >= kNoiseSamples / 4;
-  const double clean_noise = measured ? std::max(lower_median(residuals), fit_roundoff) : 0.0;
+  const double clean_noise = measured ? std::max(LowerMedian(residuals), fit_roundoff) : 0.0;
   // The error locator's guesses are taken within kEntrySeparation times it,
   // and never above an eighth of clean_share: with noise near the
   // tolerance a wrong guess that leaves an edge peer barely checked passes
@@ -638,7 +640,7 @@ EntriesOutcome CorrectEntries(const std::vector<EntryTry>& tries, int g, int k, 
     residuals.push_back(taken[di].ratio);
   }
   if (residuals.empty()) return out;
-  const double noise = measured ? clean_noise : std::max(lower_median(residuals), fit_roundoff);
+  const double noise = measured ? clean_noise : std::max(LowerMedian(residuals), fit_roundoff);
   for (size_t di = 0; di < rows.size() && *budget > 0; ++di) {
     const Taken& first = taken[di];
     if (!(first.ratio > kEntrySeparation * noise)) continue;
@@ -830,10 +832,7 @@ bool SpanMostRows(const Matrix& rows, const Matrix& parity, int g, const std::ve
   std::vector<double> norms(static_cast<size_t>(rows.rows()));
   for (Eigen::Index i = 0; i < rows.rows(); ++i) norms[static_cast<size_t>(i)] = off.row(i).norm();
   if (norms.empty()) return true;
-  std::vector<double> sorted = norms;
-  const size_t mid = (sorted.size() - 1) / 2;
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(mid), sorted.end());
-  const double limit = std::max(std::min(per_row, kLocateSeparation * sorted[mid]), floor);
+  const double limit = std::max(std::min(per_row, kLocateSeparation * LowerMedian(norms)), floor);
   unexplained->clear();
   for (size_t i = 0; i < norms.size(); ++i)
     if (!(norms[i] <= limit)) unexplained->push_back(static_cast<Eigen::Index>(i));

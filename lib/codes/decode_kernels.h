@@ -39,6 +39,8 @@ using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eig
 // "1, 4, 7" after sorting.
 std::string PeerList(const std::vector<int>& peers);
 double Median(std::vector<double> v);
+// The lower of the two middle values for an even count (0 when empty).
+double LowerMedian(std::vector<double> v);
 // Per-entry tolerances from values no wrong result can inflate: for results
 // yt (L x columns), e_l is the (skip + 1)-th largest |value| of entry l, so
 // with at most `skip` wrong values in the entry it is at most an honest
