@@ -150,6 +150,7 @@ StatusOr<DecodedProduct> AbftCode::Decode(std::span<const PeerResult> results) c
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   out.product = full.topRows(shape().rows);
+  out.roundoff_bound = out.deviation_bound;  // nothing hides from a copy's or checksum's check
   return out;
 }
 
@@ -181,6 +182,7 @@ StatusOr<DecodedProduct> AbftCode::DecodeTranspose(std::span<const PeerResult> r
     out.deviation_bound += DeviationBound(value, inner, cols);  // the peers' products add
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
+  out.roundoff_bound = out.deviation_bound;  // nothing hides from a copy's or checksum's check
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <Eigen/SVD>
 
 #include "lib/codes/decode_kernels.h"
+#include "lib/codes/mislocation.h"
 #include "polyguard/base/check.h"
 #include "polyguard/base/peer_set.h"
 #include "polyguard/base/precision.h"
@@ -36,6 +37,10 @@ struct ErrorsAndErasuresDecoder::Plan {
   double hidden_gain = 0, fitted_hidden_gain = 0;
   double Gain() const { return std::max(wanted_gain, hidden_gain); }
   double FittedGain() const { return std::max(wanted_gain, fitted_hidden_gain); }
+  // What wrong results the checks cannot see or tell apart can move a
+  // wanted coefficient by (mislocation.h), over the generator rows in the
+  // points' order.
+  internal::MislocationGains mislocation;
   // R x (R - K + |wanted|), row-major: [parity; wanted_pinv]^T for the fused
   // pass (the exact parity check rides along with the decode).
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> fused;
@@ -180,6 +185,16 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
   const Matrix r_factor = qr.matrixQR().topRows(k).triangularView<Eigen::Upper>();
   plan->chebyshev_pinv =
       r_factor.triangularView<Eigen::Upper>().solve(q_full.leftCols(k).transpose());
+
+  std::vector<int> by_point(static_cast<size_t>(r));
+  std::iota(by_point.begin(), by_point.end(), 0);
+  std::sort(by_point.begin(), by_point.end(), [&](int a, int b) {
+    return points_[static_cast<size_t>(plan->rows[static_cast<size_t>(a)])] <
+           points_[static_cast<size_t>(plan->rows[static_cast<size_t>(b)])];
+  });
+  Matrix sorted_gen(r, k);
+  for (int i = 0; i < r; ++i) sorted_gen.row(i) = gen.row(by_point[static_cast<size_t>(i)]);
+  plan->mislocation.Set(std::move(sorted_gen), 1, wanted_);
 
   Eigen::JacobiSVD<Matrix> svd(gen, Eigen::ComputeThinU | Eigen::ComputeThinV);
   const Matrix pinv =
@@ -330,7 +345,12 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
       const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
       // The declared floor in full: the check counts it only up to its cap,
       // but honest roundoff beyond the cap is still roundoff the product has.
-      out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * plan->Gain();
+      // Up to t wrong results the check cannot see move the product as far
+      // as the others' deviation (both code words within it) allows without them.
+      const double scale = tol * (std::max(rms, scale_floor) + spread);
+      out.roundoff_bound = scale * plan->Gain();
+      out.deviation_bound = std::max(
+          out.roundoff_bound, scale * plan->mislocation.EntryGain((total - k) / 2, 0, 0.0, 0.0));
       return out;
     }
   }
@@ -418,6 +438,17 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   // only up to its first miss.
   bool count_off = kept_count == k + 1;
   bool one_spare = false;
+  // What the product can be off by, per unit of the entries' tolerance,
+  // had the set-aside values not been the wrong ones (mislocation.h): the
+  // worst entry's. Entries with off values of each count share the gains.
+  const int t_all = (total - k) / 2;
+  std::vector<internal::MislocationGains::OffGains> by_off(static_cast<size_t>(f) + 1);
+  auto entry_gain = [&](int off, double smallest, double cs) {
+    auto& g = by_off[static_cast<size_t>(off)];
+    if (g.located == 0.0) g = plan.mislocation.ForOff(t_all, off);
+    return smallest > cs * g.threshold ? g.located : g.mislocated;
+  };
+  double mislocation = plan.mislocation.EntryGain(t_all, 0, 0.0, 0.0);
   for (int64_t l = 0; l < length; ++l) {
     double cs = -1.0;
     auto tolerance = [&] {
@@ -431,13 +462,15 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
       if (!(z <= tolerance()) || !std::isfinite(tolerance())) return std::nullopt;
     }
     int off = 0;
+    double smallest = kHuge;
     for (int q = 0; q < f; ++q) {
-      if (wrong[static_cast<size_t>(q)] && !count_off) continue;
       const double dev = std::abs(flagged_cols[static_cast<size_t>(q)][l] - out2(l, kp + w + q));
       if (dev <= quick || dev <= tolerance()) continue;
       wrong[static_cast<size_t>(q)] = 1;
+      smallest = std::min(smallest, dev);
       ++off;
     }
+    if (off > 0) mislocation = std::max(mislocation, entry_gain(off, smallest, tolerance()));
     if (count_off && off == f) {
       one_spare = true;
       count_off = false;
@@ -451,7 +484,9 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
       out.wrong_peers.push_back(flagged_ids[static_cast<size_t>(q)]);
   out.one_spare_correction = one_spare;
   const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
-  out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * kept_plan->Gain();
+  const double scale = tol * (std::max(rms, scale_floor) + spread);
+  out.roundoff_bound = scale * kept_plan->Gain();
+  out.deviation_bound = std::max(out.roundoff_bound, scale * mislocation);
   return out;
 }
 
@@ -523,6 +558,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
     const double spread = raw * std::sqrt(double(total));
     out.deviation_bound =
         std::ldexp(options_.tolerance * (rms + spread) * plan->wanted_gain, exponent);
+    out.roundoff_bound = out.deviation_bound;
     return out;
   }
   // First with the subspace locator (errors in whole peers), then, if that
@@ -538,6 +574,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
   if (out.ok()) {
     out->coefficients *= std::ldexp(1.0, exponent);
     out->deviation_bound = std::ldexp(out->deviation_bound, exponent);
+    out->roundoff_bound = std::ldexp(out->roundoff_bound, exponent);
   }
   return out;
 }
@@ -685,9 +722,11 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
   double scale = 0.0;
   const Vector cs = RobustTolerances(codeword, tol, 0, &scale, floor);
   DecodeOutcome out;
-  out.deviation_bound = 2.0 * tol * std::max(scale, floor) * plan->FittedGain();
+  out.roundoff_bound = 2.0 * tol * std::max(scale, floor) * plan->FittedGain();
+  out.deviation_bound = out.roundoff_bound;
   std::vector<int> kept_off(static_cast<size_t>(original.rows()), 0);
   std::vector<int> aside_off(static_cast<size_t>(original.rows()), 0);
+  Vector smallest = Vector::Constant(original.rows(), kHuge);  // least deviation off, by entry
   for (int i = 0; i < total; ++i) {
     auto& off = std::binary_search(kept_pos.begin(), kept_pos.end(), i) ? kept_off : aside_off;
     const auto dev = (original.col(i) - codeword.col(i)).cwiseAbs();
@@ -696,6 +735,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       if (dev(l) <= cs(l)) continue;
       wrong = true;
       ++off[static_cast<size_t>(l)];
+      smallest(l) = std::min(smallest(l), dev(l));  // NaN: kHuge stays (wrong in any case)
     }
     if (wrong) out.wrong_peers.push_back(answered[static_cast<size_t>(i)]);
   }
@@ -703,6 +743,9 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
                                                      out.wrong_peers, &out.one_spare_correction));
   out.coefficients = *corrected * plan->wanted_pinv.transpose();
   out.verified = true;
+  out.deviation_bound = std::max(
+      out.deviation_bound, internal::MislocationBound(GetPlan(PeerSet::Of(answered))->mislocation,
+                                                      t_all, cs, kept_off, aside_off, smallest));
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include <Eigen/SVD>
 
 #include "lib/codes/decode_kernels.h"
+#include "lib/codes/mislocation.h"
 
 namespace polyguard {
 
@@ -31,6 +32,10 @@ struct LinearCodeDecoder::Plan {
   // (the diagonal of G_R G_R^+), floored at 1e-2: how much of honest
   // roundoff a residual keeps (the suspect search's studentized bound).
   Eigen::ArrayXd slack;
+  // What wrong peers the checks cannot see or tell apart can move a
+  // coefficient by (mislocation.h), over the rows in peer order (a circle's
+  // points in turn).
+  internal::MislocationGains mislocation;
   int probes = 0;                  // leading columns of `fused` that are parity probes
   internal::RowMajorMatrix fused;  // R x (probes + K): [probe; pinv]^T
 };
@@ -115,6 +120,7 @@ std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
   }
   plan->pinv = svd.matrixV() * sigma.cwiseInverse().asDiagonal() * svd.matrixU().transpose();
   plan->gain = plan->pinv.cwiseAbs().rowwise().sum().maxCoeff();
+  plan->mislocation.Set(gen, g, {});
   plan->slack = (1.0 - svd.matrixU().rowwise().squaredNorm().array()).max(1e-4).sqrt();
   Eigen::HouseholderQR<Matrix> qr(gen);
   const Matrix q_full = qr.householderQ() * Matrix::Identity(r, r);
@@ -272,7 +278,12 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
       // The declared floor in full: the check counts it only up to its cap,
       // but honest roundoff beyond the cap is still roundoff the product has.
-      out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * plan->gain;
+      // Up to t wrong peers the check cannot see move the product as far as
+      // the others' deviation (both code words within it) allows without them.
+      const double scale = tol * (std::max(rms, scale_floor) + spread);
+      out.roundoff_bound = scale * plan->gain;
+      out.deviation_bound = std::max(
+          out.roundoff_bound, scale * plan->mislocation.EntryGain((total - k) / 2, 0, 0.0, 0.0));
       return out;
     }
   }
@@ -350,7 +361,19 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   // only up to its first miss.
   bool count_off = kept_count == k + 1;
   bool one_spare = false;
-  std::vector<char> off_here(flagged_ids.size(), 0);
+  // Each set-aside peer's largest deviation in the entry, 0 where it agrees.
+  std::vector<double> off_here(flagged_ids.size(), 0.0);
+  // What the product can be off by, per unit of the entries' tolerance,
+  // had the set-aside values not been the wrong ones (mislocation.h): the
+  // worst entry's. Entries with off values of each count share the gains.
+  const int t_all = (total - k) / 2;
+  std::vector<internal::MislocationGains::OffGains> by_off(flagged_ids.size() + 1);
+  auto entry_gain = [&](int off, double smallest, double cs) {
+    auto& gains = by_off[static_cast<size_t>(off)];
+    if (gains.located == 0.0) gains = plan.mislocation.ForOff(t_all, off);
+    return smallest > cs * gains.threshold ? gains.located : gains.mislocated;
+  };
+  double mislocation = plan.mislocation.EntryGain(t_all, 0, 0.0, 0.0);
   double sumsq = 0.0;
   const bool clean = internal::ChunkedProduct(
       kept_cols, length, m,
@@ -369,18 +392,24 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
               (!(std::sqrt(zsq) <= tolerance()) || !std::isfinite(tolerance()))) {
             return false;
           }
-          if (count_off) std::fill(off_here.begin(), off_here.end(), 0);
+          std::fill(off_here.begin(), off_here.end(), 0.0);
           for (int col = 0; col < fg; ++col) {
-            char& w = wrong[static_cast<size_t>(col / g)];
-            if (w && !count_off) continue;
             const double dev =
                 std::abs(flagged_cols[static_cast<size_t>(col)][l] - chunk(i, kp + kc + col));
             if (dev <= quick || dev <= tolerance()) continue;
-            w = 1;
-            off_here[static_cast<size_t>(col / g)] = 1;
+            wrong[static_cast<size_t>(col / g)] = 1;
+            double& worst = off_here[static_cast<size_t>(col / g)];
+            worst = std::max(worst, dev);
           }
-          if (count_off && std::count(off_here.begin(), off_here.end(), 1) ==
-                               static_cast<std::ptrdiff_t>(off_here.size())) {
+          int off = 0;
+          double smallest = internal::kHuge;
+          for (double dev : off_here) {
+            if (dev == 0.0) continue;
+            ++off;
+            smallest = std::min(smallest, dev);
+          }
+          if (off > 0) mislocation = std::max(mislocation, entry_gain(off, smallest, tolerance()));
+          if (count_off && off == static_cast<int>(off_here.size())) {
             one_spare = true;
             count_off = false;
           }
@@ -396,7 +425,9 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
     if (wrong[i]) out.wrong_peers.push_back(flagged_ids[i]);
   out.one_spare_correction = one_spare;
   const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
-  out.deviation_bound = tol * (std::max(rms, scale_floor) + spread) * kept_plan->gain;
+  const double scale = tol * (std::max(rms, scale_floor) + spread);
+  out.roundoff_bound = scale * kept_plan->gain;
+  out.deviation_bound = std::max(out.roundoff_bound, scale * mislocation);
   return out;
 }
 
@@ -420,6 +451,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::DecodeSlow(const std::vector<int>& pe
   if (out.ok()) {
     out->coefficients *= std::ldexp(1.0, exponent);
     out->deviation_bound = std::ldexp(out->deviation_bound, exponent);
+    out->roundoff_bound = std::ldexp(out->roundoff_bound, exponent);
   }
   return out;
 }
@@ -493,6 +525,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       const double raw = Rms(yt);
       out.deviation_bound =
           tol * (std::max(raw, floor) + raw * std::sqrt(double(yt.cols()))) * plan->gain;
+      out.roundoff_bound = out.deviation_bound;
       return out;
     }
     const int t_max = (r - k) / 2;
@@ -670,9 +703,12 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
   double scale = 0.0;
   const Vector cs = RobustTolerances(codeword, tol, 0, &scale, floor);
   // Kept values agree within tol (g + e_l): RMS over entries at most 2 tol g.
-  out.deviation_bound = 2.0 * tol * std::max(scale, floor) * plan->gain;
+  out.roundoff_bound = 2.0 * tol * std::max(scale, floor) * plan->gain;
+  out.deviation_bound = out.roundoff_bound;
   std::vector<int> kept_off(static_cast<size_t>(original.rows()), 0);
   std::vector<int> aside_off(static_cast<size_t>(original.rows()), 0);
+  // The least deviation of a peer off, by entry (a peer's: its largest block's).
+  Vector smallest = Vector::Constant(original.rows(), internal::kHuge);
   for (size_t i = 0; i < answered.size(); ++i) {
     const int p = answered[i];
     auto& off = std::binary_search(kept.begin(), kept.end(), p) ? kept_off : aside_off;
@@ -685,6 +721,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
       if ((dev.row(l).array() <= cs(l)).all()) continue;
       wrong = true;
       ++off[static_cast<size_t>(l)];
+      const double worst = dev.row(l).maxCoeff();
+      if (worst < smallest(l)) smallest(l) = worst;  // NaN: kHuge stays (wrong in any case)
     }
     if (wrong) out.wrong_peers.push_back(p);
   }
@@ -695,6 +733,9 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     return s;
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
+  out.deviation_bound = std::max(
+      out.deviation_bound, internal::MislocationBound(GetPlan(answered)->mislocation, t_all, cs,
+                                                      kept_off, aside_off, smallest));
   return out;
 }
 

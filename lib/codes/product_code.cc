@@ -274,8 +274,8 @@ bool Resolves(const ProductCode& code, const DecodedProduct& decoded) {
   double norm = decoded.product.norm();
   if (!(norm > 1e-140 && norm < 1e140)) norm = decoded.product.blueNorm();
   const double rms = norm / std::sqrt(double(decoded.product.size()));
-  return std::isfinite(decoded.deviation_bound) && std::isfinite(rms) &&
-         decoded.deviation_bound <= kFloat32ResolutionLimitInRoundoffs * rho * rms;
+  return std::isfinite(decoded.roundoff_bound) && std::isfinite(rms) &&
+         decoded.roundoff_bound <= kFloat32ResolutionLimitInRoundoffs * rho * rms;
 }
 
 namespace internal {
@@ -368,6 +368,7 @@ void TakeVerdict(DecodeOutcome* outcome, int64_t decoded, int64_t kept, DecodedP
   out->wrong_peers = std::move(outcome->wrong_peers);
   out->verified = outcome->verified;
   out->deviation_bound = CroppedBound(outcome->deviation_bound, decoded, kept);
+  out->roundoff_bound = CroppedBound(outcome->roundoff_bound, decoded, kept);
   out->one_spare_correction = outcome->one_spare_correction;
 }
 

@@ -167,6 +167,7 @@ StatusOr<DecodedProduct> ReplicationCode::Decode(std::span<const PeerResult> res
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
   out.product = full.topRows(shape().rows);
+  out.roundoff_bound = out.deviation_bound;  // nothing hides from a copy's or checksum's check
   return out;
 }
 
@@ -190,6 +191,7 @@ StatusOr<DecodedProduct> ReplicationCode::DecodeTranspose(
     out.deviation_bound += bound;  // a sum of the blocks' products: their deviations add
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
+  out.roundoff_bound = out.deviation_bound;  // nothing hides from a copy's or checksum's check
   return out;
 }
 

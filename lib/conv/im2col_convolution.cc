@@ -82,8 +82,10 @@ StatusOr<DecodedProduct> Im2ColConvolution::DecodeTranspose(
   // Each input entry sums at most kh kw column entries, so the squared
   // deviation grows at most kh kw times, spread over fewer entries.
   if (out.product.size() > 0) {
-    out.deviation_bound *= std::sqrt(double(conv_.kernel_h) * double(conv_.kernel_w) * columns /
-                                     double(out.product.size()));
+    const double grows = std::sqrt(double(conv_.kernel_h) * double(conv_.kernel_w) * columns /
+                                   double(out.product.size()));
+    out.deviation_bound *= grows;
+    out.roundoff_bound *= grows;
   }
   return out;
 }

@@ -50,9 +50,10 @@ double UnitRoundoff(Precision precision);
 // trainer's guard).
 inline constexpr double kFloat64Tolerance = 32768.0 * DBL_EPSILON;
 inline constexpr double kFloat32ToleranceInRoundoffs = 3.0;
-// The largest resolution (DecodedProduct::deviation_bound) a float32 decode
-// may have, in rho of the product's RMS, before CodedProduct computes the
-// product again in float64 (runtime/coded_product.h). Fault-free Gaussian
+// The largest roundoff resolution (DecodedProduct::roundoff_bound: the
+// resolution when every result is right) a float32 decode may have, in rho
+// of the product's RMS, before CodedProduct computes the product again in
+// float64 (runtime/coded_product.h). Fault-free Gaussian
 // data gives 70 to 90 rho (Generalized PolyDot P = 8, m = n = 2) and about
 // 190 rho (rotation points P = 20, K = 16); the true RMS deviation was at
 // most 0.01 of the bound on such data and 0.63 on the worst structured data

@@ -7,13 +7,17 @@
 //
 // The guarantee, with R results that arrived and recovery threshold K
 // (docs: README "What a verified decode guarantees"):
-//   (a) At most floor((R - K)/2) wrong results in every entry, with any
-//       values (identical, proportional, huge beside tiny, NaN, Inf): the
-//       exact product, verified. Different entries may have different
-//       wrong peers (every peer may be wrong somewhere). Except patterns
-//       that fewer wrong values explain within the values' own noise,
-//       which no decoder can tell apart (below: errors at t edge peers
-//       scaled to imitate one honest peer's checks).
+//   (a) At most t = floor((R - K)/2) wrong results in every entry, with
+//       any values (identical, proportional, huge beside tiny, NaN, Inf):
+//       verified, the product within deviation_bound of the exact one,
+//       whichever peers are named. Different entries may have different
+//       wrong peers (every peer may be wrong somewhere). Where the points
+//       crowd (the ends of Chebyshev points), errors at t peers can be
+//       explained by other peers to within roundoff or the values' own
+//       noise, and no decoder can tell which: the peers named may then be
+//       honest, and deviation_bound covers what that moves the product by
+//       (computed from the answering peers' geometry, lib/codes/
+//       mislocation.h; below).
 //   (b) At most R - K - 1 wrong results whose errors are generic (drawn
 //       from a continuous distribution, e.g. dense errors of a corrupted
 //       product): the exact product, verified.
@@ -32,69 +36,39 @@
 // Generic errors within about 10^4 of the tolerance can make some of their
 // entries pass as roundoff and others not; locating them then fails in a
 // few percent of decodes (DataLoss; measured by `polyguard-experiment
-// soak`). Errors from 1 to about 250 tolerances can also be absorbed: the
-// decode comes back verified, naming other peers or none, with the product
-// moved by up to about 300 tolerances of the entries' scale (measured in
-// tests/codes/float32_product_test.cc's patterns, float64 and float32 alike;
-// all located from 250 tolerances). In float64 that is 2e-9 of the product.
-// Identical or proportional errors in whole results (a shared corrupted
-// input): their syndromes span fewer dimensions than there are wrong peers,
-// and where the code is ill-conditioned another set of t peers explains
-// them within the tolerance (P = 16, K = 12: to 0.2%). They are located by
-// the set of peers whose parity columns span every syndrome to roundoff,
-// which no other set comes within 20 times of: 3,000 such patterns at t
-// peers (P 8 to 24, K up to P - 4, up to 3 stragglers, errors from 300
-// tolerances; adversary s14's) all named exactly, and from 100 tolerances
-// in tests (AlignedErrors). Before, the per-entry search took the first set
-// that passed: up to 8,000 tolerances put on honest peers, the product off
-// by 2.4 times deviation_bound. Errors at two peers scaled so that their
-// syndrome mimics the honest peer between them (at the ends of Chebyshev
-// points its column is within a sine of 2e-3 of theirs) are located too;
-// where the code is far more ill-conditioned (P = 40, K = 36) such errors
-// up to about 500 tolerances still name the honest peer, the product
-// within deviation_bound. Left, rare: errors near-aligned with two sets of
-// t peers at once (2 of the 16 codes with such a geometry among 60 drawn,
-// the product up to 1.5 times deviation_bound off), near-aligned errors at
-// t peers when the sets of t number more than 32,768 (P = 34, t = 9: 100
-// times). Errors at up to t peers of one entry scaled to mimic an honest
-// peer, beside single errors in other entries at other peers (adversary
-// s16: the honest peer was taken, verified, 40 to 6,400 times
-// deviation_bound off at P = 16 to 24), are located by measuring
-// "roundoff" on the decode itself: an entry whose fit leaves more than 8
-// times the consistent entries' is searched again for a set that leaves 8
-// times less, and rows the peeled peers do not explain to the rows' own
-// noise are corrected entry by entry (docs/codes.md §3.3). This is a limit
-// of the data, not only of the decoder: at the ends of Chebyshev points t
-// peers' parity columns can imitate another's to a sine of 4e-5 (P = 24,
-// K = 16), so such a pattern of M tolerances leaves about 4e-6 M, and below
-// a few times the values' own noise no decoder can tell it from one error
-// at the honest peer. Measured (adversary s17): with noise of 0.03 of the
-// tolerance on every value (30 times float64 roundoff) such patterns up to
-// 1e4 tolerances were absorbed, the product up to 150 times deviation_bound
-// off; with float32 settings and noise of 0.2, up to 3e4 (370 times); with
-// exact data and two entries, below about 100 tolerances (12 times). A
-// result with a NaN, an Inf or an absurd value set aside whole lowers t in
-// every entry: when the others' decode corrected something it must agree
-// with the full decode (which takes such values as wrong values of their
-// entries), else DataLoss (adversary s17: one NaN, 1,450 times the bound;
-// s18: the full decode alone misplaced small edge errors beside a NaN, 160
-// times). Each inconsistent entry is first put to an error locator (Berlekamp-Welch in
-// the Chebyshev basis; docs/codes.md §3.3): t errors per entry at peers of
-// its own (4,096 entries, P 20 to 24), identical errors at 6 of 24 peers and
-// two magnitudes of errors at P = 24, K = 18 take 0.2-0.9 s (they spent the
-// budget before, DataLoss after 4 to 9 s). Left: identical errors at 4 edge
-// peers of P = 31, K = 23, which 4 other peers explain to roundoff (DataLoss
-// after 10 s, the budget); whole-result errors at t peers with noise of
-// 0.04 of the tolerance on every value (the rank of the syndrome then looks
-// full: DataLoss after 5 to 20 s, and with float32 settings and noise of 0.1
-// a verified product 20 times the bound off with honest peers named);
-// P = 30, K = 20 mimicking patterns in exact data (174,436 sets: 44 times);
-// and, verified wrong, t = 4 errors of 2e3 to 3e4 tolerances at the edge
-// peers of P = 28 to 40 in exact data, which another set explains within
-// clean_fit (at P = 40, K = 32 a set of 2 peers to 1e-9 of the tolerance:
-// Chebyshev points of that size cannot tell them apart in float64;
-// adversary s18: honest peers named, up to 3,800 times deviation_bound
-// off; docs/codes.md §3.2).
+// soak`). Smaller errors can pass as roundoff or be put on other peers:
+// the checks cannot tell errors at t peers from errors at others when the
+// difference of the two patterns is nearly a code word, which at the ends
+// of Chebyshev points it can be at thousands of tolerances (P = 16, K = 12)
+// and at any size (P = 40, K = 32: errors at 4 edge peers that 2 others
+// explain to 1e-9 of the tolerance), and with noise in the data more so
+// (adversary s17: mimicking patterns up to 1e4 tolerances hid in noise of
+// 0.03 of the tolerance). Under (a) such a decode is verified with the
+// product within deviation_bound, which covers that geometry (before
+// 2026-12-06 it did not: the adversaries found products 1.5 to 6,400 times
+// the former bound off, each now within the bound by its construction:
+// tests/codes/mislocation_test.cc tries edge patterns from 1 to 1e12
+// tolerances). Where the data allow, the decoder still names the true
+// peers: identical or proportional errors in whole results (their syndromes
+// span fewer dimensions than there are wrong peers) by the set of peers
+// whose parity columns span every syndrome to roundoff, which no other set
+// comes within 20 times of (3,000 such patterns at t peers, P 8 to 24, up
+// to 3 stragglers, from 300 tolerances: all named exactly); errors at t
+// peers scaled to mimic the honest peer between them, in exact data, by
+// measuring roundoff on the decode itself (an entry whose fit leaves more
+// than 8 times the consistent entries' is searched again, and rows the
+// peeled peers do not explain to the rows' own noise are corrected entry
+// by entry; docs/codes.md §3.3). A result with a NaN, an Inf or an absurd
+// value set aside whole lowers t in every entry: when the others' decode
+// corrected something it must agree with the full decode (which takes such
+// values as wrong values of their entries), else DataLoss (adversaries s17
+// and s18). Each inconsistent entry is first put to an error locator
+// (Berlekamp-Welch in the Chebyshev basis; docs/codes.md §3.3): t errors
+// per entry at peers of its own (4,096 entries, P 20 to 24), identical
+// errors at 6 of 24 peers and two magnitudes of errors at P = 24, K = 18
+// take 0.2-0.9 s. Left, as DataLoss after the budget (5 to 20 s):
+// identical errors at 4 edge peers of P = 31, K = 23, and whole-result
+// errors at t peers with noise of 0.04 of the tolerance on every value.
 // A straggler set can leave a peer barely checked (P = 24, K = 8 with 12
 // answering: its parity column's norm about 2e-5): an error there below
 // the tolerance over that norm cannot be seen by any decoder, and
@@ -237,14 +211,33 @@ struct DecodeOutcome {
   // When larger, the gain is instead that of one error the checks cannot
   // see: max_w max_j |decode(w, j)| / ||h_j|| (||h_j||^2 after a
   // correction), h_j peer j's column of the parity check, small for a peer
-  // that a straggler set leaves barely checked.
+  // that a straggler set leaves barely checked. And it covers up to t
+  // wrong results that the checks cannot see or cannot tell from the ones
+  // named (the guarantee's (a)): the gain is at least 2 max_w ||row w of
+  // the decode from the results left without t peers||_1 (the worst t;
+  // with the s_l values named wrong in entry l, without s_l + t, unless
+  // they are too far off for an honest value among them), per unit of
+  // tolerance, entry by entry (lib/codes/mislocation.h). That is what
+  // crowded points cost, against the plain gain, for Chebyshev points and
+  // every peer answering: 2.5 to 4 times at P = 8 to 20 (K = P - 4 and P
+  // = 8, K = 5), up to 30 at P = 24 to 28; after one value per entry is
+  // corrected 5 to 90 times; after t, 5 at P = 8 and 100 to 4e6 at P = 12
+  // to 40 (rotation points, P = 20, K = 16: 5.5 without corrections). The
+  // product is then really that uncertain: errors at 4 edge peers of P =
+  // 40, K = 32 that 2 other peers explain to 1e-9 of the tolerance named
+  // those 2, the product 3,800 times the former bound off (adversary s18).
   // Deviations below the tolerance are roundoff by definition, so nothing
   // smaller than this is guaranteed; it is small beside the coefficients
   // when the code word is of their size, and large when the results hold
   // much larger terms that the wanted coefficients do not (Generalized
   // PolyDot's cross products; polydot_code.h). Errors located and removed
-  // do not count; an absorbed error (the window above) can exceed it.
+  // do not count.
   double deviation_bound = 0.0;
+  // The part of deviation_bound that assumes every result kept is right
+  // (the plain and hidden gains above, without the t results the checks
+  // cannot see or tell apart): what roundoff alone moves the product by.
+  // At most deviation_bound. Resolves() (product_code.h) compares this.
+  double roundoff_bound = 0.0;
   // True when some entry was corrected with a single result to spare: at
   // most K + 1 results agree there with the decoded code word, so its check
   // has one degree of freedom. Results wrong at one more peer than were

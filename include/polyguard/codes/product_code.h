@@ -122,6 +122,10 @@ struct DecodedProduct {
   // recomputes such products in float64). Codes that combine only the
   // product's own blocks have a code word of C's size.
   double deviation_bound = 0.0;
+  // The part of deviation_bound that assumes every result decoded is right
+  // (DecodeOutcome::roundoff_bound): what roundoff alone moves C by. Equal
+  // to it for the codes without hidden results (uncoded, replication, ABFT).
+  double roundoff_bound = 0.0;
   // A correction checked by a single spare result
   // (DecodeOutcome::one_spare_correction): Resolves() is false in float32.
   bool one_spare_correction = false;
@@ -326,13 +330,15 @@ struct ProductCodeOptions {
 };
 
 // Whether `decoded`, a decode of `code`'s results, resolves its product:
-// always for a float64 code; for a float32 one, when deviation_bound is at
+// always for a float64 code; for a float32 one, when roundoff_bound is at
 // most kFloat32ResolutionLimitInRoundoffs rho of the product's RMS (rho = u
 // sqrt(the longer of the code's rows and inner), u = 2^-24; a zero product
 // needs a zero bound) and no correction was checked by a single spare
 // result (one_spare_correction). A product that is not resolved can be off
 // by up to the bound, or after such a correction by more (CodedProduct
-// computes it again in float64).
+// computes it again in float64). A resolved one is within deviation_bound
+// under the decoders' (a): results the checks cannot see are faults, not
+// roundoff, and float64 would not see them either.
 bool Resolves(const ProductCode& code, const DecodedProduct& decoded);
 
 // Validates the options once and builds the code with the registered

@@ -25,7 +25,7 @@
 //
 // A float32 product the decode cannot resolve is computed again in float64:
 // when its decode does not resolve it (Resolves in product_code.h: the
-// decode's deviation_bound above 1,000 rho of the product's RMS), every peer multiplies its shard
+// decode's roundoff_bound above 1,000 rho of the product's RMS), every peer multiplies its shard
 // and piece again in float64, exchanges the doubles and decodes them with the float64 build of the
 // code given to Create (`wide`). Every peer decides from the same decode (every result is awaited:
 // Create refuses `wide` with wait_for < P), so all do it or none.
