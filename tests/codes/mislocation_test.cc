@@ -110,7 +110,9 @@ TEST(GainsWithout, IsInfiniteWhenTheRestCannotDecode) {
 // 40, K = 32 the honest peers were named, the product 3,800 times the old
 // bound off). From one tolerance to 1e12: whatever is named, a verified
 // product is within deviation_bound. Both decoders, every answering peer or
-// a straggler set.
+// a straggler set. Against the former bound (the results kept within the
+// tolerance, without the mislocation term) 9 of these 12 fail: up to 520
+// times it at P = 24, K = 16 and 1,130 at P = 40, K = 32.
 struct EdgeCase {
   const char* name;
   int p, k, t_true, t_alt;
@@ -125,7 +127,10 @@ class ErrorsAtEdgePeers : public ::testing::TestWithParam<EdgeCase> {};
 TEST_P(ErrorsAtEdgePeers, LeaveAVerifiedProductWithinTheBound) {
   const EdgeCase& c = GetParam();
   const std::vector<double> points = MakeEvaluationPoints(PointKind::kChebyshev, c.p);
-  const Matrix generator = MonomialBasis(points, c.k);
+  // Coefficients in the Chebyshev basis: a well-conditioned decode, whose
+  // plain resolution is small (the monomial basis' is 1e11 times the data
+  // at P = 40 and would cover anything).
+  const Matrix generator = ChebyshevBasis(points, c.k);
   std::vector<int> wanted(static_cast<size_t>(c.k));
   std::iota(wanted.begin(), wanted.end(), 0);
   auto evaluation = ErrorsAndErasuresDecoder::Create(points, generator, wanted).value();
