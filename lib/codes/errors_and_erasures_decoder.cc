@@ -37,10 +37,6 @@ struct ErrorsAndErasuresDecoder::Plan {
   double hidden_gain = 0, fitted_hidden_gain = 0;
   double Gain() const { return std::max(wanted_gain, hidden_gain); }
   double FittedGain() const { return std::max(wanted_gain, fitted_hidden_gain); }
-  // What wrong results the checks cannot see or tell apart can move a
-  // wanted coefficient by (mislocation.h), over the generator rows in the
-  // points' order.
-  internal::MislocationGains mislocation;
   // R x (R - K + |wanted|), row-major: [parity; wanted_pinv]^T for the fused
   // pass (the exact parity check rides along with the decode).
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> fused;
@@ -160,7 +156,20 @@ ErrorsAndErasuresDecoder::ErrorsAndErasuresDecoder(std::vector<double> points, M
       wanted_(std::move(wanted)),
       options_(options) {
   chebyshev_ = ChebyshevBasis(points_, static_cast<int>(generator_.cols()));
+  // The generator's rows in the points' order: crowding is between neighbours.
+  std::vector<int> by_point(points_.size());
+  std::iota(by_point.begin(), by_point.end(), 0);
+  std::sort(by_point.begin(), by_point.end(), [&](int a, int b) {
+    return points_[static_cast<size_t>(a)] < points_[static_cast<size_t>(b)];
+  });
+  Matrix sorted(generator_.rows(), generator_.cols());
+  for (size_t i = 0; i < by_point.size(); ++i)
+    sorted.row(static_cast<Eigen::Index>(i)) = generator_.row(by_point[i]);
+  mislocation_ = std::make_unique<internal::MislocationGains>();
+  mislocation_->Set(std::move(sorted), 1, wanted_);
 }
+
+ErrorsAndErasuresDecoder::~ErrorsAndErasuresDecoder() = default;
 
 std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::GetPlan(
     const PeerSet& kept) const {
@@ -185,16 +194,6 @@ std::shared_ptr<const ErrorsAndErasuresDecoder::Plan> ErrorsAndErasuresDecoder::
   const Matrix r_factor = qr.matrixQR().topRows(k).triangularView<Eigen::Upper>();
   plan->chebyshev_pinv =
       r_factor.triangularView<Eigen::Upper>().solve(q_full.leftCols(k).transpose());
-
-  std::vector<int> by_point(static_cast<size_t>(r));
-  std::iota(by_point.begin(), by_point.end(), 0);
-  std::sort(by_point.begin(), by_point.end(), [&](int a, int b) {
-    return points_[static_cast<size_t>(plan->rows[static_cast<size_t>(a)])] <
-           points_[static_cast<size_t>(plan->rows[static_cast<size_t>(b)])];
-  });
-  Matrix sorted_gen(r, k);
-  for (int i = 0; i < r; ++i) sorted_gen.row(i) = gen.row(by_point[static_cast<size_t>(i)]);
-  plan->mislocation.Set(std::move(sorted_gen), 1, wanted_);
 
   Eigen::JacobiSVD<Matrix> svd(gen, Eigen::ComputeThinU | Eigen::ComputeThinV);
   const Matrix pinv =
@@ -350,7 +349,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
       const double scale = tol * (std::max(rms, scale_floor) + spread);
       out.roundoff_bound = scale * plan->Gain();
       out.deviation_bound = std::max(
-          out.roundoff_bound, scale * plan->mislocation.EntryGain((total - k) / 2, 0, 0.0, 0.0));
+          out.roundoff_bound,
+          scale * mislocation_->EntryGain((total - k) / 2, num_peers() - total, 0, 0.0, 0.0));
       return out;
     }
   }
@@ -445,10 +445,10 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   std::vector<internal::MislocationGains::OffGains> by_off(static_cast<size_t>(f) + 1);
   auto entry_gain = [&](int off, double smallest, double cs) {
     auto& g = by_off[static_cast<size_t>(off)];
-    if (g.located == 0.0) g = plan.mislocation.ForOff(t_all, off);
+    if (g.located == 0.0) g = mislocation_->ForOff(t_all, num_peers() - total, off);
     return smallest > cs * g.threshold ? g.located : g.mislocated;
   };
-  double mislocation = plan.mislocation.EntryGain(t_all, 0, 0.0, 0.0);
+  double mislocation = mislocation_->EntryGain(t_all, num_peers() - total, 0, 0.0, 0.0);
   for (int64_t l = 0; l < length; ++l) {
     double cs = -1.0;
     auto tolerance = [&] {
@@ -744,8 +744,8 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
   out.coefficients = *corrected * plan->wanted_pinv.transpose();
   out.verified = true;
   out.deviation_bound = std::max(
-      out.deviation_bound, internal::MislocationBound(GetPlan(PeerSet::Of(answered))->mislocation,
-                                                      t_all, cs, kept_off, aside_off, smallest));
+      out.deviation_bound, internal::MislocationBound(*mislocation_, t_all, num_peers() - total, cs,
+                                                      kept_off, aside_off, smallest));
   return out;
 }
 

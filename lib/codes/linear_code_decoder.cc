@@ -32,10 +32,6 @@ struct LinearCodeDecoder::Plan {
   // (the diagonal of G_R G_R^+), floored at 1e-2: how much of honest
   // roundoff a residual keeps (the suspect search's studentized bound).
   Eigen::ArrayXd slack;
-  // What wrong peers the checks cannot see or tell apart can move a
-  // coefficient by (mislocation.h), over the rows in peer order (a circle's
-  // points in turn).
-  internal::MislocationGains mislocation;
   int probes = 0;                  // leading columns of `fused` that are parity probes
   internal::RowMajorMatrix fused;  // R x (probes + K): [probe; pinv]^T
 };
@@ -92,6 +88,16 @@ StatusOr<std::unique_ptr<LinearCodeDecoder>> LinearCodeDecoder::Create(Matrix ge
       new LinearCodeDecoder(std::move(generator), options, rows_per_peer));
 }
 
+LinearCodeDecoder::LinearCodeDecoder(Matrix generator, DecoderOptions options, int rows_per_peer)
+    : generator_(std::move(generator)),
+      options_(options),
+      rows_per_peer_(rows_per_peer),
+      mislocation_(std::make_unique<internal::MislocationGains>()) {
+  mislocation_->Set(generator_, rows_per_peer_, {});  // peers in turn: a circle's points in order
+}
+
+LinearCodeDecoder::~LinearCodeDecoder() = default;
+
 std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
     const std::vector<int>& peers) const {
   const PeerSet mask = PeerSet::Of(peers);
@@ -120,7 +126,6 @@ std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
   }
   plan->pinv = svd.matrixV() * sigma.cwiseInverse().asDiagonal() * svd.matrixU().transpose();
   plan->gain = plan->pinv.cwiseAbs().rowwise().sum().maxCoeff();
-  plan->mislocation.Set(gen, g, {});
   plan->slack = (1.0 - svd.matrixU().rowwise().squaredNorm().array()).max(1e-4).sqrt();
   Eigen::HouseholderQR<Matrix> qr(gen);
   const Matrix q_full = qr.householderQ() * Matrix::Identity(r, r);
@@ -283,7 +288,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       const double scale = tol * (std::max(rms, scale_floor) + spread);
       out.roundoff_bound = scale * plan->gain;
       out.deviation_bound = std::max(
-          out.roundoff_bound, scale * plan->mislocation.EntryGain((total - k) / 2, 0, 0.0, 0.0));
+          out.roundoff_bound,
+          scale * mislocation_->EntryGain((total - k) / 2, num_peers() - total, 0, 0.0, 0.0));
       return out;
     }
   }
@@ -370,10 +376,10 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   std::vector<internal::MislocationGains::OffGains> by_off(flagged_ids.size() + 1);
   auto entry_gain = [&](int off, double smallest, double cs) {
     auto& gains = by_off[static_cast<size_t>(off)];
-    if (gains.located == 0.0) gains = plan.mislocation.ForOff(t_all, off);
+    if (gains.located == 0.0) gains = mislocation_->ForOff(t_all, num_peers() - total, off);
     return smallest > cs * gains.threshold ? gains.located : gains.mislocated;
   };
-  double mislocation = plan.mislocation.EntryGain(t_all, 0, 0.0, 0.0);
+  double mislocation = mislocation_->EntryGain(t_all, num_peers() - total, 0, 0.0, 0.0);
   double sumsq = 0.0;
   const bool clean = internal::ChunkedProduct(
       kept_cols, length, m,
@@ -733,9 +739,11 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     return s;
   }
   std::sort(out.wrong_peers.begin(), out.wrong_peers.end());
-  out.deviation_bound = std::max(
-      out.deviation_bound, internal::MislocationBound(GetPlan(answered)->mislocation, t_all, cs,
-                                                      kept_off, aside_off, smallest));
+  out.deviation_bound =
+      std::max(out.deviation_bound,
+               internal::MislocationBound(*mislocation_, t_all,
+                                          num_peers() - static_cast<int>(answered.size()), cs,
+                                          kept_off, aside_off, smallest));
   return out;
 }
 

@@ -14,6 +14,7 @@ namespace polyguard::internal {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr int kClimbRounds = 8;
 
 // The gains of a decode from `rest` for the `left_out` rows: from a QR
 // (R^-1 Q^T), a fraction of an SVD's cost; infinite when singular to
@@ -74,8 +75,7 @@ DropGains GainsWithout(const Matrix& rows, int rows_per_peer, const std::vector<
     return worst;
   }
   // The splits between the two ends and the runs inside, then from the
-  // worst of them for each gain, single swaps while one makes it worse
-  // (straggler subsets' gaps: a run alone fell 12% short).
+  // worst of them for each gain, moves to neighbouring positions.
   std::vector<std::vector<int>> sets;
   for (int front = 0; front <= drop; ++front) {
     for (int i = 0; i < front; ++i) idx[static_cast<size_t>(i)] = i;
@@ -98,13 +98,15 @@ DropGains GainsWithout(const Matrix& rows, int rows_per_peer, const std::vector<
       worst_reach = set;
     }
   }
+  // Moves of one left-out peer to a neighbouring position, while one makes
+  // the gain worse, at most kClimbRounds times per gain.
   auto climb = [&](std::vector<int> set, double DropGains::*gain) {
     double best = worst.*gain;
-    for (bool better = std::isfinite(best); better;) {
-      better = false;
+    for (int round = 0; round < kClimbRounds && std::isfinite(best); ++round) {
+      bool better = false;
       for (size_t i = 0; i < set.size() && !better; ++i) {
-        for (int p = 0; p < r && !better; ++p) {
-          if (std::binary_search(set.begin(), set.end(), p)) continue;
+        for (int p : {set[i] - 1, set[i] + 1}) {
+          if (p < 0 || p >= r || std::binary_search(set.begin(), set.end(), p)) continue;
           std::vector<int> next = set;
           next[i] = p;
           std::sort(next.begin(), next.end());
@@ -114,10 +116,12 @@ DropGains GainsWithout(const Matrix& rows, int rows_per_peer, const std::vector<
           if (gains.*gain > best) {
             best = gains.*gain;
             set = std::move(next);
-            better = std::isfinite(best);
+            better = true;
+            break;
           }
         }
       }
+      if (!better) break;
     }
   };
   climb(worst_decode, &DropGains::decode);
@@ -135,21 +139,21 @@ DropGains MislocationGains::operator()(int drop) const {
   return gains_[d].second;
 }
 
-MislocationGains::OffGains MislocationGains::ForOff(int t, int off) const {
+MislocationGains::OffGains MislocationGains::ForOff(int t, int missing, int off) const {
   OffGains g;
   if (t <= 0) return g;  // nothing hides: the plain resolution stands
-  g.located = 2.0 * (*this)(t).decode;
+  g.located = 2.0 * (*this)(missing + t).decode;
   if (off <= 0) {
     g.mislocated = g.located;
     return g;
   }
-  const DropGains wider = (*this)(std::min(off, t) + t);
+  const DropGains wider = (*this)(missing + std::min(off, t) + t);
   g.mislocated = 2.0 * wider.decode;
   g.threshold = 1.0 + 2.0 * wider.reach;
   return g;
 }
 
-double MislocationBound(const MislocationGains& gains, int t, const Vector& cs,
+double MislocationBound(const MislocationGains& gains, int t, int missing, const Vector& cs,
                         const std::vector<int>& kept_off, const std::vector<int>& aside_off,
                         const Vector& smallest) {
   const Eigen::Index length = cs.size();
@@ -161,7 +165,7 @@ double MislocationBound(const MislocationGains& gains, int t, const Vector& cs,
         static_cast<size_t>(kept_off[static_cast<size_t>(l)] + aside_off[static_cast<size_t>(l)]);
     if (by_off.size() <= off) by_off.resize(off + 1);
     MislocationGains::OffGains& g = by_off[off];
-    if (g.located == 0.0) g = gains.ForOff(t, static_cast<int>(off));
+    if (g.located == 0.0) g = gains.ForOff(t, missing, static_cast<int>(off));
     const double dev = cs(l) * (smallest(l) > cs(l) * g.threshold ? g.located : g.mislocated);
     sumsq += dev * dev;
   }

@@ -16,7 +16,8 @@
 //       explained by other peers to within roundoff or the values' own
 //       noise, and no decoder can tell which: the peers named may then be
 //       honest, and deviation_bound covers what that moves the product by
-//       (computed from the answering peers' geometry, lib/codes/
+//       (computed from the points' geometry, stragglers counted as left
+//       out, lib/codes/
 //       mislocation.h; below).
 //   (b) At most R - K - 1 wrong results whose errors are generic (drawn
 //       from a continuous distribution, e.g. dense errors of a corrupted
@@ -164,6 +165,10 @@
 
 namespace polyguard {
 
+namespace internal {
+class MislocationGains;  // lib/codes/mislocation.h
+}  // namespace internal
+
 struct DecoderOptions {
   // Relative tolerance. A value disagrees with the decoded code word when its
   // deviation exceeds tolerance x (that entry's largest code word magnitude +
@@ -302,6 +307,8 @@ class ErrorsAndErasuresDecoder {
 
   struct Plan;  // per set of kept peers; defined in the .cc
 
+  ~ErrorsAndErasuresDecoder();
+
  private:
   ErrorsAndErasuresDecoder(std::vector<double> points, Matrix generator, std::vector<int> wanted,
                            DecoderOptions options);
@@ -336,6 +343,9 @@ class ErrorsAndErasuresDecoder {
   Matrix chebyshev_;  // P x K Chebyshev basis at the points
   std::vector<int> wanted_;
   DecoderOptions options_;
+  // What results the checks cannot see or tell from the ones named can move
+  // the product by (DecodeOutcome::deviation_bound), over every peer.
+  std::unique_ptr<internal::MislocationGains> mislocation_;
   mutable std::mutex mu_;
   mutable std::unordered_map<PeerSet, std::shared_ptr<const Plan>, PeerSetHash> cache_;
 };

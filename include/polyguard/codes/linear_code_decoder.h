@@ -71,6 +71,10 @@
 
 namespace polyguard {
 
+namespace internal {
+class MislocationGains;  // lib/codes/mislocation.h
+}  // namespace internal
+
 class LinearCodeDecoder {
  public:
   // generator: P x K (1 <= K <= P <= kMaxPeers), finite. Its MDS property is the
@@ -111,9 +115,10 @@ class LinearCodeDecoder {
 
   struct Plan;  // per set of answering peers; defined in the .cc
 
+  ~LinearCodeDecoder();
+
  private:
-  LinearCodeDecoder(Matrix generator, DecoderOptions options, int rows_per_peer)
-      : generator_(std::move(generator)), options_(options), rows_per_peer_(rows_per_peer) {}
+  LinearCodeDecoder(Matrix generator, DecoderOptions options, int rows_per_peer);
   std::shared_ptr<const Plan> GetPlan(const std::vector<int>& peers) const;
   StatusOr<DecodeOutcome> DecodeSlow(const std::vector<int>& peers, const Matrix& results,
                                      double scale_floor) const;
@@ -139,6 +144,9 @@ class LinearCodeDecoder {
   Matrix generator_;
   DecoderOptions options_;
   int rows_per_peer_ = 1;
+  // What results the checks cannot see or tell from the ones named can move
+  // the product by (DecodeOutcome::deviation_bound), over every peer.
+  std::unique_ptr<internal::MislocationGains> mislocation_;
   mutable std::mutex mu_;
   mutable std::unordered_map<PeerSet, std::shared_ptr<const Plan>, PeerSetHash> cache_;
 };
