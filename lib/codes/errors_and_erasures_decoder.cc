@@ -449,6 +449,11 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
     return smallest > cs * g.threshold ? g.located : g.mislocated;
   };
   double mislocation = mislocation_->EntryGain(t_all, num_peers() - total, 0, 0.0, 0.0);
+  // The decoded code word's squares at the set-aside peers: an honest peer
+  // set aside can hold an entry's largest value, and roundoff at its scale
+  // (adversary s19: a code word 5e3 times larger at one crowded edge peer,
+  // with noise at that scale, 1,064 times the bound when left out of it).
+  double aside_sumsq = 0.0;
   for (int64_t l = 0; l < length; ++l) {
     double cs = -1.0;
     auto tolerance = [&] {
@@ -464,6 +469,7 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
     int off = 0;
     double smallest = kHuge;
     for (int q = 0; q < f; ++q) {
+      aside_sumsq += out2(l, kp + w + q) * out2(l, kp + w + q);
       const double dev = std::abs(flagged_cols[static_cast<size_t>(q)][l] - out2(l, kp + w + q));
       if (dev <= quick || dev <= tolerance()) continue;
       wrong[static_cast<size_t>(q)] = 1;
@@ -483,7 +489,7 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
     if (wrong[static_cast<size_t>(q)])
       out.wrong_peers.push_back(flagged_ids[static_cast<size_t>(q)]);
   out.one_spare_correction = one_spare;
-  const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
+  const double spread = length > 0 ? std::sqrt((sumsq + aside_sumsq) / double(length)) : 0.0;
   const double scale = tol * (std::max(rms, scale_floor) + spread);
   out.roundoff_bound = scale * kept_plan->Gain();
   out.deviation_bound = std::max(out.roundoff_bound, scale * mislocation);

@@ -380,6 +380,10 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
     return smallest > cs * gains.threshold ? gains.located : gains.mislocated;
   };
   double mislocation = mislocation_->EntryGain(t_all, num_peers() - total, 0, 0.0, 0.0);
+  // The decoded code word's squares at the set-aside peers: an honest peer
+  // set aside can hold an entry's largest value, and roundoff at its scale
+  // (adversary s19).
+  double aside_sumsq = 0.0;
   double sumsq = 0.0;
   const bool clean = internal::ChunkedProduct(
       kept_cols, length, m,
@@ -399,6 +403,7 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
             return false;
           }
           std::fill(off_here.begin(), off_here.end(), 0.0);
+          aside_sumsq += chunk.row(i).segment(kp + kc, fg).squaredNorm();
           for (int col = 0; col < fg; ++col) {
             const double dev =
                 std::abs(flagged_cols[static_cast<size_t>(col)][l] - chunk(i, kp + kc + col));
@@ -430,7 +435,7 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   for (size_t i = 0; i < flagged_ids.size(); ++i)
     if (wrong[i]) out.wrong_peers.push_back(flagged_ids[i]);
   out.one_spare_correction = one_spare;
-  const double spread = length > 0 ? std::sqrt(sumsq / double(length)) : 0.0;
+  const double spread = length > 0 ? std::sqrt((sumsq + aside_sumsq) / double(length)) : 0.0;
   const double scale = tol * (std::max(rms, scale_floor) + spread);
   out.roundoff_bound = scale * kept_plan->gain;
   out.deviation_bound = std::max(out.roundoff_bound, scale * mislocation);
