@@ -442,12 +442,7 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   // had the set-aside values not been the wrong ones (mislocation.h): the
   // worst entry's. Entries with off values of each count share the gains.
   const int t_all = (total - k) / 2;
-  std::vector<internal::MislocationGains::OffGains> by_off(static_cast<size_t>(f) + 1);
-  auto entry_gain = [&](int off, double smallest, double cs) {
-    auto& g = by_off[static_cast<size_t>(off)];
-    if (g.located == 0.0) g = mislocation_->ForOff(t_all, num_peers() - total, off);
-    return smallest > cs * g.threshold ? g.located : g.mislocated;
-  };
+  internal::EntryGains entry_gain(*mislocation_, t_all, num_peers() - total);
   double mislocation = mislocation_->EntryGain(t_all, num_peers() - total, 0, 0.0, 0.0);
   // The decoded code word's squares at the set-aside peers: an honest peer
   // set aside can hold an entry's largest value, and roundoff at its scale

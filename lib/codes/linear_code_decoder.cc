@@ -373,12 +373,7 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   // had the set-aside values not been the wrong ones (mislocation.h): the
   // worst entry's. Entries with off values of each count share the gains.
   const int t_all = (total - k) / 2;
-  std::vector<internal::MislocationGains::OffGains> by_off(flagged_ids.size() + 1);
-  auto entry_gain = [&](int off, double smallest, double cs) {
-    auto& gains = by_off[static_cast<size_t>(off)];
-    if (gains.located == 0.0) gains = mislocation_->ForOff(t_all, num_peers() - total, off);
-    return smallest > cs * gains.threshold ? gains.located : gains.mislocated;
-  };
+  internal::EntryGains entry_gain(*mislocation_, t_all, num_peers() - total);
   double mislocation = mislocation_->EntryGain(t_all, num_peers() - total, 0, 0.0, 0.0);
   // The decoded code word's squares at the set-aside peers: an honest peer
   // set aside can hold an entry's largest value, and roundoff at its scale

@@ -158,15 +158,11 @@ double MislocationBound(const MislocationGains& gains, int t, int missing, const
                         const Vector& smallest) {
   const Eigen::Index length = cs.size();
   if (length == 0) return 0.0;
-  std::vector<MislocationGains::OffGains> by_off;
+  EntryGains entry_gain(gains, t, missing);
   double sumsq = 0.0;
   for (Eigen::Index l = 0; l < length; ++l) {
-    const size_t off =
-        static_cast<size_t>(kept_off[static_cast<size_t>(l)] + aside_off[static_cast<size_t>(l)]);
-    if (by_off.size() <= off) by_off.resize(off + 1);
-    MislocationGains::OffGains& g = by_off[off];
-    if (g.located == 0.0) g = gains.ForOff(t, missing, static_cast<int>(off));
-    const double dev = cs(l) * (smallest(l) > cs(l) * g.threshold ? g.located : g.mislocated);
+    const int off = kept_off[static_cast<size_t>(l)] + aside_off[static_cast<size_t>(l)];
+    const double dev = cs(l) * entry_gain(off, smallest(l), cs(l));
     sumsq += dev * dev;
   }
   return std::sqrt(sumsq / double(length));

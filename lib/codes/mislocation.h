@@ -100,6 +100,26 @@ class MislocationGains {
   mutable std::vector<std::pair<bool, DropGains>> gains_;  // by drop: computed, gains
 };
 
+// EntryGain over the entries of one decode (t and missing fixed), the
+// gains of each count of off values computed once.
+class EntryGains {
+ public:
+  EntryGains(const MislocationGains& gains, int t, int missing)
+      : gains_(gains), t_(t), missing_(missing) {}
+  double operator()(int off, double smallest, double cs) {
+    const size_t i = static_cast<size_t>(off);
+    if (by_off_.size() <= i) by_off_.resize(i + 1);
+    if (!by_off_[i].first) by_off_[i] = {true, gains_.ForOff(t_, missing_, off)};
+    const MislocationGains::OffGains& g = by_off_[i].second;
+    return smallest > cs * g.threshold ? g.located : g.mislocated;
+  }
+
+ private:
+  const MislocationGains& gains_;
+  int t_, missing_;
+  std::vector<std::pair<bool, MislocationGains::OffGains>> by_off_;  // computed, gains
+};
+
 // What a decode that passed its final check can be off by, RMS over
 // entries: entry l's tolerance cs(l) times its EntryGain, with
 // kept_off[l] + aside_off[l] values off, the least of them by smallest(l).
