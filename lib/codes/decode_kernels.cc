@@ -32,35 +32,44 @@ typedef double Lanes4 __attribute__((vector_size(4 * sizeof(double))));
 // zsq[l] gets the sum of their squares, and column w >= probes goes to out
 // column w - probes. *out_sum, when given, gets the sum of every output
 // (finite exactly when every output is, barring an overflow of the sum).
+// entry_sq[l], when given, gets the sum over r of cols[r][l]^2. With rest,
+// stored column o >= out_cols goes to rest column o - out_cols instead.
 template <int WB>
 void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m, int m_cols,
                 int w0, double* out, double* sumsq, int probes = 0, double* zsq = nullptr,
-                double* out_sum = nullptr) {
+                double* out_sum = nullptr, double* entry_sq = nullptr, int out_cols = 0,
+                double* rest = nullptr) {
+  // Where stored column o (w0 + w - probes) goes.
+  auto column = [&](int o) {
+    return rest != nullptr && o >= out_cols ? rest + (o - out_cols) * length : out + o * length;
+  };
   constexpr int kLanes = 4;
   Lanes4 sq = {}, total = {};
   int64_t l0 = 0;
   for (; l0 + kLanes <= length; l0 += kLanes) {
     Lanes4 acc[WB];
     for (int w = 0; w < WB; ++w) acc[w] = Lanes4{};
+    Lanes4 esq = {};
     for (int r = 0; r < r_count; ++r) {
       Lanes4 y;
       std::memcpy(&y, cols[r] + l0, sizeof y);
       const double* mr = m + static_cast<int64_t>(r) * m_cols + w0;
       for (int w = 0; w < WB; ++w) acc[w] += y * mr[w];
-      sq += y * y;
+      esq += y * y;
     }
+    sq += esq;
+    if (entry_sq != nullptr) std::memcpy(entry_sq + l0, &esq, sizeof esq);
     if (probes > 0) {
       Lanes4 z = {};
       for (int w = 0; w < WB; ++w) {
         if (w < probes)
           z += acc[w] * acc[w];
         else
-          std::memcpy(out + (w - probes) * length + l0, &acc[w], sizeof acc[w]);
+          std::memcpy(column(w - probes) + l0, &acc[w], sizeof acc[w]);
       }
       std::memcpy(zsq + l0, &z, sizeof z);
     } else {
-      for (int w = 0; w < WB; ++w)
-        std::memcpy(out + (w0 + w) * length + l0, &acc[w], sizeof acc[w]);
+      for (int w = 0; w < WB; ++w) std::memcpy(column(w0 + w) + l0, &acc[w], sizeof acc[w]);
     }
     if (out_sum != nullptr)
       for (int w = 0; w < WB; ++w) total += acc[w];
@@ -76,11 +85,14 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
       if (w < probes) {
         z += a * a;
       } else {
-        out[(w0 + w - probes) * length + l0] = a;
+        column(w0 + w - probes)[l0] = a;
       }
     }
     if (probes > 0) zsq[l0] = z;
-    for (int r = 0; r < r_count; ++r) sq_tail += cols[r][l0] * cols[r][l0];
+    double esq = 0.0;
+    for (int r = 0; r < r_count; ++r) esq += cols[r][l0] * cols[r][l0];
+    sq_tail += esq;
+    if (entry_sq != nullptr) entry_sq[l0] = esq;
   }
   if (sumsq != nullptr) *sumsq += (sq[0] + sq[1]) + (sq[2] + sq[3]) + sq_tail;
   if (out_sum != nullptr) *out_sum += (total[0] + total[1]) + (total[2] + total[3]) + total_tail;
@@ -89,11 +101,13 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
 // FusedBlock<wb> for a width known only at run time (1..12).
 void FusedBlockOfWidth(int wb, const double* const* cols, int r_count, int64_t length,
                        const double* m, int m_cols, int w0, double* out, double* sumsq,
-                       int probes = 0, double* zsq = nullptr, double* out_sum = nullptr) {
+                       int probes = 0, double* zsq = nullptr, double* out_sum = nullptr,
+                       double* entry_sq = nullptr, int out_cols = 0, double* rest = nullptr) {
   switch (wb) {
-#define POLYGUARD_FUSED_CASE(N)                                                            \
-  case N:                                                                                  \
-    FusedBlock<N>(cols, r_count, length, m, m_cols, w0, out, sumsq, probes, zsq, out_sum); \
+#define POLYGUARD_FUSED_CASE(N)                                                           \
+  case N:                                                                                 \
+    FusedBlock<N>(cols, r_count, length, m, m_cols, w0, out, sumsq, probes, zsq, out_sum, \
+                  entry_sq, out_cols, rest);                                              \
     break;
     POLYGUARD_FUSED_CASE(1)
     POLYGUARD_FUSED_CASE(2)
@@ -138,6 +152,18 @@ double EntryTolerance(const std::vector<const double*>& cols, int64_t l, double 
   for (const double* c : cols) sq += c[l] * c[l];
   const double n = double(std::max<size_t>(cols.size(), 1));
   return std::max(tol * (rms + std::sqrt(sq / n)), DBL_MIN);
+}
+
+void EntryTolerances(const Vector& entry_sq, size_t count, double tol, double rms, Vector* out) {
+  const double n = double(std::max<size_t>(count, 1));
+  *out = (tol * (rms + (entry_sq.array() / n).sqrt())).max(DBL_MIN).matrix();
+}
+
+void EntryTolerances(const std::vector<const double*>& cols, int64_t l0, int64_t n, double tol,
+                     double rms, Vector* out) {
+  out->setZero(n);
+  for (const double* c : cols) out->array() += Eigen::Map<const Vector>(c + l0, n).array().square();
+  EntryTolerances(*out, cols.size(), tol, rms, out);
 }
 
 namespace {
@@ -682,17 +708,25 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
 }
 
 bool FusedCheck(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
-                int probes, Vector* zsq, Matrix* wanted, double* sumsq) {
+                int probes, Vector* zsq, Matrix* wanted, double* sumsq, int wanted_cols,
+                Matrix* rest, Vector* entry_sq) {
   const int r_count = static_cast<int>(cols.size());
   const int w_total = static_cast<int>(m.cols());
+  const int stored = w_total - probes;
   POLYGUARD_CHECK(probes >= 0 && probes <= w_total && w_total <= kFusedCheckColumns);
+  if (wanted_cols < 0 || rest == nullptr) wanted_cols = stored;
+  POLYGUARD_CHECK(wanted_cols <= stored);
   zsq->resize(length);
   if (probes == 0) zsq->setZero();
-  wanted->resize(length, w_total - probes);
+  wanted->resize(length, wanted_cols);
+  if (rest != nullptr) rest->resize(length, stored - wanted_cols);
+  if (entry_sq != nullptr) entry_sq->resize(length);
   *sumsq = 0.0;
   double out_sum = 0.0;
   FusedBlockOfWidth(w_total, cols.data(), r_count, length, m.data(), w_total, 0, wanted->data(),
-                    sumsq, probes, zsq->data(), &out_sum);
+                    sumsq, probes, zsq->data(), &out_sum,
+                    entry_sq != nullptr ? entry_sq->data() : nullptr, wanted_cols,
+                    rest != nullptr ? rest->data() : nullptr);
   return std::isfinite(out_sum);
 }
 

@@ -69,6 +69,14 @@ double ScaleWithFloor(double g, double floor);
 // at least DBL_MIN. Its RMS term is what a wrong value can move by only
 // about tol times itself, where its own syndrome shows far more.
 double EntryTolerance(const std::vector<const double*>& cols, int64_t l, double tol, double rms);
+// *out = EntryTolerance of entries l0 .. l0 + n - 1, in one contiguous pass
+// over each column (the per-entry form reads across every column's cache
+// lines). *out's memory is reused: hot paths keep it per thread.
+void EntryTolerances(const std::vector<const double*>& cols, int64_t l0, int64_t n, double tol,
+                     double rms, Vector* out);
+// The same from each entry's sum of squares over `count` columns
+// (FusedProduct's entry_sq); out may be &entry_sq.
+void EntryTolerances(const Vector& entry_sq, size_t count, double tol, double rms, Vector* out);
 // Results split in two by peer: cols holds g columns per peer (peers[j]'s
 // are g j .. g j + g - 1).
 struct PeerSplit {
@@ -242,9 +250,14 @@ void FusedProduct(const std::vector<const double*>& cols, int64_t length, const 
 // every result value. The probe part itself is not stored (CombineEntry
 // gives it for an entry). False when some output is not finite (a NaN or
 // Inf among the results reaches every output of its entry).
+// With `rest`, *wanted gets only the first wanted_cols of those columns and
+// *rest the others (a decode's coefficients then need no copy); with
+// entry_sq, each entry's sum of squares over the results (entry_sq(l) = sum
+// over r of cols[r][l]^2, EntryTolerance's sum), in the same pass.
 constexpr int kFusedCheckColumns = 12;
 bool FusedCheck(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
-                int probes, Vector* zsq, Matrix* wanted, double* sumsq);
+                int probes, Vector* zsq, Matrix* wanted, double* sumsq, int wanted_cols = -1,
+                Matrix* rest = nullptr, Vector* entry_sq = nullptr);
 // Row l of [cols] * m, its first `count` columns.
 Vector CombineEntry(const std::vector<const double*>& cols, int64_t l, const RowMajorMatrix& m,
                     int count);

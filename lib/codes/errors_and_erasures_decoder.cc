@@ -1,6 +1,7 @@
 #include "polyguard/codes/errors_and_erasures_decoder.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <numeric>
 #include <optional>
@@ -44,7 +45,6 @@ struct ErrorsAndErasuresDecoder::Plan {
 
 namespace {
 
-using internal::FusedProduct;
 using internal::kHuge;
 using internal::PeerList;
 using internal::RobustTolerances;
@@ -307,12 +307,12 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
     // kLocateSample spread over the entries (the whole-peer shortcut below).
     std::vector<std::pair<int64_t, double>> dirty;
     if (probes > 0) {
-      const double quick = tol * rms;
+      const double quick = tol * rms, qq = quick * quick;
+      const double* z2 = zsq.data();
       // The common case: every entry passes against the global scale alone.
-      if ((zsq.array() > quick * quick).any()) {
-        std::vector<int64_t> suspect;
-        for (int64_t l = 0; l < length; ++l)
-          if (!(zsq(l) <= quick * quick)) suspect.push_back(l);
+      int64_t suspects = 0;
+      for (int64_t l = 0; l < length; ++l) suspects += !(z2[l] <= qq);
+      if (suspects > 0) {
         auto check = [&](int64_t l) {
           const double cs = internal::EntryTolerance(sorted_cols, l, tol, rms);
           const double z = std::sqrt(zsq(l));
@@ -320,13 +320,19 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
           if (!(z <= cs) || !std::isfinite(cs) || !std::isfinite(z))
             dirty.push_back({l, std::isfinite(cs) ? cs : 0.0});
         };
-        // Evenly spread first (dense errors make every entry a suspect),
-        // then, if none of those is inconsistent, the rest up to the first.
-        const size_t stride = std::max<size_t>(1, suspect.size() / kLocateSample);
-        for (size_t i = 0; i < suspect.size() && dirty.size() < kLocateSample; i += stride)
-          check(suspect[i]);
-        for (size_t i = 0; i < suspect.size() && dirty.empty(); ++i)
-          if (i % stride != 0) check(suspect[i]);
+        // Evenly spread over the suspects first (dense errors make every
+        // entry one), then, if none of those is inconsistent, the rest up to
+        // the first. Counted, not listed: a list of every entry cost a
+        // tenth of a decode with a wrong peer.
+        const int64_t stride = std::max<int64_t>(1, suspects / int64_t{kLocateSample});
+        for (int64_t l = 0, i = 0; l < length && dirty.size() < kLocateSample; ++l) {
+          if (z2[l] <= qq) continue;
+          if (i++ % stride == 0) check(l);
+        }
+        for (int64_t l = 0, i = 0; l < length && dirty.empty(); ++l) {
+          if (z2[l] <= qq) continue;
+          if (i++ % stride != 0) check(l);
+        }
         consistent = dirty.empty();
       }
     }
@@ -407,20 +413,37 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   const int w = static_cast<int>(wanted_.size());
   const int f = static_cast<int>(flagged_ids.size());
   // [parity | wanted | the code word at each set-aside peer], from the kept
-  // results in one pass.
+  // results in one pass: the check's squares, the coefficients (the decode's
+  // own, not copied), the code word at the set-aside peers, and each entry's
+  // sum of squares for its tolerance.
   internal::RowMajorMatrix m(kept_count, kp + w + f);
   m.leftCols(kp + w) = kept_plan->fused;
   m.rightCols(f) = (ChebyshevBasis(flagged_points, k) * kept_plan->chebyshev_pinv).transpose();
-  thread_local Matrix out2;
+  // Per-thread buffers: fresh ones of this size cost page faults per decode.
+  struct Scratch {
+    Vector zsq, entry_sq, cs, smallest;
+    Matrix aside;
+    Eigen::VectorXi off;
+  };
+  thread_local Scratch scratch;
+  Scratch& b = scratch;
+  Matrix coefficients;
   double sumsq = 0.0;
-  if (m.cols() <= 12) {
-    FusedProduct(kept_cols, length, m, &out2, &sumsq);
+  const bool fused = m.cols() <= internal::kFusedCheckColumns;
+  if (fused) {
+    internal::FusedCheck(kept_cols, length, m, kp, &b.zsq, &coefficients, &sumsq, w, &b.aside,
+                         &b.entry_sq);
   } else {
-    out2.resize(length, m.cols());
+    b.zsq.resize(length);
+    coefficients.resize(length, w);
+    b.aside.resize(length, f);
     internal::ChunkedProduct(
         kept_cols, length, m,
         [&](int64_t l0, const Matrix& chunk) {
-          out2.middleRows(l0, chunk.rows()) = chunk;
+          const Eigen::Index n = chunk.rows();
+          b.zsq.segment(l0, n) = chunk.leftCols(kp).rowwise().squaredNorm();
+          coefficients.middleRows(l0, n) = chunk.middleCols(kp, w);
+          b.aside.middleRows(l0, n) = chunk.rightCols(f);
           return true;
         },
         &sumsq);
@@ -431,54 +454,103 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   const double rms = internal::ScaleWithFloor(internal::SampledRms(kept_cols, length), scale_floor);
   if (!(rms > internal::kTinyScale && rms < internal::kHugeScale)) return std::nullopt;
   const double tol = options_.tolerance, quick = tol * rms;
+  // Column by column over every entry (per entry across the columns, these
+  // loops cost two thirds of a decode with a wrong peer).
+  if (fused) {
+    internal::EntryTolerances(b.entry_sq, kept_cols.size(), tol, rms, &b.cs);
+  } else {
+    internal::EntryTolerances(kept_cols, 0, length, tol, rms, &b.cs);
+  }
+  const double* zsq = b.zsq.data();
+  const double* cs = b.cs.data();
+  // Branch-free (it vectorises): entry l passes when zsq <= quick^2 or
+  // zsq <= cs^2 (no sqrt: with errno it does not vectorise), the latter
+  // only for finite values. A NaN fails, and a value too large to square
+  // (no finite tolerance) is wrong.
+  int kept_fail = 0;
+  const double qq = quick * quick;
+  for (int64_t l = 0; l < length; ++l) {
+    const double z = zsq[l], c = cs[l];
+    kept_fail |=
+        int(!(z <= qq)) & (int(!(z <= c * c)) | int(!(z <= DBL_MAX)) | int(!(c <= DBL_MAX)));
+  }
+  if (kept_fail != 0) return std::nullopt;
+  // Each entry's values off the decoded code word, and the least of them.
+  b.off.setZero(length);
+  b.smallest.setConstant(length, kHuge);
+  int* __restrict off = b.off.data();
+  double* __restrict smallest = b.smallest.data();
   std::vector<char> wrong(static_cast<size_t>(f), 0);
-  // With K + 1 kept, an entry where every set-aside peer is off was checked
-  // by a single spare result (DecodeOutcome::one_spare_correction): each
-  // peer is then checked in every entry until one such entry is found, not
-  // only up to its first miss.
-  bool count_off = kept_count == k + 1;
-  bool one_spare = false;
-  // What the product can be off by, per unit of the entries' tolerance,
-  // had the set-aside values not been the wrong ones (mislocation.h): the
-  // worst entry's. Entries with off values of each count share the gains.
-  const int t_all = (total - k) / 2;
-  internal::EntryGains entry_gain(*mislocation_, t_all, num_peers() - total);
-  double mislocation = mislocation_->EntryGain(t_all, num_peers() - total, 0, 0.0, 0.0);
+  for (int q = 0; q < f; ++q) {
+    const double* __restrict y = flagged_cols[static_cast<size_t>(q)];
+    const double* __restrict e = b.aside.col(q).data();
+    const double* __restrict tolerance = cs;
+    int any = 0;
+    // Branch-free, so that it vectorises. cs is not NaN here (a NaN among
+    // the kept values failed their check above).
+    for (int64_t l = 0; l < length; ++l) {
+      const double dev = std::abs(y[l] - e[l]);
+      const int is_off = !(dev <= std::max(quick, tolerance[l]));  // NaN: off
+      any |= is_off;
+      off[l] += is_off;
+      // NaN: kHuge stays (wrong in any case).
+      smallest[l] = is_off && dev < smallest[l] ? dev : smallest[l];
+    }
+    wrong[static_cast<size_t>(q)] = any != 0;
+  }
   // The decoded code word's squares at the set-aside peers: an honest peer
   // set aside can hold an entry's largest value, and roundoff at its scale
   // (adversary s19: a code word 5e3 times larger at one crowded edge peer,
   // with noise at that scale, 1,064 times the bound when left out of it).
-  double aside_sumsq = 0.0;
-  for (int64_t l = 0; l < length; ++l) {
-    double cs = -1.0;
-    auto tolerance = [&] {
-      if (cs < 0.0) cs = internal::EntryTolerance(kept_cols, l, tol, rms);
-      return cs;
-    };
-    double zsq = 0.0;
-    for (int i = 0; i < kp; ++i) zsq += out2(l, i) * out2(l, i);
-    if (!(zsq <= quick * quick)) {
-      const double z = std::sqrt(zsq);
-      if (!(z <= tolerance()) || !std::isfinite(tolerance())) return std::nullopt;
-    }
-    int off = 0;
-    double smallest = kHuge;
-    for (int q = 0; q < f; ++q) {
-      aside_sumsq += out2(l, kp + w + q) * out2(l, kp + w + q);
-      const double dev = std::abs(flagged_cols[static_cast<size_t>(q)][l] - out2(l, kp + w + q));
-      if (dev <= quick || dev <= tolerance()) continue;
-      wrong[static_cast<size_t>(q)] = 1;
-      smallest = std::min(smallest, dev);
-      ++off;
-    }
-    if (off > 0) mislocation = std::max(mislocation, entry_gain(off, smallest, tolerance()));
-    if (count_off && off == f) {
-      one_spare = true;
-      count_off = false;
-    }
+  const double aside_sumsq = b.aside.squaredNorm();
+  // What the product can be off by, per unit of the entries' tolerance,
+  // had the set-aside values not been the wrong ones (mislocation.h): the
+  // worst entry's. An entry with `c` values off gains `located` or, when its
+  // smallest is within `threshold` tolerances, `mislocated`: per count,
+  // whether any entry has it and whether any is within (a call per entry
+  // cost a third of a decode with a wrong peer).
+  const int t_all = (total - k) / 2;
+  const int missing = num_peers() - total;
+  double mislocation = mislocation_->EntryGain(t_all, missing, 0, 0.0, 0.0);
+  // Per count, in a register mask when f < 64: a byte per count updated per
+  // entry chains every entry through one memory location.
+  std::vector<char> has(static_cast<size_t>(f) + 1, 0), within(static_cast<size_t>(f) + 1, 0);
+  const bool masks = f < 64;
+  if (masks) {
+    uint64_t seen = 0;
+    for (int64_t l = 0; l < length; ++l) seen |= uint64_t{1} << off[l];
+    for (int c = 0; c <= f; ++c) has[static_cast<size_t>(c)] = char((seen >> c) & 1);
+  } else {
+    for (int64_t l = 0; l < length; ++l) has[static_cast<size_t>(off[l])] = 1;
   }
+  std::vector<internal::MislocationGains::OffGains> gains(static_cast<size_t>(f) + 1);
+  std::vector<double> threshold(static_cast<size_t>(f) + 1, 0.0);  // 0 for none off: never within
+  for (int c = 1; c <= f; ++c) {
+    const size_t i = static_cast<size_t>(c);
+    if (!has[i]) continue;
+    gains[i] = mislocation_->ForOff(t_all, missing, c);
+    threshold[i] = gains[i].threshold;
+  }
+  const double* thr = threshold.data();
+  if (masks) {
+    uint64_t near = 0;
+    for (int64_t l = 0; l < length; ++l)
+      near |= uint64_t(!(smallest[l] > cs[l] * thr[off[l]])) << off[l];
+    for (int c = 0; c <= f; ++c) within[static_cast<size_t>(c)] = char((near >> c) & 1);
+  } else {
+    for (int64_t l = 0; l < length; ++l)
+      within[static_cast<size_t>(off[l])] |= char(!(smallest[l] > cs[l] * thr[off[l]]));
+  }
+  for (int c = 1; c <= f; ++c) {
+    const size_t i = static_cast<size_t>(c);
+    if (has[i])
+      mislocation = std::max(mislocation, within[i] ? gains[i].mislocated : gains[i].located);
+  }
+  // With K + 1 kept, an entry where every set-aside peer is off was checked
+  // by a single spare result (DecodeOutcome::one_spare_correction).
+  const bool one_spare = kept_count == k + 1 && has[static_cast<size_t>(f)];
   DecodeOutcome out;
-  out.coefficients = out2.middleCols(kp, w);
+  out.coefficients = std::move(coefficients);
   out.verified = true;
   for (int q = 0; q < f; ++q)
     if (wrong[static_cast<size_t>(q)])
