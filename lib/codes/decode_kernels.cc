@@ -253,6 +253,19 @@ Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global, 
   return ((e.array() + g) * tol).max(DBL_MIN).matrix();
 }
 
+Matrix SyndromesInTolerances(const Matrix& raw, const Vector& cs) {
+  Matrix st = raw;
+  st.array().colwise() /= cs.array();
+  const Vector largest = st.cwiseAbs().rowwise().maxCoeff();
+  if ((largest.array() <= kLargeSyndrome).all()) return st;
+  for (Eigen::Index i = 0; i < st.rows(); ++i) {
+    if (largest(i) <= kLargeSyndrome) continue;
+    const double m = raw.row(i).cwiseAbs().maxCoeff();
+    if (m > 0.0 && std::isfinite(m)) st.row(i) = raw.row(i) * (kLargeSyndrome / m);
+  }
+  return st;
+}
+
 Status CheckAgreement(const std::vector<int>& kept_off, const std::vector<int>& aside_off, int kept,
                       int finite, int k, const std::vector<int>& suspects, bool* one_spare) {
   const int t_kept = (kept - k) / 2, t_all = (finite - k) / 2;
@@ -781,6 +794,12 @@ double SampledRms(const std::vector<const double*>& cols, int64_t length) {
     rms.push_back(std::sqrt(sq / double(n)));
   }
   return Median(rms);
+}
+
+bool AllZero(const std::vector<const double*>& cols, int64_t length) {
+  for (const double* c : cols)
+    if (!(Eigen::Map<const Vector>(c, length).array() == 0.0).all()) return false;
+  return true;
 }
 
 // What is left of `rows` outside the span of the parity columns of the

@@ -55,6 +55,17 @@ double LowerMedian(std::vector<double> v);
 // entry beyond.
 Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global = nullptr,
                         double floor = 0.0);
+// The syndromes `raw` (entries x checks) over each entry's tolerance cs, the
+// locator's input. A row more than kLargeSyndrome tolerances in its largest
+// value is cut to that size (its direction kept): the syndrome's own
+// roundoff, about 1e-16 of it, is then still far below the share of a
+// tolerance the locator takes as explained (DecoderOptions::clean_fit). An
+// entry whose other values are all zero (a product of zeros beside a wrong
+// result) has a tolerance of DBL_MIN: a wrong value came to 1e307
+// tolerances or overflowed, the locator named nobody, and every entry was
+// fitted on its own (0.7 s a decode at each peer in the bundled demo).
+constexpr double kLargeSyndrome = 1e12;
+Matrix SyndromesInTolerances(const Matrix& raw, const Vector& cs);
 // The check's global scale given the results' own robust scale g and the
 // peers' declared roundoff floor (PeerResult::roundoff_scale, taken by
 // RoundoffFloor in product_code.h): the larger of the two, a non-finite floor
@@ -273,6 +284,10 @@ bool ChunkedProduct(const std::vector<const double*>& cols, int64_t length, cons
 // The RMS magnitude of the results, estimated from evenly spaced runs of each
 // (median over peers).
 double SampledRms(const std::vector<const double*>& cols, int64_t length);
+// Whether every value of the results is exactly zero (a product of zeros:
+// a layer takes its value as zero after a failed decode). The fast paths
+// take such results only through this test, their sampled scale being 0.
+bool AllZero(const std::vector<const double*>& cols, int64_t length);
 // For each of num_peers peers, the position of its result in `peers` (-1
 // when it did not answer). InvalidArgument names an unknown or repeated
 // peer; Unavailable when fewer than `threshold` answered.

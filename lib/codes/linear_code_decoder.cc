@@ -201,8 +201,11 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
   const double rms =
       internal::ScaleWithFloor(internal::SampledRms(sorted_cols, length), scale_floor);
   // Far from 1 the squares of the check under- or overflow: the slow path
-  // scales the results first.
-  if (!plan->singular && rms > internal::kTinyScale && rms < internal::kHugeScale) {
+  // scales the results first. Results that are exactly zero pass (every
+  // check is 0; errors_and_erasures_decoder.cc).
+  const bool tame_scale = rms > internal::kTinyScale && rms < internal::kHugeScale;
+  if (!plan->singular &&
+      (tame_scale || (rms <= internal::kTinyScale && internal::AllZero(sorted_cols, length)))) {
     const double tol = options_.tolerance;
     const int probes = plan->probes;
     // Whether entry l, its check's squared norm zsq, passes. An inconsistent
@@ -537,8 +540,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
     const int t_max = (r - k) / 2;
     double global = 0.0;
     const Vector cs = RobustTolerances(yt, tol, t_all * g, &global, floor);
-    Matrix st = yt * plan->parity.transpose();
-    st.array().colwise() /= cs.array();
+    const Matrix st = internal::SyndromesInTolerances(yt * plan->parity.transpose(), cs);
     std::vector<int> dirty = forced;
     for (Eigen::Index i = 0; i < st.rows(); ++i)
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(static_cast<int>(i));

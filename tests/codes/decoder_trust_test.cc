@@ -223,6 +223,91 @@ INSTANTIATE_TEST_SUITE_P(EveryStrategy, HugeValueTest,
                            return std::string(std::get<0>(info.param).name) + "_" + magnitude;
                          });
 
+// A product of zeros (a layer takes its value as zero after a failed decode)
+// beside one wrong result: every honest value is 0, so each entry's
+// tolerance is DBL_MIN, and the wrong values came to 1e307 tolerances or
+// overflowed. The locator named nobody, every entry was fitted on its own,
+// and each peer of the bundled demo spent 0.2 to 0.9 s a decode there. The
+// peer must be located whole: a budget of 64 fits is far below one fit per
+// entry.
+ProductCodeOptions WithFewFits(ProductCodeOptions o) {
+  o.decoder.max_fits = 64;
+  return o;
+}
+
+class ZerosBesideAWrongResult : public ::testing::TestWithParam<std::tuple<HugeValueCase, double>> {
+};
+
+TEST_P(ZerosBesideAWrongResult, AreDecodedNamingIt) {
+  const auto& [c, magnitude] = GetParam();
+  auto code = MakeProductCode(WithFewFits(c.options));
+  ASSERT_TRUE(code.ok()) << code.status();
+  const ProductShape s = (*code)->shape();
+  const Matrix zeros_a = Matrix::Zero(s.rows, s.inner), zeros_b = Matrix::Zero(s.inner, s.cols);
+  Random rng(22);
+  std::vector<PeerResult> results;
+  for (int p = 0; p < (*code)->num_peers(); ++p) {
+    results.push_back({p, (*code)->PeerProduct((*code)->EncodeShard(zeros_a, p).value(),
+                                               (*code)->EncodeInput(zeros_b, p).value())});
+  }
+  Matrix& wrong = results[3].value;
+  if (magnitude > 0) wrong += magnitude * rng.NormalMatrix(wrong.rows(), wrong.cols());
+  auto decoded = (*code)->Decode(results);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(decoded->verified);
+  EXPECT_TRUE(decoded->product.isZero(0.0)) << decoded->product.cwiseAbs().maxCoeff();
+  EXPECT_EQ(decoded->wrong_peers, magnitude > 0 ? c.named : std::vector<int>{});
+}
+
+// Every strategy that corrects a whole wrong result (ABFT corrects one entry).
+std::vector<HugeValueCase> WholeResultCases() {
+  std::vector<HugeValueCase> cases = HugeValueCases();
+  cases.erase(std::remove_if(cases.begin(), cases.end(),
+                             [](const HugeValueCase& c) { return std::string(c.name) == "abft"; }),
+              cases.end());
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryStrategy, ZerosBesideAWrongResult,
+                         ::testing::Combine(::testing::ValuesIn(WholeResultCases()),
+                                            ::testing::Values(0.0, 1e-200, 1.0, 1e200)),
+                         [](const ::testing::TestParamInfo<ZerosBesideAWrongResult::ParamType>& i) {
+                           const double v = std::get<1>(i.param);
+                           const int e = int(std::lround(std::log10(v)));
+                           const std::string magnitude =
+                               v == 0.0 ? "none"
+                                        : (e < 0 ? "1e_minus" : "1e") + std::to_string(std::abs(e));
+                           return std::string(std::get<0>(i.param).name) + "_" + magnitude;
+                         });
+
+// The same in the backward product, Generalized PolyDot on 8 peers (the
+// demo's code: one wrong result of 8 is all its transpose corrects), with
+// each peer wrong in turn.
+class ZerosBesideAWrongTransposeResult : public ::testing::TestWithParam<int> {};
+
+TEST_P(ZerosBesideAWrongTransposeResult, AreDecodedNamingIt) {
+  const int bad = GetParam();
+  ProductCodeOptions o = testing::StrategyOptions(Strategy::kPolyDot, {24, 40, 16}, 8);
+  auto code = MakeProductCode(WithFewFits(o));
+  ASSERT_TRUE(code.ok()) << code.status();
+  const ProductShape s = (*code)->shape();
+  Random rng(23);
+  std::vector<PeerResult> results;
+  for (int p = 0; p < 8; ++p) {
+    const Matrix shard = (*code)->EncodeShard(rng.NormalMatrix(s.rows, s.inner), p).value();
+    const Matrix piece = (*code)->EncodeTransposeInput(Matrix::Zero(s.rows, s.cols), p).value();
+    results.push_back({p, (*code)->PeerTransposeProduct(shard, piece)});
+  }
+  results[size_t(bad)].value += rng.NormalMatrix(results[0].value.rows(), results[0].value.cols());
+  auto decoded = (*code)->DecodeTranspose(results);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(decoded->verified);
+  EXPECT_TRUE(decoded->product.isZero(0.0));
+  EXPECT_EQ(decoded->wrong_peers, std::vector<int>{bad});
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryPeer, ZerosBesideAWrongTransposeResult, ::testing::Range(0, 8));
+
 // Replication's vote compares copies against a scale: the RMS of every copy
 // together, which one huge wrong copy made huge (1e120 in one entry: no
 // overflow), and then a second wrong copy agreed with the honest one and was
