@@ -331,13 +331,21 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
         // the first. Counted, not listed: a list of every entry cost a
         // tenth of a decode with a wrong peer.
         const int64_t stride = std::max<int64_t>(1, suspects / int64_t{kLocateSample});
-        for (int64_t l = 0, i = 0; l < length && dirty.size() < kLocateSample; ++l) {
+        // (A countdown, not i % stride: a division per entry cost a tenth
+        // of such a decode.)
+        for (int64_t l = 0, next = 0; l < length && dirty.size() < kLocateSample; ++l) {
           if (z2[l] <= qq) continue;
-          if (i++ % stride == 0) check(l);
+          if (next-- == 0) {
+            check(l);
+            next = stride - 1;
+          }
         }
-        for (int64_t l = 0, i = 0; l < length && dirty.empty(); ++l) {
+        for (int64_t l = 0, next = 0; l < length && dirty.empty(); ++l) {
           if (z2[l] <= qq) continue;
-          if (i++ % stride != 0) check(l);
+          if (next-- == 0)
+            next = stride - 1;
+          else
+            check(l);
         }
         consistent = dirty.empty();
       }
@@ -427,9 +435,8 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   m.rightCols(f) = (ChebyshevBasis(flagged_points, k) * kept_plan->chebyshev_pinv).transpose();
   // Per-thread buffers: fresh ones of this size cost page faults per decode.
   struct Scratch {
-    Vector zsq, entry_sq, cs, smallest;
+    Vector zsq, entry_sq, cs;
     Matrix aside;
-    Eigen::VectorXi off;
   };
   thread_local Scratch scratch;
   Scratch& b = scratch;
@@ -460,93 +467,66 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   const double rms = internal::ScaleWithFloor(internal::SampledRms(kept_cols, length), scale_floor);
   if (!(rms > internal::kTinyScale && rms < internal::kHugeScale)) return std::nullopt;
   const double tol = options_.tolerance, quick = tol * rms;
-  // Column by column over every entry (per entry across the columns, these
-  // loops cost two thirds of a decode with a wrong peer).
+  // The tolerances column by column (per entry across the columns they cost
+  // 40% of a decode with a wrong peer).
   if (fused) {
     internal::EntryTolerances(b.entry_sq, kept_cols.size(), tol, rms, &b.cs);
   } else {
     internal::EntryTolerances(kept_cols, 0, length, tol, rms, &b.cs);
   }
+  // Then one pass over the entries: the kept check, and each set-aside
+  // peer's deviation from the decoded code word (eight passes with arrays
+  // per entry cost as much as the kept pass itself).
   const double* zsq = b.zsq.data();
   const double* cs = b.cs.data();
-  // Branch-free (it vectorises): entry l passes when zsq <= quick^2 or
-  // zsq <= cs^2 (no sqrt: with errno it does not vectorise), the latter
-  // only for finite values. A NaN fails, and a value too large to square
-  // (no finite tolerance) is wrong.
-  int kept_fail = 0;
   const double qq = quick * quick;
+  std::vector<const double*> at(static_cast<size_t>(f)), word(static_cast<size_t>(f));
+  for (int q = 0; q < f; ++q) {
+    at[static_cast<size_t>(q)] = flagged_cols[static_cast<size_t>(q)];
+    word[static_cast<size_t>(q)] = b.aside.col(q).data();
+  }
+  // int, not char: a char store may alias the pointers above, which were
+  // then loaded again for every value.
+  std::vector<int> wrong(static_cast<size_t>(f), 0);
+  // What the product can be off by, per unit of the entries' tolerance,
+  // had the set-aside values not been the wrong ones (mislocation.h): the
+  // worst entry's. An entry with `c` values off gains `located`, or
+  // `mislocated` when its smallest is within `threshold` tolerances: per
+  // count, whether any entry has it and whether any is within.
+  const int t_all = (total - k) / 2;
+  const int missing = num_peers() - total;
+  std::vector<int> has(static_cast<size_t>(f) + 1, 0), within(static_cast<size_t>(f) + 1, 0);
+  std::vector<internal::MislocationGains::OffGains> gains(static_cast<size_t>(f) + 1);
   for (int64_t l = 0; l < length; ++l) {
     const double z = zsq[l], c = cs[l];
-    kept_fail |=
-        int(!(z <= qq)) & (int(!(z <= c * c)) | int(!(z <= DBL_MAX)) | int(!(c <= DBL_MAX)));
-  }
-  if (kept_fail != 0) return std::nullopt;
-  // Each entry's values off the decoded code word, and the least of them.
-  b.off.setZero(length);
-  b.smallest.setConstant(length, kHuge);
-  int* __restrict off = b.off.data();
-  double* __restrict smallest = b.smallest.data();
-  std::vector<char> wrong(static_cast<size_t>(f), 0);
-  for (int q = 0; q < f; ++q) {
-    const double* __restrict y = flagged_cols[static_cast<size_t>(q)];
-    const double* __restrict e = b.aside.col(q).data();
-    const double* __restrict tolerance = cs;
-    int any = 0;
-    // Branch-free, so that it vectorises. cs is not NaN here (a NaN among
-    // the kept values failed their check above).
-    for (int64_t l = 0; l < length; ++l) {
-      const double dev = std::abs(y[l] - e[l]);
-      const int is_off = !(dev <= std::max(quick, tolerance[l]));  // NaN: off
-      any |= is_off;
-      off[l] += is_off;
-      // NaN: kHuge stays (wrong in any case).
-      smallest[l] = is_off && dev < smallest[l] ? dev : smallest[l];
+    // Entry l passes when zsq <= quick^2 or zsq <= cs^2, the latter only for
+    // finite values: a NaN fails, and a value too large to square (no
+    // finite tolerance) is wrong.
+    if (!(z <= qq) && (!(z <= c * c) || !(z <= DBL_MAX) || !(c <= DBL_MAX))) return std::nullopt;
+    const double limit = std::max(quick, c);  // c is not NaN: a NaN kept value failed above
+    int off = 0;
+    double smallest = kHuge;
+    for (size_t q = 0; q < at.size(); ++q) {
+      const double dev = std::abs(at[q][l] - word[q][l]);
+      if (dev <= limit) continue;  // NaN: off (and kHuge stays its smallest)
+      ++off;
+      wrong[q] = 1;
+      if (dev < smallest) smallest = dev;
     }
-    wrong[static_cast<size_t>(q)] = any != 0;
+    if (off == 0) continue;
+    const size_t i = static_cast<size_t>(off);
+    if (!has[i]) {
+      has[i] = 1;
+      gains[i] = mislocation_->ForOff(t_all, missing, off);
+    }
+    if (!(smallest > c * gains[i].threshold)) within[i] = 1;
   }
   // The decoded code word's squares at the set-aside peers: an honest peer
   // set aside can hold an entry's largest value, and roundoff at its scale
   // (adversary s19: a code word 5e3 times larger at one crowded edge peer,
   // with noise at that scale, 1,064 times the bound when left out of it).
   const double aside_sumsq = b.aside.squaredNorm();
-  // What the product can be off by, per unit of the entries' tolerance,
-  // had the set-aside values not been the wrong ones (mislocation.h): the
-  // worst entry's. An entry with `c` values off gains `located` or, when its
-  // smallest is within `threshold` tolerances, `mislocated`: per count,
-  // whether any entry has it and whether any is within (a call per entry
-  // cost a third of a decode with a wrong peer).
-  const int t_all = (total - k) / 2;
-  const int missing = num_peers() - total;
   double mislocation = mislocation_->EntryGain(t_all, missing, 0, 0.0, 0.0);
-  // Per count, in a register mask when f < 64: a byte per count updated per
-  // entry chains every entry through one memory location.
-  std::vector<char> has(static_cast<size_t>(f) + 1, 0), within(static_cast<size_t>(f) + 1, 0);
-  const bool masks = f < 64;
-  if (masks) {
-    uint64_t seen = 0;
-    for (int64_t l = 0; l < length; ++l) seen |= uint64_t{1} << off[l];
-    for (int c = 0; c <= f; ++c) has[static_cast<size_t>(c)] = char((seen >> c) & 1);
-  } else {
-    for (int64_t l = 0; l < length; ++l) has[static_cast<size_t>(off[l])] = 1;
-  }
-  std::vector<internal::MislocationGains::OffGains> gains(static_cast<size_t>(f) + 1);
-  std::vector<double> threshold(static_cast<size_t>(f) + 1, 0.0);  // 0 for none off: never within
-  for (int c = 1; c <= f; ++c) {
-    const size_t i = static_cast<size_t>(c);
-    if (!has[i]) continue;
-    gains[i] = mislocation_->ForOff(t_all, missing, c);
-    threshold[i] = gains[i].threshold;
-  }
-  const double* thr = threshold.data();
-  if (masks) {
-    uint64_t near = 0;
-    for (int64_t l = 0; l < length; ++l)
-      near |= uint64_t(!(smallest[l] > cs[l] * thr[off[l]])) << off[l];
-    for (int c = 0; c <= f; ++c) within[static_cast<size_t>(c)] = char((near >> c) & 1);
-  } else {
-    for (int64_t l = 0; l < length; ++l)
-      within[static_cast<size_t>(off[l])] |= char(!(smallest[l] > cs[l] * thr[off[l]]));
-  }
   for (int c = 1; c <= f; ++c) {
     const size_t i = static_cast<size_t>(c);
     if (has[i])
