@@ -247,8 +247,11 @@ Vector RobustTolerances(const Matrix& yt, double tol, int skip, double* global, 
       e(i) = v[static_cast<size_t>(c - m)];
     }
   }
+  // stableNorm: the slow path's frame can put honest values near 1e-200 (when
+  // most results are absurdly large), where their squares underflow to 0
+  // and a verified decode reported a deviation_bound of 0 (adversary s20 F2).
   const double g =
-      ScaleWithFloor(l > 0 ? std::sqrt(e.squaredNorm() / static_cast<double>(l)) : 0.0, floor);
+      ScaleWithFloor(l > 0 ? e.stableNorm() / std::sqrt(static_cast<double>(l)) : 0.0, floor);
   if (global) *global = g;
   return ((e.array() + g) * tol).max(DBL_MIN).matrix();
 }

@@ -28,7 +28,8 @@ Vector ReferenceTolerances(const Matrix& yt, double tol, int skip, double* globa
     std::sort(v.begin(), v.end(), std::greater<double>());
     e(i) = v[size_t(std::min<Eigen::Index>(skip, c - 1))];
   }
-  *global = l > 0 ? std::sqrt(e.squaredNorm() / double(l)) : 0.0;
+  // The RMS without under- or overflow of the squares (stableNorm).
+  *global = l > 0 ? e.stableNorm() / std::sqrt(double(l)) : 0.0;
   Vector cs(l);
   for (Eigen::Index i = 0; i < l; ++i) cs(i) = std::max((e(i) + *global) * tol, DBL_MIN);
   return cs;

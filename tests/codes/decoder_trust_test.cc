@@ -308,6 +308,62 @@ TEST_P(ZerosBesideAWrongTransposeResult, AreDecodedNamingIt) {
 
 INSTANTIATE_TEST_SUITE_P(EveryPeer, ZerosBesideAWrongTransposeResult, ::testing::Range(0, 8));
 
+// Absurd but finite errors (their squares overflow) at R - K - 1 whole peers,
+// more than half of the results: the slow path's frame (the results' typical
+// magnitude) is theirs, the honest values land near 1e-200 in it, and their
+// squares underflowed: a verified, exact product came back with a
+// deviation_bound of 0, a claim of an exact product (adversary s20 F2).
+struct AbsurdMajorityCase {
+  const char* name;
+  ProductCodeOptions options;
+  std::vector<int> wrong;
+  double magnitude;
+  friend void PrintTo(const AbsurdMajorityCase& c, std::ostream* os) { *os << c.name; }
+};
+
+std::vector<AbsurdMajorityCase> AbsurdMajorityCases() {
+  ProductCodeOptions genpolydot = testing::StrategyOptions(Strategy::kPolyDot, {30, 33, 17}, 12);
+  ProductCodeOptions rotation = genpolydot;
+  rotation.n = 1;
+  rotation.d = 2;
+  rotation.points = PointKind::kRotation;
+  const std::vector<int> six = {0, 2, 4, 6, 8, 10}, seven = {0, 2, 4, 6, 8, 10, 11};
+  return {{"genpolydot_1e170", genpolydot, six, 1e170},
+          {"genpolydot_1e200", genpolydot, six, 1e200},
+          {"genpolydot_1e300", genpolydot, six, 1e300},
+          {"rotation_1e200", rotation, seven, 1e200},
+          {"rotation_1e300", rotation, seven, 1e300}};
+}
+
+class AbsurdMajority : public ::testing::TestWithParam<AbsurdMajorityCase> {};
+
+TEST_P(AbsurdMajority, LeavesAVerifiedProductWithinANonzeroBound) {
+  const AbsurdMajorityCase& c = GetParam();
+  auto code = MakeProductCode(c.options);
+  ASSERT_TRUE(code.ok()) << code.status();
+  ASSERT_EQ(int(c.wrong.size()), (*code)->num_peers() - (*code)->recovery_threshold() - 1);
+  Random rng(24);
+  Clean clean = Encode(**code, &rng);
+  for (int p : c.wrong) {
+    Matrix& v = ResultOf(clean, p);
+    v += c.magnitude * rng.NormalMatrix(v.rows(), v.cols());
+  }
+  auto decoded = (*code)->Decode(clean.results);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(decoded->verified);
+  EXPECT_EQ(decoded->wrong_peers, c.wrong);
+  const double rms =
+      (decoded->product - clean.expected).norm() / std::sqrt(double(clean.expected.size()));
+  EXPECT_GT(decoded->deviation_bound, 0.0);
+  EXPECT_GT(decoded->roundoff_bound, 0.0);
+  EXPECT_LE(rms, decoded->deviation_bound);
+}
+
+INSTANTIATE_TEST_SUITE_P(Codes, AbsurdMajority, ::testing::ValuesIn(AbsurdMajorityCases()),
+                         [](const ::testing::TestParamInfo<AbsurdMajorityCase>& i) {
+                           return std::string(i.param.name);
+                         });
+
 // Replication's vote compares copies against a scale: the RMS of every copy
 // together, which one huge wrong copy made huge (1e120 in one entry: no
 // overflow), and then a second wrong copy agreed with the honest one and was
