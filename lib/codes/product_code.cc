@@ -250,7 +250,7 @@ double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece) {
 }
 
 double RoundoffFloor(std::span<const PeerResult> results, int threshold) {
-  if (results.empty()) return 0.0;
+  if (results.empty()) return kLeastRoundoffFloor;
   std::vector<double> v;
   v.reserve(results.size());
   for (const PeerResult& p : results)
@@ -258,7 +258,7 @@ double RoundoffFloor(std::span<const PeerResult> results, int threshold) {
   std::sort(v.begin(), v.end(), std::greater<double>());
   const size_t t = size_t(std::max<int64_t>(0, (int64_t(v.size()) - threshold) / 2));
   const double top = v[std::min(t, v.size() - 1)];
-  return std::min(top, kRoundoffFloorOverMedian * v[v.size() / 2]);
+  return std::max(std::min(top, kRoundoffFloorOverMedian * v[v.size() / 2]), kLeastRoundoffFloor);
 }
 
 bool Resolves(const ProductCode& code, const DecodedProduct& decoded) {

@@ -172,7 +172,10 @@ StatusOr<DecodedProduct> ProductMdsCode::DecodeLines(std::span<const PeerResult>
   std::vector<const double*> columns;
   for (const Matrix& s : sums) columns.push_back(s.data());
   const ErrorsAndErasuresDecoder& decoder = rows ? *row_decoder_ : *col_decoder_;
-  StatusOr<DecodeOutcome> outcome = decoder.Decode(line_ids, columns, block * cols);
+  // The least floor only (RoundoffFloor's, for products at subnormal scale):
+  // the peers' declarations are not combined into the line sums.
+  StatusOr<DecodeOutcome> outcome =
+      decoder.Decode(line_ids, columns, block * cols, kLeastRoundoffFloor);
   if (!outcome.ok()) {
     return Status(outcome.status().code(),
                   "mds (" + std::string(rows ? "forward row" : "transpose column") +
@@ -245,7 +248,7 @@ StatusOr<std::vector<int>> ProductMdsCode::CheckProbes(std::span<const PeerResul
       (row ? unchecked_rows : unchecked_cols).push_back(index);
       return Status::Ok();
     }
-    StatusOr<DecodeOutcome> outcome = decoder.Decode(ids, columns, length);
+    StatusOr<DecodeOutcome> outcome = decoder.Decode(ids, columns, length, kLeastRoundoffFloor);
     if (outcome.ok()) {
       for (int k : outcome->wrong_peers) wrong.push_back(row ? PeerAt(index, k) : PeerAt(k, index));
     } else if (outcome.status().code() == StatusCode::kDataLoss) {

@@ -359,6 +359,48 @@ TEST_P(AbsurdMajority, LeavesAVerifiedProductWithinANonzeroBound) {
   EXPECT_LE(rms, decoded->deviation_bound);
 }
 
+// Products at subnormal scale: double arithmetic there rounds to an absolute
+// quantum, above the relative tolerance, and fault-free decodes named honest
+// peers or returned DataLoss (adversary s20 F4). RoundoffFloor's least
+// floor (kLeastRoundoffFloor) checks such results to an absolute 7e-313: no
+// honest peer is named, and a wrong result above that is.
+class SubnormalProducts : public ::testing::TestWithParam<std::tuple<HugeValueCase, double>> {};
+
+TEST_P(SubnormalProducts, NameNoHonestPeerAndAWrongOne) {
+  const auto& [c, scale] = GetParam();
+  auto code = MakeProductCode(c.options);
+  ASSERT_TRUE(code.ok()) << code.status();
+  const ProductShape s = (*code)->shape();
+  Random rng(25);
+  const Matrix a = scale * rng.NormalMatrix(s.rows, s.inner);
+  const Matrix b = rng.NormalMatrix(s.inner, s.cols);
+  std::vector<PeerResult> results;
+  for (int p = 0; p < (*code)->num_peers(); ++p) {
+    results.push_back({p, (*code)->PeerProduct((*code)->EncodeShard(a, p).value(),
+                                               (*code)->EncodeInput(b, p).value())});
+  }
+  for (bool wrong : {false, true}) {
+    if (wrong)
+      results[3].value +=
+          1e-300 * rng.NormalMatrix(results[3].value.rows(), results[3].value.cols());
+    auto decoded = (*code)->Decode(results);
+    ASSERT_TRUE(decoded.ok()) << decoded.status() << (wrong ? " with a wrong result" : "");
+    EXPECT_TRUE(decoded->verified);
+    EXPECT_EQ(decoded->wrong_peers, wrong ? c.named : std::vector<int>{});
+    const Matrix expected = a * b;
+    EXPECT_LE((decoded->product - expected).cwiseAbs().maxCoeff(), 1e-310);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryStrategy, SubnormalProducts,
+                         ::testing::Combine(::testing::ValuesIn(WholeResultCases()),
+                                            ::testing::Values(3e-313, 1e-314, 1e-315)),
+                         [](const ::testing::TestParamInfo<SubnormalProducts::ParamType>& i) {
+                           const int e = int(std::lround(-std::log10(std::get<1>(i.param))));
+                           return std::string(std::get<0>(i.param).name) + "_1e_minus" +
+                                  std::to_string(e);
+                         });
+
 INSTANTIATE_TEST_SUITE_P(Codes, AbsurdMajority, ::testing::ValuesIn(AbsurdMajorityCases()),
                          [](const ::testing::TestParamInfo<AbsurdMajorityCase>& i) {
                            return std::string(i.param.name);

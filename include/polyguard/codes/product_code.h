@@ -97,6 +97,14 @@ double RoundoffScale(const SparseMatrix& shard, const MatrixRef& piece);
 // more can loosen the checks as far as they declare: beyond the guarantee,
 // as any majority of wrong peers is.
 inline constexpr double kRoundoffFloorOverMedian = 4.0;
+// The least floor RoundoffFloor returns, 2^-1000 (about 9e-302): below it
+// double arithmetic rounds to an absolute quantum (2^-1074), not relative to
+// the values, and products of data at 1e-313 carried roundoff above the
+// relative tolerance: fault-free decodes named honest peers or returned
+// DataLoss (adversary s20 F4). Results that small are checked to tolerance
+// x 2^-1000 (7e-313 in float64; 2^37 quanta), and their deviation_bound
+// says so.
+inline constexpr double kLeastRoundoffFloor = 0x1p-1000;
 double RoundoffFloor(std::span<const PeerResult> results, int threshold);
 
 struct DecodedProduct {
