@@ -47,11 +47,14 @@ uint64_t FingerprintKey(uint64_t seed, int64_t round) {
 // the sums differs from the scalar form; every peer runs this one.
 typedef double FingerprintLanes __attribute__((vector_size(4 * sizeof(double))));
 typedef uint64_t FingerprintHashes __attribute__((vector_size(4 * sizeof(uint64_t))));
-uint64_t FingerprintHash(uint64_t k, uint64_t key) {
-  uint64_t h = (k + key) * 0x9e3779b97f4a7c15ull;
-  h ^= h >> 29;
-  h *= 0xbf58476d1ce4e5b9ull;
-  return h ^ (h >> 32);
+// *h = the multiply-xorshift hash of *h (position + key), for one position
+// (uint64_t) or four (FingerprintHashes; through a pointer, not by value).
+template <typename H>
+void FingerprintHash(H* h) {
+  *h *= 0x9e3779b97f4a7c15ull;
+  *h ^= *h >> 29;
+  *h *= 0xbf58476d1ce4e5b9ull;
+  *h ^= *h >> 32;
 }
 void Fingerprint(const Matrix& m, uint64_t key, double* out /* kProjections + 1 */) {
   const double* p = m.data();
@@ -65,10 +68,7 @@ void Fingerprint(const Matrix& m, uint64_t key, double* out /* kProjections + 1 
   int64_t k = 0;
   for (; k + 4 <= n; k += 4) {
     FingerprintHashes h = FingerprintHashes{0, 1, 2, 3} + (uint64_t(k) + key);
-    h *= 0x9e3779b97f4a7c15ull;
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 32;
+    FingerprintHash(&h);
     FingerprintLanes x;
     std::memcpy(&x, p + k, sizeof x);
     for (int j = 0; j < kProjections; ++j) {
@@ -81,7 +81,8 @@ void Fingerprint(const Matrix& m, uint64_t key, double* out /* kProjections + 1 
   }
   double tail[kProjections] = {}, tail_sq = 0.0;
   for (; k < n; ++k) {
-    const uint64_t h = FingerprintHash(uint64_t(k), key);
+    uint64_t h = uint64_t(k) + key;
+    FingerprintHash(&h);
     for (int j = 0; j < kProjections; ++j)
       tail[j] += double(int64_t((h >> (16 * j)) & 0xffff) - 32768) * (1.0 / 32768.0) * p[k];
     tail_sq += p[k] * p[k];
