@@ -1,0 +1,66 @@
+// CompensatedMatrix: a matrix kept in 6 bytes a value instead of 8: its
+// float32 rounding, which a float32 peer multiplies as it is, and a 16-bit
+// residual that keeps the value itself (docs/codes.md §3.7, "Float32
+// storage").
+//
+// Why not plain float32: every peer stores its own coded shard and rounds its
+// own update each step, independently of the others, so plain float32 shards
+// leave the common code word by about sqrt(steps) u of their size, and after
+// tens of steps the code's checks (3 rho) name honest peers. With the residual
+// each assignment rounds to within 2^-40 of the value (relative), and the
+// drift stays below the checks for about 10^10 steps.
+//
+// Contract: after Assign(v) (or ScaleAndAdd giving v), every entry of
+// ToDouble() is within 2^-17 ulp_float32(rounded()) of v: 2^-40 |v| for
+// float32's normal range, 2^-166 absolute below it (0 exactly for 0); and
+// rounded() is v rounded to float32 (nearest). Values
+// beyond float32's range become +-Inf (NaN stays NaN) with a zero residual:
+// a shard that large is a fault, and the checks name it. Cost: a pass over the
+// values per call; no allocation once sized.
+#ifndef POLYGUARD_BASE_COMPENSATED_MATRIX_H_
+#define POLYGUARD_BASE_COMPENSATED_MATRIX_H_
+
+#include <cstdint>
+#include <cstring>
+
+#include "polyguard/base/matrix.h"
+
+namespace polyguard {
+
+class CompensatedMatrix {
+ public:
+  using Residuals = Eigen::Matrix<int16_t, Eigen::Dynamic, Eigen::Dynamic>;
+
+  CompensatedMatrix() = default;
+  explicit CompensatedMatrix(const MatrixRef& value) { Assign(value); }
+
+  Eigen::Index rows() const { return rounded_.rows(); }
+  Eigen::Index cols() const { return rounded_.cols(); }
+  Eigen::Index size() const { return rounded_.size(); }
+  // Bytes held: 6 a value.
+  int64_t bytes() const { return int64_t(size()) * int64_t(sizeof(float) + sizeof(int16_t)); }
+
+  // The values rounded to float32: what a float32 product multiplies.
+  const Eigen::MatrixXf& rounded() const { return rounded_; }
+  // The values (float32 value plus residual), in double.
+  Matrix ToDouble() const;
+
+  void Assign(const MatrixRef& value);
+  // value <- scale * value + delta, with one rounding to the representation.
+  // delta must be shaped like the matrix (an invariant of the caller's).
+  void ScaleAndAdd(double scale, const MatrixRef& delta);
+
+  friend bool operator==(const CompensatedMatrix& a, const CompensatedMatrix& b) {
+    return a.rounded_.rows() == b.rounded_.rows() && a.rounded_.cols() == b.rounded_.cols() &&
+           a.residuals_ == b.residuals_ &&
+           std::memcmp(a.rounded_.data(), b.rounded_.data(), sizeof(float) * a.size()) == 0;
+  }
+
+ private:
+  Eigen::MatrixXf rounded_;
+  Residuals residuals_;
+};
+
+}  // namespace polyguard
+
+#endif  // POLYGUARD_BASE_COMPENSATED_MATRIX_H_

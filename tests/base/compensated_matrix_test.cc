@@ -1,0 +1,117 @@
+#include "polyguard/base/compensated_matrix.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
+
+#include "polyguard/base/random.h"
+
+namespace polyguard {
+namespace compensated_matrix_test {
+namespace {
+
+constexpr double kRelative = 0x1p-40;  // the header's bounds
+constexpr double kAbsolute = 0x1p-166;
+
+// |got - want| <= max(2^-40 |want|, 2^-166) entry by entry.
+void ExpectWithinBound(const Matrix& got, const Matrix& want) {
+  ASSERT_EQ(got.rows(), want.rows());
+  ASSERT_EQ(got.cols(), want.cols());
+  for (Eigen::Index i = 0; i < want.size(); ++i) {
+    const double w = want.data()[i], g = got.data()[i];
+    EXPECT_LE(std::abs(g - w), std::max(kRelative * std::abs(w), kAbsolute))
+        << "entry " << i << ": " << w;
+  }
+}
+
+// Magnitudes across float32's whole range, signs, zero, float32 subnormals.
+Matrix StructuredValues() {
+  Random rng(11);
+  Matrix m = rng.NormalMatrix(40, 7);
+  for (Eigen::Index j = 0; j < m.cols(); ++j)
+    for (Eigen::Index i = 0; i < m.rows(); ++i) m(i, j) *= std::ldexp(1.0, int(i * 6) - 120);
+  m(0, 0) = 0.0;
+  m(1, 0) = -0.0;
+  m(2, 0) = 1e-40;        // a float32 subnormal
+  m(3, 0) = -3e-45;       // near the least float32 subnormal
+  m(4, 0) = 1e-50;        // below float32's range: rounds to zero, the residual keeps it
+  m(5, 0) = 3.3e38;       // near FLT_MAX
+  m(6, 0) = 1.0 + 1e-12;  // between float32 values
+  m(7, 0) = std::nextafter(2.0, 0.0);  // rounds up to the next binade
+  m(8, 0) = 0.1;
+  return m;
+}
+
+TEST(CompensatedMatrixTest, KeepsEveryValueWithinTheBound) {
+  const Matrix v = StructuredValues();
+  const CompensatedMatrix c(v);
+  EXPECT_EQ(c.bytes(), 6 * v.size());
+  ExpectWithinBound(c.ToDouble(), v);
+}
+
+TEST(CompensatedMatrixTest, RoundedIsTheNearestFloat32) {
+  const Matrix v = StructuredValues();
+  const CompensatedMatrix c(v);
+  for (Eigen::Index i = 0; i < v.size(); ++i)
+    EXPECT_EQ(c.rounded().data()[i], static_cast<float>(v.data()[i])) << "entry " << i;
+}
+
+TEST(CompensatedMatrixTest, Float32ValuesAreExact) {
+  Random rng(3);
+  const Matrix v = rng.NormalMatrix(30, 30).cast<float>().cast<double>();
+  EXPECT_EQ(CompensatedMatrix(v).ToDouble(), v);
+}
+
+TEST(CompensatedMatrixTest, BeyondFloat32IsInfiniteAndNanStaysNan) {
+  Matrix v(4, 1);
+  v << 1e39, -1e300, std::numeric_limits<double>::quiet_NaN(),
+      std::numeric_limits<double>::infinity();
+  const Matrix d = CompensatedMatrix(v).ToDouble();
+  EXPECT_EQ(d(0), HUGE_VAL);
+  EXPECT_EQ(d(1), -HUGE_VAL);
+  EXPECT_TRUE(std::isnan(d(2)));
+  EXPECT_EQ(d(3), HUGE_VAL);
+}
+
+// What the residual is for: many small updates of a large value, each rounded.
+// Compensated storage follows the float64 reference to ~sqrt(steps) 2^-40;
+// plain float32 drifts by ~sqrt(steps) 2^-24 (independently at every peer:
+// docs/codes.md §3.7), which the test shows too, so that it cannot pass with
+// a residual that does nothing.
+TEST(CompensatedMatrixTest, ManyUpdatesDriftByAtMostTheBoundPerStep) {
+  Random rng(5);
+  const int steps = 20000;
+  Matrix reference = rng.NormalMatrix(64, 16);
+  CompensatedMatrix stored(reference);
+  Eigen::MatrixXf plain = reference.cast<float>();
+  const double decay = 1.0 - 1e-5;
+  for (int s = 0; s < steps; ++s) {
+    const Matrix delta = 1e-3 * rng.NormalMatrix(64, 16);
+    reference = decay * reference + delta;
+    stored.ScaleAndAdd(decay, delta);
+    plain = (decay * plain.cast<double>() + delta).cast<float>();
+  }
+  const double scale = reference.cwiseAbs().maxCoeff();
+  const double compensated_off = (stored.ToDouble() - reference).cwiseAbs().maxCoeff() / scale;
+  const double plain_off = (plain.cast<double>() - reference).cwiseAbs().maxCoeff() / scale;
+  EXPECT_LE(compensated_off, 4.0 * std::sqrt(double(steps)) * kRelative);
+  EXPECT_GE(plain_off, 1e4 * compensated_off);
+}
+
+TEST(CompensatedMatrixTest, EqualityIsBitwise) {
+  Random rng(9);
+  const Matrix v = rng.NormalMatrix(5, 5);
+  CompensatedMatrix a(v), b(v);
+  EXPECT_TRUE(a == b);
+  Matrix w = v;
+  w(2, 2) += 1e-10 * std::abs(w(2, 2));  // the same float32, another residual
+  b.Assign(w);
+  EXPECT_FALSE(a == b);
+}
+
+}  // namespace
+}  // namespace compensated_matrix_test
+}  // namespace polyguard
