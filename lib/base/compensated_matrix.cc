@@ -26,11 +26,15 @@ inline double Decode(float f, int16_t r) {
   return e == 0xffu ? double(f) : double(f) + double(r) * UnitOf(e);
 }
 
+// v outside float32's range (a plain conversion there is undefined) or NaN.
+inline float OutOfRange(double v) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  return std::isnan(v) ? std::numeric_limits<float>::quiet_NaN() : (v > 0 ? kInf : -kInf);
+}
+
 inline void Encode(double v, float* f, int16_t* r) {
   if (!(std::abs(v) <= double(FLT_MAX))) {
-    // Out of float32's range (a conversion there is undefined) or NaN.
-    constexpr float kInf = std::numeric_limits<float>::infinity();
-    *f = std::isnan(v) ? std::numeric_limits<float>::quiet_NaN() : (v > 0 ? kInf : -kInf);
+    *f = OutOfRange(v);
     *r = 0;
     return;
   }

@@ -187,20 +187,23 @@ Vector RowSums(const MatrixRef& m) { return m.cwiseAbs().rowwise().sum(); }
 }  // namespace
 
 namespace {
-ShardAbsSums AbsSumsInOnePass(const MatrixRef& shard) {
+template <typename M>
+ShardAbsSums AbsSumsInOnePass(const M& shard) {
   // One pass, four columns at a time: Eigen's rowwise sum strides across the
   // storage, and adding each column into the row sums alone costs twice a
   // column sum (the row sums go through L1 once per column).
   ShardAbsSums sums{Vector(shard.cols()), Vector::Zero(shard.rows())};
   Eigen::Index j = 0;
   for (; j + 4 <= shard.cols(); j += 4) {
-    const auto c0 = shard.col(j).array().abs(), c1 = shard.col(j + 1).array().abs();
-    const auto c2 = shard.col(j + 2).array().abs(), c3 = shard.col(j + 3).array().abs();
+    const auto c0 = shard.col(j).template cast<double>().array().abs();
+    const auto c1 = shard.col(j + 1).template cast<double>().array().abs();
+    const auto c2 = shard.col(j + 2).template cast<double>().array().abs();
+    const auto c3 = shard.col(j + 3).template cast<double>().array().abs();
     sums.columns.segment<4>(j) << c0.sum(), c1.sum(), c2.sum(), c3.sum();
     sums.rows.array() += c0 + c1 + c2 + c3;
   }
   for (; j < shard.cols(); ++j) {
-    const auto column = shard.col(j).array().abs();
+    const auto column = shard.col(j).template cast<double>().array().abs();
     sums.columns(j) = column.sum();
     sums.rows.array() += column;
   }
@@ -218,6 +221,8 @@ ShardAbsSums AbsSumsOf(const MatrixRef& shard) {
   sums.exponent = exponent;
   return sums;
 }
+
+ShardAbsSums AbsSumsOfFloat32(const Eigen::MatrixXf& shard) { return AbsSumsInOnePass(shard); }
 
 double RoundoffScale(const ShardAbsSums& shard, const MatrixRef& piece, bool transpose) {
   int eb = 0;

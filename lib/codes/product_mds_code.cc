@@ -130,6 +130,12 @@ Matrix ProductMdsCode::PeerProduct(const MatrixRef& shard, const MatrixRef& piec
   return Multiply(shard, piece);
 }
 
+Matrix ProductMdsCode::PeerProductFloat32(const Eigen::MatrixXf& shard,
+                                          const MatrixRef& piece) const {
+  if (piece.cols() == 0) return Matrix::Zero(block_rows_, shape().cols);
+  return MultiplyFloat32(shard, piece);
+}
+
 StatusOr<Matrix> ProductMdsCode::EncodeTransposeInput(const MatrixRef& d, int peer) const {
   POLYGUARD_RETURN_IF_ERROR(internal::CheckTransposeInput(*this, d).WithContext("mds"));
   POLYGUARD_RETURN_IF_ERROR(CheckPeer(peer).WithContext("mds transpose input"));
@@ -141,6 +147,12 @@ StatusOr<Matrix> ProductMdsCode::EncodeTransposeInput(const MatrixRef& d, int pe
 Matrix ProductMdsCode::PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const {
   if (piece.cols() == 0) return Matrix::Zero(block_inner_, shape().cols);
   return Multiply(shard.transpose(), piece);
+}
+
+Matrix ProductMdsCode::PeerTransposeProductFloat32(const Eigen::MatrixXf& shard,
+                                                   const MatrixRef& piece) const {
+  if (piece.cols() == 0) return Matrix::Zero(block_inner_, shape().cols);
+  return MultiplyFloat32(shard.transpose(), piece);
 }
 
 StatusOr<DecodedProduct> ProductMdsCode::DecodeLines(std::span<const PeerResult> results,

@@ -80,7 +80,7 @@ StatusOr<std::unique_ptr<CodedConv2d>> CodedConv2d::Create(const CodedConv2dOpti
   std::unique_ptr<ProductCode> wide;
   if (o.code.precision == Precision::kFloat32) {
     CodedConv2dOptions w = o;
-    w.code.precision = Precision::kFloat64;
+    w.code = WideCodeOptions(o.code);
     auto wide_made = MakeCodedConv2dCode(w, group->size());
     if (!wide_made.ok()) return wide_made.status().WithContext(what);
     wide = std::move(wide_made).value();

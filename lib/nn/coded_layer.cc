@@ -17,6 +17,13 @@ Status ValidateTrainingCode(const std::string& what, const ProductCode& code,
   return ValidateCodedProductOptions(code, product).WithContext(what);
 }
 
+ProductCodeOptions WideCodeOptions(ProductCodeOptions code) {
+  code.precision = Precision::kFloat64;
+  if (code.decoder.tolerance == DecoderOptions{}.tolerance)
+    code.decoder.tolerance = kFloat32StorageWideTolerance;
+  return code;
+}
+
 Status CodedLayer::InitTraining(const std::string& what, PeerGroup* group, FaultInjector* faults,
                                 std::unique_ptr<ProductCode> code, const MatrixRef& initial,
                                 const CodedProductOptions& product, int layer,
@@ -33,14 +40,39 @@ Status CodedLayer::InitTraining(const std::string& what, PeerGroup* group, Fault
   POLYGUARD_RETURN_IF_ERROR(ValidateTrainingCode(what, *code_, product));
   POLYGUARD_ASSIGN_OR_RETURN(
       product_, CodedProduct::Create(group, code_.get(), faults, product, wide_code_.get()));
-  POLYGUARD_ASSIGN_OR_RETURN(shard_, code_->EncodeShard(initial, group->rank()));
-  shard_sums_.reset();
-  velocity_ = Matrix::Zero(shard_.rows(), shard_.cols());
+  POLYGUARD_ASSIGN_OR_RETURN(Matrix shard, code_->EncodeShard(initial, group->rank()));
+  float32_ = code_->precision() == Precision::kFloat32;
+  set_shard(shard);
+  set_velocity(Matrix::Zero(shard.rows(), shard.cols()));
   return Status::Ok();
 }
 
+void CodedLayer::set_shard(const MatrixRef& shard) {
+  shard_sums_.reset();
+  if (float32_) {
+    shard32_.Assign(shard);
+  } else {
+    shard_ = shard;
+  }
+}
+
+void CodedLayer::set_velocity(const MatrixRef& velocity) {
+  if (float32_) {
+    velocity32_.Assign(velocity);
+  } else {
+    velocity_ = velocity;
+  }
+}
+
+int64_t CodedLayer::stored_bytes() const {
+  if (float32_) return shard32_.bytes() + velocity32_.bytes();
+  return int64_t(sizeof(double)) * int64_t(shard_.size() + velocity_.size());
+}
+
 Status CodedLayer::ForwardProduct(int64_t step, Eigen::Index rows) {
-  StatusOr<DecodedProduct> s = product_->Forward(&shard_, input_, step, layer_, &ShardSums());
+  StatusOr<DecodedProduct> s =
+      float32_ ? product_->Forward(&shard32_, input_, step, layer_, &ShardSums())
+               : product_->Forward(&shard_, input_, step, layer_, &ShardSums());
   if (!s.ok()) {
     // Stay usable for the rest of the step (see the header).
     s_ = Matrix::Zero(rows, input_.cols());
@@ -53,7 +85,8 @@ Status CodedLayer::ForwardProduct(int64_t step, Eigen::Index rows) {
 }
 
 const ShardAbsSums& CodedLayer::ShardSums() {
-  if (!shard_sums_) shard_sums_ = AbsSumsOf(shard_);
+  if (!shard_sums_)
+    shard_sums_ = float32_ ? AbsSumsOfFloat32(shard32_.rounded()) : AbsSumsOf(shard_);
   return *shard_sums_;
 }
 
@@ -76,8 +109,9 @@ void CodedLayer::NoteDecode(const DecodedProduct& d, bool backward) {
 }
 
 StatusOr<Matrix> CodedLayer::TransposeProduct(int64_t step) {
-  POLYGUARD_ASSIGN_OR_RETURN(DecodedProduct g,
-                             product_->Transpose(&shard_, ds_, step, layer_, &ShardSums()));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      DecodedProduct g, float32_ ? product_->Transpose(&shard32_, ds_, step, layer_, &ShardSums())
+                                 : product_->Transpose(&shard_, ds_, step, layer_, &ShardSums()));
   NoteDecode(g, /*backward=*/true);
   return std::move(g.product);
 }
@@ -87,10 +121,21 @@ Status CodedLayer::Update(const SgdOptions& sgd, int64_t step) {
     return FailedPreconditionError("layer " + std::to_string(layer_) +
                                    ": Update needs a Backward first");
   }
-  POLYGUARD_RETURN_IF_ERROR(
-      CodedSgdStep(*code_, group_->rank(), sgd, ds_, input_, &shard_, &velocity_));
   shard_sums_.reset();
-  if (faults_ != nullptr) faults_->MaybeCorrupt(step, layer_, StepPoint::kUpdate, &shard_);
+  if (!float32_) {
+    POLYGUARD_RETURN_IF_ERROR(
+        CodedSgdStep(*code_, group_->rank(), sgd, ds_, input_, &shard_, &velocity_));
+    if (faults_ != nullptr) faults_->MaybeCorrupt(step, layer_, StepPoint::kUpdate, &shard_);
+    return Status::Ok();
+  }
+  POLYGUARD_RETURN_IF_ERROR(
+      CodedSgdStep(*code_, group_->rank(), sgd, ds_, input_, &shard32_, &velocity32_));
+  // The injector corrupts doubles: only a hit pays for the round trip.
+  if (faults_ != nullptr && faults_->Hits(step, layer_, StepPoint::kUpdate)) {
+    Matrix shard = shard32_.ToDouble();
+    faults_->MaybeCorrupt(step, layer_, StepPoint::kUpdate, &shard);
+    shard32_.Assign(shard);
+  }
   return Status::Ok();
 }
 

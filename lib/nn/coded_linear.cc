@@ -51,7 +51,7 @@ StatusOr<std::unique_ptr<CodedLinear>> CodedLinear::Create(const CodedLinearOpti
   std::unique_ptr<ProductCode> wide;
   if (o.code.precision == Precision::kFloat32) {
     CodedLinearOptions w = o;
-    w.code.precision = Precision::kFloat64;
+    w.code = WideCodeOptions(o.code);
     POLYGUARD_ASSIGN_OR_RETURN(wide, MakeCodedLinearCode(w, group->size()));
   }
   POLYGUARD_RETURN_IF_ERROR(

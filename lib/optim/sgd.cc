@@ -41,4 +41,25 @@ Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& o, cons
   return Status::Ok();
 }
 
+Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& o, const MatrixRef& d,
+                    const MatrixRef& x, CompensatedMatrix* shard, CompensatedMatrix* velocity) {
+  POLYGUARD_RETURN_IF_ERROR(ValidateSgdOptions(o));
+  if (shard == nullptr) return InvalidArgumentError("sgd: no shard");
+  if (velocity != nullptr &&
+      (velocity->rows() != shard->rows() || velocity->cols() != shard->cols())) {
+    return InvalidArgumentError("sgd: momentum needs a velocity shaped like the shard");
+  }
+  if (o.momentum != 0.0 && velocity == nullptr) {
+    return InvalidArgumentError("sgd: momentum needs a velocity shaped like the shard");
+  }
+  // V <- momentum V + G in double (with eta = -1 the update adds G).
+  Matrix v = velocity != nullptr ? Matrix(o.momentum * velocity->ToDouble())
+                                 : Matrix::Zero(shard->rows(), shard->cols());
+  POLYGUARD_RETURN_IF_ERROR(code.UpdateShard(&v, peer, d, x, -1.0));
+  if (velocity != nullptr) velocity->Assign(v);
+  v *= -o.learning_rate;
+  shard->ScaleAndAdd(1.0 - o.learning_rate * o.weight_decay, v);
+  return Status::Ok();
+}
+
 }  // namespace polyguard

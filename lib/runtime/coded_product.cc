@@ -191,17 +191,35 @@ StatusOr<DecodedProduct> CodedProduct::Forward(Matrix* shard, const MatrixRef& b
                                                int layer, const ShardAbsSums* sums) {
   if (faults_ != nullptr && faults_->ShouldCrash(step)) std::_Exit(FaultInjector::kCrashExitCode);
   Fault(step, layer, StepPoint::kShard, shard);
-  return Product(*shard, b, /*transpose=*/false, step, layer, sums);
+  return Product(shard, nullptr, b, /*transpose=*/false, step, layer, sums);
 }
 
 StatusOr<DecodedProduct> CodedProduct::Transpose(Matrix* shard, const MatrixRef& d, int64_t step,
                                                  int layer, const ShardAbsSums* sums) {
-  return Product(*shard, d, /*transpose=*/true, step, layer, sums);
+  return Product(shard, nullptr, d, /*transpose=*/true, step, layer, sums);
 }
 
-StatusOr<DecodedProduct> CodedProduct::Product(const Matrix& shard, const MatrixRef& input,
-                                               bool transpose, int64_t step, int layer,
-                                               const ShardAbsSums* sums) {
+StatusOr<DecodedProduct> CodedProduct::Forward(CompensatedMatrix* shard, const MatrixRef& b,
+                                               int64_t step, int layer, const ShardAbsSums* sums) {
+  if (faults_ != nullptr && faults_->ShouldCrash(step)) std::_Exit(FaultInjector::kCrashExitCode);
+  // The injector corrupts doubles: only a hit pays for the round trip.
+  if (faults_ != nullptr && faults_->Hits(step, layer, StepPoint::kShard)) {
+    Matrix value = shard->ToDouble();
+    Fault(step, layer, StepPoint::kShard, &value);
+    shard->Assign(value);
+  }
+  return Product(nullptr, shard, b, /*transpose=*/false, step, layer, sums);
+}
+
+StatusOr<DecodedProduct> CodedProduct::Transpose(CompensatedMatrix* shard, const MatrixRef& d,
+                                                 int64_t step, int layer,
+                                                 const ShardAbsSums* sums) {
+  return Product(nullptr, shard, d, /*transpose=*/true, step, layer, sums);
+}
+
+StatusOr<DecodedProduct> CodedProduct::Product(const Matrix* f64, const CompensatedMatrix* f32,
+                                               const MatrixRef& input, bool transpose, int64_t step,
+                                               int layer, const ShardAbsSums* sums) {
   const int r = group_->rank();
   Matrix clean;
   const bool spoiled = Sanitize(input, &clean);
@@ -209,15 +227,35 @@ StatusOr<DecodedProduct> CodedProduct::Product(const Matrix& shard, const Matrix
   POLYGUARD_ASSIGN_OR_RETURN(
       Matrix piece, transpose ? code_->EncodeTransposeInput(in, r) : code_->EncodeInput(in, r));
   Fault(step, layer, StepPoint::kEncode, &piece);
-  Matrix y =
-      transpose ? code_->PeerTransposeProduct(shard, piece) : code_->PeerProduct(shard, piece);
-  const double scale = sums != nullptr ? RoundoffScale(*sums, piece, transpose)
-                                       : RoundoffScale(shard, piece, transpose);
+  // A float64 code multiplies a float32-kept shard's full values.
+  Matrix full;
+  if (f32 != nullptr && code_->precision() != Precision::kFloat32) {
+    full = f32->ToDouble();
+    f64 = &full;
+    f32 = nullptr;
+  }
+  Matrix y;
+  double scale = 0.0;
+  if (f32 != nullptr) {
+    y = transpose ? code_->PeerTransposeProductFloat32(f32->rounded(), piece)
+                  : code_->PeerProductFloat32(f32->rounded(), piece);
+    scale =
+        RoundoffScale(sums != nullptr ? *sums : AbsSumsOfFloat32(f32->rounded()), piece, transpose);
+  } else {
+    y = transpose ? code_->PeerTransposeProduct(*f64, piece) : code_->PeerProduct(*f64, piece);
+    scale = sums != nullptr ? RoundoffScale(*sums, piece, transpose)
+                            : RoundoffScale(*f64, piece, transpose);
+  }
   POLYGUARD_ASSIGN_OR_RETURN(
       DecodedProduct decoded,
       ExchangeAndDecode(*code_, std::move(y), scale, spoiled, transpose, step, layer));
   if (wide_ != nullptr && !Resolves(*code_, decoded)) {
     ++products_widened_;
+    if (f32 != nullptr) {
+      full = f32->ToDouble();
+      f64 = &full;
+    }
+    const Matrix& shard = *f64;
     Matrix y64 =
         transpose ? wide_->PeerTransposeProduct(shard, piece) : wide_->PeerProduct(shard, piece);
     POLYGUARD_ASSIGN_OR_RETURN(

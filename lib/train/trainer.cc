@@ -224,8 +224,8 @@ void Trainer::TakeSnapshot(int64_t step) {
 void Trainer::Restore() {
   stale_layers_.clear();  // every shard is the snapshot's again
   for (int l = 0; l < model_->num_layers(); ++l) {
-    *model_->layer(l).mutable_shard() = snapshot_.shards[size_t(l)];
-    *model_->layer(l).mutable_velocity() = snapshot_.velocities[size_t(l)];
+    model_->layer(l).set_shard(snapshot_.shards[size_t(l)]);
+    model_->layer(l).set_velocity(snapshot_.velocities[size_t(l)]);
   }
 }
 
@@ -533,16 +533,15 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
       }
       sources.push_back(std::move(s).value());
     }
-    Matrix* shard = layer.mutable_shard();
-    Matrix* velocity = layer.mutable_velocity();
+    const Matrix shard = layer.shard(), velocity = layer.velocity();
     std::vector<std::vector<double>> to(static_cast<size_t>(p));
     std::vector<int64_t> from(static_cast<size_t>(p), 0);
     int my_target = -1;
     for (size_t i = 0; i < wrong->size(); ++i) {
       const int t = (*wrong)[i];
       for (int s : sources[i]) {
-        if (s == me) to[size_t(t)] = Flatten(*shard, *velocity);
-        if (t == me) from[size_t(s)] = shard->size() + velocity->size();
+        if (s == me) to[size_t(t)] = Flatten(shard, velocity);
+        if (t == me) from[size_t(s)] = shard.size() + velocity.size();
       }
       if (t == me) my_target = int(i);
     }
@@ -557,13 +556,15 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
     if (my_target >= 0) {
       std::vector<PeerResult> shards, velocities;
       for (int s : sources[size_t(my_target)]) {
-        Matrix sh(shard->rows(), shard->cols()), ve(velocity->rows(), velocity->cols());
+        Matrix sh(shard.rows(), shard.cols()), ve(velocity.rows(), velocity.cols());
         Unflatten(got[size_t(s)], &sh, &ve);
         shards.push_back({s, std::move(sh)});
         velocities.push_back({s, std::move(ve)});
       }
-      POLYGUARD_ASSIGN_OR_RETURN(*shard, code.RepairShard(me, shards));
-      POLYGUARD_ASSIGN_OR_RETURN(*velocity, code.RepairShard(me, velocities));
+      POLYGUARD_ASSIGN_OR_RETURN(const Matrix repaired, code.RepairShard(me, shards));
+      POLYGUARD_ASSIGN_OR_RETURN(const Matrix repaired_velocity, code.RepairShard(me, velocities));
+      layer.set_shard(repaired);
+      layer.set_velocity(repaired_velocity);
       if (stale) stale_layers_[size_t(l)] = false;
     }
     counters_.shard_repairs += static_cast<int64_t>(wrong->size());
@@ -597,18 +598,18 @@ Status Trainer::Resume(const State& state) {
     }
   }
   for (int l = 0; l < layers; ++l) {
-    const Matrix& shard = model_->layer(l).shard();
+    const Eigen::Index rows = model_->layer(l).shard_rows(), cols = model_->layer(l).shard_cols();
     std::vector<const Matrix*> all = {&state.shards[size_t(l)], &state.velocities[size_t(l)]};
     if (periodic) {
       all.push_back(&state.periodic_shards[size_t(l)]);
       all.push_back(&state.periodic_velocities[size_t(l)]);
     }
     for (const Matrix* m : all) {
-      if (m->rows() != shard.rows() || m->cols() != shard.cols()) {
+      if (m->rows() != rows || m->cols() != cols) {
         return InvalidArgumentError("resume: layer " + std::to_string(l) + " state is " +
                                     std::to_string(m->rows()) + " x " + std::to_string(m->cols()) +
-                                    ", this peer's shard is " + std::to_string(shard.rows()) +
-                                    " x " + std::to_string(shard.cols()));
+                                    ", this peer's shard is " + std::to_string(rows) + " x " +
+                                    std::to_string(cols));
       }
     }
   }
@@ -622,8 +623,8 @@ Status Trainer::Resume(const State& state) {
                                 std::to_string(state.step) + "]");
   }
   for (int l = 0; l < layers; ++l) {
-    *model_->layer(l).mutable_shard() = state.shards[size_t(l)];
-    *model_->layer(l).mutable_velocity() = state.velocities[size_t(l)];
+    model_->layer(l).set_shard(state.shards[size_t(l)]);
+    model_->layer(l).set_velocity(state.velocities[size_t(l)]);
   }
   round_ = state.round;
   previous_wrong_ = state.previous_wrong;
@@ -939,8 +940,8 @@ Trainer::Undo Trainer::CaptureUndo(int64_t step) const {
 
 void Trainer::RestoreUndo(const Undo& u) {
   for (int l = 0; l < model_->num_layers(); ++l) {
-    *model_->layer(l).mutable_shard() = u.shards[size_t(l)];
-    *model_->layer(l).mutable_velocity() = u.velocities[size_t(l)];
+    model_->layer(l).set_shard(u.shards[size_t(l)]);
+    model_->layer(l).set_velocity(u.velocities[size_t(l)]);
   }
   previous_wrong_ = u.previous_wrong;
   stale_layers_ = u.stale_layers;
@@ -1265,7 +1266,7 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
       parts.push_back(&taken_->shards[size_t(l)]);
       parts.push_back(&taken_->velocities[size_t(l)]);
     }
-    const Eigen::Index rows = layer.shard().rows(), cols = layer.shard().cols();
+    const Eigen::Index rows = layer.shard_rows(), cols = layer.shard_cols();
     const int64_t n = int64_t(parts.size()) * rows * cols;
     std::vector<std::vector<double>> to(static_cast<size_t>(p));
     std::vector<int64_t> from(static_cast<size_t>(p), 0);

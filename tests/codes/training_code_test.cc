@@ -107,6 +107,35 @@ TEST_P(TrainingCode, TransposeProductAndUpdateMatchThePlainMath) {
   }
 }
 
+// A float32 job keeps its shards in float32 (base/compensated_matrix.h) and
+// multiplies them as they are (PeerProductFloat32): bit for bit the float32
+// code's products of the same values in double, at every peer, for data of
+// every scale (1e-30 and 1e25 take the scaled path).
+TEST_P(TrainingCode, Float32ShardProductsAreTheDoubleOnesBitForBit) {
+  const Strategy strategy = GetParam();
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    Random rng(seed * 37 + SeedOf(strategy));
+    ProductCodeOptions o = RandomOptions(strategy, &rng);
+    o.precision = Precision::kFloat32;
+    const double scale = seed % 3 == 0 ? 1e-30 : (seed % 3 == 1 ? 1.0 : 1e25);
+    SCOPED_TRACE(std::string(strategy.name()) + " seed " + std::to_string(seed));
+    auto code = MakeProductCode(o).value();
+    const ProductShape s = o.shape;
+    const Matrix a = scale * rng.NormalMatrix(s.rows, s.inner);
+    const Matrix b = rng.NormalMatrix(s.inner, s.cols), d = rng.NormalMatrix(s.rows, s.cols);
+    for (int p = 0; p < o.peers; ++p) {
+      const Eigen::MatrixXf kept = code->EncodeShard(a, p).value().cast<float>();
+      const Matrix widened = kept.cast<double>();
+      const Matrix piece = code->EncodeInput(b, p).value();
+      const Matrix tpiece = code->EncodeTransposeInput(d, p).value();
+      EXPECT_EQ(code->PeerProductFloat32(kept, piece), code->PeerProduct(widened, piece)) << p;
+      EXPECT_EQ(code->PeerTransposeProductFloat32(kept, tpiece),
+                code->PeerTransposeProduct(widened, tpiece))
+          << p;
+    }
+  }
+}
+
 TEST_P(CorrectingTrainingCode, OneWrongTransposeResultIsCorrected) {
   const Strategy strategy = GetParam();
   {

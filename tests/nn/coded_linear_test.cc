@@ -135,8 +135,11 @@ TEST(CodedLinear, RejectsBadShapesAndTooFewPeers) {
 // A float32 layer holds a float64 build of its code: a forward product
 // float32 cannot resolve (W's input columns in two halves 10^4 apart in
 // scale, the inputs the other way: Generalized PolyDot's cross products
-// dwarf W x) is computed again in float64 and comes out as exact as
-// float64; the same layer with ordinary weights is not widened.
+// dwarf W x) is computed again in float64 from the shards' full values;
+// the same layer with ordinary weights is not widened. The layer keeps its
+// shard to 2^-40 (CompensatedMatrix), and the cross products scale that by
+// the halves' 10^4: about 6e-9 off (float32's own rounding of the shard,
+// 2^-24, would leave it about 1e-3 off).
 TEST(CodedLinear, Float32ProductsItCannotResolveAreComputedInFloat64) {
   const int p = 8, inputs = 64, outputs = 16, batch = 8;
   Random rng(11);
@@ -178,7 +181,7 @@ TEST(CodedLinear, Float32ProductsItCannotResolveAreComputedInFloat64) {
   for (int r = 0; r < p; ++r) {
     EXPECT_TRUE(ran[size_t(r)]) << "rank " << r;
     EXPECT_EQ(widened[size_t(r)], 1) << "rank " << r;
-    EXPECT_LT(off[size_t(r)], 1e-10) << "rank " << r;
+    EXPECT_LT(off[size_t(r)], 1e-7) << "rank " << r;
     EXPECT_EQ(widened_ordinary[size_t(r)], 0) << "rank " << r;
   }
 }

@@ -871,8 +871,8 @@ TEST(Trainer, CorruptedShardIsFoundAndRepaired) {
     const int layer = c.layer;
     job.after_step = [layer](int rank, int64_t step, Trainer&, Sequential& model) {
       if (rank == 2 && step == 20) {
-        Matrix* shard = model.layer(layer).mutable_shard();
-        *shard += Random(3).NormalMatrix(shard->rows(), shard->cols());
+        const Matrix shard = model.layer(layer).shard();
+        model.layer(layer).set_shard(shard + Random(3).NormalMatrix(shard.rows(), shard.cols()));
       }
     };
     const std::vector<double> ref =
@@ -1089,8 +1089,10 @@ TEST(Trainer, ScrubRestoresTheShardAndVelocity) {
     if (step != 5) return;
     const Matrix shard = model.layer(2).shard(), velocity = model.layer(2).velocity();
     if (rank == 6) {
-      model.layer(2).mutable_shard()->array() += 0.5;
-      (*model.layer(0).mutable_velocity())(0, 0) += 1.0;
+      model.layer(2).set_shard(shard.array() + 0.5);
+      Matrix v0 = model.layer(0).velocity();
+      v0(0, 0) += 1.0;
+      model.layer(0).set_velocity(v0);
     }
     auto found = trainer.Scrub();
     std::lock_guard<std::mutex> lock(mu);
@@ -1126,7 +1128,11 @@ TEST(Trainer, ScrubBeyondRepairSaysSoWithoutNamingPeers) {
   job.after_step = [&](int rank, int64_t step, Trainer& trainer, Sequential& model) {
     if (step != 5 || done[size_t(rank)]) return;
     done[size_t(rank)] = 1;
-    if (rank < 6) (*model.layer(0).mutable_shard())(0, 0) += 1.0 + rank;  // 6 of 8, all different
+    if (rank < 6) {  // 6 of 8, all different
+      Matrix shard = model.layer(0).shard();
+      shard(0, 0) += 1.0 + rank;
+      model.layer(0).set_shard(shard);
+    }
     auto found = trainer.Scrub();
     std::lock_guard<std::mutex> lock(mu);
     scrubs.push_back(found.status());

@@ -61,6 +61,15 @@ inline constexpr double kFloat32ToleranceInRoundoffs = 3.0;
 // 1,000 rho RMS of A B, usually far less; its largest entry is not bounded
 // by this (an error concentrated in a few entries has a small RMS).
 inline constexpr double kFloat32ResolutionLimitInRoundoffs = 1000.0;
+// The tolerance of a float32 job's products computed again in float64 (the
+// limit above), when left at kFloat64Tolerance: those multiply the shards'
+// full values, which a float32 job keeps (shard and velocity) to within
+// 2^-40 of each update (CompensatedMatrix), rounded at every peer
+// independently; the peers' shards then part by about sqrt(steps) 2^-41 of
+// their size, which 2^-30 covers for about 4 million steps
+// (kFloat64Tolerance, 2^-37, for about 256). It is still below a 64th of
+// float32's 3 rho.
+inline constexpr double kFloat32StorageWideTolerance = 0x1p-30;
 double RoundoffTolerance(Precision precision, int64_t inner);
 
 // The power of two by which a float32 operand whose largest |value| is

@@ -58,12 +58,19 @@ class AbftCode : public ProductCode {
   Matrix PeerProduct(const MatrixRef& shard, const MatrixRef& piece) const override {
     return Multiply(shard.leftCols(shape().inner), piece);
   }
+  Matrix PeerProductFloat32(const Eigen::MatrixXf& shard, const MatrixRef& piece) const override {
+    return MultiplyFloat32(shard.leftCols(shape().inner), piece);
+  }
   StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override;
 
   bool supports_training() const override { return true; }
   StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& d, int peer) const override;
   Matrix PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const override {
     return Multiply(shard.topRows(block_rows_).transpose(), piece);
+  }
+  Matrix PeerTransposeProductFloat32(const Eigen::MatrixXf& shard,
+                                     const MatrixRef& piece) const override {
+    return MultiplyFloat32(shard.topRows(block_rows_).transpose(), piece);
   }
   StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const override;
   Status UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,

@@ -81,6 +81,8 @@ struct ShardAbsSums {
   int exponent = 0;
 };
 ShardAbsSums AbsSumsOf(const MatrixRef& shard);
+// Of a shard kept in float32: summed in double, which cannot overflow there.
+ShardAbsSums AbsSumsOfFloat32(const Eigen::MatrixXf& shard);
 // The same as RoundoffScale(shard, piece, transpose), from AbsSumsOf(shard).
 double RoundoffScale(const ShardAbsSums& shard, const MatrixRef& piece, bool transpose = false);
 double RoundoffScale(const SparseMatrix& shard, const SparseMatrix& piece);
@@ -170,6 +172,19 @@ class ProductCode {
   // EncodeShard/EncodeInput.
   virtual Matrix PeerProduct(const MatrixRef& shard, const MatrixRef& piece) const {
     return Multiply(shard, piece);
+  }
+  // The same products from a shard kept in float32 (a float32 job's
+  // CompensatedMatrix::rounded()): bit for bit PeerProduct(shard in double,
+  // piece) of a float32 code, without narrowing the shard again (a pass over
+  // it, and a float copy of it, per product). A strategy that overrides
+  // PeerProduct or PeerTransposeProduct overrides these too (a test over
+  // every training strategy compares them).
+  virtual Matrix PeerProductFloat32(const Eigen::MatrixXf& shard, const MatrixRef& piece) const {
+    return MultiplyFloat32(shard, piece);
+  }
+  virtual Matrix PeerTransposeProductFloat32(const Eigen::MatrixXf& shard,
+                                             const MatrixRef& piece) const {
+    return MultiplyFloat32(shard.transpose(), piece);
   }
 
   // The precision the peers compute their products in (PeerProduct,
@@ -270,6 +285,42 @@ class ProductCode {
     FloatOperands& f = Operands();
     const auto [f1, f2] =
         PowerOfTwoFactors(Narrow(lhs.nestedExpression(), &f.lhs) + Narrow(rhs, &f.rhs));
+    return (f.lhs.transpose() * f.rhs).template cast<double>() * f1 * f2;
+  }
+  // Multiply with an lhs already in float32 (a stored float32 shard, a block
+  // or a transpose of one): multiplied as it is, and scaled first only when
+  // its largest value is far from 1 (as Narrow would), so the same bits as
+  // Multiply of its values in double.
+  template <typename L, typename Rhs>
+  Matrix MultiplyFloat32(const L& lhs, const Rhs& rhs) const {
+    FloatOperands& f = Operands();
+    const int er = Narrow(rhs, &f.rhs);
+    const int el = lhs.size() > 0 ? Float32ScaleExponent(double(lhs.cwiseAbs().maxCoeff())) : 0;
+    if (el == 0) {
+      const auto [f1, f2] = PowerOfTwoFactors(er);
+      return (lhs * f.rhs).template cast<double>() * f1 * f2;
+    }
+    const auto [s1, s2] = PowerOfTwoFactors(-el);
+    f.lhs = (lhs.template cast<double>() * s1 * s2).template cast<float>();
+    const auto [f1, f2] = PowerOfTwoFactors(el + er);
+    return (f.lhs * f.rhs).template cast<double>() * f1 * f2;
+  }
+  // Scaled, a transposed float32 lhs is copied as stored and transposed in
+  // the GEMM, as Multiply does (a GEMM of the transposed copy differs in bits).
+  template <typename L, typename Rhs>
+  Matrix MultiplyFloat32(const Eigen::Transpose<L>& lhs, const Rhs& rhs) const {
+    const auto& stored = lhs.nestedExpression();
+    FloatOperands& f = Operands();
+    const int er = Narrow(rhs, &f.rhs);
+    const int el =
+        stored.size() > 0 ? Float32ScaleExponent(double(stored.cwiseAbs().maxCoeff())) : 0;
+    if (el == 0) {
+      const auto [f1, f2] = PowerOfTwoFactors(er);
+      return (lhs * f.rhs).template cast<double>() * f1 * f2;
+    }
+    const auto [s1, s2] = PowerOfTwoFactors(-el);
+    f.lhs = (stored.template cast<double>() * s1 * s2).template cast<float>();
+    const auto [f1, f2] = PowerOfTwoFactors(el + er);
     return (f.lhs.transpose() * f.rhs).template cast<double>() * f1 * f2;
   }
   struct FloatOperands {

@@ -77,6 +77,7 @@ class ProductMdsCode : public ProductCode {
   StatusOr<Matrix> EncodeShard(const MatrixRef& a, int peer) const override;
   StatusOr<Matrix> EncodeInput(const MatrixRef& b, int peer) const override;
   Matrix PeerProduct(const MatrixRef& shard, const MatrixRef& piece) const override;
+  Matrix PeerProductFloat32(const Eigen::MatrixXf& shard, const MatrixRef& piece) const override;
   StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override;
 
   bool supports_training() const override { return true; }
@@ -86,6 +87,8 @@ class ProductMdsCode : public ProductCode {
   }
   StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& d, int peer) const override;
   Matrix PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const override;
+  Matrix PeerTransposeProductFloat32(const Eigen::MatrixXf& shard,
+                                     const MatrixRef& piece) const override;
   StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const override;
   Status UpdateShard(Matrix* shard, int peer, const MatrixRef& d, const MatrixRef& x,
                      double eta) const override;

@@ -117,6 +117,11 @@ class CodedConvolution : public ProductCode {
   Matrix PeerProduct(const MatrixRef& shard, const MatrixRef& slabs) const override {
     return PeerConvolution(shard, slabs);
   }
+  // Convolutions narrow per filter block: from the float32 shard's values in
+  // double (exact; a shard of filters is small).
+  Matrix PeerProductFloat32(const Eigen::MatrixXf& shard, const MatrixRef& slabs) const override {
+    return PeerConvolution(shard.cast<double>(), slabs);
+  }
   // The layer's output ((N H' W') x B) from any R >= K results (missing
   // peers are erasures), with the peers found wrong. Errors as for
   // ProductCode::Decode.
@@ -127,6 +132,10 @@ class CodedConvolution : public ProductCode {
   StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& grad_output, int peer) const override;
   // (p_00 + p_11, p_10 - p_01), side by side: (C H W) x 2B.
   Matrix PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const override;
+  Matrix PeerTransposeProductFloat32(const Eigen::MatrixXf& shard,
+                                     const MatrixRef& piece) const override {
+    return PeerTransposeProduct(shard.cast<double>(), piece);
+  }
   // dX ((C H W) x B) from any R >= 2 k_b - 1 results.
   StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const override;
   // shard -= eta * (coded filter gradient of input x and grad_output d).

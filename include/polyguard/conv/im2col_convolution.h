@@ -55,6 +55,9 @@ class Im2ColConvolution : public ProductCode {
   Matrix PeerProduct(const MatrixRef& shard, const MatrixRef& piece) const override {
     return inner_->PeerProduct(shard, piece);
   }
+  Matrix PeerProductFloat32(const Eigen::MatrixXf& shard, const MatrixRef& piece) const override {
+    return inner_->PeerProductFloat32(shard, piece);
+  }
   StatusOr<DecodedProduct> Decode(std::span<const PeerResult> results) const override;
 
   bool supports_training() const override { return inner_->supports_training(); }
@@ -65,6 +68,10 @@ class Im2ColConvolution : public ProductCode {
   StatusOr<Matrix> EncodeTransposeInput(const MatrixRef& grad_output, int peer) const override;
   Matrix PeerTransposeProduct(const MatrixRef& shard, const MatrixRef& piece) const override {
     return inner_->PeerTransposeProduct(shard, piece);
+  }
+  Matrix PeerTransposeProductFloat32(const Eigen::MatrixXf& shard,
+                                     const MatrixRef& piece) const override {
+    return inner_->PeerTransposeProductFloat32(shard, piece);
   }
   StatusOr<DecodedProduct> DecodeTranspose(std::span<const PeerResult> results) const override;
   Status UpdateShard(Matrix* shard, int peer, const MatrixRef& grad_output, const MatrixRef& input,

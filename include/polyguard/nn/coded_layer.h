@@ -20,6 +20,7 @@
 #include <optional>
 #include <vector>
 
+#include "polyguard/base/compensated_matrix.h"
 #include "polyguard/base/peer_set.h"
 #include "polyguard/codes/product_code.h"
 #include "polyguard/fault/fault_injector.h"
@@ -34,6 +35,12 @@ namespace polyguard {
 // code cannot run (ValidateCodedProductOptions). `what` names the layer.
 Status ValidateTrainingCode(const std::string& what, const ProductCode& code,
                             const CodedProductOptions& product);
+
+// The options of a float32 layer's code built for float64 (CodedProduct's
+// `wide`): precision float64 and, for a tolerance left at its default,
+// kFloat32StorageWideTolerance (the layer keeps its shard in float32 with a
+// residual, rounded at every peer on its own: base/precision.h).
+ProductCodeOptions WideCodeOptions(ProductCodeOptions code);
 
 class CodedLayer {
  public:
@@ -54,14 +61,19 @@ class CodedLayer {
   int layer_id() const { return layer_; }
   const ProductCode& code() const { return *code_; }
   // This peer's stored state: its shard and velocity (the momentum buffer,
-  // same coded form). Snapshots and repair replace them.
-  const Matrix& shard() const { return shard_; }
-  Matrix* mutable_shard() {
-    shard_sums_.reset();
-    return &shard_;
-  }
-  const Matrix& velocity() const { return velocity_; }
-  Matrix* mutable_velocity() { return &velocity_; }
+  // same coded form), in double. Snapshots and repair replace them. A
+  // float32 layer (its code's precision) keeps both in float32 with a 16-bit
+  // residual (CompensatedMatrix: 6 bytes a value, not 8; float32 alone would
+  // let the peers' shards drift off the code word), multiplies the float32
+  // values as they are, and stores what set_* is given to within 2^-40.
+  Matrix shard() const { return float32_ ? shard32_.ToDouble() : shard_; }
+  Matrix velocity() const { return float32_ ? velocity32_.ToDouble() : velocity_; }
+  void set_shard(const MatrixRef& shard);
+  void set_velocity(const MatrixRef& velocity);
+  Eigen::Index shard_rows() const { return float32_ ? shard32_.rows() : shard_.rows(); }
+  Eigen::Index shard_cols() const { return float32_ ? shard32_.cols() : shard_.cols(); }
+  // Bytes the shard and velocity take as kept.
+  int64_t stored_bytes() const;
   // This step's decoded values that the update uses: the product's input
   // from Forward and the gradient at the product's output from Backward. A
   // peer whose copies disagree with the other peers' replaces them before
@@ -102,8 +114,8 @@ class CodedLayer {
   StatusOr<Matrix> TransposeProduct(int64_t step);
   // Notes a decode's wrong peers (a forward one starts the step's record).
   void NoteDecode(const DecodedProduct& decoded, bool backward);
-  // AbsSumsOf(shard_), computed again only after the shard changed through
-  // Update, InitTraining or mutable_shard().
+  // AbsSumsOf the shard, computed again only after the shard changed through
+  // Update, InitTraining or set_shard().
   const ShardAbsSums& ShardSums();
 
   PeerGroup* group_ = nullptr;
@@ -111,7 +123,10 @@ class CodedLayer {
   std::unique_ptr<ProductCode> code_;
   std::unique_ptr<ProductCode> wide_code_;  // code_'s float64 build, for a float32 code
   std::unique_ptr<CodedProduct> product_;
+  // The stored state: in double, or (float32_) in float32 with residuals.
+  bool float32_ = false;
   Matrix shard_, velocity_;
+  CompensatedMatrix shard32_, velocity32_;
   // AbsSumsOf(shard_) since it last changed (ShardSums), for the products'
   // declared roundoff scales.
   std::optional<ShardAbsSums> shard_sums_;

@@ -11,6 +11,7 @@
 #ifndef POLYGUARD_OPTIM_SGD_H_
 #define POLYGUARD_OPTIM_SGD_H_
 
+#include "polyguard/base/compensated_matrix.h"
 #include "polyguard/base/matrix.h"
 #include "polyguard/base/status.h"
 #include "polyguard/codes/product_code.h"
@@ -30,6 +31,16 @@ Status ValidateSgdOptions(const SgdOptions& options);
 // bias is folded in). `velocity` may be null when momentum is 0.
 Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& options,
                     const MatrixRef& d, const MatrixRef& x, Matrix* shard, Matrix* velocity);
+// The same step on state kept in float32 with residuals (a float32 job's:
+// base/compensated_matrix.h): the new velocity is computed in double and
+// stored once, and the shard's update uses it before that rounding. The
+// velocity needs the residual too: its plain float32 rounding, different at
+// every peer, reaches the shard through lr V, and a float32 job's products
+// computed again in float64 would see the shards part after a few hundred
+// steps. Costs a shard-sized double buffer for the step.
+Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& options,
+                    const MatrixRef& d, const MatrixRef& x, CompensatedMatrix* shard,
+                    CompensatedMatrix* velocity);
 
 }  // namespace polyguard
 

@@ -40,6 +40,7 @@
 #include <chrono>
 #include <memory>
 
+#include "polyguard/base/compensated_matrix.h"
 #include "polyguard/codes/product_code.h"
 #include "polyguard/fault/fault_injector.h"
 #include "polyguard/runtime/exchange_tags.h"
@@ -91,6 +92,15 @@ class CodedProduct {
   // A^T D, from the same shard.
   StatusOr<DecodedProduct> Transpose(Matrix* shard, const MatrixRef& d, int64_t step, int layer,
                                      const ShardAbsSums* sums = nullptr);
+  // The same from a shard kept in float32 with its residual (a float32
+  // job's storage): a float32 code multiplies its float32 values as they are
+  // (ProductCode::PeerProductFloat32), a product computed again in float64
+  // (and any product of a float64 code) its full values. `sums`, if given,
+  // is AbsSumsOfFloat32(shard->rounded()).
+  StatusOr<DecodedProduct> Forward(CompensatedMatrix* shard, const MatrixRef& b, int64_t step,
+                                   int layer, const ShardAbsSums* sums = nullptr);
+  StatusOr<DecodedProduct> Transpose(CompensatedMatrix* shard, const MatrixRef& d, int64_t step,
+                                     int layer, const ShardAbsSums* sums = nullptr);
   // A B from a sparse shard (ProductCode::EncodeSparseShard; a low-weight
   // code keeps it sparse): the peer's product is sparse times dense B, or
   // sparse times sparse B; the exchange and decode are as for Forward. A
@@ -113,9 +123,11 @@ class CodedProduct {
                CodedProductOptions options, const ProductCode* wide)
       : group_(group), code_(code), wide_(wide), faults_(faults), options_(options) {}
   void Fault(int64_t step, int layer, StepPoint point, Matrix* value);
-  // Encode, multiply, exchange and decode: A B, or A^T D when `transpose`.
-  StatusOr<DecodedProduct> Product(const Matrix& shard, const MatrixRef& input, bool transpose,
-                                   int64_t step, int layer, const ShardAbsSums* sums);
+  // Encode, multiply, exchange and decode: A B, or A^T D when `transpose`,
+  // from the shard in double (f64) or kept in float32 (f32): one is given.
+  StatusOr<DecodedProduct> Product(const Matrix* f64, const CompensatedMatrix* f32,
+                                   const MatrixRef& input, bool transpose, int64_t step, int layer,
+                                   const ShardAbsSums* sums);
   // Faults the local result, exchanges it and decodes with `code` (code_,
   // or wide_ for a product computed again in float64); no kDecode fault.
   // roundoff_scale: this peer's declaration (RoundoffScale), sent with y.
