@@ -4,7 +4,8 @@
 // main thread: encode, product, decode, activations, loss, update,
 // agreement), the CPU of its whole process in user and in kernel mode (gloo's
 // I/O thread and the exchanges' system calls included: what a user pays), the
-// bytes it sends and receives, and wall time.
+// bytes it sends and receives, the bytes of its stored shards and velocities,
+// and wall time.
 //
 //   train_bench [--steps S] [--error-rate E] [--layers 784,1024,1024,10]
 //               [--batch B] [--only label,label,...] [--repeat R]
@@ -41,6 +42,7 @@ struct Run {
 struct Record {
   double cpu_own = 0, cpu_user = 0, cpu_sys = 0, wall = 0, sent = 0, received = 0;
   double cpu_process = 0;  // user + kernel, for the medians
+  double stored = 0;       // bytes of the peer's shards and velocities, as kept
   double faults = 0, recomputations = 0, rollbacks = 0, repairs = 0, loss = 0;
   int steps = 0;
   int failed = 0;  // diverged or could not progress
@@ -124,6 +126,8 @@ int Peer(const Run& run, const Setup& setup, int rank, const std::string& dir, R
     }
     step = result->next_step;
   }
+  for (int l = 0; l < (*model)->num_layers(); ++l)
+    r.stored += double((*model)->layer(l).stored_bytes());
   const TrainingCounters c = (*trainer)->counters();
   r.faults = double(c.faults_injected);
   r.recomputations = double(c.recomputations);
@@ -206,7 +210,8 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "run,strategy,P,error_rate,steps,cpu_own_ms,cpu_user_ms,cpu_sys_ms,wall_ms,bytes_sent,"
-      "bytes_received,faults,recomputations,rollbacks,shard_repairs,final_loss,status\n");
+      "bytes_received,stored_bytes,faults,recomputations,rollbacks,shard_repairs,final_loss,"
+      "status\n");
   std::map<std::string, std::vector<Record>> means;
   std::vector<std::string> order;
   for (int rep = 0; rep < repeat; ++rep)
@@ -230,6 +235,7 @@ int main(int argc, char** argv) {
         mean.wall += r.wall / n / run.peers;
         mean.sent += r.sent / n / run.peers;
         mean.received += r.received / n / run.peers;
+        mean.stored += r.stored / run.peers;
         mean.faults += r.faults;
         mean.recomputations = r.recomputations;
         mean.rollbacks = r.rollbacks;
@@ -240,11 +246,11 @@ int main(int argc, char** argv) {
       }
       for (char& ch : status)
         if (ch == ',') ch = ';';
-      std::printf("%s,%s,%d,%g,%d,%.2f,%.2f,%.2f,%.2f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.6g,%s\n",
+      std::printf("%s,%s,%d,%g,%d,%.2f,%.2f,%.2f,%.2f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.6g,%s\n",
                   run.label.c_str(), std::string(run.strategy.name()).c_str(), run.peers,
                   run.error_rate, mean.steps, mean.cpu_own, mean.cpu_user, mean.cpu_sys, mean.wall,
-                  mean.sent, mean.received, mean.faults, mean.recomputations, mean.rollbacks,
-                  mean.repairs, mean.loss, status.c_str());
+                  mean.sent, mean.received, mean.stored, mean.faults, mean.recomputations,
+                  mean.rollbacks, mean.repairs, mean.loss, status.c_str());
       std::fflush(stdout);
       if (rep == 0) order.push_back(run.label);
       means[run.label].push_back(mean);
@@ -286,16 +292,17 @@ int main(int argc, char** argv) {
     if (!header) {
       std::printf(
           "\nfloat32 against float64 (medians, per peer and step):\n"
-          "run,cpu_own_ratio,cpu_process_ratio,bytes_sent_ratio,wall_ratio\n");
+          "run,cpu_own_ratio,cpu_process_ratio,bytes_sent_ratio,stored_bytes_ratio,wall_ratio\n");
       header = true;
     }
     auto process = [&](const std::string& l) {
       return median(l, &Record::cpu_user) + median(l, &Record::cpu_sys);
     };
-    std::printf("%s,%.3f,%.3f,%.3f,%.3f\n", label.c_str(),
+    std::printf("%s,%.3f,%.3f,%.3f,%.3f,%.3f\n", label.c_str(),
                 median(label, &Record::cpu_own) / median(base, &Record::cpu_own),
                 process(label) / process(base),
                 median(label, &Record::sent) / median(base, &Record::sent),
+                median(label, &Record::stored) / median(base, &Record::stored),
                 median(label, &Record::wall) / median(base, &Record::wall));
   }
   return 0;

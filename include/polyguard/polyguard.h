@@ -2,6 +2,7 @@
 #ifndef POLYGUARD_POLYGUARD_H_
 #define POLYGUARD_POLYGUARD_H_
 
+#include "polyguard/base/compensated_matrix.h"
 #include "polyguard/base/matrix.h"
 #include "polyguard/base/memory.h"
 #include "polyguard/base/peer_set.h"

@@ -52,13 +52,17 @@ Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& o, cons
   if (o.momentum != 0.0 && velocity == nullptr) {
     return InvalidArgumentError("sgd: momentum needs a velocity shaped like the shard");
   }
-  // V <- momentum V + G in double (with eta = -1 the update adds G).
-  Matrix v = velocity != nullptr ? Matrix(o.momentum * velocity->ToDouble())
-                                 : Matrix::Zero(shard->rows(), shard->cols());
+  // V <- momentum V + G in double (with eta = -1 the update adds G), in a
+  // per-thread buffer (a fresh shard-sized one costs page faults per step).
+  thread_local Matrix v;
+  if (velocity != nullptr) {
+    velocity->ToDouble(&v, o.momentum);
+  } else {
+    v.setZero(shard->rows(), shard->cols());
+  }
   POLYGUARD_RETURN_IF_ERROR(code.UpdateShard(&v, peer, d, x, -1.0));
   if (velocity != nullptr) velocity->Assign(v);
-  v *= -o.learning_rate;
-  shard->ScaleAndAdd(1.0 - o.learning_rate * o.weight_decay, v);
+  shard->ScaleAndAdd(1.0 - o.learning_rate * o.weight_decay, v, -o.learning_rate);
   return Status::Ok();
 }
 

@@ -15,8 +15,9 @@
 // float32's normal range, 2^-166 absolute below it (0 exactly for 0); and
 // rounded() is v rounded to float32 (nearest). Values
 // beyond float32's range become +-Inf (NaN stays NaN) with a zero residual:
-// a shard that large is a fault, and the checks name it. Cost: a pass over the
-// values per call; no allocation once sized.
+// a shard that large is a fault, and the checks name it. Cost: a vectorised pass over the
+// values per call (about a double update's memory traffic); no allocation
+// once sized.
 #ifndef POLYGUARD_BASE_COMPENSATED_MATRIX_H_
 #define POLYGUARD_BASE_COMPENSATED_MATRIX_H_
 
@@ -42,13 +43,16 @@ class CompensatedMatrix {
 
   // The values rounded to float32: what a float32 product multiplies.
   const Eigen::MatrixXf& rounded() const { return rounded_; }
-  // The values (float32 value plus residual), in double.
+  // The values (float32 value plus residual), in double; or scale times
+  // them, into `out` (resized; one pass).
   Matrix ToDouble() const;
+  void ToDouble(Matrix* out, double scale = 1.0) const;
 
   void Assign(const MatrixRef& value);
-  // value <- scale * value + delta, with one rounding to the representation.
-  // delta must be shaped like the matrix (an invariant of the caller's).
-  void ScaleAndAdd(double scale, const MatrixRef& delta);
+  // value <- scale * value + delta_scale * delta, with one rounding to the
+  // representation. delta must be shaped like the matrix (an invariant of
+  // the caller's).
+  void ScaleAndAdd(double scale, const MatrixRef& delta, double delta_scale = 1.0);
 
   friend bool operator==(const CompensatedMatrix& a, const CompensatedMatrix& b) {
     return a.rounded_.rows() == b.rounded_.rows() && a.rounded_.cols() == b.rounded_.cols() &&
