@@ -29,23 +29,33 @@ inline double Decode(float f, int16_t r) {
   return double(f) + double(r) * UnitOf(ExponentField(f));
 }
 
-inline void Encode(double v, float* f, int16_t* r) {
+// `up` in [0, 1): the residual is rounded down when its fraction is below
+// 1 - up; 0.5 rounds to nearest, a uniform `up` rounds stochastically.
+inline void Encode(double v, float* f, int16_t* r, double up) {
   // Out of float32's range (a conversion there is undefined) or NaN: +-Inf
   // or NaN, residual 0.
   const bool in_range = std::abs(v) <= double(FLT_MAX);
   const double inside = in_range ? v : 0.0;
   const float h = static_cast<float>(inside);
   // v - h is exact (they are within a float32 ulp), and so is the scaling;
-  // the quotient is within +-2^15, rounded to nearest by the 1.5 2^52 trick.
-  constexpr double kRound = 6755399441055744.0;
-  double q = (inside - double(h)) * InverseUnitOf(ExponentField(h));
+  // the quotient is within +-2^15 (half an ulp is 2^15 units).
+  double q = std::floor((inside - double(h)) * InverseUnitOf(ExponentField(h)) + up);
   q = std::min(32767.0, std::max(-32767.0, q));
-  q = (q + kRound) - kRound;
   constexpr float kInf = std::numeric_limits<float>::infinity();
   const float beyond =
       std::isnan(v) ? std::numeric_limits<float>::quiet_NaN() : (v > 0 ? kInf : -kInf);
   *f = in_range ? h : beyond;
   *r = static_cast<int16_t>(static_cast<int32_t>(q));
+}
+
+// A uniform number in [0, 1) for entry i of a rounding seeded by `seed`
+// (splitmix64 of both): counter-based, so every pass is reproducible.
+inline double Uniform(uint64_t seed, uint64_t i) {
+  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return double(z >> 11) * 0x1p-53;
 }
 
 }  // namespace
@@ -65,7 +75,7 @@ void CompensatedMatrix::ToDouble(Matrix* out, double scale) const {
   for (Eigen::Index i = 0; i < n; ++i) o[i] = scale * Decode(f[i], r[i]);
 }
 
-void CompensatedMatrix::Assign(const MatrixRef& value) {
+void CompensatedMatrix::Assign(const MatrixRef& value, uint64_t seed) {
   rounded_.resize(value.rows(), value.cols());
   residuals_.resize(value.rows(), value.cols());
   float* f = rounded_.data();
@@ -73,21 +83,35 @@ void CompensatedMatrix::Assign(const MatrixRef& value) {
   const Eigen::Index rows = value.rows();
   for (Eigen::Index j = 0; j < value.cols(); ++j) {
     const double* v = value.col(j).data();
-    for (Eigen::Index i = 0; i < rows; ++i) Encode(v[i], f + j * rows + i, r + j * rows + i);
+    const Eigen::Index k = j * rows;
+    if (seed == 0) {
+      for (Eigen::Index i = 0; i < rows; ++i) Encode(v[i], f + k + i, r + k + i, 0.5);
+    } else {
+      for (Eigen::Index i = 0; i < rows; ++i)
+        Encode(v[i], f + k + i, r + k + i, Uniform(seed, uint64_t(k + i)));
+    }
   }
 }
 
-void CompensatedMatrix::ScaleAndAdd(double scale, const MatrixRef& delta, double delta_scale) {
+void CompensatedMatrix::ScaleAndAdd(double scale, const MatrixRef& delta, double delta_scale,
+                                    uint64_t seed) {
   POLYGUARD_CHECK(delta.rows() == rows() && delta.cols() == cols());
   float* f = rounded_.data();
   int16_t* r = residuals_.data();
   const Eigen::Index rows = delta.rows();
   for (Eigen::Index j = 0; j < delta.cols(); ++j) {
     const double* d = delta.col(j).data();
-    float* fj = f + j * rows;
-    int16_t* rj = r + j * rows;
-    for (Eigen::Index i = 0; i < rows; ++i)
-      Encode(scale * Decode(fj[i], rj[i]) + delta_scale * d[i], fj + i, rj + i);
+    const Eigen::Index k = j * rows;
+    float* fj = f + k;
+    int16_t* rj = r + k;
+    if (seed == 0) {
+      for (Eigen::Index i = 0; i < rows; ++i)
+        Encode(scale * Decode(fj[i], rj[i]) + delta_scale * d[i], fj + i, rj + i, 0.5);
+    } else {
+      for (Eigen::Index i = 0; i < rows; ++i)
+        Encode(scale * Decode(fj[i], rj[i]) + delta_scale * d[i], fj + i, rj + i,
+               Uniform(seed, uint64_t(k + i)));
+    }
   }
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "polyguard/base/random.h"
+
 namespace polyguard {
 
 Status ValidateTrainingCode(const std::string& what, const ProductCode& code,
@@ -128,8 +130,9 @@ Status CodedLayer::Update(const SgdOptions& sgd, int64_t step) {
     if (faults_ != nullptr) faults_->MaybeCorrupt(step, layer_, StepPoint::kUpdate, &shard_);
     return Status::Ok();
   }
-  POLYGUARD_RETURN_IF_ERROR(
-      CodedSgdStep(*code_, group_->rank(), sgd, ds_, input_, &shard32_, &velocity32_));
+  POLYGUARD_RETURN_IF_ERROR(CodedSgdStep(
+      *code_, group_->rank(), sgd, ds_, input_, &shard32_, &velocity32_,
+      DeriveSeed(0x5eed, {uint64_t(step), uint64_t(layer_), uint64_t(group_->rank())})));
   // The injector corrupts doubles: only a hit pays for the round trip.
   if (faults_ != nullptr && faults_->Hits(step, layer_, StepPoint::kUpdate)) {
     Matrix shard = shard32_.ToDouble();

@@ -42,7 +42,8 @@ Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& o, cons
 }
 
 Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& o, const MatrixRef& d,
-                    const MatrixRef& x, CompensatedMatrix* shard, CompensatedMatrix* velocity) {
+                    const MatrixRef& x, CompensatedMatrix* shard, CompensatedMatrix* velocity,
+                    uint64_t seed) {
   POLYGUARD_RETURN_IF_ERROR(ValidateSgdOptions(o));
   if (shard == nullptr) return InvalidArgumentError("sgd: no shard");
   if (velocity != nullptr &&
@@ -61,8 +62,10 @@ Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& o, cons
     v.setZero(shard->rows(), shard->cols());
   }
   POLYGUARD_RETURN_IF_ERROR(code.UpdateShard(&v, peer, d, x, -1.0));
-  if (velocity != nullptr) velocity->Assign(v);
-  shard->ScaleAndAdd(1.0 - o.learning_rate * o.weight_decay, v, -o.learning_rate);
+  // Two streams of the seed; never 0 (rounding to nearest).
+  const uint64_t velocity_seed = (seed * 2) | 1, shard_seed = (seed * 2 + 1) | 1;
+  if (velocity != nullptr) velocity->Assign(v, velocity_seed);
+  shard->ScaleAndAdd(1.0 - o.learning_rate * o.weight_decay, v, -o.learning_rate, shard_seed);
   return Status::Ok();
 }
 

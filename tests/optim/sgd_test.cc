@@ -57,7 +57,9 @@ TEST(CodedSgd, Float32StateStaysOnTheCodeWord) {
     v = o.momentum * v + d * x.transpose();
     a = (1 - o.learning_rate * o.weight_decay) * a - o.learning_rate * v;
     for (int p = 0; p < peers; ++p) {
-      ASSERT_TRUE(CodedSgdStep(*code, p, o, d, x, &shards[size_t(p)], &velocities[size_t(p)]).ok());
+      ASSERT_TRUE(CodedSgdStep(*code, p, o, d, x, &shards[size_t(p)], &velocities[size_t(p)],
+                               uint64_t(1000 * step + p + 1))
+                      .ok());
     }
   }
   const double bound = 8.0 * std::sqrt(double(steps)) * 0x1p-40;
@@ -69,6 +71,38 @@ TEST(CodedSgd, Float32StateStaysOnTheCodeWord) {
         << p;
     EXPECT_LT((velocities[size_t(p)].ToDouble() - want_v).cwiseAbs().maxCoeff(),
               bound * want_v.cwiseAbs().maxCoeff())
+        << p;
+  }
+}
+
+// The same batch again and again (full-batch training): rounded to nearest,
+// every step would round off the same way and the drift grow with the steps
+// (adversary s21: 2^-28 after 4,096 steps, where sqrt(steps) 2^-41 is 2^-35;
+// a product computed again in float64 checks to 2^-30); stochastic rounding
+// keeps it near sqrt(steps) 2^-41.
+TEST(CodedSgd, Float32StateDoesNotDriftUnderRepeatedUpdates) {
+  Random rng(7);
+  const int rows = 16, inner = 16, b = 8, peers = 8, steps = 4096;
+  auto code = PolyDotCode::Create({rows, inner, b}, {.peers = peers, .m = 2, .n = 2}).value();
+  const SgdOptions o{.learning_rate = 1e-6};
+  const Matrix a0 = rng.NormalMatrix(rows, inner);
+  const Matrix d = rng.NormalMatrix(rows, b), x = rng.NormalMatrix(inner, b);
+  std::vector<CompensatedMatrix> shards;
+  for (int p = 0; p < peers; ++p) shards.emplace_back(code->EncodeShard(a0, p).value());
+  for (int step = 0; step < steps; ++step)
+    for (int p = 0; p < peers; ++p)
+      ASSERT_TRUE(CodedSgdStep(*code, p, o, d, x, &shards[size_t(p)], nullptr,
+                               uint64_t(1000 * step + p + 1))
+                      .ok());
+  // The reference in long double: float64's own rounding would drift too.
+  Eigen::Matrix<long double, Eigen::Dynamic, Eigen::Dynamic> a = a0.cast<long double>();
+  const auto g = (d.cast<long double>() * x.cast<long double>().transpose()).eval();
+  for (int step = 0; step < steps; ++step) a -= (long double)o.learning_rate * g;
+  const Matrix reference = a.cast<double>();
+  for (int p = 0; p < peers; ++p) {
+    const Matrix want = code->EncodeShard(reference, p).value();
+    EXPECT_LT((shards[size_t(p)].ToDouble() - want).cwiseAbs().maxCoeff(),
+              8.0 * std::sqrt(double(steps)) * 0x1p-40 * want.cwiseAbs().maxCoeff())
         << p;
   }
 }

@@ -6,18 +6,24 @@
 // Why not plain float32: every peer stores its own coded shard and rounds its
 // own update each step, independently of the others, so plain float32 shards
 // leave the common code word by about sqrt(steps) u of their size, and after
-// tens of steps the code's checks (3 rho) name honest peers. With the residual
-// each assignment rounds to within 2^-40 of the value (relative), and the
-// drift stays below the checks for about 10^10 steps.
+// tens of steps the code's checks (3 rho) name honest peers. The residual
+// makes each rounding 2^-16 times smaller, and stochastic rounding of it
+// (a nonzero seed) keeps the errors of repeated updates from adding up: with
+// rounding to nearest, the same update applied again and again rounds off
+// the same way every time, and the drift grows with steps, not their square
+// root (adversary s21: 2^-28 after 4,096 identical steps; at an equilibrium
+// it stopped moving, 2^-41 / (lr x curvature) off).
 //
 // Contract: after Assign(v) (or ScaleAndAdd giving v), every entry of
-// ToDouble() is within 2^-17 ulp_float32(rounded()) of v: 2^-40 |v| for
-// float32's normal range, 2^-166 absolute below it (0 exactly for 0); and
-// rounded() is v rounded to float32 (nearest). Values
-// beyond float32's range become +-Inf (NaN stays NaN) with a zero residual:
-// a shard that large is a fault, and the checks name it. Cost: a vectorised pass over the
-// values per call (about a double update's memory traffic); no allocation
-// once sized.
+// ToDouble() is within 2^-16 ulp_float32(rounded()) of v (half that when
+// rounded to nearest, except within 2^-17 ulp of a float32 tie): 2^-39 |v|
+// in float32's normal range, 2^-165 absolute below it; stochastically
+// rounded, its error has mean zero. rounded() is v rounded to nearest
+// float32. Values beyond FLT_MAX become +-Inf (NaN stays NaN) with a zero
+// residual: a shard that large is a fault, and the checks name it; -0 reads
+// back as +0. Cost: a vectorised pass over the values per call (about a
+// double update's memory traffic; stochastic rounding about twice that); no
+// allocation once sized.
 #ifndef POLYGUARD_BASE_COMPENSATED_MATRIX_H_
 #define POLYGUARD_BASE_COMPENSATED_MATRIX_H_
 
@@ -48,11 +54,15 @@ class CompensatedMatrix {
   Matrix ToDouble() const;
   void ToDouble(Matrix* out, double scale = 1.0) const;
 
-  void Assign(const MatrixRef& value);
+  // `seed` 0 rounds the residual to nearest; any other seed rounds it
+  // stochastically (up with the probability of its fraction, from a
+  // counter-based stream of the seed and the entry: reproducible).
+  void Assign(const MatrixRef& value, uint64_t seed = 0);
   // value <- scale * value + delta_scale * delta, with one rounding to the
-  // representation. delta must be shaped like the matrix (an invariant of
-  // the caller's).
-  void ScaleAndAdd(double scale, const MatrixRef& delta, double delta_scale = 1.0);
+  // representation (as Assign's). delta must be shaped like the matrix (an
+  // invariant of the caller's).
+  void ScaleAndAdd(double scale, const MatrixRef& delta, double delta_scale = 1.0,
+                   uint64_t seed = 0);
 
   friend bool operator==(const CompensatedMatrix& a, const CompensatedMatrix& b) {
     return a.rounded_.rows() == b.rounded_.rows() && a.rounded_.cols() == b.rounded_.cols() &&

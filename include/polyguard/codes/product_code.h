@@ -295,7 +295,7 @@ class ProductCode {
   Matrix MultiplyFloat32(const L& lhs, const Rhs& rhs) const {
     FloatOperands& f = Operands();
     const int er = Narrow(rhs, &f.rhs);
-    const int el = lhs.size() > 0 ? Float32ScaleExponent(double(lhs.cwiseAbs().maxCoeff())) : 0;
+    const int el = Float32ScaleExponent(Largest(lhs));
     if (el == 0) {
       const auto [f1, f2] = PowerOfTwoFactors(er);
       return (lhs * f.rhs).template cast<double>() * f1 * f2;
@@ -312,8 +312,7 @@ class ProductCode {
     const auto& stored = lhs.nestedExpression();
     FloatOperands& f = Operands();
     const int er = Narrow(rhs, &f.rhs);
-    const int el =
-        stored.size() > 0 ? Float32ScaleExponent(double(stored.cwiseAbs().maxCoeff())) : 0;
+    const int el = Float32ScaleExponent(Largest(stored));
     if (el == 0) {
       const auto [f1, f2] = PowerOfTwoFactors(er);
       return (lhs * f.rhs).template cast<double>() * f1 * f2;
@@ -322,6 +321,21 @@ class ProductCode {
     f.lhs = (stored.template cast<double>() * s1 * s2).template cast<float>();
     const auto [f1, f2] = PowerOfTwoFactors(el + er);
     return (f.lhs.transpose() * f.rhs).template cast<double>() * f1 * f2;
+  }
+  // The largest |value| of a column in double, and of a matrix column by
+  // column as Narrow finds it (a NaN column is passed over): MultiplyFloat32
+  // must scale exactly as Multiply does, NaN shards included (adversary s21).
+  template <typename C>
+  static double ColumnLargest(const C& column) {
+    return column.template cast<double>().cwiseAbs().maxCoeff();
+  }
+  template <typename M>
+  static double Largest(const M& m) {
+    double largest = 0.0;
+    if (m.rows() == 0) return largest;
+    for (Eigen::Index j = 0; j < m.cols(); ++j)
+      largest = std::max(largest, ColumnLargest(m.col(j)));
+    return largest;
   }
   struct FloatOperands {
     Eigen::MatrixXf lhs, rhs;
@@ -342,7 +356,7 @@ class ProductCode {
     // Column by column: the second read of a column hits the cache.
     for (Eigen::Index j = 0; j < m.cols(); ++j) {
       out->col(j) = m.col(j).template cast<float>();
-      if (m.rows() > 0) largest = std::max(largest, m.col(j).cwiseAbs().maxCoeff());
+      if (m.rows() > 0) largest = std::max(largest, ColumnLargest(m.col(j)));
     }
     const int e = Float32ScaleExponent(largest);
     if (e != 0) {

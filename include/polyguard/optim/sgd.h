@@ -37,10 +37,13 @@ Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& options
 // velocity needs the residual too: its plain float32 rounding, different at
 // every peer, reaches the shard through lr V, and a float32 job's products
 // computed again in float64 would see the shards part after a few hundred
-// steps. Costs a shard-sized double buffer for the step.
+// steps. Both are rounded stochastically from `seed` (nonzero; a peer's
+// own, derived from the step and the layer: reproducible), so that repeated
+// updates (full-batch training, an equilibrium) do not drift. Costs a
+// per-thread double buffer the size of the shard.
 Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& options,
                     const MatrixRef& d, const MatrixRef& x, CompensatedMatrix* shard,
-                    CompensatedMatrix* velocity);
+                    CompensatedMatrix* velocity, uint64_t seed);
 
 }  // namespace polyguard
 
