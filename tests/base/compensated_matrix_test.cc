@@ -52,11 +52,37 @@ TEST(CompensatedMatrixTest, KeepsEveryValueWithinTheBound) {
   ExpectWithinBound(c.ToDouble(), v);
 }
 
+// The nearest float32, or the next one up within a residual unit below a
+// midpoint (the residual then counts down from it).
+void ExpectRoundedToANeighbour(const CompensatedMatrix& c, const Matrix& v) {
+  for (Eigen::Index i = 0; i < v.size(); ++i) {
+    const float nearest = static_cast<float>(v.data()[i]), got = c.rounded().data()[i];
+    if (got == nearest) continue;
+    EXPECT_EQ(got, std::nextafter(nearest, HUGE_VALF)) << "entry " << i;
+    EXPECT_LE(double(got) - v.data()[i], 0.5 * (double(got) - double(nearest)) * (1 + 0x1p-15))
+        << "entry " << i;
+  }
+}
+
 TEST(CompensatedMatrixTest, RoundedIsTheNearestFloat32) {
   const Matrix v = StructuredValues();
   const CompensatedMatrix c(v);
-  for (Eigen::Index i = 0; i < v.size(); ++i)
-    EXPECT_EQ(c.rounded().data()[i], static_cast<float>(v.data()[i])) << "entry " << i;
+  ExpectRoundedToANeighbour(c, v);
+}
+
+// At a float32 midpoint and a residual unit either side of it.
+TEST(CompensatedMatrixTest, MidpointsAreHeld) {
+  const double ulp = std::ldexp(1.0, -23), unit = std::ldexp(ulp, -16);
+  Matrix v(9, 1);
+  v << 1.0 + ulp / 2, 1.0 + ulp / 2 - unit, 1.0 + ulp / 2 + unit, 1.0 + ulp / 2 - 0.3 * unit,
+      2.0 - ulp / 4, 2.0 - ulp / 4 - 0.3 * unit, -1.0 - ulp / 2 + 0.3 * unit, 0.5 + ulp / 4,
+      std::nextafter(2.0, 0.0);
+  for (uint64_t seed : {uint64_t{0}, uint64_t{1}, uint64_t{77}}) {
+    CompensatedMatrix c;
+    c.Assign(v, seed);
+    ExpectWithinBound(c.ToDouble(), v);
+    ExpectRoundedToANeighbour(c, v);
+  }
 }
 
 TEST(CompensatedMatrixTest, Float32ValuesAreExact) {
@@ -107,9 +133,23 @@ TEST(CompensatedMatrixTest, StochasticRoundingKeepsTheBound) {
   for (uint64_t seed = 1; seed <= 50; ++seed) {
     c.Assign(v, seed);
     ExpectWithinBound(c.ToDouble(), v);
-    for (Eigen::Index i = 0; i < v.size(); ++i)
-      ASSERT_EQ(c.rounded().data()[i], static_cast<float>(v.data()[i])) << "entry " << i;
+    ExpectRoundedToANeighbour(c, v);
   }
+}
+
+// An equilibrium x <- a x + c (weight decay against a constant gradient):
+// rounded stochastically the stored value keeps near it, about
+// 2^-40 / sqrt(2 (1 - a)) off; a residual clamped short of the midpoint once
+// pinned it 0.12 ulp away for good (adversary s21: 2^-26.5).
+TEST(CompensatedMatrixTest, AnEquilibriumIsHeld) {
+  const double a = 1 - 1e-4;
+  Random rng(3);
+  const Matrix c = 1e-4 * rng.NormalMatrix(64, 1);
+  const Matrix fixed = c / (1 - a);
+  CompensatedMatrix x(fixed * (1 + 0x1p-20));
+  for (uint64_t s = 1; s <= (1u << 17); ++s) x.ScaleAndAdd(a, c, 1.0, s);
+  const double off = (x.ToDouble() - fixed).cwiseAbs().maxCoeff() / fixed.cwiseAbs().maxCoeff();
+  EXPECT_LT(off, 8.0 * 0x1p-40 / std::sqrt(2 * (1 - a)));  // about 2^-31
 }
 
 // The same delta again and again (adversary s21: 1000.49 residual units a

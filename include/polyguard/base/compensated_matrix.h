@@ -16,11 +16,11 @@
 //
 // Contract: after Assign(v) (or ScaleAndAdd giving v), every entry of
 // ToDouble() is within 2^-16 ulp_float32(rounded()) of v (half that when
-// rounded to nearest, except within 2^-17 ulp of a float32 tie): 2^-39 |v|
-// in float32's normal range, 2^-165 absolute below it; stochastically
-// rounded, its error has mean zero. rounded() is v rounded to nearest
-// float32. Values beyond FLT_MAX become +-Inf (NaN stays NaN) with a zero
-// residual: a shard that large is a fault, and the checks name it; -0 reads
+// rounded to nearest): 2^-39 |v| in float32's normal range, 2^-165 absolute
+// below it; stochastically rounded, its error has mean zero. rounded() is v
+// rounded to a float32 neighbour: the nearest, or the next one up when v is
+// within a residual unit below the midpoint between them. Values beyond FLT_MAX become +-Inf (NaN
+// stays NaN) with a zero residual: a shard that large is a fault, and the checks name it; -0 reads
 // back as +0. Cost: a vectorised pass over the values per call (about a
 // double update's memory traffic; stochastic rounding about twice that); no
 // allocation once sized.
