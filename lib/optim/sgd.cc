@@ -3,6 +3,8 @@
 #include <cmath>
 #include <string>
 
+#include "polyguard/base/random.h"
+
 namespace polyguard {
 
 Status ValidateSgdOptions(const SgdOptions& o) {
@@ -62,8 +64,8 @@ Status CodedSgdStep(const ProductCode& code, int peer, const SgdOptions& o, cons
     v.setZero(shard->rows(), shard->cols());
   }
   POLYGUARD_RETURN_IF_ERROR(code.UpdateShard(&v, peer, d, x, -1.0));
-  // Two streams of the seed; never 0 (rounding to nearest).
-  const uint64_t velocity_seed = (seed * 2) | 1, shard_seed = (seed * 2 + 1) | 1;
+  // Two streams of the seed, never 0 (that is rounding to nearest).
+  const uint64_t velocity_seed = DeriveSeed(seed, {1}) | 1, shard_seed = DeriveSeed(seed, {2}) | 1;
   if (velocity != nullptr) velocity->Assign(v, velocity_seed);
   shard->ScaleAndAdd(1.0 - o.learning_rate * o.weight_decay, v, -o.learning_rate, shard_seed);
   return Status::Ok();
