@@ -89,22 +89,37 @@ void CompensatedMatrix::ToDouble(Matrix* out, double scale) const {
   for (Eigen::Index i = 0; i < n; ++i) o[i] = scale * Decode(f[i], r[i]);
 }
 
+namespace {
+
+// Calls encode(j, i, at, up) for entry (i, j) of a rows x cols matrix, at
+// storage position `at`, column by column (the values may be a strided Ref),
+// with the rounding's `up`: 0.5 (to nearest) for seed 0, else the seed's
+// stream.
+template <typename EncodeEntry>
+void ForEachRounding(Eigen::Index rows, Eigen::Index cols, uint64_t seed, EncodeEntry encode) {
+  for (Eigen::Index j = 0; j < cols; ++j) {
+    const Eigen::Index k = j * rows;
+    if (seed == 0) {
+      for (Eigen::Index i = 0; i < rows; ++i) encode(j, i, k + i, 0.5);
+    } else {
+      for (Eigen::Index i = 0; i < rows; ++i) encode(j, i, k + i, Uniform(seed, uint64_t(k + i)));
+    }
+  }
+}
+
+}  // namespace
+
 void CompensatedMatrix::Assign(const MatrixRef& value, uint64_t seed) {
   rounded_.resize(value.rows(), value.cols());
   residuals_.resize(value.rows(), value.cols());
   float* f = rounded_.data();
   int16_t* r = residuals_.data();
-  const Eigen::Index rows = value.rows();
-  for (Eigen::Index j = 0; j < value.cols(); ++j) {
-    const double* v = value.col(j).data();
-    const Eigen::Index k = j * rows;
-    if (seed == 0) {
-      for (Eigen::Index i = 0; i < rows; ++i) Encode(v[i], f + k + i, r + k + i, 0.5);
-    } else {
-      for (Eigen::Index i = 0; i < rows; ++i)
-        Encode(v[i], f + k + i, r + k + i, Uniform(seed, uint64_t(k + i)));
-    }
-  }
+  const double* v = value.data();
+  const Eigen::Index stride = value.outerStride();
+  ForEachRounding(value.rows(), value.cols(), seed,
+                  [&](Eigen::Index j, Eigen::Index i, Eigen::Index at, double up) {
+                    Encode(v[j * stride + i], f + at, r + at, up);
+                  });
 }
 
 void CompensatedMatrix::ScaleAndAdd(double scale, const MatrixRef& delta, double delta_scale,
@@ -112,21 +127,13 @@ void CompensatedMatrix::ScaleAndAdd(double scale, const MatrixRef& delta, double
   POLYGUARD_CHECK(delta.rows() == rows() && delta.cols() == cols());
   float* f = rounded_.data();
   int16_t* r = residuals_.data();
-  const Eigen::Index rows = delta.rows();
-  for (Eigen::Index j = 0; j < delta.cols(); ++j) {
-    const double* d = delta.col(j).data();
-    const Eigen::Index k = j * rows;
-    float* fj = f + k;
-    int16_t* rj = r + k;
-    if (seed == 0) {
-      for (Eigen::Index i = 0; i < rows; ++i)
-        Encode(scale * Decode(fj[i], rj[i]) + delta_scale * d[i], fj + i, rj + i, 0.5);
-    } else {
-      for (Eigen::Index i = 0; i < rows; ++i)
-        Encode(scale * Decode(fj[i], rj[i]) + delta_scale * d[i], fj + i, rj + i,
-               Uniform(seed, uint64_t(k + i)));
-    }
-  }
+  const double* d = delta.data();
+  const Eigen::Index stride = delta.outerStride();
+  ForEachRounding(delta.rows(), delta.cols(), seed,
+                  [&](Eigen::Index j, Eigen::Index i, Eigen::Index at, double up) {
+                    Encode(scale * Decode(f[at], r[at]) + delta_scale * d[j * stride + i], f + at,
+                           r + at, up);
+                  });
 }
 
 }  // namespace polyguard

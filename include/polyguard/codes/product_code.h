@@ -293,34 +293,35 @@ class ProductCode {
   // Multiply of its values in double.
   template <typename L, typename Rhs>
   Matrix MultiplyFloat32(const L& lhs, const Rhs& rhs) const {
-    FloatOperands& f = Operands();
-    const int er = Narrow(rhs, &f.rhs);
-    const int el = Float32ScaleExponent(Largest(lhs));
-    if (el == 0) {
-      const auto [f1, f2] = PowerOfTwoFactors(er);
-      return (lhs * f.rhs).template cast<double>() * f1 * f2;
-    }
-    const auto [s1, s2] = PowerOfTwoFactors(-el);
-    f.lhs = (lhs.template cast<double>() * s1 * s2).template cast<float>();
-    const auto [f1, f2] = PowerOfTwoFactors(el + er);
-    return (f.lhs * f.rhs).template cast<double>() * f1 * f2;
+    return MultiplyStoredFloat32</*kTransposed=*/false>(lhs, rhs);
   }
   // Scaled, a transposed float32 lhs is copied as stored and transposed in
   // the GEMM, as Multiply does (a GEMM of the transposed copy differs in bits).
   template <typename L, typename Rhs>
   Matrix MultiplyFloat32(const Eigen::Transpose<L>& lhs, const Rhs& rhs) const {
-    const auto& stored = lhs.nestedExpression();
+    return MultiplyStoredFloat32</*kTransposed=*/true>(lhs.nestedExpression(), rhs);
+  }
+  // `stored`, or its transpose, times rhs (MultiplyFloat32).
+  template <bool kTransposed, typename S, typename Rhs>
+  Matrix MultiplyStoredFloat32(const S& stored, const Rhs& rhs) const {
     FloatOperands& f = Operands();
     const int er = Narrow(rhs, &f.rhs);
     const int el = Float32ScaleExponent(Largest(stored));
+    auto times_rhs = [&](const auto& l) -> Eigen::MatrixXf {
+      if constexpr (kTransposed) {
+        return l.transpose() * f.rhs;
+      } else {
+        return l * f.rhs;
+      }
+    };
     if (el == 0) {
       const auto [f1, f2] = PowerOfTwoFactors(er);
-      return (lhs * f.rhs).template cast<double>() * f1 * f2;
+      return times_rhs(stored).template cast<double>() * f1 * f2;
     }
     const auto [s1, s2] = PowerOfTwoFactors(-el);
     f.lhs = (stored.template cast<double>() * s1 * s2).template cast<float>();
     const auto [f1, f2] = PowerOfTwoFactors(el + er);
-    return (f.lhs.transpose() * f.rhs).template cast<double>() * f1 * f2;
+    return times_rhs(f.lhs).template cast<double>() * f1 * f2;
   }
   // The largest |value| of a column in double, and of a matrix column by
   // column as Narrow finds it (a NaN column is passed over): MultiplyFloat32
