@@ -876,27 +876,44 @@ SetSearch LocateBySets(const Matrix& rows, const Matrix& parity, int g, int smal
 // Whether the parity columns of the peers `flag` span most rows of `rows`
 // (dirty syndromes in tolerance units): each row's part outside their span
 // within `per_row`, or within kLocateSeparation times the typical row's part
-// (the lower median) when that is less, but never below `floor`. The
-// relative limit is the rows' own noise: errors at t peers can mimic one
-// honest peer to within the calibrated roundoff (adversary s16: at P = 20,
-// K = 14 to 0.04 of the tolerance at 300 tolerances, beside another peer's
-// error in a second entry, and that pair was peeled, the product 5 times
-// deviation_bound off), while honest rows share one noise level.
+// (the lower median; per unit of own share, times the row's, when shares are
+// given) when that is less, but never below `floor`. The relative limit is
+// the rows' own noise: errors at t peers can mimic one honest peer to within
+// the calibrated roundoff (adversary s16: at P = 20, K = 14 to 0.04 of the
+// tolerance at 300 tolerances, beside another peer's error in a second
+// entry, and that pair was peeled, the product 5 times deviation_bound off),
+// while honest rows share one noise level per unit of their own magnitude.
 bool SpanMostRows(const Matrix& rows, const Matrix& parity, int g, const std::vector<int>& flag,
-                  double per_row, double floor, std::vector<Eigen::Index>* unexplained) {
+                  double per_row, double floor, const std::vector<double>* own_share,
+                  std::vector<Eigen::Index>* unexplained) {
   const Matrix off = OffSpan(rows, parity, g, flag);
-  std::vector<double> norms(static_cast<size_t>(rows.rows()));
-  for (Eigen::Index i = 0; i < rows.rows(); ++i) norms[static_cast<size_t>(i)] = off.row(i).norm();
+  const size_t n = static_cast<size_t>(rows.rows());
+  auto share = [&](size_t i) { return own_share ? (*own_share)[i] : 1.0; };
+  std::vector<double> norms(n), relative(n);
+  for (size_t i = 0; i < n; ++i) {
+    norms[i] = off.row(static_cast<Eigen::Index>(i)).norm();
+    relative[i] = norms[i] / share(i);
+  }
   if (norms.empty()) return true;
-  const double limit = std::max(std::min(per_row, kLocateSeparation * LowerMedian(norms)), floor);
+  const double typical = kLocateSeparation * LowerMedian(relative);
   unexplained->clear();
-  for (size_t i = 0; i < norms.size(); ++i)
-    if (!(norms[i] <= limit)) unexplained->push_back(static_cast<Eigen::Index>(i));
-  return 2 * unexplained->size() < norms.size();
+  for (size_t i = 0; i < n; ++i)
+    if (!(norms[i] <= std::max(std::min(per_row, typical * share(i)), floor)))
+      unexplained->push_back(static_cast<Eigen::Index>(i));
+  return 2 * unexplained->size() < n;
+}
+
+std::vector<double> OwnShares(const std::vector<double>& tolerances, double tol_scale) {
+  std::vector<double> out;
+  out.reserve(tolerances.size());
+  for (double cs : tolerances)
+    out.push_back(std::clamp(cs > 0.0 ? 1.0 - tol_scale / cs : 1.0, kLeastOwnShare, 1.0));
+  return out;
 }
 
 std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g, double clean_share,
-                              std::vector<Eigen::Index>* unexplained) {
+                              std::vector<Eigen::Index>* unexplained,
+                              const std::vector<double>* own_share) {
   std::vector<int> flag;
   if (unexplained) unexplained->clear();
   const int red = static_cast<int>(parity.rows());
@@ -972,7 +989,7 @@ std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g, double c
   std::vector<Eigen::Index> outside;  // the rows the set last checked leaves
   auto spans_most = [&](const std::vector<int>& set) {
     return g != 1 || SpanMostRows(scale * dmat, parity, g, set, left_out,
-                                  1e3 * DBL_EPSILON * sigma(0), &outside);
+                                  1e3 * DBL_EPSILON * sigma(0), own_share, &outside);
   };
   std::vector<Eigen::Index> flag_outside;
   if (wrong > 0) {

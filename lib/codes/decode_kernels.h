@@ -313,8 +313,22 @@ StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, int num_peers,
 // mimic a returned peer's column (adversary s16: peeling that peer made the
 // entry consistent with errors at t others in it): the caller corrects them
 // entry by entry whether or not they look consistent after the peel.
+// own_share (when given, one per row, from OwnShares): the part of each row's
+// tolerance its own entry's magnitude makes, which honest roundoff follows;
+// rows' noise is compared in those units (SpanMostRows).
 std::vector<int> LocateBySpan(Matrix dirty_syndrome, const Matrix& parity, int rows_per_peer,
-                              double clean_share, std::vector<Eigen::Index>* unexplained = nullptr);
+                              double clean_share, std::vector<Eigen::Index>* unexplained = nullptr,
+                              const std::vector<double>* own_share = nullptr);
+// Tolerances of the form tol (scale + m_l), m_l the entry's own magnitude
+// (EntryTolerance, RobustTolerances): m_l / (scale + m_l) of each, from the
+// tolerance and tol_scale = tol scale, at least kLeastOwnShare. An honest
+// entry's roundoff grows with its own magnitude, so a row of small entries
+// leaves a small part of its tolerance: float32 results of a layer's
+// backward product, beside a wrong peer, left 3e-6 to 0.06 of their
+// tolerances, and the rule of 20 times the median named honest rows
+// unexplained (then 10-60 ms a decode at every peer, against 1 ms).
+inline constexpr double kLeastOwnShare = 1.0 / 64;
+std::vector<double> OwnShares(const std::vector<double>& tolerances, double tol_scale);
 // The set of at least `smallest` and at most floor(parity rows / 2) peers
 // whose parity columns span every row of `rows` (the dirty syndromes, or
 // any matrix with their row space and singular values): every set up to

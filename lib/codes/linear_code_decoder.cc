@@ -214,6 +214,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
     // too large to square (no finite tolerance or check) sets `untame`
     // instead: the slow path sets such a result aside.
     std::vector<Vector> dirty;
+    std::vector<double> dirty_tolerances;
     bool untame = false;
     const double quick = tol * rms;
     auto passes = [&](int64_t l, double zsq, const auto& probe_row) {
@@ -225,6 +226,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       }
       if (std::sqrt(zsq) <= cs) return true;
       dirty.push_back(probe_row() / cs);
+      dirty_tolerances.push_back(cs);
       return false;
     };
     // Rows [l0, l0 + chunk.rows()) of [probes | coefficients]: consistent
@@ -275,7 +277,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
     }
     if (!clean && !dirty.empty() && !untame) {
       std::optional<DecodeOutcome> out =
-          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, dirty, scale_floor, sink);
+          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, dirty,
+                               internal::OwnShares(dirty_tolerances, tol * rms), scale_floor, sink);
       if (out) return std::move(*out);
     }
     if (clean) {
@@ -320,8 +323,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
 
 std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
     const std::vector<int>& peers, const std::vector<const double*>& cols, int64_t length,
-    const Plan& plan, const std::vector<Vector>& dirty, double scale_floor,
-    const CoefficientSink& sink) const {
+    const Plan& plan, const std::vector<Vector>& dirty, const std::vector<double>& own_share,
+    double scale_floor, const CoefficientSink& sink) const {
   const int g = rows_per_peer_;
   const int k = recovery_threshold();
   const int kc = static_cast<int>(generator_.cols());
@@ -330,8 +333,8 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   Matrix dmat(static_cast<Eigen::Index>(dirty.size()), plan.probes);
   for (size_t i = 0; i < dirty.size(); ++i) dmat.row(static_cast<Eigen::Index>(i)) = dirty[i];
   std::vector<Eigen::Index> unexplained;
-  std::vector<int> flag =
-      internal::LocateBySpan(std::move(dmat), plan.parity, g, options_.clean_fit, &unexplained);
+  std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan.parity, g,
+                                                 options_.clean_fit, &unexplained, &own_share);
   const int kept_count = total - static_cast<int>(flag.size());
   if (flag.empty() || kept_count < k || !unexplained.empty()) return std::nullopt;
   std::sort(flag.begin(), flag.end());
@@ -551,13 +554,17 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
 
     // Subspace test: the wrong peers' parity columns span the syndrome.
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
-    for (size_t i = 0; i < dirty.size(); ++i)
+    std::vector<double> tolerances;
+    for (size_t i = 0; i < dirty.size(); ++i) {
       dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
+      tolerances.push_back(cs(dirty[i]));
+    }
     std::vector<int> flag;                  // positions in kept
     std::vector<Eigen::Index> unexplained;  // in dmat
     if (locate) {
+      const std::vector<double> own_share = internal::OwnShares(tolerances, tol * global);
       flag = internal::LocateBySpan(std::move(dmat), plan->parity, g, options_.clean_fit,
-                                    &unexplained);
+                                    &unexplained, &own_share);
     }
     for (Eigen::Index i : unexplained) forced.push_back(dirty[static_cast<size_t>(i)]);
     Matrix yd(static_cast<Eigen::Index>(dirty.size()), yt.cols());

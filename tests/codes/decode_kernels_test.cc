@@ -291,6 +291,89 @@ TEST(LocateBySets, FindsTheOnePairThatSpansAnAlignedSyndrome) {
   EXPECT_EQ(out.peers, (std::vector<int>{14, 15}));
 }
 
+// Dirty rows of a whole-peer error: each an error at peer `wrong` (1e3 to 1e5
+// tolerances) plus honest noise that follows the row's own share of its
+// tolerance (OwnShares), most small and some near 1, as the float32
+// backward products' rows beside a wrong peer were (3e-6 to 0.06 of their
+// tolerances).
+struct SpanCase {
+  const char* name;
+  int r, k, wrong;
+};
+
+class LocateBySpanShares : public ::testing::TestWithParam<SpanCase> {
+ protected:
+  static constexpr int kRows = 64;
+  static constexpr double kNoise = 2e-3;  // per unit of share, in tolerances
+  void SetUp() override {
+    const SpanCase& c = GetParam();
+    parity_ = ChebyshevParity(c.r, c.k);
+    Random rng(uint64_t(c.r) * 131 + uint64_t(c.k));
+    rows_.resize(kRows, parity_.rows());
+    for (int i = 0; i < kRows; ++i) {
+      // Most rows small beside the results' scale, a quarter near it.
+      share_.push_back(i % 4 == 0 ? std::pow(0.125, rng.Uniform())
+                                  : rng.Uniform(kLeastOwnShare, 2 * kLeastOwnShare));
+      const Vector z = rng.NormalMatrix(parity_.rows(), 1).col(0);
+      rows_.row(i) = (std::pow(10.0, rng.Uniform(3.0, 5.0)) * parity_.col(c.wrong) +
+                      kNoise * share_.back() * z / std::sqrt(double(z.size())))
+                         .transpose();
+    }
+  }
+  Matrix parity_, rows_;
+  std::vector<double> share_;
+};
+
+// The peer is found and every honest row explained. The rule of the rows'
+// median alone (no shares) names honest rows of large share here, which sent
+// such decodes to the slow path.
+TEST_P(LocateBySpanShares, HonestRowsOfEveryShareAreExplained) {
+  std::vector<Eigen::Index> unexplained;
+  EXPECT_EQ(LocateBySpan(rows_, parity_, 1, 0.5, &unexplained, &share_),
+            (std::vector<int>{GetParam().wrong}));
+  EXPECT_TRUE(unexplained.empty()) << unexplained.size() << " rows";
+  LocateBySpan(rows_, parity_, 1, 0.5, &unexplained);
+  EXPECT_FALSE(unexplained.empty()) << "the case no longer needs shares";
+}
+
+// A row off the peer's span by 100 times the noise of its share (errors
+// mimicking the peer there) is still named, at every share; so is one off by
+// far less than clean_share.
+TEST_P(LocateBySpanShares, ARowOffTheSpanIsStillUnexplained) {
+  const Matrix q = Eigen::HouseholderQR<Matrix>(parity_.col(GetParam().wrong)).householderQ();
+  for (double share : {kLeastOwnShare, 0.1, 1.0}) {
+    Matrix rows = rows_;
+    std::vector<double> shares = share_;
+    rows.row(5) =
+        (1e4 * parity_.col(GetParam().wrong) + 100 * kNoise * share * q.col(1)).transpose();
+    shares[5] = share;
+    std::vector<Eigen::Index> unexplained;
+    EXPECT_EQ(LocateBySpan(rows, parity_, 1, 0.5, &unexplained, &shares),
+              (std::vector<int>{GetParam().wrong}));
+    EXPECT_EQ(unexplained, (std::vector<Eigen::Index>{5})) << "share " << share;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, LocateBySpanShares,
+                         ::testing::Values(SpanCase{"P8K5Edge", 8, 5, 0},
+                                           SpanCase{"P8K5Inner", 8, 5, 3},
+                                           SpanCase{"P16K12", 16, 12, 9},
+                                           SpanCase{"P20K14Edge", 20, 14, 19}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// m / (scale + m) from tol (scale + m), within [kLeastOwnShare, 1]; a
+// tolerance of 0 or below (none) counts as the entry's own.
+TEST(OwnShares, InvertTheToleranceAndStayInRange) {
+  const double tol = 1e-5, scale = 3.0;
+  const std::vector<double> shares =
+      OwnShares({tol * (scale + 1.0), tol * (scale + 9.0), tol * scale, 0.0}, tol * scale);
+  ASSERT_EQ(shares.size(), 4u);
+  EXPECT_NEAR(shares[0], 0.25, 1e-12);
+  EXPECT_NEAR(shares[1], 0.75, 1e-12);
+  EXPECT_EQ(shares[2], kLeastOwnShare);
+  EXPECT_EQ(shares[3], 1.0);
+}
+
 }  // namespace decode_kernels_test
 }  // namespace
 }  // namespace polyguard::internal

@@ -124,16 +124,15 @@ class LinearCodeDecoder {
                                      double scale_floor) const;
   // The fast path's error case, when the errors are in whole peers: locates
   // them from `dirty` (syndromes of a few inconsistent entries, each over its
-  // tolerance), then decodes from the rest in one more pass that must pass
-  // the fast check, handing its coefficients to `sink`, and names the
-  // set-aside peers off the code word. Nothing when the errors are not of
-  // that kind (the full decode then runs, and overwrites what was handed).
-  std::optional<DecodeOutcome> DecodeWithoutLocated(const std::vector<int>& peers,
-                                                    const std::vector<const double*>& cols,
-                                                    int64_t length, const Plan& plan,
-                                                    const std::vector<Vector>& dirty,
-                                                    double scale_floor,
-                                                    const CoefficientSink& sink) const;
+  // tolerance; own_share: each tolerance's part from its entry's magnitude,
+  // internal::OwnShares), then decodes from the rest in one more pass that
+  // must pass the fast check, handing its coefficients to `sink`, and names
+  // the set-aside peers off the code word. Nothing when the errors are not
+  // of that kind (the full decode then runs, and overwrites what was handed).
+  std::optional<DecodeOutcome> DecodeWithoutLocated(
+      const std::vector<int>& peers, const std::vector<const double*>& cols, int64_t length,
+      const Plan& plan, const std::vector<Vector>& dirty, const std::vector<double>& own_share,
+      double scale_floor, const CoefficientSink& sink) const;
   // One decode: with the subspace locator and peer-wide search, or entry by
   // entry only. Its entry search spends *budget, shared with the other
   // attempt.
