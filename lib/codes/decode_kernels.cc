@@ -877,7 +877,8 @@ SetSearch LocateBySets(const Matrix& rows, const Matrix& parity, int g, int smal
 // (dirty syndromes in tolerance units): each row's part outside their span
 // within `per_row`, or within kLocateSeparation times the typical row's part
 // (the lower median; per unit of own share, times the row's, when shares are
-// given) when that is less, but never below `floor`. The relative limit is
+// given, over the rows above the least share if any) when that is less, but
+// never below `floor`. The relative limit is
 // the rows' own noise: errors at t peers can mimic one honest peer to within
 // the calibrated roundoff (adversary s16: at P = 20, K = 14 to 0.04 of the
 // tolerance at 300 tolerances, beside another peer's error in a second
@@ -889,12 +890,18 @@ bool SpanMostRows(const Matrix& rows, const Matrix& parity, int g, const std::ve
   const Matrix off = OffSpan(rows, parity, g, flag);
   const size_t n = static_cast<size_t>(rows.rows());
   auto share = [&](size_t i) { return own_share ? (*own_share)[i] : 1.0; };
-  std::vector<double> norms(n), relative(n);
+  std::vector<double> norms(n), relative, at_least;
   for (size_t i = 0; i < n; ++i) {
     norms[i] = off.row(static_cast<Eigen::Index>(i)).norm();
-    relative[i] = norms[i] / share(i);
+    // Rows at the least share have no magnitude of their own (products of
+    // zeros beside a wrong value, exact in any precision): their noise says
+    // nothing of the others' (80% zero rows set every float32 row's limit
+    // to roundoff of the wrong value, and each was fitted on its own:
+    // 0.6 s a decode at P = 20, adversary s22).
+    (share(i) > kLeastOwnShare ? relative : at_least).push_back(norms[i] / share(i));
   }
   if (norms.empty()) return true;
+  if (relative.empty()) relative = std::move(at_least);
   const double typical = kLocateSeparation * LowerMedian(relative);
   unexplained->clear();
   for (size_t i = 0; i < n; ++i)
@@ -903,12 +910,26 @@ bool SpanMostRows(const Matrix& rows, const Matrix& parity, int g, const std::ve
   return 2 * unexplained->size() < n;
 }
 
-std::vector<double> OwnShares(const std::vector<double>& tolerances, double tol_scale) {
+std::vector<double> OwnShares(const std::vector<double>& tolerances,
+                              const std::vector<double>& magnitudes, double tol) {
   std::vector<double> out;
   out.reserve(tolerances.size());
-  for (double cs : tolerances)
-    out.push_back(std::clamp(cs > 0.0 ? 1.0 - tol_scale / cs : 1.0, kLeastOwnShare, 1.0));
+  for (size_t i = 0; i < tolerances.size(); ++i) {
+    const double cs = tolerances[i];
+    out.push_back(cs > 0.0 ? std::clamp(tol * magnitudes[i] / cs, kLeastOwnShare, 1.0) : 1.0);
+  }
   return out;
+}
+
+double RobustMagnitude(const std::vector<const double*>& cols, int64_t l, int skip) {
+  if (cols.empty()) return 0.0;
+  std::vector<double> v;
+  v.reserve(cols.size());
+  for (const double* c : cols) v.push_back(std::abs(c[l]));
+  const size_t m = std::min(static_cast<size_t>(std::max(skip, 0)), v.size() - 1);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(m), v.end(),
+                   std::greater<double>());
+  return v[m];
 }
 
 std::vector<int> LocateBySpan(Matrix dmat, const Matrix& parity, int g, double clean_share,

@@ -319,16 +319,21 @@ StatusOr<std::vector<int>> IndexPeers(std::span<const int> peers, int num_peers,
 std::vector<int> LocateBySpan(Matrix dirty_syndrome, const Matrix& parity, int rows_per_peer,
                               double clean_share, std::vector<Eigen::Index>* unexplained = nullptr,
                               const std::vector<double>* own_share = nullptr);
-// Tolerances of the form tol (scale + m_l), m_l the entry's own magnitude
-// (EntryTolerance, RobustTolerances): m_l / (scale + m_l) of each, from the
-// tolerance and tol_scale = tol scale, at least kLeastOwnShare. An honest
-// entry's roundoff grows with its own magnitude, so a row of small entries
-// leaves a small part of its tolerance: float32 results of a layer's
-// backward product, beside a wrong peer, left 3e-6 to 0.06 of their
-// tolerances, and the rule of 20 times the median named honest rows
-// unexplained (then 10-60 ms a decode at every peer, against 1 ms).
+// The part of each dirty row's tolerance that honest roundoff follows:
+// tol m_l / cs_l, m_l the entry's own magnitude as no t wrong values can raise
+// it (RobustMagnitude; RobustTolerances' e_l) and cs_l its tolerance, within
+// [kLeastOwnShare, 1]; 1 where cs_l is not positive. An honest entry's
+// roundoff grows with its own magnitude, not with the results' common
+// scale: float32 results of a layer's backward product, beside a wrong peer,
+// left 3e-6 to 0.06 of their tolerances, and the rule of 20 times the median
+// named honest rows unexplained (then 10-60 ms a decode at every peer,
+// against 1 ms).
 inline constexpr double kLeastOwnShare = 1.0 / 64;
-std::vector<double> OwnShares(const std::vector<double>& tolerances, double tol_scale);
+std::vector<double> OwnShares(const std::vector<double>& tolerances,
+                              const std::vector<double>& magnitudes, double tol);
+// The (skip + 1)-th largest |value| of entry l over the columns (the smallest
+// when there are fewer).
+double RobustMagnitude(const std::vector<const double*>& cols, int64_t l, int skip);
 // The set of at least `smallest` and at most floor(parity rows / 2) peers
 // whose parity columns span every row of `rows` (the dirty syndromes, or
 // any matrix with their row space and singular values): every set up to

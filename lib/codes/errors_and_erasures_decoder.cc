@@ -352,7 +352,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
     }
     if (!consistent) {
       std::optional<DecodeOutcome> out =
-          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, dirty, rms, scale_floor);
+          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, dirty, scale_floor);
       if (out) return std::move(*out);
     }
     if (consistent) {
@@ -395,7 +395,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Decode(std::span<const int> pe
 
 std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
     const std::vector<int>& peers, const std::vector<const double*>& cols, int64_t length,
-    const Plan& plan, const std::vector<std::pair<int64_t, double>>& dirty, double all_rms,
+    const Plan& plan, const std::vector<std::pair<int64_t, double>>& dirty,
     double scale_floor) const {
   const int k = recovery_threshold();
   const int total = static_cast<int>(peers.size());
@@ -409,10 +409,13 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
         dirty[i].second;
   }
   if (!dmat.allFinite()) return std::nullopt;
-  std::vector<double> tolerances;
-  for (const auto& [entry, cs] : dirty) tolerances.push_back(cs);
+  std::vector<double> tolerances, magnitudes;
+  for (const auto& [entry, cs] : dirty) {
+    tolerances.push_back(cs);
+    magnitudes.push_back(internal::RobustMagnitude(cols, entry, (total - k) / 2));
+  }
   const std::vector<double> own_share =
-      internal::OwnShares(tolerances, options_.tolerance * all_rms);
+      internal::OwnShares(tolerances, magnitudes, options_.tolerance);
   std::vector<Eigen::Index> unexplained;
   std::vector<int> flag = internal::LocateBySpan(std::move(dmat), plan.parity, 1,
                                                  options_.clean_fit, &unexplained, &own_share);
@@ -684,12 +687,13 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(i);
     if (dirty.empty() || !locate) break;
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), r - k);
-    std::vector<double> tolerances;
+    std::vector<double> tolerances, magnitudes;
     for (size_t i = 0; i < dirty.size(); ++i) {
       dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
       tolerances.push_back(cs(dirty[i]));
+      magnitudes.push_back(std::max(cs(dirty[i]) / tol - global, 0.0));  // RobustTolerances' e
     }
-    const std::vector<double> own_share = internal::OwnShares(tolerances, tol * global);
+    const std::vector<double> own_share = internal::OwnShares(tolerances, magnitudes, tol);
     std::vector<Eigen::Index> unexplained;  // in dmat
     std::vector<int> flag =
         internal::LocateBySpan(std::move(dmat), plan->parity, 1, options_.clean_fit, &unexplained,

@@ -214,7 +214,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
     // too large to square (no finite tolerance or check) sets `untame`
     // instead: the slow path sets such a result aside.
     std::vector<Vector> dirty;
-    std::vector<double> dirty_tolerances;
+    std::vector<double> dirty_tolerances, dirty_magnitudes;
     bool untame = false;
     const double quick = tol * rms;
     auto passes = [&](int64_t l, double zsq, const auto& probe_row) {
@@ -227,6 +227,8 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       if (std::sqrt(zsq) <= cs) return true;
       dirty.push_back(probe_row() / cs);
       dirty_tolerances.push_back(cs);
+      dirty_magnitudes.push_back(internal::RobustMagnitude(
+          sorted_cols, l, (static_cast<int>(sorted_peers.size()) - k) / 2 * g));
       return false;
     };
     // Rows [l0, l0 + chunk.rows()) of [probes | coefficients]: consistent
@@ -276,9 +278,9 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       if (clean) sink(0, wanted);
     }
     if (!clean && !dirty.empty() && !untame) {
-      std::optional<DecodeOutcome> out =
-          DecodeWithoutLocated(sorted_peers, sorted_cols, length, *plan, dirty,
-                               internal::OwnShares(dirty_tolerances, tol * rms), scale_floor, sink);
+      std::optional<DecodeOutcome> out = DecodeWithoutLocated(
+          sorted_peers, sorted_cols, length, *plan, dirty,
+          internal::OwnShares(dirty_tolerances, dirty_magnitudes, tol), scale_floor, sink);
       if (out) return std::move(*out);
     }
     if (clean) {
@@ -554,15 +556,16 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
 
     // Subspace test: the wrong peers' parity columns span the syndrome.
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
-    std::vector<double> tolerances;
+    std::vector<double> tolerances, magnitudes;
     for (size_t i = 0; i < dirty.size(); ++i) {
       dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
       tolerances.push_back(cs(dirty[i]));
+      magnitudes.push_back(std::max(cs(dirty[i]) / tol - global, 0.0));  // RobustTolerances' e
     }
     std::vector<int> flag;                  // positions in kept
     std::vector<Eigen::Index> unexplained;  // in dmat
     if (locate) {
-      const std::vector<double> own_share = internal::OwnShares(tolerances, tol * global);
+      const std::vector<double> own_share = internal::OwnShares(tolerances, magnitudes, tol);
       flag = internal::LocateBySpan(std::move(dmat), plan->parity, g, options_.clean_fit,
                                     &unexplained, &own_share);
     }

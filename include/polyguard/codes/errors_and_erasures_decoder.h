@@ -327,13 +327,12 @@ class ErrorsAndErasuresDecoder {
                                   int64_t* budget) const;
   // The fast path's error case, when the errors are in whole peers: locates
   // them from the syndromes of a few inconsistent entries (`dirty`: entry
-  // and tolerance, at the results' scale `all_rms`), then decodes from the rest
-  // in one more pass, which must pass the fast check, and names the
-  // set-aside peers off the code word. Nothing when the errors are not of
-  // that kind (the full decode then runs).
+  // and tolerance), then decodes from the rest in one more pass, which must
+  // pass the fast check, and names the set-aside peers off the code word. Nothing when the errors
+  // are not of that kind (the full decode then runs).
   std::optional<DecodeOutcome> DecodeWithoutLocated(
       const std::vector<int>& peers, const std::vector<const double*>& cols, int64_t length,
-      const Plan& plan, const std::vector<std::pair<int64_t, double>>& dirty, double all_rms,
+      const Plan& plan, const std::vector<std::pair<int64_t, double>>& dirty,
       double scale_floor) const;
   // Checks peers (known, distinct, one per column, at least K); returns the
   // column of each peer (-1 when it did not answer).
