@@ -921,6 +921,14 @@ std::vector<double> OwnShares(const std::vector<double>& tolerances,
   return out;
 }
 
+std::vector<double> OwnSharesOfRobust(const std::vector<double>& tolerances, double tol,
+                                      double global) {
+  std::vector<double> magnitudes;
+  magnitudes.reserve(tolerances.size());
+  for (double cs : tolerances) magnitudes.push_back(std::max(cs / tol - global, 0.0));
+  return OwnShares(tolerances, magnitudes, tol);
+}
+
 double RobustMagnitude(const std::vector<const double*>& cols, int64_t l, int skip) {
   if (cols.empty()) return 0.0;
   std::vector<double> v;

@@ -331,6 +331,11 @@ std::vector<int> LocateBySpan(Matrix dirty_syndrome, const Matrix& parity, int r
 inline constexpr double kLeastOwnShare = 1.0 / 64;
 std::vector<double> OwnShares(const std::vector<double>& tolerances,
                               const std::vector<double>& magnitudes, double tol);
+// OwnShares of rows whose tolerances came from RobustTolerances with this
+// tol and global scale: there cs_l = tol (e_l + global), so e_l needs no
+// second pass over the results.
+std::vector<double> OwnSharesOfRobust(const std::vector<double>& tolerances, double tol,
+                                      double global);
 // The (skip + 1)-th largest |value| of entry l over the columns (the smallest
 // when there are fewer).
 double RobustMagnitude(const std::vector<const double*>& cols, int64_t l, int skip);

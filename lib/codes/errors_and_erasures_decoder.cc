@@ -687,13 +687,12 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::Attempt(const std::vector<int>
       if (!(st.row(i).norm() <= 1.0)) dirty.push_back(i);
     if (dirty.empty() || !locate) break;
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), r - k);
-    std::vector<double> tolerances, magnitudes;
+    std::vector<double> tolerances;
     for (size_t i = 0; i < dirty.size(); ++i) {
       dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
       tolerances.push_back(cs(dirty[i]));
-      magnitudes.push_back(std::max(cs(dirty[i]) / tol - global, 0.0));  // RobustTolerances' e
     }
-    const std::vector<double> own_share = internal::OwnShares(tolerances, magnitudes, tol);
+    const std::vector<double> own_share = internal::OwnSharesOfRobust(tolerances, tol, global);
     std::vector<Eigen::Index> unexplained;  // in dmat
     std::vector<int> flag =
         internal::LocateBySpan(std::move(dmat), plan->parity, 1, options_.clean_fit, &unexplained,

@@ -227,8 +227,11 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
       if (std::sqrt(zsq) <= cs) return true;
       dirty.push_back(probe_row() / cs);
       dirty_tolerances.push_back(cs);
-      dirty_magnitudes.push_back(internal::RobustMagnitude(
-          sorted_cols, l, (static_cast<int>(sorted_peers.size()) - k) / 2 * g));
+      // Only the one-row-per-peer locator weighs rows by their shares.
+      dirty_magnitudes.push_back(
+          g == 1 ? internal::RobustMagnitude(sorted_cols, l,
+                                             (static_cast<int>(sorted_peers.size()) - k) / 2)
+                 : 0.0);
       return false;
     };
     // Rows [l0, l0 + chunk.rows()) of [probes | coefficients]: consistent
@@ -556,16 +559,14 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
 
     // Subspace test: the wrong peers' parity columns span the syndrome.
     Matrix dmat(static_cast<Eigen::Index>(dirty.size()), red);
-    std::vector<double> tolerances, magnitudes;
-    for (size_t i = 0; i < dirty.size(); ++i) {
+    for (size_t i = 0; i < dirty.size(); ++i)
       dmat.row(static_cast<Eigen::Index>(i)) = st.row(dirty[i]);
-      tolerances.push_back(cs(dirty[i]));
-      magnitudes.push_back(std::max(cs(dirty[i]) / tol - global, 0.0));  // RobustTolerances' e
-    }
     std::vector<int> flag;                  // positions in kept
     std::vector<Eigen::Index> unexplained;  // in dmat
     if (locate) {
-      const std::vector<double> own_share = internal::OwnShares(tolerances, magnitudes, tol);
+      std::vector<double> tolerances;
+      for (int i : dirty) tolerances.push_back(cs(i));
+      const std::vector<double> own_share = internal::OwnSharesOfRobust(tolerances, tol, global);
       flag = internal::LocateBySpan(std::move(dmat), plan->parity, g, options_.clean_fit,
                                     &unexplained, &own_share);
     }

@@ -394,6 +394,25 @@ TEST(OwnShares, AreTheMagnitudesPartOfTheToleranceInRange) {
   EXPECT_EQ(shares[4], 1.0);
 }
 
+// RobustTolerances' own e_l, recovered from its tolerances: the share each
+// row's magnitude makes of them, as OwnShares gives from the magnitudes.
+TEST(OwnShares, OfRobustTolerancesAreTheirMagnitudesShares) {
+  Matrix yt(3, 4);
+  yt << 1.0, -2.0, 3.0, 100.0,  //
+      0.0, 0.0, 0.0, 5.0,       //
+      -40.0, 30.0, 20.0, 10.0;
+  const double tol = 1e-6;
+  double global = 0.0;
+  const Vector cs = RobustTolerances(yt, tol, 1, &global);
+  const std::vector<double> tolerances(cs.data(), cs.data() + cs.size());
+  const std::vector<double> shares = OwnSharesOfRobust(tolerances, tol, global);
+  const std::vector<double> expected = OwnShares(tolerances, {3.0, 0.0, 30.0}, tol);
+  ASSERT_EQ(shares.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(shares[i], expected[i], 1e-9) << i;
+  EXPECT_EQ(shares[1], kLeastOwnShare);
+  EXPECT_NEAR(shares[2], 30.0 / (30.0 + global), 1e-9);
+}
+
 // The (skip + 1)-th largest |value|: what t wrong values cannot raise.
 TEST(RobustMagnitude, IsTheSkipPlusFirstLargest) {
   const std::vector<double> a = {0.0, -7.0, 2.0}, b = {1.0, 3.0, -9.0}, c = {-4.0, 5.0, 0.5};
