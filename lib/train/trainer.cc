@@ -203,29 +203,30 @@ TrainingCounters Trainer::counters() const {
   return c;
 }
 
+Trainer::State& Trainer::Own(std::shared_ptr<State>& state) {
+  if (state.use_count() > 1) state = std::make_shared<State>(*state);
+  return *state;
+}
+
 void Trainer::TakeSnapshot(int64_t step) {
   taken_.reset();  // older than this one now
-  snapshot_.periodic_step = 0;
-  snapshot_.periodic_shards.clear();
-  snapshot_.periodic_velocities.clear();
-  snapshot_.step = step;
-  snapshot_.round = round_;
-  snapshot_.previous_wrong = previous_wrong_;
-  snapshot_.rollbacks_in_a_row = rollbacks_in_a_row_;
-  snapshot_.rollback_step = rollback_step_;
-  snapshot_.shards.clear();
-  snapshot_.velocities.clear();
+  auto now = std::make_shared<State>(State{.step = step,
+                                           .round = round_,
+                                           .previous_wrong = previous_wrong_,
+                                           .rollbacks_in_a_row = rollbacks_in_a_row_,
+                                           .rollback_step = rollback_step_});
   for (int l = 0; l < model_->num_layers(); ++l) {
-    snapshot_.shards.push_back(model_->layer(l).shard());
-    snapshot_.velocities.push_back(model_->layer(l).velocity());
+    now->shards.push_back(model_->layer(l).shard());
+    now->velocities.push_back(model_->layer(l).velocity());
   }
+  snapshot_ = std::move(now);
 }
 
 void Trainer::Restore() {
   stale_layers_.clear();  // every shard is the snapshot's again
   for (int l = 0; l < model_->num_layers(); ++l) {
-    model_->layer(l).set_shard(snapshot_.shards[size_t(l)]);
-    model_->layer(l).set_velocity(snapshot_.velocities[size_t(l)]);
+    model_->layer(l).set_shard(snapshot_->shards[size_t(l)]);
+    model_->layer(l).set_velocity(snapshot_->velocities[size_t(l)]);
   }
 }
 
@@ -575,14 +576,14 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
 }
 
 Trainer::State Trainer::LastSnapshot() const {
-  if (!taken_) return snapshot_;
+  if (!taken_) return *snapshot_;
   // A rollback in the run without SnapshotNow would return to the periodic
   // snapshot, and the next periodic snapshot counts from it: a run resumed
   // from the state SnapshotNow took needs it too. (Kept once, in snapshot_.)
   State state = *taken_;
-  state.periodic_step = snapshot_.step;
-  state.periodic_shards = snapshot_.shards;
-  state.periodic_velocities = snapshot_.velocities;
+  state.periodic_step = snapshot_->step;
+  state.periodic_shards = snapshot_->shards;
+  state.periodic_velocities = snapshot_->velocities;
   return state;
 }
 
@@ -635,15 +636,15 @@ Status Trainer::Resume(const State& state) {
   if (periodic) {
     // (Its round and scrub decisions are never needed: a rollback restores
     // weights only, and LastSnapshot returns `state` until the next one.)
-    snapshot_ = State{.step = state.periodic_step,
-                      .shards = state.periodic_shards,
-                      .velocities = state.periodic_velocities};
-    taken_ = state;
+    snapshot_ = std::make_shared<State>(State{.step = state.periodic_step,
+                                              .shards = state.periodic_shards,
+                                              .velocities = state.periodic_velocities});
+    taken_ = std::make_shared<State>(state);
     taken_->periodic_step = 0;
     taken_->periodic_shards.clear();
     taken_->periodic_velocities.clear();
   } else {
-    snapshot_ = state;
+    snapshot_ = std::make_shared<State>(state);
   }
   return Status::Ok();
 }
@@ -664,17 +665,17 @@ StatusOr<bool> Trainer::SnapshotNow(int64_t step) {
             .previous_wrong = previous_wrong_,
             .rollbacks_in_a_row = rollbacks_in_a_row_,
             .rollback_step = rollback_step_};
-  bool same = step == snapshot_.step && round_ == snapshot_.round;
+  bool same = step == snapshot_->step && round_ == snapshot_->round;
   for (int l = 0; l < model_->num_layers(); ++l) {
     now.shards.push_back(model_->layer(l).shard());
     now.velocities.push_back(model_->layer(l).velocity());
-    same = same && now.shards.back() == snapshot_.shards[size_t(l)] &&
-           now.velocities.back() == snapshot_.velocities[size_t(l)];
+    same = same && now.shards.back() == snapshot_->shards[size_t(l)] &&
+           now.velocities.back() == snapshot_->velocities[size_t(l)];
   }
   if (same) {
     taken_.reset();  // the periodic snapshot is this state
   } else {
-    taken_ = std::move(now);  // (LastSnapshot adds the periodic one)
+    taken_ = std::make_shared<State>(std::move(now));  // (LastSnapshot adds the periodic one)
   }
   return true;
 }
@@ -877,7 +878,7 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
     for (int q : wrong)
       repeated = repeated || std::binary_search(previous_wrong_.begin(), previous_wrong_.end(), q);
     previous_wrong_ = wrong;
-    const bool snapshot_due = step - snapshot_.step >= options_.snapshot_interval;
+    const bool snapshot_due = step - snapshot_->step >= options_.snapshot_interval;
     if (repeated || snapshot_due ||
         (options_.scrub_interval > 0 && step % options_.scrub_interval == 0)) {
       POLYGUARD_ASSIGN_OR_RETURN(std::vector<int> found, ScrubAt(round, kRoundScrubs, &repairable));
@@ -919,7 +920,7 @@ StatusOr<StepResult> Trainer::Attempt(int64_t step, const MatrixRef& x,
   previous_wrong_.clear();
   return StepResult{.loss = std::numeric_limits<double>::quiet_NaN(),
                     .accuracy = 0.0,
-                    .next_step = snapshot_.step + 1,
+                    .next_step = snapshot_->step + 1,
                     .rolled_back = true};
 }
 
@@ -1092,7 +1093,7 @@ std::vector<double> Trainer::EncodeState(int64_t step, const std::vector<int>& o
        {round_, snapshot_scrubs_, evaluation_rounds_, int64_t(rollbacks_in_a_row_), rollback_step_})
     w.Add(double(v));
   w.AddList(previous_wrong_);
-  for (const State* st : {&snapshot_, taken_ ? &*taken_ : nullptr}) {
+  for (const State* st : {snapshot_.get(), taken_.get()}) {
     w.Add(st != nullptr ? 1.0 : 0.0);
     if (st == nullptr) continue;
     for (int64_t v : {st->step, st->round, int64_t(st->rollbacks_in_a_row), st->rollback_step})
@@ -1144,11 +1145,7 @@ StatusOr<int64_t> Trainer::DecodeState(const std::vector<double>& state,
     st.rollback_step = r.Int();
     st.previous_wrong = r.List();
     // (Shards and velocities: rebuilt next.)
-    if (which == 0) {
-      snapshot_ = std::move(st);
-    } else {
-      taken_ = std::move(st);
-    }
+    (which == 0 ? snapshot_ : taken_) = std::make_shared<State>(std::move(st));
   }
   TrainingCounters& c = counters_;
   for (int64_t* v : {&c.steps, &c.wrong_results, &c.results_corrected, &c.uncorrectable_steps,
@@ -1250,21 +1247,22 @@ StatusOr<int64_t> Trainer::Welcome(int64_t step, std::vector<int> old_members,
   // repair sources among the old members (snapshots are taken from checked
   // shards).
   int64_t bytes = 0;
+  State& snapshot = Own(snapshot_);
+  State* taken = taken_ ? &Own(taken_) : nullptr;
   if (i_join) {  // (DecodeState left the snapshots' matrices to rebuild)
-    snapshot_.shards.resize(layers);
-    snapshot_.velocities.resize(layers);
-    if (taken_) {
-      taken_->shards.resize(layers);
-      taken_->velocities.resize(layers);
+    for (State* st : {&snapshot, taken}) {
+      if (st == nullptr) continue;
+      st->shards.resize(layers);
+      st->velocities.resize(layers);
     }
   }
   for (int l = 0; l < model_->num_layers(); ++l) {
     CodedLayer& layer = model_->layer(l);
     const ProductCode& code = layer.code();
-    std::vector<Matrix*> parts = {&snapshot_.shards[size_t(l)], &snapshot_.velocities[size_t(l)]};
-    if (taken_) {
-      parts.push_back(&taken_->shards[size_t(l)]);
-      parts.push_back(&taken_->velocities[size_t(l)]);
+    std::vector<Matrix*> parts = {&snapshot.shards[size_t(l)], &snapshot.velocities[size_t(l)]};
+    if (taken) {
+      parts.push_back(&taken->shards[size_t(l)]);
+      parts.push_back(&taken->velocities[size_t(l)]);
     }
     const Eigen::Index rows = layer.shard_rows(), cols = layer.shard_cols();
     const int64_t n = int64_t(parts.size()) * rows * cols;

@@ -285,7 +285,7 @@ class Trainer {
   StatusOr<int64_t> Rejoin(const std::function<void(int layer)>& on_layer = nullptr);
 
   // The step rollbacks return to: the last periodic snapshot's.
-  int64_t last_snapshot_step() const { return snapshot_.step; }
+  int64_t last_snapshot_step() const { return snapshot_->step; }
   // The last exchange round used (rounds key tags and fault decisions). To
   // resume from another run's state without repeating this run's rounds,
   // pass a state whose round is at least this.
@@ -306,8 +306,7 @@ class Trainer {
     std::vector<bool> stale_layers;
     int rollbacks_in_a_row = 0;
     int64_t rollback_step = 0;
-    State snapshot;
-    std::optional<State> taken;
+    std::shared_ptr<State> snapshot, taken;  // shared with the trainer's (Own)
   };
   Undo CaptureUndo(int64_t step) const;
   void RestoreUndo(const Undo& undo);
@@ -348,9 +347,15 @@ class Trainer {
   int64_t round_ = 0;
   int64_t snapshot_scrubs_ = 0;    // SnapshotNow's scrubs so far: their exchanges' number
   int64_t evaluation_rounds_ = 0;  // Evaluate's rounds so far (numbered apart)
-  State snapshot_;                 // the periodic snapshot: where rollbacks return to
-  // SnapshotNow's, without its periodic part, until the next periodic one.
-  std::optional<State> taken_;
+  // Snapshots are shared, not copied, with the undo records (crash survival
+  // captures one at every step): a State behind these pointers is changed
+  // only through Own, which copies it first when it is shared.
+  static State& Own(std::shared_ptr<State>& state);
+  // The periodic snapshot: where rollbacks return to.
+  std::shared_ptr<State> snapshot_ = std::make_shared<State>();
+  // SnapshotNow's, without its periodic part, until the next periodic one
+  // (null: none).
+  std::shared_ptr<State> taken_;
   std::vector<int> previous_wrong_;  // peers located wrong in the previous step
   int rollbacks_in_a_row_ = 0;
   // For the message when progress stops: the last attempt's failure, and
