@@ -266,13 +266,15 @@ Status ValidateSequentialForPeers(const SequentialOptions& o, int peers) {
 namespace {
 
 // The bytes of layer i on one peer (see EstimatePeerBytes).
-StatusOr<double> LayerPeerBytes(const SequentialOptions& o, size_t i, int peers) {
+StatusOr<double> LayerPeerBytes(const SequentialOptions& o, size_t i, int peers,
+                                int weight_copies) {
   const LayerSpec& l = o.layers[i];
   POLYGUARD_ASSIGN_OR_RETURN(std::unique_ptr<ProductCode> code, LayerCode(o, i, peers));
   const double rows = l.kind == LayerKind::kConv ? l.conv.filters : l.outputs;
   const double cols =
       l.kind == LayerKind::kConv ? double(l.conv.filter_size()) + 1 : l.inputs + 1.0;
-  const double doubles = rows * cols + 4.0 * double(code->stored_doubles_per_peer()) +
+  const double stored = 3.0 + 2.0 * std::max(weight_copies, 0);  // shard, velocity, buffer, copies
+  const double doubles = rows * cols + stored * double(code->stored_doubles_per_peer()) +
                          3.0 * double(peers) * double(code->result_doubles_per_peer()) +
                          4.0 * (double(l.inputs) + double(l.outputs)) * double(o.batch);
   return 8.0 * doubles;
@@ -280,21 +282,21 @@ StatusOr<double> LayerPeerBytes(const SequentialOptions& o, size_t i, int peers)
 
 }  // namespace
 
-StatusOr<double> EstimatePeerBytes(const SequentialOptions& o, int peers) {
+StatusOr<double> EstimatePeerBytes(const SequentialOptions& o, int peers, int weight_copies) {
   double total = 0;
   for (size_t i = 0; i < o.layers.size(); ++i) {
-    POLYGUARD_ASSIGN_OR_RETURN(double bytes, LayerPeerBytes(o, i, peers));
+    POLYGUARD_ASSIGN_OR_RETURN(double bytes, LayerPeerBytes(o, i, peers, weight_copies));
     total += bytes;
   }
   return total;
 }
 
 Status CheckSequentialMemory(const SequentialOptions& o, int peers, int peers_here,
-                             int64_t available) {
+                             int64_t available, int weight_copies) {
   double total = 0, largest = -1;
   size_t largest_layer = 0;
   for (size_t i = 0; i < o.layers.size(); ++i) {
-    POLYGUARD_ASSIGN_OR_RETURN(double bytes, LayerPeerBytes(o, i, peers));
+    POLYGUARD_ASSIGN_OR_RETURN(double bytes, LayerPeerBytes(o, i, peers, weight_copies));
     total += bytes;
     if (bytes > largest) {
       largest = bytes;

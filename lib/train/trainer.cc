@@ -124,6 +124,10 @@ void Unflatten(const std::vector<double>& in, Matrix* a, Matrix* b) {
 
 }  // namespace
 
+int TrainerWeightCopies(const TrainerOptions& options) {
+  return 2 + (options.survive_crashes ? 2 : 0);
+}
+
 Status ValidateTrainerOptions(const TrainerOptions& o) {
   POLYGUARD_RETURN_IF_ERROR(ValidateSgdOptions(o.sgd));
   if (o.scrub_interval < 0) {

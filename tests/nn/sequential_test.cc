@@ -179,6 +179,24 @@ TEST(SequentialMemory, EstimateBoundsWhatAPeerHolds) {
   EXPECT_NE(s.message().find("4 peers on this machine"), std::string::npos) << s;
 }
 
+// Each copy of the shards and velocities a trainer keeps (its snapshots,
+// crash survival's undo copies) counts in full: a job that keeps more is
+// refused sooner, not killed by the kernel.
+TEST(SequentialMemory, EstimateCountsEveryWeightCopy) {
+  const SequentialOptions m = Mlp();
+  const double two = EstimatePeerBytes(m, 4, 2).value();
+  const double three = EstimatePeerBytes(m, 4, 3).value();
+  const double four = EstimatePeerBytes(m, 4, 4).value();
+  // A copy is a shard and a velocity in doubles; 4 peers store at least a
+  // quarter of the weights (16 x 13 + 4 x 17) each.
+  EXPECT_GE(three - two, 2 * 8.0 * (16 * 13 + 4 * 17) / 4);
+  EXPECT_DOUBLE_EQ(four - two, 2 * (three - two));
+  EXPECT_EQ(EstimatePeerBytes(m, 4).value(), two);
+  EXPECT_TRUE(CheckSequentialMemory(m, 4, 1, int64_t(two), 2).ok());
+  EXPECT_EQ(CheckSequentialMemory(m, 4, 1, int64_t(two), 4).code(),
+            StatusCode::kResourceExhausted);
+}
+
 TEST(Memory, FormatsBytesAndKnowsTheMachine) {
   EXPECT_EQ(FormatBytes(512), "512 B");
   EXPECT_EQ(FormatBytes(1536), "1.5 KiB");

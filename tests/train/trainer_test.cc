@@ -1220,6 +1220,15 @@ TEST(Trainer, RefusesImpossibleJobs) {
   EXPECT_FALSE(ValidateTrainerOptions(t).ok());
 }
 
+// The launcher's memory check counts what the trainer keeps: two snapshots,
+// and with crash survival two more undo copies of the weights.
+TEST(TrainerOptionsTest, WeightCopiesCountCrashSurvivalsUndoCopies) {
+  TrainerOptions t;
+  EXPECT_EQ(TrainerWeightCopies(t), 2);
+  t.survive_crashes = true;
+  EXPECT_EQ(TrainerWeightCopies(t), 4);
+}
+
 // Correctness test 4: a peer process killed mid-training makes every other
 // peer stop with a clear error naming it, within the failure timeout.
 TEST(TrainerProcesses, AKilledPeerIsNamedByEveryOtherPeer) {

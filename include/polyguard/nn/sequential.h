@@ -84,16 +84,19 @@ int ErrorBudget(const ProductCode& code, int wait_for);
 Status ValidateSequentialForPeers(const SequentialOptions& options, int peers);
 
 // Bytes one peer of this model holds, about: every layer's full initial
-// weights (built on every peer), its shard with velocity, snapshot and a
-// spare copy, the results a decode holds (P results, three copies) and a
-// batch's activations. An over-estimate of at most a few times.
-StatusOr<double> EstimatePeerBytes(const SequentialOptions& options, int peers);
+// weights (built on every peer), its shard with velocity and an update
+// buffer, `weight_copies` more copies of the shard and velocity (a
+// trainer's snapshots: TrainerWeightCopies), the results a decode holds (P
+// results, three copies) and a batch's activations, all counted as doubles.
+// An over-estimate of at most a few times.
+StatusOr<double> EstimatePeerBytes(const SequentialOptions& options, int peers,
+                                   int weight_copies = 2);
 
 // ResourceExhausted when `peers_here` peers of the model (all of them for a
 // local job, one on each machine otherwise) do not fit in `available` bytes;
 // the message names the largest layer and the bytes per peer.
 Status CheckSequentialMemory(const SequentialOptions& options, int peers, int peers_here,
-                             int64_t available);
+                             int64_t available, int weight_copies = 2);
 
 // Checks the layer chain and batch; the message names the layer.
 Status ValidateSequentialOptions(const SequentialOptions& options);

@@ -96,6 +96,11 @@ struct TrainerOptions {
 };
 
 Status ValidateTrainerOptions(const TrainerOptions& options);
+// Copies of every layer's shard and velocity a trainer with these options
+// keeps beside the live ones, at most (the `weight_copies` of
+// EstimatePeerBytes): the periodic snapshot and SnapshotNow's, and with
+// survive_crashes the undo copies of this step and the previous one.
+int TrainerWeightCopies(const TrainerOptions& options);
 
 // Two kinds of numbers. Job-wide ones come out of the agreement round and
 // are the same at every peer: read them from any one (steps, wrong_results,
