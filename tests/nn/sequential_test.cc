@@ -193,8 +193,7 @@ TEST(SequentialMemory, EstimateCountsEveryWeightCopy) {
   EXPECT_DOUBLE_EQ(four - two, 2 * (three - two));
   EXPECT_EQ(EstimatePeerBytes(m, 4).value(), two);
   EXPECT_TRUE(CheckSequentialMemory(m, 4, 1, int64_t(two), 2).ok());
-  EXPECT_EQ(CheckSequentialMemory(m, 4, 1, int64_t(two), 4).code(),
-            StatusCode::kResourceExhausted);
+  EXPECT_EQ(CheckSequentialMemory(m, 4, 1, int64_t(two), 4).code(), StatusCode::kResourceExhausted);
 }
 
 TEST(Memory, FormatsBytesAndKnowsTheMachine) {
