@@ -642,7 +642,8 @@ int main(int argc, char** argv) {
   Status ready = CheckJobData(*spec);
   if (ready.ok()) {
     ready = CheckSequentialMemory(spec->model, spec->peers, peers_here, AvailableMemoryBytes(),
-                                  TrainerWeightCopies(spec->trainer));
+                                  TrainerWeightCopies(spec->trainer),
+                                  JobDataBytes(*spec).value_or(0));
   }
   if (!ready.ok()) {
     std::fprintf(stderr, "polyguard-train: %s: %s\n", args->spec.c_str(), ready.ToString().c_str());

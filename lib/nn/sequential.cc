@@ -292,8 +292,8 @@ StatusOr<double> EstimatePeerBytes(const SequentialOptions& o, int peers, int we
 }
 
 Status CheckSequentialMemory(const SequentialOptions& o, int peers, int peers_here,
-                             int64_t available, int weight_copies) {
-  double total = 0, largest = -1;
+                             int64_t available, int weight_copies, int64_t data_bytes) {
+  double total = double(std::max<int64_t>(data_bytes, 0)), largest = -1;
   size_t largest_layer = 0;
   for (size_t i = 0; i < o.layers.size(); ++i) {
     POLYGUARD_ASSIGN_OR_RETURN(double bytes, LayerPeerBytes(o, i, peers, weight_copies));
@@ -306,7 +306,8 @@ Status CheckSequentialMemory(const SequentialOptions& o, int peers, int peers_he
   std::string what = "model: " + std::to_string(peers_here) +
                      (peers_here == 1 ? " peer" : " peers") + " on this machine, " +
                      FormatBytes(total) + " each (" + LayerName(o, largest_layer) + ": " +
-                     FormatBytes(largest) + ")";
+                     FormatBytes(largest) +
+                     (data_bytes > 0 ? "; data: " + FormatBytes(double(data_bytes)) : "") + ")";
   return CheckMemory(what, total * double(peers_here), available);
 }
 

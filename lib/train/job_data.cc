@@ -75,4 +75,23 @@ std::optional<int64_t> JobTotalSteps(const JobSpec& s) {
   return s.epochs * (n / s.model.batch);
 }
 
+std::optional<int64_t> JobDataBytes(const JobSpec& s) {
+  const int64_t features = s.model.layers.empty() ? 0 : s.model.layers.front().inputs;
+  if (s.data.kind == DataSpec::Kind::kSynthetic) {
+    return (int64_t(kSyntheticTestBatches) * kSyntheticTestBatch + s.model.batch) * features *
+           int64_t(sizeof(double));
+  }
+  const std::vector<std::string> files = MnistFiles(s.data);
+  int64_t bytes = 0;
+  for (auto [images, keep] :
+       {std::pair{files[0], s.data.train_samples}, std::pair{files[2], s.data.test_samples}}) {
+    auto dims = ReadIdxDims(images);
+    if (!dims.ok() || dims->empty()) return std::nullopt;
+    const int64_t n = (*dims)[0];
+    const int64_t kept = keep > 0 && keep < n ? keep : 0;
+    bytes += features * (n * int64_t(1 + sizeof(double)) + kept * int64_t(sizeof(double)));
+  }
+  return bytes;
+}
+
 }  // namespace polyguard

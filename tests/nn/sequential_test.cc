@@ -196,6 +196,17 @@ TEST(SequentialMemory, EstimateCountsEveryWeightCopy) {
   EXPECT_EQ(CheckSequentialMemory(m, 4, 1, int64_t(two), 4).code(), StatusCode::kResourceExhausted);
 }
 
+// A peer's data counts beside its model, and the message says how much.
+TEST(SequentialMemory, DataCountsBesideTheModel) {
+  const SequentialOptions m = Mlp();
+  const double model = EstimatePeerBytes(m, 4).value();
+  const int64_t data = 1 << 20;
+  EXPECT_TRUE(CheckSequentialMemory(m, 4, 2, int64_t(2 * model) + 2 * data, 2, data).ok());
+  const Status s = CheckSequentialMemory(m, 4, 2, int64_t(2 * model) + 2 * data - 1, 2, data);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s;
+  EXPECT_NE(s.message().find("data: 1.0 MiB"), std::string::npos) << s;
+}
+
 TEST(Memory, FormatsBytesAndKnowsTheMachine) {
   EXPECT_EQ(FormatBytes(512), "512 B");
   EXPECT_EQ(FormatBytes(1536), "1.5 KiB");

@@ -93,10 +93,11 @@ StatusOr<double> EstimatePeerBytes(const SequentialOptions& options, int peers,
                                    int weight_copies = 2);
 
 // ResourceExhausted when `peers_here` peers of the model (all of them for a
-// local job, one on each machine otherwise) do not fit in `available` bytes;
-// the message names the largest layer and the bytes per peer.
+// local job, one on each machine otherwise), each with `data_bytes` of data
+// besides (JobDataBytes), do not fit in `available` bytes; the message names
+// the largest layer, the data and the bytes per peer.
 Status CheckSequentialMemory(const SequentialOptions& options, int peers, int peers_here,
-                             int64_t available, int weight_copies = 2);
+                             int64_t available, int weight_copies = 2, int64_t data_bytes = 0);
 
 // Checks the layer chain and batch; the message names the layer.
 Status ValidateSequentialOptions(const SequentialOptions& options);

@@ -48,6 +48,13 @@ class JobData {
 // (loading the data reports why).
 std::optional<int64_t> JobTotalSteps(const JobSpec& spec);
 
+// The bytes JobData::Load holds at its peak, about (an over-estimate): each
+// IDX set as read (a byte a pixel) and as doubles, and the copy a trimmed
+// set (train_samples, test_samples) makes; for synthetic data its test set.
+// From the files' headers; nothing when one cannot be read (loading reports
+// why). The bundled MNIST takes about 0.5 GB a peer.
+std::optional<int64_t> JobDataBytes(const JobSpec& spec);
+
 }  // namespace polyguard
 
 #endif  // POLYGUARD_TRAIN_JOB_DATA_H_
