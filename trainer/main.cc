@@ -641,9 +641,9 @@ int main(int argc, char** argv) {
   const int peers_here = args->rank ? 1 : spec->peers;
   Status ready = CheckJobData(*spec);
   if (ready.ok()) {
-    ready = CheckSequentialMemory(spec->model, spec->peers, peers_here, AvailableMemoryBytes(),
-                                  TrainerWeightCopies(spec->trainer),
-                                  JobDataBytes(*spec).value_or(0));
+    ready =
+        CheckSequentialMemory(spec->model, spec->peers, peers_here, AvailableMemoryBytes(),
+                              TrainerWeightCopies(spec->trainer), JobDataBytes(*spec).value_or(0));
   }
   if (!ready.ok()) {
     std::fprintf(stderr, "polyguard-train: %s: %s\n", args->spec.c_str(), ready.ToString().c_str());
