@@ -85,11 +85,15 @@ std::optional<int64_t> JobDataBytes(const JobSpec& s) {
   int64_t bytes = 0;
   for (auto [images, keep] :
        {std::pair{files[0], s.data.train_samples}, std::pair{files[2], s.data.test_samples}}) {
+    // The header's own pixels, not the model's inputs: ReadIdxDims has checked
+    // them against the file's size, so the count is bounded by real bytes.
     auto dims = ReadIdxDims(images);
     if (!dims.ok() || dims->empty()) return std::nullopt;
     const int64_t n = (*dims)[0];
+    int64_t pixels = 1;
+    for (size_t i = 1; i < dims->size(); ++i) pixels *= (*dims)[i];
     const int64_t kept = keep > 0 && keep < n ? keep : 0;
-    bytes += features * (n * int64_t(1 + sizeof(double)) + kept * int64_t(sizeof(double)));
+    bytes += pixels * (n * int64_t(1 + sizeof(double)) + kept * int64_t(sizeof(double)));
   }
   return bytes;
 }

@@ -44,6 +44,11 @@ TEST(JobDataBytes, CountsEverySetAsReadAndAsDoublesFromTheHeaders) {
   const std::unique_ptr<JobData> loaded = JobData::Load(s).value();
   EXPECT_GE(*JobDataBytes(s), int64_t(sizeof(double)) * 12 * (10 + loaded->test().size()));
 
+  // The files' own pixels count, not a model's claim about them.
+  JobSpec huge = s;
+  huge.model.layers.front().inputs = 2000000000;
+  EXPECT_EQ(JobDataBytes(huge), JobDataBytes(s));
+
   std::filesystem::remove(dir + "/t10k-images-idx3-ubyte");
   EXPECT_EQ(JobDataBytes(s), std::nullopt);
   std::filesystem::remove_all(dir);

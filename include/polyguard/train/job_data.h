@@ -51,8 +51,9 @@ std::optional<int64_t> JobTotalSteps(const JobSpec& spec);
 // The bytes JobData::Load holds at its peak, about (an over-estimate): each
 // IDX set as read (a byte a pixel) and as doubles, and the copy a trimmed
 // set (train_samples, test_samples) makes; for synthetic data its test set.
-// From the files' headers; nothing when one cannot be read (loading reports
-// why). The bundled MNIST takes about 0.5 GB a peer.
+// From the image files' headers (their own pixels, checked against the
+// files' sizes); nothing when one cannot be read (loading reports why).
+// The bundled MNIST takes about 0.5 GB a peer.
 std::optional<int64_t> JobDataBytes(const JobSpec& spec);
 
 }  // namespace polyguard
