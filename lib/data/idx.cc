@@ -113,7 +113,9 @@ StatusOr<IdxArray> ReadIdx(const std::string& path) {
         " elements but its header announces " + std::to_string(count) +
         (bytes.size() - header < count ? " (truncated)" : " (trailing bytes)"));
   }
-  out.data.assign(bytes.begin() + std::ptrdiff_t(header), bytes.end());
+  // In place: a byte a pixel at the peak, not two.
+  bytes.erase(bytes.begin(), bytes.begin() + std::ptrdiff_t(header));
+  out.data = std::move(bytes);
   return out;
 }
 
@@ -157,10 +159,9 @@ StatusOr<Dataset> LoadIdxDataset(const std::string& images_path, const std::stri
   const int64_t features = static_cast<int64_t>(images.data.size()) / n;
   Dataset out;
   out.classes = classes;
-  out.inputs.resize(features, n);
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t i = 0; i < features; ++i)
-      out.inputs(i, j) = double(images.data[size_t(j * features + i)]) / 255.0;
+  // An image's pixels are consecutive: its column, as read.
+  out.pixels = Eigen::Map<const PixelMatrix>(images.data.data(), features, n);
+  images.data = {};
   out.labels.resize(size_t(n));
   for (int64_t j = 0; j < n; ++j) {
     const int label = labels.data[size_t(j)];
@@ -172,6 +173,22 @@ StatusOr<Dataset> LoadIdxDataset(const std::string& images_path, const std::stri
     out.labels[size_t(j)] = label;
   }
   return out;
+}
+
+void Dataset::CopySamples(int64_t first, int64_t count, Matrix* out, int64_t to) const {
+  // pixel / 255 in double, as every Dataset of images has always given.
+  if (pixels.size() > 0) {
+    out->middleCols(to, count) = pixels.middleCols(first, count).cast<double>() / 255.0;
+  } else {
+    out->middleCols(to, count) = inputs.middleCols(first, count);
+  }
+}
+
+void Dataset::KeepFirst(int64_t count) {
+  if (count <= 0 || count >= size()) return;
+  if (pixels.size() > 0) pixels = pixels.leftCols(count).eval();
+  if (inputs.size() > 0) inputs = inputs.leftCols(count).eval();
+  labels.resize(size_t(count));
 }
 
 BatchSampler::BatchSampler(const Dataset* data, int batch, uint64_t seed)
@@ -190,11 +207,11 @@ void BatchSampler::Batch(int64_t step, Matrix* x, std::vector<int>* labels) cons
     order_epoch_ = epoch;
   }
   const std::vector<int64_t>& order = order_;
-  x->resize(data_->inputs.rows(), batch_);
+  x->resize(data_->features(), batch_);
   labels->resize(size_t(batch_));
   for (int k = 0; k < batch_; ++k) {
     const int64_t j = order[size_t(index * batch_ + k)];
-    x->col(k) = data_->inputs.col(j);
+    data_->CopySamples(j, 1, x, k);
     (*labels)[size_t(k)] = data_->labels[size_t(j)];
   }
 }

@@ -7,13 +7,6 @@
 namespace polyguard {
 namespace {
 
-// The first `count` samples of d (0: all).
-void KeepFirst(int64_t count, Dataset* d) {
-  if (count <= 0 || count >= d->size()) return;
-  d->inputs = d->inputs.leftCols(count).eval();
-  d->labels.resize(size_t(count));
-}
-
 // Synthetic test samples come from batches with negative steps: no training
 // step uses them.
 constexpr int kSyntheticTestBatches = 8, kSyntheticTestBatch = 64;
@@ -29,8 +22,8 @@ StatusOr<std::unique_ptr<JobData>> JobData::Load(const JobSpec& s) {
     const std::vector<std::string> files = MnistFiles(s.data);
     POLYGUARD_ASSIGN_OR_RETURN(d->train_, LoadIdxDataset(files[0], files[1], s.data.classes));
     POLYGUARD_ASSIGN_OR_RETURN(d->test_, LoadIdxDataset(files[2], files[3], s.data.classes));
-    KeepFirst(s.data.train_samples, &d->train_);
-    KeepFirst(s.data.test_samples, &d->test_);
+    d->train_.KeepFirst(s.data.train_samples);
+    d->test_.KeepFirst(s.data.test_samples);
     if (d->train_.size() < s.model.batch) {
       return InvalidArgumentError("data: " + files[0] + " has " + std::to_string(d->train_.size()) +
                                   " images in use, fewer than one batch (" +
@@ -52,7 +45,7 @@ StatusOr<std::unique_ptr<JobData>> JobData::Load(const JobSpec& s) {
       test.inputs.middleCols(k * kSyntheticTestBatch, kSyntheticTestBatch) = x;
       test.labels.insert(test.labels.end(), y.begin(), y.end());
     }
-    KeepFirst(s.data.test_samples, &d->test_);
+    d->test_.KeepFirst(s.data.test_samples);
   }
   d->total_steps_ = s.steps > 0 ? s.steps : s.epochs * d->steps_per_epoch_;
   return d;
@@ -92,8 +85,10 @@ std::optional<int64_t> JobDataBytes(const JobSpec& s) {
     const int64_t n = (*dims)[0];
     int64_t pixels = 1;
     for (size_t i = 1; i < dims->size(); ++i) pixels *= (*dims)[i];
+    // As read, then as the set's pixel matrix (a byte each), and the kept
+    // part's copy; the batches' doubles are the trainer's.
     const int64_t kept = keep > 0 && keep < n ? keep : 0;
-    bytes += pixels * (n * int64_t(1 + sizeof(double)) + kept * int64_t(sizeof(double)));
+    bytes += pixels * (2 * n + kept);
   }
   return bytes;
 }

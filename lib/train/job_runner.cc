@@ -66,12 +66,12 @@ StatusOr<int64_t> EvaluateDataset(Trainer* trainer, const Dataset& test, int bat
   } pause{faults, faults ? faults->paused() : false};
   if (faults) faults->set_paused(true);
   int64_t correct = 0;
-  Matrix xb(test.inputs.rows(), batch);
+  Matrix xb(test.features(), batch);
   std::vector<int> yb(size_t(batch), 0);
   for (int64_t begin = 0; begin < test.size(); begin += batch) {
     const int count = static_cast<int>(std::min<int64_t>(batch, test.size() - begin));
     xb.setZero();
-    xb.leftCols(count) = test.inputs.middleCols(begin, count);
+    test.CopySamples(begin, count, &xb);
     std::fill(yb.begin(), yb.end(), 0);
     std::copy_n(test.labels.begin() + begin, count, yb.begin());
     POLYGUARD_ASSIGN_OR_RETURN(int c, trainer->Evaluate(xb, yb, count));

@@ -39,9 +39,51 @@ TEST_F(IdxTest, RoundTripsAndLoadsADataset) {
   auto data = LoadIdxDataset(Path("a-images"), Path("a-labels"), 4);
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->size(), 12);
-  EXPECT_EQ(data->inputs.rows(), 6);
-  EXPECT_DOUBLE_EQ(data->inputs(5, 11), double((11 + 5) % 256) / 255.0);
+  EXPECT_EQ(data->features(), 6);
+  // Kept as read: a byte a pixel, no doubles.
+  EXPECT_EQ(data->inputs.size(), 0);
+  EXPECT_EQ(data->pixels.rows(), 6);
+  Matrix x(6, 12);
+  data->CopySamples(0, 12, &x);
+  EXPECT_EQ(x(5, 11), double((11 + 5) % 256) / 255.0);
   EXPECT_EQ(data->labels[7], 3);
+}
+
+// Both forms of a Dataset read alike: pixels give exactly double(p) / 255
+// (what loading gave when it stored doubles, so trajectories are unchanged),
+// and copies land at the asked columns; KeepFirst trims either form.
+TEST(DatasetTest, PixelsReadAsTheDoublesTheyStoodForInBothForms) {
+  Dataset bytes, doubles;
+  bytes.pixels.resize(256, 3);
+  doubles.inputs.resize(256, 3);
+  for (int j = 0; j < 3; ++j) {
+    for (int p = 0; p < 256; ++p) {
+      bytes.pixels(p, j) = uint8_t((p + 85 * j) % 256);
+      doubles.inputs(p, j) = double((p + 85 * j) % 256) / 255.0;  // the reference
+    }
+  }
+  bytes.labels = doubles.labels = {2, 0, 1};
+  for (const Dataset* d : {&bytes, &doubles}) {
+    EXPECT_EQ(d->features(), 256);
+    Matrix out = Matrix::Constant(256, 4, -1.0);
+    d->CopySamples(1, 2, &out, 2);
+    EXPECT_EQ(out.middleCols(2, 2), doubles.inputs.middleCols(1, 2));  // bitwise
+    EXPECT_TRUE((out.leftCols(2).array() == -1.0).all());              // untouched
+    EXPECT_EQ(out(170, 2), 1.0);
+    EXPECT_EQ(out(0, 3), double(170) / 255.0);
+  }
+  for (Dataset* d : {&bytes, &doubles}) {
+    d->KeepFirst(5);  // more than it has: all kept
+    EXPECT_EQ(d->size(), 3);
+    d->KeepFirst(2);
+    EXPECT_EQ(d->size(), 2);
+    EXPECT_EQ(d->labels, (std::vector<int>{2, 0}));
+    Matrix out(256, 2);
+    d->CopySamples(0, 2, &out);
+    EXPECT_EQ(out, doubles.inputs.leftCols(2)) << (d == &bytes ? "pixels" : "inputs");
+  }
+  EXPECT_EQ(bytes.pixels.cols(), 2);
+  EXPECT_EQ(bytes.inputs.size(), 0);
 }
 
 TEST_F(IdxTest, RejectsMalformedFilesNamingThem) {
@@ -121,6 +163,17 @@ TEST_F(IdxTest, BatchesArePureFunctionsOfTheStepAndCoverEachEpoch) {
     BatchSampler fresh(&data, 6, 9);
     sampler.Batch(step, &x1, &l1);
     fresh.Batch(step, &x2, &l2);
+    EXPECT_EQ(x1, x2) << "step " << step;
+    EXPECT_EQ(l1, l2) << "step " << step;
+  }
+  // The same set as doubles gives the same batches.
+  Dataset doubles = data;
+  doubles.inputs = data.pixels.cast<double>() / 255.0;
+  doubles.pixels.resize(0, 0);
+  BatchSampler of_doubles(&doubles, 6, 9);
+  for (int64_t step : {1, 5, 8}) {
+    sampler.Batch(step, &x1, &l1);
+    of_doubles.Batch(step, &x2, &l2);
     EXPECT_EQ(x1, x2) << "step " << step;
     EXPECT_EQ(l1, l2) << "step " << step;
   }

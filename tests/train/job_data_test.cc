@@ -30,19 +30,22 @@ JobSpec MnistJob(const std::string& dir) {
   return s;
 }
 
-// The memory check counts a peer's data: each IDX set as read and as
-// doubles, and the copy trimming makes; it must cover what Load holds.
-TEST(JobDataBytes, CountsEverySetAsReadAndAsDoublesFromTheHeaders) {
+// The memory check counts a peer's data: each IDX set as read and as its
+// pixels, and the copy trimming makes; it must cover what Load holds.
+TEST(JobDataBytes, CountsEverySetAsReadAndAsPixelsFromTheHeaders) {
   const std::string dir = testing::FreshFolder("job-data-bytes");
   WriteImages(dir, "train", 64, 3, 4);
   WriteImages(dir, "t10k", 16, 3, 4);
   JobSpec s = MnistJob(dir);
-  EXPECT_EQ(JobDataBytes(s), 12 * 9 * (64 + 16));
+  EXPECT_EQ(JobDataBytes(s), 12 * 2 * (64 + 16));
   s.data.train_samples = 10;
   s.data.test_samples = 100;  // more than the file has: nothing trimmed
-  EXPECT_EQ(JobDataBytes(s), 12 * 9 * (64 + 16) + 12 * 8 * 10);
+  EXPECT_EQ(JobDataBytes(s), 12 * 2 * (64 + 16) + 12 * 10);
   const std::unique_ptr<JobData> loaded = JobData::Load(s).value();
-  EXPECT_GE(*JobDataBytes(s), int64_t(sizeof(double)) * 12 * (10 + loaded->test().size()));
+  // Held as read, a byte a pixel; the 10 kept training images besides.
+  EXPECT_EQ(loaded->test().inputs.size(), 0);
+  EXPECT_EQ(loaded->test().pixels.size(), 12 * 16);
+  EXPECT_GE(*JobDataBytes(s), 12 * 10 + loaded->test().pixels.size());
 
   // The files' own pixels count, not a model's claim about them.
   JobSpec huge = s;

@@ -5,7 +5,8 @@
 // ReadIdx checks the magic number, the type, the sizes and that the file
 // holds exactly the elements its header announces; every error names the
 // file and what is wrong. LoadIdxDataset pairs an image file (N x rows x
-// cols) with a label file (N) into features x N columns scaled to [0, 1].
+// cols) with a label file (N) into features x N columns of pixels, each read
+// as pixel / 255 in [0, 1].
 //
 // Thread safety: free functions; a Dataset is immutable after loading.
 #ifndef POLYGUARD_DATA_IDX_H_
@@ -32,11 +33,26 @@ StatusOr<IdxArray> ReadIdx(const std::string& path);
 StatusOr<std::vector<int64_t>> ReadIdxDims(const std::string& path);
 Status WriteIdx(const std::string& path, const IdxArray& array);
 
+// Bytes as read, features x N: what a Dataset of images holds.
+using PixelMatrix = Eigen::Matrix<uint8_t, Eigen::Dynamic, Eigen::Dynamic>;
+
+// N samples as features x N columns, with their labels. The samples are in
+// one of two forms: `inputs` (any doubles), or `pixels` (bytes, each read as
+// pixel / 255: LoadIdxDataset's, an eighth of the memory). The other one is
+// empty. Read them through features() and CopySamples(), which give the same
+// doubles for both forms.
 struct Dataset {
-  Matrix inputs;            // features x N, in [0, 1]
+  Matrix inputs;            // features x N, or empty
+  PixelMatrix pixels;       // features x N, or empty
   std::vector<int> labels;  // N labels in [0, classes)
   int classes = 10;
   int64_t size() const { return static_cast<int64_t>(labels.size()); }
+  int64_t features() const { return pixels.size() > 0 ? pixels.rows() : inputs.rows(); }
+  // Samples [first, first + count) into out->middleCols(to, count), as
+  // doubles. out has features() rows; the ranges are in bounds.
+  void CopySamples(int64_t first, int64_t count, Matrix* out, int64_t to = 0) const;
+  // The first `count` samples only (count <= 0 or >= size(): all).
+  void KeepFirst(int64_t count);
 };
 
 // Images (N x rows x cols, or N x features) and labels (N, each < classes).
