@@ -25,6 +25,12 @@ constexpr double kHuge = 1e150;
 // [kTinyScale, kHugeScale] go to the slow path, which scales them.
 constexpr double kTinyScale = 1e-100;
 constexpr double kHugeScale = 1e100;
+// Sets of suspects tried per inconsistent entry by an exhaustive search.
+constexpr int64_t kMaxSetsPerEntry = 4096;
+// Inconsistent entries whose syndromes locate wrong peers on a decoder's fast
+// path (DecodeWithoutLocated): errors in whole peers span their parity
+// columns in any few of them.
+constexpr size_t kLocateSample = 64;
 // The binary exponent of the results' typical magnitude: the median over
 // peers (g consecutive columns each: a result, or its blocks) of each peer's
 // median nonzero finite |value|, from an even sample of about 4096 values

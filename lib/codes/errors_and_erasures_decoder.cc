@@ -46,17 +46,12 @@ struct ErrorsAndErasuresDecoder::Plan {
 namespace {
 
 using internal::kHuge;
+using internal::kLocateSample;
+using internal::kMaxSetsPerEntry;
 using internal::PeerList;
 using internal::RobustTolerances;
 using internal::SampledRms;
 using internal::SelectColumns;
-
-// Sets of suspects tried per inconsistent entry by the exhaustive search.
-constexpr int64_t kMaxSetsPerEntry = 4096;
-// Inconsistent entries whose syndromes locate wrong peers on the fast path
-// (DecodeWithoutLocated): errors in whole peers span their parity columns in
-// any few of them.
-constexpr size_t kLocateSample = 64;
 
 // A result with a non-finite or absurdly large value is wrong outright: the
 // decode of the others (decode_kept), with those named wrong, when more than

@@ -19,6 +19,8 @@
 namespace polyguard {
 
 using internal::kHuge;
+using internal::kLocateSample;
+using internal::kMaxSetsPerEntry;
 using internal::PeerList;
 using internal::RobustTolerances;
 
@@ -38,17 +40,12 @@ struct LinearCodeDecoder::Plan {
 
 namespace {
 
-// Sets of suspects tried by the peer-wide search, and per inconsistent entry
-// by the entry-wise search, at most.
+// Sets of suspects tried by the peer-wide search at most (per inconsistent
+// entry by the entry-wise search: kMaxSetsPerEntry).
 constexpr int64_t kMaxSuspectSets = 20000;
-constexpr int64_t kMaxSetsPerEntry = 4096;
 
 double Rms(const Matrix& m) { return m.size() > 0 ? m.norm() / std::sqrt(double(m.size())) : 0.0; }
 
-// Inconsistent entries whose syndromes locate wrong peers on the fast path
-// (DecodeWithoutLocated): errors in whole peers span their parity columns in
-// any few of them.
-constexpr size_t kLocateSample = 64;
 // The least sqrt(1 - leverage) of a kept block on that shortcut: an error
 // there shows in the parity check at this fraction of its size or more.
 constexpr double kMinKeptSlack = 0.3;

@@ -16,9 +16,9 @@ namespace {
 // and trailer are zeroed once read, so only a message written in full since
 // passes.
 enum Kind : uint64_t {
-  kData = 0x706700000000d474,
-  kHeartbeat = 0x70670000000011fe,
-  kGoodbye = 0x706700000000b7e5,
+  kDataMessage = 0x706700000000d474,
+  kHeartbeatMessage = 0x70670000000011fe,
+  kGoodbyeMessage = 0x706700000000b7e5,
 };
 constexpr uint64_t kTrailer = 0x5a5a00005a5a0000;
 constexpr int64_t kHeaderWords = 6;
@@ -133,7 +133,7 @@ void Mailboxes::Leave() {
     if (closed_) return;
     closed_ = true;
     for (auto& d : destinations_) {
-      if (!d->failed) SendLocked(d.get(), Message(kGoodbye, 0, {}, 0, 0));
+      if (!d->failed) SendLocked(d.get(), Message(kGoodbyeMessage, 0, {}, 0, 0));
     }
   }
 }
@@ -232,7 +232,8 @@ std::vector<int> Mailboxes::Send(uint64_t exchange, std::span<const double> piec
   std::vector<std::shared_ptr<std::vector<uint64_t>>> chunks;
   for (size_t offset = 0; offset < piece.size() || chunks.empty(); offset += size_t(capacity_)) {
     const size_t length = std::min(piece.size() - offset, size_t(capacity_));
-    chunks.push_back(Message(kData, exchange, piece.subspan(offset, length), offset, piece.size()));
+    chunks.push_back(
+        Message(kDataMessage, exchange, piece.subspan(offset, length), offset, piece.size()));
   }
   for (auto& d : destinations_) {
     if (std::find(to.begin(), to.end(), d->peer) == to.end()) continue;
@@ -251,7 +252,7 @@ void Mailboxes::Heartbeats() {
     const auto now = std::chrono::steady_clock::now();
     for (auto& d : destinations_) {
       if (!d->failed && now - d->last_sent >= heartbeat_every_) {
-        SendLocked(d.get(), Message(kHeartbeat, 0, {}, 0, 0));
+        SendLocked(d.get(), Message(kHeartbeatMessage, 0, {}, 0, 0));
       }
     }
   }
@@ -277,16 +278,16 @@ void Mailboxes::Receive(Source* s) {
     }
     uint64_t* w = s->memory[i].data();
     const uint64_t length = w[3];
-    const bool whole = (w[0] == kData || w[0] == kHeartbeat || w[0] == kGoodbye) &&
-                       length <= uint64_t(capacity_) &&
-                       w[size_t(kHeaderWords) + length] == (w[1] ^ kTrailer);
+    const bool whole =
+        (w[0] == kDataMessage || w[0] == kHeartbeatMessage || w[0] == kGoodbyeMessage) &&
+        length <= uint64_t(capacity_) && w[size_t(kHeaderWords) + length] == (w[1] ^ kTrailer);
     if (!whole) {
       gone(failure.empty() ? "a malformed message" : failure,
            !failure.empty() && ClassifyGlooError(failure) == GlooError::kTimeout);
       return;
     }
     const uint64_t kind = w[0];
-    if (kind == kData) {
+    if (kind == kDataMessage) {
       // Chunks of one piece come one after another on a connection.
       const uint64_t offset = w[4], total = w[5];
       const bool valid = offset + length <= total && total < (uint64_t(1) << 40) &&
@@ -312,14 +313,14 @@ void Mailboxes::Receive(Source* s) {
     // Consumed: a stale header or trailer must never pass for a new message.
     w[0] = 0;
     w[size_t(kHeaderWords) + length] = 0;
-    if (kind == kGoodbye) {
+    if (kind == kGoodbyeMessage) {
       {
         // Goodbye in return, so that its receiver for this peer ends too, and
         // nothing more for it (heartbeats included).
         std::lock_guard<std::mutex> lock(send_mu_);
         for (auto& d : destinations_) {
           if (d->peer != s->peer) continue;
-          if (!d->failed && !closed_) SendLocked(d.get(), Message(kGoodbye, 0, {}, 0, 0));
+          if (!d->failed && !closed_) SendLocked(d.get(), Message(kGoodbyeMessage, 0, {}, 0, 0));
           d->failed = true;
         }
       }
