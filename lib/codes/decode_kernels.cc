@@ -34,14 +34,18 @@ typedef double Lanes4 __attribute__((vector_size(4 * sizeof(double))));
 // (finite exactly when every output is, barring an overflow of the sum).
 // entry_sq[l], when given, gets the sum over r of cols[r][l]^2. With rest,
 // stored column o >= out_cols goes to rest column o - out_cols instead.
+// Columns of out are out_stride apart, those of rest rest_stride (0: length).
 template <int WB>
 void FusedBlock(const double* const* cols, int r_count, int64_t length, const double* m, int m_cols,
                 int w0, double* out, double* sumsq, int probes = 0, double* zsq = nullptr,
                 double* out_sum = nullptr, double* entry_sq = nullptr, int out_cols = 0,
-                double* rest = nullptr) {
+                double* rest = nullptr, int64_t out_stride = 0, int64_t rest_stride = 0) {
+  if (out_stride == 0) out_stride = length;
+  if (rest_stride == 0) rest_stride = length;
   // Where stored column o (w0 + w - probes) goes.
   auto column = [&](int o) {
-    return rest != nullptr && o >= out_cols ? rest + (o - out_cols) * length : out + o * length;
+    return rest != nullptr && o >= out_cols ? rest + (o - out_cols) * rest_stride
+                                            : out + o * out_stride;
   };
   constexpr int kLanes = 4;
   Lanes4 sq = {}, total = {};
@@ -102,12 +106,13 @@ void FusedBlock(const double* const* cols, int r_count, int64_t length, const do
 void FusedBlockOfWidth(int wb, const double* const* cols, int r_count, int64_t length,
                        const double* m, int m_cols, int w0, double* out, double* sumsq,
                        int probes = 0, double* zsq = nullptr, double* out_sum = nullptr,
-                       double* entry_sq = nullptr, int out_cols = 0, double* rest = nullptr) {
+                       double* entry_sq = nullptr, int out_cols = 0, double* rest = nullptr,
+                       int64_t out_stride = 0, int64_t rest_stride = 0) {
   switch (wb) {
 #define POLYGUARD_FUSED_CASE(N)                                                           \
   case N:                                                                                 \
     FusedBlock<N>(cols, r_count, length, m, m_cols, w0, out, sumsq, probes, zsq, out_sum, \
-                  entry_sq, out_cols, rest);                                              \
+                  entry_sq, out_cols, rest, out_stride, rest_stride);                     \
     break;
     POLYGUARD_FUSED_CASE(1)
     POLYGUARD_FUSED_CASE(2)
@@ -154,16 +159,82 @@ double EntryTolerance(const std::vector<const double*>& cols, int64_t l, double 
   return std::max(tol * (rms + std::sqrt(sq / n)), DBL_MIN);
 }
 
-void EntryTolerances(const Vector& entry_sq, size_t count, double tol, double rms, Vector* out) {
-  const double n = double(std::max<size_t>(count, 1));
-  *out = (tol * (rms + (entry_sq.array() / n).sqrt())).max(DBL_MIN).matrix();
-}
-
-void EntryTolerances(const std::vector<const double*>& cols, int64_t l0, int64_t n, double tol,
-                     double rms, Vector* out) {
-  out->setZero(n);
-  for (const double* c : cols) out->array() += Eigen::Map<const Vector>(c + l0, n).array().square();
-  EntryTolerances(*out, cols.size(), tol, rms, out);
+bool CheckSetAsideChunk(const ChunkOfCheck& chunk, int kept, double tol, double rms, int64_t l0,
+                        int64_t n, const std::vector<const double*>& given, double* cs,
+                        int64_t* off, double* smallest, int* wrong, double* word_sumsq) {
+  POLYGUARD_CHECK(n >= 0 && n <= kSetAsideChunk);
+  typedef int64_t Mask4 __attribute__((vector_size(4 * sizeof(int64_t))));
+  constexpr int kLanes = 4;
+  const double quick = tol * rms, qq = quick * quick;
+  const double count = double(std::max(kept, 1));
+  // As EntryTolerance (Eigen's sqrt is vectorised).
+  Eigen::Map<Eigen::ArrayXd>(cs, n) =
+      (tol * (rms + (Eigen::Map<const Eigen::ArrayXd>(chunk.entry_sq, n) / count).sqrt()))
+          .max(DBL_MIN);
+  double limit[kSetAsideChunk];
+  const Lanes4 vq = {qq, qq, qq, qq}, vquick = {quick, quick, quick, quick};
+  const Lanes4 vmax = {DBL_MAX, DBL_MAX, DBL_MAX, DBL_MAX};
+  Mask4 failed = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    Lanes4 z, c;
+    std::memcpy(&z, chunk.zsq + i, sizeof z);
+    std::memcpy(&c, cs + i, sizeof c);
+    // Comparisons are false for NaN: !(a <= b) holds for it.
+    const Mask4 loose = ~(z <= vq);
+    const Mask4 beyond = ~(z <= c * c) | ~(z <= vmax) | ~(c <= vmax);
+    failed |= loose & beyond;
+    const Lanes4 lim = vquick < c ? c : vquick;  // std::max(quick, c)
+    std::memcpy(limit + i, &lim, sizeof lim);
+  }
+  int tail_failed = 0;
+  for (; i < n; ++i) {
+    const double z = chunk.zsq[i], c = cs[i];
+    const bool loose = !(z <= qq);
+    const bool beyond = !(z <= c * c) || !(z <= DBL_MAX) || !(c <= DBL_MAX);
+    tail_failed |= static_cast<int>(loose && beyond);
+    limit[i] = std::max(quick, c);
+  }
+  if (tail_failed || (failed[0] | failed[1] | failed[2] | failed[3])) return false;
+  std::fill(off, off + n, 0);
+  std::fill(smallest, smallest + n, kHuge);
+  for (size_t q = 0; q < given.size(); ++q) {
+    const double* g = given[q] + l0;
+    const double* d = chunk.rest + static_cast<int64_t>(q) * chunk.rest_stride;
+    Mask4 any = {};
+    Lanes4 sq = {};
+    for (i = 0; i + kLanes <= n; i += kLanes) {
+      Lanes4 gv, dv, lim, small;
+      Mask4 count_off;
+      std::memcpy(&gv, g + i, sizeof gv);
+      std::memcpy(&dv, d + i, sizeof dv);
+      std::memcpy(&lim, limit + i, sizeof lim);
+      std::memcpy(&small, smallest + i, sizeof small);
+      std::memcpy(&count_off, off + i, sizeof count_off);
+      Lanes4 dev = gv - dv;
+      dev = dev < 0.0 ? -dev : dev;
+      const Mask4 is_off = ~(dev <= lim);  // NaN: off, and smallest stays
+      count_off -= is_off;                 // a true mask is -1
+      small = (is_off & (dev < small)) != 0 ? dev : small;
+      any |= is_off;
+      sq += dv * dv;
+      std::memcpy(off + i, &count_off, sizeof count_off);
+      std::memcpy(smallest + i, &small, sizeof small);
+    }
+    double sq_tail = 0.0;
+    bool any_tail = false;
+    for (; i < n; ++i) {
+      const double dev = std::abs(g[i] - d[i]);
+      const bool is_off = !(dev <= limit[i]);
+      off[i] += is_off;
+      any_tail = any_tail || is_off;
+      if (is_off && dev < smallest[i]) smallest[i] = dev;
+      sq_tail += d[i] * d[i];
+    }
+    if (any_tail || (any[0] | any[1] | any[2] | any[3])) wrong[q] = 1;
+    *word_sumsq += (sq[0] + sq[1]) + (sq[2] + sq[3]) + sq_tail;
+  }
+  return true;
 }
 
 namespace {
@@ -744,6 +815,30 @@ bool FusedCheck(const std::vector<const double*>& cols, int64_t length, const Ro
                     entry_sq != nullptr ? entry_sq->data() : nullptr, wanted_cols,
                     rest != nullptr ? rest->data() : nullptr);
   return std::isfinite(out_sum);
+}
+
+bool FusedCheckChunks(
+    const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m, int probes,
+    int wanted_cols, Matrix* wanted, double* sumsq,
+    const std::function<bool(int64_t l0, int64_t n, const ChunkOfCheck& chunk)>& visit) {
+  const int r_count = static_cast<int>(cols.size());
+  const int w_total = static_cast<int>(m.cols());
+  const int rest_cols = w_total - probes - wanted_cols;
+  POLYGUARD_CHECK(probes > 0 && wanted_cols >= 0 && rest_cols >= 0 &&
+                  w_total <= kFusedCheckColumns);
+  wanted->resize(length, wanted_cols);
+  *sumsq = 0.0;
+  constexpr int64_t kChunk = kSetAsideChunk;
+  alignas(64) double zsq[kChunk], entry_sq[kChunk], rest[kChunk * kFusedCheckColumns];
+  std::vector<const double*> at(cols.size());
+  for (int64_t l0 = 0; l0 < length; l0 += kChunk) {
+    const int64_t n = std::min(kChunk, length - l0);
+    for (size_t r = 0; r < cols.size(); ++r) at[r] = cols[r] + l0;
+    FusedBlockOfWidth(w_total, at.data(), r_count, n, m.data(), w_total, 0, wanted->data() + l0,
+                      sumsq, probes, zsq, nullptr, entry_sq, wanted_cols, rest, length, kChunk);
+    if (!visit(l0, n, ChunkOfCheck{zsq, entry_sq, rest, kChunk})) return false;
+  }
+  return true;
 }
 
 Vector CombineEntry(const std::vector<const double*>& cols, int64_t l, const RowMajorMatrix& m,

@@ -86,14 +86,6 @@ double ScaleWithFloor(double g, double floor);
 // at least DBL_MIN. Its RMS term is what a wrong value can move by only
 // about tol times itself, where its own syndrome shows far more.
 double EntryTolerance(const std::vector<const double*>& cols, int64_t l, double tol, double rms);
-// *out = EntryTolerance of entries l0 .. l0 + n - 1, in one contiguous pass
-// over each column (the per-entry form reads across every column's cache
-// lines). *out's memory is reused: hot paths keep it per thread.
-void EntryTolerances(const std::vector<const double*>& cols, int64_t l0, int64_t n, double tol,
-                     double rms, Vector* out);
-// The same from each entry's sum of squares over `count` columns
-// (FusedProduct's entry_sq); out may be &entry_sq.
-void EntryTolerances(const Vector& entry_sq, size_t count, double tol, double rms, Vector* out);
 // Results split in two by peer: cols holds g columns per peer (peers[j]'s
 // are g j .. g j + g - 1).
 struct PeerSplit {
@@ -275,6 +267,41 @@ constexpr int kFusedCheckColumns = 12;
 bool FusedCheck(const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m,
                 int probes, Vector* zsq, Matrix* wanted, double* sumsq, int wanted_cols = -1,
                 Matrix* rest = nullptr, Vector* entry_sq = nullptr);
+// FusedCheck a chunk of kSetAsideChunk entries at a time, for m = [probes |
+// wanted | rest] (probes > 0): *wanted as FusedCheck's (its first
+// wanted_cols columns), and for each chunk from l0 (n entries) `visit` gets
+// the chunk's zsq, entry_sq and rest (rest column c at rest + c *
+// rest_stride), read while they are in L1, never stored for the whole
+// results. Stops, returning false, when visit returns false. No finiteness
+// test: for results already known to be finite.
+constexpr int64_t kSetAsideChunk = 256;
+struct ChunkOfCheck {
+  const double* zsq;
+  const double* entry_sq;
+  const double* rest;
+  int64_t rest_stride;
+};
+bool FusedCheckChunks(
+    const std::vector<const double*>& cols, int64_t length, const RowMajorMatrix& m, int probes,
+    int wanted_cols, Matrix* wanted, double* sumsq,
+    const std::function<bool(int64_t l0, int64_t n, const ChunkOfCheck& chunk)>& visit);
+// One chunk (n <= kSetAsideChunk entries from l0) of a decode that set
+// peers aside, from its check over `kept` kept results (FusedCheckChunks:
+// the check's squared norms, each entry's sum of squares, and in rest the
+// decoded code word at each set-aside peer). Entry l's tolerance is
+// EntryTolerance's, cs[l - l0] = max(tol (rms + sqrt(entry_sq / kept)),
+// DBL_MIN). False when some entry fails the kept check (zsq above both
+// (tol rms)^2 and cs^2, or not finite, or its tolerance not finite). Else,
+// for set-aside peer q with values given[q] (entry l at given[q][l]; the
+// chunk's arrays and the outputs start at l0): a value is off when |given -
+// word| exceeds max(tol rms, cs) (NaN is off); off[i] counts the off values
+// of entry l0 + i, smallest[i] is the least off deviation (kHuge when none,
+// or only NaN), wrong[q] is set when any value of q is off, and *word_sumsq
+// gets the sum of the squares of the code word's values. Vectorised: a pass
+// per peer over the chunk, which stays in L1.
+bool CheckSetAsideChunk(const ChunkOfCheck& chunk, int kept, double tol, double rms, int64_t l0,
+                        int64_t n, const std::vector<const double*>& given, double* cs,
+                        int64_t* off, double* smallest, int* wrong, double* word_sumsq);
 // Row l of [cols] * m, its first `count` columns.
 Vector CombineEntry(const std::vector<const double*>& cols, int64_t l, const RowMajorMatrix& m,
                     int count);

@@ -435,20 +435,68 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   internal::RowMajorMatrix m(kept_count, kp + w + f);
   m.leftCols(kp + w) = kept_plan->fused;
   m.rightCols(f) = (ChebyshevBasis(flagged_points, k) * kept_plan->chebyshev_pinv).transpose();
-  // Per-thread buffers: fresh ones of this size cost page faults per decode.
-  struct Scratch {
-    Vector zsq, entry_sq, cs;
-    Matrix aside;
+  // The kept results must pass the fast path's check, entry by entry; a
+  // set-aside peer is wrong where it is off the code word by more.
+  // The scale from the kept results alone: the set-aside ones may be huge.
+  const double rms = internal::ScaleWithFloor(internal::SampledRms(kept_cols, length), scale_floor);
+  if (!(rms > internal::kTinyScale && rms < internal::kHugeScale)) return std::nullopt;
+  const double tol = options_.tolerance;
+  std::vector<int> wrong(static_cast<size_t>(f), 0);
+  // What the product can be off by, per unit of the entries' tolerance,
+  // had the set-aside values not been the wrong ones (mislocation.h): the
+  // worst entry's. An entry with `c` values off gains `located`, or
+  // `mislocated` when its smallest is within `threshold` tolerances: per
+  // count, whether any entry has it and whether any is within (EntryGains,
+  // called per entry, made such a decode 5 to 10% slower at P = 8).
+  const int t_all = (total - k) / 2;
+  const int missing = num_peers() - total;
+  std::vector<int> has(static_cast<size_t>(f) + 1, 0), within(static_cast<size_t>(f) + 1, 0);
+  std::vector<internal::MislocationGains::OffGains> gains(static_cast<size_t>(f) + 1);
+  // The decoded code word's squares at the set-aside peers: an honest peer
+  // set aside can hold an entry's largest value, and roundoff at its scale
+  // (adversary s19: a code word 5e3 times larger at one crowded edge peer,
+  // with noise at that scale, 1,064 times the bound when left out of it).
+  double aside_sumsq = 0.0;
+  // The check of the kept results and of each set-aside peer against the
+  // code word decoded there, a chunk at a time while the pass's outputs for
+  // it are in L1 (stored whole and read again, they cost a third of such a
+  // decode; a loop over entries and peers with a branch per value, a
+  // quarter).
+  double cs[internal::kSetAsideChunk], smallest[internal::kSetAsideChunk];
+  int64_t off[internal::kSetAsideChunk];
+  const int kept_count_int = static_cast<int>(kept_cols.size());
+  auto check = [&](int64_t l0, int64_t n, const internal::ChunkOfCheck& chunk) {
+    if (!internal::CheckSetAsideChunk(chunk, kept_count_int, tol, rms, l0, n, flagged_cols, cs, off,
+                                      smallest, wrong.data(), &aside_sumsq))
+      return false;
+    for (int64_t i = 0; i < n; ++i) {
+      if (off[i] == 0) continue;
+      const size_t c = static_cast<size_t>(off[i]);
+      if (!has[c]) {
+        has[c] = 1;
+        gains[c] = mislocation_->ForOff(t_all, missing, static_cast<int>(off[i]));
+      }
+      if (!(smallest[i] > cs[i] * gains[c].threshold)) within[c] = 1;
+    }
+    return true;
   };
-  thread_local Scratch scratch;
-  Scratch& b = scratch;
   Matrix coefficients;
   double sumsq = 0.0;
-  const bool fused = m.cols() <= internal::kFusedCheckColumns;
-  if (fused) {
-    internal::FusedCheck(kept_cols, length, m, kp, &b.zsq, &coefficients, &sumsq, w, &b.aside,
-                         &b.entry_sq);
+  if (m.cols() <= internal::kFusedCheckColumns) {
+    // [parity | wanted | the code word at each set-aside peer], from the
+    // kept results in one pass: the coefficients are the decode's own.
+    if (!internal::FusedCheckChunks(kept_cols, length, m, kp, w, &coefficients, &sumsq, check))
+      return std::nullopt;
   } else {
+    // Many combinations: GEMM on cache-sized chunks, stored whole, then
+    // checked a chunk at a time. Per-thread buffers: fresh ones of this
+    // size cost page faults per decode.
+    struct Scratch {
+      Vector zsq, entry_sq;
+      Matrix aside;
+    };
+    thread_local Scratch scratch;
+    Scratch& b = scratch;
     b.zsq.resize(length);
     coefficients.resize(length, w);
     b.aside.resize(length, f);
@@ -462,70 +510,15 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
           return true;
         },
         &sumsq);
-  }
-  // The kept results must pass the fast path's check, entry by entry; a
-  // set-aside peer is wrong where it is off the code word by more.
-  // The scale from the kept results alone: the set-aside ones may be huge.
-  const double rms = internal::ScaleWithFloor(internal::SampledRms(kept_cols, length), scale_floor);
-  if (!(rms > internal::kTinyScale && rms < internal::kHugeScale)) return std::nullopt;
-  const double tol = options_.tolerance, quick = tol * rms;
-  // The tolerances column by column (per entry across the columns they cost
-  // 40% of a decode with a wrong peer).
-  if (fused) {
-    internal::EntryTolerances(b.entry_sq, kept_cols.size(), tol, rms, &b.cs);
-  } else {
-    internal::EntryTolerances(kept_cols, 0, length, tol, rms, &b.cs);
-  }
-  // Then one pass over the entries: the kept check, and each set-aside
-  // peer's deviation from the decoded code word (eight passes with arrays
-  // per entry cost as much as the kept pass itself).
-  const double* zsq = b.zsq.data();
-  const double* cs = b.cs.data();
-  const double qq = quick * quick;
-  std::vector<const double*> word(static_cast<size_t>(f));  // the code word's columns
-  for (int q = 0; q < f; ++q) word[static_cast<size_t>(q)] = b.aside.col(q).data();
-  // int, not char: a char store may alias the pointers above, which were
-  // then loaded again for every value.
-  std::vector<int> wrong(static_cast<size_t>(f), 0);
-  // What the product can be off by, per unit of the entries' tolerance,
-  // had the set-aside values not been the wrong ones (mislocation.h): the
-  // worst entry's. An entry with `c` values off gains `located`, or
-  // `mislocated` when its smallest is within `threshold` tolerances: per
-  // count, whether any entry has it and whether any is within (EntryGains,
-  // called per entry, made such a decode 5 to 10% slower at P = 8).
-  const int t_all = (total - k) / 2;
-  const int missing = num_peers() - total;
-  std::vector<int> has(static_cast<size_t>(f) + 1, 0), within(static_cast<size_t>(f) + 1, 0);
-  std::vector<internal::MislocationGains::OffGains> gains(static_cast<size_t>(f) + 1);
-  for (int64_t l = 0; l < length; ++l) {
-    const double z = zsq[l], c = cs[l];
-    // Entry l passes when zsq <= quick^2 or zsq <= cs^2, the latter only for
-    // finite values: a NaN fails, and a value too large to square (no
-    // finite tolerance) is wrong.
-    if (!(z <= qq) && (!(z <= c * c) || !(z <= DBL_MAX) || !(c <= DBL_MAX))) return std::nullopt;
-    const double limit = std::max(quick, c);  // c is not NaN: a NaN kept value failed above
-    int off = 0;
-    double smallest = kHuge;
-    for (size_t q = 0; q < word.size(); ++q) {
-      const double dev = std::abs(flagged_cols[q][l] - word[q][l]);
-      if (dev <= limit) continue;  // NaN: off (and kHuge stays its smallest)
-      ++off;
-      wrong[q] = 1;
-      if (dev < smallest) smallest = dev;
+    b.entry_sq.setZero(length);
+    for (const double* c : kept_cols)
+      b.entry_sq.array() += Eigen::Map<const Vector>(c, length).array().square();
+    for (int64_t l0 = 0; l0 < length; l0 += internal::kSetAsideChunk) {
+      const int64_t n = std::min(internal::kSetAsideChunk, length - l0);
+      if (!check(l0, n, {b.zsq.data() + l0, b.entry_sq.data() + l0, b.aside.data() + l0, length}))
+        return std::nullopt;
     }
-    if (off == 0) continue;
-    const size_t i = static_cast<size_t>(off);
-    if (!has[i]) {
-      has[i] = 1;
-      gains[i] = mislocation_->ForOff(t_all, missing, off);
-    }
-    if (!(smallest > c * gains[i].threshold)) within[i] = 1;
   }
-  // The decoded code word's squares at the set-aside peers: an honest peer
-  // set aside can hold an entry's largest value, and roundoff at its scale
-  // (adversary s19: a code word 5e3 times larger at one crowded edge peer,
-  // with noise at that scale, 1,064 times the bound when left out of it).
-  const double aside_sumsq = b.aside.squaredNorm();
   double mislocation = mislocation_->EntryGain(t_all, missing, 0, 0.0, 0.0);
   for (int c = 1; c <= f; ++c) {
     const size_t i = static_cast<size_t>(c);

@@ -193,6 +193,193 @@ TEST(TypicalExponent, ZeroWithoutAnyNonzeroFiniteValue) {
   EXPECT_EQ(TypicalExponent(m), 0);
 }
 
+// FusedCheckChunks against FusedCheck on the whole results: the same values
+// bit for bit (each entry's sums run in the same order), chunk by chunk, for
+// lengths around the chunk and every split of the stored columns.
+struct ChunksShape {
+  int64_t length;
+  int results, probes, wanted, rest;
+};
+class FusedCheckChunksTest : public ::testing::TestWithParam<ChunksShape> {};
+
+TEST_P(FusedCheckChunksTest, EqualsTheWholePassChunkByChunk) {
+  const ChunksShape& c = GetParam();
+  const int columns = c.probes + c.wanted + c.rest;
+  Random rng(uint64_t(41 + c.length + 3 * columns));
+  const Matrix y = rng.NormalMatrix(c.length, c.results);
+  const RowMajorMatrix m = rng.NormalMatrix(c.results, columns);
+  std::vector<const double*> cols;
+  for (int r = 0; r < c.results; ++r) cols.push_back(y.col(r).data());
+  Vector zsq, entry_sq;
+  Matrix wanted, rest;
+  double sumsq = 0.0;
+  FusedCheck(cols, c.length, m, c.probes, &zsq, &wanted, &sumsq, c.wanted, &rest, &entry_sq);
+  Matrix chunked_wanted;
+  double chunked_sumsq = -1.0;
+  int64_t next = 0;
+  const bool done = FusedCheckChunks(
+      cols, c.length, m, c.probes, c.wanted, &chunked_wanted, &chunked_sumsq,
+      [&](int64_t l0, int64_t n, const ChunkOfCheck& chunk) {
+        EXPECT_EQ(l0, next);
+        EXPECT_EQ(n, std::min(kSetAsideChunk, c.length - l0));
+        next = l0 + n;
+        for (int64_t i = 0; i < n; ++i) {
+          EXPECT_EQ(chunk.zsq[i], zsq(l0 + i)) << l0 + i;
+          EXPECT_EQ(chunk.entry_sq[i], entry_sq(l0 + i)) << l0 + i;
+          for (int q = 0; q < c.rest; ++q)
+            EXPECT_EQ(chunk.rest[q * chunk.rest_stride + i], rest(l0 + i, q)) << l0 + i;
+        }
+        return true;
+      });
+  EXPECT_TRUE(done);
+  EXPECT_EQ(next, c.length);
+  ASSERT_EQ(chunked_wanted.rows(), c.length);
+  ASSERT_EQ(chunked_wanted.cols(), c.wanted);
+  EXPECT_TRUE(chunked_wanted == wanted);
+  EXPECT_NEAR(chunked_sumsq, sumsq, 1e-12 * (1.0 + sumsq));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, FusedCheckChunksTest,
+                         ::testing::Values(ChunksShape{0, 3, 1, 1, 1}, ChunksShape{3, 6, 1, 2, 2},
+                                           ChunksShape{255, 8, 2, 2, 3},
+                                           ChunksShape{256, 10, 1, 4, 6},
+                                           ChunksShape{257, 10, 1, 4, 6},
+                                           ChunksShape{1030, 16, 3, 4, 0},
+                                           ChunksShape{1030, 7, 1, 0, 5}));
+
+TEST(FusedCheckChunks, StopsWhenTheVisitDoes) {
+  Random rng(43);
+  const Matrix y = rng.NormalMatrix(1000, 5);
+  const RowMajorMatrix m = rng.NormalMatrix(5, 4);
+  std::vector<const double*> cols;
+  for (int r = 0; r < 5; ++r) cols.push_back(y.col(r).data());
+  Matrix wanted;
+  double sumsq = 0.0;
+  int visits = 0;
+  EXPECT_FALSE(
+      FusedCheckChunks(cols, 1000, m, 1, 2, &wanted, &sumsq,
+                       [&](int64_t, int64_t, const ChunkOfCheck&) { return ++visits < 2; }));
+  EXPECT_EQ(visits, 2);
+}
+
+// CheckSetAsideChunk against its contract written out entry by entry, on
+// structured values: deviations at, just above and just below the limit,
+// NaN and Inf given values, huge ones, zero tolerances (DBL_MIN), kept checks
+// failing in the vector part or in the tail, every tail length.
+struct AsideReference {
+  bool passed = true;
+  std::vector<double> cs, smallest;
+  std::vector<int64_t> off;
+  std::vector<int> wrong;
+  double word_sumsq = 0.0;
+};
+
+AsideReference ReferenceAside(const std::vector<double>& zsq, const std::vector<double>& entry_sq,
+                              int kept, double tol, double rms,
+                              const std::vector<std::vector<double>>& given,
+                              const std::vector<std::vector<double>>& word) {
+  AsideReference out;
+  const double quick = tol * rms;
+  const size_t n = zsq.size();
+  out.wrong.assign(given.size(), 0);
+  for (size_t i = 0; i < n; ++i) {
+    const double c = std::max(tol * (rms + std::sqrt(entry_sq[i] / double(kept))), DBL_MIN);
+    out.cs.push_back(c);
+    const double z = zsq[i];
+    const bool within = z <= quick * quick || (z <= c * c && z <= DBL_MAX && c <= DBL_MAX);
+    if (!within) out.passed = false;
+    int64_t off = 0;
+    double smallest = kHuge;
+    for (size_t q = 0; q < given.size(); ++q) {
+      const double dev = std::abs(given[q][i] - word[q][i]);
+      if (dev <= std::max(quick, c)) continue;
+      ++off;
+      out.wrong[q] = 1;
+      if (dev < smallest) smallest = dev;
+    }
+    out.off.push_back(off);
+    out.smallest.push_back(smallest);
+  }
+  for (const auto& w : word)
+    for (double v : w) out.word_sumsq += v * v;
+  return out;
+}
+
+class CheckSetAsideChunkTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(CheckSetAsideChunkTest, FollowsItsContractEntryByEntry) {
+  const int64_t n = GetParam();
+  const double tol = 1e-6, rms = 2.0, quick = tol * rms;
+  const int kept = 7, f = 3;
+  Random rng(uint64_t(50 + n));
+  for (int trial = 0; trial < 12; ++trial) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    const int64_t l0 = 5;  // given values start at l0; the chunk's at 0
+    std::vector<double> zsq(static_cast<size_t>(n)), entry_sq(static_cast<size_t>(n));
+    std::vector<std::vector<double>> given(f, std::vector<double>(size_t(l0 + n))),
+        word(f, std::vector<double>(size_t(n)));
+    for (int64_t i = 0; i < n; ++i) {
+      entry_sq[size_t(i)] = trial == 3 ? 0.0 : std::abs(rng.Normal()) * 10.0;
+      const double c = std::max(tol * (rms + std::sqrt(entry_sq[size_t(i)] / kept)), DBL_MIN);
+      const double limit = std::max(quick, c);
+      zsq[size_t(i)] = 0.25 * c * c;
+      for (int q = 0; q < f; ++q) {
+        const double w = rng.Normal();
+        word[size_t(q)][size_t(i)] = w;
+        // Deviations: none, at the limit, just above and below it, far off,
+        // and now and then NaN, Inf or huge.
+        const int kind = int((i + q + trial) % 7);
+        double dev = 0.0;
+        if (kind == 1) dev = limit;
+        if (kind == 2) dev = std::nextafter(limit, INFINITY) * 1.0000001;
+        if (kind == 3) dev = limit * 0.999;
+        if (kind == 4) dev = 1e3 * limit * (1 + q);
+        double g = w + (q % 2 == 0 ? dev : -dev);
+        if (trial == 5 && kind == 5) g = std::nan("");
+        if (trial == 6 && kind == 5) g = INFINITY;
+        if (trial == 7 && kind == 5) g = 1e300;
+        given[size_t(q)][size_t(l0 + i)] = g;
+      }
+    }
+    // Kept checks failing: far above the tolerance, NaN, overflowed, in the
+    // vector part (entry 0) or the last entry (a tail when n % 4 != 0).
+    if (n > 0 && trial == 8) zsq[0] = 100.0 * quick * quick + 4.0 * entry_sq[0];
+    if (n > 0 && trial == 9) zsq[size_t(n - 1)] = std::nan("");
+    if (n > 0 && trial == 10) zsq[size_t(n - 1)] = INFINITY;
+    if (n > 0 && trial == 11) entry_sq[size_t(n - 1)] = INFINITY;
+    std::vector<std::vector<double>> given_chunk(f);
+    std::vector<const double*> given_cols;
+    for (int q = 0; q < f; ++q) {
+      given_chunk[size_t(q)].assign(given[size_t(q)].begin() + l0, given[size_t(q)].end());
+      given_cols.push_back(given[size_t(q)].data());
+    }
+    const AsideReference want = ReferenceAside(zsq, entry_sq, kept, tol, rms, given_chunk, word);
+    // The chunk's code word, columns n apart (a stride as FusedCheckChunks').
+    std::vector<double> rest(size_t(f * std::max<int64_t>(n, 1)));
+    for (int q = 0; q < f; ++q)
+      std::copy(word[size_t(q)].begin(), word[size_t(q)].end(), rest.begin() + q * n);
+    std::vector<double> cs(static_cast<size_t>(n)), smallest(static_cast<size_t>(n));
+    std::vector<int64_t> off(static_cast<size_t>(n));
+    std::vector<int> wrong(f, 0);
+    double word_sumsq = 0.0;
+    const bool passed = CheckSetAsideChunk({zsq.data(), entry_sq.data(), rest.data(), n}, kept, tol,
+                                           rms, l0, n, given_cols, cs.data(), off.data(),
+                                           smallest.data(), wrong.data(), &word_sumsq);
+    ASSERT_EQ(passed, want.passed);
+    if (!passed) continue;
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_EQ(cs[size_t(i)], want.cs[size_t(i)]) << i;
+      EXPECT_EQ(off[size_t(i)], want.off[size_t(i)]) << i;
+      EXPECT_EQ(smallest[size_t(i)], want.smallest[size_t(i)]) << i;
+    }
+    EXPECT_EQ(wrong, want.wrong);
+    EXPECT_NEAR(word_sumsq, want.word_sumsq, 1e-12 * (1.0 + want.word_sumsq));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Lengths, CheckSetAsideChunkTest,
+                         ::testing::Values(0, 1, 2, 3, 4, 5, 7, 8, 13, 255, 256));
+
 // CorrectEntry's budget: every fit spends one, and a spent budget ends the
 // search (false), so a decode with many inconsistent entries cannot take
 // minutes (an adversarial run once saw a peer silent for 124 s).
