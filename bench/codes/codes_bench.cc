@@ -12,6 +12,8 @@
 //                 products, so ratios.py counts half of it per product)
 //   DecodeClean   decode from all P results, no errors
 //   DecodeErrors  decode with the most correctable wrong results (P - K - 1)
+//   ReadResults   one pass that only reads the P results (sums them): the
+//                 floor of any decode that checks every result
 //   Uncoded       the full N x N by N x B product on one core
 // bench/codes/ratios.py turns the JSON output into (encode + declared scale +
 // decode) / (local product) per case.
@@ -115,6 +117,16 @@ void BM_DecodeErrors(benchmark::State& state) {
   Label(state, c);
 }
 
+void BM_ReadResults(benchmark::State& state) {
+  Case c = MakeCase(state.range(0), state.range(1), int(state.range(2)), int(state.range(3)));
+  for (auto _ : state) {
+    double sum = 0.0;
+    for (const PeerResult& r : c.clean) sum += r.value.sum();
+    benchmark::DoNotOptimize(sum);
+  }
+  Label(state, c);
+}
+
 void BM_Uncoded(benchmark::State& state) {
   Random rng(2);
   const Matrix a = rng.NormalMatrix(state.range(0), state.range(0));
@@ -142,6 +154,7 @@ BENCHMARK(BM_RoundoffScale)->Apply(Args);
 BENCHMARK(BM_ShardAbsSums)->Apply(Args);
 BENCHMARK(BM_DecodeClean)->Apply(Args);
 BENCHMARK(BM_DecodeErrors)->Apply(Args);
+BENCHMARK(BM_ReadResults)->Apply(Args);
 BENCHMARK(BM_Uncoded)
     ->ArgNames({"N", "B"})
     ->Args({1024, 1})
