@@ -21,7 +21,7 @@ namespace {
 // DBL_MIN floor (for all-zero rows) swamped subnormal data's tolerance.
 template <typename Values>
 bool Disagrees(const Values& values, double check, double tolerance) {
-  if (!std::isfinite(check) || !values.allFinite()) return true;
+  if (!std::isfinite(check) || !AllFinite(values)) return true;
   const double largest =
       std::max(values.size() > 0 ? double(values.cwiseAbs().maxCoeff()) : 0.0, std::abs(check));
   if (largest == 0.0) return false;

@@ -272,7 +272,7 @@ PeerSplit SplitUntame(const std::vector<int>& peers, const std::vector<const dou
     if (tame) continue;
     bool finite = true;
     for (int b = 0; b < g && finite; ++b)
-      finite = Eigen::Map<const Vector>(mine[b], length).allFinite();
+      finite = AllFinite(Eigen::Map<const Vector>(mine[b], length));
     split.finite_aside += finite ? 1 : 0;
   }
   return split;

@@ -403,7 +403,7 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
         internal::CombineEntry(cols, dirty[i].first, plan.fused, probes).transpose() /
         dirty[i].second;
   }
-  if (!dmat.allFinite()) return std::nullopt;
+  if (!AllFinite(dmat)) return std::nullopt;
   std::vector<double> tolerances, magnitudes;
   for (const auto& [entry, cs] : dirty) {
     tolerances.push_back(cs);
@@ -595,7 +595,7 @@ StatusOr<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeOwned(const std::vector<
   const Matrix& work = tame ? original : zeroed;
   if (total == k) {
     // No redundancy: decode, but nothing can be verified.
-    if (!original.allFinite()) {
+    if (!AllFinite(original)) {
       return DataLossError("decode: non-finite results and no redundancy (" +
                            std::to_string(total) + " results, threshold K = " + std::to_string(k) +
                            ")");

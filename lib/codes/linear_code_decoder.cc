@@ -70,7 +70,7 @@ StatusOr<std::unique_ptr<LinearCodeDecoder>> LinearCodeDecoder::Create(Matrix ge
         std::to_string(rows) + " x " + std::to_string(k) +
         " with g = " + std::to_string(rows_per_peer));
   }
-  if (!generator.allFinite())
+  if (!AllFinite(generator))
     return InvalidArgumentError("linear decoder: generator has NaN or Inf");
   POLYGUARD_RETURN_IF_ERROR(ValidateTolerance(options.tolerance, "linear decoder"));
   if (options.max_fits < 1) {
@@ -234,7 +234,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Decode(std::span<const int> peers,
     // Rows [l0, l0 + chunk.rows()) of [probes | coefficients]: consistent
     // when every entry passes; the first inconsistent chunk stops the pass.
     auto consistent = [&](int64_t l0, const Matrix& chunk) {
-      if (!chunk.allFinite()) return false;
+      if (!AllFinite(chunk)) return false;
       for (Eigen::Index i = 0; i < chunk.rows() && probes > 0; ++i) {
         const double zsq = chunk.row(i).head(probes).squaredNorm();
         if (!passes(l0 + i, zsq, [&] { return Vector(chunk.row(i).head(probes).transpose()); }) &&
@@ -391,7 +391,7 @@ std::optional<DecodeOutcome> LinearCodeDecoder::DecodeWithoutLocated(
   const bool clean = internal::ChunkedProduct(
       kept_cols, length, m,
       [&](int64_t l0, const Matrix& chunk) {
-        if (!chunk.leftCols(kp + kc).allFinite()) return false;
+        if (!AllFinite(chunk.leftCols(kp + kc))) return false;
         for (Eigen::Index i = 0; i < chunk.rows(); ++i) {
           const int64_t l = l0 + i;
           double cs = -1.0;
@@ -497,7 +497,7 @@ StatusOr<DecodeOutcome> LinearCodeDecoder::Attempt(const std::vector<int>& peers
   std::vector<int> kept = peers, kept_pos(static_cast<size_t>(total)), bad;
   std::iota(kept_pos.begin(), kept_pos.end(), 0);
   const int t_all = (total - k) / 2;
-  if (total == k && !original.allFinite()) {
+  if (total == k && !AllFinite(original)) {
     return DataLossError("decode: non-finite results and no redundancy (" + std::to_string(total) +
                          " results, threshold K = " + std::to_string(k) + ")");
   }

@@ -51,7 +51,7 @@ Status ProductCode::CheckA(const MatrixRef& a) const {
                                 std::to_string(a.cols()) + ", the code expects " +
                                 std::to_string(shape_.rows) + " x " + std::to_string(shape_.inner));
   }
-  if (!a.allFinite()) return InvalidArgumentError("A contains NaN or Inf");
+  if (!AllFinite(a)) return InvalidArgumentError("A contains NaN or Inf");
   return Status::Ok();
 }
 
@@ -61,7 +61,7 @@ Status ProductCode::CheckB(const MatrixRef& b) const {
                                 std::to_string(b.cols()) + ", the code expects " +
                                 std::to_string(shape_.inner) + " x " + std::to_string(shape_.cols));
   }
-  if (!b.allFinite()) return InvalidArgumentError("B contains NaN or Inf");
+  if (!AllFinite(b)) return InvalidArgumentError("B contains NaN or Inf");
   return Status::Ok();
 }
 
@@ -157,7 +157,7 @@ template <typename M, typename SumsOf>
 Vector FiniteSums(const M& m, SumsOf sums_of, int* exponent) {
   Vector sums = sums_of(m);
   *exponent = 0;
-  if (sums.allFinite()) return sums;
+  if (AllFinite(sums)) return sums;
   double largest = 0.0;
   if constexpr (std::is_same_v<M, SparseMatrix>) {
     for (Eigen::Index k = 0; k < m.nonZeros(); ++k)
@@ -213,7 +213,7 @@ ShardAbsSums AbsSumsInOnePass(const M& shard) {
 
 ShardAbsSums AbsSumsOf(const MatrixRef& shard) {
   ShardAbsSums sums = AbsSumsInOnePass(shard);
-  if (sums.columns.allFinite() && sums.rows.allFinite()) return sums;
+  if (AllFinite(sums.columns) && AllFinite(sums.rows)) return sums;
   const double largest = shard.size() > 0 ? shard.cwiseAbs().maxCoeff() : 0.0;
   if (!std::isfinite(largest)) return sums;  // NaN or inf data: the declaration says so
   const int exponent = std::ilogb(largest) + 1;
@@ -340,7 +340,7 @@ Status CheckTransposeInput(const ProductCode& code, const MatrixRef& d) {
                                 std::to_string(code.shape().rows) + " x " +
                                 std::to_string(code.shape().cols));
   }
-  if (!d.allFinite()) return InvalidArgumentError("transpose input D contains NaN or Inf");
+  if (!AllFinite(d)) return InvalidArgumentError("transpose input D contains NaN or Inf");
   return Status::Ok();
 }
 
@@ -358,7 +358,7 @@ Status CheckUpdate(const ProductCode& code, const Matrix* shard, int64_t shard_r
                                 " and X " + std::to_string(x.rows()) + " x " +
                                 std::to_string(x.cols()));
   }
-  if (!d.allFinite() || !x.allFinite() || !std::isfinite(eta)) {
+  if (!AllFinite(d) || !AllFinite(x) || !std::isfinite(eta)) {
     return InvalidArgumentError("D, X or eta contains NaN or Inf");
   }
   return Status::Ok();

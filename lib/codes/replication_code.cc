@@ -56,7 +56,7 @@ StatusOr<Matrix> ReplicationCode::Vote(std::span<const PeerResult* const> copies
   // Non-finite copies are wrong outright.
   std::vector<const PeerResult*> finite;
   for (const PeerResult* r : copies) {
-    if (r->value.allFinite())
+    if (AllFinite(r->value))
       finite.push_back(r);
     else
       wrong->push_back(r->peer);

@@ -41,7 +41,7 @@ StatusOr<DecodedProduct> UncodedCode::Decode(std::span<const PeerResult> results
   Matrix full(block_rows_ * num_peers(), shape().cols);
   std::vector<int> bad;
   for (const PeerResult& r : results) {
-    if (!r.value.allFinite()) bad.push_back(r.peer);
+    if (!AllFinite(r.value)) bad.push_back(r.peer);
     full.middleRows(r.peer * block_rows_, block_rows_) = r.value;
   }
   if (!bad.empty()) {

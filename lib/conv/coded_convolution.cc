@@ -119,7 +119,7 @@ StatusOr<Matrix> CodedConvolution::EncodeFilters(const MatrixRef& filters, int p
     return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) +
                                 " out of range");
   }
-  if (filters.rows() != s.filters || filters.cols() != shape().inner || !filters.allFinite()) {
+  if (filters.rows() != s.filters || filters.cols() != shape().inner || !AllFinite(filters)) {
     return InvalidArgumentError(
         "coded convolution: filters must be " + std::to_string(s.filters) + " x " +
         std::to_string(shape().inner) + (options_.bias ? " ([F | b])" : "") + " and finite, got " +
@@ -142,7 +142,7 @@ StatusOr<Matrix> CodedConvolution::EncodeInput(const MatrixRef& input, int peer)
     return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) +
                                 " out of range");
   }
-  if (input.rows() != s.input_size() || input.cols() != options_.batch || !input.allFinite()) {
+  if (input.rows() != s.input_size() || input.cols() != options_.batch || !AllFinite(input)) {
     return InvalidArgumentError(
         "coded convolution: input must be " + std::to_string(s.input_size()) + " x " +
         std::to_string(options_.batch) + " and finite, got " + std::to_string(input.rows()) +
@@ -242,7 +242,7 @@ StatusOr<Matrix> CodedConvolution::EncodeTransposeInput(const MatrixRef& d, int 
     return InvalidArgumentError("coded convolution: peer " + std::to_string(peer) +
                                 " out of range");
   }
-  if (d.rows() != s.output_size() || d.cols() != options_.batch || !d.allFinite()) {
+  if (d.rows() != s.output_size() || d.cols() != options_.batch || !AllFinite(d)) {
     return InvalidArgumentError("coded convolution: the output gradient must be " +
                                 std::to_string(s.output_size()) + " x " +
                                 std::to_string(options_.batch) + " and finite, got " +
@@ -310,7 +310,7 @@ Status CodedConvolution::UpdateShard(Matrix* shard, int peer, const MatrixRef& d
   if (shard == nullptr || shard->rows() != 2 * partition_.group || shard->cols() != shape().inner) {
     return InvalidArgumentError("coded convolution: update needs this code's shard");
   }
-  if (x.rows() != s.input_size() || x.cols() != d.cols() || !x.allFinite() || !std::isfinite(eta)) {
+  if (x.rows() != s.input_size() || x.cols() != d.cols() || !AllFinite(x) || !std::isfinite(eta)) {
     return InvalidArgumentError("coded convolution: update input must be " +
                                 std::to_string(s.input_size()) +
                                 " x B like the output gradient, finite");

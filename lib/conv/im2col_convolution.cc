@@ -39,7 +39,7 @@ std::string Im2ColConvolution::Describe() const {
 }
 
 StatusOr<Matrix> Im2ColConvolution::Columns(const MatrixRef& input) const {
-  if (input.rows() != conv_.input_size() || input.cols() != batch_ || !input.allFinite()) {
+  if (input.rows() != conv_.input_size() || input.cols() != batch_ || !AllFinite(input)) {
     return InvalidArgumentError(
         "im2col convolution: input must be " + std::to_string(conv_.input_size()) + " x " +
         std::to_string(batch_) + " and finite, got " + std::to_string(input.rows()) + " x " +

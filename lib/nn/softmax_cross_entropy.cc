@@ -12,7 +12,7 @@ StatusOr<LossAndGradient> SoftmaxCrossEntropy(const MatrixRef& logits,
     return InvalidArgumentError("softmax cross-entropy: " + std::to_string(labels.size()) +
                                 " labels for a batch of " + std::to_string(batch));
   }
-  if (!logits.allFinite()) return InvalidArgumentError("softmax cross-entropy: non-finite logits");
+  if (!AllFinite(logits)) return InvalidArgumentError("softmax cross-entropy: non-finite logits");
   LossAndGradient out;
   out.gradient.resize(classes, batch);
   for (Eigen::Index j = 0; j < batch; ++j) {

@@ -180,7 +180,7 @@ namespace {
 // encodes a finite stand-in and sends a result that every decoder treats as
 // wrong.
 bool Sanitize(const MatrixRef& in, Matrix* out) {
-  if (in.allFinite()) return false;
+  if (AllFinite(in)) return false;
   *out = in.unaryExpr([](double v) { return std::isfinite(v) ? v : 0.0; });
   return true;
 }
@@ -312,7 +312,7 @@ StatusOr<DecodedProduct> CodedProduct::ForwardSparse(SparseMatrix* shard, const 
   if (faults_ != nullptr && faults_->ShouldCrash(step)) std::_Exit(FaultInjector::kCrashExitCode);
   FaultSparse(step, layer, StepPoint::kShard, shard);
   // As for dense inputs: a non-finite input still takes part (see Sanitize).
-  bool spoiled = !Eigen::Map<const Vector>(b.valuePtr(), b.nonZeros()).allFinite();
+  bool spoiled = !AllFinite(Eigen::Map<const Vector>(b.valuePtr(), b.nonZeros()));
   SparseMatrix clean;
   if (spoiled) {
     clean = b;
@@ -322,7 +322,7 @@ StatusOr<DecodedProduct> CodedProduct::ForwardSparse(SparseMatrix* shard, const 
   POLYGUARD_ASSIGN_OR_RETURN(SparseMatrix piece,
                              code_->EncodeSparseInput(spoiled ? clean : b, group_->rank()));
   FaultSparse(step, layer, StepPoint::kEncode, &piece);
-  spoiled = spoiled || !Eigen::Map<const Vector>(piece.valuePtr(), piece.nonZeros()).allFinite();
+  spoiled = spoiled || !AllFinite(Eigen::Map<const Vector>(piece.valuePtr(), piece.nonZeros()));
   return DecodedWithFault(
       ExchangeAndDecode(*code_, code_->SparsePeerProduct(*shard, piece),
                         RoundoffScale(*shard, piece), spoiled, false, step, layer),

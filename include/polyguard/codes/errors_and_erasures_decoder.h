@@ -21,7 +21,12 @@
 //       mislocation.h; below).
 //   (b) At most R - K - 1 wrong results whose errors are generic (drawn
 //       from a continuous distribution, e.g. dense errors of a corrupted
-//       product): the exact product, verified.
+//       product) and spread over enough entries that their syndromes span
+//       the wrong peers' parity columns (at least as many erroneous entries
+//       as wrong peers): the exact product, verified. More than t wrong
+//       values confined to fewer entries than wrong peers (one entry, say)
+//       may instead give DataLoss (adversary s23: 1,859 of 2,868 such
+//       decodes; never a wrong product verified).
 //   (c) Anything else: DataLoss naming the suspects, or the exact product —
 //       never a wrong product marked verified, except for error patterns that
 //       put the received word at least as close to another code word (a
