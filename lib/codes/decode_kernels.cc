@@ -824,12 +824,13 @@ bool FusedCheckChunks(
   const int r_count = static_cast<int>(cols.size());
   const int w_total = static_cast<int>(m.cols());
   const int rest_cols = w_total - probes - wanted_cols;
-  POLYGUARD_CHECK(probes > 0 && wanted_cols >= 0 && rest_cols >= 0 &&
+  POLYGUARD_CHECK(probes >= 0 && wanted_cols >= 0 && rest_cols >= 0 &&
                   w_total <= kFusedCheckColumns);
   wanted->resize(length, wanted_cols);
   *sumsq = 0.0;
   constexpr int64_t kChunk = kSetAsideChunk;
   alignas(64) double zsq[kChunk], entry_sq[kChunk], rest[kChunk * kFusedCheckColumns];
+  if (probes == 0) std::fill(zsq, zsq + kChunk, 0.0);  // FusedBlock writes none then
   std::vector<const double*> at(cols.size());
   for (int64_t l0 = 0; l0 < length; l0 += kChunk) {
     const int64_t n = std::min(kChunk, length - l0);

@@ -268,7 +268,7 @@ bool FusedCheck(const std::vector<const double*>& cols, int64_t length, const Ro
                 int probes, Vector* zsq, Matrix* wanted, double* sumsq, int wanted_cols = -1,
                 Matrix* rest = nullptr, Vector* entry_sq = nullptr);
 // FusedCheck a chunk of kSetAsideChunk entries at a time, for m = [probes |
-// wanted | rest] (probes > 0): *wanted as FusedCheck's (its first
+// wanted | rest] (zsq is 0 without probes): *wanted as FusedCheck's (its first
 // wanted_cols columns), and for each chunk from l0 (n entries) `visit` gets
 // the chunk's zsq, entry_sq and rest (rest column c at rest + c *
 // rest_stride), read while they are in L1, never stored for the whole

@@ -239,13 +239,12 @@ TEST_P(FusedCheckChunksTest, EqualsTheWholePassChunkByChunk) {
   EXPECT_NEAR(chunked_sumsq, sumsq, 1e-12 * (1.0 + sumsq));
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, FusedCheckChunksTest,
-                         ::testing::Values(ChunksShape{0, 3, 1, 1, 1}, ChunksShape{3, 6, 1, 2, 2},
-                                           ChunksShape{255, 8, 2, 2, 3},
-                                           ChunksShape{256, 10, 1, 4, 6},
-                                           ChunksShape{257, 10, 1, 4, 6},
-                                           ChunksShape{1030, 16, 3, 4, 0},
-                                           ChunksShape{1030, 7, 1, 0, 5}));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, FusedCheckChunksTest,
+    ::testing::Values(ChunksShape{0, 3, 1, 1, 1}, ChunksShape{3, 6, 1, 2, 2},
+                      ChunksShape{255, 8, 2, 2, 3}, ChunksShape{256, 10, 1, 4, 6},
+                      ChunksShape{257, 10, 1, 4, 6}, ChunksShape{1030, 16, 3, 4, 0},
+                      ChunksShape{1030, 7, 1, 0, 5}, ChunksShape{300, 5, 0, 2, 2}));
 
 TEST(FusedCheckChunks, StopsWhenTheVisitDoes) {
   Random rng(43);
