@@ -464,9 +464,8 @@ std::optional<DecodeOutcome> ErrorsAndErasuresDecoder::DecodeWithoutLocated(
   // quarter).
   double cs[internal::kSetAsideChunk], smallest[internal::kSetAsideChunk];
   int64_t off[internal::kSetAsideChunk];
-  const int kept_count_int = static_cast<int>(kept_cols.size());
   auto check = [&](int64_t l0, int64_t n, const internal::ChunkOfCheck& chunk) {
-    if (!internal::CheckSetAsideChunk(chunk, kept_count_int, tol, rms, l0, n, flagged_cols, cs, off,
+    if (!internal::CheckSetAsideChunk(chunk, kept_count, tol, rms, l0, n, flagged_cols, cs, off,
                                       smallest, wrong.data(), &aside_sumsq))
       return false;
     for (int64_t i = 0; i < n; ++i) {
