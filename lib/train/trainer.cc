@@ -472,46 +472,59 @@ StatusOr<std::vector<int>> Trainer::ScrubAt(int64_t round, int tag_layer, bool* 
   *repairable = true;
   ++counters_.scrubs;
   const int p = group_->size(), me = group_->rank();
-  std::vector<int> corrupted;
-  for (int l = 0; l < model_->num_layers(); ++l) {
-    CodedLayer& layer = model_->layer(l);
-    const ProductCode& code = layer.code();
+  const int layers = model_->num_layers();
+  // Every layer's probes go out in one exchange (one message per peer pair
+  // instead of one per layer: scrubs were a sixth of the bundled demo's
+  // exchanges). Layer l's numbers are rows [starts[l], starts[l + 1]) of
+  // every peer's column: the probes of its shard, of its velocity, and
+  // whether this peer's shard of the layer is known stale (it skipped an
+  // update: stale_layers_). Stale shards are erasures: not checked,
+  // repaired. Located, they could be confused with the healthy ones when
+  // they are many.
+  std::vector<double> mine;
+  std::vector<Eigen::Index> starts;
+  for (int l = 0; l < layers; ++l) {
+    const CodedLayer& layer = model_->layer(l);
     // (SnapshotNow's probes come from a stream of their own.)
     Random rng(tag_layer == kRoundScrubs
                    ? DeriveSeed(options_.seed, {0x5c7b, uint64_t(round), uint64_t(l)})
                    : DeriveSeed(options_.seed, {0x5c7c, uint64_t(round), uint64_t(l)}));
-    const Vector probe = rng.NormalMatrix(code.probe_length(), 1).col(0);
-    const Vector a = code.ProbeShard(layer.shard(), probe);
-    const Vector b = code.ProbeShard(layer.velocity(), probe);
-    // The last number: whether this peer's shard of the layer is known
-    // stale (it skipped an update: stale_layers_). Those are erasures: not
-    // checked, repaired. Located, they could be confused with the healthy
-    // ones when they are many.
+    const Vector probe = rng.NormalMatrix(layer.code().probe_length(), 1).col(0);
+    const Vector a = layer.code().ProbeShard(layer.shard(), probe);
+    const Vector b = layer.code().ProbeShard(layer.velocity(), probe);
     const bool stale = size_t(l) < stale_layers_.size() && stale_layers_[size_t(l)];
-    Vector mine(a.size() + b.size() + 1);
-    mine << a, b, stale ? 1.0 : 0.0;
-    POLYGUARD_ASSIGN_OR_RETURN(
-        const ExchangeTag probe_tag,
-        MakeExchangeTag(tag_layer == kRoundScrubs ? ExchangeOp::kScrub : ExchangeOp::kSnapshotScrub,
-                        round, l));
-    // A crash injected mid-scrub (after the first layer's probes), or in a
-    // repair (below): training rounds only.
-    const bool crash_here =
-        faults_ != nullptr && tag_layer == kRoundScrubs && round < kEvaluationRounds;
-    if (crash_here && l == 1 && faults_->ShouldCrash(round, FaultModel::CrashPoint::kScrub)) {
-      std::_Exit(FaultInjector::kCrashExitCode);
-    }
-    POLYGUARD_ASSIGN_OR_RETURN(
-        Matrix all,
-        group_->AllGather(std::span<const double>(mine.data(), size_t(mine.size())), probe_tag));
+    starts.push_back(static_cast<Eigen::Index>(mine.size()));
+    mine.insert(mine.end(), a.data(), a.data() + a.size());
+    mine.insert(mine.end(), b.data(), b.data() + b.size());
+    mine.push_back(stale ? 1.0 : 0.0);
+  }
+  starts.push_back(static_cast<Eigen::Index>(mine.size()));
+  POLYGUARD_ASSIGN_OR_RETURN(
+      const ExchangeTag probe_tag,
+      MakeExchangeTag(tag_layer == kRoundScrubs ? ExchangeOp::kScrub : ExchangeOp::kSnapshotScrub,
+                      round, 0));
+  // A crash injected in a scrub (before its probes go out: the others lose
+  // it in this exchange, after the step's update), or in a repair (below):
+  // training rounds only.
+  const bool crash_here =
+      faults_ != nullptr && tag_layer == kRoundScrubs && round < kEvaluationRounds;
+  if (crash_here && faults_->ShouldCrash(round, FaultModel::CrashPoint::kScrub)) {
+    std::_Exit(FaultInjector::kCrashExitCode);
+  }
+  POLYGUARD_ASSIGN_OR_RETURN(const Matrix all, group_->AllGather(mine, probe_tag));
+  std::vector<int> corrupted;
+  for (int l = 0; l < layers; ++l) {
+    CodedLayer& layer = model_->layer(l);
+    const ProductCode& code = layer.code();
+    const bool stale = size_t(l) < stale_layers_.size() && stale_layers_[size_t(l)];
     std::vector<PeerResult> probes;  // the members' (a lost peer's shard is an erasure)
     std::vector<int> erased;         // members whose shard is known stale
-    const Eigen::Index flag = all.rows() - 1;
+    const Eigen::Index first = starts[size_t(l)], flag = starts[size_t(l) + 1] - 1;
     for (int q : group_->members()) {
       if (all(flag, q) != 0.0) {
         erased.push_back(q);
       } else {
-        probes.push_back({q, all.col(q).head(flag)});
+        probes.push_back({q, all.col(q).segment(first, flag - first)});
       }
     }
     StatusOr<std::vector<int>> wrong = code.CheckProbes(probes);

@@ -277,10 +277,10 @@ TEST(CrashSurvivalThresholds, TwoPeersKilledAtOnceStopCleanlyNamingTheThreshold)
   }
 }
 
-// A peer killed in the middle of a scrub (after the first layer's probes), or
-// while it sends or receives a shard repair: the survivors return to the
-// start of the step (shards repaired so far are restored from the step's
-// copy and repaired again), a replacement rejoins, and every loss follows
+// A peer killed in a scrub (before its probes go out, after the step's
+// update), or while it sends or receives a shard repair: the survivors return
+// to the start of the step (the update and shards repaired so far are undone
+// from the step's copy and done again), a replacement rejoins, and every loss follows
 // the uninterrupted run.
 class CrashInMaintenance
     : public ::testing::TestWithParam<std::pair<const char*, FaultModel::CrashPoint>> {};

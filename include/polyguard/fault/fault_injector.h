@@ -74,8 +74,8 @@ struct FaultModel {
 
   int crash_peer = -1;      // this peer exits ...
   int64_t crash_step = -1;  // ... in this step (a round) or the first after it that has ...
-  // ... the point: its forward product (any step), its scrub (after the first
-  // layer's probes), or a shard repair it sends to or receives (the trainer's).
+  // ... the point: its forward product (any step), its scrub (before its
+  // probes go out), or a shard repair it sends to or receives (the trainer's).
   enum class CrashPoint { kProduct, kScrub, kRepair };
   CrashPoint crash_point = CrashPoint::kProduct;
 

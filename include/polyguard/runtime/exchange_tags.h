@@ -37,11 +37,11 @@ enum class ExchangeOp {
   kForward,    // a layer's forward product (CodedProduct::Forward); step = round
   kTranspose,  // a layer's transpose product (CodedProduct::Transpose); step = round
   kAgree,      // the trainer's agreement round; step = round, layer unused (0)
-  kScrub,      // a layer's scrub probes; step = round
+  kScrub,      // every layer's scrub probes, layer 0; step = round
   kRepair,     // regenerating a layer's corrupted shards after a scrub; step = round
   kFix,        // the guard: a layer's stale copies replaced; step = round
-  // A layer's probes in Trainer::SnapshotNow, which spends no round: step = the
-  // snapshot's own number.
+  // Every layer's probes in Trainer::SnapshotNow (layer 0), which spends no round:
+  // step = the snapshot's own number.
   kSnapshotScrub,
   kResumeAgree,      // the resume agreement before the first round; step, layer unused (0)
   kEvaluationTally,  // the trainer binary's counters after training; step, layer unused (0)
