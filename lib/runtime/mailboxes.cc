@@ -151,6 +151,11 @@ int64_t Mailboxes::in_flight() const {
   return static_cast<int64_t>(in_flight_.size()) + writing_;
 }
 
+int64_t Mailboxes::held_exchanges() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(inbox_.size());
+}
+
 void Mailboxes::CompleteSends() {
   // Woken by a batch of sends, not by each: a wake-up per message was a
   // share of the job's context switches. Sends written are complete, so the
@@ -350,21 +355,25 @@ bool Mailboxes::FileLocked(int peer, uint64_t exchange, Matrix piece) {
     }
   }
   Box& box = it->second;
-  if (auto d = box.drop.find(peer); d != box.drop.end() && d->second > 0) {
-    --d->second;
+  if (auto d = box.drop.find(peer); d != box.drop.end()) {
+    if (--d->second == 0) box.drop.erase(d);
+    if (box.pieces.empty() && box.drop.empty()) inbox_.erase(it);
     return false;
   }
-  box.pieces[peer].push_back(std::move(piece));
+  box.pieces.emplace_back(peer, std::move(piece));
   return waiting_ && waiting_for_ == exchange && --wake_after_ <= 0;
 }
 
 bool Mailboxes::TakeLocked(uint64_t exchange, int peer, Matrix* piece) {
   auto it = inbox_.find(exchange);
   if (it == inbox_.end()) return false;
-  auto p = it->second.pieces.find(peer);
-  if (p == it->second.pieces.end() || p->second.empty()) return false;
-  *piece = std::move(p->second.front());
-  p->second.pop_front();
+  std::vector<std::pair<int, Matrix>>& pieces = it->second.pieces;
+  auto p =
+      std::find_if(pieces.begin(), pieces.end(), [&](const auto& e) { return e.first == peer; });
+  if (p == pieces.end()) return false;
+  *piece = std::move(p->second);
+  pieces.erase(p);
+  if (pieces.empty() && it->second.drop.empty()) inbox_.erase(it);
   return true;
 }
 
@@ -373,14 +382,18 @@ void Mailboxes::Abandon(uint64_t exchange, const std::vector<int>& missing) {
   if (missing.empty()) return;
   auto [it, fresh] = inbox_.try_emplace(exchange);
   if (fresh) inbox_order_.push_back(exchange);
+  Box& box = it->second;
   for (int q : missing) {
     // Come since the gather's last look: dropped now; else when it comes.
-    if (auto p = it->second.pieces.find(q); p != it->second.pieces.end() && !p->second.empty()) {
-      p->second.pop_front();
+    auto p = std::find_if(box.pieces.begin(), box.pieces.end(),
+                          [&](const auto& e) { return e.first == q; });
+    if (p != box.pieces.end()) {
+      box.pieces.erase(p);
     } else if (gone_.count(q) == 0) {
-      ++it->second.drop[q];
+      ++box.drop[q];
     }
   }
+  if (box.pieces.empty() && box.drop.empty()) inbox_.erase(it);
 }
 
 namespace {

@@ -127,6 +127,8 @@ class Mailboxes {
   // (a stopped process) holds up no exchange, only the memory of what is
   // sent to it until its connection's timeout closes that connection.
   int64_t in_flight() const;
+  // Exchanges the inbox holds pieces of, or pieces to drop of.
+  int64_t held_exchanges() const;
 
   // Leaves: goodbye to every peer, heartbeats stop, receivers end as soon
   // as their peer says anything (or goes). Does not wait. Idempotent.
@@ -156,12 +158,15 @@ class Mailboxes {
   int64_t capacity_;
   std::chrono::milliseconds heartbeat_every_;
 
-  // Inbox: per exchange, per peer, pieces not yet taken and pieces to drop.
+  // Inbox: per exchange, the pieces not yet taken (in arrival order; a
+  // flat list: a map of queues cost three allocations a piece) and, per
+  // peer, pieces to drop. A box is erased once empty, so the inbox holds
+  // the exchanges in progress, not the last 4096.
   struct Box {
-    std::map<int, std::deque<Matrix>> pieces;
+    std::vector<std::pair<int, Matrix>> pieces;
     std::map<int, int> drop;
   };
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable arrived_;
   std::map<uint64_t, Box> inbox_;
   std::deque<uint64_t> inbox_order_;  // exchanges in order of first use, to bound the inbox

@@ -180,6 +180,11 @@ int64_t PeerGroup::pending_buffers() const {
   return impl_ && impl_->mail ? impl_->mail->in_flight() : 0;
 }
 
+int64_t PeerGroup::held_exchanges() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return impl_ && impl_->mail ? impl_->mail->held_exchanges() : 0;
+}
+
 Status PeerGroup::Flush(std::chrono::milliseconds) {
   std::lock_guard<std::mutex> lock(mu_);
   if (broken_ || !impl_ || !impl_->mail) return Status::Ok();

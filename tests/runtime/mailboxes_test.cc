@@ -151,6 +151,39 @@ TEST(Mailboxes, ALatePieceIsNotTakenByTheNextExchangeWithItsTag) {
             0);
 }
 
+// The inbox holds only the exchanges in progress: a piece taken, or a late
+// piece dropped when it comes, leaves nothing behind (it kept the last 4096
+// exchanges, searched for every piece that came).
+TEST(Mailboxes, TheInboxHoldsOnlyTheExchangesInProgress) {
+  const int p = 3;
+  EXPECT_EQ(RunThreads(p, "held", 10s,
+                       [&](PeerGroup& g) {
+                         for (int64_t step = 1; step <= 50; ++step) {
+                           auto all = g.AllGather(PieceOf(g.rank(), step, 9), {.step = step});
+                           if (!all.ok()) return false;
+                           // The others are at most one exchange ahead.
+                           if (g.held_exchanges() > 1) {
+                             ADD_FAILURE()
+                                 << g.held_exchanges() << " exchanges held at step " << step;
+                             return false;
+                           }
+                         }
+                         // Peer 2's piece comes after the others' gather ended.
+                         const bool late = g.rank() == 2;
+                         if (late) std::this_thread::sleep_for(300ms);
+                         auto some =
+                             g.GatherAtLeast(PieceOf(g.rank(), 100, 9), 2,
+                                             std::chrono::steady_clock::now() + 10s, {.step = 100});
+                         if (!some.ok()) return false;
+                         if (!late) std::this_thread::sleep_for(600ms);  // the late piece is in
+                         auto last = g.AllGather(PieceOf(g.rank(), 101, 9), {.step = 101});
+                         if (!last.ok()) return false;
+                         EXPECT_EQ(g.held_exchanges(), 0) << "peer " << g.rank();
+                         return true;
+                       }),
+            0);
+}
+
 // A process that leaves right after its gather, its piece perhaps not yet
 // read by the others: they still get it, and nobody waits out the timeout
 // (the leaver's goodbye and the others' answers end every receiver).

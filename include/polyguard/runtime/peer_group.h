@@ -246,6 +246,10 @@ class PeerGroup {
   // Messages gloo may still be writing (diagnostics; a few while every peer
   // reads, more while one is stopped, until its connection's timeout).
   int64_t pending_buffers() const;
+  // Exchanges this peer holds pieces of, or will drop the late pieces of
+  // (diagnostics): those in progress, and those a gather ended without a
+  // peer's piece until that piece comes (or the peer is lost).
+  int64_t held_exchanges() const;
 
   struct Impl;  // gloo state; defined in lib/runtime/peer_group_impl.h
 
