@@ -333,11 +333,21 @@ std::vector<int> PeerGroup::JoinRequests() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<int> joiners;
   if (!impl_) return joiners;
+  // A request stands for one generation more: one made just after the
+  // members agreed on an admission's joiners asked the generation that the
+  // admission then replaced, and its joiner asks the next one only once it
+  // sees it (up to a poll later): the rest of a short job can take less.
+  std::vector<std::string> prefixes = {impl_->prefix};
+  if (generation_ > 0)
+    prefixes.push_back(internal::GenerationPrefix(options_.job_id, generation_ - 1));
   for (int q = 0; q < size_; ++q) {
     if (std::binary_search(members_.begin(), members_.end(), q)) continue;
-    if (internal::RendezvousKeyExists(*impl_->base_store,
-                                      impl_->prefix + "/join-" + std::to_string(q))) {
-      joiners.push_back(q);
+    for (const std::string& prefix : prefixes) {
+      if (internal::RendezvousKeyExists(*impl_->base_store,
+                                        prefix + "/join-" + std::to_string(q))) {
+        joiners.push_back(q);
+        break;
+      }
     }
   }
   return joiners;

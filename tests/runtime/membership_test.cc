@@ -95,6 +95,49 @@ TEST(Membership, AReplacementJoinsWhenTheMembersAdmitIt) {
   for (int r = 0; r < 3; ++r) EXPECT_EQ(failures[size_t(r)], "") << "peer " << r;
 }
 
+// Peer 3 asks just after the members agreed to admit peer 1: it asked the
+// generation the admission replaces. Its request stands in the next one,
+// seen there at once (it was seen only once peer 3 saw the new generation
+// and asked again: a short job could end first).
+TEST(Membership, ARequestMadeAsAnAdmissionReplacesItsGenerationStandsInTheNext) {
+  const std::string rdv = "inproc:membership-stands";
+  std::vector<std::string> failures(3);
+  std::vector<std::thread> threads;
+  for (int r : {0, 2}) {
+    threads.emplace_back([&, r] {
+      auto g = PeerGroup::Connect(Options(r, 4, rdv, {0, 2}));
+      if (!g.ok()) return void(failures[size_t(r)] = g.status().ToString());
+      if (!SeesRequests(**g, {1})) return void(failures[size_t(r)] = "no request from peer 1");
+      // The members' agreement on peer 1; then peer 3 asks.
+      if (!(*g)->AllGather(std::vector<double>{1.0}, {.step = 1}).ok()) {
+        return void(failures[size_t(r)] = "agreement");
+      }
+      if (r == 0) {
+        auto store = internal::MakeRendezvousStore(rdv).value();
+        const std::string join = "join:3;";
+        store->set(internal::GenerationPrefix("polyguard", 0) + "/join-3",
+                   std::vector<char>(join.begin(), join.end()));
+      }
+      auto admitted = (*g)->Admit({1});
+      if (!admitted.ok() || *admitted != std::vector<int>{1} || (*g)->generation() != 1) {
+        return void(failures[size_t(r)] = "admit: " + admitted.status().ToString());
+      }
+      if ((*g)->JoinRequests() != std::vector<int>{3}) failures[size_t(r)] = "peer 3's request";
+      // (The joiner stays until the members took its pieces.)
+      if (!(*g)->AllGather(std::vector<double>{1.0}, {.step = 1}).ok()) {
+        failures[size_t(r)] = "all-gather";
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    auto g = PeerGroup::Join(Options(1, 4, rdv, {}), 10s);
+    if (!g.ok()) return void(failures[1] = g.status().ToString());
+    if (!(*g)->AllGather(std::vector<double>{1.0}, {.step = 1}).ok()) failures[1] = "all-gather";
+  });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(failures[size_t(r)], "") << "peer " << r;
+}
+
 TEST(Membership, AJoinIsRefusedForAnotherJobAndGivesUpOnceTheJobEnded) {
   const std::string rdv = "inproc:membership-refuse";
   auto g = PeerGroup::Connect(Options(0, 2, rdv, {0}));

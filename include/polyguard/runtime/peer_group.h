@@ -208,8 +208,9 @@ class PeerGroup {
   static StatusOr<std::unique_ptr<PeerGroup>> Join(const PeerGroupOptions& options,
                                                    std::chrono::milliseconds wait);
 
-  // Absent peers that asked to join this generation: one store lookup per
-  // absent peer, no exchange (peers may see different sets: agree on them
+  // Absent peers that asked to join this generation or the one before (a
+  // request made as an admission replaced that one): up to two store lookups
+  // per absent peer, no exchange (peers may see different sets: agree on them
   // before Admit).
   std::vector<int> JoinRequests() const;
 

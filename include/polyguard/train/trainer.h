@@ -89,7 +89,7 @@ struct TrainerOptions {
   // copies of every shard and velocity (and of the periodic snapshot) per
   // peer, taken at the start of every step. Off: a lost peer stops the job.
   // While peers are missing, every agreement also looks for replacements
-  // waiting to join (PeerGroup::JoinRequests: a store lookup per missing
+  // waiting to join (PeerGroup::JoinRequests: two store lookups per missing
   // peer, no exchange of its own) and the next step starts by admitting
   // them (Rejoin).
   bool survive_crashes = false;
