@@ -18,6 +18,12 @@ StatusOr<GatherResult> PeerGroup::GatherAtLeast(std::span<const double> mine, in
                                                 std::chrono::steady_clock::time_point deadline,
                                                 ExchangeTag tag) {
   if (need < 1 || need > size_) {
+    // Still take part: a refused call that sent nothing put this tag out of
+    // step at every peer (the others took this peer's next piece as this
+    // exchange's, and its next call took their pieces of this one).
+    std::lock_guard<std::mutex> lock(mu_);
+    (void)GatherLocked(mine, 1, std::chrono::steady_clock::now(), SlotOf(tag, internal::kData),
+                       DescribeExchange("gather", tag));
     return InvalidArgumentError("gather: need must be in [1, " + std::to_string(size_) + "], got " +
                                 std::to_string(need));
   }

@@ -184,6 +184,44 @@ TEST(Mailboxes, TheInboxHoldsOnlyTheExchangesInProgress) {
             0);
 }
 
+// A call refused for its `need` still sends its piece and drops the others':
+// the next exchange with the same tag gets every peer's piece of that
+// exchange (adversary s26: the refused peer sent nothing, and from then on
+// the tag was out of step at every peer, with no error anywhere).
+class MailboxesRefusedNeed : public ::testing::TestWithParam<int> {};
+
+TEST_P(MailboxesRefusedNeed, KeepsTheTagInStepAtEveryPeer) {
+  const int p = 4, bad = GetParam();
+  EXPECT_EQ(RunThreads(p, "refused-" + std::to_string(bad + 10), 10s,
+                       [&](PeerGroup& g) {
+                         const bool refused = g.rank() == 1;
+                         auto first =
+                             g.GatherAtLeast(PieceOf(g.rank(), 1, 4), refused ? bad : p - 1,
+                                             std::chrono::steady_clock::now() + 10s, {.step = 7});
+                         if (refused) {
+                           EXPECT_EQ(first.status().code(), StatusCode::kInvalidArgument);
+                         } else if (!first.ok() || !Check(*first, 1, 4)) {
+                           ADD_FAILURE() << first.status();
+                           return false;
+                         }
+                         auto second =
+                             g.GatherAtLeast(PieceOf(g.rank(), 2, 4), p,
+                                             std::chrono::steady_clock::now() + 10s, {.step = 7});
+                         if (!second.ok() || second->peers.size() != size_t(p)) {
+                           ADD_FAILURE() << second.status();
+                           return false;
+                         }
+                         return Check(*second, 2, 4);
+                       }),
+            0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Needs, MailboxesRefusedNeed, ::testing::Values(0, -1, 5),
+                         [](const auto& info) {
+                           return info.param < 0 ? std::string("minus1")
+                                                 : std::to_string(info.param);
+                         });
+
 // A process that leaves right after its gather, its piece perhaps not yet
 // read by the others: they still get it, and nobody waits out the timeout
 // (the leaver's goodbye and the others' answers end every receiver).

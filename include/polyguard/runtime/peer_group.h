@@ -150,7 +150,9 @@ class PeerGroup {
   // deadline is at most the failure timeout after the call, also for a
   // process that was stopped past it). A piece of another length than `mine`
   // counts as its peer gone. A failed connection is an error only when it
-  // makes `need` unreachable.
+  // makes `need` unreachable. A `need` outside [1, size] is InvalidArgument,
+  // after this peer's piece went out and the others' were set to be dropped:
+  // the exchange stays in step at every peer.
   StatusOr<GatherResult> GatherAtLeast(std::span<const double> mine, int need,
                                        std::chrono::steady_clock::time_point deadline,
                                        ExchangeTag tag);
