@@ -343,57 +343,71 @@ void Mailboxes::Receive(Source* s) {
   }
 }
 
-bool Mailboxes::FileLocked(int peer, uint64_t exchange, Matrix piece) {
+Mailboxes::BoxAt Mailboxes::BoxLocked(uint64_t exchange) {
   auto [it, fresh] = inbox_.try_emplace(exchange);
-  if (fresh) {
-    inbox_order_.push_back(exchange);
-    // Pieces of exchanges nobody gathers (a peer that skipped them) must not
-    // pile up: the oldest go.
-    while (inbox_order_.size() > 4096) {
-      inbox_.erase(inbox_order_.front());
-      inbox_order_.pop_front();
-    }
+  if (!fresh) return it;
+  it->second.made = ++boxes_made_;
+  inbox_order_.emplace(it->second.made, exchange);
+  while (inbox_order_.size() > kHeldExchanges) {
+    // The box just made is the newest: never this one.
+    inbox_.erase(inbox_order_.begin()->second);
+    inbox_order_.erase(inbox_order_.begin());
   }
+  return it;
+}
+
+bool Mailboxes::EraseIfEmptyLocked(BoxAt box) {
+  if (!box->second.pieces.empty() || !box->second.drop.empty()) return false;
+  inbox_order_.erase(box->second.made);
+  inbox_.erase(box);
+  return true;
+}
+
+bool Mailboxes::FileLocked(int peer, uint64_t exchange, Matrix piece) {
+  BoxAt it = BoxLocked(exchange);
   Box& box = it->second;
   if (auto d = box.drop.find(peer); d != box.drop.end()) {
     if (--d->second == 0) box.drop.erase(d);
-    if (box.pieces.empty() && box.drop.empty()) inbox_.erase(it);
+    EraseIfEmptyLocked(it);
     return false;
   }
   box.pieces.emplace_back(peer, std::move(piece));
   return waiting_ && waiting_for_ == exchange && --wake_after_ <= 0;
 }
 
+namespace {
+template <typename Pieces>
+auto FindPiece(Pieces& pieces, int peer) {
+  return std::find_if(pieces.begin(), pieces.end(), [&](const auto& e) { return e.first == peer; });
+}
+}  // namespace
+
 bool Mailboxes::TakeLocked(uint64_t exchange, int peer, Matrix* piece) {
   auto it = inbox_.find(exchange);
   if (it == inbox_.end()) return false;
   std::vector<std::pair<int, Matrix>>& pieces = it->second.pieces;
-  auto p =
-      std::find_if(pieces.begin(), pieces.end(), [&](const auto& e) { return e.first == peer; });
+  auto p = FindPiece(pieces, peer);
   if (p == pieces.end()) return false;
   *piece = std::move(p->second);
   pieces.erase(p);
-  if (pieces.empty() && it->second.drop.empty()) inbox_.erase(it);
+  EraseIfEmptyLocked(it);
   return true;
 }
 
 void Mailboxes::Abandon(uint64_t exchange, const std::vector<int>& missing) {
   std::lock_guard<std::mutex> lock(mu_);
   if (missing.empty()) return;
-  auto [it, fresh] = inbox_.try_emplace(exchange);
-  if (fresh) inbox_order_.push_back(exchange);
+  BoxAt it = BoxLocked(exchange);
   Box& box = it->second;
   for (int q : missing) {
     // Come since the gather's last look: dropped now; else when it comes.
-    auto p = std::find_if(box.pieces.begin(), box.pieces.end(),
-                          [&](const auto& e) { return e.first == q; });
-    if (p != box.pieces.end()) {
+    if (auto p = FindPiece(box.pieces, q); p != box.pieces.end()) {
       box.pieces.erase(p);
     } else if (gone_.count(q) == 0) {
       ++box.drop[q];
     }
   }
-  if (box.pieces.empty() && box.drop.empty()) inbox_.erase(it);
+  EraseIfEmptyLocked(it);
 }
 
 namespace {

@@ -162,14 +162,28 @@ class Mailboxes {
   // flat list: a map of queues cost three allocations a piece) and, per
   // peer, pieces to drop. A box is erased once empty, so the inbox holds
   // the exchanges in progress, not the last 4096.
+  // At most kHeldExchanges boxes: pieces of exchanges nobody gathers (a peer
+  // that skipped them) must not pile up, so the oldest box goes.
+  static constexpr size_t kHeldExchanges = 4096;
   struct Box {
     std::vector<std::pair<int, Matrix>> pieces;
     std::map<int, int> drop;
+    uint64_t made = 0;  // when the box was made: its key in inbox_order_
   };
+  using BoxAt = std::map<uint64_t, Box>::iterator;
+  // mu_ held: the box of `exchange`, made if there is none (then the oldest
+  // box goes if there are too many; never the one made).
+  BoxAt BoxLocked(uint64_t exchange);
+  // mu_ held: erases the box if it holds nothing; true if it did.
+  bool EraseIfEmptyLocked(BoxAt box);
   mutable std::mutex mu_;
   std::condition_variable arrived_;
   std::map<uint64_t, Box> inbox_;
-  std::deque<uint64_t> inbox_order_;  // exchanges in order of first use, to bound the inbox
+  // The boxes in the order they were made (a tag used again gets a new box
+  // once its last one is erased: each box is one entry here, however often
+  // its exchange comes back).
+  std::map<uint64_t, uint64_t> inbox_order_;  // made -> exchange
+  uint64_t boxes_made_ = 0;
   std::map<int, Gone> gone_;
   // The exchange a thread waits for, and how many more of its pieces wake it.
   bool waiting_ = false;

@@ -334,6 +334,67 @@ TEST(Mailboxes, AStoppedPeerHoldsUpNoExchange) {
   std::filesystem::remove_all(dir);
 }
 
+// A tag used for exchange after exchange (a library user's loop) keeps every
+// piece: the inbox's bound counts exchanges held, not uses of one tag (a box
+// made afresh for each use once filled the bound with one exchange, and the
+// oldest entry, that same exchange, erased the box just made).
+TEST(Mailboxes, ATagUsedForThousandsOfExchangesKeepsEveryPiece) {
+  const int p = 2;
+  EXPECT_EQ(RunThreads(
+                p, "one-tag", 60s,
+                [&](PeerGroup& g) {
+                  for (int64_t round = 1; round <= 10000; ++round) {
+                    auto all = g.GatherAtLeast(PieceOf(g.rank(), round, 3), p,
+                                               std::chrono::steady_clock::now() + 10s, {.step = 7});
+                    if (!all.ok() || all->peers.size() != size_t(p) || !Check(*all, round, 3)) {
+                      ADD_FAILURE() << "round " << round << ": " << all.status();
+                      return false;
+                    }
+                  }
+                  EXPECT_LE(g.held_exchanges(), 1);
+                  return true;
+                }),
+            0);
+}
+
+// Pieces of exchanges nobody gathers are bounded: past 4,096 exchanges held,
+// the oldest go, and the newest are still gathered whole.
+TEST(Mailboxes, PiecesNobodyGathersAreBoundedOldestFirst) {
+  const int p = 2, skipped = 5000;
+  EXPECT_EQ(RunThreads(
+                p, "skipped", 20s,
+                [&](PeerGroup& g) {
+                  if (g.rank() == 1) {
+                    for (int64_t s = 1; s <= skipped; ++s) {
+                      // need 1: sent, not waited for
+                      if (!g.GatherAtLeast(PieceOf(1, s, 3), 1, std::chrono::steady_clock::now(),
+                                           {.step = 1000 + s})
+                               .ok())
+                        return false;
+                    }
+                  } else {
+                    // Waits for the last: one connection keeps its
+                    // order, so every piece before it is in.
+                    auto newest = g.GatherAtLeast(PieceOf(0, skipped, 3), 2,
+                                                  std::chrono::steady_clock::now() + 10s,
+                                                  {.step = 1000 + skipped});
+                    if (!newest.ok() || newest->peers.size() != 2u || !Check(*newest, skipped, 3)) {
+                      ADD_FAILURE() << newest.status();
+                      return false;
+                    }
+                    EXPECT_EQ(g.held_exchanges(), 4095);  // 4,096, less the one taken
+                    auto oldest =
+                        g.GatherAtLeast(PieceOf(0, 1, 3), 2,
+                                        std::chrono::steady_clock::now() + 200ms, {.step = 1001});
+                    EXPECT_TRUE(oldest.ok() && oldest->peers.size() == 1u) << oldest.status();
+                  }
+                  auto last = g.AllGather(PieceOf(g.rank(), 2, 3), {.step = 2});
+                  EXPECT_TRUE(last.ok()) << last.status();
+                  return last.ok();
+                }),
+            0);
+}
+
 }  // namespace mailboxes_test
 }  // namespace
 }  // namespace polyguard
