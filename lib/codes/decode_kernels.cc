@@ -167,10 +167,12 @@ bool CheckSetAsideChunk(const ChunkOfCheck& chunk, int kept, double tol, double 
   constexpr int kLanes = 4;
   const double quick = tol * rms, qq = quick * quick;
   const double count = double(std::max(kept, 1));
-  // As EntryTolerance (Eigen's sqrt is vectorised).
-  Eigen::Map<Eigen::ArrayXd>(cs, n) =
-      (tol * (rms + (Eigen::Map<const Eigen::ArrayXd>(chunk.entry_sq, n) / count).sqrt()))
-          .max(DBL_MIN);
+  // As EntryTolerance, bit for bit: std::sqrt, correctly rounded. (Eigen's
+  // vectorised sqrt is not on AVX-512: rsqrt14 and two Newton steps, an ulp
+  // off now and then, and NaN for Inf.)
+  for (int64_t i = 0; i < n; ++i) {
+    cs[i] = std::max(tol * (rms + std::sqrt(chunk.entry_sq[i] / count)), DBL_MIN);
+  }
   double limit[kSetAsideChunk];
   const Lanes4 vq = {qq, qq, qq, qq}, vquick = {quick, quick, quick, quick};
   const Lanes4 vmax = {DBL_MAX, DBL_MAX, DBL_MAX, DBL_MAX};

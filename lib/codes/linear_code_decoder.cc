@@ -123,7 +123,12 @@ std::shared_ptr<const LinearCodeDecoder::Plan> LinearCodeDecoder::GetPlan(
   }
   plan->pinv = svd.matrixV() * sigma.cwiseInverse().asDiagonal() * svd.matrixU().transpose();
   plan->gain = plan->pinv.cwiseAbs().rowwise().sum().maxCoeff();
-  plan->slack = (1.0 - svd.matrixU().rowwise().squaredNorm().array()).max(1e-4).sqrt();
+  // std::sqrt: the same bits on every CPU (Eigen's vectorised sqrt is an
+  // approximation on AVX-512).
+  plan->slack =
+      (1.0 - svd.matrixU().rowwise().squaredNorm().array()).max(1e-4).unaryExpr([](double v) {
+        return std::sqrt(v);
+      });
   Eigen::HouseholderQR<Matrix> qr(gen);
   const Matrix q_full = qr.householderQ() * Matrix::Identity(r, r);
   plan->parity = q_full.rightCols(r - k).transpose();
