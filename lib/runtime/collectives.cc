@@ -99,7 +99,11 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::AllGatherV(std::span<const
 
 Status PeerGroup::Broadcast(int root, std::vector<double>* data, ExchangeTag tag) {
   if (root < 0 || root >= size_) {
-    return InvalidArgumentError("broadcast: root " + std::to_string(root) + " out of range");
+    // Still take part, as a peer that is not the root: a refused call that
+    // sent nothing left this tag out of step (as GatherAtLeast's need).
+    (void)AllGatherV({}, tag);
+    return InvalidArgumentError("broadcast: root " + std::to_string(root) + " out of range [0, " +
+                                std::to_string(size_) + ")");
   }
   if (const std::string absent = AbsentAmong({root}); !absent.empty()) {
     return UnavailableError("broadcast: root " + absent);

@@ -334,6 +334,41 @@ TEST(Mailboxes, AStoppedPeerHoldsUpNoExchange) {
   std::filesystem::remove_all(dir);
 }
 
+// The same for a broadcast refused for its root at one peer: it takes part
+// as a peer that is not the root, the others get the root's data, and the
+// next broadcast with the tag is the new data everywhere.
+class MailboxesRefusedRoot : public ::testing::TestWithParam<int> {};
+
+TEST_P(MailboxesRefusedRoot, KeepsTheTagInStepAtEveryPeer) {
+  const int p = 3, bad = GetParam();
+  EXPECT_EQ(RunThreads(p, "root-" + std::to_string(bad + 10), 10s,
+                       [&](PeerGroup& g) {
+                         const bool refused = g.rank() == 1;
+                         std::vector<double> data;
+                         if (g.rank() == 0) data = {1.0, 2.0};
+                         Status first = g.Broadcast(refused ? bad : 0, &data, {.step = 9});
+                         if (refused) {
+                           EXPECT_EQ(first.code(), StatusCode::kInvalidArgument) << first;
+                         } else if (!first.ok() || data != std::vector<double>{1.0, 2.0}) {
+                           ADD_FAILURE() << first;
+                           return false;
+                         }
+                         data.clear();
+                         if (g.rank() == 0) data = {3.0, 4.0, 5.0};
+                         Status second = g.Broadcast(0, &data, {.step = 9});
+                         EXPECT_TRUE(second.ok()) << second;
+                         EXPECT_EQ(data, (std::vector<double>{3.0, 4.0, 5.0}));
+                         return second.ok();
+                       }),
+            0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Roots, MailboxesRefusedRoot, ::testing::Values(-1, 3),
+                         [](const auto& info) {
+                           return info.param < 0 ? std::string("minus1")
+                                                 : std::to_string(info.param);
+                         });
+
 // A tag used for exchange after exchange (a library user's loop) keeps every
 // piece: the inbox's bound counts exchanges held, not uses of one tag (a box
 // made afresh for each use once filled the bound with one exchange, and the

@@ -142,7 +142,9 @@ class PeerGroup {
   StatusOr<std::vector<std::vector<double>>> AllGatherV(std::span<const double> mine,
                                                         ExchangeTag tag);
 
-  // root's data to every peer; on the others `data` is replaced.
+  // root's data to every peer; on the others `data` is replaced. A root
+  // outside [0, size) is InvalidArgument, after this peer took part as a
+  // peer that is not the root (the exchange stays in step at every peer).
   Status Broadcast(int root, std::vector<double>* data, ExchangeTag tag);
 
   // Sends `mine` to every peer and returns once `need` pieces (own included)
