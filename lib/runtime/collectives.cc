@@ -60,39 +60,28 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::AllGatherV(std::span<const
                                                                  ExchangeTag tag) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what = DescribeExchange("all-gather-v", tag);
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
   const int present = static_cast<int>(members_.size());
-  // Sizes first, then every piece padded to the longest.
-  const double my_size = static_cast<double>(mine.size());
-  POLYGUARD_ASSIGN_OR_RETURN(GatherResult sizes,
-                             GatherLocked(std::span<const double>(&my_size, 1), present, deadline,
-                                          SlotOf(tag, internal::kSizes), what));
-  auto note_missing = [&](const GatherResult& g) {
-    for (int p : members_)
-      if (!std::binary_search(g.peers.begin(), g.peers.end(), p)) NoteLost(p, false);
-  };
-  if (int(sizes.peers.size()) < present) {
-    note_missing(sizes);
-    return DeadlineExceededError(what + ": sizes did not arrive within " +
-                                 std::to_string(timeout_.count()) + " ms");
-  }
-  int64_t longest = 0;
-  for (int p : members_)
-    longest = std::max(longest, static_cast<int64_t>(sizes.pieces[size_t(p)](0, 0)));
-  std::vector<double> padded(static_cast<size_t>(longest), 0.0);
-  std::copy(mine.begin(), mine.end(), padded.begin());
-  POLYGUARD_ASSIGN_OR_RETURN(GatherResult data, GatherLocked(padded, present, deadline,
-                                                             SlotOf(tag, internal::kData), what));
-  if (int(data.peers.size()) < present) {
-    note_missing(data);
-    return DeadlineExceededError(what + ": data did not arrive within " +
-                                 std::to_string(timeout_.count()) + " ms");
+  // One exchange of pieces of any length (two, sizes and then pieces padded
+  // to the longest, put the tag out of step where a peer's sizes ran out of
+  // time and another's did not: its data came later to a peer that had
+  // stopped, and that peer's next exchange with the tag took it).
+  POLYGUARD_ASSIGN_OR_RETURN(
+      GatherResult g, GatherLocked(mine, present, std::chrono::steady_clock::now() + timeout_,
+                                   SlotOf(tag, internal::kData), what, /*any_length=*/true));
+  if (int(g.peers.size()) < present) {
+    std::vector<int> missing;
+    for (int p : members_) {
+      if (std::binary_search(g.peers.begin(), g.peers.end(), p)) continue;
+      missing.push_back(p);
+      NoteLost(p, /*closed=*/false);  // silent for the whole failure timeout
+    }
+    return DeadlineExceededError(what + ": no piece from peers " + FormatPeers(missing) +
+                                 " within " + std::to_string(timeout_.count()) + " ms");
   }
   std::vector<std::vector<double>> out(static_cast<size_t>(size_));  // absent peers: empty
   for (int p : members_) {
-    const auto len = static_cast<int64_t>(sizes.pieces[size_t(p)](0, 0));
-    const double* values = data.pieces[size_t(p)].data();
-    out[static_cast<size_t>(p)].assign(values, values + len);
+    const Matrix& piece = g.pieces[size_t(p)];
+    out[static_cast<size_t>(p)].assign(piece.data(), piece.data() + piece.size());
   }
   return out;
 }

@@ -15,7 +15,8 @@ namespace polyguard {
 
 StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int need,
                                                std::chrono::steady_clock::time_point deadline,
-                                               uint64_t slot, const std::string& what) {
+                                               uint64_t slot, const std::string& what,
+                                               bool any_length) {
   if (broken_) return UnavailableError(what + ": peer group failed earlier: " + broken_reason_);
   const int present = static_cast<int>(members_.size());
   if (need > present) {
@@ -52,7 +53,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   mail.Wait(slot, others, need - 1, deadline, &got, [&](const internal::Mailboxes::Received& r) {
     // A piece of another length counts as its peer gone (below).
     int arrived = 0, gone = gone_count(r);
-    for (const auto& [q, piece] : r.pieces) (piece.size() == n ? arrived : gone) += 1;
+    for (const auto& [q, piece] : r.pieces) (any_length || piece.size() == n ? arrived : gone) += 1;
     return arrived + 1 >= need || arrived + gone == static_cast<int>(others.size()) ||
            present - gone < need;
   });
@@ -61,7 +62,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   // A piece of another length is not this exchange's (a peer of another job
   // spec): that peer counts as gone.
   for (auto p = got.pieces.begin(); p != got.pieces.end();) {
-    if (p->second.size() == n) {
+    if (any_length || p->second.size() == n) {
       ++p;
       continue;
     }
@@ -77,9 +78,9 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
       if (got.gone.count(q) == 0) missing.push_back(q);
       continue;
     }
+    bytes_received_ += static_cast<int64_t>(p->second.size() * sizeof(double));
     out.pieces[size_t(q)] = std::move(p->second);
     out.peers.push_back(q);
-    bytes_received_ += bytes;
   }
   mail.Abandon(slot, missing);
   std::sort(out.peers.begin(), out.peers.end());

@@ -43,7 +43,7 @@ namespace internal {
 
 // The messages of one exchange: an all-gather-v sends sizes, then data.
 // kConnected: the handshake that ends a connect (PeerGroup::AwaitConnectedLocked).
-enum Phase : uint64_t { kData = 1, kSizes = 2, kDirect = 3, kConnected = 4 };
+enum Phase : uint64_t { kData = 1, kDirect = 3, kConnected = 4 };  // (2: sizes, no more)
 
 // gloo's slot (its message tag) for `tag`'s messages in `phase`.
 uint64_t SlotOf(const ExchangeTag& tag, Phase phase);

@@ -369,6 +369,36 @@ INSTANTIATE_TEST_SUITE_P(Roots, MailboxesRefusedRoot, ::testing::Values(-1, 3),
                                                  : std::to_string(info.param);
                          });
 
+// Pieces of any length in one exchange: a tag used round after round, each
+// peer's length changing every round (empty among them), returns every
+// round's pieces exactly, and a peer that is late now and then changes none.
+TEST(Mailboxes, AllGatherVOnOneTagReturnsEachRoundsPieces) {
+  const int p = 3;
+  EXPECT_EQ(RunThreads(p, "gather-v", 10s,
+                       [&](PeerGroup& g) {
+                         auto length = [](int q, int64_t round) {
+                           return size_t((round * 7 + q * 3) % 5);
+                         };
+                         for (int64_t round = 1; round <= 300; ++round) {
+                           if (round % 50 == g.rank()) std::this_thread::sleep_for(20ms);
+                           auto all = g.AllGatherV(
+                               PieceOf(g.rank(), round, length(g.rank(), round)), {.step = 11});
+                           if (!all.ok()) {
+                             ADD_FAILURE() << all.status();
+                             return false;
+                           }
+                           for (int q = 0; q < p; ++q) {
+                             if ((*all)[size_t(q)] != PieceOf(q, round, length(q, round))) {
+                               ADD_FAILURE() << "round " << round << ", peer " << q;
+                               return false;
+                             }
+                           }
+                         }
+                         return true;
+                       }),
+            0);
+}
+
 // A tag used for exchange after exchange (a library user's loop) keeps every
 // piece: the inbox's bound counts exchanges held, not uses of one tag (a box
 // made afresh for each use once filled the bound with one exchange, and the

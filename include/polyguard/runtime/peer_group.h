@@ -278,9 +278,11 @@ class PeerGroup {
   // Absent peers among `peers`, for an error that names them ("" if none).
   std::string AbsentAmong(const std::vector<int>& peers) const;
   // The gather under every collective (lib/runtime/gather.cc); mu_ held.
+  // Pieces of another length than `mine` count as their peers gone, unless
+  // `any_length`.
   StatusOr<GatherResult> GatherLocked(std::span<const double> mine, int need,
                                       std::chrono::steady_clock::time_point deadline, uint64_t slot,
-                                      const std::string& what);
+                                      const std::string& what, bool any_length = false);
 
   PeerGroupOptions options_;  // as connected (members and generation: below)
   int rank_;
