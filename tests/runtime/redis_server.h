@@ -9,8 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +32,35 @@ inline int FreePort() {
   const int port = ntohs(addr.sin_port);
   ::close(fd);
   return port;
+}
+
+// The first of `count` consecutive loopback ports free now, below the
+// kernel's ephemeral range (ip_local_port_range), so that no connection's
+// port (the peers' own, other tests') can take one of them before the test
+// binds it; FreePort's neighbours are ephemeral ports.
+inline int FreePortRun(int count) {
+  int low = 32768;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%d", &low) != 1) low = 32768;
+    std::fclose(f);
+  }
+  const int first = 10000, last = std::max(first + 1000, low - count);
+  std::mt19937 rng(std::random_device{}());
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int base = first + int(rng() % unsigned(last - first));
+    bool free = true;
+    for (int i = 0; i < count && free; ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(base + i));
+      free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+      ::close(fd);
+    }
+    if (free) return base;
+  }
+  return FreePort();
 }
 
 inline bool CanConnect(int port) {

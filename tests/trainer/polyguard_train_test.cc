@@ -417,7 +417,8 @@ TEST_F(PolyguardTrain, PeersStartedWithRankRefuseResumeMistakesTogether) {
 }
 
 TEST_F(PolyguardTrain, EveryPeerServesItsStatus) {
-  const int base = testing::FreePort();
+  // Four ports, peer r's at base + r.
+  const int base = testing::FreePortRun(4);
   std::thread job([&] {
     Train("--spec " + kSmall + " --steps 400 --quiet --status-port " + std::to_string(base), dir_);
   });
