@@ -32,13 +32,13 @@ StatusOr<GatherResult> PeerGroup::GatherAtLeast(std::span<const double> mine, in
                       DescribeExchange("gather", tag));
 }
 
-StatusOr<Matrix> PeerGroup::AllGather(std::span<const double> mine, ExchangeTag tag) {
-  std::lock_guard<std::mutex> lock(mu_);
-  const std::string what = DescribeExchange("all-gather", tag);
+StatusOr<GatherResult> PeerGroup::GatherEveryMemberLocked(std::span<const double> mine,
+                                                          ExchangeTag tag, const std::string& what,
+                                                          bool any_length) {
   const int present = static_cast<int>(members_.size());
   POLYGUARD_ASSIGN_OR_RETURN(
       GatherResult g, GatherLocked(mine, present, std::chrono::steady_clock::now() + timeout_,
-                                   SlotOf(tag, internal::kData), what));
+                                   SlotOf(tag, internal::kData), what, any_length));
   if (int(g.peers.size()) < present) {
     std::vector<int> missing;
     for (int p : members_) {
@@ -49,6 +49,14 @@ StatusOr<Matrix> PeerGroup::AllGather(std::span<const double> mine, ExchangeTag 
     return DeadlineExceededError(what + ": no piece from peers " + FormatPeers(missing) +
                                  " within " + std::to_string(timeout_.count()) + " ms");
   }
+  return g;
+}
+
+StatusOr<Matrix> PeerGroup::AllGather(std::span<const double> mine, ExchangeTag tag) {
+  std::lock_guard<std::mutex> lock(mu_);
+  POLYGUARD_ASSIGN_OR_RETURN(GatherResult g,
+                             GatherEveryMemberLocked(mine, tag, DescribeExchange("all-gather", tag),
+                                                     /*any_length=*/false));
   // Absent peers' columns are NaN: no vote, no value.
   Matrix values =
       Matrix::Constant(Eigen::Index(mine.size()), size_, std::numeric_limits<double>::quiet_NaN());
@@ -59,25 +67,13 @@ StatusOr<Matrix> PeerGroup::AllGather(std::span<const double> mine, ExchangeTag 
 StatusOr<std::vector<std::vector<double>>> PeerGroup::AllGatherV(std::span<const double> mine,
                                                                  ExchangeTag tag) {
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string what = DescribeExchange("all-gather-v", tag);
-  const int present = static_cast<int>(members_.size());
   // One exchange of pieces of any length (two, sizes and then pieces padded
   // to the longest, put the tag out of step where a peer's sizes ran out of
   // time and another's did not: its data came later to a peer that had
   // stopped, and that peer's next exchange with the tag took it).
   POLYGUARD_ASSIGN_OR_RETURN(
-      GatherResult g, GatherLocked(mine, present, std::chrono::steady_clock::now() + timeout_,
-                                   SlotOf(tag, internal::kData), what, /*any_length=*/true));
-  if (int(g.peers.size()) < present) {
-    std::vector<int> missing;
-    for (int p : members_) {
-      if (std::binary_search(g.peers.begin(), g.peers.end(), p)) continue;
-      missing.push_back(p);
-      NoteLost(p, /*closed=*/false);  // silent for the whole failure timeout
-    }
-    return DeadlineExceededError(what + ": no piece from peers " + FormatPeers(missing) +
-                                 " within " + std::to_string(timeout_.count()) + " ms");
-  }
+      GatherResult g, GatherEveryMemberLocked(mine, tag, DescribeExchange("all-gather-v", tag),
+                                              /*any_length=*/true));
   std::vector<std::vector<double>> out(static_cast<size_t>(size_));  // absent peers: empty
   for (int p : members_) {
     const Matrix& piece = g.pieces[size_t(p)];

@@ -283,6 +283,10 @@ class PeerGroup {
   StatusOr<GatherResult> GatherLocked(std::span<const double> mine, int need,
                                       std::chrono::steady_clock::time_point deadline, uint64_t slot,
                                       const std::string& what, bool any_length = false);
+  // mu_ held: every member's piece, or DeadlineExceeded naming the silent
+  // members (noted lost).
+  StatusOr<GatherResult> GatherEveryMemberLocked(std::span<const double> mine, ExchangeTag tag,
+                                                 const std::string& what, bool any_length);
 
   PeerGroupOptions options_;  // as connected (members and generation: below)
   int rank_;
