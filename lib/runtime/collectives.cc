@@ -91,6 +91,7 @@ Status PeerGroup::Broadcast(int root, std::vector<double>* data, ExchangeTag tag
                                 std::to_string(size_) + ")");
   }
   if (const std::string absent = AbsentAmong({root}); !absent.empty()) {
+    (void)AllGatherV({}, tag);  // take part all the same (as above)
     return UnavailableError("broadcast: root " + absent);
   }
   // Non-roots contribute nothing; a small price for one code path.

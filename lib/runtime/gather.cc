@@ -20,6 +20,9 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
   if (broken_) return UnavailableError(what + ": peer group failed earlier: " + broken_reason_);
   const int present = static_cast<int>(members_.size());
   if (need > present) {
+    // Still take part (a refusal that sent nothing put the tag out of step
+    // at the others: adversary s27).
+    (void)GatherLocked(mine, 1, std::chrono::steady_clock::now(), slot, what, any_length);
     std::vector<int> all(static_cast<size_t>(size_));
     for (int p = 0; p < size_; ++p) all[size_t(p)] = p;
     return UnavailableError(what + ": need " + std::to_string(need) + " pieces but " +
@@ -83,6 +86,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
     out.peers.push_back(q);
   }
   mail.Abandon(slot, missing);
+  if (mail.Discarded(slot)) return internal::DiscardedError(what);
   std::sort(out.peers.begin(), out.peers.end());
   if (int(out.peers.size()) >= need) return out;
   // Short of `need`: either the deadline passed (whatever arrived is the

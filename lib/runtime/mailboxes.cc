@@ -156,6 +156,11 @@ int64_t Mailboxes::held_exchanges() const {
   return static_cast<int64_t>(inbox_.size());
 }
 
+bool Mailboxes::Discarded(uint64_t exchange) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return discarded_.count(exchange) != 0;
+}
+
 void Mailboxes::CompleteSends() {
   // Woken by a batch of sends, not by each: a wake-up per message was a
   // share of the job's context switches. Sends written are complete, so the
@@ -349,9 +354,18 @@ Mailboxes::BoxAt Mailboxes::BoxLocked(uint64_t exchange) {
   it->second.made = ++boxes_made_;
   inbox_order_.emplace(it->second.made, exchange);
   while (inbox_order_.size() > kHeldExchanges) {
-    // The box just made is the newest: never this one.
-    inbox_.erase(inbox_order_.begin()->second);
+    // The box just made is the newest: never this one. A box is never
+    // empty, so its exchange loses pieces or drops: remembered (Discarded).
+    const uint64_t oldest = inbox_order_.begin()->second;
+    inbox_.erase(oldest);
     inbox_order_.erase(inbox_order_.begin());
+    if (discarded_.insert(oldest).second) {
+      discarded_order_.push_back(oldest);
+      if (discarded_order_.size() > kDiscardedRemembered) {
+        discarded_.erase(discarded_order_.front());
+        discarded_order_.pop_front();
+      }
+    }
   }
   return it;
 }

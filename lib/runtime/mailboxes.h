@@ -46,6 +46,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -66,6 +67,11 @@ class Mailboxes {
   static constexpr int kSlots = 16;
   // Sends waited for together (see in_flight()).
   static constexpr int kCompleteBatch = 64;
+  // At most kHeldExchanges exchanges held in the inbox: pieces of exchanges
+  // nobody gathers (a peer that skipped them) must not pile up, so the oldest
+  // goes (Discarded()).
+  static constexpr size_t kHeldExchanges = 4096;
+  static constexpr size_t kDiscardedRemembered = size_t(1) << 16;
 
   // A peer whose connection is gone, and why.
   struct Gone {
@@ -129,6 +135,11 @@ class Mailboxes {
   int64_t in_flight() const;
   // Exchanges the inbox holds pieces of, or pieces to drop of.
   int64_t held_exchanges() const;
+  // Whether the inbox discarded pieces (or pieces to drop) of `exchange` to
+  // stay within kHeldExchanges: a gather of it may then have taken a later
+  // exchange's piece, and must fail instead. Remembered for the last
+  // kDiscardedRemembered exchanges discarded.
+  bool Discarded(uint64_t exchange) const;
 
   // Leaves: goodbye to every peer, heartbeats stop, receivers end as soon
   // as their peer says anything (or goes). Does not wait. Idempotent.
@@ -162,9 +173,6 @@ class Mailboxes {
   // flat list: a map of queues cost three allocations a piece) and, per
   // peer, pieces to drop. A box is erased once empty, so the inbox holds
   // the exchanges in progress, not the last 4096.
-  // At most kHeldExchanges boxes: pieces of exchanges nobody gathers (a peer
-  // that skipped them) must not pile up, so the oldest box goes.
-  static constexpr size_t kHeldExchanges = 4096;
   struct Box {
     std::vector<std::pair<int, Matrix>> pieces;
     std::map<int, int> drop;
@@ -184,6 +192,8 @@ class Mailboxes {
   // its exchange comes back).
   std::map<uint64_t, uint64_t> inbox_order_;  // made -> exchange
   uint64_t boxes_made_ = 0;
+  std::set<uint64_t> discarded_;          // see Discarded()
+  std::deque<uint64_t> discarded_order_;  // oldest first
   std::map<int, Gone> gone_;
   // The exchange a thread waits for, and how many more of its pieces wake it.
   bool waiting_ = false;

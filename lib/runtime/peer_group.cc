@@ -30,6 +30,12 @@ std::string DescribeExchange(const char* op, const ExchangeTag& tag) {
          std::to_string(tag.layer) + ", op " + std::to_string(tag.op) + ")";
 }
 
+Status DiscardedError(const std::string& what) {
+  return DataLossError(what + ": this peer held pieces of more than " +
+                       std::to_string(Mailboxes::kHeldExchanges) +
+                       " exchanges and discarded this one's; its tag cannot be used again");
+}
+
 }  // namespace internal
 
 Status CheckRendezvous(const std::string& url, std::chrono::milliseconds timeout) {

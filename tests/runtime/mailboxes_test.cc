@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <latch>
 #include <string>
 #include <thread>
 #include <vector>
@@ -399,6 +401,72 @@ TEST(Mailboxes, AllGatherVOnOneTagReturnsEachRoundsPieces) {
             0);
 }
 
+// The same in a group with an absent member (size 3, members 0 and 1, as
+// after a re-form): a gather whose need counts the absent peer, or a
+// broadcast from it, is refused at one peer (Unavailable) after it took part,
+// and the next exchange on the tag is in step at both (adversary s27).
+class MailboxesRefusedForAnAbsentPeer : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MailboxesRefusedForAnAbsentPeer, KeepsTheTagInStep) {
+  const std::string mode = GetParam();
+  const ExchangeTag tag{.step = 4, .layer = 4};
+  std::vector<char> passed(2, 0);
+  std::latch finished(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      PeerGroupOptions o;
+      o.rank = r;
+      o.size = 3;
+      o.members = {0, 1};
+      o.rendezvous = "inproc:absent-" + mode;
+      o.job_id = "absent-" + mode;
+      o.timeout = 10s;
+      auto group = PeerGroup::Connect(o);
+      if (!group.ok()) {
+        ADD_FAILURE() << "peer " << r << ": " << group.status();
+        finished.count_down();
+        return;
+      }
+      PeerGroup& g = **group;
+      const bool refused = r == 0;
+      bool ok = true;
+      if (mode == "need") {
+        auto first = g.GatherAtLeast(PieceOf(r, 1, 4), refused ? 3 : 2,
+                                     std::chrono::steady_clock::now() + 10s, tag);
+        if (refused) {
+          EXPECT_EQ(first.status().code(), StatusCode::kUnavailable) << first.status();
+        } else {
+          ok = first.ok() && first->peers.size() == 2u && Check(*first, 1, 4);
+        }
+        auto second =
+            g.GatherAtLeast(PieceOf(r, 2, 4), 2, std::chrono::steady_clock::now() + 10s, tag);
+        ok = ok && second.ok() && second->peers.size() == 2u && Check(*second, 2, 4);
+        EXPECT_TRUE(ok) << "peer " << r << ": " << first.status() << " / " << second.status();
+      } else {
+        std::vector<double> data = r == 1 ? std::vector<double>{1.0} : std::vector<double>{};
+        Status first = g.Broadcast(refused ? 2 : 1, &data, tag);
+        if (refused) {
+          EXPECT_EQ(first.code(), StatusCode::kUnavailable) << first;
+        } else {
+          ok = first.ok() && data == std::vector<double>{1.0};
+        }
+        data = r == 1 ? std::vector<double>{2.0, 3.0} : std::vector<double>{};
+        Status second = g.Broadcast(1, &data, tag);
+        ok = ok && second.ok() && data == std::vector<double>{2.0, 3.0};
+        EXPECT_TRUE(ok) << "peer " << r << ": " << first << " / " << second;
+      }
+      passed[size_t(r)] = ok ? 1 : 0;
+      finished.arrive_and_wait();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(passed, std::vector<char>(2, 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(Calls, MailboxesRefusedForAnAbsentPeer, ::testing::Values("need", "root"),
+                         [](const auto& info) { return info.param; });
+
 // A tag used for exchange after exchange (a library user's loop) keeps every
 // piece: the inbox's bound counts exchanges held, not uses of one tag (a box
 // made afresh for each use once filled the bound with one exchange, and the
@@ -423,41 +491,95 @@ TEST(Mailboxes, ATagUsedForThousandsOfExchangesKeepsEveryPiece) {
 }
 
 // Pieces of exchanges nobody gathers are bounded: past 4,096 exchanges held,
-// the oldest go, and the newest are still gathered whole.
+// the oldest go (a later gather of one fails: DataLoss), and the newest are
+// still gathered whole. Peer 0 sends nothing until peer 1 is done: a piece
+// sent early would be among the oldest at peer 1.
 TEST(Mailboxes, PiecesNobodyGathersAreBoundedOldestFirst) {
   const int p = 2, skipped = 5000;
-  EXPECT_EQ(RunThreads(
-                p, "skipped", 20s,
-                [&](PeerGroup& g) {
-                  if (g.rank() == 1) {
-                    for (int64_t s = 1; s <= skipped; ++s) {
-                      // need 1: sent, not waited for
-                      if (!g.GatherAtLeast(PieceOf(1, s, 3), 1, std::chrono::steady_clock::now(),
-                                           {.step = 1000 + s})
-                               .ok())
-                        return false;
-                    }
-                  } else {
-                    // Waits for the last: one connection keeps its
-                    // order, so every piece before it is in.
-                    auto newest = g.GatherAtLeast(PieceOf(0, skipped, 3), 2,
-                                                  std::chrono::steady_clock::now() + 10s,
-                                                  {.step = 1000 + skipped});
-                    if (!newest.ok() || newest->peers.size() != 2u || !Check(*newest, skipped, 3)) {
-                      ADD_FAILURE() << newest.status();
-                      return false;
-                    }
-                    EXPECT_EQ(g.held_exchanges(), 4095);  // 4,096, less the one taken
-                    auto oldest =
-                        g.GatherAtLeast(PieceOf(0, 1, 3), 2,
-                                        std::chrono::steady_clock::now() + 200ms, {.step = 1001});
-                    EXPECT_TRUE(oldest.ok() && oldest->peers.size() == 1u) << oldest.status();
-                  }
-                  auto last = g.AllGather(PieceOf(g.rank(), 2, 3), {.step = 2});
-                  EXPECT_TRUE(last.ok()) << last.status();
-                  return last.ok();
-                }),
-            0);
+  std::atomic<bool> flooded{false};
+  EXPECT_EQ(
+      RunThreads(
+          p, "skipped", 20s,
+          [&](PeerGroup& g) {
+            if (g.rank() == 1) {
+              for (int64_t s = 1; s <= skipped; ++s) {
+                // need 1: sent, not waited for
+                auto sent = g.GatherAtLeast(PieceOf(1, s, 3), 1, std::chrono::steady_clock::now(),
+                                            {.step = 1000 + s});
+                if (!sent.ok()) {
+                  ADD_FAILURE() << sent.status();
+                  return false;
+                }
+              }
+              flooded = true;
+            }
+            while (!flooded) std::this_thread::sleep_for(5ms);
+            // One connection keeps its order: every piece above is in.
+            if (!g.AllGather(PieceOf(g.rank(), 1, 3), {.step = 2}).ok()) return false;
+            if (g.rank() == 0) {
+              // 4,096 at most; the barrier's box took a place and is gone.
+              EXPECT_EQ(g.held_exchanges(), 4095);
+              auto oldest = g.GatherAtLeast(
+                  PieceOf(0, 1, 3), 2, std::chrono::steady_clock::now() + 200ms, {.step = 1001});
+              EXPECT_EQ(oldest.status().code(), StatusCode::kDataLoss) << oldest.status();
+              auto newest =
+                  g.GatherAtLeast(PieceOf(0, skipped, 3), 2, std::chrono::steady_clock::now() + 10s,
+                                  {.step = 1000 + skipped});
+              if (!newest.ok() || newest->peers.size() != 2u || !Check(*newest, skipped, 3)) {
+                ADD_FAILURE() << newest.status();
+                return false;
+              }
+            }
+            auto last = g.AllGather(PieceOf(g.rank(), 2, 3), {.step = 3});
+            EXPECT_TRUE(last.ok()) << last.status();
+            return last.ok();
+          }),
+      0);
+}
+
+// Past the bound, a tag used again after its exchange's pieces were
+// discarded fails rather than take a later exchange's piece (adversary s27:
+// a peer more than 4,096 need-1 exchanges ahead, and the slow peer's first
+// gather on the tag returned OK with the piece of its second use).
+TEST(Mailboxes, ATagWhosePiecesWereDiscardedFailsRatherThanTakeALaterOnes) {
+  const int p = 2, others = 4096;
+  const ExchangeTag reused{.step = 1, .layer = 7};
+  std::atomic<bool> flooded{false};
+  EXPECT_EQ(
+      RunThreads(p, "discarded", 20s,
+                 [&](PeerGroup& g) {
+                   if (g.rank() == 1) {
+                     auto ahead = [&](int64_t call, ExchangeTag tag) {
+                       return g.GatherAtLeast(PieceOf(1, call, 3), 1,
+                                              std::chrono::steady_clock::now(), tag);
+                     };
+                     bool ok = ahead(0, reused).ok();
+                     for (int i = 1; i <= others; ++i)
+                       ok = ok && ahead(i, {.step = 1000 + i, .layer = 7}).ok();
+                     if (!ok) return false;
+                     // Its own note to drop peer 0's piece of the first
+                     // use went too: the second use fails here as well
+                     // (after its piece went out).
+                     EXPECT_EQ(ahead(others + 1, reused).status().code(), StatusCode::kDataLoss);
+                     flooded = true;
+                   }
+                   // Nothing from peer 0 until then (it would be among the
+                   // oldest at peer 1). One connection keeps its order: all
+                   // of the above is in after the barrier.
+                   while (!flooded) std::this_thread::sleep_for(5ms);
+                   if (!g.AllGather(PieceOf(g.rank(), 1, 3), {.step = 2}).ok()) return false;
+                   if (g.rank() == 0) {
+                     auto first = g.GatherAtLeast(PieceOf(0, 0, 3), 2,
+                                                  std::chrono::steady_clock::now() + 2s, reused);
+                     EXPECT_EQ(first.status().code(), StatusCode::kDataLoss) << first.status();
+                     if (first.ok() && first->peers.size() == 2u) {
+                       ADD_FAILURE()
+                           << "peer 1's piece came from its call " << first->pieces[1](0, 0);
+                     }
+                   }
+                   return g.AllGather(PieceOf(g.rank(), 3, 3), {.step = 3}).ok();
+                 }),
+      0);
 }
 
 }  // namespace mailboxes_test

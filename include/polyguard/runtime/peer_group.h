@@ -143,8 +143,9 @@ class PeerGroup {
                                                         ExchangeTag tag);
 
   // root's data to every peer; on the others `data` is replaced. A root
-  // outside [0, size) is InvalidArgument, after this peer took part as a
-  // peer that is not the root (the exchange stays in step at every peer).
+  // outside [0, size) is InvalidArgument, and an absent root Unavailable,
+  // after this peer took part as a peer that is not the root (the exchange
+  // stays in step at every peer).
   Status Broadcast(int root, std::vector<double>* data, ExchangeTag tag);
 
   // Sends `mine` to every peer and returns once `need` pieces (own included)
@@ -153,8 +154,9 @@ class PeerGroup {
   // process that was stopped past it). A piece of another length than `mine`
   // counts as its peer gone. A failed connection is an error only when it
   // makes `need` unreachable. A `need` outside [1, size] is InvalidArgument,
-  // after this peer's piece went out and the others' were set to be dropped:
-  // the exchange stays in step at every peer.
+  // and one above the members present Unavailable, after this peer's piece
+  // went out and the others' were set to be dropped: the exchange stays in
+  // step at every peer.
   StatusOr<GatherResult> GatherAtLeast(std::span<const double> mine, int need,
                                        std::chrono::steady_clock::time_point deadline,
                                        ExchangeTag tag);
@@ -253,7 +255,10 @@ class PeerGroup {
   int64_t pending_buffers() const;
   // Exchanges this peer holds pieces of, or will drop the late pieces of
   // (diagnostics): those in progress, and those a gather ended without a
-  // peer's piece until that piece comes (or the peer is lost).
+  // peer's piece until that piece comes. At most 4,096: past that the oldest
+  // exchange's pieces are discarded, and a later call on its tag is DataLoss
+  // (never another exchange's pieces) for as long as the last 65,536
+  // discarded exchanges are remembered.
   int64_t held_exchanges() const;
 
   struct Impl;  // gloo state; defined in lib/runtime/peer_group_impl.h
