@@ -274,6 +274,13 @@ void Mailboxes::Receive(Source* s) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       gone_.emplace(s->peer, Gone{std::move(reason), timed_out});
+      // Nothing more comes from it: its pieces to drop never will (they kept
+      // their exchanges held for good; adversary s27 F4).
+      for (BoxAt box = inbox_.begin(); box != inbox_.end();) {
+        const BoxAt next = std::next(box);
+        if (box->second.drop.erase(s->peer) != 0) EraseIfEmptyLocked(box);
+        box = next;
+      }
     }
     arrived_.notify_all();
   };

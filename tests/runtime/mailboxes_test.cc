@@ -467,6 +467,47 @@ TEST_P(MailboxesRefusedForAnAbsentPeer, KeepsTheTagInStep) {
 INSTANTIATE_TEST_SUITE_P(Calls, MailboxesRefusedForAnAbsentPeer, ::testing::Values("need", "root"),
                          [](const auto& info) { return info.param; });
 
+// A peer that leaves without taking part in an exchange another ended
+// without it: the note to drop its piece goes with it, and nothing stays held
+// (adversary s27 F4).
+TEST(Mailboxes, APeerThatLeavesTakesItsPiecesToDropWithIt) {
+  const int p = 3;
+  std::atomic<bool> gathered{false};
+  std::vector<char> passed(p, 0);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < p; ++r) {
+    threads.emplace_back([&, r] {
+      PeerGroupOptions o;
+      o.rank = r;
+      o.size = p;
+      o.rendezvous = "inproc:lost-drop";
+      o.job_id = "lost-drop";
+      o.timeout = 10s;
+      auto group = PeerGroup::Connect(o);
+      if (!group.ok()) {
+        ADD_FAILURE() << "peer " << r << ": " << group.status();
+        return;
+      }
+      if (r == 1) {
+        while (!gathered) std::this_thread::sleep_for(5ms);
+        group->reset();  // leaves without the exchange
+        passed[1] = 1;
+        return;
+      }
+      PeerGroup& g = **group;
+      auto some =
+          g.GatherAtLeast(PieceOf(r, 1, 4), 1, std::chrono::steady_clock::now(), {.step = 1});
+      if (r == 0) gathered = true;
+      // Peer 1's goodbye comes at once; peer 0's and 2's pieces to each other too.
+      for (int i = 0; i < 400 && g.held_exchanges() != 0; ++i) std::this_thread::sleep_for(25ms);
+      EXPECT_EQ(g.held_exchanges(), 0) << "peer " << r;
+      passed[size_t(r)] = some.ok() && g.held_exchanges() == 0 ? 1 : 0;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(passed, std::vector<char>(p, 1));
+}
+
 // A tag used for exchange after exchange (a library user's loop) keeps every
 // piece: the inbox's bound counts exchanges held, not uses of one tag (a box
 // made afresh for each use once filled the bound with one exchange, and the
