@@ -85,8 +85,7 @@ StatusOr<GatherResult> PeerGroup::GatherLocked(std::span<const double> mine, int
     out.pieces[size_t(q)] = std::move(p->second);
     out.peers.push_back(q);
   }
-  mail.Abandon(slot, missing);
-  if (mail.Discarded(slot)) return internal::DiscardedError(what);
+  if (mail.EndGather(slot, missing)) return internal::DiscardedError(what);
   std::sort(out.peers.begin(), out.peers.end());
   if (int(out.peers.size()) >= need) return out;
   // Short of `need`: either the deadline passed (whatever arrived is the

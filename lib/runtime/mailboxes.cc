@@ -156,11 +156,6 @@ int64_t Mailboxes::held_exchanges() const {
   return static_cast<int64_t>(inbox_.size());
 }
 
-bool Mailboxes::Discarded(uint64_t exchange) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return discarded_.count(exchange) != 0;
-}
-
 void Mailboxes::CompleteSends() {
   // Woken by a batch of sends, not by each: a wake-up per message was a
   // share of the job's context switches. Sends written are complete, so the
@@ -362,7 +357,7 @@ Mailboxes::BoxAt Mailboxes::BoxLocked(uint64_t exchange) {
   inbox_order_.emplace(it->second.made, exchange);
   while (inbox_order_.size() > kHeldExchanges) {
     // The box just made is the newest: never this one. A box is never
-    // empty, so its exchange loses pieces or drops: remembered (Discarded).
+    // empty, so its exchange loses pieces or drops: remembered (EndGather).
     const uint64_t oldest = inbox_order_.begin()->second;
     inbox_.erase(oldest);
     inbox_order_.erase(inbox_order_.begin());
@@ -415,9 +410,9 @@ bool Mailboxes::TakeLocked(uint64_t exchange, int peer, Matrix* piece) {
   return true;
 }
 
-void Mailboxes::Abandon(uint64_t exchange, const std::vector<int>& missing) {
+bool Mailboxes::EndGather(uint64_t exchange, const std::vector<int>& missing) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (missing.empty()) return;
+  if (missing.empty()) return discarded_.count(exchange) != 0;
   BoxAt it = BoxLocked(exchange);
   Box& box = it->second;
   for (int q : missing) {
@@ -429,6 +424,7 @@ void Mailboxes::Abandon(uint64_t exchange, const std::vector<int>& missing) {
     }
   }
   EraseIfEmptyLocked(it);
+  return discarded_.count(exchange) != 0;
 }
 
 namespace {

@@ -69,7 +69,7 @@ class Mailboxes {
   static constexpr int kCompleteBatch = 64;
   // At most kHeldExchanges exchanges held in the inbox: pieces of exchanges
   // nobody gathers (a peer that skipped them) must not pile up, so the oldest
-  // goes (Discarded()).
+  // goes (EndGather).
   static constexpr size_t kHeldExchanges = 4096;
   static constexpr size_t kDiscardedRemembered = size_t(1) << 16;
 
@@ -121,7 +121,11 @@ class Mailboxes {
             std::chrono::steady_clock::time_point deadline, Received* received, Done done);
   // The gather of `exchange` ended without the pieces of `missing`: when they
   // come they are dropped (a later exchange with the same tag gets its own).
-  void Abandon(uint64_t exchange, const std::vector<int>& missing);
+  // Returns whether the inbox discarded pieces (or pieces to drop) of
+  // `exchange` to stay within kHeldExchanges: the gather may then have taken
+  // a later exchange's piece, and must fail instead. Remembered for the last
+  // kDiscardedRemembered exchanges discarded.
+  [[nodiscard]] bool EndGather(uint64_t exchange, const std::vector<int>& missing);
 
   // Waits until every message sent is written to its connection (the
   // receiver's thread reads it from there, whatever this peer does next) or
@@ -135,11 +139,6 @@ class Mailboxes {
   int64_t in_flight() const;
   // Exchanges the inbox holds pieces of, or pieces to drop of.
   int64_t held_exchanges() const;
-  // Whether the inbox discarded pieces (or pieces to drop) of `exchange` to
-  // stay within kHeldExchanges: a gather of it may then have taken a later
-  // exchange's piece, and must fail instead. Remembered for the last
-  // kDiscardedRemembered exchanges discarded.
-  bool Discarded(uint64_t exchange) const;
 
   // Leaves: goodbye to every peer, heartbeats stop, receivers end as soon
   // as their peer says anything (or goes). Does not wait. Idempotent.
@@ -192,7 +191,7 @@ class Mailboxes {
   // its exchange comes back).
   std::map<uint64_t, uint64_t> inbox_order_;  // made -> exchange
   uint64_t boxes_made_ = 0;
-  std::set<uint64_t> discarded_;          // see Discarded()
+  std::set<uint64_t> discarded_;          // see EndGather
   std::deque<uint64_t> discarded_order_;  // oldest first
   std::map<int, Gone> gone_;
   // The exchange a thread waits for, and how many more of its pieces wake it.

@@ -51,7 +51,7 @@ uint64_t SlotOf(const ExchangeTag& tag, Phase phase);
 // "op (step s, layer l, op o)": names an exchange in error messages.
 std::string DescribeExchange(const char* op, const ExchangeTag& tag);
 // The error of a gather whose exchange the inbox discarded pieces of
-// (Mailboxes::Discarded): DataLoss, rather than pieces of another exchange.
+// (Mailboxes::EndGather): DataLoss, rather than pieces of another exchange.
 Status DiscardedError(const std::string& what);
 
 // How long a gloo wait may run when the caller aborts it at its own deadline

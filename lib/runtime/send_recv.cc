@@ -48,8 +48,7 @@ StatusOr<std::vector<std::vector<double>>> PeerGroup::SendRecv(
   std::vector<int> missing;
   for (int q : from)
     if (got.pieces.count(q) == 0) missing.push_back(q);
-  mail.Abandon(slot, missing);
-  if (mail.Discarded(slot)) return internal::DiscardedError(what);
+  if (mail.EndGather(slot, missing)) return internal::DiscardedError(what);
   std::vector<std::vector<double>> out(static_cast<size_t>(size_));
   for (int q : from) {
     auto piece = got.pieces.find(q);

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +35,21 @@ int RunThreads(int size, const std::string& name, std::chrono::milliseconds time
   const std::vector<bool> ok = testing::RunPeerGroup(
       testing::PeerMode::kThreads, size, name, [&](int, PeerGroup& g) { return body(g); }, o);
   return static_cast<int>(std::count(ok.begin(), ok.end(), false));
+}
+
+// Connects peer `rank` of `size` in this process (an in-process rendezvous
+// named `name`), over `members` (empty: every peer), for tests that run
+// their own threads (a peer that leaves early, a group with absent peers).
+StatusOr<std::unique_ptr<PeerGroup>> ConnectHere(int rank, int size, const std::string& name,
+                                                 std::vector<int> members = {}) {
+  PeerGroupOptions o;
+  o.rank = rank;
+  o.size = size;
+  o.members = std::move(members);
+  o.rendezvous = "inproc:" + name;
+  o.job_id = name;
+  o.timeout = 10s;
+  return PeerGroup::Connect(o);
 }
 
 // Peer r's piece of exchange `step`: every value distinct.
@@ -415,14 +431,7 @@ TEST_P(MailboxesRefusedForAnAbsentPeer, KeepsTheTagInStep) {
   std::vector<std::thread> threads;
   for (int r = 0; r < 2; ++r) {
     threads.emplace_back([&, r] {
-      PeerGroupOptions o;
-      o.rank = r;
-      o.size = 3;
-      o.members = {0, 1};
-      o.rendezvous = "inproc:absent-" + mode;
-      o.job_id = "absent-" + mode;
-      o.timeout = 10s;
-      auto group = PeerGroup::Connect(o);
+      auto group = ConnectHere(r, 3, "absent-" + mode, {0, 1});
       if (!group.ok()) {
         ADD_FAILURE() << "peer " << r << ": " << group.status();
         finished.count_down();
@@ -477,13 +486,7 @@ TEST(Mailboxes, APeerThatLeavesTakesItsPiecesToDropWithIt) {
   std::vector<std::thread> threads;
   for (int r = 0; r < p; ++r) {
     threads.emplace_back([&, r] {
-      PeerGroupOptions o;
-      o.rank = r;
-      o.size = p;
-      o.rendezvous = "inproc:lost-drop";
-      o.job_id = "lost-drop";
-      o.timeout = 10s;
-      auto group = PeerGroup::Connect(o);
+      auto group = ConnectHere(r, p, "lost-drop");
       if (!group.ok()) {
         ADD_FAILURE() << "peer " << r << ": " << group.status();
         return;
